@@ -1,0 +1,12 @@
+//! Tollgate's controller: reads Gateway API objects from a provider,
+//! compiles them into one routing snapshot per Gateway, publishes the
+//! snapshots to data planes and reports status.
+//!
+//! ```text
+//! provider ──► Resources ──► compile ──► Compiled { snapshots, statuses }
+//!                                           │             │
+//!                                      publisher     status (admin /status)
+//! ```
+
+pub mod compile;
+pub mod resources;

@@ -1,0 +1,231 @@
+//! `Resources`: every object `compile` reads, typed, from any provider.
+//!
+//! The file provider and (later) the Kubernetes provider both produce this
+//! one value; `compile` never knows where the objects came from. Objects are
+//! kept in maps keyed by `namespace/name` so iteration order, and therefore
+//! compile output, is deterministic.
+
+use gateway_api::experimental::{
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
+    httproutes::HttpRoute, referencegrants::ReferenceGrant,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use thiserror::Error;
+use tollgate_crds::GatewayConfig;
+
+/// Objects keyed by `namespace/name` (cluster-scoped: `name`).
+pub type Objects<T> = BTreeMap<String, T>;
+
+/// All objects Tollgate reads.
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    /// GatewayClasses (cluster-scoped).
+    pub gateway_classes: Objects<GatewayClass>,
+    /// Gateways.
+    pub gateways: Objects<Gateway>,
+    /// HTTPRoutes.
+    pub http_routes: Objects<HttpRoute>,
+    /// GRPCRoutes (read and reported; served in a later release).
+    pub grpc_routes: Objects<GrpcRoute>,
+    /// ReferenceGrants.
+    pub reference_grants: Objects<ReferenceGrant>,
+    /// Namespaces (cluster-scoped), for `allowedRoutes` label selectors.
+    pub namespaces: Objects<Namespace>,
+    /// Services.
+    pub services: Objects<Service>,
+    /// EndpointSlices.
+    pub endpoint_slices: Objects<EndpointSlice>,
+    /// Secrets.
+    pub secrets: Objects<Secret>,
+    /// ConfigMaps.
+    pub config_maps: Objects<ConfigMap>,
+    /// Tollgate GatewayConfigs.
+    pub gateway_configs: Objects<GatewayConfig>,
+}
+
+/// What happened to one YAML document given to [`Resources::insert_document`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored under this kind and key.
+    Stored {
+        /// The document's kind.
+        kind: String,
+        /// `namespace/name` or `name`.
+        key: String,
+    },
+    /// A kind Tollgate does not read; skipped.
+    Skipped {
+        /// `apiVersion` of the document.
+        api_version: String,
+        /// `kind` of the document.
+        kind: String,
+    },
+}
+
+/// A document that names a kind Tollgate reads but does not fit its schema.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    /// `apiVersion`, `kind` or `metadata.name` is missing.
+    #[error("document has no {0}")]
+    Missing(&'static str),
+    /// The document does not deserialize as its kind.
+    #[error("invalid {kind} {name}: {source}")]
+    Invalid {
+        /// The document's kind.
+        kind: String,
+        /// Its `metadata.name`.
+        name: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Resources {
+    /// Parses one document (already read from YAML) and stores it by kind.
+    ///
+    /// Gateway API kinds are accepted at any version of the
+    /// `gateway.networking.k8s.io` group (for example ReferenceGrant
+    /// `v1beta1` and `v1`), since their schemas are compatible supersets.
+    /// A namespaced object without `metadata.namespace` is put in `default`,
+    /// as `kubectl apply` would.
+    ///
+    /// # Errors
+    ///
+    /// [`DocumentError`] when the document is a known kind but malformed.
+    pub fn insert_document(
+        &mut self,
+        mut doc: serde_json::Value,
+    ) -> Result<Inserted, DocumentError> {
+        let api_version = str_at(&doc, "apiVersion")
+            .ok_or(DocumentError::Missing("apiVersion"))?
+            .to_string();
+        let kind = str_at(&doc, "kind")
+            .ok_or(DocumentError::Missing("kind"))?
+            .to_string();
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .ok_or(DocumentError::Missing("metadata.name"))?
+            .to_string();
+        let cluster_scoped = matches!(kind.as_str(), "GatewayClass" | "Namespace");
+        let key = if cluster_scoped {
+            name.clone()
+        } else {
+            let ns = doc
+                .pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+                .unwrap_or("default")
+                .to_string();
+            if let Some(meta) = doc.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.insert("namespace".into(), ns.clone().into());
+            }
+            format!("{ns}/{name}")
+        };
+        let stored = Inserted::Stored {
+            kind: kind.clone(),
+            key: key.clone(),
+        };
+        match (group, kind.as_str()) {
+            ("gateway.networking.k8s.io", "GatewayClass") => {
+                put(&mut self.gateway_classes, key, doc, &kind, &name)?
+            }
+            ("gateway.networking.k8s.io", "Gateway") => {
+                put(&mut self.gateways, key, doc, &kind, &name)?
+            }
+            ("gateway.networking.k8s.io", "HTTPRoute") => {
+                put(&mut self.http_routes, key, doc, &kind, &name)?
+            }
+            ("gateway.networking.k8s.io", "GRPCRoute") => {
+                put(&mut self.grpc_routes, key, doc, &kind, &name)?
+            }
+            ("gateway.networking.k8s.io", "ReferenceGrant") => {
+                put(&mut self.reference_grants, key, doc, &kind, &name)?
+            }
+            ("", "Namespace") => put(&mut self.namespaces, key, doc, &kind, &name)?,
+            ("", "Service") => put(&mut self.services, key, doc, &kind, &name)?,
+            ("", "Secret") => put(&mut self.secrets, key, doc, &kind, &name)?,
+            ("", "ConfigMap") => put(&mut self.config_maps, key, doc, &kind, &name)?,
+            ("discovery.k8s.io", "EndpointSlice") => {
+                put(&mut self.endpoint_slices, key, doc, &kind, &name)?
+            }
+            ("tollgate.dev", "GatewayConfig") => {
+                put(&mut self.gateway_configs, key, doc, &kind, &name)?
+            }
+            _ => return Ok(Inserted::Skipped { api_version, kind }),
+        }
+        Ok(stored)
+    }
+}
+
+fn str_at<'a>(doc: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    doc.get(field).and_then(|v| v.as_str())
+}
+
+fn put<T: DeserializeOwned>(
+    map: &mut Objects<T>,
+    key: String,
+    doc: serde_json::Value,
+    kind: &str,
+    name: &str,
+) -> Result<(), DocumentError> {
+    let object = serde_json::from_value(doc).map_err(|source| DocumentError::Invalid {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        source,
+    })?;
+    map.insert(key, object);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stores_known_kinds_and_defaults_the_namespace() {
+        let mut r = Resources::default();
+        let got = r
+            .insert_document(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": "a"},
+                "spec": {}
+            }))
+            .unwrap();
+        assert_eq!(
+            got,
+            Inserted::Stored {
+                kind: "HTTPRoute".into(),
+                key: "default/a".into()
+            }
+        );
+        assert!(r.http_routes.contains_key("default/a"));
+    }
+
+    #[test]
+    fn skips_unknown_kinds() {
+        let mut r = Resources::default();
+        let got = r
+            .insert_document(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}))
+            .unwrap();
+        assert!(matches!(got, Inserted::Skipped { .. }));
+    }
+
+    #[test]
+    fn a_malformed_known_kind_is_an_error() {
+        let mut r = Resources::default();
+        let got = r.insert_document(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "g"},
+            "spec": {"listeners": "not-a-list"}
+        }));
+        assert!(matches!(got, Err(DocumentError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,57 @@
+//! `GatewayConfig`: data-plane settings referenced from a GatewayClass.
+//!
+//! A GatewayClass names a GatewayConfig in `spec.parametersRef`
+//! (`group: tollgate.dev`, `kind: GatewayConfig`, with a namespace); every
+//! Gateway of that class gets these limits and timeouts. Absent fields keep
+//! Tollgate's defaults, which are safe for the open internet.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Data-plane settings shared by every Gateway of a GatewayClass.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "tollgate.dev",
+    version = "v1alpha1",
+    kind = "GatewayConfig",
+    plural = "gatewayconfigs",
+    shortname = "gwconfig",
+    namespaced,
+    doc = "Data-plane settings (connection limits and timeouts) for the Gateways of a GatewayClass that references it in parametersRef."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConfigSpec {
+    /// Seconds a client has to send a complete request head before the
+    /// connection is closed (protection against slow clients). Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout_seconds: Option<u32>,
+    /// Seconds a keep-alive connection may stay idle between requests.
+    /// Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u32>,
+    /// Largest request head (request line and headers) accepted, in bytes;
+    /// larger requests get 431. Default 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_header_bytes: Option<u32>,
+    /// Most request header lines accepted; more get 431. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_headers: Option<u32>,
+    /// Most concurrent client connections per listening socket; further
+    /// connections wait to be accepted. 0 or absent means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Seconds allowed to open a connection to a backend before the request
+    /// fails with 503. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_connect_timeout_seconds: Option<u32>,
+    /// Seconds in-flight requests may take to finish when the data plane
+    /// shuts down. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_seconds: Option<u32>,
+    /// Accept percent-encoded `/` and `\` (`%2F`, `%5C`) in request paths.
+    /// Off by default: such paths get 400, because backends decode them
+    /// differently and that difference is a classic authorization bypass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_slashes: Option<bool>,
+}

@@ -1,0 +1,16 @@
+//! Tollgate's custom resource types, and the Gateway API types Tollgate reads.
+//!
+//! Tollgate's own kinds live in the `tollgate.dev` group. The Gateway API
+//! types are re-exported from the `gateway-api` crate's experimental channel,
+//! a superset of the standard channel, so manifests written for either
+//! channel deserialize.
+
+mod gateway_config;
+
+pub use gateway_config::{GatewayConfig, GatewayConfigSpec};
+
+/// The Gateway API types (experimental channel: a superset of standard).
+pub use gateway_api::experimental as gateway;
+
+/// The API group of Tollgate's own kinds.
+pub const GROUP: &str = "tollgate.dev";

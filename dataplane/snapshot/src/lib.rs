@@ -1,0 +1,138 @@
+//! The routing snapshot: the one contract between the controller and a data plane.
+//!
+//! `compile` in the controller turns Kubernetes objects into one [`Snapshot`] per
+//! Gateway; the data plane turns a snapshot into its runtime (routing index,
+//! filter chains, upstream pools) and swaps it in whole. The snapshot is fully
+//! resolved: every route knows its backends' endpoint addresses, every filter
+//! is plain data, and nothing is looked up by name at request time.
+//!
+//! The crate is plain serde data with [`Snapshot::validate`]; it has no
+//! Kubernetes, hyper or tokio dependency so the data plane never links the
+//! Kubernetes client. Every element carries the name of the object it came
+//! from (`httproute/<ns>/<name>/rule/<i>`), which logs and metrics use.
+
+mod backend;
+mod filter;
+mod listener;
+mod route;
+mod settings;
+mod validate;
+
+pub use backend::{Backend, BackendProtocol, Endpoint};
+pub use filter::{
+    Cors, Filter, Header, HeaderModifier, Mirror, PathModifier, Redirect, UrlRewrite,
+};
+pub use listener::{HostMatch, Listener, Socket, VirtualHost};
+pub use route::{
+    BackendRef, HeaderMatch, PathMatch, QueryMatch, Route, RouteMatch, StringMatch, Timeouts,
+};
+pub use settings::Settings;
+pub use validate::ValidationError;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Longest user regular expression accepted, in bytes of pattern text.
+///
+/// The controller refuses longer patterns with a status condition and the
+/// data plane refuses to build them; both use these limits so a pattern the
+/// controller accepted never fails in the data plane.
+pub const REGEX_MAX_PATTERN_LEN: usize = 1024;
+
+/// Largest compiled size of one user regular expression (`RegexBuilder::size_limit`).
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Wraps a user pattern so it must match the whole input, as the Gateway API
+/// asks for path, header and query regular expressions.
+pub fn anchored_regex(pattern: &str) -> String {
+    format!("^(?:{pattern})$")
+}
+
+/// Everything one Gateway's data plane needs to serve traffic.
+///
+/// Indices (`RouteMatch::route`, `BackendRef::backend`, `Mirror::backend`)
+/// point into [`Snapshot::routes`] and [`Snapshot::backends`]; sharing them
+/// keeps a route that is reachable from several hostnames stored once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// Monotonic version assigned by the publisher; 0 before publication.
+    /// It is not part of [`Snapshot::content_hash`].
+    #[serde(default)]
+    pub version: u64,
+    /// The Gateway this snapshot belongs to, as `namespace/name`.
+    pub gateway: String,
+    /// Data-plane settings (limits and timeouts) from the GatewayConfig.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Listening sockets: one per distinct bind address and port.
+    #[serde(default)]
+    pub sockets: Vec<Socket>,
+    /// Route rules, referenced by index from virtual hosts.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Resolved backends (a Service port with its ready endpoints).
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+}
+
+/// Element counts, served by the admin `/snapshot` endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Number of listening sockets.
+    pub sockets: usize,
+    /// Number of Gateway listeners across all sockets.
+    pub listeners: usize,
+    /// Number of virtual hosts across all listeners.
+    pub virtual_hosts: usize,
+    /// Number of route matches across all virtual hosts.
+    pub matches: usize,
+    /// Number of route rules.
+    pub routes: usize,
+    /// Number of backends.
+    pub backends: usize,
+    /// Number of endpoints across all backends.
+    pub endpoints: usize,
+}
+
+impl Snapshot {
+    /// An empty snapshot for `gateway` (`namespace/name`): no sockets, no routes.
+    pub fn empty(gateway: impl Into<String>) -> Self {
+        Snapshot {
+            gateway: gateway.into(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// A stable hex SHA-256 of the content, ignoring `version`, so the
+    /// publisher can tell whether a recompile changed anything.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        // Serialising plain data with derived impls cannot fail; an empty hash
+        // input on the impossible error still yields a deterministic value.
+        let mut unversioned = self.clone();
+        unversioned.version = 0;
+        hasher.update(serde_json::to_vec(&unversioned).unwrap_or_default());
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Counts of each element kind.
+    pub fn counts(&self) -> Counts {
+        let listeners = self.sockets.iter().flat_map(|s| &s.listeners);
+        let vhosts = listeners.clone().flat_map(|l| &l.virtual_hosts);
+        Counts {
+            sockets: self.sockets.len(),
+            listeners: listeners.count(),
+            virtual_hosts: vhosts.clone().count(),
+            matches: vhosts.map(|v| v.matches.len()).sum(),
+            routes: self.routes.len(),
+            backends: self.backends.len(),
+            endpoints: self.backends.iter().map(|b| b.endpoints.len()).sum(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Sockets, Gateway listeners and virtual hosts.
+//!
+//! A request arriving on a [`Socket`] is matched against that socket's
+//! listeners only, whatever port its Host header names: first the listener
+//! whose hostname matches most specifically, then the virtual host inside it,
+//! then the route matches of that virtual host in precedence order.
+
+use crate::route::RouteMatch;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One bound address and port, shared by every listener of the Gateway on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Socket {
+    /// IP address to bind (from the Gateway's `spec.addresses`, else the
+    /// controller's `--bind-address`).
+    pub address: String,
+    /// Port to bind: the manifest port plus `--listener-port-offset`.
+    pub bind_port: u16,
+    /// The port written in the manifest, used for redirects.
+    pub port: u16,
+    /// Listeners on this socket, most specific hostname first.
+    pub listeners: Vec<Listener>,
+}
+
+/// One Gateway listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    /// Source name, `gateway/<ns>/<name>/listener/<section>`.
+    pub name: String,
+    /// The listener's hostname (`*` when it has none).
+    pub hostname: HostMatch,
+    /// Virtual hosts: the attached routes grouped by effective hostname.
+    #[serde(default)]
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// The route matches that apply to one effective hostname of a listener.
+///
+/// The controller merges into each virtual host every route whose hostnames
+/// cover it (an exact host also gets the rules of matching wildcard and
+/// hostless routes), so the data plane picks one virtual host and never falls
+/// through to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualHost {
+    /// The hostname this virtual host serves.
+    pub hostname: HostMatch,
+    /// Route matches in the Gateway API precedence order: the first that
+    /// matches a request wins.
+    #[serde(default)]
+    pub matches: Vec<RouteMatch>,
+}
+
+/// A hostname pattern: any host, one exact host, or a wildcard.
+///
+/// Serialised as a string: `*`, `foo.example.com` or `*.example.com`.
+/// A wildcard matches one or more labels in front of its suffix, never the
+/// bare suffix itself (`*.example.com` does not match `example.com`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum HostMatch {
+    /// Every host.
+    Any,
+    /// Exactly this host (lowercase, no port).
+    Exact(String),
+    /// Any host ending in `.<suffix>`; holds the suffix without the dot.
+    Wildcard(String),
+}
+
+impl HostMatch {
+    /// Parses `*`, `*.suffix` or an exact name; lowercases it.
+    pub fn parse(s: &str) -> Self {
+        let s = s.to_ascii_lowercase();
+        if s.is_empty() || s == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = s.strip_prefix("*.") {
+            HostMatch::Wildcard(suffix.to_string())
+        } else {
+            HostMatch::Exact(s)
+        }
+    }
+
+    /// Whether `host` (lowercase, without port) matches this pattern.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => h == host,
+            HostMatch::Wildcard(suffix) => host
+                .strip_suffix(suffix.as_str())
+                .and_then(|head| head.strip_suffix('.'))
+                .is_some_and(|head| !head.is_empty()),
+        }
+    }
+}
+
+impl fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostMatch::Any => f.write_str("*"),
+            HostMatch::Exact(h) => f.write_str(h),
+            HostMatch::Wildcard(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
+impl From<HostMatch> for String {
+    fn from(h: HostMatch) -> String {
+        h.to_string()
+    }
+}
+
+impl From<String> for HostMatch {
+    fn from(s: String) -> HostMatch {
+        HostMatch::parse(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostMatch;
+
+    /// A wildcard covers one or more labels, never the bare suffix.
+    #[test]
+    fn wildcard_needs_a_label() {
+        let w = HostMatch::parse("*.example.com");
+        assert!(w.matches("foo.example.com"));
+        assert!(w.matches("a.b.example.com"));
+        assert!(!w.matches("example.com"));
+        assert!(!w.matches("fooexample.com"));
+        assert!(HostMatch::parse("*").matches("anything"));
+        assert!(HostMatch::parse("Foo.COM").matches("foo.com"));
+    }
+
+    #[test]
+    fn round_trips_as_string() {
+        for s in ["*", "a.example.com", "*.example.com"] {
+            let h: HostMatch = serde_json::from_value(serde_json::json!(s)).unwrap();
+            assert_eq!(serde_json::to_value(&h).unwrap(), serde_json::json!(s));
+        }
+    }
+}

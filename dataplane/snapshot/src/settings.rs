@@ -1,0 +1,44 @@
+//! Data-plane settings: connection limits and timeouts.
+//!
+//! They come from the `GatewayConfig` referenced by the GatewayClass
+//! `parametersRef`; every field has a safe default so a Gateway without a
+//! GatewayConfig is still protected against slow or oversized clients.
+
+use serde::{Deserialize, Serialize};
+
+/// Limits and timeouts applied by every listener of the Gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Settings {
+    /// Time a client has to send the complete request head (slowloris guard).
+    pub request_header_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Largest accepted request head (request line plus headers), in bytes.
+    pub max_request_header_bytes: u32,
+    /// Most request header lines accepted.
+    pub max_request_headers: u32,
+    /// Most concurrent downstream connections per socket; 0 means unlimited.
+    pub max_connections: u32,
+    /// Time allowed to open an upstream connection before answering 503.
+    pub upstream_connect_timeout_ms: u64,
+    /// How long in-flight requests may finish after shutdown begins.
+    pub drain_timeout_ms: u64,
+    /// Accept `%2F` and `%5C` in request paths instead of answering 400.
+    pub allow_encoded_slashes: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            request_header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_request_header_bytes: 64 * 1024,
+            max_request_headers: 100,
+            max_connections: 0,
+            upstream_connect_timeout_ms: 5_000,
+            drain_timeout_ms: 5_000,
+            allow_encoded_slashes: false,
+        }
+    }
+}

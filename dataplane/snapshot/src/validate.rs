@@ -1,0 +1,222 @@
+//! `Snapshot::validate`: structural checks a data plane runs before building.
+//!
+//! The controller only publishes valid snapshots; the data plane checks again
+//! because a snapshot also arrives from disk (last-known-good) or over the
+//! network, and a bad one must be rejected while the old one keeps serving.
+
+use crate::{Filter, Snapshot};
+use std::collections::HashSet;
+use thiserror::Error;
+
+/// Why a snapshot was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ValidationError {
+    /// An index points past the end of `routes` or `backends`.
+    #[error("{at}: {what} index {index} out of range (len {len})")]
+    IndexOutOfRange {
+        /// Where the index was found.
+        at: String,
+        /// Which table it indexes.
+        what: &'static str,
+        /// The index.
+        index: usize,
+        /// The table's length.
+        len: usize,
+    },
+    /// Two sockets bind the same address and port.
+    #[error("socket {0} is declared twice")]
+    DuplicateSocket(String),
+    /// A value is outside what the data plane accepts.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// Where the value was found.
+        at: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
+
+impl Snapshot {
+    /// Checks indices, ports, redirect codes and mirror fractions.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, naming the element it is in.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut seen = HashSet::new();
+        for socket in &self.sockets {
+            let key = format!("{}:{}", socket.address, socket.bind_port);
+            if socket.bind_port == 0 || socket.port == 0 {
+                return Err(invalid(&key, "port 0"));
+            }
+            if !seen.insert(key.clone()) {
+                return Err(ValidationError::DuplicateSocket(key));
+            }
+            for listener in &socket.listeners {
+                for vhost in &listener.virtual_hosts {
+                    for m in &vhost.matches {
+                        self.check_index(&listener.name, "route", m.route, self.routes.len())?;
+                    }
+                }
+            }
+        }
+        for route in &self.routes {
+            self.check_filters(&route.name, &route.filters)?;
+            for backend in &route.backends {
+                if let Some(i) = backend.backend {
+                    self.check_index(&route.name, "backend", i, self.backends.len())?;
+                }
+                self.check_filters(&route.name, &backend.filters)?;
+            }
+        }
+        for backend in &self.backends {
+            if backend.endpoints.iter().any(|e| e.port == 0) {
+                return Err(invalid(&backend.name, "endpoint port 0"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_index(
+        &self,
+        at: &str,
+        what: &'static str,
+        index: usize,
+        len: usize,
+    ) -> Result<(), ValidationError> {
+        if index < len {
+            Ok(())
+        } else {
+            Err(ValidationError::IndexOutOfRange {
+                at: at.to_string(),
+                what,
+                index,
+                len,
+            })
+        }
+    }
+
+    fn check_filters(&self, at: &str, filters: &[Filter]) -> Result<(), ValidationError> {
+        for filter in filters {
+            match filter {
+                Filter::RequestRedirect(r) if !REDIRECT_CODES.contains(&r.status_code) => {
+                    return Err(invalid(at, &format!("redirect status {}", r.status_code)));
+                }
+                Filter::RequestMirror(m) => {
+                    if m.denominator == 0 || m.numerator > m.denominator {
+                        return Err(invalid(at, "mirror fraction must be within 0..=1"));
+                    }
+                    if let Some(i) = m.backend {
+                        self.check_index(at, "backend", i, self.backends.len())?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(at: &str, message: &str) -> ValidationError {
+    ValidationError::Invalid {
+        at: at.to_string(),
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    fn one_route() -> Snapshot {
+        Snapshot {
+            gateway: "default/gw".into(),
+            sockets: vec![Socket {
+                address: "127.0.0.1".into(),
+                bind_port: 8080,
+                port: 80,
+                listeners: vec![Listener {
+                    name: "gateway/default/gw/listener/http".into(),
+                    hostname: HostMatch::Any,
+                    virtual_hosts: vec![VirtualHost {
+                        hostname: HostMatch::Any,
+                        matches: vec![RouteMatch {
+                            route: 0,
+                            path: PathMatch::Prefix("/".into()),
+                            method: None,
+                            headers: vec![],
+                            query: vec![],
+                        }],
+                    }],
+                }],
+            }],
+            routes: vec![Route {
+                name: "httproute/default/r/rule/0".into(),
+                rule_name: None,
+                filters: vec![],
+                backends: vec![BackendRef {
+                    backend: Some(0),
+                    weight: 1,
+                    filters: vec![],
+                }],
+                timeouts: Timeouts::default(),
+            }],
+            backends: vec![Backend {
+                name: "service/default/echo/port/80".into(),
+                protocol: BackendProtocol::Http1,
+                endpoints: vec![Endpoint {
+                    address: "127.0.0.1".into(),
+                    port: 3000,
+                }],
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_consistent_snapshot_is_valid() {
+        assert_eq!(one_route().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_dangling_backend_index_is_rejected() {
+        let mut s = one_route();
+        s.routes[0].backends[0].backend = Some(3);
+        assert!(matches!(
+            s.validate(),
+            Err(ValidationError::IndexOutOfRange { what: "backend", index: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_redirect_code_is_rejected() {
+        let mut s = one_route();
+        s.routes[0].filters.push(Filter::RequestRedirect(Redirect {
+            scheme: None,
+            hostname: None,
+            path: None,
+            port: None,
+            status_code: 200,
+        }));
+        assert!(matches!(s.validate(), Err(ValidationError::Invalid { .. })));
+    }
+
+    #[test]
+    fn the_hash_ignores_the_version() {
+        let a = one_route();
+        let mut b = a.clone();
+        b.version = 42;
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.routes[0].backends[0].weight = 2;
+        assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let s = one_route();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), s);
+    }
+}

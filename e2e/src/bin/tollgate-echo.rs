@@ -1,0 +1,3 @@
+//! Placeholder binary; filled in by its owner.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Tollgate end-to-end test support: the echo backend and test harnesses.
