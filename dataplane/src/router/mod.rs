@@ -6,12 +6,16 @@
 //! routes: hosts are a hash map plus wildcard suffixes, paths a hash map for
 //! Exact, a segment trie for PathPrefix and a regex set for RegularExpression.
 
+mod conditions;
+mod linear;
+
 use http::{HeaderMap, Method};
+use std::borrow::Cow;
 use thiserror::Error;
 use tollgate_snapshot::Socket;
 
 /// What the router needs to know about a request.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     /// Host without port, lowercase.
     pub host: &'a str,
@@ -54,7 +58,7 @@ pub enum RouterError {
 /// The routing index of one socket.
 #[derive(Debug)]
 pub struct SocketRouter {
-    _socket: Socket,
+    linear: linear::LinearRouter,
 }
 
 impl SocketRouter {
@@ -65,13 +69,32 @@ impl SocketRouter {
     /// [`RouterError`] when a regular expression cannot be compiled.
     pub fn build(socket: &Socket) -> Result<SocketRouter, RouterError> {
         Ok(SocketRouter {
-            _socket: socket.clone(),
+            linear: linear::LinearRouter::build(socket)?,
         })
     }
 
     /// Finds the route for a request, or `None` (the caller answers 404).
+    ///
+    /// The host is expected lowercase and without port; an uppercase host or
+    /// a trailing dot (`example.com.`) is tolerated. An IPv6 literal such as
+    /// `[::1]` is an ordinary string here and can only match `*` listeners
+    /// and virtual hosts (or an exact hostname spelled the same way).
     pub fn find<'a>(&'a self, request: &RequestView<'_>) -> Option<Found<'a>> {
-        let _ = request;
-        None
+        let host = host_key(request.host);
+        let request = RequestView {
+            host: &host,
+            ..*request
+        };
+        self.linear.find(&request)
+    }
+}
+
+/// The form of a Host used for lookups: lowercase, without a trailing dot.
+fn host_key(host: &str) -> Cow<'_, str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
     }
 }
