@@ -10,3 +10,9 @@
 
 pub mod compile;
 pub mod resources;
+pub mod admin;
+pub mod controller;
+pub mod provider;
+pub mod publisher;
+pub mod serve;
+pub mod status;

@@ -1,0 +1,49 @@
+//! The controller's admin endpoints (default `127.0.0.1:9902`).
+//!
+//! - `GET /healthz` — 200 while the process runs.
+//! - `GET /readyz` — 200 once the provider's first complete read has been
+//!   compiled and published, 503 before.
+//! - `GET /status` — a JSON array of [`ObjectStatus`](crate::compile::ObjectStatus):
+//!   for every object Tollgate reports on, its kind, namespace, name and the
+//!   `status` Kubernetes would hold (conditions, listener statuses,
+//!   addresses, route parents).
+//! - `GET /snapshots` — for every Gateway, the version, hash and element
+//!   counts of its latest published snapshot.
+
+use crate::publisher::Publisher;
+use crate::serve::{Body, json, respond};
+use crate::status::StatusStore;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// State the admin endpoints read.
+#[derive(Clone, Debug, Default)]
+pub struct Admin {
+    /// Current statuses.
+    pub statuses: StatusStore,
+    /// Published snapshots.
+    pub publisher: Publisher,
+    /// Set once the first complete view has been compiled.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Admin {
+    /// Answers one admin request.
+    pub fn handle(&self, req: &Request<Incoming>) -> Response<Body> {
+        if req.method() != http::Method::GET {
+            return respond(405, "text/plain; charset=utf-8", "method not allowed\n");
+        }
+        match req.uri().path() {
+            "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
+            "/readyz" if self.ready.load(Ordering::Acquire) => {
+                respond(200, "text/plain; charset=utf-8", "ready\n")
+            }
+            "/readyz" => respond(503, "text/plain; charset=utf-8", "not ready\n"),
+            "/status" => json(&self.statuses.all()),
+            "/snapshots" => json(&self.publisher.published()),
+            _ => respond(404, "text/plain; charset=utf-8", "not found\n"),
+        }
+    }
+}
