@@ -1,0 +1,215 @@
+//! The [`Dataplane`] handle: apply snapshots, serve, report, shut down.
+//!
+//! `apply` is the only way traffic changes: the runtime is built on a
+//! blocking thread (regex compilation, routing indexes), the sockets it
+//! needs are bound, and only when all of that worked is the new runtime
+//! stored — one atomic pointer swap — and the sockets it no longer needs
+//! closed. Anything failing leaves the old runtime serving untouched.
+
+use super::drain::{Signal, Tracker};
+use super::listener::{self, Bound, ServerCtx};
+use super::pipeline::{Clients, Runtime};
+use super::service::RuntimeCell;
+use super::status::{DataplaneStatus, Rejected};
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use thiserror::Error;
+use tollgate_snapshot::Snapshot;
+
+/// How to create a [`Dataplane`].
+#[derive(Clone, Debug)]
+pub struct DataplaneOptions {
+    /// The Gateway served, `namespace/name`; snapshots for others are refused.
+    pub gateway: String,
+}
+
+/// Why a snapshot was not applied. The previous runtime keeps serving.
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    /// The snapshot is for another Gateway.
+    #[error("snapshot is for gateway {got}, this data plane serves {expected}")]
+    WrongGateway {
+        /// The Gateway this data plane serves.
+        expected: String,
+        /// The Gateway named in the snapshot.
+        got: String,
+    },
+    /// The snapshot is invalid or its runtime could not be built.
+    #[error("snapshot could not be built: {0}")]
+    Build(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A socket the snapshot needs could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data plane is shutting down.
+    #[error("the data plane is shutting down")]
+    ShuttingDown,
+}
+
+/// A running data plane. Cheap to clone; clones share everything.
+#[derive(Clone, Debug)]
+pub struct Dataplane {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    gateway: String,
+    runtime: RuntimeCell,
+    clients: Clients,
+    /// Bound sockets; the lock also serialises `apply`.
+    listeners: tokio::sync::Mutex<BTreeMap<SocketAddr, Bound>>,
+    status: Mutex<DataplaneStatus>,
+    tracker: Tracker,
+    shutdown: Signal,
+}
+
+impl Dataplane {
+    /// A data plane serving nothing until the first [`Dataplane::apply`].
+    pub fn new(options: DataplaneOptions) -> Dataplane {
+        let status = DataplaneStatus {
+            gateway: options.gateway.clone(),
+            ..DataplaneStatus::default()
+        };
+        Dataplane {
+            inner: Arc::new(Inner {
+                runtime: Arc::new(ArcSwap::from_pointee(Runtime::empty(&options.gateway))),
+                gateway: options.gateway,
+                clients: Clients::default(),
+                listeners: tokio::sync::Mutex::new(BTreeMap::new()),
+                status: Mutex::new(status),
+                tracker: Tracker::new(),
+                shutdown: Signal::new(),
+            }),
+        }
+    }
+
+    /// Builds `snapshot`, binds its new sockets, swaps it in, then stops
+    /// accepting on sockets it no longer has.
+    ///
+    /// # Guarantees
+    ///
+    /// On success, requests accepted after this returns are served by the
+    /// new snapshot; requests already in flight finish with the old one.
+    /// Sockets present in both snapshots are never rebound.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError`] when the snapshot is refused; the previous runtime
+    /// keeps serving and the refusal shows in [`Dataplane::status`].
+    pub async fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
+        let mut listeners = self.inner.listeners.lock().await;
+        let (version, hash) = (snapshot.version, snapshot.content_hash());
+        let result = self.swap_in(&mut listeners, snapshot).await;
+        let mut status = self.lock_status();
+        match &result {
+            Ok(counts) => {
+                status.version = Some(version);
+                status.hash = Some(hash);
+                status.counts = *counts;
+                status.ready = true;
+                status.last_rejected = None;
+            }
+            Err(error) => {
+                tracing::warn!(version, %error, "snapshot rejected");
+                status.last_rejected = Some(Rejected {
+                    version,
+                    hash,
+                    error: error.to_string(),
+                });
+            }
+        }
+        status.sockets = listeners.keys().map(ToString::to_string).collect();
+        result.map(|_| ())
+    }
+
+    async fn swap_in(
+        &self,
+        listeners: &mut BTreeMap<SocketAddr, Bound>,
+        snapshot: Snapshot,
+    ) -> Result<tollgate_snapshot::Counts, ApplyError> {
+        if self.inner.shutdown.is_raised() {
+            return Err(ApplyError::ShuttingDown);
+        }
+        if snapshot.gateway != self.inner.gateway {
+            return Err(ApplyError::WrongGateway {
+                expected: self.inner.gateway.clone(),
+                got: snapshot.gateway,
+            });
+        }
+        let counts = snapshot.counts();
+        let clients = self.inner.clients.clone();
+        let runtime = tokio::task::spawn_blocking(move || Runtime::build(snapshot, &clients))
+            .await
+            .map_err(|e| ApplyError::Build(Box::new(e)))?
+            .map_err(|e| ApplyError::Build(Box::new(e)))?;
+        let wanted: BTreeSet<SocketAddr> = runtime.sockets().collect();
+        let mut fresh = Vec::new();
+        for &addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {
+            let bound = listener::bind(addr).map_err(|source| ApplyError::Bind { addr, source })?;
+            fresh.push((addr, bound));
+        }
+        self.inner.runtime.store(Arc::new(runtime));
+        let server = self.server_ctx();
+        for (addr, bound) in fresh {
+            tracing::info!(%addr, "listening");
+            listeners.insert(addr, listener::spawn(bound, addr, server.clone()));
+        }
+        let gone: Vec<SocketAddr> = listeners.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        for addr in gone {
+            if let Some(bound) = listeners.remove(&addr) {
+                bound.stop().await;
+            }
+        }
+        Ok(counts)
+    }
+
+    fn server_ctx(&self) -> ServerCtx {
+        ServerCtx {
+            runtime: Arc::clone(&self.inner.runtime),
+            tracker: self.inner.tracker.clone(),
+            shutdown: self.inner.shutdown.clone(),
+        }
+    }
+
+    /// Begins graceful shutdown: stop accepting, let in-flight requests
+    /// finish for `settings.drain_timeout_ms`, then close every connection.
+    pub fn shutdown(&self) {
+        if !self.inner.shutdown.is_raised() {
+            tracing::info!("shutting down");
+        }
+        self.inner.shutdown.raise();
+    }
+
+    /// Resolves once shutdown has begun and every connection is closed.
+    pub async fn closed(&self) {
+        self.inner.shutdown.raised().await;
+        self.inner.tracker.idle().await;
+    }
+
+    /// The current state, for the admin `/status` endpoint.
+    pub fn status(&self) -> DataplaneStatus {
+        let mut status = self.lock_status().clone();
+        status.draining = self.inner.shutdown.is_raised();
+        status.ready = status.ready && !status.draining;
+        status
+    }
+
+    /// The runtime serving now.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.inner.runtime.load_full()
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, DataplaneStatus> {
+        // The status is plain data written whole; a panic elsewhere cannot
+        // leave it half-updated, so a poisoned lock is still usable.
+        self.inner.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

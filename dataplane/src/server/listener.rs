@@ -1,0 +1,122 @@
+//! Bound sockets and their accept loops.
+//!
+//! A socket is bound once, when the first snapshot that needs it is applied,
+//! and kept across swaps (rebinding would drop queued connections). Its
+//! accept loop reads the current runtime's settings for every new
+//! connection, sheds connections over `max_connections` by closing them at
+//! once, and stops when the socket leaves the snapshot or the data plane
+//! shuts down; connections already accepted then drain.
+
+use super::activity::Activity;
+use super::conn;
+use super::drain::{Drain, Signal, Tracker};
+use super::pipeline::ConnInfo;
+use super::service::{ConnCtx, RuntimeCell};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinHandle;
+
+/// Pending connections the kernel queues per socket.
+const BACKLOG: u32 = 1024;
+
+/// Binds `addr` for listening with `SO_REUSEADDR`.
+///
+/// # Errors
+///
+/// The socket could not be created, bound or put in listening state.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// What every accept loop shares with the data plane.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerCtx {
+    /// The runtime cell.
+    pub(crate) runtime: RuntimeCell,
+    /// Counts accept loops and connections for `closed()`.
+    pub(crate) tracker: Tracker,
+    /// Raised on data-plane shutdown.
+    pub(crate) shutdown: Signal,
+}
+
+/// A running accept loop.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    removed: Signal,
+    task: JoinHandle<()>,
+}
+
+impl Bound {
+    /// Stops accepting; returns once the socket is closed. Connections
+    /// already accepted drain on their own.
+    pub(crate) async fn stop(self) {
+        self.removed.raise();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts accepting on `listener`, bound at `addr` (the snapshot's socket address).
+pub(crate) fn spawn(listener: TcpListener, addr: SocketAddr, server: ServerCtx) -> Bound {
+    let removed = Signal::new();
+    let drain = Drain {
+        shutdown: server.shutdown.clone(),
+        removed: removed.clone(),
+    };
+    let guard = server.tracker.guard();
+    let task = tokio::spawn(async move {
+        let _guard = guard;
+        accept_loop(listener, addr, server, drain).await;
+    });
+    Bound { removed, task }
+}
+
+async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx, drain: Drain) {
+    let slots = Tracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = drain.signalled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(%addr, %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let settings = server.runtime.load().snapshot().settings.clone();
+        let max = settings.max_connections as usize;
+        if max > 0 && slots.count() >= max {
+            tracing::debug!(%addr, %peer, max, "connection limit reached, closing");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let ctx = ConnCtx {
+            runtime: Arc::clone(&server.runtime),
+            info: Arc::new(ConnInfo {
+                peer,
+                local: addr,
+                scheme: "http",
+            }),
+            settings,
+            activity: Activity::new(),
+            drain: drain.clone(),
+            _guard: server.tracker.guard(),
+            _slot: slots.guard(),
+        };
+        tokio::spawn(conn::serve(stream, ctx));
+    }
+    tracing::info!(%addr, "stopped accepting");
+}

@@ -1,0 +1,123 @@
+//! The per-request service of a downstream connection.
+//!
+//! Every request, whatever protocol it came in on, goes through [`dispatch`]:
+//! it is counted as in flight (for the idle timeout), checked for what must
+//! never reach an upstream, and handed to the proxy with the runtime loaded
+//! once, here — so a snapshot swap never changes a request half-way.
+
+use super::activity::{Activity, TrackedBody};
+use super::drain::{Drain, TrackGuard};
+use super::pipeline::{ConnInfo, ProxyBody, Runtime, handle};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_snapshot::Settings;
+
+/// The runtime currently serving; swapped whole by `Dataplane::apply`.
+pub(crate) type RuntimeCell = Arc<ArcSwap<Runtime>>;
+
+/// Everything a connection's requests share.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    /// The runtime cell, loaded once per request.
+    pub(crate) runtime: RuntimeCell,
+    /// Addresses of the connection, passed to the proxy.
+    pub(crate) info: Arc<ConnInfo>,
+    /// Limits and timeouts, read once when the connection was accepted.
+    pub(crate) settings: Settings,
+    /// In-flight requests, for the idle timeout.
+    pub(crate) activity: Arc<Activity>,
+    /// When to stop taking requests.
+    pub(crate) drain: Drain,
+    /// Keeps the connection counted until its last task ends.
+    pub(crate) _guard: TrackGuard,
+    /// Keeps the connection counted against its socket's `max_connections`.
+    pub(crate) _slot: TrackGuard,
+}
+
+impl ConnCtx {
+    /// How long in-flight requests may finish once the connection drains,
+    /// from the runtime serving now (settings may have changed since accept).
+    pub(crate) fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.runtime.load().snapshot().settings.drain_timeout_ms)
+    }
+}
+
+/// Checks a request and hands it to the proxy with the current runtime.
+pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+    let guard = ctx.activity.begin();
+    if let Err(reason) = check(&req) {
+        tracing::debug!(peer = %ctx.info.peer, reason, "rejected request");
+        return bad_request();
+    }
+    let runtime = ctx.runtime.load_full();
+    let response = handle(runtime, Arc::clone(&ctx.info), req).await;
+    response.map(|body| TrackedBody::new(body, guard).boxed_unsync())
+}
+
+/// What hyper's parsers already refuse, checked once more at the boundary so
+/// a parser change can never let it through to an upstream.
+///
+/// # Errors
+///
+/// Why the request is refused.
+fn check<B>(req: &Request<B>) -> Result<(), &'static str> {
+    let bad_value = |v: &HeaderValue| v.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
+    if req.headers().values().any(bad_value) {
+        return Err("CR, LF or NUL in a header value");
+    }
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err("both Content-Length and Transfer-Encoding");
+    }
+    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+        return Err("more than one Content-Length");
+    }
+    Ok(())
+}
+
+/// A `400 Bad Request` that also ends the connection.
+pub(crate) fn bad_request() -> Response<ProxyBody> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// An empty response body.
+pub(crate) fn empty() -> ProxyBody {
+    Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use http::Request;
+
+    /// Ambiguous framing and header values that could split a request are
+    /// refused; ordinary requests pass.
+    #[test]
+    fn boundary_checks() {
+        let ok = Request::get("/").header("x-a", "b\tc").body(()).unwrap();
+        assert_eq!(check(&ok), Ok(()));
+        let both = Request::post("/")
+            .header("content-length", "3")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        assert!(check(&both).is_err());
+        let twice = Request::post("/")
+            .header("content-length", "3")
+            .header("content-length", "3")
+            .body(())
+            .unwrap();
+        assert!(check(&twice).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! What the data plane reports about itself on the admin `/status` endpoint.
+
+use serde::Serialize;
+use tollgate_snapshot::Counts;
+
+/// The data plane's state: what it serves and what it last refused.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataplaneStatus {
+    /// The Gateway served, `namespace/name`.
+    pub gateway: String,
+    /// Version of the applied snapshot; `None` before the first apply.
+    pub version: Option<u64>,
+    /// Content hash of the applied snapshot.
+    pub hash: Option<String>,
+    /// Element counts of the applied snapshot.
+    pub counts: Counts,
+    /// Addresses currently accepting connections.
+    pub sockets: Vec<String>,
+    /// A complete snapshot is applied, all its sockets are bound and the
+    /// data plane is not shutting down.
+    pub ready: bool,
+    /// Shutdown has begun; connections are draining.
+    pub draining: bool,
+    /// The last snapshot refused, and why; cleared by the next success.
+    pub last_rejected: Option<Rejected>,
+}
+
+/// A snapshot that was refused while the previous one kept serving.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejected {
+    /// Its version.
+    pub version: u64,
+    /// Its content hash.
+    pub hash: String,
+    /// Why it was refused.
+    pub error: String,
+}
