@@ -7,12 +7,19 @@
 //! Exact, a segment trie for PathPrefix and a regex set for RegularExpression.
 
 mod conditions;
+mod host;
+#[cfg(test)]
 mod linear;
+mod path;
+mod trie;
+
+use host::HostIndex;
+use path::PathIndex;
 
 use http::{HeaderMap, Method};
 use std::borrow::Cow;
 use thiserror::Error;
-use tollgate_snapshot::Socket;
+use tollgate_snapshot::{Listener, Socket};
 
 /// What the router needs to know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +65,28 @@ pub enum RouterError {
 /// The routing index of one socket.
 #[derive(Debug)]
 pub struct SocketRouter {
-    linear: linear::LinearRouter,
+    /// Listener hostname → position in `listeners`.
+    hosts: HostIndex<usize>,
+    listeners: Vec<ListenerIndex>,
+}
+
+/// One listener: virtual-host hostname → that virtual host's path index.
+#[derive(Debug)]
+struct ListenerIndex {
+    vhosts: HostIndex<usize>,
+    paths: Vec<PathIndex>,
+}
+
+impl ListenerIndex {
+    fn build(listener: &Listener) -> Result<Self, RouterError> {
+        let mut vhosts = HostIndex::default();
+        let mut paths = Vec::with_capacity(listener.virtual_hosts.len());
+        for (i, vhost) in listener.virtual_hosts.iter().enumerate() {
+            vhosts.insert(&vhost.hostname, i);
+            paths.push(PathIndex::build(&listener.name, &vhost.matches)?);
+        }
+        Ok(ListenerIndex { vhosts, paths })
+    }
 }
 
 impl SocketRouter {
@@ -68,9 +96,13 @@ impl SocketRouter {
     ///
     /// [`RouterError`] when a regular expression cannot be compiled.
     pub fn build(socket: &Socket) -> Result<SocketRouter, RouterError> {
-        Ok(SocketRouter {
-            linear: linear::LinearRouter::build(socket)?,
-        })
+        let mut hosts = HostIndex::default();
+        let mut listeners = Vec::with_capacity(socket.listeners.len());
+        for (i, listener) in socket.listeners.iter().enumerate() {
+            hosts.insert(&listener.hostname, i);
+            listeners.push(ListenerIndex::build(listener)?);
+        }
+        Ok(SocketRouter { hosts, listeners })
     }
 
     /// Finds the route for a request, or `None` (the caller answers 404).
@@ -81,11 +113,10 @@ impl SocketRouter {
     /// and virtual hosts (or an exact hostname spelled the same way).
     pub fn find<'a>(&'a self, request: &RequestView<'_>) -> Option<Found<'a>> {
         let host = host_key(request.host);
-        let request = RequestView {
-            host: &host,
-            ..*request
-        };
-        self.linear.find(&request)
+        let li = *self.hosts.get(&host)?;
+        let listener = self.listeners.get(li)?;
+        let vi = *listener.vhosts.get(&host)?;
+        listener.paths.get(vi)?.find(li, request)
     }
 }
 
@@ -98,3 +129,8 @@ fn host_key(host: &str) -> Cow<'_, str> {
         Cow::Borrowed(host)
     }
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
