@@ -6,6 +6,7 @@
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
 pub mod router;
+mod admin;
 mod server;
 
 pub use server::{ApplyError, Dataplane, DataplaneOptions, DataplaneStatus, Rejected};
