@@ -1,0 +1,284 @@
+//! Pipeline errors and the one function that turns them into responses.
+//!
+//! Every failure on the request path — a request the gateway refuses, a
+//! request no route wants, a backend that cannot be reached — is a
+//! [`ProxyError`]. Each carries its [`ErrorKind`] (which status it becomes),
+//! its [`Side`] (whose fault it is: the client, the upstream, or the gateway's
+//! own configuration) and whether a retry would be allowed. [`respond`] is the
+//! only place that turns one into an HTTP response, so every error the
+//! gateway makes looks the same: a short plain-text body, never shaped like a
+//! backend's, and an `x-tollgate-error` header naming the kind.
+
+use crate::proxy::{BoxError, ProxyBody};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use thiserror::Error;
+
+/// Header naming the [`ErrorKind`] on every error the gateway answers itself.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-tollgate-error");
+
+const PLAIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+/// Which stage failed, and so which status the client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No route matches the request: 404.
+    Routing,
+    /// The request is malformed or refused before routing: 400.
+    BadRequest,
+    /// The rule has nothing valid to send to: 500.
+    NoBackend,
+    /// The chosen backend has no ready endpoint: 503.
+    NoEndpoints,
+    /// The upstream connection was refused or timed out: 503.
+    UpstreamConnect,
+    /// The upstream did not answer in time: 504.
+    UpstreamTimeout,
+    /// The upstream reset the connection or broke the protocol: 502.
+    UpstreamProtocol,
+}
+
+impl ErrorKind {
+    /// The response status for this kind.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::Routing => StatusCode::NOT_FOUND,
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The stable label used in `x-tollgate-error`, logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Routing => "routing",
+            ErrorKind::BadRequest => "bad-request",
+            ErrorKind::NoBackend => "no-backend",
+            ErrorKind::NoEndpoints => "no-endpoints",
+            ErrorKind::UpstreamConnect => "upstream-connect",
+            ErrorKind::UpstreamTimeout => "upstream-timeout",
+            ErrorKind::UpstreamProtocol => "upstream-protocol",
+        }
+    }
+}
+
+/// Where a failure happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something the gateway refuses.
+    Downstream,
+    /// The backend failed.
+    Upstream,
+    /// The gateway's own configuration cannot serve the request.
+    Internal,
+}
+
+/// One failure of the request pipeline.
+#[derive(Debug, Error)]
+pub enum ProxyError {
+    /// No route matched.
+    #[error("no route for host {host:?} path {path:?}")]
+    NoRoute {
+        /// Host as routed (lowercase, no port).
+        host: String,
+        /// Normalized path.
+        path: String,
+    },
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The rule has no valid backend to send to.
+    #[error("{0}")]
+    NoBackend(String),
+    /// The chosen backend has no ready endpoint.
+    #[error("backend {0} has no ready endpoints")]
+    NoEndpoints(String),
+    /// Connecting to the upstream failed (refused or timed out).
+    #[error("cannot connect to upstream {endpoint}")]
+    UpstreamConnect {
+        /// The endpoint tried.
+        endpoint: String,
+        /// The connector's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The upstream did not send response headers in time.
+    #[error("upstream {endpoint} timed out after {after_ms} ms")]
+    UpstreamTimeout {
+        /// The endpoint tried.
+        endpoint: String,
+        /// The timeout that expired.
+        after_ms: u64,
+    },
+    /// The upstream reset the connection or sent an invalid response.
+    #[error("upstream {endpoint} failed")]
+    UpstreamProtocol {
+        /// The endpoint tried.
+        endpoint: String,
+        /// The client's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl ProxyError {
+    /// Which stage failed.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProxyError::NoRoute { .. } => ErrorKind::Routing,
+            ProxyError::BadRequest(_) => ErrorKind::BadRequest,
+            ProxyError::NoBackend(_) => ErrorKind::NoBackend,
+            ProxyError::NoEndpoints(_) => ErrorKind::NoEndpoints,
+            ProxyError::UpstreamConnect { .. } => ErrorKind::UpstreamConnect,
+            ProxyError::UpstreamTimeout { .. } => ErrorKind::UpstreamTimeout,
+            ProxyError::UpstreamProtocol { .. } => ErrorKind::UpstreamProtocol,
+        }
+    }
+
+    /// Whose fault it is.
+    pub fn side(&self) -> Side {
+        match self.kind() {
+            ErrorKind::Routing | ErrorKind::BadRequest => Side::Downstream,
+            ErrorKind::NoBackend => Side::Internal,
+            ErrorKind::NoEndpoints
+            | ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::UpstreamProtocol => Side::Upstream,
+        }
+    }
+
+    /// Whether retrying on another endpoint would be allowed: only when the
+    /// request cannot have reached the upstream (the connection never opened).
+    pub fn retryable(&self) -> bool {
+        matches!(self.kind(), ErrorKind::UpstreamConnect)
+    }
+}
+
+/// Turns a pipeline error into the gateway's answer, and logs it.
+///
+/// `source` names the configuration element that was serving the request
+/// (the route, else the listener, else the socket), so a log line points at
+/// the manifest to look at.
+///
+/// # Guarantees
+///
+/// The body is `<code> <reason>: <message>\n` in `text/plain; charset=utf-8`
+/// and the `x-tollgate-error` header carries [`ErrorKind::label`].
+pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
+    let kind = error.kind();
+    let chain = error_chain(error);
+    match error.side() {
+        Side::Downstream => {
+            tracing::debug!(source, kind = kind.label(), error = %chain, "request refused");
+        }
+        Side::Upstream | Side::Internal => {
+            tracing::warn!(source, kind = kind.label(), side = ?error.side(),
+                retryable = error.retryable(), error = %chain, "request failed");
+        }
+    }
+    let mut response = local_response(kind.status(), &error.to_string());
+    response
+        .headers_mut()
+        .insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
+    response
+}
+
+/// A response the gateway makes itself (errors, redirects, CORS preflights):
+/// `<code> <reason>: <message>\n` as UTF-8 plain text.
+pub fn local_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let reason = status.canonical_reason().unwrap_or("");
+    let text = format!("{} {reason}: {message}\n", status.as_u16());
+    let mut response = Response::new(full(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, PLAIN_TEXT);
+    response
+}
+
+/// A complete in-memory body as a [`ProxyBody`].
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn error_chain(error: &ProxyError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind maps to its status, and the answer names the kind.
+    #[test]
+    fn each_kind_has_its_status_and_label() {
+        let io = || -> BoxError { Box::new(std::io::Error::other("x")) };
+        let table: Vec<(ProxyError, u16, &str)> = vec![
+            (
+                ProxyError::NoRoute { host: "x".into(), path: "/y".into() },
+                404,
+                "routing",
+            ),
+            (ProxyError::BadRequest("bad".into()), 400, "bad-request"),
+            (ProxyError::NoBackend("none".into()), 500, "no-backend"),
+            (ProxyError::NoEndpoints("b".into()), 503, "no-endpoints"),
+            (
+                ProxyError::UpstreamConnect { endpoint: "e".into(), source: io() },
+                503,
+                "upstream-connect",
+            ),
+            (
+                ProxyError::UpstreamTimeout { endpoint: "e".into(), after_ms: 5 },
+                504,
+                "upstream-timeout",
+            ),
+            (
+                ProxyError::UpstreamProtocol { endpoint: "e".into(), source: io() },
+                502,
+                "upstream-protocol",
+            ),
+        ];
+        for (error, status, label) in table {
+            let response = respond(&error, "test");
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[ERROR_HEADER], label);
+            assert_eq!(response.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
+        }
+    }
+
+    /// Only a failure before the connection opened may be retried.
+    #[test]
+    fn only_connect_errors_are_retryable() {
+        let connect = ProxyError::UpstreamConnect {
+            endpoint: "e".into(),
+            source: Box::new(std::io::Error::other("refused")),
+        };
+        assert!(connect.retryable());
+        assert_eq!(connect.side(), Side::Upstream);
+        let timeout = ProxyError::UpstreamTimeout { endpoint: "e".into(), after_ms: 1 };
+        assert!(!timeout.retryable());
+        assert_eq!(ProxyError::BadRequest("x".into()).side(), Side::Downstream);
+    }
+
+    #[tokio::test]
+    async fn the_body_is_short_plain_text() {
+        let error = ProxyError::NoRoute { host: "x".into(), path: "/y".into() };
+        let body = respond(&error, "test").into_body().collect().await.unwrap();
+        assert_eq!(
+            body.to_bytes(),
+            "404 Not Found: no route for host \"x\" path \"/y\"\n"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! The per-request context: everything the stages read and change about one
+//! request on its way upstream, apart from the body.
+//!
+//! One object owned by the pipeline and lent to each stage in turn, so a
+//! stage's effect (a new `Host`, a rewritten path, a mirror to send) is a
+//! field, not a side channel.
+
+use super::chain::MirrorStage;
+use http::{HeaderMap, HeaderValue, Method};
+
+/// The request head as the pipeline carries it.
+#[derive(Debug)]
+pub(crate) struct RequestContext<'r> {
+    /// Request method.
+    pub(crate) method: Method,
+    /// Headers to send upstream; filters change them in place.
+    pub(crate) headers: HeaderMap,
+    /// Scheme the client used (`http`).
+    pub(crate) scheme: &'static str,
+    /// Host as routed: lowercase, without port; empty when the request named none.
+    pub(crate) host: String,
+    /// `Host` to send upstream: as received (port included) unless a
+    /// URLRewrite changed it; `None` when the request named no host.
+    pub(crate) host_header: Option<HeaderValue>,
+    /// The host the client asked for, for `X-Forwarded-Host` and `Forwarded`.
+    pub(crate) original_host: Option<String>,
+    /// Normalized path; URLRewrite may replace it.
+    pub(crate) path: String,
+    /// Query string as received, without `?`.
+    pub(crate) query: Option<String>,
+    /// The manifest port of the socket, used by redirects.
+    pub(crate) listener_port: u16,
+    /// The `PathPrefix` value the route matched on.
+    pub(crate) matched_prefix: Option<&'r str>,
+    /// Mirrors picked for this request, sent once the rule's filters ran.
+    pub(crate) mirrors: Vec<&'r MirrorStage>,
+}
+
+impl RequestContext<'_> {
+    /// The path and query to send upstream.
+    pub(crate) fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}

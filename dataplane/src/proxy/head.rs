@@ -1,0 +1,91 @@
+//! Reading the downstream request head: which host it names and which path
+//! routing sees.
+//!
+//! This is the first stage, before routing, because everything after it
+//! trusts its output: the host comes from the absolute-form target or
+//! `:authority` when present, else from exactly one valid `Host` header
+//! (required on HTTP/1.1); the path is normalized once, so routing, filters
+//! and the upstream all see the same path and `%2e%2e` or `//` cannot
+//! reach a route the plain path would not.
+
+use crate::error::ProxyError;
+use crate::normalize::normalize_path;
+use http::header::{HOST, HeaderValue};
+use http::request::Parts;
+use http::uri::Authority;
+use http::Version;
+
+/// What the head names, checked.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// Host for routing: lowercase, without port; empty when none was named.
+    pub(crate) host: String,
+    /// The authority as received, sent upstream as `Host`.
+    pub(crate) host_header: Option<HeaderValue>,
+    /// Normalized path.
+    pub(crate) path: String,
+    /// Query string as received.
+    pub(crate) query: Option<String>,
+}
+
+/// Checks the head and extracts the [`Target`].
+///
+/// # Errors
+///
+/// [`ProxyError::BadRequest`] for a missing `Host` on HTTP/1.1, several or
+/// invalid `Host` headers, or a path normalization refuses (such as `%2F`
+/// when encoded slashes are not allowed).
+pub(crate) fn read(parts: &Parts, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
+    let authority = authority(parts)?;
+    let host = authority
+        .as_ref()
+        .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    let host_header = match &authority {
+        Some(a) => Some(
+            HeaderValue::from_str(a.as_str())
+                .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
+        ),
+        None => None,
+    };
+    let path = normalize_path(parts.uri.path(), allow_encoded_slashes)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid path: {e}")))?
+        .into_owned();
+    Ok(Target {
+        host,
+        host_header,
+        path,
+        query: parts.uri.query().map(str::to_string),
+    })
+}
+
+/// The authority the request is for: the request target's (absolute-form or
+/// HTTP/2 `:authority`), which overrides `Host` (RFC 9112 §3.2.2), else the
+/// single `Host` header.
+fn authority(parts: &Parts) -> Result<Option<Authority>, ProxyError> {
+    if let Some(authority) = parts.uri.authority() {
+        if authority.as_str().contains('@') {
+            return Err(ProxyError::BadRequest("userinfo in request target".into()));
+        }
+        return Ok(Some(authority.clone()));
+    }
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProxyError::BadRequest("several Host headers".into())),
+        (Some(value), None) => {
+            let text = value
+                .to_str()
+                .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))?;
+            if text.contains('@') || text.is_empty() {
+                return Err(ProxyError::BadRequest("invalid Host header".into()));
+            }
+            Authority::try_from(text)
+                .map(Some)
+                .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))
+        }
+        (None, _) if parts.version == Version::HTTP_11 => {
+            Err(ProxyError::BadRequest("missing Host header".into()))
+        }
+        (None, _) => Ok(None),
+    }
+}

@@ -1,0 +1,191 @@
+//! Proxy hygiene: hop-by-hop header removal and the forwarding headers.
+//!
+//! Hop-by-hop headers describe one connection (RFC 9110 §7.6.1) and must not
+//! cross the gateway in either direction; the forwarding headers
+//! (`X-Forwarded-*`, RFC 7239 `Forwarded`) tell the upstream who the client
+//! was, since the upstream only sees the gateway's address.
+
+use http::HeaderMap;
+use http::header::{
+    CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use std::net::IpAddr;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers: `Connection` and every header it names,
+/// `Keep-Alive`, `Proxy-Connection`, `Trailer`, `Transfer-Encoding`,
+/// `Upgrade`, and `TE` unless its value is exactly `trailers` (the one `TE`
+/// value meaningful end to end, required by gRPC).
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let te_trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in [CONNECTION, KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE]
+    {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// What the forwarding headers record about the client.
+#[derive(Debug)]
+pub(crate) struct Forwarding<'a> {
+    /// The client's address.
+    pub(crate) peer: IpAddr,
+    /// The scheme the client used.
+    pub(crate) proto: &'a str,
+    /// The host the client asked for, as received (port included).
+    pub(crate) host: Option<&'a str>,
+}
+
+/// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (replacing client-sent values:
+/// the gateway is the edge that knows them).
+pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
+    append_list(headers, X_FORWARDED_FOR, &fwd.peer.to_string());
+    set(headers, X_FORWARDED_PROTO, fwd.proto);
+    match fwd.host {
+        Some(host) => set(headers, X_FORWARDED_HOST, host),
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+    let for_node = match fwd.peer {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let mut element = format!("for={}", forwarded_value(&for_node));
+    if let Some(host) = fwd.host {
+        element.push_str(";host=");
+        element.push_str(&forwarded_value(host));
+    }
+    element.push_str(";proto=");
+    element.push_str(&forwarded_value(fwd.proto));
+    append_list(headers, FORWARDED, &element);
+}
+
+/// A `Forwarded` parameter value: a token as is, anything else as a
+/// quoted-string (RFC 7239 §4; IPv6 nodes and `host:port` need quotes).
+fn forwarded_value(value: &str) -> String {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !value.is_empty() && value.chars().all(is_tchar) {
+        value.to_string()
+    } else {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{escaped}\"")
+    }
+}
+
+/// Joins every existing line of a list header and appends `item` as one line.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
+    let mut items: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    items.push(item);
+    let joined = items.join(", ");
+    set(headers, name, &joined);
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    /// Connection-scoped headers never cross the gateway; `TE: trailers` does.
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let table: &[(&[(&str, &str)], &[&str], &[&str])] = &[
+            (
+                &[("connection", "close, x-secret"), ("x-secret", "1"), ("x-keep", "1")],
+                &["x-keep"],
+                &["connection", "x-secret"],
+            ),
+            (
+                &[("keep-alive", "5"), ("proxy-connection", "x"), ("upgrade", "h2c")],
+                &[],
+                &["keep-alive", "proxy-connection", "upgrade"],
+            ),
+            (&[("te", "trailers, deflate")], &["te"], &[]),
+            (&[("te", "gzip")], &[], &["te"]),
+            (&[("trailer", "x"), ("transfer-encoding", "chunked")], &[], &["trailer", "transfer-encoding"]),
+        ];
+        for (input, kept, removed) in table {
+            let mut map = headers(input);
+            remove_hop_by_hop(&mut map);
+            for name in *kept {
+                assert!(map.contains_key(*name), "{name} kept in {input:?}");
+            }
+            for name in *removed {
+                assert!(!map.contains_key(*name), "{name} removed in {input:?}");
+            }
+        }
+        let mut te = headers(&[("te", "trailers, deflate")]);
+        remove_hop_by_hop(&mut te);
+        assert_eq!(te["te"], "trailers");
+    }
+
+    /// The client is appended to existing chains; IPv6 and ports are quoted.
+    #[test]
+    fn forwarding_headers() {
+        let mut map = headers(&[("x-forwarded-for", "10.0.0.1"), ("forwarded", "for=10.0.0.1")]);
+        add_forwarding(
+            &mut map,
+            &Forwarding { peer: "2001:db8::1".parse().unwrap(), proto: "http", host: Some("a.example:8080") },
+        );
+        assert_eq!(map["x-forwarded-for"], "10.0.0.1, 2001:db8::1");
+        assert_eq!(map["x-forwarded-proto"], "http");
+        assert_eq!(map["x-forwarded-host"], "a.example:8080");
+        assert_eq!(
+            map["forwarded"],
+            "for=10.0.0.1, for=\"[2001:db8::1]\";host=\"a.example:8080\";proto=http"
+        );
+
+        let mut map = HeaderMap::new();
+        add_forwarding(&mut map, &Forwarding { peer: "192.0.2.7".parse().unwrap(), proto: "http", host: Some("a.example") });
+        assert_eq!(map["forwarded"], "for=192.0.2.7;host=a.example;proto=http");
+    }
+}

@@ -1,0 +1,57 @@
+//! The request pipeline: from a downstream request to the response sent back.
+//!
+//! [`handle`] is what a listener calls for every request. It never fails:
+//! whatever goes wrong becomes a response in [`crate::error::respond`]. The
+//! stages and their order live in one place, [`pipeline::Pipeline`]; each
+//! stage's logic lives in its own module (`head`, `chain`, `hygiene`,
+//! `mirror`), and the runtime it reads was built ahead of time.
+
+pub(crate) mod chain;
+mod context;
+mod head;
+mod hygiene;
+mod mirror;
+mod pipeline;
+
+use crate::runtime::Runtime;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The error type of bodies flowing through the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Request and response bodies as the proxy streams them.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+
+/// What the listener knows about the connection a request arrived on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The bound socket address (`address:bind_port`), which selects the
+    /// socket's router.
+    pub local: SocketAddr,
+    /// The scheme clients use on this socket (`http`).
+    pub scheme: &'static str,
+}
+
+/// Serves one request with `runtime`.
+///
+/// # Guarantees
+///
+/// Never fails and never panics: errors become the gateway's own plain-text
+/// answers with an `x-tollgate-error` header. Request and response bodies
+/// are streamed, not buffered.
+pub async fn handle(
+    runtime: Arc<Runtime>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let pipeline = pipeline::Pipeline::new(&runtime, &conn);
+    match pipeline.run(req).await {
+        Ok(response) => response,
+        Err(failure) => crate::error::respond(&failure.error, failure.source),
+    }
+}

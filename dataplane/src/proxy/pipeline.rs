@@ -1,0 +1,252 @@
+//! The pipeline: the order of the request stages, written down once.
+//!
+//! ```text
+//!   downstream request
+//!     │
+//!   1 head      absolute-form/`:authority` → host; Host required on HTTP/1.1;
+//!     │         path normalized (routing and upstream see the same path)   head.rs
+//!   2 route     socket router: host, path, method, headers, query → rule   router/
+//!   3 rule      rule filters in manifest order: CORS preflight or redirect
+//!     │         answer here; header modifier, URL rewrite, mirror pick     chain.rs
+//!   4 forward   hop-by-hop removal; X-Forwarded-*, Forwarded               hygiene.rs
+//!   5 mirror    picked mirrors sent in the background, body teed           mirror.rs
+//!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
+//!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
+//!     │         per attempt, both up to the response headers
+//!   8 response  response filters (rule, then backend), CORS decoration,
+//!     │         hop-by-hop removal; body streamed back
+//!   downstream response            (an error at any stage → error::respond)
+//! ```
+
+use super::context::RequestContext;
+use super::hygiene::{Forwarding, add_forwarding, remove_hop_by_hop};
+use super::mirror::{self, Tee};
+use super::{ConnInfo, ProxyBody, head};
+use crate::error::ProxyError;
+use crate::router::RequestView;
+use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
+use crate::upstream::BuiltBackend;
+use http::header::{HOST, HeaderMap, HeaderValue};
+use http::uri::Authority;
+use http::{Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::time::{Duration, Instant};
+use tollgate_snapshot::BackendProtocol;
+
+/// A pipeline error with the configuration element that was serving the
+/// request, for the log line.
+#[derive(Debug)]
+pub(crate) struct Failure<'a> {
+    pub(crate) error: ProxyError,
+    pub(crate) source: &'a str,
+}
+
+fn at<'s>(source: &'s str) -> impl FnOnce(ProxyError) -> Failure<'s> {
+    move |error| Failure { error, source }
+}
+
+/// One request's trip through the stages drawn in the module docs.
+pub(crate) struct Pipeline<'a> {
+    runtime: &'a Runtime,
+    conn: &'a ConnInfo,
+    started: Instant,
+}
+
+impl<'a> Pipeline<'a> {
+    /// A pipeline for a request that arrived now.
+    pub(crate) fn new(runtime: &'a Runtime, conn: &'a ConnInfo) -> Pipeline<'a> {
+        Pipeline { runtime, conn, started: Instant::now() }
+    }
+
+    /// Runs every stage; `Err` is turned into a response by the caller.
+    pub(crate) async fn run(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Failure<'a>> {
+        let runtime = self.runtime;
+        let socket = runtime.socket(&self.conn.local).ok_or_else(|| Failure {
+            error: ProxyError::NoRoute { host: String::new(), path: String::new() },
+            source: runtime.snapshot().gateway.as_str(),
+        })?;
+        let (parts, body) = req.into_parts();
+        // 1 head
+        let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
+        let target = head::read(&parts, allow_encoded_slashes).map_err(at(&socket.name))?;
+        // 2 route
+        let view = RequestView {
+            host: &target.host,
+            path: &target.path,
+            query: target.query.as_deref(),
+            method: &parts.method,
+            headers: &parts.headers,
+        };
+        let Some(found) = socket.router.find(&view) else {
+            let error = ProxyError::NoRoute { host: target.host, path: target.path };
+            return Err(Failure { error, source: &socket.name });
+        };
+        let route = runtime.route(found.route).ok_or_else(|| Failure {
+            error: ProxyError::NoBackend(format!("route index {} missing", found.route)),
+            source: listener_name(socket, found.listener),
+        })?;
+        let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
+        let original_host = target.host_header.as_ref().and_then(|h| h.to_str().ok()).map(str::to_string);
+        let mut ctx = RequestContext {
+            method: parts.method,
+            headers: parts.headers,
+            scheme: self.conn.scheme,
+            host: target.host,
+            host_header: target.host_header,
+            original_host,
+            path: target.path,
+            query: target.query,
+            listener_port: socket.port,
+            matched_prefix: found.matched_prefix,
+            mirrors: Vec::new(),
+        };
+        // 3 rule
+        if let Some(answer) = route.chain.apply_request(&mut ctx) {
+            return Ok(answer);
+        }
+        // 4 forward
+        remove_hop_by_hop(&mut ctx.headers);
+        add_forwarding(
+            &mut ctx.headers,
+            &Forwarding { peer: self.conn.peer.ip(), proto: self.conn.scheme, host: ctx.original_host.as_deref() },
+        );
+        // 5 mirror
+        let body = body.map_err(Into::into).boxed_unsync();
+        let body = self.send_mirrors(&mut ctx, body);
+        // 6 balance
+        let (choice, backend) = self.select_backend(route).map_err(at(&route.name))?;
+        if let Some(answer) = choice.chain.apply_request(&mut ctx) {
+            return Ok(answer);
+        }
+        let body = self.send_mirrors(&mut ctx, body);
+        let endpoint = backend
+            .select()
+            .ok_or_else(|| Failure { error: ProxyError::NoEndpoints(backend.name.clone()), source: &route.name })?;
+        // 7 upstream
+        let headers = std::mem::take(&mut ctx.headers);
+        let upstream = upstream_request(&ctx, endpoint, backend.protocol, headers, body)
+            .map_err(at(&route.name))?;
+        let response = self.send(route, backend, endpoint, upstream).await.map_err(at(&route.name))?;
+        // 8 response
+        let (mut head, body) = response.into_parts();
+        for chain in [&route.chain, &choice.chain] {
+            chain.apply_response(cors_request.as_ref(), &mut head.headers);
+        }
+        remove_hop_by_hop(&mut head.headers);
+        head.version = Version::default();
+        Ok(Response::from_parts(head, body.map_err(Into::into).boxed_unsync()))
+    }
+
+    /// Sends every mirror picked so far and returns the main body, teed when
+    /// a mirror needs a copy of it.
+    fn send_mirrors(&self, ctx: &mut RequestContext<'_>, body: ProxyBody) -> ProxyBody {
+        if ctx.mirrors.is_empty() {
+            return body;
+        }
+        let mut tee = Tee::new(body);
+        for stage in std::mem::take(&mut ctx.mirrors) {
+            let Some(backend) = self.runtime.backends().get(stage.backend) else {
+                continue;
+            };
+            let Some(endpoint) = backend.select() else {
+                tracing::debug!(backend = %backend.name, "mirror backend has no endpoints; skipped");
+                continue;
+            };
+            let copy = upstream_request(ctx, endpoint, backend.protocol, ctx.headers.clone(), tee.tap());
+            if let Ok(copy) = copy {
+                let client = self.runtime.clients().for_protocol(backend.protocol);
+                mirror::spawn(client, &backend.name, copy);
+            }
+        }
+        tee.into_body()
+    }
+
+    /// Picks the rule's next backend reference by weight.
+    fn select_backend<'r>(
+        &self,
+        route: &'r RouteRuntime,
+    ) -> Result<(&'r BackendChoice, &'a BuiltBackend), ProxyError> {
+        let choice = route
+            .balancer
+            .select()
+            .and_then(|i| route.backends.get(i))
+            .ok_or_else(|| ProxyError::NoBackend("the rule has no backend with a weight above 0".into()))?;
+        let backend = choice
+            .backend
+            .and_then(|i| self.runtime.backends().get(i))
+            .ok_or_else(|| ProxyError::NoBackend("the chosen backend reference is invalid".into()))?;
+        Ok((choice, backend))
+    }
+
+    /// One upstream attempt, bounded by the rule's timeouts.
+    async fn send(
+        &self,
+        route: &RouteRuntime,
+        backend: &BuiltBackend,
+        endpoint: &Authority,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let call = self.runtime.clients().for_protocol(backend.protocol).request(request);
+        let request_left = route.timeouts.request_ms.map(|ms| {
+            (Duration::from_millis(ms).saturating_sub(self.started.elapsed()), ms)
+        });
+        let per_try = route.timeouts.backend_request_ms.map(|ms| (Duration::from_millis(ms), ms));
+        let limit = request_left.into_iter().chain(per_try).min_by_key(|(left, _)| *left);
+        let result = match limit {
+            Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
+                ProxyError::UpstreamTimeout { endpoint: endpoint.to_string(), after_ms }
+            })?,
+            None => call.await,
+        };
+        result.map_err(|error| {
+            let endpoint = endpoint.to_string();
+            if error.is_connect() {
+                ProxyError::UpstreamConnect { endpoint, source: Box::new(error) }
+            } else {
+                ProxyError::UpstreamProtocol { endpoint, source: Box::new(error) }
+            }
+        })
+    }
+}
+
+/// The request to send to `endpoint`: the context's method, path and query,
+/// `headers`, and `Host` as received or rewritten (the endpoint when the
+/// client named no host, since HTTP/1.1 requires one).
+fn upstream_request(
+    ctx: &RequestContext<'_>,
+    endpoint: &Authority,
+    protocol: BackendProtocol,
+    mut headers: HeaderMap,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(endpoint.clone())
+        .path_and_query(ctx.path_and_query())
+        .build()
+        .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?;
+    let host = match &ctx.host_header {
+        Some(host) => host.clone(),
+        None => HeaderValue::from_str(endpoint.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
+    };
+    headers.insert(HOST, host);
+    let mut request = Request::new(body);
+    *request.method_mut() = ctx.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = match protocol {
+        BackendProtocol::Http1 => Version::HTTP_11,
+        BackendProtocol::H2c => Version::HTTP_2,
+    };
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+fn needs_request_headers(route: &RouteRuntime) -> bool {
+    route.chain.has_cors() || route.backends.iter().any(|b| b.chain.has_cors())
+}
+
+fn listener_name(socket: &SocketRuntime, listener: usize) -> &str {
+    socket.listeners.get(listener).map_or(socket.name.as_str(), String::as_str)
+}

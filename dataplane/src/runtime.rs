@@ -1,0 +1,195 @@
+//! The runtime: a snapshot turned into what the request path needs.
+//!
+//! `Runtime::build` runs off the request path when a snapshot arrives: it
+//! validates the snapshot, indexes each socket's routes, builds every rule's
+//! and backend reference's filter chain, parses endpoint addresses and sets
+//! up the balancers. The result is immutable apart from balancer cursors and
+//! is swapped in whole; a snapshot that fails to build is rejected and the
+//! previous runtime keeps serving.
+
+use crate::proxy::chain::Chain;
+use crate::router::{RouterError, SocketRouter};
+use crate::upstream::{Balancer, BackendSet, ClientPair, Clients};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use thiserror::Error;
+use tollgate_snapshot::{Route, Snapshot, Timeouts, ValidationError};
+
+/// Why a snapshot could not become a runtime.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    /// The snapshot is structurally invalid.
+    #[error("invalid snapshot")]
+    Invalid(#[from] ValidationError),
+    /// A socket address is not an IP address.
+    #[error("socket address {0:?} is not an IP address")]
+    SocketAddress(String),
+    /// A socket's routes could not be indexed.
+    #[error("socket {socket}: routes cannot be indexed")]
+    Router {
+        /// The socket, `address:bind_port`.
+        socket: SocketAddr,
+        /// The router's error.
+        #[source]
+        source: RouterError,
+    },
+    /// An endpoint address is not an IP address.
+    #[error("backend {backend}: endpoint address {address:?} is not an IP address")]
+    Endpoint {
+        /// The backend's source name.
+        backend: String,
+        /// The address.
+        address: String,
+    },
+}
+
+/// Everything the request path needs for one snapshot.
+#[derive(Debug)]
+pub struct Runtime {
+    snapshot: Snapshot,
+    sockets: HashMap<SocketAddr, SocketRuntime>,
+    routes: Vec<RouteRuntime>,
+    backends: BackendSet,
+    clients: ClientPair,
+}
+
+/// One socket: its router and the names used in logs and redirects.
+#[derive(Debug)]
+pub(crate) struct SocketRuntime {
+    /// `address:bind_port`, for logs.
+    pub(crate) name: String,
+    /// The manifest port, for redirects.
+    pub(crate) port: u16,
+    /// Listener source names, indexed like `Socket::listeners`.
+    pub(crate) listeners: Vec<String>,
+    /// The routing index.
+    pub(crate) router: SocketRouter,
+}
+
+/// One route rule with its chain, weighted backends and timeouts.
+#[derive(Debug)]
+pub(crate) struct RouteRuntime {
+    /// Source name, `httproute/<ns>/<name>/rule/<i>`.
+    pub(crate) name: String,
+    /// The rule's filters.
+    pub(crate) chain: Chain,
+    /// Backend references, indexed like `Route::backends`.
+    pub(crate) backends: Vec<BackendChoice>,
+    /// Smooth weighted round robin over `backends`.
+    pub(crate) balancer: Balancer,
+    /// Request and per-try timeouts.
+    pub(crate) timeouts: Timeouts,
+}
+
+/// One weighted backend reference of a rule.
+#[derive(Debug)]
+pub(crate) struct BackendChoice {
+    /// Index into `Snapshot::backends`; `None` when the reference is invalid.
+    pub(crate) backend: Option<usize>,
+    /// Filters applied only when this reference is chosen.
+    pub(crate) chain: Chain,
+}
+
+impl Runtime {
+    /// Validates `snapshot` and builds routers, filter chains and backends.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] when the snapshot is invalid, an address does not
+    /// parse, or a socket's routes cannot be indexed; the caller keeps the
+    /// previous runtime.
+    pub fn build(snapshot: Snapshot, clients: &Clients) -> Result<Runtime, BuildError> {
+        snapshot.validate()?;
+        let backends = BackendSet::build(&snapshot.backends)?;
+        let mut sockets = HashMap::with_capacity(snapshot.sockets.len());
+        for socket in &snapshot.sockets {
+            let ip: IpAddr = socket
+                .address
+                .parse()
+                .map_err(|_| BuildError::SocketAddress(socket.address.clone()))?;
+            let addr = SocketAddr::new(ip, socket.bind_port);
+            let router =
+                SocketRouter::build(socket).map_err(|source| BuildError::Router { socket: addr, source })?;
+            sockets.insert(
+                addr,
+                SocketRuntime {
+                    name: addr.to_string(),
+                    port: socket.port,
+                    listeners: socket.listeners.iter().map(|l| l.name.clone()).collect(),
+                    router,
+                },
+            );
+        }
+        let routes = snapshot
+            .routes
+            .iter()
+            .map(|route| build_route(route, &backends))
+            .collect();
+        let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
+        Ok(Runtime {
+            clients: clients.pair(connect_timeout),
+            snapshot,
+            sockets,
+            routes,
+            backends,
+        })
+    }
+
+    /// A runtime with no sockets and no routes for `gateway` (`ns/name`),
+    /// served before the first snapshot arrives.
+    pub fn empty(gateway: &str) -> Runtime {
+        let snapshot = Snapshot::empty(gateway);
+        let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
+        Runtime {
+            clients: Clients::new().pair(connect_timeout),
+            snapshot,
+            sockets: HashMap::new(),
+            routes: Vec::new(),
+            backends: BackendSet::default(),
+        }
+    }
+
+    /// The snapshot this runtime was built from.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The socket addresses (`address:bind_port`) that should be bound.
+    pub fn sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.sockets.keys().copied()
+    }
+
+    pub(crate) fn socket(&self, local: &SocketAddr) -> Option<&SocketRuntime> {
+        self.sockets.get(local)
+    }
+
+    pub(crate) fn route(&self, index: usize) -> Option<&RouteRuntime> {
+        self.routes.get(index)
+    }
+
+    pub(crate) fn backends(&self) -> &BackendSet {
+        &self.backends
+    }
+
+    pub(crate) fn clients(&self) -> &ClientPair {
+        &self.clients
+    }
+}
+
+fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
+    RouteRuntime {
+        name: route.name.clone(),
+        chain: Chain::build(&route.name, &route.filters, backends),
+        backends: route
+            .backends
+            .iter()
+            .map(|b| BackendChoice {
+                backend: b.backend,
+                chain: Chain::build(&route.name, &b.filters, backends),
+            })
+            .collect(),
+        balancer: Balancer::new(route.backends.iter().map(|b| b.weight)),
+        timeouts: route.timeouts.clone(),
+    }
+}

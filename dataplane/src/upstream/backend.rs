@@ -1,0 +1,86 @@
+//! Backends as the request path uses them: endpoint authorities parsed once,
+//! the protocol, and a round-robin cursor.
+
+use super::RoundRobin;
+use crate::runtime::BuildError;
+use http::uri::Authority;
+use std::net::{IpAddr, SocketAddr};
+use tollgate_snapshot::{Backend, BackendProtocol};
+
+/// One snapshot backend, ready to send to.
+#[derive(Debug)]
+pub struct BuiltBackend {
+    /// Source name, `service/<ns>/<name>/port/<port>`.
+    pub name: String,
+    /// Wire protocol spoken to the endpoints.
+    pub protocol: BackendProtocol,
+    /// Endpoint authorities (`ip:port`, IPv6 in brackets), in snapshot order.
+    pub endpoints: Vec<Authority>,
+    cursor: RoundRobin,
+}
+
+impl BuiltBackend {
+    /// Parses a snapshot backend's endpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Endpoint`] when an address is not an IP address.
+    pub fn build(backend: &Backend) -> Result<BuiltBackend, BuildError> {
+        let endpoints = backend
+            .endpoints
+            .iter()
+            .map(|e| {
+                let ip: IpAddr = e.address.parse().map_err(|_| BuildError::Endpoint {
+                    backend: backend.name.clone(),
+                    address: e.address.clone(),
+                })?;
+                Authority::try_from(SocketAddr::new(ip, e.port).to_string()).map_err(|_| {
+                    BuildError::Endpoint {
+                        backend: backend.name.clone(),
+                        address: e.address.clone(),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(BuiltBackend {
+            name: backend.name.clone(),
+            protocol: backend.protocol,
+            endpoints,
+            cursor: RoundRobin::default(),
+        })
+    }
+
+    /// The next endpoint in round-robin order, or `None` when the backend
+    /// has no ready endpoint.
+    pub fn select(&self) -> Option<&Authority> {
+        self.cursor
+            .select(self.endpoints.len())
+            .and_then(|i| self.endpoints.get(i))
+    }
+}
+
+/// Every backend of a snapshot, indexed like `Snapshot::backends`.
+#[derive(Debug, Default)]
+pub struct BackendSet {
+    backends: Vec<BuiltBackend>,
+}
+
+impl BackendSet {
+    /// Builds every backend of a snapshot.
+    ///
+    /// # Errors
+    ///
+    /// The first backend whose endpoints cannot be parsed.
+    pub fn build(backends: &[Backend]) -> Result<BackendSet, BuildError> {
+        let backends = backends
+            .iter()
+            .map(BuiltBackend::build)
+            .collect::<Result<_, _>>()?;
+        Ok(BackendSet { backends })
+    }
+
+    /// The backend at `index` in `Snapshot::backends`.
+    pub fn get(&self, index: usize) -> Option<&BuiltBackend> {
+        self.backends.get(index)
+    }
+}
