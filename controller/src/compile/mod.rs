@@ -8,9 +8,29 @@
 //! executes a resolved plan. A user mistake becomes a status condition on
 //! the object that holds it, never an error: the rest still compiles.
 
+mod backends;
+mod conditions;
+mod filters;
+mod gateway;
+mod gatewayclass;
+mod hostname;
+mod httproute;
+mod listeners;
+mod matches;
+mod rules;
+mod selector;
+mod snapshot;
+
 use crate::resources::Resources;
+use conditions::Stamp;
+use gateway::{GatewayPlan, compile_gateway};
+use gatewayclass::{ClassOutcome, compile_gateway_class};
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use httproute::{CompiledRoute, attach, compile_http_route};
+use listeners::GATEWAY_GROUP;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use snapshot::{Attachment, build_snapshot};
+use std::collections::{BTreeMap, BTreeSet};
 use tollgate_snapshot::Snapshot;
 
 /// The GatewayClass `controllerName` Tollgate answers to by default.
@@ -70,7 +90,138 @@ pub struct ObjectStatus {
 }
 
 /// Compiles every object into snapshots and statuses.
+///
+/// # Guarantees
+///
+/// - Pure and deterministic: the same inputs give the same output, byte
+///   for byte once serialised.
+/// - Only objects of Tollgate's classes (`options.controller_name`) get a
+///   status; one invalid object never keeps another from compiling.
+/// - Every snapshot passes [`Snapshot::validate`].
 pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
-    let _ = (resources, options);
-    Compiled::default()
+    let stamp = Stamp::new(&options.now, None);
+    let mut out = Compiled::default();
+    let classes: BTreeMap<&str, ClassOutcome> = resources
+        .gateway_classes
+        .iter()
+        .filter(|(_, c)| c.spec.controller_name == options.controller_name)
+        .map(|(name, c)| (name.as_str(), compile_gateway_class(resources, c, &stamp)))
+        .collect();
+    for (name, class) in &classes {
+        push_status(&mut out, "GatewayClass", None, name, &class.status);
+    }
+    let gateways: BTreeMap<&str, GatewayPlan> = resources
+        .gateways
+        .iter()
+        .filter_map(|(key, g)| {
+            let class_name = g.spec.gateway_class_name.as_str();
+            let class = classes.get(class_name)?;
+            Some((key.as_str(), compile_gateway(g, class_name, class, options, &stamp)))
+        })
+        .collect();
+    let routes = compile_routes(resources, &gateways, &stamp);
+    let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
+    for (i, (route, compiled)) in routes.iter().enumerate() {
+        let mut parents = Vec::new();
+        for parent in route.spec.parent_refs.iter().flatten() {
+            let Some((key, plan)) = parent_gateway(&gateways, &compiled.namespace, parent) else {
+                continue;
+            };
+            let outcome = attach(resources, compiled, parent, plan, &options.controller_name);
+            let found = attachments.entry(key).or_default();
+            found.extend(outcome.attachments.into_iter().map(|(listener, hostnames)| Attachment {
+                route: i,
+                listener,
+                hostnames,
+            }));
+            parents.push(outcome.status);
+        }
+        let status = HttpRouteStatus { parents };
+        let name = route.metadata.name.as_deref().unwrap_or_default();
+        push_status(&mut out, "HTTPRoute", Some(&compiled.namespace), name, &status);
+    }
+    let compiled_routes: Vec<CompiledRoute> = routes.into_iter().map(|(_, c)| c).collect();
+    for (key, plan) in &gateways {
+        let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
+        let status = plan.status(&attached_counts(plan, found));
+        push_status(&mut out, "Gateway", Some(&plan.namespace), &plan.name, &status);
+        if plan.not_programmed().is_none() {
+            let snapshot = build_snapshot(plan, &compiled_routes, found, options.listener_port_offset);
+            out.snapshots.insert(key.to_string(), snapshot);
+        }
+    }
+    out.statuses.sort_by(|a, b| {
+        (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+    });
+    out
+}
+
+/// Compiles the HTTPRoutes that name at least one of Tollgate's Gateways,
+/// in `namespace/name` order.
+fn compile_routes<'a>(
+    resources: &'a Resources,
+    gateways: &BTreeMap<&str, GatewayPlan>,
+    stamp: &Stamp,
+) -> Vec<(&'a HttpRoute, CompiledRoute)> {
+    resources
+        .http_routes
+        .iter()
+        .filter(|(_, r)| {
+            let ns = r.metadata.namespace.as_deref().unwrap_or_default();
+            r.spec
+                .parent_refs
+                .iter()
+                .flatten()
+                .any(|p| parent_gateway(gateways, ns, p).is_some())
+        })
+        .map(|(key, r)| (r, compile_http_route(resources, key, r, stamp)))
+        .collect()
+}
+
+/// The Tollgate Gateway a parentRef names, if it names one.
+fn parent_gateway<'g, 'k>(
+    gateways: &'g BTreeMap<&'k str, GatewayPlan>,
+    route_ns: &str,
+    parent: &gateway_api::experimental::httproutes::HttpRouteParentRefs,
+) -> Option<(&'k str, &'g GatewayPlan)> {
+    let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = parent.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || kind != "Gateway" {
+        return None;
+    }
+    let ns = parent.namespace.as_deref().unwrap_or(route_ns);
+    let key = format!("{ns}/{}", parent.name);
+    gateways.get_key_value(key.as_str()).map(|(k, g)| (*k, g))
+}
+
+/// Routes attached per listener, each route counted once per listener.
+fn attached_counts(plan: &GatewayPlan, attachments: &[Attachment]) -> Vec<i32> {
+    let mut per_listener: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); plan.listeners.len()];
+    for a in attachments {
+        if let Some(set) = per_listener.get_mut(a.listener) {
+            set.insert(a.route);
+        }
+    }
+    per_listener
+        .iter()
+        .map(|s| i32::try_from(s.len()).unwrap_or(i32::MAX))
+        .collect()
+}
+
+fn push_status<T: Serialize>(
+    out: &mut Compiled,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    status: &T,
+) {
+    // Serialising the generated status types cannot fail (string keys,
+    // no non-finite floats); a null status would still name the object.
+    let status = serde_json::to_value(status).unwrap_or_default();
+    out.statuses.push(ObjectStatus {
+        kind: kind.to_string(),
+        namespace: namespace.map(str::to_string),
+        name: name.to_string(),
+        status,
+    });
 }

@@ -1,0 +1,177 @@
+//! Backend references: a route's `backendRefs` and mirror targets resolved
+//! to a Service port and its ready endpoints.
+//!
+//! Resolution checks, in order: the kind (only core `Service`), the
+//! ReferenceGrant for a cross-namespace reference, the port, the Service and
+//! its port, the port's `appProtocol`, then collects endpoints from the
+//! Service's EndpointSlices. A failure is a [`Problem`] with the route
+//! `ResolvedRefs` reason; the reference then points at no backend, so the
+//! data plane answers 500 for its share of requests. A Service without
+//! ready endpoints is valid and resolves to a backend with no endpoints
+//! (503).
+
+use super::conditions::{Problem, reasons};
+use super::listeners::GATEWAY_GROUP;
+use crate::resources::Resources;
+use k8s_openapi::api::core::v1::ServicePort;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use tollgate_snapshot::{Backend, BackendProtocol, Endpoint};
+
+/// The label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A backend reference, whatever filter or rule it came from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BackendTarget<'a> {
+    /// `group`; core when absent.
+    pub(crate) group: Option<&'a str>,
+    /// `kind`; `Service` when absent.
+    pub(crate) kind: Option<&'a str>,
+    /// `name`.
+    pub(crate) name: &'a str,
+    /// `namespace`; the route's when absent.
+    pub(crate) namespace: Option<&'a str>,
+    /// `port`.
+    pub(crate) port: Option<i32>,
+}
+
+/// Resolves `target`, referenced from an HTTPRoute in `route_ns`.
+pub(crate) fn resolve_backend(
+    resources: &Resources,
+    route_ns: &str,
+    target: BackendTarget<'_>,
+) -> Result<Backend, Problem> {
+    let group = target.group.unwrap_or("");
+    let kind = target.kind.unwrap_or("Service");
+    if !group.is_empty() || kind != "Service" {
+        return Err(Problem::new(
+            reasons::INVALID_KIND,
+            format!("backend kind {group}/{kind} is not supported; use a Service"),
+        ));
+    }
+    let ns = target.namespace.unwrap_or(route_ns);
+    let name = target.name;
+    if ns != route_ns && !reference_granted(resources, route_ns, ns, name) {
+        return Err(Problem::new(
+            reasons::REF_NOT_PERMITTED,
+            format!("no ReferenceGrant in namespace {ns} allows HTTPRoutes from {route_ns} to Service {name}"),
+        ));
+    }
+    let Some(port) = target.port else {
+        return Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            format!("backendRef to Service {ns}/{name} has no port"),
+        ));
+    };
+    let service = resources
+        .services
+        .get(&format!("{ns}/{name}"))
+        .ok_or_else(|| {
+            Problem::new(
+                reasons::BACKEND_NOT_FOUND,
+                format!("Service {ns}/{name} does not exist"),
+            )
+        })?;
+    let service_port = service
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .find(|p| p.port == port)
+        .ok_or_else(|| {
+            Problem::new(
+                reasons::BACKEND_NOT_FOUND,
+                format!("Service {ns}/{name} has no port {port}"),
+            )
+        })?;
+    let protocol = backend_protocol(service_port.app_protocol.as_deref()).ok_or_else(|| {
+        Problem::new(
+            reasons::UNSUPPORTED_PROTOCOL,
+            format!(
+                "Service {ns}/{name} port {port} has appProtocol {}, which Tollgate cannot speak",
+                service_port.app_protocol.as_deref().unwrap_or_default()
+            ),
+        )
+    })?;
+    Ok(Backend {
+        name: format!("service/{ns}/{name}/port/{port}"),
+        protocol,
+        endpoints: endpoints(resources, ns, name, service_port),
+    })
+}
+
+/// The wire protocol for a Service port's `appProtocol`: plain HTTP/1.1
+/// (also for WebSocket, which upgrades from it) or h2c; `None` when
+/// Tollgate cannot speak it.
+fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
+    match app_protocol.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("http" | "kubernetes.io/http" | "kubernetes.io/ws") => {
+            Some(BackendProtocol::Http1)
+        }
+        Some("kubernetes.io/h2c") => Some(BackendProtocol::H2c),
+        Some(_) => None,
+    }
+}
+
+/// Whether a ReferenceGrant in `to_ns` lets HTTPRoutes in `from_ns` refer to
+/// Service `name` (a grant without `to.name` covers every Service).
+pub(crate) fn reference_granted(resources: &Resources, from_ns: &str, to_ns: &str, name: &str) -> bool {
+    resources
+        .reference_grants
+        .values()
+        .filter(|g| g.metadata.namespace.as_deref() == Some(to_ns))
+        .any(|g| {
+            let from_ok = g.spec.from.iter().any(|f| {
+                f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns
+            });
+            let to_ok = g.spec.to.iter().any(|t| {
+                t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name)
+            });
+            from_ok && to_ok
+        })
+}
+
+/// Ready endpoints of Service `ns/name` for `port`, from the Service's
+/// EndpointSlices: the slice port is found by the Service port's name,
+/// endpoints whose `ready` is false are skipped, and the result is sorted.
+fn endpoints(resources: &Resources, ns: &str, name: &str, port: &ServicePort) -> Vec<Endpoint> {
+    let port_name = port.name.as_deref().unwrap_or("");
+    let mut found: BTreeSet<(IpAddr, u16)> = BTreeSet::new();
+    for slice in resources.endpoint_slices.values() {
+        let meta = &slice.metadata;
+        let owned = meta.namespace.as_deref() == Some(ns)
+            && meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .is_some_and(|s| s == name);
+        if !owned || !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            continue;
+        }
+        let slice_port = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0);
+        let Some(slice_port) = slice_port else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready) != Some(false);
+            let address = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok());
+            if let (true, Some(address)) = (ready, address) {
+                found.insert((address, slice_port));
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(address, port)| Endpoint {
+            address: address.to_string(),
+            port,
+        })
+        .collect()
+}

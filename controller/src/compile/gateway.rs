@@ -1,0 +1,187 @@
+//! `compile_gateway`: a Gateway of an accepted Tollgate class becomes a
+//! [`GatewayPlan`] (addresses, listeners, settings) that routes attach to,
+//! and, once attachments are counted, its status.
+//!
+//! A Gateway is served (gets a snapshot) only when it is programmed: its
+//! class is accepted, its addresses are usable, and at least one listener is
+//! programmed.
+
+use super::conditions::{Problem, Stamp, reasons, types};
+use super::gatewayclass::ClassOutcome;
+use super::listeners::{ListenerPlan, plan_listeners};
+use super::CompileOptions;
+use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
+use std::net::IpAddr;
+use tollgate_snapshot::Settings;
+
+/// The address type Tollgate binds.
+const IP_ADDRESS: &str = "IPAddress";
+
+/// One Gateway as compile sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct GatewayPlan {
+    /// `metadata.namespace`.
+    pub(crate) namespace: String,
+    /// `metadata.name`.
+    pub(crate) name: String,
+    /// Stamp for this Gateway's conditions.
+    pub(crate) stamp: Stamp,
+    /// The class's problem when it is not accepted.
+    pub(crate) class_problem: Option<Problem>,
+    /// Settings from the class.
+    pub(crate) settings: Settings,
+    /// IP addresses to bind, in manifest order without duplicates.
+    pub(crate) addresses: Vec<String>,
+    /// An address of an unsupported type (Accepted False).
+    pub(crate) address_unsupported: Option<Problem>,
+    /// An address that cannot be bound (Programmed False).
+    pub(crate) address_unusable: Option<Problem>,
+    /// Listeners in manifest order.
+    pub(crate) listeners: Vec<ListenerPlan>,
+}
+
+/// Plans `gateway`, whose class Tollgate owns.
+pub(crate) fn compile_gateway(
+    gateway: &Gateway,
+    class_name: &str,
+    class: &ClassOutcome,
+    options: &CompileOptions,
+    stamp: &Stamp,
+) -> GatewayPlan {
+    let mut plan = GatewayPlan {
+        namespace: gateway.metadata.namespace.clone().unwrap_or_default(),
+        name: gateway.metadata.name.clone().unwrap_or_default(),
+        stamp: stamp.for_generation(gateway.metadata.generation),
+        class_problem: class.problem.as_ref().map(|p| {
+            Problem::new(
+                reasons::INVALID,
+                format!("GatewayClass {class_name} is not accepted: {}", p.message),
+            )
+        }),
+        settings: class.settings.clone(),
+        addresses: Vec::new(),
+        address_unsupported: None,
+        address_unusable: None,
+        listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
+    };
+    plan_addresses(&mut plan, gateway, &options.bind_address);
+    plan
+}
+
+/// `spec.addresses`: only `IPAddress` is supported; an address without a
+/// value, or no addresses at all, means the controller's bind address.
+fn plan_addresses(plan: &mut GatewayPlan, gateway: &Gateway, bind_address: &str) {
+    let push = |a: String, plan: &mut GatewayPlan| {
+        if !plan.addresses.contains(&a) {
+            plan.addresses.push(a);
+        }
+    };
+    for a in gateway.spec.addresses.iter().flatten() {
+        let kind = a.r#type.as_deref().unwrap_or(IP_ADDRESS);
+        if kind != IP_ADDRESS {
+            plan.address_unsupported = Some(Problem::new(
+                reasons::UNSUPPORTED_ADDRESS,
+                format!("address type {kind} is not supported; use IPAddress"),
+            ));
+            continue;
+        }
+        match a.value.as_deref() {
+            None | Some("") => push(bind_address.to_string(), plan),
+            Some(v) => match v.parse::<IpAddr>() {
+                Ok(ip) => push(ip.to_string(), plan),
+                Err(_) => {
+                    plan.address_unusable = Some(Problem::new(
+                        reasons::ADDRESS_NOT_USABLE,
+                        format!("address {v:?} is not an IP address"),
+                    ))
+                }
+            },
+        }
+    }
+    if plan.addresses.is_empty() && plan.address_unsupported.is_none() {
+        push(bind_address.to_string(), plan);
+    }
+}
+
+impl GatewayPlan {
+    /// `namespace/name`.
+    pub(crate) fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Why the Gateway is not accepted (`Err`), or the reason it is
+    /// accepted with (`Accepted` or `ListenersNotValid`).
+    fn acceptance(&self) -> Result<Problem, Problem> {
+        if let Some(p) = self.class_problem.clone().or(self.address_unsupported.clone()) {
+            return Err(p);
+        }
+        let invalid: Vec<&str> = self
+            .listeners
+            .iter()
+            .filter(|l| l.not_programmed().is_some())
+            .map(|l| l.name.as_str())
+            .collect();
+        if invalid.len() == self.listeners.len() {
+            return Err(Problem::new(
+                reasons::LISTENERS_NOT_VALID,
+                "no listener is valid",
+            ));
+        }
+        if invalid.is_empty() {
+            Ok(Problem::new(reasons::ACCEPTED, "Gateway is accepted"))
+        } else {
+            Ok(Problem::new(
+                reasons::LISTENERS_NOT_VALID,
+                format!("listener(s) {} are not valid", invalid.join(", ")),
+            ))
+        }
+    }
+
+    /// Why the Gateway is not programmed, or `None` when it is served.
+    pub(crate) fn not_programmed(&self) -> Option<Problem> {
+        match self.acceptance() {
+            Err(p) => Some(Problem::new(reasons::INVALID, p.message)),
+            Ok(_) => self.address_unusable.clone(),
+        }
+    }
+
+    /// The Gateway's status; `attached[i]` counts routes on listener `i`.
+    pub(crate) fn status(&self, attached: &[i32]) -> GatewayStatus {
+        let s = &self.stamp;
+        let accepted = match self.acceptance() {
+            Ok(p) => s.condition(types::ACCEPTED, true, p.reason, p.message),
+            Err(p) => s.condition(types::ACCEPTED, false, p.reason, p.message),
+        };
+        let not_programmed = self.not_programmed();
+        let programmed = match &not_programmed {
+            Some(p) => s.condition(types::PROGRAMMED, false, p.reason, &p.message),
+            None => s.condition(
+                types::PROGRAMMED,
+                true,
+                reasons::PROGRAMMED,
+                "Gateway is programmed",
+            ),
+        };
+        let addresses = not_programmed.is_none().then(|| {
+            self.addresses
+                .iter()
+                .map(|a| GatewayStatusAddresses {
+                    r#type: Some(IP_ADDRESS.to_string()),
+                    value: a.clone(),
+                })
+                .collect()
+        });
+        let listeners = self
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.status(s, attached.get(i).copied().unwrap_or(0)))
+            .collect();
+        GatewayStatus {
+            addresses,
+            attached_listener_sets: None,
+            conditions: Some(vec![accepted, programmed]),
+            listeners: Some(listeners),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `compile_gateway_class`: decides whether Tollgate accepts a GatewayClass
+//! and which data-plane [`Settings`] its Gateways get.
+//!
+//! Only classes whose `controllerName` is Tollgate's are looked at; others
+//! belong to another controller and get no status from Tollgate. A class is
+//! refused (`InvalidParameters`) when its `parametersRef` names anything but
+//! an existing `tollgate.dev/GatewayConfig`, because its Gateways would
+//! otherwise run with settings the user did not ask for.
+
+use super::conditions::{Problem, Stamp, reasons, types};
+use crate::resources::Resources;
+use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use tollgate_crds::{GROUP, GatewayConfigSpec};
+use tollgate_snapshot::Settings;
+
+/// What compile knows about one of Tollgate's GatewayClasses.
+#[derive(Clone, Debug)]
+pub(crate) struct ClassOutcome {
+    /// Why the class is not accepted; `None` when it is.
+    pub(crate) problem: Option<Problem>,
+    /// Settings for every Gateway of the class.
+    pub(crate) settings: Settings,
+    /// The class's status.
+    pub(crate) status: GatewayClassStatus,
+}
+
+/// Accepts or refuses `class` and resolves its settings.
+pub(crate) fn compile_gateway_class(
+    resources: &Resources,
+    class: &GatewayClass,
+    stamp: &Stamp,
+) -> ClassOutcome {
+    let stamp = stamp.for_generation(class.metadata.generation);
+    let resolved = resolve_parameters(resources, class);
+    let accepted = match &resolved {
+        Ok(_) => stamp.condition(
+            types::ACCEPTED,
+            true,
+            reasons::ACCEPTED,
+            "Tollgate handles Gateways of this class",
+        ),
+        Err(p) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
+    };
+    let supported = stamp.condition(
+        types::SUPPORTED_VERSION,
+        true,
+        reasons::SUPPORTED_VERSION,
+        "Gateway API version is supported",
+    );
+    let (problem, settings) = match resolved {
+        Ok(settings) => (None, settings),
+        Err(p) => (Some(p), Settings::default()),
+    };
+    ClassOutcome {
+        problem,
+        settings,
+        status: GatewayClassStatus {
+            conditions: Some(vec![accepted, supported]),
+            supported_features: None,
+        },
+    }
+}
+
+fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Settings, Problem> {
+    let Some(r) = &class.spec.parameters_ref else {
+        return Ok(Settings::default());
+    };
+    let invalid = |m: String| Problem::new(reasons::INVALID_PARAMETERS, m);
+    if r.group != GROUP || r.kind != "GatewayConfig" {
+        return Err(invalid(format!(
+            "parametersRef must be group {GROUP} kind GatewayConfig, not {}/{}",
+            r.group, r.kind
+        )));
+    }
+    let Some(ns) = &r.namespace else {
+        return Err(invalid(format!(
+            "parametersRef to GatewayConfig {} needs a namespace",
+            r.name
+        )));
+    };
+    let key = format!("{ns}/{}", r.name);
+    match resources.gateway_configs.get(&key) {
+        Some(config) => Ok(settings_from(&config.spec)),
+        None => Err(invalid(format!("GatewayConfig {key} does not exist"))),
+    }
+}
+
+/// Maps a GatewayConfig onto snapshot settings (seconds to milliseconds);
+/// absent fields keep the defaults.
+pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
+    let d = Settings::default();
+    let ms = |s: Option<u32>, default: u64| s.map_or(default, |s| u64::from(s) * 1000);
+    Settings {
+        request_header_timeout_ms: ms(
+            spec.request_header_timeout_seconds,
+            d.request_header_timeout_ms,
+        ),
+        idle_timeout_ms: ms(spec.idle_timeout_seconds, d.idle_timeout_ms),
+        max_request_header_bytes: spec
+            .max_request_header_bytes
+            .unwrap_or(d.max_request_header_bytes),
+        max_request_headers: spec.max_request_headers.unwrap_or(d.max_request_headers),
+        max_connections: spec.max_connections.unwrap_or(d.max_connections),
+        upstream_connect_timeout_ms: ms(
+            spec.upstream_connect_timeout_seconds,
+            d.upstream_connect_timeout_ms,
+        ),
+        drain_timeout_ms: ms(spec.drain_timeout_seconds, d.drain_timeout_ms),
+        allow_encoded_slashes: spec.allow_encoded_slashes.unwrap_or(d.allow_encoded_slashes),
+    }
+}

@@ -1,0 +1,238 @@
+//! `compile_http_route`: an HTTPRoute's rules compiled once, then attached
+//! to each Gateway its `parentRefs` name, with one route parent status per
+//! parentRef.
+//!
+//! Attachment follows the Gateway API: the parentRef's `sectionName` and
+//! `port` select listeners (`NoMatchingParent`), the listeners'
+//! `allowedRoutes` must admit the route's kind and namespace
+//! (`NotAllowedByListeners`), and the route's hostnames must intersect the
+//! listener's (`NoMatchingListenerHostname`). Invalid rules are dropped
+//! (`PartiallyInvalid`, message "Dropped Rule…"); a route whose every rule
+//! is invalid is not accepted.
+
+use super::conditions::{Problem, Stamp, reasons, types};
+use super::gateway::GatewayPlan;
+use super::hostname::effective_hostnames;
+use super::listeners::ListenerPlan;
+use super::rules::{CompiledRule, RuleContext, compile_rule};
+use super::selector::{namespace_labels, selects};
+use crate::resources::Resources;
+use gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesFrom as NamespacesFrom;
+use gateway_api::experimental::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use tollgate_snapshot::HostMatch;
+
+/// An HTTPRoute with its rules compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledRoute {
+    /// `namespace/name`.
+    pub(crate) key: String,
+    /// `metadata.namespace`.
+    pub(crate) namespace: String,
+    /// `metadata.creationTimestamp`, for precedence.
+    pub(crate) created: Option<Timestamp>,
+    /// Stamp for the route's conditions.
+    pub(crate) stamp: Stamp,
+    /// `spec.hostnames`, lowercase.
+    pub(crate) hostnames: Vec<HostMatch>,
+    /// The valid rules.
+    pub(crate) rules: Vec<CompiledRule>,
+    /// Why rules were dropped: `(rule index, problem)`.
+    pub(crate) dropped: Vec<(usize, Problem)>,
+    /// Unresolved references.
+    pub(crate) ref_problems: Vec<Problem>,
+}
+
+/// Compiles the rules of `route` (stored under `key`).
+pub(crate) fn compile_http_route(
+    resources: &Resources,
+    key: &str,
+    route: &HttpRoute,
+    stamp: &Stamp,
+) -> CompiledRoute {
+    let namespace = route.metadata.namespace.clone().unwrap_or_default();
+    let mut ctx = RuleContext::new(resources, &namespace);
+    let mut rules = Vec::new();
+    let mut dropped = Vec::new();
+    // The API default for absent rules is one rule matching every path.
+    let default_rules = [Default::default()];
+    let manifest_rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
+    for (i, rule) in manifest_rules.iter().enumerate() {
+        match compile_rule(&mut ctx, key, i, rule) {
+            Ok(r) => rules.push(r),
+            Err(p) => {
+                let named = rule.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                dropped.push((i, Problem::new(p.reason, format!("rule {i}{named}: {}", p.message))));
+            }
+        }
+    }
+    CompiledRoute {
+        key: key.to_string(),
+        namespace: namespace.clone(),
+        created: route.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        stamp: stamp.for_generation(route.metadata.generation),
+        hostnames: route
+            .spec
+            .hostnames
+            .iter()
+            .flatten()
+            .map(|h| HostMatch::parse(h))
+            .collect(),
+        rules,
+        dropped,
+        ref_problems: ctx.ref_problems,
+    }
+}
+
+/// Where a route attached on one Gateway, and the parent status saying so.
+#[derive(Clone, Debug)]
+pub(crate) struct ParentOutcome {
+    /// `(listener index, effective hostnames)` for each listener attached.
+    pub(crate) attachments: Vec<(usize, Vec<HostMatch>)>,
+    /// The route's status for this parentRef.
+    pub(crate) status: HttpRouteStatusParents,
+}
+
+/// Attaches `route` to `gateway` through `parent`.
+pub(crate) fn attach(
+    resources: &Resources,
+    route: &CompiledRoute,
+    parent: &HttpRouteParentRefs,
+    gateway: &GatewayPlan,
+    controller_name: &str,
+) -> ParentOutcome {
+    let attached = select_listeners(resources, route, parent, gateway);
+    let attachments = match &attached {
+        Ok(a) if !route.rules.is_empty() => a.clone(),
+        _ => Vec::new(),
+    };
+    let mut conditions = vec![accepted_condition(route, attached.err())];
+    conditions.push(resolved_condition(route));
+    if !route.rules.is_empty() && !route.dropped.is_empty() && !attachments.is_empty() {
+        let dropped: Vec<&str> = route.dropped.iter().map(|(_, p)| p.message.as_str()).collect();
+        conditions.push(route.stamp.condition(
+            types::PARTIALLY_INVALID,
+            true,
+            reasons::UNSUPPORTED_VALUE,
+            format!("Dropped Rule(s): {}", dropped.join("; ")),
+        ));
+    }
+    ParentOutcome {
+        attachments,
+        status: HttpRouteStatusParents {
+            conditions,
+            controller_name: controller_name.to_string(),
+            parent_ref: HttpRouteStatusParentsParentRef {
+                group: parent.group.clone(),
+                kind: parent.kind.clone(),
+                name: parent.name.clone(),
+                namespace: parent.namespace.clone(),
+                port: parent.port,
+                section_name: parent.section_name.clone(),
+            },
+        },
+    }
+}
+
+fn accepted_condition(route: &CompiledRoute, problem: Option<Problem>) -> Condition {
+    let s = &route.stamp;
+    if let Some(p) = problem {
+        return s.condition(types::ACCEPTED, false, p.reason, p.message);
+    }
+    match route.dropped.first() {
+        Some((_, first)) if route.rules.is_empty() => {
+            let all: Vec<&str> = route.dropped.iter().map(|(_, p)| p.message.as_str()).collect();
+            s.condition(
+                types::ACCEPTED,
+                false,
+                first.reason,
+                format!("all rules are invalid: {}", all.join("; ")),
+            )
+        }
+        _ => s.condition(types::ACCEPTED, true, reasons::ACCEPTED, "route is accepted"),
+    }
+}
+
+fn resolved_condition(route: &CompiledRoute) -> Condition {
+    let s = &route.stamp;
+    match route.ref_problems.first() {
+        None => s.condition(
+            types::RESOLVED_REFS,
+            true,
+            reasons::RESOLVED_REFS,
+            "all references are resolved",
+        ),
+        Some(first) => {
+            let all: Vec<&str> = route.ref_problems.iter().map(|p| p.message.as_str()).collect();
+            s.condition(types::RESOLVED_REFS, false, first.reason, all.join("; "))
+        }
+    }
+}
+
+/// The listeners `parent` selects that admit `route`, with the effective
+/// hostnames on each; or why there are none.
+fn select_listeners(
+    resources: &Resources,
+    route: &CompiledRoute,
+    parent: &HttpRouteParentRefs,
+    gateway: &GatewayPlan,
+) -> Result<Vec<(usize, Vec<HostMatch>)>, Problem> {
+    let named: Vec<(usize, &ListenerPlan)> = gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
+        .collect();
+    if named.is_empty() {
+        return Err(Problem::new(
+            reasons::NO_MATCHING_PARENT,
+            "no listener of the Gateway matches the parentRef's sectionName and port",
+        ));
+    }
+    let allowed: Vec<(usize, &ListenerPlan)> = named
+        .into_iter()
+        .filter(|(_, l)| l.supports_http_routes() && namespace_allowed(resources, l, gateway, route))
+        .collect();
+    if allowed.is_empty() {
+        return Err(Problem::new(
+            reasons::NOT_ALLOWED_BY_LISTENERS,
+            "no selected listener allows HTTPRoutes from this namespace",
+        ));
+    }
+    let attached: Vec<(usize, Vec<HostMatch>)> = allowed
+        .into_iter()
+        .map(|(i, l)| (i, effective_hostnames(&l.hostname, &route.hostnames)))
+        .filter(|(_, hosts)| !hosts.is_empty())
+        .collect();
+    if attached.is_empty() {
+        return Err(Problem::new(
+            reasons::NO_MATCHING_LISTENER_HOSTNAME,
+            "no hostname of the route matches a selected listener's hostname",
+        ));
+    }
+    Ok(attached)
+}
+
+/// `allowedRoutes.namespaces`: `Same` (the default), `All`, or `Selector`
+/// on the route namespace's labels.
+fn namespace_allowed(
+    resources: &Resources,
+    listener: &ListenerPlan,
+    gateway: &GatewayPlan,
+    route: &CompiledRoute,
+) -> bool {
+    let from = listener.namespaces.as_ref().and_then(|n| n.from.clone());
+    match from.unwrap_or(NamespacesFrom::Same) {
+        NamespacesFrom::Same => route.namespace == gateway.namespace,
+        NamespacesFrom::All => true,
+        NamespacesFrom::Selector => listener
+            .namespaces
+            .as_ref()
+            .and_then(|n| n.selector.as_ref())
+            .is_some_and(|s| selects(s, &namespace_labels(resources, &route.namespace))),
+    }
+}

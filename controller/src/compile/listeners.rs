@@ -1,0 +1,254 @@
+//! Listener validation: protocol, port, hostname, route kinds and conflicts
+//! between the listeners of one Gateway, and each listener's status.
+//!
+//! A listener that is not programmed is left out of the snapshot; routes may
+//! still attach to it (the Gateway API counts attachment from `allowedRoutes`
+//! and `parentRefs` alone), they are just not served there.
+
+use super::conditions::{Problem, Stamp, reasons, types};
+use super::hostname::is_valid_hostname;
+use gateway_api::experimental::gateways::{
+    GatewayListeners, GatewayListenersAllowedRoutesNamespaces, GatewayStatusListeners,
+    GatewayStatusListenersSupportedKinds,
+};
+use std::collections::BTreeMap;
+use tollgate_snapshot::HostMatch;
+
+/// The Gateway API group.
+pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// One listener as compile sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct ListenerPlan {
+    /// `spec.listeners[].name`.
+    pub(crate) name: String,
+    /// The manifest port.
+    pub(crate) port: i32,
+    /// The listener hostname (`Any` when absent).
+    pub(crate) hostname: HostMatch,
+    /// `allowedRoutes.namespaces`.
+    pub(crate) namespaces: Option<GatewayListenersAllowedRoutesNamespaces>,
+    /// Route kinds the listener accepts (only HTTPRoute on HTTP listeners).
+    pub(crate) supported_kinds: Vec<GatewayStatusListenersSupportedKinds>,
+    /// Why some requested route kinds are not supported.
+    pub(crate) kinds_problem: Option<Problem>,
+    /// Why the listener is not accepted.
+    pub(crate) accept_problem: Option<Problem>,
+    /// Why the listener conflicts with another one.
+    pub(crate) conflict: Option<Problem>,
+}
+
+impl ListenerPlan {
+    /// Whether HTTPRoutes may attach to this listener.
+    pub(crate) fn supports_http_routes(&self) -> bool {
+        !self.supported_kinds.is_empty()
+    }
+
+    /// Why the listener is not programmed, or `None` when it is.
+    pub(crate) fn not_programmed(&self) -> Option<Problem> {
+        if let Some(p) = self.accept_problem.as_ref().or(self.conflict.as_ref()) {
+            return Some(Problem::new(reasons::INVALID, &p.message));
+        }
+        if !self.supports_http_routes() {
+            return Some(Problem::new(
+                reasons::INVALID,
+                "listener allows no supported route kind",
+            ));
+        }
+        None
+    }
+
+    /// The listener's status with `attached` routes.
+    pub(crate) fn status(&self, stamp: &Stamp, attached: i32) -> GatewayStatusListeners {
+        let accepted = match (&self.accept_problem, &self.conflict) {
+            (Some(p), _) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
+            (None, Some(c)) => stamp.condition(types::ACCEPTED, false, reasons::INVALID, &c.message),
+            (None, None) => stamp.condition(
+                types::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                "listener is valid",
+            ),
+        };
+        let programmed = match self.not_programmed() {
+            Some(p) => stamp.condition(types::PROGRAMMED, false, p.reason, &p.message),
+            None => stamp.condition(
+                types::PROGRAMMED,
+                true,
+                reasons::PROGRAMMED,
+                "listener is programmed",
+            ),
+        };
+        let resolved = match &self.kinds_problem {
+            Some(p) => stamp.condition(types::RESOLVED_REFS, false, p.reason, &p.message),
+            None => stamp.condition(
+                types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "all references are resolved",
+            ),
+        };
+        let conflicted = match &self.conflict {
+            Some(c) => stamp.condition(types::CONFLICTED, true, c.reason, &c.message),
+            None => stamp.condition(
+                types::CONFLICTED,
+                false,
+                reasons::NO_CONFLICTS,
+                "no conflicts with other listeners",
+            ),
+        };
+        GatewayStatusListeners {
+            attached_routes: attached,
+            conditions: vec![accepted, programmed, resolved, conflicted],
+            name: self.name.clone(),
+            supported_kinds: Some(self.supported_kinds.clone()),
+        }
+    }
+}
+
+/// Validates every listener of a Gateway and marks conflicts between them.
+pub(crate) fn plan_listeners(listeners: &[GatewayListeners], port_offset: u16) -> Vec<ListenerPlan> {
+    let mut plans: Vec<ListenerPlan> = listeners
+        .iter()
+        .map(|l| plan_listener(l, port_offset))
+        .collect();
+    mark_conflicts(listeners, &mut plans);
+    plans
+}
+
+fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
+    let hostname_raw = l.hostname.as_deref().map(str::to_ascii_lowercase);
+    let hostname = hostname_raw.as_deref().map_or(HostMatch::Any, HostMatch::parse);
+    let is_http = l.protocol == "HTTP";
+    let (supported_kinds, kinds_problem) = if is_http {
+        route_kinds(l)
+    } else {
+        (Vec::new(), None)
+    };
+    let accept_problem = if !is_http {
+        Some(unsupported_protocol(&l.protocol))
+    } else if bind_port(l.port, port_offset).is_none() {
+        Some(Problem::new(
+            reasons::PORT_UNAVAILABLE,
+            format!("port {} plus the listener port offset {port_offset} is not a usable port", l.port),
+        ))
+    } else if hostname_raw.as_deref().is_some_and(|h| !is_valid_hostname(h)) {
+        Some(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            format!("hostname {:?} is not a valid DNS name", l.hostname.as_deref().unwrap_or("")),
+        ))
+    } else {
+        None
+    };
+    ListenerPlan {
+        name: l.name.clone(),
+        port: l.port,
+        hostname,
+        namespaces: l.allowed_routes.as_ref().and_then(|a| a.namespaces.clone()),
+        supported_kinds,
+        kinds_problem,
+        accept_problem,
+        conflict: None,
+    }
+}
+
+/// The port to bind for manifest `port`: `port + offset`, when both fit.
+pub(crate) fn bind_port(port: i32, offset: u16) -> Option<u16> {
+    let port = u16::try_from(port).ok().filter(|p| *p != 0)?;
+    port.checked_add(offset)
+}
+
+fn unsupported_protocol(protocol: &str) -> Problem {
+    let message = match protocol {
+        "HTTPS" | "TLS" => format!(
+            "protocol {protocol} is not supported yet: TLS termination is not available yet"
+        ),
+        _ => format!("protocol {protocol} is not supported: Tollgate serves HTTP listeners only"),
+    };
+    Problem::new(reasons::UNSUPPORTED_PROTOCOL, message)
+}
+
+fn http_route_kind() -> GatewayStatusListenersSupportedKinds {
+    GatewayStatusListenersSupportedKinds {
+        group: Some(GATEWAY_GROUP.to_string()),
+        kind: "HTTPRoute".to_string(),
+    }
+}
+
+/// Supported kinds of an HTTP listener: HTTPRoute, unless `allowedRoutes.kinds`
+/// names others, which are reported as `InvalidRouteKinds`.
+fn route_kinds(l: &GatewayListeners) -> (Vec<GatewayStatusListenersSupportedKinds>, Option<Problem>) {
+    let kinds = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_deref()).unwrap_or_default();
+    if kinds.is_empty() {
+        return (vec![http_route_kind()], None);
+    }
+    let mut supported = Vec::new();
+    let mut invalid = Vec::new();
+    for k in kinds {
+        let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        if group == GATEWAY_GROUP && k.kind == "HTTPRoute" {
+            if supported.is_empty() {
+                supported.push(http_route_kind());
+            }
+        } else {
+            invalid.push(format!("{group}/{}", k.kind));
+        }
+    }
+    let problem = (!invalid.is_empty()).then(|| {
+        Problem::new(
+            reasons::INVALID_ROUTE_KINDS,
+            format!("route kinds {} are not supported on HTTP listeners", invalid.join(", ")),
+        )
+    });
+    (supported, problem)
+}
+
+/// Listeners sharing a port must be distinct: an HTTP listener cannot share
+/// its port with another protocol (`ProtocolConflict`), and two HTTP
+/// listeners on one port need different hostnames (`HostnameConflict`).
+fn mark_conflicts(listeners: &[GatewayListeners], plans: &mut [ListenerPlan]) {
+    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        by_port.entry(l.port).or_default().push(i);
+    }
+    for (port, group) in by_port {
+        let http = group.iter().filter(|&&i| listeners[i].protocol == "HTTP").count();
+        if http > 0 && http < group.len() {
+            for &i in &group {
+                let others = other_names(listeners, &group, i);
+                plans[i].conflict = Some(Problem::new(
+                    reasons::PROTOCOL_CONFLICT,
+                    format!("port {port} is also used with another protocol by listener(s) {others}"),
+                ));
+            }
+            continue;
+        }
+        for &i in &group {
+            let same: Vec<usize> = group
+                .iter()
+                .copied()
+                .filter(|&j| j != i && plans[j].hostname == plans[i].hostname)
+                .collect();
+            if !same.is_empty() {
+                let names: Vec<&str> = same.iter().map(|&j| listeners[j].name.as_str()).collect();
+                plans[i].conflict = Some(Problem::new(
+                    reasons::HOSTNAME_CONFLICT,
+                    format!(
+                        "listener(s) {} also use port {port} with hostname {}",
+                        names.join(", "),
+                        plans[i].hostname
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn other_names(listeners: &[GatewayListeners], group: &[usize], me: usize) -> String {
+    let names: Vec<&str> = group
+        .iter()
+        .filter(|&&j| j != me)
+        .map(|&j| listeners[j].name.as_str())
+        .collect();
+    names.join(", ")
+}

@@ -1,0 +1,283 @@
+//! HTTPRoute matches: conversion into snapshot [`RouteMatch`]es and the
+//! Gateway API precedence order between them.
+//!
+//! Precedence (HTTPRoute `rules[].matches` API doc), within one virtual host:
+//! the more specific route hostname first; then an `Exact` path, then a
+//! `RegularExpression` path (longer pattern first; its rank is
+//! implementation-specific), then a `PathPrefix` (more characters first);
+//! then a match with a method; then more header matches; then more query
+//! matches. Remaining ties go to the older route, then `namespace/name`
+//! alphabetically, then rule order, then match order.
+
+use super::conditions::{Problem, reasons};
+use super::hostname::specificity;
+use gateway_api::experimental::httproutes::{
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType as HeaderType,
+    HttpRouteRulesMatchesMethod as Method, HttpRouteRulesMatchesPathType as PathType,
+    HttpRouteRulesMatchesQueryParamsType as QueryType,
+};
+use k8s_openapi::jiff::Timestamp;
+use std::cmp::{Ordering, Reverse};
+use tollgate_snapshot::{
+    HeaderMatch, HostMatch, PathMatch, QueryMatch, REGEX_MAX_PATTERN_LEN, REGEX_SIZE_LIMIT,
+    RouteMatch, StringMatch, anchored_regex,
+};
+
+/// The match of a rule that names none: every path.
+pub(crate) fn default_match() -> RouteMatch {
+    RouteMatch {
+        route: 0,
+        path: PathMatch::Prefix("/".to_string()),
+        method: None,
+        headers: Vec::new(),
+        query: Vec::new(),
+    }
+}
+
+/// Converts one manifest match; `route` is left 0 for the snapshot builder.
+///
+/// # Errors
+///
+/// `UnsupportedValue` for a path that does not start with `/` or a regular
+/// expression the data plane would refuse.
+pub(crate) fn convert_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Problem> {
+    let mut out = default_match();
+    if let Some(p) = &m.path {
+        let value = p.value.clone().unwrap_or_else(|| "/".to_string());
+        out.path = match p.r#type.clone().unwrap_or(PathType::PathPrefix) {
+            PathType::Exact => PathMatch::Exact(absolute(value)?),
+            PathType::PathPrefix => PathMatch::Prefix(absolute(value)?),
+            PathType::RegularExpression => PathMatch::RegularExpression(check_regex(value)?),
+        };
+    }
+    out.method = m.method.as_ref().map(|m| method_name(m).to_string());
+    for h in m.headers.iter().flatten() {
+        let name = h.name.to_ascii_lowercase();
+        if out.headers.iter().any(|x| x.name == name) {
+            continue; // the first entry for a name wins
+        }
+        let value = match h.r#type.clone().unwrap_or(HeaderType::Exact) {
+            HeaderType::Exact => StringMatch::Exact(h.value.clone()),
+            HeaderType::RegularExpression => StringMatch::RegularExpression(check_regex(h.value.clone())?),
+        };
+        out.headers.push(HeaderMatch { name, value });
+    }
+    for q in m.query_params.iter().flatten() {
+        if out.query.iter().any(|x| x.name == q.name) {
+            continue; // the first entry for a name wins
+        }
+        let value = match q.r#type.clone().unwrap_or(QueryType::Exact) {
+            QueryType::Exact => StringMatch::Exact(q.value.clone()),
+            QueryType::RegularExpression => StringMatch::RegularExpression(check_regex(q.value.clone())?),
+        };
+        out.query.push(QueryMatch {
+            name: q.name.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn absolute(path: String) -> Result<String, Problem> {
+    if path.starts_with('/') {
+        Ok(path)
+    } else {
+        Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            format!("path {path:?} must start with /"),
+        ))
+    }
+}
+
+/// Accepts `pattern` only if the data plane will build it: within
+/// [`REGEX_MAX_PATTERN_LEN`] and compiling, anchored, under
+/// [`REGEX_SIZE_LIMIT`].
+pub(crate) fn check_regex(pattern: String) -> Result<String, Problem> {
+    if pattern.len() > REGEX_MAX_PATTERN_LEN {
+        return Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            format!("regular expression is longer than {REGEX_MAX_PATTERN_LEN} bytes"),
+        ));
+    }
+    regex::RegexBuilder::new(&anchored_regex(&pattern))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            Problem::new(
+                reasons::UNSUPPORTED_VALUE,
+                format!("invalid regular expression {pattern:?}: {first}"),
+            )
+        })?;
+    Ok(pattern)
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+    }
+}
+
+/// Everything precedence looks at for one match in one virtual host.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ranked<'a> {
+    /// The route hostname that brought the match into the virtual host.
+    pub(crate) host: &'a HostMatch,
+    /// The match.
+    pub(crate) m: &'a RouteMatch,
+    /// The route's `creationTimestamp`.
+    pub(crate) created: Option<&'a Timestamp>,
+    /// The route's `namespace/name`.
+    pub(crate) route_key: &'a str,
+    /// Rule index in the route.
+    pub(crate) rule: usize,
+    /// Match index in the rule.
+    pub(crate) index: usize,
+}
+
+fn path_rank(p: &PathMatch) -> (u8, Reverse<usize>) {
+    match p {
+        PathMatch::Exact(v) => (0, Reverse(v.len())),
+        PathMatch::RegularExpression(v) => (1, Reverse(v.len())),
+        PathMatch::Prefix(v) => (2, Reverse(v.len())),
+    }
+}
+
+/// Orders two matches: `Less` means `a` is tried first.
+pub(crate) fn precedence(a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
+    specificity(b.host)
+        .cmp(&specificity(a.host))
+        .then_with(|| path_rank(&a.m.path).cmp(&path_rank(&b.m.path)))
+        .then_with(|| b.m.method.is_some().cmp(&a.m.method.is_some()))
+        .then_with(|| b.m.headers.len().cmp(&a.m.headers.len()))
+        .then_with(|| b.m.query.len().cmp(&a.m.query.len()))
+        .then_with(|| match (a.created, b.created) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .then_with(|| a.route_key.cmp(b.route_key))
+        .then_with(|| a.rule.cmp(&b.rule))
+        .then_with(|| a.index.cmp(&b.index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(path: PathMatch, method: bool, headers: usize, query: usize) -> RouteMatch {
+        let sm = || StringMatch::Exact("v".into());
+        RouteMatch {
+            route: 0,
+            path,
+            method: method.then(|| "GET".to_string()),
+            headers: (0..headers).map(|i| HeaderMatch { name: format!("h{i}"), value: sm() }).collect(),
+            query: (0..query).map(|i| QueryMatch { name: format!("q{i}"), value: sm() }).collect(),
+        }
+    }
+
+    fn exact(p: &str) -> PathMatch {
+        PathMatch::Exact(p.into())
+    }
+    fn prefix(p: &str) -> PathMatch {
+        PathMatch::Prefix(p.into())
+    }
+    fn regex(p: &str) -> PathMatch {
+        PathMatch::RegularExpression(p.into())
+    }
+
+    /// Each row: the first match must be tried before the second, for the
+    /// criterion named in the row.
+    #[test]
+    fn precedence_table() {
+        let any = HostMatch::Any;
+        let exact_host = HostMatch::parse("a.example.com");
+        let wild_host = HostMatch::parse("*.example.com");
+        let t1: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let t2: Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
+        let base = |host, m| Ranked { host, m, created: None, route_key: "ns/r", rule: 0, index: 0 };
+        let m_prefix_root = m(prefix("/"), false, 0, 0);
+        let m_exact = m(exact("/a"), false, 0, 0);
+        let m_regex_long = m(regex("/a/[0-9]+"), false, 0, 0);
+        let m_regex_short = m(regex("/a.*"), false, 0, 0);
+        let m_prefix_long = m(prefix("/abc"), false, 0, 0);
+        let m_prefix_short = m(prefix("/ab"), false, 0, 0);
+        let m_method = m(prefix("/ab"), true, 0, 0);
+        let m_headers2 = m(prefix("/ab"), false, 2, 0);
+        let m_headers1 = m(prefix("/ab"), false, 1, 5);
+        let m_query = m(prefix("/ab"), false, 0, 1);
+        let rows: Vec<(&str, Ranked<'_>, Ranked<'_>)> = vec![
+            ("exact host beats wildcard", base(&exact_host, &m_prefix_root), base(&wild_host, &m_exact)),
+            ("wildcard host beats any", base(&wild_host, &m_prefix_root), base(&any, &m_exact)),
+            ("exact path beats regex", base(&any, &m_exact), base(&any, &m_regex_long)),
+            ("longer regex first", base(&any, &m_regex_long), base(&any, &m_regex_short)),
+            ("regex beats prefix", base(&any, &m_regex_short), base(&any, &m_prefix_long)),
+            ("longer prefix first", base(&any, &m_prefix_long), base(&any, &m_prefix_short)),
+            ("method beats no method", base(&any, &m_method), base(&any, &m_headers2)),
+            ("more headers first", base(&any, &m_headers2), base(&any, &m_headers1)),
+            ("headers beat query", base(&any, &m_headers1), base(&any, &m_query)),
+            ("more query first", base(&any, &m_query), base(&any, &m_prefix_short)),
+            (
+                "older route first",
+                Ranked { created: Some(&t1), route_key: "z/z", ..base(&any, &m_prefix_short) },
+                Ranked { created: Some(&t2), route_key: "a/a", ..base(&any, &m_prefix_short) },
+            ),
+            (
+                "a timestamp beats none",
+                Ranked { created: Some(&t2), route_key: "z/z", ..base(&any, &m_prefix_short) },
+                base(&any, &m_prefix_short),
+            ),
+            (
+                "alphabetical namespace/name",
+                Ranked { route_key: "a/b", ..base(&any, &m_prefix_short) },
+                Ranked { route_key: "b/a", ..base(&any, &m_prefix_short) },
+            ),
+            (
+                "earlier rule first",
+                base(&any, &m_prefix_short),
+                Ranked { rule: 1, ..base(&any, &m_prefix_short) },
+            ),
+            (
+                "earlier match first",
+                Ranked { rule: 1, ..base(&any, &m_prefix_short) },
+                Ranked { rule: 1, index: 1, ..base(&any, &m_prefix_short) },
+            ),
+        ];
+        for (why, a, b) in rows {
+            assert_eq!(precedence(&a, &b), Ordering::Less, "{why}");
+            assert_eq!(precedence(&b, &a), Ordering::Greater, "{why} (reversed)");
+        }
+    }
+
+    /// Header names are lowercased and only the first entry of a name counts.
+    #[test]
+    fn header_names_lowercased_first_wins() {
+        let m: HttpRouteRulesMatches = serde_json::from_value(serde_json::json!({
+            "headers": [
+                {"name": "X-Env", "value": "a"},
+                {"name": "x-env", "value": "b"}
+            ]
+        }))
+        .unwrap();
+        let got = convert_match(&m).unwrap();
+        assert_eq!(got.headers, vec![HeaderMatch { name: "x-env".into(), value: StringMatch::Exact("a".into()) }]);
+    }
+
+    /// Patterns the data plane would refuse are refused here.
+    #[test]
+    fn regex_limits() {
+        assert!(check_regex("/a/[0-9]+".into()).is_ok());
+        assert!(check_regex("(".into()).is_err());
+        assert!(check_regex("a".repeat(REGEX_MAX_PATTERN_LEN + 1)).is_err());
+        assert!(check_regex("\\w{1000}\\w{1000}".into()).is_err());
+    }
+}

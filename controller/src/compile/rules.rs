@@ -1,0 +1,260 @@
+//! HTTPRoute rules: one manifest rule into a snapshot [`Route`] plus its
+//! matches, or the [`Problem`] that makes Tollgate drop it.
+//!
+//! A rule is compiled once per route, independently of the Gateways it
+//! attaches to; backend indices in the compiled [`Route`] point into the
+//! rule's own `backends` table and are remapped when a snapshot interns
+//! them. Invalid backend references do not invalidate the rule: they become
+//! `None` backends and a `ResolvedRefs` problem.
+
+use super::backends::{BackendTarget, resolve_backend};
+use super::conditions::{Problem, reasons};
+use super::filters::{convert_backend_filter, convert_filter, type_name};
+use super::matches::{convert_match, default_match};
+use crate::resources::Resources;
+use gateway_api::experimental::httproutes::{
+    HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesFiltersType as FilterType,
+    HttpRouteRulesTimeouts,
+};
+use std::str::FromStr;
+use tollgate_snapshot::{
+    Backend, BackendRef, PathMatch, Route, RouteMatch, Timeouts,
+};
+
+/// What compiling the rules of one route accumulates.
+#[derive(Debug)]
+pub(crate) struct RuleContext<'a> {
+    resources: &'a Resources,
+    route_ns: &'a str,
+    /// Backends referenced by the rule being compiled.
+    backends: Vec<Backend>,
+    /// Every unresolved reference of the route, in manifest order.
+    pub(crate) ref_problems: Vec<Problem>,
+}
+
+impl<'a> RuleContext<'a> {
+    /// A context for the rules of a route in `route_ns`.
+    pub(crate) fn new(resources: &'a Resources, route_ns: &'a str) -> Self {
+        RuleContext {
+            resources,
+            route_ns,
+            backends: Vec::new(),
+            ref_problems: Vec::new(),
+        }
+    }
+
+    /// Resolves `target` into the rule's backend table; `None` (and a
+    /// recorded problem) when the reference is invalid.
+    pub(crate) fn backend(&mut self, target: BackendTarget<'_>) -> Option<usize> {
+        match resolve_backend(self.resources, self.route_ns, target) {
+            Ok(b) => Some(match self.backends.iter().position(|x| x.name == b.name) {
+                Some(i) => i,
+                None => {
+                    self.backends.push(b);
+                    self.backends.len() - 1
+                }
+            }),
+            Err(p) => {
+                self.ref_problems.push(p);
+                None
+            }
+        }
+    }
+}
+
+/// A valid rule, ready to be placed in snapshots.
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledRule {
+    /// Index of the rule in the route.
+    pub(crate) index: usize,
+    /// The rule, with backend indices into `backends`.
+    pub(crate) route: Route,
+    /// Its matches (`route` index left 0).
+    pub(crate) matches: Vec<RouteMatch>,
+    /// Backends the rule references.
+    pub(crate) backends: Vec<Backend>,
+}
+
+/// Compiles rule `index` of route `route_key` (`namespace/name`).
+///
+/// # Errors
+///
+/// The reason the rule must be dropped (`UnsupportedValue` or
+/// `IncompatibleFilters`).
+pub(crate) fn compile_rule(
+    ctx: &mut RuleContext<'_>,
+    route_key: &str,
+    index: usize,
+    rule: &HttpRouteRules,
+) -> Result<CompiledRule, Problem> {
+    ctx.backends.clear();
+    let backends = backend_refs(ctx, rule)?;
+    let matches = match rule.matches.as_deref() {
+        None | Some([]) => vec![default_match()],
+        Some(ms) => ms.iter().map(convert_match).collect::<Result<_, _>>()?,
+    };
+    let filters = rule.filters.as_deref().unwrap_or_default();
+    check_filter_combination(filters, !backends.is_empty())?;
+    check_prefix_rewrites(filters, &matches)?;
+    let filters = filters
+        .iter()
+        .map(|f| convert_filter(f, ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeouts = rule.timeouts.as_ref().map(timeouts).transpose()?.unwrap_or_default();
+    Ok(CompiledRule {
+        index,
+        route: Route {
+            name: format!("httproute/{route_key}/rule/{index}"),
+            rule_name: rule.name.clone(),
+            filters,
+            backends,
+            timeouts,
+        },
+        matches,
+        backends: std::mem::take(&mut ctx.backends),
+    })
+}
+
+fn backend_refs(ctx: &mut RuleContext<'_>, rule: &HttpRouteRules) -> Result<Vec<BackendRef>, Problem> {
+    let mut out = Vec::new();
+    for r in rule.backend_refs.iter().flatten() {
+        let weight = u32::try_from(r.weight.unwrap_or(1))
+            .map_err(|_| Problem::new(reasons::UNSUPPORTED_VALUE, "backendRef weight is negative"))?;
+        let backend = ctx.backend(BackendTarget {
+            group: r.group.as_deref(),
+            kind: r.kind.as_deref(),
+            name: &r.name,
+            namespace: r.namespace.as_deref(),
+            port: r.port,
+        });
+        let filters = r
+            .filters
+            .iter()
+            .flatten()
+            .map(|f| convert_backend_filter(f, ctx))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(BackendRef {
+            backend,
+            weight,
+            filters,
+        });
+    }
+    Ok(out)
+}
+
+/// Filter combinations the Gateway API forbids: a redirect together with a
+/// rewrite or with backendRefs (`IncompatibleFilters`), and a repeated
+/// filter other than `RequestMirror`.
+fn check_filter_combination(filters: &[HttpRouteRulesFilters], has_backends: bool) -> Result<(), Problem> {
+    let count = |t: FilterType| filters.iter().filter(|f| f.r#type == t).count();
+    let redirects = count(FilterType::RequestRedirect);
+    if redirects > 0 && count(FilterType::UrlRewrite) > 0 {
+        return Err(Problem::new(
+            reasons::INCOMPATIBLE_FILTERS,
+            "RequestRedirect and URLRewrite cannot be used in the same rule",
+        ));
+    }
+    if redirects > 0 && has_backends {
+        return Err(Problem::new(
+            reasons::INCOMPATIBLE_FILTERS,
+            "RequestRedirect cannot be used together with backendRefs",
+        ));
+    }
+    for f in filters {
+        let t = f.r#type.clone();
+        if t != FilterType::RequestMirror && count(t.clone()) > 1 {
+            return Err(Problem::new(
+                reasons::UNSUPPORTED_VALUE,
+                format!("filter {} is repeated", type_name(&t)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `ReplacePrefixMatch` replaces the matched prefix, so every match of the
+/// rule must be a `PathPrefix` match.
+fn check_prefix_rewrites(filters: &[HttpRouteRulesFilters], matches: &[RouteMatch]) -> Result<(), Problem> {
+    let uses_prefix = filters.iter().any(|f| {
+        let redirect = f.request_redirect.as_ref().and_then(|r| r.path.as_ref());
+        let rewrite = f.url_rewrite.as_ref().and_then(|r| r.path.as_ref());
+        (f.r#type == FilterType::RequestRedirect && redirect.is_some_and(|p| p.replace_prefix_match.is_some()))
+            || (f.r#type == FilterType::UrlRewrite && rewrite.is_some_and(|p| p.replace_prefix_match.is_some()))
+    });
+    let all_prefix = matches.iter().all(|m| matches!(m.path, PathMatch::Prefix(_)));
+    if uses_prefix && !all_prefix {
+        return Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            "ReplacePrefixMatch requires every match of the rule to be a PathPrefix match",
+        ));
+    }
+    Ok(())
+}
+
+/// Rule timeouts in milliseconds; a zero duration disables the timeout.
+fn timeouts(t: &HttpRouteRulesTimeouts) -> Result<Timeouts, Problem> {
+    let parse = |s: &Option<String>| {
+        s.as_deref()
+            .map(parse_duration_ms)
+            .transpose()
+            .map(|ms| ms.filter(|ms| *ms != 0))
+    };
+    let out = Timeouts {
+        request_ms: parse(&t.request)?,
+        backend_request_ms: parse(&t.backend_request)?,
+    };
+    if let (Some(req), Some(backend)) = (out.request_ms, out.backend_request_ms)
+        && backend > req
+    {
+        return Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            "timeouts.backendRequest cannot be longer than timeouts.request",
+        ));
+    }
+    Ok(out)
+}
+
+/// Parses a Gateway API duration (`10s`, `500ms`, `1h30m`) into milliseconds.
+///
+/// # Errors
+///
+/// `UnsupportedValue` when `s` is not a Gateway API duration.
+pub(crate) fn parse_duration_ms(s: &str) -> Result<u64, Problem> {
+    gateway_api::Duration::from_str(s)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| Problem::new(reasons::UNSUPPORTED_VALUE, format!("invalid duration {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gateway API durations are one to four `<number><unit>` parts with
+    /// units h, m, s, ms; anything else is refused.
+    #[test]
+    fn duration_table() {
+        let ok = [("10s", 10_000), ("500ms", 500), ("1h30m", 5_400_000), ("0s", 0), ("1h1m1s1ms", 3_661_001)];
+        for (s, want) in ok {
+            assert_eq!(parse_duration_ms(s), Ok(want), "{s}");
+        }
+        for bad in ["", "10", "1.5s", "-1s", "1d", "10 s", "1h1m1s1ms1h"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A zero timeout disables it; backendRequest may not exceed request.
+    #[test]
+    fn timeouts_rules() {
+        let t = |r: Option<&str>, b: Option<&str>| HttpRouteRulesTimeouts {
+            request: r.map(Into::into),
+            backend_request: b.map(Into::into),
+        };
+        assert_eq!(timeouts(&t(Some("0s"), None)), Ok(Timeouts::default()));
+        assert_eq!(
+            timeouts(&t(Some("10s"), Some("2s"))),
+            Ok(Timeouts { request_ms: Some(10_000), backend_request_ms: Some(2_000) })
+        );
+        assert!(timeouts(&t(Some("1s"), Some("2s"))).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! `build_snapshot`: one programmed Gateway and the routes attached to it
+//! become that Gateway's [`Snapshot`].
+//!
+//! Only programmed listeners are served. Each listener's virtual hosts are
+//! the effective hostnames of its routes; every virtual host gets every rule
+//! whose hostname covers it (an exact host also gets the rules of matching
+//! wildcard and hostless routes, after its own by hostname specificity), so
+//! the data plane picks one virtual host and never falls through. Rules and
+//! backends are stored once per snapshot and referenced by index.
+
+use super::gateway::GatewayPlan;
+use super::hostname::{covers, most_specific_first};
+use super::httproute::CompiledRoute;
+use super::listeners::bind_port;
+use super::matches::{Ranked, precedence};
+use std::collections::{BTreeMap, BTreeSet};
+use tollgate_snapshot::{
+    Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket, VirtualHost,
+};
+
+/// A route attached to a listener of the Gateway.
+#[derive(Clone, Debug)]
+pub(crate) struct Attachment {
+    /// Index into the compiled routes.
+    pub(crate) route: usize,
+    /// Index of the listener in the Gateway.
+    pub(crate) listener: usize,
+    /// The route's effective hostnames on that listener.
+    pub(crate) hostnames: Vec<HostMatch>,
+}
+
+/// Builds the snapshot of `plan`, which must be programmed.
+pub(crate) fn build_snapshot(
+    plan: &GatewayPlan,
+    routes: &[CompiledRoute],
+    attachments: &[Attachment],
+    port_offset: u16,
+) -> Snapshot {
+    // (listener, route) -> hostnames, keeping only programmed listeners and
+    // merging a route attached twice through two parentRefs.
+    let mut by_listener: BTreeMap<(usize, usize), BTreeSet<HostMatch>> = BTreeMap::new();
+    for a in attachments {
+        if plan.listeners.get(a.listener).is_some_and(|l| l.not_programmed().is_none()) {
+            by_listener
+                .entry((a.listener, a.route))
+                .or_default()
+                .extend(a.hostnames.iter().cloned());
+        }
+    }
+    let mut tables = Tables::default();
+    let used: BTreeSet<usize> = by_listener.keys().map(|(_, r)| *r).collect();
+    for &r in &used {
+        for rule in &routes[r].rules {
+            tables.intern_rule(r, rule.index, &rule.route, &rule.backends);
+        }
+    }
+    let mut sockets_by_port: BTreeMap<u16, (u16, Vec<Listener>)> = BTreeMap::new();
+    for (li, l) in plan.listeners.iter().enumerate() {
+        let Some(bind) = bind_port(l.port, port_offset) else {
+            continue;
+        };
+        if l.not_programmed().is_some() {
+            continue;
+        }
+        let port = u16::try_from(l.port).unwrap_or(bind);
+        let attached: Vec<(usize, Vec<HostMatch>)> = by_listener
+            .range((li, 0)..(li + 1, 0))
+            .map(|((_, r), hosts)| {
+                let mut hosts: Vec<HostMatch> = hosts.iter().cloned().collect();
+                hosts.sort_by(most_specific_first);
+                (*r, hosts)
+            })
+            .collect();
+        let listener = Listener {
+            name: format!("gateway/{}/listener/{}", plan.key(), l.name),
+            hostname: l.hostname.clone(),
+            virtual_hosts: virtual_hosts(routes, &attached, &tables),
+        };
+        sockets_by_port.entry(bind).or_insert((port, Vec::new())).1.push(listener);
+    }
+    let mut sockets = Vec::new();
+    for address in &plan.addresses {
+        for (bind, (port, listeners)) in &sockets_by_port {
+            let mut listeners = listeners.clone();
+            listeners.sort_by(|a, b| most_specific_first(&a.hostname, &b.hostname));
+            sockets.push(Socket {
+                address: address.clone(),
+                bind_port: *bind,
+                port: *port,
+                listeners,
+            });
+        }
+    }
+    Snapshot {
+        version: 0,
+        gateway: plan.key(),
+        settings: plan.settings.clone(),
+        sockets,
+        routes: tables.routes,
+        backends: tables.backends,
+    }
+}
+
+/// The routes and backends of one snapshot, each stored once.
+#[derive(Debug, Default)]
+struct Tables {
+    routes: Vec<Route>,
+    backends: Vec<Backend>,
+    /// (compiled route, rule index) -> index in `routes`.
+    route_index: BTreeMap<(usize, usize), usize>,
+}
+
+impl Tables {
+    fn intern_rule(&mut self, route: usize, rule: usize, compiled: &Route, backends: &[Backend]) {
+        let global: Vec<usize> = backends.iter().map(|b| self.intern_backend(b)).collect();
+        let remap = |i: Option<usize>| i.and_then(|i| global.get(i).copied());
+        let mut out = compiled.clone();
+        for b in &mut out.backends {
+            b.backend = remap(b.backend);
+        }
+        for f in &mut out.filters {
+            if let Filter::RequestMirror(m) = f {
+                m.backend = remap(m.backend);
+            }
+        }
+        self.route_index.insert((route, rule), self.routes.len());
+        self.routes.push(out);
+    }
+
+    fn intern_backend(&mut self, b: &Backend) -> usize {
+        match self.backends.iter().position(|x| x.name == b.name) {
+            Some(i) => i,
+            None => {
+                self.backends.push(b.clone());
+                self.backends.len() - 1
+            }
+        }
+    }
+}
+
+/// The virtual hosts of one listener from its `(route, hostnames)`.
+fn virtual_hosts(
+    routes: &[CompiledRoute],
+    attached: &[(usize, Vec<HostMatch>)],
+    tables: &Tables,
+) -> Vec<VirtualHost> {
+    let mut hosts: Vec<HostMatch> = attached
+        .iter()
+        .flat_map(|(_, h)| h.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    hosts.sort_by(most_specific_first);
+    hosts
+        .into_iter()
+        .map(|vhost| {
+            let mut ranked: Vec<(Ranked<'_>, usize)> = Vec::new();
+            for (r, route_hosts) in attached {
+                let route = &routes[*r];
+                // Hostnames are sorted most specific first, so the first
+                // covering one is the most specific.
+                let Some(host) = route_hosts.iter().find(|h| covers(h, &vhost)) else {
+                    continue;
+                };
+                for rule in &route.rules {
+                    let Some(&global) = tables.route_index.get(&(*r, rule.index)) else {
+                        continue;
+                    };
+                    for (index, m) in rule.matches.iter().enumerate() {
+                        let rank = Ranked {
+                            host,
+                            m,
+                            created: route.created.as_ref(),
+                            route_key: &route.key,
+                            rule: rule.index,
+                            index,
+                        };
+                        ranked.push((rank, global));
+                    }
+                }
+            }
+            ranked.sort_by(|a, b| precedence(&a.0, &b.0));
+            let matches = ranked
+                .into_iter()
+                .map(|(rank, global)| RouteMatch {
+                    route: global,
+                    ..rank.m.clone()
+                })
+                .collect();
+            VirtualHost {
+                hostname: vhost,
+                matches,
+            }
+        })
+        .collect()
+}
