@@ -2,6 +2,22 @@
 //!
 //! The echo backend ([`echo`], binary `tollgate-echo`) answers every request
 //! with a JSON description of it, so a test behind the data plane can see
-//! what was forwarded.
+//! what was forwarded. The harness runs the real binaries as tests see them
+//! in production: [`Proc`] starts a workspace binary ([`bin_path`]) with its
+//! output in a log file and stops its process group on drop; [`Echo`] starts
+//! an echo backend on a [`free_port`]; [`HttpClient`] and [`wait_http_ok`]
+//! talk to them.
+//!
+//! Binaries are not built by the tests: run `cargo build --bins` first
+//! (`make test` does).
 
+mod backend;
+mod client;
 pub mod echo;
+mod error;
+mod process;
+
+pub use backend::Echo;
+pub use client::{HttpClient, Reply, get, wait_http_ok};
+pub use error::HarnessError;
+pub use process::{Proc, bin_path, free_port, log_dir, target_dir, workspace_dir};

@@ -108,7 +108,10 @@ fn split_number(s: &str) -> Option<(&str, &str, &str)> {
 }
 
 fn lookup_unit(unit: &str) -> Option<u128> {
-    UNITS.iter().find(|(name, _)| *name == unit).map(|(_, n)| *n)
+    UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map(|(_, n)| *n)
 }
 
 /// `whole.frac` units in nanoseconds, truncated like Go; `None` on overflow.

@@ -53,10 +53,8 @@ pub fn echoed_headers(headers: &HeaderMap, http2: bool) -> BTreeMap<String, Vec<
             .or_default()
             .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
-    if http2 {
-        if let Some(cookies) = out.get_mut("Cookie").filter(|c| c.len() > 1) {
-            *cookies = vec![cookies.join("; ")];
-        }
+    if http2 && let Some(cookies) = out.get_mut("Cookie").filter(|c| c.len() > 1) {
+        *cookies = vec![cookies.join("; ")];
     }
     out
 }
@@ -139,13 +137,12 @@ mod tests {
             "x-echo-set-header",
             HeaderValue::from_static("X-Foo: bar , X-Url:http://a:1"),
         );
-        h.append("x-echo-set-header", HeaderValue::from_static("X-Foo:baz,,Empty"));
+        h.append(
+            "x-echo-set-header",
+            HeaderValue::from_static("X-Foo:baz,,Empty"),
+        );
         let got = requested_response_headers(&h);
-        let want = [
-            ("X-Foo", "bar,baz"),
-            ("X-Url", "http://a:1"),
-            ("Empty", ""),
-        ];
+        let want = [("X-Foo", "bar,baz"), ("X-Url", "http://a:1"), ("Empty", "")];
         let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         assert_eq!(got, want);
     }

@@ -140,10 +140,14 @@ pub async fn serve(listener: TcpListener, ctx: EchoContext) -> std::io::Result<(
 /// Accept errors that concern one connection, not the listener.
 fn is_transient(err: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
-    matches!(err.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted
+    )
 }
 
 /// EMFILE or ENFILE: the process or the system ran out of descriptors.
 fn is_fd_exhaustion(err: &std::io::Error) -> bool {
-    err.raw_os_error().is_some_and(|code| code == 24 || code == 23)
+    err.raw_os_error()
+        .is_some_and(|code| code == 24 || code == 23)
 }
