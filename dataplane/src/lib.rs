@@ -5,6 +5,7 @@
 //! mode) drives: [`Dataplane::apply`] a snapshot, serve the admin endpoints,
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
+pub mod filters;
 pub mod normalize;
 pub mod router;
 mod admin;
