@@ -1,0 +1,185 @@
+//! Downstream limits and hostile input: slow heads, idle connections,
+//! oversized heads, connection limits, ambiguous framing and header
+//! injection. Nothing malformed may reach an upstream.
+
+mod server_support;
+
+use server_support::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tollgate_snapshot::Settings;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+fn short(header_ms: u64, idle_ms: u64) -> Settings {
+    Settings {
+        request_header_timeout_ms: header_ms,
+        idle_timeout_ms: idle_ms,
+        ..Settings::default()
+    }
+}
+
+/// A client that sends half a request head is disconnected once the header
+/// timeout passes, and gets no response.
+#[tokio::test]
+async fn a_slow_request_head_is_disconnected() {
+    let (_dp, port) = serving(short(300, 60_000)).await;
+    for partial in [&b"GET / HTTP/1.1\r\nHost: x\r\n"[..], b"G", b"PRI * HT"] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(partial).await.unwrap();
+        let (response, closed) = read_until_close(&mut stream, Duration::from_secs(5)).await;
+        assert!(closed, "{partial:?} is disconnected");
+        assert!(!response.contains("200"), "{response}");
+    }
+}
+
+/// A keep-alive connection with no request for `idle_timeout_ms` is closed,
+/// over HTTP/1.1 and HTTP/2. (An HTTP/2 client is sent GOAWAY; this raw one
+/// never answers the shutdown PING, so the drain timeout closes it.)
+#[tokio::test]
+async fn an_idle_connection_is_closed() {
+    let settings = Settings {
+        drain_timeout_ms: 300,
+        ..short(30_000, 300)
+    };
+    let (_dp, port) = serving(settings).await;
+    let mut h1 = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    h1.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (response, closed) = read_until_close(&mut h1, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let mut h2 = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    h2.write_all(&[PREFACE, EMPTY_SETTINGS].concat()).await.unwrap();
+    let (frames, closed) = read_until_close(&mut h2, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(frames.as_bytes().windows(2).any(|w| w == [7, 0]), "a GOAWAY frame was sent");
+}
+
+/// Heads over `max_request_header_bytes` or with more than
+/// `max_request_headers` lines get 431.
+#[tokio::test]
+async fn oversized_heads_get_431() {
+    let settings = Settings {
+        max_request_header_bytes: 4096,
+        max_request_headers: 20,
+        ..Settings::default()
+    };
+    let (_dp, port) = serving(settings).await;
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n", "a".repeat(8000));
+    let (response, _) = raw(port, big.as_bytes()).await;
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    let many: String = (0..30).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let (response, _) = raw(port, many.as_bytes()).await;
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+}
+
+/// Connections over `max_connections` are closed at once; a slot frees
+/// when a connection ends.
+#[tokio::test]
+async fn connections_over_the_limit_are_closed() {
+    let settings = Settings {
+        max_connections: 1,
+        ..Settings::default()
+    };
+    let (_dp, port) = serving(settings).await;
+    let first = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (response, closed) = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(closed && response.is_empty(), "{response}");
+    drop(first);
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (response, _) = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        if response.starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+    }
+    assert!(served);
+}
+
+/// Ambiguous framing and header values that could split a request are
+/// answered 400, the connection is closed, and nothing reaches the backend.
+#[tokio::test]
+async fn request_smuggling_and_injection_are_refused() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    let cases: [(&str, &[u8]); 7] = [
+        ("two different CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+        ("CL list", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\nab"),
+        ("bad CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc"),
+        ("TE not chunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
+        ("bare CR in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: b\r\n\r\n"),
+        ("NUL in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"),
+    ];
+    for (name, request) in cases {
+        let (response, closed) = raw(port, request).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{name}: {response}");
+        assert!(closed, "{name}: connection closed");
+        assert_eq!(reached.load(Ordering::SeqCst), 0, "{name}: reached the backend");
+    }
+}
+
+/// A request with both Content-Length and Transfer-Encoding is framed by
+/// Transfer-Encoding alone, forwarded without its Content-Length, and its
+/// connection is closed after the response (RFC 9112 §6.3), so bytes after
+/// the chunked body can never be read as a second, smuggled request.
+#[tokio::test]
+async fn content_length_with_transfer_encoding_cannot_smuggle() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    let cases: [(&str, &[u8]); 2] = [
+        ("CL then TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("TE then CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ];
+    for (i, (name, request)) in cases.into_iter().enumerate() {
+        let (response, closed) = raw(port, request).await;
+        assert!(closed, "{name}: connection closed after the response");
+        assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{name}: one response: {response}");
+        assert!(!response.contains("smuggled"), "{name}: {response}");
+        assert!(!response.contains("content-length\":"), "{name}: CL forwarded: {response}");
+        assert_eq!(reached.load(Ordering::SeqCst), i + 1, "{name}: one request reached the backend");
+    }
+}
+
+/// Over HTTP/2 a header value with NUL or CR never reaches the backend.
+#[tokio::test]
+async fn http2_header_injection_is_refused() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    for bad in [&b"a\0b"[..], b"a\rb", b"a\nb"] {
+        let mut block = Vec::new();
+        for (name, value) in [
+            (&b":method"[..], &b"GET"[..]),
+            (b":scheme", b"http"),
+            (b":path", b"/"),
+            (b":authority", b"x"),
+            (b"x-bad", bad),
+        ] {
+            block.extend_from_slice(&[0, name.len() as u8]);
+            block.extend_from_slice(name);
+            block.push(value.len() as u8);
+            block.extend_from_slice(value);
+        }
+        let len = block.len();
+        let mut wire = [PREFACE, EMPTY_SETTINGS].concat();
+        wire.extend_from_slice(&[0, 0, len as u8, 1, 0x5, 0, 0, 0, 1]);
+        wire.extend_from_slice(&block);
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(&wire).await.unwrap();
+        let _ = read_until_close(&mut stream, Duration::from_millis(500)).await;
+        assert_eq!(reached.load(Ordering::SeqCst), 0, "{bad:?} reached the backend");
+    }
+}
