@@ -6,6 +6,7 @@
 //! channel deserialize.
 
 mod gateway_config;
+pub mod generate;
 
 pub use gateway_config::{GatewayConfig, GatewayConfigSpec};
 
