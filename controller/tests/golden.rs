@@ -88,13 +88,21 @@ fn golden() {
         }
         let want = std::fs::read_to_string(&out_path).unwrap_or_default();
         if got != want {
-            writeln!(failures, "{case}: output differs from {case}.out.yaml (- want, + got):").unwrap();
+            writeln!(
+                failures,
+                "{case}: output differs from {case}.out.yaml (- want, + got):"
+            )
+            .unwrap();
             failures.push_str(&diff(&want, &got));
             continue;
         }
         let read_back: Compiled = serde_yaml::from_str(&want).unwrap();
         if read_back != compiled {
-            writeln!(failures, "{case}: {case}.out.yaml does not read back as the output").unwrap();
+            writeln!(
+                failures,
+                "{case}: {case}.out.yaml does not read back as the output"
+            )
+            .unwrap();
         }
     }
     assert!(

@@ -55,7 +55,9 @@ pub(crate) fn resolve_backend(
     if ns != route_ns && !reference_granted(resources, route_ns, ns, name) {
         return Err(Problem::new(
             reasons::REF_NOT_PERMITTED,
-            format!("no ReferenceGrant in namespace {ns} allows HTTPRoutes from {route_ns} to Service {name}"),
+            format!(
+                "no ReferenceGrant in namespace {ns} allows HTTPRoutes from {route_ns} to Service {name}"
+            ),
         ));
     }
     let Some(port) = target.port else {
@@ -115,7 +117,12 @@ fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
 
 /// Whether a ReferenceGrant in `to_ns` lets HTTPRoutes in `from_ns` refer to
 /// Service `name` (a grant without `to.name` covers every Service).
-pub(crate) fn reference_granted(resources: &Resources, from_ns: &str, to_ns: &str, name: &str) -> bool {
+pub(crate) fn reference_granted(
+    resources: &Resources,
+    from_ns: &str,
+    to_ns: &str,
+    name: &str,
+) -> bool {
     resources
         .reference_grants
         .values()
@@ -125,7 +132,9 @@ pub(crate) fn reference_granted(resources: &Resources, from_ns: &str, to_ns: &st
                 f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns
             });
             let to_ok = g.spec.to.iter().any(|t| {
-                t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name)
+                t.group.is_empty()
+                    && t.kind == "Service"
+                    && t.name.as_deref().is_none_or(|n| n == name)
             });
             from_ok && to_ok
         })

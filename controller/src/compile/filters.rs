@@ -41,10 +41,16 @@ fn missing(field: &str) -> Problem {
 /// # Errors
 ///
 /// `UnsupportedValue` for unsupported filter types and invalid values.
-pub(crate) fn convert_filter(f: &HttpRouteRulesFilters, ctx: &mut RuleContext<'_>) -> Result<Filter, Problem> {
+pub(crate) fn convert_filter(
+    f: &HttpRouteRulesFilters,
+    ctx: &mut RuleContext<'_>,
+) -> Result<Filter, Problem> {
     match f.r#type {
         FilterType::RequestHeaderModifier => {
-            let m = f.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
+            let m = f
+                .request_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("requestHeaderModifier"))?;
             Ok(Filter::RequestHeaderModifier(header_modifier(
                 m.set.iter().flatten().map(|h| (&h.name, &h.value)),
                 m.add.iter().flatten().map(|h| (&h.name, &h.value)),
@@ -52,7 +58,10 @@ pub(crate) fn convert_filter(f: &HttpRouteRulesFilters, ctx: &mut RuleContext<'_
             )))
         }
         FilterType::ResponseHeaderModifier => {
-            let m = f.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
+            let m = f
+                .response_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("responseHeaderModifier"))?;
             Ok(Filter::ResponseHeaderModifier(header_modifier(
                 m.set.iter().flatten().map(|h| (&h.name, &h.value)),
                 m.add.iter().flatten().map(|h| (&h.name, &h.value)),
@@ -60,15 +69,24 @@ pub(crate) fn convert_filter(f: &HttpRouteRulesFilters, ctx: &mut RuleContext<'_
             )))
         }
         FilterType::RequestRedirect => {
-            let r = f.request_redirect.as_ref().ok_or_else(|| missing("requestRedirect"))?;
+            let r = f
+                .request_redirect
+                .as_ref()
+                .ok_or_else(|| missing("requestRedirect"))?;
             redirect(r).map(Filter::RequestRedirect)
         }
         FilterType::UrlRewrite => {
-            let r = f.url_rewrite.as_ref().ok_or_else(|| missing("urlRewrite"))?;
+            let r = f
+                .url_rewrite
+                .as_ref()
+                .ok_or_else(|| missing("urlRewrite"))?;
             rewrite(r).map(Filter::UrlRewrite)
         }
         FilterType::RequestMirror => {
-            let m = f.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
+            let m = f
+                .request_mirror
+                .as_ref()
+                .ok_or_else(|| missing("requestMirror"))?;
             mirror(m, ctx).map(Filter::RequestMirror)
         }
         FilterType::Cors => {
@@ -91,9 +109,10 @@ pub(crate) fn convert_backend_filter(
 ) -> Result<Filter, Problem> {
     // The backendRef filter schema is the rule filter schema under another
     // generated name; going through JSON lets one converter serve both.
-    let as_rule: HttpRouteRulesFilters = serde_json::to_value(f)
-        .and_then(serde_json::from_value)
-        .map_err(|e| unsupported(format!("backendRef filter is malformed: {e}")))?;
+    let as_rule: HttpRouteRulesFilters =
+        serde_json::to_value(f)
+            .and_then(serde_json::from_value)
+            .map_err(|e| unsupported(format!("backendRef filter is malformed: {e}")))?;
     match as_rule.r#type {
         FilterType::RequestHeaderModifier | FilterType::ResponseHeaderModifier => {
             convert_filter(&as_rule, ctx)
@@ -154,7 +173,11 @@ fn redirect(r: &HttpRouteRulesFiltersRequestRedirect) -> Result<Redirect, Proble
     let status_code = u16::try_from(code)
         .ok()
         .filter(|c| REDIRECT_CODES.contains(c))
-        .ok_or_else(|| unsupported(format!("redirect statusCode {code} is not one of 301, 302, 303, 307, 308")))?;
+        .ok_or_else(|| {
+            unsupported(format!(
+                "redirect statusCode {code} is not one of 301, 302, 303, 307, 308"
+            ))
+        })?;
     Ok(Redirect {
         scheme: r.scheme.as_ref().map(|s| {
             match s {
@@ -209,7 +232,10 @@ fn rewrite_path(p: &HttpRouteRulesFiltersUrlRewritePath) -> Result<PathModifier,
 
 /// `percent: N` is N/100; `fraction` defaults its denominator to 100;
 /// neither mirrors every request.
-fn mirror(m: &HttpRouteRulesFiltersRequestMirror, ctx: &mut RuleContext<'_>) -> Result<Mirror, Problem> {
+fn mirror(
+    m: &HttpRouteRulesFiltersRequestMirror,
+    ctx: &mut RuleContext<'_>,
+) -> Result<Mirror, Problem> {
     let (numerator, denominator) = match (&m.percent, &m.fraction) {
         (Some(_), Some(_)) => return Err(unsupported("mirror sets both percent and fraction")),
         (Some(p), None) => (*p, 100),
@@ -220,7 +246,11 @@ fn mirror(m: &HttpRouteRulesFiltersRequestMirror, ctx: &mut RuleContext<'_>) -> 
         .ok()
         .zip(u32::try_from(denominator).ok())
         .filter(|(n, d)| *d > 0 && n <= d)
-        .ok_or_else(|| unsupported(format!("mirror fraction {numerator}/{denominator} is not within 0..=1")))?;
+        .ok_or_else(|| {
+            unsupported(format!(
+                "mirror fraction {numerator}/{denominator} is not within 0..=1"
+            ))
+        })?;
     let r = &m.backend_ref;
     let backend = ctx.backend(BackendTarget {
         group: r.group.as_deref(),
@@ -239,7 +269,9 @@ fn mirror(m: &HttpRouteRulesFiltersRequestMirror, ctx: &mut RuleContext<'_>) -> 
 fn cors(c: &HttpRouteRulesFiltersCors) -> Result<Cors, Problem> {
     let max_age = match c.max_age {
         None => CORS_DEFAULT_MAX_AGE,
-        Some(a) => u32::try_from(a).map_err(|_| unsupported(format!("CORS maxAge {a} is negative")))?,
+        Some(a) => {
+            u32::try_from(a).map_err(|_| unsupported(format!("CORS maxAge {a} is negative")))?
+        }
     };
     Ok(Cors {
         allow_origins: c.allow_origins.clone().unwrap_or_default(),

@@ -6,10 +6,10 @@
 //! class is accepted, its addresses are usable, and at least one listener is
 //! programmed.
 
+use super::CompileOptions;
 use super::conditions::{Problem, Stamp, reasons, types};
 use super::gatewayclass::ClassOutcome;
 use super::listeners::{ListenerPlan, plan_listeners};
-use super::CompileOptions;
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
 use std::net::IpAddr;
 use tollgate_snapshot::Settings;
@@ -112,7 +112,11 @@ impl GatewayPlan {
     /// Why the Gateway is not accepted (`Err`), or the reason it is
     /// accepted with (`Accepted` or `ListenersNotValid`).
     fn acceptance(&self) -> Result<Problem, Problem> {
-        if let Some(p) = self.class_problem.clone().or(self.address_unsupported.clone()) {
+        if let Some(p) = self
+            .class_problem
+            .clone()
+            .or(self.address_unsupported.clone())
+        {
             return Err(p);
         }
         let invalid: Vec<&str> = self
@@ -175,7 +179,10 @@ impl GatewayPlan {
             .listeners
             .iter()
             .enumerate()
-            .map(|(i, l)| l.status(s, attached.get(i).copied().unwrap_or(0)))
+            .map(|(i, l)| {
+                let count = attached.get(i).copied().unwrap_or(0);
+                l.status(s, count, not_programmed.as_ref())
+            })
             .collect();
         GatewayStatus {
             addresses,

@@ -68,8 +68,8 @@ fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Set
     let invalid = |m: String| Problem::new(reasons::INVALID_PARAMETERS, m);
     if r.group != GROUP || r.kind != "GatewayConfig" {
         return Err(invalid(format!(
-            "parametersRef must be group {GROUP} kind GatewayConfig, not {}/{}",
-            r.group, r.kind
+            "parametersRef must name a GatewayConfig of group {GROUP}, not kind {} of group {:?}",
+            r.kind, r.group
         )));
     }
     let Some(ns) = &r.namespace else {
@@ -106,6 +106,8 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
             d.upstream_connect_timeout_ms,
         ),
         drain_timeout_ms: ms(spec.drain_timeout_seconds, d.drain_timeout_ms),
-        allow_encoded_slashes: spec.allow_encoded_slashes.unwrap_or(d.allow_encoded_slashes),
+        allow_encoded_slashes: spec
+            .allow_encoded_slashes
+            .unwrap_or(d.allow_encoded_slashes),
     }
 }

@@ -67,7 +67,10 @@ pub(crate) fn effective_hostnames(listener: &HostMatch, route: &[HostMatch]) -> 
     let mut out: Vec<HostMatch> = if route.is_empty() {
         vec![listener.clone()]
     } else {
-        route.iter().filter_map(|r| intersect(listener, r)).collect()
+        route
+            .iter()
+            .filter_map(|r| intersect(listener, r))
+            .collect()
     };
     out.sort_by(most_specific_first);
     out.dedup();
@@ -121,14 +124,26 @@ mod tests {
         let cases = [
             ("*", "foo.example.com", Some("foo.example.com")),
             ("foo.example.com", "*", Some("foo.example.com")),
-            ("foo.example.com", "foo.example.com", Some("foo.example.com")),
+            (
+                "foo.example.com",
+                "foo.example.com",
+                Some("foo.example.com"),
+            ),
             ("foo.example.com", "bar.example.com", None),
             ("foo.example.com", "*.example.com", Some("foo.example.com")),
             ("*.example.com", "foo.example.com", Some("foo.example.com")),
             ("*.example.com", "example.com", None),
             ("*.example.com", "*.example.com", Some("*.example.com")),
-            ("*.example.com", "*.foo.example.com", Some("*.foo.example.com")),
-            ("*.foo.example.com", "*.example.com", Some("*.foo.example.com")),
+            (
+                "*.example.com",
+                "*.foo.example.com",
+                Some("*.foo.example.com"),
+            ),
+            (
+                "*.foo.example.com",
+                "*.example.com",
+                Some("*.foo.example.com"),
+            ),
             ("*.example.com", "*.example.org", None),
             ("*.bar.com", "foo.bar.com", Some("foo.bar.com")),
         ];
@@ -165,15 +180,27 @@ mod tests {
     /// and `*` last.
     #[test]
     fn specificity_order() {
-        let mut hosts: Vec<HostMatch> = ["*", "*.example.com", "b.example.com", "*.a.example.com", "a.example.com"]
-            .into_iter()
-            .map(h)
-            .collect();
+        let mut hosts: Vec<HostMatch> = [
+            "*",
+            "*.example.com",
+            "b.example.com",
+            "*.a.example.com",
+            "a.example.com",
+        ]
+        .into_iter()
+        .map(h)
+        .collect();
         hosts.sort_by(most_specific_first);
         let got: Vec<String> = hosts.iter().map(ToString::to_string).collect();
         assert_eq!(
             got,
-            ["a.example.com", "b.example.com", "*.a.example.com", "*.example.com", "*"]
+            [
+                "a.example.com",
+                "b.example.com",
+                "*.a.example.com",
+                "*.example.com",
+                "*"
+            ]
         );
     }
 
@@ -184,7 +211,16 @@ mod tests {
         for ok in ["example.com", "*.example.com", "a-b.c", "x"] {
             assert!(is_valid_hostname(ok), "{ok}");
         }
-        for bad in ["", "*", "1.2.3.4", "a..b", "-a.com", "a_b.com", "*.*.com", "foo.*.com"] {
+        for bad in [
+            "",
+            "*",
+            "1.2.3.4",
+            "a..b",
+            "-a.com",
+            "a_b.com",
+            "*.*.com",
+            "foo.*.com",
+        ] {
             assert!(!is_valid_hostname(bad), "{bad}");
         }
     }

@@ -64,8 +64,15 @@ pub(crate) fn compile_http_route(
         match compile_rule(&mut ctx, key, i, rule) {
             Ok(r) => rules.push(r),
             Err(p) => {
-                let named = rule.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
-                dropped.push((i, Problem::new(p.reason, format!("rule {i}{named}: {}", p.message))));
+                let named = rule
+                    .name
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                dropped.push((
+                    i,
+                    Problem::new(p.reason, format!("rule {i}{named}: {}", p.message)),
+                ));
             }
         }
     }
@@ -112,7 +119,11 @@ pub(crate) fn attach(
     let mut conditions = vec![accepted_condition(route, attached.err())];
     conditions.push(resolved_condition(route));
     if !route.rules.is_empty() && !route.dropped.is_empty() && !attachments.is_empty() {
-        let dropped: Vec<&str> = route.dropped.iter().map(|(_, p)| p.message.as_str()).collect();
+        let dropped: Vec<&str> = route
+            .dropped
+            .iter()
+            .map(|(_, p)| p.message.as_str())
+            .collect();
         conditions.push(route.stamp.condition(
             types::PARTIALLY_INVALID,
             true,
@@ -144,7 +155,11 @@ fn accepted_condition(route: &CompiledRoute, problem: Option<Problem>) -> Condit
     }
     match route.dropped.first() {
         Some((_, first)) if route.rules.is_empty() => {
-            let all: Vec<&str> = route.dropped.iter().map(|(_, p)| p.message.as_str()).collect();
+            let all: Vec<&str> = route
+                .dropped
+                .iter()
+                .map(|(_, p)| p.message.as_str())
+                .collect();
             s.condition(
                 types::ACCEPTED,
                 false,
@@ -152,7 +167,12 @@ fn accepted_condition(route: &CompiledRoute, problem: Option<Problem>) -> Condit
                 format!("all rules are invalid: {}", all.join("; ")),
             )
         }
-        _ => s.condition(types::ACCEPTED, true, reasons::ACCEPTED, "route is accepted"),
+        _ => s.condition(
+            types::ACCEPTED,
+            true,
+            reasons::ACCEPTED,
+            "route is accepted",
+        ),
     }
 }
 
@@ -166,7 +186,11 @@ fn resolved_condition(route: &CompiledRoute) -> Condition {
             "all references are resolved",
         ),
         Some(first) => {
-            let all: Vec<&str> = route.ref_problems.iter().map(|p| p.message.as_str()).collect();
+            let all: Vec<&str> = route
+                .ref_problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect();
             s.condition(types::RESOLVED_REFS, false, first.reason, all.join("; "))
         }
     }
@@ -195,7 +219,9 @@ fn select_listeners(
     }
     let allowed: Vec<(usize, &ListenerPlan)> = named
         .into_iter()
-        .filter(|(_, l)| l.supports_http_routes() && namespace_allowed(resources, l, gateway, route))
+        .filter(|(_, l)| {
+            l.supports_http_routes() && namespace_allowed(resources, l, gateway, route)
+        })
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(

@@ -58,11 +58,19 @@ impl ListenerPlan {
         None
     }
 
-    /// The listener's status with `attached` routes.
-    pub(crate) fn status(&self, stamp: &Stamp, attached: i32) -> GatewayStatusListeners {
+    /// The listener's status with `attached` routes; `gateway_problem` is
+    /// why the whole Gateway is not programmed, if it is not.
+    pub(crate) fn status(
+        &self,
+        stamp: &Stamp,
+        attached: i32,
+        gateway_problem: Option<&Problem>,
+    ) -> GatewayStatusListeners {
         let accepted = match (&self.accept_problem, &self.conflict) {
             (Some(p), _) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
-            (None, Some(c)) => stamp.condition(types::ACCEPTED, false, reasons::INVALID, &c.message),
+            (None, Some(c)) => {
+                stamp.condition(types::ACCEPTED, false, reasons::INVALID, &c.message)
+            }
             (None, None) => stamp.condition(
                 types::ACCEPTED,
                 true,
@@ -70,7 +78,15 @@ impl ListenerPlan {
                 "listener is valid",
             ),
         };
-        let programmed = match self.not_programmed() {
+        let not_programmed = self.not_programmed().or_else(|| {
+            gateway_problem.map(|p| {
+                Problem::new(
+                    reasons::INVALID,
+                    format!("the Gateway is not programmed: {}", p.message),
+                )
+            })
+        });
+        let programmed = match not_programmed {
             Some(p) => stamp.condition(types::PROGRAMMED, false, p.reason, &p.message),
             None => stamp.condition(
                 types::PROGRAMMED,
@@ -107,7 +123,10 @@ impl ListenerPlan {
 }
 
 /// Validates every listener of a Gateway and marks conflicts between them.
-pub(crate) fn plan_listeners(listeners: &[GatewayListeners], port_offset: u16) -> Vec<ListenerPlan> {
+pub(crate) fn plan_listeners(
+    listeners: &[GatewayListeners],
+    port_offset: u16,
+) -> Vec<ListenerPlan> {
     let mut plans: Vec<ListenerPlan> = listeners
         .iter()
         .map(|l| plan_listener(l, port_offset))
@@ -118,7 +137,9 @@ pub(crate) fn plan_listeners(listeners: &[GatewayListeners], port_offset: u16) -
 
 fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
     let hostname_raw = l.hostname.as_deref().map(str::to_ascii_lowercase);
-    let hostname = hostname_raw.as_deref().map_or(HostMatch::Any, HostMatch::parse);
+    let hostname = hostname_raw
+        .as_deref()
+        .map_or(HostMatch::Any, HostMatch::parse);
     let is_http = l.protocol == "HTTP";
     let (supported_kinds, kinds_problem) = if is_http {
         route_kinds(l)
@@ -130,12 +151,21 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
     } else if bind_port(l.port, port_offset).is_none() {
         Some(Problem::new(
             reasons::PORT_UNAVAILABLE,
-            format!("port {} plus the listener port offset {port_offset} is not a usable port", l.port),
+            format!(
+                "port {} plus the listener port offset {port_offset} is not a usable port",
+                l.port
+            ),
         ))
-    } else if hostname_raw.as_deref().is_some_and(|h| !is_valid_hostname(h)) {
+    } else if hostname_raw
+        .as_deref()
+        .is_some_and(|h| !is_valid_hostname(h))
+    {
         Some(Problem::new(
             reasons::UNSUPPORTED_VALUE,
-            format!("hostname {:?} is not a valid DNS name", l.hostname.as_deref().unwrap_or("")),
+            format!(
+                "hostname {:?} is not a valid DNS name",
+                l.hostname.as_deref().unwrap_or("")
+            ),
         ))
     } else {
         None
@@ -177,8 +207,14 @@ fn http_route_kind() -> GatewayStatusListenersSupportedKinds {
 
 /// Supported kinds of an HTTP listener: HTTPRoute, unless `allowedRoutes.kinds`
 /// names others, which are reported as `InvalidRouteKinds`.
-fn route_kinds(l: &GatewayListeners) -> (Vec<GatewayStatusListenersSupportedKinds>, Option<Problem>) {
-    let kinds = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_deref()).unwrap_or_default();
+fn route_kinds(
+    l: &GatewayListeners,
+) -> (Vec<GatewayStatusListenersSupportedKinds>, Option<Problem>) {
+    let kinds = l
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.kinds.as_deref())
+        .unwrap_or_default();
     if kinds.is_empty() {
         return (vec![http_route_kind()], None);
     }
@@ -197,7 +233,10 @@ fn route_kinds(l: &GatewayListeners) -> (Vec<GatewayStatusListenersSupportedKind
     let problem = (!invalid.is_empty()).then(|| {
         Problem::new(
             reasons::INVALID_ROUTE_KINDS,
-            format!("route kinds {} are not supported on HTTP listeners", invalid.join(", ")),
+            format!(
+                "route kinds {} are not supported on HTTP listeners",
+                invalid.join(", ")
+            ),
         )
     });
     (supported, problem)
@@ -212,13 +251,18 @@ fn mark_conflicts(listeners: &[GatewayListeners], plans: &mut [ListenerPlan]) {
         by_port.entry(l.port).or_default().push(i);
     }
     for (port, group) in by_port {
-        let http = group.iter().filter(|&&i| listeners[i].protocol == "HTTP").count();
+        let http = group
+            .iter()
+            .filter(|&&i| listeners[i].protocol == "HTTP")
+            .count();
         if http > 0 && http < group.len() {
             for &i in &group {
                 let others = other_names(listeners, &group, i);
                 plans[i].conflict = Some(Problem::new(
                     reasons::PROTOCOL_CONFLICT,
-                    format!("port {port} is also used with another protocol by listener(s) {others}"),
+                    format!(
+                        "port {port} is also used with another protocol by listener(s) {others}"
+                    ),
                 ));
             }
             continue;

@@ -58,7 +58,9 @@ pub(crate) fn convert_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Pro
         }
         let value = match h.r#type.clone().unwrap_or(HeaderType::Exact) {
             HeaderType::Exact => StringMatch::Exact(h.value.clone()),
-            HeaderType::RegularExpression => StringMatch::RegularExpression(check_regex(h.value.clone())?),
+            HeaderType::RegularExpression => {
+                StringMatch::RegularExpression(check_regex(h.value.clone())?)
+            }
         };
         out.headers.push(HeaderMatch { name, value });
     }
@@ -68,7 +70,9 @@ pub(crate) fn convert_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Pro
         }
         let value = match q.r#type.clone().unwrap_or(QueryType::Exact) {
             QueryType::Exact => StringMatch::Exact(q.value.clone()),
-            QueryType::RegularExpression => StringMatch::RegularExpression(check_regex(q.value.clone())?),
+            QueryType::RegularExpression => {
+                StringMatch::RegularExpression(check_regex(q.value.clone())?)
+            }
         };
         out.query.push(QueryMatch {
             name: q.name.clone(),
@@ -103,7 +107,13 @@ pub(crate) fn check_regex(pattern: String) -> Result<String, Problem> {
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| {
-            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             Problem::new(
                 reasons::UNSUPPORTED_VALUE,
                 format!("invalid regular expression {pattern:?}: {first}"),
@@ -180,8 +190,18 @@ mod tests {
             route: 0,
             path,
             method: method.then(|| "GET".to_string()),
-            headers: (0..headers).map(|i| HeaderMatch { name: format!("h{i}"), value: sm() }).collect(),
-            query: (0..query).map(|i| QueryMatch { name: format!("q{i}"), value: sm() }).collect(),
+            headers: (0..headers)
+                .map(|i| HeaderMatch {
+                    name: format!("h{i}"),
+                    value: sm(),
+                })
+                .collect(),
+            query: (0..query)
+                .map(|i| QueryMatch {
+                    name: format!("q{i}"),
+                    value: sm(),
+                })
+                .collect(),
         }
     }
 
@@ -204,7 +224,14 @@ mod tests {
         let wild_host = HostMatch::parse("*.example.com");
         let t1: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let t2: Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
-        let base = |host, m| Ranked { host, m, created: None, route_key: "ns/r", rule: 0, index: 0 };
+        let base = |host, m| Ranked {
+            host,
+            m,
+            created: None,
+            route_key: "ns/r",
+            rule: 0,
+            index: 0,
+        };
         let m_prefix_root = m(prefix("/"), false, 0, 0);
         let m_exact = m(exact("/a"), false, 0, 0);
         let m_regex_long = m(regex("/a/[0-9]+"), false, 0, 0);
@@ -216,40 +243,108 @@ mod tests {
         let m_headers1 = m(prefix("/ab"), false, 1, 5);
         let m_query = m(prefix("/ab"), false, 0, 1);
         let rows: Vec<(&str, Ranked<'_>, Ranked<'_>)> = vec![
-            ("exact host beats wildcard", base(&exact_host, &m_prefix_root), base(&wild_host, &m_exact)),
-            ("wildcard host beats any", base(&wild_host, &m_prefix_root), base(&any, &m_exact)),
-            ("exact path beats regex", base(&any, &m_exact), base(&any, &m_regex_long)),
-            ("longer regex first", base(&any, &m_regex_long), base(&any, &m_regex_short)),
-            ("regex beats prefix", base(&any, &m_regex_short), base(&any, &m_prefix_long)),
-            ("longer prefix first", base(&any, &m_prefix_long), base(&any, &m_prefix_short)),
-            ("method beats no method", base(&any, &m_method), base(&any, &m_headers2)),
-            ("more headers first", base(&any, &m_headers2), base(&any, &m_headers1)),
-            ("headers beat query", base(&any, &m_headers1), base(&any, &m_query)),
-            ("more query first", base(&any, &m_query), base(&any, &m_prefix_short)),
+            (
+                "exact host beats wildcard",
+                base(&exact_host, &m_prefix_root),
+                base(&wild_host, &m_exact),
+            ),
+            (
+                "wildcard host beats any",
+                base(&wild_host, &m_prefix_root),
+                base(&any, &m_exact),
+            ),
+            (
+                "exact path beats regex",
+                base(&any, &m_exact),
+                base(&any, &m_regex_long),
+            ),
+            (
+                "longer regex first",
+                base(&any, &m_regex_long),
+                base(&any, &m_regex_short),
+            ),
+            (
+                "regex beats prefix",
+                base(&any, &m_regex_short),
+                base(&any, &m_prefix_long),
+            ),
+            (
+                "longer prefix first",
+                base(&any, &m_prefix_long),
+                base(&any, &m_prefix_short),
+            ),
+            (
+                "method beats no method",
+                base(&any, &m_method),
+                base(&any, &m_headers2),
+            ),
+            (
+                "more headers first",
+                base(&any, &m_headers2),
+                base(&any, &m_headers1),
+            ),
+            (
+                "headers beat query",
+                base(&any, &m_headers1),
+                base(&any, &m_query),
+            ),
+            (
+                "more query first",
+                base(&any, &m_query),
+                base(&any, &m_prefix_short),
+            ),
             (
                 "older route first",
-                Ranked { created: Some(&t1), route_key: "z/z", ..base(&any, &m_prefix_short) },
-                Ranked { created: Some(&t2), route_key: "a/a", ..base(&any, &m_prefix_short) },
+                Ranked {
+                    created: Some(&t1),
+                    route_key: "z/z",
+                    ..base(&any, &m_prefix_short)
+                },
+                Ranked {
+                    created: Some(&t2),
+                    route_key: "a/a",
+                    ..base(&any, &m_prefix_short)
+                },
             ),
             (
                 "a timestamp beats none",
-                Ranked { created: Some(&t2), route_key: "z/z", ..base(&any, &m_prefix_short) },
+                Ranked {
+                    created: Some(&t2),
+                    route_key: "z/z",
+                    ..base(&any, &m_prefix_short)
+                },
                 base(&any, &m_prefix_short),
             ),
             (
                 "alphabetical namespace/name",
-                Ranked { route_key: "a/b", ..base(&any, &m_prefix_short) },
-                Ranked { route_key: "b/a", ..base(&any, &m_prefix_short) },
+                Ranked {
+                    route_key: "a/b",
+                    ..base(&any, &m_prefix_short)
+                },
+                Ranked {
+                    route_key: "b/a",
+                    ..base(&any, &m_prefix_short)
+                },
             ),
             (
                 "earlier rule first",
                 base(&any, &m_prefix_short),
-                Ranked { rule: 1, ..base(&any, &m_prefix_short) },
+                Ranked {
+                    rule: 1,
+                    ..base(&any, &m_prefix_short)
+                },
             ),
             (
                 "earlier match first",
-                Ranked { rule: 1, ..base(&any, &m_prefix_short) },
-                Ranked { rule: 1, index: 1, ..base(&any, &m_prefix_short) },
+                Ranked {
+                    rule: 1,
+                    ..base(&any, &m_prefix_short)
+                },
+                Ranked {
+                    rule: 1,
+                    index: 1,
+                    ..base(&any, &m_prefix_short)
+                },
             ),
         ];
         for (why, a, b) in rows {
@@ -269,7 +364,13 @@ mod tests {
         }))
         .unwrap();
         let got = convert_match(&m).unwrap();
-        assert_eq!(got.headers, vec![HeaderMatch { name: "x-env".into(), value: StringMatch::Exact("a".into()) }]);
+        assert_eq!(
+            got.headers,
+            vec![HeaderMatch {
+                name: "x-env".into(),
+                value: StringMatch::Exact("a".into())
+            }]
+        );
     }
 
     /// Patterns the data plane would refuse are refused here.

@@ -24,8 +24,8 @@ mod snapshot;
 use crate::resources::Resources;
 use conditions::Stamp;
 use gateway::{GatewayPlan, compile_gateway};
-use gatewayclass::{ClassOutcome, compile_gateway_class};
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use gatewayclass::{ClassOutcome, compile_gateway_class};
 use httproute::{CompiledRoute, attach, compile_http_route};
 use listeners::GATEWAY_GROUP;
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,10 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
         .filter_map(|(key, g)| {
             let class_name = g.spec.gateway_class_name.as_str();
             let class = classes.get(class_name)?;
-            Some((key.as_str(), compile_gateway(g, class_name, class, options, &stamp)))
+            Some((
+                key.as_str(),
+                compile_gateway(g, class_name, class, options, &stamp),
+            ))
         })
         .collect();
     let routes = compile_routes(resources, &gateways, &stamp);
@@ -129,30 +132,47 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
             };
             let outcome = attach(resources, compiled, parent, plan, &options.controller_name);
             let found = attachments.entry(key).or_default();
-            found.extend(outcome.attachments.into_iter().map(|(listener, hostnames)| Attachment {
-                route: i,
-                listener,
-                hostnames,
-            }));
+            found.extend(
+                outcome
+                    .attachments
+                    .into_iter()
+                    .map(|(listener, hostnames)| Attachment {
+                        route: i,
+                        listener,
+                        hostnames,
+                    }),
+            );
             parents.push(outcome.status);
         }
         let status = HttpRouteStatus { parents };
         let name = route.metadata.name.as_deref().unwrap_or_default();
-        push_status(&mut out, "HTTPRoute", Some(&compiled.namespace), name, &status);
+        push_status(
+            &mut out,
+            "HTTPRoute",
+            Some(&compiled.namespace),
+            name,
+            &status,
+        );
     }
     let compiled_routes: Vec<CompiledRoute> = routes.into_iter().map(|(_, c)| c).collect();
     for (key, plan) in &gateways {
         let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
         let status = plan.status(&attached_counts(plan, found));
-        push_status(&mut out, "Gateway", Some(&plan.namespace), &plan.name, &status);
+        push_status(
+            &mut out,
+            "Gateway",
+            Some(&plan.namespace),
+            &plan.name,
+            &status,
+        );
         if plan.not_programmed().is_none() {
-            let snapshot = build_snapshot(plan, &compiled_routes, found, options.listener_port_offset);
+            let snapshot =
+                build_snapshot(plan, &compiled_routes, found, options.listener_port_offset);
             out.snapshots.insert(key.to_string(), snapshot);
         }
     }
-    out.statuses.sort_by(|a, b| {
-        (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
-    });
+    out.statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out
 }
 

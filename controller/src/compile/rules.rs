@@ -17,9 +17,7 @@ use gateway_api::experimental::httproutes::{
     HttpRouteRulesTimeouts,
 };
 use std::str::FromStr;
-use tollgate_snapshot::{
-    Backend, BackendRef, PathMatch, Route, RouteMatch, Timeouts,
-};
+use tollgate_snapshot::{Backend, BackendRef, PathMatch, Route, RouteMatch, Timeouts};
 
 /// What compiling the rules of one route accumulates.
 #[derive(Debug)]
@@ -100,7 +98,12 @@ pub(crate) fn compile_rule(
         .iter()
         .map(|f| convert_filter(f, ctx))
         .collect::<Result<Vec<_>, _>>()?;
-    let timeouts = rule.timeouts.as_ref().map(timeouts).transpose()?.unwrap_or_default();
+    let timeouts = rule
+        .timeouts
+        .as_ref()
+        .map(timeouts)
+        .transpose()?
+        .unwrap_or_default();
     Ok(CompiledRule {
         index,
         route: Route {
@@ -115,11 +118,15 @@ pub(crate) fn compile_rule(
     })
 }
 
-fn backend_refs(ctx: &mut RuleContext<'_>, rule: &HttpRouteRules) -> Result<Vec<BackendRef>, Problem> {
+fn backend_refs(
+    ctx: &mut RuleContext<'_>,
+    rule: &HttpRouteRules,
+) -> Result<Vec<BackendRef>, Problem> {
     let mut out = Vec::new();
     for r in rule.backend_refs.iter().flatten() {
-        let weight = u32::try_from(r.weight.unwrap_or(1))
-            .map_err(|_| Problem::new(reasons::UNSUPPORTED_VALUE, "backendRef weight is negative"))?;
+        let weight = u32::try_from(r.weight.unwrap_or(1)).map_err(|_| {
+            Problem::new(reasons::UNSUPPORTED_VALUE, "backendRef weight is negative")
+        })?;
         let backend = ctx.backend(BackendTarget {
             group: r.group.as_deref(),
             kind: r.kind.as_deref(),
@@ -145,7 +152,10 @@ fn backend_refs(ctx: &mut RuleContext<'_>, rule: &HttpRouteRules) -> Result<Vec<
 /// Filter combinations the Gateway API forbids: a redirect together with a
 /// rewrite or with backendRefs (`IncompatibleFilters`), and a repeated
 /// filter other than `RequestMirror`.
-fn check_filter_combination(filters: &[HttpRouteRulesFilters], has_backends: bool) -> Result<(), Problem> {
+fn check_filter_combination(
+    filters: &[HttpRouteRulesFilters],
+    has_backends: bool,
+) -> Result<(), Problem> {
     let count = |t: FilterType| filters.iter().filter(|f| f.r#type == t).count();
     let redirects = count(FilterType::RequestRedirect);
     if redirects > 0 && count(FilterType::UrlRewrite) > 0 {
@@ -174,14 +184,21 @@ fn check_filter_combination(filters: &[HttpRouteRulesFilters], has_backends: boo
 
 /// `ReplacePrefixMatch` replaces the matched prefix, so every match of the
 /// rule must be a `PathPrefix` match.
-fn check_prefix_rewrites(filters: &[HttpRouteRulesFilters], matches: &[RouteMatch]) -> Result<(), Problem> {
+fn check_prefix_rewrites(
+    filters: &[HttpRouteRulesFilters],
+    matches: &[RouteMatch],
+) -> Result<(), Problem> {
     let uses_prefix = filters.iter().any(|f| {
         let redirect = f.request_redirect.as_ref().and_then(|r| r.path.as_ref());
         let rewrite = f.url_rewrite.as_ref().and_then(|r| r.path.as_ref());
-        (f.r#type == FilterType::RequestRedirect && redirect.is_some_and(|p| p.replace_prefix_match.is_some()))
-            || (f.r#type == FilterType::UrlRewrite && rewrite.is_some_and(|p| p.replace_prefix_match.is_some()))
+        (f.r#type == FilterType::RequestRedirect
+            && redirect.is_some_and(|p| p.replace_prefix_match.is_some()))
+            || (f.r#type == FilterType::UrlRewrite
+                && rewrite.is_some_and(|p| p.replace_prefix_match.is_some()))
     });
-    let all_prefix = matches.iter().all(|m| matches!(m.path, PathMatch::Prefix(_)));
+    let all_prefix = matches
+        .iter()
+        .all(|m| matches!(m.path, PathMatch::Prefix(_)));
     if uses_prefix && !all_prefix {
         return Err(Problem::new(
             reasons::UNSUPPORTED_VALUE,
@@ -223,7 +240,12 @@ pub(crate) fn parse_duration_ms(s: &str) -> Result<u64, Problem> {
     gateway_api::Duration::from_str(s)
         .ok()
         .and_then(|d| u64::try_from(d.as_millis()).ok())
-        .ok_or_else(|| Problem::new(reasons::UNSUPPORTED_VALUE, format!("invalid duration {s:?}")))
+        .ok_or_else(|| {
+            Problem::new(
+                reasons::UNSUPPORTED_VALUE,
+                format!("invalid duration {s:?}"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -234,7 +256,13 @@ mod tests {
     /// units h, m, s, ms; anything else is refused.
     #[test]
     fn duration_table() {
-        let ok = [("10s", 10_000), ("500ms", 500), ("1h30m", 5_400_000), ("0s", 0), ("1h1m1s1ms", 3_661_001)];
+        let ok = [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("1h30m", 5_400_000),
+            ("0s", 0),
+            ("1h1m1s1ms", 3_661_001),
+        ];
         for (s, want) in ok {
             assert_eq!(parse_duration_ms(s), Ok(want), "{s}");
         }
@@ -253,7 +281,10 @@ mod tests {
         assert_eq!(timeouts(&t(Some("0s"), None)), Ok(Timeouts::default()));
         assert_eq!(
             timeouts(&t(Some("10s"), Some("2s"))),
-            Ok(Timeouts { request_ms: Some(10_000), backend_request_ms: Some(2_000) })
+            Ok(Timeouts {
+                request_ms: Some(10_000),
+                backend_request_ms: Some(2_000)
+            })
         );
         assert!(timeouts(&t(Some("1s"), Some("2s"))).is_err());
     }

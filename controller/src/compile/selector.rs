@@ -59,8 +59,9 @@ mod tests {
     /// All `matchLabels` and all `matchExpressions` must hold.
     #[test]
     fn selector_table() {
-        let labels: BTreeMap<String, String> =
-            [("team".to_string(), "a".to_string())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("team".to_string(), "a".to_string())]
+            .into_iter()
+            .collect();
         let by_label = |k: &str, v: &str| Selector {
             match_labels: Some([(k.to_string(), v.to_string())].into_iter().collect()),
             match_expressions: None,

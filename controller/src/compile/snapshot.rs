@@ -40,7 +40,11 @@ pub(crate) fn build_snapshot(
     // merging a route attached twice through two parentRefs.
     let mut by_listener: BTreeMap<(usize, usize), BTreeSet<HostMatch>> = BTreeMap::new();
     for a in attachments {
-        if plan.listeners.get(a.listener).is_some_and(|l| l.not_programmed().is_none()) {
+        if plan
+            .listeners
+            .get(a.listener)
+            .is_some_and(|l| l.not_programmed().is_none())
+        {
             by_listener
                 .entry((a.listener, a.route))
                 .or_default()
@@ -76,7 +80,11 @@ pub(crate) fn build_snapshot(
             hostname: l.hostname.clone(),
             virtual_hosts: virtual_hosts(routes, &attached, &tables),
         };
-        sockets_by_port.entry(bind).or_insert((port, Vec::new())).1.push(listener);
+        sockets_by_port
+            .entry(bind)
+            .or_insert((port, Vec::new()))
+            .1
+            .push(listener);
     }
     let mut sockets = Vec::new();
     for address in &plan.addresses {

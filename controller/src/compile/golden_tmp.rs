@@ -1,0 +1,2 @@
+use crate as tollgate_controller;
+include!("/tmp/golden_body.rs");
