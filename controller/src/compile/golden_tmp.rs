@@ -1,2 +1,0 @@
-use crate as tollgate_controller;
-include!("/tmp/golden_body.rs");
