@@ -227,7 +227,10 @@ mod tests {
         let io = || -> BoxError { Box::new(std::io::Error::other("x")) };
         let table: Vec<(ProxyError, u16, &str)> = vec![
             (
-                ProxyError::NoRoute { host: "x".into(), path: "/y".into() },
+                ProxyError::NoRoute {
+                    host: "x".into(),
+                    path: "/y".into(),
+                },
                 404,
                 "routing",
             ),
@@ -235,17 +238,26 @@ mod tests {
             (ProxyError::NoBackend("none".into()), 500, "no-backend"),
             (ProxyError::NoEndpoints("b".into()), 503, "no-endpoints"),
             (
-                ProxyError::UpstreamConnect { endpoint: "e".into(), source: io() },
+                ProxyError::UpstreamConnect {
+                    endpoint: "e".into(),
+                    source: io(),
+                },
                 503,
                 "upstream-connect",
             ),
             (
-                ProxyError::UpstreamTimeout { endpoint: "e".into(), after_ms: 5 },
+                ProxyError::UpstreamTimeout {
+                    endpoint: "e".into(),
+                    after_ms: 5,
+                },
                 504,
                 "upstream-timeout",
             ),
             (
-                ProxyError::UpstreamProtocol { endpoint: "e".into(), source: io() },
+                ProxyError::UpstreamProtocol {
+                    endpoint: "e".into(),
+                    source: io(),
+                },
                 502,
                 "upstream-protocol",
             ),
@@ -254,7 +266,10 @@ mod tests {
             let response = respond(&error, "test");
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[ERROR_HEADER], label);
-            assert_eq!(response.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
+            assert_eq!(
+                response.headers()[CONTENT_TYPE],
+                "text/plain; charset=utf-8"
+            );
         }
     }
 
@@ -267,14 +282,20 @@ mod tests {
         };
         assert!(connect.retryable());
         assert_eq!(connect.side(), Side::Upstream);
-        let timeout = ProxyError::UpstreamTimeout { endpoint: "e".into(), after_ms: 1 };
+        let timeout = ProxyError::UpstreamTimeout {
+            endpoint: "e".into(),
+            after_ms: 1,
+        };
         assert!(!timeout.retryable());
         assert_eq!(ProxyError::BadRequest("x".into()).side(), Side::Downstream);
     }
 
     #[tokio::test]
     async fn the_body_is_short_plain_text() {
-        let error = ProxyError::NoRoute { host: "x".into(), path: "/y".into() };
+        let error = ProxyError::NoRoute {
+            host: "x".into(),
+            path: "/y".into(),
+        };
         let body = respond(&error, "test").into_body().collect().await.unwrap();
         assert_eq!(
             body.to_bytes(),

@@ -5,9 +5,13 @@
 //! mode) drives: [`Dataplane::apply`] a snapshot, serve the admin endpoints,
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
+pub mod error;
 pub mod filters;
 pub mod normalize;
+pub mod proxy;
 pub mod router;
+pub mod runtime;
+pub mod upstream;
 mod admin;
 mod server;
 

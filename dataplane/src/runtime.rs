@@ -9,7 +9,7 @@
 
 use crate::proxy::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
-use crate::upstream::{Balancer, BackendSet, ClientPair, Clients};
+use crate::upstream::{BackendSet, Balancer, ClientPair, Clients};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -109,8 +109,10 @@ impl Runtime {
                 .parse()
                 .map_err(|_| BuildError::SocketAddress(socket.address.clone()))?;
             let addr = SocketAddr::new(ip, socket.bind_port);
-            let router =
-                SocketRouter::build(socket).map_err(|source| BuildError::Router { socket: addr, source })?;
+            let router = SocketRouter::build(socket).map_err(|source| BuildError::Router {
+                socket: addr,
+                source,
+            })?;
             sockets.insert(
                 addr,
                 SocketRuntime {

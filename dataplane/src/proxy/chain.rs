@@ -7,8 +7,8 @@
 //! CORS decoration) run on the upstream's response. Which filter does what is
 //! decided here and nowhere else.
 
-use super::context::RequestContext;
 use super::ProxyBody;
+use super::context::RequestContext;
 use crate::error::local_response;
 use crate::filters::{self, RedirectInput};
 use crate::upstream::BackendSet;
@@ -73,18 +73,20 @@ impl Chain {
                 Filter::RequestHeaderModifier(m) => Some(Stage::RequestHeaders(m.clone())),
                 Filter::ResponseHeaderModifier(m) => Some(Stage::ResponseHeaders(m.clone())),
                 Filter::UrlRewrite(u) => Some(Stage::Rewrite(u.clone())),
-                Filter::RequestMirror(m) => match m.backend.filter(|i| backends.get(*i).is_some()) {
-                    Some(backend) => Some(Stage::Mirror(MirrorStage {
-                        backend,
-                        numerator: u64::from(m.numerator),
-                        denominator: u64::from(m.denominator),
-                        seen: AtomicU64::new(0),
-                    })),
-                    None => {
-                        tracing::debug!(at, "mirror with an invalid backend is skipped");
-                        None
+                Filter::RequestMirror(m) => {
+                    match m.backend.filter(|i| backends.get(*i).is_some()) {
+                        Some(backend) => Some(Stage::Mirror(MirrorStage {
+                            backend,
+                            numerator: u64::from(m.numerator),
+                            denominator: u64::from(m.denominator),
+                            seen: AtomicU64::new(0),
+                        })),
+                        None => {
+                            tracing::debug!(at, "mirror with an invalid backend is skipped");
+                            None
+                        }
                     }
-                },
+                }
             })
             .collect();
         Chain { stages }
@@ -132,7 +134,9 @@ impl Chain {
     pub(crate) fn apply_response(&self, request: Option<&HeaderMap>, response: &mut HeaderMap) {
         for stage in &self.stages {
             match stage {
-                Stage::ResponseHeaders(modifier) => filters::apply_header_modifier(modifier, response),
+                Stage::ResponseHeaders(modifier) => {
+                    filters::apply_header_modifier(modifier, response)
+                }
                 Stage::Cors(cors) => {
                     if let Some(request) = request {
                         filters::cors::decorate(cors, request, response);
@@ -199,7 +203,12 @@ mod tests {
     use super::*;
 
     fn mirror(numerator: u64, denominator: u64) -> MirrorStage {
-        MirrorStage { backend: 0, numerator, denominator, seen: AtomicU64::new(0) }
+        MirrorStage {
+            backend: 0,
+            numerator,
+            denominator,
+            seen: AtomicU64::new(0),
+        }
     }
 
     /// A mirror share of `num/den` picks exactly `num` of every `den`

@@ -10,10 +10,10 @@
 
 use crate::error::ProxyError;
 use crate::normalize::normalize_path;
+use http::Version;
 use http::header::{HOST, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
-use http::Version;
 
 /// What the head names, checked.
 #[derive(Debug)]

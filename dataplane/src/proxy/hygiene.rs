@@ -7,8 +7,7 @@
 
 use http::HeaderMap;
 use http::header::{
-    CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use std::net::IpAddr;
 
@@ -39,8 +38,15 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    for name in [CONNECTION, KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE]
-    {
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
         headers.remove(name);
     }
     if te_trailers {
@@ -138,20 +144,34 @@ mod tests {
     /// Connection-scoped headers never cross the gateway; `TE: trailers` does.
     #[test]
     fn hop_by_hop_headers_are_removed() {
-        let table: &[(&[(&str, &str)], &[&str], &[&str])] = &[
+        // (request headers, kept, removed)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+        let table: &[Case<'_>] = &[
             (
-                &[("connection", "close, x-secret"), ("x-secret", "1"), ("x-keep", "1")],
+                &[
+                    ("connection", "close, x-secret"),
+                    ("x-secret", "1"),
+                    ("x-keep", "1"),
+                ],
                 &["x-keep"],
                 &["connection", "x-secret"],
             ),
             (
-                &[("keep-alive", "5"), ("proxy-connection", "x"), ("upgrade", "h2c")],
+                &[
+                    ("keep-alive", "5"),
+                    ("proxy-connection", "x"),
+                    ("upgrade", "h2c"),
+                ],
                 &[],
                 &["keep-alive", "proxy-connection", "upgrade"],
             ),
             (&[("te", "trailers, deflate")], &["te"], &[]),
             (&[("te", "gzip")], &[], &["te"]),
-            (&[("trailer", "x"), ("transfer-encoding", "chunked")], &[], &["trailer", "transfer-encoding"]),
+            (
+                &[("trailer", "x"), ("transfer-encoding", "chunked")],
+                &[],
+                &["trailer", "transfer-encoding"],
+            ),
         ];
         for (input, kept, removed) in table {
             let mut map = headers(input);
@@ -171,10 +191,17 @@ mod tests {
     /// The client is appended to existing chains; IPv6 and ports are quoted.
     #[test]
     fn forwarding_headers() {
-        let mut map = headers(&[("x-forwarded-for", "10.0.0.1"), ("forwarded", "for=10.0.0.1")]);
+        let mut map = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("forwarded", "for=10.0.0.1"),
+        ]);
         add_forwarding(
             &mut map,
-            &Forwarding { peer: "2001:db8::1".parse().unwrap(), proto: "http", host: Some("a.example:8080") },
+            &Forwarding {
+                peer: "2001:db8::1".parse().unwrap(),
+                proto: "http",
+                host: Some("a.example:8080"),
+            },
         );
         assert_eq!(map["x-forwarded-for"], "10.0.0.1, 2001:db8::1");
         assert_eq!(map["x-forwarded-proto"], "http");
@@ -185,7 +212,14 @@ mod tests {
         );
 
         let mut map = HeaderMap::new();
-        add_forwarding(&mut map, &Forwarding { peer: "192.0.2.7".parse().unwrap(), proto: "http", host: Some("a.example") });
+        add_forwarding(
+            &mut map,
+            &Forwarding {
+                peer: "192.0.2.7".parse().unwrap(),
+                proto: "http",
+                host: Some("a.example"),
+            },
+        );
         assert_eq!(map["forwarded"], "for=192.0.2.7;host=a.example;proto=http");
     }
 }

@@ -38,7 +38,10 @@ struct Tap {
 impl Tee {
     /// Wraps `inner`; taps are added with [`Tee::tap`].
     pub(crate) fn new(inner: ProxyBody) -> Tee {
-        Tee { inner, taps: Vec::new() }
+        Tee {
+            inner,
+            taps: Vec::new(),
+        }
     }
 
     /// A new mirror copy of the body. An empty body needs no tap.
@@ -48,7 +51,10 @@ impl Tee {
         }
         let (sender, receiver) = mpsc::channel(MIRROR_BUFFER_CHUNKS);
         let complete = Arc::new(AtomicBool::new(false));
-        self.taps.push(Tap { sender: Some(sender), complete: complete.clone() });
+        self.taps.push(Tap {
+            sender: Some(sender),
+            complete: complete.clone(),
+        });
         MirrorBody { receiver, complete }.boxed_unsync()
     }
 

@@ -56,14 +56,24 @@ pub(crate) struct Pipeline<'a> {
 impl<'a> Pipeline<'a> {
     /// A pipeline for a request that arrived now.
     pub(crate) fn new(runtime: &'a Runtime, conn: &'a ConnInfo) -> Pipeline<'a> {
-        Pipeline { runtime, conn, started: Instant::now() }
+        Pipeline {
+            runtime,
+            conn,
+            started: Instant::now(),
+        }
     }
 
     /// Runs every stage; `Err` is turned into a response by the caller.
-    pub(crate) async fn run(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Failure<'a>> {
+    pub(crate) async fn run(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Failure<'a>> {
         let runtime = self.runtime;
         let socket = runtime.socket(&self.conn.local).ok_or_else(|| Failure {
-            error: ProxyError::NoRoute { host: String::new(), path: String::new() },
+            error: ProxyError::NoRoute {
+                host: String::new(),
+                path: String::new(),
+            },
             source: runtime.snapshot().gateway.as_str(),
         })?;
         let (parts, body) = req.into_parts();
@@ -79,15 +89,25 @@ impl<'a> Pipeline<'a> {
             headers: &parts.headers,
         };
         let Some(found) = socket.router.find(&view) else {
-            let error = ProxyError::NoRoute { host: target.host, path: target.path };
-            return Err(Failure { error, source: &socket.name });
+            let error = ProxyError::NoRoute {
+                host: target.host,
+                path: target.path,
+            };
+            return Err(Failure {
+                error,
+                source: &socket.name,
+            });
         };
         let route = runtime.route(found.route).ok_or_else(|| Failure {
             error: ProxyError::NoBackend(format!("route index {} missing", found.route)),
             source: listener_name(socket, found.listener),
         })?;
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
-        let original_host = target.host_header.as_ref().and_then(|h| h.to_str().ok()).map(str::to_string);
+        let original_host = target
+            .host_header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
         let mut ctx = RequestContext {
             method: parts.method,
             headers: parts.headers,
@@ -109,7 +129,11 @@ impl<'a> Pipeline<'a> {
         remove_hop_by_hop(&mut ctx.headers);
         add_forwarding(
             &mut ctx.headers,
-            &Forwarding { peer: self.conn.peer.ip(), proto: self.conn.scheme, host: ctx.original_host.as_deref() },
+            &Forwarding {
+                peer: self.conn.peer.ip(),
+                proto: self.conn.scheme,
+                host: ctx.original_host.as_deref(),
+            },
         );
         // 5 mirror
         let body = body.map_err(Into::into).boxed_unsync();
@@ -120,14 +144,18 @@ impl<'a> Pipeline<'a> {
             return Ok(answer);
         }
         let body = self.send_mirrors(&mut ctx, body);
-        let endpoint = backend
-            .select()
-            .ok_or_else(|| Failure { error: ProxyError::NoEndpoints(backend.name.clone()), source: &route.name })?;
+        let endpoint = backend.select().ok_or_else(|| Failure {
+            error: ProxyError::NoEndpoints(backend.name.clone()),
+            source: &route.name,
+        })?;
         // 7 upstream
         let headers = std::mem::take(&mut ctx.headers);
         let upstream = upstream_request(&ctx, endpoint, backend.protocol, headers, body)
             .map_err(at(&route.name))?;
-        let response = self.send(route, backend, endpoint, upstream).await.map_err(at(&route.name))?;
+        let response = self
+            .send(route, backend, endpoint, upstream)
+            .await
+            .map_err(at(&route.name))?;
         // 8 response
         let (mut head, body) = response.into_parts();
         for chain in [&route.chain, &choice.chain] {
@@ -135,7 +163,10 @@ impl<'a> Pipeline<'a> {
         }
         remove_hop_by_hop(&mut head.headers);
         head.version = Version::default();
-        Ok(Response::from_parts(head, body.map_err(Into::into).boxed_unsync()))
+        Ok(Response::from_parts(
+            head,
+            body.map_err(Into::into).boxed_unsync(),
+        ))
     }
 
     /// Sends every mirror picked so far and returns the main body, teed when
@@ -153,7 +184,13 @@ impl<'a> Pipeline<'a> {
                 tracing::debug!(backend = %backend.name, "mirror backend has no endpoints; skipped");
                 continue;
             };
-            let copy = upstream_request(ctx, endpoint, backend.protocol, ctx.headers.clone(), tee.tap());
+            let copy = upstream_request(
+                ctx,
+                endpoint,
+                backend.protocol,
+                ctx.headers.clone(),
+                tee.tap(),
+            );
             if let Ok(copy) = copy {
                 let client = self.runtime.clients().for_protocol(backend.protocol);
                 mirror::spawn(client, &backend.name, copy);
@@ -171,11 +208,15 @@ impl<'a> Pipeline<'a> {
             .balancer
             .select()
             .and_then(|i| route.backends.get(i))
-            .ok_or_else(|| ProxyError::NoBackend("the rule has no backend with a weight above 0".into()))?;
+            .ok_or_else(|| {
+                ProxyError::NoBackend("the rule has no backend with a weight above 0".into())
+            })?;
         let backend = choice
             .backend
             .and_then(|i| self.runtime.backends().get(i))
-            .ok_or_else(|| ProxyError::NoBackend("the chosen backend reference is invalid".into()))?;
+            .ok_or_else(|| {
+                ProxyError::NoBackend("the chosen backend reference is invalid".into())
+            })?;
         Ok((choice, backend))
     }
 
@@ -187,24 +228,47 @@ impl<'a> Pipeline<'a> {
         endpoint: &Authority,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let call = self.runtime.clients().for_protocol(backend.protocol).request(request);
+        let call = self
+            .runtime
+            .clients()
+            .for_protocol(backend.protocol)
+            .request(request);
         let request_left = route.timeouts.request_ms.map(|ms| {
-            (Duration::from_millis(ms).saturating_sub(self.started.elapsed()), ms)
+            (
+                Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
+                ms,
+            )
         });
-        let per_try = route.timeouts.backend_request_ms.map(|ms| (Duration::from_millis(ms), ms));
-        let limit = request_left.into_iter().chain(per_try).min_by_key(|(left, _)| *left);
-        let result = match limit {
-            Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
-                ProxyError::UpstreamTimeout { endpoint: endpoint.to_string(), after_ms }
-            })?,
-            None => call.await,
-        };
+        let per_try = route
+            .timeouts
+            .backend_request_ms
+            .map(|ms| (Duration::from_millis(ms), ms));
+        let limit = request_left
+            .into_iter()
+            .chain(per_try)
+            .min_by_key(|(left, _)| *left);
+        let result =
+            match limit {
+                Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
+                    ProxyError::UpstreamTimeout {
+                        endpoint: endpoint.to_string(),
+                        after_ms,
+                    }
+                })?,
+                None => call.await,
+            };
         result.map_err(|error| {
             let endpoint = endpoint.to_string();
             if error.is_connect() {
-                ProxyError::UpstreamConnect { endpoint, source: Box::new(error) }
+                ProxyError::UpstreamConnect {
+                    endpoint,
+                    source: Box::new(error),
+                }
             } else {
-                ProxyError::UpstreamProtocol { endpoint, source: Box::new(error) }
+                ProxyError::UpstreamProtocol {
+                    endpoint,
+                    source: Box::new(error),
+                }
             }
         })
     }
@@ -248,5 +312,8 @@ fn needs_request_headers(route: &RouteRuntime) -> bool {
 }
 
 fn listener_name(socket: &SocketRuntime, listener: usize) -> &str {
-    socket.listeners.get(listener).map_or(socket.name.as_str(), String::as_str)
+    socket
+        .listeners
+        .get(listener)
+        .map_or(socket.name.as_str(), String::as_str)
 }

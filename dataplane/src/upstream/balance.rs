@@ -33,7 +33,11 @@ impl Balancer {
             .collect();
         let total = entries.iter().map(|(_, w)| w).sum();
         let scores = Mutex::new(vec![0; entries.len()]);
-        Balancer { entries, total, scores }
+        Balancer {
+            entries,
+            total,
+            scores,
+        }
     }
 
     /// The index (into the weights given to [`Balancer::new`]) of the next
@@ -97,7 +101,10 @@ mod tests {
             (&[5, 1, 1], &[0, 0, 1, 0, 2, 0, 0]),
         ];
         for (weights, expected) in table {
-            let got: Vec<usize> = picks(weights, expected.len()).into_iter().flatten().collect();
+            let got: Vec<usize> = picks(weights, expected.len())
+                .into_iter()
+                .flatten()
+                .collect();
             assert_eq!(&got, expected, "weights {weights:?}");
         }
     }
