@@ -13,6 +13,8 @@ pub mod router;
 pub mod runtime;
 pub mod upstream;
 mod admin;
+mod client;
 mod server;
 
+pub use client::subscribe;
 pub use server::{ApplyError, Dataplane, DataplaneOptions, DataplaneStatus, Rejected};

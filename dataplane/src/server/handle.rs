@@ -194,6 +194,11 @@ impl Dataplane {
         self.inner.tracker.idle().await;
     }
 
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn shutdown_begun(&self) {
+        self.inner.shutdown.raised().await;
+    }
+
     /// The current state, for the admin `/status` endpoint.
     pub fn status(&self) -> DataplaneStatus {
         let mut status = self.lock_status().clone();
