@@ -187,7 +187,8 @@ async fn slow_backend_is_504() {
     assert_eq!(gateway.get("x", "/whole").await.status, StatusCode::OK);
 }
 
-/// A request on a socket the runtime does not serve gets a 404, not a panic.
+/// A snapshot with a dangling route index or a non-IP socket address is
+/// refused by `Runtime::build`; the empty runtime binds nothing.
 #[tokio::test]
 async fn building_rejects_bad_snapshots() {
     use tollgate_dataplane::runtime::Runtime;
