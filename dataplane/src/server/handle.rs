@@ -11,6 +11,7 @@ use super::listener::{self, Bound, ServerCtx};
 use super::pipeline::{Clients, Runtime};
 use super::service::RuntimeCell;
 use super::status::{DataplaneStatus, Rejected};
+use crate::runtime::BuildError;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -38,7 +39,10 @@ pub enum ApplyError {
     },
     /// The snapshot is invalid or its runtime could not be built.
     #[error("snapshot could not be built: {0}")]
-    Build(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Build(#[source] BuildError),
+    /// Building the runtime panicked (a bug); the snapshot is refused.
+    #[error("building the runtime failed unexpectedly: {0}")]
+    BuildPanicked(#[source] tokio::task::JoinError),
     /// A socket the snapshot needs could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -148,8 +152,8 @@ impl Dataplane {
         let clients = self.inner.clients.clone();
         let runtime = tokio::task::spawn_blocking(move || Runtime::build(snapshot, &clients))
             .await
-            .map_err(|e| ApplyError::Build(Box::new(e)))?
-            .map_err(|e| ApplyError::Build(Box::new(e)))?;
+            .map_err(ApplyError::BuildPanicked)?
+            .map_err(ApplyError::Build)?;
         let wanted: BTreeSet<SocketAddr> = runtime.sockets().collect();
         let mut fresh = Vec::new();
         for &addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {

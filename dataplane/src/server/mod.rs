@@ -16,7 +16,6 @@ mod handle;
 mod listener;
 mod prefixed;
 mod service;
-mod standin;
 mod status;
 
 pub use handle::{ApplyError, Dataplane, DataplaneOptions};
@@ -24,5 +23,7 @@ pub use status::{DataplaneStatus, Rejected};
 
 /// The request pipeline the server hands requests to.
 mod pipeline {
-    pub(crate) use super::standin::{Clients, ConnInfo, ProxyBody, Runtime, handle};
+    pub(crate) use crate::proxy::{ConnInfo, ProxyBody, handle};
+    pub(crate) use crate::runtime::Runtime;
+    pub(crate) use crate::upstream::Clients;
 }
