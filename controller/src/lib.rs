@@ -12,6 +12,7 @@ pub mod compile;
 pub mod resources;
 pub mod admin;
 pub mod controller;
+pub mod inprocess;
 pub mod provider;
 pub mod publisher;
 pub mod serve;

@@ -1,3 +1,149 @@
-//! Placeholder binary; filled in by its owner.
+//! `tollgate-controller`: compiles Gateway API objects into routing
+//! snapshots and serves them to data planes.
+//!
+//! Standalone: `tollgate-controller --manifests DIR [--with-dataplane]`
+//! reads a folder of YAML manifests instead of a Kubernetes API server.
 
-fn main() {}
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::net::SocketAddr;
+use tollgate_controller::admin::Admin;
+use tollgate_controller::compile::{CONTROLLER_NAME, CompileOptions};
+use tollgate_controller::inprocess::InProcess;
+use tollgate_controller::provider::file::FileProvider;
+use tollgate_controller::{controller, serve};
+use tracing::info;
+
+/// Tollgate controller.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Read manifests from this folder (recursively) and watch it, instead
+    /// of a Kubernetes API server.
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<std::path::PathBuf>,
+    /// Run every Gateway's data plane inside this process.
+    #[arg(long)]
+    with_dataplane: bool,
+    /// Address listeners bind when a Gateway has no `spec.addresses`.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: String,
+    /// Added to every listener port when binding (routing and redirects
+    /// still use the manifest's ports).
+    #[arg(long, default_value_t = 0)]
+    listener_port_offset: u16,
+    /// GatewayClasses with this controllerName are Tollgate's.
+    #[arg(long, default_value = CONTROLLER_NAME)]
+    controller_name: String,
+    /// The controller's admin endpoints: /healthz, /readyz, /status, /snapshots.
+    #[arg(long, default_value = "127.0.0.1:9902")]
+    admin_address: SocketAddr,
+    /// With --with-dataplane: the data planes' admin endpoints.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    dataplane_admin_address: SocketAddr,
+    /// Where data planes stream their snapshots from (GET /v1/snapshots/NS/NAME).
+    #[arg(long, default_value = "127.0.0.1:9903")]
+    snapshot_address: SocketAddr,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format);
+    let Some(dir) = args.manifests.clone() else {
+        bail!("--manifests DIR is required: this build runs in standalone mode only");
+    };
+    if !dir.is_dir() {
+        bail!("--manifests {}: not a folder", dir.display());
+    }
+    let options = CompileOptions {
+        controller_name: args.controller_name.clone(),
+        bind_address: args.bind_address.clone(),
+        listener_port_offset: args.listener_port_offset,
+        ..CompileOptions::default()
+    };
+    let admin = Admin::default();
+
+    let a = admin.clone();
+    let addr = serve::spawn(args.admin_address, move |req| {
+        let r = a.handle(&req);
+        async move { r }
+    })
+    .await
+    .with_context(|| format!("binding the admin address {}", args.admin_address))?;
+    info!(%addr, "controller admin listening");
+
+    let publisher = admin.publisher.clone();
+    let addr = serve::spawn(args.snapshot_address, move |req| {
+        let r = publisher.handle(&req);
+        async move { r }
+    })
+    .await
+    .with_context(|| format!("binding the snapshot address {}", args.snapshot_address))?;
+    info!(%addr, "snapshot stream listening");
+
+    let in_process = args
+        .with_dataplane
+        .then(|| InProcess::new(admin.ready.clone()));
+    if let Some(ip) = &in_process {
+        let handler = ip.clone();
+        let addr = serve::spawn(args.dataplane_admin_address, move |req| {
+            let r = handler.handle(&req);
+            async move { r }
+        })
+        .await
+        .with_context(|| {
+            format!("binding the data-plane admin address {}", args.dataplane_admin_address)
+        })?;
+        info!(%addr, "data-plane admin listening");
+        tokio::spawn(ip.clone().follow(admin.publisher.clone()));
+    }
+
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    info!(dir = %dir.display(), "reading manifests");
+    tokio::spawn(FileProvider::new(dir).run(tx));
+    let compile_loop = tokio::spawn(controller::run(rx, options, admin));
+
+    shutdown_signal().await;
+    info!("shutting down");
+    compile_loop.abort();
+    if let Some(ip) = in_process {
+        // Bounded: each data plane drains for at most its drain timeout.
+        ip.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,132 @@
+//! `--with-dataplane`: the data planes of every Gateway, inside the controller.
+//!
+//! Each in-process data plane follows its Gateway's snapshots through the
+//! same [`Publisher`] subscription a remote data plane streams from, so the
+//! two modes differ only in transport. One aggregate admin server answers
+//! for all of them (default `127.0.0.1:9901`):
+//!
+//! - `GET /healthz` — 200 while the process runs.
+//! - `GET /readyz` — 200 once the controller has compiled its first view and
+//!   every Gateway's data plane has applied a snapshot and bound its sockets.
+//! - `GET /status` — a JSON object: Gateway (`namespace/name`) → its data
+//!   plane's status.
+//! - `GET /snapshot` — Gateway → `{version, hash, counts}` of the applied snapshot.
+
+use crate::publisher::Publisher;
+use crate::serve::{Body, json, respond};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tollgate_dataplane::{Dataplane, DataplaneOptions};
+use tracing::warn;
+
+/// The in-process data planes, one per Gateway.
+#[derive(Clone, Default)]
+pub struct InProcess {
+    dataplanes: Arc<Mutex<BTreeMap<String, Dataplane>>>,
+    controller_ready: Arc<AtomicBool>,
+}
+
+impl InProcess {
+    /// Data planes that become ready once `controller_ready` is set.
+    pub fn new(controller_ready: Arc<AtomicBool>) -> Self {
+        InProcess {
+            dataplanes: Arc::default(),
+            controller_ready,
+        }
+    }
+
+    /// Keeps one data plane per Gateway the publisher knows, each following
+    /// that Gateway's snapshots. Runs until the task is dropped.
+    pub async fn follow(self, publisher: Publisher) {
+        loop {
+            for gateway in publisher.published().into_keys() {
+                self.ensure(&publisher, &gateway);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn ensure(&self, publisher: &Publisher, gateway: &str) {
+        let Ok(mut map) = self.dataplanes.lock() else {
+            return;
+        };
+        if map.contains_key(gateway) {
+            return;
+        }
+        let dataplane = Dataplane::new(DataplaneOptions {
+            gateway: gateway.to_string(),
+        });
+        map.insert(gateway.to_string(), dataplane.clone());
+        let mut rx = publisher.subscribe(gateway);
+        let gateway = gateway.to_string();
+        tokio::spawn(async move {
+            loop {
+                let current = rx.borrow_and_update().clone();
+                if let Some(snapshot) = current {
+                    if let Err(e) = dataplane.apply((*snapshot).clone()).await {
+                        warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn all(&self) -> Vec<(String, Dataplane)> {
+        self.dataplanes
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Begins graceful shutdown of every data plane and waits for all.
+    pub async fn shutdown(&self) {
+        let all = self.all();
+        for (_, d) in &all {
+            d.shutdown();
+        }
+        for (_, d) in &all {
+            d.closed().await;
+        }
+    }
+
+    /// Answers one request to the aggregate admin server.
+    pub fn handle(&self, req: &Request<Incoming>) -> Response<Body> {
+        let all = self.all();
+        match req.uri().path() {
+            "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
+            "/readyz" => {
+                let ready = self.controller_ready.load(Ordering::Acquire)
+                    && all.iter().all(|(_, d)| d.status().ready);
+                if ready {
+                    respond(200, "text/plain; charset=utf-8", "ready\n")
+                } else {
+                    respond(503, "text/plain; charset=utf-8", "not ready\n")
+                }
+            }
+            "/status" => json(
+                &all.iter()
+                    .map(|(k, d)| (k.clone(), d.status()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            "/snapshot" => json(
+                &all.iter()
+                    .map(|(k, d)| {
+                        let s = d.status();
+                        (
+                            k.clone(),
+                            serde_json::json!({"version": s.version, "hash": s.hash, "counts": s.counts}),
+                        )
+                    })
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            _ => respond(404, "text/plain; charset=utf-8", "not found\n"),
+        }
+    }
+}
