@@ -111,6 +111,16 @@ impl SocketRouter {
     /// a trailing dot (`example.com.`) is tolerated. An IPv6 literal such as
     /// `[::1]` is an ordinary string here and can only match `*` listeners
     /// and virtual hosts (or an exact hostname spelled the same way).
+    ///
+    /// # Guarantees
+    ///
+    /// The result equals testing the most specific listener's most specific
+    /// virtual host's matches one by one in snapshot order (the property
+    /// tests check this against such a linear router). Once a listener and
+    /// virtual host are chosen there is no fall-through to less specific
+    /// ones. The work is a few hash lookups per host label and path segment
+    /// plus the conditions of the candidates on the path, independent of
+    /// the number of routes (regex paths run as one set per virtual host).
     pub fn find<'a>(&'a self, request: &RequestView<'_>) -> Option<Found<'a>> {
         let host = host_key(request.host);
         let li = *self.hosts.get(&host)?;
