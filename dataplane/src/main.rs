@@ -1,3 +1,117 @@
-//! Placeholder binary; filled in by its owner.
+//! `tollgate-dataplane`: serve one Gateway's traffic from the controller's
+//! snapshot stream, or from a snapshot file (handy for benchmarks).
+//!
+//! SIGTERM and Ctrl-C start a graceful shutdown (stop accepting, drain
+//! in-flight requests for the snapshot's drain timeout); SIGHUP re-reads the
+//! snapshot file.
 
-fn main() {}
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::signal::unix::{SignalKind, signal};
+use tollgate_dataplane::{Dataplane, DataplaneOptions, subscribe};
+use tollgate_snapshot::Snapshot;
+use tracing_subscriber::EnvFilter;
+
+/// Tollgate's data plane.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Controller base URL to follow, e.g. `http://tollgate-controller:9090`.
+    #[arg(long, env = "TOLLGATE_CONTROLLER", requires = "gateway", conflicts_with = "snapshot_file")]
+    controller: Option<String>,
+    /// The Gateway to serve, `namespace/name`.
+    #[arg(long, env = "TOLLGATE_GATEWAY")]
+    gateway: Option<String>,
+    /// Serve this snapshot JSON file instead of following a controller; SIGHUP re-reads it.
+    #[arg(long, required_unless_present = "controller")]
+    snapshot_file: Option<PathBuf>,
+    /// Address of the admin server (health, readiness, status, snapshot).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin_address: SocketAddr,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    let file = match &args.snapshot_file {
+        Some(path) => Some(read_snapshot(path)?),
+        None => None,
+    };
+    let gateway = match (&args.gateway, &file) {
+        (Some(gateway), _) => gateway.clone(),
+        (None, Some(snapshot)) => snapshot.gateway.clone(),
+        (None, None) => bail!("--gateway is required with --controller"),
+    };
+    let dataplane = Dataplane::new(DataplaneOptions { gateway });
+    let mut admin = tokio::spawn({
+        let dataplane = dataplane.clone();
+        async move { dataplane.serve_admin(args.admin_address).await }
+    });
+    match (args.controller, file, args.snapshot_file) {
+        (Some(url), _, _) => drop(tokio::spawn(subscribe(url, dataplane.clone()))),
+        (None, Some(snapshot), Some(path)) => {
+            dataplane.apply(snapshot).await.context("applying the snapshot file")?;
+            tokio::spawn(reload_on_sighup(path, dataplane.clone()));
+        }
+        _ => bail!("either --controller or --snapshot-file is required"),
+    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        result = &mut admin => {
+            result.context("admin server task")?.context("admin server")?;
+        }
+    }
+    dataplane.shutdown();
+    dataplane.closed().await;
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Re-reads and applies the snapshot file on every SIGHUP; a bad file is
+/// logged and the running snapshot kept.
+async fn reload_on_sighup(path: PathBuf, dataplane: Dataplane) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; the snapshot file will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let result = match read_snapshot(&path) {
+            Ok(snapshot) => dataplane.apply(snapshot).await.map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => tracing::info!(path = %path.display(), "snapshot file reloaded"),
+            Err(error) => tracing::warn!(path = %path.display(), error = format!("{error:#}"), "reload failed"),
+        }
+    }
+}
