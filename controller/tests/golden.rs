@@ -9,6 +9,8 @@
 //! input sets the options of that case (`controllerName`, `bindAddress`,
 //! `listenerPortOffset`); otherwise the defaults apply with a fixed `now`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may unwrap
+
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

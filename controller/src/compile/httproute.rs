@@ -217,16 +217,27 @@ fn select_listeners(
             "no listener of the Gateway matches the parentRef's sectionName and port",
         ));
     }
-    let allowed: Vec<(usize, &ListenerPlan)> = named
+    let by_kind: Vec<(usize, &ListenerPlan)> = named
         .into_iter()
-        .filter(|(_, l)| {
-            l.supports_http_routes() && namespace_allowed(resources, l, gateway, route)
-        })
+        .filter(|(_, l)| l.supports_http_routes())
+        .collect();
+    if by_kind.is_empty() {
+        return Err(Problem::new(
+            reasons::NOT_ALLOWED_BY_LISTENERS,
+            "no selected listener accepts HTTPRoutes",
+        ));
+    }
+    let allowed: Vec<(usize, &ListenerPlan)> = by_kind
+        .into_iter()
+        .filter(|(_, l)| namespace_allowed(resources, l, gateway, route))
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
             reasons::NOT_ALLOWED_BY_LISTENERS,
-            "no selected listener allows HTTPRoutes from this namespace",
+            format!(
+                "no selected listener allows HTTPRoutes from namespace {}",
+                route.namespace
+            ),
         ));
     }
     let attached: Vec<(usize, Vec<HostMatch>)> = allowed

@@ -107,13 +107,9 @@ pub(crate) fn check_regex(pattern: String) -> Result<String, Problem> {
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| {
-            let first = e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or_default().trim();
+            let first = last.strip_prefix("error: ").unwrap_or(last).to_string();
             Problem::new(
                 reasons::UNSUPPORTED_VALUE,
                 format!("invalid regular expression {pattern:?}: {first}"),
