@@ -15,7 +15,10 @@ fn cors(origins: &[&str], credentials: bool) -> Cors {
     }
 }
 
-fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+/// Header name and value pairs.
+type Headers = &'static [(&'static str, &'static str)];
+
+fn headers(pairs: Headers) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (n, v) in pairs {
         h.append(*n, v.parse().unwrap());
@@ -142,7 +145,9 @@ fn wildcards_and_credentials() {
 /// missing origin gets only `Vary`.
 #[test]
 fn decorate_actual_requests() {
-    let cases: [(Cors, &[(&str, &str)], Option<&str>, Option<&str>); 5] = [
+    /// Filter, request headers, expected Allow-Origin and Allow-Credentials.
+    type Case = (Cors, Headers, Option<&'static str>, Option<&'static str>);
+    let cases: [Case; 5] = [
         (
             cors(&["https://www.foo.com"], true),
             &[("origin", "https://www.foo.com")],
