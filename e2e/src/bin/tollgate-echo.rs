@@ -5,6 +5,7 @@
 //! `tollgate_e2e::echo`). HTTP/1.1 and h2c (prior knowledge) share the port.
 
 use anyhow::Context as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tollgate_e2e::echo::{self, EchoContext};
@@ -18,7 +19,8 @@ Env: NAMESPACE, INGRESS_NAME, SERVICE_NAME, POD_NAME are echoed back.";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Some(bind) = bind_address()? else {
-        println!("{USAGE}");
+        // Best effort: `--help | head` may close stdout early.
+        let _ = writeln!(std::io::stdout(), "{USAGE}");
         return Ok(());
     };
     let listener = TcpListener::bind(bind)

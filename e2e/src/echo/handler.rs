@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use serde::Serialize;
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 /// Answers one request. Never fails: problems become 4xx/5xx answers.
@@ -37,7 +38,9 @@ where
         let status = requested_status(&request_target(&parts));
         return Ok(echo(&parts, ctx, status));
     }
-    println!(
+    // Best effort: a closed stdout must not fail the request.
+    let _ = writeln!(
+        std::io::stdout(),
         "Echoing back request made to {} to client ({client})",
         request_target(&parts)
     );
