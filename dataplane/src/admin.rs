@@ -100,7 +100,11 @@ fn respond<B>(dataplane: &Dataplane, req: &Request<B>) -> Response<Full<Bytes>> 
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    with_type(status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    with_type(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
@@ -128,7 +132,10 @@ mod tests {
 
     fn get(dp: &Dataplane, uri: &str) -> (u16, String, String) {
         let response = respond(dp, &Request::get(uri).body(()).unwrap());
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let status = response.status().as_u16();
         let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
             response.into_body(),
@@ -136,7 +143,11 @@ mod tests {
         .unwrap()
         .unwrap()
         .to_bytes();
-        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
     }
 
     /// Before any snapshot: healthy, not ready, and an empty snapshot summary.
@@ -154,7 +165,8 @@ mod tests {
         assert_eq!(status["ready"], false);
         let summary: serde_json::Value = serde_json::from_str(&get(&dp, "/snapshot").2).unwrap();
         assert_eq!(summary["counts"]["routes"], 0);
-        let full: serde_json::Value = serde_json::from_str(&get(&dp, "/snapshot?full=1").2).unwrap();
+        let full: serde_json::Value =
+            serde_json::from_str(&get(&dp, "/snapshot?full=1").2).unwrap();
         assert_eq!(full["gateway"], "default/gw");
         assert_eq!(get(&dp, "/nope").0, 404);
     }

@@ -98,7 +98,9 @@ async fn follow(
             .map_err(|_| StreamError::Silent(SILENCE))?
             .ok_or(StreamError::Ended)?
             .map_err(StreamError::Body)?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         lines.push(&data)?;
         while let Some(line) = lines.next_line() {
             *received = true;
@@ -120,7 +122,9 @@ async fn offer(dataplane: &Dataplane, line: &[u8]) {
         }
     };
     let status = dataplane.status();
-    let newer = status.version.is_none_or(|applied| snapshot.version > applied);
+    let newer = status
+        .version
+        .is_none_or(|applied| snapshot.version > applied);
     let rejected_before = status
         .last_rejected
         .is_some_and(|r| r.version == snapshot.version && r.hash == snapshot.content_hash());

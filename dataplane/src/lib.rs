@@ -5,16 +5,16 @@
 //! mode) drives: [`Dataplane::apply`] a snapshot, serve the admin endpoints,
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
+mod admin;
+mod client;
 pub mod error;
 pub mod filters;
 pub mod normalize;
 pub mod proxy;
 pub mod router;
 pub mod runtime;
-pub mod upstream;
-mod admin;
-mod client;
 mod server;
+pub mod upstream;
 
 pub use client::subscribe;
 pub use server::{ApplyError, Dataplane, DataplaneOptions, DataplaneStatus, Rejected};

@@ -19,7 +19,12 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Args {
     /// Controller base URL to follow, e.g. `http://tollgate-controller:9090`.
-    #[arg(long, env = "TOLLGATE_CONTROLLER", requires = "gateway", conflicts_with = "snapshot_file")]
+    #[arg(
+        long,
+        env = "TOLLGATE_CONTROLLER",
+        requires = "gateway",
+        conflicts_with = "snapshot_file"
+    )]
     controller: Option<String>,
     /// The Gateway to serve, `namespace/name`.
     #[arg(long, env = "TOLLGATE_GATEWAY")]
@@ -65,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
     match (args.controller, file, args.snapshot_file) {
         (Some(url), _, _) => drop(tokio::spawn(subscribe(url, dataplane.clone()))),
         (None, Some(snapshot), Some(path)) => {
-            dataplane.apply(snapshot).await.context("applying the snapshot file")?;
+            dataplane
+                .apply(snapshot)
+                .await
+                .context("applying the snapshot file")?;
             tokio::spawn(reload_on_sighup(path, dataplane.clone()));
         }
         _ => bail!("either --controller or --snapshot-file is required"),
@@ -111,7 +119,9 @@ async fn reload_on_sighup(path: PathBuf, dataplane: Dataplane) {
         };
         match result {
             Ok(()) => tracing::info!(path = %path.display(), "snapshot file reloaded"),
-            Err(error) => tracing::warn!(path = %path.display(), error = format!("{error:#}"), "reload failed"),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), error = format!("{error:#}"), "reload failed")
+            }
         }
     }
 }

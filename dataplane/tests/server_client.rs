@@ -2,6 +2,8 @@
 //! snapshots, ignores heartbeats, unreadable lines and older versions, and
 //! reconnects when the stream ends.
 
+#![allow(clippy::unwrap_used)]
+
 mod server_support;
 
 use bytes::Bytes;
@@ -39,8 +41,15 @@ async fn fake_controller(script: Script) -> (String, Arc<Mutex<Vec<String>>>) {
                         .into_iter()
                         .map(|l| Ok::<_, Infallible>(Frame::data(Bytes::from(l + "\n"))));
                     let body = futures_util::stream::iter(frames);
-                    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = _> + Send>> =
-                        if end { Box::pin(body) } else { Box::pin(futures_util::StreamExt::chain(body, futures_util::stream::pending())) };
+                    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = _> + Send>> = if end
+                    {
+                        Box::pin(body)
+                    } else {
+                        Box::pin(futures_util::StreamExt::chain(
+                            body,
+                            futures_util::stream::pending(),
+                        ))
+                    };
                     async move {
                         Ok::<_, Infallible>(
                             Response::builder()
@@ -68,7 +77,16 @@ async fn follows_the_stream_and_reconnects() {
     let stale = snapshot(1, port, &[("/stale", a)]);
     let json = |s: &tollgate_snapshot::Snapshot| serde_json::to_string(s).unwrap();
     let script = vec![
-        (vec![json(&v1), String::new(), "{not json".into(), json(&v2), json(&stale)], true),
+        (
+            vec![
+                json(&v1),
+                String::new(),
+                "{not json".into(),
+                json(&v2),
+                json(&stale),
+            ],
+            true,
+        ),
         (vec![json(&v2)], false),
     ];
     let (url, paths) = fake_controller(script).await;
@@ -83,10 +101,25 @@ async fn follows_the_stream_and_reconnects() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(reconnected, "reconnected after the stream ended");
-    assert_eq!(dp.status().hash, Some(v2.content_hash()), "the stale snapshot was ignored");
-    assert!(paths.lock().unwrap().iter().all(|p| p == "/v1/snapshots/default/gw"));
-    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{port}/two")).await.unwrap();
+    assert_eq!(
+        dp.status().hash,
+        Some(v2.content_hash()),
+        "the stale snapshot was ignored"
+    );
+    assert!(
+        paths
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p == "/v1/snapshots/default/gw")
+    );
+    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{port}/two"))
+        .await
+        .unwrap();
     assert_eq!(code, 200);
     dp.shutdown();
-    tokio::time::timeout(Duration::from_secs(5), client).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), client)
+        .await
+        .unwrap()
+        .unwrap();
 }

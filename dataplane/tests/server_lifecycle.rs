@@ -2,6 +2,8 @@
 //! bad snapshots never replace a good one, removed sockets stop accepting,
 //! and shutdown lets in-flight requests finish.
 
+#![allow(clippy::unwrap_used)]
+
 mod server_support;
 
 use server_support::*;
@@ -18,7 +20,9 @@ async fn hot_swaps_drop_nothing_and_take_effect_at_once() {
     let (a, b) = (echo("a").await, echo("b").await);
     let port = free_port();
     let dp = dataplane();
-    dp.apply(snapshot(1, port, &[("/v1", b), ("/", a)])).await.unwrap();
+    dp.apply(snapshot(1, port, &[("/v1", b), ("/", a)]))
+        .await
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut loops = Vec::new();
@@ -42,9 +46,13 @@ async fn hot_swaps_drop_nothing_and_take_effect_at_once() {
         dp.apply(snapshot(v, port, &[(&format!("/v{v}"), b), ("/", a)]))
             .await
             .unwrap();
-        let (_, new) = get(&client, &format!("http://127.0.0.1:{port}/v{v}")).await.unwrap();
+        let (_, new) = get(&client, &format!("http://127.0.0.1:{port}/v{v}"))
+            .await
+            .unwrap();
         assert_eq!(new["name"], "b", "new route /v{v} serves right after apply");
-        let (_, old) = get(&client, &format!("http://127.0.0.1:{port}/v{}", v - 1)).await.unwrap();
+        let (_, old) = get(&client, &format!("http://127.0.0.1:{port}/v{}", v - 1))
+            .await
+            .unwrap();
         assert_eq!(old["name"], "a", "old route /v{} is gone", v - 1);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -75,8 +83,13 @@ async fn a_bad_snapshot_is_rejected_and_the_old_one_keeps_serving() {
         assert!(matches!(dp.apply(bad).await, Err(ApplyError::Build(_))));
         let status = dp.status();
         assert_eq!(status.version, Some(1));
-        assert_eq!(status.last_rejected.as_ref().map(|r| r.version), Some(version));
-        let (code, body) = get(&h1_client(), &format!("http://127.0.0.1:{port}/x")).await.unwrap();
+        assert_eq!(
+            status.last_rejected.as_ref().map(|r| r.version),
+            Some(version)
+        );
+        let (code, body) = get(&h1_client(), &format!("http://127.0.0.1:{port}/x"))
+            .await
+            .unwrap();
         assert_eq!((code, body["name"].as_str()), (200, Some("a")));
     }
     dp.apply(snapshot(4, port, &[("/", a)])).await.unwrap();
@@ -98,7 +111,9 @@ async fn a_bind_failure_rejects_the_snapshot() {
     assert_eq!(status.version, Some(1));
     assert_eq!(status.sockets, vec![format!("127.0.0.1:{port}")]);
     assert!(status.last_rejected.unwrap().error.contains("bind"));
-    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{port}/")).await.unwrap();
+    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
     assert_eq!(code, 200);
 }
 
@@ -107,7 +122,10 @@ async fn a_snapshot_for_another_gateway_is_rejected() {
     let dp = dataplane();
     let mut other = snapshot(1, free_port(), &[]);
     other.gateway = "default/other".into();
-    assert!(matches!(dp.apply(other).await, Err(ApplyError::WrongGateway { .. })));
+    assert!(matches!(
+        dp.apply(other).await,
+        Err(ApplyError::WrongGateway { .. })
+    ));
     assert!(!dp.status().ready);
 }
 
@@ -118,15 +136,32 @@ async fn a_removed_socket_stops_accepting() {
     let a = echo("a").await;
     let (keep, drop_port) = (free_port(), free_port());
     let dp = dataplane();
-    dp.apply(snapshot_on(1, &[keep, drop_port], &[("/", a)])).await.unwrap();
-    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", drop_port)).await.unwrap();
-    let kept = tokio::net::TcpStream::connect(("127.0.0.1", keep)).await.unwrap();
-    dp.apply(snapshot_on(2, &[keep], &[("/", a)])).await.unwrap();
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", drop_port)).await.is_err());
+    dp.apply(snapshot_on(1, &[keep, drop_port], &[("/", a)]))
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", drop_port))
+        .await
+        .unwrap();
+    let kept = tokio::net::TcpStream::connect(("127.0.0.1", keep))
+        .await
+        .unwrap();
+    dp.apply(snapshot_on(2, &[keep], &[("/", a)]))
+        .await
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", drop_port))
+            .await
+            .is_err()
+    );
     let (_, closed) = read_until_close(&mut idle, Duration::from_secs(5)).await;
-    assert!(closed, "the idle connection on the removed socket is closed");
+    assert!(
+        closed,
+        "the idle connection on the removed socket is closed"
+    );
     drop(kept);
-    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{keep}/")).await.unwrap();
+    let (code, _) = get(&h1_client(), &format!("http://127.0.0.1:{keep}/"))
+        .await
+        .unwrap();
     assert_eq!(code, 200);
     assert_eq!(dp.status().sockets, vec![format!("127.0.0.1:{keep}")]);
 }
@@ -153,11 +188,20 @@ async fn readiness_follows_apply_and_shutdown() {
     }
     assert_eq!(first.unwrap().0, 503);
     let a = echo("a").await;
-    dp.apply(snapshot(7, free_port(), &[("/", a)])).await.unwrap();
+    dp.apply(snapshot(7, free_port(), &[("/", a)]))
+        .await
+        .unwrap();
     assert_eq!(get(&client, &url).await.unwrap().0, 200);
-    let (_, status) = get(&client, &format!("http://127.0.0.1:{admin}/status")).await.unwrap();
-    assert_eq!((status["version"].as_u64(), status["ready"].as_bool()), (Some(7), Some(true)));
-    let (_, summary) = get(&client, &format!("http://127.0.0.1:{admin}/snapshot")).await.unwrap();
+    let (_, status) = get(&client, &format!("http://127.0.0.1:{admin}/status"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status["version"].as_u64(), status["ready"].as_bool()),
+        (Some(7), Some(true))
+    );
+    let (_, summary) = get(&client, &format!("http://127.0.0.1:{admin}/snapshot"))
+        .await
+        .unwrap();
     assert_eq!(summary["counts"]["routes"], 1);
     dp.shutdown();
     assert!(!dp.status().ready);
@@ -170,17 +214,24 @@ async fn readiness_follows_apply_and_shutdown() {
 async fn shutdown_drains_an_in_flight_request() {
     let (dp, port) = serving(Settings::default()).await;
     let slow = tokio::spawn(async move {
-        let req = format!("GET /slow HTTP/1.1\r\nhost: x\r\nx-delay-ms: 500\r\n\r\n");
+        let req = "GET /slow HTTP/1.1\r\nhost: x\r\nx-delay-ms: 500\r\n\r\n";
         raw(port, req.as_bytes()).await
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     dp.shutdown();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
     let (response, closed) = slow.await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"/slow\""));
-    assert!(closed, "the drained keep-alive connection is closed after its request");
+    assert!(
+        closed,
+        "the drained keep-alive connection is closed after its request"
+    );
     dp.closed().await;
 }
 
@@ -199,7 +250,9 @@ async fn the_drain_timeout_bounds_shutdown() {
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     dp.shutdown();
-    tokio::time::timeout(Duration::from_secs(5), dp.closed()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), dp.closed())
+        .await
+        .unwrap();
     let (response, closed) = slow.await.unwrap();
     assert!(closed);
     assert!(response.is_empty(), "{response}");

@@ -2,6 +2,8 @@
 //! oversized heads, connection limits, ambiguous framing and header
 //! injection. Nothing malformed may reach an upstream.
 
+#![allow(clippy::unwrap_used)]
+
 mod server_support;
 
 use server_support::*;
@@ -47,15 +49,22 @@ async fn an_idle_connection_is_closed() {
     };
     let (_dp, port) = serving(settings).await;
     let mut h1 = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    h1.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    h1.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let (response, closed) = read_until_close(&mut h1, Duration::from_secs(5)).await;
     assert!(closed);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let mut h2 = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    h2.write_all(&[PREFACE, EMPTY_SETTINGS].concat()).await.unwrap();
+    h2.write_all(&[PREFACE, EMPTY_SETTINGS].concat())
+        .await
+        .unwrap();
     let (frames, closed) = read_until_close(&mut h2, Duration::from_secs(5)).await;
     assert!(closed);
-    assert!(frames.as_bytes().windows(2).any(|w| w == [7, 0]), "a GOAWAY frame was sent");
+    assert!(
+        frames.as_bytes().windows(2).any(|w| w == [7, 0]),
+        "a GOAWAY frame was sent"
+    );
 }
 
 /// Heads over `max_request_header_bytes` or with more than
@@ -68,7 +77,10 @@ async fn oversized_heads_get_431() {
         ..Settings::default()
     };
     let (_dp, port) = serving(settings).await;
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n", "a".repeat(8000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(8000)
+    );
     let (response, _) = raw(port, big.as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 431"), "{response}");
     let many: String = (0..30).map(|i| format!("x-h{i}: v\r\n")).collect();
@@ -94,7 +106,11 @@ async fn connections_over_the_limit_are_closed() {
     let mut served = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let (response, _) = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let (response, _) = raw(
+            port,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
         if response.starts_with("HTTP/1.1 200") {
             served = true;
             break;
@@ -110,21 +126,48 @@ async fn request_smuggling_and_injection_are_refused() {
     let (backend, reached) = counting_echo().await;
     let port = free_port();
     let dp = dataplane();
-    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
     let cases: [(&str, &[u8]); 7] = [
-        ("two different CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
-        ("CL list", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\nab"),
-        ("bad CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc"),
-        ("TE not chunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
-        ("bare CR in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: b\r\n\r\n"),
-        ("NUL in a value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"),
-        ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"),
+        (
+            "two different CL",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        ),
+        (
+            "CL list",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\nab",
+        ),
+        (
+            "bad CL",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+        ),
+        (
+            "TE not chunked",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        ),
+        (
+            "bare CR in a value",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: b\r\n\r\n",
+        ),
+        (
+            "NUL in a value",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
+        ),
+        (
+            "obs-fold",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+        ),
     ];
     for (name, request) in cases {
         let (response, closed) = raw(port, request).await;
         assert!(response.starts_with("HTTP/1.1 400"), "{name}: {response}");
         assert!(closed, "{name}: connection closed");
-        assert_eq!(reached.load(Ordering::SeqCst), 0, "{name}: reached the backend");
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "{name}: reached the backend"
+        );
     }
 }
 
@@ -137,7 +180,9 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
     let (backend, reached) = counting_echo().await;
     let port = free_port();
     let dp = dataplane();
-    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
     let cases: [(&str, &[u8]); 2] = [
         ("CL then TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("TE then CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -145,10 +190,21 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
     for (i, (name, request)) in cases.into_iter().enumerate() {
         let (response, closed) = raw(port, request).await;
         assert!(closed, "{name}: connection closed after the response");
-        assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{name}: one response: {response}");
+        assert_eq!(
+            response.matches("HTTP/1.1 ").count(),
+            1,
+            "{name}: one response: {response}"
+        );
         assert!(!response.contains("smuggled"), "{name}: {response}");
-        assert!(!response.contains("content-length\":"), "{name}: CL forwarded: {response}");
-        assert_eq!(reached.load(Ordering::SeqCst), i + 1, "{name}: one request reached the backend");
+        assert!(
+            !response.contains("content-length\":"),
+            "{name}: CL forwarded: {response}"
+        );
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            i + 1,
+            "{name}: one request reached the backend"
+        );
     }
 }
 
@@ -158,7 +214,9 @@ async fn http2_header_injection_is_refused() {
     let (backend, reached) = counting_echo().await;
     let port = free_port();
     let dp = dataplane();
-    dp.apply(snapshot(1, port, &[("/", backend)])).await.unwrap();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
     for bad in [&b"a\0b"[..], b"a\rb", b"a\nb"] {
         let mut block = Vec::new();
         for (name, value) in [
@@ -180,6 +238,10 @@ async fn http2_header_injection_is_refused() {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         stream.write_all(&wire).await.unwrap();
         let _ = read_until_close(&mut stream, Duration::from_millis(500)).await;
-        assert_eq!(reached.load(Ordering::SeqCst), 0, "{bad:?} reached the backend");
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "{bad:?} reached the backend"
+        );
     }
 }

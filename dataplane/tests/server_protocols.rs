@@ -1,6 +1,8 @@
 //! Requests reach the backend over every downstream protocol the data plane
 //! speaks: HTTP/1.1, HTTP/2 with prior knowledge, and HTTP/1.1 upgraded to h2c.
 
+#![allow(clippy::unwrap_used)]
+
 mod server_support;
 
 use server_support::*;
@@ -37,7 +39,14 @@ async fn upgrade_to_h2c_reaches_the_backend() {
     let first = format!("http://127.0.0.1:{port}/first?x=1");
     let second = format!("http://127.0.0.1:{port}/second");
     let Some(out) = curl(&[
-        "-sS", "--http2", "-H", "x-test: yes", "-w", "\n%{http_version}\n", &first, &second,
+        "-sS",
+        "--http2",
+        "-H",
+        "x-test: yes",
+        "-w",
+        "\n%{http_version}\n",
+        &first,
+        &second,
     ])
     .await
     else {
@@ -61,13 +70,25 @@ async fn upgrade_to_h2c_reaches_the_backend() {
 async fn upgrade_to_h2c_carries_a_small_body() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/post");
-    let Some(out) = curl(&["-sS", "--http2", "-d", "hello=world", "-w", "\n%{http_version}", &url]).await
+    let Some(out) = curl(&[
+        "-sS",
+        "--http2",
+        "-d",
+        "hello=world",
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ])
+    .await
     else {
         return;
     };
     let (json, version) = out.rsplit_once('\n').unwrap();
     let body: serde_json::Value = serde_json::from_str(json).unwrap();
-    assert_eq!((body["method"].as_str(), body["body"].as_str()), (Some("POST"), Some("hello=world")));
+    assert_eq!(
+        (body["method"].as_str(), body["body"].as_str()),
+        (Some("POST"), Some("hello=world"))
+    );
     assert_eq!(version, "2");
 }
 
@@ -77,7 +98,16 @@ async fn a_large_body_declines_the_upgrade() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/big");
     let data = "x".repeat(40_000);
-    let Some(out) = curl(&["-sS", "--http2", "-d", &data, "-w", "\n%{http_version}", &url]).await
+    let Some(out) = curl(&[
+        "-sS",
+        "--http2",
+        "-d",
+        &data,
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ])
+    .await
     else {
         return;
     };
@@ -91,7 +121,14 @@ async fn a_large_body_declines_the_upgrade() {
 async fn curl_with_prior_knowledge_speaks_http2() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/pk");
-    let Some(out) = curl(&["-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", &url]).await
+    let Some(out) = curl(&[
+        "-sS",
+        "--http2-prior-knowledge",
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ])
+    .await
     else {
         return;
     };

@@ -56,7 +56,11 @@ pub(crate) fn request_frames<'a>(
     }
     let mut data = body.chunks(MAX_FRAME).peekable();
     while let Some(chunk) = data.next() {
-        let flags = if data.peek().is_none() { FLAG_END_STREAM } else { 0 };
+        let flags = if data.peek().is_none() {
+            FLAG_END_STREAM
+        } else {
+            0
+        };
         put_frame(&mut out, TYPE_DATA, flags, chunk);
     }
     out.freeze()

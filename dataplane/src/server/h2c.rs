@@ -15,7 +15,9 @@ use super::pipeline::ProxyBody;
 use super::prefixed::Prefixed;
 use super::service::{ConnCtx, empty};
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header, request::Parts};
+use http::{
+    HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header, request::Parts,
+};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -44,7 +46,11 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     let headers = req.headers();
     let small_body = match headers.get(header::CONTENT_LENGTH) {
         None => true,
-        Some(v) => v.to_str().ok().and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n <= MAX_UPGRADE_BODY),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n <= MAX_UPGRADE_BODY),
     };
     req.version() == Version::HTTP_11
         && has_token(headers, header::UPGRADE, "h2c")
@@ -68,7 +74,10 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 pub(crate) async fn upgrade(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_UPGRADE_BODY as usize).collect().await {
+    let body = match Limited::new(body, MAX_UPGRADE_BODY as usize)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return super::service::bad_request(),
     };
@@ -101,7 +110,8 @@ async fn serve_upgraded(ctx: Arc<ConnCtx>, on_upgrade: OnUpgrade, frames: Bytes)
         Err(_) => return,
     };
     let (preface_and_settings, rest) = head;
-    let mut prefix = BytesMut::with_capacity(preface_and_settings.len() + frames.len() + rest.len());
+    let mut prefix =
+        BytesMut::with_capacity(preface_and_settings.len() + frames.len() + rest.len());
     prefix.extend_from_slice(&preface_and_settings);
     prefix.extend_from_slice(&frames);
     prefix.extend_from_slice(&rest);
@@ -113,7 +123,8 @@ async fn serve_upgraded(ctx: Arc<ConnCtx>, on_upgrade: OnUpgrade, frames: Bytes)
 /// Returns those bytes and whatever was read past them.
 async fn read_preface<T: AsyncRead + Unpin>(io: &mut T) -> std::io::Result<(Bytes, Bytes)> {
     let mut buf = BytesMut::with_capacity(1024);
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut need = PREFACE.len() + FRAME_HEADER_LEN;
     while buf.len() < need {
         if io.read_buf(&mut buf).await? == 0 {
@@ -195,7 +206,10 @@ mod tests {
             .body(())
             .unwrap();
         assert!(!is_upgrade(&no_settings));
-        let chunked = offer().header("transfer-encoding", "chunked").body(()).unwrap();
+        let chunked = offer()
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
         assert!(!is_upgrade(&chunked));
         let big = offer().header("content-length", "100000").body(()).unwrap();
         assert!(!is_upgrade(&big));

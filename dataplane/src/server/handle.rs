@@ -166,7 +166,11 @@ impl Dataplane {
             tracing::info!(%addr, "listening");
             listeners.insert(addr, listener::spawn(bound, addr, server.clone()));
         }
-        let gone: Vec<SocketAddr> = listeners.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        let gone: Vec<SocketAddr> = listeners
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
         for addr in gone {
             if let Some(bound) = listeners.remove(&addr) {
                 bound.stop().await;
@@ -219,6 +223,9 @@ impl Dataplane {
     fn lock_status(&self) -> std::sync::MutexGuard<'_, DataplaneStatus> {
         // The status is plain data written whole; a panic elsewhere cannot
         // leave it half-updated, so a poisoned lock is still usable.
-        self.inner.status.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

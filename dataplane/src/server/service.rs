@@ -71,7 +71,8 @@ fn check<B>(req: &Request<B>) -> Result<(), &'static str> {
         return Err("CR, LF or NUL in a header value");
     }
     let headers = req.headers();
-    if headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH)
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
     {
         return Err("both Content-Length and Transfer-Encoding");
     }
@@ -93,7 +94,9 @@ pub(crate) fn bad_request() -> Response<ProxyBody> {
 
 /// An empty response body.
 pub(crate) fn empty() -> ProxyBody {
-    Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! Shared helpers for the server tests: an echo backend, hand-built
 //! snapshots, a started data plane and small clients.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -29,7 +35,9 @@ pub async fn echo(name: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let service = service_fn(move |req| answer(name, req));
                 let _ = http1::Builder::new()
@@ -47,7 +55,11 @@ async fn answer(name: &str, req: Request<Incoming>) -> Result<Response<Full<Byte
         .get("x-delay-ms")
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -75,7 +87,9 @@ pub async fn counting_echo() -> (SocketAddr, std::sync::Arc<std::sync::atomic::A
     let seen = count.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let seen = seen.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -238,7 +252,11 @@ pub async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (Strin
 
 /// Runs `curl` with `args`; `None` (with a notice) when curl is not installed.
 pub async fn curl(args: &[&str]) -> Option<String> {
-    let output = match tokio::process::Command::new("curl").args(args).output().await {
+    let output = match tokio::process::Command::new("curl")
+        .args(args)
+        .output()
+        .await
+    {
         Ok(output) => output,
         Err(_) => {
             eprintln!("curl not found: skipping (make test installs it)");
