@@ -26,15 +26,14 @@ pub async fn run(mut rx: ResourcesRx, options: CompileOptions, admin: Admin) {
         let mut options = options.clone();
         options.now = now_rfc3339();
         let started = Instant::now();
-        let compiled = match tokio::task::spawn_blocking(move || compile(&resources, &options))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "compile task failed; keeping the previous snapshots");
-                continue;
-            }
-        };
+        let compiled =
+            match tokio::task::spawn_blocking(move || compile(&resources, &options)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "compile task failed; keeping the previous snapshots");
+                    continue;
+                }
+            };
         let published = admin.publisher.publish(&compiled.snapshots);
         let changed = admin.statuses.update(compiled.statuses);
         for s in &published {

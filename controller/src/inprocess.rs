@@ -66,10 +66,10 @@ impl InProcess {
         tokio::spawn(async move {
             loop {
                 let current = rx.borrow_and_update().clone();
-                if let Some(snapshot) = current {
-                    if let Err(e) = dataplane.apply((*snapshot).clone()).await {
-                        warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
-                    }
+                if let Some(snapshot) = current
+                    && let Err(e) = dataplane.apply((*snapshot).clone()).await
+                {
+                    warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
                 }
                 if rx.changed().await.is_err() {
                     return;

@@ -8,12 +8,12 @@
 //!                                      publisher     status (admin /status)
 //! ```
 
-pub mod compile;
-pub mod resources;
 pub mod admin;
+pub mod compile;
 pub mod controller;
 pub mod inprocess;
 pub mod provider;
 pub mod publisher;
+pub mod resources;
 pub mod serve;
 pub mod status;

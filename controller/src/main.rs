@@ -96,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
         .with_context(|| {
-            format!("binding the data-plane admin address {}", args.dataplane_admin_address)
+            format!(
+                "binding the data-plane admin address {}",
+                args.dataplane_admin_address
+            )
         })?;
         info!(%addr, "data-plane admin listening");
         tokio::spawn(ip.clone().follow(admin.publisher.clone()));

@@ -167,10 +167,8 @@ impl Publisher {
 
 fn stream_response(rx: watch::Receiver<Option<Arc<Snapshot>>>) -> Response<Body> {
     let frames = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
-        if first {
-            if let Some(line) = current_line(&mut rx) {
-                return Some((Ok::<_, Infallible>(Frame::data(line)), (rx, false)));
-            }
+        if first && let Some(line) = current_line(&mut rx) {
+            return Some((Ok::<_, Infallible>(Frame::data(line)), (rx, false)));
         }
         loop {
             tokio::select! {
@@ -226,11 +224,14 @@ mod tests {
         let p = Publisher::default();
         let mut s = snapshots(&["ns/a"]);
         let v1 = p.publish(&s)[0].version;
-        s.get_mut("ns/a").unwrap().backends.push(tollgate_snapshot::Backend {
-            name: "service/ns/b/port/80".into(),
-            protocol: Default::default(),
-            endpoints: vec![],
-        });
+        s.get_mut("ns/a")
+            .unwrap()
+            .backends
+            .push(tollgate_snapshot::Backend {
+                name: "service/ns/b/port/80".into(),
+                protocol: Default::default(),
+                endpoints: vec![],
+            });
         let v2 = p.publish(&s)[0].version;
         assert!(v2 > v1);
     }
@@ -240,11 +241,14 @@ mod tests {
     fn a_removed_gateway_gets_an_empty_snapshot() {
         let p = Publisher::default();
         let mut s = snapshots(&["ns/a"]);
-        s.get_mut("ns/a").unwrap().backends.push(tollgate_snapshot::Backend {
-            name: "service/ns/b/port/80".into(),
-            protocol: Default::default(),
-            endpoints: vec![],
-        });
+        s.get_mut("ns/a")
+            .unwrap()
+            .backends
+            .push(tollgate_snapshot::Backend {
+                name: "service/ns/b/port/80".into(),
+                protocol: Default::default(),
+                endpoints: vec![],
+            });
         p.publish(&s);
         let rx = p.subscribe("ns/a");
         let out = p.publish(&BTreeMap::new());

@@ -6,8 +6,8 @@
 //! compile output, is deterministic.
 
 use gateway_api::experimental::{
-    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
-    httproutes::HttpRoute, referencegrants::ReferenceGrant,
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
+    referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -212,7 +212,9 @@ mod tests {
     fn skips_unknown_kinds() {
         let mut r = Resources::default();
         let got = r
-            .insert_document(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}))
+            .insert_document(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}),
+            )
             .unwrap();
         assert!(matches!(got, Inserted::Skipped { .. }));
     }

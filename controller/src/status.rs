@@ -75,10 +75,8 @@ pub fn carry_transition_times(old: &Value, new: &mut Value) {
             let same_condition = n.contains_key("lastTransitionTime")
                 && o.get("type") == n.get("type")
                 && o.get("status") == n.get("status");
-            if same_condition {
-                if let Some(t) = o.get("lastTransitionTime") {
-                    n.insert("lastTransitionTime".into(), t.clone());
-                }
+            if same_condition && let Some(t) = o.get("lastTransitionTime") {
+                n.insert("lastTransitionTime".into(), t.clone());
             }
             for (k, nv) in n.iter_mut() {
                 if let Some(ov) = o.get(k) {
@@ -146,7 +144,10 @@ mod tests {
         assert_eq!(changed.len(), 1);
         let s = &store.all()[0].status;
         assert_eq!(s["conditions"][0]["lastTransitionTime"], "t2");
-        assert_eq!(s["listeners"][0]["conditions"][0]["lastTransitionTime"], "t1");
+        assert_eq!(
+            s["listeners"][0]["conditions"][0]["lastTransitionTime"],
+            "t1"
+        );
     }
 
     /// Objects that no longer exist leave the store.

@@ -106,12 +106,16 @@ async fn matches_and_filters_through_the_binaries() {
     // Matches: exact, header, query, method, regex, default.
     let get = |path: &str, headers: &[(&str, &str)]| {
         let url = format!("{gw}{path}");
-        let headers: Vec<(String, String)> =
-            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let client = client.clone();
         async move {
-            let h: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let h: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             client.request(Method::GET, &url, &h).await.unwrap()
         }
     };
@@ -120,7 +124,10 @@ async fn matches_and_filters_through_the_binaries() {
     assert_eq!(service(&get("/m", &[("X-Env", "canary")]).await), "echo-b");
     assert_eq!(service(&get("/m?v=2", &[]).await), "echo-b");
     assert_eq!(service(&get("/m", &[]).await), "echo-a");
-    let post = client.request(Method::POST, &format!("{gw}/m"), &[]).await.unwrap();
+    let post = client
+        .request(Method::POST, &format!("{gw}/m"), &[])
+        .await
+        .unwrap();
     assert_eq!(service(&post), "echo-b");
     assert_eq!(service(&get("/items/42", &[]).await), "echo-b");
     assert_eq!(get("/items/x", &[]).await.status, 404);
@@ -143,7 +150,10 @@ async fn matches_and_filters_through_the_binaries() {
     // Redirect: scheme https, well-known port left out, prefix replaced.
     let r = get("/old/page?q=1", &[("Host", "shop.example.com")]).await;
     assert_eq!(r.status, 302);
-    assert_eq!(r.header("location"), Some("https://shop.example.com/new/page?q=1"));
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/new/page?q=1")
+    );
 
     // Rewrite: host and path prefix.
     let e = get("/api/users", &[]).await.echo().unwrap();
@@ -184,7 +194,9 @@ async fn matches_and_filters_through_the_binaries() {
     // Weighted split: exactly 90/10 over 100 requests.
     let mut counts = BTreeMap::new();
     for _ in 0..100 {
-        *counts.entry(service(&get("/split", &[]).await)).or_insert(0) += 1;
+        *counts
+            .entry(service(&get("/split", &[]).await))
+            .or_insert(0) += 1;
     }
     assert_eq!(counts.get("echo-a"), Some(&90), "{counts:?}");
     assert_eq!(counts.get("echo-b"), Some(&10), "{counts:?}");
@@ -195,11 +207,18 @@ async fn matches_and_filters_through_the_binaries() {
     assert!(r.echo.is_none());
     assert_eq!(get("/empty", &[]).await.status, 503);
     let status = object_status(&ctl.admin, "HTTPRoute", "filters").await;
-    let resolved = condition(&status["status"]["parents"][0]["conditions"], "ResolvedRefs");
+    let resolved = condition(
+        &status["status"]["parents"][0]["conditions"],
+        "ResolvedRefs",
+    );
     assert_eq!(resolved["reason"], "BackendNotFound", "{status:#}");
 
     // No route: 404 made by the gateway, not shaped like a backend answer.
     let r = get("/nothing-here", &[]).await;
     assert_eq!(r.status, 404);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain"));
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
 }

@@ -186,7 +186,11 @@ mod tests {
         s.routes[0].backends[0].backend = Some(3);
         assert!(matches!(
             s.validate(),
-            Err(ValidationError::IndexOutOfRange { what: "backend", index: 3, .. })
+            Err(ValidationError::IndexOutOfRange {
+                what: "backend",
+                index: 3,
+                ..
+            })
         ));
     }
 

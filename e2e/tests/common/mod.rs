@@ -149,10 +149,10 @@ pub async fn wait_status(url: &str, status: u16, timeout: Duration) -> Duration 
     let client = HttpClient::http1();
     let start = Instant::now();
     loop {
-        if let Ok(r) = client.get(url).await {
-            if r.status.as_u16() == status {
-                return start.elapsed();
-            }
+        if let Ok(r) = client.get(url).await
+            && r.status.as_u16() == status
+        {
+            return start.elapsed();
         }
         assert!(
             start.elapsed() < timeout,

@@ -17,12 +17,19 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn yaml_errors_carry_file_and_line() {
     let dir = temp_dir("line");
-    std::fs::write(dir.join("bad.yaml"), "kind: x\nmetadata:\n  name: [unclosed\n").unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "kind: x\nmetadata:\n  name: [unclosed\n",
+    )
+    .unwrap();
     let (_, errors) = FileProvider::new(&dir).load();
     assert_eq!(errors.len(), 1);
     let msg = errors[0].to_string();
     assert!(msg.contains("bad.yaml:"), "{msg}");
-    assert!(matches!(errors[0], FileError::Yaml { line, .. } if line >= 3), "{msg}");
+    assert!(
+        matches!(errors[0], FileError::Yaml { line, .. } if line >= 3),
+        "{msg}"
+    );
 }
 
 /// A file that breaks keeps its last good content in effect.
@@ -39,7 +46,10 @@ fn a_broken_file_keeps_its_last_good_content() {
     std::fs::write(&file, "kind: HTTPRoute\n  bad: indentation: here\n").unwrap();
     let (r, errors) = provider.load();
     assert_eq!(errors.len(), 1);
-    assert!(r.http_routes.contains_key("default/r"), "last good route lost");
+    assert!(
+        r.http_routes.contains_key("default/r"),
+        "last good route lost"
+    );
 
     std::fs::remove_file(&file).unwrap();
     let (r, errors) = provider.load();

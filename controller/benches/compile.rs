@@ -1,0 +1,116 @@
+//! Compile and `Runtime::build` cost at scale.
+//!
+//! Generates N HTTPRoutes (each with its own hostname and two path
+//! matches) attached to one Gateway, then measures `compile` and the data
+//! plane's `Runtime::build` on the resulting snapshot. Before the timed
+//! runs it prints the snapshot's JSON size and the resident memory the
+//! built runtime added, per 1k routes.
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use tollgate_controller::compile::{CompileOptions, compile};
+use tollgate_controller::resources::Resources;
+use tollgate_dataplane::runtime::Runtime;
+use tollgate_dataplane::upstream::Clients;
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`
+/// (0 where that file does not exist).
+fn rss_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn resources(routes: usize) -> Resources {
+    let mut r = Resources::default();
+    let docs = [
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+               "metadata": {"name": "tollgate"},
+               "spec": {"controllerName": "tollgate.dev/gateway-controller"}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": "gw", "namespace": "default"},
+               "spec": {"gatewayClassName": "tollgate",
+                        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "echo", "namespace": "default"},
+               "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 3000}]}}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "echo-1", "namespace": "default",
+                            "labels": {"kubernetes.io/service-name": "echo"}},
+               "addressType": "IPv4",
+               "ports": [{"name": "http", "port": 3000}],
+               "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]}),
+    ];
+    for d in docs {
+        let _ = r.insert_document(d);
+    }
+    for i in 0..routes {
+        let _ = r.insert_document(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": format!("route-{i}"), "namespace": "default"},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "hostnames": [format!("host-{i}.example.com")],
+                "rules": [{
+                    "matches": [
+                        {"path": {"type": "PathPrefix", "value": format!("/api/{i}")}},
+                        {"path": {"type": "Exact", "value": format!("/exact/{i}")},
+                         "headers": [{"name": "x-tenant", "value": format!("t{i}")}]}
+                    ],
+                    "backendRefs": [{"name": "echo", "port": 80}]
+                }]
+            }
+        }));
+    }
+    r
+}
+
+fn report_sizes(routes: usize) {
+    let res = resources(routes);
+    let compiled = compile(&res, &CompileOptions::default());
+    let Some(snapshot) = compiled.snapshots.get("default/gw") else {
+        eprintln!("no snapshot compiled for {routes} routes");
+        return;
+    };
+    let json_len = serde_json::to_vec(snapshot).map_or(0, |v| v.len());
+    let clients = Clients::new();
+    let before = rss_bytes();
+    let runtime = Runtime::build(snapshot.clone(), &clients);
+    let retained = rss_bytes() - before;
+    let per_1k = retained as f64 / (routes as f64 / 1000.0) / (1024.0 * 1024.0);
+    println!(
+        "routes={routes} snapshot_json_bytes={json_len} runtime_rss_growth_bytes={retained} \
+         runtime_mib_per_1k_routes={per_1k:.3} built={}",
+        runtime.is_ok()
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    for n in [1_000, 10_000] {
+        report_sizes(n);
+    }
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000] {
+        let res = resources(n);
+        group.bench_with_input(BenchmarkId::new("compile", n), &res, |b, res| {
+            b.iter(|| compile(res, &CompileOptions::default()))
+        });
+        let snapshot = compile(&res, &CompileOptions::default())
+            .snapshots
+            .remove("default/gw")
+            .unwrap_or_default();
+        let clients = Clients::new();
+        group.bench_with_input(BenchmarkId::new("runtime_build", n), &snapshot, |b, s| {
+            b.iter(|| Runtime::build(s.clone(), &clients))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
