@@ -28,7 +28,10 @@ fn terminate(proc: &mut Proc) -> Duration {
     kill_process(pid, Signal::TERM).unwrap();
     let start = Instant::now();
     while proc.check_running().is_ok() {
-        assert!(start.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
@@ -40,7 +43,11 @@ fn terminate(proc: &mut Proc) -> Duration {
 async fn a_separate_data_plane_follows_the_controller() {
     let echo = Echo::start("echo-a").await.unwrap();
     let dir = manifest_dir("separate");
-    write(&dir, "all.yaml", &(base("gw", "127.0.0.1", &[&echo]) + ROUTE));
+    write(
+        &dir,
+        "all.yaml",
+        &(base("gw", "127.0.0.1", &[&echo]) + ROUTE),
+    );
     let mut ctl = start_controller(&dir, false).await;
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
     let mut dp = Proc::spawn(
@@ -77,19 +84,33 @@ spec:
     filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /kettle}, statusCode: 307}}]
 ",
     );
-    wait_status(&format!("{}/teapot", ctl.gateway), 307, Duration::from_secs(5)).await;
+    wait_status(
+        &format!("{}/teapot", ctl.gateway),
+        307,
+        Duration::from_secs(5),
+    )
+    .await;
 
     let took = terminate(&mut ctl.proc);
-    assert!(took < Duration::from_secs(5), "controller took {took:?} to exit");
+    assert!(
+        took < Duration::from_secs(5),
+        "controller took {took:?} to exit"
+    );
     for _ in 0..20 {
         let reply = client.get(&format!("{}/hello", ctl.gateway)).await.unwrap();
-        assert_eq!(reply.status, 200, "the data plane stopped serving without its controller");
+        assert_eq!(
+            reply.status, 200,
+            "the data plane stopped serving without its controller"
+        );
     }
     let status = client.get(&format!("http://{admin}/status")).await.unwrap();
     assert!(status.text().contains("default/gw"), "{}", status.text());
 
     let took = terminate(&mut dp);
-    assert!(took < Duration::from_secs(5), "data plane took {took:?} to exit");
+    assert!(
+        took < Duration::from_secs(5),
+        "data plane took {took:?} to exit"
+    );
 }
 
 /// Two Gateways bind the same port on 127.0.0.1 and 127.0.0.2; each serves
@@ -120,10 +141,19 @@ spec:
     );
     let ctl = start_controller(&dir, true).await;
     let client = HttpClient::http1();
-    let one = client.get(&format!("http://127.0.0.1:{}/", ctl.port)).await.unwrap();
-    let two = client.get(&format!("http://127.0.0.2:{}/", ctl.port)).await.unwrap();
+    let one = client
+        .get(&format!("http://127.0.0.1:{}/", ctl.port))
+        .await
+        .unwrap();
+    let two = client
+        .get(&format!("http://127.0.0.2:{}/", ctl.port))
+        .await
+        .unwrap();
     assert_eq!(one.echo().unwrap().service, "echo-a");
     assert_eq!(two.echo().unwrap().service, "echo-b");
     let status = object_status(&ctl.admin, "Gateway", "gw2").await;
-    assert_eq!(status["status"]["addresses"][0]["value"], "127.0.0.2", "{status:#}");
+    assert_eq!(
+        status["status"]["addresses"][0]["value"], "127.0.0.2",
+        "{status:#}"
+    );
 }
