@@ -82,14 +82,29 @@ pub(crate) fn convert_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch, Pro
     Ok(out)
 }
 
+/// Accepts a path match value as the Gateway API CRD validation does
+/// (absolute; no `//`, dot segments, `#` or encoded `/`) and returns it in
+/// the form the data plane compares against: normalized like a request
+/// path, so `/%7Euser` matches a request for `/~user`.
 fn absolute(path: String) -> Result<String, Problem> {
-    if path.starts_with('/') {
-        Ok(path)
-    } else {
+    let invalid = |why: &str| {
         Err(Problem::new(
             reasons::UNSUPPORTED_VALUE,
-            format!("path {path:?} must start with /"),
+            format!("path {path:?} {why}"),
         ))
+    };
+    if !path.starts_with('/') {
+        return invalid("must start with /");
+    }
+    if path.contains("//") || path.contains('#') {
+        return invalid("must not contain // or #");
+    }
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return invalid("must not contain . or .. segments");
+    }
+    match tollgate_dataplane::normalize::normalize_path(&path, false) {
+        Ok(normal) => Ok(normal.into_owned()),
+        Err(e) => invalid(&format!("is not a valid path: {e}")),
     }
 }
 
@@ -367,6 +382,17 @@ mod tests {
                 value: StringMatch::Exact("a".into())
             }]
         );
+    }
+
+    /// Path values are refused where the CRD validation refuses them, and
+    /// otherwise normalized the way request paths are.
+    #[test]
+    fn path_values_are_validated_and_normalized() {
+        assert_eq!(absolute("/%7euser/a".into()).unwrap(), "/~user/a");
+        assert_eq!(absolute("/api/".into()).unwrap(), "/api/");
+        for bad in ["api", "/a//b", "/a/../b", "/a/./b", "/a#b", "/a%2Fb", "/a/.."] {
+            assert!(absolute(bad.into()).is_err(), "{bad} accepted");
+        }
     }
 
     /// Patterns the data plane would refuse are refused here.
