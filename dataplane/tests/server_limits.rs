@@ -129,7 +129,9 @@ async fn request_smuggling_and_injection_are_refused() {
     dp.apply(snapshot(1, port, &[("/", backend)]))
         .await
         .unwrap();
-    let cases: [(&str, &[u8]); 7] = [
+    let cases: [(&str, &[u8]); 9] = [
+        ("CL then TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("TE then CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
         (
             "two different CL",
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
@@ -171,41 +173,23 @@ async fn request_smuggling_and_injection_are_refused() {
     }
 }
 
-/// A request with both Content-Length and Transfer-Encoding is framed by
-/// Transfer-Encoding alone, forwarded without its Content-Length, and its
-/// connection is closed after the response (RFC 9112 §6.3), so bytes after
-/// the chunked body can never be read as a second, smuggled request.
+/// A benign request first does not hide a later ambiguous one on the same
+/// keep-alive connection: the first is served, the second refused.
 #[tokio::test]
-async fn content_length_with_transfer_encoding_cannot_smuggle() {
+async fn ambiguous_framing_after_a_benign_request_is_refused() {
     let (backend, reached) = counting_echo().await;
     let port = free_port();
     let dp = dataplane();
     dp.apply(snapshot(1, port, &[("/", backend)]))
         .await
         .unwrap();
-    let cases: [(&str, &[u8]); 2] = [
-        ("CL then TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
-        ("TE then CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
-    ];
-    for (i, (name, request)) in cases.into_iter().enumerate() {
-        let (response, closed) = raw(port, request).await;
-        assert!(closed, "{name}: connection closed after the response");
-        assert_eq!(
-            response.matches("HTTP/1.1 ").count(),
-            1,
-            "{name}: one response: {response}"
-        );
-        assert!(!response.contains("smuggled"), "{name}: {response}");
-        assert!(
-            !response.contains("content-length\":"),
-            "{name}: CL forwarded: {response}"
-        );
-        assert_eq!(
-            reached.load(Ordering::SeqCst),
-            i + 1,
-            "{name}: one request reached the backend"
-        );
-    }
+    let wire = b"POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
+        POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let (response, closed) = raw(port, wire).await;
+    let first = response.find("HTTP/1.1 200").unwrap();
+    let second = response.find("HTTP/1.1 400").unwrap();
+    assert!(first < second && closed, "{response}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
 /// Over HTTP/2 a header value with NUL or CR never reaches the backend.

@@ -9,10 +9,11 @@
 //! `drain_timeout_ms` and then closes the connection regardless.
 
 use super::frames::PREFACE;
+use super::framing::{FramingWatch, Verdicts};
 use super::h2c;
 use super::pipeline::ProxyBody;
 use super::prefixed::Prefixed;
-use super::service::{ConnCtx, dispatch};
+use super::service::{ConnCtx, bad_request, dispatch};
 use bytes::BytesMut;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -26,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
+
+/// hyper's HTTP/1 header-count limit when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Which protocol a connection speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +91,25 @@ where
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .max_headers(settings.max_request_headers as usize)
-        .max_header_size(settings.max_request_header_bytes as usize)
         .header_read_timeout(millis(settings.request_header_timeout_ms));
+    // hyper keeps up to 100 header slots on the stack and allocates per
+    // request once a limit is set, so leave its default alone when it agrees.
+    // A zero limit would refuse every request; it means "hyper's default".
+    let max_headers = settings.max_request_headers as usize;
+    if max_headers != 0 && max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        builder.max_headers(max_headers);
+    }
+    if settings.max_request_header_bytes != 0 {
+        builder.max_header_size(settings.max_request_header_bytes as usize);
+    }
+    let verdicts = Arc::new(Verdicts::default());
+    let io = FramingWatch::new(io, Arc::clone(&verdicts));
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        async move { Ok::<_, Infallible>(h1_request(ctx, req).await) }
+        // One verdict per request, taken in arrival order.
+        let ambiguous = verdicts.next_is_ambiguous();
+        async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous).await) }
     });
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
@@ -101,8 +117,15 @@ where
     drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;
 }
 
-async fn h1_request(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
-    if h2c::is_upgrade(&req) {
+async fn h1_request(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+    ambiguous_framing: bool,
+) -> Response<ProxyBody> {
+    if ambiguous_framing {
+        tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
+        bad_request()
+    } else if h2c::is_upgrade(&req) {
         h2c::upgrade(ctx, req).await
     } else {
         dispatch(&ctx, req).await
@@ -115,9 +138,10 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_header_list_size(ctx.settings.max_request_header_bytes);
+    builder.timer(TokioTimer::new());
+    if ctx.settings.max_request_header_bytes != 0 {
+        builder.max_header_list_size(ctx.settings.max_request_header_bytes);
+    }
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);

@@ -11,6 +11,7 @@ mod activity;
 mod conn;
 mod drain;
 mod frames;
+mod framing;
 mod h2c;
 mod handle;
 mod listener;
