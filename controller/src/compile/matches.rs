@@ -99,7 +99,10 @@ fn absolute(path: String) -> Result<String, Problem> {
     if path.contains("//") || path.contains('#') {
         return invalid("must not contain // or #");
     }
-    if path.split('/').any(|segment| segment == "." || segment == "..") {
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
         return invalid("must not contain . or .. segments");
     }
     match tollgate_dataplane::normalize::normalize_path(&path, false) {
@@ -390,7 +393,9 @@ mod tests {
     fn path_values_are_validated_and_normalized() {
         assert_eq!(absolute("/%7euser/a".into()).unwrap(), "/~user/a");
         assert_eq!(absolute("/api/".into()).unwrap(), "/api/");
-        for bad in ["api", "/a//b", "/a/../b", "/a/./b", "/a#b", "/a%2Fb", "/a/.."] {
+        for bad in [
+            "api", "/a//b", "/a/../b", "/a/./b", "/a#b", "/a%2Fb", "/a/..",
+        ] {
             assert!(absolute(bad.into()).is_err(), "{bad} accepted");
         }
     }
