@@ -43,7 +43,7 @@ impl InProcess {
     /// that Gateway's snapshots. Runs until the task is dropped.
     pub async fn follow(self, publisher: Publisher) {
         loop {
-            for gateway in publisher.published().into_keys() {
+            for gateway in publisher.gateways() {
                 self.ensure(&publisher, &gateway);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

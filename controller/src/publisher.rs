@@ -125,6 +125,21 @@ impl Publisher {
         }
     }
 
+    /// The Gateways that have a published snapshot, `namespace/name`.
+    pub fn gateways(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|inner| {
+                inner
+                    .gateways
+                    .iter()
+                    .filter(|(_, e)| e.hash.is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Version, hash and counts of every published snapshot.
     pub fn published(&self) -> BTreeMap<String, Published> {
         let Ok(inner) = self.inner.lock() else {
