@@ -14,6 +14,7 @@ pub mod controller;
 pub mod inprocess;
 pub mod provider;
 pub mod publisher;
+pub mod reports;
 pub mod resources;
 pub mod serve;
 pub mod status;
