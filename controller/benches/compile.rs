@@ -3,26 +3,29 @@
 //! Generates N HTTPRoutes (each with its own hostname and two path
 //! matches) attached to one Gateway, then measures `compile` and the data
 //! plane's `Runtime::build` on the resulting snapshot. Before the timed
-//! runs it prints the snapshot's JSON size and the resident memory the
-//! built runtime added, per 1k routes.
+//! runs it prints the snapshot's JSON size and the heap the built
+//! runtime retains (snapshot included), per 1k routes.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use std::alloc::System;
 use tollgate_controller::compile::{CompileOptions, compile};
 use tollgate_controller::resources::Resources;
 use tollgate_dataplane::runtime::Runtime;
 use tollgate_dataplane::upstream::Clients;
 
-/// Resident set size of this process in bytes, from `/proc/self/statm`
-/// (0 where that file does not exist).
-fn rss_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// Counts allocations so the bench can report the heap a runtime retains.
+#[global_allocator]
+static ALLOC: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes allocated and not freed since `region` started.
+fn retained(region: &Region<'_, System>) -> i64 {
+    let c = region.change();
+    c.bytes_allocated as i64 - c.bytes_deallocated as i64 + c.bytes_reallocated as i64
 }
 
 fn resources(routes: usize) -> Resources {
@@ -78,12 +81,13 @@ fn report_sizes(routes: usize) {
     };
     let json_len = serde_json::to_vec(snapshot).map_or(0, |v| v.len());
     let clients = Clients::new();
-    let before = rss_bytes();
-    let runtime = Runtime::build(snapshot.clone(), &clients);
-    let retained = rss_bytes() - before;
+    let region = Region::new(ALLOC);
+    let snapshot = snapshot.clone();
+    let runtime = Runtime::build(snapshot, &clients);
+    let retained = retained(&region);
     let per_1k = retained as f64 / (routes as f64 / 1000.0) / (1024.0 * 1024.0);
     println!(
-        "routes={routes} snapshot_json_bytes={json_len} runtime_rss_growth_bytes={retained} \
+        "routes={routes} snapshot_json_bytes={json_len} runtime_heap_bytes={retained} \
          runtime_mib_per_1k_routes={per_1k:.3} built={}",
         runtime.is_ok()
     );

@@ -106,7 +106,15 @@ pub(crate) fn specificity(h: &HostMatch) -> (u8, usize) {
 pub(crate) fn most_specific_first(a: &HostMatch, b: &HostMatch) -> Ordering {
     specificity(b)
         .cmp(&specificity(a))
-        .then_with(|| a.to_string().cmp(&b.to_string()))
+        .then_with(|| name(a).cmp(name(b)))
+}
+
+/// The name part of a pattern; kinds are already told apart by specificity.
+fn name(h: &HostMatch) -> &str {
+    match h {
+        HostMatch::Exact(s) | HostMatch::Wildcard(s) => s,
+        HostMatch::Any => "",
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::hostname::{covers, most_specific_first};
 use super::httproute::CompiledRoute;
 use super::listeners::bind_port;
 use super::matches::{Ranked, precedence};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tollgate_snapshot::{
     Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket, VirtualHost,
 };
@@ -116,6 +116,8 @@ struct Tables {
     backends: Vec<Backend>,
     /// (compiled route, rule index) -> index in `routes`.
     route_index: BTreeMap<(usize, usize), usize>,
+    /// Backend name -> index in `backends`.
+    backend_index: HashMap<String, usize>,
 }
 
 impl Tables {
@@ -136,55 +138,55 @@ impl Tables {
     }
 
     fn intern_backend(&mut self, b: &Backend) -> usize {
-        match self.backends.iter().position(|x| x.name == b.name) {
-            Some(i) => i,
-            None => {
-                self.backends.push(b.clone());
-                self.backends.len() - 1
-            }
+        if let Some(&i) = self.backend_index.get(&b.name) {
+            return i;
         }
+        self.backends.push(b.clone());
+        self.backend_index
+            .insert(b.name.clone(), self.backends.len() - 1);
+        self.backends.len() - 1
     }
 }
 
 /// The virtual hosts of one listener from its `(route, hostnames)`.
+///
+/// Each route is looked up through the host patterns that can cover a
+/// virtual host (itself, its wildcard parents, `*`) rather than by testing
+/// every route against every virtual host, so the cost follows the size of
+/// the output, not hosts × routes.
 fn virtual_hosts(
     routes: &[CompiledRoute],
     attached: &[(usize, Vec<HostMatch>)],
     tables: &Tables,
 ) -> Vec<VirtualHost> {
-    let mut hosts: Vec<HostMatch> = attached
-        .iter()
-        .flat_map(|(_, h)| h.iter().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut by_host: HashMap<&HostMatch, Vec<usize>> = HashMap::new();
+    for (i, (_, hosts)) in attached.iter().enumerate() {
+        for h in hosts {
+            by_host.entry(h).or_default().push(i);
+        }
+    }
+    let mut hosts: Vec<HostMatch> = by_host.keys().map(|h| (*h).clone()).collect();
     hosts.sort_by(most_specific_first);
     hosts
         .into_iter()
         .map(|vhost| {
             let mut ranked: Vec<(Ranked<'_>, usize)> = Vec::new();
-            for (r, route_hosts) in attached {
-                let route = &routes[*r];
-                // Hostnames are sorted most specific first, so the first
-                // covering one is the most specific.
-                let Some(host) = route_hosts.iter().find(|h| covers(h, &vhost)) else {
+            let mut seen = HashSet::new();
+            // Most specific pattern first, so a route with several covering
+            // hostnames is ranked by its most specific one.
+            for pattern in covering_patterns(&vhost) {
+                let Some(entries) = by_host.get(&pattern) else {
                     continue;
                 };
-                for rule in &route.rules {
-                    let Some(&global) = tables.route_index.get(&(*r, rule.index)) else {
+                for &i in entries {
+                    if !seen.insert(i) {
+                        continue;
+                    }
+                    let (r, route_hosts) = &attached[i];
+                    let Some(host) = route_hosts.iter().find(|h| **h == pattern) else {
                         continue;
                     };
-                    for (index, m) in rule.matches.iter().enumerate() {
-                        let rank = Ranked {
-                            host,
-                            m,
-                            created: route.created.as_ref(),
-                            route_key: &route.key,
-                            rule: rule.index,
-                            index,
-                        };
-                        ranked.push((rank, global));
-                    }
+                    rank_route(&routes[*r], *r, host, tables, &mut ranked);
                 }
             }
             ranked.sort_by(|a, b| precedence(&a.0, &b.0));
@@ -201,4 +203,84 @@ fn virtual_hosts(
             }
         })
         .collect()
+}
+
+/// Every host pattern that covers `vhost`, most specific first: itself,
+/// then the wildcards of its parent domains (longest suffix first), then `*`.
+fn covering_patterns(vhost: &HostMatch) -> Vec<HostMatch> {
+    let mut out = vec![vhost.clone()];
+    let name = match vhost {
+        HostMatch::Exact(h) => Some(h.as_str()),
+        // `*.a.b` is covered by `*.b`: the parents of `a.b`, not `a.b` itself.
+        HostMatch::Wildcard(s) => Some(s.as_str()),
+        HostMatch::Any => None,
+    };
+    if let Some(name) = name {
+        let mut rest = name;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if !parent.is_empty() {
+                out.push(HostMatch::Wildcard(parent.to_string()));
+            }
+            rest = parent;
+        }
+    }
+    if *vhost != HostMatch::Any {
+        out.push(HostMatch::Any);
+    }
+    debug_assert!(out.iter().all(|p| covers(p, vhost)));
+    out
+}
+
+/// Adds every match of `route`'s rules, ranked for precedence, to `ranked`.
+fn rank_route<'a>(
+    route: &'a CompiledRoute,
+    r: usize,
+    host: &'a HostMatch,
+    tables: &Tables,
+    ranked: &mut Vec<(Ranked<'a>, usize)>,
+) {
+    for rule in &route.rules {
+        let Some(&global) = tables.route_index.get(&(r, rule.index)) else {
+            continue;
+        };
+        for (index, m) in rule.matches.iter().enumerate() {
+            let rank = Ranked {
+                host,
+                m,
+                created: route.created.as_ref(),
+                route_key: &route.key,
+                rule: rule.index,
+                index,
+            };
+            ranked.push((rank, global));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The patterns that can cover a host, most specific first.
+    #[test]
+    fn covering_patterns_table() {
+        let p = |s: &str| HostMatch::parse(s);
+        let show = |v: Vec<HostMatch>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            show(covering_patterns(&p("a.b.example.com"))),
+            [
+                "a.b.example.com",
+                "*.b.example.com",
+                "*.example.com",
+                "*.com",
+                "*"
+            ]
+        );
+        assert_eq!(
+            show(covering_patterns(&p("*.b.example.com"))),
+            ["*.b.example.com", "*.example.com", "*.com", "*"]
+        );
+        assert_eq!(show(covering_patterns(&p("*"))), ["*"]);
+        assert_eq!(show(covering_patterns(&p("localhost"))), ["localhost", "*"]);
+    }
 }
