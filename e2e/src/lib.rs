@@ -11,6 +11,7 @@
 //! Binaries are not built by the tests: run `cargo build --bins` first
 //! (`make test` does).
 
+pub mod apiserver;
 mod backend;
 mod client;
 pub mod echo;

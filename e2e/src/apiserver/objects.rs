@@ -1,0 +1,211 @@
+//! Rules for the server-owned parts of an object: metadata the server sets,
+//! `generation`, `managedFields` and the view a client gets.
+//!
+//! These are pure functions over `serde_json::Value` (the clock is passed
+//! in) so the storage code reads as the sequence of Kubernetes rules it
+//! applies on each write.
+
+use super::kinds::ResourceType;
+use serde_json::{Map, Value, json};
+
+/// Who wrote an object, for `managedFields`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Manager {
+    /// `fieldManager`, or the client's user agent up to the first `/`.
+    pub(crate) name: String,
+    /// `Apply` for server-side apply, `Update` otherwise.
+    pub(crate) operation: &'static str,
+    /// `status` for writes through the status subresource.
+    pub(crate) subresource: Option<&'static str>,
+    /// The fields the request set (`fieldsV1`).
+    pub(crate) fields: Value,
+}
+
+/// The current time as Kubernetes writes it (`2026-01-02T03:04:05Z`).
+pub(crate) fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `metadata.<field>` as a string, empty when absent.
+pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Runs `f` on the `metadata` map of `object` (created when missing; a
+/// non-map `object` becomes a map first).
+pub(crate) fn with_meta<R>(object: &mut Value, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+    if !object.is_object() {
+        *object = json!({});
+    }
+    let mut meta = match object.get_mut("metadata").map(Value::take) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let out = f(&mut meta);
+    if let Value::Object(root) = object {
+        root.insert("metadata".into(), Value::Object(meta));
+    }
+    out
+}
+
+/// `object` as served by `rt`: `apiVersion` and `kind` of the requested version.
+pub(crate) fn view(rt: &ResourceType, object: &Value) -> Value {
+    let mut out = object.clone();
+    if let Value::Object(map) = &mut out {
+        map.insert("apiVersion".into(), rt.api_version().into());
+        map.insert("kind".into(), rt.kind.clone().into());
+    }
+    out
+}
+
+/// `object` without `metadata` and `status`: what bumps `generation` when it changes.
+fn spec_part(object: &Value) -> Value {
+    let mut out = object.clone();
+    if let Value::Object(map) = &mut out {
+        for key in ["metadata", "status", "apiVersion", "kind"] {
+            map.remove(key);
+        }
+    }
+    out
+}
+
+/// Whether anything outside metadata and status differs.
+pub(crate) fn spec_changed(old: &Value, new: &Value) -> bool {
+    spec_part(old) != spec_part(new)
+}
+
+/// Whether `old` and `new` are the same write: equal apart from
+/// `resourceVersion` and `managedFields` timestamps.
+pub(crate) fn same_content(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        with_meta(&mut v, |meta| {
+            meta.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
+                }
+            }
+        });
+        v
+    };
+    strip(old) == strip(new)
+}
+
+/// Records `manager` in `metadata.managedFields`, replacing its previous
+/// entry for the same operation and subresource.
+pub(crate) fn record_manager(object: &mut Value, manager: &Manager, api_version: &str) {
+    let mut entry = json!({
+        "manager": manager.name,
+        "operation": manager.operation,
+        "apiVersion": api_version,
+        "time": now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": manager.fields,
+    });
+    if let (Some(sub), Value::Object(map)) = (manager.subresource, &mut entry) {
+        map.insert("subresource".into(), sub.into());
+    }
+    let same = |e: &Value| {
+        e.get("manager").and_then(Value::as_str) == Some(manager.name.as_str())
+            && e.get("operation").and_then(Value::as_str) == Some(manager.operation)
+            && e.get("subresource").and_then(Value::as_str) == manager.subresource
+    };
+    with_meta(object, |meta| {
+        let entries = meta.entry("managedFields").or_insert_with(|| json!([]));
+        if !entries.is_array() {
+            *entries = json!([]);
+        }
+        if let Value::Array(list) = entries {
+            match list.iter_mut().find(|e| same(e)) {
+                Some(existing) => *existing = entry,
+                None => list.push(entry),
+            }
+        }
+    });
+}
+
+/// The status the server gives a CustomResourceDefinition: names accepted
+/// and established right away.
+pub(crate) fn crd_status(crd: &Value) -> Value {
+    let time = now();
+    let stored: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    json!({
+        "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({})),
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+             "message": "no conflicts found", "lastTransitionTime": time},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "message": "the initial names have been accepted", "lastTransitionTime": time},
+        ],
+        "storedVersions": stored,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only changes outside metadata and status count as spec changes.
+    #[test]
+    fn generation_follows_spec_only() {
+        let base = json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"y": 1}});
+        let cases = [
+            (
+                json!({"metadata": {"name": "a", "labels": {"l": "1"}}, "spec": {"x": 1}, "status": {"y": 1}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"y": 2}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"x": 2}, "status": {"y": 1}}),
+                true,
+            ),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "data": {}, "status": {"y": 1}}),
+                true,
+            ),
+        ];
+        for (new, want) in cases {
+            assert_eq!(spec_changed(&base, &new), want, "{new}");
+        }
+    }
+
+    /// A manager's entry is replaced, not duplicated; other managers are kept.
+    #[test]
+    fn managed_fields_one_entry_per_manager() {
+        let mut obj = json!({"metadata": {"name": "a"}});
+        let m = |name: &str| Manager {
+            name: name.into(),
+            operation: "Apply",
+            subresource: None,
+            fields: json!({}),
+        };
+        record_manager(&mut obj, &m("a"), "v1");
+        record_manager(&mut obj, &m("b"), "v1");
+        record_manager(&mut obj, &m("a"), "v1");
+        let names: Vec<_> = obj
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("manager").and_then(Value::as_str))
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

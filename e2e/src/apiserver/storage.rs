@@ -1,0 +1,492 @@
+//! The object store: every object, the global resource version, and the
+//! event history watches replay from.
+//!
+//! Each successful write bumps one global `resourceVersion` (like etcd's
+//! revision), stores the object under (group, plural, namespace, name) —
+//! whatever version wrote it, since the test server does no conversion —
+//! and appends an [`Event`] to a bounded history that is also broadcast to
+//! live watches. A watch from version N replays history after N; N older
+//! than the compacted point gets 410 Gone.
+
+use super::error::ApiError;
+use super::kinds::{Registry, ResourceType};
+use super::objects::{
+    Manager, crd_status, meta_str, now, record_manager, same_content, spec_changed, view, with_meta,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Events kept for watches to replay.
+const HISTORY: usize = 10_000;
+
+/// Events buffered per live watch before it is ended as too slow.
+const BROADCAST: usize = 4_096;
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One write, as watches see it.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) rv: u64,
+    pub(crate) kind: EventKind,
+    pub(crate) group: String,
+    pub(crate) plural: String,
+    /// The object after the write (for deletes: the last state, new version).
+    pub(crate) object: Value,
+    /// The object before the write, for watches with selectors.
+    pub(crate) previous: Option<Value>,
+}
+
+/// Where an object lives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ObjKey {
+    group: String,
+    plural: String,
+    namespace: String,
+    name: String,
+}
+
+impl ObjKey {
+    pub(crate) fn new(rt: &ResourceType, namespace: &str, name: &str) -> ObjKey {
+        let namespace = if rt.namespaced { namespace } else { "" };
+        ObjKey {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// All objects, the resource version, the history and the resource types.
+#[derive(Debug)]
+pub(crate) struct Store {
+    rv: u64,
+    compacted: u64,
+    objects: BTreeMap<ObjKey, Value>,
+    history: VecDeque<Arc<Event>>,
+    events: broadcast::Sender<Arc<Event>>,
+    pub(crate) kinds: Registry,
+    seq: u64,
+    nonce: u64,
+}
+
+impl Store {
+    /// An empty store with the built-in kinds and the usual namespaces.
+    pub(crate) fn new() -> Store {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        let mut store = Store {
+            rv: 0,
+            compacted: 0,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            events: broadcast::channel(BROADCAST).0,
+            kinds: Registry::builtin(),
+            seq: 0,
+            nonce,
+        };
+        let namespaces = store.kinds.lookup("v1", "Namespace").cloned();
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if let Some(rt) = &namespaces {
+                let object = json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
+                                    "status": {"phase": "Active"}});
+                let _ = store.create(rt, "", object, None);
+            }
+        }
+        store
+    }
+
+    /// The current global resource version.
+    pub(crate) fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// The oldest version a watch may start from.
+    pub(crate) fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
+    /// Forgets the history: watches from any older version get 410 Gone.
+    pub(crate) fn compact(&mut self) {
+        self.compacted = self.rv;
+        self.history.clear();
+    }
+
+    /// Events after version `rv`, oldest first, and a receiver for later ones.
+    pub(crate) fn subscribe(&self, rv: u64) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let replay = self.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        (replay, self.events.subscribe())
+    }
+
+    /// One object, as `rt` serves it.
+    pub(crate) fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&ObjKey::new(rt, ns, name))
+            .map(|o| view(rt, o))
+            .ok_or_else(|| ApiError::not_found(&rt.qualified(), name))
+    }
+
+    /// Objects of `rt` (in namespace `ns`, or everywhere), in key order, as
+    /// `rt` serves them.
+    pub(crate) fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+            .filter(|(k, _)| ns.is_none_or(|ns| !rt.namespaced || k.namespace == ns))
+            .map(|(_, o)| view(rt, o))
+            .collect()
+    }
+
+    /// Creates `object` in namespace `ns` (ignored for cluster-scoped kinds).
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists`; `Invalid` without a name or with a resource version.
+    pub(crate) fn create(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut object: Value,
+        manager: Option<&Manager>,
+    ) -> Result<Value, ApiError> {
+        let name = self.pick_name(&object)?;
+        if !meta_str(&object, "resourceVersion").is_empty() {
+            return Err(ApiError::Invalid(format!(
+                "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: resourceVersion should not be set on objects to be created",
+                rt.kind
+            )));
+        }
+        let key = ObjKey::new(rt, ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::AlreadyExists(format!(
+                "{} \"{name}\" already exists",
+                rt.qualified()
+            )));
+        }
+        let uid = self.uid();
+        with_meta(&mut object, |meta| {
+            meta.insert("name".into(), name.clone().into());
+            meta.remove("generateName");
+            match rt.namespaced {
+                true => meta.insert("namespace".into(), ns.into()),
+                false => meta.remove("namespace"),
+            };
+            meta.insert("uid".into(), uid.into());
+            meta.insert("creationTimestamp".into(), now().into());
+            meta.insert("generation".into(), 1.into());
+            for server_owned in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+            ] {
+                meta.remove(server_owned);
+            }
+        });
+        if let (true, Value::Object(map)) = (rt.status_subresource, &mut object) {
+            map.remove("status");
+        }
+        if is_crd(rt) {
+            let status = crd_status(&object);
+            if let Value::Object(map) = &mut object {
+                map.insert("status".into(), status);
+            }
+            self.kinds.register_crd(&object);
+        }
+        object = view(rt, &object);
+        if let Some(manager) = manager {
+            record_manager(&mut object, manager, &rt.api_version());
+        }
+        Ok(self.commit(rt, key, EventKind::Added, object, None))
+    }
+
+    /// Replaces an existing object with `new` (status only when `status` is
+    /// set), following the server-owned metadata rules; a write that changes
+    /// nothing is not stored and keeps the resource version.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; `Conflict` when `new` carries a stale resource version;
+    /// `BadRequest` when its name differs from `name`.
+    pub(crate) fn update(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        new: Value,
+        status: bool,
+        manager: Option<&Manager>,
+    ) -> Result<Value, ApiError> {
+        let key = ObjKey::new(rt, ns, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.qualified(), name))?;
+        let body_name = meta_str(&new, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let wanted_rv = meta_str(&new, "resourceVersion");
+        if !wanted_rv.is_empty() && wanted_rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                rt.qualified()
+            )));
+        }
+        let mut next = merge_write(rt, &old, new, status);
+        if spec_changed(&old, &next) {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            with_meta(&mut next, |m| {
+                m.insert("generation".into(), (generation + 1).into())
+            });
+        }
+        next = view(rt, &next);
+        if let Some(manager) = manager {
+            record_manager(&mut next, manager, &rt.api_version());
+        }
+        if is_crd(rt) {
+            self.kinds.register_crd(&next);
+        }
+        if same_content(&view(rt, &old), &next) {
+            return Ok(view(rt, &old));
+        }
+        if !meta_str(&next, "deletionTimestamp").is_empty() && finalizers(&next).is_empty() {
+            return Ok(self.remove(rt, key, next));
+        }
+        Ok(self.commit(rt, key, EventKind::Modified, next, Some(old)))
+    }
+
+    /// Deletes an object: with finalizers it only gets a `deletionTimestamp`
+    /// (and stays until they are removed); without, it is removed. Deleting
+    /// a namespace deletes its contents; deleting a CRD its objects and types.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    pub(crate) fn delete(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let key = ObjKey::new(rt, ns, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.qualified(), name))?;
+        if !finalizers(&old).is_empty() {
+            if !meta_str(&old, "deletionTimestamp").is_empty() {
+                return Ok(view(rt, &old));
+            }
+            let mut next = old.clone();
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            with_meta(&mut next, |m| {
+                m.insert("deletionTimestamp".into(), now().into());
+                m.insert("deletionGracePeriodSeconds".into(), 0.into());
+                m.insert("generation".into(), (generation + 1).into());
+            });
+            return Ok(self.commit(rt, key, EventKind::Modified, view(rt, &next), Some(old)));
+        }
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            self.delete_contents(|k| k.namespace == name);
+        }
+        if is_crd(rt)
+            && let Some((group, plural)) = self.kinds.unregister_crd(&old)
+        {
+            self.delete_contents(|k| k.group == group && k.plural == plural);
+        }
+        Ok(self.remove(rt, key, view(rt, &old)))
+    }
+
+    /// Deletes (finalizers respected) every object whose key matches.
+    fn delete_contents(&mut self, matches: impl Fn(&ObjKey) -> bool) {
+        let keys: Vec<ObjKey> = self
+            .objects
+            .keys()
+            .filter(|k| matches(k))
+            .cloned()
+            .collect();
+        for key in keys {
+            let rt = self
+                .kinds
+                .all()
+                .iter()
+                .find(|t| t.group == key.group && t.plural == key.plural)
+                .cloned();
+            if let Some(rt) = rt {
+                let _ = self.delete(&rt, &key.namespace, &key.name);
+            }
+        }
+    }
+
+    /// Removes the object at `key`, announcing `last` as deleted.
+    fn remove(&mut self, rt: &ResourceType, key: ObjKey, last: Value) -> Value {
+        let previous = self.objects.remove(&key);
+        self.commit(rt, key, EventKind::Deleted, last, previous)
+    }
+
+    /// Stamps a new resource version on `object`, stores it (unless
+    /// deleted), records and broadcasts the event.
+    fn commit(
+        &mut self,
+        rt: &ResourceType,
+        key: ObjKey,
+        kind: EventKind,
+        mut object: Value,
+        previous: Option<Value>,
+    ) -> Value {
+        self.rv += 1;
+        let rv = self.rv;
+        with_meta(&mut object, |m| {
+            m.insert("resourceVersion".into(), rv.to_string().into())
+        });
+        if kind != EventKind::Deleted {
+            self.objects.insert(key, object.clone());
+        }
+        let event = Arc::new(Event {
+            rv,
+            kind,
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            object: object.clone(),
+            previous,
+        });
+        self.history.push_back(Arc::clone(&event));
+        while self.history.len() > HISTORY {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(event);
+        object
+    }
+
+    /// `metadata.name`, or `generateName` plus five random characters.
+    fn pick_name(&mut self, object: &Value) -> Result<String, ApiError> {
+        let name = meta_str(object, "name");
+        if !name.is_empty() {
+            return Ok(name.to_string());
+        }
+        let prefix = meta_str(object, "generateName").to_string();
+        if prefix.is_empty() {
+            return Err(ApiError::Invalid(
+                "metadata.name: Required value: name or generateName is required".into(),
+            ));
+        }
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut x = self.next_random();
+        let suffix: String = (0..5)
+            .map(|_| {
+                let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+                x /= ALPHABET.len() as u64;
+                c
+            })
+            .collect();
+        Ok(format!("{prefix}{suffix}"))
+    }
+
+    /// A fresh UUID-shaped uid.
+    fn uid(&mut self) -> String {
+        let x = self.next_random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            x >> 32,
+            x & 0xffff,
+            self.seq & 0xfff,
+            (x >> 16) & 0xfff,
+            self.seq
+        )
+    }
+
+    /// A SplitMix64 step: distinct, well-spread numbers without a RNG crate.
+    fn next_random(&mut self) -> u64 {
+        self.seq += 1;
+        let mut z = self
+            .nonce
+            .wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Whether `rt` is the CustomResourceDefinition type.
+fn is_crd(rt: &ResourceType) -> bool {
+    rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
+}
+
+/// `metadata.finalizers`.
+fn finalizers(object: &Value) -> Vec<Value> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The object an update stores: through `/status` only `.status` of `new`
+/// counts; through the main endpoint everything but server-owned metadata
+/// (and `.status` when the kind has the subresource).
+fn merge_write(rt: &ResourceType, old: &Value, new: Value, status: bool) -> Value {
+    let mut next = if status {
+        let mut next = old.clone();
+        if let Value::Object(map) = &mut next {
+            match new.get("status") {
+                Some(s) => map.insert("status".into(), s.clone()),
+                None => map.remove("status"),
+            };
+        }
+        next
+    } else {
+        let mut next = new;
+        if let Value::Object(map) = &mut next {
+            match (rt.status_subresource, old.get("status")) {
+                (true, Some(s)) => map.insert("status".into(), s.clone()),
+                (true, None) => map.remove("status"),
+                (false, _) => None,
+            };
+        }
+        next
+    };
+    let keep = [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+        "managedFields",
+    ];
+    with_meta(&mut next, |meta| {
+        for field in keep {
+            match old.get("metadata").and_then(|m| m.get(field)) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+    });
+    next
+}
