@@ -1,0 +1,213 @@
+//! The configurations every proxy runs with, written so they are equivalent.
+//!
+//! One worker each, upstream keep-alive on, access logs off, no limits that
+//! would cut a benchmark connection short (nginx's `keepalive_requests`
+//! defaults to 1000, so it is raised for both sides, as Tollgate and HAProxy
+//! have no such limit). The texts are copied verbatim into the report so a
+//! reader can check the comparison is fair.
+
+use std::fmt::Write as _;
+use tollgate_snapshot::{
+    Backend, BackendProtocol, BackendRef, Endpoint, HostMatch, Listener, PathMatch, Route,
+    RouteMatch, Snapshot, Socket, VirtualHost,
+};
+
+/// The Gateway the benchmark snapshots and manifests describe.
+pub const GATEWAY: &str = "bench/gw";
+
+/// The path prefix of route `i` in the route-scale snapshots.
+pub fn route_path(i: usize) -> String {
+    format!("/svc-{i}")
+}
+
+/// A snapshot serving `port` on 127.0.0.1 that forwards to `backend_port`.
+///
+/// `routes == 0` gives one catch-all `PathPrefix /` route; otherwise
+/// `routes` rules `PathPrefix /svc-<i>` in Gateway API precedence order
+/// (longer prefix first, then creation order).
+pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
+    let paths: Vec<String> = if routes == 0 {
+        vec!["/".to_string()]
+    } else {
+        (0..routes).map(route_path).collect()
+    };
+    let mut order: Vec<usize> = (0..paths.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(paths[i].len()), i));
+    let matches = order
+        .iter()
+        .map(|&i| RouteMatch {
+            route: i,
+            path: PathMatch::Prefix(paths[i].clone()),
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+        })
+        .collect();
+    let routes = (0..paths.len())
+        .map(|i| Route {
+            name: format!("httproute/bench/r{i}/rule/0"),
+            rule_name: None,
+            filters: Vec::new(),
+            backends: vec![BackendRef {
+                backend: Some(0),
+                weight: 1,
+                filters: Vec::new(),
+            }],
+            timeouts: Default::default(),
+        })
+        .collect();
+    Snapshot {
+        version: 1,
+        gateway: GATEWAY.to_string(),
+        settings: Default::default(),
+        sockets: vec![Socket {
+            address: "127.0.0.1".to_string(),
+            bind_port: port,
+            port,
+            listeners: vec![Listener {
+                name: "gateway/bench/gw/listener/http".to_string(),
+                hostname: HostMatch::Any,
+                virtual_hosts: vec![VirtualHost {
+                    hostname: HostMatch::Any,
+                    matches,
+                }],
+            }],
+        }],
+        routes,
+        backends: vec![Backend {
+            name: "service/bench/backend/port/80".to_string(),
+            protocol: BackendProtocol::Http1,
+            endpoints: vec![Endpoint {
+                address: "127.0.0.1".to_string(),
+                port: backend_port,
+            }],
+        }],
+    }
+}
+
+/// nginx: one worker, upstream keep-alive, access log off.
+pub fn nginx(port: u16, backend_port: u16, work: &str) -> String {
+    format!(
+        "worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 1024;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering on;
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// HAProxy: one thread, HTTP mode, keep-alive both sides, no logging.
+pub fn haproxy(port: u16, backend_port: u16) -> String {
+    format!(
+        "global
+    nbthread 1
+    maxconn 8000
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    option http-keep-alive
+    http-reuse always
+
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend backend
+
+backend backend
+    server backend 127.0.0.1:{backend_port}
+"
+    )
+}
+
+/// Manifests for `tollgate-controller --manifests`: GatewayClass, Gateway on
+/// `port`, the backend Service and EndpointSlice. Routes come from [`routes_yaml`].
+pub fn base_manifests(port: u16, backend_port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: tollgate}}
+spec: {{controllerName: tollgate.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: bench}}
+spec:
+  gatewayClassName: tollgate
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}, allowedRoutes: {{namespaces: {{from: Same}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend, namespace: bench}}
+spec:
+  ports: [{{name: http, protocol: TCP, port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-local
+  namespace: bench
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{{name: http, protocol: TCP, port: {backend_port}}}]
+endpoints:
+  - addresses: [127.0.0.1]
+    conditions: {{ready: true}}
+"
+    )
+}
+
+/// One HTTPRoute per `(name, path)`: `PathPrefix path` to the backend Service.
+pub fn routes_yaml(names: impl IntoIterator<Item = (String, String)>) -> String {
+    let mut out = String::new();
+    for (name, path) in names {
+        let _ = write!(
+            out,
+            "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: bench}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      backendRefs: [{{name: backend, port: 80}}]
+"
+        );
+    }
+    out
+}
+
+/// The route-scale HTTPRoutes: `r<i>` matching [`route_path`]`(i)`.
+pub fn scale_routes(count: usize) -> String {
+    routes_yaml((0..count).map(|i| (format!("r{i}"), route_path(i))))
+}

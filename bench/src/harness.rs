@@ -1,0 +1,120 @@
+//! One harness run: start the backend, run the six scenarios in order, then
+//! write `results.json`, the charts and `report.md` into the output folder.
+//!
+//! Scenario 2 and 6 send load at half of nginx's maximum throughput, which
+//! scenario 1 measures first; when `wrk` or nginx is missing (smoke runs on
+//! a machine without peers) a fixed modest rate is used and noted.
+
+use crate::charts;
+use crate::configs;
+use crate::error::BenchError;
+use crate::machine;
+use crate::peers::{self, Env, Target};
+use crate::plan::Plan;
+use crate::report;
+use crate::results::Results;
+use crate::scenarios::{Bench, latency, memory, routes, scaling, throughput, updates};
+use std::path::Path;
+
+/// The rate used in smoke runs and when no throughput could be measured.
+const FALLBACK_RATE: f64 = 200.0;
+
+/// Runs every scenario of `plan` and writes the outputs into `out`.
+///
+/// # Errors
+///
+/// When a process does not start, a tool fails, or an output cannot be written.
+pub fn run(env: Env, plan: Plan, out: &Path) -> Result<Results, BenchError> {
+    std::fs::create_dir_all(out).map_err(BenchError::io(format!("creating {}", out.display())))?;
+    std::fs::create_dir_all(&env.work).map_err(BenchError::io("creating the work folder"))?;
+    let mut results = Results {
+        started: jiff::Timestamp::now().to_string(),
+        smoke: plan.smoke,
+        runs: plan.runs,
+        pinned: env.pin,
+        machine: machine::read(),
+        configs: vec![
+            ("nginx.conf".into(), configs::nginx(8080, 9000, "<work>")),
+            ("haproxy.cfg".into(), configs::haproxy(8080, 9000)),
+        ],
+        ..Results::default()
+    };
+    let (_backend, backend) = peers::start_backend(&env)?;
+    let bench = Bench::new(env, plan, backend);
+
+    println!("scenario 1: throughput");
+    results.throughput = throughput::run(&bench)?;
+    let rate = if bench.plan.smoke {
+        FALLBACK_RATE
+    } else {
+        load_rate(&bench, results.throughput.as_ref())
+    };
+    println!("scenario 2: latency at {rate:.0} rps");
+    results.latency = Some(latency::run(&bench, rate)?);
+    println!("scenario 3: connection scaling");
+    results.scaling = scaling::run(&bench)?;
+    println!("scenario 4: memory");
+    results.memory = Some(memory::run(&bench)?);
+    println!("scenario 5: routes at scale");
+    results.routes = Some(routes::run(&bench)?);
+    println!("scenario 6: updates under load at {rate:.0} rps");
+    results.updates = Some(updates::run(&bench, rate)?);
+
+    results.goals = goals(&results);
+    results.notes = bench.notes();
+    write_outputs(&mut results, out)?;
+    Ok(results)
+}
+
+/// Half of nginx's median throughput, else Tollgate's, else a fixed rate.
+fn load_rate(bench: &Bench, t: Option<&throughput::Throughput>) -> f64 {
+    let measured = t.and_then(|t| t.rps(Target::Nginx).or_else(|| t.rps(Target::Tollgate)));
+    match measured {
+        Some(rps) if rps > 0.0 => {
+            if t.and_then(|t| t.rps(Target::Nginx)).is_none() {
+                bench.note("nginx missing: load rate is 50% of Tollgate's throughput instead");
+            }
+            rps / 2.0
+        }
+        _ => {
+            bench.note(format!(
+                "no throughput measured: load rate fixed at {FALLBACK_RATE} rps"
+            ));
+            FALLBACK_RATE
+        }
+    }
+}
+
+fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
+    let mut goals = Vec::new();
+    goals.extend(
+        r.throughput
+            .as_ref()
+            .map(throughput::goals)
+            .unwrap_or_default(),
+    );
+    goals.extend(r.latency.as_ref().map(latency::goals).unwrap_or_default());
+    goals.extend(r.scaling.as_ref().map(scaling::goals).unwrap_or_default());
+    goals.extend(r.memory.as_ref().map(memory::goals).unwrap_or_default());
+    goals.extend(r.routes.as_ref().map(routes::goals).unwrap_or_default());
+    goals.extend(r.updates.as_ref().map(updates::goals).unwrap_or_default());
+    goals
+}
+
+fn write_outputs(results: &mut Results, out: &Path) -> Result<(), BenchError> {
+    match charts::draw(results, out) {
+        Ok(files) => results.charts = files,
+        Err(error) => results.notes.push(format!("charts not drawn: {error}")),
+    }
+    let json = serde_json::to_string_pretty(results).map_err(|source| BenchError::Json {
+        what: "the results".into(),
+        source,
+    })?;
+    let path = out.join("results.json");
+    std::fs::write(&path, json).map_err(BenchError::io(format!("writing {}", path.display())))?;
+    let path = out.join("report.md");
+    std::fs::write(&path, report::render(results))
+        .map_err(BenchError::io(format!("writing {}", path.display())))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Facts about the machine and the peers, written at the top of every
+//! report: a ratio is only meaningful next to what it was measured on.
+
+use crate::procs::find_program;
+use serde::Serialize;
+use std::process::Command;
+
+/// The machine and tool versions of one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Machine {
+    /// CPU model name from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Logical CPUs.
+    pub cores: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// `(tool, version line)` for nginx, HAProxy, wrk.
+    pub versions: Vec<(String, String)>,
+}
+
+/// Reads the machine facts and peer versions.
+pub fn read() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = first_line("uname", &["-r"]);
+    let versions = [("nginx", "-v"), ("haproxy", "-v"), ("wrk", "-v")]
+        .into_iter()
+        .map(|(tool, flag)| {
+            let version = match find_program(tool) {
+                Some(path) => first_line(&path.display().to_string(), &[flag]),
+                None => "not installed".to_string(),
+            };
+            (tool.to_string(), version)
+        })
+        .collect();
+    Machine {
+        cpu,
+        cores,
+        kernel,
+        versions,
+    }
+}
+
+/// The first non-empty line a command prints on stdout or stderr.
+fn first_line(program: &str, args: &[&str]) -> String {
+    let Ok(out) = Command::new(program).args(args).output() else {
+        return "unknown".to_string();
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}

@@ -1,0 +1,238 @@
+//! The targets of a comparison: Tollgate, nginx, HAProxy, and "direct"
+//! (load straight to the backend, the ceiling every proxy is measured against).
+//!
+//! [`Env`] holds what every scenario needs to start processes: the work
+//! folder, where the Tollgate binaries are, whether to pin CPUs. [`start`]
+//! brings one target up in front of a running backend with the configs of
+//! [`crate::configs`] and waits until it serves.
+
+use crate::configs;
+use crate::error::BenchError;
+use crate::probe;
+use crate::procs::{Child, LOAD_CPU, Launch, PROXY_CPU, find_program, free_port};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a process gets to start serving.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every scenario needs to start processes.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// Folder for configs, snapshots and logs of this run.
+    pub work: PathBuf,
+    /// Folder holding `tollgate-dataplane`, `tollgate-controller`, `tollgate-bench`.
+    pub bins: PathBuf,
+    /// Pin processes with `taskset`.
+    pub pin: bool,
+}
+
+impl Env {
+    /// The path of workspace binary `name`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bins.join(name)
+    }
+
+    /// A fresh subfolder of the work folder.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be created.
+    pub fn dir(&self, name: &str) -> Result<PathBuf, BenchError> {
+        let dir = self.work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(BenchError::io(format!("creating {}", dir.display())))?;
+        Ok(dir)
+    }
+}
+
+/// One thing load is sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The backend itself, no proxy.
+    Direct,
+    /// `tollgate-dataplane --snapshot-file`.
+    Tollgate,
+    /// nginx with one worker.
+    Nginx,
+    /// HAProxy with one thread.
+    Haproxy,
+}
+
+impl Target {
+    /// All targets, direct first.
+    pub const ALL: [Target; 4] = [
+        Target::Direct,
+        Target::Tollgate,
+        Target::Nginx,
+        Target::Haproxy,
+    ];
+
+    /// The proxies only.
+    pub const PROXIES: [Target; 3] = [Target::Tollgate, Target::Nginx, Target::Haproxy];
+
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Tollgate => "tollgate",
+            Target::Nginx => "nginx",
+            Target::Haproxy => "haproxy",
+        }
+    }
+
+    /// Whether this target can run here; peers may be missing in smoke runs.
+    pub fn available(self) -> bool {
+        match self {
+            Target::Direct | Target::Tollgate => true,
+            Target::Nginx => find_program("nginx").is_some(),
+            Target::Haproxy => find_program("haproxy").is_some(),
+        }
+    }
+}
+
+/// A started target: where to send load, and its process if it has one.
+#[derive(Debug)]
+pub struct Running {
+    /// Which target.
+    pub target: Target,
+    /// Its listening address.
+    pub addr: SocketAddr,
+    /// The proxy process (`None` for direct).
+    pub child: Option<Child>,
+    /// The config file the proxy reads (snapshot JSON for Tollgate).
+    pub config: Option<PathBuf>,
+}
+
+impl Running {
+    /// Resident memory of the proxy's process tree in bytes (0 for direct).
+    pub fn rss(&self) -> u64 {
+        self.child.as_ref().map_or(0, Child::rss_bytes)
+    }
+}
+
+/// Starts the benchmark backend on a free port, pinned to the load CPU.
+///
+/// # Errors
+///
+/// When it does not start or serve.
+pub fn start_backend(env: &Env) -> Result<(Child, SocketAddr), BenchError> {
+    let port = free_port()?;
+    let launch = Launch::new("backend", env.bin("tollgate-bench"))
+        .args(["backend", "--port", &port.to_string()])
+        .cpu(LOAD_CPU);
+    let mut child = Child::spawn(&launch, &env.work, env.pin)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    child.wait_port(addr, READY_TIMEOUT)?;
+    Ok((child, addr))
+}
+
+/// Starts `target` forwarding to `backend` with `routes` routes (see
+/// [`configs::snapshot`]; peers always get one catch-all), and waits until a
+/// request through it succeeds.
+///
+/// # Errors
+///
+/// When its config cannot be written or it does not start serving.
+pub fn start(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+    routes: usize,
+) -> Result<Running, BenchError> {
+    if target == Target::Direct {
+        return Ok(Running {
+            target,
+            addr: backend,
+            child: None,
+            config: None,
+        });
+    }
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = env.dir(target.name())?;
+    let (launch, config) = launch(env, target, port, backend.port(), routes, &dir)?;
+    let mut child = Child::spawn(&launch.cpu(PROXY_CPU), &dir, env.pin)?;
+    child.wait_port(addr, READY_TIMEOUT)?;
+    let path = if routes == 0 {
+        "/".to_string()
+    } else {
+        configs::route_path(routes - 1)
+    };
+    if !probe::wait_status(addr, &path, 200, READY_TIMEOUT) {
+        return Err(child.not_ready(READY_TIMEOUT));
+    }
+    Ok(Running {
+        target,
+        addr,
+        child: Some(child),
+        config: Some(config),
+    })
+}
+
+fn launch(
+    env: &Env,
+    target: Target,
+    port: u16,
+    backend_port: u16,
+    routes: usize,
+    dir: &Path,
+) -> Result<(Launch, PathBuf), BenchError> {
+    let write = |name: &str, text: &str| -> Result<PathBuf, BenchError> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(BenchError::io(format!("writing {}", path.display())))?;
+        Ok(path)
+    };
+    Ok(match target {
+        Target::Tollgate => {
+            let snapshot = configs::snapshot(port, backend_port, routes);
+            let json = serde_json::to_string(&snapshot).map_err(|source| BenchError::Json {
+                what: "the snapshot".into(),
+                source,
+            })?;
+            let file = write("snapshot.json", &json)?;
+            let admin = free_port()?;
+            let launch = Launch::new("tollgate", env.bin("tollgate-dataplane"))
+                .args(["--snapshot-file".into(), file.clone().into_os_string()])
+                .args(["--admin-address", &format!("127.0.0.1:{admin}")])
+                .env("TOKIO_WORKER_THREADS", "1")
+                .env("RUST_LOG", "warn");
+            (launch, file)
+        }
+        Target::Nginx => {
+            let work = dir.display().to_string();
+            let file = write("nginx.conf", &configs::nginx(port, backend_port, &work))?;
+            let program = find_program("nginx").unwrap_or_else(|| "nginx".into());
+            let launch = Launch::new("nginx", program)
+                .args([
+                    "-p".into(),
+                    dir.as_os_str().to_owned(),
+                    "-c".into(),
+                    file.clone().into_os_string(),
+                ])
+                .args(["-e".into(), dir.join("nginx-error.log").into_os_string()]);
+            (launch, file)
+        }
+        Target::Haproxy => {
+            let file = write("haproxy.cfg", &configs::haproxy(port, backend_port))?;
+            let program = find_program("haproxy").unwrap_or_else(|| "haproxy".into());
+            let launch = Launch::new("haproxy", program).args([
+                "-db".into(),
+                "-f".into(),
+                file.clone().into_os_string(),
+            ]);
+            (launch, file)
+        }
+        Target::Direct => unreachable_direct(),
+    })
+}
+
+/// `start` returns early for direct; this keeps the match total without a panic.
+fn unreachable_direct() -> (Launch, PathBuf) {
+    (Launch::new("direct", "true"), PathBuf::new())
+}

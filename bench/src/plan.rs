@@ -1,0 +1,79 @@
+//! How long and how often each scenario measures.
+//!
+//! The full plan is what `make bench` runs (5 runs, medians; about ten
+//! minutes of measuring on a 2-core machine). The smoke plan runs every
+//! scenario once with tiny durations and sizes so `make test` proves the
+//! harness still works end to end without measuring anything meaningful.
+
+use std::time::Duration;
+
+/// Durations, repetitions and sizes of one harness run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Smoke mode: results are not meaningful.
+    pub smoke: bool,
+    /// Repetitions of every measurement; medians are reported.
+    pub runs: usize,
+    /// One `wrk` throughput run (whole seconds: wrk takes no less).
+    pub throughput: Duration,
+    /// Connections for the throughput scenario.
+    pub throughput_connections: usize,
+    /// One open-loop latency run.
+    pub latency: Duration,
+    /// Connections the open-loop generator spreads requests over.
+    pub latency_connections: usize,
+    /// One `wrk` run per connection count in the scaling scenario.
+    pub scaling: Duration,
+    /// Connection counts of the scaling scenario.
+    pub scaling_connections: Vec<usize>,
+    /// Idle keep-alive connections opened to measure memory per connection.
+    pub idle_connections: usize,
+    /// HTTPRoute counts of the route-scale scenario.
+    pub route_counts: Vec<usize>,
+    /// Route additions timed from manifest change to traffic.
+    pub route_changes: usize,
+    /// Length of one update-under-load window.
+    pub update_window: Duration,
+    /// Route edits per update window.
+    pub route_edits: usize,
+}
+
+impl Plan {
+    /// What `make bench` runs.
+    pub fn full() -> Plan {
+        Plan {
+            smoke: false,
+            runs: 5,
+            throughput: Duration::from_secs(3),
+            throughput_connections: 64,
+            latency: Duration::from_secs(4),
+            latency_connections: 16,
+            scaling: Duration::from_secs(2),
+            scaling_connections: vec![1, 4, 16, 64, 256, 1024],
+            idle_connections: 1000,
+            route_counts: vec![10, 1_000, 10_000],
+            route_changes: 20,
+            update_window: Duration::from_secs(6),
+            route_edits: 20,
+        }
+    }
+
+    /// What `make test` runs: every scenario once, briefly.
+    pub fn smoke() -> Plan {
+        Plan {
+            smoke: true,
+            runs: 1,
+            throughput: Duration::from_secs(1),
+            throughput_connections: 8,
+            latency: Duration::from_millis(400),
+            latency_connections: 4,
+            scaling: Duration::from_secs(1),
+            scaling_connections: vec![1, 16],
+            idle_connections: 20,
+            route_counts: vec![10, 100],
+            route_changes: 2,
+            update_window: Duration::from_millis(1500),
+            route_edits: 3,
+        }
+    }
+}
