@@ -1,0 +1,170 @@
+//! The status writer: brings Kubernetes in line with what `compile` decided.
+//!
+//! It runs in every replica but acts only while [leading](crate::leader):
+//! statuses, the GatewayClass finalizer and Events are written by exactly
+//! one replica. Each round takes the newest statuses, skips every object
+//! whose desired status is the one already confirmed on the API server, and
+//! for the rest reads the live object and writes only what differs
+//! ([`compare`]). Routes that held an entry of Tollgate and are no longer
+//! among the statuses (they left Tollgate's Gateways) get that entry
+//! removed. With nothing changing, a converged cluster sees no writes at all.
+//!
+//! A new leadership term starts from nothing: it lists the routes that
+//! carry Tollgate's entries and re-reads every object once, so a new leader
+//! repairs whatever the previous one left undone. Every
+//! [`resync`](StatusWriter::with_resync) period the reads are repeated to
+//! notice statuses someone else changed.
+
+mod compare;
+mod events;
+pub mod finalizer;
+mod kinds;
+mod round;
+mod write;
+
+use crate::compile::ObjectStatus;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::info;
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "tollgate.dev/gateway-controller";
+/// Default period of re-reading every object.
+const RESYNC: Duration = Duration::from_secs(300);
+/// First and longest delay before retrying failed writes.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Why writing something failed (retried in a later round).
+#[derive(Debug, Error)]
+pub enum WriteError {
+    /// The API server refused or could not be reached.
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// Another writer kept changing the object between read and write.
+    #[error("the object changed under {0} attempts to write it")]
+    Conflicts(usize),
+}
+
+/// Writes statuses, finalizers and Events while this replica leads.
+pub struct StatusWriter {
+    client: Client,
+    controller_name: String,
+    recorder: Recorder,
+    resync: Duration,
+}
+
+impl StatusWriter {
+    /// A writer for the objects of classes whose `controllerName` is
+    /// `controller_name`. Events name the pod from `POD_NAME` as instance.
+    pub fn new(client: Client, controller_name: String) -> StatusWriter {
+        let reporter = Reporter {
+            controller: controller_name.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        StatusWriter {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            controller_name,
+            resync: RESYNC,
+        }
+    }
+
+    /// Re-reads every object this often (default 5 minutes).
+    pub fn with_resync(mut self, every: Duration) -> StatusWriter {
+        self.resync = every;
+        self
+    }
+
+    /// Writes the newest `statuses` whenever they change, while
+    /// `is_leader` says so; returns when either sender is gone.
+    pub async fn run(
+        self,
+        mut statuses: watch::Receiver<Vec<ObjectStatus>>,
+        mut is_leader: watch::Receiver<bool>,
+    ) {
+        loop {
+            while !*is_leader.borrow_and_update() {
+                if is_leader.changed().await.is_err() {
+                    return;
+                }
+            }
+            info!("leading: writing status");
+            if self.lead(&mut statuses, &mut is_leader).await == Leadership::Closed {
+                return;
+            }
+            info!("no longer leading: status writes stop");
+        }
+    }
+
+    /// One leadership term; returns when it ends.
+    async fn lead(
+        &self,
+        statuses: &mut watch::Receiver<Vec<ObjectStatus>>,
+        is_leader: &mut watch::Receiver<bool>,
+    ) -> Leadership {
+        let mut term = round::Term::default();
+        let mut retry = RETRY_MIN;
+        let mut resync_at = Instant::now() + self.resync;
+        loop {
+            let desired = statuses.borrow_and_update().clone();
+            let done = tokio::select! {
+                done = self.round(&mut term, &desired) => done,
+                changed = is_leader.changed() => match leadership(changed, is_leader) {
+                    Leadership::Leading => continue,
+                    other => return other,
+                },
+            };
+            let retry_at = (!done).then(|| Instant::now() + retry);
+            retry = if done {
+                RETRY_MIN
+            } else {
+                (retry * 2).min(RETRY_MAX)
+            };
+            tokio::select! {
+                changed = statuses.changed() => if changed.is_err() {
+                    return Leadership::Closed;
+                },
+                changed = is_leader.changed() => match leadership(changed, is_leader) {
+                    Leadership::Leading => {}
+                    other => return other,
+                },
+                () = sleep_until(retry_at) => {}
+                () = tokio::time::sleep_until(resync_at) => {
+                    term.forget_confirmed();
+                    resync_at = Instant::now() + self.resync;
+                }
+            }
+        }
+    }
+}
+
+/// Where a leadership term stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Leadership {
+    Leading,
+    Lost,
+    Closed,
+}
+
+fn leadership(
+    changed: Result<(), watch::error::RecvError>,
+    is_leader: &mut watch::Receiver<bool>,
+) -> Leadership {
+    match changed {
+        Err(_) => Leadership::Closed,
+        Ok(()) if *is_leader.borrow_and_update() => Leadership::Leading,
+        Ok(()) => Leadership::Lost,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

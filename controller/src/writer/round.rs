@@ -1,0 +1,221 @@
+//! One writing round: what a leadership term remembers, and how a round
+//! uses it to touch only what changed.
+
+use super::compare::{is_ours, without_nulls, without_times};
+use super::finalizer::sync_finalizers;
+use super::kinds::{Key, Kind, Mode};
+use super::write::{Target, Written, write_status};
+use super::{StatusWriter, WriteError};
+use crate::compile::ObjectStatus;
+use futures_util::StreamExt;
+use kube::Client;
+use kube::api::ListParams;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::warn;
+
+/// Objects written at the same time.
+const CONCURRENCY: usize = 8;
+
+/// What one leadership term knows about the API server.
+#[derive(Debug, Default)]
+pub(super) struct Term {
+    /// The status (without times and nulls) each object is known to hold.
+    confirmed: BTreeMap<Key, Value>,
+    /// Shared-list objects known to carry an entry of Tollgate.
+    ours: BTreeSet<Key>,
+    /// Whether `ours` was filled from a list of all routes.
+    discovered: bool,
+    /// The classes and Gateways whose finalizers were last brought in line.
+    finalized: Option<BTreeSet<Key>>,
+}
+
+impl Term {
+    /// Forgets what objects hold, so the next round reads each once more.
+    pub(super) fn forget_confirmed(&mut self) {
+        self.confirmed.clear();
+        self.finalized = None;
+    }
+}
+
+/// One object to bring in line.
+struct Job {
+    key: Key,
+    kind: Kind,
+    desired: Value,
+    meaning: Value,
+}
+
+impl StatusWriter {
+    /// Writes what changed since the term's last round; returns whether
+    /// everything succeeded (else the round is retried later).
+    pub(super) async fn round(&self, term: &mut Term, desired: &[ObjectStatus]) -> bool {
+        let mut ok = true;
+        if !term.discovered {
+            match discover(&self.client, &self.controller_name).await {
+                Ok(found) => {
+                    term.ours.extend(found);
+                    term.discovered = true;
+                }
+                Err(error) => {
+                    warn!(%error, "could not list routes carrying Tollgate's status");
+                    ok = false;
+                }
+            }
+        }
+        let jobs = jobs(term, desired);
+        let target = Target {
+            client: &self.client,
+            recorder: &self.recorder,
+            controller: &self.controller_name,
+        };
+        let results: Vec<(Job, Result<Written, WriteError>)> = futures_util::stream::iter(jobs)
+            .map(|job| {
+                let target = &target;
+                async move {
+                    let (_, ns, name) = &job.key;
+                    let r = write_status(target, job.kind, ns.as_deref(), name, &job.desired).await;
+                    (job, r)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (job, result) in results {
+            ok &= record(term, job, result);
+        }
+        ok & self.finalize(term, desired).await
+    }
+
+    /// Brings the class finalizers in line when the set of classes and
+    /// Gateways changed.
+    async fn finalize(&self, term: &mut Term, desired: &[ObjectStatus]) -> bool {
+        let scope: BTreeSet<Key> = desired
+            .iter()
+            .filter(|s| s.kind == "GatewayClass" || s.kind == "Gateway")
+            .map(key_of)
+            .collect();
+        if term.finalized.as_ref() == Some(&scope) {
+            return true;
+        }
+        let classes: BTreeSet<String> = scope
+            .iter()
+            .filter(|(kind, _, _)| kind == "GatewayClass")
+            .map(|(_, _, name)| name.clone())
+            .collect();
+        match sync_finalizers(&self.client, &classes).await {
+            Ok(()) => {
+                term.finalized = Some(scope);
+                true
+            }
+            Err(error) => {
+                warn!(%error, "could not update GatewayClass finalizers");
+                false
+            }
+        }
+    }
+}
+
+/// The writes a round needs: every desired status not confirmed yet, and
+/// an empty list of ours for every shared-list object no longer desired.
+fn jobs(term: &mut Term, desired: &[ObjectStatus]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut wanted = BTreeSet::new();
+    for status in desired {
+        let Some(kind) = Kind::find(&status.kind) else {
+            continue;
+        };
+        let key = key_of(status);
+        wanted.insert(key.clone());
+        let meaning = without_times(&without_nulls(&status.status));
+        if term.confirmed.get(&key) == Some(&meaning) {
+            continue;
+        }
+        jobs.push(Job {
+            key,
+            kind,
+            desired: status.status.clone(),
+            meaning,
+        });
+    }
+    term.confirmed.retain(|k, _| wanted.contains(k));
+    for key in term.ours.iter().filter(|k| !wanted.contains(*k)) {
+        let Some(kind) = Kind::find(&key.0) else {
+            continue;
+        };
+        let Mode::SharedList(field) = kind.mode else {
+            continue;
+        };
+        jobs.push(Job {
+            key: key.clone(),
+            kind,
+            desired: json!({ field: [] }),
+            meaning: Value::Null,
+        });
+    }
+    jobs
+}
+
+/// Remembers the outcome of one job; returns whether it succeeded.
+fn record(term: &mut Term, job: Job, result: Result<Written, WriteError>) -> bool {
+    let stale = job.meaning.is_null();
+    match result {
+        Ok(Written::Gone) => {
+            term.ours.remove(&job.key);
+            term.confirmed.remove(&job.key);
+            true
+        }
+        Ok(_) if stale => {
+            term.ours.remove(&job.key);
+            true
+        }
+        Ok(_) => {
+            if matches!(job.kind.mode, Mode::SharedList(_)) {
+                term.ours.insert(job.key.clone());
+            }
+            term.confirmed.insert(job.key, job.meaning);
+            true
+        }
+        Err(error) => {
+            let (kind, ns, name) = &job.key;
+            warn!(kind, namespace = ns.as_deref(), name, %error, "status write failed; will retry");
+            false
+        }
+    }
+}
+
+fn key_of(status: &ObjectStatus) -> Key {
+    (
+        status.kind.clone(),
+        status.namespace.clone(),
+        status.name.clone(),
+    )
+}
+
+/// Every shared-list object (routes, policies) that carries an entry of
+/// `controller`. Kinds whose CRD is not installed are skipped.
+async fn discover(client: &Client, controller: &str) -> Result<BTreeSet<Key>, WriteError> {
+    let mut found = BTreeSet::new();
+    for kind in Kind::shared() {
+        let Mode::SharedList(field) = kind.mode else {
+            continue;
+        };
+        let list = match kind.api_all(client).list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for object in list.items {
+            let carries = object
+                .data
+                .get("status")
+                .and_then(|s| s.get(field))
+                .and_then(Value::as_array)
+                .is_some_and(|entries| entries.iter().any(|e| is_ours(e, controller)));
+            if carries && let Some(name) = object.metadata.name {
+                found.insert((kind.kind.to_string(), object.metadata.namespace, name));
+            }
+        }
+    }
+    Ok(found)
+}
