@@ -37,8 +37,10 @@ fmt: ## format all code
 crds: ## regenerate the CRD YAML in crds/generated/ from the Rust types
 	$(CARGO) run -p tollgate-crds --features generate --bin crdgen
 
-bench: ## placeholder: cargo bench -p tollgate-dataplane (the peer harness comes later)
-	$(CARGO) bench -p tollgate-dataplane
+bench: ## Tollgate vs nginx and HAProxy (release builds, pinned CPUs); report in bench/results/<date>/
+	scripts/install-deps.sh bench
+	$(CARGO) build --release --bins -p tollgate-dataplane -p tollgate-controller -p tollgate-bench
+	taskset -c 1 target/release/tollgate-bench run
 
 deps: ## install test tools: curl, and helm + kubectl into .tools/bin
 	scripts/install-deps.sh test
