@@ -7,6 +7,7 @@
 //! Kubernetes provider (watching an API server) implements the same shape.
 
 pub mod file;
+pub mod kube;
 
 use crate::resources::Resources;
 use std::sync::Arc;

@@ -1,0 +1,258 @@
+//! The Kubernetes provider: the cluster as the source of truth.
+//!
+//! One kube-runtime watcher and reflector store per kind (see [`watch`])
+//! keeps a complete copy of the objects `compile` reads. Secrets and
+//! ConfigMaps are watched by metadata only and fetched in full only when a
+//! Gateway references them ([`referenced`], `fetch`), so the controller's
+//! memory does not grow with the cluster's unrelated Secrets.
+//!
+//! The provider sends its first [`Resources`] only after every kind's first
+//! list is complete, so no data plane ever gets a half-listed view. After
+//! that, changes are coalesced for a short debounce and each burst produces
+//! one new `Resources`. Changes `compile` cannot see (status writes,
+//! resourceVersion and managedFields churn, unreferenced Secrets) produce
+//! nothing, which keeps status writes from causing recompiles.
+//!
+//! ```text
+//!  watch task per kind ──Signal──► KubeProvider::run ──debounce──► assemble
+//!  (reflector store)                                  (stores + referenced
+//!                                                      Secrets/ConfigMaps) ──► ResourcesTx
+//! ```
+
+mod fetch;
+mod fingerprint;
+pub mod referenced;
+mod stores;
+mod watch;
+
+use super::ResourcesTx;
+use crate::resources::Resources;
+use fetch::FullObjects;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use referenced::{NamespacedName, referenced_config_maps, referenced_secrets};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use stores::Stores;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info};
+use watch::{Kind, Signal};
+
+/// How the Kubernetes provider batches and retries.
+#[derive(Clone, Debug)]
+pub struct KubeProviderConfig {
+    /// A burst of changes is sent as one `Resources` once no change has
+    /// arrived for this long. Default 100 ms.
+    pub debounce: Duration,
+    /// A continuous stream of changes still sends at least this often.
+    /// Default 1 s.
+    pub max_delay: Duration,
+    /// Consecutive "not found" answers to a kind's list after which the kind
+    /// (a CRD that is not installed) counts as empty. Default 2: one retry.
+    pub missing_kind_after: u32,
+    /// First wait before retrying a failed fetch of a referenced Secret or
+    /// ConfigMap; doubles up to 30 s. Default 1 s.
+    pub fetch_retry: Duration,
+}
+
+impl Default for KubeProviderConfig {
+    fn default() -> Self {
+        KubeProviderConfig {
+            debounce: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            missing_kind_after: 2,
+            fetch_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Longest wait between retries of failed fetches.
+const MAX_FETCH_RETRY: Duration = Duration::from_secs(30);
+
+/// Reads Tollgate's objects from a Kubernetes API server.
+pub struct KubeProvider {
+    client: ::kube::Client,
+    config: KubeProviderConfig,
+}
+
+impl KubeProvider {
+    /// A provider reading through `client` (in-cluster config or kubeconfig,
+    /// as `kube::Client::try_default()` finds them). Nothing is requested
+    /// until [`KubeProvider::run`].
+    pub fn new(client: ::kube::Client, config: KubeProviderConfig) -> KubeProvider {
+        KubeProvider { client, config }
+    }
+
+    /// Watches the cluster and sends a new [`Resources`] on `tx` after every
+    /// change `compile` can see.
+    ///
+    /// # Guarantees
+    ///
+    /// - The first value is sent once every kind's first list is complete
+    ///   (a kind the API server does not serve counts as empty after a
+    ///   retry).
+    /// - A relist (dropped watch, `410 Gone`, restarted API server) keeps
+    ///   the previous objects in every view until the new list is complete.
+    /// - Runs until `tx` has no receivers; errors are logged and retried,
+    ///   never returned.
+    pub async fn run(self, tx: ResourcesTx) {
+        let (signals, mut rx) = unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let stores = Stores::spawn(
+            &self.client,
+            &signals,
+            &mut tasks,
+            self.config.missing_kind_after,
+        );
+        drop(signals);
+        let mut state = State::new(self.client, self.config);
+        tokio::select! {
+            _ = tx.closed() => {}
+            _ = state.serve(&stores, &mut rx, &tx) => {}
+        }
+        tasks.shutdown().await;
+        debug!("kubernetes provider stopped");
+    }
+}
+
+/// The provider's loop state.
+struct State {
+    client: ::kube::Client,
+    config: KubeProviderConfig,
+    /// Kinds whose first list is not complete yet.
+    unlisted: BTreeSet<Kind>,
+    /// A change `compile` can see has not been sent yet.
+    dirty: bool,
+    /// Referenced objects as of the last view sent.
+    secret_refs: BTreeSet<NamespacedName>,
+    config_map_refs: BTreeSet<NamespacedName>,
+    secrets: FullObjects<Secret>,
+    config_maps: FullObjects<ConfigMap>,
+    /// When to retry failed fetches, and the wait after that.
+    retry: Option<(Instant, Duration)>,
+}
+
+impl State {
+    fn new(client: ::kube::Client, config: KubeProviderConfig) -> State {
+        State {
+            client,
+            config,
+            unlisted: Kind::ALL.into_iter().collect(),
+            dirty: true,
+            secret_refs: BTreeSet::new(),
+            config_map_refs: BTreeSet::new(),
+            secrets: FullObjects::default(),
+            config_maps: FullObjects::default(),
+            retry: None,
+        }
+    }
+
+    /// Sends views until the watch tasks end (they end only when the
+    /// receivers are gone).
+    async fn serve(
+        &mut self,
+        stores: &Stores,
+        rx: &mut UnboundedReceiver<Signal>,
+        tx: &ResourcesTx,
+    ) {
+        loop {
+            let retry_at = self.retry.map(|(at, _)| at);
+            tokio::select! {
+                signal = rx.recv() => match signal {
+                    Some(signal) => self.note(signal),
+                    None => return,
+                },
+                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    self.dirty = true;
+                }
+            }
+            if !self.unlisted.is_empty() || !self.dirty {
+                continue;
+            }
+            if !self.settle(rx).await {
+                return;
+            }
+            let resources = self.assemble(stores).await;
+            self.dirty = false;
+            if tx.send(Some(Arc::new(resources))).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Records what a signal means for the next view.
+    fn note(&mut self, signal: Signal) {
+        match signal {
+            Signal::Ready(kind) => {
+                self.unlisted.remove(&kind);
+                if self.unlisted.is_empty() {
+                    info!("every kind listed");
+                }
+            }
+            Signal::Changed(Kind::Secret, keys) => {
+                self.dirty |= touches(&self.secret_refs, &keys);
+            }
+            Signal::Changed(Kind::ConfigMap, keys) => {
+                self.dirty |= touches(&self.config_map_refs, &keys);
+            }
+            Signal::Changed(_, _) => self.dirty = true,
+        }
+    }
+
+    /// Waits until no signal arrives for the debounce (or the maximum delay
+    /// passes), taking in the signals that do. False when the tasks ended.
+    async fn settle(&mut self, rx: &mut UnboundedReceiver<Signal>) -> bool {
+        let deadline = Instant::now() + self.config.max_delay;
+        loop {
+            let quiet = (Instant::now() + self.config.debounce).min(deadline);
+            tokio::select! {
+                signal = rx.recv() => match signal {
+                    Some(signal) => self.note(signal),
+                    None => return false,
+                },
+                _ = sleep_until(quiet) => return true,
+            }
+        }
+    }
+
+    /// The current view: every store, plus the referenced Secrets and
+    /// ConfigMaps fetched as needed.
+    async fn assemble(&mut self, stores: &Stores) -> Resources {
+        let mut resources = stores.resources();
+        self.secret_refs = referenced_secrets(&resources);
+        self.config_map_refs = referenced_config_maps(&resources);
+        let failed = self
+            .secrets
+            .sync(&self.client, &self.secret_refs, &stores.secrets)
+            .await
+            + self
+                .config_maps
+                .sync(&self.client, &self.config_map_refs, &stores.config_maps)
+                .await;
+        self.retry = (failed > 0).then(|| {
+            let wait = self.retry.map_or(self.config.fetch_retry, |(_, w)| {
+                (w * 2).min(MAX_FETCH_RETRY)
+            });
+            (Instant::now() + wait, wait)
+        });
+        resources.secrets = self.secrets.objects();
+        resources.config_maps = self.config_maps.objects();
+        debug!(
+            gateways = resources.gateways.len(),
+            http_routes = resources.http_routes.len(),
+            secrets = resources.secrets.len(),
+            "view assembled"
+        );
+        resources
+    }
+}
+
+/// Whether any changed key is referenced.
+fn touches(referenced: &BTreeSet<NamespacedName>, keys: &[String]) -> bool {
+    keys.iter().any(|k| {
+        k.split_once('/')
+            .is_some_and(|(ns, name)| referenced.contains(&(ns.to_string(), name.to_string())))
+    })
+}

@@ -1,0 +1,149 @@
+//! Table tests for the Secret and ConfigMap reference sets.
+
+use super::*;
+use serde_json::json;
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<NamespacedName> {
+    items
+        .iter()
+        .map(|(ns, n)| (ns.to_string(), n.to_string()))
+        .collect()
+}
+
+fn gateway(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": spec,
+    })
+}
+
+fn https(refs: serde_json::Value) -> serde_json::Value {
+    json!({
+        "gatewayClassName": "tollgate",
+        "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS",
+                       "tls": {"mode": "Terminate", "certificateRefs": refs}}],
+    })
+}
+
+struct Case {
+    name: &'static str,
+    docs: Vec<serde_json::Value>,
+    secrets: &'static [(&'static str, &'static str)],
+    config_maps: &'static [(&'static str, &'static str)],
+}
+
+/// A listener certificate reference names a Secret unless it says
+/// otherwise, in the Gateway's namespace unless it names one; references to
+/// other groups or kinds are not fetched; objects other than Gateways
+/// reference nothing yet.
+#[test]
+fn listener_certificate_refs() {
+    let cases = vec![
+        Case {
+            name: "no gateways, nothing referenced",
+            docs: vec![json!({"apiVersion": "v1", "kind": "Secret",
+                               "metadata": {"namespace": "a", "name": "unrelated"}})],
+            secrets: &[],
+            config_maps: &[],
+        },
+        Case {
+            name: "kind and namespace default to Secret and the Gateway's namespace",
+            docs: vec![gateway("a", "g", https(json!([{"name": "cert"}])))],
+            secrets: &[("a", "cert")],
+            config_maps: &[],
+        },
+        Case {
+            name: "explicit core group and kind, other namespace",
+            docs: vec![gateway(
+                "a",
+                "g",
+                https(
+                    json!([{"group": "", "kind": "Secret", "name": "c", "namespace": "certs"},
+                             {"group": "core", "kind": "Secret", "name": "d"}]),
+                ),
+            )],
+            secrets: &[("a", "d"), ("certs", "c")],
+            config_maps: &[],
+        },
+        Case {
+            name: "other groups and kinds are not Secrets",
+            docs: vec![gateway(
+                "a",
+                "g",
+                https(
+                    json!([{"group": "example.com", "kind": "Secret", "name": "x"},
+                             {"kind": "Certificate", "name": "y"}]),
+                ),
+            )],
+            secrets: &[],
+            config_maps: &[],
+        },
+        Case {
+            name: "two gateways sharing a Secret name it once",
+            docs: vec![
+                gateway("a", "g1", https(json!([{"name": "cert"}]))),
+                gateway(
+                    "a",
+                    "g2",
+                    https(json!([{"name": "cert"}, {"name": "other"}])),
+                ),
+            ],
+            secrets: &[("a", "cert"), ("a", "other")],
+            config_maps: &[],
+        },
+    ];
+    run(cases);
+}
+
+/// Gateway-level TLS: the backend client certificate is a Secret by
+/// default; CA bundles for client validation name their kind, ConfigMap or
+/// Secret, default and per port.
+#[test]
+fn gateway_tls_refs() {
+    let spec = json!({
+        "gatewayClassName": "tollgate",
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        "tls": {
+            "backend": {"clientCertificateRef": {"name": "client"}},
+            "frontend": {
+                "default": {"validation": {"caCertificateRefs": [
+                    {"group": "", "kind": "ConfigMap", "name": "ca"},
+                    {"group": "", "kind": "Secret", "name": "ca-secret", "namespace": "pki"},
+                ]}},
+                "perPort": [{"port": 443, "tls": {"validation": {"caCertificateRefs": [
+                    {"group": "", "kind": "ConfigMap", "name": "ca-443", "namespace": "pki"},
+                ]}}}],
+            },
+        },
+    });
+    let cases = vec![Case {
+        name: "backend client certificate and CA bundles",
+        docs: vec![gateway("a", "g", spec)],
+        secrets: &[("a", "client"), ("pki", "ca-secret")],
+        config_maps: &[("a", "ca"), ("pki", "ca-443")],
+    }];
+    run(cases);
+}
+
+fn run(cases: Vec<Case>) {
+    for case in cases {
+        let mut resources = Resources::default();
+        for doc in case.docs {
+            resources.insert_document(doc).unwrap();
+        }
+        assert_eq!(
+            referenced_secrets(&resources),
+            set(case.secrets),
+            "{}: secrets",
+            case.name
+        );
+        assert_eq!(
+            referenced_config_maps(&resources),
+            set(case.config_maps),
+            "{}: config maps",
+            case.name
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! One watch per kind: a kube-runtime `watcher` feeding a `reflector` store.
+//!
+//! Each kind runs in its own task. The reflector store serves the last
+//! complete list while a relist is in progress (it swaps in the new list at
+//! `InitDone`), so a dropped watch, an expired resourceVersion (`410 Gone`)
+//! or a restarted API server never shows up as missing objects. The task
+//! tells the provider when the kind's first list is complete
+//! ([`Signal::Ready`]) and, afterwards, which objects changed in ways
+//! `compile` can see ([`Signal::Changed`]).
+//!
+//! A kind the API server does not serve (a CRD that is not installed, such
+//! as the experimental GRPCRoute) answers the list with 404. After a short
+//! retry the kind counts as listed and empty, so it cannot hold back every
+//! other kind; the watcher keeps retrying with backoff and the objects
+//! appear once the CRD is installed.
+
+use super::fingerprint::Fingerprints;
+use ::kube::runtime::reflector::{self, store::Writer};
+use ::kube::runtime::watcher::{self, Event, watcher};
+use ::kube::runtime::{WatchStreamExt, reflector::Lookup};
+use ::kube::{Api, Resource};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+/// The kinds the provider watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
+    Namespace,
+    Service,
+    EndpointSlice,
+    GatewayConfig,
+    /// Secrets, metadata only.
+    Secret,
+    /// ConfigMaps, metadata only.
+    ConfigMap,
+}
+
+impl Kind {
+    /// Every kind; the first view is sent once all of them are listed.
+    pub(super) const ALL: [Kind; 11] = [
+        Kind::GatewayClass,
+        Kind::Gateway,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::ReferenceGrant,
+        Kind::Namespace,
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::GatewayConfig,
+        Kind::Secret,
+        Kind::ConfigMap,
+    ];
+}
+
+/// What a kind's task reports to the provider.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// The kind's first list is complete (or the kind is not served).
+    Ready(Kind),
+    /// These objects (`namespace/name` or `name`) changed after the kind was
+    /// ready.
+    Changed(Kind, Vec<String>),
+}
+
+/// How one kind is watched.
+pub(super) struct WatchKind<K> {
+    /// Which kind, for logs and signals.
+    pub(super) kind: Kind,
+    /// The API to list and watch.
+    pub(super) api: Api<K>,
+    /// Drops fields never read (managedFields, and more for metadata-only
+    /// kinds) before an object is stored.
+    pub(super) trim: fn(&mut K),
+    /// What counts as a change of an object.
+    pub(super) fingerprint: fn(&K) -> u64,
+    /// Consecutive 404s on the list before the kind counts as empty.
+    pub(super) missing_after: u32,
+}
+
+impl<K> WatchKind<K>
+where
+    K: Resource<DynamicType = ()> + Lookup<DynamicType = ()>,
+    K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Watches until the provider stops listening, keeping `writer`'s store
+    /// current. Errors are logged and retried with kube-runtime's default
+    /// backoff; this never returns on its own while `signals` is open.
+    pub(super) async fn run(self, writer: Writer<K>, signals: UnboundedSender<Signal>) {
+        let kind = self.kind;
+        let trim = self.trim;
+        let events = watcher(self.api, watcher::Config::default())
+            .default_backoff()
+            .map(move |r| r.map(|e| e.modify(trim)));
+        let mut events = std::pin::pin!(reflector::reflector(writer, events));
+        let mut prints = Fingerprints::default();
+        let mut ready = false;
+        let mut not_found = 0u32;
+        while let Some(item) = events.next().await {
+            let signal = match item {
+                Ok(event) => {
+                    let changed = prints.apply(&event, self.fingerprint);
+                    if matches!(event, Event::InitDone) {
+                        if not_found >= self.missing_after {
+                            info!(?kind, "kind is now served; listed");
+                        }
+                        not_found = 0;
+                        if !ready {
+                            ready = true;
+                            debug!(?kind, objects = changed.len(), "initial list complete");
+                            Some(Signal::Ready(kind))
+                        } else {
+                            changed_signal(kind, changed)
+                        }
+                    } else if ready {
+                        changed_signal(kind, changed)
+                    } else {
+                        None
+                    }
+                }
+                Err(e) if is_not_found(&e) => {
+                    not_found += 1;
+                    if not_found == self.missing_after {
+                        warn!(
+                            ?kind,
+                            "the API server does not serve this kind (CRD not installed?); treating it as empty and retrying in the background"
+                        );
+                    }
+                    (!ready && not_found >= self.missing_after).then(|| {
+                        ready = true;
+                        Signal::Ready(kind)
+                    })
+                }
+                Err(e) => {
+                    warn!(?kind, error = %e, "watch failed; retrying with backoff, serving the last complete list");
+                    None
+                }
+            };
+            if let Some(signal) = signal
+                && signals.send(signal).is_err()
+            {
+                return;
+            }
+            if signals.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+fn changed_signal(kind: Kind, changed: Vec<String>) -> Option<Signal> {
+    (!changed.is_empty()).then_some(Signal::Changed(kind, changed))
+}
+
+/// Whether a watcher error means the API server does not know the kind.
+fn is_not_found(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(err)
+        | watcher::Error::WatchStartFailed(err)
+        | watcher::Error::WatchFailed(err) => {
+            matches!(err, ::kube::Error::Api(status) if status.is_not_found())
+        }
+        watcher::Error::WatchError(status) => status.is_not_found(),
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
+/// Drops managedFields: never read, often the largest part of an object.
+pub(super) fn trim_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// For metadata-only kinds, keeps name, namespace, labels and
+/// resourceVersion: annotations can carry a copy of a Secret's data
+/// (`kubectl.kubernetes.io/last-applied-configuration`).
+pub(super) fn trim_to_identity<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+}
