@@ -7,15 +7,26 @@
 //! end of stream or 30 s of silence it keeps serving what it has and
 //! reconnects with capped exponential backoff, so a controller restart never
 //! interrupts traffic.
+//!
+//! When the stream response names a report path (header
+//! `tollgate-report-path`, e.g. `/v1/reports/{namespace}/{name}`), the client
+//! also POSTs a JSON report `{version, hash, pod, ready}` of what it applied
+//! there after every successful apply and every 10 s, so the controller can
+//! tell when the Gateway is really programmed. A failed report is logged
+//! and simply sent again with the next apply or period; a controller that
+//! names no report path gets none.
 
 use crate::Dataplane;
 use bytes::{Buf, Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
+use tokio::sync::Notify;
 use tollgate_snapshot::Snapshot;
 
 /// First reconnect delay.
@@ -26,6 +37,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const SILENCE: Duration = Duration::from_secs(30);
 /// Longest line accepted, so a broken stream cannot exhaust memory.
 const MAX_LINE: usize = 256 * 1024 * 1024;
+/// The stream response header naming where to POST reports.
+const REPORT_PATH_HEADER: &str = "tollgate-report-path";
+/// Period of re-sending the report when nothing new was applied.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// Longest wait for the controller to take one report.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why one stream attempt ended.
 #[derive(Debug, Error)]
@@ -52,15 +69,14 @@ pub async fn subscribe(controller_url: String, dataplane: Dataplane) {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
-    let url = format!(
-        "{}/v1/snapshots/{}",
-        controller_url.trim_end_matches('/'),
-        dataplane.status().gateway
-    );
+    let base = controller_url.trim_end_matches('/').to_string();
+    let url = format!("{base}/v1/snapshots/{}", dataplane.status().gateway);
+    let reporter = Arc::new(Reporter::new(base, pod_name()));
+    tokio::spawn(reporter.clone().run(dataplane.clone()));
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut received = false;
-        let attempt = follow(&client, &url, &dataplane, &mut received);
+        let attempt = follow(&client, &url, &dataplane, &reporter, &mut received);
         let error = tokio::select! {
             () = dataplane.shutdown_begun() => return,
             Err(error) = attempt => error,
@@ -82,6 +98,7 @@ async fn follow(
     client: &Client<HttpConnector, Empty<Bytes>>,
     url: &str,
     dataplane: &Dataplane,
+    reporter: &Reporter,
     received: &mut bool,
 ) -> Result<(), StreamError> {
     let uri: http::Uri = url.parse().map_err(|_| StreamError::Url(url.to_string()))?;
@@ -90,6 +107,12 @@ async fn follow(
         return Err(StreamError::Status(response.status()));
     }
     tracing::info!(%url, "following snapshot stream");
+    reporter.report_to(
+        response
+            .headers()
+            .get(REPORT_PATH_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
     let mut body = response.into_body();
     let mut lines = Lines::default();
     loop {
@@ -104,21 +127,24 @@ async fn follow(
         lines.push(&data)?;
         while let Some(line) = lines.next_line() {
             *received = true;
-            offer(dataplane, &line).await;
+            if offer(dataplane, &line).await {
+                reporter.notify.notify_one();
+            }
         }
     }
 }
 
-/// Applies one NDJSON line if it is a snapshot newer than the applied one.
-async fn offer(dataplane: &Dataplane, line: &[u8]) {
+/// Applies one NDJSON line if it is a snapshot newer than the applied one;
+/// returns whether it was applied.
+async fn offer(dataplane: &Dataplane, line: &[u8]) -> bool {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return; // heartbeat
+        return false; // heartbeat
     }
     let snapshot: Snapshot = match serde_json::from_slice(line) {
         Ok(snapshot) => snapshot,
         Err(error) => {
             tracing::warn!(%error, "unreadable snapshot line skipped");
-            return;
+            return false;
         }
     };
     let status = dataplane.status();
@@ -129,13 +155,124 @@ async fn offer(dataplane: &Dataplane, line: &[u8]) {
         .last_rejected
         .is_some_and(|r| r.version == snapshot.version && r.hash == snapshot.content_hash());
     if !newer || rejected_before {
-        return;
+        return false;
     }
     let version = snapshot.version;
     match dataplane.apply(snapshot).await {
-        Ok(()) => tracing::info!(version, "snapshot applied"),
-        Err(error) => tracing::warn!(version, %error, "snapshot rejected"),
+        Ok(()) => {
+            tracing::info!(version, "snapshot applied");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(version, %error, "snapshot rejected");
+            false
+        }
     }
+}
+
+/// What the data plane tells the controller it applied.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Report<'a> {
+    version: u64,
+    hash: &'a str,
+    pod: &'a str,
+    ready: bool,
+}
+
+/// Sends reports to the path the controller named, after each apply and
+/// every [`REPORT_EVERY`].
+struct Reporter {
+    base: String,
+    pod: String,
+    /// Full URL to POST to; `None` while the controller named no path.
+    url: Mutex<Option<String>>,
+    /// Woken after each successful apply.
+    notify: Notify,
+}
+
+impl Reporter {
+    fn new(base: String, pod: String) -> Reporter {
+        Reporter {
+            base,
+            pod,
+            url: Mutex::new(None),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Reports go to `path` on the controller from now on (none when
+    /// `None`, or when it is not an absolute path).
+    fn report_to(&self, path: Option<&str>) {
+        let url = path
+            .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+            .map(|p| format!("{}{p}", self.base));
+        if let Ok(mut current) = self.url.lock() {
+            *current = url;
+        }
+    }
+
+    /// Reports until the data plane shuts down.
+    async fn run(self: Arc<Self>, dataplane: Dataplane) {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        loop {
+            tokio::select! {
+                () = dataplane.shutdown_begun() => return,
+                () = self.notify.notified() => {}
+                () = tokio::time::sleep(REPORT_EVERY) => {}
+            }
+            let url = self.url.lock().ok().and_then(|u| u.clone());
+            let status = dataplane.status();
+            let (Some(url), Some(version), Some(hash)) = (url, status.version, status.hash) else {
+                continue;
+            };
+            let report = Report {
+                version,
+                hash: &hash,
+                pod: &self.pod,
+                ready: status.ready,
+            };
+            if let Err(error) = post(&client, &url, &report).await {
+                tracing::warn!(%url, version, %error, "report not delivered; will report again");
+            }
+        }
+    }
+}
+
+/// POSTs one report; any answer but 2xx is an error.
+async fn post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    report: &Report<'_>,
+) -> Result<(), String> {
+    let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(REPORT_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| format!("no answer within {REPORT_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("controller answered {}", response.status()))
+    }
+}
+
+/// This data plane's name in reports: `POD_NAME`, else the host name.
+fn pod_name() -> String {
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    from_env("POD_NAME")
+        .or_else(|| from_env("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Splits a byte stream into `\n`-terminated lines.
@@ -175,5 +312,26 @@ mod tests {
         assert_eq!(lines.next_line().as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(lines.next_line().as_deref(), Some(&b""[..]));
         assert_eq!(lines.next_line(), None);
+    }
+
+    /// Reports go only to an absolute path the controller named, on the
+    /// controller itself.
+    #[test]
+    fn reports_go_only_to_a_named_path() {
+        let r = Reporter::new("http://c:1".into(), "pod".into());
+        let url = |r: &Reporter| r.url.lock().unwrap().clone();
+        assert_eq!(url(&r), None);
+        r.report_to(Some("/v1/reports/ns/gw"));
+        assert_eq!(url(&r).as_deref(), Some("http://c:1/v1/reports/ns/gw"));
+        for bad in [
+            None,
+            Some("http://elsewhere/x"),
+            Some("//elsewhere/x"),
+            Some(""),
+        ] {
+            r.report_to(bad);
+            assert_eq!(url(&r), None, "{bad:?}");
+        }
+        assert!(!pod_name().is_empty());
     }
 }
