@@ -153,7 +153,12 @@ pub(crate) async fn run(
     let mut ticks = tokio::time::interval(BOOKMARK_INTERVAL);
     ticks.tick().await;
     loop {
+        // Biased: once the watch is told to stop it sends nothing more.
         let line = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            _ = out.closed() => return,
+            _ = sleep_until(deadline) => return,
             event = live.recv() => match event {
                 Ok(event) => {
                     rv = event.rv;
@@ -163,9 +168,6 @@ pub(crate) async fn run(
                 Err(_) => return,
             },
             _ = ticks.tick(), if spec.bookmarks => Some(spec.bookmark(rv, false)),
-            _ = sleep_until(deadline) => return,
-            _ = stop.changed() => return,
-            _ = out.closed() => return,
         };
         if let Some(line) = line
             && out.send(line).await.is_err()
