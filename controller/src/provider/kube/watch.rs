@@ -61,7 +61,7 @@ impl Kind {
 }
 
 /// What a kind's task reports to the provider.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Signal {
     /// The kind's first list is complete (or the kind is not served).
     Ready(Kind),
@@ -94,54 +94,16 @@ where
     /// current. Errors are logged and retried with kube-runtime's default
     /// backoff; this never returns on its own while `signals` is open.
     pub(super) async fn run(self, writer: Writer<K>, signals: UnboundedSender<Signal>) {
-        let kind = self.kind;
         let trim = self.trim;
         let events = watcher(self.api, watcher::Config::default())
             .default_backoff()
             .map(move |r| r.map(|e| e.modify(trim)));
         let mut events = std::pin::pin!(reflector::reflector(writer, events));
-        let mut prints = Fingerprints::default();
-        let mut ready = false;
-        let mut not_found = 0u32;
+        let mut state = KindState::new(self.kind, self.missing_after);
         while let Some(item) = events.next().await {
             let signal = match item {
-                Ok(event) => {
-                    let changed = prints.apply(&event, self.fingerprint);
-                    if matches!(event, Event::InitDone) {
-                        if not_found >= self.missing_after {
-                            info!(?kind, "kind is now served; listed");
-                        }
-                        not_found = 0;
-                        if !ready {
-                            ready = true;
-                            debug!(?kind, objects = changed.len(), "initial list complete");
-                            Some(Signal::Ready(kind))
-                        } else {
-                            changed_signal(kind, changed)
-                        }
-                    } else if ready {
-                        changed_signal(kind, changed)
-                    } else {
-                        None
-                    }
-                }
-                Err(e) if is_not_found(&e) => {
-                    not_found += 1;
-                    if not_found == self.missing_after {
-                        warn!(
-                            ?kind,
-                            "the API server does not serve this kind (CRD not installed?); treating it as empty and retrying in the background"
-                        );
-                    }
-                    (!ready && not_found >= self.missing_after).then(|| {
-                        ready = true;
-                        Signal::Ready(kind)
-                    })
-                }
-                Err(e) => {
-                    warn!(?kind, error = %e, "watch failed; retrying with backoff, serving the last complete list");
-                    None
-                }
+                Ok(event) => state.on_event(&event, self.fingerprint),
+                Err(e) => state.on_error(&e),
             };
             if let Some(signal) = signal
                 && signals.send(signal).is_err()
@@ -155,8 +117,74 @@ where
     }
 }
 
-fn changed_signal(kind: Kind, changed: Vec<String>) -> Option<Signal> {
-    (!changed.is_empty()).then_some(Signal::Changed(kind, changed))
+/// What one kind's task knows: its fingerprints, whether its first list is
+/// complete, and how many lists in a row found the kind missing.
+#[derive(Debug)]
+pub(super) struct KindState {
+    kind: Kind,
+    missing_after: u32,
+    prints: Fingerprints,
+    ready: bool,
+    not_found: u32,
+}
+
+impl KindState {
+    /// A kind nothing has been heard of yet.
+    pub(super) fn new(kind: Kind, missing_after: u32) -> KindState {
+        KindState {
+            kind,
+            missing_after: missing_after.max(1),
+            prints: Fingerprints::default(),
+            ready: false,
+            not_found: 0,
+        }
+    }
+
+    /// The signal, if any, a watch event means.
+    pub(super) fn on_event<K: Resource>(
+        &mut self,
+        event: &Event<K>,
+        fingerprint: impl Fn(&K) -> u64,
+    ) -> Option<Signal> {
+        let kind = self.kind;
+        let changed = self.prints.apply(event, fingerprint);
+        if matches!(event, Event::InitDone) {
+            if self.not_found >= self.missing_after {
+                info!(?kind, "the kind is served now; listed");
+            }
+            self.not_found = 0;
+            if !self.ready {
+                self.ready = true;
+                debug!(?kind, objects = changed.len(), "initial list complete");
+                return Some(Signal::Ready(kind));
+            }
+        }
+        (self.ready && !changed.is_empty()).then_some(Signal::Changed(kind, changed))
+    }
+
+    /// The signal, if any, a watch error means: a kind that keeps answering
+    /// "not found" becomes ready (empty) after `missing_after` answers.
+    pub(super) fn on_error(&mut self, e: &watcher::Error) -> Option<Signal> {
+        let kind = self.kind;
+        if !is_not_found(e) {
+            warn!(?kind, error = %e, "watch failed; retrying with backoff, serving the last complete list");
+            return None;
+        }
+        self.not_found += 1;
+        if self.not_found == self.missing_after {
+            warn!(
+                ?kind,
+                "the API server does not serve this kind (CRD not installed?); treating it as empty and retrying in the background"
+            );
+        } else {
+            debug!(?kind, "kind not found; retrying");
+        }
+        if self.ready || self.not_found < self.missing_after {
+            return None;
+        }
+        self.ready = true;
+        Some(Signal::Ready(kind))
+    }
 }
 
 /// Whether a watcher error means the API server does not know the kind.
@@ -187,3 +215,6 @@ pub(super) fn trim_to_identity<K: Resource>(obj: &mut K) {
     meta.owner_references = None;
     meta.finalizers = None;
 }
+
+#[cfg(test)]
+mod tests;
