@@ -9,8 +9,11 @@
 //!   addresses, route parents).
 //! - `GET /snapshots` — for every Gateway, the version, hash and element
 //!   counts of its latest published snapshot.
+//! - `GET /reports` — for every Gateway, what each data plane reported
+//!   applying (version, hash, pod, ready).
 
 use crate::publisher::Publisher;
+use crate::reports::Reports;
 use crate::serve::{Body, json, respond};
 use crate::status::StatusStore;
 use hyper::body::Incoming;
@@ -27,6 +30,8 @@ pub struct Admin {
     pub publisher: Publisher,
     /// Set once the first complete view has been compiled.
     pub ready: Arc<AtomicBool>,
+    /// What data planes reported applying.
+    pub reports: Reports,
 }
 
 impl Admin {
@@ -43,6 +48,17 @@ impl Admin {
             "/readyz" => respond(503, "text/plain; charset=utf-8", "not ready\n"),
             "/status" => json(&self.statuses.all()),
             "/snapshots" => json(&self.publisher.published()),
+            "/reports" => json(
+                &self
+                    .publisher
+                    .gateways()
+                    .into_iter()
+                    .map(|g| {
+                        let reports = self.reports.of(&g);
+                        (g, reports)
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            ),
             _ => respond(404, "text/plain; charset=utf-8", "not found\n"),
         }
     }

@@ -13,6 +13,7 @@
 //! - `GET /snapshot` — Gateway → `{version, hash, counts}` of the applied snapshot.
 
 use crate::publisher::Publisher;
+use crate::reports::{Report, Reports};
 use crate::serve::{Body, json, respond};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -28,14 +29,17 @@ use tracing::warn;
 pub struct InProcess {
     dataplanes: Arc<Mutex<BTreeMap<String, Dataplane>>>,
     controller_ready: Arc<AtomicBool>,
+    reports: Reports,
 }
 
 impl InProcess {
-    /// Data planes that become ready once `controller_ready` is set.
-    pub fn new(controller_ready: Arc<AtomicBool>) -> Self {
+    /// Data planes that become ready once `controller_ready` is set and
+    /// record what they applied in `reports`, as remote data planes do.
+    pub fn new(controller_ready: Arc<AtomicBool>, reports: Reports) -> Self {
         InProcess {
             dataplanes: Arc::default(),
             controller_ready,
+            reports,
         }
     }
 
@@ -63,13 +67,26 @@ impl InProcess {
         map.insert(gateway.to_string(), dataplane.clone());
         let mut rx = publisher.subscribe(gateway);
         let gateway = gateway.to_string();
+        let reports = self.reports.clone();
         tokio::spawn(async move {
             loop {
                 let current = rx.borrow_and_update().clone();
-                if let Some(snapshot) = current
-                    && let Err(e) = dataplane.apply((*snapshot).clone()).await
-                {
-                    warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
+                if let Some(snapshot) = current {
+                    match dataplane.apply((*snapshot).clone()).await {
+                        Ok(()) => {
+                            let status = dataplane.status();
+                            let report = Report {
+                                version: snapshot.version,
+                                hash: status.hash.unwrap_or_default(),
+                                pod: "in-process".to_string(),
+                                ready: status.ready,
+                            };
+                            reports.record(&gateway, report);
+                        }
+                        Err(e) => {
+                            warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
+                        }
+                    }
                 }
                 if rx.changed().await.is_err() {
                     return;

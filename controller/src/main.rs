@@ -76,10 +76,9 @@ async fn main() -> anyhow::Result<()> {
     .with_context(|| format!("binding the admin address {}", args.admin_address))?;
     info!(%addr, "controller admin listening");
 
-    let publisher = admin.publisher.clone();
+    let (publisher, reports) = (admin.publisher.clone(), admin.reports.clone());
     let addr = serve::spawn(args.snapshot_address, move |req| {
-        let r = publisher.handle(&req);
-        async move { r }
+        reports.serve(&publisher, req)
     })
     .await
     .with_context(|| format!("binding the snapshot address {}", args.snapshot_address))?;
@@ -87,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
 
     let in_process = args
         .with_dataplane
-        .then(|| InProcess::new(admin.ready.clone()));
+        .then(|| InProcess::new(admin.ready.clone(), admin.reports.clone()));
     if let Some(ip) = &in_process {
         let handler = ip.clone();
         let addr = serve::spawn(args.dataplane_admin_address, move |req| {
@@ -108,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(None);
     info!(dir = %dir.display(), "reading manifests");
     tokio::spawn(FileProvider::new(dir).run(tx));
-    let compile_loop = tokio::spawn(controller::run(rx, options, admin));
+    let (statuses_tx, _statuses_rx) = tokio::sync::watch::channel(Vec::new());
+    let compile_loop = tokio::spawn(controller::run(rx, options, admin, statuses_tx));
 
     shutdown_signal().await;
     info!("shutting down");

@@ -156,4 +156,6 @@ spec:
         status["status"]["addresses"][0]["value"], "127.0.0.2",
         "{status:#}"
     );
+    // The in-process data plane reports its snapshot applied.
+    wait_condition(&ctl.admin, "Gateway", "gw2", "Programmed", "True").await;
 }

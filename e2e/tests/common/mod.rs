@@ -181,3 +181,26 @@ pub fn condition<'a>(conditions: &'a serde_json::Value, type_: &str) -> &'a serd
         .and_then(|a| a.iter().find(|c| c["type"] == type_))
         .unwrap_or(&serde_json::Value::Null)
 }
+
+/// Polls the controller's `/status` until `kind/name` has a top-level
+/// condition `type_` with `status`; returns the whole entry.
+pub async fn wait_condition(
+    admin: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let entry = object_status(admin, kind, name).await;
+        if condition(&entry["status"]["conditions"], type_)["status"] == status {
+            return entry;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{kind} {name} never had {type_}={status}: {entry:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
