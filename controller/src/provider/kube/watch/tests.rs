@@ -7,7 +7,7 @@ use serde_json::json;
 
 /// One step of a kind's stream.
 enum Step {
-    Event(Event<Service>),
+    Event(Box<Event<Service>>),
     NotFound,
     Forbidden,
 }
@@ -23,6 +23,13 @@ fn api_error(code: u16, reason: &str) -> watcher::Error {
     watcher::Error::InitialListFailed(::kube::Error::Api(status.boxed()))
 }
 
+fn ev(e: Event<Service>) -> Step {
+    Step::Event(Box::new(e))
+}
+
+/// A named sequence of steps, each with the signal it must produce.
+type Case = (&'static str, Vec<(Step, Option<Signal>)>);
+
 fn changed(keys: &[&str]) -> Option<Signal> {
     Some(Signal::Changed(
         Kind::Service,
@@ -37,15 +44,15 @@ fn changed(keys: &[&str]) -> Option<Signal> {
 #[test]
 fn readiness_and_changes() {
     let ready = Some(Signal::Ready(Kind::Service));
-    let cases: Vec<(&str, Vec<(Step, Option<Signal>)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "first list",
             vec![
-                (Step::Event(Event::Init), None),
-                (Step::Event(Event::InitApply(svc("s", 80))), None),
-                (Step::Event(Event::InitDone), ready.clone()),
-                (Step::Event(Event::Apply(svc("s", 81))), changed(&["a/s"])),
-                (Step::Event(Event::Apply(svc("s", 81))), None),
+                (ev(Event::Init), None),
+                (ev(Event::InitApply(svc("s", 80))), None),
+                (ev(Event::InitDone), ready.clone()),
+                (ev(Event::Apply(svc("s", 81))), changed(&["a/s"])),
+                (ev(Event::Apply(svc("s", 81))), None),
             ],
         ),
         (
@@ -54,9 +61,9 @@ fn readiness_and_changes() {
                 (Step::NotFound, None),
                 (Step::NotFound, ready.clone()),
                 (Step::NotFound, None),
-                (Step::Event(Event::Init), None),
-                (Step::Event(Event::InitApply(svc("s", 80))), None),
-                (Step::Event(Event::InitDone), changed(&["a/s"])),
+                (ev(Event::Init), None),
+                (ev(Event::InitApply(svc("s", 80))), None),
+                (ev(Event::InitDone), changed(&["a/s"])),
             ],
         ),
         (
@@ -65,8 +72,8 @@ fn readiness_and_changes() {
                 (Step::Forbidden, None),
                 (Step::Forbidden, None),
                 (Step::Forbidden, None),
-                (Step::Event(Event::Init), None),
-                (Step::Event(Event::InitDone), ready.clone()),
+                (ev(Event::Init), None),
+                (ev(Event::InitDone), ready.clone()),
             ],
         ),
     ];
@@ -74,7 +81,7 @@ fn readiness_and_changes() {
         let mut state = KindState::new(Kind::Service, 2);
         for (i, (step, want)) in steps.into_iter().enumerate() {
             let got = match step {
-                Step::Event(e) => state.on_event(&e, crate::provider::kube::fingerprint::content),
+                Step::Event(e) => state.on_event(&*e, crate::provider::kube::fingerprint::content),
                 Step::NotFound => state.on_error(&api_error(404, "NotFound")),
                 Step::Forbidden => state.on_error(&api_error(403, "Forbidden")),
             };
