@@ -650,3 +650,37 @@ async fn request_log_records_calls() {
     let made = server.get("v1", "ConfigMap", Some("default"), "a").unwrap();
     assert_eq!(made["metadata"]["managedFields"][0]["manager"], "me");
 }
+
+/// The `tollgate-test-apiserver` binary serves on `--bind` and writes a
+/// kubeconfig pointing at itself to `--kubeconfig`.
+#[tokio::test]
+async fn binary_serves_and_writes_kubeconfig() {
+    let port = tollgate_e2e::free_port().unwrap();
+    let kubeconfig = tollgate_e2e::log_dir().join(format!("bin-apiserver-{port}.kubeconfig"));
+    let bind = format!("127.0.0.1:{port}");
+    let args = [
+        "--bind",
+        bind.as_str(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let _server = tollgate_e2e::Proc::spawn(
+        "tollgate-test-apiserver",
+        args,
+        std::iter::empty::<(&str, &str)>(),
+    )
+    .unwrap();
+    tollgate_e2e::wait_http_ok(&format!("http://{bind}/version"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(&format!("server: http://{bind}")), "{text}");
+    let _ = std::fs::remove_file(&kubeconfig);
+}

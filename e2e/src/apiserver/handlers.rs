@@ -130,7 +130,7 @@ impl Reply {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -35,6 +35,7 @@ mod discovery;
 mod error;
 mod handlers;
 mod kinds;
+mod names;
 mod objects;
 mod patch;
 mod render;

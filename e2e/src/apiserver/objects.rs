@@ -155,6 +155,61 @@ pub(crate) fn crd_status(crd: &Value) -> Value {
     })
 }
 
+/// `metadata.finalizers`.
+pub(crate) fn finalizers(object: &Value) -> Vec<Value> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The object an update stores: through `/status` only `.status` of `new`
+/// counts; through the main endpoint everything but server-owned metadata
+/// (and `.status` when the kind has the subresource).
+pub(crate) fn merge_write(rt: &ResourceType, old: &Value, new: Value, status: bool) -> Value {
+    let mut next = if status {
+        let mut next = old.clone();
+        if let Value::Object(map) = &mut next {
+            match new.get("status") {
+                Some(s) => map.insert("status".into(), s.clone()),
+                None => map.remove("status"),
+            };
+        }
+        next
+    } else {
+        let mut next = new;
+        if let Value::Object(map) = &mut next {
+            match (rt.status_subresource, old.get("status")) {
+                (true, Some(s)) => map.insert("status".into(), s.clone()),
+                (true, None) => map.remove("status"),
+                (false, _) => None,
+            };
+        }
+        next
+    };
+    let keep = [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+        "managedFields",
+    ];
+    with_meta(&mut next, |meta| {
+        for field in keep {
+            match old.get("metadata").and_then(|m| m.get(field)) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+    });
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

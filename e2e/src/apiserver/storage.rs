@@ -10,8 +10,10 @@
 
 use super::error::ApiError;
 use super::kinds::{Registry, ResourceType};
+use super::names::Names;
 use super::objects::{
-    Manager, crd_status, meta_str, now, record_manager, same_content, spec_changed, view, with_meta,
+    Manager, crd_status, finalizers, merge_write, meta_str, now, record_manager, same_content,
+    spec_changed, view, with_meta,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -75,17 +77,12 @@ pub(crate) struct Store {
     history: VecDeque<Arc<Event>>,
     events: broadcast::Sender<Arc<Event>>,
     pub(crate) kinds: Registry,
-    seq: u64,
-    nonce: u64,
+    names: Names,
 }
 
 impl Store {
     /// An empty store with the built-in kinds and the usual namespaces.
     pub(crate) fn new() -> Store {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or_default();
         let mut store = Store {
             rv: 0,
             compacted: 0,
@@ -93,8 +90,7 @@ impl Store {
             history: VecDeque::new(),
             events: broadcast::channel(BROADCAST).0,
             kinds: Registry::builtin(),
-            seq: 0,
-            nonce,
+            names: Names::new(),
         };
         let namespaces = store.kinds.lookup("v1", "Namespace").cloned();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -160,7 +156,7 @@ impl Store {
         mut object: Value,
         manager: Option<&Manager>,
     ) -> Result<Value, ApiError> {
-        let name = self.pick_name(&object)?;
+        let name = self.names.pick_name(&object)?;
         if !meta_str(&object, "resourceVersion").is_empty() {
             return Err(ApiError::Invalid(format!(
                 "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: resourceVersion should not be set on objects to be created",
@@ -174,7 +170,7 @@ impl Store {
                 rt.qualified()
             )));
         }
-        let uid = self.uid();
+        let uid = self.names.uid();
         with_meta(&mut object, |meta| {
             meta.insert("name".into(), name.clone().into());
             meta.remove("generateName");
@@ -381,112 +377,9 @@ impl Store {
         let _ = self.events.send(event);
         object
     }
-
-    /// `metadata.name`, or `generateName` plus five random characters.
-    fn pick_name(&mut self, object: &Value) -> Result<String, ApiError> {
-        let name = meta_str(object, "name");
-        if !name.is_empty() {
-            return Ok(name.to_string());
-        }
-        let prefix = meta_str(object, "generateName").to_string();
-        if prefix.is_empty() {
-            return Err(ApiError::Invalid(
-                "metadata.name: Required value: name or generateName is required".into(),
-            ));
-        }
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        let mut x = self.next_random();
-        let suffix: String = (0..5)
-            .map(|_| {
-                let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
-                x /= ALPHABET.len() as u64;
-                c
-            })
-            .collect();
-        Ok(format!("{prefix}{suffix}"))
-    }
-
-    /// A fresh UUID-shaped uid.
-    fn uid(&mut self) -> String {
-        let x = self.next_random();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            x >> 32,
-            x & 0xffff,
-            self.seq & 0xfff,
-            (x >> 16) & 0xfff,
-            self.seq
-        )
-    }
-
-    /// A SplitMix64 step: distinct, well-spread numbers without a RNG crate.
-    fn next_random(&mut self) -> u64 {
-        self.seq += 1;
-        let mut z = self
-            .nonce
-            .wrapping_add(self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// Whether `rt` is the CustomResourceDefinition type.
 fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
-}
-
-/// `metadata.finalizers`.
-fn finalizers(object: &Value) -> Vec<Value> {
-    object
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// The object an update stores: through `/status` only `.status` of `new`
-/// counts; through the main endpoint everything but server-owned metadata
-/// (and `.status` when the kind has the subresource).
-fn merge_write(rt: &ResourceType, old: &Value, new: Value, status: bool) -> Value {
-    let mut next = if status {
-        let mut next = old.clone();
-        if let Value::Object(map) = &mut next {
-            match new.get("status") {
-                Some(s) => map.insert("status".into(), s.clone()),
-                None => map.remove("status"),
-            };
-        }
-        next
-    } else {
-        let mut next = new;
-        if let Value::Object(map) = &mut next {
-            match (rt.status_subresource, old.get("status")) {
-                (true, Some(s)) => map.insert("status".into(), s.clone()),
-                (true, None) => map.remove("status"),
-                (false, _) => None,
-            };
-        }
-        next
-    };
-    let keep = [
-        "name",
-        "namespace",
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "resourceVersion",
-        "managedFields",
-    ];
-    with_meta(&mut next, |meta| {
-        for field in keep {
-            match old.get("metadata").and_then(|m| m.get(field)) {
-                Some(v) => meta.insert(field.into(), v.clone()),
-                None => meta.remove(field),
-            };
-        }
-    });
-    next
 }
