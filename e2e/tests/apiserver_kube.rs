@@ -269,3 +269,39 @@ async fn client_survives_restart() {
     }
     assert_eq!(got.unwrap().metadata.name.as_deref(), Some("a"));
 }
+
+/// kube's event Recorder creates an `events.k8s.io/v1` Event, then patches
+/// its series when the same event repeats.
+#[tokio::test]
+async fn recorder_creates_then_patches_events() {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use kube::runtime::events::{Event as Note, EventType, Recorder, Reporter};
+    let server = ApiServer::start().await.unwrap();
+    let reporter = Reporter {
+        controller: "tollgate".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client(&server).await, reporter);
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        namespace: Some("default".into()),
+        name: Some("a".into()),
+        ..ObjectReference::default()
+    };
+    let note = Note {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("n".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder.publish(&note, &reference).await.unwrap();
+    recorder.publish(&note, &reference).await.unwrap();
+    let events = server
+        .list("events.k8s.io/v1", "Event", Some("default"))
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["series"]["count"], 2);
+    assert_eq!(events[0]["regarding"]["name"], "a");
+}
