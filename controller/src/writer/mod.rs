@@ -5,7 +5,7 @@
 //! one replica. Each round takes the newest statuses, skips every object
 //! whose desired status is the one already confirmed on the API server, and
 //! for the rest reads the live object and writes only what differs
-//! ([`compare`]). Routes that held an entry of Tollgate and are no longer
+//! (module `compare`). Routes that held an entry of Tollgate and are no longer
 //! among the statuses (they left Tollgate's Gateways) get that entry
 //! removed. With nothing changing, a converged cluster sees no writes at all.
 //!

@@ -4,7 +4,7 @@
 use super::compare::{is_ours, without_nulls, without_times};
 use super::finalizer::sync_finalizers;
 use super::kinds::{Key, Kind, Mode};
-use super::write::{Target, Written, write_status};
+use super::write::{Outcome, Target, write_status};
 use super::{StatusWriter, WriteError};
 use crate::compile::ObjectStatus;
 use futures_util::StreamExt;
@@ -69,7 +69,7 @@ impl StatusWriter {
             recorder: &self.recorder,
             controller: &self.controller_name,
         };
-        let results: Vec<(Job, Result<Written, WriteError>)> = futures_util::stream::iter(jobs)
+        let results: Vec<(Job, Result<Outcome, WriteError>)> = futures_util::stream::iter(jobs)
             .map(|job| {
                 let target = &target;
                 async move {
@@ -157,10 +157,10 @@ fn jobs(term: &mut Term, desired: &[ObjectStatus]) -> Vec<Job> {
 }
 
 /// Remembers the outcome of one job; returns whether it succeeded.
-fn record(term: &mut Term, job: Job, result: Result<Written, WriteError>) -> bool {
+fn record(term: &mut Term, job: Job, result: Result<Outcome, WriteError>) -> bool {
     let stale = job.meaning.is_null();
     match result {
-        Ok(Written::Gone) => {
+        Ok(Outcome::Gone) => {
             term.ours.remove(&job.key);
             term.confirmed.remove(&job.key);
             true

@@ -22,7 +22,7 @@ const MAX_ATTEMPTS: usize = 5;
 
 /// What writing one status did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Written {
+pub(crate) enum Outcome {
     /// The object already held it.
     Unchanged,
     /// The status was written.
@@ -52,22 +52,26 @@ pub(crate) async fn write_status(
     namespace: Option<&str>,
     name: &str,
     desired: &Value,
-) -> Result<Written, WriteError> {
+) -> Result<Outcome, WriteError> {
     let api = kind.api(target.client, namespace);
     for _ in 0..MAX_ATTEMPTS {
         let Some(mut live) = api.get_opt(name).await? else {
-            return Ok(Written::Gone);
+            return Ok(Outcome::Gone);
         };
         let live_status = live.data.get("status").cloned();
         let Some(next) = next_status(target, kind, live_status.as_ref(), desired) else {
-            return Ok(Written::Unchanged);
+            return Ok(Outcome::Unchanged);
         };
         let result = match kind.mode {
             Mode::Apply => {
+                let mut metadata = json!({ "name": name });
+                if let Some(ns) = namespace {
+                    metadata["namespace"] = ns.into();
+                }
                 let body = json!({
                     "apiVersion": kind.resource().api_version,
                     "kind": kind.kind,
-                    "metadata": {"name": name, "namespace": namespace},
+                    "metadata": metadata,
                     "status": next,
                 });
                 let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -86,9 +90,9 @@ pub(crate) async fn write_status(
             Ok(_) => {
                 debug!(kind = kind.kind, namespace, name, "status written");
                 publish_events(target, kind, &live, live_status.as_ref(), &next).await;
-                return Ok(Written::Written);
+                return Ok(Outcome::Written);
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Written::Gone),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Outcome::Gone),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(e.into()),
         }
