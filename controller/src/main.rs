@@ -1,8 +1,10 @@
 //! `tollgate-controller`: compiles Gateway API objects into routing
 //! snapshots and serves them to data planes.
 //!
-//! Standalone: `tollgate-controller --manifests DIR [--with-dataplane]`
-//! reads a folder of YAML manifests instead of a Kubernetes API server.
+//! In a cluster (the default) it watches the Kubernetes API server found by
+//! in-cluster config or kubeconfig, and the elected leader among replicas
+//! writes status. Standalone, `--manifests DIR` reads a folder of YAML
+//! manifests instead; status is then only logged and served on the admin port.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -10,7 +12,11 @@ use std::net::SocketAddr;
 use tollgate_controller::admin::Admin;
 use tollgate_controller::compile::{CONTROLLER_NAME, CompileOptions};
 use tollgate_controller::inprocess::InProcess;
+use std::time::Duration;
+use tollgate_controller::leader::{LeaderConfig, run_leader_election};
 use tollgate_controller::provider::file::FileProvider;
+use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
+use tollgate_controller::writer::StatusWriter;
 use tollgate_controller::{controller, serve};
 use tracing::info;
 
@@ -44,6 +50,19 @@ struct Args {
     /// Where data planes stream their snapshots from (GET /v1/snapshots/NS/NAME).
     #[arg(long, default_value = "127.0.0.1:9903")]
     snapshot_address: SocketAddr,
+    /// Namespace of the leader-election Lease (default: the pod's namespace
+    /// from `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "tollgate-controller")]
+    lease_name: String,
+    /// Seconds a leader's Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds between renewals of the Lease by its holder.
+    #[arg(long, default_value_t = 5)]
+    lease_renew_seconds: u64,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -53,10 +72,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log_format);
-    let Some(dir) = args.manifests.clone() else {
-        bail!("--manifests DIR is required: this build runs in standalone mode only");
-    };
-    if !dir.is_dir() {
+    if let Some(dir) = &args.manifests
+        && !dir.is_dir()
+    {
         bail!("--manifests {}: not a folder", dir.display());
     }
     let options = CompileOptions {
@@ -105,9 +123,19 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let (tx, rx) = tokio::sync::watch::channel(None);
-    info!(dir = %dir.display(), "reading manifests");
-    tokio::spawn(FileProvider::new(dir).run(tx));
-    let (statuses_tx, _statuses_rx) = tokio::sync::watch::channel(Vec::new());
+    let (statuses_tx, statuses_rx) = tokio::sync::watch::channel(Vec::new());
+    match &args.manifests {
+        Some(dir) => {
+            info!(dir = %dir.display(), "reading manifests");
+            tokio::spawn(FileProvider::new(dir.clone()).run(tx));
+        }
+        None => {
+            let client = kube::Client::try_default()
+                .await
+                .context("no Kubernetes configuration found (in-cluster or kubeconfig); use --manifests DIR to run without Kubernetes")?;
+            start_kubernetes(&args, client, tx, statuses_rx);
+        }
+    }
     let compile_loop = tokio::spawn(controller::run(rx, options, admin, statuses_tx));
 
     shutdown_signal().await;
@@ -118,6 +146,28 @@ async fn main() -> anyhow::Result<()> {
         ip.shutdown().await;
     }
     Ok(())
+}
+
+/// Starts the Kubernetes provider, leader election and the status writer.
+fn start_kubernetes(
+    args: &Args,
+    client: kube::Client,
+    tx: tollgate_controller::provider::ResourcesTx,
+    statuses: tokio::sync::watch::Receiver<Vec<tollgate_controller::compile::ObjectStatus>>,
+) {
+    info!("watching the Kubernetes API server");
+    tokio::spawn(KubeProvider::new(client.clone(), KubeProviderConfig::default()).run(tx));
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let mut lease = LeaderConfig::new(&args.lease_namespace, &args.lease_name, &identity);
+    lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
+    lease.renew_every = Duration::from_secs(args.lease_renew_seconds);
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
+    let writer = StatusWriter::new(client, args.controller_name.clone());
+    tokio::spawn(writer.run(statuses, leader_rx));
 }
 
 async fn shutdown_signal() {
