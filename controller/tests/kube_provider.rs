@@ -163,6 +163,17 @@ fn has_setup(r: &Resources) -> bool {
         && r.endpoint_slices.contains_key("app/echo-1")
 }
 
+fn port(r: &Resources, key: &str) -> i32 {
+    r.services[key]
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .as_ref()
+        .unwrap()[0]
+        .port
+}
+
 fn hostnames(r: &Resources, key: &str) -> Vec<String> {
     r.http_routes[key]
         .spec
@@ -227,17 +238,7 @@ async fn create_update_delete_flow_through() {
     svc["spec"]["ports"] = json!([{"port": 81}]);
     server.replace(svc).unwrap();
     provider
-        .until("the new Service port", |r| {
-            r.services["app/echo"]
-                .spec
-                .as_ref()
-                .unwrap()
-                .ports
-                .as_ref()
-                .unwrap()[0]
-                .port
-                == 81
-        })
+        .until("the new Service port", |r| port(r, "app/echo") == 81)
         .await;
 
     server.delete(GW, "HTTPRoute", Some("app"), "r2").unwrap();
@@ -327,10 +328,13 @@ async fn api_server_restart_converges() {
 
     server.restart().await;
     server.create(route("app", "r2", "two.example")).unwrap();
-    server.delete("v1", "Service", Some("app"), "echo").unwrap();
-    server.create(service("app", "echo", 80)).unwrap();
+    let mut svc = server.get("v1", "Service", Some("app"), "echo").unwrap();
+    svc["spec"]["ports"] = json!([{"port": 81}]);
+    server.replace(svc).unwrap();
     provider
-        .until("r2", |r| r.http_routes.contains_key("app/r2"))
+        .until("r2 and the new Service port", |r| {
+            r.http_routes.contains_key("app/r2") && port(r, "app/echo") == 81
+        })
         .await;
     assert!(provider.views().iter().all(|v| has_setup(v)));
 }
