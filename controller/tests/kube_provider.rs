@@ -390,3 +390,19 @@ async fn only_referenced_secrets_are_fetched() {
         .until("the secret dropped", |r| r.secrets.is_empty())
         .await;
 }
+
+/// The provider stops (and stops watching) once nobody receives its views.
+#[tokio::test]
+async fn run_ends_when_the_receivers_are_gone() {
+    let server = server_with_crds(&[]).await;
+    setup(&server);
+    let (tx, mut rx) = watch::channel(None);
+    let provider = KubeProvider::new(client(&server).await, KubeProviderConfig::default());
+    let task = tokio::spawn(provider.run(tx));
+    tokio::time::timeout(WAIT, rx.wait_for(|v| v.is_some()))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(rx);
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+}
