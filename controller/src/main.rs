@@ -124,16 +124,16 @@ async fn main() -> anyhow::Result<()> {
 
     let (tx, rx) = tokio::sync::watch::channel(None);
     let (statuses_tx, statuses_rx) = tokio::sync::watch::channel(Vec::new());
+    let mut kubernetes = None;
     match &args.manifests {
         Some(dir) => {
             info!(dir = %dir.display(), "reading manifests");
             tokio::spawn(FileProvider::new(dir.clone()).run(tx));
         }
         None => {
-            let client = kube::Client::try_default()
-                .await
-                .context("no Kubernetes configuration found (in-cluster or kubeconfig); use --manifests DIR to run without Kubernetes")?;
-            start_kubernetes(&args, client, tx, statuses_rx);
+            let identity = identity();
+            let client = kube_client(&identity).await?;
+            kubernetes = Some(start_kubernetes(&args, client, &identity, tx, statuses_rx));
         }
     }
     let compile_loop = tokio::spawn(controller::run(rx, options, admin, statuses_tx));
@@ -141,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     info!("shutting down");
     compile_loop.abort();
+    if let Some(tasks) = kubernetes {
+        tasks.stop().await;
+    }
     if let Some(ip) = in_process {
         // Bounded: each data plane drains for at most its drain timeout.
         ip.shutdown().await;
@@ -148,26 +151,64 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This replica's name: `POD_NAME`, else host name and process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+/// A client from in-cluster config or kubeconfig whose user agent names
+/// this replica, so API server logs (and tests) tell replicas apart.
+async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
+    let mut config = kube::Config::infer().await.context(
+        "no Kubernetes configuration found (in-cluster or kubeconfig); \
+         use --manifests DIR to run without Kubernetes",
+    )?;
+    let agent = format!("tollgate-controller/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = http::HeaderValue::from_str(&agent) {
+        config.headers.push((http::header::USER_AGENT, value));
+    }
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The Kubernetes tasks that must stop in order at shutdown.
+struct KubernetesTasks {
+    writer: tokio::task::JoinHandle<()>,
+    election: tokio::task::JoinHandle<()>,
+}
+
+impl KubernetesTasks {
+    /// Stops writing status, then lets leader election release the Lease
+    /// so another replica takes over at once instead of after expiry.
+    async fn stop(self) {
+        self.writer.abort();
+        let _ = self.writer.await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.election).await;
+    }
+}
+
 /// Starts the Kubernetes provider, leader election and the status writer.
 fn start_kubernetes(
     args: &Args,
     client: kube::Client,
+    identity: &str,
     tx: tollgate_controller::provider::ResourcesTx,
     statuses: tokio::sync::watch::Receiver<Vec<tollgate_controller::compile::ObjectStatus>>,
-) {
-    info!("watching the Kubernetes API server");
+) -> KubernetesTasks {
+    info!(%identity, "watching the Kubernetes API server");
     tokio::spawn(KubeProvider::new(client.clone(), KubeProviderConfig::default()).run(tx));
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
-    });
-    let mut lease = LeaderConfig::new(&args.lease_namespace, &args.lease_name, &identity);
+    let mut lease = LeaderConfig::new(&args.lease_namespace, &args.lease_name, identity);
     lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
     lease.renew_every = Duration::from_secs(args.lease_renew_seconds);
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
+    let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
     let writer = StatusWriter::new(client, args.controller_name.clone());
-    tokio::spawn(writer.run(statuses, leader_rx));
+    KubernetesTasks {
+        writer: tokio::spawn(writer.run(statuses, leader_rx)),
+        election,
+    }
 }
 
 async fn shutdown_signal() {
