@@ -6,7 +6,9 @@
 //! in production: [`Proc`] starts a workspace binary ([`bin_path`]) with its
 //! output in a log file and stops its process group on drop; [`Echo`] starts
 //! an echo backend on a [`free_port`]; [`HttpClient`] and [`wait_http_ok`]
-//! talk to them.
+//! talk to them. [`apiserver::ApiServer`] is an in-memory Kubernetes API
+//! server (binary `tollgate-test-apiserver`) that the controller's kube
+//! client and the real `kubectl` run against.
 //!
 //! Binaries are not built by the tests: run `cargo build --bins` first
 //! (`make test` does).

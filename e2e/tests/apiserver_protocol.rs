@@ -125,6 +125,18 @@ async fn create_get_and_errors_are_status_objects() {
     )
     .await;
     assert_eq!(wrong_ns.code, 400);
+    let protobuf = call(
+        &server,
+        "POST",
+        CM,
+        "application/vnd.kubernetes.protobuf",
+        Some(&config_map("p", json!({}))),
+    )
+    .await;
+    assert_eq!(
+        (protobuf.code, protobuf.body["reason"].clone()),
+        (415, json!("UnsupportedMediaType"))
+    );
 }
 
 /// PUT with a stale resourceVersion is a 409 Conflict; a current one wins

@@ -169,7 +169,11 @@ impl Registry {
                     singular: kind.to_ascii_lowercase(),
                     namespaced: *namespaced,
                     short_names: short.iter().map(|s| (*s).to_string()).collect(),
-                    categories: Vec::new(),
+                    // `kubectl get all` lists the kinds in category `all`.
+                    categories: match *plural {
+                        "services" | "pods" | "deployments" => vec!["all".to_string()],
+                        _ => Vec::new(),
+                    },
                     status_subresource: *status,
                 },
             )

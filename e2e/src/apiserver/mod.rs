@@ -30,6 +30,10 @@
 //! * Lists always serve the latest state (`resourceVersion` on lists is
 //!   ignored); `dryRun` is refused.
 //! * Tables (`kubectl get`) have NAME and AGE columns only.
+//! * Request bodies must be JSON (or YAML for apply): protobuf bodies get
+//!   415, so kubectl's typed generators (`kubectl create namespace x`,
+//!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
+//!   work. Responses are always JSON, which every client accepts.
 
 mod discovery;
 mod error;

@@ -56,7 +56,19 @@ impl Call<'_> {
         }
     }
 
+    /// The body as JSON. Protobuf bodies (kubectl's typed generators such
+    /// as `kubectl create namespace` send them) are refused with 415.
     fn json_body(&self) -> Result<Value, ApiError> {
+        if self
+            .content_type
+            .starts_with("application/vnd.kubernetes.protobuf")
+        {
+            return Err(ApiError::UnsupportedMediaType(
+                "protobuf request bodies are not supported by the Tollgate test API server; \
+                 send JSON (kubectl create -f / apply -f)"
+                    .into(),
+            ));
+        }
         serde_json::from_slice(self.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding body: {e}")))
     }
