@@ -57,9 +57,12 @@ struct Provider {
 
 impl Provider {
     async fn start(server: &ApiServer) -> Provider {
+        Provider::start_with(server, KubeProviderConfig::default()).await
+    }
+
+    async fn start_with(server: &ApiServer, config: KubeProviderConfig) -> Provider {
         let (tx, rx) = watch::channel(None);
-        let provider = KubeProvider::new(client(server).await, KubeProviderConfig::default());
-        tokio::spawn(provider.run(tx));
+        tokio::spawn(KubeProvider::new(client(server).await, config).run(tx));
         let views = Arc::new(Mutex::new(Vec::new()));
         let (mut record, sink) = (rx.clone(), Arc::clone(&views));
         tokio::spawn(async move {
@@ -405,4 +408,36 @@ async fn run_ends_when_the_receivers_are_gone() {
         .unwrap();
     drop(rx);
     tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+}
+
+/// Limited to a list of namespaces, the provider sees namespaced objects
+/// only there (GatewayClasses and Namespaces everywhere), and an empty
+/// namespace on the list does not hold back the first view.
+#[tokio::test]
+async fn limited_to_namespaces() {
+    let server = server_with_crds(&[]).await;
+    setup(&server);
+    server.create(namespace("other")).unwrap();
+    server.create(route("other", "r9", "nine.example")).unwrap();
+    let namespaces = ["app".to_string(), "empty".to_string()].into();
+    let config = KubeProviderConfig {
+        namespaces: Some(namespaces),
+        ..KubeProviderConfig::default()
+    };
+    let mut provider = Provider::start_with(&server, config).await;
+    let view = provider.until("the setup", has_setup).await;
+    assert!(view.namespaces.contains_key("other"));
+    assert!(!view.http_routes.contains_key("other/r9"));
+
+    server
+        .create(route("other", "r8", "eight.example"))
+        .unwrap();
+    server.create(route("app", "r2", "two.example")).unwrap();
+    let view = provider
+        .until("r2", |r| r.http_routes.contains_key("app/r2"))
+        .await;
+    assert_eq!(
+        view.http_routes.keys().collect::<Vec<_>>(),
+        ["app/r1", "app/r2"]
+    );
 }

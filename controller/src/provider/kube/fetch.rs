@@ -48,12 +48,13 @@ where
         &mut self,
         client: &Client,
         wanted: &BTreeSet<NamespacedName>,
-        meta: &Store<PartialObjectMeta<K>>,
+        meta: &[Store<PartialObjectMeta<K>>],
     ) -> usize {
         self.cached.retain(|key, _| wanted.contains(key));
         let mut stale = Vec::new();
         for key in wanted {
-            let watched = meta.get(&ObjectRef::new(&key.1).within(&key.0));
+            let object = ObjectRef::new(&key.1).within(&key.0);
+            let watched = meta.iter().find_map(|store| store.get(&object));
             let Some(watched) = watched else {
                 self.cached.remove(key);
                 continue;

@@ -38,7 +38,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info};
-use watch::{Kind, Signal};
+use watch::{Kind, Signal, WatchId};
 
 /// How the Kubernetes provider batches and retries.
 #[derive(Clone, Debug)]
@@ -55,6 +55,10 @@ pub struct KubeProviderConfig {
     /// First wait before retrying a failed fetch of a referenced Secret or
     /// ConfigMap; doubles up to 30 s. Default 1 s.
     pub fetch_retry: Duration,
+    /// Watch namespaced objects only in these namespaces (one watch per
+    /// namespace and kind). Default `None`: every namespace, one watch per
+    /// kind. GatewayClasses and Namespaces are always watched cluster-wide.
+    pub namespaces: Option<BTreeSet<String>>,
 }
 
 impl Default for KubeProviderConfig {
@@ -64,6 +68,7 @@ impl Default for KubeProviderConfig {
             max_delay: Duration::from_secs(1),
             missing_kind_after: 2,
             fetch_retry: Duration::from_secs(1),
+            namespaces: None,
         }
     }
 }
@@ -105,9 +110,10 @@ impl KubeProvider {
             &signals,
             &mut tasks,
             self.config.missing_kind_after,
+            self.config.namespaces.as_ref(),
         );
         drop(signals);
-        let mut state = State::new(self.client, self.config);
+        let mut state = State::new(self.client, self.config, &stores.watches);
         tokio::select! {
             _ = tx.closed() => {}
             _ = state.serve(&stores, &mut rx, &tx) => {}
@@ -121,8 +127,8 @@ impl KubeProvider {
 struct State {
     client: ::kube::Client,
     config: KubeProviderConfig,
-    /// Kinds whose first list is not complete yet.
-    unlisted: BTreeSet<Kind>,
+    /// Watches whose first list is not complete yet.
+    unlisted: BTreeSet<WatchId>,
     /// A change `compile` can see has not been sent yet.
     dirty: bool,
     /// Referenced objects as of the last view sent.
@@ -135,11 +141,11 @@ struct State {
 }
 
 impl State {
-    fn new(client: ::kube::Client, config: KubeProviderConfig) -> State {
+    fn new(client: ::kube::Client, config: KubeProviderConfig, watches: &[WatchId]) -> State {
         State {
             client,
             config,
-            unlisted: Kind::ALL.into_iter().collect(),
+            unlisted: watches.iter().cloned().collect(),
             dirty: true,
             secret_refs: BTreeSet::new(),
             config_map_refs: BTreeSet::new(),
@@ -185,8 +191,8 @@ impl State {
     /// Records what a signal means for the next view.
     fn note(&mut self, signal: Signal) {
         match signal {
-            Signal::Ready(kind) => {
-                self.unlisted.remove(&kind);
+            Signal::Ready(id) => {
+                self.unlisted.remove(&id);
                 if self.unlisted.is_empty() {
                     info!("every kind listed");
                 }

@@ -1,13 +1,15 @@
 //! The reflector stores of every watched kind, and the [`Resources`] view
 //! assembled from them.
 //!
-//! Every kind is watched cluster-wide. Secrets and ConfigMaps are watched
-//! by metadata only; their full objects come from [`super::fetch`].
+//! Cluster-scoped kinds are watched cluster-wide; namespaced kinds
+//! cluster-wide too, or once per namespace when the provider is limited to
+//! a list of namespaces. Secrets and ConfigMaps are watched by metadata
+//! only; their full objects come from [`super::fetch`].
 
 use super::fingerprint::{self, key_of};
-use super::watch::{Kind, Signal, WatchKind, trim_managed_fields, trim_to_identity};
+use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
 use crate::resources::{Objects, Resources};
-use ::kube::core::PartialObjectMeta;
+use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::Lookup;
 use ::kube::runtime::reflector::store::{Store, Writer};
 use ::kube::{Api, Client, Resource};
@@ -19,26 +21,30 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tollgate_crds::GatewayConfig;
 
-/// Read handles on every kind's store.
+/// Read handles on every kind's stores (one per watched namespace, or one
+/// for all).
 pub(super) struct Stores {
-    gateway_classes: Store<GatewayClass>,
-    gateways: Store<Gateway>,
-    http_routes: Store<HttpRoute>,
-    grpc_routes: Store<GrpcRoute>,
-    reference_grants: Store<ReferenceGrant>,
-    namespaces: Store<Namespace>,
-    services: Store<Service>,
-    endpoint_slices: Store<EndpointSlice>,
-    gateway_configs: Store<GatewayConfig>,
+    gateway_classes: Vec<Store<GatewayClass>>,
+    gateways: Vec<Store<Gateway>>,
+    http_routes: Vec<Store<HttpRoute>>,
+    grpc_routes: Vec<Store<GrpcRoute>>,
+    reference_grants: Vec<Store<ReferenceGrant>>,
+    namespaces: Vec<Store<Namespace>>,
+    services: Vec<Store<Service>>,
+    endpoint_slices: Vec<Store<EndpointSlice>>,
+    gateway_configs: Vec<Store<GatewayConfig>>,
     /// Secrets: metadata only.
-    pub(super) secrets: Store<PartialObjectMeta<Secret>>,
+    pub(super) secrets: Vec<Store<PartialObjectMeta<Secret>>>,
     /// ConfigMaps: metadata only.
-    pub(super) config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    pub(super) config_maps: Vec<Store<PartialObjectMeta<ConfigMap>>>,
+    /// Every watch started; the first view waits for all of them.
+    pub(super) watches: Vec<WatchId>,
 }
 
 /// What every kind's task shares.
@@ -47,31 +53,85 @@ struct Spawner<'a> {
     signals: &'a UnboundedSender<Signal>,
     tasks: &'a mut JoinSet<()>,
     missing_after: u32,
+    /// `None`: namespaced kinds are watched cluster-wide.
+    namespaces: Option<&'a BTreeSet<String>>,
+    watches: Vec<WatchId>,
 }
 
 impl Spawner<'_> {
-    /// Watches a kind with its full objects; changes are content changes.
-    fn full<K>(&mut self, kind: Kind) -> Store<K>
+    /// The scopes of a namespaced kind: every namespace, or each listed one.
+    fn scopes(&self) -> Vec<Option<String>> {
+        match self.namespaces {
+            None => vec![None],
+            Some(list) => list.iter().cloned().map(Some).collect(),
+        }
+    }
+
+    /// Watches a cluster-scoped kind with its full objects.
+    fn cluster<K>(&mut self, kind: Kind) -> Vec<Store<K>>
     where
         K: Resource<DynamicType = ()> + Lookup<DynamicType = ()> + Serialize,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        self.spawn(kind, trim_managed_fields::<K>, fingerprint::content::<K>)
+        let api = Api::<K>::all_with(self.client.clone(), &());
+        let print = fingerprint::content::<K>;
+        vec![self.spawn((kind, None), api, trim_managed_fields::<K>, print)]
     }
 
-    /// Watches a kind by metadata only; changes are resourceVersion changes.
-    fn metadata<K>(&mut self, kind: Kind) -> Store<PartialObjectMeta<K>>
+    /// Watches a namespaced kind with its full objects; changes are
+    /// content changes.
+    fn namespaced<K>(&mut self, kind: Kind) -> Vec<Store<K>>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Serialize,
+        K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        self.spawn(
-            kind,
-            trim_to_identity::<PartialObjectMeta<K>>,
-            fingerprint::resource_version::<PartialObjectMeta<K>>,
-        )
+        let print = fingerprint::content::<K>;
+        let scopes = self.scopes();
+        scopes
+            .into_iter()
+            .map(|ns| {
+                let api = self.api::<K>(ns.as_deref());
+                self.spawn((kind, ns), api, trim_managed_fields::<K>, print)
+            })
+            .collect()
     }
 
-    fn spawn<K>(&mut self, kind: Kind, trim: fn(&mut K), print: fn(&K) -> u64) -> Store<K>
+    /// Watches a namespaced kind by metadata only; changes are
+    /// resourceVersion changes.
+    fn metadata<K>(&mut self, kind: Kind) -> Vec<Store<PartialObjectMeta<K>>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+        K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let trim = trim_to_identity::<PartialObjectMeta<K>>;
+        let print = fingerprint::resource_version::<PartialObjectMeta<K>>;
+        let scopes = self.scopes();
+        scopes
+            .into_iter()
+            .map(|ns| {
+                let api = self.api::<PartialObjectMeta<K>>(ns.as_deref());
+                self.spawn((kind, ns), api, trim, print)
+            })
+            .collect()
+    }
+
+    fn api<K>(&self, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match namespace {
+            None => Api::all(self.client.clone()),
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+        }
+    }
+
+    fn spawn<K>(
+        &mut self,
+        id: WatchId,
+        api: Api<K>,
+        trim: fn(&mut K),
+        print: fn(&K) -> u64,
+    ) -> Store<K>
     where
         K: Resource<DynamicType = ()> + Lookup<DynamicType = ()>,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -79,43 +139,50 @@ impl Spawner<'_> {
         let writer = Writer::default();
         let store = writer.as_reader();
         let watch = WatchKind {
-            kind,
-            api: Api::<K>::all_with(self.client.clone(), &()),
+            id: id.clone(),
+            api,
             trim,
             fingerprint: print,
             missing_after: self.missing_after,
         };
         self.tasks.spawn(watch.run(writer, self.signals.clone()));
+        self.watches.push(id);
         store
     }
 }
 
 impl Stores {
-    /// Starts one watch task per kind in `tasks`; each reports to `signals`.
+    /// Starts the watch tasks in `tasks`; each reports to `signals`.
+    /// Namespaced kinds are watched in each of `namespaces`, or everywhere
+    /// when `None`.
     pub(super) fn spawn(
         client: &Client,
         signals: &UnboundedSender<Signal>,
         tasks: &mut JoinSet<()>,
         missing_after: u32,
+        namespaces: Option<&BTreeSet<String>>,
     ) -> Stores {
         let mut s = Spawner {
             client,
             signals,
             tasks,
             missing_after,
+            namespaces,
+            watches: Vec::new(),
         };
         Stores {
-            gateway_classes: s.full(Kind::GatewayClass),
-            gateways: s.full(Kind::Gateway),
-            http_routes: s.full(Kind::HttpRoute),
-            grpc_routes: s.full(Kind::GrpcRoute),
-            reference_grants: s.full(Kind::ReferenceGrant),
-            namespaces: s.full(Kind::Namespace),
-            services: s.full(Kind::Service),
-            endpoint_slices: s.full(Kind::EndpointSlice),
-            gateway_configs: s.full(Kind::GatewayConfig),
+            gateway_classes: s.cluster(Kind::GatewayClass),
+            gateways: s.namespaced(Kind::Gateway),
+            http_routes: s.namespaced(Kind::HttpRoute),
+            grpc_routes: s.namespaced(Kind::GrpcRoute),
+            reference_grants: s.namespaced(Kind::ReferenceGrant),
+            namespaces: s.cluster(Kind::Namespace),
+            services: s.namespaced(Kind::Service),
+            endpoint_slices: s.namespaced(Kind::EndpointSlice),
+            gateway_configs: s.namespaced(Kind::GatewayConfig),
             secrets: s.metadata(Kind::Secret),
             config_maps: s.metadata(Kind::ConfigMap),
+            watches: s.watches,
         }
     }
 
@@ -137,14 +204,14 @@ impl Stores {
     }
 }
 
-fn objects<K>(store: &Store<K>) -> Objects<K>
+fn objects<K>(stores: &[Store<K>]) -> Objects<K>
 where
     K: Resource + Lookup + Clone + 'static,
     <K as Lookup>::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    store
-        .state()
+    stores
         .iter()
+        .flat_map(|store| store.state())
         .map(|o| (key_of(o.as_ref()), o.as_ref().clone()))
         .collect()
 }

@@ -43,28 +43,14 @@ pub(super) enum Kind {
     ConfigMap,
 }
 
-impl Kind {
-    /// Every kind; the first view is sent once all of them are listed.
-    pub(super) const ALL: [Kind; 11] = [
-        Kind::GatewayClass,
-        Kind::Gateway,
-        Kind::HttpRoute,
-        Kind::GrpcRoute,
-        Kind::ReferenceGrant,
-        Kind::Namespace,
-        Kind::Service,
-        Kind::EndpointSlice,
-        Kind::GatewayConfig,
-        Kind::Secret,
-        Kind::ConfigMap,
-    ];
-}
+/// One watch: a kind, and the namespace it is limited to (`None`: all).
+pub(super) type WatchId = (Kind, Option<String>);
 
 /// What a kind's task reports to the provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Signal {
-    /// The kind's first list is complete (or the kind is not served).
-    Ready(Kind),
+    /// The watch's first list is complete (or the kind is not served).
+    Ready(WatchId),
     /// These objects (`namespace/name` or `name`) changed after the kind was
     /// ready.
     Changed(Kind, Vec<String>),
@@ -72,8 +58,8 @@ pub(super) enum Signal {
 
 /// How one kind is watched.
 pub(super) struct WatchKind<K> {
-    /// Which kind, for logs and signals.
-    pub(super) kind: Kind,
+    /// Which kind and namespace, for logs and signals.
+    pub(super) id: WatchId,
     /// The API to list and watch.
     pub(super) api: Api<K>,
     /// Drops fields never read (managedFields, and more for metadata-only
@@ -99,7 +85,7 @@ where
             .default_backoff()
             .map(move |r| r.map(|e| e.modify(trim)));
         let mut events = std::pin::pin!(reflector::reflector(writer, events));
-        let mut state = KindState::new(self.kind, self.missing_after);
+        let mut state = KindState::new(self.id, self.missing_after);
         while let Some(item) = events.next().await {
             let signal = match item {
                 Ok(event) => state.on_event(&event, self.fingerprint),
@@ -121,7 +107,7 @@ where
 /// complete, and how many lists in a row found the kind missing.
 #[derive(Debug)]
 pub(super) struct KindState {
-    kind: Kind,
+    id: WatchId,
     missing_after: u32,
     prints: Fingerprints,
     ready: bool,
@@ -130,9 +116,9 @@ pub(super) struct KindState {
 
 impl KindState {
     /// A kind nothing has been heard of yet.
-    pub(super) fn new(kind: Kind, missing_after: u32) -> KindState {
+    pub(super) fn new(id: WatchId, missing_after: u32) -> KindState {
         KindState {
-            kind,
+            id,
             missing_after: missing_after.max(1),
             prints: Fingerprints::default(),
             ready: false,
@@ -146,17 +132,22 @@ impl KindState {
         event: &Event<K>,
         fingerprint: impl Fn(&K) -> u64,
     ) -> Option<Signal> {
-        let kind = self.kind;
+        let (kind, namespace) = (self.id.0, self.id.1.as_deref());
         let changed = self.prints.apply(event, fingerprint);
         if matches!(event, Event::InitDone) {
             if self.not_found >= self.missing_after {
-                info!(?kind, "the kind is served now; listed");
+                info!(?kind, ?namespace, "the kind is served now; listed");
             }
             self.not_found = 0;
             if !self.ready {
                 self.ready = true;
-                debug!(?kind, objects = changed.len(), "initial list complete");
-                return Some(Signal::Ready(kind));
+                debug!(
+                    ?kind,
+                    ?namespace,
+                    objects = changed.len(),
+                    "initial list complete"
+                );
+                return Some(Signal::Ready(self.id.clone()));
             }
         }
         (self.ready && !changed.is_empty()).then_some(Signal::Changed(kind, changed))
@@ -165,9 +156,9 @@ impl KindState {
     /// The signal, if any, a watch error means: a kind that keeps answering
     /// "not found" becomes ready (empty) after `missing_after` answers.
     pub(super) fn on_error(&mut self, e: &watcher::Error) -> Option<Signal> {
-        let kind = self.kind;
+        let (kind, namespace) = (self.id.0, self.id.1.as_deref());
         if !is_not_found(e) {
-            warn!(?kind, error = %e, "watch failed; retrying with backoff, serving the last complete list");
+            warn!(?kind, ?namespace, error = %e, "watch failed; retrying with backoff, serving the last complete list");
             return None;
         }
         self.not_found += 1;
@@ -177,13 +168,13 @@ impl KindState {
                 "the API server does not serve this kind (CRD not installed?); treating it as empty and retrying in the background"
             );
         } else {
-            debug!(?kind, "kind not found; retrying");
+            debug!(?kind, ?namespace, "kind not found; retrying");
         }
         if self.ready || self.not_found < self.missing_after {
             return None;
         }
         self.ready = true;
-        Some(Signal::Ready(kind))
+        Some(Signal::Ready(self.id.clone()))
     }
 }
 

@@ -43,7 +43,7 @@ fn changed(keys: &[&str]) -> Option<Signal> {
 /// reports its objects as changes.
 #[test]
 fn readiness_and_changes() {
-    let ready = Some(Signal::Ready(Kind::Service));
+    let ready = Some(Signal::Ready((Kind::Service, None)));
     let cases: Vec<Case> = vec![
         (
             "first list",
@@ -78,7 +78,7 @@ fn readiness_and_changes() {
         ),
     ];
     for (name, steps) in cases {
-        let mut state = KindState::new(Kind::Service, 2);
+        let mut state = KindState::new((Kind::Service, None), 2);
         for (i, (step, want)) in steps.into_iter().enumerate() {
             let got = match step {
                 Step::Event(e) => state.on_event(&*e, crate::provider::kube::fingerprint::content),
