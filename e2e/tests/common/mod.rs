@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod k8s;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tollgate_e2e::{Echo, HttpClient, Proc, free_port, log_dir, wait_http_ok};
