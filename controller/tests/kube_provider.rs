@@ -251,8 +251,9 @@ async fn create_update_delete_flow_through() {
     assert!(provider.views().iter().all(|v| has_setup(v)));
 }
 
-/// Writes that touch only `.status` (what Tollgate's status writer does)
-/// send nothing, for kinds with a generation and for Services alike.
+/// Writes that touch only `.status` or finalizers (what Tollgate's status
+/// writer does) send nothing, for kinds with a generation and for Services
+/// alike.
 #[tokio::test]
 async fn status_only_updates_send_nothing() {
     let server = server_with_crds(&[]).await;
@@ -283,7 +284,10 @@ async fn status_only_updates_send_nothing() {
     let mut class = server.get(GW, "GatewayClass", None, "tollgate").unwrap();
     class["status"] = json!({"conditions": [{"type": "Accepted", "status": "True"}]});
     server.replace_status(class).unwrap();
-    provider.assert_quiet("status-only writes").await;
+    let mut class = server.get(GW, "GatewayClass", None, "tollgate").unwrap();
+    class["metadata"]["finalizers"] = json!(["tollgate.dev/gateway-controller"]);
+    server.replace(class).unwrap();
+    provider.assert_quiet("status and finalizer writes").await;
 
     server.create(route("app", "r2", "two.example")).unwrap();
     provider

@@ -4,9 +4,10 @@
 //! an event triggered a recompile, the recompile would write status again
 //! and the controller would loop. So each object is reduced to a
 //! fingerprint of the content `compile` reads (everything except `status`,
-//! `metadata.resourceVersion`, `metadata.generation` and
-//! `metadata.managedFields`), and only a changed fingerprint counts as a
-//! change. This works the same for kinds with a status subresource and for
+//! `metadata.resourceVersion`, `metadata.generation`,
+//! `metadata.managedFields` and `metadata.finalizers`, which Tollgate's
+//! status writer sets on GatewayClasses), and only a changed fingerprint
+//! counts as a change. This works the same for kinds with a status subresource and for
 //! Services, EndpointSlices and Namespaces, which have no generation, and
 //! does not depend on the API server maintaining `generation`.
 //!
@@ -33,7 +34,7 @@ pub(super) fn key_of<K: Resource>(obj: &K) -> String {
 }
 
 /// A hash of what `compile` reads from `obj`: the object without `status`,
-/// `resourceVersion`, `generation` and `managedFields`.
+/// `resourceVersion`, `generation`, `managedFields` and `finalizers`.
 pub(super) fn content<K: Serialize>(obj: &K) -> u64 {
     let mut value = match serde_json::to_value(obj) {
         Ok(v) => v,
@@ -44,7 +45,12 @@ pub(super) fn content<K: Serialize>(obj: &K) -> u64 {
     if let Some(map) = value.as_object_mut() {
         map.remove("status");
         if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            for field in ["resourceVersion", "generation", "managedFields"] {
+            for field in [
+                "resourceVersion",
+                "generation",
+                "managedFields",
+                "finalizers",
+            ] {
                 meta.remove(field);
             }
         }

@@ -38,8 +38,8 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
-/// Status, resourceVersion, generation and managedFields do not change the
-/// fingerprint; spec, labels and annotations do. Services have no
+/// Status, resourceVersion, generation, managedFields and finalizers do not
+/// change the fingerprint; spec, labels and annotations do. Services have no
 /// generation: their status (load balancer) is ignored the same way.
 #[test]
 fn content_ignores_status_and_bookkeeping() {
@@ -55,6 +55,11 @@ fn content_ignores_status_and_bookkeeping() {
         (
             "managedFields",
             json!({"metadata": {"managedFields": [{"manager": "tollgate", "operation": "Apply"}]}}),
+            true,
+        ),
+        (
+            "finalizers",
+            json!({"metadata": {"finalizers": ["tollgate.dev/gateway-controller"]}}),
             true,
         ),
         ("spec", json!({"spec": {"hostnames": ["b.example"]}}), false),
