@@ -9,10 +9,10 @@
 use anyhow::{Context, bail};
 use clap::Parser;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tollgate_controller::admin::Admin;
 use tollgate_controller::compile::{CONTROLLER_NAME, CompileOptions};
 use tollgate_controller::inprocess::InProcess;
-use std::time::Duration;
 use tollgate_controller::leader::{LeaderConfig, run_leader_election};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
@@ -166,7 +166,10 @@ async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
         "no Kubernetes configuration found (in-cluster or kubeconfig); \
          use --manifests DIR to run without Kubernetes",
     )?;
-    let agent = format!("tollgate-controller/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let agent = format!(
+        "tollgate-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Ok(value) = http::HeaderValue::from_str(&agent) {
         config.headers.push((http::header::USER_AGENT, value));
     }
