@@ -1,6 +1,6 @@
 //! The Kubernetes provider: the cluster as the source of truth.
 //!
-//! One kube-runtime watcher and reflector store per kind (see [`watch`])
+//! One kube-runtime watcher and reflector store per kind (see `watch`)
 //! keeps a complete copy of the objects `compile` reads. Secrets and
 //! ConfigMaps are watched by metadata only and fetched in full only when a
 //! Gateway references them ([`referenced`], `fetch`), so the controller's
