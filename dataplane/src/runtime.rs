@@ -49,7 +49,7 @@ pub enum BuildError {
 pub struct Runtime {
     snapshot: Snapshot,
     sockets: HashMap<SocketAddr, SocketRuntime>,
-    routes: Vec<RouteRuntime>,
+    routes: Box<[RouteRuntime]>,
     backends: BackendSet,
     clients: ClientPair,
 }
@@ -71,11 +71,11 @@ pub(crate) struct SocketRuntime {
 #[derive(Debug)]
 pub(crate) struct RouteRuntime {
     /// Source name, `httproute/<ns>/<name>/rule/<i>`.
-    pub(crate) name: String,
+    pub(crate) name: Box<str>,
     /// The rule's filters.
     pub(crate) chain: Chain,
     /// Backend references, indexed like `Route::backends`.
-    pub(crate) backends: Vec<BackendChoice>,
+    pub(crate) backends: Box<[BackendChoice]>,
     /// Smooth weighted round robin over `backends`.
     pub(crate) balancer: Balancer,
     /// Request and per-try timeouts.
@@ -128,6 +128,7 @@ impl Runtime {
             .iter()
             .map(|route| build_route(route, &backends))
             .collect();
+        sockets.shrink_to_fit();
         let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
         Ok(Runtime {
             clients: clients.pair(connect_timeout),
@@ -147,7 +148,7 @@ impl Runtime {
             clients: Clients::new().pair(connect_timeout),
             snapshot,
             sockets: HashMap::new(),
-            routes: Vec::new(),
+            routes: Box::default(),
             backends: BackendSet::default(),
         }
     }
@@ -181,7 +182,7 @@ impl Runtime {
 
 fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
     RouteRuntime {
-        name: route.name.clone(),
+        name: route.name.as_str().into(),
         chain: Chain::build(&route.name, &route.filters, backends),
         backends: route
             .backends

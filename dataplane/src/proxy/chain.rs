@@ -56,9 +56,10 @@ impl MirrorStage {
 }
 
 /// The built filters of a rule or of a backend reference, in manifest order.
+/// A boxed slice: most chains are empty and then allocate nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Chain {
-    stages: Vec<Stage>,
+    stages: Box<[Stage]>,
 }
 
 impl Chain {

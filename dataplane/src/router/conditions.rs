@@ -49,21 +49,21 @@ pub(crate) fn regex_error(at: &str, pattern: &str, message: String) -> RouterErr
 /// A compiled condition on a string value.
 #[derive(Debug)]
 enum ValueMatcher {
-    Exact(String),
+    Exact(Box<str>),
     Regex(Regex),
 }
 
 impl ValueMatcher {
     fn compile(at: &str, m: &StringMatch) -> Result<Self, RouterError> {
         Ok(match m {
-            StringMatch::Exact(v) => ValueMatcher::Exact(v.clone()),
+            StringMatch::Exact(v) => ValueMatcher::Exact(v.as_str().into()),
             StringMatch::RegularExpression(p) => ValueMatcher::Regex(compile_regex(at, p)?),
         })
     }
 
     fn matches(&self, value: &str) -> bool {
         match self {
-            ValueMatcher::Exact(v) => v == value,
+            ValueMatcher::Exact(v) => **v == *value,
             ValueMatcher::Regex(r) => r.is_match(value),
         }
     }
@@ -80,16 +80,16 @@ struct HeaderCondition {
 /// A compiled query-parameter condition.
 #[derive(Debug)]
 struct QueryCondition {
-    name: String,
+    name: Box<str>,
     value: ValueMatcher,
 }
 
 /// The method, header and query conditions of one route match; all must hold.
 #[derive(Debug)]
 pub(crate) struct Conditions {
-    method: Option<String>,
-    headers: Vec<HeaderCondition>,
-    query: Vec<QueryCondition>,
+    method: Option<Box<str>>,
+    headers: Box<[HeaderCondition]>,
+    query: Box<[QueryCondition]>,
 }
 
 impl Conditions {
@@ -110,16 +110,21 @@ impl Conditions {
             .iter()
             .map(|q: &QueryMatch| {
                 Ok(QueryCondition {
-                    name: q.name.clone(),
+                    name: q.name.as_str().into(),
                     value: ValueMatcher::compile(at, &q.value)?,
                 })
             })
             .collect::<Result<_, RouterError>>()?;
         Ok(Conditions {
-            method: m.method.clone(),
+            method: m.method.as_deref().map(Into::into),
             headers,
             query,
         })
+    }
+
+    /// Whether there is no condition at all, so every request holds.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.method.is_none() && self.headers.is_empty() && self.query.is_empty()
     }
 
     /// Whether the request satisfies every condition.

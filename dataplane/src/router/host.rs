@@ -2,26 +2,27 @@
 //!
 //! The Gateway API picks the most specific hostname: an exact name, then the
 //! wildcard with the longest suffix, then `*`. An index answers that with at
-//! most one hash lookup per label of the request's host, however many
-//! hostnames the socket has.
+//! most one map lookup per label of the request's host, however many
+//! hostnames the socket has. The maps are short lists while they hold few
+//! names (a listener's handful of hostnames) and hash maps above that.
 
-use std::collections::HashMap;
+use super::table::StrMap;
 use tollgate_snapshot::HostMatch;
 
 /// Maps hostname patterns to values (listener or virtual-host positions).
 #[derive(Debug)]
 pub(crate) struct HostIndex<T> {
-    exact: HashMap<Box<str>, T>,
+    exact: StrMap<T>,
     /// Keyed by the suffix without the leading `*.`.
-    wildcard: HashMap<Box<str>, T>,
+    wildcard: StrMap<T>,
     any: Option<T>,
 }
 
 impl<T> Default for HostIndex<T> {
     fn default() -> Self {
         HostIndex {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: StrMap::default(),
+            wildcard: StrMap::default(),
             any: None,
         }
     }
@@ -33,15 +34,21 @@ impl<T> HostIndex<T> {
     pub(crate) fn insert(&mut self, pattern: &HostMatch, value: T) {
         match pattern {
             HostMatch::Exact(h) => {
-                self.exact.entry(h.as_str().into()).or_insert(value);
+                self.exact.get_or_insert_with(h, || value);
             }
             HostMatch::Wildcard(s) => {
-                self.wildcard.entry(s.as_str().into()).or_insert(value);
+                self.wildcard.get_or_insert_with(s, || value);
             }
             HostMatch::Any => {
                 self.any.get_or_insert(value);
             }
         }
+    }
+
+    /// Releases spare capacity once every pattern is in.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.exact.shrink_to_fit();
+        self.wildcard.shrink_to_fit();
     }
 
     /// The value of the most specific pattern matching `host` (lowercase,

@@ -3,15 +3,19 @@
 //! Built once per snapshot (off the request path) from a [`Socket`]; `find`
 //! picks the listener by Host, the virtual host inside it, then the first
 //! route match in precedence order. Cost does not grow with the number of
-//! routes: hosts are a hash map plus wildcard suffixes, paths a hash map for
-//! Exact, a segment trie for PathPrefix and a regex set for RegularExpression.
+//! routes: hosts are a map plus wildcard suffixes, paths a map for Exact, a
+//! map of prefixes looked up at each `/` for PathPrefix and a regex set for
+//! RegularExpression. Memory is kept to a few hundred bytes per route: the
+//! maps stay short lists until they grow (see `table`), since most virtual
+//! hosts carry one or two matches.
 
 mod conditions;
 mod host;
 #[cfg(test)]
 mod linear;
 mod path;
-mod trie;
+mod prefix;
+mod table;
 
 use host::HostIndex;
 use path::PathIndex;
@@ -60,32 +64,42 @@ pub enum RouterError {
         /// Why it was refused.
         message: String,
     },
+    /// A virtual host has more matches than positions fit in 32 bits.
+    #[error("{at}: too many route matches in one virtual host")]
+    TooManyMatches {
+        /// The listener.
+        at: String,
+    },
 }
 
 /// The routing index of one socket.
 #[derive(Debug)]
 pub struct SocketRouter {
     /// Listener hostname → position in `listeners`.
-    hosts: HostIndex<usize>,
-    listeners: Vec<ListenerIndex>,
+    hosts: HostIndex<u32>,
+    listeners: Box<[ListenerIndex]>,
 }
 
 /// One listener: virtual-host hostname → that virtual host's path index.
 #[derive(Debug)]
 struct ListenerIndex {
-    vhosts: HostIndex<usize>,
-    paths: Vec<PathIndex>,
+    vhosts: HostIndex<u32>,
+    paths: Box<[PathIndex]>,
 }
 
 impl ListenerIndex {
     fn build(listener: &Listener) -> Result<Self, RouterError> {
         let mut vhosts = HostIndex::default();
         let mut paths = Vec::with_capacity(listener.virtual_hosts.len());
-        for (i, vhost) in listener.virtual_hosts.iter().enumerate() {
+        for (i, vhost) in (0..).zip(&listener.virtual_hosts) {
             vhosts.insert(&vhost.hostname, i);
             paths.push(PathIndex::build(&listener.name, &vhost.matches)?);
         }
-        Ok(ListenerIndex { vhosts, paths })
+        vhosts.shrink_to_fit();
+        Ok(ListenerIndex {
+            vhosts,
+            paths: paths.into_boxed_slice(),
+        })
     }
 }
 
@@ -98,11 +112,15 @@ impl SocketRouter {
     pub fn build(socket: &Socket) -> Result<SocketRouter, RouterError> {
         let mut hosts = HostIndex::default();
         let mut listeners = Vec::with_capacity(socket.listeners.len());
-        for (i, listener) in socket.listeners.iter().enumerate() {
+        for (i, listener) in (0..).zip(&socket.listeners) {
             hosts.insert(&listener.hostname, i);
             listeners.push(ListenerIndex::build(listener)?);
         }
-        Ok(SocketRouter { hosts, listeners })
+        hosts.shrink_to_fit();
+        Ok(SocketRouter {
+            hosts,
+            listeners: listeners.into_boxed_slice(),
+        })
     }
 
     /// Finds the route for a request, or `None` (the caller answers 404).
@@ -118,14 +136,14 @@ impl SocketRouter {
     /// virtual host's matches one by one in snapshot order (the property
     /// tests check this against such a linear router). Once a listener and
     /// virtual host are chosen there is no fall-through to less specific
-    /// ones. The work is a few hash lookups per host label and path segment
+    /// ones. The work is a few map lookups per host label and path segment
     /// plus the conditions of the candidates on the path, independent of
     /// the number of routes (regex paths run as one set per virtual host).
     pub fn find<'a>(&'a self, request: &RequestView<'_>) -> Option<Found<'a>> {
         let host = host_key(request.host);
-        let li = *self.hosts.get(&host)?;
+        let li = usize::try_from(*self.hosts.get(&host)?).ok()?;
         let listener = self.listeners.get(li)?;
-        let vi = *listener.vhosts.get(&host)?;
+        let vi = usize::try_from(*listener.vhosts.get(&host)?).ok()?;
         listener.paths.get(vi)?.find(li, request)
     }
 }

@@ -2,16 +2,16 @@
 //!
 //! Route matches arrive in Gateway API precedence order and the first that
 //! holds wins. Rather than testing them all, the index gathers candidates
-//! from three structures (a hash map for `Exact`, a segment trie for
-//! `PathPrefix`, one regex set for `RegularExpression`) and tests the
-//! method, header and query conditions of those candidates only, lowest
-//! position first.
+//! from three structures (a map for `Exact`, a map of prefixes looked up
+//! at each `/` of the path for `PathPrefix`, one regex set for
+//! `RegularExpression`) and tests the method, header and query conditions
+//! of those candidates only, lowest position first.
 
 use super::conditions::{Conditions, compile_regex, regex_error};
-use super::trie::PrefixTrie;
+use super::prefix::PrefixIndex;
+use super::table::{Positions, StrMap, insert_position};
 use super::{Found, RequestView, RouterError};
 use regex::{RegexSet, RegexSetBuilder};
-use std::collections::HashMap;
 use tollgate_snapshot::{PathMatch, REGEX_SIZE_LIMIT, RouteMatch, anchored_regex};
 
 /// What the index keeps of one route match.
@@ -20,7 +20,8 @@ struct Entry {
     route: usize,
     /// The `PathPrefix` value, reported as `Found::matched_prefix`.
     prefix: Option<Box<str>>,
-    conditions: Conditions,
+    /// Boxed and absent when the match has none, as most have none.
+    conditions: Option<Box<Conditions>>,
 }
 
 /// All `RegularExpression` path matches of a virtual host in one set.
@@ -28,37 +29,36 @@ struct Entry {
 struct RegexPaths {
     set: RegexSet,
     /// Match position of each pattern of the set, ascending.
-    positions: Vec<usize>,
+    positions: Box<[u32]>,
 }
 
 /// The route matches of one virtual host, indexed by path.
 #[derive(Debug)]
 pub(crate) struct PathIndex {
-    entries: Vec<Entry>,
-    exact: HashMap<Box<str>, Vec<usize>>,
-    prefixes: PrefixTrie,
-    regexes: Option<RegexPaths>,
+    entries: Box<[Entry]>,
+    exact: StrMap<Positions>,
+    prefixes: PrefixIndex,
+    regexes: Option<Box<RegexPaths>>,
 }
 
 impl PathIndex {
     /// Indexes `matches` (in precedence order); `at` names the listener in
     /// errors.
     pub(crate) fn build(at: &str, matches: &[RouteMatch]) -> Result<Self, RouterError> {
-        let mut index = PathIndex {
-            entries: Vec::with_capacity(matches.len()),
-            exact: HashMap::new(),
-            prefixes: PrefixTrie::default(),
-            regexes: None,
-        };
+        let mut entries = Vec::with_capacity(matches.len());
+        let mut exact = StrMap::default();
+        let mut prefixes = PrefixIndex::default();
         let mut patterns = Vec::new();
         let mut positions = Vec::new();
         for (pos, m) in matches.iter().enumerate() {
+            let pos = u32::try_from(pos)
+                .map_err(|_| RouterError::TooManyMatches { at: at.to_string() })?;
             let at = format!("{at}: route {}", m.route);
             let mut prefix = None;
             match &m.path {
-                PathMatch::Exact(p) => index.exact.entry(p.as_str().into()).or_default().push(pos),
+                PathMatch::Exact(p) => insert_position(&mut exact, p, pos),
                 PathMatch::Prefix(p) => {
-                    index.prefixes.insert(p, pos);
+                    prefixes.insert(p, pos);
                     prefix = Some(p.as_str().into());
                 }
                 PathMatch::RegularExpression(p) => {
@@ -69,27 +69,29 @@ impl PathIndex {
                     positions.push(pos);
                 }
             }
-            index.entries.push(Entry {
+            let conditions = Conditions::compile(&at, m)?;
+            entries.push(Entry {
                 route: m.route,
                 prefix,
-                conditions: Conditions::compile(&at, m)?,
+                conditions: (!conditions.is_empty()).then(|| Box::new(conditions)),
             });
         }
-        if !patterns.is_empty() {
-            let set = RegexSetBuilder::new(&patterns)
-                .size_limit(REGEX_SIZE_LIMIT.saturating_mul(patterns.len()))
-                .build()
-                .map_err(|e| regex_error(at, "<path regex set>", e.to_string()))?;
-            index.regexes = Some(RegexPaths { set, positions });
-        }
-        Ok(index)
+        exact.values_mut(Positions::shrink_to_fit);
+        exact.shrink_to_fit();
+        prefixes.shrink_to_fit();
+        Ok(PathIndex {
+            entries: entries.into_boxed_slice(),
+            exact,
+            prefixes,
+            regexes: regex_paths(at, &patterns, positions)?,
+        })
     }
 
     /// The first match, in precedence order, that the request satisfies.
     pub(crate) fn find<'a>(&'a self, listener: usize, r: &RequestView<'_>) -> Option<Found<'a>> {
-        let mut best: Option<usize> = None;
+        let mut best: Option<u32> = None;
         if let Some(list) = self.exact.get(r.path) {
-            self.consider(&mut best, list, r);
+            self.consider(&mut best, list.as_slice(), r);
         }
         if !self.prefixes.is_empty() {
             self.prefixes
@@ -102,7 +104,7 @@ impl PathIndex {
                 self.consider(&mut best, &rx.positions[pattern..=pattern], r);
             }
         }
-        let entry = &self.entries[best?];
+        let entry = self.entries.get(usize::try_from(best?).ok()?)?;
         Some(Found {
             listener,
             route: entry.route,
@@ -112,18 +114,42 @@ impl PathIndex {
 
     /// Lowers `best` to the first position of the ascending `list` whose
     /// conditions hold, stopping as soon as a position cannot beat `best`.
-    fn consider(&self, best: &mut Option<usize>, list: &[usize], r: &RequestView<'_>) {
+    fn consider(&self, best: &mut Option<u32>, list: &[u32], r: &RequestView<'_>) {
         for &pos in list {
             if best.is_some_and(|b| pos >= b) {
                 return;
             }
-            if self.entries[pos]
+            let Some(entry) = usize::try_from(pos).ok().and_then(|i| self.entries.get(i)) else {
+                return;
+            };
+            if entry
                 .conditions
-                .hold(r.method, r.headers, r.query)
+                .as_ref()
+                .is_none_or(|c| c.hold(r.method, r.headers, r.query))
             {
                 *best = Some(pos);
                 return;
             }
         }
     }
+}
+
+/// Builds the regex set of a virtual host's `RegularExpression` paths, or
+/// nothing when it has none.
+fn regex_paths(
+    at: &str,
+    patterns: &[String],
+    positions: Vec<u32>,
+) -> Result<Option<Box<RegexPaths>>, RouterError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let set = RegexSetBuilder::new(patterns)
+        .size_limit(REGEX_SIZE_LIMIT.saturating_mul(patterns.len()))
+        .build()
+        .map_err(|e| regex_error(at, "<path regex set>", e.to_string()))?;
+    Ok(Some(Box::new(RegexPaths {
+        set,
+        positions: positions.into_boxed_slice(),
+    })))
 }

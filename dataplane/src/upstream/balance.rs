@@ -14,38 +14,72 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// and subtracts the total from it. Over any window of `total` picks each
 /// entry is chosen exactly `weight` times, interleaved as evenly as possible
 /// (weights 2:1 give `a b a`, not `a a b`).
+///
+/// Most rules have one backend; their balancer holds just its index (no
+/// lock, no allocation), which keeps a runtime with many routes small.
 #[derive(Debug)]
 pub struct Balancer {
+    pick: Pick,
+}
+
+/// What a balancer chooses from.
+#[derive(Debug)]
+enum Pick {
+    /// No weight above 0.
+    Nothing,
+    /// One entry with a weight above 0, always chosen.
+    One(usize),
+    /// Several entries: scores kept across picks.
+    Weighted(Box<Weighted>),
+}
+
+/// The state of smooth weighted round robin over several entries.
+#[derive(Debug)]
+struct Weighted {
     /// `(caller's index, weight)` of every entry with a weight above 0.
-    entries: Vec<(usize, i64)>,
+    entries: Box<[(usize, i64)]>,
     total: i64,
-    scores: Mutex<Vec<i64>>,
+    scores: Mutex<Box<[i64]>>,
 }
 
 impl Balancer {
     /// A balancer over `weights`; entries of weight 0 are never chosen.
     pub fn new(weights: impl IntoIterator<Item = u32>) -> Balancer {
-        let entries: Vec<(usize, i64)> = weights
+        let entries: Box<[(usize, i64)]> = weights
             .into_iter()
             .enumerate()
             .filter(|(_, w)| *w > 0)
             .map(|(i, w)| (i, i64::from(w)))
             .collect();
-        let total = entries.iter().map(|(_, w)| w).sum();
-        let scores = Mutex::new(vec![0; entries.len()]);
-        Balancer {
-            entries,
-            total,
-            scores,
-        }
+        let pick = match *entries {
+            [] => Pick::Nothing,
+            [(i, _)] => Pick::One(i),
+            _ => {
+                let total = entries.iter().map(|(_, w)| w).sum();
+                let scores = Mutex::new(vec![0; entries.len()].into_boxed_slice());
+                Pick::Weighted(Box::new(Weighted {
+                    entries,
+                    total,
+                    scores,
+                }))
+            }
+        };
+        Balancer { pick }
     }
 
     /// The index (into the weights given to [`Balancer::new`]) of the next
     /// choice, or `None` when no weight is above 0.
     pub fn select(&self) -> Option<usize> {
-        if self.entries.len() == 1 {
-            return self.entries.first().map(|(i, _)| *i);
+        match &self.pick {
+            Pick::Nothing => None,
+            Pick::One(i) => Some(*i),
+            Pick::Weighted(weighted) => weighted.select(),
         }
+    }
+}
+
+impl Weighted {
+    fn select(&self) -> Option<usize> {
         let mut scores = self.scores.lock().unwrap_or_else(|p| p.into_inner());
         for (score, (_, weight)) in scores.iter_mut().zip(&self.entries) {
             *score += weight;
