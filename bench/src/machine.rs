@@ -16,6 +16,9 @@ pub struct Machine {
     pub kernel: String,
     /// `(tool, version line)` for nginx, HAProxy, wrk.
     pub versions: Vec<(String, String)>,
+    /// `/proc/loadavg` when the run started: other work on the machine
+    /// skews absolute figures (ratios less so).
+    pub load_average: String,
 }
 
 /// Reads the machine facts and peer versions.
@@ -38,11 +41,15 @@ pub fn read() -> Machine {
             (tool.to_string(), version)
         })
         .collect();
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     Machine {
         cpu,
         cores,
         kernel,
         versions,
+        load_average,
     }
 }
 

@@ -228,11 +228,8 @@ fn launch(
             ]);
             (launch, file)
         }
-        Target::Direct => unreachable_direct(),
+        // `start` returns before asking for a direct launch; `true` keeps
+        // the match total without a panic.
+        Target::Direct => (Launch::new("direct", "true"), PathBuf::new()),
     })
-}
-
-/// `start` returns early for direct; this keeps the match total without a panic.
-fn unreachable_direct() -> (Launch, PathBuf) {
-    (Launch::new("direct", "true"), PathBuf::new())
 }

@@ -47,6 +47,11 @@ fn header(out: &mut String, r: &Results) {
     for (tool, version) in &r.machine.versions {
         let _ = writeln!(out, "| {tool} | {version} |");
     }
+    let _ = writeln!(
+        out,
+        "| load average at start (1, 5, 15 min) | {} |",
+        r.machine.load_average
+    );
     let pin = if r.pinned {
         "proxy alone on CPU 0; backend, wrk and the open-loop generator on CPU 1 (taskset)"
     } else {

@@ -81,7 +81,9 @@ pub fn run(bench: &Bench, rate: f64) -> Result<Updates, BenchError> {
                 source,
             })?;
             std::fs::write(&file, json).map_err(BenchError::io("rewriting the snapshot file"))?;
-            child.map(|c| c.signal(Signal::HUP));
+            if let Some(c) = child {
+                c.signal(Signal::HUP);
+            }
             Ok(())
         });
         variants.push(measure(
@@ -125,7 +127,9 @@ pub fn run(bench: &Bench, rate: f64) -> Result<Updates, BenchError> {
         let nginx = peers::start(&bench.env, Target::Nginx, bench.backend, 0)?;
         let master: Option<&Child> = nginx.child.as_ref();
         let reload: Change<'_> = Box::new(move |_| {
-            master.map(|c| c.signal(Signal::HUP));
+            if let Some(c) = master {
+                c.signal(Signal::HUP);
+            }
             Ok(())
         });
         variants.push(measure(
