@@ -22,10 +22,12 @@ use tollgate_dataplane::upstream::Clients;
 #[global_allocator]
 static ALLOC: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Bytes allocated and not freed since `region` started.
+/// Bytes allocated and not freed since `region` started. (The allocator
+/// already counts a reallocation's growth as allocated and its shrinking
+/// as freed, so `bytes_reallocated` must not be added again.)
 fn retained(region: &Region<'_, System>) -> i64 {
     let c = region.change();
-    c.bytes_allocated as i64 - c.bytes_deallocated as i64 + c.bytes_reallocated as i64
+    c.bytes_allocated as i64 - c.bytes_deallocated as i64
 }
 
 fn resources(routes: usize) -> Resources {
