@@ -10,7 +10,7 @@ use std::process::Command;
 pub struct Machine {
     /// CPU model name from `/proc/cpuinfo`.
     pub cpu: String,
-    /// Logical CPUs.
+    /// Logical CPUs of the machine (not only those the harness is pinned to).
     pub cores: usize,
     /// `uname -r`.
     pub kernel: String,
@@ -29,7 +29,11 @@ pub fn read() -> Machine {
         .find_map(|l| l.strip_prefix("model name"))
         .and_then(|l| l.split_once(':'))
         .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Count every CPU of the machine, not the ones this pinned process may use.
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let kernel = first_line("uname", &["-r"]);
     let versions = [("nginx", "-v"), ("haproxy", "-v"), ("wrk", "-v")]
         .into_iter()
