@@ -5,6 +5,7 @@
 //! kept in maps keyed by `namespace/name` so iteration order, and therefore
 //! compile output, is deterministic.
 
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
     referencegrants::ReferenceGrant,
@@ -32,6 +33,9 @@ pub struct Resources {
     pub grpc_routes: Objects<GrpcRoute>,
     /// ReferenceGrants.
     pub reference_grants: Objects<ReferenceGrant>,
+    /// BackendTLSPolicies (read and kept; TLS to backends is served in a
+    /// later release).
+    pub backend_tls_policies: Objects<BackendTlsPolicy>,
     /// Namespaces (cluster-scoped), for `allowedRoutes` label selectors.
     pub namespaces: Objects<Namespace>,
     /// Services.
@@ -146,6 +150,9 @@ impl Resources {
             ("gateway.networking.k8s.io", "ReferenceGrant") => {
                 put(&mut self.reference_grants, key, doc, &kind, &name)?
             }
+            ("gateway.networking.k8s.io", "BackendTLSPolicy") => {
+                put(&mut self.backend_tls_policies, key, doc, &kind, &name)?
+            }
             ("", "Namespace") => put(&mut self.namespaces, key, doc, &kind, &name)?,
             ("", "Service") => put(&mut self.services, key, doc, &kind, &name)?,
             ("", "Secret") => put(&mut self.secrets, key, doc, &kind, &name)?,
@@ -206,6 +213,23 @@ mod tests {
             }
         );
         assert!(r.http_routes.contains_key("default/a"));
+    }
+
+    /// BackendTLSPolicy is read (at its standard `v1`), though not served yet.
+    #[test]
+    fn stores_backend_tls_policies() {
+        let mut r = Resources::default();
+        r.insert_document(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "BackendTLSPolicy",
+            "metadata": {"name": "p", "namespace": "apps"},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "echo"}],
+                "validation": {"hostname": "echo.apps", "wellKnownCACertificates": "System"}
+            }
+        }))
+        .unwrap();
+        assert!(r.backend_tls_policies.contains_key("apps/p"));
     }
 
     #[test]

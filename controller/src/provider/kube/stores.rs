@@ -13,6 +13,7 @@ use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::Lookup;
 use ::kube::runtime::reflector::store::{Store, Writer};
 use ::kube::{Api, Client, Resource};
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
     referencegrants::ReferenceGrant,
@@ -35,6 +36,7 @@ pub(super) struct Stores {
     http_routes: Vec<Store<HttpRoute>>,
     grpc_routes: Vec<Store<GrpcRoute>>,
     reference_grants: Vec<Store<ReferenceGrant>>,
+    backend_tls_policies: Vec<Store<BackendTlsPolicy>>,
     namespaces: Vec<Store<Namespace>>,
     services: Vec<Store<Service>>,
     endpoint_slices: Vec<Store<EndpointSlice>>,
@@ -176,6 +178,7 @@ impl Stores {
             http_routes: s.namespaced(Kind::HttpRoute),
             grpc_routes: s.namespaced(Kind::GrpcRoute),
             reference_grants: s.namespaced(Kind::ReferenceGrant),
+            backend_tls_policies: s.namespaced(Kind::BackendTlsPolicy),
             namespaces: s.cluster(Kind::Namespace),
             services: s.namespaced(Kind::Service),
             endpoint_slices: s.namespaced(Kind::EndpointSlice),
@@ -195,6 +198,7 @@ impl Stores {
             http_routes: objects(&self.http_routes),
             grpc_routes: objects(&self.grpc_routes),
             reference_grants: objects(&self.reference_grants),
+            backend_tls_policies: objects(&self.backend_tls_policies),
             namespaces: objects(&self.namespaces),
             services: objects(&self.services),
             endpoint_slices: objects(&self.endpoint_slices),

@@ -33,6 +33,7 @@ pub(super) enum Kind {
     HttpRoute,
     GrpcRoute,
     ReferenceGrant,
+    BackendTlsPolicy,
     Namespace,
     Service,
     EndpointSlice,
