@@ -42,7 +42,7 @@ bench: ## Tollgate vs nginx and HAProxy (release builds, pinned CPUs); report in
 	$(CARGO) build --release --bins -p tollgate-dataplane -p tollgate-controller -p tollgate-bench
 	taskset -c 1 target/release/tollgate-bench run
 
-deps: ## install test tools: curl, and helm + kubectl into .tools/bin
+deps: ## install test tools: curl, nginx, haproxy, wrk, fonts; helm + kubectl into .tools/bin
 	scripts/install-deps.sh test
 
 clean: ## remove build output and .tools

