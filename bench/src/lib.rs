@@ -12,6 +12,7 @@ pub mod backend;
 pub mod charts;
 pub mod configs;
 pub mod controller;
+pub mod endpoints;
 pub mod error;
 pub mod harness;
 pub mod machine;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tollgate_bench::peers::Env;
 use tollgate_bench::plan::Plan;
-use tollgate_bench::{backend, harness};
+use tollgate_bench::{backend, endpoints, harness, peers};
 
 /// Tollgate side by side with nginx and HAProxy.
 #[derive(Debug, Parser)]
@@ -37,6 +37,19 @@ enum Cmd {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Time EndpointSlice changes to traffic in Kubernetes mode with many
+    /// routes loaded (in-memory API server, controller with its data plane).
+    Endpoints {
+        /// HTTPRoutes to load.
+        #[arg(long, default_value_t = 10_000)]
+        routes: usize,
+        /// EndpointSlice changes to time.
+        #[arg(long, default_value_t = 20)]
+        flips: usize,
+        /// Do not pin processes to CPUs with taskset.
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Serve as the benchmark backend.
     Backend {
         /// Port on 127.0.0.1.
@@ -48,6 +61,11 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Cmd::Backend { port } => Ok(backend::run(SocketAddr::from(([127, 0, 0, 1], port)))?),
+        Cmd::Endpoints {
+            routes,
+            flips,
+            no_pin,
+        } => endpoint_churn(routes.max(1), flips, !no_pin),
         Cmd::Run {
             smoke,
             out,
@@ -83,4 +101,35 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs the endpoint-churn measurement and prints its percentiles.
+fn endpoint_churn(routes: usize, flips: usize, pin: bool) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let bins = exe
+        .parent()
+        .map(PathBuf::from)
+        .context("no binary folder")?;
+    let env = Env {
+        work: bins
+            .parent()
+            .unwrap_or(&bins)
+            .join("tmp")
+            .join("tollgate-bench"),
+        bins,
+        pin,
+    };
+    std::fs::create_dir_all(&env.work)?;
+    let (_backend, backend) = peers::start_backend(&env)?;
+    let mut ms = endpoints::run(&env, backend, routes, flips)?;
+    ms.sort_by(f64::total_cmp);
+    let pick = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "endpoint change to traffic with {routes} routes, {} changes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        ms.len(),
+        pick(0.5),
+        pick(0.99),
+        ms.last().copied().unwrap_or_default()
+    );
+    Ok(())
 }
