@@ -17,11 +17,28 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Whether `name` is always hop-by-hop (apart from the ones `Connection` names).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+}
+
 /// Removes hop-by-hop headers: `Connection` and every header it names,
 /// `Keep-Alive`, `Proxy-Connection`, `Trailer`, `Transfer-Encoding`,
 /// `Upgrade`, and `TE` unless its value is exactly `trailers` (the one `TE`
 /// value meaningful end to end, required by gRPC).
+///
+/// Most messages carry none of them, so one pass over the names decides
+/// whether anything has to be removed at all.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -69,7 +86,9 @@ pub(crate) struct Forwarding<'a> {
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` (replacing client-sent values:
 /// the gateway is the edge that knows them).
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
-    append_list(headers, X_FORWARDED_FOR, &fwd.peer.to_string());
+    let mut peer = String::with_capacity(48);
+    write_ip(&mut peer, fwd.peer);
+    append_list(headers, X_FORWARDED_FOR, &peer);
     set(headers, X_FORWARDED_PROTO, fwd.proto);
     match fwd.host {
         Some(host) => set(headers, X_FORWARDED_HOST, host),
@@ -77,41 +96,101 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
             headers.remove(X_FORWARDED_HOST);
         }
     }
-    let for_node = match fwd.peer {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    let mut element = format!("for={}", forwarded_value(&for_node));
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    if let IpAddr::V6(_) = fwd.peer {
+        peer.insert(0, '[');
+        peer.push(']');
+    }
+    push_forwarded_value(&mut element, &peer);
     if let Some(host) = fwd.host {
         element.push_str(";host=");
-        element.push_str(&forwarded_value(host));
+        push_forwarded_value(&mut element, host);
     }
     element.push_str(";proto=");
-    element.push_str(&forwarded_value(fwd.proto));
+    push_forwarded_value(&mut element, fwd.proto);
     append_list(headers, FORWARDED, &element);
 }
 
-/// A `Forwarded` parameter value: a token as is, anything else as a
-/// quoted-string (RFC 7239 §4; IPv6 nodes and `host:port` need quotes).
-fn forwarded_value(value: &str) -> String {
-    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if !value.is_empty() && value.chars().all(is_tchar) {
-        value.to_string()
-    } else {
-        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{escaped}\"")
+/// Writes `ip` in its usual text form; IPv4 without the formatting machinery,
+/// since it is written for every request.
+fn write_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
+}
+
+/// Whether `b` is a token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Appends a `Forwarded` parameter value: a token as is, anything else as a
+/// quoted-string (RFC 7239 §4; IPv6 nodes and `host:port` need quotes).
+fn push_forwarded_value(out: &mut String, value: &str) {
+    if !value.is_empty() && value.bytes().all(is_tchar) {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// Joins every existing line of a list header and appends `item` as one line.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let mut items: Vec<&str> = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    items.push(item);
-    let joined = items.join(", ");
+    let mut existing = headers.get_all(&name).iter();
+    let Some(first) = existing.next() else {
+        set(headers, name, item);
+        return;
+    };
+    let mut joined = String::new();
+    for value in std::iter::once(first).chain(existing) {
+        if let Ok(value) = value.to_str() {
+            joined.push_str(value);
+            joined.push_str(", ");
+        }
+    }
+    joined.push_str(item);
     set(headers, name, &joined);
 }
 
@@ -186,6 +265,31 @@ mod tests {
         let mut te = headers(&[("te", "trailers, deflate")]);
         remove_hop_by_hop(&mut te);
         assert_eq!(te["te"], "trailers");
+    }
+
+    /// Addresses are written exactly as their `Display` form.
+    #[test]
+    fn addresses_render_like_display() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            write_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
+    }
+
+    /// Messages without hop-by-hop headers are left as they are.
+    #[test]
+    fn messages_without_hop_by_hop_headers_are_untouched() {
+        let mut map = headers(&[("host", "a"), ("x-keep", "1")]);
+        remove_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 2);
     }
 
     /// The client is appended to existing chains; IPv6 and ports are quoted.
