@@ -57,7 +57,8 @@ impl Verdicts {
 /// Where the inbound stream is.
 #[derive(Debug)]
 enum Scan {
-    Head(Vec<u8>),
+    /// In a request head, collected in the watch's buffer.
+    Head,
     Body(u64),
     ChunkSize {
         size: u64,
@@ -66,7 +67,8 @@ enum Scan {
     },
     ChunkData(u64),
     ChunkEnd,
-    Trailers(Vec<u8>),
+    /// In the trailer section; the current line is in the watch's buffer.
+    Trailers,
     Stopped,
 }
 
@@ -81,6 +83,9 @@ struct HeadInfo {
 pub(crate) struct FramingWatch<T> {
     inner: T,
     scan: Scan,
+    /// The head or trailer line being read; kept across requests so its
+    /// allocation is reused.
+    buf: Vec<u8>,
     verdicts: Arc<Verdicts>,
 }
 
@@ -89,16 +94,20 @@ impl<T> FramingWatch<T> {
     pub(crate) fn new(inner: T, verdicts: Arc<Verdicts>) -> FramingWatch<T> {
         FramingWatch {
             inner,
-            scan: Scan::Head(Vec::new()),
+            scan: Scan::Head,
+            buf: Vec::new(),
             verdicts,
         }
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let (used, next) = step(&mut self.scan, bytes, &self.verdicts);
+            let (used, next) = step(&mut self.scan, &mut self.buf, bytes, &self.verdicts);
             bytes = &bytes[used..];
             if let Some(next) = next {
+                if matches!(next, Scan::Head | Scan::Trailers) {
+                    self.buf.clear();
+                }
                 self.scan = next;
             }
             if matches!(self.scan, Scan::Stopped) {
@@ -110,26 +119,18 @@ impl<T> FramingWatch<T> {
 }
 
 /// Consumes a prefix of `bytes`; returns how much and the next state, if it changes.
-fn step(scan: &mut Scan, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Scan>) {
+///
+/// Heads and trailer lines are taken a whole run of bytes at a time (up to
+/// the next line feed), not byte by byte: every request byte passes here.
+fn step(
+    scan: &mut Scan,
+    buf: &mut Vec<u8>,
+    bytes: &[u8],
+    verdicts: &Verdicts,
+) -> (usize, Option<Scan>) {
     match scan {
         Scan::Stopped => (bytes.len(), None),
-        Scan::Head(buf) => {
-            if buf.is_empty() && matches!(bytes[0], b'\r' | b'\n') {
-                return (1, None); // empty lines before a request line are skipped
-            }
-            buf.push(bytes[0]);
-            if buf.len() > MAX_HEAD {
-                return (1, Some(Scan::Stopped));
-            }
-            if !(buf.ends_with(b"\n\r\n") || buf.ends_with(b"\n\n")) {
-                return (1, None);
-            }
-            let info = read_head(buf);
-            if info.is_some() {
-                verdicts.push(info.as_ref().is_some_and(|i| i.ambiguous));
-            }
-            (1, Some(info.map_or(Scan::Stopped, |i| i.next)))
-        }
+        Scan::Head => step_head(buf, bytes, verdicts),
         Scan::Body(left) | Scan::ChunkData(left) => {
             let take = usize::try_from(*left)
                 .unwrap_or(usize::MAX)
@@ -137,7 +138,7 @@ fn step(scan: &mut Scan, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Sc
             *left -= take as u64;
             let done = *left == 0;
             let next = match scan {
-                Scan::Body(_) if done => Some(Scan::Head(Vec::new())),
+                Scan::Body(_) if done => Some(Scan::Head),
                 Scan::ChunkData(_) if done => Some(Scan::ChunkEnd),
                 _ => None,
             };
@@ -151,7 +152,7 @@ fn step(scan: &mut Scan, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Sc
             let b = bytes[0];
             let next = match (b, *in_ext) {
                 (b'\n', _) if *digits == 0 => Some(Scan::Stopped),
-                (b'\n', _) if *size == 0 => Some(Scan::Trailers(Vec::new())),
+                (b'\n', _) if *size == 0 => Some(Scan::Trailers),
                 (b'\n', _) => Some(Scan::ChunkData(*size)),
                 (_, true) | (b'\r' | b';' | b' ' | b'\t', _) => {
                     *in_ext = true;
@@ -173,22 +174,77 @@ fn step(scan: &mut Scan, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Sc
             b'\n' => (1, Some(chunk_size())),
             _ => (1, Some(Scan::Stopped)),
         },
-        Scan::Trailers(line) => {
-            line.push(bytes[0]);
-            if line.len() > MAX_HEAD {
-                return (1, Some(Scan::Stopped));
-            }
-            let ended = line == b"\n" || line == b"\r\n";
-            match (bytes[0], ended) {
-                (b'\n', true) => (1, Some(Scan::Head(Vec::new()))),
-                (b'\n', false) => {
-                    line.clear();
-                    (1, None)
-                }
-                _ => (1, None),
-            }
+        Scan::Trailers => {
+            let Some(at) = bytes.iter().position(|&b| b == b'\n') else {
+                buf.extend_from_slice(bytes);
+                let next = (buf.len() > MAX_HEAD).then_some(Scan::Stopped);
+                return (bytes.len(), next);
+            };
+            buf.extend_from_slice(&bytes[..=at]);
+            let next = if buf.len() > MAX_HEAD {
+                Some(Scan::Stopped)
+            } else if buf == b"\n" || buf == b"\r\n" {
+                Some(Scan::Head)
+            } else {
+                buf.clear();
+                None
+            };
+            (at + 1, next)
         }
     }
+}
+
+/// Collects a request head up to its empty line, then reads it.
+fn step_head(buf: &mut Vec<u8>, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Scan>) {
+    if buf.is_empty() {
+        // Empty lines before a request line are skipped.
+        let blank = bytes
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if blank > 0 {
+            return (blank, None);
+        }
+    }
+    let Some(end) = head_end(buf, bytes) else {
+        buf.extend_from_slice(bytes);
+        let next = (buf.len() > MAX_HEAD).then_some(Scan::Stopped);
+        return (bytes.len(), next);
+    };
+    buf.extend_from_slice(&bytes[..end]);
+    if buf.len() > MAX_HEAD {
+        return (end, Some(Scan::Stopped));
+    }
+    let info = read_head(buf);
+    if let Some(info) = &info {
+        verdicts.push(info.ambiguous);
+    }
+    (end, Some(info.map_or(Scan::Stopped, |i| i.next)))
+}
+
+/// How many bytes of `bytes` complete the head whose start is in `buf`: up
+/// to and including the line feed of `\n\n` or `\n\r\n`; `None` if the head
+/// does not end in `bytes`.
+fn head_end(buf: &[u8], bytes: &[u8]) -> Option<usize> {
+    // The byte `back` places before `bytes[i]`, looking into `buf` as needed.
+    let before = |i: usize, back: usize| -> Option<u8> {
+        match i.checked_sub(back) {
+            Some(j) => bytes.get(j).copied(),
+            None => buf
+                .len()
+                .checked_sub(back - i)
+                .and_then(|j| buf.get(j).copied()),
+        }
+    };
+    let mut from = 0;
+    while let Some(at) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let i = from + at;
+        match (before(i, 1), before(i, 2)) {
+            (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => return Some(i + 1),
+            _ => from = i + 1,
+        }
+    }
+    None
 }
 
 fn chunk_size() -> Scan {
@@ -214,11 +270,12 @@ fn read_head(head: &[u8]) -> Option<HeadInfo> {
         }
         let (name, value) = line.split_once(':')?;
         let value = value.trim();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => lengths.push(value),
-            "transfer-encoding" => te = Some(value),
-            "upgrade" => upgrade = true,
-            _ => {}
+        if name.eq_ignore_ascii_case("content-length") {
+            lengths.push(value);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            te = Some(value);
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
         }
     }
     if upgrade {
@@ -237,12 +294,12 @@ fn read_head(head: &[u8]) -> Option<HeadInfo> {
                 return None;
             }
             if len == 0 {
-                Scan::Head(Vec::new())
+                Scan::Head
             } else {
                 Scan::Body(len)
             }
         }
-        (None, None) => Scan::Head(Vec::new()),
+        (None, None) => Scan::Head,
     };
     Some(HeadInfo { ambiguous, next })
 }

@@ -55,3 +55,22 @@ fn once_stopped_every_request_passes() {
     verdicts.stop();
     assert!(!verdicts.next_is_ambiguous());
 }
+
+/// Heads end at `\n\n` as well as `\n\r\n`, blank lines before a request
+/// line are skipped, and a head longer than the limit stops the watch,
+/// whatever the read sizes.
+#[test]
+fn head_ends_and_limits_hold_across_reads() {
+    let wire = b"\r\n\r\nGET /a HTTP/1.1\nHost: x\n\n\nGET /b HTTP/1.1\r\nHost: x\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n0\r\n\r\n";
+    for chunk in [1, 2, 3, 5, wire.len()] {
+        assert_eq!(
+            verdicts(wire, chunk),
+            Some(vec![false, true]),
+            "chunk size {chunk}"
+        );
+    }
+    let mut long = b"GET / HTTP/1.1\r\nX-A: ".to_vec();
+    long.resize(MAX_HEAD + 10, b'a');
+    long.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(verdicts(&long, 4096), None);
+}
