@@ -165,7 +165,10 @@ fn start_controller(env: &Env, server: &ApiServer, gateway_port: u16) -> Result<
         .args(["--snapshot-address", &format!("127.0.0.1:{}", ports[2])])
         .env("KUBECONFIG", &server.kubeconfig().display().to_string())
         .env("TOKIO_WORKER_THREADS", "1")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            &std::env::var("TOLLGATE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .cpu(0);
     Child::spawn(&launch, &work, env.pin)
 }
