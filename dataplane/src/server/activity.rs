@@ -10,57 +10,61 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-#[derive(Clone, Copy, Debug)]
-struct State {
-    in_flight: usize,
-    last_end: Instant,
-}
-
 /// In-flight request count and the time the connection last became idle.
+///
+/// Plain atomics: every request updates them, and nothing waits on a
+/// change — the idle timer looks at them only when it expires.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    state: watch::Sender<State>,
+    in_flight: AtomicUsize,
+    /// When the connection was accepted; `last_end` counts from here.
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to the end of the last request.
+    last_end: AtomicU64,
 }
 
 impl Activity {
     /// A connection that has just been accepted counts as just idle.
     pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
-            state: watch::Sender::new(State {
-                in_flight: 0,
-                last_end: Instant::now(),
-            }),
+            in_flight: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            last_end: AtomicU64::new(0),
         })
     }
 
     /// Marks a request as started; it ends when the returned guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> RequestGuard {
-        self.state.send_modify(|s| s.in_flight += 1);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         RequestGuard {
             activity: Arc::clone(self),
         }
     }
 
+    fn last_end(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.last_end.load(Ordering::Acquire))
+    }
+
     /// Resolves once the connection has had no request in flight for `idle`.
+    ///
+    /// Wakes only when a deadline passes: at `idle` after the last request
+    /// ended, or, while requests are in flight, every `idle` to look again.
     pub(crate) async fn idle_for(&self, idle: Duration) {
-        let mut rx = self.state.subscribe();
+        let mut deadline = self.last_end() + idle;
         loop {
-            let state = *rx.borrow_and_update();
-            if state.in_flight > 0 {
-                if rx.changed().await.is_err() {
-                    return;
-                }
-                continue;
+            tokio::time::sleep_until(deadline).await;
+            let busy = self.in_flight.load(Ordering::Acquire) > 0;
+            let idle_at = self.last_end() + idle;
+            let now = Instant::now();
+            if !busy && idle_at <= now {
+                return;
             }
-            tokio::select! {
-                () = tokio::time::sleep_until(state.last_end + idle) => return,
-                changed = rx.changed() => if changed.is_err() { return },
-            }
+            deadline = if busy { now + idle } else { idle_at };
         }
     }
 }
@@ -73,10 +77,11 @@ pub(crate) struct RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.activity.state.send_modify(|s| {
-            s.in_flight = s.in_flight.saturating_sub(1);
-            s.last_end = Instant::now();
-        });
+        let activity = &self.activity;
+        let since = Instant::now().saturating_duration_since(activity.epoch);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        activity.last_end.fetch_max(nanos, Ordering::AcqRel);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -142,6 +147,21 @@ mod tests {
         drop(guard);
         let ended = Instant::now();
         idle.await;
+        assert!(Instant::now() - ended >= Duration::from_millis(50));
+    }
+
+    /// A connection that never carries a request idles out `idle` after it
+    /// was accepted, and a later request pushes the deadline back.
+    #[tokio::test]
+    async fn idle_counts_from_accept_and_moves_with_requests() {
+        let activity = Activity::new();
+        let started = Instant::now();
+        activity.idle_for(Duration::from_millis(50)).await;
+        assert!(Instant::now() - started >= Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(activity.begin());
+        let ended = Instant::now();
+        activity.idle_for(Duration::from_millis(50)).await;
         assert!(Instant::now() - ended >= Duration::from_millis(50));
     }
 }

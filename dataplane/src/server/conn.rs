@@ -10,6 +10,7 @@
 
 use super::frames::PREFACE;
 use super::framing::{FramingWatch, Verdicts};
+use super::gate::Gated;
 use super::h2c;
 use super::pipeline::ProxyBody;
 use super::prefixed::Prefixed;
@@ -159,15 +160,19 @@ where
     E: std::fmt::Display,
 {
     let idle = millis(ctx.settings.idle_timeout_ms);
-    let idle_out = async {
+    // The watchers are gated: the select below runs on every wake-up of
+    // the connection, and they need a look only when their own waker fired.
+    let idle_out = Gated::new(async {
         match idle {
             Some(idle) => ctx.activity.idle_for(idle).await,
             None => std::future::pending().await,
         }
-    };
+    });
+    let drained = Gated::new(ctx.drain.signalled());
     tokio::select! {
+        biased;
         result = conn.as_mut() => return log_end(ctx, result),
-        () = ctx.drain.signalled() => {}
+        () = drained => {}
         () = idle_out => tracing::debug!(peer = %ctx.info.peer, "idle timeout"),
     }
     graceful(conn.as_mut());

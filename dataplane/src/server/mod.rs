@@ -56,6 +56,7 @@ mod conn;
 mod drain;
 mod frames;
 mod framing;
+mod gate;
 mod h2c;
 mod handle;
 mod listener;
