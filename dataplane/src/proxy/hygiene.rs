@@ -98,7 +98,7 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
     }
     let mut element = String::with_capacity(64);
     element.push_str("for=");
-    if let IpAddr::V6(_) = fwd.peer {
+    if fwd.peer.is_ipv6() {
         peer.insert(0, '[');
         peer.push(']');
     }
