@@ -49,27 +49,8 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
-    runtime()?.block_on(run())
-}
-
-/// The async runtime: one thread doing everything when
-/// `TOKIO_WORKER_THREADS=1` (no cross-thread scheduling or wake-ups to pay
-/// for on every request), else tokio's multi-thread scheduler.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let one_worker = std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|v| v.trim() == "1");
-    let mut builder = if one_worker {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-async fn run() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(args.log_format);
     let file = match &args.snapshot_file {
