@@ -110,7 +110,10 @@ where
         let ctx = Arc::clone(&service_ctx);
         // One verdict per request, taken in arrival order.
         let ambiguous = verdicts.next_is_ambiguous();
-        async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous).await) }
+        // Boxed: hyper keeps the service future inside the connection, so
+        // unboxed the whole proxy pipeline would live in every idle
+        // connection's task; boxed it costs one allocation per request.
+        Box::pin(async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous).await) })
     });
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
