@@ -38,6 +38,15 @@ fn writes_by(server: &ApiServer, identity: &str) -> usize {
         .count()
 }
 
+/// An echo backend and a cluster with Gateway `gw` routing `/one` to it.
+async fn one_route_cluster() -> (Echo, ApiServer) {
+    let echo = Echo::start("echo-a").await.unwrap();
+    let server = cluster().await;
+    apply(&server, &base("gw", "127.0.0.1", &[&echo])).await;
+    apply(&server, &route("r1", "/one")).await;
+    (echo, server)
+}
+
 /// Two replicas compile and serve; only the Lease holder writes status;
 /// when it stops, the other takes the Lease and keeps status current.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,10 +54,7 @@ async fn one_writer_among_replicas_and_takeover() {
     if kubectl_path().is_none() {
         return;
     }
-    let a = Echo::start("echo-a").await.unwrap();
-    let server = cluster().await;
-    apply(&server, &base("gw", "127.0.0.1", &[&a])).await;
-    apply(&server, &route("r1", "/one")).await;
+    let (_echo, server) = one_route_cluster().await;
     let mut first = start_kube_controller(&server, "replica-a", true, PORT).await;
     wait_jsonpath(
         &server,
@@ -115,10 +121,7 @@ async fn the_data_plane_outlives_its_controller() {
     if kubectl_path().is_none() {
         return;
     }
-    let a = Echo::start("echo-a").await.unwrap();
-    let server = cluster().await;
-    apply(&server, &base("gw", "127.0.0.1", &[&a])).await;
-    apply(&server, &route("r1", "/one")).await;
+    let (_echo, server) = one_route_cluster().await;
     let mut ctl = start_kube_controller(&server, "replica-a", false, PORT).await;
     let programmed = "{.status.conditions[?(@.type==\"Programmed\")].reason}";
     wait_jsonpath(&server, &["gateway", "gw"], programmed, "Pending").await;
