@@ -32,17 +32,29 @@ spec:
     )
 }
 
+/// An echo backend and a controller serving `/stable` and `/v0`..`/v{n}`
+/// from a fresh manifest folder, ready.
+async fn serving(name: &str, n: usize) -> (Echo, std::path::PathBuf, Controller) {
+    let echo = Echo::start("echo-a").await.unwrap();
+    let dir = manifest_dir(name);
+    write(&dir, "base.yaml", &base("gw", "127.0.0.1", &[&echo]));
+    write(&dir, "routes.yaml", &routes(n));
+    let ctl = start_controller(&dir, true).await;
+    wait_status(
+        &format!("{}/v{n}", ctl.gateway),
+        200,
+        Duration::from_secs(10),
+    )
+    .await;
+    (echo, dir, ctl)
+}
+
 /// Rewriting the manifests 20 times while a client sends requests
 /// continuously fails no request, and each new rule serves within 1 s of
 /// its file change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_rewrites_under_load_drop_nothing() {
-    let echo = Echo::start("echo-a").await.unwrap();
-    let dir = manifest_dir("reload");
-    write(&dir, "base.yaml", &base("gw", "127.0.0.1", &[&echo]));
-    write(&dir, "routes.yaml", &routes(0));
-    let ctl = start_controller(&dir, true).await;
-    wait_status(&format!("{}/v0", ctl.gateway), 200, Duration::from_secs(10)).await;
+    let (_echo, dir, ctl) = serving("reload", 0).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
@@ -98,12 +110,7 @@ async fn twenty_rewrites_under_load_drop_nothing() {
 /// invalid rule becomes a status condition while the valid rules serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_manifests_keep_the_last_good_config() {
-    let echo = Echo::start("echo-a").await.unwrap();
-    let dir = manifest_dir("broken");
-    write(&dir, "base.yaml", &base("gw", "127.0.0.1", &[&echo]));
-    write(&dir, "routes.yaml", &routes(1));
-    let ctl = start_controller(&dir, true).await;
-    wait_status(&format!("{}/v1", ctl.gateway), 200, Duration::from_secs(10)).await;
+    let (_echo, dir, ctl) = serving("broken", 1).await;
 
     // Not YAML at all: the file's previous content stays in effect.
     write(&dir, "routes.yaml", "kind: HTTPRoute\n  rules: [unclosed\n");
