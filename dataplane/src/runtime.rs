@@ -9,7 +9,7 @@
 
 use crate::proxy::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
-use crate::upstream::{BackendSet, Balancer, ClientPair, Clients};
+use crate::upstream::{BackendSet, Balancer, Clients};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -51,7 +51,6 @@ pub struct Runtime {
     sockets: HashMap<SocketAddr, SocketRuntime>,
     routes: Box<[RouteRuntime]>,
     backends: BackendSet,
-    clients: ClientPair,
 }
 
 /// One socket: its router and the names used in logs and redirects.
@@ -101,7 +100,9 @@ impl Runtime {
     /// previous runtime.
     pub fn build(snapshot: Snapshot, clients: &Clients) -> Result<Runtime, BuildError> {
         snapshot.validate()?;
-        let backends = BackendSet::build(&snapshot.backends)?;
+        let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
+        let backends = BackendSet::build(&snapshot.backends, clients, connect_timeout)?;
+        clients.prune();
         let mut sockets = HashMap::with_capacity(snapshot.sockets.len());
         for socket in &snapshot.sockets {
             let ip: IpAddr = socket
@@ -129,9 +130,7 @@ impl Runtime {
             .map(|route| build_route(route, &backends))
             .collect();
         sockets.shrink_to_fit();
-        let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
         Ok(Runtime {
-            clients: clients.pair(connect_timeout),
             snapshot,
             sockets,
             routes,
@@ -142,11 +141,8 @@ impl Runtime {
     /// A runtime with no sockets and no routes for `gateway` (`ns/name`),
     /// served before the first snapshot arrives.
     pub fn empty(gateway: &str) -> Runtime {
-        let snapshot = Snapshot::empty(gateway);
-        let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
         Runtime {
-            clients: Clients::new().pair(connect_timeout),
-            snapshot,
+            snapshot: Snapshot::empty(gateway),
             sockets: HashMap::new(),
             routes: Box::default(),
             backends: BackendSet::default(),
@@ -173,10 +169,6 @@ impl Runtime {
 
     pub(crate) fn backends(&self) -> &BackendSet {
         &self.backends
-    }
-
-    pub(crate) fn clients(&self) -> &ClientPair {
-        &self.clients
     }
 }
 

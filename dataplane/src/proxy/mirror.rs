@@ -6,7 +6,7 @@
 //! copy then fails) instead of slowing the client's upload.
 
 use super::{BoxError, ProxyBody};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{Endpoint, UpstreamError};
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
@@ -141,12 +141,13 @@ impl Body for MirrorBody {
 }
 
 /// Sends one mirror copy in the background and discards the answer.
-pub(crate) fn spawn(client: &UpstreamClient, backend: &str, request: Request<ProxyBody>) {
-    let call = client.request(request);
+pub(crate) fn spawn(endpoint: Endpoint, backend: &str, request: Request<ProxyBody>) {
     let backend = backend.to_string();
     tokio::spawn(async move {
         let exchange = async {
-            let response = call.await?;
+            let response = endpoint.send(request).await.map_err(|e| match e {
+                UpstreamError::Connect(e) | UpstreamError::Protocol(e) => e,
+            })?;
             response.into_body().collect().await?;
             Ok::<(), BoxError>(())
         };

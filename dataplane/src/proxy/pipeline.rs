@@ -25,9 +25,8 @@ use super::{ConnInfo, ProxyBody, head};
 use crate::error::ProxyError;
 use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
-use crate::upstream::BuiltBackend;
+use crate::upstream::{BuiltBackend, Endpoint, UpstreamError};
 use http::header::{HOST, HeaderMap, HeaderValue};
-use http::uri::Authority;
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -150,10 +149,9 @@ impl<'a> Pipeline<'a> {
         })?;
         // 7 upstream
         let headers = std::mem::take(&mut ctx.headers);
-        let upstream = upstream_request(&ctx, endpoint, backend.protocol, headers, body)
-            .map_err(at(&route.name))?;
+        let upstream = upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
         let response = self
-            .send(route, backend, endpoint, upstream)
+            .send(route, endpoint, upstream)
             .await
             .map_err(at(&route.name))?;
         // 8 response
@@ -163,10 +161,7 @@ impl<'a> Pipeline<'a> {
         }
         remove_hop_by_hop(&mut head.headers);
         head.version = Version::default();
-        Ok(Response::from_parts(
-            head,
-            body.map_err(Into::into).boxed_unsync(),
-        ))
+        Ok(Response::from_parts(head, body))
     }
 
     /// Sends every mirror picked so far and returns the main body, teed when
@@ -184,16 +179,9 @@ impl<'a> Pipeline<'a> {
                 tracing::debug!(backend = %backend.name, "mirror backend has no endpoints; skipped");
                 continue;
             };
-            let copy = upstream_request(
-                ctx,
-                endpoint,
-                backend.protocol,
-                ctx.headers.clone(),
-                tee.tap(),
-            );
+            let copy = upstream_request(ctx, endpoint, ctx.headers.clone(), tee.tap());
             if let Ok(copy) = copy {
-                let client = self.runtime.clients().for_protocol(backend.protocol);
-                mirror::spawn(client, &backend.name, copy);
+                mirror::spawn(endpoint.clone(), &backend.name, copy);
             }
         }
         tee.into_body()
@@ -224,15 +212,10 @@ impl<'a> Pipeline<'a> {
     async fn send(
         &self,
         route: &RouteRuntime,
-        backend: &BuiltBackend,
-        endpoint: &Authority,
+        endpoint: &Endpoint,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let call = self
-            .runtime
-            .clients()
-            .for_protocol(backend.protocol)
-            .request(request);
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let call = endpoint.send(request);
         let request_left = route.timeouts.request_ms.map(|ms| {
             (
                 Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
@@ -251,23 +234,18 @@ impl<'a> Pipeline<'a> {
             match limit {
                 Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
                     ProxyError::UpstreamTimeout {
-                        endpoint: endpoint.to_string(),
+                        endpoint: endpoint.authority.to_string(),
                         after_ms,
                     }
                 })?,
                 None => call.await,
             };
         result.map_err(|error| {
-            let endpoint = endpoint.to_string();
-            if error.is_connect() {
-                ProxyError::UpstreamConnect {
-                    endpoint,
-                    source: Box::new(error),
-                }
-            } else {
-                ProxyError::UpstreamProtocol {
-                    endpoint,
-                    source: Box::new(error),
+            let endpoint = endpoint.authority.to_string();
+            match error {
+                UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
+                UpstreamError::Protocol(source) => {
+                    ProxyError::UpstreamProtocol { endpoint, source }
                 }
             }
         })
@@ -279,20 +257,24 @@ impl<'a> Pipeline<'a> {
 /// client named no host, since HTTP/1.1 requires one).
 fn upstream_request(
     ctx: &RequestContext<'_>,
-    endpoint: &Authority,
-    protocol: BackendProtocol,
+    endpoint: &Endpoint,
     mut headers: HeaderMap,
     body: ProxyBody,
 ) -> Result<Request<ProxyBody>, ProxyError> {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(endpoint.clone())
-        .path_and_query(ctx.path_and_query())
-        .build()
-        .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?;
+    let protocol = endpoint.protocol;
+    let uri = match protocol {
+        // HTTP/1.1 connections are per endpoint: origin-form is what goes on the wire.
+        BackendProtocol::Http1 => Uri::builder(),
+        BackendProtocol::H2c => Uri::builder()
+            .scheme("http")
+            .authority(endpoint.authority.clone()),
+    }
+    .path_and_query(ctx.path_and_query())
+    .build()
+    .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?;
     let host = match &ctx.host_header {
         Some(host) => host.clone(),
-        None => HeaderValue::from_str(endpoint.as_str())
+        None => HeaderValue::from_str(endpoint.authority.as_str())
             .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
     };
     headers.insert(HOST, host);

@@ -1,10 +1,10 @@
-//! Backends as the request path uses them: endpoint authorities parsed once,
-//! the protocol, and a round-robin cursor.
+//! Backends as the request path uses them: endpoints resolved once, with
+//! their connection pools, the protocol, and a round-robin cursor.
 
-use super::RoundRobin;
+use super::{Clients, Endpoint, RoundRobin};
 use crate::runtime::BuildError;
-use http::uri::Authority;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use tollgate_snapshot::{Backend, BackendProtocol};
 
 /// One snapshot backend, ready to send to.
@@ -14,8 +14,8 @@ pub struct BuiltBackend {
     pub name: String,
     /// Wire protocol spoken to the endpoints.
     pub protocol: BackendProtocol,
-    /// Endpoint authorities (`ip:port`, IPv6 in brackets), in snapshot order.
-    pub endpoints: Vec<Authority>,
+    /// Endpoints with their connections, in snapshot order.
+    pub endpoints: Vec<Endpoint>,
     cursor: RoundRobin,
 }
 
@@ -25,7 +25,11 @@ impl BuiltBackend {
     /// # Errors
     ///
     /// [`BuildError::Endpoint`] when an address is not an IP address.
-    pub fn build(backend: &Backend) -> Result<BuiltBackend, BuildError> {
+    pub fn build(
+        backend: &Backend,
+        clients: &Clients,
+        connect_timeout: Duration,
+    ) -> Result<BuiltBackend, BuildError> {
         let endpoints = backend
             .endpoints
             .iter()
@@ -34,14 +38,10 @@ impl BuiltBackend {
                     backend: backend.name.clone(),
                     address: e.address.clone(),
                 })?;
-                Authority::try_from(SocketAddr::new(ip, e.port).to_string()).map_err(|_| {
-                    BuildError::Endpoint {
-                        backend: backend.name.clone(),
-                        address: e.address.clone(),
-                    }
-                })
+                let addr = SocketAddr::new(ip, e.port);
+                Ok(clients.endpoint(addr, backend.protocol, connect_timeout))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(BuiltBackend {
             name: backend.name.clone(),
             protocol: backend.protocol,
@@ -52,7 +52,7 @@ impl BuiltBackend {
 
     /// The next endpoint in round-robin order, or `None` when the backend
     /// has no ready endpoint.
-    pub fn select(&self) -> Option<&Authority> {
+    pub fn select(&self) -> Option<&Endpoint> {
         self.cursor
             .select(self.endpoints.len())
             .and_then(|i| self.endpoints.get(i))
@@ -71,10 +71,14 @@ impl BackendSet {
     /// # Errors
     ///
     /// The first backend whose endpoints cannot be parsed.
-    pub fn build(backends: &[Backend]) -> Result<BackendSet, BuildError> {
+    pub fn build(
+        backends: &[Backend],
+        clients: &Clients,
+        connect_timeout: Duration,
+    ) -> Result<BackendSet, BuildError> {
         let backends = backends
             .iter()
-            .map(BuiltBackend::build)
+            .map(|b| BuiltBackend::build(b, clients, connect_timeout))
             .collect::<Result<_, _>>()?;
         Ok(BackendSet { backends })
     }

@@ -1,42 +1,65 @@
-//! Upstream clients, backends and load balancing.
+//! Upstream connections, backends and load balancing.
 //!
-//! [`Clients`] holds the pooled hyper clients every runtime shares: one
-//! keep-alive HTTP/1.1 client and one HTTP/2-with-prior-knowledge (h2c)
-//! client per connect timeout. It is created once per process and cloned into
-//! each [`Runtime`](crate::runtime::Runtime), so connection pools survive
-//! snapshot swaps. [`BackendSet`] and [`Balancer`] are the per-snapshot side:
-//! resolved endpoint addresses and the weighted/round-robin selection built
-//! once in `Runtime::build`.
+//! [`Clients`] is the process-wide registry of upstream connections. It is
+//! created once per process and shared by every [`Runtime`](crate::runtime::Runtime),
+//! so connections survive snapshot swaps: a runtime build asks it for an
+//! [`Endpoint`] per backend address, and an endpoint whose address is in both
+//! the old and the new snapshot keeps its pool. HTTP/1.1 endpoints get a
+//! pool of their own ([`http1`]); h2c endpoints share one multiplexing
+//! HTTP/2 client per connect timeout. [`BackendSet`] and [`Balancer`] are
+//! the per-snapshot side: resolved endpoints and the weighted/round-robin
+//! selection built once in `Runtime::build`.
 
 mod backend;
 mod balance;
+mod http1;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
 
-use crate::proxy::ProxyBody;
+use crate::proxy::{BoxError, ProxyBody};
+use http::uri::Authority;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use http1::Http1Pool;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tollgate_snapshot::BackendProtocol;
 
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often idle HTTP/1.1 connections are checked for expiry and upstream
+/// closes.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A hyper client over plain TCP carrying [`ProxyBody`] requests.
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+/// The pooled HTTP/2 (h2c) client.
+type H2cClient = Client<HttpConnector, ProxyBody>;
 
-/// The shared, pooled upstream clients of one process.
-///
-/// Cheap to clone: clones share pools. Clients are keyed by connect timeout
-/// because the connector owns that setting; a snapshot that keeps the same
-/// `upstream_connect_timeout_ms` keeps the same pools.
+/// Why an upstream exchange failed before a response head arrived.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection could be made.
+    Connect(BoxError),
+    /// The connection failed or the upstream answered with invalid HTTP.
+    Protocol(BoxError),
+}
+
+/// The process's upstream connections. Cheap to clone: clones share pools.
 #[derive(Clone, Default)]
 pub struct Clients {
-    pairs: Arc<Mutex<HashMap<Duration, ClientPair>>>,
+    inner: Arc<Mutex<Registry>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// HTTP/1.1 pools by address and connect timeout; weak, so a pool dies
+    /// with the last runtime that names its endpoint.
+    http1: HashMap<(SocketAddr, Duration), Weak<Http1Pool>>,
+    h2c: HashMap<Duration, Arc<H2cClient>>,
+    sweeper: bool,
 }
 
 impl std::fmt::Debug for Clients {
@@ -45,64 +68,155 @@ impl std::fmt::Debug for Clients {
     }
 }
 
-/// The HTTP/1.1 and h2c clients for one connect timeout.
-#[derive(Clone)]
-pub struct ClientPair {
-    http1: UpstreamClient,
-    h2c: UpstreamClient,
-}
-
-impl std::fmt::Debug for ClientPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientPair").finish_non_exhaustive()
-    }
-}
-
 impl Clients {
-    /// Empty client set; clients are made on first use by a runtime build.
+    /// An empty registry; connections are made on first use.
     pub fn new() -> Clients {
         Clients::default()
     }
 
-    /// The clients using `connect_timeout`, created on first use.
+    /// The endpoint at `addr` speaking `protocol`, sharing the connections
+    /// of any live endpoint with the same address and settings.
     ///
     /// Called from `Runtime::build`, never on the request path.
-    pub fn pair(&self, connect_timeout: Duration) -> ClientPair {
-        let mut pairs = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
-        pairs
-            .entry(connect_timeout)
-            .or_insert_with(|| ClientPair::new(connect_timeout))
-            .clone()
-    }
-}
-
-impl ClientPair {
-    fn new(connect_timeout: Duration) -> ClientPair {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let mut http1 = Client::builder(TokioExecutor::new());
-        http1
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .set_host(false);
-        let mut h2c = Client::builder(TokioExecutor::new());
-        h2c.http2_only(true)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false);
-        ClientPair {
-            http1: http1.build(connector.clone()),
-            h2c: h2c.build(connector),
+    pub fn endpoint(
+        &self,
+        addr: SocketAddr,
+        protocol: BackendProtocol,
+        connect_timeout: Duration,
+    ) -> Endpoint {
+        let authority = Authority::try_from(addr.to_string().as_str())
+            .unwrap_or_else(|_| Authority::from_static("invalid"));
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let transport = match protocol {
+            BackendProtocol::Http1 => {
+                let key = (addr, connect_timeout);
+                let pool = match registry.http1.get(&key).and_then(Weak::upgrade) {
+                    Some(pool) => pool,
+                    None => {
+                        let pool = Arc::new(Http1Pool::new(addr, connect_timeout));
+                        registry.http1.insert(key, Arc::downgrade(&pool));
+                        pool
+                    }
+                };
+                Transport::Http1(pool)
+            }
+            BackendProtocol::H2c => Transport::H2c(
+                registry
+                    .h2c
+                    .entry(connect_timeout)
+                    .or_insert_with(|| Arc::new(h2c_client(connect_timeout)))
+                    .clone(),
+            ),
+        };
+        drop(registry);
+        self.start_sweeper();
+        Endpoint {
+            authority,
+            protocol,
+            transport,
         }
     }
 
-    /// The client speaking `protocol`.
-    pub fn for_protocol(&self, protocol: BackendProtocol) -> &UpstreamClient {
-        match protocol {
-            BackendProtocol::Http1 => &self.http1,
-            BackendProtocol::H2c => &self.h2c,
+    /// Forgets pools no runtime uses any more.
+    pub fn prune(&self) {
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.http1.retain(|_, pool| pool.strong_count() > 0);
+    }
+
+    /// Starts the idle-connection sweeper once, when a Tokio runtime is
+    /// there to run it (runtimes built outside one, in tools and tests,
+    /// simply keep idle connections until their next checkout).
+    fn start_sweeper(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::replace(&mut registry.sweeper, true) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let pools: Vec<Arc<Http1Pool>> = {
+                    let mut registry = inner.lock().unwrap_or_else(PoisonError::into_inner);
+                    registry.http1.retain(|_, pool| pool.strong_count() > 0);
+                    registry.http1.values().filter_map(Weak::upgrade).collect()
+                };
+                for pool in pools {
+                    pool.sweep();
+                }
+            }
+        });
+    }
+}
+
+fn h2c_client(connect_timeout: Duration) -> H2cClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(http1::IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .set_host(false)
+        .build(connector)
+}
+
+/// One backend endpoint with its connections.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `ip:port`, IPv6 in brackets.
+    pub authority: Authority,
+    /// Wire protocol spoken to it.
+    pub protocol: BackendProtocol,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Http1(Arc<Http1Pool>),
+    H2c(Arc<H2cClient>),
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("authority", &self.authority)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Sends `request` and waits for the response head. HTTP/1.1 requests
+    /// carry an origin-form URI, h2c requests an absolute one.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`] when no response head arrived.
+    pub async fn send(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        match &self.transport {
+            Transport::Http1(pool) => pool.send(request).await,
+            Transport::H2c(client) => match client.request(request).await {
+                Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed_unsync())),
+                Err(error) if error.is_connect() => Err(UpstreamError::Connect(error.into())),
+                Err(error) => Err(UpstreamError::Protocol(error.into())),
+            },
+        }
+    }
+
+    /// Idle pooled HTTP/1.1 connections (0 for h2c).
+    pub fn idle_connections(&self) -> usize {
+        match &self.transport {
+            Transport::Http1(pool) => pool.idle_count(),
+            Transport::H2c(_) => 0,
         }
     }
 }
