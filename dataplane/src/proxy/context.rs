@@ -23,7 +23,7 @@ pub(crate) struct RequestContext<'r> {
     /// URLRewrite changed it; `None` when the request named no host.
     pub(crate) host_header: Option<HeaderValue>,
     /// The host the client asked for, for `X-Forwarded-Host` and `Forwarded`.
-    pub(crate) original_host: Option<String>,
+    pub(crate) original_host: Option<HeaderValue>,
     /// Normalized path; URLRewrite may replace it.
     pub(crate) path: String,
     /// Query string as received, without `?`.

@@ -36,17 +36,17 @@ pub(crate) struct Target {
 /// invalid `Host` headers, or a path normalization refuses (such as `%2F`
 /// when encoded slashes are not allowed).
 pub(crate) fn read(parts: &Parts, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
-    let authority = authority(parts)?;
-    let host = authority
-        .as_ref()
-        .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase())
-        .unwrap_or_default();
-    let host_header = match &authority {
-        Some(a) => Some(
-            HeaderValue::from_str(a.as_str())
-                .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
-        ),
-        None => None,
+    let (host, host_header) = match authority(parts)? {
+        Some((authority, header)) => {
+            let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+            let header = match header {
+                Some(header) => header,
+                None => HeaderValue::from_str(authority.as_str())
+                    .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
+            };
+            (host, Some(header))
+        }
+        None => (String::new(), None),
     };
     let path = normalize_path(parts.uri.path(), allow_encoded_slashes)
         .map_err(|e| ProxyError::BadRequest(format!("invalid path: {e}")))?
@@ -61,13 +61,13 @@ pub(crate) fn read(parts: &Parts, allow_encoded_slashes: bool) -> Result<Target,
 
 /// The authority the request is for: the request target's (absolute-form or
 /// HTTP/2 `:authority`), which overrides `Host` (RFC 9112 §3.2.2), else the
-/// single `Host` header.
-fn authority(parts: &Parts) -> Result<Option<Authority>, ProxyError> {
+/// single `Host` header — returned too, so it is forwarded without a copy.
+fn authority(parts: &Parts) -> Result<Option<(Authority, Option<HeaderValue>)>, ProxyError> {
     if let Some(authority) = parts.uri.authority() {
         if authority.as_str().contains('@') {
             return Err(ProxyError::BadRequest("userinfo in request target".into()));
         }
-        return Ok(Some(authority.clone()));
+        return Ok(Some((authority.clone(), None)));
     }
     let mut hosts = parts.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -80,7 +80,7 @@ fn authority(parts: &Parts) -> Result<Option<Authority>, ProxyError> {
                 return Err(ProxyError::BadRequest("invalid Host header".into()));
             }
             Authority::try_from(text)
-                .map(Some)
+                .map(|authority| Some((authority, Some(value.clone()))))
                 .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))
         }
         (None, _) if parts.version == Version::HTTP_11 => {

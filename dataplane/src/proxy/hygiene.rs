@@ -71,45 +71,78 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// What the forwarding headers record about the client.
-#[derive(Debug)]
-pub(crate) struct Forwarding<'a> {
-    /// The client's address.
-    pub(crate) peer: IpAddr,
-    /// The scheme the client used.
-    pub(crate) proto: &'a str,
-    /// The host the client asked for, as received (port included).
-    pub(crate) host: Option<&'a str>,
+/// The forwarding values that depend only on the connection, made once when
+/// it is accepted so each request only copies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientForwarding {
+    /// The client address as `X-Forwarded-For` lists it.
+    for_value: HeaderValue,
+    /// `X-Forwarded-Proto`.
+    proto: HeaderValue,
+    /// `for=<node>`, the start of the `Forwarded` element.
+    node: String,
+    /// `;proto=<scheme>`, the end of the `Forwarded` element.
+    proto_param: String,
+}
+
+impl ClientForwarding {
+    /// The values for a client at `peer` using `scheme`.
+    pub(crate) fn new(peer: IpAddr, scheme: &str) -> ClientForwarding {
+        let mut ip = String::with_capacity(48);
+        write_ip(&mut ip, peer);
+        let for_value =
+            HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        if peer.is_ipv6() {
+            ip.insert(0, '[');
+            ip.push(']');
+        }
+        let mut node = String::from("for=");
+        push_forwarded_value(&mut node, &ip);
+        let mut proto_param = String::from(";proto=");
+        push_forwarded_value(&mut proto_param, scheme);
+        ClientForwarding {
+            for_value,
+            proto: HeaderValue::from_str(scheme)
+                .unwrap_or_else(|_| HeaderValue::from_static("http")),
+            node,
+            proto_param,
+        }
+    }
 }
 
 /// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (replacing client-sent values:
-/// the gateway is the edge that knows them).
-pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
-    let mut peer = String::with_capacity(48);
-    write_ip(&mut peer, fwd.peer);
-    append_list(headers, X_FORWARDED_FOR, &peer);
-    set(headers, X_FORWARDED_PROTO, fwd.proto);
-    match fwd.host {
-        Some(host) => set(headers, X_FORWARDED_HOST, host),
-        None => {
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` to the scheme and the host the
+/// client asked for, as received (replacing client-sent values: the gateway
+/// is the edge that knows them).
+pub(crate) fn add_forwarding(
+    headers: &mut HeaderMap,
+    fwd: &ClientForwarding,
+    host: Option<&HeaderValue>,
+) {
+    append_value(headers, X_FORWARDED_FOR, &fwd.for_value);
+    headers.insert(X_FORWARDED_PROTO, fwd.proto.clone());
+    let host_text = host.and_then(|h| h.to_str().ok());
+    match (host, host_text) {
+        (Some(host), Some(_)) => {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        _ => {
             headers.remove(X_FORWARDED_HOST);
         }
     }
-    let mut element = String::with_capacity(64);
-    element.push_str("for=");
-    if fwd.peer.is_ipv6() {
-        peer.insert(0, '[');
-        peer.push(']');
-    }
-    push_forwarded_value(&mut element, &peer);
-    if let Some(host) = fwd.host {
+    let mut element = String::with_capacity(fwd.node.len() + fwd.proto_param.len() + 48);
+    element.push_str(&fwd.node);
+    if let Some(host) = host_text {
         element.push_str(";host=");
         push_forwarded_value(&mut element, host);
     }
-    element.push_str(";proto=");
-    push_forwarded_value(&mut element, fwd.proto);
-    append_list(headers, FORWARDED, &element);
+    element.push_str(&fwd.proto_param);
+    match HeaderValue::from_str(&element) {
+        Ok(value) => append_value(headers, FORWARDED, &value),
+        Err(_) => {
+            headers.remove(FORWARDED);
+        }
+    }
 }
 
 /// Writes `ip` in its usual text form; IPv4 without the formatting machinery,
@@ -176,26 +209,21 @@ fn push_forwarded_value(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// Joins every existing line of a list header and appends `item` as one line.
-fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
+/// Joins every existing line of a list header and appends `item` as one
+/// line; most requests carry none, and then `item` is inserted as is.
+fn append_value(headers: &mut HeaderMap, name: HeaderName, item: &HeaderValue) {
     let mut existing = headers.get_all(&name).iter();
     let Some(first) = existing.next() else {
-        set(headers, name, item);
+        headers.insert(name, item.clone());
         return;
     };
-    let mut joined = String::new();
+    let mut joined = Vec::with_capacity(first.len() + item.len() + 2);
     for value in std::iter::once(first).chain(existing) {
-        if let Ok(value) = value.to_str() {
-            joined.push_str(value);
-            joined.push_str(", ");
-        }
+        joined.extend_from_slice(value.as_bytes());
+        joined.extend_from_slice(b", ");
     }
-    joined.push_str(item);
-    set(headers, name, &joined);
-}
-
-fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
+    joined.extend_from_slice(item.as_bytes());
+    match HeaderValue::from_bytes(&joined) {
         Ok(value) => {
             headers.insert(name, value);
         }
@@ -299,13 +327,11 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("forwarded", "for=10.0.0.1"),
         ]);
+        let host = HeaderValue::from_static("a.example:8080");
         add_forwarding(
             &mut map,
-            &Forwarding {
-                peer: "2001:db8::1".parse().unwrap(),
-                proto: "http",
-                host: Some("a.example:8080"),
-            },
+            &ClientForwarding::new("2001:db8::1".parse().unwrap(), "http"),
+            Some(&host),
         );
         assert_eq!(map["x-forwarded-for"], "10.0.0.1, 2001:db8::1");
         assert_eq!(map["x-forwarded-proto"], "http");
@@ -316,14 +342,16 @@ mod tests {
         );
 
         let mut map = HeaderMap::new();
-        add_forwarding(
-            &mut map,
-            &Forwarding {
-                peer: "192.0.2.7".parse().unwrap(),
-                proto: "http",
-                host: Some("a.example"),
-            },
-        );
+        let host = HeaderValue::from_static("a.example");
+        let client = ClientForwarding::new("192.0.2.7".parse().unwrap(), "http");
+        add_forwarding(&mut map, &client, Some(&host));
+        assert_eq!(map["x-forwarded-for"], "192.0.2.7");
         assert_eq!(map["forwarded"], "for=192.0.2.7;host=a.example;proto=http");
+
+        // No host named: X-Forwarded-Host sent by the client is dropped.
+        let mut map = headers(&[("x-forwarded-host", "evil.example")]);
+        add_forwarding(&mut map, &client, None);
+        assert!(!map.contains_key("x-forwarded-host"));
+        assert_eq!(map["forwarded"], "for=192.0.2.7;proto=http");
     }
 }

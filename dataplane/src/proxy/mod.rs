@@ -35,6 +35,20 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// The scheme clients use on this socket (`http`).
     pub scheme: &'static str,
+    /// Forwarding header values for this client, made once per connection.
+    pub(crate) forwarding: hygiene::ClientForwarding,
+}
+
+impl ConnInfo {
+    /// What a connection from `peer` accepted on `local` records.
+    pub fn new(peer: SocketAddr, local: SocketAddr, scheme: &'static str) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            scheme,
+            forwarding: hygiene::ClientForwarding::new(peer.ip(), scheme),
+        }
+    }
 }
 
 /// Serves one request with `runtime`.

@@ -19,7 +19,7 @@
 //! ```
 
 use super::context::RequestContext;
-use super::hygiene::{Forwarding, add_forwarding, remove_hop_by_hop};
+use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
 use super::{ConnInfo, ProxyBody, head};
 use crate::error::ProxyError;
@@ -102,11 +102,7 @@ impl<'a> Pipeline<'a> {
             source: listener_name(socket, found.listener),
         })?;
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
-        let original_host = target
-            .host_header
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
+        let original_host = target.host_header.clone();
         let mut ctx = RequestContext {
             method: parts.method,
             headers: parts.headers,
@@ -128,11 +124,8 @@ impl<'a> Pipeline<'a> {
         remove_hop_by_hop(&mut ctx.headers);
         add_forwarding(
             &mut ctx.headers,
-            &Forwarding {
-                peer: self.conn.peer.ip(),
-                proto: self.conn.scheme,
-                host: ctx.original_host.as_deref(),
-            },
+            &self.conn.forwarding,
+            ctx.original_host.as_ref(),
         );
         // 5 mirror
         let body = body.map_err(Into::into).boxed_unsync();

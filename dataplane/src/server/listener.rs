@@ -105,11 +105,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
         let _ = stream.set_nodelay(true);
         let ctx = ConnCtx {
             runtime: Arc::clone(&server.runtime),
-            info: Arc::new(ConnInfo {
-                peer,
-                local: addr,
-                scheme: "http",
-            }),
+            info: Arc::new(ConnInfo::new(peer, addr, "http")),
             settings,
             activity: Activity::new(),
             drain: drain.clone(),

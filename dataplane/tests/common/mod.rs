@@ -72,11 +72,7 @@ impl Gateway {
                 let Ok((stream, peer)) = listener.accept().await else {
                     return;
                 };
-                let conn = Arc::new(ConnInfo {
-                    peer,
-                    local: addr,
-                    scheme: "http",
-                });
+                let conn = Arc::new(ConnInfo::new(peer, addr, "http"));
                 let runtime = runtime.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
