@@ -119,6 +119,9 @@ pub(crate) fn add_forwarding(
     fwd: &ClientForwarding,
     host: Option<&HeaderValue>,
 ) {
+    // Room for the four names at once: the parsed map was sized to fit
+    // exactly what the client sent, and would otherwise grow step by step.
+    headers.reserve(4);
     append_value(headers, X_FORWARDED_FOR, &fwd.for_value);
     headers.insert(X_FORWARDED_PROTO, fwd.proto.clone());
     let host_text = host.and_then(|h| h.to_str().ok());

@@ -22,6 +22,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// Longest head the watch buffers; hyper refuses longer ones anyway.
 const MAX_HEAD: usize = 1024 * 1024;
 
+/// Headers the quick path reads in place; longer heads take the slow path.
+const QUICK_HEADERS: usize = 32;
+
 /// Per-request verdicts, shared between the watch and the service.
 #[derive(Debug, Default)]
 pub(crate) struct Verdicts {
@@ -205,6 +208,10 @@ fn step_head(buf: &mut Vec<u8>, bytes: &[u8], verdicts: &Verdicts) -> (usize, Op
         if blank > 0 {
             return (blank, None);
         }
+        if let Some((end, info)) = quick_head(bytes) {
+            verdicts.push(info.ambiguous);
+            return (end, Some(info.next));
+        }
     }
     let Some(end) = head_end(buf, bytes) else {
         buf.extend_from_slice(bytes);
@@ -245,6 +252,57 @@ fn head_end(buf: &[u8], bytes: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// The common case: a whole, well-formed HTTP/1.1 head at the start of
+/// `bytes`, read in place by httparse. Anything else (a head split across
+/// reads, another version, a malformed line, an upgrade, an unusual
+/// Transfer-Encoding) returns `None` and takes the line-by-line path,
+/// which decides the same way.
+fn quick_head(bytes: &[u8]) -> Option<(usize, HeadInfo)> {
+    let mut headers = [httparse::EMPTY_HEADER; QUICK_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(end) = request.parse(bytes).ok()? else {
+        return None;
+    };
+    if request.version != Some(1) {
+        return None;
+    }
+    let (mut length, mut te) = (None::<&[u8]>, false);
+    for header in request.headers.iter() {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if length.is_some() {
+                return None;
+            }
+            length = Some(header.value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            te = true;
+        }
+    }
+    let next = match (te, length) {
+        (true, _) => return None,
+        (false, None) => Scan::Head,
+        (false, Some(value)) => {
+            let value = std::str::from_utf8(value).ok()?.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            match value.parse::<u64>().ok()? {
+                0 => Scan::Head,
+                len => Scan::Body(len),
+            }
+        }
+    };
+    Some((
+        end,
+        HeadInfo {
+            ambiguous: false,
+            next,
+        },
+    ))
 }
 
 fn chunk_size() -> Scan {

@@ -74,3 +74,29 @@ fn head_ends_and_limits_hold_across_reads() {
     long.extend_from_slice(b"\r\n\r\n");
     assert_eq!(verdicts(&long, 4096), None);
 }
+
+/// The in-place path for whole heads and the line-by-line path for heads
+/// split across reads reach the same verdicts (one-byte reads never see a
+/// whole head, whole-wire reads always do).
+#[test]
+fn whole_and_split_heads_agree() {
+    let wires: [&[u8]; 9] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\ncontent-length:  0 \r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+    ];
+    for wire in wires {
+        assert_eq!(
+            verdicts(wire, wire.len()),
+            verdicts(wire, 1),
+            "{}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+}
