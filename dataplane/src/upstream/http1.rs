@@ -282,3 +282,7 @@ impl Drop for PooledBody {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "http1_tests.rs"]
+mod tests;
