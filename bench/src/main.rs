@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tollgate_bench::peers::Env;
 use tollgate_bench::plan::Plan;
+use tollgate_bench::scenarios::routes::Routes;
+use tollgate_bench::scenarios::{self, Bench};
 use tollgate_bench::{backend, endpoints, harness, peers};
 
 /// Tollgate side by side with nginx and HAProxy.
@@ -50,6 +52,19 @@ enum Cmd {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Time manifest changes to traffic in standalone mode with many routes
+    /// loaded (scenario 5's change timings alone).
+    Changes {
+        /// HTTPRoutes to load.
+        #[arg(long, default_value_t = 10_000)]
+        routes: usize,
+        /// New HTTPRoute files to time.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
+        /// Do not pin processes to CPUs with taskset.
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Serve as the benchmark backend.
     Backend {
         /// Port on 127.0.0.1.
@@ -66,6 +81,11 @@ fn main() -> anyhow::Result<()> {
             flips,
             no_pin,
         } => endpoint_churn(routes.max(1), flips, !no_pin),
+        Cmd::Changes {
+            routes,
+            changes,
+            no_pin,
+        } => manifest_changes(routes.max(1), changes, !no_pin),
         Cmd::Run {
             smoke,
             out,
@@ -103,8 +123,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs the endpoint-churn measurement and prints its percentiles.
-fn endpoint_churn(routes: usize, flips: usize, pin: bool) -> anyhow::Result<()> {
+/// The processes and folders of a one-off measurement: binaries next to
+/// this one, work under `<target>/tmp/tollgate-bench`.
+fn local_env(pin: bool) -> anyhow::Result<Env> {
     let exe = std::env::current_exe().context("locating this binary")?;
     let bins = exe
         .parent()
@@ -120,16 +141,52 @@ fn endpoint_churn(routes: usize, flips: usize, pin: bool) -> anyhow::Result<()> 
         pin,
     };
     std::fs::create_dir_all(&env.work)?;
-    let (_backend, backend) = peers::start_backend(&env)?;
-    let mut ms = endpoints::run(&env, backend, routes, flips)?;
+    Ok(env)
+}
+
+/// `p50 .. ms, p99 .. ms, max .. ms` of `ms` (nearest rank).
+fn percentiles(mut ms: Vec<f64>) -> String {
+    if ms.is_empty() {
+        return "no samples".to_string();
+    }
     ms.sort_by(f64::total_cmp);
     let pick = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
-    println!(
-        "endpoint change to traffic with {routes} routes, {} changes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        ms.len(),
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         pick(0.5),
         pick(0.99),
         ms.last().copied().unwrap_or_default()
+    )
+}
+
+/// Runs the endpoint-churn measurement and prints its percentiles.
+fn endpoint_churn(routes: usize, flips: usize, pin: bool) -> anyhow::Result<()> {
+    let env = local_env(pin)?;
+    let (_backend, backend) = peers::start_backend(&env)?;
+    let ms = endpoints::run(&env, backend, routes, flips)?;
+    println!(
+        "endpoint change to traffic with {routes} routes, {} changes: {}",
+        ms.len(),
+        percentiles(ms)
+    );
+    Ok(())
+}
+
+/// Runs scenario 5's manifest-change timings alone and prints their percentiles.
+fn manifest_changes(routes: usize, changes: usize, pin: bool) -> anyhow::Result<()> {
+    let env = local_env(pin)?;
+    let (_backend, backend) = peers::start_backend(&env)?;
+    let plan = Plan {
+        route_changes: changes,
+        ..Plan::full()
+    };
+    let bench = Bench::new(env, plan, backend);
+    let mut out = Routes::default();
+    scenarios::routes::changes(&bench, routes, &mut out)?;
+    println!(
+        "manifest change to traffic with {routes} routes, {} changes: {}",
+        out.change_ms.len(),
+        percentiles(out.change_ms)
     );
     Ok(())
 }

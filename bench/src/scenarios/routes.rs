@@ -115,7 +115,11 @@ fn first_vs_last(
 }
 
 /// Starts the controller with `n` routes and times `plan.route_changes` additions.
-fn changes(bench: &Bench, n: usize, out: &mut Routes) -> Result<(), BenchError> {
+///
+/// # Errors
+///
+/// When the controller does not start or a change is never served.
+pub fn changes(bench: &Bench, n: usize, out: &mut Routes) -> Result<(), BenchError> {
     let manifests = Manifests::create(&bench.env, "routes-controller", bench.backend, n)?;
     let started = Instant::now();
     let child = controller::start(&bench.env, &manifests, &route_path(n - 1))?;
