@@ -113,6 +113,24 @@ impl Running {
     pub fn rss(&self) -> u64 {
         self.child.as_ref().map_or(0, Child::rss_bytes)
     }
+
+    /// Runs `load` and returns its result with the share of one core the
+    /// proxy's processes were busy meanwhile (`None` for direct). Near 1.0
+    /// the proxy was the limit; well below, something else was (the load
+    /// generator or the backend on the other core).
+    pub fn busy_during<T>(&self, load: impl FnOnce() -> T) -> (T, Option<f64>) {
+        let before = self.child.as_ref().map(Child::cpu_seconds);
+        let started = std::time::Instant::now();
+        let result = load();
+        let wall = started.elapsed().as_secs_f64();
+        let busy = match (&self.child, before) {
+            (Some(child), Some(before)) if wall > 0.0 => {
+                Some((child.cpu_seconds() - before) / wall)
+            }
+            _ => None,
+        };
+        (result, busy)
+    }
 }
 
 /// Starts the benchmark backend on a free port, pinned to the load CPU.

@@ -161,6 +161,13 @@ impl Child {
         tree(self.pid()).into_iter().map(rss_of).sum()
     }
 
+    /// CPU time (user + system) the process and its descendants have used,
+    /// in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks: u64 = tree(self.pid()).into_iter().map(cpu_ticks_of).sum();
+        ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    }
+
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: rustix::process::Signal) {
         if let Some(pid) = rustix::process::Pid::from_raw(self.pid() as i32) {
@@ -231,6 +238,20 @@ fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `utime + stime` of one process from `/proc/PID/stat`, in clock ticks.
+fn cpu_ticks_of(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    // After the name: state, ppid, ... with utime and stime 12th and 13th.
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
 /// `VmRSS` of one process in bytes; 0 when it is gone.

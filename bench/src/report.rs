@@ -94,7 +94,7 @@ fn throughput(out: &mut String, r: &Results) {
     );
     let _ = writeln!(
         out,
-        "| target | body | median rps | Tollgate / target | runs | failures |\n| --- | --- | --- | --- | --- | --- |"
+        "| target | body | median rps | Tollgate / target | proxy CPU busy | runs | failures |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     for row in &t.rows {
         let tollgate = t
@@ -105,11 +105,12 @@ fn throughput(out: &mut String, r: &Results) {
         let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.3} | {} | {} |",
+            "| {} | {} | {:.0} | {:.3} | {} | {} | {} |",
             row.target.name(),
             row.body,
             row.median,
             ratio(tollgate, row.median),
+            busy_cell(row.median_busy()),
             runs.join(", "),
             row.failures
         );
@@ -155,7 +156,10 @@ fn latency(out: &mut String, r: &Results) {
 
 fn scaling(out: &mut String, r: &Results) {
     let Some(s) = &r.scaling else { return };
-    let _ = writeln!(out, "## 3. Connection scaling (wrk, median rps)\n");
+    let _ = writeln!(
+        out,
+        "## 3. Connection scaling (wrk, median rps; in brackets the proxy's CPU use, % of its one core)\n"
+    );
     let _ = write!(out, "| connections |");
     for c in &s.curves {
         let _ = write!(out, " {} |", c.target.name());
@@ -169,7 +173,12 @@ fn scaling(out: &mut String, r: &Results) {
     for (i, n) in counts.iter().enumerate() {
         let _ = write!(out, "| {n} |");
         for c in &s.curves {
-            let _ = write!(out, " {:.0} |", c.points.get(i).map_or(0.0, |p| p.1));
+            let rps = c.points.get(i).map_or(0.0, |p| p.1);
+            match c.busy.get(i).copied().flatten() {
+                Some(busy) => write!(out, " {rps:.0} ({}) |", busy_cell(Some(busy))),
+                None => write!(out, " {rps:.0} |"),
+            }
+            .ok();
         }
         let _ = writeln!(out);
     }
@@ -287,4 +296,9 @@ fn tail(out: &mut String, r: &Results) {
     for (name, text) in &r.configs {
         let _ = writeln!(out, "`{name}`:\n\n```\n{}```\n", text);
     }
+}
+
+/// A proxy's CPU use as a percentage of one core; `-` when not measured.
+fn busy_cell(busy: Option<f64>) -> String {
+    busy.map_or_else(|| "-".into(), |b| format!("{:.0}%", b * 100.0))
 }

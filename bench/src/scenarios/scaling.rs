@@ -21,6 +21,9 @@ pub struct Curve {
     pub points: Vec<(usize, f64)>,
     /// Non-2xx responses plus socket errors over all runs.
     pub failures: u64,
+    /// Median share of one core the proxy was busy at each point (`None`
+    /// for direct).
+    pub busy: Vec<Option<f64>>,
 }
 
 impl Curve {
@@ -69,12 +72,17 @@ pub fn run(bench: &Bench) -> Result<Option<Scaling>, BenchError> {
         .collect::<Result<_, _>>()?;
     let counts = &bench.plan.scaling_connections;
     let mut samples = vec![vec![Vec::new(); counts.len()]; running.len()];
+    let mut busy = vec![vec![Vec::new(); counts.len()]; running.len()];
     let mut failures = vec![0u64; running.len()];
     for run in 0..bench.plan.runs {
         for (c, &connections) in counts.iter().enumerate() {
             for (i, r) in running.iter().enumerate() {
-                let result = wrk::run(r.addr, "/", connections, bench.plan.scaling, bench.env.pin)?;
+                let (result, cpu) = r.busy_during(|| {
+                    wrk::run(r.addr, "/", connections, bench.plan.scaling, bench.env.pin)
+                });
+                let result = result?;
                 samples[i][c].push(result.rps);
+                busy[i][c].extend(cpu);
                 failures[i] += result.non_2xx + result.socket_errors;
             }
         }
@@ -84,7 +92,8 @@ pub fn run(bench: &Bench) -> Result<Option<Scaling>, BenchError> {
         .iter()
         .zip(samples)
         .zip(failures)
-        .map(|((r, per_count), failures)| Curve {
+        .zip(busy)
+        .map(|(((r, per_count), failures), busy)| Curve {
             target: r.target,
             points: counts
                 .iter()
@@ -92,6 +101,10 @@ pub fn run(bench: &Bench) -> Result<Option<Scaling>, BenchError> {
                 .zip(per_count.iter().map(|s| median(s)))
                 .collect(),
             failures,
+            busy: busy
+                .iter()
+                .map(|b| (!b.is_empty()).then(|| median(b)))
+                .collect(),
         })
         .collect();
     Ok(Some(Scaling { curves }))

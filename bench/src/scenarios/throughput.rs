@@ -28,6 +28,15 @@ pub struct Row {
     pub median: f64,
     /// Non-2xx responses plus socket errors over all runs.
     pub failures: u64,
+    /// Share of one core the proxy was busy in each run (empty for direct).
+    pub busy: Vec<f64>,
+}
+
+impl Row {
+    /// Median share of one core the proxy was busy; `None` for direct.
+    pub fn median_busy(&self) -> Option<f64> {
+        (!self.busy.is_empty()).then(|| median(&self.busy))
+    }
 }
 
 /// The scenario's outcome.
@@ -74,21 +83,26 @@ pub fn run(bench: &Bench) -> Result<Option<Throughput>, BenchError> {
                 runs: vec![],
                 median: 0.0,
                 failures: 0,
+                busy: vec![],
             });
         }
     }
     for run in 0..bench.plan.runs {
         for (i, r) in running.iter().enumerate() {
             for (j, (_, path)) in BODIES.iter().enumerate() {
-                let result = wrk::run(
-                    r.addr,
-                    path,
-                    connections,
-                    bench.plan.throughput,
-                    bench.env.pin,
-                )?;
+                let (result, busy) = r.busy_during(|| {
+                    wrk::run(
+                        r.addr,
+                        path,
+                        connections,
+                        bench.plan.throughput,
+                        bench.env.pin,
+                    )
+                });
+                let result = result?;
                 let row = &mut rows[i * BODIES.len() + j];
                 row.runs.push(result.rps);
+                row.busy.extend(busy);
                 row.failures += result.non_2xx + result.socket_errors;
                 bench.progress(format!(
                     "throughput run {run} {} {path}: {:.0} rps",
