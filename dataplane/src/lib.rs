@@ -10,6 +10,7 @@ mod client;
 pub mod error;
 pub mod filters;
 pub mod normalize;
+pub mod priority;
 pub mod proxy;
 pub mod router;
 pub mod runtime;

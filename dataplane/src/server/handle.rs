@@ -150,7 +150,7 @@ impl Dataplane {
         }
         let counts = snapshot.counts();
         let clients = self.inner.clients.clone();
-        let runtime = tokio::task::spawn_blocking(move || Runtime::build(snapshot, &clients))
+        let runtime = crate::priority::in_background(move || Runtime::build(snapshot, &clients))
             .await
             .map_err(ApplyError::BuildPanicked)?
             .map_err(ApplyError::Build)?;
@@ -160,7 +160,13 @@ impl Dataplane {
             let bound = listener::bind(addr).map_err(|source| ApplyError::Bind { addr, source })?;
             fresh.push((addr, bound));
         }
-        self.inner.runtime.store(Arc::new(runtime));
+        let previous = self.inner.runtime.swap(Arc::new(runtime));
+        // Freeing a large runtime takes a while; not on the request path.
+        // (Requests still holding it free it with their last reference.)
+        tokio::task::spawn_blocking(move || {
+            crate::priority::background_priority();
+            drop(previous);
+        });
         let server = self.server_ctx();
         for (addr, bound) in fresh {
             tracing::info!(%addr, "listening");
