@@ -6,6 +6,7 @@
 //! was, since the upstream only sees the gateway's address.
 
 use http::HeaderMap;
+use http::header::Entry;
 use http::header::{
     CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
@@ -203,11 +204,15 @@ fn push_forwarded_value(out: &mut String, value: &str) {
         return;
     }
     out.push('"');
-    for c in value.chars() {
-        if matches!(c, '\\' | '"') {
-            out.push('\\');
+    if value.bytes().any(|b| matches!(b, b'\\' | b'"')) {
+        for c in value.chars() {
+            if matches!(c, '\\' | '"') {
+                out.push('\\');
+            }
+            out.push(c);
         }
-        out.push(c);
+    } else {
+        out.push_str(value);
     }
     out.push('"');
 }
@@ -215,23 +220,26 @@ fn push_forwarded_value(out: &mut String, value: &str) {
 /// Joins every existing line of a list header and appends `item` as one
 /// line; most requests carry none, and then `item` is inserted as is.
 fn append_value(headers: &mut HeaderMap, name: HeaderName, item: &HeaderValue) {
-    let mut existing = headers.get_all(&name).iter();
-    let Some(first) = existing.next() else {
-        headers.insert(name, item.clone());
-        return;
+    let mut existing = match headers.entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(item.clone());
+            return;
+        }
+        Entry::Occupied(occupied) => occupied,
     };
-    let mut joined = Vec::with_capacity(first.len() + item.len() + 2);
-    for value in std::iter::once(first).chain(existing) {
+    let mut joined = Vec::with_capacity(item.len() + 64);
+    for value in existing.iter() {
         joined.extend_from_slice(value.as_bytes());
         joined.extend_from_slice(b", ");
     }
     joined.extend_from_slice(item.as_bytes());
     match HeaderValue::from_bytes(&joined) {
+        // Replaces every line with the joined one.
         Ok(value) => {
-            headers.insert(name, value);
+            existing.insert(value);
         }
         Err(_) => {
-            headers.remove(name);
+            existing.remove();
         }
     }
 }
@@ -313,6 +321,39 @@ mod tests {
             write_ip(&mut out, ip);
             assert_eq!(out, ip.to_string());
         }
+    }
+
+    /// Tokens pass as they are; anything else is quoted, with `"` and `\\`
+    /// escaped (RFC 7239 §4).
+    #[test]
+    fn forwarded_values_are_quoted_when_needed() {
+        for (value, written) in [
+            ("a.example", "a.example"),
+            ("a.example:8080", "\"a.example:8080\""),
+            ("[2001:db8::1]", "\"[2001:db8::1]\""),
+            ("a\"b\\c", "\"a\\\"b\\\\c\""),
+            ("", "\"\""),
+        ] {
+            let mut out = String::new();
+            push_forwarded_value(&mut out, value);
+            assert_eq!(out, written, "{value}");
+        }
+    }
+
+    /// Several lines of a list header become one, with the client last.
+    #[test]
+    fn list_lines_are_joined() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        add_forwarding(
+            &mut map,
+            &ClientForwarding::new("192.0.2.7".parse().unwrap(), "http"),
+            None,
+        );
+        let lines: Vec<_> = map.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
     }
 
     /// Messages without hop-by-hop headers are left as they are.
