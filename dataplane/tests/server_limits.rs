@@ -9,7 +9,7 @@ mod server_support;
 use server_support::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tollgate_snapshot::Settings;
 
@@ -36,6 +36,39 @@ async fn a_slow_request_head_is_disconnected() {
         assert!(closed, "{partial:?} is disconnected");
         assert!(!response.contains("200"), "{response}");
     }
+}
+
+/// The header timeout runs from a head's first byte: a keep-alive
+/// connection idle for longer than it (but not the idle timeout) still
+/// takes its next request, sent slowly in pieces within the limit.
+#[tokio::test]
+async fn idle_time_is_not_head_time() {
+    let (_dp, port) = serving(short(300, 60_000)).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    for part in [&b"GET / HTTP/1.1\r\n"[..], b"Host: x\r\n", b"\r\n"] {
+        stream.write_all(part).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (response, closed) = read_until_close(&mut stream, Duration::from_millis(500)).await;
+    assert!(!closed, "the connection stays open");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
 /// A keep-alive connection with no request for `idle_timeout_ms` is closed,

@@ -46,6 +46,11 @@ impl Activity {
         }
     }
 
+    /// Since when no request has been in flight; `None` while one is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| self.last_end())
+    }
+
     fn last_end(&self) -> Instant {
         self.epoch + Duration::from_nanos(self.last_end.load(Ordering::Acquire))
     }

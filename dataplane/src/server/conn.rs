@@ -12,6 +12,7 @@ use super::frames::PREFACE;
 use super::framing::{FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c;
+use super::headclock::HeadClock;
 use super::pipeline::ProxyBody;
 use super::prefixed::Prefixed;
 use super::service::{ConnCtx, bad_request, dispatch};
@@ -89,10 +90,12 @@ where
 {
     let settings = &ctx.settings;
     let mut builder = http1::Builder::new();
+    // The header timeout is the connection's own (see headclock.rs), not
+    // hyper's, which would also cut idle keep-alive connections.
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(millis(settings.request_header_timeout_ms));
+        .header_read_timeout(None);
     // hyper keeps up to 100 header slots on the stack and allocates per
     // request once a limit is set, so leave its default alone when it agrees.
     // A zero limit would refuse every request; it means "hyper's default".
@@ -104,7 +107,8 @@ where
         builder.max_header_size(settings.max_request_header_bytes as usize);
     }
     let verdicts = Arc::new(Verdicts::default());
-    let io = FramingWatch::new(io, Arc::clone(&verdicts));
+    let clock = Arc::new(HeadClock::default());
+    let io = FramingWatch::new(io, Arc::clone(&verdicts), Arc::clone(&clock));
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
@@ -118,7 +122,8 @@ where
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;
+    let head = millis(ctx.settings.request_header_timeout_ms).map(|limit| (&*clock, limit));
+    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx, head).await;
 }
 
 async fn h1_request(
@@ -152,13 +157,18 @@ where
         async move { Ok::<_, Infallible>(dispatch(&ctx, req).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;
+    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx, None).await;
 }
 
 /// Polls a hyper connection to its end, shutting it down gracefully when it
-/// idles out or is told to drain, and dropping it when draining takes too long.
-async fn drive<C, E>(mut conn: Pin<&mut C>, graceful: impl Fn(Pin<&mut C>), ctx: &ConnCtx)
-where
+/// idles out or is told to drain, and dropping it when draining takes too
+/// long or (HTTP/1.1) a request head takes longer than `head`'s limit.
+async fn drive<C, E>(
+    mut conn: Pin<&mut C>,
+    graceful: impl Fn(Pin<&mut C>),
+    ctx: &ConnCtx,
+    head: Option<(&HeadClock, Duration)>,
+) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
@@ -172,11 +182,22 @@ where
         }
     });
     let drained = Gated::new(ctx.drain.signalled());
+    let slow_head = Gated::new(async {
+        match head {
+            Some((clock, limit)) => clock.expired(limit, &ctx.activity).await,
+            None => std::future::pending().await,
+        }
+    });
     tokio::select! {
         biased;
         result = conn.as_mut() => return log_end(ctx, result),
         () = drained => {}
         () = idle_out => tracing::debug!(peer = %ctx.info.peer, "idle timeout"),
+        () = slow_head => {
+            // Like hyper's own header timeout: no response, the connection closes.
+            tracing::debug!(peer = %ctx.info.peer, "no complete request head in time");
+            return;
+        }
     }
     graceful(conn.as_mut());
     match tokio::time::timeout(ctx.drain_timeout(), conn).await {

@@ -12,6 +12,7 @@
 //! order. Anything the watch does not understand (a malformed head, an
 //! upgrade) makes it stop watching; hyper's own safe handling then applies.
 
+use super::headclock::HeadClock;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -90,22 +91,29 @@ pub(crate) struct FramingWatch<T> {
     /// allocation is reused.
     buf: Vec<u8>,
     verdicts: Arc<Verdicts>,
+    clock: Arc<HeadClock>,
 }
 
 impl<T> FramingWatch<T> {
-    /// Watches `inner`, reporting to `verdicts`.
-    pub(crate) fn new(inner: T, verdicts: Arc<Verdicts>) -> FramingWatch<T> {
+    /// Watches `inner`, reporting verdicts to `verdicts` and head timing
+    /// to `clock`.
+    pub(crate) fn new(inner: T, verdicts: Arc<Verdicts>, clock: Arc<HeadClock>) -> FramingWatch<T> {
         FramingWatch {
             inner,
             scan: Scan::Head,
             buf: Vec::new(),
             verdicts,
+            clock,
         }
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let (used, next) = step(&mut self.scan, &mut self.buf, bytes, &self.verdicts);
+            let reports = Reports {
+                verdicts: &self.verdicts,
+                clock: &self.clock,
+            };
+            let (used, next) = step(&mut self.scan, &mut self.buf, bytes, &reports);
             bytes = &bytes[used..];
             if let Some(next) = next {
                 if matches!(next, Scan::Head | Scan::Trailers) {
@@ -115,6 +123,7 @@ impl<T> FramingWatch<T> {
             }
             if matches!(self.scan, Scan::Stopped) {
                 self.verdicts.stop();
+                self.clock.untrack();
                 return;
             }
         }
@@ -129,11 +138,11 @@ fn step(
     scan: &mut Scan,
     buf: &mut Vec<u8>,
     bytes: &[u8],
-    verdicts: &Verdicts,
+    to: &Reports<'_>,
 ) -> (usize, Option<Scan>) {
     match scan {
         Scan::Stopped => (bytes.len(), None),
-        Scan::Head => step_head(buf, bytes, verdicts),
+        Scan::Head => step_head(buf, bytes, to),
         Scan::Body(left) | Scan::ChunkData(left) => {
             let take = usize::try_from(*left)
                 .unwrap_or(usize::MAX)
@@ -197,8 +206,14 @@ fn step(
     }
 }
 
+/// Where the watch reports what it sees.
+struct Reports<'a> {
+    verdicts: &'a Verdicts,
+    clock: &'a HeadClock,
+}
+
 /// Collects a request head up to its empty line, then reads it.
-fn step_head(buf: &mut Vec<u8>, bytes: &[u8], verdicts: &Verdicts) -> (usize, Option<Scan>) {
+fn step_head(buf: &mut Vec<u8>, bytes: &[u8], to: &Reports<'_>) -> (usize, Option<Scan>) {
     if buf.is_empty() {
         // Empty lines before a request line are skipped.
         let blank = bytes
@@ -209,9 +224,10 @@ fn step_head(buf: &mut Vec<u8>, bytes: &[u8], verdicts: &Verdicts) -> (usize, Op
             return (blank, None);
         }
         if let Some((end, info)) = quick_head(bytes) {
-            verdicts.push(info.ambiguous);
+            to.verdicts.push(info.ambiguous);
             return (end, Some(info.next));
         }
+        to.clock.head_started();
     }
     let Some(end) = head_end(buf, bytes) else {
         buf.extend_from_slice(bytes);
@@ -223,8 +239,9 @@ fn step_head(buf: &mut Vec<u8>, bytes: &[u8], verdicts: &Verdicts) -> (usize, Op
         return (end, Some(Scan::Stopped));
     }
     let info = read_head(buf);
+    to.clock.head_done();
     if let Some(info) = &info {
-        verdicts.push(info.ambiguous);
+        to.verdicts.push(info.ambiguous);
     }
     (end, Some(info.map_or(Scan::Stopped, |i| i.next)))
 }

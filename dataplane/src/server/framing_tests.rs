@@ -4,7 +4,7 @@ use super::*;
 /// of the heads it saw, `None` if it stopped watching.
 fn verdicts(wire: &[u8], chunk: usize) -> Option<Vec<bool>> {
     let verdicts = Arc::new(Verdicts::default());
-    let mut watch = FramingWatch::new((), Arc::clone(&verdicts));
+    let mut watch = FramingWatch::new((), Arc::clone(&verdicts), Arc::default());
     for part in wire.chunks(chunk) {
         watch.feed(part);
     }

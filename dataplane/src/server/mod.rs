@@ -59,6 +59,7 @@ mod framing;
 mod gate;
 mod h2c;
 mod handle;
+mod headclock;
 mod listener;
 mod prefixed;
 mod service;
