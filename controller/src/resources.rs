@@ -14,11 +14,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use thiserror::Error;
 use tollgate_crds::GatewayConfig;
 
-/// Objects keyed by `namespace/name` (cluster-scoped: `name`).
-pub type Objects<T> = BTreeMap<String, T>;
+/// Objects keyed by `namespace/name` (cluster-scoped: `name`), shared.
+pub type Objects<T> = BTreeMap<String, Arc<T>>;
 
 /// All objects Tollgate reads.
 #[derive(Clone, Debug, Default)]
@@ -169,6 +170,28 @@ impl Resources {
     }
 }
 
+impl Resources {
+    /// Adds every object of `other`, sharing them; an object already
+    /// present under the same kind and key is replaced.
+    pub fn extend_from(&mut self, other: &Resources) {
+        fn extend<T>(into: &mut Objects<T>, from: &Objects<T>) {
+            into.extend(from.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
+        }
+        extend(&mut self.gateway_classes, &other.gateway_classes);
+        extend(&mut self.gateways, &other.gateways);
+        extend(&mut self.http_routes, &other.http_routes);
+        extend(&mut self.grpc_routes, &other.grpc_routes);
+        extend(&mut self.reference_grants, &other.reference_grants);
+        extend(&mut self.backend_tls_policies, &other.backend_tls_policies);
+        extend(&mut self.namespaces, &other.namespaces);
+        extend(&mut self.services, &other.services);
+        extend(&mut self.endpoint_slices, &other.endpoint_slices);
+        extend(&mut self.secrets, &other.secrets);
+        extend(&mut self.config_maps, &other.config_maps);
+        extend(&mut self.gateway_configs, &other.gateway_configs);
+    }
+}
+
 fn str_at<'a>(doc: &'a serde_json::Value, field: &str) -> Option<&'a str> {
     doc.get(field).and_then(|v| v.as_str())
 }
@@ -185,7 +208,7 @@ fn put<T: DeserializeOwned>(
         name: name.to_string(),
         source,
     })?;
-    map.insert(key, object);
+    map.insert(key, Arc::new(object));
     Ok(())
 }
 

@@ -194,7 +194,7 @@ fn compile_routes<'a>(
                 .flatten()
                 .any(|p| parent_gateway(gateways, ns, p).is_some())
         })
-        .map(|(key, r)| (r, compile_http_route(resources, key, r, stamp)))
+        .map(|(key, r)| (&**r, compile_http_route(resources, key, r, stamp)))
         .collect()
 }
 

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::sync::Arc;
 use tracing::{debug, warn};
 
 /// How many GETs run at once.
@@ -25,7 +26,7 @@ const CONCURRENT_GETS: usize = 8;
 /// The full objects of one kind that are currently referenced.
 #[derive(Debug)]
 pub(super) struct FullObjects<K> {
-    cached: BTreeMap<NamespacedName, K>,
+    cached: BTreeMap<NamespacedName, Arc<K>>,
 }
 
 impl<K> Default for FullObjects<K> {
@@ -84,7 +85,7 @@ where
                 Ok(Some(mut obj)) => {
                     trim_managed_fields(&mut obj);
                     debug!(namespace = %key.0, name = %key.1, "fetched referenced object");
-                    self.cached.insert(key, obj);
+                    self.cached.insert(key, Arc::new(obj));
                 }
                 Ok(None) => {
                     self.cached.remove(&key);
@@ -102,7 +103,7 @@ where
     pub(super) fn objects(&self) -> Objects<K> {
         self.cached
             .iter()
-            .map(|((ns, name), obj)| (format!("{ns}/{name}"), obj.clone()))
+            .map(|((ns, name), obj)| (format!("{ns}/{name}"), Arc::clone(obj)))
             .collect()
     }
 }

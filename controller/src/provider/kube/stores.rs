@@ -216,6 +216,6 @@ where
     stores
         .iter()
         .flat_map(|store| store.state())
-        .map(|o| (key_of(o.as_ref()), o.as_ref().clone()))
+        .map(|o| (key_of(o.as_ref()), o))
         .collect()
 }
