@@ -1,4 +1,6 @@
 use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
 
 const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
