@@ -1,20 +1,37 @@
 //! The compile loop: every new view of the objects is compiled, published
 //! and reported.
 //!
-//! Compiling runs on a blocking thread so a large recompile never stalls the
-//! snapshot streams. Views that arrive while a compile runs are coalesced:
-//! only the newest is compiled next. Statuses are recomputed also when a
-//! data plane reports a snapshot applied, since that is what turns a
-//! Gateway `Programmed`.
+//! Compiling, publishing (which hashes every snapshot) and status
+//! bookkeeping run on blocking threads: with `--with-dataplane` the same
+//! runtime serves traffic, and with 10k routes each of these takes tens of
+//! milliseconds that would otherwise stall every connection and delay the
+//! data plane applying the snapshot just published. Views that arrive while
+//! a compile runs are coalesced: only the newest is compiled next.
+//! Statuses are recomputed also when a data plane reports a snapshot
+//! applied, since that is what turns a Gateway `Programmed`; such a report
+//! can only change Gateway statuses, so only those are recomputed.
 
 use crate::admin::Admin;
 use crate::compile::{CompileOptions, ObjectStatus, compile};
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
+use crate::resources::Resources;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// The kind whose status depends on data-plane reports.
+const GATEWAY: &str = "Gateway";
+
+/// Statuses to bring into the store.
+enum Update {
+    /// Every status of a new compile.
+    All(Vec<ObjectStatus>),
+    /// Gateway statuses only, after a data-plane report.
+    Gateways(Vec<ObjectStatus>),
+}
 
 /// Compiles every view `rx` announces until the provider goes away.
 ///
@@ -28,9 +45,10 @@ pub async fn run(
     statuses: watch::Sender<Vec<ObjectStatus>>,
 ) {
     let mut reports = admin.reports.changed();
-    let mut compiled_statuses: Option<Vec<ObjectStatus>> = None;
+    // Gateway statuses as the last compile produced them, before reports.
+    let mut compiled_gateways: Option<Vec<ObjectStatus>> = None;
     loop {
-        tokio::select! {
+        let update = tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
                     return;
@@ -40,55 +58,97 @@ pub async fn run(
                 };
                 let mut options = options.clone();
                 options.now = now_rfc3339();
-                if let Some(s) = compile_and_publish(resources, options, &admin).await {
-                    compiled_statuses = Some(s);
-                }
+                let Some(all) = compile_and_publish(resources, options, &admin).await else {
+                    continue;
+                };
+                compiled_gateways = Some(all.iter().filter(|s| s.kind == GATEWAY).cloned().collect());
+                Update::All(all)
             }
             changed = reports.changed() => {
                 if changed.is_err() {
                     return;
                 }
+                let Some(gateways) = &compiled_gateways else {
+                    continue;
+                };
+                Update::Gateways(gateways.clone())
             }
-        }
-        let Some(raw) = &compiled_statuses else {
-            continue;
         };
-        let mut current = raw.clone();
-        apply_programmed(&mut current, &admin.publisher.published(), &admin.reports);
-        let changed = admin.statuses.update(current);
-        if !changed.is_empty() || !admin.ready.load(Ordering::Acquire) {
-            statuses.send_replace(admin.statuses.all());
+        let first = !admin.ready.load(Ordering::Acquire);
+        let store = admin.clone();
+        let updated = tokio::task::spawn_blocking(move || update_statuses(&store, update, first));
+        match updated.await {
+            Ok(Some(all)) => {
+                statuses.send_replace(all);
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "status update failed"),
         }
         admin.ready.store(true, Ordering::Release);
     }
 }
 
+/// Brings `update` into the store, with data-plane reports applied.
+/// Returns every status when something changed (or on the `first` update),
+/// for the status writer.
+fn update_statuses(admin: &Admin, update: Update, first: bool) -> Option<Vec<ObjectStatus>> {
+    let started = Instant::now();
+    let published = admin.publisher.published();
+    let changed = match update {
+        Update::All(mut all) => {
+            apply_programmed(&mut all, &published, &admin.reports);
+            admin.statuses.update(all)
+        }
+        Update::Gateways(mut gateways) => {
+            apply_programmed(&mut gateways, &published, &admin.reports);
+            admin.statuses.update_kind(GATEWAY, gateways)
+        }
+    };
+    debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        changed = changed.len(),
+        "statuses updated"
+    );
+    (!changed.is_empty() || first).then(|| admin.statuses.all())
+}
+
 /// Compiles one view and publishes its snapshots; returns compile's
 /// statuses, or `None` when the compile task failed.
 async fn compile_and_publish(
-    resources: std::sync::Arc<crate::resources::Resources>,
+    resources: Arc<Resources>,
     options: CompileOptions,
     admin: &Admin,
 ) -> Option<Vec<ObjectStatus>> {
-    let started = Instant::now();
-    let compiled = match tokio::task::spawn_blocking(move || compile(&resources, &options)).await {
-        Ok(c) => c,
+    let publisher = admin.publisher.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let compiled = compile(&resources, &options);
+        let compiled_us = started.elapsed().as_micros() as u64;
+        let gateways = compiled.snapshots.len();
+        let published = publisher.publish(compiled.snapshots);
+        debug!(
+            compile_us = compiled_us,
+            publish_us = started.elapsed().as_micros() as u64 - compiled_us,
+            "compiled and published"
+        );
+        for s in &published {
+            info!(gateway = %s.gateway, version = s.version, counts = ?s.counts(), "snapshot published");
+        }
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            gateways,
+            published = published.len(),
+            "compiled"
+        );
+        compiled.statuses
+    });
+    match task.await {
+        Ok(statuses) => Some(statuses),
         Err(e) => {
             warn!(error = %e, "compile task failed; keeping the previous snapshots");
-            return None;
+            None
         }
-    };
-    let published = admin.publisher.publish(&compiled.snapshots);
-    for s in &published {
-        info!(gateway = %s.gateway, version = s.version, counts = ?s.counts(), "snapshot published");
     }
-    info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        gateways = compiled.snapshots.len(),
-        published = published.len(),
-        "compiled"
-    );
-    Some(compiled.statuses)
 }
 
 /// The current time as Kubernetes writes it (RFC 3339, whole seconds, UTC).

@@ -77,20 +77,35 @@ impl Publisher {
     /// Publishes every snapshot whose content changed; Gateways that were
     /// published before and are absent now get an empty snapshot. Returns
     /// the snapshots actually published.
-    pub fn publish(&self, snapshots: &BTreeMap<String, Snapshot>) -> Vec<Arc<Snapshot>> {
+    ///
+    /// Content hashes are computed before the lock is taken: with 10k
+    /// routes hashing takes milliseconds, and admin requests and new
+    /// subscribers should not wait for it.
+    pub fn publish(&self, snapshots: BTreeMap<String, Snapshot>) -> Vec<Arc<Snapshot>> {
+        let hashed: Vec<(String, Snapshot, String)> = snapshots
+            .into_iter()
+            .map(|(gateway, snapshot)| {
+                let hash = snapshot.content_hash();
+                (gateway, snapshot, hash)
+            })
+            .collect();
         let Ok(mut inner) = self.inner.lock() else {
             return Vec::new();
         };
-        let mut wanted: BTreeMap<String, Snapshot> = inner
+        let mut wanted: BTreeMap<String, (Snapshot, Option<String>)> = inner
             .gateways
             .iter()
-            .filter(|(k, e)| e.hash.is_some() && !snapshots.contains_key(*k))
-            .map(|(k, _)| (k.clone(), Snapshot::empty(k.clone())))
+            .filter(|(k, e)| e.hash.is_some() && !hashed.iter().any(|(g, _, _)| g == *k))
+            .map(|(k, _)| (k.clone(), (Snapshot::empty(k.clone()), None)))
             .collect();
-        wanted.extend(snapshots.iter().map(|(k, s)| (k.clone(), s.clone())));
+        wanted.extend(
+            hashed
+                .into_iter()
+                .map(|(gateway, snapshot, hash)| (gateway, (snapshot, Some(hash)))),
+        );
         let mut published = Vec::new();
-        for (gateway, mut snapshot) in wanted {
-            let hash = snapshot.content_hash();
+        for (gateway, (mut snapshot, hash)) in wanted {
+            let hash = hash.unwrap_or_else(|| snapshot.content_hash());
             let version = inner.next_version;
             let entry = inner.gateways.entry(gateway).or_insert_with(|| Entry {
                 hash: None,
@@ -229,8 +244,8 @@ mod tests {
     #[test]
     fn unchanged_content_is_not_republished() {
         let p = Publisher::default();
-        assert_eq!(p.publish(&snapshots(&["ns/a"])).len(), 1);
-        assert!(p.publish(&snapshots(&["ns/a"])).is_empty());
+        assert_eq!(p.publish(snapshots(&["ns/a"])).len(), 1);
+        assert!(p.publish(snapshots(&["ns/a"])).is_empty());
     }
 
     /// Versions grow with every publication.
@@ -238,7 +253,7 @@ mod tests {
     fn versions_grow() {
         let p = Publisher::default();
         let mut s = snapshots(&["ns/a"]);
-        let v1 = p.publish(&s)[0].version;
+        let v1 = p.publish(s.clone())[0].version;
         s.get_mut("ns/a")
             .unwrap()
             .backends
@@ -247,7 +262,7 @@ mod tests {
                 protocol: Default::default(),
                 endpoints: vec![],
             });
-        let v2 = p.publish(&s)[0].version;
+        let v2 = p.publish(s)[0].version;
         assert!(v2 > v1);
     }
 
@@ -264,9 +279,9 @@ mod tests {
                 protocol: Default::default(),
                 endpoints: vec![],
             });
-        p.publish(&s);
+        p.publish(s);
         let rx = p.subscribe("ns/a");
-        let out = p.publish(&BTreeMap::new());
+        let out = p.publish(BTreeMap::new());
         assert_eq!(out.len(), 1);
         let current = rx.borrow().clone().unwrap();
         assert!(current.backends.is_empty() && current.sockets.is_empty());

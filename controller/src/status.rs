@@ -24,6 +24,22 @@ impl StatusStore {
     /// times of unchanged conditions, and logs every object whose status
     /// changed. Returns the objects that changed.
     pub fn update(&self, statuses: Vec<ObjectStatus>) -> Vec<ObjectStatus> {
+        self.replace(statuses, |_| true)
+    }
+
+    /// Like [`StatusStore::update`], for the objects of one `kind` only:
+    /// objects of other kinds keep their statuses.
+    pub fn update_kind(&self, kind: &str, statuses: Vec<ObjectStatus>) -> Vec<ObjectStatus> {
+        self.replace(statuses, |key| key.0 == kind)
+    }
+
+    /// Replaces the statuses of the objects `in_scope` selects by
+    /// `statuses`; in-scope objects absent from `statuses` leave the store.
+    fn replace(
+        &self,
+        statuses: Vec<ObjectStatus>,
+        in_scope: impl Fn(&Key) -> bool,
+    ) -> Vec<ObjectStatus> {
         let mut changed = Vec::new();
         let Ok(mut map) = self.inner.write() else {
             return changed;
@@ -35,10 +51,11 @@ impl StatusStore {
                 status.namespace.clone(),
                 status.name.clone(),
             );
-            if let Some(old) = map.get(&key) {
+            let old = map.remove(&key);
+            if let Some(old) = &old {
                 carry_transition_times(&old.status, &mut status.status);
             }
-            if map.get(&key) != Some(&status) {
+            if old.as_ref() != Some(&status) {
                 info!(
                     kind = %status.kind,
                     namespace = status.namespace.as_deref().unwrap_or(""),
@@ -50,7 +67,9 @@ impl StatusStore {
             }
             next.insert(key, status);
         }
-        *map = next;
+        // What is left is out of scope (kept) or gone (dropped).
+        map.retain(|key, _| !in_scope(key));
+        map.append(&mut next);
         changed
     }
 
@@ -148,6 +167,22 @@ mod tests {
             s["listeners"][0]["conditions"][0]["lastTransitionTime"],
             "t1"
         );
+    }
+
+    /// Updating one kind leaves the other kinds alone.
+    #[test]
+    fn a_kind_update_keeps_other_kinds() {
+        let store = StatusStore::default();
+        let mut route = gateway("True", "t1");
+        route.kind = "HTTPRoute".into();
+        store.update(vec![gateway("True", "t1"), route.clone()]);
+        let changed = store.update_kind("Gateway", vec![gateway("False", "t2")]);
+        assert_eq!(changed.len(), 1);
+        let all = store.all();
+        assert_eq!(all.len(), 2);
+        assert!(all.contains(&route));
+        assert!(store.update_kind("Gateway", vec![]).is_empty());
+        assert_eq!(store.all(), vec![route]);
     }
 
     /// Objects that no longer exist leave the store.

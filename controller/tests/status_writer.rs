@@ -391,7 +391,7 @@ async fn data_plane_reports_make_the_gateway_programmed() {
     .await
     .unwrap();
     let snapshot = tollgate_snapshot::Snapshot::empty("default/gw");
-    publisher.publish(&BTreeMap::from([("default/gw".to_string(), snapshot)]));
+    publisher.publish(BTreeMap::from([("default/gw".to_string(), snapshot)]));
     let published = publisher.published();
     let programmed = |reports: &Reports| {
         let mut statuses = desired(vec![], "2025-01-01T00:00:00Z");
