@@ -42,8 +42,10 @@ pub fn run(env: Env, plan: Plan, out: &Path) -> Result<Results, BenchError> {
     let (_backend, backend) = peers::start_backend(&env)?;
     let bench = Bench::new(env, plan, backend);
 
+    let mut clock = Stopwatch::start();
     println!("scenario 1: throughput");
     results.throughput = throughput::run(&bench)?;
+    clock.lap("throughput");
     let rate = if bench.plan.smoke {
         FALLBACK_RATE
     } else {
@@ -51,19 +53,48 @@ pub fn run(env: Env, plan: Plan, out: &Path) -> Result<Results, BenchError> {
     };
     println!("scenario 2: latency at {rate:.0} rps");
     results.latency = Some(latency::run(&bench, rate)?);
+    clock.lap("latency");
     println!("scenario 3: connection scaling");
     results.scaling = scaling::run(&bench)?;
+    clock.lap("connection scaling");
     println!("scenario 4: memory");
     results.memory = Some(memory::run(&bench)?);
+    clock.lap("memory");
     println!("scenario 5: routes at scale");
     results.routes = Some(routes::run(&bench)?);
+    clock.lap("routes at scale");
     println!("scenario 6: updates under load at {rate:.0} rps");
     results.updates = Some(updates::run(&bench, rate)?);
+    clock.lap("updates under load");
+    results.durations = clock.laps;
 
     results.goals = goals(&results);
     results.notes = bench.notes();
     write_outputs(&mut results, out)?;
     Ok(results)
+}
+
+/// Time per scenario, for the report.
+struct Stopwatch {
+    since: std::time::Instant,
+    laps: Vec<(String, f64)>,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            since: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Records the time since the previous lap as `name`'s.
+    fn lap(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        let seconds = (now - std::mem::replace(&mut self.since, now)).as_secs_f64();
+        println!("{name}: {seconds:.0} s");
+        self.laps.push((name.into(), seconds));
+    }
 }
 
 /// Half of nginx's median throughput, else Tollgate's, else a fixed rate.

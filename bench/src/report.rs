@@ -58,6 +58,20 @@ fn header(out: &mut String, r: &Results) {
         "not pinned"
     };
     let _ = writeln!(out, "| pinning | {pin} |");
+    if !r.durations.is_empty() {
+        let total: f64 = r.durations.iter().map(|d| d.1).sum();
+        let parts: Vec<String> = r
+            .durations
+            .iter()
+            .map(|(name, s)| format!("{name} {s:.0} s"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| measuring time | {:.1} min: {} |",
+            total / 60.0,
+            parts.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "| workers | one each: Tollgate `TOKIO_WORKER_THREADS=1`, nginx `worker_processes 1`, HAProxy `nbthread 1` |\n"

@@ -46,4 +46,6 @@ pub struct Results {
     pub notes: Vec<String>,
     /// Chart files written next to the report.
     pub charts: Vec<String>,
+    /// Seconds each scenario took, in order, measuring included setup.
+    pub durations: Vec<(String, f64)>,
 }
