@@ -1,0 +1,136 @@
+//! Per-phase cost of one manifest change with many routes loaded (10k, or
+//! `ROUTES`), in process and without the timing noise of the end-to-end
+//! `tollgate-bench changes`: read, compile, publish (hash), snapshot copy,
+//! `Runtime::build`, status update and freeing. Ignored by default; run
+//! in release:
+//! `cargo test --release -p tollgate-controller --test pipeline_timing -- --ignored --nocapture`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::fmt::Write as _;
+use std::time::Instant;
+use tollgate_controller::compile::{CompileOptions, compile};
+use tollgate_controller::provider::file::FileProvider;
+use tollgate_controller::publisher::Publisher;
+use tollgate_controller::status::StatusStore;
+use tollgate_dataplane::runtime::Runtime;
+use tollgate_dataplane::upstream::Clients;
+
+const BASE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: tollgate}
+spec: {controllerName: tollgate.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: bench}
+spec:
+  gatewayClassName: tollgate
+  addresses: [{type: IPAddress, value: 127.0.0.1}]
+  listeners:
+    - {name: http, protocol: HTTP, port: 8080, allowedRoutes: {namespaces: {from: Same}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: bench}
+spec:
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 9000}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-local
+  namespace: bench
+  labels: {kubernetes.io/service-name: backend}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 9000}]
+endpoints:
+  - addresses: [127.0.0.1]
+    conditions: {ready: true}
+";
+
+fn route(name: &str, path: &str) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: bench}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+      backendRefs: [{{name: backend, port: 80}}]
+"
+    )
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+#[test]
+#[ignore = "timing; run in release by hand"]
+fn phases_of_one_change_with_10k_routes() {
+    let n: usize = std::env::var("ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dir = std::env::temp_dir().join(format!("tollgate-timing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("base.yaml"), BASE).unwrap();
+    let mut all = String::new();
+    for i in 0..n {
+        all.push_str(&route(&format!("r{i}"), &format!("/svc-{i}")));
+    }
+    std::fs::write(dir.join("routes.yaml"), all).unwrap();
+    let mut provider = FileProvider::new(&dir);
+    let (resources, errors) = provider.load();
+    assert!(errors.is_empty(), "{errors:?}");
+    let options = CompileOptions::default();
+    let compiled = compile(&resources, &options);
+    let publisher = Publisher::default();
+    publisher.publish(compiled.snapshots.clone());
+    let store = StatusStore::default();
+    store.update(compiled.statuses);
+    let clients = Clients::new();
+    for k in 0..3 {
+        let mut line = String::new();
+        std::fs::write(
+            dir.join(format!("new-{k}.yaml")),
+            route(&format!("new-{k}"), &format!("/new-{k}")),
+        )
+        .unwrap();
+        let t = Instant::now();
+        let (resources, _) = provider.load();
+        write!(line, "load {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        let compiled = compile(&resources, &options);
+        write!(line, " compile {:.1}", ms(t)).unwrap();
+        let snapshots = compiled.snapshots.clone();
+        let t = Instant::now();
+        let published = publisher.publish(snapshots);
+        write!(line, " publish {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        let snapshot = (*published[0]).clone();
+        write!(line, " clone {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        let _ = snapshot.content_hash();
+        write!(line, " hash {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        let runtime = Runtime::build(snapshot, &clients).unwrap();
+        write!(line, " build {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        drop(runtime);
+        write!(line, " drop-runtime {:.1}", ms(t)).unwrap();
+        let statuses = compiled.statuses.clone();
+        let t = Instant::now();
+        store.update(statuses);
+        write!(line, " statuses {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        drop(compiled);
+        drop(resources);
+        write!(line, " drop {:.1}", ms(t)).unwrap();
+        println!("{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
