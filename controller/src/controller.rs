@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::watch;
+use tollgate_dataplane::priority::in_background;
 use tracing::{debug, info, warn};
 
 /// The kind whose status depends on data-plane reports.
@@ -75,11 +76,17 @@ pub async fn run(
             }
         };
         let first = !admin.ready.load(Ordering::Acquire);
+        let listened = !statuses.is_closed();
         let store = admin.clone();
-        let updated = tokio::task::spawn_blocking(move || update_statuses(&store, update, first));
+        // At background priority, like the data plane's runtime builds: on
+        // a single core the in-process data plane applying the snapshot
+        // just published must not wait behind the bookkeeping.
+        let updated = in_background(move || update_statuses(&store, update, first, listened));
         match updated.await {
             Ok(Some(all)) => {
-                statuses.send_replace(all);
+                let previous = statuses.send_replace(all);
+                // Freeing 10k statuses is not free either.
+                tokio::task::spawn_blocking(move || drop(previous));
             }
             Ok(None) => {}
             Err(e) => warn!(error = %e, "status update failed"),
@@ -89,9 +96,14 @@ pub async fn run(
 }
 
 /// Brings `update` into the store, with data-plane reports applied.
-/// Returns every status when something changed (or on the `first` update),
-/// for the status writer.
-fn update_statuses(admin: &Admin, update: Update, first: bool) -> Option<Vec<ObjectStatus>> {
+/// Returns every status for the status writer when it is `listened` to and
+/// something changed (or on the `first` update).
+fn update_statuses(
+    admin: &Admin,
+    update: Update,
+    first: bool,
+    listened: bool,
+) -> Option<Vec<ObjectStatus>> {
     let started = Instant::now();
     let published = admin.publisher.published();
     let changed = match update {
@@ -109,7 +121,7 @@ fn update_statuses(admin: &Admin, update: Update, first: bool) -> Option<Vec<Obj
         changed = changed.len(),
         "statuses updated"
     );
-    (!changed.is_empty() || first).then(|| admin.statuses.all())
+    (listened && (!changed.is_empty() || first)).then(|| admin.statuses.all())
 }
 
 /// Compiles one view and publishes its snapshots; returns compile's

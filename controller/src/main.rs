@@ -136,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
         Some(dir) => {
             info!(dir = %dir.display(), "reading manifests");
             tokio::spawn(FileProvider::new(dir.clone()).run(tx));
+            // No status writer: the compile loop sees nobody listens and
+            // skips copying every status for it.
+            drop(statuses_rx);
         }
         None => {
             let identity = identity();
