@@ -2,10 +2,11 @@
 //! and reported.
 //!
 //! Compiling, publishing (which hashes every snapshot) and status
-//! bookkeeping run on blocking threads: with `--with-dataplane` the same
-//! runtime serves traffic, and with 10k routes each of these takes tens of
-//! milliseconds that would otherwise stall every connection and delay the
-//! data plane applying the snapshot just published. Views that arrive while
+//! bookkeeping run on blocking threads at background priority: with
+//! `--with-dataplane` the same runtime (and, pinned, the same core) serves
+//! traffic, and with 10k routes each of these takes tens of milliseconds
+//! that would otherwise stall every connection and delay the data plane
+//! applying the snapshot just published. Views that arrive while
 //! a compile runs are coalesced: only the newest is compiled next.
 //! Statuses are recomputed also when a data plane reports a snapshot
 //! applied, since that is what turns a Gateway `Programmed`; such a report
@@ -132,7 +133,8 @@ async fn compile_and_publish(
     admin: &Admin,
 ) -> Option<Vec<ObjectStatus>> {
     let publisher = admin.publisher.clone();
-    let task = tokio::task::spawn_blocking(move || {
+    // Background priority: with --with-dataplane, requests come first.
+    let task = in_background(move || {
         let started = Instant::now();
         let compiled = compile(&resources, &options);
         let compiled_us = started.elapsed().as_micros() as u64;
