@@ -110,7 +110,14 @@ impl Dataplane {
     /// keeps serving and the refusal shows in [`Dataplane::status`].
     pub async fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
         let mut listeners = self.inner.listeners.lock().await;
-        let (version, hash) = (snapshot.version, snapshot.content_hash());
+        let version = snapshot.version;
+        // Hashing a large snapshot takes milliseconds: not on the worker.
+        let (snapshot, hash) = crate::priority::in_background(move || {
+            let hash = snapshot.content_hash();
+            (snapshot, hash)
+        })
+        .await
+        .map_err(ApplyError::BuildPanicked)?;
         let result = self.swap_in(&mut listeners, snapshot).await;
         let mut status = self.lock_status();
         match &result {
