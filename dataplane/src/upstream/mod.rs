@@ -108,8 +108,6 @@ impl Clients {
                     .clone(),
             ),
         };
-        drop(registry);
-        self.start_sweeper();
         Endpoint {
             authority,
             protocol,
@@ -117,10 +115,13 @@ impl Clients {
         }
     }
 
-    /// Forgets pools no runtime uses any more.
+    /// Forgets pools no runtime uses any more, and makes sure idle
+    /// connections are swept. Called once per runtime build.
     pub fn prune(&self) {
         let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         registry.http1.retain(|_, pool| pool.strong_count() > 0);
+        drop(registry);
+        self.start_sweeper();
     }
 
     /// Starts the idle-connection sweeper once, when a Tokio runtime is
