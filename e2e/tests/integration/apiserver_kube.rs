@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod apiserver_support;
+use crate::apiserver_support;
 
 use apiserver_support::widget_crd;
 use futures_util::{Stream, StreamExt};

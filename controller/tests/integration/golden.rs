@@ -2,7 +2,7 @@
 //! (multi-document Kubernetes YAML) is compiled and the `Compiled` value,
 //! serialised as YAML, must equal `<case>.out.yaml` byte for byte.
 //!
-//! `UPDATE_GOLDEN=1 cargo test -p tollgate-controller --test golden`
+//! `UPDATE_GOLDEN=1 cargo test -p tollgate-controller --test integration golden`
 //! rewrites the expected files; review the diff before committing.
 //!
 //! A document `apiVersion: tollgate.dev/test, kind: CompileOptions` in an

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod apiserver_support;
+use crate::apiserver_support;
 
 use apiserver_support::{call, config_map, get, rv, widget_crd};
 use serde_json::{Value, json};

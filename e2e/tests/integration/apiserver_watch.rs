@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod apiserver_support;
+use crate::apiserver_support;
 
 use apiserver_support::{call, call_with, config_map, events, get, pairs, rv, watch};
 use serde_json::{Value, json};

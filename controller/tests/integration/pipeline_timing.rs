@@ -3,7 +3,7 @@
 //! `tollgate-bench changes`: read, compile, publish (hash), snapshot copy,
 //! `Runtime::build`, status update and freeing. Ignored by default; run
 //! in release:
-//! `cargo test --release -p tollgate-controller --test pipeline_timing -- --ignored --nocapture`.
+//! `cargo test --release -p tollgate-controller --test integration pipeline_timing -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

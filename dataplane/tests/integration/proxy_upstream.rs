@@ -2,7 +2,7 @@
 //! end to end through `proxy::handle`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::{Request, StatusCode};

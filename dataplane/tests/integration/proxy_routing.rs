@@ -2,7 +2,7 @@
 //! through `proxy::handle` on a real socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::StatusCode;

@@ -3,7 +3,7 @@
 //! filters.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::{Method, Request, StatusCode};

@@ -1,0 +1,19 @@
+//! Integration tests of the data plane: the proxy pipeline and the server
+//! over real sockets.
+//!
+//! One test binary for the whole crate: each file under `tests/` used to
+//! link its own copy of every dependency, which cost gigabytes of disk and
+//! minutes of linking in a clean build. Run one file's tests with
+//! `cargo nextest run -p tollgate-dataplane --test integration <file>::`.
+
+mod common;
+mod server_support;
+
+mod proxy_filters;
+mod proxy_routing;
+mod proxy_upstream;
+mod server_binary;
+mod server_client;
+mod server_lifecycle;
+mod server_limits;
+mod server_protocols;

@@ -1,0 +1,23 @@
+//! End-to-end tests: the real binaries, echo backends, the in-memory API
+//! server and the real kubectl.
+//!
+//! One test binary for the whole crate: each file under `tests/` used to
+//! link its own copy of every dependency, which cost gigabytes of disk and
+//! minutes of linking in a clean build. Run one file's tests with
+//! `cargo nextest run -p tollgate-e2e --test integration <file>::`.
+
+mod apiserver_support;
+mod common;
+
+mod apiserver_kube;
+mod apiserver_kubectl;
+mod apiserver_protocol;
+mod apiserver_watch;
+mod echo;
+mod harness;
+mod kubernetes_cluster;
+mod kubernetes_replicas;
+mod quickstart;
+mod standalone_processes;
+mod standalone_reload;
+mod standalone_routing;
