@@ -18,4 +18,6 @@ mod server;
 pub mod upstream;
 
 pub use client::subscribe;
-pub use server::{ApplyError, Dataplane, DataplaneOptions, DataplaneStatus, Rejected};
+pub use server::{
+    ApplyError, ConnectionCounts, Dataplane, DataplaneOptions, DataplaneStatus, Rejected,
+};

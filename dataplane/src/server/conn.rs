@@ -3,23 +3,20 @@
 //! The first bytes decide the protocol: the HTTP/2 client preface means
 //! HTTP/2 with prior knowledge, anything else HTTP/1.1 (which may still
 //! upgrade to h2c). The limits and timeouts of the runtime serving at accept
-//! time apply for the connection's whole life. A connection ends when the
+//! time apply for the connection's whole life (HTTP/1.1 itself is served in
+//! `h1.rs`). A connection ends when the
 //! client closes it, when it has been idle for `idle_timeout_ms`, or when it
 //! is told to drain; draining lets in-flight requests finish for
 //! `drain_timeout_ms` and then closes the connection regardless.
 
 use super::frames::PREFACE;
-use super::framing::{FramingWatch, Verdicts};
 use super::gate::Gated;
-use super::h2c;
+use super::h1::serve_h1;
 use super::headclock::HeadClock;
-use super::pipeline::ProxyBody;
 use super::prefixed::Prefixed;
-use super::service::{ConnCtx, bad_request, dispatch};
+use super::service::{ConnCtx, dispatch};
 use bytes::BytesMut;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -29,9 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-
-/// hyper's HTTP/1 header-count limit when none is set.
-const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Which protocol a connection speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +58,9 @@ pub(crate) async fn serve(mut stream: TcpStream, ctx: ConnCtx) {
     let io = Prefixed::new(first.freeze(), stream);
     match protocol {
         Protocol::Http1 => serve_h1(io, ctx).await,
-        Protocol::Http2 => serve_h2(io, ctx).await,
+        // Boxed, like every rarely taken branch of a connection's task: the
+        // task is as large as its largest state, for the connection's life.
+        Protocol::Http2 => Box::pin(serve_h2(io, ctx)).await,
     }
 }
 
@@ -84,63 +80,6 @@ async fn sniff(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Op
     }
 }
 
-async fn serve_h1<T>(io: T, ctx: Arc<ConnCtx>)
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let settings = &ctx.settings;
-    let mut builder = http1::Builder::new();
-    // The header timeout is the connection's own (see headclock.rs), not
-    // hyper's, which would also cut idle keep-alive connections.
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(None);
-    // hyper keeps up to 100 header slots on the stack and allocates per
-    // request once a limit is set, so leave its default alone when it agrees.
-    // A zero limit would refuse every request; it means "hyper's default".
-    let max_headers = settings.max_request_headers as usize;
-    if max_headers != 0 && max_headers != HYPER_DEFAULT_MAX_HEADERS {
-        builder.max_headers(max_headers);
-    }
-    if settings.max_request_header_bytes != 0 {
-        builder.max_header_size(settings.max_request_header_bytes as usize);
-    }
-    let verdicts = Arc::new(Verdicts::default());
-    let clock = Arc::new(HeadClock::default());
-    let io = FramingWatch::new(io, Arc::clone(&verdicts), Arc::clone(&clock));
-    let service_ctx = Arc::clone(&ctx);
-    let service = service_fn(move |req| {
-        let ctx = Arc::clone(&service_ctx);
-        // One verdict per request, taken in arrival order.
-        let ambiguous = verdicts.next_is_ambiguous();
-        // Boxed: hyper keeps the service future inside the connection, so
-        // unboxed the whole proxy pipeline would live in every idle
-        // connection's task; boxed it costs one allocation per request.
-        Box::pin(async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous).await) })
-    });
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    let head = millis(ctx.settings.request_header_timeout_ms).map(|limit| (&*clock, limit));
-    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx, head).await;
-}
-
-async fn h1_request(
-    ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
-    ambiguous_framing: bool,
-) -> Response<ProxyBody> {
-    if ambiguous_framing {
-        tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
-        bad_request()
-    } else if h2c::is_upgrade(&req) {
-        h2c::upgrade(ctx, req).await
-    } else {
-        dispatch(&ctx, req).await
-    }
-}
-
 /// Serves HTTP/2 on `io`, which starts with the client preface.
 pub(crate) async fn serve_h2<T>(io: T, ctx: Arc<ConnCtx>)
 where
@@ -157,47 +96,86 @@ where
         async move { Ok::<_, Infallible>(dispatch(&ctx, req).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx, None).await;
+    drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;
 }
 
-/// Polls a hyper connection to its end, shutting it down gracefully when it
-/// idles out or is told to drain, and dropping it when draining takes too
-/// long or (HTTP/1.1) a request head takes longer than `head`'s limit.
-async fn drive<C, E>(
+/// Why a connection stops serving before the client ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// Told to drain (shutdown or its socket was removed).
+    Drain,
+    /// No request in flight for `idle_timeout_ms`.
+    IdleOut,
+    /// An HTTP/1.1 request head took longer than the header timeout.
+    SlowHead,
+}
+
+/// Resolves when the connection must stop; `head` is the HTTP/1.1 head
+/// clock and its limit.
+///
+/// Gated: the connection's loop polls it on every wake-up of the
+/// connection, and it needs a look only when its own waker fired.
+pub(super) fn stop_signal<'a>(
+    ctx: &'a ConnCtx,
+    head: Option<(&'a HeadClock, Duration)>,
+) -> Gated<impl Future<Output = Stop> + 'a> {
+    let idle = millis(ctx.settings.idle_timeout_ms);
+    Gated::new(async move {
+        let idle_out = async {
+            match idle {
+                Some(idle) => ctx.activity.idle_for(idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        let slow_head = async {
+            match head {
+                Some((clock, limit)) => clock.expired(limit, &ctx.activity).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = ctx.drain.signalled() => Stop::Drain,
+            () = idle_out => Stop::IdleOut,
+            () = slow_head => Stop::SlowHead,
+        }
+    })
+}
+
+/// Polls a hyper connection to its end, or until it must stop.
+async fn drive<C, E>(mut conn: Pin<&mut C>, graceful: impl Fn(Pin<&mut C>), ctx: &ConnCtx)
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let stop = stop_signal(ctx, None);
+    let reason = tokio::select! {
+        biased;
+        result = conn.as_mut() => return log_end(ctx, result),
+        reason = stop => reason,
+    };
+    finish(conn, graceful, ctx, reason).await;
+}
+
+/// Ends a hyper connection that must stop: a slow head closes it at once
+/// (no response, like hyper's own header timeout); otherwise it shuts down
+/// gracefully and in-flight requests get the drain timeout to finish.
+pub(super) async fn finish<C, E>(
     mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     ctx: &ConnCtx,
-    head: Option<(&HeadClock, Duration)>,
+    reason: Stop,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let idle = millis(ctx.settings.idle_timeout_ms);
-    // The watchers are gated: the select below runs on every wake-up of
-    // the connection, and they need a look only when their own waker fired.
-    let idle_out = Gated::new(async {
-        match idle {
-            Some(idle) => ctx.activity.idle_for(idle).await,
-            None => std::future::pending().await,
-        }
-    });
-    let drained = Gated::new(ctx.drain.signalled());
-    let slow_head = Gated::new(async {
-        match head {
-            Some((clock, limit)) => clock.expired(limit, &ctx.activity).await,
-            None => std::future::pending().await,
-        }
-    });
-    tokio::select! {
-        biased;
-        result = conn.as_mut() => return log_end(ctx, result),
-        () = drained => {}
-        () = idle_out => tracing::debug!(peer = %ctx.info.peer, "idle timeout"),
-        () = slow_head => {
-            // Like hyper's own header timeout: no response, the connection closes.
+    match reason {
+        Stop::SlowHead => {
             tracing::debug!(peer = %ctx.info.peer, "no complete request head in time");
             return;
         }
+        Stop::IdleOut => tracing::debug!(peer = %ctx.info.peer, "idle timeout"),
+        Stop::Drain => {}
     }
     graceful(conn.as_mut());
     match tokio::time::timeout(ctx.drain_timeout(), conn).await {
@@ -206,14 +184,14 @@ async fn drive<C, E>(
     }
 }
 
-fn log_end<E: std::fmt::Display>(ctx: &ConnCtx, result: Result<(), E>) {
+pub(super) fn log_end<E: std::fmt::Display>(ctx: &ConnCtx, result: Result<(), E>) {
     if let Err(error) = result {
         tracing::debug!(peer = %ctx.info.peer, %error, "connection ended with an error");
     }
 }
 
 /// A duration from milliseconds, where 0 means "no limit".
-fn millis(ms: u64) -> Option<Duration> {
+pub(super) fn millis(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Verdicts {
 struct VerdictQueue {
     ambiguous: VecDeque<bool>,
     stopped: bool,
+    /// Complete request heads seen on the connection.
+    seen: u64,
 }
 
 impl Verdicts {
@@ -46,9 +48,17 @@ impl Verdicts {
         !queue.stopped && queue.ambiguous.pop_front().unwrap_or(false)
     }
 
+    /// How many request heads the watch has seen, and whether the service
+    /// has taken every one of them.
+    pub(crate) fn seen(&self) -> (u64, bool) {
+        let queue = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        (queue.seen, queue.ambiguous.is_empty())
+    }
+
     fn push(&self, ambiguous: bool) {
         let mut queue = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         queue.ambiguous.push_back(ambiguous);
+        queue.seen += 1;
     }
 
     fn stop(&self) {
@@ -105,6 +115,28 @@ impl<T> FramingWatch<T> {
             verdicts,
             clock,
         }
+    }
+
+    /// Between requests: no head or body partly read, and still watching.
+    pub(crate) fn at_rest(&self) -> bool {
+        matches!(self.scan, Scan::Head) && self.buf.is_empty()
+    }
+
+    /// Gives back the head buffer's memory while the connection waits.
+    pub(crate) fn shrink(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// The watched stream.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The watched stream, to change.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {

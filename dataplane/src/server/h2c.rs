@@ -2,9 +2,10 @@
 //!
 //! hyper serves HTTP/1.1 and HTTP/2 but not the switch between them, so the
 //! upgrade is done here: the HTTP/1.1 service answers `101 Switching
-//! Protocols`, hyper hands back the raw connection, and the upgraded request
-//! is re-encoded as stream 1 (see `frames`) and placed right after the
-//! client's preface and first SETTINGS frame. hyper's HTTP/2 server then
+//! Protocols`, the connection loop takes the socket back from hyper (see
+//! `h1.rs`), and the upgraded request is re-encoded as stream 1 (see
+//! `frames`) and placed right after the client's preface and first SETTINGS
+//! frame. hyper's HTTP/2 server then
 //! reads a perfectly ordinary HTTP/2 connection and answers stream 1 like any
 //! other. A request with a body larger than [`MAX_UPGRADE_BODY`] is served
 //! over HTTP/1.1 instead: a server may always ignore an upgrade offer.
@@ -20,10 +21,8 @@ use http::{
 };
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
-use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Largest request body carried across an upgrade (one DATA frame, well
 /// inside the initial flow-control window).
@@ -70,9 +69,24 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Answers `101` and serves HTTP/2 on the connection once hyper releases it.
-pub(crate) async fn upgrade(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<ProxyBody> {
-    let on_upgrade = hyper::upgrade::on(&mut req);
+/// The upgraded request's frames, left by the HTTP/1.1 service for the
+/// connection loop, which takes the socket back from hyper after `101`.
+#[derive(Debug, Default)]
+pub(crate) struct PendingUpgrade(Mutex<Option<Bytes>>);
+
+impl PendingUpgrade {
+    /// The frames of an accepted upgrade, once.
+    pub(crate) fn take(&self) -> Option<Bytes> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Answers `101` and leaves the upgraded request in `pending`; the
+/// connection loop serves HTTP/2 once hyper has written the answer.
+pub(crate) async fn upgrade(
+    req: Request<Incoming>,
+    pending: &PendingUpgrade,
+) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_UPGRADE_BODY as usize)
         .collect()
@@ -82,7 +96,7 @@ pub(crate) async fn upgrade(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Re
         Err(_) => return super::service::bad_request(),
     };
     let frames = stream_one(&parts, &body);
-    tokio::spawn(serve_upgraded(ctx, on_upgrade, frames));
+    *pending.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(frames);
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -91,15 +105,12 @@ pub(crate) async fn upgrade(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Re
     response
 }
 
-async fn serve_upgraded(ctx: Arc<ConnCtx>, on_upgrade: OnUpgrade, frames: Bytes) {
-    let upgraded = match on_upgrade.await {
-        Ok(upgraded) => upgraded,
-        Err(error) => {
-            tracing::debug!(%error, "h2c upgrade did not complete");
-            return;
-        }
-    };
-    let mut io = TokioIo::new(upgraded);
+/// Serves HTTP/2 on `io`, the socket after `101`: the client's preface and
+/// SETTINGS, then the upgraded request as stream 1, then the rest.
+pub(crate) async fn serve_upgraded<T>(ctx: Arc<ConnCtx>, mut io: T, frames: Bytes)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let timeout = std::time::Duration::from_millis(ctx.settings.request_header_timeout_ms);
     let head = match tokio::time::timeout(timeout, read_preface(&mut io)).await {
         Ok(Ok(head)) => head,
@@ -115,7 +126,7 @@ async fn serve_upgraded(ctx: Arc<ConnCtx>, on_upgrade: OnUpgrade, frames: Bytes)
     prefix.extend_from_slice(&preface_and_settings);
     prefix.extend_from_slice(&frames);
     prefix.extend_from_slice(&rest);
-    serve_h2(Prefixed::new(prefix.freeze(), io), ctx).await;
+    Box::pin(serve_h2(Prefixed::new(prefix.freeze(), io), ctx)).await;
 }
 
 /// Reads the client preface and its first frame, which must be SETTINGS.

@@ -9,8 +9,9 @@
 use super::drain::{Signal, Tracker};
 use super::listener::{self, Bound, ServerCtx};
 use super::pipeline::{Clients, Runtime};
+use super::rest::Connections;
 use super::service::RuntimeCell;
-use super::status::{DataplaneStatus, Rejected};
+use super::status::{ConnectionCounts, DataplaneStatus, Rejected};
 use crate::runtime::BuildError;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,7 @@ struct Inner {
     status: Mutex<DataplaneStatus>,
     tracker: Tracker,
     shutdown: Signal,
+    connections: Arc<Connections>,
 }
 
 impl Dataplane {
@@ -91,6 +93,7 @@ impl Dataplane {
                 status: Mutex::new(status),
                 tracker: Tracker::new(),
                 shutdown: Signal::new(),
+                connections: Arc::default(),
             }),
         }
     }
@@ -197,6 +200,7 @@ impl Dataplane {
             runtime: Arc::clone(&self.inner.runtime),
             tracker: self.inner.tracker.clone(),
             shutdown: self.inner.shutdown.clone(),
+            connections: Arc::clone(&self.inner.connections),
         }
     }
 
@@ -225,6 +229,8 @@ impl Dataplane {
         let mut status = self.lock_status().clone();
         status.draining = self.inner.shutdown.is_raised();
         status.ready = status.ready && !status.draining;
+        let (open, parked) = self.inner.connections.counts();
+        status.connections = ConnectionCounts { open, parked };
         status
     }
 

@@ -11,6 +11,7 @@ use super::activity::Activity;
 use super::conn;
 use super::drain::{Drain, Signal, Tracker};
 use super::pipeline::ConnInfo;
+use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
 use std::io;
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub(crate) struct ServerCtx {
     pub(crate) tracker: Tracker,
     /// Raised on data-plane shutdown.
     pub(crate) shutdown: Signal,
+    /// Open and parked connections.
+    pub(crate) connections: Arc<Connections>,
 }
 
 /// A running accept loop.
@@ -111,6 +114,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             drain: drain.clone(),
             _guard: server.tracker.guard(),
             _slot: slots.guard(),
+            open: server.connections.open(),
         };
         tokio::spawn(conn::serve(stream, ctx));
     }

@@ -57,16 +57,18 @@ mod drain;
 mod frames;
 mod framing;
 mod gate;
+mod h1;
 mod h2c;
 mod handle;
 mod headclock;
 mod listener;
 mod prefixed;
+mod rest;
 mod service;
 mod status;
 
 pub use handle::{ApplyError, Dataplane, DataplaneOptions};
-pub use status::{DataplaneStatus, Rejected};
+pub use status::{ConnectionCounts, DataplaneStatus, Rejected};
 
 /// The request pipeline the server hands requests to.
 mod pipeline {

@@ -23,6 +23,28 @@ impl<T> Prefixed<T> {
     pub(crate) fn new(prefix: Bytes, inner: T) -> Prefixed<T> {
         Prefixed { prefix, inner }
     }
+
+    /// The stream under the prefix.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Frees the prefix's memory once it has all been read.
+    pub(crate) fn release(&mut self) {
+        if self.prefix.is_empty() {
+            self.prefix = Bytes::new();
+        }
+    }
+
+    /// The stream, dropping whatever of the prefix was not read.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// Whether bytes remain to be replayed.
+    pub(crate) fn has_prefix(&self) -> bool {
+        !self.prefix.is_empty()
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {

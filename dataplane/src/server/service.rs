@@ -8,6 +8,7 @@
 use super::activity::{Activity, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::pipeline::{ConnInfo, ProxyBody, Runtime, handle};
+use super::rest::OpenGuard;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -37,6 +38,8 @@ pub(crate) struct ConnCtx {
     pub(crate) _guard: TrackGuard,
     /// Keeps the connection counted against its socket's `max_connections`.
     pub(crate) _slot: TrackGuard,
+    /// Counts the connection as open (and, while parked, parked).
+    pub(crate) open: OpenGuard,
 }
 
 impl ConnCtx {

@@ -24,6 +24,18 @@ pub struct DataplaneStatus {
     pub draining: bool,
     /// The last snapshot refused, and why; cleared by the next success.
     pub last_rejected: Option<Rejected>,
+    /// Downstream connections now.
+    pub connections: ConnectionCounts,
+}
+
+/// Downstream connections of a data plane.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ConnectionCounts {
+    /// Open connections.
+    pub open: usize,
+    /// Open HTTP/1.1 connections waiting for their next request without
+    /// buffers (parked).
+    pub parked: usize,
 }
 
 /// A snapshot that was refused while the previous one kept serving.

@@ -16,4 +16,5 @@ mod server_binary;
 mod server_client;
 mod server_lifecycle;
 mod server_limits;
+mod server_parking;
 mod server_protocols;

@@ -1,0 +1,239 @@
+//! Serving HTTP/1.1 on one connection, parked between requests.
+//!
+//! hyper holds an 8 KiB write buffer and an 8–16 KiB read buffer for as long
+//! as an HTTP/1 connection lives, idle or not: about 20 KiB for every idle
+//! keep-alive connection. Like nginx, Tollgate gives them back while a
+//! connection waits for its next request. Once the connection is at rest —
+//! a request served on it, every response byte flushed, no head or body
+//! partly read, nothing in flight — the hyper connection is ended without
+//! closing the socket (`graceful_shutdown` ends an idle hyper connection at
+//! once, and `poll_without_shutdown` hands the socket back), and the task
+//! waits for the socket to become readable, holding the socket and a few
+//! small shared counters. The next bytes start a new hyper connection on the
+//! same socket; whatever hyper had read and not used is replayed to it.
+//!
+//! A hyper connection is parked only after it served a request: before
+//! that, a shutdown would make hyper answer its first request with
+//! `Connection: close`. An h2c upgrade takes the socket back the same way:
+//! the service leaves the upgraded request in [`PendingUpgrade`] and the
+//! socket goes to the HTTP/2 server once hyper has written `101`.
+
+use super::activity::Activity;
+use super::conn::{finish, log_end, millis, stop_signal};
+use super::framing::{FramingWatch, Verdicts};
+use super::gate::Gated;
+use super::h2c::{self, PendingUpgrade};
+use super::headclock::HeadClock;
+use super::pipeline::ProxyBody;
+use super::prefixed::Prefixed;
+use super::rest::{Rest, RestIo};
+use super::service::{ConnCtx, bad_request, dispatch};
+use bytes::Bytes;
+use futures_util::future::OptionFuture;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tollgate_snapshot::Settings;
+
+/// How long a connection in a burst of requests waits for the next one
+/// before it parks.
+///
+/// Parking and restarting a hyper connection costs a fifth of proxying a
+/// request, so a connection that keeps busy must not park between requests;
+/// one that is not busy should give its buffers back at once, as nginx does
+/// (freed late, they would stay in the allocator's high-water mark). So a
+/// connection parks as soon as it is at rest after its first request and
+/// after a request that came after it had waited at least this long; a
+/// connection whose requests come faster parks after this long at rest.
+const PARK_AFTER: Duration = Duration::from_millis(100);
+
+/// hyper's HTTP/1 header-count limit when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Serves HTTP/1.1 on `io` until it closes, idles out or finishes draining.
+pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
+    let builder = builder(&ctx.settings);
+    let verdicts = Arc::new(Verdicts::default());
+    let clock = Arc::new(HeadClock::default());
+    let rest = Arc::new(Rest::default());
+    let pending = Arc::new(PendingUpgrade::default());
+    let service = {
+        let (ctx, verdicts, pending) = (
+            Arc::clone(&ctx),
+            Arc::clone(&verdicts),
+            Arc::clone(&pending),
+        );
+        service_fn(move |req| {
+            let (ctx, pending) = (Arc::clone(&ctx), Arc::clone(&pending));
+            // One verdict per request, taken in arrival order.
+            let ambiguous = verdicts.next_is_ambiguous();
+            // Boxed: hyper keeps the service future inside the connection,
+            // so unboxed the whole proxy pipeline would live in every
+            // connection's state; boxed it costs one allocation per request.
+            Box::pin(
+                async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous, &pending).await) },
+            )
+        })
+    };
+    let head = millis(ctx.settings.request_header_timeout_ms).map(|limit| (&*clock, limit));
+    let mut stop = pin!(stop_signal(&ctx, head));
+    let watch = FramingWatch::new(io, Arc::clone(&verdicts), Arc::clone(&clock));
+    let mut io = RestIo::new(Bytes::new(), watch, Arc::clone(&rest));
+    // How long the connection last waited parked.
+    let mut parked_for = Duration::ZERO;
+    loop {
+        let (seen_before, _) = verdicts.seen();
+        // See `PARK_AFTER`: a connection parks as soon as it is at rest
+        // after its first request, or after a request that came after a
+        // long wait; in a burst of requests it parks after `PARK_AFTER`.
+        let eager = seen_before == 0 || parked_for >= PARK_AFTER;
+        let at_rest = || {
+            rest.quiet() && ctx.activity.idle_since().is_some() && {
+                let (seen, all_taken) = verdicts.seen();
+                seen > seen_before && all_taken
+            }
+        };
+        // Boxed so that a parked connection's task does not keep room for it.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
+        let resting = (!eager).then(|| Gated::new(rest_for(&ctx.activity, PARK_AFTER, &at_rest)));
+        let mut resting = pin!(OptionFuture::from(resting));
+        let mut parking = false;
+        let stopped = loop {
+            tokio::select! {
+                biased;
+                result = poll_fn(|cx| {
+                    if parking {
+                        return conn.poll_without_shutdown(cx);
+                    }
+                    let polled = Pin::new(&mut *conn).poll(cx);
+                    if eager && polled.is_pending() && at_rest() {
+                        parking = true;
+                        Pin::new(&mut *conn).graceful_shutdown();
+                        return conn.poll_without_shutdown(cx);
+                    }
+                    polled
+                }) => match result {
+                    Ok(()) => break None,
+                    Err(error) => return log_end(&ctx, Err(error)),
+                },
+                reason = stop.as_mut() => break Some(reason),
+                // An idle hyper connection ends at once: the next poll
+                // hands the socket back.
+                Some(()) = resting.as_mut(), if !parking && !eager => {
+                    parking = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+            }
+        };
+        if let Some(reason) = stopped {
+            let conn = Pin::new(&mut *conn);
+            return Box::pin(finish(conn, |c| c.graceful_shutdown(), &ctx, reason)).await;
+        }
+        // The box is freed at the end of this block, before the connection
+        // parks.
+        let parts = {
+            let conn = conn;
+            (*conn).into_parts()
+        };
+        let mut watch = parts.io.into_inner().into_watch();
+        if let Some(frames) = pending.take() {
+            let io = Prefixed::new(parts.read_buf, watch);
+            return Box::pin(h2c::serve_upgraded(Arc::clone(&ctx), io, frames)).await;
+        }
+        if !parking {
+            // hyper ended the connection (the client closed it, asked for
+            // `Connection: close`, or sent what hyper refuses) and has
+            // already shut the socket down.
+            return;
+        }
+        // Even empty, `read_buf` holds on to hyper's whole read buffer:
+        // keep a copy of what is left instead.
+        let unread = Bytes::copy_from_slice(&parts.read_buf);
+        drop(parts.read_buf);
+        parked_for = Duration::ZERO;
+        if unread.is_empty() && !watch.get_ref().has_prefix() {
+            let parked_at = Instant::now();
+            let _parked = ctx.open.park();
+            watch.shrink();
+            watch.get_mut().release();
+            // A peek, not `readable()`: readiness may be left over from the
+            // last request, and a hyper connection started without a request
+            // to read could not be parked again until it served one.
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                biased;
+                peeked = watch.get_ref().get_ref().peek(&mut byte) => match peeked {
+                    Ok(0) => return, // the client closed the connection
+                    Ok(_) => parked_for = parked_at.elapsed(),
+                    Err(error) => return log_end(&ctx, Err(error)),
+                },
+                reason = stop.as_mut() => {
+                    tracing::debug!(peer = %ctx.info.peer, ?reason, "closing a parked connection");
+                    let _ = watch.shutdown().await;
+                    return;
+                }
+            }
+        }
+        io = RestIo::new(unread, watch, Arc::clone(&rest));
+    }
+}
+
+/// Resolves once the connection has been at rest for `after`: no request
+/// in flight for that long, and `at_rest` (nothing half-read or unflushed)
+/// holds.
+async fn rest_for(activity: &Activity, after: Duration, at_rest: &impl Fn() -> bool) {
+    loop {
+        activity.idle_for(after).await;
+        if at_rest() {
+            return;
+        }
+        tokio::time::sleep(after).await;
+    }
+}
+
+fn builder(settings: &Settings) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    // The header timeout is the connection's own (see headclock.rs), not
+    // hyper's, which would also cut idle keep-alive connections.
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(None);
+    // hyper keeps up to 100 header slots on the stack and allocates per
+    // request once a limit is set, so leave its default alone when it agrees.
+    // A zero limit would refuse every request; it means "hyper's default".
+    let max_headers = settings.max_request_headers as usize;
+    if max_headers != 0 && max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        builder.max_headers(max_headers);
+    }
+    if settings.max_request_header_bytes != 0 {
+        builder.max_header_size(settings.max_request_header_bytes as usize);
+    }
+    builder
+}
+
+async fn h1_request(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+    ambiguous_framing: bool,
+    pending: &PendingUpgrade,
+) -> Response<ProxyBody> {
+    if ambiguous_framing {
+        tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
+        bad_request()
+    } else if h2c::is_upgrade(&req) {
+        h2c::upgrade(req, pending).await
+    } else {
+        dispatch(&ctx, req).await
+    }
+}
