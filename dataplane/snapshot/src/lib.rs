@@ -13,6 +13,7 @@
 
 mod backend;
 mod filter;
+mod hash;
 mod listener;
 mod route;
 mod settings;
@@ -30,7 +31,6 @@ pub use settings::Settings;
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Longest user regular expression accepted, in bytes of pattern text.
 ///
@@ -108,17 +108,7 @@ impl Snapshot {
     /// A stable hex SHA-256 of the content, ignoring `version`, so the
     /// publisher can tell whether a recompile changed anything.
     pub fn content_hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        // Serialising plain data with derived impls cannot fail; an empty hash
-        // input on the impossible error still yields a deterministic value.
-        let mut unversioned = self.clone();
-        unversioned.version = 0;
-        hasher.update(serde_json::to_vec(&unversioned).unwrap_or_default());
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hash::content_hash(self)
     }
 
     /// Counts of each element kind.
