@@ -13,12 +13,12 @@
 //! can only change Gateway statuses, so only those are recomputed.
 
 use crate::admin::Admin;
-use crate::compile::{CompileOptions, ObjectStatus, compile};
+use crate::compile::{CompileOptions, Compiler, ObjectStatus};
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
 use crate::resources::Resources;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::watch;
 use tollgate_dataplane::priority::in_background;
@@ -49,6 +49,8 @@ pub async fn run(
     let mut reports = admin.reports.changed();
     // Gateway statuses as the last compile produced them, before reports.
     let mut compiled_gateways: Option<Vec<ObjectStatus>> = None;
+    // Route results of the previous compile, reused for unchanged routes.
+    let compiler = Arc::new(Mutex::new(Compiler::default()));
     loop {
         let update = tokio::select! {
             changed = rx.changed() => {
@@ -60,7 +62,7 @@ pub async fn run(
                 };
                 let mut options = options.clone();
                 options.now = now_rfc3339();
-                let Some(all) = compile_and_publish(resources, options, &admin).await else {
+                let Some(all) = compile_and_publish(resources, options, &compiler, &admin).await else {
                     continue;
                 };
                 compiled_gateways = Some(all.iter().filter(|s| s.kind == GATEWAY).cloned().collect());
@@ -130,13 +132,20 @@ fn update_statuses(
 async fn compile_and_publish(
     resources: Arc<Resources>,
     options: CompileOptions,
+    compiler: &Arc<Mutex<Compiler>>,
     admin: &Admin,
 ) -> Option<Vec<ObjectStatus>> {
     let publisher = admin.publisher.clone();
+    let compiler = Arc::clone(compiler);
     // Background priority: with --with-dataplane, requests come first.
     let task = in_background(move || {
         let started = Instant::now();
-        let compiled = compile(&resources, &options);
+        // Compiles run one at a time; a compile that panicked leaves
+        // memos whose every entry is still a complete, valid result.
+        let compiled = compiler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .compile(&resources, &options);
         let compiled_us = started.elapsed().as_micros() as u64;
         let gateways = compiled.snapshots.len();
         let published = publisher.publish(compiled.snapshots);

@@ -44,6 +44,8 @@ pub(crate) struct CompiledRoute {
     pub(crate) dropped: Vec<(usize, Problem)>,
     /// Unresolved references.
     pub(crate) ref_problems: Vec<Problem>,
+    /// `(namespace, name)` of every Service the rules referenced.
+    pub(crate) reads: Vec<(String, String)>,
 }
 
 /// Compiles the rules of `route` (stored under `key`).
@@ -91,6 +93,7 @@ pub(crate) fn compile_http_route(
         rules,
         dropped,
         ref_problems: ctx.ref_problems,
+        reads: ctx.reads,
     }
 }
 

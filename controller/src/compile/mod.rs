@@ -17,6 +17,7 @@ mod hostname;
 mod httproute;
 mod listeners;
 mod matches;
+mod memo;
 mod rules;
 mod selector;
 mod snapshot;
@@ -26,11 +27,13 @@ use conditions::Stamp;
 use gateway::{GatewayPlan, compile_gateway};
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
 use gatewayclass::{ClassOutcome, compile_gateway_class};
-use httproute::{CompiledRoute, attach, compile_http_route};
+use httproute::{CompiledRoute, attach};
 use listeners::GATEWAY_GROUP;
+use memo::{Inputs, RouteMemos};
 use serde::{Deserialize, Serialize};
 use snapshot::{Attachment, build_snapshot};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use tollgate_snapshot::Snapshot;
 
 /// The GatewayClass `controllerName` Tollgate answers to by default.
@@ -99,6 +102,36 @@ pub struct ObjectStatus {
 ///   status; one invalid object never keeps another from compiling.
 /// - Every snapshot passes [`Snapshot::validate`].
 pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
+    Compiler::default().compile(resources, options)
+}
+
+/// `compile` that remembers its route results between calls, so a change
+/// recompiles only the HTTPRoutes it can affect (see `memo`).
+///
+/// Keep one per stream of views (one provider); its memory follows the
+/// number of routes.
+#[derive(Debug, Default)]
+pub struct Compiler {
+    routes: RouteMemos,
+}
+
+impl Compiler {
+    /// Compiles every object into snapshots and statuses.
+    ///
+    /// # Guarantees
+    ///
+    /// The output equals [`compile`]`(resources, options)`, whatever this
+    /// compiler compiled before.
+    pub fn compile(&mut self, resources: &Resources, options: &CompileOptions) -> Compiled {
+        compile_with(resources, options, &mut self.routes)
+    }
+}
+
+fn compile_with(
+    resources: &Resources,
+    options: &CompileOptions,
+    memos: &mut RouteMemos,
+) -> Compiled {
     let stamp = Stamp::new(&options.now, None);
     let mut out = Compiled::default();
     let classes: BTreeMap<&str, ClassOutcome> = resources
@@ -122,7 +155,7 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
             ))
         })
         .collect();
-    let routes = compile_routes(resources, &gateways, &stamp);
+    let routes = compile_routes(resources, &gateways, &stamp, memos);
     let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
     for (i, (route, compiled)) in routes.iter().enumerate() {
         let mut parents = Vec::new();
@@ -154,7 +187,10 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
             &status,
         );
     }
-    let compiled_routes: Vec<CompiledRoute> = routes.into_iter().map(|(_, c)| c).collect();
+    // Memos of routes that are gone (or no longer Tollgate's) go too.
+    let keys: HashSet<&str> = routes.iter().map(|(_, c)| c.key.as_str()).collect();
+    memos.retain(|k| keys.contains(k));
+    let compiled_routes: Vec<Arc<CompiledRoute>> = routes.into_iter().map(|(_, c)| c).collect();
     for (key, plan) in &gateways {
         let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
         let status = plan.status(&attached_counts(plan, found));
@@ -182,7 +218,9 @@ fn compile_routes<'a>(
     resources: &'a Resources,
     gateways: &BTreeMap<&str, GatewayPlan>,
     stamp: &Stamp,
-) -> Vec<(&'a HttpRoute, CompiledRoute)> {
+    memos: &mut RouteMemos,
+) -> Vec<(&'a HttpRoute, Arc<CompiledRoute>)> {
+    let inputs = Inputs::new(resources);
     resources
         .http_routes
         .iter()
@@ -194,7 +232,7 @@ fn compile_routes<'a>(
                 .flatten()
                 .any(|p| parent_gateway(gateways, ns, p).is_some())
         })
-        .map(|(key, r)| (&**r, compile_http_route(resources, key, r, stamp)))
+        .map(|(key, r)| (&**r, memos.compile(&inputs, key, r, stamp)))
         .collect()
 }
 

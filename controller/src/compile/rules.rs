@@ -28,6 +28,9 @@ pub(crate) struct RuleContext<'a> {
     backends: Vec<Backend>,
     /// Every unresolved reference of the route, in manifest order.
     pub(crate) ref_problems: Vec<Problem>,
+    /// `(namespace, name)` of every Service resolution attempted, valid or
+    /// not: what the route's compile result depends on besides the route.
+    pub(crate) reads: Vec<(String, String)>,
 }
 
 impl<'a> RuleContext<'a> {
@@ -38,12 +41,17 @@ impl<'a> RuleContext<'a> {
             route_ns,
             backends: Vec::new(),
             ref_problems: Vec::new(),
+            reads: Vec::new(),
         }
     }
 
     /// Resolves `target` into the rule's backend table; `None` (and a
     /// recorded problem) when the reference is invalid.
     pub(crate) fn backend(&mut self, target: BackendTarget<'_>) -> Option<usize> {
+        let ns = target.namespace.unwrap_or(self.route_ns);
+        if !self.reads.iter().any(|(n, s)| n == ns && s == target.name) {
+            self.reads.push((ns.to_string(), target.name.to_string()));
+        }
         match resolve_backend(self.resources, self.route_ns, target) {
             Ok(b) => Some(match self.backends.iter().position(|x| x.name == b.name) {
                 Some(i) => i,

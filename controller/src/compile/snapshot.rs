@@ -14,6 +14,7 @@ use super::httproute::CompiledRoute;
 use super::listeners::bind_port;
 use super::matches::{Ranked, precedence};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use tollgate_snapshot::{
     Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket, VirtualHost,
 };
@@ -32,7 +33,7 @@ pub(crate) struct Attachment {
 /// Builds the snapshot of `plan`, which must be programmed.
 pub(crate) fn build_snapshot(
     plan: &GatewayPlan,
-    routes: &[CompiledRoute],
+    routes: &[Arc<CompiledRoute>],
     attachments: &[Attachment],
     port_offset: u16,
 ) -> Snapshot {
@@ -155,7 +156,7 @@ impl Tables {
 /// every route against every virtual host, so the cost follows the size of
 /// the output, not hosts × routes.
 fn virtual_hosts(
-    routes: &[CompiledRoute],
+    routes: &[Arc<CompiledRoute>],
     attached: &[(usize, Vec<HostMatch>)],
     tables: &Tables,
 ) -> Vec<VirtualHost> {

@@ -7,6 +7,7 @@
 //! minutes of linking in a clean build. Run one file's tests with
 //! `cargo nextest run -p tollgate-controller --test integration <file>::`.
 
+mod compile_memo;
 mod golden;
 mod kube_provider;
 mod leader;

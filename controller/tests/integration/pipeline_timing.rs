@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::time::Instant;
-use tollgate_controller::compile::{CompileOptions, compile};
+use tollgate_controller::compile::{CompileOptions, Compiler};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::publisher::Publisher;
 use tollgate_controller::status::StatusStore;
@@ -87,7 +87,9 @@ fn phases_of_one_change_with_10k_routes() {
     let (resources, errors) = provider.load();
     assert!(errors.is_empty(), "{errors:?}");
     let options = CompileOptions::default();
-    let compiled = compile(&resources, &options);
+    // One compiler for the whole run, as the controller keeps one.
+    let mut compiler = Compiler::default();
+    let compiled = compiler.compile(&resources, &options);
     let publisher = Publisher::default();
     publisher.publish(compiled.snapshots.clone());
     let store = StatusStore::default();
@@ -104,7 +106,7 @@ fn phases_of_one_change_with_10k_routes() {
         let (resources, _) = provider.load();
         write!(line, "load {:.1}", ms(t)).unwrap();
         let t = Instant::now();
-        let compiled = compile(&resources, &options);
+        let compiled = compiler.compile(&resources, &options);
         write!(line, " compile {:.1}", ms(t)).unwrap();
         let snapshots = compiled.snapshots.clone();
         let t = Instant::now();

@@ -1,0 +1,182 @@
+//! Compiled HTTPRoutes kept between compiles, so a change costs what it
+//! touches rather than a recompile of every route.
+//!
+//! A route's rules depend on the route object, the stamp on its conditions
+//! and, for every backend it references (`backendRefs` and mirrors), that
+//! Service, the Service's EndpointSlices and the ReferenceGrants of the
+//! Service's namespace. Providers share unchanged objects between views
+//! (`Arc`), so "unchanged" is pointer identity: an entry is reused when the
+//! route is the same `Arc` and every object it read is the same `Arc` (or
+//! still absent). Entries hold those `Arc`s, so an address cannot be reused
+//! by a different object while it is compared. Anything else, and every
+//! Gateway-side input (attachment, statuses, snapshot assembly), is
+//! recomputed on every compile.
+
+use super::conditions::Stamp;
+use super::httproute::{CompiledRoute, compile_http_route};
+use crate::resources::Resources;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Compiled routes by `namespace/name`, from the previous compile.
+#[derive(Debug, Default)]
+pub(crate) struct RouteMemos {
+    entries: HashMap<String, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    object: Arc<HttpRoute>,
+    reads: Vec<Read>,
+    compiled: Arc<CompiledRoute>,
+}
+
+/// What a route's compile read about one referenced Service `ns/name`.
+#[derive(Debug)]
+struct Read {
+    namespace: String,
+    name: String,
+    service: Option<Arc<Service>>,
+    slices: Vec<Arc<EndpointSlice>>,
+    grants: Vec<Arc<ReferenceGrant>>,
+}
+
+/// The objects of one view a route compile can read, found by key.
+#[derive(Debug)]
+pub(crate) struct Inputs<'a> {
+    resources: &'a Resources,
+    /// EndpointSlices by namespace, then Service name, in key order.
+    slices: HashMap<&'a str, HashMap<&'a str, Vec<&'a Arc<EndpointSlice>>>>,
+    /// ReferenceGrants by namespace, in key order.
+    grants: HashMap<&'a str, Vec<&'a Arc<ReferenceGrant>>>,
+}
+
+impl<'a> Inputs<'a> {
+    /// Indexes `resources`: one pass over slices and grants.
+    pub(crate) fn new(resources: &'a Resources) -> Self {
+        let mut slices: HashMap<&str, HashMap<&str, Vec<&Arc<EndpointSlice>>>> = HashMap::new();
+        for slice in resources.endpoint_slices.values() {
+            let meta = &slice.metadata;
+            let service = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let (Some(ns), Some(service)) = (meta.namespace.as_deref(), service) {
+                let by_service = slices.entry(ns).or_default();
+                by_service.entry(service).or_default().push(slice);
+            }
+        }
+        let mut grants: HashMap<&str, Vec<&Arc<ReferenceGrant>>> = HashMap::new();
+        for grant in resources.reference_grants.values() {
+            if let Some(ns) = grant.metadata.namespace.as_deref() {
+                grants.entry(ns).or_default().push(grant);
+            }
+        }
+        Inputs {
+            resources,
+            slices,
+            grants,
+        }
+    }
+
+    fn service(&self, ns: &str, name: &str) -> Option<&'a Arc<Service>> {
+        self.resources.services.get(&format!("{ns}/{name}"))
+    }
+
+    fn slices(&self, ns: &str, name: &str) -> &[&'a Arc<EndpointSlice>] {
+        self.slices
+            .get(ns)
+            .and_then(|m| m.get(name))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn grants(&self, ns: &str) -> &[&'a Arc<ReferenceGrant>] {
+        self.grants.get(ns).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether what `read` saw is still what this view holds.
+    fn unchanged(&self, read: &Read) -> bool {
+        let (ns, name) = (read.namespace.as_str(), read.name.as_str());
+        let service_same = match (&read.service, self.service(ns, name)) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        service_same
+            && same(&read.slices, self.slices(ns, name))
+            && same(&read.grants, self.grants(ns))
+    }
+
+    fn capture(&self, ns: &str, name: &str) -> Read {
+        Read {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            service: self.service(ns, name).cloned(),
+            slices: self
+                .slices(ns, name)
+                .iter()
+                .map(|s| Arc::clone(s))
+                .collect(),
+            grants: self.grants(ns).iter().map(|g| Arc::clone(g)).collect(),
+        }
+    }
+}
+
+/// Whether `kept` and `now` are the same objects in the same order.
+fn same<T>(kept: &[Arc<T>], now: &[&Arc<T>]) -> bool {
+    kept.len() == now.len() && kept.iter().zip(now).all(|(a, b)| Arc::ptr_eq(a, b))
+}
+
+impl RouteMemos {
+    /// The compiled `route` (stored under `key`): the previous result when
+    /// nothing it read changed, else a fresh compile that replaces it.
+    ///
+    /// # Guarantees
+    ///
+    /// Equal to `compile_http_route(inputs.resources, key, route, stamp)`.
+    pub(crate) fn compile(
+        &mut self,
+        inputs: &Inputs<'_>,
+        key: &str,
+        route: &Arc<HttpRoute>,
+        stamp: &Stamp,
+    ) -> Arc<CompiledRoute> {
+        let stamped = stamp.for_generation(route.metadata.generation);
+        if let Some(entry) = self.entries.get_mut(key)
+            && Arc::ptr_eq(&entry.object, route)
+            && entry.reads.iter().all(|r| inputs.unchanged(r))
+        {
+            if entry.compiled.stamp != stamped {
+                // Only the time differs (a new second): the rules stand.
+                let mut restamped = (*entry.compiled).clone();
+                restamped.stamp = stamped;
+                entry.compiled = Arc::new(restamped);
+            }
+            return Arc::clone(&entry.compiled);
+        }
+        let compiled = Arc::new(compile_http_route(inputs.resources, key, route, stamp));
+        let reads = compiled
+            .reads
+            .iter()
+            .map(|(ns, name)| inputs.capture(ns, name))
+            .collect();
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                object: Arc::clone(route),
+                reads,
+                compiled: Arc::clone(&compiled),
+            },
+        );
+        compiled
+    }
+
+    /// Forgets routes not in `keep` (deleted, or no longer Tollgate's).
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.entries.retain(|k, _| keep(k));
+    }
+}
