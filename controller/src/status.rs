@@ -7,6 +7,7 @@
 
 use crate::compile::ObjectStatus;
 use serde_json::Value;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use tracing::info;
@@ -35,41 +36,61 @@ impl StatusStore {
 
     /// Replaces the statuses of the objects `in_scope` selects by
     /// `statuses`; in-scope objects absent from `statuses` leave the store.
+    ///
+    /// Walks the stored and the new statuses side by side in key order, so
+    /// an object whose status is unchanged apart from condition times (most
+    /// of them after one manifest change) keeps its stored entry without a
+    /// new key, a transition-time walk or a copy.
     fn replace(
         &self,
-        statuses: Vec<ObjectStatus>,
+        mut statuses: Vec<ObjectStatus>,
         in_scope: impl Fn(&Key) -> bool,
     ) -> Vec<ObjectStatus> {
         let mut changed = Vec::new();
         let Ok(mut map) = self.inner.write() else {
             return changed;
         };
-        let mut next = BTreeMap::new();
-        for mut status in statuses {
-            let key = (
-                status.kind.clone(),
-                status.namespace.clone(),
-                status.name.clone(),
-            );
-            let old = map.remove(&key);
-            if let Some(old) = &old {
-                carry_transition_times(&old.status, &mut status.status);
-            }
-            if old.as_ref() != Some(&status) {
-                info!(
-                    kind = %status.kind,
-                    namespace = status.namespace.as_deref().unwrap_or(""),
-                    name = %status.name,
-                    status = %status.status,
-                    "status changed"
-                );
-                changed.push(status.clone());
-            }
-            next.insert(key, status);
+        // Compile's output is already sorted; anything else is sorted here.
+        if !statuses.is_sorted_by(|a, b| order(a, b).is_le()) {
+            statuses.sort_by(order);
         }
-        // What is left is out of scope (kept) or gone (dropped).
-        map.retain(|key, _| !in_scope(key));
-        map.append(&mut next);
+        let mut old = std::mem::take(&mut *map).into_iter().peekable();
+        let mut next: Vec<(Key, ObjectStatus)> = Vec::with_capacity(statuses.len());
+        for mut status in statuses {
+            // Stored objects before this one: kept if out of scope, else gone.
+            while let Some((key, _)) = old.peek()
+                && key_order(key, &status).is_lt()
+            {
+                if let Some((key, stored)) = old.next()
+                    && !in_scope(&key)
+                {
+                    next.push((key, stored));
+                }
+            }
+            let previous = old.next_if(|(key, _)| key_order(key, &status).is_eq());
+            match previous {
+                Some((key, stored)) if same_but_times(&stored.status, &status.status) => {
+                    next.push((key, stored));
+                }
+                Some((key, stored)) => {
+                    carry_transition_times(&stored.status, &mut status.status);
+                    if stored != status {
+                        log_change(&status);
+                        changed.push(status.clone());
+                    }
+                    next.push((key, status));
+                }
+                None => {
+                    log_change(&status);
+                    changed.push(status.clone());
+                    next.push((key_of(&status), status));
+                }
+            }
+        }
+        next.extend(old.filter(|(key, _)| !in_scope(key)));
+        // Sorted input: the map is built in one pass (a repeated key keeps
+        // its last status).
+        *map = next.into_iter().collect();
         changed
     }
 
@@ -79,6 +100,53 @@ impl StatusStore {
             .read()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+fn key_of(status: &ObjectStatus) -> Key {
+    (
+        status.kind.clone(),
+        status.namespace.clone(),
+        status.name.clone(),
+    )
+}
+
+/// The store's order: kind, namespace, name.
+fn order(a: &ObjectStatus, b: &ObjectStatus) -> Ordering {
+    (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+}
+
+/// How a stored key orders against `status`'s.
+fn key_order(key: &Key, status: &ObjectStatus) -> Ordering {
+    (&key.0, &key.1, &key.2).cmp(&(&status.kind, &status.namespace, &status.name))
+}
+
+fn log_change(status: &ObjectStatus) {
+    info!(
+        kind = %status.kind,
+        namespace = status.namespace.as_deref().unwrap_or(""),
+        name = %status.name,
+        status = %status.status,
+        "status changed"
+    );
+}
+
+/// Whether `old` and `new` are equal apart from `lastTransitionTime`
+/// values. Then carrying the times over would make `new` equal `old`, so
+/// the stored status stands as it is.
+fn same_but_times(old: &Value, new: &Value) -> bool {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            o.len() == n.len()
+                && o.iter().all(|(k, ov)| {
+                    n.get(k)
+                        .is_some_and(|nv| k == "lastTransitionTime" || same_but_times(ov, nv))
+                })
+        }
+        (Value::Array(o), Value::Array(n)) => {
+            o.len() == n.len() && o.iter().zip(n).all(|(ov, nv)| same_but_times(ov, nv))
+        }
+        _ => old == new,
     }
 }
 
@@ -183,6 +251,48 @@ mod tests {
         assert!(all.contains(&route));
         assert!(store.update_kind("Gateway", vec![]).is_empty());
         assert_eq!(store.all(), vec![route]);
+    }
+
+    /// Input in any order is stored in key order; an in-scope object
+    /// missing from a kind update leaves, others of that kind stay only
+    /// if given, and every other kind is untouched.
+    #[test]
+    fn unsorted_input_and_scoped_merge() {
+        let store = StatusStore::default();
+        let named = |kind: &str, name: &str, status: &str| {
+            let mut s = gateway(status, "t1");
+            s.kind = kind.into();
+            s.name = name.into();
+            s
+        };
+        let changed = store.update(vec![
+            named("HTTPRoute", "b", "True"),
+            named("Gateway", "z", "True"),
+            named("HTTPRoute", "a", "True"),
+            named("Gateway", "a", "True"),
+        ]);
+        assert_eq!(changed.len(), 4);
+        let keys = |all: Vec<ObjectStatus>| -> Vec<String> {
+            all.iter()
+                .map(|s| format!("{}/{}", s.kind, s.name))
+                .collect()
+        };
+        assert_eq!(
+            keys(store.all()),
+            ["Gateway/a", "Gateway/z", "HTTPRoute/a", "HTTPRoute/b"]
+        );
+        let changed = store.update_kind(
+            "HTTPRoute",
+            vec![
+                named("HTTPRoute", "c", "True"),
+                named("HTTPRoute", "a", "True"),
+            ],
+        );
+        assert_eq!(keys(changed), ["HTTPRoute/c"]);
+        assert_eq!(
+            keys(store.all()),
+            ["Gateway/a", "Gateway/z", "HTTPRoute/a", "HTTPRoute/c"]
+        );
     }
 
     /// Objects that no longer exist leave the store.
