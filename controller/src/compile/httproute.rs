@@ -34,8 +34,6 @@ pub(crate) struct CompiledRoute {
     pub(crate) namespace: String,
     /// `metadata.creationTimestamp`, for precedence.
     pub(crate) created: Option<Timestamp>,
-    /// Stamp for the route's conditions.
-    pub(crate) stamp: Stamp,
     /// `spec.hostnames`, lowercase.
     pub(crate) hostnames: Vec<HostMatch>,
     /// The valid rules.
@@ -53,7 +51,6 @@ pub(crate) fn compile_http_route(
     resources: &Resources,
     key: &str,
     route: &HttpRoute,
-    stamp: &Stamp,
 ) -> CompiledRoute {
     let namespace = route.metadata.namespace.clone().unwrap_or_default();
     let mut ctx = RuleContext::new(resources, &namespace);
@@ -82,7 +79,6 @@ pub(crate) fn compile_http_route(
         key: key.to_string(),
         namespace: namespace.clone(),
         created: route.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        stamp: stamp.for_generation(route.metadata.generation),
         hostnames: route
             .spec
             .hostnames
@@ -113,21 +109,22 @@ pub(crate) fn attach(
     parent: &HttpRouteParentRefs,
     gateway: &GatewayPlan,
     controller_name: &str,
+    stamp: &Stamp,
 ) -> ParentOutcome {
     let attached = select_listeners(resources, route, parent, gateway);
     let attachments = match &attached {
         Ok(a) if !route.rules.is_empty() => a.clone(),
         _ => Vec::new(),
     };
-    let mut conditions = vec![accepted_condition(route, attached.err())];
-    conditions.push(resolved_condition(route));
+    let mut conditions = vec![accepted_condition(route, stamp, attached.err())];
+    conditions.push(resolved_condition(route, stamp));
     if !route.rules.is_empty() && !route.dropped.is_empty() && !attachments.is_empty() {
         let dropped: Vec<&str> = route
             .dropped
             .iter()
             .map(|(_, p)| p.message.as_str())
             .collect();
-        conditions.push(route.stamp.condition(
+        conditions.push(stamp.condition(
             types::PARTIALLY_INVALID,
             true,
             reasons::UNSUPPORTED_VALUE,
@@ -151,8 +148,7 @@ pub(crate) fn attach(
     }
 }
 
-fn accepted_condition(route: &CompiledRoute, problem: Option<Problem>) -> Condition {
-    let s = &route.stamp;
+fn accepted_condition(route: &CompiledRoute, s: &Stamp, problem: Option<Problem>) -> Condition {
     if let Some(p) = problem {
         return s.condition(types::ACCEPTED, false, p.reason, p.message);
     }
@@ -179,8 +175,7 @@ fn accepted_condition(route: &CompiledRoute, problem: Option<Problem>) -> Condit
     }
 }
 
-fn resolved_condition(route: &CompiledRoute) -> Condition {
-    let s = &route.stamp;
+fn resolved_condition(route: &CompiledRoute, s: &Stamp) -> Condition {
     match route.ref_problems.first() {
         None => s.condition(
             types::RESOLVED_REFS,

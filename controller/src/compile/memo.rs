@@ -1,18 +1,19 @@
 //! Compiled HTTPRoutes kept between compiles, so a change costs what it
 //! touches rather than a recompile of every route.
 //!
-//! A route's rules depend on the route object, the stamp on its conditions
-//! and, for every backend it references (`backendRefs` and mirrors), that
-//! Service, the Service's EndpointSlices and the ReferenceGrants of the
-//! Service's namespace. Providers share unchanged objects between views
-//! (`Arc`), so "unchanged" is pointer identity: an entry is reused when the
-//! route is the same `Arc` and every object it read is the same `Arc` (or
-//! still absent). Entries hold those `Arc`s, so an address cannot be reused
-//! by a different object while it is compared. Anything else, and every
-//! Gateway-side input (attachment, statuses, snapshot assembly), is
-//! recomputed on every compile.
+//! A route's rules depend on the route object and, for every backend it
+//! references (`backendRefs` and mirrors), that Service, the Service's
+//! EndpointSlices and the ReferenceGrants of the Service's namespace. The
+//! time on its conditions is stamped when it is attached, outside the memo,
+//! so a new second does not renew every entry.
+//!
+//! Providers share unchanged objects between views (`Arc`), so "unchanged"
+//! is pointer identity: an entry is reused when the route is the same `Arc`
+//! and every object it read is the same `Arc` (or still absent). Entries
+//! hold those `Arc`s, so an address cannot be reused by a different object
+//! while it is compared. Everything Gateway-side (attachment, statuses,
+//! snapshot assembly) is recomputed on every compile.
 
-use super::conditions::Stamp;
 use super::httproute::{CompiledRoute, compile_http_route};
 use crate::resources::Resources;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -137,28 +138,20 @@ impl RouteMemos {
     ///
     /// # Guarantees
     ///
-    /// Equal to `compile_http_route(inputs.resources, key, route, stamp)`.
+    /// Equal to `compile_http_route(inputs.resources, key, route)`.
     pub(crate) fn compile(
         &mut self,
         inputs: &Inputs<'_>,
         key: &str,
         route: &Arc<HttpRoute>,
-        stamp: &Stamp,
     ) -> Arc<CompiledRoute> {
-        let stamped = stamp.for_generation(route.metadata.generation);
-        if let Some(entry) = self.entries.get_mut(key)
+        if let Some(entry) = self.entries.get(key)
             && Arc::ptr_eq(&entry.object, route)
             && entry.reads.iter().all(|r| inputs.unchanged(r))
         {
-            if entry.compiled.stamp != stamped {
-                // Only the time differs (a new second): the rules stand.
-                let mut restamped = (*entry.compiled).clone();
-                restamped.stamp = stamped;
-                entry.compiled = Arc::new(restamped);
-            }
             return Arc::clone(&entry.compiled);
         }
-        let compiled = Arc::new(compile_http_route(inputs.resources, key, route, stamp));
+        let compiled = Arc::new(compile_http_route(inputs.resources, key, route));
         let reads = compiled
             .reads
             .iter()

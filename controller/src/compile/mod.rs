@@ -155,15 +155,19 @@ fn compile_with(
             ))
         })
         .collect();
-    let routes = compile_routes(resources, &gateways, &stamp, memos);
+    let routes = compile_routes(resources, &gateways, memos);
     let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
     for (i, (route, compiled)) in routes.iter().enumerate() {
+        // The time is stamped here, not in the memoized rules, so a new
+        // second does not make every route's rules new.
+        let route_stamp = stamp.for_generation(route.metadata.generation);
         let mut parents = Vec::new();
         for parent in route.spec.parent_refs.iter().flatten() {
             let Some((key, plan)) = parent_gateway(&gateways, &compiled.namespace, parent) else {
                 continue;
             };
-            let outcome = attach(resources, compiled, parent, plan, &options.controller_name);
+            let controller = &options.controller_name;
+            let outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
             let found = attachments.entry(key).or_default();
             found.extend(
                 outcome
@@ -217,7 +221,6 @@ fn compile_with(
 fn compile_routes<'a>(
     resources: &'a Resources,
     gateways: &BTreeMap<&str, GatewayPlan>,
-    stamp: &Stamp,
     memos: &mut RouteMemos,
 ) -> Vec<(&'a HttpRoute, Arc<CompiledRoute>)> {
     let inputs = Inputs::new(resources);
@@ -232,7 +235,7 @@ fn compile_routes<'a>(
                 .flatten()
                 .any(|p| parent_gateway(gateways, ns, p).is_some())
         })
-        .map(|(key, r)| (&**r, memos.compile(&inputs, key, r, stamp)))
+        .map(|(key, r)| (&**r, memos.compile(&inputs, key, r)))
         .collect()
 }
 
