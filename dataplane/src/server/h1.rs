@@ -77,9 +77,9 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             let (ctx, pending) = (Arc::clone(&ctx), Arc::clone(&pending));
             // One verdict per request, taken in arrival order.
             let ambiguous = verdicts.next_is_ambiguous();
-            // Boxed: hyper keeps the service future inside the connection,
-            // so unboxed the whole proxy pipeline would live in every
-            // connection's state; boxed it costs one allocation per request.
+            // Boxed: parking needs `poll_without_shutdown`, which needs an
+            // `Unpin` future, and unboxed the whole proxy pipeline would
+            // live inside every hyper connection; one allocation per request.
             Box::pin(
                 async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous, &pending).await) },
             )
