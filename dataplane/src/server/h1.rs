@@ -74,14 +74,16 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             Arc::clone(&pending),
         );
         service_fn(move |req| {
-            let (ctx, pending) = (Arc::clone(&ctx), Arc::clone(&pending));
+            let ctx = Arc::clone(&ctx);
             // One verdict per request, taken in arrival order.
             let ambiguous = verdicts.next_is_ambiguous();
+            // Only an h2c offer needs the upgrade slot.
+            let pending = (!ambiguous && h2c::is_upgrade(&req)).then(|| Arc::clone(&pending));
             // Boxed: parking needs `poll_without_shutdown`, which needs an
             // `Unpin` future, and unboxed the whole proxy pipeline would
             // live inside every hyper connection; one allocation per request.
             Box::pin(
-                async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous, &pending).await) },
+                async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous, pending).await) },
             )
         })
     };
@@ -226,13 +228,13 @@ async fn h1_request(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
     ambiguous_framing: bool,
-    pending: &PendingUpgrade,
+    h2c_offer: Option<Arc<PendingUpgrade>>,
 ) -> Response<ProxyBody> {
     if ambiguous_framing {
         tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
         bad_request()
-    } else if h2c::is_upgrade(&req) {
-        h2c::upgrade(req, pending).await
+    } else if let Some(pending) = h2c_offer {
+        h2c::upgrade(req, &pending).await
     } else {
         dispatch(&ctx, req).await
     }

@@ -19,21 +19,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Shared between the IO inside hyper and the connection loop. Both run in
 /// the connection's task, so relaxed atomics suffice.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Rest {
     /// A head or body is partly read, or the watch stopped following.
     reading: AtomicBool,
     /// Bytes were written since the last completed flush.
     unflushed: AtomicBool,
-}
-
-impl Default for Rest {
-    fn default() -> Rest {
-        Rest {
-            reading: AtomicBool::new(false),
-            unflushed: AtomicBool::new(false),
-        }
-    }
 }
 
 impl Rest {
