@@ -17,9 +17,10 @@ use crate::compile::{CompileOptions, Compiler, ObjectStatus};
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
 use crate::resources::Resources;
+use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tollgate_dataplane::priority::in_background;
 use tracing::{debug, info, warn};
@@ -27,12 +28,27 @@ use tracing::{debug, info, warn};
 /// The kind whose status depends on data-plane reports.
 const GATEWAY: &str = "Gateway";
 
+/// What the status writer is sent: `None` until a complete compile exists
+/// (and its Gateways had their chance to be reported), then every status.
+/// A writer that saw `None` writes nothing: writing from an empty desired
+/// state would strip Tollgate's entries off every route.
+pub type Desired = Option<Vec<ObjectStatus>>;
+
+/// How long after start-up the first statuses wait for data planes to
+/// report the snapshots they serve. Data planes report after every apply
+/// and every 10 s, so a restarted controller hears from running data
+/// planes well within this; without the wait, every Gateway would be
+/// written `Programmed: False/Pending` and back on each restart.
+pub const REPORT_GRACE: Duration = Duration::from_secs(15);
+
 /// Statuses to bring into the store.
 enum Update {
     /// Every status of a new compile.
     All(Vec<ObjectStatus>),
     /// Gateway statuses only, after a data-plane report.
     Gateways(Vec<ObjectStatus>),
+    /// Nothing new: the report grace ran out.
+    GraceOver,
 }
 
 /// Compiles every view `rx` announces until the provider goes away.
@@ -40,18 +56,29 @@ enum Update {
 /// `options.now` is replaced by the wall-clock time of each compile. Every
 /// change of the statuses (after data-plane reports are taken into
 /// account) is sent on `statuses`, for the Kubernetes status writer.
+///
+/// # Guarantees
+///
+/// - `statuses` stays `None` until the first compile, and then until every
+///   published Gateway was reported applied by a data plane or
+///   `report_grace` passed since the start, whichever comes first.
+/// - After that, every change is sent, removals included.
 pub async fn run(
     mut rx: ResourcesRx,
     options: CompileOptions,
     admin: Admin,
-    statuses: watch::Sender<Vec<ObjectStatus>>,
+    statuses: watch::Sender<Desired>,
+    report_grace: Duration,
 ) {
     let mut reports = admin.reports.changed();
     // Gateway statuses as the last compile produced them, before reports.
     let mut compiled_gateways: Option<Vec<ObjectStatus>> = None;
     // Route results of the previous compile, reused for unchanged routes.
     let compiler = Arc::new(Mutex::new(Compiler::default()));
+    let grace_over = tokio::time::Instant::now() + report_grace;
+    let mut released = false;
     loop {
+        let waiting = !released && compiled_gateways.is_some();
         let update = tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
@@ -77,54 +104,97 @@ pub async fn run(
                 };
                 Update::Gateways(gateways.clone())
             }
+            () = tokio::time::sleep_until(grace_over), if waiting => Update::GraceOver,
         };
-        let first = !admin.ready.load(Ordering::Acquire);
-        let listened = !statuses.is_closed();
         let store = admin.clone();
         // At background priority, like the data plane's runtime builds: on
         // a single core the in-process data plane applying the snapshot
         // just published must not wait behind the bookkeeping.
-        let updated = in_background(move || update_statuses(&store, update, first, listened));
-        match updated.await {
-            Ok(Some(all)) => {
-                let previous = statuses.send_replace(all);
+        let updated = in_background(move || update_statuses(&store, update));
+        let changed = match updated.await {
+            Ok(changed) => changed,
+            Err(e) => {
+                warn!(error = %e, "status update failed");
+                continue;
+            }
+        };
+        admin.ready.store(true, Ordering::Release);
+        if statuses.is_closed() {
+            continue;
+        }
+        let release =
+            released || tokio::time::Instant::now() >= grace_over || every_gateway_reported(&admin);
+        if release && (changed || !released) {
+            if !released {
+                info!("first statuses complete: the status writer may write");
+            }
+            released = true;
+            let store = admin.clone();
+            let all = in_background(move || store.statuses.all()).await;
+            if let Ok(all) = all {
+                let previous = statuses.send_replace(Some(all));
                 // Freeing 10k statuses is not free either.
                 tokio::task::spawn_blocking(move || drop(previous));
             }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "status update failed"),
         }
-        admin.ready.store(true, Ordering::Release);
     }
 }
 
 /// Brings `update` into the store, with data-plane reports applied.
-/// Returns every status for the status writer when it is `listened` to and
-/// something changed (or on the `first` update).
-fn update_statuses(
-    admin: &Admin,
-    update: Update,
-    first: bool,
-    listened: bool,
-) -> Option<Vec<ObjectStatus>> {
+/// Returns whether any status changed or left.
+fn update_statuses(admin: &Admin, update: Update) -> bool {
     let started = Instant::now();
     let published = admin.publisher.published();
-    let changed = match update {
+    let changes = match update {
         Update::All(mut all) => {
             apply_programmed(&mut all, &published, &admin.reports);
             admin.statuses.update(all)
         }
         Update::Gateways(mut gateways) => {
+            // Conditions that turn over now (Programmed, once a data plane
+            // reported) turned over now, not when the compile ran.
+            restamp(&mut gateways, &now_rfc3339());
             apply_programmed(&mut gateways, &published, &admin.reports);
             admin.statuses.update_kind(GATEWAY, gateways)
         }
+        Update::GraceOver => return false,
     };
     debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
-        changed = changed.len(),
+        changed = changes.len(),
         "statuses updated"
     );
-    (listened && (!changed.is_empty() || first)).then(|| admin.statuses.all())
+    !changes.is_empty()
+}
+
+/// Whether some data plane reported applying the current snapshot of every
+/// published Gateway.
+fn every_gateway_reported(admin: &Admin) -> bool {
+    admin
+        .publisher
+        .published()
+        .iter()
+        .all(|(gateway, p)| admin.reports.applied(gateway, &p.hash))
+}
+
+/// Sets every condition's `lastTransitionTime` in `statuses` to `now`; the
+/// store keeps the stored time of every condition that did not change.
+fn restamp(statuses: &mut [ObjectStatus], now: &str) {
+    fn walk(value: &mut Value, now: &str) {
+        match value {
+            Value::Object(map) => {
+                if let Some(time) = map.get_mut("lastTransitionTime") {
+                    *time = Value::from(now);
+                }
+                map.values_mut().for_each(|v| walk(v, now));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, now)),
+            _ => {}
+        }
+    }
+    for status in statuses {
+        walk(&mut status.status, now);
+    }
 }
 
 /// Compiles one view and publishes its snapshots; returns compile's

@@ -70,6 +70,11 @@ struct Args {
     /// Seconds between renewals of the Lease by its holder.
     #[arg(long, default_value_t = 5)]
     lease_renew_seconds: u64,
+    /// Seconds after start-up the first status writes may wait for data
+    /// planes to report the snapshots they serve (so a restart does not
+    /// flip every Gateway to Programmed=False and back).
+    #[arg(long, default_value_t = 15)]
+    report_grace_seconds: u64,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -130,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let (tx, rx) = tokio::sync::watch::channel(None);
-    let (statuses_tx, statuses_rx) = tokio::sync::watch::channel(Vec::new());
+    let (statuses_tx, statuses_rx) = tokio::sync::watch::channel(None);
     let mut kubernetes = None;
     match &args.manifests {
         Some(dir) => {
@@ -146,7 +151,13 @@ async fn main() -> anyhow::Result<()> {
             kubernetes = Some(start_kubernetes(&args, client, &identity, tx, statuses_rx));
         }
     }
-    let compile_loop = tokio::spawn(controller::run(rx, options, admin, statuses_tx));
+    let compile_loop = tokio::spawn(controller::run(
+        rx,
+        options,
+        admin,
+        statuses_tx,
+        Duration::from_secs(args.report_grace_seconds),
+    ));
 
     shutdown_signal().await;
     info!("shutting down");
@@ -208,7 +219,7 @@ fn start_kubernetes(
     client: kube::Client,
     identity: &str,
     tx: tollgate_controller::provider::ResourcesTx,
-    statuses: tokio::sync::watch::Receiver<Vec<tollgate_controller::compile::ObjectStatus>>,
+    statuses: tokio::sync::watch::Receiver<controller::Desired>,
 ) -> KubernetesTasks {
     info!(%identity, "watching the Kubernetes API server");
     tokio::spawn(KubeProvider::new(client.clone(), KubeProviderConfig::default()).run(tx));

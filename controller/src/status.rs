@@ -12,7 +12,32 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use tracing::info;
 
-type Key = (String, Option<String>, String);
+/// Identifies one object: kind, namespace (absent for cluster-scoped kinds), name.
+pub type Key = (String, Option<String>, String);
+
+/// What one update changed: objects whose status is new or different, and
+/// objects that left (Tollgate no longer reports on them). Both matter to
+/// the status writer: a removal is how a route loses the entry of a deleted
+/// Gateway and how a GatewayClass gets its finalizer released.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    /// New or changed statuses.
+    pub updated: Vec<ObjectStatus>,
+    /// Objects whose status left the store.
+    pub removed: Vec<Key>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.updated.is_empty() && self.removed.is_empty()
+    }
+
+    /// How many objects changed or left.
+    pub fn len(&self) -> usize {
+        self.updated.len() + self.removed.len()
+    }
+}
 
 /// Current statuses, shared with the admin server.
 #[derive(Clone, Debug, Default)]
@@ -23,14 +48,14 @@ pub struct StatusStore {
 impl StatusStore {
     /// Replaces the stored statuses with `statuses`, keeping transition
     /// times of unchanged conditions, and logs every object whose status
-    /// changed. Returns the objects that changed.
-    pub fn update(&self, statuses: Vec<ObjectStatus>) -> Vec<ObjectStatus> {
+    /// changed. Returns the objects that changed or left.
+    pub fn update(&self, statuses: Vec<ObjectStatus>) -> Changes {
         self.replace(statuses, |_| true)
     }
 
     /// Like [`StatusStore::update`], for the objects of one `kind` only:
     /// objects of other kinds keep their statuses.
-    pub fn update_kind(&self, kind: &str, statuses: Vec<ObjectStatus>) -> Vec<ObjectStatus> {
+    pub fn update_kind(&self, kind: &str, statuses: Vec<ObjectStatus>) -> Changes {
         self.replace(statuses, |key| key.0 == kind)
     }
 
@@ -41,14 +66,10 @@ impl StatusStore {
     /// an object whose status is unchanged apart from condition times (most
     /// of them after one manifest change) keeps its stored entry without a
     /// new key, a transition-time walk or a copy.
-    fn replace(
-        &self,
-        mut statuses: Vec<ObjectStatus>,
-        in_scope: impl Fn(&Key) -> bool,
-    ) -> Vec<ObjectStatus> {
-        let mut changed = Vec::new();
+    fn replace(&self, mut statuses: Vec<ObjectStatus>, in_scope: impl Fn(&Key) -> bool) -> Changes {
+        let mut changes = Changes::default();
         let Ok(mut map) = self.inner.write() else {
-            return changed;
+            return changes;
         };
         // Compile's output is already sorted; anything else is sorted here.
         if !statuses.is_sorted_by(|a, b| order(a, b).is_le()) {
@@ -61,10 +82,13 @@ impl StatusStore {
             while let Some((key, _)) = old.peek()
                 && key_order(key, &status).is_lt()
             {
-                if let Some((key, stored)) = old.next()
-                    && !in_scope(&key)
-                {
-                    next.push((key, stored));
+                if let Some((key, stored)) = old.next() {
+                    if in_scope(&key) {
+                        log_removal(&key);
+                        changes.removed.push(key);
+                    } else {
+                        next.push((key, stored));
+                    }
                 }
             }
             let previous = old.next_if(|(key, _)| key_order(key, &status).is_eq());
@@ -76,22 +100,29 @@ impl StatusStore {
                     carry_transition_times(&stored.status, &mut status.status);
                     if stored != status {
                         log_change(&status);
-                        changed.push(status.clone());
+                        changes.updated.push(status.clone());
                     }
                     next.push((key, status));
                 }
                 None => {
                     log_change(&status);
-                    changed.push(status.clone());
+                    changes.updated.push(status.clone());
                     next.push((key_of(&status), status));
                 }
             }
         }
-        next.extend(old.filter(|(key, _)| !in_scope(key)));
+        for (key, stored) in old {
+            if in_scope(&key) {
+                log_removal(&key);
+                changes.removed.push(key);
+            } else {
+                next.push((key, stored));
+            }
+        }
         // Sorted input: the map is built in one pass (a repeated key keeps
         // its last status).
         *map = next.into_iter().collect();
-        changed
+        changes
     }
 
     /// All statuses, sorted by kind, namespace and name.
@@ -128,6 +159,15 @@ fn log_change(status: &ObjectStatus) {
         name = %status.name,
         status = %status.status,
         "status changed"
+    );
+}
+
+fn log_removal((kind, namespace, name): &Key) {
+    info!(
+        %kind,
+        namespace = namespace.as_deref().unwrap_or(""),
+        %name,
+        "status removed: Tollgate no longer reports on this object"
     );
 }
 
@@ -249,7 +289,7 @@ mod tests {
         let all = store.all();
         assert_eq!(all.len(), 2);
         assert!(all.contains(&route));
-        assert!(store.update_kind("Gateway", vec![]).is_empty());
+        assert_eq!(store.update_kind("Gateway", vec![]).removed.len(), 1);
         assert_eq!(store.all(), vec![route]);
     }
 
@@ -288,19 +328,32 @@ mod tests {
                 named("HTTPRoute", "a", "True"),
             ],
         );
-        assert_eq!(keys(changed), ["HTTPRoute/c"]);
+        assert_eq!(keys(changed.updated), ["HTTPRoute/c"]);
+        assert_eq!(
+            changed.removed,
+            [(
+                "HTTPRoute".to_string(),
+                Some("default".to_string()),
+                "b".to_string()
+            )]
+        );
         assert_eq!(
             keys(store.all()),
             ["Gateway/a", "Gateway/z", "HTTPRoute/a", "HTTPRoute/c"]
         );
     }
 
-    /// Objects that no longer exist leave the store.
+    /// Objects that no longer exist leave the store, and their leaving is
+    /// a change (the status writer must hear of it to clean up).
     #[test]
-    fn removed_objects_leave() {
+    fn removed_objects_leave_and_count_as_changes() {
         let store = StatusStore::default();
         store.update(vec![gateway("True", "t1")]);
-        store.update(vec![]);
+        let changes = store.update(vec![]);
         assert!(store.all().is_empty());
+        assert!(changes.updated.is_empty());
+        assert_eq!(changes.len(), 1);
+        assert!(!changes.is_empty());
+        assert!(store.update(vec![]).is_empty());
     }
 }

@@ -22,7 +22,7 @@ mod kinds;
 mod round;
 mod write;
 
-use crate::compile::ObjectStatus;
+use crate::controller::Desired;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use std::time::Duration;
@@ -82,9 +82,14 @@ impl StatusWriter {
 
     /// Writes the newest `statuses` whenever they change, while
     /// `is_leader` says so; returns when either sender is gone.
+    ///
+    /// # Guarantees
+    ///
+    /// Nothing is written while `statuses` holds `None` (no complete
+    /// compile yet): a leader that starts before its first compile waits.
     pub async fn run(
         self,
-        mut statuses: watch::Receiver<Vec<ObjectStatus>>,
+        mut statuses: watch::Receiver<Desired>,
         mut is_leader: watch::Receiver<bool>,
     ) {
         loop {
@@ -104,7 +109,7 @@ impl StatusWriter {
     /// One leadership term; returns when it ends.
     async fn lead(
         &self,
-        statuses: &mut watch::Receiver<Vec<ObjectStatus>>,
+        statuses: &mut watch::Receiver<Desired>,
         is_leader: &mut watch::Receiver<bool>,
     ) -> Leadership {
         let mut term = round::Term::default();
@@ -113,7 +118,7 @@ impl StatusWriter {
         loop {
             let desired = statuses.borrow_and_update().clone();
             let done = tokio::select! {
-                done = self.round(&mut term, &desired) => done,
+                done = self.round_if_complete(&mut term, desired.as_deref()) => done,
                 changed = is_leader.changed() => match leadership(changed, is_leader) {
                     Leadership::Leading => continue,
                     other => return other,
@@ -139,6 +144,21 @@ impl StatusWriter {
                     resync_at = Instant::now() + self.resync;
                 }
             }
+        }
+    }
+}
+
+impl StatusWriter {
+    /// A round over `desired`, or nothing (successfully) while no complete
+    /// compile exists.
+    async fn round_if_complete(
+        &self,
+        term: &mut round::Term,
+        desired: Option<&[crate::compile::ObjectStatus]>,
+    ) -> bool {
+        match desired {
+            Some(desired) => self.round(term, desired).await,
+            None => true,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
 use tollgate_controller::compile::ObjectStatus;
+use tollgate_controller::controller::Desired;
 use tollgate_controller::publisher::Publisher;
 use tollgate_controller::reports::{Reports, apply_programmed};
 use tollgate_controller::writer::StatusWriter;
@@ -112,12 +113,32 @@ fn desired(route_parents: Vec<Value>, time: &str) -> Vec<ObjectStatus> {
     out
 }
 
+/// The statuses channel as the compile loop drives it: `None` until the
+/// first complete compile, then every status.
+struct Statuses(watch::Sender<Desired>);
+
+impl Statuses {
+    fn send_replace(&self, all: Vec<ObjectStatus>) {
+        self.0.send_replace(Some(all));
+    }
+}
+
 /// Runs a writer; returns the channels that drive it.
 fn start_writer(
     client: Client,
     initial: Vec<ObjectStatus>,
     leading: bool,
-) -> (watch::Sender<Vec<ObjectStatus>>, watch::Sender<bool>) {
+) -> (Statuses, watch::Sender<bool>) {
+    let (statuses, leader) = start_writer_with(client, Some(initial), leading);
+    (Statuses(statuses), leader)
+}
+
+/// Runs a writer from `initial`, which may be `None` (no compile yet).
+fn start_writer_with(
+    client: Client,
+    initial: Desired,
+    leading: bool,
+) -> (watch::Sender<Desired>, watch::Sender<bool>) {
     let (statuses, statuses_rx) = watch::channel(initial);
     let (leader, leader_rx) = watch::channel(leading);
     let writer = StatusWriter::new(client, US.into()).with_resync(Duration::from_millis(200));
@@ -354,6 +375,40 @@ async fn class_finalizer_follows_its_gateways() {
     without_gateway.retain(|s| s.kind != "Gateway");
     statuses.send_replace(without_gateway);
     eventually("the finalizer removed", || finalizers(&server).is_empty()).await;
+}
+
+/// A leader that starts before the first compile writes nothing, and in
+/// particular does not strip Tollgate's entries off routes it finds; once
+/// the compile arrives and says the same, still nothing is written.
+#[tokio::test]
+async fn a_leader_before_the_first_compile_writes_nothing() {
+    let (server, client) = cluster().await;
+    let ours = parent("gw", US, RESOLVED, "2024-01-01T00:00:00Z");
+    let mut live = server
+        .get(GW, "HTTPRoute", Some("default"), "route")
+        .unwrap();
+    live["status"] = json!({"parents": [ours.clone()]});
+    server.replace_status(live).unwrap();
+    let before = server.requests().len();
+    let (statuses, _leader) = start_writer_with(client, None, true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes = |server: &ApiServer| {
+        server.requests()[before..]
+            .iter()
+            .filter(|r| r.is_write())
+            .count()
+    };
+    assert_eq!(writes(&server), 0, "wrote before any compile");
+    assert_eq!(parents_of(&server, "route"), vec![ours.clone()]);
+
+    // The compile says what the route already holds (newer times only).
+    let same = parent("gw", US, RESOLVED, "2025-01-01T00:00:00Z");
+    let mut all = desired(vec![same], "2025-01-01T00:00:00Z");
+    all.retain(|s| s.kind == "HTTPRoute");
+    statuses.send_replace(Some(all));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(writes(&server), 0, "rewrote an unchanged route status");
+    assert_eq!(parents_of(&server, "route"), vec![ours]);
 }
 
 /// A replica that does not lead writes nothing until it leads.
