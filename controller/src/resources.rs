@@ -49,6 +49,76 @@ pub struct Resources {
     pub config_maps: Objects<ConfigMap>,
     /// Tollgate GatewayConfigs.
     pub gateway_configs: Objects<GatewayConfig>,
+    /// Objects of the kinds above that did not decode (a field or value
+    /// newer than Tollgate's types), keyed by kind, then `namespace/name`.
+    /// They take no part in routing; `compile` reports them on their status.
+    pub undecodable: BTreeMap<(String, String), Arc<Undecodable>>,
+}
+
+/// An object of a kind Tollgate reads whose content it cannot decode.
+///
+/// Keeps what is needed to report the failure on the object's own status
+/// (read from the raw object, which still parses as JSON): its identity,
+/// and the fields that decide whether the object is Tollgate's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Undecodable {
+    /// The object's kind, e.g. `HTTPRoute`.
+    pub kind: String,
+    /// Namespace; absent for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `metadata.generation`, for `observedGeneration`.
+    pub generation: Option<i64>,
+    /// Where and why decoding failed, e.g.
+    /// ``spec.rules[0].filters[0].type: unknown variant `X`, expected ...``.
+    pub error: String,
+    /// `spec.parentRefs` as written (routes).
+    pub parent_refs: Vec<serde_json::Value>,
+    /// `spec.gatewayClassName` (Gateways).
+    pub gateway_class_name: Option<String>,
+    /// `spec.controllerName` (GatewayClasses).
+    pub controller_name: Option<String>,
+}
+
+impl Undecodable {
+    /// The record for `raw`, an object of `kind` with metadata `meta` that
+    /// failed to decode with `error`.
+    pub fn new(
+        kind: &str,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        error: String,
+        raw: &serde_json::Value,
+    ) -> Undecodable {
+        let spec_str = |field: &str| {
+            raw.pointer(&format!("/spec/{field}"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        Undecodable {
+            kind: kind.to_string(),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone().unwrap_or_default(),
+            generation: meta.generation,
+            error,
+            parent_refs: raw
+                .pointer("/spec/parentRefs")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            gateway_class_name: spec_str("gatewayClassName"),
+            controller_name: spec_str("controllerName"),
+        }
+    }
+
+    /// The key of [`Resources::undecodable`].
+    pub fn key(&self) -> (String, String) {
+        let key = match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        };
+        (self.kind.clone(), key)
+    }
 }
 
 /// What happened to one YAML document given to [`Resources::insert_document`].
@@ -188,6 +258,12 @@ impl Resources {
         extend(&mut self.endpoint_slices, &other.endpoint_slices);
         extend(&mut self.secrets, &other.secrets);
         extend(&mut self.config_maps, &other.config_maps);
+        self.undecodable.extend(
+            other
+                .undecodable
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v))),
+        );
         extend(&mut self.gateway_configs, &other.gateway_configs);
     }
 }

@@ -21,6 +21,7 @@ mod memo;
 mod rules;
 mod selector;
 mod snapshot;
+mod unserved;
 
 use crate::resources::Resources;
 use conditions::Stamp;
@@ -211,6 +212,7 @@ fn compile_with(
             out.snapshots.insert(key.to_string(), snapshot);
         }
     }
+    unserved::compile_unserved(resources, options, &gateways, &stamp, &mut out);
     out.statuses
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out

@@ -22,7 +22,7 @@ const GW: &str = "gateway.networking.k8s.io/v1";
 
 /// A server with the Gateway API and Tollgate CRDs installed, except the
 /// plurals in `skip`.
-async fn server_with_crds(skip: &[&str]) -> ApiServer {
+pub(crate) async fn server_with_crds(skip: &[&str]) -> ApiServer {
     let server = ApiServer::start().await.unwrap();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/generated");
     let mut files: Vec<_> = std::fs::read_dir(format!("{root}/gateway-api"))
@@ -40,7 +40,7 @@ async fn server_with_crds(skip: &[&str]) -> ApiServer {
     server
 }
 
-async fn client(server: &ApiServer) -> Client {
+pub(crate) async fn client(server: &ApiServer) -> Client {
     let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
     let options = KubeConfigOptions::default();
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -50,13 +50,13 @@ async fn client(server: &ApiServer) -> Client {
 }
 
 /// A running provider and every view it sent, oldest first.
-struct Provider {
+pub(crate) struct Provider {
     rx: watch::Receiver<Option<Arc<Resources>>>,
     views: Arc<Mutex<Vec<Arc<Resources>>>>,
 }
 
 impl Provider {
-    async fn start(server: &ApiServer) -> Provider {
+    pub(crate) async fn start(server: &ApiServer) -> Provider {
         Provider::start_with(server, KubeProviderConfig::default()).await
     }
 
@@ -76,7 +76,11 @@ impl Provider {
     }
 
     /// The first view that satisfies `done`.
-    async fn until(&mut self, what: &str, done: impl Fn(&Resources) -> bool) -> Arc<Resources> {
+    pub(crate) async fn until(
+        &mut self,
+        what: &str,
+        done: impl Fn(&Resources) -> bool,
+    ) -> Arc<Resources> {
         let wait = self.rx.wait_for(|v| v.as_deref().is_some_and(&done));
         match tokio::time::timeout(WAIT, wait).await {
             Ok(Ok(view)) => view.clone().unwrap(),
@@ -89,7 +93,7 @@ impl Provider {
     }
 
     /// Asserts that nothing is sent during a second (ten debounces).
-    async fn assert_quiet(&mut self, after: &str) {
+    pub(crate) async fn assert_quiet(&mut self, after: &str) {
         self.rx.mark_unchanged();
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(
@@ -99,16 +103,16 @@ impl Provider {
     }
 }
 
-fn namespace(name: &str) -> Value {
+pub(crate) fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 }
 
-fn gateway_class() -> Value {
+pub(crate) fn gateway_class() -> Value {
     json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "tollgate"},
            "spec": {"controllerName": "tollgate.dev/gateway-controller"}})
 }
 
-fn gateway(ns: &str, name: &str, cert: Option<&str>) -> Value {
+pub(crate) fn gateway(ns: &str, name: &str, cert: Option<&str>) -> Value {
     let mut listener = json!({"name": "http", "port": 80, "protocol": "HTTP"});
     if let Some(cert) = cert {
         listener = json!({"name": "https", "port": 443, "protocol": "HTTPS",
@@ -118,18 +122,18 @@ fn gateway(ns: &str, name: &str, cert: Option<&str>) -> Value {
            "spec": {"gatewayClassName": "tollgate", "listeners": [listener]}})
 }
 
-fn route(ns: &str, name: &str, host: &str) -> Value {
+pub(crate) fn route(ns: &str, name: &str, host: &str) -> Value {
     json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"namespace": ns, "name": name},
            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host],
                     "rules": [{"backendRefs": [{"name": "echo", "port": 80}]}]}})
 }
 
-fn service(ns: &str, name: &str, port: u16) -> Value {
+pub(crate) fn service(ns: &str, name: &str, port: u16) -> Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": name},
            "spec": {"ports": [{"port": port}]}})
 }
 
-fn endpoint_slice(ns: &str, service: &str) -> Value {
+pub(crate) fn endpoint_slice(ns: &str, service: &str) -> Value {
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"namespace": ns, "name": format!("{service}-1"),
                         "labels": {"kubernetes.io/service-name": service}},
@@ -143,7 +147,7 @@ fn secret(ns: &str, name: &str, value: &str) -> Value {
 }
 
 /// The objects of a small working setup in namespace `app`.
-fn setup(server: &ApiServer) {
+pub(crate) fn setup(server: &ApiServer) {
     for object in [
         namespace("app"),
         gateway_class(),
@@ -157,7 +161,7 @@ fn setup(server: &ApiServer) {
 }
 
 /// Whether a view holds everything `setup` created.
-fn has_setup(r: &Resources) -> bool {
+pub(crate) fn has_setup(r: &Resources) -> bool {
     r.namespaces.contains_key("app")
         && r.gateway_classes.contains_key("tollgate")
         && r.gateways.contains_key("app/gw")

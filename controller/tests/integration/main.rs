@@ -10,6 +10,7 @@
 mod compile_memo;
 mod golden;
 mod kube_provider;
+mod kube_undecodable;
 mod leader;
 mod pipeline_timing;
 mod status_writer;

@@ -21,6 +21,7 @@
 
 mod fetch;
 mod fingerprint;
+mod lenient;
 pub mod referenced;
 mod stores;
 mod watch;
@@ -30,14 +31,14 @@ use crate::resources::Resources;
 use fetch::FullObjects;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use referenced::{NamespacedName, referenced_config_maps, referenced_secrets};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use stores::Stores;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use watch::{Kind, Signal, WatchId};
 
 /// How the Kubernetes provider batches and retries.
@@ -141,6 +142,8 @@ struct State {
     config_maps: FullObjects<ConfigMap>,
     /// When to retry failed fetches, and the wait after that.
     retry: Option<(Instant, Duration)>,
+    /// The error of every undecodable object already logged.
+    logged_failures: BTreeMap<(String, String), String>,
 }
 
 impl State {
@@ -155,6 +158,7 @@ impl State {
             secrets: FullObjects::default(),
             config_maps: FullObjects::default(),
             retry: None,
+            logged_failures: BTreeMap::new(),
         }
     }
 
@@ -230,6 +234,7 @@ impl State {
     /// ConfigMaps fetched as needed.
     async fn assemble(&mut self, stores: &Stores) -> Resources {
         let mut resources = stores.resources();
+        self.log_failures(&resources);
         self.secret_refs = referenced_secrets(&resources);
         self.config_map_refs = referenced_config_maps(&resources);
         let failed = self
@@ -255,6 +260,26 @@ impl State {
             "view assembled"
         );
         resources
+    }
+}
+
+impl State {
+    /// Logs each undecodable object once per distinct error.
+    fn log_failures(&mut self, resources: &Resources) {
+        let mut logged = BTreeMap::new();
+        for (key, failure) in &resources.undecodable {
+            if self.logged_failures.get(key) != Some(&failure.error) {
+                warn!(
+                    kind = %failure.kind,
+                    namespace = failure.namespace.as_deref().unwrap_or(""),
+                    name = %failure.name,
+                    error = %failure.error,
+                    "cannot decode this object; it is left out until it changes (its status says why)"
+                );
+            }
+            logged.insert(key.clone(), failure.error.clone());
+        }
+        self.logged_failures = logged;
     }
 }
 

@@ -7,8 +7,9 @@
 //! only; their full objects come from [`super::fetch`].
 
 use super::fingerprint::{self, key_of};
+use super::lenient::Lenient;
 use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
-use crate::resources::{Objects, Resources};
+use crate::resources::{Objects, Resources, Undecodable};
 use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::Lookup;
 use ::kube::runtime::reflector::store::{Store, Writer};
@@ -22,8 +23,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tollgate_crds::GatewayConfig;
@@ -31,16 +33,16 @@ use tollgate_crds::GatewayConfig;
 /// Read handles on every kind's stores (one per watched namespace, or one
 /// for all).
 pub(super) struct Stores {
-    gateway_classes: Vec<Store<GatewayClass>>,
-    gateways: Vec<Store<Gateway>>,
-    http_routes: Vec<Store<HttpRoute>>,
-    grpc_routes: Vec<Store<GrpcRoute>>,
-    reference_grants: Vec<Store<ReferenceGrant>>,
-    backend_tls_policies: Vec<Store<BackendTlsPolicy>>,
-    namespaces: Vec<Store<Namespace>>,
-    services: Vec<Store<Service>>,
-    endpoint_slices: Vec<Store<EndpointSlice>>,
-    gateway_configs: Vec<Store<GatewayConfig>>,
+    gateway_classes: Vec<Store<Lenient<GatewayClass>>>,
+    gateways: Vec<Store<Lenient<Gateway>>>,
+    http_routes: Vec<Store<Lenient<HttpRoute>>>,
+    grpc_routes: Vec<Store<Lenient<GrpcRoute>>>,
+    reference_grants: Vec<Store<Lenient<ReferenceGrant>>>,
+    backend_tls_policies: Vec<Store<Lenient<BackendTlsPolicy>>>,
+    namespaces: Vec<Store<Lenient<Namespace>>>,
+    services: Vec<Store<Lenient<Service>>>,
+    endpoint_slices: Vec<Store<Lenient<EndpointSlice>>>,
+    gateway_configs: Vec<Store<Lenient<GatewayConfig>>>,
     /// Secrets: metadata only.
     pub(super) secrets: Vec<Store<PartialObjectMeta<Secret>>>,
     /// ConfigMaps: metadata only.
@@ -69,31 +71,32 @@ impl Spawner<'_> {
         }
     }
 
-    /// Watches a cluster-scoped kind with its full objects.
-    fn cluster<K>(&mut self, kind: Kind) -> Vec<Store<K>>
+    /// Watches a cluster-scoped kind with its full objects, each decoded
+    /// on its own.
+    fn cluster<K>(&mut self, kind: Kind) -> Vec<Store<Lenient<K>>>
     where
-        K: Resource<DynamicType = ()> + Lookup<DynamicType = ()> + Serialize,
+        K: Resource<DynamicType = ()> + Serialize,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let api = Api::<K>::all_with(self.client.clone(), &());
-        let print = fingerprint::content::<K>;
-        vec![self.spawn((kind, None), api, trim_managed_fields::<K>, print)]
+        let api = Api::<Lenient<K>>::all_with(self.client.clone(), &());
+        let print = fingerprint::content::<Lenient<K>>;
+        vec![self.spawn((kind, None), api, trim_managed_fields, print)]
     }
 
-    /// Watches a namespaced kind with its full objects; changes are
-    /// content changes.
-    fn namespaced<K>(&mut self, kind: Kind) -> Vec<Store<K>>
+    /// Watches a namespaced kind with its full objects, each decoded on its
+    /// own; changes are content changes.
+    fn namespaced<K>(&mut self, kind: Kind) -> Vec<Store<Lenient<K>>>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Serialize,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let print = fingerprint::content::<K>;
+        let print = fingerprint::content::<Lenient<K>>;
         let scopes = self.scopes();
         scopes
             .into_iter()
             .map(|ns| {
-                let api = self.api::<K>(ns.as_deref());
-                self.spawn((kind, ns), api, trim_managed_fields::<K>, print)
+                let api = self.api::<Lenient<K>>(ns.as_deref());
+                self.spawn((kind, ns), api, trim_managed_fields, print)
             })
             .collect()
     }
@@ -203,19 +206,50 @@ impl Stores {
             services: objects(&self.services),
             endpoint_slices: objects(&self.endpoint_slices),
             gateway_configs: objects(&self.gateway_configs),
+            undecodable: self.undecodable(),
             ..Resources::default()
         }
     }
+
+    /// Every object that did not decode, of every kind.
+    fn undecodable(&self) -> BTreeMap<(String, String), Arc<Undecodable>> {
+        let mut all = BTreeMap::new();
+        failures(&self.gateway_classes, &mut all);
+        failures(&self.gateways, &mut all);
+        failures(&self.http_routes, &mut all);
+        failures(&self.grpc_routes, &mut all);
+        failures(&self.reference_grants, &mut all);
+        failures(&self.backend_tls_policies, &mut all);
+        failures(&self.namespaces, &mut all);
+        failures(&self.services, &mut all);
+        failures(&self.endpoint_slices, &mut all);
+        failures(&self.gateway_configs, &mut all);
+        all
+    }
 }
 
-fn objects<K>(stores: &[Store<K>]) -> Objects<K>
+/// The decoded objects of `stores`, keyed as [`Objects`].
+fn objects<K>(stores: &[Store<Lenient<K>>]) -> Objects<K>
 where
-    K: Resource + Lookup + Clone + 'static,
-    <K as Lookup>::DynamicType: Eq + std::hash::Hash + Clone,
+    K: Resource<DynamicType = ()> + Clone + 'static,
 {
     stores
         .iter()
         .flat_map(|store| store.state())
-        .map(|o| (key_of(o.as_ref()), o))
+        .filter_map(|o| Some((key_of(o.as_ref()), Arc::clone(o.decoded.as_ref().ok()?))))
         .collect()
+}
+
+/// Adds the objects of `stores` that did not decode to `into`.
+fn failures<K>(
+    stores: &[Store<Lenient<K>>],
+    into: &mut BTreeMap<(String, String), Arc<Undecodable>>,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    for object in stores.iter().flat_map(|store| store.state()) {
+        if let Err(failure) = &object.decoded {
+            into.insert(failure.key(), Arc::clone(failure));
+        }
+    }
 }
