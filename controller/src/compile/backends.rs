@@ -52,7 +52,11 @@ pub(crate) fn resolve_backend(
     }
     let ns = target.namespace.unwrap_or(route_ns);
     let name = target.name;
-    if ns != route_ns && !reference_granted(resources, route_ns, ns, name) {
+    let from = Referrer {
+        kind: "HTTPRoute",
+        namespace: route_ns,
+    };
+    if ns != route_ns && !reference_granted(resources, &from, ("", "Service"), ns, name) {
         return Err(Problem::new(
             reasons::REF_NOT_PERMITTED,
             format!(
@@ -115,11 +119,21 @@ fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
     }
 }
 
-/// Whether a ReferenceGrant in `to_ns` lets HTTPRoutes in `from_ns` refer to
-/// Service `name` (a grant without `to.name` covers every Service).
+/// A Gateway API object that refers across namespaces.
+pub(crate) struct Referrer<'a> {
+    /// Its kind (group `gateway.networking.k8s.io`), e.g. `HTTPRoute`.
+    pub(crate) kind: &'a str,
+    /// Its namespace.
+    pub(crate) namespace: &'a str,
+}
+
+/// Whether a ReferenceGrant in `to_ns` lets `from` refer to the object of
+/// `(group, kind)` named `name` (a grant without `to.name` covers every
+/// object of that kind).
 pub(crate) fn reference_granted(
     resources: &Resources,
-    from_ns: &str,
+    from: &Referrer<'_>,
+    (to_group, to_kind): (&str, &str),
     to_ns: &str,
     name: &str,
 ) -> bool {
@@ -129,11 +143,11 @@ pub(crate) fn reference_granted(
         .filter(|g| g.metadata.namespace.as_deref() == Some(to_ns))
         .any(|g| {
             let from_ok = g.spec.from.iter().any(|f| {
-                f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns
+                f.group == GATEWAY_GROUP && f.kind == from.kind && f.namespace == from.namespace
             });
             let to_ok = g.spec.to.iter().any(|t| {
-                t.group.is_empty()
-                    && t.kind == "Service"
+                t.group == to_group
+                    && t.kind == to_kind
                     && t.name.as_deref().is_none_or(|n| n == name)
             });
             from_ok && to_ok

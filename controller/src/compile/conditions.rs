@@ -110,5 +110,6 @@ pub(crate) mod reasons {
     pub(crate) const NO_MATCHING_PARENT: &str = "NoMatchingParent";
     pub(crate) const REF_NOT_PERMITTED: &str = "RefNotPermitted";
     pub(crate) const INVALID_KIND: &str = "InvalidKind";
+    pub(crate) const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
     pub(crate) const BACKEND_NOT_FOUND: &str = "BackendNotFound";
 }

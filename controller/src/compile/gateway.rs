@@ -7,9 +7,11 @@
 //! programmed.
 
 use super::CompileOptions;
+use super::certificates::certificate_problem;
 use super::conditions::{Problem, Stamp, reasons, types};
 use super::gatewayclass::ClassOutcome;
 use super::listeners::{ListenerPlan, plan_listeners};
+use crate::resources::Resources;
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
 use std::net::IpAddr;
 use tollgate_snapshot::Settings;
@@ -42,6 +44,7 @@ pub(crate) struct GatewayPlan {
 
 /// Plans `gateway`, whose class Tollgate owns.
 pub(crate) fn compile_gateway(
+    resources: &Resources,
     gateway: &Gateway,
     class_name: &str,
     class: &ClassOutcome,
@@ -64,6 +67,9 @@ pub(crate) fn compile_gateway(
         address_unusable: None,
         listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
     };
+    for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
+        listener.certificate_problem = certificate_problem(resources, &plan.namespace, spec);
+    }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
 }
@@ -166,15 +172,18 @@ impl GatewayPlan {
                 "Gateway is programmed",
             ),
         };
-        let addresses = not_programmed.is_none().then(|| {
-            self.addresses
-                .iter()
-                .map(|a| GatewayStatusAddresses {
-                    r#type: Some(IP_ADDRESS.to_string()),
-                    value: a.clone(),
-                })
-                .collect()
-        });
+        // A wildcard bind address (0.0.0.0, ::) is no address a client can
+        // use: such a Gateway reports none rather than a false one.
+        let addresses: Vec<GatewayStatusAddresses> = self
+            .addresses
+            .iter()
+            .filter(|a| a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified()))
+            .map(|a| GatewayStatusAddresses {
+                r#type: Some(IP_ADDRESS.to_string()),
+                value: a.clone(),
+            })
+            .collect();
+        let addresses = (not_programmed.is_none() && !addresses.is_empty()).then_some(addresses);
         let listeners = self
             .listeners
             .iter()

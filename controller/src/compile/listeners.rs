@@ -32,6 +32,8 @@ pub(crate) struct ListenerPlan {
     pub(crate) supported_kinds: Vec<GatewayStatusListenersSupportedKinds>,
     /// Why some requested route kinds are not supported.
     pub(crate) kinds_problem: Option<Problem>,
+    /// Why the certificate references do not resolve (HTTPS and TLS).
+    pub(crate) certificate_problem: Option<Problem>,
     /// Why the listener is not accepted.
     pub(crate) accept_problem: Option<Problem>,
     /// Why the listener conflicts with another one.
@@ -46,7 +48,12 @@ impl ListenerPlan {
 
     /// Why the listener is not programmed, or `None` when it is.
     pub(crate) fn not_programmed(&self) -> Option<Problem> {
-        if let Some(p) = self.accept_problem.as_ref().or(self.conflict.as_ref()) {
+        if let Some(p) = self
+            .accept_problem
+            .as_ref()
+            .or(self.conflict.as_ref())
+            .or(self.certificate_problem.as_ref())
+        {
             return Some(Problem::new(reasons::INVALID, &p.message));
         }
         if !self.supports_http_routes() {
@@ -95,7 +102,11 @@ impl ListenerPlan {
                 "listener is programmed",
             ),
         };
-        let resolved = match &self.kinds_problem {
+        let resolved = match self
+            .certificate_problem
+            .as_ref()
+            .or(self.kinds_problem.as_ref())
+        {
             Some(p) => stamp.condition(types::RESOLVED_REFS, false, p.reason, &p.message),
             None => stamp.condition(
                 types::RESOLVED_REFS,
@@ -177,6 +188,7 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         namespaces: l.allowed_routes.as_ref().and_then(|a| a.namespaces.clone()),
         supported_kinds,
         kinds_problem,
+        certificate_problem: None,
         accept_problem,
         conflict: None,
     }

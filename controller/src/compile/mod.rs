@@ -9,6 +9,7 @@
 //! the object that holds it, never an error: the rest still compiles.
 
 mod backends;
+mod certificates;
 mod conditions;
 mod filters;
 mod gateway;
@@ -152,7 +153,7 @@ fn compile_with(
             let class = classes.get(class_name)?;
             Some((
                 key.as_str(),
-                compile_gateway(g, class_name, class, options, &stamp),
+                compile_gateway(resources, g, class_name, class, options, &stamp),
             ))
         })
         .collect();
