@@ -48,9 +48,6 @@ spec:
 /// Once converged, a steady cluster sees no more status writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applied_quickstart_serves_and_reports_status() {
-    if kubectl_path().is_none() {
-        return;
-    }
     let (v1, v2) = (
         Echo::start("echo-v1").await.unwrap(),
         Echo::start("echo-v2").await.unwrap(),
@@ -99,9 +96,6 @@ async fn kubectl_applied_quickstart_serves_and_reports_status() {
 /// needs a ReferenceGrant (500 and RefNotPermitted until it exists).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_follows_route_changes_and_reference_grants() {
-    if kubectl_path().is_none() {
-        return;
-    }
     let (a, b) = (
         Echo::start("echo-a").await.unwrap(),
         Echo::start("echo-b").await.unwrap(),
@@ -161,9 +155,6 @@ spec:
 /// converges (a route created afterwards serves).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_restart_and_expired_watches_lose_nothing() {
-    if kubectl_path().is_none() {
-        return;
-    }
     let a = Echo::start("echo-a").await.unwrap();
     let server = cluster().await;
     apply(&server, &base("gw", "127.0.0.1", &[&a])).await;

@@ -51,9 +51,6 @@ async fn one_route_cluster() -> (Echo, ApiServer) {
 /// when it stops, the other takes the Lease and keeps status current.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_among_replicas_and_takeover() {
-    if kubectl_path().is_none() {
-        return;
-    }
     let (_echo, server) = one_route_cluster().await;
     let mut first = start_kube_controller(&server, "replica-a", true, PORT).await;
     wait_jsonpath(
@@ -118,9 +115,6 @@ async fn one_writer_among_replicas_and_takeover() {
 /// last snapshot after the controller is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_plane_outlives_its_controller() {
-    if kubectl_path().is_none() {
-        return;
-    }
     let (_echo, server) = one_route_cluster().await;
     let mut ctl = start_kube_controller(&server, "replica-a", false, PORT).await;
     let programmed = "{.status.conditions[?(@.type==\"Programmed\")].reason}";

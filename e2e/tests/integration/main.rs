@@ -17,6 +17,7 @@ mod echo;
 mod harness;
 mod kubernetes_cluster;
 mod kubernetes_replicas;
+mod kubernetes_status;
 mod quickstart;
 mod standalone_processes;
 mod standalone_reload;

@@ -8,17 +8,16 @@ use std::time::{Duration, Instant};
 use tollgate_e2e::apiserver::ApiServer;
 use tollgate_e2e::{Proc, free_port, log_dir, wait_http_ok, workspace_dir};
 
-/// The real kubectl, or `None` (with a notice) when it is not installed.
-pub fn kubectl_path() -> Option<PathBuf> {
+/// The real kubectl. A test that needs it fails (never passes unrun) when
+/// it is missing, saying how to install it.
+pub fn kubectl_path() -> PathBuf {
     let path = workspace_dir().join(".tools/bin/kubectl");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "NOTICE: .tools/bin/kubectl is absent; skipping (run scripts/install-deps.sh test)"
-        );
-        None
-    }
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make deps` (scripts/install-deps.sh test) to install the real kubectl",
+        path.display()
+    );
+    path
 }
 
 /// Runs `kubectl` against `server`; panics with its output on failure.
@@ -36,7 +35,7 @@ pub async fn try_kubectl(server: &ApiServer, args: &[&str]) -> (bool, String, St
         std::process::id(),
         server.addr().port()
     ));
-    let out = tokio::process::Command::new(kubectl_path().expect("kubectl"))
+    let out = tokio::process::Command::new(kubectl_path())
         .arg("--kubeconfig")
         .arg(server.kubeconfig())
         .arg("--cache-dir")
