@@ -11,7 +11,9 @@
 //!   counts of its latest published snapshot.
 //! - `GET /reports` — for every Gateway, what each data plane reported
 //!   applying (version, hash, pod, ready).
+//! - `GET /metrics` — the controller's metrics, Prometheus text format.
 
+use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::reports::Reports;
 use crate::serve::{Body, json, respond};
@@ -32,6 +34,8 @@ pub struct Admin {
     pub ready: Arc<AtomicBool>,
     /// What data planes reported applying.
     pub reports: Reports,
+    /// The controller's instruments.
+    pub metrics: Metrics,
 }
 
 impl Admin {
@@ -48,6 +52,11 @@ impl Admin {
             "/readyz" => respond(503, "text/plain; charset=utf-8", "not ready\n"),
             "/status" => json(&self.statuses.all()),
             "/snapshots" => json(&self.publisher.published()),
+            "/metrics" => respond(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.encode(),
+            ),
             "/reports" => json(
                 &self
                     .publisher

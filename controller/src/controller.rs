@@ -87,6 +87,9 @@ pub async fn run(
                 let Some(resources) = rx.borrow_and_update().clone() else {
                     continue;
                 };
+                admin
+                    .metrics
+                    .set_undecodable(resources.undecodable.values().map(|u| u.kind.as_str()));
                 let mut options = options.clone();
                 options.now = now_rfc3339();
                 let Some(all) = compile_and_publish(resources, options, &compiler, &admin).await else {

@@ -271,4 +271,10 @@ async fn an_undecodable_route_next_to_good_ones() {
     wait_jsonpath(&server, &["httproute", "good"], ACCEPTED, "True").await;
     let logged = ctl.proc.log().matches("cannot decode this object").count();
     assert_eq!(logged, 1, "logged once: {}", ctl.proc.tail(30));
+    let metrics = HttpClient::http1()
+        .get(&format!("{}/metrics", ctl.admin))
+        .await
+        .unwrap();
+    let gauge = "tollgate_controller_undecodable_objects{kind=\"HTTPRoute\",otel_scope_name=\"tollgate-controller\"} 1";
+    assert!(metrics.text().contains(gauge), "{}", metrics.text());
 }
