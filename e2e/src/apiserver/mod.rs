@@ -35,15 +35,22 @@
 //!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
 //!   work. Responses are always JSON, which every client accepts.
 
+mod apply;
 mod discovery;
 mod error;
+mod events;
+mod fieldset;
 mod handlers;
 mod kinds;
+mod managed;
+mod merge;
+mod meta_rules;
 mod names;
 mod objects;
 mod patch;
 mod render;
 mod request;
+mod schema;
 mod selectors;
 mod storage;
 mod verbs;
@@ -58,13 +65,14 @@ use handlers::{Shared, handle, lock};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use objects::{Manager, meta_str};
-use serde_json::{Value, json};
+use managed::Manager;
+use objects::meta_str;
+use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use storage::Store;
+use storage::{Ownership, Store, Write};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -218,7 +226,8 @@ impl ApiServer {
     /// `AlreadyExists`, `Invalid`.
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
         let (rt, ns) = self.target_of(&object)?;
-        lock(&self.shared.store).create(&rt, &ns, object, Some(&test_manager(None)))
+        let manager = test_manager(None);
+        lock(&self.shared.store).create(&rt, &ns, object, Ownership::Update(&manager))
     }
 
     /// Replaces `object` as a PUT would (its `resourceVersion`, if set, must
@@ -244,7 +253,12 @@ impl ApiServer {
         let (rt, ns) = self.target_of(&object)?;
         let name = meta_str(&object, "name").to_string();
         let manager = test_manager(status.then_some("status"));
-        lock(&self.shared.store).update(&rt, &ns, &name, object, status, Some(&manager))
+        let write = Write {
+            status,
+            ownership: Ownership::Update(&manager),
+            put: true,
+        };
+        lock(&self.shared.store).update(&rt, &ns, &name, object, write)
     }
 
     /// One object; `ns` is ignored for cluster-scoped kinds.
@@ -328,7 +342,6 @@ fn test_manager(subresource: Option<&'static str>) -> Manager {
         name: "tollgate-test".into(),
         operation: "Update",
         subresource,
-        fields: json!({}),
     }
 }
 
