@@ -72,6 +72,7 @@ pub(crate) fn serve(
                 status,
                 ownership: Ownership::Applied,
                 put: false,
+                strict: call.strict(),
             };
             Ok(Reply::ok(store.update(rt, ns, name, merged, write)?))
         }
@@ -81,7 +82,16 @@ pub(crate) fn serve(
             let made = managed::apply(&json!({}), &applied, &rt.schema, &request)?;
             Ok(Reply::Json(
                 201,
-                store.create(rt, ns, made, Ownership::Applied)?,
+                store.create(
+                    rt,
+                    ns,
+                    made,
+                    Write {
+                        ownership: Ownership::Applied,
+                        strict: call.strict(),
+                        ..Write::server()
+                    },
+                )?,
             ))
         }
         Err(err) => Err(err),

@@ -35,7 +35,9 @@
 //!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
 //!   work. Responses are always JSON, which every client accepts.
 
+mod admission;
 mod apply;
+mod cel;
 mod discovery;
 mod error;
 mod events;
@@ -48,14 +50,17 @@ mod meta_rules;
 mod names;
 mod objects;
 mod patch;
+mod prune;
 mod render;
 mod request;
 mod schema;
 mod selectors;
 mod storage;
+mod validation;
 mod verbs;
 mod watch;
 
+pub use cel::UnevaluableRule;
 pub use error::ApiError;
 pub use handlers::RequestRecord;
 pub use kinds::ResourceType;
@@ -201,6 +206,13 @@ impl ApiServer {
         lock(&self.shared.requests).clear();
     }
 
+    /// The `x-kubernetes-validations` rules of the CRDs written so far that
+    /// this server cannot evaluate (see the `cel` module), sorted. They
+    /// are not held against objects, so a test can print and bound them.
+    pub fn unevaluable_rules(&self) -> Vec<UnevaluableRule> {
+        lock(&self.shared.store).unevaluable_rules()
+    }
+
     /// The current global resource version.
     pub fn resource_version(&self) -> u64 {
         lock(&self.shared.store).resource_version()
@@ -227,7 +239,11 @@ impl ApiServer {
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
         let (rt, ns) = self.target_of(&object)?;
         let manager = test_manager(None);
-        lock(&self.shared.store).create(&rt, &ns, object, Ownership::Update(&manager))
+        let write = Write {
+            ownership: Ownership::Update(&manager),
+            ..Write::server()
+        };
+        lock(&self.shared.store).create(&rt, &ns, object, write)
     }
 
     /// Replaces `object` as a PUT would (its `resourceVersion`, if set, must
@@ -257,6 +273,7 @@ impl ApiServer {
             status,
             ownership: Ownership::Update(&manager),
             put: true,
+            strict: false,
         };
         lock(&self.shared.store).update(&rt, &ns, &name, object, write)
     }

@@ -8,8 +8,10 @@
 //! live watches. A watch from version N replays history after N; N older
 //! than the compacted point gets 410 Gone.
 
+use super::admission::admit;
+use super::cel::{Rules, UnevaluableRule};
 use super::error::ApiError;
-use super::kinds::{Registry, ResourceType};
+use super::kinds::{Registry, ResourceType, crd_types};
 use super::managed::{self, Manager, Scope};
 use super::meta_rules;
 use super::names::Names;
@@ -48,6 +50,20 @@ pub(crate) struct Write<'a> {
     pub(crate) ownership: Ownership<'a>,
     /// A PUT (custom resources then need a `resourceVersion`).
     pub(crate) put: bool,
+    /// `fieldValidation=Strict`: unknown fields are an error, not pruned.
+    pub(crate) strict: bool,
+}
+
+impl Write<'_> {
+    /// A write of the server itself.
+    pub(crate) fn server() -> Write<'static> {
+        Write {
+            status: false,
+            ownership: Ownership::Server,
+            put: false,
+            strict: false,
+        }
+    }
 }
 
 /// What happened to an object.
@@ -102,6 +118,7 @@ pub(crate) struct Store {
     events: broadcast::Sender<Arc<Event>>,
     pub(crate) kinds: Registry,
     names: Names,
+    rules: Rules,
 }
 
 impl Store {
@@ -115,13 +132,14 @@ impl Store {
             events: broadcast::channel(BROADCAST).0,
             kinds: Registry::builtin(),
             names: Names::new(),
+            rules: Rules::default(),
         };
         let namespaces = store.kinds.lookup("v1", "Namespace").cloned();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             if let Some(rt) = &namespaces {
                 let object = json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
                                     "status": {"phase": "Active"}});
-                let _ = store.create(rt, "", object, Ownership::Server);
+                let _ = store.create(rt, "", object, Write::server());
             }
         }
         store
@@ -180,7 +198,7 @@ impl Store {
         rt: &ResourceType,
         ns: &str,
         object: Value,
-        ownership: Ownership<'_>,
+        write: Write<'_>,
     ) -> Result<Value, ApiError> {
         let mut object = stored(rt, object);
         let name = self.names.pick_name(&object)?;
@@ -223,6 +241,7 @@ impl Store {
         if let (true, Value::Object(map)) = (rt.status_subresource, &mut object) {
             map.remove("status");
         }
+        admit(&mut self.rules, rt, &mut object, None, write.strict)?;
         meta_rules::check(rt, &object)?;
         if is_crd(rt) {
             let status = crd_status(&object);
@@ -234,19 +253,30 @@ impl Store {
             rt,
             &json!({}),
             &mut object,
-            ownership,
+            write.ownership,
             Scope::Main {
                 status_subresource: rt.status_subresource,
             },
             applied_fields,
         );
         if is_crd(rt) {
-            self.kinds.register_crd(&object);
+            self.register_crd(&object);
         }
         Ok(view(
             rt,
             &self.commit(rt, key, EventKind::Added, object, None),
         ))
+    }
+
+    /// Serves the types of `crd` and compiles their CEL rules.
+    fn register_crd(&mut self, crd: &Value) {
+        self.kinds.register_crd(crd);
+        self.rules.register(&crd_types(crd), crd);
+    }
+
+    /// The CEL rules of served CRDs that could not be evaluated.
+    pub(crate) fn unevaluable_rules(&self) -> Vec<UnevaluableRule> {
+        self.rules.unevaluable()
     }
 
     /// Fails unless namespace `ns` exists and is not being deleted.
@@ -339,6 +369,7 @@ impl Store {
         }
         let applied_fields = new.pointer("/metadata/managedFields").cloned();
         let mut next = merge_write(rt, &old, new, write.status);
+        admit(&mut self.rules, rt, &mut next, Some(&old), write.strict)?;
         meta_rules::check(rt, &next)?;
         meta_rules::check_update(rt, &old, &next)?;
         if spec_changed(&old, &next) {
@@ -358,7 +389,7 @@ impl Store {
         };
         self.record_fields(rt, &old, &mut next, write.ownership, scope, applied_fields);
         if is_crd(rt) {
-            self.kinds.register_crd(&next);
+            self.register_crd(&next);
         }
         if same_content(&old, &next) {
             return Ok(view(rt, &old));

@@ -38,6 +38,11 @@ impl Call<'_> {
         self.path.namespace.as_deref().unwrap_or_default()
     }
 
+    /// Whether the request asks for `fieldValidation=Strict`.
+    pub(crate) fn strict(&self) -> bool {
+        self.query.get("fieldValidation") == Some("Strict")
+    }
+
     /// The manager of an Update: `fieldManager`, else the user agent's
     /// program name (`kubectl/v1.33 ...` → `kubectl`).
     pub(crate) fn manager(&self, operation: &'static str) -> Manager {
@@ -122,6 +127,7 @@ pub(crate) fn serve(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiError>
                 status: p.status,
                 ownership: Ownership::Update(&manager),
                 put: true,
+                strict: call.strict(),
             };
             let object = store.update(&rt, call.namespace(), &name, body, write)?;
             Ok(Reply::ok(object))
@@ -259,7 +265,12 @@ fn create(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> Result<Reply
         ));
     }
     let manager = call.manager("Update");
-    let object = store.create(rt, call.namespace(), body, Ownership::Update(&manager))?;
+    let write = Write {
+        ownership: Ownership::Update(&manager),
+        strict: call.strict(),
+        ..Write::server()
+    };
+    let object = store.create(rt, call.namespace(), body, write)?;
     Ok(Reply::Json(201, object))
 }
 
@@ -283,6 +294,7 @@ fn patch(
         status: call.path.status,
         ownership: Ownership::Update(&manager),
         put: false,
+        strict: call.strict(),
     };
     Ok(Reply::ok(store.update(rt, ns, name, patched, write)?))
 }

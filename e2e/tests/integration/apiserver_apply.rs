@@ -137,7 +137,7 @@ async fn apply_removes_fields_no_longer_applied_and_merges_lists() {
     .body;
     assert_eq!(
         smaller["spec"],
-        json!({"size": 1, "tags": ["b"], "ports": [{"name": "admin", "port": 9000}]}),
+        json!({"size": 1, "color": "red", "tags": ["b"], "ports": [{"name": "admin", "port": 9000}]}),
         "only what nobody applies any more is gone"
     );
 }

@@ -14,6 +14,7 @@ mod apiserver_kube;
 mod apiserver_kubectl;
 mod apiserver_protocol;
 mod apiserver_rules;
+mod apiserver_schema;
 mod apiserver_watch;
 mod echo;
 mod harness;
