@@ -50,7 +50,9 @@ pub async fn try_kubectl(server: &ApiServer, args: &[&str]) -> (bool, String, St
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-/// `kubectl apply --server-side` of a YAML text.
+/// `kubectl apply --server-side` of a YAML text, as manager `kubectl`
+/// without `--force-conflicts`: a field another manager (the controller)
+/// owns is a conflict, as on a real cluster.
 pub async fn apply(server: &ApiServer, yaml: &str) {
     let file = log_dir().join(format!(
         "apply-{}-{}.yaml",
@@ -65,7 +67,6 @@ pub async fn apply(server: &ApiServer, yaml: &str) {
         &[
             "apply",
             "--server-side",
-            "--force-conflicts",
             "-f",
             file.to_str().unwrap_or(""),
         ],
