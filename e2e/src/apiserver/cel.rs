@@ -190,3 +190,40 @@ fn scan(schema: &Value, path: &str, resource: &str, out: &mut BTreeSet<Unevaluab
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every function the Gateway API v1.6 CRD rules call evaluates
+    /// (`exists_one`, `filter`, `duration`, `isIP`, `format.dns1123Label`,
+    /// `split`, `substring`, ...), and a failing rule is a field error.
+    #[test]
+    fn gateway_api_rule_functions_evaluate() {
+        let rule = |r: &str| json!({"rule": r, "message": format!("failed: {r}")});
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [
+                rule("self.l.exists_one(x, x == 'a') && self.l.filter(x, x != 'a').size() == 1"),
+                rule("self.l.all(x, x.matches('^[a-z]$')) && self.l.exists(x, x.startsWith('b'))"),
+                rule("duration(self.d) >= duration('1s') && isIP(self.ip)"),
+                rule("!format.dns1123Label().validate(self.name).hasValue()"),
+                rule("self.k.split('/').size() == 2 && self.k.substring(0, 1) == 'x'"),
+                rule("size(self.l) == 2 && self.name.endsWith('e') && self.name.contains('am')"),
+            ],
+            "properties": {"l": {"type": "array", "items": {"type": "string"}},
+                "d": {"type": "string"}, "ip": {"type": "string"},
+                "name": {"type": "string"}, "k": {"type": "string"}}}}});
+        let crd = json!({"spec": {"group": "g.io", "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}});
+        let types = crate::apiserver::kinds::crd_types(&crd);
+        let mut rules = Rules::default();
+        rules.register(&types, &crd);
+        let good = json!({"spec": {"l": ["a", "b"], "d": "2s", "ip": "10.0.0.1", "name": "name", "k": "x/y"}});
+        assert_eq!(rules.check(&types[0], &good, None), Vec::<String>::new());
+        assert!(rules.unevaluable().is_empty(), "{:?}", rules.unevaluable());
+        let bad =
+            json!({"spec": {"l": ["a", "a"], "d": "2s", "ip": "nope", "name": "Name", "k": "x/y"}});
+        assert_eq!(rules.check(&types[0], &bad, None).len(), 4);
+    }
+}

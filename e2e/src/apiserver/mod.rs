@@ -10,23 +10,45 @@
 //! [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]) and
 //! read back every call it received ([`ApiServer::requests`]).
 //!
+//! # What it enforces, as a real server does
+//!
+//! * Custom resources are admitted against their CRD version's
+//!   `openAPIV3Schema`: unknown fields pruned (400 under
+//!   `fieldValidation=Strict`), `default`s applied, OpenAPI keywords
+//!   checked, then `x-kubernetes-validations` CEL rules evaluated with
+//!   `kube-cel`, `oldSelf` included. Rules it cannot evaluate are listed by
+//!   [`ApiServer::unevaluable_rules`], never silently passed.
+//! * Server-side apply keeps real `managedFields`: a change to a field
+//!   another manager owns is a 409 unless `force=true`; fields a manager
+//!   stops applying are removed unless someone else owns them; lists merge
+//!   by `x-kubernetes-list-type` (`map` by its keys, `set` by value), and
+//!   built-in kinds merge `conditions` by `type`, Service ports by port and
+//!   protocol, containers by name. Updates take the fields they change.
+//! * A PUT of a custom resource without `resourceVersion` is 422; names
+//!   are checked per kind; namespaced objects need their Namespace (404;
+//!   403 while it is being deleted); no finalizer may be added to an object
+//!   being deleted (422). `default`, `kube-system`, `kube-public` and
+//!   `kube-node-lease` exist from the start.
+//! * Core `v1` and `events.k8s.io/v1` Events are one collection, converted
+//!   between the two shapes (`note`↔`message`, `regarding`↔`involvedObject`, ...).
+//!
 //! # What is simplified
 //!
-//! * No authentication, authorization, admission, defaulting or schema
-//!   validation: any fields are accepted (`fieldValidation` is ignored).
-//! * No version conversion: an object is stored as written and served under
-//!   whichever version of its group/resource is asked for. `v1` and
-//!   `events.k8s.io/v1` Events are separate collections.
-//! * Server-side apply merges the applied object into the live one like a
-//!   JSON merge patch: fields a manager stops applying are kept, lists are
-//!   replaced whole, and conflicts are never reported (every apply behaves
-//!   as `force=true`). `managedFields` gets one entry per manager, operation
-//!   and subresource, whose `fieldsV1` names the fields of that manager's
-//!   last request (lists as a whole).
+//! * No authentication, authorization or admission webhooks; built-in kinds
+//!   have no schema (any fields are accepted, nothing is defaulted), and
+//!   `fieldValidation=Warn` sends no warnings. `format` is not checked, a
+//!   `pattern` the Rust regex engine cannot compile is not enforced, and
+//!   there is no validation ratcheting.
+//! * No version conversion beyond Events: an object is stored as written
+//!   and served under whichever version of its group/resource is asked for.
+//!   `managedFields` of Events are kept in the core shape.
+//! * Manager identity is (manager, operation, subresource), without the
+//!   `apiVersion` of Update managers; a client's own `managedFields` in a
+//!   write are ignored. The order of merged keyed lists is the live order
+//!   with new items appended.
 //! * Strategic merge patches are JSON merge patches.
-//! * No garbage collection of `ownerReferences`, no namespace existence
-//!   check on create; deleting a namespace deletes its objects at once
-//!   (finalizers still hold).
+//! * No garbage collection of `ownerReferences`; deleting a namespace
+//!   deletes its objects at once (finalizers still hold).
 //! * Lists always serve the latest state (`resourceVersion` on lists is
 //!   ignored); `dryRun` is refused.
 //! * Tables (`kubectl get`) have NAME and AGE columns only.

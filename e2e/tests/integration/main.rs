@@ -15,6 +15,7 @@ mod apiserver_kubectl;
 mod apiserver_protocol;
 mod apiserver_rules;
 mod apiserver_schema;
+mod apiserver_upstream;
 mod apiserver_watch;
 mod echo;
 mod harness;

@@ -64,12 +64,7 @@ pub async fn apply(server: &ApiServer, yaml: &str) {
     std::fs::write(&file, yaml).expect("write manifest");
     kubectl(
         server,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            file.to_str().unwrap_or(""),
-        ],
+        &["apply", "--server-side", "-f", file.to_str().unwrap_or("")],
     )
     .await;
 }
