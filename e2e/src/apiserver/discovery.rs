@@ -6,8 +6,9 @@
 //! for aggregated discovery fall back to it). kubectl's validation asks
 //! `/openapi/v3` whether each kind's PATCH accepts `fieldValidation`; the
 //! per-version documents here declare exactly that and nothing else (no
-//! schemas), so kubectl leaves validation to the server — which accepts any
-//! fields — and works without `--validate=false`. `/openapi/v2` answers an
+//! schemas), so kubectl leaves validation to the server (`fieldValidation`
+//! on each write, which the server enforces for custom resources) and works
+//! without `--validate=false`. `/openapi/v2` answers an
 //! empty protobuf document, which kubectl decodes as "no models".
 
 use super::error::ApiError;

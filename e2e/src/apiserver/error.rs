@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 404 `NotFound`: no such object, resource or path.
     #[error("{0}")]
     NotFound(String),
+    /// 403 `Forbidden`: the write is not allowed (a namespace being deleted).
+    #[error("{0}")]
+    Forbidden(String),
     /// 409 `AlreadyExists`: create of an existing name.
     #[error("{0}")]
     AlreadyExists(String),
@@ -42,6 +45,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound(_) => 404,
+            ApiError::Forbidden(_) => 403,
             ApiError::AlreadyExists(_) | ApiError::Conflict(_) => 409,
             ApiError::Invalid(_) => 422,
             ApiError::BadRequest(_) => 400,
@@ -55,6 +59,7 @@ impl ApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApiError::NotFound(_) => "NotFound",
+            ApiError::Forbidden(_) => "Forbidden",
             ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::Conflict(_) => "Conflict",
             ApiError::Invalid(_) => "Invalid",

@@ -8,8 +8,10 @@
 //! real server, so `kubectl apply` of the Gateway API CRDs makes
 //! `kubectl get gateways` work.
 
+use super::schema;
 use serde_json::Value;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// One served resource: a group/version/plural and what it looks like.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +35,11 @@ pub struct ResourceType {
     /// Whether `<plural>/status` is a subresource: the main endpoint then
     /// ignores `.status` and `/status` changes only `.status`.
     pub status_subresource: bool,
+    /// The schema of whole objects (see `schema::object`): a CRD version's
+    /// `openAPIV3Schema`, or the keyed lists of a built-in kind.
+    pub(crate) schema: Arc<Value>,
+    /// Whether a CRD defines this type (its schema is then enforced).
+    pub(crate) custom: bool,
 }
 
 impl ResourceType {
@@ -51,6 +58,16 @@ impl ResourceType {
             self.plural.clone()
         } else {
             format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The group objects of this type are stored under: `events.k8s.io`
+    /// Events are core Events.
+    pub(crate) fn storage_group(&self) -> &str {
+        if self.group == "events.k8s.io" && self.plural == "events" {
+            ""
+        } else {
+            &self.group
         }
     }
 
@@ -175,6 +192,8 @@ impl Registry {
                         _ => Vec::new(),
                     },
                     status_subresource: *status,
+                    schema: Arc::new(schema::object(schema::builtin(group, kind).as_ref())),
+                    custom: false,
                 },
             )
             .collect();
@@ -286,6 +305,8 @@ pub(crate) fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 short_names: list("/spec/names/shortNames"),
                 categories: list("/spec/names/categories"),
                 status_subresource: v.pointer("/subresources/status").is_some(),
+                schema: Arc::new(schema::object(v.pointer("/schema/openAPIV3Schema"))),
+                custom: true,
             })
         })
         .collect()

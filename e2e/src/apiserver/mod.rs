@@ -10,23 +10,45 @@
 //! [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]) and
 //! read back every call it received ([`ApiServer::requests`]).
 //!
+//! # What it enforces, as a real server does
+//!
+//! * Custom resources are admitted against their CRD version's
+//!   `openAPIV3Schema`: unknown fields pruned (400 under
+//!   `fieldValidation=Strict`), `default`s applied, OpenAPI keywords
+//!   checked, then `x-kubernetes-validations` CEL rules evaluated with
+//!   `kube-cel`, `oldSelf` included. Rules it cannot evaluate are listed by
+//!   [`ApiServer::unevaluable_rules`], never silently passed.
+//! * Server-side apply keeps real `managedFields`: a change to a field
+//!   another manager owns is a 409 unless `force=true`; fields a manager
+//!   stops applying are removed unless someone else owns them; lists merge
+//!   by `x-kubernetes-list-type` (`map` by its keys, `set` by value), and
+//!   built-in kinds merge `conditions` by `type`, Service ports by port and
+//!   protocol, containers by name. Updates take the fields they change.
+//! * A PUT of a custom resource without `resourceVersion` is 422; names
+//!   are checked per kind; namespaced objects need their Namespace (404;
+//!   403 while it is being deleted); no finalizer may be added to an object
+//!   being deleted (422). `default`, `kube-system`, `kube-public` and
+//!   `kube-node-lease` exist from the start.
+//! * Core `v1` and `events.k8s.io/v1` Events are one collection, converted
+//!   between the two shapes (`note`↔`message`, `regarding`↔`involvedObject`, ...).
+//!
 //! # What is simplified
 //!
-//! * No authentication, authorization, admission, defaulting or schema
-//!   validation: any fields are accepted (`fieldValidation` is ignored).
-//! * No version conversion: an object is stored as written and served under
-//!   whichever version of its group/resource is asked for. `v1` and
-//!   `events.k8s.io/v1` Events are separate collections.
-//! * Server-side apply merges the applied object into the live one like a
-//!   JSON merge patch: fields a manager stops applying are kept, lists are
-//!   replaced whole, and conflicts are never reported (every apply behaves
-//!   as `force=true`). `managedFields` gets one entry per manager, operation
-//!   and subresource, whose `fieldsV1` names the fields of that manager's
-//!   last request (lists as a whole).
+//! * No authentication, authorization or admission webhooks; built-in kinds
+//!   have no schema (any fields are accepted, nothing is defaulted), and
+//!   `fieldValidation=Warn` sends no warnings. `format` is not checked, a
+//!   `pattern` the Rust regex engine cannot compile is not enforced, and
+//!   there is no validation ratcheting.
+//! * No version conversion beyond Events: an object is stored as written
+//!   and served under whichever version of its group/resource is asked for.
+//!   `managedFields` of Events are kept in the core shape.
+//! * Manager identity is (manager, operation, subresource), without the
+//!   `apiVersion` of Update managers; a client's own `managedFields` in a
+//!   write are ignored. The order of merged keyed lists is the live order
+//!   with new items appended.
 //! * Strategic merge patches are JSON merge patches.
-//! * No garbage collection of `ownerReferences`, no namespace existence
-//!   check on create; deleting a namespace deletes its objects at once
-//!   (finalizers still hold).
+//! * No garbage collection of `ownerReferences`; deleting a namespace
+//!   deletes its objects at once (finalizers still hold).
 //! * Lists always serve the latest state (`resourceVersion` on lists is
 //!   ignored); `dryRun` is refused.
 //! * Tables (`kubectl get`) have NAME and AGE columns only.
@@ -35,20 +57,32 @@
 //!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
 //!   work. Responses are always JSON, which every client accepts.
 
+mod admission;
+mod apply;
+mod cel;
 mod discovery;
 mod error;
+mod events;
+mod fieldset;
 mod handlers;
 mod kinds;
+mod managed;
+mod merge;
+mod meta_rules;
 mod names;
 mod objects;
 mod patch;
+mod prune;
 mod render;
 mod request;
+mod schema;
 mod selectors;
 mod storage;
+mod validation;
 mod verbs;
 mod watch;
 
+pub use cel::UnevaluableRule;
 pub use error::ApiError;
 pub use handlers::RequestRecord;
 pub use kinds::ResourceType;
@@ -58,13 +92,14 @@ use handlers::{Shared, handle, lock};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use objects::{Manager, meta_str};
-use serde_json::{Value, json};
+use managed::Manager;
+use objects::meta_str;
+use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use storage::Store;
+use storage::{Ownership, Store, Write};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -193,6 +228,13 @@ impl ApiServer {
         lock(&self.shared.requests).clear();
     }
 
+    /// The `x-kubernetes-validations` rules of the CRDs written so far that
+    /// this server cannot evaluate (see the `cel` module), sorted. They
+    /// are not held against objects, so a test can print and bound them.
+    pub fn unevaluable_rules(&self) -> Vec<UnevaluableRule> {
+        lock(&self.shared.store).unevaluable_rules()
+    }
+
     /// The current global resource version.
     pub fn resource_version(&self) -> u64 {
         lock(&self.shared.store).resource_version()
@@ -218,7 +260,12 @@ impl ApiServer {
     /// `AlreadyExists`, `Invalid`.
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
         let (rt, ns) = self.target_of(&object)?;
-        lock(&self.shared.store).create(&rt, &ns, object, Some(&test_manager(None)))
+        let manager = test_manager(None);
+        let write = Write {
+            ownership: Ownership::Update(&manager),
+            ..Write::server()
+        };
+        lock(&self.shared.store).create(&rt, &ns, object, write)
     }
 
     /// Replaces `object` as a PUT would (its `resourceVersion`, if set, must
@@ -244,7 +291,13 @@ impl ApiServer {
         let (rt, ns) = self.target_of(&object)?;
         let name = meta_str(&object, "name").to_string();
         let manager = test_manager(status.then_some("status"));
-        lock(&self.shared.store).update(&rt, &ns, &name, object, status, Some(&manager))
+        let write = Write {
+            status,
+            ownership: Ownership::Update(&manager),
+            put: true,
+            strict: false,
+        };
+        lock(&self.shared.store).update(&rt, &ns, &name, object, write)
     }
 
     /// One object; `ns` is ignored for cluster-scoped kinds.
@@ -328,7 +381,6 @@ fn test_manager(subresource: Option<&'static str>) -> Manager {
         name: "tollgate-test".into(),
         operation: "Update",
         subresource,
-        fields: json!({}),
     }
 }
 

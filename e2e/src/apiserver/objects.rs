@@ -1,25 +1,14 @@
 //! Rules for the server-owned parts of an object: metadata the server sets,
-//! `generation`, `managedFields` and the view a client gets.
+//! `generation`, and the view a client gets (`managedFields` are in
+//! `managed`).
 //!
 //! These are pure functions over `serde_json::Value` (the clock is passed
 //! in) so the storage code reads as the sequence of Kubernetes rules it
 //! applies on each write.
 
+use super::events;
 use super::kinds::ResourceType;
 use serde_json::{Map, Value, json};
-
-/// Who wrote an object, for `managedFields`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Manager {
-    /// `fieldManager`, or the client's user agent up to the first `/`.
-    pub(crate) name: String,
-    /// `Apply` for server-side apply, `Update` otherwise.
-    pub(crate) operation: &'static str,
-    /// `status` for writes through the status subresource.
-    pub(crate) subresource: Option<&'static str>,
-    /// The fields the request set (`fieldsV1`).
-    pub(crate) fields: Value,
-}
 
 /// The current time as Kubernetes writes it (`2026-01-02T03:04:05Z`).
 pub(crate) fn now() -> String {
@@ -54,12 +43,29 @@ pub(crate) fn with_meta<R>(object: &mut Value, f: impl FnOnce(&mut Map<String, V
     out
 }
 
-/// `object` as served by `rt`: `apiVersion` and `kind` of the requested version.
+/// A stored `object` as served by `rt`: `apiVersion` and `kind` of the
+/// requested version (and the shape of `events.k8s.io` Events).
 pub(crate) fn view(rt: &ResourceType, object: &Value) -> Value {
-    let mut out = object.clone();
+    let mut out = events::from_storage(rt, object.clone());
     if let Value::Object(map) = &mut out {
         map.insert("apiVersion".into(), rt.api_version().into());
         map.insert("kind".into(), rt.kind.clone().into());
+    }
+    out
+}
+
+/// `object`, written through `rt`, as it is stored: `events.k8s.io` Events
+/// as core Events, anything else as written.
+pub(crate) fn stored(rt: &ResourceType, object: Value) -> Value {
+    let events = events::is_events_api(rt);
+    let mut out = events::to_storage(rt, object);
+    if let Value::Object(map) = &mut out {
+        let (api_version, kind) = match events {
+            true => ("v1".to_string(), "Event".to_string()),
+            false => (rt.api_version(), rt.kind.clone()),
+        };
+        map.insert("apiVersion".into(), api_version.into());
+        map.insert("kind".into(), kind.into());
     }
     out
 }
@@ -96,39 +102,6 @@ pub(crate) fn same_content(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) == strip(new)
-}
-
-/// Records `manager` in `metadata.managedFields`, replacing its previous
-/// entry for the same operation and subresource.
-pub(crate) fn record_manager(object: &mut Value, manager: &Manager, api_version: &str) {
-    let mut entry = json!({
-        "manager": manager.name,
-        "operation": manager.operation,
-        "apiVersion": api_version,
-        "time": now(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": manager.fields,
-    });
-    if let (Some(sub), Value::Object(map)) = (manager.subresource, &mut entry) {
-        map.insert("subresource".into(), sub.into());
-    }
-    let same = |e: &Value| {
-        e.get("manager").and_then(Value::as_str) == Some(manager.name.as_str())
-            && e.get("operation").and_then(Value::as_str) == Some(manager.operation)
-            && e.get("subresource").and_then(Value::as_str) == manager.subresource
-    };
-    with_meta(object, |meta| {
-        let entries = meta.entry("managedFields").or_insert_with(|| json!([]));
-        if !entries.is_array() {
-            *entries = json!([]);
-        }
-        if let Value::Array(list) = entries {
-            match list.iter_mut().find(|e| same(e)) {
-                Some(existing) => *existing = entry,
-                None => list.push(entry),
-            }
-        }
-    });
 }
 
 /// The status the server gives a CustomResourceDefinition: names accepted
@@ -239,28 +212,5 @@ mod tests {
         for (new, want) in cases {
             assert_eq!(spec_changed(&base, &new), want, "{new}");
         }
-    }
-
-    /// A manager's entry is replaced, not duplicated; other managers are kept.
-    #[test]
-    fn managed_fields_one_entry_per_manager() {
-        let mut obj = json!({"metadata": {"name": "a"}});
-        let m = |name: &str| Manager {
-            name: name.into(),
-            operation: "Apply",
-            subresource: None,
-            fields: json!({}),
-        };
-        record_manager(&mut obj, &m("a"), "v1");
-        record_manager(&mut obj, &m("b"), "v1");
-        record_manager(&mut obj, &m("a"), "v1");
-        let names: Vec<_> = obj
-            .pointer("/metadata/managedFields")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("manager").and_then(Value::as_str))
-            .collect();
-        assert_eq!(names, ["a", "b"]);
     }
 }

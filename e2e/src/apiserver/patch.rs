@@ -8,9 +8,8 @@
 //! * `application/strategic-merge-patch+json`: treated as a merge patch, so
 //!   lists are replaced rather than merged by key and `$patch` directives
 //!   are not understood. Tollgate's writers use merge patches and apply.
-//! * `application/apply-patch+yaml`: the applied object (JSON or YAML) is
-//!   merged into the live one like a merge patch; see `ApiServer` docs for
-//!   what server-side apply simplifies.
+//! * `application/apply-patch+yaml`: server-side apply, served by the
+//!   `apply` module; only its body parsing is here.
 
 use super::error::ApiError;
 use serde_json::{Map, Value};
@@ -57,9 +56,10 @@ pub(crate) fn apply_patch(
     patch: &Value,
 ) -> Result<Value, ApiError> {
     match kind {
-        PatchKind::Merge | PatchKind::Strategic | PatchKind::Apply => {
-            Ok(merge_patch(target, patch))
-        }
+        PatchKind::Merge | PatchKind::Strategic => Ok(merge_patch(target, patch)),
+        PatchKind::Apply => Err(ApiError::BadRequest(
+            "apply patches are served by server-side apply".into(),
+        )),
         PatchKind::Json => json_patch(target, patch),
     }
 }
@@ -182,22 +182,6 @@ fn drop_at(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
                 .ok_or_else(missing)
         }
         _ => Err(missing()),
-    }
-}
-
-/// The `fieldsV1` set naming every field of `value`: objects become
-/// `f:<key>` maps, anything else (including lists, which the real server
-/// keys item by item) a leaf `{}`.
-pub(crate) fn fields_v1(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind"))
-                .filter(|(k, _)| !matches!(k.as_str(), "resourceVersion" | "managedFields" | "uid"))
-                .map(|(k, v)| (format!("f:{k}"), fields_v1(v)))
-                .collect(),
-        ),
-        _ => Value::Object(Map::new()),
     }
 }
 

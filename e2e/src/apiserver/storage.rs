@@ -8,12 +8,16 @@
 //! live watches. A watch from version N replays history after N; N older
 //! than the compacted point gets 410 Gone.
 
+use super::admission::admit;
+use super::cel::{Rules, UnevaluableRule};
 use super::error::ApiError;
-use super::kinds::{Registry, ResourceType};
+use super::kinds::{Registry, ResourceType, crd_types};
+use super::managed::{self, Manager, Scope};
+use super::meta_rules;
 use super::names::Names;
 use super::objects::{
-    Manager, crd_status, finalizers, merge_write, meta_str, now, record_manager, same_content,
-    spec_changed, view, with_meta,
+    crd_status, finalizers, merge_write, meta_str, now, same_content, spec_changed, stored, view,
+    with_meta,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -25,6 +29,42 @@ const HISTORY: usize = 10_000;
 
 /// Events buffered per live watch before it is ended as too slow.
 const BROADCAST: usize = 4_096;
+
+/// How a write changes `managedFields`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ownership<'a> {
+    /// A write of the server itself: nobody gains fields.
+    Server,
+    /// An update by this manager (create, PUT, non-apply patches).
+    Update(&'a Manager),
+    /// A server-side apply: the object carries its new `managedFields`.
+    Applied,
+}
+
+/// How an update was asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Write<'a> {
+    /// Through the `/status` subresource.
+    pub(crate) status: bool,
+    /// Who gains which fields.
+    pub(crate) ownership: Ownership<'a>,
+    /// A PUT (custom resources then need a `resourceVersion`).
+    pub(crate) put: bool,
+    /// `fieldValidation=Strict`: unknown fields are an error, not pruned.
+    pub(crate) strict: bool,
+}
+
+impl Write<'_> {
+    /// A write of the server itself.
+    pub(crate) fn server() -> Write<'static> {
+        Write {
+            status: false,
+            ownership: Ownership::Server,
+            put: false,
+            strict: false,
+        }
+    }
+}
 
 /// What happened to an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +100,7 @@ impl ObjKey {
     pub(crate) fn new(rt: &ResourceType, namespace: &str, name: &str) -> ObjKey {
         let namespace = if rt.namespaced { namespace } else { "" };
         ObjKey {
-            group: rt.group.clone(),
+            group: rt.storage_group().to_string(),
             plural: rt.plural.clone(),
             namespace: namespace.to_string(),
             name: name.to_string(),
@@ -78,6 +118,7 @@ pub(crate) struct Store {
     events: broadcast::Sender<Arc<Event>>,
     pub(crate) kinds: Registry,
     names: Names,
+    rules: Rules,
 }
 
 impl Store {
@@ -91,13 +132,14 @@ impl Store {
             events: broadcast::channel(BROADCAST).0,
             kinds: Registry::builtin(),
             names: Names::new(),
+            rules: Rules::default(),
         };
         let namespaces = store.kinds.lookup("v1", "Namespace").cloned();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             if let Some(rt) = &namespaces {
                 let object = json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]},
                                     "status": {"phase": "Active"}});
-                let _ = store.create(rt, "", object, None);
+                let _ = store.create(rt, "", object, Write::server());
             }
         }
         store
@@ -138,7 +180,7 @@ impl Store {
     pub(crate) fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
         self.objects
             .iter()
-            .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+            .filter(|(k, _)| k.group == rt.storage_group() && k.plural == rt.plural)
             .filter(|(k, _)| ns.is_none_or(|ns| !rt.namespaced || k.namespace == ns))
             .map(|(_, o)| view(rt, o))
             .collect()
@@ -148,20 +190,26 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// `AlreadyExists`; `Invalid` without a name or with a resource version.
+    /// `AlreadyExists`; `NotFound` when the namespace does not exist;
+    /// `Forbidden` when it is being deleted; `Invalid` without a name, with
+    /// a resource version or with a name the kind does not allow.
     pub(crate) fn create(
         &mut self,
         rt: &ResourceType,
         ns: &str,
-        mut object: Value,
-        manager: Option<&Manager>,
+        object: Value,
+        write: Write<'_>,
     ) -> Result<Value, ApiError> {
+        let mut object = stored(rt, object);
         let name = self.names.pick_name(&object)?;
         if !meta_str(&object, "resourceVersion").is_empty() {
             return Err(ApiError::Invalid(format!(
                 "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: resourceVersion should not be set on objects to be created",
                 rt.kind
             )));
+        }
+        if rt.namespaced {
+            self.check_namespace(ns)?;
         }
         let key = ObjKey::new(rt, ns, &name);
         if self.objects.contains_key(&key) {
@@ -171,6 +219,7 @@ impl Store {
             )));
         }
         let uid = self.names.uid();
+        let applied_fields = object.pointer("/metadata/managedFields").cloned();
         with_meta(&mut object, |meta| {
             meta.insert("name".into(), name.clone().into());
             meta.remove("generateName");
@@ -192,18 +241,86 @@ impl Store {
         if let (true, Value::Object(map)) = (rt.status_subresource, &mut object) {
             map.remove("status");
         }
+        admit(&mut self.rules, rt, &mut object, None, write.strict)?;
+        meta_rules::check(rt, &object)?;
         if is_crd(rt) {
             let status = crd_status(&object);
             if let Value::Object(map) = &mut object {
                 map.insert("status".into(), status);
             }
-            self.kinds.register_crd(&object);
         }
-        object = view(rt, &object);
-        if let Some(manager) = manager {
-            record_manager(&mut object, manager, &rt.api_version());
+        self.record_fields(
+            rt,
+            &json!({}),
+            &mut object,
+            write.ownership,
+            Scope::Main {
+                status_subresource: rt.status_subresource,
+            },
+            applied_fields,
+        );
+        if is_crd(rt) {
+            self.register_crd(&object);
         }
-        Ok(self.commit(rt, key, EventKind::Added, object, None))
+        Ok(view(
+            rt,
+            &self.commit(rt, key, EventKind::Added, object, None),
+        ))
+    }
+
+    /// Serves the types of `crd` and compiles their CEL rules.
+    fn register_crd(&mut self, crd: &Value) {
+        self.kinds.register_crd(crd);
+        self.rules.register(&crd_types(crd), crd);
+    }
+
+    /// The CEL rules of served CRDs that could not be evaluated.
+    pub(crate) fn unevaluable_rules(&self) -> Vec<UnevaluableRule> {
+        self.rules.unevaluable()
+    }
+
+    /// Fails unless namespace `ns` exists and is not being deleted.
+    fn check_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        let key = ObjKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.to_string(),
+        };
+        match self.objects.get(&key) {
+            None => Err(ApiError::not_found("namespaces", ns)),
+            Some(n) if !meta_str(n, "deletionTimestamp").is_empty() => {
+                Err(ApiError::Forbidden(format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Sets the `managedFields` of `next` (a write over `old`) for `ownership`;
+    /// `applied` are the entries an apply computed.
+    fn record_fields(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        next: &mut Value,
+        ownership: Ownership<'_>,
+        scope: Scope,
+        applied: Option<Value>,
+    ) {
+        match ownership {
+            Ownership::Server => {}
+            Ownership::Update(manager) => {
+                managed::record_update(old, next, &rt.schema, manager, scope, &rt.api_version())
+            }
+            Ownership::Applied => with_meta(next, |meta| {
+                match applied {
+                    Some(fields) => meta.insert("managedFields".into(), fields),
+                    None => meta.remove("managedFields"),
+                };
+            }),
+        }
     }
 
     /// Replaces an existing object with `new` (status only when `status` is
@@ -213,16 +330,18 @@ impl Store {
     /// # Errors
     ///
     /// `NotFound`; `Conflict` when `new` carries a stale resource version;
-    /// `BadRequest` when its name differs from `name`.
+    /// `Invalid` for a PUT of a custom resource without one, a name the kind
+    /// does not allow or a finalizer added during deletion; `BadRequest`
+    /// when its name differs from `name`.
     pub(crate) fn update(
         &mut self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         new: Value,
-        status: bool,
-        manager: Option<&Manager>,
+        write: Write<'_>,
     ) -> Result<Value, ApiError> {
+        let new = stored(rt, new);
         let key = ObjKey::new(rt, ns, name);
         let old = self
             .objects
@@ -236,13 +355,23 @@ impl Store {
             )));
         }
         let wanted_rv = meta_str(&new, "resourceVersion");
+        if write.put && rt.custom && wanted_rv.is_empty() {
+            return Err(ApiError::Invalid(format!(
+                "{}.{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                rt.kind, rt.group
+            )));
+        }
         if !wanted_rv.is_empty() && wanted_rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::Conflict(format!(
                 "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
                 rt.qualified()
             )));
         }
-        let mut next = merge_write(rt, &old, new, status);
+        let applied_fields = new.pointer("/metadata/managedFields").cloned();
+        let mut next = merge_write(rt, &old, new, write.status);
+        admit(&mut self.rules, rt, &mut next, Some(&old), write.strict)?;
+        meta_rules::check(rt, &next)?;
+        meta_rules::check_update(rt, &old, &next)?;
         if spec_changed(&old, &next) {
             let generation = old
                 .pointer("/metadata/generation")
@@ -252,20 +381,26 @@ impl Store {
                 m.insert("generation".into(), (generation + 1).into())
             });
         }
-        next = view(rt, &next);
-        if let Some(manager) = manager {
-            record_manager(&mut next, manager, &rt.api_version());
-        }
+        let scope = match write.status {
+            true => Scope::Status,
+            false => Scope::Main {
+                status_subresource: rt.status_subresource,
+            },
+        };
+        self.record_fields(rt, &old, &mut next, write.ownership, scope, applied_fields);
         if is_crd(rt) {
-            self.kinds.register_crd(&next);
+            self.register_crd(&next);
         }
-        if same_content(&view(rt, &old), &next) {
+        if same_content(&old, &next) {
             return Ok(view(rt, &old));
         }
         if !meta_str(&next, "deletionTimestamp").is_empty() && finalizers(&next).is_empty() {
-            return Ok(self.remove(rt, key, next));
+            return Ok(view(rt, &self.remove(rt, key, next)));
         }
-        Ok(self.commit(rt, key, EventKind::Modified, next, Some(old)))
+        Ok(view(
+            rt,
+            &self.commit(rt, key, EventKind::Modified, next, Some(old)),
+        ))
     }
 
     /// Deletes an object: with finalizers it only gets a `deletionTimestamp`
@@ -301,7 +436,10 @@ impl Store {
                 m.insert("deletionGracePeriodSeconds".into(), 0.into());
                 m.insert("generation".into(), (generation + 1).into());
             });
-            return Ok(self.commit(rt, key, EventKind::Modified, view(rt, &next), Some(old)));
+            return Ok(view(
+                rt,
+                &self.commit(rt, key, EventKind::Modified, next, Some(old)),
+            ));
         }
         if rt.group.is_empty() && rt.plural == "namespaces" {
             self.delete_contents(|k| k.namespace == name);
@@ -311,7 +449,7 @@ impl Store {
         {
             self.delete_contents(|k| k.group == group && k.plural == plural);
         }
-        Ok(self.remove(rt, key, view(rt, &old)))
+        Ok(view(rt, &self.remove(rt, key, old)))
     }
 
     /// Deletes (finalizers respected) every object whose key matches.
@@ -362,7 +500,7 @@ impl Store {
         let event = Arc::new(Event {
             rv,
             kind,
-            group: rt.group.clone(),
+            group: rt.storage_group().to_string(),
             plural: rt.plural.clone(),
             object: object.clone(),
             previous,

@@ -8,12 +8,13 @@
 use super::error::ApiError;
 use super::handlers::{Reply, Shared, lock};
 use super::kinds::ResourceType;
-use super::objects::{Manager, meta_str};
-use super::patch::{PatchKind, apply_patch, fields_v1, parse_json_or_yaml};
+use super::managed::Manager;
+use super::objects::meta_str;
+use super::patch::{PatchKind, apply_patch};
 use super::render::{self, ListMeta};
 use super::request::{Format, Query, ResourcePath};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::storage::Store;
+use super::storage::{Ownership, Store, Write};
 use super::watch::{self, WatchSpec, WatchStart};
 use http::Method;
 use serde_json::Value;
@@ -32,13 +33,19 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn namespace(&self) -> &str {
+    /// The namespace of the path, empty for cluster-scoped paths.
+    pub(crate) fn namespace(&self) -> &str {
         self.path.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the request asks for `fieldValidation=Strict`.
+    pub(crate) fn strict(&self) -> bool {
+        self.query.get("fieldValidation") == Some("Strict")
     }
 
     /// The manager of an Update: `fieldManager`, else the user agent's
     /// program name (`kubectl/v1.33 ...` → `kubectl`).
-    fn manager(&self, operation: &'static str, fields: Value) -> Manager {
+    pub(crate) fn manager(&self, operation: &'static str) -> Manager {
         let name = match self.query.get("fieldManager") {
             Some(m) if !m.is_empty() => m.to_string(),
             _ => self
@@ -52,7 +59,6 @@ impl Call<'_> {
             name,
             operation,
             subresource: self.path.status.then_some("status"),
-            fields,
         }
     }
 
@@ -116,9 +122,14 @@ pub(crate) fn serve(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiError>
         }
         (&Method::PUT, Some(name)) => {
             let body = call.json_body()?;
-            let manager = call.manager("Update", fields_v1(&body));
-            let object =
-                store.update(&rt, call.namespace(), &name, body, p.status, Some(&manager))?;
+            let manager = call.manager("Update");
+            let write = Write {
+                status: p.status,
+                ownership: Ownership::Update(&manager),
+                put: true,
+                strict: call.strict(),
+            };
+            let object = store.update(&rt, call.namespace(), &name, body, write)?;
             Ok(Reply::ok(object))
         }
         (&Method::PATCH, Some(name)) => patch(&mut store, &rt, call, &name),
@@ -253,12 +264,17 @@ fn create(store: &mut Store, rt: &ResourceType, call: &Call<'_>) -> Result<Reply
                 .into(),
         ));
     }
-    let manager = call.manager("Update", fields_v1(&body));
-    let object = store.create(rt, call.namespace(), body, Some(&manager))?;
+    let manager = call.manager("Update");
+    let write = Write {
+        ownership: Ownership::Update(&manager),
+        strict: call.strict(),
+        ..Write::server()
+    };
+    let object = store.create(rt, call.namespace(), body, write)?;
     Ok(Reply::Json(201, object))
 }
 
-/// PATCH in any of the four formats; server-side apply creates a missing object.
+/// PATCH in any of the four formats; server-side apply is [`super::apply`].
 fn patch(
     store: &mut Store,
     rt: &ResourceType,
@@ -266,63 +282,21 @@ fn patch(
     name: &str,
 ) -> Result<Reply, ApiError> {
     let kind = PatchKind::from_content_type(call.content_type)?;
+    if kind == PatchKind::Apply {
+        return super::apply::serve(store, rt, call, name);
+    }
     let ns = call.namespace();
-    if kind != PatchKind::Apply {
-        let body = call.json_body()?;
-        let current = store.get(rt, ns, name)?;
-        let patched = apply_patch(kind, &current, &body)?;
-        let manager = call.manager("Update", fields_v1(&body));
-        return Ok(Reply::ok(store.update(
-            rt,
-            ns,
-            name,
-            patched,
-            call.path.status,
-            Some(&manager),
-        )?));
-    }
-    let body = parse_json_or_yaml(call.body)?;
-    let field_manager = call.query.get("fieldManager").unwrap_or_default();
-    if field_manager.is_empty() {
-        return Err(ApiError::Invalid(
-            "fieldManager: Required value: is required for apply patch".into(),
-        ));
-    }
-    if body.get("apiVersion").is_none() || body.get("kind").is_none() {
-        return Err(ApiError::BadRequest(
-            "apply patches need apiVersion and kind".into(),
-        ));
-    }
-    let body_name = meta_str(&body, "name");
-    if !body_name.is_empty() && body_name != name {
-        return Err(ApiError::BadRequest(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
-    let mut manager = call.manager("Apply", fields_v1(&body));
-    manager.name = field_manager.to_string();
-    match store.get(rt, ns, name) {
-        Ok(current) => {
-            let merged = apply_patch(kind, &current, &body)?;
-            Ok(Reply::ok(store.update(
-                rt,
-                ns,
-                name,
-                merged,
-                call.path.status,
-                Some(&manager),
-            )?))
-        }
-        Err(ApiError::NotFound(_)) if !call.path.status => {
-            let mut body = body;
-            super::objects::with_meta(&mut body, |m| m.insert("name".into(), name.into()));
-            Ok(Reply::Json(
-                201,
-                store.create(rt, ns, body, Some(&manager))?,
-            ))
-        }
-        Err(err) => Err(err),
-    }
+    let body = call.json_body()?;
+    let current = store.get(rt, ns, name)?;
+    let patched = apply_patch(kind, &current, &body)?;
+    let manager = call.manager("Update");
+    let write = Write {
+        status: call.path.status,
+        ownership: Ownership::Update(&manager),
+        put: false,
+        strict: call.strict(),
+    };
+    Ok(Reply::ok(store.update(rt, ns, name, patched, write)?))
 }
 
 /// DELETE on a collection: deletes every selected object, answers the list

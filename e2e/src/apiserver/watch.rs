@@ -73,11 +73,15 @@ impl WatchSpec {
 
     /// The event line for `event`, if this watch reports it.
     fn translate(&self, event: &Event) -> Option<Bytes> {
-        if event.group != self.rt.group || event.plural != self.rt.plural {
+        if event.group != self.rt.storage_group() || event.plural != self.rt.plural {
             return None;
         }
-        let now = self.selects(&event.object);
-        let before = event.previous.as_ref().is_some_and(|p| self.selects(p));
+        let view = |o: &Value| super::objects::view(&self.rt, o);
+        let now = self.selects(&view(&event.object));
+        let before = event
+            .previous
+            .as_ref()
+            .is_some_and(|p| self.selects(&view(p)));
         let kind = match (event.kind, before, now) {
             (EventKind::Added, _, true) => "ADDED",
             (EventKind::Deleted, _, true) => "DELETED",

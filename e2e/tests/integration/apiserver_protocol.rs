@@ -168,7 +168,7 @@ async fn update_uses_optimistic_concurrency() {
 }
 
 /// Merge, JSON and strategic patches change the object; apply creates,
-/// then merges, and records its field manager.
+/// then replaces what its manager applied, and records its field manager.
 #[tokio::test]
 async fn patch_formats_and_server_side_apply() {
     let server = ApiServer::start().await.unwrap();
@@ -224,7 +224,8 @@ async fn patch_formats_and_server_side_apply() {
     let created = call_raw(&server, &apply_path, yaml).await;
     assert_eq!(created.code, 201, "{}", created.body);
     let again = call_raw(&server, &apply_path, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"applied\"},\"data\":{\"b\":\"2\"}}").await;
-    assert_eq!(again.body["data"], json!({"a": "1", "b": "2"}));
+    // The manager stopped applying `a`, and nobody else owns it: it is removed.
+    assert_eq!(again.body["data"], json!({"b": "2"}));
     let managers = again.body["metadata"]["managedFields"].as_array().unwrap();
     assert!(
         managers

@@ -9,9 +9,13 @@
 mod apiserver_support;
 mod common;
 
+mod apiserver_apply;
 mod apiserver_kube;
 mod apiserver_kubectl;
 mod apiserver_protocol;
+mod apiserver_rules;
+mod apiserver_schema;
+mod apiserver_upstream;
 mod apiserver_watch;
 mod echo;
 mod harness;

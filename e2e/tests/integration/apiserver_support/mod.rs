@@ -159,3 +159,88 @@ pub fn widget_crd() -> Value {
                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
     })
 }
+
+/// A namespaced CRD `gadgets.test.tollgate.dev` with a real structural
+/// schema: types, `required`, `enum`, `pattern`, `maxItems`, a default, a
+/// set list, keyed lists (`spec.ports` by `name`, `status.conditions` by
+/// `type`) and CEL rules, one of them a transition rule and one that uses
+/// `cel.bind`.
+pub fn gadget_crd() -> Value {
+    let conditions = serde_json::json!({"type": "array", "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {"type": "object", "required": ["type", "status"], "properties": {
+            "type": {"type": "string"},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "reason": {"type": "string"}}}});
+    let spec = serde_json::json!({"type": "object", "required": ["size"], "properties": {
+        "size": {"type": "integer", "minimum": 1, "maximum": 10},
+        "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+        "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 10},
+        "tags": {"type": "array", "maxItems": 3, "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "port": {"type": "integer"}}}},
+        "url": {"type": "string"},
+        "min": {"type": "integer"},
+        "max": {"type": "integer"},
+        "bound": {"type": "integer"},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}}},
+        "x-kubernetes-validations": [
+            {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must not exceed max"},
+            {"rule": "!has(self.url) || isURL(self.url)", "message": "url must be a URL"},
+            {"rule": "self.size >= oldSelf.size", "message": "size may not shrink"},
+            {"rule": "!has(self.bound) || cel.bind(b, self.bound, b > 0)", "message": "bound must be positive"}]});
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.test.tollgate.dev"},
+        "spec": {"group": "test.tollgate.dev", "scope": "Namespaced",
+            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "spec": spec,
+                    "status": {"type": "object", "properties": {"conditions": conditions}}}}}}]}
+    })
+}
+
+/// A Gadget manifest with `spec`.
+pub fn gadget(name: &str, spec: Value) -> Value {
+    serde_json::json!({"apiVersion": "test.tollgate.dev/v1", "kind": "Gadget",
+        "metadata": {"name": name}, "spec": spec})
+}
+
+/// Server-side applies `body` to `path` as `manager` (forced when `force`).
+pub async fn apply(
+    server: &ApiServer,
+    path: &str,
+    manager: &str,
+    force: bool,
+    body: &Value,
+) -> Answer {
+    let path = format!("{path}?fieldManager={manager}&force={force}");
+    call(
+        server,
+        "PATCH",
+        &path,
+        "application/apply-patch+yaml",
+        Some(body),
+    )
+    .await
+}
+
+/// The managers and their `fieldsV1` in `object`'s `managedFields`.
+pub fn managers(object: &Value) -> Vec<(String, Value)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap_or_default().to_string(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect()
+}

@@ -49,7 +49,9 @@ pub async fn try_kubectl(server: &ApiServer, args: &[&str]) -> (bool, String, St
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-/// `kubectl apply --server-side` of a YAML text.
+/// `kubectl apply --server-side` of a YAML text, as manager `kubectl`
+/// without `--force-conflicts`: a field another manager (the controller)
+/// owns is a conflict, as on a real cluster.
 pub async fn apply(server: &ApiServer, yaml: &str) {
     let file = log_dir().join(format!(
         "apply-{}-{}.yaml",
@@ -61,13 +63,7 @@ pub async fn apply(server: &ApiServer, yaml: &str) {
     std::fs::write(&file, yaml).expect("write manifest");
     kubectl(
         server,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            file.to_str().unwrap_or(""),
-        ],
+        &["apply", "--server-side", "-f", file.to_str().unwrap_or("")],
     )
     .await;
 }
