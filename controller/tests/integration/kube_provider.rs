@@ -260,6 +260,10 @@ async fn create_update_delete_flow_through() {
 /// alike.
 #[tokio::test]
 async fn status_only_updates_send_nothing() {
+    fn accepted_condition() -> Value {
+        json!({"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
+               "lastTransitionTime": "2025-01-01T00:00:00Z"})
+    }
     let server = server_with_crds(&[]).await;
     setup(&server);
     let mut provider = Provider::start(&server).await;
@@ -271,7 +275,7 @@ async fn status_only_updates_send_nothing() {
             GW,
             "Gateway",
             "gw",
-            json!({"conditions": [{"type": "Accepted", "status": "True"}]}),
+            json!({"conditions": [accepted_condition()]}),
         ),
         (GW, "HTTPRoute", "r1", json!({"parents": []})),
         (
@@ -286,7 +290,7 @@ async fn status_only_updates_send_nothing() {
         server.replace_status(object).unwrap();
     }
     let mut class = server.get(GW, "GatewayClass", None, "tollgate").unwrap();
-    class["status"] = json!({"conditions": [{"type": "Accepted", "status": "True"}]});
+    class["status"] = json!({"conditions": [accepted_condition()]});
     server.replace_status(class).unwrap();
     let mut class = server.get(GW, "GatewayClass", None, "tollgate").unwrap();
     class["metadata"]["finalizers"] = json!(["tollgate.dev/gateway-controller"]);
