@@ -4,19 +4,26 @@
 //!   downstream request
 //!     │
 //!   1 head      absolute-form/`:authority` → host; Host required on HTTP/1.1;
-//!     │         path normalized (routing and upstream see the same path)   head.rs
+//!     │         path normalized (routing and upstream see the same path);
+//!     │         the client's hop-by-hop headers removed            head.rs, hygiene.rs
 //!   2 route     socket router: host, path, method, headers, query → rule   router/
 //!   3 rule      rule filters in manifest order: CORS preflight or redirect
 //!     │         answer here; header modifier, URL rewrite, mirror pick     chain.rs
-//!   4 forward   hop-by-hop removal; X-Forwarded-*, Forwarded               hygiene.rs
+//!   4 forward   X-Forwarded-*, Forwarded                                   hygiene.rs
 //!   5 mirror    picked mirrors sent in the background, body teed           mirror.rs
 //!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
 //!     │         per attempt, both up to the response headers
-//!   8 response  response filters (rule, then backend), CORS decoration,
-//!     │         hop-by-hop removal; body streamed back
+//!   8 response  the upstream's hop-by-hop headers removed, then response
+//!     │         filters (rule, then backend), CORS decoration; body streamed
 //!   downstream response            (an error at any stage → error::respond)
 //! ```
+//!
+//! Hop-by-hop headers go first on both sides: a header the client (or the
+//! backend) names in `Connection` never reaches the other side, so routing
+//! must not see it either, and it must not take away a header a filter
+//! adds. Removing them before routing and filters makes what routes, what
+//! filters add and what the other side receives agree.
 
 use super::context::RequestContext;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
@@ -75,10 +82,11 @@ impl<'a> Pipeline<'a> {
             },
             source: runtime.snapshot().gateway.as_str(),
         })?;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         // 1 head
         let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
         let target = head::read(&parts, allow_encoded_slashes).map_err(at(&socket.name))?;
+        remove_hop_by_hop(&mut parts.headers);
         // 2 route
         let view = RequestView {
             host: &target.host,
@@ -121,7 +129,6 @@ impl<'a> Pipeline<'a> {
             return Ok(answer);
         }
         // 4 forward
-        remove_hop_by_hop(&mut ctx.headers);
         add_forwarding(
             &mut ctx.headers,
             &self.conn.forwarding,
@@ -149,10 +156,10 @@ impl<'a> Pipeline<'a> {
             .map_err(at(&route.name))?;
         // 8 response
         let (mut head, body) = response.into_parts();
+        remove_hop_by_hop(&mut head.headers);
         for chain in [&route.chain, &choice.chain] {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
         }
-        remove_hop_by_hop(&mut head.headers);
         head.version = Version::default();
         Ok(Response::from_parts(head, body))
     }
