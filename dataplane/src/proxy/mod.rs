@@ -51,6 +51,21 @@ impl ConnInfo {
     }
 }
 
+/// Whether the head of `req` passes the checks of the pipeline's first
+/// stage (one valid `Host`, required on HTTP/1.1; a path that normalizes)
+/// under `runtime`'s settings. The HTTP/1.1 server asks before it accepts
+/// an h2c upgrade, after which those checks could no longer see the
+/// request as it arrived.
+pub(crate) fn head_is_valid<B>(runtime: &Runtime, req: &Request<B>) -> bool {
+    let head = head::Head {
+        uri: req.uri(),
+        headers: req.headers(),
+        version: req.version(),
+    };
+    let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
+    head::read(head, allow_encoded_slashes).is_ok()
+}
+
 /// Serves one request with `runtime`.
 ///
 /// # Guarantees

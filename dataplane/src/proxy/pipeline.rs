@@ -85,7 +85,12 @@ impl<'a> Pipeline<'a> {
         let (mut parts, body) = req.into_parts();
         // 1 head
         let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
-        let target = head::read(&parts, allow_encoded_slashes).map_err(at(&socket.name))?;
+        let head = head::Head {
+            uri: &parts.uri,
+            headers: &parts.headers,
+            version: parts.version,
+        };
+        let target = head::read(head, allow_encoded_slashes).map_err(at(&socket.name))?;
         remove_hop_by_hop(&mut parts.headers);
         // 2 route
         let view = RequestView {

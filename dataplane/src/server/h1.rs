@@ -24,7 +24,7 @@ use super::framing::{Framing, FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c::{self, PendingUpgrade};
 use super::headclock::HeadClock;
-use super::pipeline::ProxyBody;
+use super::pipeline::{ProxyBody, head_is_valid};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
 use super::service::{ConnCtx, bad_request, dispatch};
@@ -241,7 +241,12 @@ async fn h1_request(
             tracing::debug!(peer = %ctx.info.peer, "request framing was not followed");
             bad_request()
         }
-        (Framing::Clear, Some(pending)) => h2c::upgrade(req, &pending).await,
-        (Framing::Clear, None) => dispatch(&ctx, req).await,
+        // An offer is accepted only for a head plain HTTP/1.1 would serve;
+        // otherwise it is declined and the pipeline answers as it would
+        // without the offer (400 for a missing or repeated Host).
+        (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => {
+            h2c::upgrade(req, &pending).await
+        }
+        (Framing::Clear, _) => dispatch(&ctx, req).await,
     }
 }

@@ -8,7 +8,10 @@
 //! frame. hyper's HTTP/2 server then
 //! reads a perfectly ordinary HTTP/2 connection and answers stream 1 like any
 //! other. A request with a body larger than [`MAX_UPGRADE_BODY`] is served
-//! over HTTP/1.1 instead: a server may always ignore an upgrade offer.
+//! over HTTP/1.1 instead: a server may always ignore an upgrade offer. So is
+//! one whose head plain HTTP/1.1 would refuse (no `Host`, two of them): as
+//! stream 1 it would carry `:authority` alone, and HTTP/2 has neither rule
+//! left to check, so the HTTP/1.1 pipeline answers it (`h1.rs`).
 
 use super::conn::serve_h2;
 use super::frames::{FRAME_HEADER_LEN, PREFACE, TYPE_SETTINGS, parse_frame_header, request_frames};

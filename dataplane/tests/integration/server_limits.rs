@@ -265,6 +265,35 @@ async fn ambiguous_framing_after_http10_or_upgrade_is_refused() {
     }
 }
 
+/// An `Upgrade: h2c` offer gets the Host checks of plain HTTP/1.1: with no
+/// Host, two of them or userinfo in it, the offer is declined and the
+/// request answered 400 over HTTP/1.1, never switched and served.
+#[tokio::test]
+async fn h2c_offers_get_the_host_checks() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
+    let offer = "Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n\
+                 HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
+    for hosts in ["", "Host: a\r\nHost: b\r\n", "Host: user@a\r\n"] {
+        let request = format!("GET / HTTP/1.1\r\n{hosts}{offer}\r\n");
+        let (response, closed) = raw(port, request.as_bytes()).await;
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{hosts:?}: {response}"
+        );
+        assert!(
+            response.contains("x-tollgate-error: bad-request"),
+            "{response}"
+        );
+        assert!(closed, "{hosts:?}: connection closed");
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "reached the backend");
+}
+
 /// Over HTTP/2 a header value with NUL or CR never reaches the backend.
 #[tokio::test]
 async fn http2_header_injection_is_refused() {
