@@ -10,10 +10,12 @@
 //!   3 rule      rule filters in manifest order: CORS preflight or redirect
 //!     │         answer here; header modifier, URL rewrite, mirror pick     chain.rs
 //!   4 forward   X-Forwarded-*, Forwarded                                   hygiene.rs
-//!   5 mirror    picked mirrors sent in the background, body teed           mirror.rs
+//!   5 mirror    body read limits; picked mirrors sent in the background,
+//!     │         body teed                                          body.rs, mirror.rs
 //!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
-//!     │         per attempt, both up to the response headers
+//!     │         per attempt, both up to the response headers; a failure of
+//!     │         the client's body is the client's (400/408), not the upstream's
 //!   8 response  the upstream's hop-by-hop headers removed, then response
 //!     │         filters (rule, then backend), CORS decoration; body streamed
 //!   downstream response            (an error at any stage → error::respond)
@@ -25,6 +27,7 @@
 //! adds. Removing them before routing and filters makes what routes, what
 //! filters add and what the other side receives agree.
 
+use super::body::{self, BodyLimits, RequestBody};
 use super::context::RequestContext;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
@@ -140,7 +143,8 @@ impl<'a> Pipeline<'a> {
             ctx.original_host.as_ref(),
         );
         // 5 mirror
-        let body = body.map_err(Into::into).boxed_unsync();
+        let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
+        let body = RequestBody::new(body, limits).boxed_unsync();
         let body = self.send_mirrors(&mut ctx, body);
         // 6 balance
         let (choice, backend) = self.select_backend(route).map_err(at(&route.name))?;
@@ -249,9 +253,10 @@ impl<'a> Pipeline<'a> {
             let endpoint = endpoint.authority.to_string();
             match error {
                 UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
-                UpstreamError::Protocol(source) => {
-                    ProxyError::UpstreamProtocol { endpoint, source }
-                }
+                UpstreamError::Protocol(source) => match body::client_fault(source) {
+                    Ok(client) => client,
+                    Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
+                },
             }
         })
     }

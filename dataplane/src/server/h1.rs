@@ -245,7 +245,7 @@ async fn h1_request(
         // otherwise it is declined and the pipeline answers as it would
         // without the offer (400 for a missing or repeated Host).
         (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => {
-            h2c::upgrade(req, &pending).await
+            h2c::upgrade(&ctx, req, &pending).await
         }
         (Framing::Clear, _) => dispatch(&ctx, req).await,
     }

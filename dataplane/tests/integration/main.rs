@@ -13,6 +13,7 @@ mod proxy_filters;
 mod proxy_routing;
 mod proxy_upstream;
 mod server_binary;
+mod server_bodies;
 mod server_client;
 mod server_lifecycle;
 mod server_limits;
