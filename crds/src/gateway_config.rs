@@ -68,4 +68,12 @@ pub struct GatewayConfigSpec {
     /// 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body_min_bytes_per_second: Option<u32>,
+    /// Most concurrent requests (streams) on one client HTTP/2 connection,
+    /// announced to the client in SETTINGS. Each may hold a connection to a
+    /// backend, so this bounds how many one client connection opens;
+    /// clients queue further requests, and streams opened past the limit
+    /// are refused with REFUSED_STREAM, which clients may safely retry.
+    /// 0 or absent means 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams: Option<u32>,
 }

@@ -113,5 +113,8 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
         request_body_min_bytes_per_second: spec
             .request_body_min_bytes_per_second
             .unwrap_or(d.request_body_min_bytes_per_second),
+        max_concurrent_streams: spec
+            .max_concurrent_streams
+            .unwrap_or(d.max_concurrent_streams),
     }
 }

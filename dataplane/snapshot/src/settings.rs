@@ -37,7 +37,17 @@ pub struct Settings {
     /// `request_body_timeout_ms`. 0 makes the timeout a plain gap between
     /// reads.
     pub request_body_min_bytes_per_second: u32,
+    /// Most concurrent streams (requests) on one downstream HTTP/2
+    /// connection, announced in its SETTINGS. Each stream may hold one
+    /// upstream connection, so this bounds how many one client connection
+    /// can open; streams past it are refused (`REFUSED_STREAM`, safe to
+    /// retry). 0 means the default.
+    pub max_concurrent_streams: u32,
 }
+
+/// The [`Settings::max_concurrent_streams`] used when it is 0: Envoy's
+/// recommended value for edge proxies, below nginx's 128 and hyper's 200.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -52,6 +62,7 @@ impl Default for Settings {
             allow_encoded_slashes: false,
             request_body_timeout_ms: 30_000,
             request_body_min_bytes_per_second: 500,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }

@@ -19,3 +19,4 @@ mod server_lifecycle;
 mod server_limits;
 mod server_parking;
 mod server_protocols;
+mod server_streams;
