@@ -54,4 +54,26 @@ pub struct GatewayConfigSpec {
     /// differently and that difference is a classic authorization bypass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_encoded_slashes: Option<bool>,
+    /// Seconds the gateway waits on a request body at a stretch; also the
+    /// credit a slow body starts with (see requestBodyMinBytesPerSecond).
+    /// A body that runs out gets 408 and the connection is closed, so a
+    /// client trickling its upload cannot hold connections open. 0 means no
+    /// limit. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body_timeout_seconds: Option<u32>,
+    /// Slowest average rate, in bytes per second, a request body may
+    /// arrive at: waiting uses up the credit, every byte received earns
+    /// back 1/rate seconds (never more than requestBodyTimeoutSeconds). 0
+    /// makes requestBodyTimeoutSeconds a plain gap between reads. Default
+    /// 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body_min_bytes_per_second: Option<u32>,
+    /// Most concurrent requests (streams) on one client HTTP/2 connection,
+    /// announced to the client in SETTINGS. Each may hold a connection to a
+    /// backend, so this bounds how many one client connection opens;
+    /// clients queue further requests, and streams opened past the limit
+    /// are refused with REFUSED_STREAM, which clients may safely retry.
+    /// 0 or absent means 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams: Option<u32>,
 }

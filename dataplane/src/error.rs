@@ -28,6 +28,11 @@ pub enum ErrorKind {
     Routing,
     /// The request is malformed or refused before routing: 400.
     BadRequest,
+    /// The client's request body could not be read (malformed, cut short,
+    /// reset): 400.
+    RequestBody,
+    /// The client's request body stalled or came too slowly: 408.
+    RequestBodyTimeout,
     /// The rule has nothing valid to send to: 500.
     NoBackend,
     /// The chosen backend has no ready endpoint: 503.
@@ -45,7 +50,8 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::Routing => StatusCode::NOT_FOUND,
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::BadRequest | ErrorKind::RequestBody => StatusCode::BAD_REQUEST,
+            ErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -58,6 +64,8 @@ impl ErrorKind {
         match self {
             ErrorKind::Routing => "routing",
             ErrorKind::BadRequest => "bad-request",
+            ErrorKind::RequestBody => "request-body",
+            ErrorKind::RequestBodyTimeout => "request-body-timeout",
             ErrorKind::NoBackend => "no-backend",
             ErrorKind::NoEndpoints => "no-endpoints",
             ErrorKind::UpstreamConnect => "upstream-connect",
@@ -92,6 +100,18 @@ pub enum ProxyError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The client's request body could not be read while it was sent
+    /// upstream: the client's fault, though the upstream exchange failed.
+    #[error("the request body could not be read")]
+    RequestBody {
+        /// The upstream exchange's error, which carries the body's.
+        #[source]
+        source: BoxError,
+    },
+    /// The client's request body stalled or arrived too slowly
+    /// (`Settings::request_body_timeout_ms`).
+    #[error("the request body stalled or arrived too slowly")]
+    RequestBodyTimeout,
     /// The rule has no valid backend to send to.
     #[error("{0}")]
     NoBackend(String),
@@ -132,6 +152,8 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute { .. } => ErrorKind::Routing,
             ProxyError::BadRequest(_) => ErrorKind::BadRequest,
+            ProxyError::RequestBody { .. } => ErrorKind::RequestBody,
+            ProxyError::RequestBodyTimeout => ErrorKind::RequestBodyTimeout,
             ProxyError::NoBackend(_) => ErrorKind::NoBackend,
             ProxyError::NoEndpoints(_) => ErrorKind::NoEndpoints,
             ProxyError::UpstreamConnect { .. } => ErrorKind::UpstreamConnect,
@@ -143,7 +165,10 @@ impl ProxyError {
     /// Whose fault it is.
     pub fn side(&self) -> Side {
         match self.kind() {
-            ErrorKind::Routing | ErrorKind::BadRequest => Side::Downstream,
+            ErrorKind::Routing
+            | ErrorKind::BadRequest
+            | ErrorKind::RequestBody
+            | ErrorKind::RequestBodyTimeout => Side::Downstream,
             ErrorKind::NoBackend => Side::Internal,
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect
@@ -235,6 +260,12 @@ mod tests {
                 "routing",
             ),
             (ProxyError::BadRequest("bad".into()), 400, "bad-request"),
+            (
+                ProxyError::RequestBody { source: io() },
+                400,
+                "request-body",
+            ),
+            (ProxyError::RequestBodyTimeout, 408, "request-body-timeout"),
             (ProxyError::NoBackend("none".into()), 500, "no-backend"),
             (ProxyError::NoEndpoints("b".into()), 503, "no-endpoints"),
             (
@@ -288,6 +319,58 @@ mod tests {
         };
         assert!(!timeout.retryable());
         assert_eq!(ProxyError::BadRequest("x".into()).side(), Side::Downstream);
+    }
+
+    /// What `respond` logs for `error`, at every level.
+    fn logged(error: &ProxyError) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || respond(error, "test"));
+        let bytes = lines.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// A client's broken or slow request body is logged as a refused
+    /// request, not as a failing upstream.
+    #[test]
+    fn request_body_failures_are_logged_as_the_clients() {
+        let malformed = ProxyError::RequestBody {
+            source: Box::new(std::io::Error::other("invalid chunk size")),
+        };
+        for error in [malformed, ProxyError::RequestBodyTimeout] {
+            assert_eq!(error.side(), Side::Downstream);
+            let log = logged(&error);
+            assert!(
+                log.contains("DEBUG") && log.contains("request refused"),
+                "{log}"
+            );
+            assert!(
+                !log.contains("WARN") && !log.contains("request failed"),
+                "{log}"
+            );
+        }
+        let upstream = ProxyError::UpstreamProtocol {
+            endpoint: "e".into(),
+            source: Box::new(std::io::Error::other("reset")),
+        };
+        assert!(logged(&upstream).contains("WARN"));
     }
 
     #[tokio::test]

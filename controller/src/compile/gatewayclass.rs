@@ -152,6 +152,13 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
         allow_encoded_slashes: spec
             .allow_encoded_slashes
             .unwrap_or(d.allow_encoded_slashes),
+        request_body_timeout_ms: ms(spec.request_body_timeout_seconds, d.request_body_timeout_ms),
+        request_body_min_bytes_per_second: spec
+            .request_body_min_bytes_per_second
+            .unwrap_or(d.request_body_min_bytes_per_second),
+        max_concurrent_streams: spec
+            .max_concurrent_streams
+            .unwrap_or(d.max_concurrent_streams),
     }
 }
 

@@ -26,7 +26,28 @@ pub struct Settings {
     pub drain_timeout_ms: u64,
     /// Accept `%2F` and `%5C` in request paths instead of answering 400.
     pub allow_encoded_slashes: bool,
+    /// Longest the gateway waits on a request body at a stretch, and the
+    /// credit a slow body starts with (see
+    /// [`Settings::request_body_min_bytes_per_second`]); a body out of
+    /// credit is answered 408. 0 means no limit.
+    pub request_body_timeout_ms: u64,
+    /// Slowest average rate a request body may arrive at: waiting on the
+    /// body uses up credit, and every byte received earns back
+    /// `1 / request_body_min_bytes_per_second` seconds, never more than
+    /// `request_body_timeout_ms`. 0 makes the timeout a plain gap between
+    /// reads.
+    pub request_body_min_bytes_per_second: u32,
+    /// Most concurrent streams (requests) on one downstream HTTP/2
+    /// connection, announced in its SETTINGS. Each stream may hold one
+    /// upstream connection, so this bounds how many one client connection
+    /// can open; streams past it are refused (`REFUSED_STREAM`, safe to
+    /// retry). 0 means the default.
+    pub max_concurrent_streams: u32,
 }
+
+/// The [`Settings::max_concurrent_streams`] used when it is 0: Envoy's
+/// recommended value for edge proxies, below nginx's 128 and hyper's 200.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -39,6 +60,9 @@ impl Default for Settings {
             upstream_connect_timeout_ms: 5_000,
             drain_timeout_ms: 5_000,
             allow_encoded_slashes: false,
+            request_body_timeout_ms: 30_000,
+            request_body_min_bytes_per_second: 500,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }

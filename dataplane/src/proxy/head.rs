@@ -7,13 +7,28 @@
 //! (required on HTTP/1.1); the path is normalized once, so routing, filters
 //! and the upstream all see the same path and `%2e%2e` or `//` cannot
 //! reach a route the plain path would not.
+//!
+//! An `Upgrade: h2c` offer passes the same checks before it is accepted
+//! ([`crate::proxy::head_is_valid`]): once upgraded, the request carries
+//! `:authority` instead of `Host`, and HTTP/2 neither requires a host nor
+//! has duplicate `Host` lines to refuse.
 
 use crate::error::ProxyError;
 use crate::normalize::normalize_path;
-use http::Version;
 use http::header::{HOST, HeaderValue};
-use http::request::Parts;
 use http::uri::Authority;
+use http::{HeaderMap, Uri, Version};
+
+/// The parts of a request head the checks read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Head<'a> {
+    /// The request target.
+    pub(crate) uri: &'a Uri,
+    /// The request headers.
+    pub(crate) headers: &'a HeaderMap,
+    /// The protocol version it arrived with.
+    pub(crate) version: Version,
+}
 
 /// What the head names, checked.
 #[derive(Debug)]
@@ -35,7 +50,7 @@ pub(crate) struct Target {
 /// [`ProxyError::BadRequest`] for a missing `Host` on HTTP/1.1, several or
 /// invalid `Host` headers, or a path normalization refuses (such as `%2F`
 /// when encoded slashes are not allowed).
-pub(crate) fn read(parts: &Parts, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
+pub(crate) fn read(parts: Head<'_>, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
     let (host, host_header) = match authority(parts)? {
         Some((authority, header)) => {
             let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
@@ -62,7 +77,7 @@ pub(crate) fn read(parts: &Parts, allow_encoded_slashes: bool) -> Result<Target,
 /// The authority the request is for: the request target's (absolute-form or
 /// HTTP/2 `:authority`), which overrides `Host` (RFC 9112 §3.2.2), else the
 /// single `Host` header — returned too, so it is forwarded without a copy.
-fn authority(parts: &Parts) -> Result<Option<(Authority, Option<HeaderValue>)>, ProxyError> {
+fn authority(parts: Head<'_>) -> Result<Option<(Authority, Option<HeaderValue>)>, ProxyError> {
     if let Some(authority) = parts.uri.authority() {
         if authority.as_str().contains('@') {
             return Err(ProxyError::BadRequest("userinfo in request target".into()));

@@ -29,13 +29,35 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == UPGRADE
 }
 
+/// Whether a `Connection` token needs no removal of its own: an option
+/// (`close`) or a header removed in any case.
+fn removed_anyway(token: &str) -> bool {
+    [
+        "close",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ]
+    .iter()
+    .any(|known| token.eq_ignore_ascii_case(known))
+}
+
 /// Removes hop-by-hop headers: `Connection` and every header it names,
 /// `Keep-Alive`, `Proxy-Connection`, `Trailer`, `Transfer-Encoding`,
 /// `Upgrade`, and `TE` unless its value is exactly `trailers` (the one `TE`
 /// value meaningful end to end, required by gRPC).
 ///
+/// The pipeline calls it on a request before routing and filters, and on a
+/// response before response filters, so a header named in `Connection` is
+/// neither routed on nor able to take away a header a filter adds.
+///
 /// Most messages carry none of them, so one pass over the names decides
-/// whether anything has to be removed at all.
+/// whether anything has to be removed at all; `Connection: keep-alive`,
+/// `close` or `upgrade` alone allocates nothing either.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
@@ -45,7 +67,9 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| !removed_anyway(token))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -284,6 +308,13 @@ mod tests {
                 &["keep-alive", "proxy-connection", "upgrade"],
             ),
             (&[("te", "trailers, deflate")], &["te"], &[]),
+            // `TE` is announced in `Connection` (RFC 9110 §10.1.4); its
+            // `trailers` still crosses.
+            (
+                &[("connection", "keep-alive, TE"), ("te", "trailers")],
+                &["te"],
+                &["connection"],
+            ),
             (&[("te", "gzip")], &[], &["te"]),
             (
                 &[("trailer", "x"), ("transfer-encoding", "chunked")],

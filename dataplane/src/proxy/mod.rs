@@ -6,6 +6,7 @@
 //! stage's logic lives in its own module (`head`, `chain`, `hygiene`,
 //! `mirror`), and the runtime it reads was built ahead of time.
 
+mod body;
 pub(crate) mod chain;
 mod context;
 mod head;
@@ -47,6 +48,51 @@ impl ConnInfo {
             local,
             scheme,
             forwarding: hygiene::ClientForwarding::new(peer.ip(), scheme),
+        }
+    }
+}
+
+/// Whether the head of `req` passes the checks of the pipeline's first
+/// stage (one valid `Host`, required on HTTP/1.1; a path that normalizes)
+/// under `runtime`'s settings. The HTTP/1.1 server asks before it accepts
+/// an h2c upgrade, after which those checks could no longer see the
+/// request as it arrived.
+pub(crate) fn head_is_valid<B>(runtime: &Runtime, req: &Request<B>) -> bool {
+    let head = head::Head {
+        uri: req.uri(),
+        headers: req.headers(),
+        version: req.version(),
+    };
+    let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
+    head::read(head, allow_encoded_slashes).is_ok()
+}
+
+/// Reads a whole request body of at most `limit` bytes under `runtime`'s
+/// body read limits, for the h2c upgrade, which carries the body across.
+///
+/// # Errors
+///
+/// The gateway's answer, made by [`crate::error::respond`]: 408 when the
+/// body stalls or comes too slowly, 400 when it cannot be read or is
+/// longer than `limit`.
+pub(crate) async fn collect_body(
+    runtime: &Runtime,
+    conn: &ConnInfo,
+    body: Incoming,
+    limit: usize,
+) -> Result<bytes::Bytes, Response<ProxyBody>> {
+    let limits = body::BodyLimits::from_settings(&runtime.snapshot().settings);
+    let limited = http_body_util::Limited::new(body::RequestBody::new(body, limits), limit);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => {
+            let error = body::client_fault(error).unwrap_or_else(|error| {
+                crate::error::ProxyError::BadRequest(format!("request body: {error}"))
+            });
+            let source = runtime
+                .socket(&conn.local)
+                .map_or(runtime.snapshot().gateway.as_str(), |s| s.name.as_str());
+            Err(crate::error::respond(&error, source))
         }
     }
 }

@@ -4,20 +4,30 @@
 //!   downstream request
 //!     │
 //!   1 head      absolute-form/`:authority` → host; Host required on HTTP/1.1;
-//!     │         path normalized (routing and upstream see the same path)   head.rs
+//!     │         path normalized (routing and upstream see the same path);
+//!     │         the client's hop-by-hop headers removed            head.rs, hygiene.rs
 //!   2 route     socket router: host, path, method, headers, query → rule   router/
 //!   3 rule      rule filters in manifest order: CORS preflight or redirect
 //!     │         answer here; header modifier, URL rewrite, mirror pick     chain.rs
-//!   4 forward   hop-by-hop removal; X-Forwarded-*, Forwarded               hygiene.rs
-//!   5 mirror    picked mirrors sent in the background, body teed           mirror.rs
+//!   4 forward   X-Forwarded-*, Forwarded                                   hygiene.rs
+//!   5 mirror    body read limits; picked mirrors sent in the background,
+//!     │         body teed                                          body.rs, mirror.rs
 //!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
-//!     │         per attempt, both up to the response headers
-//!   8 response  response filters (rule, then backend), CORS decoration,
-//!     │         hop-by-hop removal; body streamed back
+//!     │         per attempt, both up to the response headers; a failure of
+//!     │         the client's body is the client's (400/408), not the upstream's
+//!   8 response  the upstream's hop-by-hop headers removed, then response
+//!     │         filters (rule, then backend), CORS decoration; body streamed
 //!   downstream response            (an error at any stage → error::respond)
 //! ```
+//!
+//! Hop-by-hop headers go first on both sides: a header the client (or the
+//! backend) names in `Connection` never reaches the other side, so routing
+//! must not see it either, and it must not take away a header a filter
+//! adds. Removing them before routing and filters makes what routes, what
+//! filters add and what the other side receives agree.
 
+use super::body::{self, BodyLimits, RequestBody};
 use super::context::RequestContext;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
@@ -75,10 +85,16 @@ impl<'a> Pipeline<'a> {
             },
             source: runtime.snapshot().gateway.as_str(),
         })?;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         // 1 head
         let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
-        let target = head::read(&parts, allow_encoded_slashes).map_err(at(&socket.name))?;
+        let head = head::Head {
+            uri: &parts.uri,
+            headers: &parts.headers,
+            version: parts.version,
+        };
+        let target = head::read(head, allow_encoded_slashes).map_err(at(&socket.name))?;
+        remove_hop_by_hop(&mut parts.headers);
         // 2 route
         let view = RequestView {
             host: &target.host,
@@ -121,14 +137,14 @@ impl<'a> Pipeline<'a> {
             return Ok(answer);
         }
         // 4 forward
-        remove_hop_by_hop(&mut ctx.headers);
         add_forwarding(
             &mut ctx.headers,
             &self.conn.forwarding,
             ctx.original_host.as_ref(),
         );
         // 5 mirror
-        let body = body.map_err(Into::into).boxed_unsync();
+        let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
+        let body = RequestBody::new(body, limits).boxed_unsync();
         let body = self.send_mirrors(&mut ctx, body);
         // 6 balance
         let (choice, backend) = self.select_backend(route).map_err(at(&route.name))?;
@@ -149,10 +165,10 @@ impl<'a> Pipeline<'a> {
             .map_err(at(&route.name))?;
         // 8 response
         let (mut head, body) = response.into_parts();
+        remove_hop_by_hop(&mut head.headers);
         for chain in [&route.chain, &choice.chain] {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
         }
-        remove_hop_by_hop(&mut head.headers);
         head.version = Version::default();
         Ok(Response::from_parts(head, body))
     }
@@ -237,9 +253,10 @@ impl<'a> Pipeline<'a> {
             let endpoint = endpoint.authority.to_string();
             match error {
                 UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
-                UpstreamError::Protocol(source) => {
-                    ProxyError::UpstreamProtocol { endpoint, source }
-                }
+                UpstreamError::Protocol(source) => match body::client_fault(source) {
+                    Ok(client) => client,
+                    Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
+                },
             }
         })
     }

@@ -4,10 +4,11 @@
 //! HTTP/2 with prior knowledge, anything else HTTP/1.1 (which may still
 //! upgrade to h2c). The limits and timeouts of the runtime serving at accept
 //! time apply for the connection's whole life (HTTP/1.1 itself is served in
-//! `h1.rs`). A connection ends when the
-//! client closes it, when it has been idle for `idle_timeout_ms`, or when it
-//! is told to drain; draining lets in-flight requests finish for
-//! `drain_timeout_ms` and then closes the connection regardless.
+//! `h1.rs`); an HTTP/2 connection's stream limit bounds the upstream
+//! connections it can hold. A connection ends when the client closes it,
+//! when it has been idle for `idle_timeout_ms`, or when it is told to
+//! drain; draining lets in-flight requests finish for `drain_timeout_ms`
+//! and then closes the connection regardless.
 
 use super::frames::PREFACE;
 use super::gate::Gated;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
+use tollgate_snapshot::DEFAULT_MAX_CONCURRENT_STREAMS;
 
 /// Which protocol a connection speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,19 @@ where
 {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
+    // Every stream may hold an upstream connection (HTTP/1.1 upstreams
+    // carry one request at a time), so the stream limit is what bounds the
+    // upstream connections one client connection can open. Announced in
+    // SETTINGS, clients queue requests past it themselves; a stream opened
+    // past it anyway is refused with REFUSED_STREAM, which RFC 9113 §8.7
+    // marks as never processed and safe to retry — as Envoy's and nginx's
+    // per-connection stream limits do, rather than queueing requests
+    // inside the gateway where nothing bounds the wait.
+    let streams = match ctx.settings.max_concurrent_streams {
+        0 => DEFAULT_MAX_CONCURRENT_STREAMS,
+        n => n,
+    };
+    builder.max_concurrent_streams(streams);
     if ctx.settings.max_request_header_bytes != 0 {
         builder.max_header_list_size(ctx.settings.max_request_header_bytes);
     }

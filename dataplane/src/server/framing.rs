@@ -7,10 +7,18 @@
 //! together are a request-smuggling probe that Tollgate answers with 400.
 //! hyper removes the evidence before the service sees the request, so
 //! [`FramingWatch`] reads the same bytes on their way into hyper: it finds
-//! each request head, notes whether it declared both, and skips the body by
-//! the same rules hyper uses. The service takes one verdict per request, in
-//! order. Anything the watch does not understand (a malformed head, an
-//! upgrade) makes it stop watching; hyper's own safe handling then applies.
+//! each request head (HTTP/1.1 and HTTP/1.0, with or without an `Upgrade`
+//! offer: hyper keeps serving the connection after all of them), notes
+//! whether it declared both, and skips the body by the same rules hyper
+//! uses. The service takes one verdict per request, in order.
+//!
+//! The rule must hold for every request on every connection, so a request
+//! the watch cannot vouch for is refused rather than waved through. The
+//! watch stops at what hyper refuses itself (a malformed head or body,
+//! which ends the connection); should hyper ever serve a request after
+//! that, it finds no verdict and is answered 400 ([`Framing::Unfollowed`]).
+//! Verdicts taken before the watch stopped still count. An accepted h2c
+//! upgrade leaves HTTP/1.1 altogether and takes the socket out of the watch.
 
 use super::headclock::HeadClock;
 use std::collections::VecDeque;
@@ -35,17 +43,32 @@ pub(crate) struct Verdicts {
 #[derive(Debug, Default)]
 struct VerdictQueue {
     ambiguous: VecDeque<bool>,
-    stopped: bool,
     /// Complete request heads seen on the connection.
     seen: u64,
 }
 
+/// What the watch saw of one request's framing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// One framing header at most: serve it.
+    Clear,
+    /// Both Content-Length and Transfer-Encoding: refuse it.
+    Ambiguous,
+    /// The watch had stopped before this request's head: refuse it.
+    Unfollowed,
+}
+
 impl Verdicts {
-    /// Whether the next request (in arrival order) declared both
-    /// Content-Length and Transfer-Encoding. `false` once the watch stopped.
-    pub(crate) fn next_is_ambiguous(&self) -> bool {
+    /// The framing of the next request, in arrival order. Heads the watch
+    /// saw before it stopped keep their verdict; any request past them is
+    /// [`Framing::Unfollowed`].
+    pub(crate) fn next(&self) -> Framing {
         let mut queue = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        !queue.stopped && queue.ambiguous.pop_front().unwrap_or(false)
+        match queue.ambiguous.pop_front() {
+            Some(false) => Framing::Clear,
+            Some(true) => Framing::Ambiguous,
+            None => Framing::Unfollowed,
+        }
     }
 
     /// How many request heads the watch has seen, and whether the service
@@ -59,12 +82,6 @@ impl Verdicts {
         let mut queue = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         queue.ambiguous.push_back(ambiguous);
         queue.seen += 1;
-    }
-
-    fn stop(&self) {
-        let mut queue = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.stopped = true;
-        queue.ambiguous.clear();
     }
 }
 
@@ -139,6 +156,11 @@ impl<T> FramingWatch<T> {
         &mut self.inner
     }
 
+    /// The stream, no longer watched (after an h2c upgrade).
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let reports = Reports {
@@ -154,7 +176,6 @@ impl<T> FramingWatch<T> {
                 self.scan = next;
             }
             if matches!(self.scan, Scan::Stopped) {
-                self.verdicts.stop();
                 self.clock.untrack();
                 return;
             }
@@ -202,13 +223,18 @@ fn step(
                     *in_ext = true;
                     None
                 }
-                _ => match (b as char).to_digit(16) {
-                    Some(d) if *digits < 16 => {
-                        *size = *size * 16 + u64::from(d);
+                // Leading zeros are allowed, as hyper allows them; a size
+                // past u64 is not.
+                _ => match (b as char)
+                    .to_digit(16)
+                    .and_then(|d| size.checked_mul(16)?.checked_add(u64::from(d)))
+                {
+                    Some(next) => {
+                        *size = next;
                         *digits += 1;
                         None
                     }
-                    _ => Some(Scan::Stopped),
+                    None => Some(Scan::Stopped),
                 },
             };
             (1, next)
@@ -303,55 +329,16 @@ fn head_end(buf: &[u8], bytes: &[u8]) -> Option<usize> {
     None
 }
 
-/// The common case: a whole, well-formed HTTP/1.1 head at the start of
-/// `bytes`, read in place by httparse. Anything else (a head split across
-/// reads, another version, a malformed line, an upgrade, an unusual
-/// Transfer-Encoding) returns `None` and takes the line-by-line path,
-/// which decides the same way.
+/// The common case: a whole head at the start of `bytes`, read in place by
+/// httparse with room for [`QUICK_HEADERS`] headers. Anything else (a head
+/// split across reads, more headers) returns `None` and is collected first.
 fn quick_head(bytes: &[u8]) -> Option<(usize, HeadInfo)> {
     let mut headers = [httparse::EMPTY_HEADER; QUICK_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(end) = request.parse(bytes).ok()? else {
         return None;
     };
-    if request.version != Some(1) {
-        return None;
-    }
-    let (mut length, mut te) = (None::<&[u8]>, false);
-    for header in request.headers.iter() {
-        let name = header.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if length.is_some() {
-                return None;
-            }
-            length = Some(header.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"upgrade")
-        {
-            te = true;
-        }
-    }
-    let next = match (te, length) {
-        (true, _) => return None,
-        (false, None) => Scan::Head,
-        (false, Some(value)) => {
-            let value = std::str::from_utf8(value).ok()?.trim();
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            match value.parse::<u64>().ok()? {
-                0 => Scan::Head,
-                len => Scan::Body(len),
-            }
-        }
-    };
-    Some((
-        end,
-        HeadInfo {
-            ambiguous: false,
-            next,
-        },
-    ))
+    Some((end, judge(&request)?))
 }
 
 fn chunk_size() -> Scan {
@@ -362,53 +349,73 @@ fn chunk_size() -> Scan {
     }
 }
 
-/// Reads a complete head; `None` when the watch should stop.
+/// Reads a complete head collected in the watch's buffer; `None` when the
+/// watch should stop. The same parser as hyper's and as the quick path, so
+/// both paths and hyper agree on where a head ends and what it says.
 fn read_head(head: &[u8]) -> Option<HeadInfo> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let request_line = lines.next()?;
-    if !request_line.ends_with("HTTP/1.1") {
-        return None; // HTTP/1.0 keep-alive and oddities: leave them to hyper
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    let mut headers = vec![httparse::EMPTY_HEADER; lines];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head).ok()? {
+        httparse::Status::Complete(_) => judge(&request),
+        httparse::Status::Partial => None,
     }
-    let (mut lengths, mut te, mut upgrade) = (Vec::new(), None::<&str>, false);
-    for line in lines.filter(|l| !l.is_empty()) {
-        if line.starts_with([' ', '\t']) {
-            return None;
-        }
-        let (name, value) = line.split_once(':')?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            lengths.push(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            te = Some(value);
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade = true;
-        }
-    }
-    if upgrade {
+}
+
+/// The framing a parsed head declares, by hyper's rules (RFC 9112 §6.3):
+/// Transfer-Encoding wins and must end in `chunked`; otherwise one
+/// Content-Length value, repeated lines equal; otherwise no body. HTTP/1.0
+/// and `Upgrade` offers are framed the same way: unless the answer is
+/// `101`, hyper reads the next request right after this one.
+///
+/// `None` for what hyper refuses (and then closes the connection on).
+fn judge(request: &httparse::Request<'_, '_>) -> Option<HeadInfo> {
+    if !matches!(request.version, Some(0 | 1)) {
         return None;
     }
-    let ambiguous = te.is_some() && !lengths.is_empty();
-    let next = match (te, lengths.first()) {
-        (Some(te), _) if te.to_ascii_lowercase().trim_end().ends_with("chunked") => chunk_size(),
-        (Some(_), _) => return None,
-        (None, Some(first)) => {
-            let len: u64 = first
-                .parse()
-                .ok()
-                .filter(|_| first.bytes().all(|b| b.is_ascii_digit()))?;
-            if lengths.iter().any(|l| *l != *first) {
+    let (mut length, mut has_length, mut te) = (None::<u64>, false, None::<&[u8]>);
+    for header in request.headers.iter() {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = Some(header.value);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            has_length = true;
+            if te.is_some() {
+                continue; // hyper ignores a length after Transfer-Encoding
+            }
+            let value = digits(header.value.trim_ascii())?;
+            if length.is_some_and(|l| l != value) {
                 return None;
             }
-            if len == 0 {
-                Scan::Head
-            } else {
-                Scan::Body(len)
-            }
+            length = Some(value);
         }
-        (None, None) => Scan::Head,
+    }
+    let next = match (te, length) {
+        (Some(te), _) => {
+            let last = te.rsplit(|&b| b == b',').next().unwrap_or(te);
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return None;
+            }
+            chunk_size()
+        }
+        (None, None | Some(0)) => Scan::Head,
+        (None, Some(len)) => Scan::Body(len),
     };
-    Some(HeadInfo { ambiguous, next })
+    Some(HeadInfo {
+        ambiguous: te.is_some() && has_length,
+        next,
+    })
+}
+
+/// A Content-Length value: ASCII digits only (no sign, no list).
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for FramingWatch<T> {

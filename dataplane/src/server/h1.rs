@@ -20,11 +20,11 @@
 
 use super::activity::Activity;
 use super::conn::{finish, log_end, millis, stop_signal};
-use super::framing::{FramingWatch, Verdicts};
+use super::framing::{Framing, FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c::{self, PendingUpgrade};
 use super::headclock::HeadClock;
-use super::pipeline::ProxyBody;
+use super::pipeline::{ProxyBody, head_is_valid};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
 use super::service::{ConnCtx, bad_request, dispatch};
@@ -76,14 +76,15 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
             // One verdict per request, taken in arrival order.
-            let ambiguous = verdicts.next_is_ambiguous();
+            let framing = verdicts.next();
             // Only an h2c offer needs the upgrade slot.
-            let pending = (!ambiguous && h2c::is_upgrade(&req)).then(|| Arc::clone(&pending));
+            let pending =
+                (framing == Framing::Clear && h2c::is_upgrade(&req)).then(|| Arc::clone(&pending));
             // Boxed: parking needs `poll_without_shutdown`, which needs an
             // `Unpin` future, and unboxed the whole proxy pipeline would
             // live inside every hyper connection; one allocation per request.
             Box::pin(
-                async move { Ok::<_, Infallible>(h1_request(ctx, req, ambiguous, pending).await) },
+                async move { Ok::<_, Infallible>(h1_request(ctx, req, framing, pending).await) },
             )
         })
     };
@@ -149,7 +150,8 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
         };
         let mut watch = parts.io.into_inner().into_watch();
         if let Some(frames) = pending.take() {
-            let io = Prefixed::new(parts.read_buf, watch);
+            // HTTP/2 from here on: nothing left for the framing watch.
+            let io = Prefixed::new(parts.read_buf, watch.into_inner());
             return Box::pin(h2c::serve_upgraded(Arc::clone(&ctx), io, frames)).await;
         }
         if !parking {
@@ -227,15 +229,24 @@ fn builder(settings: &Settings) -> http1::Builder {
 async fn h1_request(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
-    ambiguous_framing: bool,
+    framing: Framing,
     h2c_offer: Option<Arc<PendingUpgrade>>,
 ) -> Response<ProxyBody> {
-    if ambiguous_framing {
-        tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
-        bad_request()
-    } else if let Some(pending) = h2c_offer {
-        h2c::upgrade(req, &pending).await
-    } else {
-        dispatch(&ctx, req).await
+    match (framing, h2c_offer) {
+        (Framing::Ambiguous, _) => {
+            tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
+            bad_request()
+        }
+        (Framing::Unfollowed, _) => {
+            tracing::debug!(peer = %ctx.info.peer, "request framing was not followed");
+            bad_request()
+        }
+        // An offer is accepted only for a head plain HTTP/1.1 would serve;
+        // otherwise it is declined and the pipeline answers as it would
+        // without the offer (400 for a missing or repeated Host).
+        (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => {
+            h2c::upgrade(&ctx, req, &pending).await
+        }
+        (Framing::Clear, _) => dispatch(&ctx, req).await,
     }
 }

@@ -8,18 +8,20 @@
 //! frame. hyper's HTTP/2 server then
 //! reads a perfectly ordinary HTTP/2 connection and answers stream 1 like any
 //! other. A request with a body larger than [`MAX_UPGRADE_BODY`] is served
-//! over HTTP/1.1 instead: a server may always ignore an upgrade offer.
+//! over HTTP/1.1 instead: a server may always ignore an upgrade offer. So is
+//! one whose head plain HTTP/1.1 would refuse (no `Host`, two of them): as
+//! stream 1 it would carry `:authority` alone, and HTTP/2 has neither rule
+//! left to check, so the HTTP/1.1 pipeline answers it (`h1.rs`).
 
 use super::conn::serve_h2;
 use super::frames::{FRAME_HEADER_LEN, PREFACE, TYPE_SETTINGS, parse_frame_header, request_frames};
-use super::pipeline::ProxyBody;
+use super::pipeline::{ProxyBody, collect_body};
 use super::prefixed::Prefixed;
 use super::service::{ConnCtx, empty};
 use bytes::{Bytes, BytesMut};
 use http::{
     HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header, request::Parts,
 };
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -82,18 +84,19 @@ impl PendingUpgrade {
 }
 
 /// Answers `101` and leaves the upgraded request in `pending`; the
-/// connection loop serves HTTP/2 once hyper has written the answer.
+/// connection loop serves HTTP/2 once hyper has written the answer. The
+/// body is read first, under the same read limits as any request body.
 pub(crate) async fn upgrade(
+    ctx: &ConnCtx,
     req: Request<Incoming>,
     pending: &PendingUpgrade,
 ) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_UPGRADE_BODY as usize)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return super::service::bad_request(),
+    let runtime = ctx.runtime.load_full();
+    let limit = MAX_UPGRADE_BODY as usize;
+    let body = match collect_body(&runtime, &ctx.info, body, limit).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let frames = stream_one(&parts, &body);
     *pending.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(frames);

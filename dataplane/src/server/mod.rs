@@ -72,7 +72,7 @@ pub use status::{ConnectionCounts, DataplaneStatus, Rejected};
 
 /// The request pipeline the server hands requests to.
 mod pipeline {
-    pub(crate) use crate::proxy::{ConnInfo, ProxyBody, handle};
+    pub(crate) use crate::proxy::{ConnInfo, ProxyBody, collect_body, handle, head_is_valid};
     pub(crate) use crate::runtime::Runtime;
     pub(crate) use crate::upstream::Clients;
 }

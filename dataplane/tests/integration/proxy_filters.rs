@@ -341,3 +341,58 @@ async fn backend_level_filters() {
     assert!(second.echo()["headers"].get("x-via").is_none());
     assert!(!second.headers.contains_key("x-chosen"));
 }
+
+/// A header the client names in `Connection` is gone before routing and
+/// filters: routing cannot match on what the backend never receives, and
+/// the client cannot take away a header a filter adds. The same holds for
+/// a header the backend names in its `Connection` and a response filter.
+#[tokio::test]
+async fn connection_named_headers_are_gone_before_routing_and_filters() {
+    let (canary, stable) = (Echo::start("canary").await, Echo::start("stable").await);
+    let (ec, es) = (canary.endpoint(), stable.endpoint());
+    let gateway = Gateway::start(|port| {
+        let mut to_canary = prefix("/", 0);
+        to_canary.headers = vec![HeaderMatch {
+            name: "x-env".into(),
+            value: StringMatch::Exact("canary".into()),
+        }];
+        let filters = vec![
+            Filter::RequestHeaderModifier(modifier(vec![header("x-user", "gw")], vec![], &[])),
+            Filter::ResponseHeaderModifier(modifier(
+                vec![header("x-hop-secret", "gw")],
+                vec![],
+                &[],
+            )),
+        ];
+        snapshot(
+            port,
+            80,
+            vec![vhost("*", vec![to_canary, prefix("/", 1)])],
+            vec![
+                route("canary", filters.clone(), vec![to(0, 1)]),
+                route("stable", filters, vec![to(1, 1)]),
+            ],
+            vec![backend("canary", vec![ec]), backend("stable", vec![es])],
+        )
+    })
+    .await;
+    let req = Request::get("/")
+        .header("host", "x")
+        .header("connection", "x-env, x-user")
+        .header("x-env", "canary")
+        .header("x-echo-hop", "1")
+        .body(Default::default())
+        .unwrap();
+    let answer = gateway.send(req).await;
+    let seen = answer.echo();
+    assert_eq!(seen["backend"], "stable", "routed on a removed header");
+    assert!(seen["headers"].get("x-env").is_none(), "{seen}");
+    assert_eq!(
+        seen["headers"]["x-user"], "gw",
+        "the filter's header arrives"
+    );
+    // The backend named x-hop-secret in its Connection; the response
+    // filter's value is what the client gets.
+    assert_eq!(answer.headers["x-hop-secret"], "gw");
+    assert!(canary.received().is_empty());
+}

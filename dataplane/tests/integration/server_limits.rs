@@ -225,6 +225,75 @@ async fn ambiguous_framing_after_a_benign_request_is_refused() {
     assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
+/// An HTTP/1.0 keep-alive request or an `Upgrade` offer (answered without
+/// switching) does not stop the check either: a later ambiguous request on
+/// the same connection is refused, and never reaches the backend.
+#[tokio::test]
+async fn ambiguous_framing_after_http10_or_upgrade_is_refused() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
+    let ambiguous = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let firsts = [
+        "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        // An h2c offer with a body too large to carry is served over HTTP/1.1.
+        &format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
+             Content-Length: 20000\r\n\r\n{}",
+            "x".repeat(20_000)
+        ),
+    ];
+    for (i, first) in firsts.iter().enumerate() {
+        let (response, closed) = raw(port, format!("{first}{ambiguous}").as_bytes()).await;
+        let served = response
+            .find(" 200 OK")
+            .unwrap_or_else(|| panic!("{i}: {response}"));
+        let refused = response
+            .find("HTTP/1.1 400")
+            .unwrap_or_else(|| panic!("{i}: {response}"));
+        assert!(served < refused && closed, "{i}: {response}");
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            i + 1,
+            "{i}: reached the backend"
+        );
+    }
+}
+
+/// An `Upgrade: h2c` offer gets the Host checks of plain HTTP/1.1: with no
+/// Host, two of them or userinfo in it, the offer is declined and the
+/// request answered 400 over HTTP/1.1, never switched and served.
+#[tokio::test]
+async fn h2c_offers_get_the_host_checks() {
+    let (backend, reached) = counting_echo().await;
+    let port = free_port();
+    let dp = dataplane();
+    dp.apply(snapshot(1, port, &[("/", backend)]))
+        .await
+        .unwrap();
+    let offer = "Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n\
+                 HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
+    for hosts in ["", "Host: a\r\nHost: b\r\n", "Host: user@a\r\n"] {
+        let request = format!("GET / HTTP/1.1\r\n{hosts}{offer}\r\n");
+        let (response, closed) = raw(port, request.as_bytes()).await;
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{hosts:?}: {response}"
+        );
+        assert!(
+            response.contains("x-tollgate-error: bad-request"),
+            "{response}"
+        );
+        assert!(closed, "{hosts:?}: connection closed");
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "reached the backend");
+}
+
 /// Over HTTP/2 a header value with NUL or CR never reaches the backend.
 #[tokio::test]
 async fn http2_header_injection_is_refused() {

@@ -38,7 +38,7 @@ async fn upgrade_to_h2c_reaches_the_backend() {
     let (_dp, port) = serving(Settings::default()).await;
     let first = format!("http://127.0.0.1:{port}/first?x=1");
     let second = format!("http://127.0.0.1:{port}/second");
-    let Some(out) = curl(&[
+    let out = curl(&[
         "-sS",
         "--http2",
         "-H",
@@ -48,10 +48,7 @@ async fn upgrade_to_h2c_reaches_the_backend() {
         &first,
         &second,
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     let one: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
@@ -70,7 +67,7 @@ async fn upgrade_to_h2c_reaches_the_backend() {
 async fn upgrade_to_h2c_carries_a_small_body() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/post");
-    let Some(out) = curl(&[
+    let out = curl(&[
         "-sS",
         "--http2",
         "-d",
@@ -79,10 +76,7 @@ async fn upgrade_to_h2c_carries_a_small_body() {
         "\n%{http_version}",
         &url,
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     let (json, version) = out.rsplit_once('\n').unwrap();
     let body: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(
@@ -98,7 +92,7 @@ async fn a_large_body_declines_the_upgrade() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/big");
     let data = "x".repeat(40_000);
-    let Some(out) = curl(&[
+    let out = curl(&[
         "-sS",
         "--http2",
         "-d",
@@ -107,10 +101,7 @@ async fn a_large_body_declines_the_upgrade() {
         "\n%{http_version}",
         &url,
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     let (json, version) = out.rsplit_once('\n').unwrap();
     let body: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(body["body"].as_str().map(str::len), Some(40_000));
@@ -121,17 +112,14 @@ async fn a_large_body_declines_the_upgrade() {
 async fn curl_with_prior_knowledge_speaks_http2() {
     let (_dp, port) = serving(Settings::default()).await;
     let url = format!("http://127.0.0.1:{port}/pk");
-    let Some(out) = curl(&[
+    let out = curl(&[
         "-sS",
         "--http2-prior-knowledge",
         "-w",
         "\n%{http_version}",
         &url,
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     let (json, version) = out.rsplit_once('\n').unwrap();
     let body: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(body["path"], "/pk");
