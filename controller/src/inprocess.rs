@@ -31,6 +31,10 @@ pub struct InProcess {
     dataplanes: Arc<Mutex<BTreeMap<String, Dataplane>>>,
     controller_ready: Arc<AtomicBool>,
     reports: Reports,
+    /// The publisher followed, once `follow` runs: readiness needs a ready
+    /// data plane for every Gateway it publishes, not only for those the
+    /// follow loop has got round to creating.
+    publisher: Arc<std::sync::OnceLock<Publisher>>,
 }
 
 impl InProcess {
@@ -41,12 +45,14 @@ impl InProcess {
             dataplanes: Arc::default(),
             controller_ready,
             reports,
+            publisher: Arc::default(),
         }
     }
 
     /// Keeps one data plane per Gateway the publisher knows, each following
     /// that Gateway's snapshots. Runs until the task is dropped.
     pub async fn follow(self, publisher: Publisher) {
+        let _ = self.publisher.set(publisher.clone());
         loop {
             for gateway in publisher.gateways() {
                 self.ensure(&publisher, &gateway);
@@ -106,8 +112,13 @@ impl InProcess {
         match req.uri().path() {
             "/healthz" => respond(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => {
+                let published = self.publisher.get().map(Publisher::gateways);
                 let ready = self.controller_ready.load(Ordering::Acquire)
-                    && all.iter().all(|(_, d)| d.status().ready);
+                    && published.is_some_and(|gateways| {
+                        gateways.iter().all(|g| {
+                            all.iter().any(|(name, d)| name == g && d.status().ready)
+                        })
+                    });
                 if ready {
                     respond(200, "text/plain; charset=utf-8", "ready\n")
                 } else {
