@@ -1,0 +1,173 @@
+//! Which signals leave the process, decided from the standard `OTEL_*`
+//! variables, read once at start-up.
+//!
+//! A signal is exported over OTLP when its `OTEL_<SIGNAL>_EXPORTER` says
+//! `otlp`, or when that variable is unset and an OTLP endpoint is
+//! configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or the signal's own
+//! `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`); `none` turns it off. Unlike
+//! the SDK default (export to `localhost:4318` always), nothing is sent
+//! anywhere unless asked: a gateway must not log export errors forever
+//! because no collector was ever meant to exist. Endpoint, protocol
+//! (`grpc` or `http/protobuf`), headers, timeouts, compression, service
+//! name and resource attributes are read by the OpenTelemetry crates
+//! themselves, as the specification names them.
+
+use std::collections::BTreeMap;
+
+/// The three OpenTelemetry signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Instruments.
+    Metrics,
+    /// Log records (the access log).
+    Logs,
+}
+
+impl Signal {
+    /// The signal's name in variable names (`TRACES`).
+    fn upper(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
+        }
+    }
+
+    /// The signal's name as a metric label (`traces`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// A snapshot of the environment's `OTEL_*` variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OtelEnv {
+    vars: BTreeMap<String, String>,
+}
+
+impl OtelEnv {
+    /// The process's variables.
+    pub fn from_process() -> OtelEnv {
+        OtelEnv::from_pairs(std::env::vars())
+    }
+
+    /// Variables from `pairs` (tests); only `OTEL_*` ones are kept.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> OtelEnv {
+        OtelEnv {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .filter(|(k, _)| k.starts_with("OTEL_"))
+                .collect(),
+        }
+    }
+
+    /// A variable, when set and not blank.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether `signal` is exported over OTLP (see the module docs).
+    pub fn exports(&self, signal: Signal) -> bool {
+        let exporter = format!("OTEL_{}_EXPORTER", signal.upper());
+        match self.get(&exporter).map(str::to_ascii_lowercase).as_deref() {
+            Some(list) => list.split(',').any(|e| e.trim() == "otlp"),
+            None => {
+                let own = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper());
+                self.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || self.get(&own).is_some()
+            }
+        }
+    }
+
+    /// The propagators `OTEL_PROPAGATORS` names (default `tracecontext`,
+    /// `baggage`), lower-cased, in order.
+    pub fn propagators(&self) -> Vec<String> {
+        match self.get("OTEL_PROPAGATORS") {
+            Some(list) => list
+                .split(',')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            None => vec!["tracecontext".into(), "baggage".into()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule of the module docs, case by case.
+    #[test]
+    fn a_signal_is_exported_only_when_asked() {
+        type Vars = &'static [(&'static str, &'static str)];
+        let cases: &[(Vars, Signal, bool)] = &[
+            (&[], Signal::Traces, false),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+                Signal::Traces,
+                true,
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+                Signal::Logs,
+                true,
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c")],
+                Signal::Traces,
+                true,
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c")],
+                Signal::Metrics,
+                false,
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                    ("OTEL_METRICS_EXPORTER", "none"),
+                ],
+                Signal::Metrics,
+                false,
+            ),
+            (&[("OTEL_TRACES_EXPORTER", "otlp")], Signal::Traces, true),
+            (
+                &[("OTEL_TRACES_EXPORTER", "console,OTLP")],
+                Signal::Traces,
+                true,
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "  ")],
+                Signal::Traces,
+                false,
+            ),
+        ];
+        for (vars, signal, want) in cases {
+            let env = OtelEnv::from_pairs(vars.iter().copied());
+            assert_eq!(env.exports(*signal), *want, "{vars:?} {signal:?}");
+        }
+    }
+
+    /// W3C trace context and baggage unless `OTEL_PROPAGATORS` says otherwise.
+    #[test]
+    fn propagators_default_to_w3c() {
+        assert_eq!(
+            OtelEnv::default().propagators(),
+            ["tracecontext", "baggage"]
+        );
+        let env = OtelEnv::from_pairs([("OTEL_PROPAGATORS", "B3, tracecontext")]);
+        assert_eq!(env.propagators(), ["b3", "tracecontext"]);
+    }
+}

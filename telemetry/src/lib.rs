@@ -1,0 +1,166 @@
+//! Telemetry for Tollgate's binaries: application logs, traces, metrics
+//! and OTLP log records, set up in one place and configured by the
+//! standard OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+//! `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, `OTEL_PROPAGATORS`,
+//! ...).
+//!
+//! ```text
+//!  main ──► Telemetry::init(service) ──► logs     (tracing, stderr, PUT /log-level)
+//!                                   ├──► metrics  (Prometheus /metrics; OTLP when configured)
+//!                                   ├──► traces   (OTLP when configured; bounded queue)
+//!                                   ├──► records  (OTLP access-log records when configured)
+//!                                   └──► propagation (W3C by default, B3 on request)
+//! ```
+//!
+//! Export never blocks a request: spans and records go through bounded
+//! queues whose overflow is counted in `tollgate.telemetry.dropped`.
+
+mod b3;
+mod env;
+mod logs;
+mod metrics;
+mod propagation;
+mod queue;
+mod records;
+mod traces;
+
+pub use env::{OtelEnv, Signal};
+pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
+pub use metrics::{MetricsError, MetricsPipeline};
+pub use propagation::Propagation;
+pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
+pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why telemetry could not be set up.
+#[derive(Debug, Error)]
+pub enum TelemetryError {
+    /// The metrics pipeline.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// An OTLP exporter (traces or logs).
+    #[error("OTLP exporter: {0}")]
+    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// Everything a binary reports through.
+#[derive(Clone, Debug)]
+pub struct Telemetry {
+    /// The log filter, changeable at run time.
+    pub logs: LogControl,
+    /// Instruments and `/metrics`.
+    pub metrics: MetricsPipeline,
+    /// Spans.
+    pub traces: TracesPipeline,
+    /// OTLP log records (the access log).
+    pub records: RecordsPipeline,
+    /// Trace-context propagation.
+    pub propagation: Propagation,
+}
+
+impl Telemetry {
+    /// Sets up logs (format `format`) and the OpenTelemetry pipelines for
+    /// `service` (the default `service.name`; `OTEL_SERVICE_NAME` wins).
+    /// Call once, inside the Tokio runtime, first thing in `main`.
+    ///
+    /// # Errors
+    ///
+    /// An exporter whose configuration (from `OTEL_*`) is invalid.
+    pub fn init(service: &'static str, format: LogFormat) -> Result<Telemetry, TelemetryError> {
+        let logs = init_logs(format);
+        let env = OtelEnv::from_process();
+        let mut telemetry = Telemetry::from_env(service, &env)?;
+        telemetry.logs = logs;
+        Ok(telemetry)
+    }
+
+    /// The pipelines `env` describes, without touching the global log
+    /// subscriber (tests, in-process use).
+    ///
+    /// # Errors
+    ///
+    /// As [`Telemetry::init`].
+    pub fn from_env(service: &'static str, env: &OtelEnv) -> Result<Telemetry, TelemetryError> {
+        let resource = resource(service, env);
+        let metrics = MetricsPipeline::new(env, resource.clone())?;
+        let dropped = metrics
+            .meter("tollgate-telemetry")
+            .u64_counter("tollgate.telemetry.dropped")
+            .with_description(
+                "Spans and log records dropped because the export queue was full (collector slow or down)",
+            )
+            .build();
+        let traces = TracesPipeline::new(env, resource.clone(), dropped.clone())?;
+        let records = RecordsPipeline::new(env, resource, dropped)?;
+        Ok(Telemetry {
+            logs: LogControl::default(),
+            metrics,
+            traces,
+            records,
+            propagation: Propagation::from_env(env),
+        })
+    }
+
+    /// Telemetry that exports nothing: Prometheus metrics only, no spans
+    /// or records (tests, benchmarks of the bare proxy).
+    pub fn disabled() -> Telemetry {
+        Telemetry {
+            logs: LogControl::default(),
+            metrics: MetricsPipeline::prometheus_only(),
+            traces: TracesPipeline::off(SamplerSpec::ParentBasedRatio(1.0)),
+            records: RecordsPipeline::off(),
+            propagation: Propagation::default(),
+        }
+    }
+
+    /// Flushes spans, records and metrics, then shuts the pipelines down.
+    /// Bounded: a collector that does not answer costs at most `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.traces.flush(timeout).await;
+        self.records.flush(timeout).await;
+        self.metrics.flush();
+        self.traces.shutdown();
+        self.records.shutdown();
+        self.metrics.shutdown();
+    }
+}
+
+/// The resource: `service.name` (from `OTEL_SERVICE_NAME`, else
+/// `service`), `service.version`, and `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(service: &'static str, env: &OtelEnv) -> Resource {
+    let name = env
+        .get("OTEL_SERVICE_NAME")
+        .map_or_else(|| service.to_string(), str::to_string);
+    Resource::builder()
+        .with_service_name(name)
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Answers `PUT /log-level` (body: a filter in `RUST_LOG` syntax) and
+/// `GET /log-level` on an admin port: `(status, body)`.
+pub fn log_level_request(
+    control: &LogControl,
+    method: &http::Method,
+    body: &[u8],
+) -> (u16, String) {
+    match *method {
+        http::Method::GET => (200, format!("{}\n", control.current())),
+        http::Method::PUT => match std::str::from_utf8(body) {
+            Ok(filter) => match control.set(filter) {
+                Ok(()) => {
+                    tracing::info!(filter = %control.current(), "log filter changed");
+                    (200, format!("{}\n", control.current()))
+                }
+                Err(e) => (400, format!("{e}\n")),
+            },
+            Err(_) => (400, "the filter must be UTF-8\n".to_string()),
+        },
+        _ => (405, "use GET or PUT\n".to_string()),
+    }
+}

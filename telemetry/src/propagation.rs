@@ -1,0 +1,183 @@
+//! Trace context across the gateway: extracted from a client's request
+//! headers, injected into the upstream request (and mirrors).
+//!
+//! W3C `traceparent`/`tracestate` and `baggage` by default; B3 single
+//! (`b3`) and multi-header (`b3multi`) when `OTEL_PROPAGATORS` names them.
+//! The propagators work on `http::HeaderMap` directly, so the data plane
+//! needs no copy of its headers.
+
+use crate::b3::{B3Form, B3Propagator};
+use crate::env::OtelEnv;
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use std::sync::Arc;
+
+/// The process's propagators, as `OTEL_PROPAGATORS` chose them.
+#[derive(Clone)]
+pub struct Propagation {
+    inner: Arc<TextMapCompositePropagator>,
+    /// Every header any of them reads or writes.
+    fields: Arc<Vec<HeaderName>>,
+}
+
+impl std::fmt::Debug for Propagation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Propagation")
+            .field("fields", &self.fields)
+            .finish()
+    }
+}
+
+impl Default for Propagation {
+    fn default() -> Self {
+        Propagation::from_env(&OtelEnv::default())
+    }
+}
+
+impl Propagation {
+    /// The propagators `env` names; unknown names are skipped (`none` and
+    /// an empty list mean no propagation at all).
+    pub fn from_env(env: &OtelEnv) -> Propagation {
+        let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+        for name in env.propagators() {
+            match name.as_str() {
+                "tracecontext" => propagators.push(Box::new(TraceContextPropagator::new())),
+                "baggage" => propagators.push(Box::new(BaggagePropagator::new())),
+                "b3" => propagators.push(Box::new(B3Propagator::new(B3Form::Single))),
+                "b3multi" => propagators.push(Box::new(B3Propagator::new(B3Form::Multi))),
+                _ => {
+                    tracing::warn!(propagator = %name, "unknown propagator in OTEL_PROPAGATORS; skipped")
+                }
+            }
+        }
+        let inner = TextMapCompositePropagator::new(propagators);
+        let fields = inner
+            .fields()
+            .filter_map(|f| HeaderName::from_bytes(f.as_bytes()).ok())
+            .collect();
+        Propagation {
+            inner: Arc::new(inner),
+            fields: Arc::new(fields),
+        }
+    }
+
+    /// The context a client's `headers` carry (empty when none).
+    pub fn extract(&self, headers: &HeaderMap) -> Context {
+        self.inner.extract(&HeaderExtractor(headers))
+    }
+
+    /// Writes `cx` into `headers`, replacing what the client sent in the
+    /// same fields (the upstream must see the gateway's span as parent).
+    pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+        for field in self.fields.iter() {
+            headers.remove(field);
+        }
+        self.inner.inject_context(cx, &mut HeaderInjector(headers));
+    }
+
+    /// Every header the propagators use.
+    pub fn fields(&self) -> &[HeaderName] {
+        &self.fields
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                map.append(k, v);
+            }
+        }
+        map
+    }
+
+    /// W3C by default: the client's trace id survives extract and inject,
+    /// baggage passes through, and a stale client header is replaced.
+    #[test]
+    fn w3c_round_trip() {
+        let p = Propagation::default();
+        let cx = p.extract(&headers(&[
+            ("traceparent", TRACEPARENT),
+            ("baggage", "user=42"),
+        ]));
+        let span = cx.span();
+        let sc = span.span_context();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(sc.is_remote() && sc.is_sampled());
+        let mut out = headers(&[(
+            "traceparent",
+            "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01",
+        )]);
+        p.inject(&cx, &mut out);
+        assert_eq!(out.get_all("traceparent").iter().count(), 1);
+        assert_eq!(out["traceparent"], TRACEPARENT);
+        assert_eq!(out["baggage"], "user=42");
+    }
+
+    /// B3 single and multi-header when asked for; W3C headers are then ignored.
+    #[test]
+    fn b3_when_configured() {
+        let single = Propagation::from_env(&OtelEnv::from_pairs([("OTEL_PROPAGATORS", "b3")]));
+        let cx = single.extract(&headers(&[(
+            "b3",
+            "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        )]));
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(
+            !single
+                .extract(&headers(&[("traceparent", TRACEPARENT)]))
+                .has_active_span()
+        );
+        let multi = Propagation::from_env(&OtelEnv::from_pairs([("OTEL_PROPAGATORS", "b3multi")]));
+        let mut out = HeaderMap::new();
+        multi.inject(&cx, &mut out);
+        assert_eq!(out["x-b3-traceid"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(out["x-b3-spanid"], "00f067aa0ba902b7");
+    }
+}

@@ -1,0 +1,221 @@
+//! A bounded queue between the request path and an exporter.
+//!
+//! Finished spans and access-log records are handed over with `try_send`:
+//! when the queue is full (the collector is slow or down), the item is
+//! dropped and counted in `tollgate.telemetry.dropped{signal}`, and the
+//! request goes on. A task drains the queue in batches (at most
+//! `max_batch`, at least every `interval`) and awaits the exporter, so a
+//! slow collector slows only that task. The SDK's own batch processors
+//! block a thread on a future instead, which needs an exporter that runs
+//! without a Tokio reactor; Tollgate's exporters (hyper, tonic) need one.
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What travels through the queue.
+enum Message<T> {
+    Item(T),
+    /// Export what is queued, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// How a queue is sized and paced.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueConfig {
+    /// Items held at most; more are dropped.
+    pub(crate) capacity: usize,
+    /// Items exported together at most.
+    pub(crate) max_batch: usize,
+    /// Longest wait before a partial batch is exported.
+    pub(crate) interval: Duration,
+}
+
+/// The sending side, kept by a span or log processor.
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    tx: mpsc::Sender<Message<T>>,
+    dropped: Counter<u64>,
+    signal: [KeyValue; 1],
+}
+
+impl<T: Send + 'static> Queue<T> {
+    /// A queue whose batches go to `export`, run on the current Tokio
+    /// runtime (or, without one, on a thread of its own).
+    pub(crate) fn start<F, Fut>(
+        config: QueueConfig,
+        dropped: Counter<u64>,
+        signal: &'static str,
+        export: F,
+    ) -> Queue<T>
+    where
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let task = drain(rx, config, export);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+            }
+            Err(_) => {
+                let _ = std::thread::Builder::new()
+                    .name(format!("tollgate-{signal}-export"))
+                    .spawn(move || {
+                        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            rt.block_on(task);
+                        }
+                    });
+            }
+        }
+        Queue {
+            tx,
+            dropped,
+            signal: [KeyValue::new("signal", signal)],
+        }
+    }
+
+    /// Hands `item` to the exporter, or drops and counts it when the queue
+    /// is full or closed. Never waits.
+    pub(crate) fn push(&self, item: T) {
+        if self.tx.try_send(Message::Item(item)).is_err() {
+            self.dropped.add(1, &self.signal);
+        }
+    }
+
+    /// Exports everything queued before this call; returns once done or
+    /// after `timeout`.
+    pub(crate) async fn flush(&self, timeout: Duration) {
+        let (done, wait) = oneshot::channel();
+        let sent = tokio::time::timeout(timeout, self.tx.send(Message::Flush(done))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(timeout, wait).await;
+        }
+    }
+}
+
+/// Drains `rx` in batches into `export` until every sender is gone.
+async fn drain<T, F, Fut>(mut rx: mpsc::Receiver<Message<T>>, config: QueueConfig, mut export: F)
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut batch = Vec::with_capacity(config.max_batch);
+    loop {
+        let deadline = tokio::time::sleep(config.interval);
+        tokio::pin!(deadline);
+        let mut flushed = None;
+        let open = loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(Message::Item(item)) => {
+                        batch.push(item);
+                        if batch.len() >= config.max_batch {
+                            break true;
+                        }
+                    }
+                    Some(Message::Flush(done)) => {
+                        flushed = Some(done);
+                        break true;
+                    }
+                    None => break false,
+                },
+                () = &mut deadline => break true,
+            }
+        };
+        if !batch.is_empty() {
+            export(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(config.max_batch),
+            ))
+            .await;
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+        if !open {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetricsPipeline;
+    use std::sync::{Arc, Mutex};
+
+    fn counter(metrics: &MetricsPipeline) -> Counter<u64> {
+        metrics
+            .meter("test")
+            .u64_counter("tollgate.telemetry.dropped")
+            .build()
+    }
+
+    /// Items arrive in order and in batches; a flush exports a partial batch
+    /// at once.
+    #[tokio::test]
+    async fn batches_and_flushes() {
+        let metrics = MetricsPipeline::prometheus_only();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let config = QueueConfig {
+            capacity: 100,
+            max_batch: 3,
+            interval: Duration::from_secs(3600),
+        };
+        let queue = Queue::start(
+            config,
+            counter(&metrics),
+            "traces",
+            move |batch: Vec<u32>| {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(batch);
+                async {}
+            },
+        );
+        for i in 0..4 {
+            queue.push(i);
+        }
+        queue.flush(Duration::from_secs(5)).await;
+        let batches = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(batches, vec![vec![0, 1, 2], vec![3]]);
+    }
+
+    /// An exporter that never returns fills the queue; further items are
+    /// dropped and counted, and pushing never waits.
+    #[tokio::test]
+    async fn a_stuck_exporter_drops_and_counts() {
+        let metrics = MetricsPipeline::prometheus_only();
+        let config = QueueConfig {
+            capacity: 2,
+            max_batch: 1,
+            interval: Duration::from_millis(1),
+        };
+        let queue = Queue::start(config, counter(&metrics), "logs", |_batch: Vec<u32>| {
+            std::future::pending::<()>()
+        });
+        let started = std::time::Instant::now();
+        for i in 0..50 {
+            queue.push(i);
+            tokio::task::yield_now().await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let text = metrics.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("tollgate_telemetry_dropped_total{"))
+            .unwrap_or_default();
+        assert!(line.contains("signal=\"logs\""), "{text}");
+        let dropped: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!((45.0..=48.0).contains(&dropped), "{line}");
+    }
+}
