@@ -9,6 +9,9 @@
 //! talk to them. [`apiserver::ApiServer`] is an in-memory Kubernetes API
 //! server (binary `tollgate-test-apiserver`) that the controller's kube
 //! client and the real `kubectl` run against.
+//! [`otlp::Receiver`] is an OTLP collector double (gRPC and HTTP) that
+//! keeps the traces, metrics and logs exported to it, and
+//! [`prometheus::parse`] reads a `/metrics` page.
 //!
 //! Binaries are not built by the tests: run `cargo build --bins` first
 //! (`make test` does).
@@ -18,7 +21,9 @@ mod backend;
 mod client;
 pub mod echo;
 mod error;
+pub mod otlp;
 mod process;
+pub mod prometheus;
 
 pub use backend::Echo;
 pub use client::{HttpClient, Reply, get, wait_http_ok};

@@ -22,6 +22,7 @@ mod harness;
 mod kubernetes_cluster;
 mod kubernetes_replicas;
 mod kubernetes_status;
+mod otlp_receiver;
 mod quickstart;
 mod standalone_processes;
 mod standalone_reload;
