@@ -12,7 +12,6 @@ mod client;
 mod context;
 pub mod error;
 pub mod filters;
-pub mod normalize;
 pub mod priority;
 pub mod proxy;
 pub mod router;

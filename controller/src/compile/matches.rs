@@ -105,7 +105,7 @@ fn absolute(path: String) -> Result<String, Problem> {
     {
         return invalid("must not contain . or .. segments");
     }
-    match tollgate_dataplane::normalize::normalize_path(&path, false) {
+    match tollgate_http_core::normalize::normalize_path(&path, false) {
         Ok(normal) => Ok(normal.into_owned()),
         Err(e) => invalid(&format!("is not a valid path: {e}")),
     }
