@@ -20,13 +20,13 @@
 mod read;
 mod watch;
 
-use crate::resources::Resources;
 use read::{Stamp, read_file, scan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 use thiserror::Error;
+use tollgate_compile::resources::Resources;
 use tracing::debug;
 
 pub use read::parse_documents;

@@ -154,7 +154,7 @@ impl StatusWriter {
     async fn round_if_complete(
         &self,
         term: &mut round::Term,
-        desired: Option<&[crate::compile::ObjectStatus]>,
+        desired: Option<&[tollgate_compile::ObjectStatus]>,
     ) -> bool {
         match desired {
             Some(desired) => self.round(term, desired).await,

@@ -6,12 +6,12 @@ use super::finalizer::sync_finalizers;
 use super::kinds::{Key, Kind, Mode};
 use super::write::{Outcome, Target, write_status};
 use super::{StatusWriter, WriteError};
-use crate::compile::ObjectStatus;
 use futures_util::StreamExt;
 use kube::Client;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use tollgate_compile::ObjectStatus;
 use tracing::warn;
 
 /// Objects written at the same time.

@@ -2,11 +2,11 @@
 //! file's text into typed objects.
 
 use super::FileError;
-use crate::resources::{Inserted, Resources};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use tollgate_compile::resources::{Inserted, Resources};
 use tracing::info;
 
 /// Identity of a file version: changes when the file is rewritten.

@@ -9,8 +9,8 @@
 //! matches. Remaining ties go to the older route, then `namespace/name`
 //! alphabetically, then rule order, then match order.
 
-use super::conditions::{Problem, reasons};
-use super::hostname::specificity;
+use crate::conditions::{Problem, reasons};
+use crate::hostname::specificity;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType as HeaderType,
     HttpRouteRulesMatchesMethod as Method, HttpRouteRulesMatchesPathType as PathType,
