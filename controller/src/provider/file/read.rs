@@ -1,7 +1,7 @@
 //! Reading the manifest folder: listing files with their stamps, and one
 //! file's text into typed objects.
 
-use super::FileError;
+use super::error::FileError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
