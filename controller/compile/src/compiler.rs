@@ -15,8 +15,6 @@ use crate::unserved;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
-#[cfg(doc)]
-use tollgate_snapshot::Snapshot;
 
 /// Compiles every object into snapshots and statuses.
 ///
@@ -26,7 +24,8 @@ use tollgate_snapshot::Snapshot;
 ///   for byte once serialised.
 /// - Only objects of Tollgate's classes (`options.controller_name`) get a
 ///   status; one invalid object never keeps another from compiling.
-/// - Every snapshot passes [`Snapshot::validate`].
+/// - Every snapshot passes
+///   [`Snapshot::validate`](tollgate_snapshot::Snapshot::validate).
 pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
     Compiler::default().compile(resources, options)
 }
