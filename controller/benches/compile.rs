@@ -13,8 +13,8 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
-use tollgate_controller::compile::{CompileOptions, compile};
-use tollgate_controller::resources::Resources;
+use tollgate_compile::resources::Resources;
+use tollgate_compile::{CompileOptions, compile};
 use tollgate_dataplane::runtime::Runtime;
 use tollgate_dataplane::upstream::Clients;
 

@@ -3,7 +3,7 @@
 //! - `GET /healthz` — 200 while the process runs.
 //! - `GET /readyz` — 200 once the provider's first complete read has been
 //!   compiled and published, 503 before.
-//! - `GET /status` — a JSON array of [`ObjectStatus`](crate::compile::ObjectStatus):
+//! - `GET /status` — a JSON array of [`ObjectStatus`](tollgate_compile::ObjectStatus):
 //!   for every object Tollgate reports on, its kind, namespace, name and the
 //!   `status` Kubernetes would hold (conditions, listener statuses,
 //!   addresses, route parents).

@@ -13,15 +13,15 @@
 //! can only change Gateway statuses, so only those are recomputed.
 
 use crate::admin::Admin;
-use crate::compile::{CompileOptions, Compiler, ObjectStatus};
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
-use crate::resources::Resources;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tollgate_compile::resources::Resources;
+use tollgate_compile::{CompileOptions, Compiler, ObjectStatus};
 use tollgate_dataplane::priority::in_background;
 use tracing::{debug, info, warn};
 

@@ -9,7 +9,6 @@
 //! ```
 
 pub mod admin;
-pub mod compile;
 pub mod controller;
 pub mod inprocess;
 pub mod leader;
@@ -17,7 +16,6 @@ pub mod metrics;
 pub mod provider;
 pub mod publisher;
 pub mod reports;
-pub mod resources;
 pub mod serve;
 pub mod status;
 pub mod writer;

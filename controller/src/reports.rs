@@ -12,7 +12,6 @@
 //! naming the report endpoint ([`Reports::serve`] adds it), so a data plane
 //! reports only to a controller that takes reports.
 
-use crate::compile::ObjectStatus;
 use crate::publisher::{Published, Publisher};
 use crate::serve::{Body, respond};
 use http_body_util::{BodyExt, Limited};
@@ -24,6 +23,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use tollgate_compile::ObjectStatus;
 
 /// Header on the snapshot stream response naming where to POST reports.
 pub const REPORT_PATH_HEADER: &str = "tollgate-report-path";

@@ -5,11 +5,11 @@
 //! Kubernetes API conventions ask, so a recompile with nothing new produces
 //! exactly the same statuses and nothing is logged or written.
 
-use crate::compile::ObjectStatus;
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use tollgate_compile::ObjectStatus;
 use tracing::info;
 
 /// Identifies one object: kind, namespace (absent for cluster-scoped kinds), name.

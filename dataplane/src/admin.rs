@@ -6,7 +6,7 @@
 //! its sockets are bound, and turns 503 as soon as shutdown begins so load
 //! balancers stop sending before connections drain.
 
-use crate::Dataplane;
+use crate::server::Dataplane;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;

@@ -16,7 +16,7 @@
 //! and simply sent again with the next apply or period; a controller that
 //! names no report path gets none.
 
-use crate::Dataplane;
+use crate::server::Dataplane;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;

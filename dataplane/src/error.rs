@@ -9,11 +9,10 @@
 //! gateway makes looks the same: a short plain-text body, never shaped like a
 //! backend's, and an `x-tollgate-error` header naming the kind.
 
-use crate::proxy::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody, full};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use thiserror::Error;
 
 /// Header naming the [`ErrorKind`] on every error the gateway answers itself.
@@ -224,13 +223,6 @@ pub fn local_response(status: StatusCode, message: &str) -> Response<ProxyBody> 
     response
 }
 
-/// A complete in-memory body as a [`ProxyBody`].
-pub(crate) fn full(bytes: Bytes) -> ProxyBody {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
 fn error_chain(error: &ProxyError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -245,6 +237,7 @@ fn error_chain(error: &ProxyError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     /// Every kind maps to its status, and the answer names the kind.
     #[test]

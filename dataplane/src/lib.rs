@@ -6,10 +6,12 @@
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
 mod admin;
+pub mod body;
+mod chain;
 mod client;
+mod context;
 pub mod error;
 pub mod filters;
-pub mod normalize;
 pub mod priority;
 pub mod proxy;
 pub mod router;

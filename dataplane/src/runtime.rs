@@ -7,9 +7,9 @@
 //! is swapped in whole; a snapshot that fails to build is rejected and the
 //! previous runtime keeps serving.
 
-use crate::proxy::chain::Chain;
+use crate::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
-use crate::upstream::{BackendSet, Balancer, Clients};
+use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -35,13 +35,8 @@ pub enum BuildError {
         source: RouterError,
     },
     /// An endpoint address is not an IP address.
-    #[error("backend {backend}: endpoint address {address:?} is not an IP address")]
-    Endpoint {
-        /// The backend's source name.
-        backend: String,
-        /// The address.
-        address: String,
-    },
+    #[error(transparent)]
+    Endpoint(#[from] InvalidEndpoint),
 }
 
 /// Everything the request path needs for one snapshot.

@@ -17,53 +17,19 @@
 //! half-saved edit never removes routes. Documents of kinds Tollgate does
 //! not read are skipped with one log line per file and kind.
 
+mod error;
 mod read;
 mod watch;
 
-use crate::resources::Resources;
 use read::{Stamp, read_file, scan};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
-use thiserror::Error;
+use tollgate_compile::resources::Resources;
 use tracing::debug;
 
+pub use error::FileError;
 pub use read::parse_documents;
-
-/// Why one file could not be used.
-#[derive(Debug, Error)]
-pub enum FileError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not valid YAML.
-    #[error("{path}:{line}: {message}")]
-    Yaml {
-        /// The file.
-        path: String,
-        /// 1-based line of the error (0 when unknown).
-        line: usize,
-        /// What the parser said.
-        message: String,
-    },
-    /// A document is a kind Tollgate reads but does not fit its schema.
-    #[error("{path}: document {index}: {message}")]
-    Document {
-        /// The file.
-        path: String,
-        /// 1-based index of the document in the file.
-        index: usize,
-        /// What is wrong with it.
-        message: String,
-    },
-}
 
 /// A folder of manifests, with the last good objects of each file.
 #[derive(Debug)]

@@ -9,9 +9,9 @@
 pub mod file;
 pub mod kube;
 
-use crate::resources::Resources;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tollgate_compile::resources::Resources;
 
 /// The latest complete view of the objects, `None` until the first full read.
 pub type ResourcesRx = watch::Receiver<Option<Arc<Resources>>>;

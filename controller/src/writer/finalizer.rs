@@ -6,7 +6,7 @@
 //! goes, so deleting a class in use waits for its Gateways. Tollgate does
 //! this for its own classes only.
 
-use super::WriteError;
+use super::error::WriteError;
 use super::kinds::Kind;
 use kube::Client;
 use kube::api::{DynamicObject, ListParams, PostParams};

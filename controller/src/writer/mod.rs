@@ -16,70 +16,29 @@
 //! notice statuses someone else changed.
 
 mod compare;
+mod error;
 mod events;
 pub mod finalizer;
+mod handle;
 mod kinds;
 mod round;
 mod write;
 
+pub use error::WriteError;
+pub use handle::StatusWriter;
+pub use write::FIELD_MANAGER;
+
 use crate::controller::Desired;
-use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
 
-/// The field manager of every status write.
-pub const FIELD_MANAGER: &str = "tollgate.dev/gateway-controller";
-/// Default period of re-reading every object.
-const RESYNC: Duration = Duration::from_secs(300);
 /// First and longest delay before retrying failed writes.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Why writing something failed (retried in a later round).
-#[derive(Debug, Error)]
-pub enum WriteError {
-    /// The API server refused or could not be reached.
-    #[error("API request failed: {0}")]
-    Api(#[from] kube::Error),
-    /// Another writer kept changing the object between read and write.
-    #[error("the object changed under {0} attempts to write it")]
-    Conflicts(usize),
-}
-
-/// Writes statuses, finalizers and Events while this replica leads.
-pub struct StatusWriter {
-    client: Client,
-    controller_name: String,
-    recorder: Recorder,
-    resync: Duration,
-}
-
 impl StatusWriter {
-    /// A writer for the objects of classes whose `controllerName` is
-    /// `controller_name`. Events name the pod from `POD_NAME` as instance.
-    pub fn new(client: Client, controller_name: String) -> StatusWriter {
-        let reporter = Reporter {
-            controller: controller_name.clone(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        StatusWriter {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            controller_name,
-            resync: RESYNC,
-        }
-    }
-
-    /// Re-reads every object this often (default 5 minutes).
-    pub fn with_resync(mut self, every: Duration) -> StatusWriter {
-        self.resync = every;
-        self
-    }
-
     /// Writes the newest `statuses` whenever they change, while
     /// `is_leader` says so; returns when either sender is gone.
     ///
@@ -154,7 +113,7 @@ impl StatusWriter {
     async fn round_if_complete(
         &self,
         term: &mut round::Term,
-        desired: Option<&[crate::compile::ObjectStatus]>,
+        desired: Option<&[tollgate_compile::ObjectStatus]>,
     ) -> bool {
         match desired {
             Some(desired) => self.round(term, desired).await,

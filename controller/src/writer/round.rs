@@ -2,16 +2,17 @@
 //! uses it to touch only what changed.
 
 use super::compare::{is_ours, without_nulls, without_times};
+use super::error::WriteError;
 use super::finalizer::sync_finalizers;
+use super::handle::StatusWriter;
 use super::kinds::{Key, Kind, Mode};
 use super::write::{Outcome, Target, write_status};
-use super::{StatusWriter, WriteError};
-use crate::compile::ObjectStatus;
 use futures_util::StreamExt;
 use kube::Client;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use tollgate_compile::ObjectStatus;
 use tracing::warn;
 
 /// Objects written at the same time.

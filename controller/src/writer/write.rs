@@ -8,14 +8,17 @@
 //! when another writer got there first (409 Conflict).
 
 use super::compare::{ref_field, shared_list, whole_status};
+use super::error::WriteError;
 use super::events::{event, new_problems};
 use super::kinds::{Kind, Mode};
-use super::{FIELD_MANAGER, WriteError};
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::Recorder;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 use tracing::{debug, warn};
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "tollgate.dev/gateway-controller";
 
 /// Attempts of one read-modify-write before giving up until the next round.
 const MAX_ATTEMPTS: usize = 5;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tollgate_compile::resources::Resources;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
-use tollgate_controller::resources::Resources;
 use tollgate_e2e::apiserver::ApiServer;
 
 const WAIT: Duration = Duration::from_secs(30);

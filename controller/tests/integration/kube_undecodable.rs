@@ -7,7 +7,7 @@
 
 use super::kube_provider::{Provider, has_setup, server_with_crds, setup};
 use serde_json::{Value, json};
-use tollgate_controller::compile::{CompileOptions, compile};
+use tollgate_compile::{CompileOptions, compile};
 use tollgate_e2e::apiserver::ApiServer;
 
 const GW: &str = "gateway.networking.k8s.io/v1";

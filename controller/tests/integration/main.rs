@@ -1,14 +1,12 @@
-//! Integration tests of the controller: compile goldens, the Kubernetes
-//! provider, leader election and the status writer against the in-memory
-//! API server.
+//! Integration tests of the controller: the Kubernetes provider, leader
+//! election and the status writer against the in-memory API server, and
+//! the change-to-traffic timing. (Compile goldens live in `tollgate-compile`.)
 //!
 //! One test binary for the whole crate: each file under `tests/` used to
 //! link its own copy of every dependency, which cost gigabytes of disk and
 //! minutes of linking in a clean build. Run one file's tests with
 //! `cargo nextest run -p tollgate-controller --test integration <file>::`.
 
-mod compile_memo;
-mod golden;
 mod kube_provider;
 mod kube_undecodable;
 mod leader;

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::time::Instant;
-use tollgate_controller::compile::{CompileOptions, Compiler};
+use tollgate_compile::{CompileOptions, Compiler};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::publisher::Publisher;
 use tollgate_controller::status::StatusStore;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
-use tollgate_controller::compile::ObjectStatus;
+use tollgate_compile::ObjectStatus;
 use tollgate_controller::controller::Desired;
 use tollgate_controller::publisher::Publisher;
 use tollgate_controller::reports::{Reports, apply_programmed};

@@ -6,14 +6,16 @@
 //! specification a table test. Each file holds one filter:
 //! [`apply_header_modifier`] (request and response header modifiers),
 //! [`rewrite_path`] (`URLRewrite` and redirect paths), [`redirect_location`]
-//! (`RequestRedirect`), and [`cors::preflight`] / [`cors::decorate`]
-//! (`CORS`).
+//! (`RequestRedirect`), [`cors::preflight`] / [`cors::decorate`] (`CORS`),
+//! and `MirrorStage` (which requests a `RequestMirror` copies).
 
 pub mod cors;
 mod headers;
+mod mirror;
 mod redirect;
 mod rewrite;
 
 pub use headers::apply_header_modifier;
+pub(crate) use mirror::MirrorStage;
 pub use redirect::{RedirectInput, redirect_location};
 pub use rewrite::rewrite_path;

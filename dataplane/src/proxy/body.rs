@@ -22,7 +22,7 @@
 //! counts: while the upstream is not reading (back-pressure), the client is
 //! not to blame.
 
-use super::BoxError;
+use crate::body::BoxError;
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use std::error::Error;

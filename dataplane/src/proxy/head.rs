@@ -14,10 +14,10 @@
 //! has duplicate `Host` lines to refuse.
 
 use crate::error::ProxyError;
-use crate::normalize::normalize_path;
 use http::header::{HOST, HeaderValue};
 use http::uri::Authority;
 use http::{HeaderMap, Uri, Version};
+use tollgate_http_core::normalize::normalize_path;
 
 /// The parts of a request head the checks read.
 #[derive(Clone, Copy, Debug)]

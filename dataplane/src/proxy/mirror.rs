@@ -5,7 +5,7 @@
 //! bounded channel per mirror, and a mirror that falls behind is cut off (its
 //! copy then fails) instead of slowing the client's upload.
 
-use super::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody, empty};
 use crate::upstream::{Endpoint, UpstreamError};
 use bytes::Bytes;
 use http::Request;
@@ -47,7 +47,7 @@ impl Tee {
     /// A new mirror copy of the body. An empty body needs no tap.
     pub(crate) fn tap(&mut self) -> ProxyBody {
         if self.inner.is_end_stream() {
-            return crate::error::full(Bytes::new());
+            return empty();
         }
         let (sender, receiver) = mpsc::channel(MIRROR_BUFFER_CHUNKS);
         let complete = Arc::new(AtomicBool::new(false));

@@ -3,54 +3,24 @@
 //! [`handle`] is what a listener calls for every request. It never fails:
 //! whatever goes wrong becomes a response in [`crate::error::respond`]. The
 //! stages and their order live in one place, [`pipeline::Pipeline`]; each
-//! stage's logic lives in its own module (`head`, `chain`, `hygiene`,
-//! `mirror`), and the runtime it reads was built ahead of time.
+//! stage's logic lives in its own module (`head`, `hygiene`, `mirror` here,
+//! the rule filters in `crate::chain`), and the runtime it reads was built
+//! ahead of time.
 
 mod body;
-pub(crate) mod chain;
-mod context;
+mod connection;
 mod head;
 mod hygiene;
 mod mirror;
 mod pipeline;
 
+pub use connection::ConnInfo;
+
+use crate::body::ProxyBody;
 use crate::runtime::Runtime;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// The error type of bodies flowing through the proxy.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Request and response bodies as the proxy streams them.
-pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
-
-/// What the listener knows about the connection a request arrived on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The bound socket address (`address:bind_port`), which selects the
-    /// socket's router.
-    pub local: SocketAddr,
-    /// The scheme clients use on this socket (`http`).
-    pub scheme: &'static str,
-    /// Forwarding header values for this client, made once per connection.
-    pub(crate) forwarding: hygiene::ClientForwarding,
-}
-
-impl ConnInfo {
-    /// What a connection from `peer` accepted on `local` records.
-    pub fn new(peer: SocketAddr, local: SocketAddr, scheme: &'static str) -> ConnInfo {
-        ConnInfo {
-            peer,
-            local,
-            scheme,
-            forwarding: hygiene::ClientForwarding::new(peer.ip(), scheme),
-        }
-    }
-}
 
 /// Whether the head of `req` passes the checks of the pipeline's first
 /// stage (one valid `Host`, required on HTTP/1.1; a path that normalizes)

@@ -28,10 +28,12 @@
 //! filters add and what the other side receives agree.
 
 use super::body::{self, BodyLimits, RequestBody};
-use super::context::RequestContext;
+use super::connection::ConnInfo;
+use super::head;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
-use super::{ConnInfo, ProxyBody, head};
+use crate::body::ProxyBody;
+use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};

@@ -5,7 +5,7 @@
 //! is a few comparisons. The router only tests them on the handful of
 //! candidates its path index returns.
 
-use super::RouterError;
+use super::error::RouterError;
 use http::{HeaderMap, HeaderName, Method};
 use percent_encoding::percent_decode_str;
 use regex::{Regex, RegexBuilder};

@@ -5,7 +5,8 @@
 //! random route sets. It is never used to serve traffic.
 
 use super::conditions::{Conditions, compile_regex};
-use super::{Found, RequestView, RouterError};
+use super::error::RouterError;
+use super::request::{Found, RequestView};
 use regex::Regex;
 use tollgate_snapshot::{HostMatch, PathMatch, Socket};
 

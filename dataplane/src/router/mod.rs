@@ -10,67 +10,23 @@
 //! hosts carry one or two matches.
 
 mod conditions;
+mod error;
 mod host;
 #[cfg(test)]
 mod linear;
 mod path;
 mod prefix;
+mod request;
 mod table;
+
+pub use error::RouterError;
+pub use request::{Found, RequestView};
 
 use host::HostIndex;
 use path::PathIndex;
 
-use http::{HeaderMap, Method};
 use std::borrow::Cow;
-use thiserror::Error;
 use tollgate_snapshot::{Listener, Socket};
-
-/// What the router needs to know about a request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    /// Host without port, lowercase.
-    pub host: &'a str,
-    /// Normalized path (no query).
-    pub path: &'a str,
-    /// Raw query string, without `?`.
-    pub query: Option<&'a str>,
-    /// Request method.
-    pub method: &'a Method,
-    /// Request headers.
-    pub headers: &'a HeaderMap,
-}
-
-/// The route chosen for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found<'a> {
-    /// Index of the listener in the socket (`Socket::listeners`).
-    pub listener: usize,
-    /// Index into `Snapshot::routes`.
-    pub route: usize,
-    /// The `PathPrefix` value that matched, for `ReplacePrefixMatch`.
-    pub matched_prefix: Option<&'a str>,
-}
-
-/// A socket's routes could not be indexed.
-#[derive(Debug, Error)]
-pub enum RouterError {
-    /// A user regular expression does not compile or exceeds the size limit.
-    #[error("{at}: invalid regular expression {pattern:?}: {message}")]
-    Regex {
-        /// Listener or route the regex belongs to.
-        at: String,
-        /// The pattern.
-        pattern: String,
-        /// Why it was refused.
-        message: String,
-    },
-    /// A virtual host has more matches than positions fit in 32 bits.
-    #[error("{at}: too many route matches in one virtual host")]
-    TooManyMatches {
-        /// The listener.
-        at: String,
-    },
-}
 
 /// The routing index of one socket.
 #[derive(Debug)]

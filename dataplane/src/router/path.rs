@@ -8,9 +8,10 @@
 //! of those candidates only, lowest position first.
 
 use super::conditions::{Conditions, compile_regex, regex_error};
+use super::error::RouterError;
 use super::prefix::PrefixIndex;
+use super::request::{Found, RequestView};
 use super::table::{Positions, StrMap, insert_position};
-use super::{Found, RequestView, RouterError};
 use regex::{RegexSet, RegexSetBuilder};
 use tollgate_snapshot::{PathMatch, REGEX_SIZE_LIMIT, RouteMatch, anchored_regex};
 

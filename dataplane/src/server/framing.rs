@@ -436,7 +436,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingWatch<T> {
 }
 
 // Writes pass straight through; only reads are watched.
-super::delegate_async_write!(FramingWatch);
+super::delegate::delegate_async_write!(FramingWatch);
 
 #[cfg(test)]
 #[path = "framing_tests.rs"]

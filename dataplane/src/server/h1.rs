@@ -19,15 +19,16 @@
 //! socket goes to the HTTP/2 server once hyper has written `101`.
 
 use super::activity::Activity;
-use super::conn::{finish, log_end, millis, stop_signal};
 use super::framing::{Framing, FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c::{self, PendingUpgrade};
 use super::headclock::HeadClock;
-use super::pipeline::{ProxyBody, head_is_valid};
+use super::lifecycle::{finish, log_end, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
 use super::service::{ConnCtx, bad_request, dispatch};
+use crate::body::ProxyBody;
+use crate::proxy::head_is_valid;
 use bytes::Bytes;
 use futures_util::future::OptionFuture;
 use http::{Request, Response};

@@ -13,11 +13,12 @@
 //! stream 1 it would carry `:authority` alone, and HTTP/2 has neither rule
 //! left to check, so the HTTP/1.1 pipeline answers it (`h1.rs`).
 
-use super::conn::serve_h2;
 use super::frames::{FRAME_HEADER_LEN, PREFACE, TYPE_SETTINGS, parse_frame_header, request_frames};
-use super::pipeline::{ProxyBody, collect_body};
+use super::h2::serve_h2;
 use super::prefixed::Prefixed;
-use super::service::{ConnCtx, empty};
+use super::service::ConnCtx;
+use crate::body::{ProxyBody, empty};
+use crate::proxy::collect_body;
 use bytes::{Bytes, BytesMut};
 use http::{
     HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header, request::Parts,

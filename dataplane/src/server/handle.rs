@@ -8,11 +8,11 @@
 
 use super::drain::{Signal, Tracker};
 use super::listener::{self, Bound, ServerCtx};
-use super::pipeline::{Clients, Runtime};
 use super::rest::Connections;
 use super::service::RuntimeCell;
 use super::status::{ConnectionCounts, DataplaneStatus, Rejected};
-use crate::runtime::BuildError;
+use crate::runtime::{BuildError, Runtime};
+use crate::upstream::Clients;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -10,9 +10,9 @@
 use super::activity::Activity;
 use super::conn;
 use super::drain::{Drain, Signal, Tracker};
-use super::pipeline::ConnInfo;
 use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
+use crate::proxy::ConnInfo;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;

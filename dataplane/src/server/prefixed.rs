@@ -64,7 +64,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
 }
 
 // Writes pass straight through; only reads are watched.
-super::delegate_async_write!(Prefixed);
+super::delegate::delegate_async_write!(Prefixed);
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,13 @@
 
 use super::activity::{Activity, TrackedBody};
 use super::drain::{Drain, TrackGuard};
-use super::pipeline::{ConnInfo, ProxyBody, Runtime, handle};
 use super::rest::OpenGuard;
+use crate::body::{ProxyBody, empty};
+use crate::proxy::{ConnInfo, handle};
+use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,13 +94,6 @@ pub(crate) fn bad_request() -> Response<ProxyBody> {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
-}
-
-/// An empty response body.
-pub(crate) fn empty() -> ProxyBody {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 #[cfg(test)]

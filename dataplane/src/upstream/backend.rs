@@ -1,8 +1,9 @@
 //! Backends as the request path uses them: endpoints resolved once, with
 //! their connection pools, the protocol, and a round-robin cursor.
 
-use super::{Clients, Endpoint, RoundRobin};
-use crate::runtime::BuildError;
+use super::balance::RoundRobin;
+use super::clients::{Clients, Endpoint};
+use super::error::InvalidEndpoint;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tollgate_snapshot::{Backend, BackendProtocol};
@@ -24,24 +25,24 @@ impl BuiltBackend {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Endpoint`] when an address is not an IP address.
+    /// [`InvalidEndpoint`] when an address is not an IP address.
     pub fn build(
         backend: &Backend,
         clients: &Clients,
         connect_timeout: Duration,
-    ) -> Result<BuiltBackend, BuildError> {
+    ) -> Result<BuiltBackend, InvalidEndpoint> {
         let endpoints = backend
             .endpoints
             .iter()
             .map(|e| {
-                let ip: IpAddr = e.address.parse().map_err(|_| BuildError::Endpoint {
+                let ip: IpAddr = e.address.parse().map_err(|_| InvalidEndpoint {
                     backend: backend.name.clone(),
                     address: e.address.clone(),
                 })?;
                 let addr = SocketAddr::new(ip, e.port);
                 Ok(clients.endpoint(addr, backend.protocol, connect_timeout))
             })
-            .collect::<Result<_, BuildError>>()?;
+            .collect::<Result<_, InvalidEndpoint>>()?;
         Ok(BuiltBackend {
             name: backend.name.clone(),
             protocol: backend.protocol,
@@ -75,7 +76,7 @@ impl BackendSet {
         backends: &[Backend],
         clients: &Clients,
         connect_timeout: Duration,
-    ) -> Result<BackendSet, BuildError> {
+    ) -> Result<BackendSet, InvalidEndpoint> {
         let backends = backends
             .iter()
             .map(|b| BuiltBackend::build(b, clients, connect_timeout))

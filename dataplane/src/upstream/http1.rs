@@ -15,8 +15,8 @@
 //! dropped half-read, a timeout, an error — is closed, never reused: HTTP/1.1
 //! cannot resynchronise a half-read response.
 
-use super::UpstreamError;
-use crate::proxy::{BoxError, ProxyBody};
+use super::error::UpstreamError;
+use crate::body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};

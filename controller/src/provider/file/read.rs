@@ -1,12 +1,12 @@
 //! Reading the manifest folder: listing files with their stamps, and one
 //! file's text into typed objects.
 
-use super::FileError;
-use crate::resources::{Inserted, Resources};
+use super::error::FileError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use tollgate_compile::resources::{Inserted, Resources};
 use tracing::info;
 
 /// Identity of a file version: changes when the file is rewritten.

@@ -41,7 +41,7 @@ impl FileProvider {
     /// file's content changes. The first value is sent after the first
     /// complete read.
     ///
-    /// [`Resources`]: crate::resources::Resources
+    /// [`Resources`]: tollgate_compile::resources::Resources
     pub async fn run(mut self, tx: ResourcesTx) {
         let (events_tx, events) = mpsc::unbounded_channel();
         match watch_folder(&self.root, events_tx) {

@@ -9,7 +9,6 @@
 
 use super::referenced::NamespacedName;
 use super::watch::trim_managed_fields;
-use crate::resources::Objects;
 use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::{ObjectRef, store::Store};
 use ::kube::{Api, Client, Resource};
@@ -18,6 +17,7 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
+use tollgate_compile::resources::Objects;
 use tracing::{debug, warn};
 
 /// How many GETs run at once.

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The map key of an object: `namespace/name`, or `name` when cluster-scoped,
-/// as in [`crate::resources::Objects`].
+/// as in [`tollgate_compile::resources::Objects`].
 pub(super) fn key_of<K: Resource>(obj: &K) -> String {
     let meta = obj.meta();
     let name = meta.name.as_deref().unwrap_or_default();

@@ -14,7 +14,6 @@
 //! status written by another controller in a shape of its own must not
 //! make an object undecodable (nor its every status write a change).
 
-use crate::resources::Undecodable;
 use ::kube::Resource;
 use ::kube::api::ObjectMeta;
 use serde::de::{DeserializeOwned, Deserializer};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
+use tollgate_compile::resources::Undecodable;
 
 /// An object of kind `K` as the API server sent it: decoded, or not.
 #[derive(Clone, Debug)]

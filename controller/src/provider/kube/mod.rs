@@ -27,7 +27,6 @@ mod stores;
 mod watch;
 
 use super::ResourcesTx;
-use crate::resources::Resources;
 use fetch::FullObjects;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use referenced::{NamespacedName, referenced_config_maps, referenced_secrets};
@@ -38,6 +37,7 @@ use stores::Stores;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
+use tollgate_compile::resources::Resources;
 use tracing::{debug, info, warn};
 use watch::{Kind, Signal, WatchId};
 

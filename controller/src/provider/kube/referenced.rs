@@ -12,8 +12,8 @@
 //! place that decides whether the reference may be used, so it can say why
 //! not in a status condition.
 
-use crate::resources::Resources;
 use std::collections::BTreeSet;
+use tollgate_compile::resources::Resources;
 
 /// A `(namespace, name)` pair.
 pub type NamespacedName = (String, String);

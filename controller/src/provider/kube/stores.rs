@@ -9,7 +9,6 @@
 use super::fingerprint::{self, key_of};
 use super::lenient::Lenient;
 use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
-use crate::resources::{Objects, Resources, Undecodable};
 use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::Lookup;
 use ::kube::runtime::reflector::store::{Store, Writer};
@@ -28,6 +27,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
+use tollgate_compile::resources::{Objects, Resources, Undecodable};
 use tollgate_crds::GatewayConfig;
 
 /// Read handles on every kind's stores (one per watched namespace, or one

@@ -9,8 +9,8 @@
 //! matches. Remaining ties go to the older route, then `namespace/name`
 //! alphabetically, then rule order, then match order.
 
-use super::conditions::{Problem, reasons};
-use super::hostname::specificity;
+use crate::conditions::{Problem, reasons};
+use crate::hostname::specificity;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType as HeaderType,
     HttpRouteRulesMatchesMethod as Method, HttpRouteRulesMatchesPathType as PathType,
@@ -105,7 +105,7 @@ fn absolute(path: String) -> Result<String, Problem> {
     {
         return invalid("must not contain . or .. segments");
     }
-    match tollgate_dataplane::normalize::normalize_path(&path, false) {
+    match tollgate_http_core::normalize::normalize_path(&path, false) {
         Ok(normal) => Ok(normal.into_owned()),
         Err(e) => invalid(&format!("is not a valid path: {e}")),
     }

@@ -6,11 +6,11 @@
 //! class is accepted, its addresses are usable, and at least one listener is
 //! programmed.
 
-use super::CompileOptions;
-use super::certificates::certificate_problem;
-use super::conditions::{Problem, Stamp, reasons, types};
-use super::gatewayclass::ClassOutcome;
-use super::listeners::{ListenerPlan, plan_listeners};
+use crate::certificates::certificate_problem;
+use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::gatewayclass::ClassOutcome;
+use crate::listeners::{ListenerPlan, plan_listeners};
+use crate::options::CompileOptions;
 use crate::resources::Resources;
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
 use std::net::IpAddr;

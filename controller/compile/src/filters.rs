@@ -7,9 +7,9 @@
 //! without the filter (for example without its authentication) would be
 //! wrong.
 
-use super::backends::BackendTarget;
-use super::conditions::{Problem, reasons};
-use super::rules::RuleContext;
+use crate::backends::BackendTarget;
+use crate::conditions::{Problem, reasons};
+use crate::rule_context::RuleContext;
 use gateway_api::experimental::httproutes::{
     HttpRouteRulesBackendRefsFilters, HttpRouteRulesFilters, HttpRouteRulesFiltersCors,
     HttpRouteRulesFiltersRequestMirror, HttpRouteRulesFiltersRequestRedirect,

@@ -10,8 +10,8 @@
 //! ready endpoints is valid and resolves to a backend with no endpoints
 //! (503).
 
-use super::conditions::{Problem, reasons};
-use super::listeners::GATEWAY_GROUP;
+use crate::conditions::{Problem, reasons};
+use crate::listeners::GATEWAY_GROUP;
 use crate::resources::Resources;
 use k8s_openapi::api::core::v1::ServicePort;
 use std::collections::BTreeSet;

@@ -8,10 +8,11 @@
 //! `Accepted: False`. Kinds without a status of Tollgate's (Services,
 //! ReferenceGrants, ...) are only logged and counted by the provider.
 
-use super::conditions::{Stamp, reasons, types};
-use super::gateway::GatewayPlan;
-use super::listeners::GATEWAY_GROUP;
-use super::{CompileOptions, Compiled, push_status};
+use crate::conditions::{Stamp, reasons, types};
+use crate::gateway::GatewayPlan;
+use crate::listeners::GATEWAY_GROUP;
+use crate::options::CompileOptions;
+use crate::output::{Compiled, push_status};
 use crate::resources::{Resources, Undecodable};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -159,7 +160,7 @@ fn is_our_gateway(resources: &Resources, options: &CompileOptions, failure: &Und
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::compile::compile;
+    use crate::compile;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! stage's effect (a new `Host`, a rewritten path, a mirror to send) is a
 //! field, not a side channel.
 
-use super::chain::MirrorStage;
+use crate::filters::MirrorStage;
 use http::{HeaderMap, HeaderValue, Method};
 
 /// The request head as the pipeline carries it.

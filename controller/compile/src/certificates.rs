@@ -10,8 +10,8 @@
 //! Gateway. Checked for every listener, served or not, so a user sees a
 //! broken reference whatever else is wrong.
 
-use super::backends::{Referrer, reference_granted};
-use super::conditions::{Problem, reasons};
+use crate::backends::{Referrer, reference_granted};
+use crate::conditions::{Problem, reasons};
 use crate::resources::Resources;
 use gateway_api::experimental::gateways::{GatewayListeners, GatewayListenersTlsMode};
 

@@ -1,8 +1,8 @@
-//! Golden tests for `compile`: every `testdata/compile/<case>.in.yaml`
+//! Golden tests for `compile`: every `testdata/<case>.in.yaml`
 //! (multi-document Kubernetes YAML) is compiled and the `Compiled` value,
 //! serialised as YAML, must equal `<case>.out.yaml` byte for byte.
 //!
-//! `UPDATE_GOLDEN=1 cargo test -p tollgate-controller --test integration golden`
+//! `UPDATE_GOLDEN=1 cargo test -p tollgate-compile --test integration golden`
 //! rewrites the expected files; review the diff before committing.
 //!
 //! A document `apiVersion: tollgate.dev/test, kind: CompileOptions` in an
@@ -14,13 +14,13 @@
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use tollgate_controller::compile::{CompileOptions, Compiled, compile};
-use tollgate_controller::resources::Resources;
+use tollgate_compile::resources::Resources;
+use tollgate_compile::{CompileOptions, Compiled, compile};
 
 const NOW: &str = "2025-01-01T00:00:00Z";
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/compile")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
 fn case_names() -> Vec<String> {

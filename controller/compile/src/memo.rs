@@ -14,7 +14,7 @@
 //! while it is compared. Everything Gateway-side (attachment, statuses,
 //! snapshot assembly) is recomputed on every compile.
 
-use super::httproute::{CompiledRoute, compile_http_route};
+use crate::httproute::{CompiledRoute, compile_http_route};
 use crate::resources::Resources;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;

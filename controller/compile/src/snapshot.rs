@@ -8,11 +8,11 @@
 //! the data plane picks one virtual host and never falls through. Rules and
 //! backends are stored once per snapshot and referenced by index.
 
-use super::gateway::GatewayPlan;
-use super::hostname::{covers, most_specific_first};
-use super::httproute::CompiledRoute;
-use super::listeners::bind_port;
-use super::matches::{Ranked, precedence};
+use crate::gateway::GatewayPlan;
+use crate::hostname::{covers, most_specific_first};
+use crate::httproute::CompiledRoute;
+use crate::listeners::bind_port;
+use crate::matches::{Ranked, precedence};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_snapshot::{

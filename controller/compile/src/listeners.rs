@@ -5,8 +5,8 @@
 //! still attach to it (the Gateway API counts attachment from `allowedRoutes`
 //! and `parentRefs` alone), they are just not served there.
 
-use super::conditions::{Problem, Stamp, reasons, types};
-use super::hostname::is_valid_hostname;
+use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::hostname::is_valid_hostname;
 use gateway_api::experimental::gateways::{
     GatewayListeners, GatewayListenersAllowedRoutesNamespaces, GatewayStatusListeners,
     GatewayStatusListenersSupportedKinds,

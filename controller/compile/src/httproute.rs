@@ -10,13 +10,14 @@
 //! (`PartiallyInvalid`, message "Dropped Rule…"); a route whose every rule
 //! is invalid is not accepted.
 
-use super::conditions::{Problem, Stamp, reasons, types};
-use super::gateway::GatewayPlan;
-use super::hostname::effective_hostnames;
-use super::listeners::ListenerPlan;
-use super::rules::{CompiledRule, RuleContext, compile_rule};
-use super::selector::{namespace_labels, selects};
+use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::gateway::GatewayPlan;
+use crate::hostname::effective_hostnames;
+use crate::listeners::ListenerPlan;
 use crate::resources::Resources;
+use crate::rule_context::RuleContext;
+use crate::rules::{CompiledRule, compile_rule};
+use crate::selector::{namespace_labels, selects};
 use gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesFrom as NamespacesFrom;
 use gateway_api::experimental::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may unwrap
 
 use serde::Deserialize;
-use tollgate_controller::compile::{CompileOptions, Compiler, compile};
-use tollgate_controller::resources::Resources;
+use tollgate_compile::resources::Resources;
+use tollgate_compile::{CompileOptions, Compiler, compile};
 
 const GATEWAY_AND_ROUTES: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1

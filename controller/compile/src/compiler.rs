@@ -1,98 +1,20 @@
-//! `compile`: Kubernetes objects in, routing snapshots and statuses out.
-//!
-//! A pure function: no I/O, no clock (the time stamped on conditions is
-//! [`CompileOptions::now`]), no randomness, deterministic output order. All
-//! Gateway API semantics — class acceptance, listener validation, route
-//! attachment, hostname intersection, match precedence, ReferenceGrant
-//! checks, backend resolution — are decided here so the data plane only
-//! executes a resolved plan. A user mistake becomes a status condition on
-//! the object that holds it, never an error: the rest still compiles.
+//! The compile pass: classes, Gateways, routes, attachment, snapshots and
+//! statuses, in that order, over every object of a [`Resources`] view.
 
-mod backends;
-mod certificates;
-mod conditions;
-mod filters;
-mod gateway;
-mod gatewayclass;
-mod hostname;
-mod httproute;
-mod listeners;
-mod matches;
-mod memo;
-mod rules;
-mod selector;
-mod snapshot;
-mod unserved;
-
+use crate::conditions::Stamp;
+use crate::gateway::{GatewayPlan, compile_gateway};
+use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
+use crate::httproute::{CompiledRoute, attach};
+use crate::listeners::GATEWAY_GROUP;
+use crate::memo::{Inputs, RouteMemos};
+use crate::options::CompileOptions;
+use crate::output::{Compiled, push_status};
 use crate::resources::Resources;
-use conditions::Stamp;
-use gateway::{GatewayPlan, compile_gateway};
+use crate::snapshot::{Attachment, build_snapshot};
+use crate::unserved;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
-use gatewayclass::{ClassOutcome, compile_gateway_class};
-use httproute::{CompiledRoute, attach};
-use listeners::GATEWAY_GROUP;
-use memo::{Inputs, RouteMemos};
-use serde::{Deserialize, Serialize};
-use snapshot::{Attachment, build_snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
-use tollgate_snapshot::Snapshot;
-
-/// The GatewayClass `controllerName` Tollgate answers to by default.
-pub const CONTROLLER_NAME: &str = "tollgate.dev/gateway-controller";
-
-/// Inputs to `compile` that do not come from Kubernetes objects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompileOptions {
-    /// GatewayClasses with this `controllerName` are Tollgate's.
-    pub controller_name: String,
-    /// Address listeners bind when a Gateway has no `spec.addresses`.
-    pub bind_address: String,
-    /// Added to every listener port when binding (tests use unprivileged ports).
-    pub listener_port_offset: u16,
-    /// RFC 3339 time written as `lastTransitionTime` on new conditions.
-    pub now: String,
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        CompileOptions {
-            controller_name: CONTROLLER_NAME.to_string(),
-            bind_address: "0.0.0.0".to_string(),
-            listener_port_offset: 0,
-            now: "1970-01-01T00:00:00Z".to_string(),
-        }
-    }
-}
-
-/// What `compile` produces.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Compiled {
-    /// One snapshot per accepted Gateway, keyed by `namespace/name`.
-    pub snapshots: BTreeMap<String, Snapshot>,
-    /// The status each object should hold, sorted by kind, namespace, name.
-    pub statuses: Vec<ObjectStatus>,
-}
-
-/// The status Kubernetes would hold for one object.
-///
-/// This is also the documented schema of the admin `GET /status` endpoint:
-/// a JSON array of these objects.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectStatus {
-    /// Object kind, e.g. `Gateway`.
-    pub kind: String,
-    /// Namespace; absent for cluster-scoped kinds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Object name.
-    pub name: String,
-    /// The object's whole `status`, in the Kubernetes JSON form of its kind
-    /// (conditions, listeners, addresses, route parents).
-    pub status: serde_json::Value,
-}
 
 /// Compiles every object into snapshots and statuses.
 ///
@@ -102,7 +24,8 @@ pub struct ObjectStatus {
 ///   for byte once serialised.
 /// - Only objects of Tollgate's classes (`options.controller_name`) get a
 ///   status; one invalid object never keeps another from compiling.
-/// - Every snapshot passes [`Snapshot::validate`].
+/// - Every snapshot passes
+///   [`Snapshot::validate`](tollgate_snapshot::Snapshot::validate).
 pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
     Compiler::default().compile(resources, options)
 }
@@ -270,22 +193,4 @@ fn attached_counts(plan: &GatewayPlan, attachments: &[Attachment]) -> Vec<i32> {
         .iter()
         .map(|s| i32::try_from(s.len()).unwrap_or(i32::MAX))
         .collect()
-}
-
-fn push_status<T: Serialize>(
-    out: &mut Compiled,
-    kind: &str,
-    namespace: Option<&str>,
-    name: &str,
-    status: &T,
-) {
-    // Serialising the generated status types cannot fail (string keys,
-    // no non-finite floats); a null status would still name the object.
-    let status = serde_json::to_value(status).unwrap_or_default();
-    out.statuses.push(ObjectStatus {
-        kind: kind.to_string(),
-        namespace: namespace.map(str::to_string),
-        name: name.to_string(),
-        status,
-    });
 }

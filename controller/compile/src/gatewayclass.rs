@@ -7,7 +7,7 @@
 //! an existing `tollgate.dev/GatewayConfig`, because its Gateways would
 //! otherwise run with settings the user did not ask for.
 
-use super::conditions::{Problem, Stamp, reasons, types};
+use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::resources::Resources;
 use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,

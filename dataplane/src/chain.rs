@@ -6,15 +6,17 @@
 //! pick it for mirroring. Response-side stages (response header modifier,
 //! CORS decoration) run on the upstream's response. Which filter does what is
 //! decided here and nowhere else.
+//!
+//! `Runtime::build` builds the chains and the proxy pipeline applies them,
+//! so this module sits below both: the runtime never imports the proxy.
 
-use super::ProxyBody;
-use super::context::RequestContext;
+use crate::body::{ProxyBody, empty};
+use crate::context::RequestContext;
 use crate::error::local_response;
-use crate::filters::{self, RedirectInput};
+use crate::filters::{self, MirrorStage, RedirectInput};
 use crate::upstream::BackendSet;
 use http::header::{HeaderMap, HeaderValue, LOCATION};
 use http::{Response, StatusCode};
-use std::sync::atomic::{AtomicU64, Ordering};
 use tollgate_snapshot::{Cors, Filter, HeaderModifier, Redirect, UrlRewrite};
 
 /// One built filter.
@@ -32,27 +34,6 @@ pub(crate) enum Stage {
     Rewrite(UrlRewrite),
     /// `RequestMirror` to a valid backend.
     Mirror(MirrorStage),
-}
-
-/// A mirror target and its deterministic share counter.
-#[derive(Debug)]
-pub(crate) struct MirrorStage {
-    /// Index into `Snapshot::backends`.
-    pub(crate) backend: usize,
-    numerator: u64,
-    denominator: u64,
-    seen: AtomicU64,
-}
-
-impl MirrorStage {
-    /// Whether this request is in the mirrored share: request `n` is picked
-    /// when `floor((n + 1) · num / den)` steps past `floor(n · num / den)`,
-    /// which spreads exactly `num` picks over every `den` requests.
-    pub(crate) fn picks_next(&self) -> bool {
-        let n = u128::from(self.seen.fetch_add(1, Ordering::Relaxed));
-        let (num, den) = (u128::from(self.numerator), u128::from(self.denominator));
-        den > 0 && (n + 1) * num / den > n * num / den
-    }
 }
 
 /// The built filters of a rule or of a backend reference, in manifest order.
@@ -76,12 +57,11 @@ impl Chain {
                 Filter::UrlRewrite(u) => Some(Stage::Rewrite(u.clone())),
                 Filter::RequestMirror(m) => {
                     match m.backend.filter(|i| backends.get(*i).is_some()) {
-                        Some(backend) => Some(Stage::Mirror(MirrorStage {
+                        Some(backend) => Some(Stage::Mirror(MirrorStage::new(
                             backend,
-                            numerator: u64::from(m.numerator),
-                            denominator: u64::from(m.denominator),
-                            seen: AtomicU64::new(0),
-                        })),
+                            u64::from(m.numerator),
+                            u64::from(m.denominator),
+                        ))),
                         None => {
                             tracing::debug!(at, "mirror with an invalid backend is skipped");
                             None
@@ -190,37 +170,11 @@ fn redirect_response(redirect: &Redirect, ctx: &RequestContext<'_>) -> Response<
 fn preflight_response(answer: Response<()>) -> Response<ProxyBody> {
     let (parts, ()) = answer.into_parts();
     let mut response = if parts.status == StatusCode::NO_CONTENT {
-        Response::new(crate::error::full(bytes::Bytes::new()))
+        Response::new(empty())
     } else {
         local_response(parts.status, "CORS preflight")
     };
     *response.status_mut() = parts.status;
     response.headers_mut().extend(parts.headers);
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mirror(numerator: u64, denominator: u64) -> MirrorStage {
-        MirrorStage {
-            backend: 0,
-            numerator,
-            denominator,
-            seen: AtomicU64::new(0),
-        }
-    }
-
-    /// A mirror share of `num/den` picks exactly `num` of every `den`
-    /// consecutive requests, spread out.
-    #[test]
-    fn mirror_share_is_exact() {
-        let table = [(0, 1, 0), (1, 1, 10), (1, 2, 5), (1, 10, 1), (3, 10, 3)];
-        for (num, den, per_ten) in table {
-            let m = mirror(num, den);
-            let picked = (0..10).filter(|_| m.picks_next()).count();
-            assert_eq!(picked, per_ten, "{num}/{den}");
-        }
-    }
 }

@@ -1,0 +1,34 @@
+//! `compile`: Kubernetes objects in, routing snapshots and statuses out.
+//!
+//! A pure function: no I/O, no clock (the time stamped on conditions is
+//! [`CompileOptions::now`]), no randomness, deterministic output order. All
+//! Gateway API semantics — class acceptance, listener validation, route
+//! attachment, hostname intersection, match precedence, ReferenceGrant
+//! checks, backend resolution — are decided here so the data plane only
+//! executes a resolved plan. A user mistake becomes a status condition on
+//! the object that holds it, never an error: the rest still compiles.
+
+mod backends;
+mod certificates;
+mod compiler;
+mod conditions;
+mod filters;
+mod gateway;
+mod gatewayclass;
+mod hostname;
+mod httproute;
+mod listeners;
+mod matches;
+mod memo;
+mod options;
+mod output;
+pub mod resources;
+mod rule_context;
+mod rules;
+mod selector;
+mod snapshot;
+mod unserved;
+
+pub use compiler::{Compiler, compile};
+pub use options::{CONTROLLER_NAME, CompileOptions};
+pub use output::{Compiled, ObjectStatus};

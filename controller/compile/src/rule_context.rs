@@ -1,0 +1,59 @@
+//! What compiling the rules of one route accumulates: the rule's backend
+//! table, unresolved references, and the Services read.
+//!
+//! A leaf below `rules.rs` and `filters.rs`, which both add to it (a
+//! `RequestMirror` filter references a backend like a `backendRef` does).
+
+use crate::backends::{BackendTarget, resolve_backend};
+use crate::conditions::Problem;
+use crate::resources::Resources;
+use tollgate_snapshot::Backend;
+
+/// What compiling the rules of one route accumulates.
+#[derive(Debug)]
+pub(crate) struct RuleContext<'a> {
+    resources: &'a Resources,
+    route_ns: &'a str,
+    /// Backends referenced by the rule being compiled.
+    pub(crate) backends: Vec<Backend>,
+    /// Every unresolved reference of the route, in manifest order.
+    pub(crate) ref_problems: Vec<Problem>,
+    /// `(namespace, name)` of every Service resolution attempted, valid or
+    /// not: what the route's compile result depends on besides the route.
+    pub(crate) reads: Vec<(String, String)>,
+}
+
+impl<'a> RuleContext<'a> {
+    /// A context for the rules of a route in `route_ns`.
+    pub(crate) fn new(resources: &'a Resources, route_ns: &'a str) -> Self {
+        RuleContext {
+            resources,
+            route_ns,
+            backends: Vec::new(),
+            ref_problems: Vec::new(),
+            reads: Vec::new(),
+        }
+    }
+
+    /// Resolves `target` into the rule's backend table; `None` (and a
+    /// recorded problem) when the reference is invalid.
+    pub(crate) fn backend(&mut self, target: BackendTarget<'_>) -> Option<usize> {
+        let ns = target.namespace.unwrap_or(self.route_ns);
+        if !self.reads.iter().any(|(n, s)| n == ns && s == target.name) {
+            self.reads.push((ns.to_string(), target.name.to_string()));
+        }
+        match resolve_backend(self.resources, self.route_ns, target) {
+            Ok(b) => Some(match self.backends.iter().position(|x| x.name == b.name) {
+                Some(i) => i,
+                None => {
+                    self.backends.push(b);
+                    self.backends.len() - 1
+                }
+            }),
+            Err(p) => {
+                self.ref_problems.push(p);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of compile: the golden cases and the memoizing
+//! `Compiler` against compile from scratch.
+//!
+//! One test binary for the crate, like the other crates; run one file's
+//! tests with `cargo nextest run -p tollgate-compile --test integration
+//! <file>::`.
+
+mod compile_memo;
+mod golden;
