@@ -76,4 +76,72 @@ pub struct GatewayConfigSpec {
     /// 0 or absent means 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<u32>,
+    /// Traces, access log and recorded headers for this class's Gateways.
+    /// Where the telemetry goes (the OTLP collector) is the data plane's
+    /// OTEL_* environment; this says what is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryConfig>,
+}
+
+/// What the Gateways of a class record about each request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryConfig {
+    /// Spans of this Gateway's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
+    /// The access log: one JSON line per request on the data plane's
+    /// standard output, and optionally an OTLP log record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogConfig>,
+    /// Request headers recorded as span attributes
+    /// (`http.request.header.<name>`) and access-log fields. Values of
+    /// Authorization, Proxy-Authorization and Cookie are replaced by
+    /// `REDACTED`. At most 32 names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub request_headers: Option<Vec<String>>,
+    /// Response headers recorded likewise (`Set-Cookie` is redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub response_headers: Option<Vec<String>>,
+    /// Record the query string (`url.query`) on spans and in the access
+    /// log. Off by default: query strings often carry tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_query: Option<bool>,
+}
+
+/// Tracing of a Gateway's requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingConfig {
+    /// Whether requests are traced at all. Default true (spans are exported
+    /// only where the data plane has an OTLP endpoint configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Share of new traces sampled, 0 to 1, replacing OTEL_TRACES_SAMPLER_ARG
+    /// for this Gateway; a request whose client sent a sampled trace
+    /// context follows the client's decision. An HTTPRoute may set its own
+    /// with the annotation `tollgate.dev/tracing-sampling-ratio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: Option<f64>,
+}
+
+/// The access log of a Gateway.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogConfig {
+    /// Whether requests are logged. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Share of requests logged, 0 to 1. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: Option<f64>,
+    /// Also send each line as an OTLP log record (body: the JSON line;
+    /// attributes under semantic-convention names), where OTLP logs are
+    /// configured. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<bool>,
 }

@@ -8,7 +8,9 @@
 mod gateway_config;
 pub mod generate;
 
-pub use gateway_config::{GatewayConfig, GatewayConfigSpec};
+pub use gateway_config::{
+    AccessLogConfig, GatewayConfig, GatewayConfigSpec, TelemetryConfig, TracingConfig,
+};
 
 /// The Gateway API types (experimental channel: a superset of standard).
 pub use gateway_api::experimental as gateway;

@@ -12,8 +12,8 @@ use crate::resources::Resources;
 use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
 };
-use tollgate_crds::{GROUP, GatewayConfigSpec};
-use tollgate_snapshot::Settings;
+use tollgate_crds::{GROUP, GatewayConfigSpec, TelemetryConfig};
+use tollgate_snapshot::{PER_MILLION, Settings, TelemetrySettings};
 
 /// What compile knows about one of Tollgate's GatewayClasses.
 #[derive(Clone, Debug)]
@@ -123,17 +123,17 @@ fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Set
     };
     let key = format!("{ns}/{}", r.name);
     match resources.gateway_configs.get(&key) {
-        Some(config) => Ok(settings_from(&config.spec)),
+        Some(config) => settings_from(&config.spec),
         None => Err(invalid(format!("GatewayConfig {key} does not exist"))),
     }
 }
 
 /// Maps a GatewayConfig onto snapshot settings (seconds to milliseconds);
 /// absent fields keep the defaults.
-pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
+pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Problem> {
     let d = Settings::default();
     let ms = |s: Option<u32>, default: u64| s.map_or(default, |s| u64::from(s) * 1000);
-    Settings {
+    Ok(Settings {
         request_header_timeout_ms: ms(
             spec.request_header_timeout_seconds,
             d.request_header_timeout_ms,
@@ -159,7 +159,57 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Settings {
         max_concurrent_streams: spec
             .max_concurrent_streams
             .unwrap_or(d.max_concurrent_streams),
-    }
+        telemetry: telemetry_from(spec.telemetry.as_ref())?,
+    })
+}
+
+/// The telemetry settings of a GatewayConfig.
+///
+/// # Errors
+///
+/// A ratio outside 0 to 1 (`InvalidParameters`).
+fn telemetry_from(config: Option<&TelemetryConfig>) -> Result<TelemetrySettings, Problem> {
+    let d = TelemetrySettings::default();
+    let Some(config) = config else {
+        return Ok(d);
+    };
+    let per_million = |ratio: f64, field: &str| {
+        if (0.0..=1.0).contains(&ratio) {
+            Ok((ratio * f64::from(PER_MILLION)).round() as u32)
+        } else {
+            Err(Problem::new(
+                reasons::INVALID_PARAMETERS,
+                format!("telemetry.{field} must be from 0 to 1, not {ratio}"),
+            ))
+        }
+    };
+    let tracing = config.tracing.clone().unwrap_or_default();
+    let access = config.access_log.clone().unwrap_or_default();
+    let lower = |names: &Option<Vec<String>>| -> Vec<String> {
+        names
+            .iter()
+            .flatten()
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    Ok(TelemetrySettings {
+        tracing: tracing.enabled.unwrap_or(d.tracing),
+        sampling_per_million: tracing
+            .sampling_ratio
+            .map(|r| per_million(r, "tracing.samplingRatio"))
+            .transpose()?,
+        access_log: access.enabled.unwrap_or(d.access_log),
+        access_log_per_million: access
+            .sample_ratio
+            .map_or(Ok(d.access_log_per_million), |r| {
+                per_million(r, "accessLog.sampleRatio")
+            })?,
+        access_log_otlp: access.otlp.unwrap_or(d.access_log_otlp),
+        request_headers: lower(&config.request_headers),
+        response_headers: lower(&config.response_headers),
+        record_query: config.record_query.unwrap_or(d.record_query),
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use gateway_api::experimental::httproutes::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use tollgate_snapshot::HostMatch;
+use tollgate_snapshot::{HostMatch, PER_MILLION};
 
 /// An HTTPRoute with its rules compiled.
 #[derive(Clone, Debug)]
@@ -60,9 +60,16 @@ pub(crate) fn compile_http_route(
     // The API default for absent rules is one rule matching every path.
     let default_rules = [Default::default()];
     let manifest_rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
+    let sampling = sampling_per_million(route);
     for (i, rule) in manifest_rules.iter().enumerate() {
-        match compile_rule(&mut ctx, key, i, rule) {
-            Ok(r) => rules.push(r),
+        let compiled = sampling
+            .clone()
+            .and_then(|sampling| Ok((compile_rule(&mut ctx, key, i, rule)?, sampling)));
+        match compiled {
+            Ok((mut r, sampling)) => {
+                r.route.sampling_per_million = sampling;
+                rules.push(r);
+            }
             Err(p) => {
                 let named = rule
                     .name
@@ -91,6 +98,37 @@ pub(crate) fn compile_http_route(
         dropped,
         ref_problems: ctx.ref_problems,
         reads: ctx.reads,
+    }
+}
+
+/// The annotation that sets a route's share of sampled traces.
+pub(crate) const SAMPLING_ANNOTATION: &str = "tollgate.dev/tracing-sampling-ratio";
+
+/// The route's sampling ratio in parts per million, from
+/// [`SAMPLING_ANNOTATION`] (`None` when absent).
+///
+/// # Errors
+///
+/// A value that is not a number from 0 to 1: every rule is dropped with
+/// `UnsupportedValue`, so the mistake shows instead of silently sampling
+/// at another rate.
+fn sampling_per_million(route: &HttpRoute) -> Result<Option<u32>, Problem> {
+    let Some(value) = route
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SAMPLING_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => {
+            Ok(Some((ratio * f64::from(PER_MILLION)).round() as u32))
+        }
+        _ => Err(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            format!("annotation {SAMPLING_ANNOTATION}: {value:?} is not a number from 0 to 1"),
+        )),
     }
 }
 

@@ -71,6 +71,7 @@ pub(crate) fn compile_rule(
             filters,
             backends,
             timeouts,
+            sampling_per_million: None,
         },
         matches,
         backends: std::mem::take(&mut ctx.backends),

@@ -27,7 +27,7 @@ pub use listener::{HostMatch, Listener, Socket, VirtualHost};
 pub use route::{
     BackendRef, HeaderMatch, PathMatch, QueryMatch, Route, RouteMatch, StringMatch, Timeouts,
 };
-pub use settings::{DEFAULT_MAX_CONCURRENT_STREAMS, Settings};
+pub use settings::{DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, Settings, TelemetrySettings};
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};

@@ -89,6 +89,10 @@ pub struct Route {
     /// Request and per-try timeouts.
     #[serde(default, skip_serializing_if = "Timeouts::is_empty")]
     pub timeouts: Timeouts,
+    /// Share of new traces sampled on this rule, per million, replacing the
+    /// Gateway's (the HTTPRoute annotation `tollgate.dev/tracing-sampling-ratio`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_per_million: Option<u32>,
 }
 
 /// A weighted reference from a rule to a backend.

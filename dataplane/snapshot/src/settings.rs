@@ -43,6 +43,54 @@ pub struct Settings {
     /// can open; streams past it are refused (`REFUSED_STREAM`, safe to
     /// retry). 0 means the default.
     pub max_concurrent_streams: u32,
+    /// What is recorded about each request.
+    pub telemetry: TelemetrySettings,
+}
+
+/// One in a million: ratios travel as parts per million so settings stay
+/// comparable and hashable.
+pub const PER_MILLION: u32 = 1_000_000;
+
+/// Traces, access log and recorded headers of a Gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Whether requests are traced (spans go out only where the data plane
+    /// has OTLP configured).
+    pub tracing: bool,
+    /// Share of new traces sampled, per million; `None`: the data plane's
+    /// `OTEL_TRACES_SAMPLER_ARG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_per_million: Option<u32>,
+    /// Whether requests are written to the access log.
+    pub access_log: bool,
+    /// Share of requests logged, per million.
+    pub access_log_per_million: u32,
+    /// Also send access-log lines as OTLP log records.
+    pub access_log_otlp: bool,
+    /// Request headers recorded (lowercase).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<String>,
+    /// Response headers recorded (lowercase).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<String>,
+    /// Record the query string on spans and in the access log.
+    pub record_query: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            tracing: true,
+            sampling_per_million: None,
+            access_log: false,
+            access_log_per_million: PER_MILLION,
+            access_log_otlp: false,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            record_query: false,
+        }
+    }
 }
 
 /// The [`Settings::max_concurrent_streams`] used when it is 0: Envoy's
@@ -63,6 +111,7 @@ impl Default for Settings {
             request_body_timeout_ms: 30_000,
             request_body_min_bytes_per_second: 500,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            telemetry: TelemetrySettings::default(),
         }
     }
 }

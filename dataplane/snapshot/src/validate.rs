@@ -4,7 +4,7 @@
 //! because a snapshot also arrives from disk (last-known-good) or over the
 //! network, and a bad one must be rejected while the old one keeps serving.
 
-use crate::{Filter, Snapshot};
+use crate::{Filter, PER_MILLION, Snapshot};
 use std::collections::HashSet;
 use thiserror::Error;
 
@@ -39,7 +39,8 @@ pub enum ValidationError {
 const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
 impl Snapshot {
-    /// Checks indices, ports, redirect codes and mirror fractions.
+    /// Checks indices, ports, redirect codes, mirror fractions and
+    /// telemetry ratios.
     ///
     /// # Errors
     ///
@@ -62,8 +63,25 @@ impl Snapshot {
                 }
             }
         }
+        let telemetry = &self.settings.telemetry;
+        let ratios = [
+            telemetry.sampling_per_million,
+            Some(telemetry.access_log_per_million),
+        ];
+        if ratios.iter().flatten().any(|r| *r > PER_MILLION) {
+            return Err(invalid(
+                "settings.telemetry",
+                "a ratio is above one million per million",
+            ));
+        }
         for route in &self.routes {
             self.check_filters(&route.name, &route.filters)?;
+            if route.sampling_per_million.is_some_and(|r| r > PER_MILLION) {
+                return Err(invalid(
+                    &route.name,
+                    "sampling ratio above one million per million",
+                ));
+            }
             for backend in &route.backends {
                 if let Some(i) = backend.backend {
                     self.check_index(&route.name, "backend", i, self.backends.len())?;
@@ -162,6 +180,7 @@ mod tests {
                     filters: vec![],
                 }],
                 timeouts: Timeouts::default(),
+                sampling_per_million: None,
             }],
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),
@@ -204,6 +223,21 @@ mod tests {
             port: None,
             status_code: 200,
         }));
+        assert!(matches!(s.validate(), Err(ValidationError::Invalid { .. })));
+    }
+
+    /// Ratios are parts per million: more than a million is refused, on the
+    /// Gateway and on a rule.
+    #[test]
+    fn telemetry_ratios_stay_within_one() {
+        let mut s = one_route();
+        s.settings.telemetry.sampling_per_million = Some(1_000_000);
+        s.routes[0].sampling_per_million = Some(0);
+        assert_eq!(s.validate(), Ok(()));
+        s.settings.telemetry.access_log_per_million = 1_000_001;
+        assert!(matches!(s.validate(), Err(ValidationError::Invalid { .. })));
+        let mut s = one_route();
+        s.routes[0].sampling_per_million = Some(2_000_000);
         assert!(matches!(s.validate(), Err(ValidationError::Invalid { .. })));
     }
 
