@@ -48,7 +48,8 @@ fn best_host<'h>(patterns: impl Iterator<Item = &'h HostMatch>, host: &str) -> O
 enum PathTest {
     Exact(String),
     Prefix(String),
-    Regex(Regex),
+    /// The compiled pattern, and the pattern as written.
+    Regex(Regex, String),
 }
 
 #[derive(Debug)]
@@ -89,7 +90,7 @@ impl LinearRouter {
                         PathMatch::Exact(p) => PathTest::Exact(p.clone()),
                         PathMatch::Prefix(p) => PathTest::Prefix(p.clone()),
                         PathMatch::RegularExpression(p) => {
-                            PathTest::Regex(compile_regex(&l.name, p)?)
+                            PathTest::Regex(compile_regex(&l.name, p)?, p.clone())
                         }
                     };
                     let conditions = Conditions::compile(&l.name, m)?;
@@ -118,10 +119,12 @@ impl LinearRouter {
         let listener = &self.listeners[li];
         let vi = best_host(listener.vhosts.iter().map(|v| &v.hostname), request.host)?;
         listener.vhosts[vi].matches.iter().find_map(|m| {
-            let matched_prefix = match &m.path {
-                PathTest::Exact(p) if p == request.path => None,
-                PathTest::Prefix(p) if prefix_matches(p, request.path) => Some(p.as_str()),
-                PathTest::Regex(r) if r.is_match(request.path) => None,
+            let (matched_prefix, path_template) = match &m.path {
+                PathTest::Exact(p) if p == request.path => (None, p.as_str()),
+                PathTest::Prefix(p) if prefix_matches(p, request.path) => {
+                    (Some(p.as_str()), p.as_str())
+                }
+                PathTest::Regex(r, p) if r.is_match(request.path) => (None, p.as_str()),
                 _ => return None,
             };
             m.conditions
@@ -130,6 +133,7 @@ impl LinearRouter {
                     listener: li,
                     route: m.route,
                     matched_prefix,
+                    path_template,
                 })
         })
     }

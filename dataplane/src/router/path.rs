@@ -19,8 +19,10 @@ use tollgate_snapshot::{PathMatch, REGEX_SIZE_LIMIT, RouteMatch, anchored_regex}
 #[derive(Debug)]
 struct Entry {
     route: usize,
-    /// The `PathPrefix` value, reported as `Found::matched_prefix`.
-    prefix: Option<Box<str>>,
+    /// The path value of the match, reported as `Found::path_template`.
+    template: Box<str>,
+    /// Whether it is a `PathPrefix` (then also `Found::matched_prefix`).
+    is_prefix: bool,
     /// Boxed and absent when the match has none, as most have none.
     conditions: Option<Box<Conditions>>,
 }
@@ -55,13 +57,13 @@ impl PathIndex {
             let pos = u32::try_from(pos)
                 .map_err(|_| RouterError::TooManyMatches { at: at.to_string() })?;
             let at = format!("{at}: route {}", m.route);
-            let mut prefix = None;
+            let (template, is_prefix) = match &m.path {
+                PathMatch::Exact(p) | PathMatch::RegularExpression(p) => (p, false),
+                PathMatch::Prefix(p) => (p, true),
+            };
             match &m.path {
                 PathMatch::Exact(p) => insert_position(&mut exact, p, pos),
-                PathMatch::Prefix(p) => {
-                    prefixes.insert(p, pos);
-                    prefix = Some(p.as_str().into());
-                }
+                PathMatch::Prefix(p) => prefixes.insert(p, pos),
                 PathMatch::RegularExpression(p) => {
                     // Compiled alone first so each pattern meets the
                     // per-pattern size limit and errors name it.
@@ -73,7 +75,8 @@ impl PathIndex {
             let conditions = Conditions::compile(&at, m)?;
             entries.push(Entry {
                 route: m.route,
-                prefix,
+                template: template.as_str().into(),
+                is_prefix,
                 conditions: (!conditions.is_empty()).then(|| Box::new(conditions)),
             });
         }
@@ -109,7 +112,8 @@ impl PathIndex {
         Some(Found {
             listener,
             route: entry.route,
-            matched_prefix: entry.prefix.as_deref(),
+            matched_prefix: entry.is_prefix.then_some(&*entry.template),
+            path_template: &entry.template,
         })
     }
 

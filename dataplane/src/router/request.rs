@@ -27,4 +27,7 @@ pub struct Found<'a> {
     pub route: usize,
     /// The `PathPrefix` value that matched, for `ReplacePrefixMatch`.
     pub matched_prefix: Option<&'a str>,
+    /// The path value of the match that held (exact path, prefix or
+    /// pattern): the `http.route` of telemetry, never the request's path.
+    pub path_template: &'a str,
 }

@@ -286,6 +286,21 @@ fn reports_the_matched_prefix() {
     assert_eq!(prefix_of("/rx"), None);
 }
 
+/// `path_template` is the value of the match that held, as written: what
+/// telemetry reports as `http.route`, never the request's own path.
+#[test]
+fn reports_the_path_template() {
+    let router = one_vhost(vec![
+        rm(0, exact("/e")),
+        rm(1, prefix("/api/")),
+        rm(2, regex("/r.*")),
+    ]);
+    let template = |p: &'static str| get("h", p).find(&router).map(|f| f.path_template);
+    assert_eq!(template("/api/users/42"), Some("/api/"));
+    assert_eq!(template("/e"), Some("/e"));
+    assert_eq!(template("/rxyz"), Some("/r.*"));
+}
+
 /// No listeners, or no match in the chosen virtual host, finds nothing.
 #[test]
 fn nothing_found() {
