@@ -11,7 +11,9 @@
 //!   counts of its latest published snapshot.
 //! - `GET /reports` — for every Gateway, what each data plane reported
 //!   applying (version, hash, pod, ready).
-//! - `GET /metrics` — the controller's metrics, Prometheus text format.
+//! - `GET /metrics` — the process's metrics, Prometheus text format.
+//! - `GET /log-level`, `PUT /log-level` — the log filter (`RUST_LOG`
+//!   syntax), changed without a restart.
 
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
@@ -20,8 +22,31 @@ use crate::serve::{Body, json, respond};
 use crate::status::StatusStore;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tollgate_telemetry::{Telemetry, log_level_request};
+
+/// Answers `GET`/`PUT /log-level` with `telemetry`'s log filter.
+pub async fn log_level(telemetry: &Telemetry, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let limited = http_body_util::Limited::new(req.into_body(), 4096);
+    let body = http_body_util::BodyExt::collect(limited)
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (status, text) = log_level_request(&telemetry.logs, &method, &body);
+    respond(status, "text/plain; charset=utf-8", text)
+}
+
+/// Prometheus text of `telemetry`'s metrics.
+pub fn metrics(telemetry: &Telemetry) -> Response<Body> {
+    respond(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        telemetry.metrics.encode(),
+    )
+}
 
 /// State the admin endpoints read.
 #[derive(Clone, Debug, Default)]
@@ -36,9 +61,36 @@ pub struct Admin {
     pub reports: Reports,
     /// The controller's instruments.
     pub metrics: Metrics,
+    /// The process's telemetry (metrics registry, log filter).
+    pub telemetry: Telemetry,
 }
 
 impl Admin {
+    /// Admin state reporting through `telemetry`.
+    pub fn new(telemetry: Telemetry) -> Admin {
+        let admin = Admin {
+            metrics: Metrics::new(&telemetry.metrics),
+            telemetry,
+            ..Admin::default()
+        };
+        admin
+            .metrics
+            .observe(admin.statuses.clone(), admin.publisher.clone());
+        admin
+    }
+
+    /// Answers one admin request, reading the body where one is expected
+    /// (`PUT /log-level`).
+    pub fn serve(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + use<> {
+        let admin = self.clone();
+        async move {
+            if req.uri().path() == "/log-level" {
+                return log_level(&admin.telemetry, req).await;
+            }
+            admin.handle(&req)
+        }
+    }
+
     /// Answers one admin request.
     pub fn handle(&self, req: &Request<Incoming>) -> Response<Body> {
         if req.method() != http::Method::GET {
@@ -52,11 +104,7 @@ impl Admin {
             "/readyz" => respond(503, "text/plain; charset=utf-8", "not ready\n"),
             "/status" => json(&self.statuses.all()),
             "/snapshots" => json(&self.publisher.published()),
-            "/metrics" => respond(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.encode(),
-            ),
+            "/metrics" => metrics(&self.telemetry),
             "/reports" => json(
                 &self
                     .publisher

@@ -87,9 +87,10 @@ pub async fn run(
                 let Some(resources) = rx.borrow_and_update().clone() else {
                     continue;
                 };
-                admin
-                    .metrics
-                    .set_undecodable(resources.undecodable.values().map(|u| u.kind.as_str()));
+                admin.metrics.set_view(
+                    resources.counts(),
+                    resources.undecodable.values().map(|u| u.kind.as_str()),
+                );
                 let mut options = options.clone();
                 options.now = now_rfc3339();
                 let Some(all) = compile_and_publish(resources, options, &compiler, &admin).await else {
@@ -148,6 +149,13 @@ pub async fn run(
 fn update_statuses(admin: &Admin, update: Update) -> bool {
     let started = Instant::now();
     let published = admin.publisher.published();
+    for (gateway, p) in &published {
+        if admin.reports.applied(gateway, &p.hash)
+            && let Some(took) = admin.publisher.first_applied(gateway, &p.hash)
+        {
+            admin.metrics.propagated(took);
+        }
+    }
     let changes = match update {
         Update::All(mut all) => {
             apply_programmed(&mut all, &published, &admin.reports);
@@ -209,6 +217,7 @@ async fn compile_and_publish(
     admin: &Admin,
 ) -> Option<Vec<ObjectStatus>> {
     let publisher = admin.publisher.clone();
+    let metrics = admin.metrics.clone();
     let compiler = Arc::clone(compiler);
     // Background priority: with --with-dataplane, requests come first.
     let task = in_background(move || {
@@ -219,6 +228,7 @@ async fn compile_and_publish(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .compile(&resources, &options);
+        metrics.compiled(started.elapsed());
         let compiled_us = started.elapsed().as_micros() as u64;
         let gateways = compiled.snapshots.len();
         let published = publisher.publish(compiled.snapshots);

@@ -18,11 +18,13 @@ use crate::serve::{Body, json, respond};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tollgate_dataplane::{Dataplane, DataplaneOptions};
+use tollgate_dataplane::{Dataplane, DataplaneOptions, DataplaneTelemetry, GaugeReading};
 use tollgate_snapshot::Snapshot;
+use tollgate_telemetry::Telemetry;
 use tracing::{debug, warn};
 
 /// The in-process data planes, one per Gateway.
@@ -31,6 +33,9 @@ pub struct InProcess {
     dataplanes: Arc<Mutex<BTreeMap<String, Dataplane>>>,
     controller_ready: Arc<AtomicBool>,
     reports: Reports,
+    /// The process's telemetry, and the request telemetry of its data planes.
+    telemetry: Telemetry,
+    requests: DataplaneTelemetry,
     /// The publisher followed, once `follow` runs: readiness needs a ready
     /// data plane for every Gateway it publishes, not only for those the
     /// follow loop has got round to creating.
@@ -40,11 +45,13 @@ pub struct InProcess {
 impl InProcess {
     /// Data planes that become ready once `controller_ready` is set and
     /// record what they applied in `reports`, as remote data planes do.
-    pub fn new(controller_ready: Arc<AtomicBool>, reports: Reports) -> Self {
+    pub fn new(controller_ready: Arc<AtomicBool>, reports: Reports, telemetry: Telemetry) -> Self {
         InProcess {
             dataplanes: Arc::default(),
             controller_ready,
             reports,
+            requests: DataplaneTelemetry::new(&telemetry),
+            telemetry,
             publisher: Arc::default(),
         }
     }
@@ -70,6 +77,7 @@ impl InProcess {
         }
         let dataplane = Dataplane::new(DataplaneOptions {
             gateway: gateway.to_string(),
+            telemetry: self.requests.clone(),
         });
         map.insert(gateway.to_string(), dataplane.clone());
         let mut rx = publisher.subscribe(gateway);
@@ -103,6 +111,31 @@ impl InProcess {
         }
         for (_, d) in &all {
             d.closed().await;
+        }
+    }
+
+    /// Registers the data planes' gauges (connections, snapshot versions)
+    /// on the process's meter. Call once.
+    pub fn register_gauges(&self) {
+        let this = self.clone();
+        tollgate_dataplane::register_gauges(&self.telemetry, move || {
+            this.all()
+                .iter()
+                .map(|(_, d)| GaugeReading::of(d))
+                .collect()
+        });
+    }
+
+    /// Answers one request to the aggregate admin server, reading the body
+    /// where one is expected (`PUT /log-level`).
+    pub fn serve(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + use<> {
+        let this = self.clone();
+        async move {
+            match req.uri().path() {
+                "/log-level" => crate::admin::log_level(&this.telemetry, req).await,
+                "/metrics" => crate::admin::metrics(&this.telemetry),
+                _ => this.handle(&req),
+            }
         }
     }
 

@@ -14,10 +14,12 @@ use tollgate_compile::{CONTROLLER_NAME, CompileOptions};
 use tollgate_controller::admin::Admin;
 use tollgate_controller::inprocess::InProcess;
 use tollgate_controller::leader::{LeaderConfig, run_leader_election};
+use tollgate_controller::metrics::Metrics;
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
 use tollgate_controller::writer::StatusWriter;
 use tollgate_controller::{controller, serve};
+use tollgate_telemetry::{LogFormat, Telemetry};
 use tracing::info;
 
 /// mimalloc instead of the system allocator: compiling 10k routes, keeping
@@ -83,7 +85,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(&args.log_format);
+    let format = if args.log_format == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    };
+    let telemetry =
+        Telemetry::init("tollgate-controller", format).context("setting up telemetry")?;
     if let Some(dir) = &args.manifests
         && !dir.is_dir()
     {
@@ -95,15 +103,12 @@ async fn main() -> anyhow::Result<()> {
         listener_port_offset: args.listener_port_offset,
         ..CompileOptions::default()
     };
-    let admin = Admin::default();
+    let admin = Admin::new(telemetry.clone());
 
     let a = admin.clone();
-    let addr = serve::spawn(args.admin_address, move |req| {
-        let r = a.handle(&req);
-        async move { r }
-    })
-    .await
-    .with_context(|| format!("binding the admin address {}", args.admin_address))?;
+    let addr = serve::spawn(args.admin_address, move |req| a.serve(req))
+        .await
+        .with_context(|| format!("binding the admin address {}", args.admin_address))?;
     info!(%addr, "controller admin listening");
 
     let (publisher, reports) = (admin.publisher.clone(), admin.reports.clone());
@@ -114,23 +119,25 @@ async fn main() -> anyhow::Result<()> {
     .with_context(|| format!("binding the snapshot address {}", args.snapshot_address))?;
     info!(%addr, "snapshot stream listening");
 
-    let in_process = args
-        .with_dataplane
-        .then(|| InProcess::new(admin.ready.clone(), admin.reports.clone()));
+    let in_process = args.with_dataplane.then(|| {
+        InProcess::new(
+            admin.ready.clone(),
+            admin.reports.clone(),
+            telemetry.clone(),
+        )
+    });
     if let Some(ip) = &in_process {
         let handler = ip.clone();
-        let addr = serve::spawn(args.dataplane_admin_address, move |req| {
-            let r = handler.handle(&req);
-            async move { r }
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "binding the data-plane admin address {}",
-                args.dataplane_admin_address
-            )
-        })?;
+        let addr = serve::spawn(args.dataplane_admin_address, move |req| handler.serve(req))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the data-plane admin address {}",
+                    args.dataplane_admin_address
+                )
+            })?;
         info!(%addr, "data-plane admin listening");
+        ip.register_gauges();
         tokio::spawn(ip.clone().follow(admin.publisher.clone()));
     }
 
@@ -148,7 +155,15 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let identity = identity();
             let client = kube_client(&identity).await?;
-            kubernetes = Some(start_kubernetes(&args, client, &identity, tx, statuses_rx));
+            let metrics = admin.metrics.clone();
+            kubernetes = Some(start_kubernetes(
+                &args,
+                client,
+                &identity,
+                tx,
+                statuses_rx,
+                metrics,
+            ));
         }
     }
     let compile_loop = tokio::spawn(controller::run(
@@ -169,6 +184,8 @@ async fn main() -> anyhow::Result<()> {
         // Bounded: each data plane drains for at most its drain timeout.
         ip.shutdown().await;
     }
+    // Spans and log records of the last requests, bounded.
+    telemetry.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
 
@@ -220,15 +237,18 @@ fn start_kubernetes(
     identity: &str,
     tx: tollgate_controller::provider::ResourcesTx,
     statuses: tokio::sync::watch::Receiver<controller::Desired>,
+    metrics: Metrics,
 ) -> KubernetesTasks {
     info!(%identity, "watching the Kubernetes API server");
-    tokio::spawn(KubeProvider::new(client.clone(), KubeProviderConfig::default()).run(tx));
+    let provider = KubeProvider::new(client.clone(), KubeProviderConfig::default())
+        .with_metrics(metrics.clone());
+    tokio::spawn(provider.run(tx));
     let mut lease = LeaderConfig::new(&args.lease_namespace, &args.lease_name, identity);
     lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
     lease.renew_every = Duration::from_secs(args.lease_renew_seconds);
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
-    let writer = StatusWriter::new(client, args.controller_name.clone());
+    let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
     KubernetesTasks {
         writer: tokio::spawn(writer.run(statuses, leader_rx)),
         election,
@@ -253,15 +273,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -44,6 +44,11 @@ struct Inner {
 #[derive(Debug)]
 struct Entry {
     hash: Option<String>,
+    /// Bytes of the latest snapshot's JSON.
+    bytes: u64,
+    /// When the latest snapshot was published, until a data plane reports
+    /// it applied (then `None`: measured once).
+    published_at: Option<std::time::Instant>,
     tx: SnapshotTx,
 }
 
@@ -57,6 +62,21 @@ pub struct Published {
     pub hash: String,
     /// Element counts.
     pub counts: tollgate_snapshot::Counts,
+    /// Size of its JSON in bytes.
+    pub bytes: u64,
+    /// Data planes following the Gateway's stream (in-process ones too).
+    pub subscribers: usize,
+}
+
+impl Entry {
+    fn new() -> Entry {
+        Entry {
+            hash: None,
+            bytes: 0,
+            published_at: None,
+            tx: watch::channel(None).0,
+        }
+    }
 }
 
 impl Default for Publisher {
@@ -82,17 +102,17 @@ impl Publisher {
     /// routes hashing takes milliseconds, and admin requests and new
     /// subscribers should not wait for it.
     pub fn publish(&self, snapshots: BTreeMap<String, Snapshot>) -> Vec<Arc<Snapshot>> {
-        let hashed: Vec<(String, Snapshot, String)> = snapshots
+        let hashed: Vec<(String, Snapshot, (String, u64))> = snapshots
             .into_iter()
             .map(|(gateway, snapshot)| {
-                let hash = snapshot.content_hash();
+                let hash = snapshot.content_hash_and_size();
                 (gateway, snapshot, hash)
             })
             .collect();
         let Ok(mut inner) = self.inner.lock() else {
             return Vec::new();
         };
-        let mut wanted: BTreeMap<String, (Snapshot, Option<String>)> = inner
+        let mut wanted: BTreeMap<String, (Snapshot, Option<(String, u64)>)> = inner
             .gateways
             .iter()
             .filter(|(k, e)| e.hash.is_some() && !hashed.iter().any(|(g, _, _)| g == *k))
@@ -105,18 +125,17 @@ impl Publisher {
         );
         let mut published = Vec::new();
         for (gateway, (mut snapshot, hash)) in wanted {
-            let hash = hash.unwrap_or_else(|| snapshot.content_hash());
+            let (hash, bytes) = hash.unwrap_or_else(|| snapshot.content_hash_and_size());
             let version = inner.next_version;
-            let entry = inner.gateways.entry(gateway).or_insert_with(|| Entry {
-                hash: None,
-                tx: watch::channel(None).0,
-            });
+            let entry = inner.gateways.entry(gateway).or_insert_with(Entry::new);
             if entry.hash.as_ref() == Some(&hash) {
                 continue;
             }
             snapshot.version = version;
             let snapshot = Arc::new(snapshot);
             entry.hash = Some(hash);
+            entry.bytes = bytes;
+            entry.published_at = Some(std::time::Instant::now());
             entry.tx.send_replace(Some(snapshot.clone()));
             inner.next_version += 1;
             published.push(snapshot);
@@ -130,10 +149,7 @@ impl Publisher {
             Ok(mut inner) => inner
                 .gateways
                 .entry(gateway.to_string())
-                .or_insert_with(|| Entry {
-                    hash: None,
-                    tx: watch::channel(None).0,
-                })
+                .or_insert_with(Entry::new)
                 .tx
                 .subscribe(),
             Err(_) => watch::channel(None).1,
@@ -171,10 +187,24 @@ impl Publisher {
                         version: s.version,
                         hash: e.hash.clone().unwrap_or_default(),
                         counts: s.counts(),
+                        bytes: e.bytes,
+                        subscribers: e.tx.receiver_count(),
                     },
                 ))
             })
             .collect()
+    }
+
+    /// How long ago `gateway`'s current snapshot was published, the first
+    /// time a data plane reports applying it (`hash` is current); `None`
+    /// otherwise. For the snapshot propagation metric.
+    pub fn first_applied(&self, gateway: &str, hash: &str) -> Option<Duration> {
+        let mut inner = self.inner.lock().ok()?;
+        let entry = inner.gateways.get_mut(gateway)?;
+        if entry.hash.as_deref() != Some(hash) {
+            return None;
+        }
+        entry.published_at.take().map(|at| at.elapsed())
     }
 
     /// Handles `GET /v1/snapshots/{namespace}/{name}`.

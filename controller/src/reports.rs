@@ -275,6 +275,8 @@ mod tests {
             version: 7,
             hash: hash.into(),
             counts: tollgate_snapshot::Snapshot::empty("ns/gw").counts(),
+            bytes: 0,
+            subscribers: 0,
         }
     }
 

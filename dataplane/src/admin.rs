@@ -1,4 +1,6 @@
-//! The admin server: health, readiness, status and the applied snapshot.
+//! The admin server: health, readiness, status and the applied snapshot,
+//! Prometheus metrics (`/metrics`) and the log filter (`GET`/`PUT
+//! /log-level`).
 //!
 //! A separate plain HTTP/1.1 listener (default `127.0.0.1:9901`) so probes
 //! and operators never compete with traffic for connection limits.
@@ -10,6 +12,7 @@ use crate::server::Dataplane;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,6 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tollgate_snapshot::Counts;
+use tollgate_telemetry::{Telemetry, log_level_request};
 
 /// How long an admin client has to send its request head.
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +43,7 @@ impl Dataplane {
     /// # Errors
     ///
     /// `addr` cannot be bound.
-    pub async fn serve_admin(&self, addr: SocketAddr) -> std::io::Result<()> {
+    pub async fn serve_admin(&self, addr: SocketAddr, telemetry: Telemetry) -> std::io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "admin listening");
         loop {
@@ -52,10 +56,11 @@ impl Dataplane {
                 continue;
             };
             let dataplane = self.clone();
+            let telemetry = telemetry.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let response = respond(&dataplane, &req);
-                    async move { Ok::<_, Infallible>(response) }
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (dataplane, telemetry) = (dataplane.clone(), telemetry.clone());
+                    async move { Ok::<_, Infallible>(answer(&dataplane, &telemetry, req).await) }
                 });
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -67,7 +72,38 @@ impl Dataplane {
     }
 }
 
-/// Answers one admin request.
+/// Answers one admin request: the telemetry endpoints here, the rest in
+/// [`respond`].
+async fn answer(
+    dataplane: &Dataplane,
+    telemetry: &Telemetry,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => with_type(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(telemetry.metrics.encode()),
+        ),
+        "/log-level" => {
+            let method = req.method().clone();
+            let limited = http_body_util::Limited::new(req.into_body(), 4096);
+            let body = http_body_util::BodyExt::collect(limited)
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let (status, text) = log_level_request(&telemetry.logs, &method, &body);
+            with_type(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                "text/plain; charset=utf-8",
+                Bytes::from(text),
+            )
+        }
+        _ => respond(dataplane, &req),
+    }
+}
+
+/// Answers one read-only admin request.
 fn respond<B>(dataplane: &Dataplane, req: &Request<B>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -155,6 +191,7 @@ mod tests {
     fn endpoints_before_the_first_snapshot() {
         let dp = Dataplane::new(DataplaneOptions {
             gateway: "default/gw".into(),
+            ..Default::default()
         });
         assert_eq!(get(&dp, "/healthz").0, 200);
         assert_eq!(get(&dp, "/readyz").0, 503);

@@ -17,9 +17,11 @@ pub mod proxy;
 pub mod router;
 pub mod runtime;
 mod server;
+mod telemetry;
 pub mod upstream;
 
 pub use client::subscribe;
 pub use server::{
     ApplyError, ConnectionCounts, Dataplane, DataplaneOptions, DataplaneStatus, Rejected,
 };
+pub use telemetry::{DataplaneTelemetry, GaugeReading, register_gauges};

@@ -9,10 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tollgate_dataplane::{Dataplane, DataplaneOptions, subscribe};
+use tollgate_dataplane::{
+    Dataplane, DataplaneOptions, DataplaneTelemetry, GaugeReading, register_gauges, subscribe,
+};
 use tollgate_snapshot::Snapshot;
-use tracing_subscriber::EnvFilter;
+use tollgate_telemetry::Telemetry;
 
 /// Tollgate's data plane.
 #[derive(Debug, Parser)]
@@ -52,7 +55,12 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(args.log_format);
+    let format = match args.log_format {
+        LogFormat::Text => tollgate_telemetry::LogFormat::Text,
+        LogFormat::Json => tollgate_telemetry::LogFormat::Json,
+    };
+    let telemetry =
+        Telemetry::init("tollgate-dataplane", format).context("setting up telemetry")?;
     let file = match &args.snapshot_file {
         Some(path) => Some(read_snapshot(path)?),
         None => None,
@@ -62,10 +70,17 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(snapshot)) => snapshot.gateway.clone(),
         (None, None) => bail!("--gateway is required with --controller"),
     };
-    let dataplane = Dataplane::new(DataplaneOptions { gateway });
-    let mut admin = tokio::spawn({
+    let dataplane = Dataplane::new(DataplaneOptions {
+        gateway,
+        telemetry: DataplaneTelemetry::new(&telemetry),
+    });
+    register_gauges(&telemetry, {
         let dataplane = dataplane.clone();
-        async move { dataplane.serve_admin(args.admin_address).await }
+        move || vec![GaugeReading::of(&dataplane)]
+    });
+    let mut admin = tokio::spawn({
+        let (dataplane, telemetry) = (dataplane.clone(), telemetry.clone());
+        async move { dataplane.serve_admin(args.admin_address, telemetry).await }
     });
     match (args.controller, file, args.snapshot_file) {
         (Some(url), _, _) => drop(tokio::spawn(subscribe(url, dataplane.clone()))),
@@ -88,16 +103,9 @@ async fn main() -> anyhow::Result<()> {
     }
     dataplane.shutdown();
     dataplane.closed().await;
+    // Spans and log records of the last requests, bounded.
+    telemetry.shutdown(Duration::from_secs(2)).await;
     Ok(())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 fn read_snapshot(path: &Path) -> anyhow::Result<Snapshot> {

@@ -9,7 +9,10 @@
 
 use crate::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
+use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint};
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::Sampler;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -46,6 +49,9 @@ pub struct Runtime {
     sockets: HashMap<SocketAddr, SocketRuntime>,
     routes: Box<[RouteRuntime]>,
     backends: BackendSet,
+    /// `tollgate.backend` of each backend, indexed like `Snapshot::backends`.
+    backend_labels: Box<[Value]>,
+    telemetry: RuntimeTelemetry,
 }
 
 /// One socket: its router and the names used in logs and redirects.
@@ -57,6 +63,8 @@ pub(crate) struct SocketRuntime {
     pub(crate) port: u16,
     /// Listener source names, indexed like `Socket::listeners`.
     pub(crate) listeners: Vec<String>,
+    /// The same names as `tollgate.listener` values.
+    pub(crate) listener_labels: Box<[Value]>,
     /// The routing index.
     pub(crate) router: SocketRouter,
 }
@@ -74,6 +82,10 @@ pub(crate) struct RouteRuntime {
     pub(crate) balancer: Balancer,
     /// Request and per-try timeouts.
     pub(crate) timeouts: Timeouts,
+    /// Route and rule labels of telemetry.
+    pub(crate) labels: RouteLabels,
+    /// The rule's own trace sampler, when it sets a ratio.
+    pub(crate) sampler: Option<Sampler>,
 }
 
 /// One weighted backend reference of a rule.
@@ -115,6 +127,11 @@ impl Runtime {
                     name: addr.to_string(),
                     port: socket.port,
                     listeners: socket.listeners.iter().map(|l| l.name.clone()).collect(),
+                    listener_labels: socket
+                        .listeners
+                        .iter()
+                        .map(|l| shared(l.name.clone()))
+                        .collect(),
                     router,
                 },
             );
@@ -125,22 +142,34 @@ impl Runtime {
             .map(|route| build_route(route, &backends))
             .collect();
         sockets.shrink_to_fit();
+        let backend_labels = snapshot
+            .backends
+            .iter()
+            .map(|b| shared(b.name.clone()))
+            .collect();
+        let telemetry = RuntimeTelemetry::build(&snapshot.gateway, &snapshot.settings.telemetry);
         Ok(Runtime {
             snapshot,
             sockets,
             routes,
             backends,
+            backend_labels,
+            telemetry,
         })
     }
 
     /// A runtime with no sockets and no routes for `gateway` (`ns/name`),
     /// served before the first snapshot arrives.
     pub fn empty(gateway: &str) -> Runtime {
+        let snapshot = Snapshot::empty(gateway);
+        let telemetry = RuntimeTelemetry::build(gateway, &snapshot.settings.telemetry);
         Runtime {
-            snapshot: Snapshot::empty(gateway),
+            snapshot,
             sockets: HashMap::new(),
             routes: Box::default(),
             backends: BackendSet::default(),
+            backend_labels: Box::default(),
+            telemetry,
         }
     }
 
@@ -165,6 +194,16 @@ impl Runtime {
     pub(crate) fn backends(&self) -> &BackendSet {
         &self.backends
     }
+
+    /// The `tollgate.backend` value of backend `index`.
+    pub(crate) fn backend_label(&self, index: usize) -> Option<&Value> {
+        self.backend_labels.get(index)
+    }
+
+    /// What this snapshot says about telemetry.
+    pub(crate) fn telemetry(&self) -> &RuntimeTelemetry {
+        &self.telemetry
+    }
 }
 
 fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
@@ -181,5 +220,9 @@ fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
             .collect(),
         balancer: Balancer::new(route.backends.iter().map(|b| b.weight)),
         timeouts: route.timeouts.clone(),
+        labels: RouteLabels::new(&route.name, route.rule_name.as_deref()),
+        sampler: route
+            .sampling_per_million
+            .map(crate::telemetry::ratio_sampler),
     }
 }

@@ -124,7 +124,6 @@ impl Telemetry {
         self.traces.flush(timeout).await;
         self.records.flush(timeout).await;
         self.metrics.flush();
-        self.traces.shutdown();
         self.records.shutdown();
         self.metrics.shutdown();
     }
@@ -140,6 +139,13 @@ fn resource(service: &'static str, env: &OtelEnv) -> Resource {
         .with_service_name(name)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+impl Default for Telemetry {
+    /// [`Telemetry::disabled`].
+    fn default() -> Self {
+        Telemetry::disabled()
+    }
 }
 
 /// Answers `PUT /log-level` (body: a filter in `RUST_LOG` syntax) and

@@ -1,6 +1,6 @@
-//! The process's tracer provider, exporting finished spans over OTLP
-//! through a bounded queue ([`crate::queue`]): a slow or absent collector
-//! costs dropped spans (counted), never a slower request.
+//! The process's span export: finished spans go over OTLP through a
+//! bounded queue ([`crate::queue`]), so a slow or absent collector costs
+//! dropped spans (counted), never a slower request.
 //!
 //! The sampler named by `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`
 //! (default `parentbased_always_on`) is exposed as a [`SamplerSpec`] so
@@ -11,13 +11,9 @@
 use crate::env::{OtelEnv, Signal};
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::metrics::Counter;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{Sampler, SpanData, SpanExporter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,11 +72,17 @@ impl SamplerSpec {
     }
 }
 
-/// Tracing for the process: a tracer whose spans are exported, or none.
+/// Tracing for the process: finished spans go to an OTLP exporter through
+/// a bounded queue, or nowhere.
+///
+/// Callers build [`SpanData`] themselves rather than through an SDK
+/// tracer: a gateway must put its span's id into the upstream request
+/// before the span ends, and choose the sampler per route; the SDK tracer
+/// allows neither (it draws ids and samples by itself).
 #[derive(Clone, Debug)]
 pub struct TracesPipeline {
-    provider: Option<SdkTracerProvider>,
     queue: Option<Arc<Queue<SpanData>>>,
+    scope: InstrumentationScope,
     /// The environment's sampler.
     pub sampler: SamplerSpec,
 }
@@ -101,7 +103,9 @@ impl TracesPipeline {
         if !env.exports(Signal::Traces) {
             return Ok(TracesPipeline::off(sampler));
         }
-        let exporter = Arc::new(opentelemetry_otlp::SpanExporter::builder().build()?);
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder().build()?;
+        exporter.set_resource(&resource);
+        let exporter = Arc::new(exporter);
         let config = queue_config(env);
         let queue = Arc::new(Queue::start(config, dropped, "traces", move |batch| {
             let exporter = Arc::clone(&exporter);
@@ -111,14 +115,9 @@ impl TracesPipeline {
                 }
             }
         }));
-        let provider = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_sampler(sampler.sampler())
-            .with_span_processor(Processor(Arc::clone(&queue)))
-            .build();
         Ok(TracesPipeline {
-            provider: Some(provider),
             queue: Some(queue),
+            scope: scope(),
             sampler,
         })
     }
@@ -126,15 +125,30 @@ impl TracesPipeline {
     /// No tracing.
     pub fn off(sampler: SamplerSpec) -> TracesPipeline {
         TracesPipeline {
-            provider: None,
             queue: None,
+            scope: scope(),
             sampler,
         }
     }
 
-    /// The tracer for Tollgate's spans, when tracing is on.
-    pub fn tracer(&self) -> Option<SdkTracer> {
-        self.provider.as_ref().map(|p| p.tracer(SCOPE))
+    /// Whether spans are exported at all.
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// The instrumentation scope to put on Tollgate's spans.
+    pub fn scope(&self) -> &InstrumentationScope {
+        &self.scope
+    }
+
+    /// Queues a finished, sampled span for export; drops (and counts) it
+    /// when the queue is full. Never waits.
+    pub fn export(&self, span: SpanData) {
+        if let Some(queue) = &self.queue
+            && span.span_context.is_sampled()
+        {
+            queue.push(span);
+        }
     }
 
     /// Exports every finished span queued so far (bounded by `timeout`).
@@ -143,14 +157,12 @@ impl TracesPipeline {
             queue.flush(timeout).await;
         }
     }
+}
 
-    /// Ends the provider (spans still queued are flushed first by
-    /// [`flush`](Self::flush), which the caller awaits).
-    pub fn shutdown(&self) {
-        if let Some(provider) = &self.provider {
-            let _ = provider.shutdown();
-        }
-    }
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
 }
 
 /// `OTEL_BSP_*` sizing, as the batch span processor names it.
@@ -165,28 +177,6 @@ fn queue_config(env: &OtelEnv) -> QueueConfig {
         capacity: number("OTEL_BSP_MAX_QUEUE_SIZE", 2048),
         max_batch: number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
         interval: Duration::from_millis(number("OTEL_BSP_SCHEDULE_DELAY", 1000) as u64),
-    }
-}
-
-/// Queues every sampled span when it ends.
-#[derive(Debug)]
-struct Processor(Arc<Queue<SpanData>>);
-
-impl SpanProcessor for Processor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.0.push(span);
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
     }
 }
 

@@ -241,6 +241,24 @@ impl Resources {
 }
 
 impl Resources {
+    /// How many objects of each kind the view holds (for metrics).
+    pub fn counts(&self) -> [(&'static str, usize); 12] {
+        [
+            ("GatewayClass", self.gateway_classes.len()),
+            ("Gateway", self.gateways.len()),
+            ("HTTPRoute", self.http_routes.len()),
+            ("GRPCRoute", self.grpc_routes.len()),
+            ("ReferenceGrant", self.reference_grants.len()),
+            ("BackendTLSPolicy", self.backend_tls_policies.len()),
+            ("Namespace", self.namespaces.len()),
+            ("Service", self.services.len()),
+            ("EndpointSlice", self.endpoint_slices.len()),
+            ("Secret", self.secrets.len()),
+            ("ConfigMap", self.config_maps.len()),
+            ("GatewayConfig", self.gateway_configs.len()),
+        ]
+    }
+
     /// Adds every object of `other`, sharing them; an object already
     /// present under the same kind and key is replaced.
     pub fn extend_from(&mut self, other: &Resources) {

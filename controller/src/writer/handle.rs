@@ -3,6 +3,7 @@
 //! the rounds (`round.rs`) add their methods to it; both sit above this
 //! leaf.
 
+use crate::metrics::Metrics;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub struct StatusWriter {
     pub(super) controller_name: String,
     pub(super) recorder: Recorder,
     pub(super) resync: Duration,
+    pub(super) metrics: Metrics,
 }
 
 impl StatusWriter {
@@ -31,7 +33,14 @@ impl StatusWriter {
             client,
             controller_name,
             resync: RESYNC,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts writes in `metrics` (`tollgate.controller.status.writes`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> StatusWriter {
+        self.metrics = metrics;
+        self
     }
 
     /// Re-reads every object this often (default 5 minutes).

@@ -58,7 +58,10 @@ impl StatusWriter {
                 }
             }
             info!("leading: writing status");
-            if self.lead(&mut statuses, &mut is_leader).await == Leadership::Closed {
+            self.metrics.set_leader(true);
+            let ended = self.lead(&mut statuses, &mut is_leader).await;
+            self.metrics.set_leader(false);
+            if ended == Leadership::Closed {
                 return;
             }
             info!("no longer leading: status writes stop");

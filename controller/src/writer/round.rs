@@ -83,6 +83,15 @@ impl StatusWriter {
             .collect()
             .await;
         for (job, result) in results {
+            let outcome = match &result {
+                Ok(Outcome::Written) => Some("written"),
+                Ok(_) => None,
+                Err(WriteError::Conflicts(_)) => Some("conflict"),
+                Err(_) => Some("error"),
+            };
+            if let Some(outcome) = outcome {
+                self.metrics.status_written(job.kind.kind, outcome);
+            }
             ok &= record(term, job, result);
         }
         ok & self.finalize(term, desired).await

@@ -458,6 +458,7 @@ async fn data_plane_reports_make_the_gateway_programmed() {
     let mut changed = reports.changed();
     let dataplane = tollgate_dataplane::Dataplane::new(tollgate_dataplane::DataplaneOptions {
         gateway: "default/gw".into(),
+        ..Default::default()
     });
     let client = tokio::spawn(tollgate_dataplane::subscribe(
         format!("http://{addr}"),

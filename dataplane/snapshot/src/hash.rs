@@ -26,12 +26,13 @@ struct Unversioned<'a> {
     backends: &'a [Backend],
 }
 
-/// Feeds written bytes to the hasher.
-struct HashWriter<'a>(&'a mut Sha256);
+/// Feeds written bytes to the hasher, counting them.
+struct HashWriter<'a>(&'a mut Sha256, &'a mut u64);
 
 impl io::Write for HashWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.update(buf);
+        *self.1 += buf.len() as u64;
         Ok(buf.len())
     }
 
@@ -40,8 +41,9 @@ impl io::Write for HashWriter<'_> {
     }
 }
 
-/// Hex SHA-256 of `snapshot`'s JSON with `version` 0.
-pub(crate) fn content_hash(snapshot: &Snapshot) -> String {
+/// Hex SHA-256 of `snapshot`'s JSON with `version` 0, and that JSON's
+/// length in bytes.
+pub(crate) fn content_hash(snapshot: &Snapshot) -> (String, u64) {
     let view = Unversioned {
         version: 0,
         gateway: &snapshot.gateway,
@@ -51,18 +53,20 @@ pub(crate) fn content_hash(snapshot: &Snapshot) -> String {
         backends: &snapshot.backends,
     };
     let mut hasher = Sha256::new();
+    let mut size = 0;
     // Serialising plain data with derived impls into a writer that never
     // fails cannot fail; on the impossible error the digest of what was
     // written is still deterministic.
     let _ = serde_json::to_writer(
-        io::BufWriter::with_capacity(64 * 1024, HashWriter(&mut hasher)),
+        io::BufWriter::with_capacity(64 * 1024, HashWriter(&mut hasher, &mut size)),
         &view,
     );
-    hasher
+    let hash = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect();
+    (hash, size)
 }
 
 #[cfg(test)]
@@ -91,6 +95,6 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        assert_eq!(content_hash(&s), want);
+        assert_eq!(content_hash(&s), (want, json.len() as u64));
     }
 }

@@ -108,6 +108,13 @@ impl Snapshot {
     /// A stable hex SHA-256 of the content, ignoring `version`, so the
     /// publisher can tell whether a recompile changed anything.
     pub fn content_hash(&self) -> String {
+        hash::content_hash(self).0
+    }
+
+    /// [`content_hash`](Self::content_hash), and the size in bytes of the
+    /// JSON it hashed (what the snapshot costs on the wire, give or take
+    /// its version number).
+    pub fn content_hash_and_size(&self) -> (String, u64) {
         hash::content_hash(self)
     }
 

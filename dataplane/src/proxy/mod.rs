@@ -18,6 +18,7 @@ pub use connection::ConnInfo;
 
 use crate::body::ProxyBody;
 use crate::runtime::Runtime;
+use crate::telemetry::Exchange;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -79,8 +80,19 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    handle_observed(runtime, conn, req, &mut Exchange::off()).await
+}
+
+/// [`handle`], telling `exchange` what the pipeline decided (route,
+/// upstream attempts) for the request's telemetry.
+pub(crate) async fn handle_observed(
+    runtime: Arc<Runtime>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+    exchange: &mut Exchange,
+) -> Response<ProxyBody> {
     let pipeline = pipeline::Pipeline::new(&runtime, &conn);
-    match pipeline.run(req).await {
+    match pipeline.run(req, exchange).await {
         Ok(response) => response,
         Err(failure) => crate::error::respond(&failure.error, failure.source),
     }

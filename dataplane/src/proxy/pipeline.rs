@@ -16,6 +16,9 @@
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
 //!     │         per attempt, both up to the response headers; a failure of
 //!     │         the client's body is the client's (400/408), not the upstream's
+//!             (telemetry: the route chosen plans the server span; its trace
+//!              context goes into the request after forwarding headers, and
+//!              each upstream attempt gets a client span as parent)
 //!   8 response  the upstream's hop-by-hop headers removed, then response
 //!     │         filters (rule, then backend), CORS decoration; body streamed
 //!   downstream response            (an error at any stage → error::respond)
@@ -37,6 +40,7 @@ use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
+use crate::telemetry::Exchange;
 use crate::upstream::{BuiltBackend, Endpoint, UpstreamError};
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri, Version};
@@ -78,6 +82,7 @@ impl<'a> Pipeline<'a> {
     pub(crate) async fn run(
         &self,
         req: Request<Incoming>,
+        exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Failure<'a>> {
         let runtime = self.runtime;
         let socket = runtime.socket(&self.conn.local).ok_or_else(|| Failure {
@@ -119,6 +124,13 @@ impl<'a> Pipeline<'a> {
             error: ProxyError::NoBackend(format!("route index {} missing", found.route)),
             source: listener_name(socket, found.listener),
         })?;
+        let listener = socket.listener_labels.get(found.listener);
+        exchange.routed(
+            &route.labels,
+            route.sampler.as_ref(),
+            listener,
+            found.path_template,
+        );
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
         let original_host = target.host_header.clone();
         let mut ctx = RequestContext {
@@ -144,6 +156,7 @@ impl<'a> Pipeline<'a> {
             &self.conn.forwarding,
             ctx.original_host.as_ref(),
         );
+        exchange.inject(&mut ctx.headers);
         // 5 mirror
         let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
         let body = RequestBody::new(body, limits).boxed_unsync();
@@ -159,12 +172,18 @@ impl<'a> Pipeline<'a> {
             source: &route.name,
         })?;
         // 7 upstream
-        let headers = std::mem::take(&mut ctx.headers);
+        let mut headers = std::mem::take(&mut ctx.headers);
+        let attempt = exchange.attempt(&mut headers);
         let upstream = upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
-        let response = self
-            .send(route, endpoint, upstream)
-            .await
-            .map_err(at(&route.name))?;
+        let sent = self.send(route, endpoint, upstream).await;
+        if let Some(label) = choice.backend.and_then(|i| runtime.backend_label(i)) {
+            let outcome = match &sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(error) => Err(error.kind().label()),
+            };
+            exchange.attempted(attempt, label, endpoint.address(), outcome);
+        }
+        let response = sent.map_err(at(&route.name))?;
         // 8 response
         let (mut head, body) = response.into_parts();
         remove_hop_by_hop(&mut head.headers);

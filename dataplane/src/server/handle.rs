@@ -12,6 +12,7 @@ use super::rest::Connections;
 use super::service::RuntimeCell;
 use super::status::{ConnectionCounts, DataplaneStatus, Rejected};
 use crate::runtime::{BuildError, Runtime};
+use crate::telemetry::DataplaneTelemetry;
 use crate::upstream::Clients;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,10 +22,12 @@ use thiserror::Error;
 use tollgate_snapshot::Snapshot;
 
 /// How to create a [`Dataplane`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DataplaneOptions {
     /// The Gateway served, `namespace/name`; snapshots for others are refused.
     pub gateway: String,
+    /// Where request telemetry goes (default: nowhere).
+    pub telemetry: DataplaneTelemetry,
 }
 
 /// Why a snapshot was not applied. The previous runtime keeps serving.
@@ -75,6 +78,7 @@ struct Inner {
     tracker: Tracker,
     shutdown: Signal,
     connections: Arc<Connections>,
+    telemetry: DataplaneTelemetry,
 }
 
 impl Dataplane {
@@ -94,6 +98,7 @@ impl Dataplane {
                 tracker: Tracker::new(),
                 shutdown: Signal::new(),
                 connections: Arc::default(),
+                telemetry: options.telemetry,
             }),
         }
     }
@@ -121,7 +126,10 @@ impl Dataplane {
         })
         .await
         .map_err(ApplyError::BuildPanicked)?;
+        let started = std::time::Instant::now();
         let result = self.swap_in(&mut listeners, snapshot).await;
+        let applied = result.is_ok().then(|| started.elapsed());
+        self.inner.telemetry.snapshot(&self.inner.gateway, applied);
         let mut status = self.lock_status();
         match &result {
             Ok(counts) => {
@@ -201,6 +209,7 @@ impl Dataplane {
             tracker: self.inner.tracker.clone(),
             shutdown: self.inner.shutdown.clone(),
             connections: Arc::clone(&self.inner.connections),
+            telemetry: self.inner.telemetry.clone(),
         }
     }
 

@@ -13,6 +13,7 @@ use super::drain::{Drain, Signal, Tracker};
 use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
 use crate::proxy::ConnInfo;
+use crate::telemetry::DataplaneTelemetry;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub(crate) struct ServerCtx {
     pub(crate) shutdown: Signal,
     /// Open and parked connections.
     pub(crate) connections: Arc<Connections>,
+    /// Request telemetry.
+    pub(crate) telemetry: DataplaneTelemetry,
 }
 
 /// A running accept loop.
@@ -115,6 +118,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             _guard: server.tracker.guard(),
             _slot: slots.guard(),
             open: server.connections.open(),
+            telemetry: server.telemetry.clone(),
         };
         tokio::spawn(conn::serve(stream, ctx));
     }

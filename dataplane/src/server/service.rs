@@ -9,8 +9,9 @@ use super::activity::{Activity, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{ProxyBody, empty};
-use crate::proxy::{ConnInfo, handle};
+use crate::proxy::{ConnInfo, handle_observed};
 use crate::runtime::Runtime;
+use crate::telemetry::{DataplaneTelemetry, Exchange, ObservedBody};
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -41,6 +42,8 @@ pub(crate) struct ConnCtx {
     pub(crate) _slot: TrackGuard,
     /// Counts the connection as open (and, while parked, parked).
     pub(crate) open: OpenGuard,
+    /// Request telemetry.
+    pub(crate) telemetry: DataplaneTelemetry,
 }
 
 impl ConnCtx {
@@ -59,8 +62,12 @@ pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<
         return bad_request();
     }
     let runtime = ctx.runtime.load_full();
-    let response = handle(runtime, Arc::clone(&ctx.info), req).await;
-    response.map(|body| TrackedBody::new(body, guard).boxed_unsync())
+    let obs = ctx.telemetry.observability();
+    let info = &ctx.info;
+    let mut exchange = Exchange::begin(obs, Some(&runtime), &req, info.scheme, Some(info.peer));
+    let response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
+    exchange.respond(&response);
+    response.map(|body| ObservedBody::new(TrackedBody::new(body, guard), exchange).boxed_unsync())
 }
 
 /// What hyper's parsers already refuse, checked once more at the boundary so

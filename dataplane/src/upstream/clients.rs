@@ -91,6 +91,7 @@ impl Clients {
         };
         Endpoint {
             authority,
+            addr,
             protocol,
             transport,
         }
@@ -153,6 +154,8 @@ fn h2c_client(connect_timeout: Duration) -> H2cClient {
 pub struct Endpoint {
     /// `ip:port`, IPv6 in brackets.
     pub authority: Authority,
+    /// The same address, parsed.
+    addr: SocketAddr,
     /// Wire protocol spoken to it.
     pub protocol: BackendProtocol,
     transport: Transport,
@@ -192,6 +195,11 @@ impl Endpoint {
                 Err(error) => Err(UpstreamError::Protocol(error.into())),
             },
         }
+    }
+
+    /// The endpoint's address.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Idle pooled HTTP/1.1 connections (0 for h2c).

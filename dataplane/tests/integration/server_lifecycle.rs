@@ -174,7 +174,13 @@ async fn readiness_follows_apply_and_shutdown() {
     let admin = free_port();
     let server = tokio::spawn({
         let dp = dp.clone();
-        async move { dp.serve_admin(([127, 0, 0, 1], admin).into()).await }
+        async move {
+            dp.serve_admin(
+                ([127, 0, 0, 1], admin).into(),
+                tollgate_telemetry::Telemetry::disabled(),
+            )
+            .await
+        }
     });
     let client = h1_client();
     let url = format!("http://127.0.0.1:{admin}/readyz");

@@ -27,6 +27,7 @@ mod stores;
 mod watch;
 
 use super::ResourcesTx;
+use crate::metrics::Metrics;
 use fetch::FullObjects;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use referenced::{NamespacedName, referenced_config_maps, referenced_secrets};
@@ -84,6 +85,7 @@ const MAX_FETCH_RETRY: Duration = Duration::from_secs(30);
 pub struct KubeProvider {
     client: ::kube::Client,
     config: KubeProviderConfig,
+    metrics: Metrics,
 }
 
 impl KubeProvider {
@@ -91,7 +93,17 @@ impl KubeProvider {
     /// as `kube::Client::try_default()` finds them). Nothing is requested
     /// until [`KubeProvider::run`].
     pub fn new(client: ::kube::Client, config: KubeProviderConfig) -> KubeProvider {
-        KubeProvider { client, config }
+        KubeProvider {
+            client,
+            config,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Counts watch restarts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> KubeProvider {
+        self.metrics = metrics;
+        self
     }
 
     /// Watches the cluster and sends a new [`Resources`] on `tx` after every
@@ -115,6 +127,7 @@ impl KubeProvider {
             &mut tasks,
             self.config.missing_kind_after,
             self.config.namespaces.as_ref(),
+            &self.metrics,
         );
         drop(signals);
         let mut state = State::new(self.client, self.config, &stores.watches);

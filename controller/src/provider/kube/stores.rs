@@ -9,6 +9,7 @@
 use super::fingerprint::{self, key_of};
 use super::lenient::Lenient;
 use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
+use crate::metrics::Metrics;
 use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use ::kube::runtime::reflector::Lookup;
 use ::kube::runtime::reflector::store::{Store, Writer};
@@ -57,6 +58,7 @@ struct Spawner<'a> {
     signals: &'a UnboundedSender<Signal>,
     tasks: &'a mut JoinSet<()>,
     missing_after: u32,
+    metrics: Metrics,
     /// `None`: namespaced kinds are watched cluster-wide.
     namespaces: Option<&'a BTreeSet<String>>,
     watches: Vec<WatchId>,
@@ -149,6 +151,7 @@ impl Spawner<'_> {
             trim,
             fingerprint: print,
             missing_after: self.missing_after,
+            metrics: self.metrics.clone(),
         };
         self.tasks.spawn(watch.run(writer, self.signals.clone()));
         self.watches.push(id);
@@ -166,12 +169,14 @@ impl Stores {
         tasks: &mut JoinSet<()>,
         missing_after: u32,
         namespaces: Option<&BTreeSet<String>>,
+        metrics: &Metrics,
     ) -> Stores {
         let mut s = Spawner {
             client,
             signals,
             tasks,
             missing_after,
+            metrics: metrics.clone(),
             namespaces,
             watches: Vec::new(),
         };

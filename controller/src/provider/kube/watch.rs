@@ -15,6 +15,7 @@
 //! appear once the CRD is installed.
 
 use super::fingerprint::Fingerprints;
+use crate::metrics::Metrics;
 use ::kube::runtime::reflector::{self, store::Writer};
 use ::kube::runtime::watcher::{self, Event, watcher};
 use ::kube::runtime::{WatchStreamExt, reflector::Lookup};
@@ -44,6 +45,26 @@ pub(super) enum Kind {
     ConfigMap,
 }
 
+impl Kind {
+    /// The kind's name as Kubernetes spells it (a metric label).
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Kind::GatewayClass => "GatewayClass",
+            Kind::Gateway => "Gateway",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::BackendTlsPolicy => "BackendTLSPolicy",
+            Kind::Namespace => "Namespace",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::GatewayConfig => "GatewayConfig",
+            Kind::Secret => "Secret",
+            Kind::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
 /// One watch: a kind, and the namespace it is limited to (`None`: all).
 pub(super) type WatchId = (Kind, Option<String>);
 
@@ -70,6 +91,8 @@ pub(super) struct WatchKind<K> {
     pub(super) fingerprint: fn(&K) -> u64,
     /// Consecutive 404s on the list before the kind counts as empty.
     pub(super) missing_after: u32,
+    /// Counts watch restarts.
+    pub(super) metrics: Metrics,
 }
 
 impl<K> WatchKind<K>
@@ -86,11 +109,17 @@ where
             .default_backoff()
             .map(move |r| r.map(|e| e.modify(trim)));
         let mut events = std::pin::pin!(reflector::reflector(writer, events));
+        let kind = self.id.0;
         let mut state = KindState::new(self.id, self.missing_after);
         while let Some(item) = events.next().await {
             let signal = match item {
                 Ok(event) => state.on_event(&event, self.fingerprint),
-                Err(e) => state.on_error(&e),
+                Err(e) => {
+                    if !is_not_found(&e) {
+                        self.metrics.watch_restarted(kind.label());
+                    }
+                    state.on_error(&e)
+                }
             };
             if let Some(signal) = signal
                 && signals.send(signal).is_err()

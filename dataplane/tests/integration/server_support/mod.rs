@@ -184,6 +184,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
 pub fn dataplane() -> Dataplane {
     Dataplane::new(DataplaneOptions {
         gateway: GATEWAY.into(),
+        ..Default::default()
     })
 }
 

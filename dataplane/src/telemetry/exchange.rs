@@ -1,0 +1,534 @@
+//! One request's telemetry, from the head arriving to the last byte of the
+//! response: the request context every recorder reads.
+//!
+//! The pipeline tells the exchange what it decided (route, upstream
+//! attempts); [`Exchange::finish`] then records the request once:
+//! `http.server.request.duration` and body sizes, the server span, the
+//! access-log line. Whatever is not needed (no span sampled, no log line
+//! drawn) is never copied out of the request.
+
+use super::Observability;
+use super::access_log::AccessRecord;
+use super::labels::{self, RouteLabels, push_opt};
+use super::runtime::{RuntimeTelemetry, recorded_value};
+use super::spans::{self, Finished, Planned};
+use crate::error::ERROR_HEADER;
+use crate::runtime::Runtime;
+use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
+use http::{HeaderMap, Method, Request, Response, Version};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What is copied from the request when a span or log line needs it.
+#[derive(Debug, Default)]
+struct Detail {
+    host: String,
+    path: String,
+    query: Option<String>,
+    user_agent: Option<String>,
+    request_headers: Vec<(usize, String)>,
+    response_headers: Vec<(usize, String)>,
+}
+
+/// What routing decided.
+#[derive(Debug)]
+struct Routed {
+    labels: RouteLabels,
+    listener: Option<Value>,
+    template: Value,
+}
+
+/// One upstream attempt, while it runs.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    started: Instant,
+    start_time: SystemTime,
+    span: Option<Planned>,
+}
+
+/// What the last upstream attempt went to and took.
+#[derive(Debug)]
+struct Upstream {
+    backend: Value,
+    endpoint: SocketAddr,
+    took: Duration,
+}
+
+/// One request's telemetry; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    obs: Option<Arc<Observability>>,
+    settings: Option<Arc<Runtime>>,
+    started: Instant,
+    start_time: SystemTime,
+    method: Method,
+    version: Version,
+    peer: Option<SocketAddr>,
+    /// The client's trace context (empty when tracing is off).
+    parent: Context,
+    server_span: Option<Planned>,
+    logged: bool,
+    detail: Option<Box<Detail>>,
+    routed: Option<Routed>,
+    upstream: Option<Upstream>,
+    bytes_in: u64,
+    status: u16,
+    error: Option<&'static str>,
+    active: [KeyValue; 2],
+}
+
+impl Exchange {
+    /// An exchange that records nothing.
+    pub(crate) fn off() -> Exchange {
+        Exchange::begin(None, None, &Request::new(()), "http", None)
+    }
+
+    /// Starts the telemetry of `req`, arriving now on a connection from
+    /// `peer`, to be served by `runtime`.
+    pub(crate) fn begin<B>(
+        obs: Option<&Arc<Observability>>,
+        runtime: Option<&Arc<Runtime>>,
+        req: &Request<B>,
+        scheme: &'static str,
+        peer: Option<SocketAddr>,
+    ) -> Exchange {
+        let method = labels::method(req.method());
+        let mut exchange = Exchange {
+            obs: obs.cloned(),
+            settings: runtime.cloned(),
+            started: Instant::now(),
+            start_time: SystemTime::now(),
+            method: req.method().clone(),
+            version: req.version(),
+            peer,
+            parent: Context::new(),
+            server_span: None,
+            logged: false,
+            detail: None,
+            routed: None,
+            upstream: None,
+            bytes_in: content_length(req.headers()),
+            status: 0,
+            error: None,
+            active: [
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("url.scheme", scheme),
+            ],
+        };
+        let (Some(obs), Some(runtime)) = (obs, runtime) else {
+            return exchange;
+        };
+        let t = runtime.telemetry();
+        obs.instruments.active_requests.add(1, &exchange.active);
+        let tracing = t.tracing && obs.traces.enabled();
+        let logged = t.logs_this_request();
+        if tracing {
+            exchange.parent = obs.propagation.extract(req.headers());
+        }
+        if tracing || logged {
+            let request_headers = t
+                .request_headers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| Some((i, recorded_value(n, req.headers())?)))
+                .collect();
+            exchange.detail = Some(Box::new(Detail {
+                host: host(req),
+                path: req.uri().path().to_string(),
+                query: req
+                    .uri()
+                    .query()
+                    .filter(|_| t.record_query)
+                    .map(str::to_string),
+                user_agent: req.headers().get(USER_AGENT).map(lossy),
+                request_headers,
+                response_headers: Vec::new(),
+            }));
+        }
+        exchange.logged = logged;
+        exchange
+    }
+
+    fn telemetry(&self) -> Option<&RuntimeTelemetry> {
+        self.settings.as_ref().map(|r| r.telemetry())
+    }
+
+    /// Records what routing chose and plans the server span (the sampling
+    /// decision uses the rule's ratio, else the Gateway's, else the
+    /// environment's).
+    pub(crate) fn routed(
+        &mut self,
+        labels: &RouteLabels,
+        sampler: Option<&opentelemetry_sdk::trace::Sampler>,
+        listener: Option<&Value>,
+        template: &str,
+    ) {
+        let Some(obs) = &self.obs else {
+            return;
+        };
+        self.routed = Some(Routed {
+            labels: labels.clone(),
+            listener: listener.cloned(),
+            template: Value::from(template.to_string()),
+        });
+        let Some(t) = self.settings.as_ref().map(|r| r.telemetry()) else {
+            return;
+        };
+        if t.tracing && obs.traces.enabled() {
+            let sampler = sampler.or(t.sampler.as_ref()).unwrap_or(&obs.sampler);
+            let name = format!("{} {template}", self.method);
+            self.server_span = Some(spans::plan_server(sampler, &self.parent, &name));
+        }
+    }
+
+    /// Plans the server span of a request answered before routing (no
+    /// route, a bad request), with the Gateway's or the environment's
+    /// sampler, so gateway-made errors are traced too.
+    fn plan_unrouted(&mut self) {
+        if self.server_span.is_some() || self.routed.is_some() {
+            return;
+        }
+        let (Some(obs), Some(t)) = (&self.obs, self.settings.as_ref().map(|r| r.telemetry()))
+        else {
+            return;
+        };
+        if t.tracing && obs.traces.enabled() {
+            let sampler = t.sampler.as_ref().unwrap_or(&obs.sampler);
+            let name = self.method.to_string();
+            self.server_span = Some(spans::plan_server(sampler, &self.parent, &name));
+        }
+    }
+
+    /// Puts the server span into `headers` as the trace context of what is
+    /// sent on its behalf (mirrors); nothing when tracing is off.
+    pub(crate) fn inject(&self, headers: &mut HeaderMap) {
+        if let (Some(obs), Some(span)) = (&self.obs, &self.server_span) {
+            obs.propagation.inject(&span.as_parent(), headers);
+        }
+    }
+
+    /// Starts an upstream attempt: plans its client span and puts it into
+    /// the upstream request's `headers` as parent.
+    pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
+        let span = self.server_span.as_ref().map(spans::plan_child);
+        if let (Some(obs), Some(span)) = (&self.obs, &span) {
+            obs.propagation.inject(&span.as_parent(), headers);
+        }
+        Attempt {
+            started: Instant::now(),
+            start_time: SystemTime::now(),
+            span,
+        }
+    }
+
+    /// Records an upstream attempt to `endpoint` of `backend` that ended
+    /// with `status` (response headers) or failed with `error`.
+    pub(crate) fn attempted(
+        &mut self,
+        attempt: Attempt,
+        backend: &Value,
+        endpoint: SocketAddr,
+        outcome: Result<u16, &'static str>,
+    ) {
+        let took = attempt.started.elapsed();
+        let Some(obs) = &self.obs else {
+            return;
+        };
+        let mut attrs = vec![
+            self.active[0].clone(),
+            KeyValue::new("tollgate.backend", backend.clone()),
+        ];
+        if let Some(t) = self.telemetry() {
+            attrs.push(KeyValue::new("tollgate.gateway", t.gateway.clone()));
+        }
+        match outcome {
+            Ok(status) => attrs.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            )),
+            Err(error) => attrs.push(KeyValue::new("error.type", error)),
+        }
+        if outcome == Err("upstream-connect") {
+            obs.instruments
+                .connect_errors
+                .add(1, &attrs[1..3.min(attrs.len())]);
+        }
+        obs.instruments
+            .client_duration
+            .record(took.as_secs_f64(), &attrs);
+        if let Some(span) = attempt.span.filter(Planned::sampled) {
+            attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
+            attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+            spans::write(
+                &obs.traces,
+                Finished {
+                    planned: span,
+                    kind: SpanKind::Client,
+                    name: self.method.to_string(),
+                    start: attempt.start_time,
+                    end: attempt.start_time + took,
+                    attributes: attrs,
+                    error: outcome.err().map(str::to_string),
+                },
+            );
+        }
+        self.upstream = Some(Upstream {
+            backend: backend.clone(),
+            endpoint,
+            took,
+        });
+    }
+
+    /// Records the response about to be sent: its status, `error.type`
+    /// (the gateway's own error label, else the status of a 5xx), and the
+    /// response headers to record.
+    pub(crate) fn respond<B>(&mut self, response: &Response<B>) {
+        self.plan_unrouted();
+        self.status = response.status().as_u16();
+        self.error = response
+            .headers()
+            .get(ERROR_HEADER)
+            .and_then(|v| labels::error_label(v.as_bytes()))
+            .or_else(|| {
+                response
+                    .status()
+                    .is_server_error()
+                    .then(|| status_label(self.status))
+            });
+        if let (Some(detail), Some(t)) = (
+            &mut self.detail,
+            self.settings.as_ref().map(|r| r.telemetry()),
+        ) {
+            detail.response_headers = t
+                .response_headers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| Some((i, recorded_value(n, response.headers())?)))
+                .collect();
+        }
+    }
+
+    /// Records the finished request: `sent` body bytes went out.
+    pub(crate) fn finish(self, sent: u64) {
+        let Some(obs) = self.obs.clone() else {
+            return;
+        };
+        let took = self.started.elapsed();
+        obs.instruments.active_requests.add(-1, &self.active);
+        let mut attrs = Vec::with_capacity(10);
+        attrs.extend(self.active.iter().cloned());
+        attrs.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(self.status),
+        ));
+        attrs.push(KeyValue::new(
+            "network.protocol.version",
+            labels::protocol_version(self.version),
+        ));
+        if let Some(t) = self.telemetry() {
+            attrs.push(KeyValue::new("tollgate.gateway", t.gateway.clone()));
+        }
+        if let Some(error) = self.error {
+            attrs.push(KeyValue::new("error.type", error));
+        }
+        if let Some(r) = &self.routed {
+            attrs.push(KeyValue::new("http.route", r.template.clone()));
+            attrs.push(KeyValue::new("tollgate.route", r.labels.route.clone()));
+            push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
+        }
+        let instruments = &obs.instruments;
+        instruments
+            .request_duration
+            .record(took.as_secs_f64(), &attrs);
+        instruments.request_body_size.record(self.bytes_in, &attrs);
+        instruments.response_body_size.record(sent, &attrs);
+        self.write_span(&obs, attrs, took);
+        if self.logged {
+            self.write_log(&obs, sent, took);
+        }
+    }
+
+    fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
+        let (Some(span), Some(detail)) = (self.server_span.clone(), &self.detail) else {
+            return;
+        };
+        if !span.sampled() {
+            return;
+        }
+        attrs.push(KeyValue::new("url.path", detail.path.clone()));
+        attrs.push(KeyValue::new("server.address", detail.host.clone()));
+        if let Some(query) = &detail.query {
+            attrs.push(KeyValue::new("url.query", query.clone()));
+        }
+        if let Some(agent) = &detail.user_agent {
+            attrs.push(KeyValue::new("user_agent.original", agent.clone()));
+        }
+        if let Some(peer) = self.peer {
+            attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
+        }
+        if let Some(r) = &self.routed {
+            attrs.push(KeyValue::new("tollgate.rule", r.labels.rule));
+            push_opt(
+                &mut attrs,
+                "tollgate.rule.name",
+                r.labels.rule_name.as_ref(),
+            );
+        }
+        if let Some(u) = &self.upstream {
+            attrs.push(KeyValue::new("tollgate.backend", u.backend.clone()));
+        }
+        if let Some(runtime) = &self.settings {
+            attrs.push(KeyValue::new(
+                "tollgate.snapshot.version",
+                runtime.snapshot().version as i64,
+            ));
+            let t = runtime.telemetry();
+            for (i, value) in &detail.request_headers {
+                if let Some(name) = t.request_headers.get(*i) {
+                    let key = format!("http.request.header.{name}");
+                    attrs.push(KeyValue::new(
+                        key,
+                        Value::Array(opentelemetry::Array::String(vec![value.clone().into()])),
+                    ));
+                }
+            }
+            for (i, value) in &detail.response_headers {
+                if let Some(name) = t.response_headers.get(*i) {
+                    let key = format!("http.response.header.{name}");
+                    attrs.push(KeyValue::new(
+                        key,
+                        Value::Array(opentelemetry::Array::String(vec![value.clone().into()])),
+                    ));
+                }
+            }
+        }
+        let name = match &self.routed {
+            Some(r) => format!("{} {}", self.method, r.template),
+            None => self.method.to_string(),
+        };
+        let failed = self.error.is_some() || self.status >= 500;
+        spans::write(
+            &obs.traces,
+            Finished {
+                planned: span,
+                kind: SpanKind::Server,
+                name,
+                start: self.start_time,
+                end: self.start_time + took,
+                attributes: attrs,
+                error: failed.then(|| self.error.unwrap_or("error").to_string()),
+            },
+        );
+    }
+
+    fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
+        let (Some(detail), Some(runtime)) = (&self.detail, &self.settings) else {
+            return;
+        };
+        let t = runtime.telemetry();
+        let text = |v: &Value| v.as_str().into_owned();
+        let span = self.server_span.as_ref().map(|s| &s.context);
+        fn named<'a>(
+            list: &'a [http::HeaderName],
+            values: &[(usize, String)],
+        ) -> Vec<(&'a str, String)> {
+            values
+                .iter()
+                .filter_map(|(i, v)| Some((list.get(*i)?.as_str(), v.clone())))
+                .collect()
+        }
+        let gateway = runtime.snapshot().gateway.as_str();
+        let record = AccessRecord {
+            log: "access",
+            time: jiff::Timestamp::try_from(self.start_time)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            trace_id: span.map(|s| s.trace_id().to_string()),
+            span_id: span.map(|s| s.span_id().to_string()),
+            gateway,
+            listener: None,
+            protocol: labels::protocol_version(self.version),
+            method: self.method.as_str(),
+            host: &detail.host,
+            path: &detail.path,
+            query: detail.query.as_deref(),
+            route: self.routed.as_ref().map(|r| text(&r.labels.route)),
+            rule: self.routed.as_ref().map(|r| r.labels.rule),
+            rule_name: self
+                .routed
+                .as_ref()
+                .and_then(|r| r.labels.rule_name.as_ref().map(text)),
+            http_route: None,
+            backend: None,
+            endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: sent,
+            duration_ms: took.as_secs_f64() * 1000.0,
+            upstream_duration_ms: self
+                .upstream
+                .as_ref()
+                .map(|u| u.took.as_secs_f64() * 1000.0),
+            client_address: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            user_agent: detail.user_agent.as_deref(),
+            error_type: self.error,
+            request_headers: named(&t.request_headers, &detail.request_headers),
+            response_headers: named(&t.response_headers, &detail.response_headers),
+        };
+        let listener = self
+            .routed
+            .as_ref()
+            .and_then(|r| r.listener.as_ref().map(text));
+        let template = self.routed.as_ref().map(|r| text(&r.template));
+        let backend = self.upstream.as_ref().map(|u| text(&u.backend));
+        let record = AccessRecord {
+            listener: listener.as_deref(),
+            http_route: template.as_deref(),
+            backend: backend.as_deref(),
+            ..record
+        };
+        let logger = obs.records.as_ref().filter(|_| t.access_log_otlp);
+        obs.access_log.write(&record, span, logger);
+    }
+}
+
+/// The `Content-Length` of a request (0 without one).
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The host the client named: the authority of an absolute URI (HTTP/2),
+/// else the `Host` header.
+fn host<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| req.headers().get(HOST).map(lossy))
+        .unwrap_or_default()
+}
+
+fn lossy(v: &http::HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+/// The `error.type` of a 5xx the backend sent: its status code.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        505 => "505",
+        507 => "507",
+        508 => "508",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,90 @@
+//! The data plane's instruments, created once per process.
+//!
+//! Names and units follow the OpenTelemetry HTTP semantic conventions
+//! (`http.server.request.duration` in seconds with the convention's
+//! buckets, body sizes in bytes); Tollgate's own are `tollgate.*`. Every
+//! attribute value comes from configuration (route, listener, backend and
+//! Gateway names, the matched path template) or from a small closed set
+//! (methods, status codes, error kinds), never from the request itself, so
+//! the number of series is bounded by configuration, not traffic.
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+
+/// The bucket boundaries the HTTP semantic conventions give for durations.
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Body-size buckets: one per factor of ten from 100 B to 100 MB.
+const SIZE_BUCKETS: [f64; 8] = [0.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
+
+/// Every instrument the request path and the data plane record into.
+#[derive(Clone, Debug)]
+pub(crate) struct Instruments {
+    pub(crate) request_duration: Histogram<f64>,
+    pub(crate) active_requests: UpDownCounter<i64>,
+    pub(crate) request_body_size: Histogram<u64>,
+    pub(crate) response_body_size: Histogram<u64>,
+    pub(crate) client_duration: Histogram<f64>,
+    pub(crate) connect_errors: Counter<u64>,
+    pub(crate) snapshot_apply_duration: Histogram<f64>,
+    pub(crate) snapshots: Counter<u64>,
+    pub(crate) access_log_dropped: Counter<u64>,
+}
+
+impl Instruments {
+    /// Creates the instruments on `meter`.
+    pub(crate) fn new(meter: &Meter) -> Instruments {
+        Instruments {
+            request_duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests, until the response is complete")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active_requests: meter
+                .i64_up_down_counter("http.server.active_requests")
+                .with_unit("{request}")
+                .with_description("Number of HTTP server requests in flight")
+                .build(),
+            request_body_size: meter
+                .u64_histogram("http.server.request.body.size")
+                .with_unit("By")
+                .with_description("Size of HTTP server request bodies")
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build(),
+            response_body_size: meter
+                .u64_histogram("http.server.response.body.size")
+                .with_unit("By")
+                .with_description("Size of HTTP server response bodies")
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build(),
+            client_duration: meter
+                .f64_histogram("http.client.request.duration")
+                .with_unit("s")
+                .with_description("Duration of each upstream attempt, until the response headers")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            connect_errors: meter
+                .u64_counter("tollgate.upstream.connect.errors")
+                .with_description("Upstream connections that could not be opened, per backend")
+                .build(),
+            snapshot_apply_duration: meter
+                .f64_histogram("tollgate.dataplane.snapshot.apply.duration")
+                .with_unit("s")
+                .with_description("Time to build and swap in a snapshot")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            snapshots: meter
+                .u64_counter("tollgate.dataplane.snapshots")
+                .with_description("Snapshots received, by result (applied or rejected)")
+                .build(),
+            access_log_dropped: meter
+                .u64_counter("tollgate.telemetry.dropped")
+                .with_description(
+                    "Spans and log records dropped because the export queue was full (collector slow or down)",
+                )
+                .build(),
+        }
+    }
+}

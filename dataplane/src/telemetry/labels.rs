@@ -1,0 +1,121 @@
+//! Attribute values prepared off the request path, and the closed sets a
+//! request's own values are mapped onto.
+//!
+//! A route's name, a backend's name and the Gateway's name become
+//! `opentelemetry::Value`s once, when the runtime is built, so recording a
+//! request clones reference-counted strings instead of formatting new ones.
+
+use http::Method;
+use opentelemetry::{KeyValue, StringValue, Value};
+use std::sync::Arc;
+
+/// Attribute values of one route rule.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteLabels {
+    /// The HTTPRoute, `namespace/name`.
+    pub(crate) route: Value,
+    /// The rule's index within the HTTPRoute.
+    pub(crate) rule: i64,
+    /// The rule's `name`, when the manifest gives one.
+    pub(crate) rule_name: Option<Value>,
+}
+
+impl RouteLabels {
+    /// The labels of rule `name` (`httproute/<ns>/<name>/rule/<i>`).
+    pub(crate) fn new(name: &str, rule_name: Option<&str>) -> RouteLabels {
+        let mut parts = name.split('/');
+        let (_, ns, route, _, rule) = (
+            parts.next(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next(),
+            parts.next().and_then(|i| i.parse().ok()).unwrap_or(0),
+        );
+        RouteLabels {
+            route: shared(format!("{ns}/{route}")),
+            rule,
+            rule_name: rule_name.map(|n| shared(n.to_string())),
+        }
+    }
+}
+
+/// A string attribute value whose clones share one allocation.
+pub(crate) fn shared(text: String) -> Value {
+    Value::String(StringValue::from(Arc::<str>::from(text)))
+}
+
+/// `http.request.method` as the semantic conventions ask: the method when
+/// it is a known one, else `_OTHER` (a client cannot mint series).
+pub(crate) fn method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `network.protocol.version` of an HTTP version.
+pub(crate) fn protocol_version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// The `error.type` of a gateway-made answer, from its `x-tollgate-error`
+/// label, mapped onto the closed set of labels the gateway uses.
+pub(crate) fn error_label(header: &[u8]) -> Option<&'static str> {
+    const LABELS: [&str; 9] = [
+        "routing",
+        "bad-request",
+        "request-body",
+        "request-body-timeout",
+        "no-backend",
+        "no-endpoints",
+        "upstream-connect",
+        "upstream-timeout",
+        "upstream-protocol",
+    ];
+    LABELS.into_iter().find(|l| l.as_bytes() == header)
+}
+
+/// Appends `key = value` when there is a value.
+pub(crate) fn push_opt(attrs: &mut Vec<KeyValue>, key: &'static str, value: Option<&Value>) {
+    if let Some(value) = value {
+        attrs.push(KeyValue::new(key, value.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Route labels come from the source name; the rule name is optional.
+    #[test]
+    fn route_labels_from_the_source_name() {
+        let labels = RouteLabels::new("httproute/shop/cart/rule/2", Some("checkout"));
+        assert_eq!(labels.route, Value::from("shop/cart"));
+        assert_eq!(labels.rule, 2);
+        assert_eq!(labels.rule_name, Some(Value::from("checkout")));
+    }
+
+    /// Unknown methods collapse to `_OTHER`; unknown error labels to none.
+    #[test]
+    fn closed_sets() {
+        assert_eq!(method(&Method::GET), "GET");
+        let odd = Method::from_bytes(b"BREW").unwrap_or(Method::GET);
+        assert_eq!(method(&odd), "_OTHER");
+        assert_eq!(error_label(b"upstream-timeout"), Some("upstream-timeout"));
+        assert_eq!(error_label(b"made-up"), None);
+    }
+}

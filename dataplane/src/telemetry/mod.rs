@@ -1,0 +1,206 @@
+//! Request telemetry: metrics, spans and the access log of every request,
+//! recorded through one [`Exchange`] per request.
+//!
+//! ```text
+//!  dispatch ── Exchange::begin ─► pipeline: routed ─► attempt(s) ─► respond ─► body ends: finish
+//!              (clock, in-flight,   (route labels,     (client span,  (status,    (duration, sizes,
+//!               client context)      sampling, ids)     upstream time) error.type) server span, access log)
+//! ```
+//!
+//! Process-wide handles ([`DataplaneTelemetry`]: instruments, the span and
+//! log-record pipelines, propagation, the access-log writer) are made once
+//! and shared by every data plane of the process; what varies per Gateway
+//! or route (sampling ratio, access log on/off, recorded headers, label
+//! values) is prepared by `Runtime::build` from the snapshot
+//! ([`RuntimeTelemetry`]), so a snapshot swap never drops a pipeline.
+
+mod access_log;
+mod body;
+mod exchange;
+mod instruments;
+mod labels;
+mod runtime;
+mod spans;
+
+pub(crate) use body::ObservedBody;
+pub(crate) use exchange::Exchange;
+pub(crate) use labels::{RouteLabels, shared};
+pub(crate) use runtime::RuntimeTelemetry;
+pub(crate) use spans::ratio_sampler;
+
+use access_log::AccessLog;
+use instruments::Instruments;
+use opentelemetry_sdk::logs::SdkLogger;
+use opentelemetry_sdk::trace::Sampler;
+use std::sync::Arc;
+use tollgate_telemetry::{Propagation, Telemetry, TracesPipeline};
+
+/// The instrumentation scope of the data plane's instruments.
+const SCOPE: &str = "tollgate-dataplane";
+
+/// The process's request telemetry, shared by every data plane in it.
+#[derive(Clone, Debug)]
+pub struct DataplaneTelemetry {
+    inner: Option<Arc<Observability>>,
+}
+
+/// What the request path records into.
+#[derive(Debug)]
+pub(crate) struct Observability {
+    pub(crate) instruments: Instruments,
+    pub(crate) traces: TracesPipeline,
+    /// The environment's sampler, for Gateways and routes without a ratio.
+    pub(crate) sampler: Sampler,
+    pub(crate) propagation: Propagation,
+    pub(crate) access_log: AccessLog,
+    /// OTLP log records, when OTLP logs are configured.
+    pub(crate) records: Option<SdkLogger>,
+}
+
+impl DataplaneTelemetry {
+    /// Request telemetry reporting through `telemetry`'s pipelines; access
+    /// log lines go to standard output.
+    pub fn new(telemetry: &Telemetry) -> DataplaneTelemetry {
+        let meter = telemetry.metrics.meter(SCOPE);
+        let instruments = Instruments::new(&meter);
+        let access_log = AccessLog::stdout(instruments.access_log_dropped.clone());
+        DataplaneTelemetry::with_access_log(telemetry, instruments, access_log)
+    }
+
+    /// Like [`new`](Self::new), with access-log lines written to `out`
+    /// (tests read them back).
+    pub fn with_access_log_writer(
+        telemetry: &Telemetry,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> DataplaneTelemetry {
+        let meter = telemetry.metrics.meter(SCOPE);
+        let instruments = Instruments::new(&meter);
+        let access_log = AccessLog::to(out, instruments.access_log_dropped.clone());
+        DataplaneTelemetry::with_access_log(telemetry, instruments, access_log)
+    }
+
+    fn with_access_log(
+        telemetry: &Telemetry,
+        instruments: Instruments,
+        access_log: AccessLog,
+    ) -> DataplaneTelemetry {
+        DataplaneTelemetry {
+            inner: Some(Arc::new(Observability {
+                instruments,
+                traces: telemetry.traces.clone(),
+                sampler: telemetry.traces.sampler.sampler(),
+                propagation: telemetry.propagation.clone(),
+                access_log,
+                records: telemetry.records.access_logger(),
+            })),
+        }
+    }
+
+    /// No request telemetry at all (the bare proxy in tests and benches).
+    pub fn disabled() -> DataplaneTelemetry {
+        DataplaneTelemetry { inner: None }
+    }
+
+    /// The shared handles, when telemetry is on.
+    pub(crate) fn observability(&self) -> Option<&Arc<Observability>> {
+        self.inner.as_ref()
+    }
+
+    /// Records a snapshot applied (`Some`: how long build and swap took)
+    /// or rejected (`None`).
+    pub(crate) fn snapshot(&self, gateway: &str, applied: Option<std::time::Duration>) {
+        let Some(obs) = &self.inner else {
+            return;
+        };
+        let gateway = opentelemetry::KeyValue::new("tollgate.gateway", gateway.to_string());
+        let outcome = if applied.is_some() {
+            "applied"
+        } else {
+            "rejected"
+        };
+        let attrs = [gateway, opentelemetry::KeyValue::new("result", outcome)];
+        obs.instruments.snapshots.add(1, &attrs);
+        if let Some(took) = applied {
+            obs.instruments
+                .snapshot_apply_duration
+                .record(took.as_secs_f64(), &attrs[..1]);
+        }
+    }
+}
+
+impl Default for DataplaneTelemetry {
+    fn default() -> Self {
+        DataplaneTelemetry::disabled()
+    }
+}
+
+/// Registers the data plane's observable gauges (open and parked
+/// connections, applied snapshot version) on `telemetry`'s meter, reading
+/// `read` at every collection. Call once per process, with a `read` that
+/// reports every data plane the process runs.
+pub fn register_gauges(
+    telemetry: &Telemetry,
+    read: impl Fn() -> Vec<GaugeReading> + Send + Sync + 'static,
+) {
+    let meter = telemetry.metrics.meter(SCOPE);
+    let read = Arc::new(read);
+    let connections = Arc::clone(&read);
+    meter
+        .u64_observable_gauge("tollgate.dataplane.connections")
+        .with_unit("{connection}")
+        .with_description(
+            "Open downstream connections, by state (open: all; parked: idle without buffers)",
+        )
+        .with_callback(move |gauge| {
+            for r in connections() {
+                let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway.clone());
+                gauge.observe(
+                    r.open,
+                    &[gw.clone(), opentelemetry::KeyValue::new("state", "open")],
+                );
+                gauge.observe(
+                    r.parked,
+                    &[gw, opentelemetry::KeyValue::new("state", "parked")],
+                );
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("tollgate.dataplane.snapshot.version")
+        .with_description("Version of the snapshot each Gateway's data plane serves")
+        .with_callback(move |gauge| {
+            for r in read() {
+                if let Some(version) = r.version {
+                    let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway);
+                    gauge.observe(version, &[gw]);
+                }
+            }
+        })
+        .build();
+}
+
+impl GaugeReading {
+    /// What `dataplane` reports now.
+    pub fn of(dataplane: &crate::Dataplane) -> GaugeReading {
+        let status = dataplane.status();
+        GaugeReading {
+            gateway: status.gateway,
+            open: status.connections.open as u64,
+            parked: status.connections.parked as u64,
+            version: status.version,
+        }
+    }
+}
+
+/// One data plane's state as the gauges read it.
+#[derive(Clone, Debug)]
+pub struct GaugeReading {
+    /// `namespace/name`.
+    pub gateway: String,
+    /// Open downstream connections.
+    pub open: u64,
+    /// Of which parked.
+    pub parked: u64,
+    /// The applied snapshot's version.
+    pub version: Option<u64>,
+}
