@@ -167,7 +167,13 @@ impl Metrics {
     ) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.objects = objects.into_iter().map(|(k, n)| (k, n as u64)).collect();
+        // Every kind read reports, at 0 when all its objects decode, so
+        // the series exists before the first failure does.
+        let kinds: Vec<&'static str> = state.objects.keys().copied().collect();
         state.undecodable.values_mut().for_each(|n| *n = 0);
+        for kind in kinds {
+            state.undecodable.entry(kind.to_string()).or_default();
+        }
         for kind in undecodable {
             *state.undecodable.entry(kind.to_string()).or_default() += 1;
         }

@@ -94,6 +94,17 @@ pub async fn start_kube_controller(
     with_dataplane: bool,
     manifest_port: u16,
 ) -> Controller {
+    start_kube_controller_with_env(server, identity, with_dataplane, manifest_port, &[]).await
+}
+
+/// [`start_kube_controller`] with extra environment variables (`OTEL_*`).
+pub async fn start_kube_controller_with_env(
+    server: &ApiServer,
+    identity: &str,
+    with_dataplane: bool,
+    manifest_port: u16,
+    env: &[(&str, &str)],
+) -> Controller {
     let port = loop {
         let p = free_port().expect("free port");
         if p > manifest_port {
@@ -122,16 +133,13 @@ pub async fn start_kube_controller(
         args.push("--with-dataplane");
     }
     let kubeconfig = server.kubeconfig().display().to_string();
-    let mut proc = Proc::spawn(
-        "tollgate-controller",
-        args,
-        [
-            ("KUBECONFIG", kubeconfig.as_str()),
-            ("POD_NAME", identity),
-            ("RUST_LOG", "info"),
-        ],
-    )
-    .expect("controller starts");
+    let mut vars = vec![
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("POD_NAME", identity),
+        ("RUST_LOG", "info"),
+    ];
+    vars.extend_from_slice(env);
+    let mut proc = Proc::spawn("tollgate-controller", args, vars).expect("controller starts");
     let ready = format!("http://{admin}/readyz");
     if let Err(e) = wait_http_ok(&ready, Duration::from_secs(30)).await {
         proc.check_running().expect("controller running");
