@@ -17,6 +17,7 @@ mod apiserver_rules;
 mod apiserver_schema;
 mod apiserver_upstream;
 mod apiserver_watch;
+mod dashboard;
 mod echo;
 mod harness;
 mod kubernetes_cluster;
