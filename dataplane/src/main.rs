@@ -41,6 +41,17 @@ struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Request telemetry (metrics, spans, access log). `off` serves
+    /// without recording anything per request (for comparing its cost).
+    #[arg(long, value_enum, default_value_t = Switch::On, env = "TOLLGATE_REQUEST_TELEMETRY")]
+    request_telemetry: Switch,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// How log lines are written.
@@ -72,7 +83,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let dataplane = Dataplane::new(DataplaneOptions {
         gateway,
-        telemetry: DataplaneTelemetry::new(&telemetry),
+        telemetry: match args.request_telemetry {
+            Switch::On => DataplaneTelemetry::new(&telemetry),
+            Switch::Off => DataplaneTelemetry::disabled(),
+        },
     });
     register_gauges(&telemetry, {
         let dataplane = dataplane.clone();
