@@ -206,7 +206,8 @@ impl Exchange {
     /// sent on its behalf (mirrors); nothing when tracing is off.
     pub(crate) fn inject(&self, headers: &mut HeaderMap) {
         if let (Some(obs), Some(span)) = (&self.obs, &self.server_span) {
-            obs.propagation.inject(&span.as_parent(), headers);
+            obs.propagation
+                .inject(&span.as_parent(&self.parent), headers);
         }
     }
 
@@ -215,7 +216,8 @@ impl Exchange {
     pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
         let span = self.server_span.as_ref().map(spans::plan_child);
         if let (Some(obs), Some(span)) = (&self.obs, &span) {
-            obs.propagation.inject(&span.as_parent(), headers);
+            obs.propagation
+                .inject(&span.as_parent(&self.parent), headers);
         }
         Attempt {
             started: Instant::now(),
@@ -359,7 +361,19 @@ impl Exchange {
             return;
         }
         attrs.push(KeyValue::new("url.path", detail.path.clone()));
-        attrs.push(KeyValue::new("server.address", detail.host.clone()));
+        let (address, port) = split_host(&detail.host);
+        if !address.is_empty() {
+            attrs.push(KeyValue::new("server.address", address.to_string()));
+            let default_port = if self.active[1].value.as_str() == "https" {
+                443
+            } else {
+                80
+            };
+            attrs.push(KeyValue::new(
+                "server.port",
+                i64::from(port.unwrap_or(default_port)),
+            ));
+        }
         if let Some(query) = &detail.query {
             attrs.push(KeyValue::new("url.query", query.clone()));
         }
@@ -514,6 +528,24 @@ fn host<B>(req: &Request<B>) -> String {
         .unwrap_or_default()
 }
 
+/// `server.address` and `server.port` of a `Host` value: the name (an
+/// IPv6 address without its brackets) and the port, when one is given.
+fn split_host(host: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((ip, port)) => (ip, port.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => match port.parse() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => (host, None),
+        },
+        _ => (host, None),
+    }
+}
+
 fn lossy(v: &http::HeaderValue) -> String {
     String::from_utf8_lossy(v.as_bytes()).into_owned()
 }
@@ -530,5 +562,23 @@ fn status_label(status: u16) -> &'static str {
         507 => "507",
         508 => "508",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    /// `Host` splits into the semantic conventions' address and port.
+    #[test]
+    fn host_into_address_and_port() {
+        assert_eq!(split_host("example.com"), ("example.com", None));
+        assert_eq!(split_host("example.com:8080"), ("example.com", Some(8080)));
+        assert_eq!(split_host("127.0.0.1:80"), ("127.0.0.1", Some(80)));
+        assert_eq!(split_host("[::1]:443"), ("::1", Some(443)));
+        assert_eq!(split_host("[::1]"), ("::1", None));
+        assert_eq!(split_host("::1"), ("::1", None));
+        assert_eq!(split_host("host:bad"), ("host:bad", None));
+        assert_eq!(split_host(""), ("", None));
     }
 }

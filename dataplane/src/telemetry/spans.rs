@@ -31,9 +31,10 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
-    /// The context to put in an outgoing request, with this span as parent.
-    pub(crate) fn as_parent(&self) -> Context {
-        Context::new().with_remote_span_context(self.context.clone())
+    /// The context to put in an outgoing request, with this span as parent
+    /// and what else the client's context `client` carries (baggage).
+    pub(crate) fn as_parent(&self, client: &Context) -> Context {
+        client.with_remote_span_context(self.context.clone())
     }
 
     /// Whether the span will be written.
@@ -179,5 +180,22 @@ mod tests {
         assert_eq!(child.context.trace_id(), root.context.trace_id());
         assert_eq!(child.parent, root.context.span_id());
         assert_ne!(child.context.span_id(), root.context.span_id());
+    }
+
+    /// The client's baggage goes on with the gateway's span as parent.
+    #[test]
+    fn as_parent_keeps_the_clients_baggage() {
+        use opentelemetry::baggage::BaggageExt;
+        let client = remote(true).with_baggage([KeyValue::new("tenant", "acme")]);
+        let planned = plan_server(&ratio_sampler(0), &client, "GET /");
+        let outgoing = planned.as_parent(&client);
+        assert_eq!(
+            outgoing.baggage().get("tenant").map(|v| v.to_string()),
+            Some("acme".to_string())
+        );
+        assert_eq!(
+            outgoing.span().span_context().span_id(),
+            planned.context.span_id()
+        );
     }
 }
