@@ -28,3 +28,5 @@ mod quickstart;
 mod standalone_processes;
 mod standalone_reload;
 mod standalone_routing;
+mod telemetry_support;
+mod telemetry_traces;

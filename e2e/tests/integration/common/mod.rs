@@ -101,6 +101,16 @@ pub struct Controller {
 /// Starts `tollgate-controller --manifests dir` (with `--with-dataplane`
 /// when `with_dataplane`) on free ports and waits until it is ready.
 pub async fn start_controller(dir: &Path, with_dataplane: bool) -> Controller {
+    start_controller_with_env(dir, with_dataplane, &[]).await
+}
+
+/// [`start_controller`] with extra environment variables (`OTEL_*`, or
+/// `RUST_LOG`, which defaults to `info`).
+pub async fn start_controller_with_env(
+    dir: &Path,
+    with_dataplane: bool,
+    env: &[(&str, &str)],
+) -> Controller {
     let port = loop {
         let p = free_port().unwrap();
         if p > MANIFEST_PORT {
@@ -126,7 +136,9 @@ pub async fn start_controller(dir: &Path, with_dataplane: bool) -> Controller {
     if with_dataplane {
         args.push("--with-dataplane".into());
     }
-    let mut proc = Proc::spawn("tollgate-controller", args, [("RUST_LOG", "info")]).unwrap();
+    let mut vars = vec![("RUST_LOG", "info")];
+    vars.extend_from_slice(env);
+    let mut proc = Proc::spawn("tollgate-controller", args, vars).unwrap();
     let ready = if with_dataplane {
         format!("http://{dataplane_admin}/readyz")
     } else {
