@@ -53,7 +53,7 @@ start_echo echo-v2 3002
   --with-dataplane \
   --admin-address "$controller_admin" \
   --dataplane-admin-address "$dataplane_admin" \
-  > >(tee "$logs/controller.log") 2>&1 &
+  >"$logs/controller.log" 2>&1 &
 controller=$!
 pids+=("$controller")
 
@@ -91,7 +91,14 @@ Try:
   curl -s http://$controller_admin/status
 
 Edit files in $manifests/ and the changes apply live. Ctrl-C stops everything.
+Below: warnings and status changes (full log: $logs/controller.log).
+
 EOF
+# Keep the terminal readable: the commands above stay on screen, and only
+# what a user acts on follows them.
+tail -n +1 -F "$logs/controller.log" 2>/dev/null |
+  grep --line-buffered -E 'WARN|ERROR|status changed|status removed|cannot' &
+pids+=("$!")
 
 # Run until Ctrl-C, or until one of the processes exits.
 wait -n "${pids[@]}" || true

@@ -157,9 +157,43 @@ fn log_change(status: &ObjectStatus) {
         kind = %status.kind,
         namespace = status.namespace.as_deref().unwrap_or(""),
         name = %status.name,
-        status = %status.status,
+        conditions = %summary(&status.status),
         "status changed"
     );
+}
+
+/// The conditions of a status on one short line: `Accepted=True
+/// Programmed=False(Pending)`, with route parents as `gw: Accepted=True`.
+/// The whole status stays on the admin `/status` endpoint.
+fn summary(status: &Value) -> String {
+    fn conditions(value: Option<&Value>) -> String {
+        value
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+                match field("status") {
+                    "True" => format!("{}=True", field("type")),
+                    other => format!("{}={other}({})", field("type"), field("reason")),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    let mut parts = Vec::new();
+    let own = conditions(status.get("conditions"));
+    if !own.is_empty() {
+        parts.push(own);
+    }
+    for parent in status.get("parents").and_then(Value::as_array).into_iter().flatten() {
+        let name = parent
+            .pointer("/parentRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        parts.push(format!("{name}: {}", conditions(parent.get("conditions"))));
+    }
+    parts.join("; ")
 }
 
 fn log_removal((kind, namespace, name): &Key) {
@@ -341,6 +375,17 @@ mod tests {
             keys(store.all()),
             ["Gateway/a", "Gateway/z", "HTTPRoute/a", "HTTPRoute/c"]
         );
+    }
+
+    /// A status change is one short line: condition types and statuses,
+    /// the reason where one is not True.
+    #[test]
+    fn summaries_are_short() {
+        let route = json!({"parents": [{"parentRef": {"name": "gw"}, "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted"},
+            {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound"}]}]});
+        assert_eq!(summary(&route), "gw: Accepted=True ResolvedRefs=False(BackendNotFound)");
+        assert_eq!(summary(&gateway("True", "t1").status), "Accepted=True");
     }
 
     /// Objects that no longer exist leave the store, and their leaving is
