@@ -3,7 +3,7 @@
 //! points the controller at a test OTLP receiver, client trace contexts,
 //! and `/metrics` scrapes.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::*;
 use http::Method;
