@@ -19,20 +19,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tollgate_e2e::{Echo, HttpClient, free_port, prometheus, workspace_dir};
 
-fn route(name: &str, path: &str, backend: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-    backendRefs: [{{name: {backend}, port: 80}}]
-"
-    )
-}
-
 /// Every metric name the dashboard's queries use.
 fn dashboard_metrics() -> BTreeSet<String> {
     let path = workspace_dir().join("deploy/grafana/tollgate.json");
@@ -117,8 +103,8 @@ async fn every_dashboard_query_names_an_exported_metric() {
     let server = cluster().await;
     apply(&server, &base("gw", "127.0.0.1", &[&echo])).await;
     apply(&server, &service("dead", &[dead_port])).await;
-    apply(&server, &route("live", "/one", echo.service())).await;
-    apply(&server, &route("refused", "/dead", "dead")).await;
+    apply(&server, &http_route("live", "/one", echo.service())).await;
+    apply(&server, &http_route("refused", "/dead", "dead")).await;
     // No collector listens there: spans pile up in a one-place queue and
     // are dropped (and counted).
     let nowhere = format!("http://127.0.0.1:{}", free_port().unwrap());
@@ -152,7 +138,7 @@ async fn every_dashboard_query_names_an_exported_metric() {
         503
     );
     server.restart().await;
-    apply(&server, &route("later", "/later", echo.service())).await;
+    apply(&server, &http_route("later", "/later", echo.service())).await;
     wait_status(
         &format!("{}/later", ctl.gateway),
         200,

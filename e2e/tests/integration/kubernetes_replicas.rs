@@ -14,17 +14,7 @@ use tollgate_e2e::apiserver::ApiServer;
 use tollgate_e2e::{Echo, HttpClient, Proc, free_port, wait_http_ok};
 
 fn route(name: &str, path: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-    backendRefs: [{{name: echo-a, port: 80}}]
-"
-    )
+    http_route(name, path, "echo-a")
 }
 
 const HOLDER: &str = "{.spec.holderIdentity}";

@@ -14,20 +14,6 @@ use std::time::{Duration, Instant};
 use tollgate_e2e::apiserver::{ApiServer, RequestRecord};
 use tollgate_e2e::{Echo, HttpClient};
 
-fn route(name: &str, path: &str, backend: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-    backendRefs: [{{name: {backend}, port: 80}}]
-"
-    )
-}
-
 const ACCEPTED: &str = "{.status.parents[0].conditions[?(@.type==\"Accepted\")].status}";
 const RESOLVED: &str = "{.status.parents[0].conditions[?(@.type==\"ResolvedRefs\")].reason}";
 const PROGRAMMED: &str = "{.status.conditions[?(@.type==\"Programmed\")].status}";
@@ -49,8 +35,8 @@ async fn converged_cluster() -> (Echo, ApiServer, Controller) {
     let echo = Echo::start("echo-a").await.unwrap();
     let server = cluster().await;
     apply(&server, &base("gw", "127.0.0.1", &[&echo])).await;
-    apply(&server, &route("good", "/one", "echo-a")).await;
-    apply(&server, &route("broken", "/two", "missing")).await;
+    apply(&server, &http_route("good", "/one", "echo-a")).await;
+    apply(&server, &http_route("broken", "/two", "missing")).await;
     let ctl = start_kube_controller(&server, "replica-a", true, PORT).await;
     wait_status(
         &format!("{}/one", ctl.gateway),
@@ -227,8 +213,8 @@ async fn an_undecodable_route_next_to_good_ones() {
     let server = cluster().await;
     install_newer_httproute_crd(&server);
     apply(&server, &base("gw", "127.0.0.1", &[&echo])).await;
-    apply(&server, &route("good", "/one", "echo-a")).await;
-    let future = route("future", "/two", "echo-a").replace(
+    apply(&server, &http_route("good", "/one", "echo-a")).await;
+    let future = http_route("future", "/two", "echo-a").replace(
         "    backendRefs:",
         "    filters: [{type: FutureFilter}]\n    backendRefs:",
     );

@@ -186,3 +186,19 @@ pub fn status_writes(server: &ApiServer) -> Vec<tollgate_e2e::apiserver::Request
         .filter(|r| (r.method == "PATCH" || r.method == "PUT") && r.path.ends_with("/status"))
         .collect()
 }
+
+/// An HTTPRoute `name` in `default` on Gateway `gw`, sending `path` (a
+/// PathPrefix) to Service `backend` port 80.
+pub fn http_route(name: &str, path: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+    backendRefs: [{{name: {backend}, port: 80}}]
+"
+    )
+}
