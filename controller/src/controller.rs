@@ -263,3 +263,36 @@ pub fn now_rfc3339() -> String {
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gateway(programmed: &str, time: &str) -> ObjectStatus {
+        ObjectStatus {
+            kind: GATEWAY.into(),
+            namespace: Some("ns".into()),
+            name: "gw".into(),
+            status: json!({"conditions": [
+                {"type": "Accepted", "status": "True", "lastTransitionTime": time},
+                {"type": "Programmed", "status": programmed, "lastTransitionTime": time},
+            ]}),
+        }
+    }
+
+    /// When a data plane's report turns a Gateway Programmed, the new
+    /// condition takes the time of the report, not of the compile that
+    /// produced the statuses; the unchanged condition keeps its time.
+    #[test]
+    fn programmed_takes_the_time_of_the_report() {
+        let admin = Admin::default();
+        admin.statuses.update(vec![gateway("False", "compile-time")]);
+        let mut reported = vec![gateway("True", "compile-time")];
+        restamp(&mut reported, "report-time");
+        admin.statuses.update_kind(GATEWAY, reported);
+        let stored = &admin.statuses.all()[0].status["conditions"];
+        assert_eq!(stored[0]["lastTransitionTime"], "compile-time");
+        assert_eq!(stored[1]["lastTransitionTime"], "report-time");
+    }
+}
