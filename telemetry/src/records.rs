@@ -44,12 +44,28 @@ impl RecordsPipeline {
         if !env.exports(Signal::Logs) {
             return Ok(RecordsPipeline::off());
         }
-        let exporter = Arc::new(opentelemetry_otlp::LogExporter::builder().build()?);
+        let exporter = opentelemetry_otlp::LogExporter::builder().build()?;
         let config = QueueConfig {
             capacity: 4096,
             max_batch: 512,
             interval: Duration::from_secs(1),
         };
+        Ok(RecordsPipeline::with_exporter(
+            exporter, resource, dropped, config,
+        ))
+    }
+
+    /// Records exported by `exporter`, which is given the `resource`
+    /// (records leave through the queue, not the provider's processors,
+    /// so the provider never hands it over).
+    fn with_exporter<E: LogExporter + 'static>(
+        mut exporter: E,
+        resource: Resource,
+        dropped: Counter<u64>,
+        config: QueueConfig,
+    ) -> RecordsPipeline {
+        exporter.set_resource(&resource);
+        let exporter = Arc::new(exporter);
         let queue = Arc::new(Queue::start(
             config,
             dropped,
@@ -69,10 +85,10 @@ impl RecordsPipeline {
             .with_resource(resource)
             .with_log_processor(Processor(Arc::clone(&queue)))
             .build();
-        Ok(RecordsPipeline {
+        RecordsPipeline {
             provider: Some(provider),
             queue: Some(queue),
-        })
+        }
     }
 
     /// No OTLP log records.
@@ -114,5 +130,71 @@ impl LogProcessor for Processor {
 
     fn force_flush(&self) -> OTelSdkResult {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetricsPipeline;
+    use opentelemetry::logs::{LogRecord as _, Logger as _};
+    use std::sync::Mutex;
+
+    /// What [`Capture`] saw: per record, the exporter's `service.name`
+    /// and the body.
+    type Seen = Arc<Mutex<Vec<(Option<String>, String)>>>;
+
+    /// Keeps the resource's `service.name` and every exported body.
+    #[derive(Debug, Default)]
+    struct Capture {
+        service: Option<String>,
+        seen: Seen,
+    }
+
+    impl LogExporter for Capture {
+        async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for (record, _) in batch.iter() {
+                let body = format!("{:?}", record.body());
+                seen.push((self.service.clone(), body));
+            }
+            Ok(())
+        }
+
+        fn set_resource(&mut self, resource: &Resource) {
+            self.service = resource
+                .get(&opentelemetry::Key::from_static_str("service.name"))
+                .map(|v| v.to_string());
+        }
+    }
+
+    /// Exported records carry the process's resource (`service.name`).
+    #[tokio::test]
+    async fn records_carry_the_resource() {
+        let seen = Seen::default();
+        let exporter = Capture {
+            service: None,
+            seen: Arc::clone(&seen),
+        };
+        let resource = Resource::builder().with_service_name("edge").build();
+        let dropped = MetricsPipeline::prometheus_only()
+            .meter("test")
+            .u64_counter("dropped")
+            .build();
+        let config = QueueConfig {
+            capacity: 16,
+            max_batch: 16,
+            interval: Duration::from_secs(3600),
+        };
+        let pipeline = RecordsPipeline::with_exporter(exporter, resource, dropped, config);
+        let logger = pipeline.access_logger().unwrap_or_else(|| unreachable!());
+        let mut record = logger.create_log_record();
+        record.set_body("line".into());
+        logger.emit(record);
+        pipeline.flush(Duration::from_secs(5)).await;
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0.as_deref(), Some("edge"));
+        assert!(seen[0].1.contains("line"), "{seen:?}");
     }
 }
