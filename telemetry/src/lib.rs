@@ -119,13 +119,36 @@ impl Telemetry {
     }
 
     /// Flushes spans, records and metrics, then shuts the pipelines down.
-    /// Bounded: a collector that does not answer costs at most `timeout`.
+    /// Bounded: a collector that does not answer costs at most `timeout`
+    /// in all, not per pipeline.
     pub async fn shutdown(&self, timeout: Duration) {
-        self.traces.flush(timeout).await;
-        self.records.flush(timeout).await;
-        self.metrics.flush();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The metrics reader's shutdown (a last push) blocks its thread
+        // until the export ends, which a stuck collector makes its own
+        // timeout (30 s by default): on a detached thread of its own, it
+        // neither holds a runtime worker nor outlives the bound, since the
+        // process exits once this returns.
+        let (pushed, metrics_done) = tokio::sync::oneshot::channel::<()>();
+        let metrics = self.metrics.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tollgate-metrics-shutdown".into())
+            .spawn(move || {
+                metrics.shutdown();
+                let _ = pushed.send(());
+            });
+        let all = async {
+            tokio::join!(self.traces.flush(timeout), self.records.flush(timeout));
+            if spawned.is_ok() {
+                let _ = metrics_done.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, all).await.is_err() {
+            tracing::warn!(
+                ?timeout,
+                "telemetry not flushed in time (collector slow or down); the rest is dropped"
+            );
+        }
         self.records.shutdown();
-        self.metrics.shutdown();
     }
 }
 
