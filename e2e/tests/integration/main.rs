@@ -28,6 +28,7 @@ mod quickstart;
 mod standalone_processes;
 mod standalone_reload;
 mod standalone_routing;
+mod telemetry_collector;
 mod telemetry_logs;
 mod telemetry_metrics;
 mod telemetry_support;
