@@ -29,6 +29,7 @@ mod standalone_processes;
 mod standalone_reload;
 mod standalone_routing;
 mod telemetry_collector;
+mod telemetry_dataplane;
 mod telemetry_logs;
 mod telemetry_metrics;
 mod telemetry_support;
