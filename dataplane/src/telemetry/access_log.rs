@@ -100,6 +100,7 @@ impl AccessLog {
     pub(crate) fn write(
         &self,
         record: &AccessRecord<'_>,
+        time: SystemTime,
         span: Option<&SpanContext>,
         logger: Option<&SdkLogger>,
     ) {
@@ -107,7 +108,7 @@ impl AccessLog {
             return;
         };
         if let Some(logger) = logger {
-            emit(logger, record, span, line.clone());
+            emit(logger, record, time, span, line.clone());
         }
         match self.tx.try_send(line) {
             Ok(()) => {}
@@ -134,10 +135,17 @@ fn write_lines(rx: &Receiver<String>, out: Box<dyn Write + Send>) {
 
 /// Sends `record` as an OTLP log record: the JSON line as body, the
 /// fields under their semantic-convention names as attributes.
-fn emit(logger: &SdkLogger, r: &AccessRecord<'_>, span: Option<&SpanContext>, line: String) {
+fn emit(
+    logger: &SdkLogger,
+    r: &AccessRecord<'_>,
+    time: SystemTime,
+    span: Option<&SpanContext>,
+    line: String,
+) {
     let mut record = logger.create_log_record();
     record.set_event_name("tollgate.access");
-    record.set_timestamp(SystemTime::now());
+    record.set_timestamp(time);
+    record.set_observed_timestamp(SystemTime::now());
     record.set_severity_number(Severity::Info);
     record.set_severity_text("INFO");
     record.set_body(AnyValue::String(line.into()));

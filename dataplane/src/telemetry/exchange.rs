@@ -7,8 +7,9 @@
 //! access-log line. Whatever is not needed (no span sampled, no log line
 //! drawn) is never copied out of the request.
 
+mod finish;
+
 use super::Observability;
-use super::access_log::AccessRecord;
 use super::labels::{self, RouteLabels, push_opt};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::spans::{self, Finished, Planned};
@@ -125,7 +126,7 @@ impl Exchange {
         obs.instruments.active_requests.add(1, &exchange.active);
         let tracing = t.tracing && obs.traces.enabled();
         let logged = t.logs_this_request();
-        if tracing {
+        if tracing || logged {
             exchange.parent = obs.propagation.extract(req.headers());
         }
         if tracing || logged {
@@ -351,161 +352,6 @@ impl Exchange {
         if self.logged {
             self.write_log(&obs, sent, took);
         }
-    }
-
-    fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
-        let (Some(span), Some(detail)) = (self.server_span.clone(), &self.detail) else {
-            return;
-        };
-        if !span.sampled() {
-            return;
-        }
-        attrs.push(KeyValue::new("url.path", detail.path.clone()));
-        let (address, port) = split_host(&detail.host);
-        if !address.is_empty() {
-            attrs.push(KeyValue::new("server.address", address.to_string()));
-            let default_port = if self.active[1].value.as_str() == "https" {
-                443
-            } else {
-                80
-            };
-            attrs.push(KeyValue::new(
-                "server.port",
-                i64::from(port.unwrap_or(default_port)),
-            ));
-        }
-        if let Some(query) = &detail.query {
-            attrs.push(KeyValue::new("url.query", query.clone()));
-        }
-        if let Some(agent) = &detail.user_agent {
-            attrs.push(KeyValue::new("user_agent.original", agent.clone()));
-        }
-        if let Some(peer) = self.peer {
-            attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
-        }
-        if let Some(r) = &self.routed {
-            attrs.push(KeyValue::new("tollgate.rule", r.labels.rule));
-            push_opt(
-                &mut attrs,
-                "tollgate.rule.name",
-                r.labels.rule_name.as_ref(),
-            );
-        }
-        if let Some(u) = &self.upstream {
-            attrs.push(KeyValue::new("tollgate.backend", u.backend.clone()));
-        }
-        if let Some(runtime) = &self.settings {
-            attrs.push(KeyValue::new(
-                "tollgate.snapshot.version",
-                runtime.snapshot().version as i64,
-            ));
-            let t = runtime.telemetry();
-            for (i, value) in &detail.request_headers {
-                if let Some(name) = t.request_headers.get(*i) {
-                    let key = format!("http.request.header.{name}");
-                    attrs.push(KeyValue::new(
-                        key,
-                        Value::Array(opentelemetry::Array::String(vec![value.clone().into()])),
-                    ));
-                }
-            }
-            for (i, value) in &detail.response_headers {
-                if let Some(name) = t.response_headers.get(*i) {
-                    let key = format!("http.response.header.{name}");
-                    attrs.push(KeyValue::new(
-                        key,
-                        Value::Array(opentelemetry::Array::String(vec![value.clone().into()])),
-                    ));
-                }
-            }
-        }
-        let name = match &self.routed {
-            Some(r) => format!("{} {}", self.method, r.template),
-            None => self.method.to_string(),
-        };
-        let failed = self.error.is_some() || self.status >= 500;
-        spans::write(
-            &obs.traces,
-            Finished {
-                planned: span,
-                kind: SpanKind::Server,
-                name,
-                start: self.start_time,
-                end: self.start_time + took,
-                attributes: attrs,
-                error: failed.then(|| self.error.unwrap_or("error").to_string()),
-            },
-        );
-    }
-
-    fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
-        let (Some(detail), Some(runtime)) = (&self.detail, &self.settings) else {
-            return;
-        };
-        let t = runtime.telemetry();
-        let text = |v: &Value| v.as_str().into_owned();
-        let span = self.server_span.as_ref().map(|s| &s.context);
-        fn named<'a>(
-            list: &'a [http::HeaderName],
-            values: &[(usize, String)],
-        ) -> Vec<(&'a str, String)> {
-            values
-                .iter()
-                .filter_map(|(i, v)| Some((list.get(*i)?.as_str(), v.clone())))
-                .collect()
-        }
-        let gateway = runtime.snapshot().gateway.as_str();
-        let record = AccessRecord {
-            log: "access",
-            time: jiff::Timestamp::try_from(self.start_time)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            trace_id: span.map(|s| s.trace_id().to_string()),
-            span_id: span.map(|s| s.span_id().to_string()),
-            gateway,
-            listener: None,
-            protocol: labels::protocol_version(self.version),
-            method: self.method.as_str(),
-            host: &detail.host,
-            path: &detail.path,
-            query: detail.query.as_deref(),
-            route: self.routed.as_ref().map(|r| text(&r.labels.route)),
-            rule: self.routed.as_ref().map(|r| r.labels.rule),
-            rule_name: self
-                .routed
-                .as_ref()
-                .and_then(|r| r.labels.rule_name.as_ref().map(text)),
-            http_route: None,
-            backend: None,
-            endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
-            status: self.status,
-            bytes_in: self.bytes_in,
-            bytes_out: sent,
-            duration_ms: took.as_secs_f64() * 1000.0,
-            upstream_duration_ms: self
-                .upstream
-                .as_ref()
-                .map(|u| u.took.as_secs_f64() * 1000.0),
-            client_address: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-            user_agent: detail.user_agent.as_deref(),
-            error_type: self.error,
-            request_headers: named(&t.request_headers, &detail.request_headers),
-            response_headers: named(&t.response_headers, &detail.response_headers),
-        };
-        let listener = self
-            .routed
-            .as_ref()
-            .and_then(|r| r.listener.as_ref().map(text));
-        let template = self.routed.as_ref().map(|r| text(&r.template));
-        let backend = self.upstream.as_ref().map(|u| text(&u.backend));
-        let record = AccessRecord {
-            listener: listener.as_deref(),
-            http_route: template.as_deref(),
-            backend: backend.as_deref(),
-            ..record
-        };
-        let logger = obs.records.as_ref().filter(|_| t.access_log_otlp);
-        obs.access_log.write(&record, span, logger);
     }
 }
 

@@ -1,0 +1,189 @@
+//! The end of an exchange: the server span and the access-log line, built
+//! from what the exchange gathered, only when they are wanted (a sampled
+//! span, a drawn log line).
+
+use super::{Exchange, split_host};
+use crate::telemetry::Observability;
+use crate::telemetry::access_log::AccessRecord;
+use crate::telemetry::labels::{self, push_opt};
+use crate::telemetry::spans::{self, Finished};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{KeyValue, Value};
+use std::time::Duration;
+
+impl Exchange {
+    pub(super) fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
+        let (Some(span), Some(detail)) = (self.server_span.clone(), &self.detail) else {
+            return;
+        };
+        if !span.sampled() {
+            return;
+        }
+        attrs.push(KeyValue::new("url.path", detail.path.clone()));
+        let (address, port) = split_host(&detail.host);
+        if !address.is_empty() {
+            attrs.push(KeyValue::new("server.address", address.to_string()));
+            let default_port = if self.active[1].value.as_str() == "https" {
+                443
+            } else {
+                80
+            };
+            attrs.push(KeyValue::new(
+                "server.port",
+                i64::from(port.unwrap_or(default_port)),
+            ));
+        }
+        if let Some(query) = &detail.query {
+            attrs.push(KeyValue::new("url.query", query.clone()));
+        }
+        if let Some(agent) = &detail.user_agent {
+            attrs.push(KeyValue::new("user_agent.original", agent.clone()));
+        }
+        if let Some(peer) = self.peer {
+            attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
+        }
+        if let Some(r) = &self.routed {
+            attrs.push(KeyValue::new("tollgate.rule", r.labels.rule));
+            push_opt(
+                &mut attrs,
+                "tollgate.rule.name",
+                r.labels.rule_name.as_ref(),
+            );
+        }
+        if let Some(u) = &self.upstream {
+            attrs.push(KeyValue::new("tollgate.backend", u.backend.clone()));
+        }
+        if let Some(runtime) = &self.settings {
+            attrs.push(KeyValue::new(
+                "tollgate.snapshot.version",
+                runtime.snapshot().version as i64,
+            ));
+            let t = runtime.telemetry();
+            push_headers(
+                &mut attrs,
+                "http.request.header",
+                &t.request_headers,
+                &detail.request_headers,
+            );
+            push_headers(
+                &mut attrs,
+                "http.response.header",
+                &t.response_headers,
+                &detail.response_headers,
+            );
+        }
+        let name = match &self.routed {
+            Some(r) => format!("{} {}", self.method, r.template),
+            None => self.method.to_string(),
+        };
+        let failed = self.error.is_some() || self.status >= 500;
+        spans::write(
+            &obs.traces,
+            Finished {
+                planned: span,
+                kind: SpanKind::Server,
+                name,
+                start: self.start_time,
+                end: self.start_time + took,
+                attributes: attrs,
+                error: failed.then(|| self.error.unwrap_or("error").to_string()),
+            },
+        );
+    }
+
+    pub(super) fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
+        let (Some(detail), Some(runtime)) = (&self.detail, &self.settings) else {
+            return;
+        };
+        let t = runtime.telemetry();
+        let text = |v: &Value| v.as_str().into_owned();
+        let span = self.server_span.as_ref().map(|s| &s.context);
+        // Without a span of its own (tracing off), the line still carries
+        // the client's trace id, so logs and the client's traces meet.
+        let parent = self.parent.span();
+        let client = parent.span_context();
+        let trace_id = match span {
+            Some(s) => Some(s.trace_id().to_string()),
+            None => client.is_valid().then(|| client.trace_id().to_string()),
+        };
+        let gateway = runtime.snapshot().gateway.as_str();
+        let record = AccessRecord {
+            log: "access",
+            time: jiff::Timestamp::try_from(self.start_time)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            trace_id,
+            span_id: span.map(|s| s.span_id().to_string()),
+            gateway,
+            listener: None,
+            protocol: labels::protocol_version(self.version),
+            method: self.method.as_str(),
+            host: &detail.host,
+            path: &detail.path,
+            query: detail.query.as_deref(),
+            route: self.routed.as_ref().map(|r| text(&r.labels.route)),
+            rule: self.routed.as_ref().map(|r| r.labels.rule),
+            rule_name: self
+                .routed
+                .as_ref()
+                .and_then(|r| r.labels.rule_name.as_ref().map(text)),
+            http_route: None,
+            backend: None,
+            endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: sent,
+            duration_ms: took.as_secs_f64() * 1000.0,
+            upstream_duration_ms: self
+                .upstream
+                .as_ref()
+                .map(|u| u.took.as_secs_f64() * 1000.0),
+            client_address: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            user_agent: detail.user_agent.as_deref(),
+            error_type: self.error,
+            request_headers: named(&t.request_headers, &detail.request_headers),
+            response_headers: named(&t.response_headers, &detail.response_headers),
+        };
+        let listener = self
+            .routed
+            .as_ref()
+            .and_then(|r| r.listener.as_ref().map(text));
+        let template = self.routed.as_ref().map(|r| text(&r.template));
+        let backend = self.upstream.as_ref().map(|u| text(&u.backend));
+        let record = AccessRecord {
+            listener: listener.as_deref(),
+            http_route: template.as_deref(),
+            backend: backend.as_deref(),
+            ..record
+        };
+        let logger = obs.records.as_ref().filter(|_| t.access_log_otlp);
+        obs.access_log.write(&record, self.start_time, span, logger);
+    }
+}
+
+/// Appends recorded header values as `<prefix>.<name>` string arrays, as
+/// the HTTP semantic conventions name them.
+fn push_headers(
+    attrs: &mut Vec<KeyValue>,
+    prefix: &str,
+    names: &[http::HeaderName],
+    values: &[(usize, String)],
+) {
+    for (i, value) in values {
+        if let Some(name) = names.get(*i) {
+            let array = opentelemetry::Array::String(vec![value.clone().into()]);
+            attrs.push(KeyValue::new(
+                format!("{prefix}.{name}"),
+                Value::Array(array),
+            ));
+        }
+    }
+}
+
+/// The recorded headers of `values` with their names, for the log line.
+fn named<'a>(list: &'a [http::HeaderName], values: &[(usize, String)]) -> Vec<(&'a str, String)> {
+    values
+        .iter()
+        .filter_map(|(i, v)| Some((list.get(*i)?.as_str(), v.clone())))
+        .collect()
+}
