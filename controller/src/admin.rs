@@ -25,17 +25,11 @@ use hyper::{Request, Response};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tollgate_telemetry::{Telemetry, log_level_request};
+use tollgate_telemetry::Telemetry;
 
 /// Answers `GET`/`PUT /log-level` with `telemetry`'s log filter.
 pub async fn log_level(telemetry: &Telemetry, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let limited = http_body_util::Limited::new(req.into_body(), 4096);
-    let body = http_body_util::BodyExt::collect(limited)
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let (status, text) = log_level_request(&telemetry.logs, &method, &body);
+    let (status, text) = tollgate_telemetry::log_level(&telemetry.logs, req).await;
     respond(status, "text/plain; charset=utf-8", text)
 }
 

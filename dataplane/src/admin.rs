@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tollgate_snapshot::Counts;
-use tollgate_telemetry::{Telemetry, log_level_request};
+use tollgate_telemetry::{Telemetry, log_level};
 
 /// How long an admin client has to send its request head.
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,13 +86,7 @@ async fn answer(
             Bytes::from(telemetry.metrics.encode()),
         ),
         "/log-level" => {
-            let method = req.method().clone();
-            let limited = http_body_util::Limited::new(req.into_body(), 4096);
-            let body = http_body_util::BodyExt::collect(limited)
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let (status, text) = log_level_request(&telemetry.logs, &method, &body);
+            let (status, text) = log_level(&telemetry.logs, req).await;
             with_type(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 "text/plain; charset=utf-8",

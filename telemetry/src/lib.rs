@@ -171,6 +171,24 @@ impl Default for Telemetry {
     }
 }
 
+/// Largest `PUT /log-level` body read.
+const LOG_LEVEL_BODY_LIMIT: usize = 4096;
+
+/// Answers an admin port's `GET`/`PUT /log-level` request `req` (body: a
+/// filter in `RUST_LOG` syntax, at most 4 KiB): `(status, text)`.
+pub async fn log_level<B>(control: &LogControl, req: http::Request<B>) -> (u16, String)
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = req.method().clone();
+    let limited = http_body_util::Limited::new(req.into_body(), LOG_LEVEL_BODY_LIMIT);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(body) => log_level_request(control, &method, &body.to_bytes()),
+        Err(_) => (400, "the filter must be at most 4 KiB\n".to_string()),
+    }
+}
+
 /// Answers `PUT /log-level` (body: a filter in `RUST_LOG` syntax) and
 /// `GET /log-level` on an admin port: `(status, body)`.
 pub fn log_level_request(
