@@ -11,6 +11,7 @@ use crate::error::BenchError;
 use crate::probe;
 use crate::procs::{Child, LOAD_CPU, Launch, PROXY_CPU, find_program, free_port};
 use serde::Serialize;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,6 +107,25 @@ pub struct Running {
     pub child: Option<Child>,
     /// The config file the proxy reads (snapshot JSON for Tollgate).
     pub config: Option<PathBuf>,
+    /// Tollgate's admin server (`/metrics`); `None` for the others.
+    pub admin: Option<SocketAddr>,
+}
+
+/// Changes to how [`start_tweaked`] starts a target, for the scenarios
+/// that compare one target with itself (telemetry modes, callgrind).
+#[derive(Clone, Debug, Default)]
+pub struct Tweaks {
+    /// Folder and log name instead of the target's name, so several
+    /// instances of one target can run side by side.
+    pub label: Option<String>,
+    /// Extra command-line arguments (Tollgate only).
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub envs: Vec<(String, String)>,
+    /// Run the proxy under this command (`valgrind --tool=callgrind ...`).
+    /// nginx then runs with `master_process off`, so the one process the
+    /// wrapper follows is the one that serves.
+    pub wrapper: Vec<OsString>,
 }
 
 impl Running {
@@ -162,19 +182,47 @@ pub fn start(
     backend: SocketAddr,
     routes: usize,
 ) -> Result<Running, BenchError> {
+    start_tweaked(env, target, backend, routes, &Tweaks::default())
+}
+
+/// [`start`] with `tweaks` applied.
+///
+/// # Errors
+///
+/// As [`start`].
+pub fn start_tweaked(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+    routes: usize,
+    tweaks: &Tweaks,
+) -> Result<Running, BenchError> {
     if target == Target::Direct {
         return Ok(Running {
             target,
             addr: backend,
             child: None,
             config: None,
+            admin: None,
         });
     }
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let dir = env.dir(target.name())?;
-    let (launch, config) = launch(env, target, port, backend.port(), routes, &dir)?;
-    let mut child = Child::spawn(&launch.cpu(PROXY_CPU), &dir, env.pin)?;
+    let dir = env.dir(tweaks.label.as_deref().unwrap_or(target.name()))?;
+    let single = !tweaks.wrapper.is_empty();
+    let (launch, config, admin) = launch(env, target, port, backend.port(), routes, &dir, single)?;
+    let launch = tweaks
+        .envs
+        .iter()
+        .fold(launch, |l, (k, v)| l.env(k, v))
+        .args(if target == Target::Tollgate {
+            tweaks.args.clone()
+        } else {
+            Vec::new()
+        })
+        .under(&tweaks.wrapper)
+        .cpu(PROXY_CPU);
+    let mut child = Child::spawn(&launch, &dir, env.pin)?;
     child.wait_port(addr, READY_TIMEOUT)?;
     let path = if routes == 0 {
         "/".to_string()
@@ -189,9 +237,12 @@ pub fn start(
         addr,
         child: Some(child),
         config: Some(config),
+        admin,
     })
 }
 
+/// The launch of `target`, its config file and (Tollgate) admin address.
+/// `single`: nginx without a master process.
 fn launch(
     env: &Env,
     target: Target,
@@ -199,7 +250,8 @@ fn launch(
     backend_port: u16,
     routes: usize,
     dir: &Path,
-) -> Result<(Launch, PathBuf), BenchError> {
+    single: bool,
+) -> Result<(Launch, PathBuf, Option<SocketAddr>), BenchError> {
     let write = |name: &str, text: &str| -> Result<PathBuf, BenchError> {
         let path = dir.join(name);
         std::fs::write(&path, text)
@@ -214,17 +266,21 @@ fn launch(
                 source,
             })?;
             let file = write("snapshot.json", &json)?;
-            let admin = free_port()?;
+            let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let launch = Launch::new("tollgate", env.bin("tollgate-dataplane"))
                 .args(["--snapshot-file".into(), file.clone().into_os_string()])
-                .args(["--admin-address", &format!("127.0.0.1:{admin}")])
+                .args(["--admin-address", &admin.to_string()])
                 .env("TOKIO_WORKER_THREADS", "1")
                 .env("RUST_LOG", "warn");
-            (launch, file)
+            (launch, file, Some(admin))
         }
         Target::Nginx => {
             let work = dir.display().to_string();
-            let file = write("nginx.conf", &configs::nginx(port, backend_port, &work))?;
+            let mut text = configs::nginx(port, backend_port, &work);
+            if single {
+                text.insert_str(0, "master_process off;\n");
+            }
+            let file = write("nginx.conf", &text)?;
             let program = find_program("nginx").unwrap_or_else(|| "nginx".into());
             let launch = Launch::new("nginx", program)
                 .args([
@@ -234,7 +290,7 @@ fn launch(
                     file.clone().into_os_string(),
                 ])
                 .args(["-e".into(), dir.join("nginx-error.log").into_os_string()]);
-            (launch, file)
+            (launch, file, None)
         }
         Target::Haproxy => {
             let file = write("haproxy.cfg", &configs::haproxy(port, backend_port))?;
@@ -244,10 +300,10 @@ fn launch(
                 "-f".into(),
                 file.clone().into_os_string(),
             ]);
-            (launch, file)
+            (launch, file, None)
         }
         // `start` returns before asking for a direct launch; `true` keeps
         // the match total without a panic.
-        Target::Direct => (Launch::new("direct", "true"), PathBuf::new()),
+        Target::Direct => (Launch::new("direct", "true"), PathBuf::new(), None),
     })
 }

@@ -63,6 +63,21 @@ impl Launch {
         self
     }
 
+    /// Runs the program under `wrapper` (e.g. `valgrind --tool=callgrind`):
+    /// the wrapper's program and arguments come first, then this program
+    /// and its arguments. Environment and CPU stay as they are.
+    pub fn under(mut self, wrapper: &[OsString]) -> Launch {
+        let Some((program, args)) = wrapper.split_first() else {
+            return self;
+        };
+        let mut all: Vec<OsString> = args.to_vec();
+        all.push(self.program.into_os_string());
+        all.append(&mut self.args);
+        self.program = PathBuf::from(program);
+        self.args = all;
+        self
+    }
+
     /// Pins to `cpu` (ignored when the run does not pin).
     pub fn cpu(mut self, cpu: u32) -> Launch {
         self.cpu = Some(cpu);
@@ -166,6 +181,20 @@ impl Child {
     pub fn cpu_seconds(&self) -> f64 {
         let ticks: u64 = tree(self.pid()).into_iter().map(cpu_ticks_of).sum();
         ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    }
+
+    /// Waits at most `timeout` for the process to exit; whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends `signal` to the process.

@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct WrkResult {
     /// Requests per second.
     pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
     /// Responses that were not 2xx or 3xx.
     pub non_2xx: u64,
     /// Connect, read, write errors and timeouts.
@@ -53,7 +55,7 @@ pub fn run(
     parse(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// Reads `Requests/sec`, `Non-2xx or 3xx responses` and `Socket errors` from
+/// Reads `Requests/sec`, `N requests in`, `Non-2xx or 3xx responses` and `Socket errors` from
 /// wrk's text output.
 ///
 /// # Errors
@@ -66,6 +68,8 @@ pub fn parse(text: &str) -> Result<WrkResult, BenchError> {
         if let Some(v) = line.strip_prefix("Requests/sec:") {
             result.rps = v.trim().parse().unwrap_or(0.0);
             seen = true;
+        } else if let Some((n, _)) = line.split_once(" requests in ") {
+            result.requests = n.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
             result.non_2xx = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
@@ -89,15 +93,16 @@ pub fn parse(text: &str) -> Result<WrkResult, BenchError> {
 mod tests {
     use super::parse;
 
-    /// All three figures are read from wrk's summary.
+    /// All four figures are read from wrk's summary.
     #[test]
     fn reads_summary() {
         let text = "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 64 connections\n\
+            \x20 12346 requests in 1.00s, 1.00MB read\n\
             \x20 Socket errors: connect 0, read 2, write 0, timeout 3\n\
             \x20 Non-2xx or 3xx responses: 7\nRequests/sec:  12345.67\nTransfer/sec: 1MB\n";
         let r = parse(text).unwrap();
         assert!((r.rps - 12345.67).abs() < 1e-6);
-        assert_eq!((r.non_2xx, r.socket_errors), (7, 5));
+        assert_eq!((r.requests, r.non_2xx, r.socket_errors), (12346, 7, 5));
         assert!(parse("garbage").is_err());
     }
 }
