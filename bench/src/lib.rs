@@ -2,13 +2,14 @@
 //!
 //! `make bench` runs the binary `tollgate-bench run`, which starts real
 //! processes — the proxies, a minimal hyper [`backend`], `wrk` — pinned to
-//! CPUs, runs the six [`scenarios`] with equivalent [`configs`], and writes
+//! CPUs, runs the seven [`scenarios`] with equivalent [`configs`], and writes
 //! `report.md`, `results.json` and PNG charts. Performance is only ever
 //! claimed as a ratio against a peer measured in the same run on the same
 //! machine. `--smoke` runs every scenario briefly so `make test` keeps the
 //! harness from rotting.
 
 pub mod backend;
+pub mod callgrind;
 pub mod charts;
 pub mod configs;
 pub mod controller;
