@@ -1,5 +1,6 @@
-//! One harness run: start the backend, run the six scenarios in order, then
-//! write `results.json`, the charts and `report.md` into the output folder.
+//! One harness run: start the backend, run the seven scenarios in order (or
+//! the ones asked for), then write `results.json`, the charts and
+//! `report.md` into the output folder.
 //!
 //! Scenario 2 and 6 send load at half of nginx's maximum throughput, which
 //! scenario 1 measures first; when `wrk` or nginx is missing (smoke runs on
@@ -13,18 +14,31 @@ use crate::peers::{self, Env, Target};
 use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
-use crate::scenarios::{Bench, latency, memory, routes, scaling, throughput, updates};
+use crate::scenarios::{Bench, latency, memory, routes, scaling, telemetry, throughput, updates};
 use std::path::Path;
 
 /// The rate used in smoke runs and when no throughput could be measured.
 const FALLBACK_RATE: f64 = 200.0;
 
-/// Runs every scenario of `plan` and writes the outputs into `out`.
+/// The scenarios' names, in the order they run (for `run --only`).
+pub const SCENARIOS: [&str; 7] = [
+    "throughput",
+    "latency",
+    "scaling",
+    "memory",
+    "routes",
+    "updates",
+    "telemetry",
+];
+
+/// Runs the scenarios of `plan` named in `only` (all when empty) and
+/// writes the outputs into `out`.
 ///
 /// # Errors
 ///
 /// When a process does not start, a tool fails, or an output cannot be written.
-pub fn run(env: Env, plan: Plan, out: &Path) -> Result<Results, BenchError> {
+pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results, BenchError> {
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     std::fs::create_dir_all(out).map_err(BenchError::io(format!("creating {}", out.display())))?;
     std::fs::create_dir_all(&env.work).map_err(BenchError::io("creating the work folder"))?;
     let mut results = Results {
@@ -43,29 +57,46 @@ pub fn run(env: Env, plan: Plan, out: &Path) -> Result<Results, BenchError> {
     let bench = Bench::new(env, plan, backend);
 
     let mut clock = Stopwatch::start();
-    println!("scenario 1: throughput");
-    results.throughput = throughput::run(&bench)?;
-    clock.lap("throughput");
-    let rate = if bench.plan.smoke {
+    if wanted("throughput") {
+        println!("scenario 1: throughput");
+        results.throughput = throughput::run(&bench)?;
+        clock.lap("throughput");
+    }
+    let rate = if bench.plan.smoke || !(wanted("latency") || wanted("updates")) {
         FALLBACK_RATE
     } else {
         load_rate(&bench, results.throughput.as_ref())
     };
-    println!("scenario 2: latency at {rate:.0} rps");
-    results.latency = Some(latency::run(&bench, rate)?);
-    clock.lap("latency");
-    println!("scenario 3: connection scaling");
-    results.scaling = scaling::run(&bench)?;
-    clock.lap("connection scaling");
-    println!("scenario 4: memory");
-    results.memory = Some(memory::run(&bench)?);
-    clock.lap("memory");
-    println!("scenario 5: routes at scale");
-    results.routes = Some(routes::run(&bench)?);
-    clock.lap("routes at scale");
-    println!("scenario 6: updates under load at {rate:.0} rps");
-    results.updates = Some(updates::run(&bench, rate)?);
-    clock.lap("updates under load");
+    if wanted("latency") {
+        println!("scenario 2: latency at {rate:.0} rps");
+        results.latency = Some(latency::run(&bench, rate)?);
+        clock.lap("latency");
+    }
+    if wanted("scaling") {
+        println!("scenario 3: connection scaling");
+        results.scaling = scaling::run(&bench)?;
+        clock.lap("connection scaling");
+    }
+    if wanted("memory") {
+        println!("scenario 4: memory");
+        results.memory = Some(memory::run(&bench)?);
+        clock.lap("memory");
+    }
+    if wanted("routes") {
+        println!("scenario 5: routes at scale");
+        results.routes = Some(routes::run(&bench)?);
+        clock.lap("routes at scale");
+    }
+    if wanted("updates") {
+        println!("scenario 6: updates under load at {rate:.0} rps");
+        results.updates = Some(updates::run(&bench, rate)?);
+        clock.lap("updates under load");
+    }
+    if wanted("telemetry") {
+        println!("scenario 7: request telemetry cost");
+        results.telemetry = telemetry::run(&bench)?;
+        clock.lap("telemetry cost");
+    }
     results.durations = clock.laps;
 
     results.goals = goals(&results);
@@ -129,6 +160,12 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
     goals.extend(r.memory.as_ref().map(memory::goals).unwrap_or_default());
     goals.extend(r.routes.as_ref().map(routes::goals).unwrap_or_default());
     goals.extend(r.updates.as_ref().map(updates::goals).unwrap_or_default());
+    goals.extend(
+        r.telemetry
+            .as_ref()
+            .map(telemetry::goals)
+            .unwrap_or_default(),
+    );
     goals
 }
 

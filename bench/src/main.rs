@@ -38,6 +38,10 @@ enum Cmd {
         /// Do not pin processes to CPUs with taskset.
         #[arg(long)]
         no_pin: bool,
+        /// Run only these scenarios (comma-separated): throughput, latency,
+        /// scaling, memory, routes, updates, telemetry.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(harness::SCENARIOS))]
+        only: Vec<String>,
     },
     /// Time EndpointSlice changes to traffic in Kubernetes mode with many
     /// routes loaded (in-memory API server, controller with its data plane).
@@ -92,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             bin_dir,
             work,
             no_pin,
+            only,
         } => {
             let exe = std::env::current_exe().context("locating this binary")?;
             let bins = bin_dir
@@ -111,7 +116,7 @@ fn main() -> anyhow::Result<()> {
                 pin: !no_pin,
             };
             let plan = if smoke { Plan::smoke() } else { Plan::full() };
-            let results = harness::run(env, plan, &out).context("benchmark run")?;
+            let results = harness::run(env, plan, &out, &only).context("benchmark run")?;
             let failed = results.goals.iter().filter(|g| !g.pass).count();
             println!(
                 "{} goals, {failed} missed; report in {}",

@@ -36,6 +36,9 @@ pub struct Plan {
     pub update_window: Duration,
     /// Route edits per update window.
     pub route_edits: usize,
+    /// Keep-alive requests counted under callgrind per target (telemetry
+    /// scenario); valgrind runs them some 50 times slower than native.
+    pub callgrind_requests: usize,
 }
 
 impl Plan {
@@ -55,6 +58,7 @@ impl Plan {
             route_changes: 20,
             update_window: Duration::from_secs(6),
             route_edits: 20,
+            callgrind_requests: 20_000,
         }
     }
 
@@ -74,6 +78,7 @@ impl Plan {
             route_changes: 2,
             update_window: Duration::from_millis(1500),
             route_edits: 3,
+            callgrind_requests: 100,
         }
     }
 }

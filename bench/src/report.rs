@@ -10,6 +10,8 @@ use crate::results::Results;
 use crate::stats::ratio;
 use std::fmt::Write as _;
 
+mod telemetry;
+
 /// Renders the report.
 pub fn render(r: &Results) -> String {
     let mut out = String::new();
@@ -21,6 +23,7 @@ pub fn render(r: &Results) -> String {
     memory(&mut out, r);
     routes(&mut out, r);
     updates(&mut out, r);
+    telemetry::render(&mut out, r);
     tail(&mut out, r);
     out
 }
@@ -313,6 +316,6 @@ fn tail(out: &mut String, r: &Results) {
 }
 
 /// A proxy's CPU use as a percentage of one core; `-` when not measured.
-fn busy_cell(busy: Option<f64>) -> String {
+pub(crate) fn busy_cell(busy: Option<f64>) -> String {
     busy.map_or_else(|| "-".into(), |b| format!("{:.0}%", b * 100.0))
 }

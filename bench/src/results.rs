@@ -9,6 +9,7 @@ use crate::scenarios::latency::Latency;
 use crate::scenarios::memory::Memory;
 use crate::scenarios::routes::Routes;
 use crate::scenarios::scaling::Scaling;
+use crate::scenarios::telemetry::TelemetryCost;
 use crate::scenarios::throughput::Throughput;
 use crate::scenarios::updates::Updates;
 use serde::Serialize;
@@ -40,6 +41,8 @@ pub struct Results {
     pub routes: Option<Routes>,
     /// Scenario 6.
     pub updates: Option<Updates>,
+    /// Scenario 7.
+    pub telemetry: Option<TelemetryCost>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

@@ -52,4 +52,40 @@ fn every_scenario_runs_and_reports() {
     assert_eq!(tollgate["failures"], 0, "requests through Tollgate failed");
     let changes = json["routes"]["change_ms"].as_array().unwrap();
     assert!(!changes.is_empty(), "no route change reached traffic");
+    telemetry_ran(&json, &report);
+}
+
+/// Scenario 7 (needs wrk; instruction counts need valgrind): every mode
+/// served without failures, and the tracing modes' spans reached the
+/// harness's OTLP receiver.
+fn telemetry_ran(json: &serde_json::Value, report: &str) {
+    if !installed("wrk") {
+        println!("wrk is not installed: the telemetry scenario was skipped");
+        return;
+    }
+    assert!(report.contains("## 7. Request telemetry cost"), "{report}");
+    let rows = json["telemetry"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for row in rows {
+        assert_eq!(row["failures"], 0, "{row}");
+    }
+    let full = rows.iter().find(|r| r["mode"] == "trace100").unwrap();
+    assert!(
+        full["spans"].as_u64().unwrap() > 0,
+        "no span arrived: {full}"
+    );
+    if installed("valgrind") {
+        let counts = json["telemetry"]["instructions"].as_array().unwrap();
+        assert!(counts.len() >= 4, "{counts:?}");
+        for c in counts {
+            assert!(c["count"]["loaded"].as_u64().unwrap() > 0, "{c}");
+        }
+    }
+}
+
+/// Whether `program` is on `PATH`.
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
 }

@@ -1,4 +1,4 @@
-//! The six scenarios of the comparison, one file each, and what they share:
+//! The seven scenarios of the comparison, one file each, and what they share:
 //! the [`Bench`] context (processes, plan, the running backend) and
 //! [`Goal`], a pass/fail line of the report stated as a ratio or a bound.
 //!
@@ -10,6 +10,7 @@ pub mod latency;
 pub mod memory;
 pub mod routes;
 pub mod scaling;
+pub mod telemetry;
 pub mod throughput;
 pub mod updates;
 

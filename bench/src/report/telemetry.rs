@@ -1,0 +1,96 @@
+//! Section 7 of `report.md`: what request telemetry costs.
+//!
+//! Its own file because it has two tables (throughput per mode, then
+//! callgrind's instructions per request with nginx's for scale) and
+//! `report.rs` holds the other six sections.
+
+use super::busy_cell;
+use crate::peers::Target;
+use crate::results::Results;
+use crate::scenarios::telemetry::Mode;
+use crate::stats::{median, ratio};
+use std::fmt::Write as _;
+
+/// Section 7: the four modes' throughput, then instructions per request.
+pub(super) fn render(out: &mut String, r: &Results) {
+    let Some(t) = &r.telemetry else { return };
+    let _ = writeln!(
+        out,
+        "## 7. Request telemetry cost (Tollgate against itself; wrk, {} connections, 0 B)\n",
+        t.connections
+    );
+    let _ = writeln!(
+        out,
+        "| mode | median rps | / off | proxy CPU busy | runs | failures | requests | server spans received | spans dropped |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let off = t.rps(Mode::Off).unwrap_or(0.0);
+    for row in &t.rows {
+        let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
+        let traced = row.mode.ratio().is_some();
+        let spans = if traced {
+            format!(
+                "{} ({:.2}% of requests)",
+                row.spans,
+                ratio(row.spans as f64, row.requests as f64) * 100.0
+            )
+        } else {
+            "-".into()
+        };
+        let dropped = if traced {
+            row.dropped.to_string()
+        } else {
+            "-".into()
+        };
+        let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
+            row.mode.name(),
+            row.median,
+            ratio(row.median, off),
+            busy_cell(busy),
+            runs.join(", "),
+            row.failures,
+            row.requests
+        );
+    }
+    if let Some(full) = t.rps(Mode::Trace100) {
+        let _ = writeln!(
+            out,
+            "\nFor information: metrics + 100% tracing keeps {:.1}% of the throughput with telemetry off.",
+            ratio(full, off) * 100.0
+        );
+    }
+    if t.instructions.is_empty() {
+        let _ = writeln!(out);
+        return;
+    }
+    let first = t.instructions.first().map_or(0, |i| i.count.requests);
+    let _ = writeln!(
+        out,
+        "\nUser-space instructions per proxied request (callgrind, {first} keep-alive requests over {} connections, idle run subtracted):\n\n| target | instructions / request | / off | / nginx | loaded run Ir | idle run Ir |\n| --- | --- | --- | --- | --- | --- |",
+        crate::callgrind::CONNECTIONS
+    );
+    let base = t.per_request(Mode::Off.name()).unwrap_or(0.0);
+    let nginx = t.per_request(Target::Nginx.name()).unwrap_or(0.0);
+    for i in &t.instructions {
+        let of_nginx = if nginx > 0.0 {
+            format!("{:.2}", ratio(i.count.per_request, nginx))
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {of_nginx} | {} | {} |",
+            i.name,
+            i.count.per_request,
+            ratio(i.count.per_request, base),
+            i.count.loaded,
+            i.count.idle
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTracing modes export spans only, over OTLP/HTTP to a receiver in the harness on the load CPU (`OTEL_TRACES_SAMPLER=traceidratio`, `OTEL_LOGS_EXPORTER=none`, `OTEL_METRICS_EXPORTER=none`); \"off\" is `--request-telemetry off`.\n"
+    );
+}

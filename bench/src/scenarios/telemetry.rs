@@ -1,0 +1,371 @@
+//! Scenario 7: what request telemetry costs Tollgate.
+//!
+//! Tollgate against itself in four modes: request telemetry off
+//! (`--request-telemetry off`), metrics only (the default: Prometheus
+//! instruments, nothing exported), and metrics plus spans exported over
+//! OTLP/HTTP sampled at 1% and at 100% (`OTEL_TRACES_SAMPLER=traceidratio`).
+//! The spans go to a real OTLP receiver inside this process
+//! (`tollgate_e2e::otlp::Receiver`), so they are encoded and sent as in
+//! production, and the report can say how many arrived: 1% should be about
+//! 1% of the requests. The tracing modes export traces only (OTLP logs and
+//! metrics `none`), so the difference to "metrics" is the spans alone.
+//!
+//! Throughput is measured as in scenario 1 (`wrk`, 64 connections, empty
+//! bodies), the four modes alternated run by run. Goal: metrics plus 1%
+//! tracing keeps ≥ 97% of the throughput with telemetry off. Requests per
+//! second are noisy on a shared machine, so each mode's user-space
+//! instructions per request are counted under callgrind as well
+//! ([`crate::callgrind`]), with nginx's for scale.
+
+use super::{Bench, Goal};
+use crate::callgrind::{self, Count};
+use crate::error::BenchError;
+use crate::peers::{self, Running, Target, Tweaks};
+use crate::stats::{median, ratio};
+use crate::wrk;
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use tollgate_e2e::otlp::{Receiver, SpanKind};
+
+/// How long spans of a finished run may take to arrive: the export queue
+/// sends at least every second (`OTEL_BSP_SCHEDULE_DELAY`).
+const SPAN_SETTLE: Duration = Duration::from_millis(1500);
+
+/// One way of running Tollgate's request telemetry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `--request-telemetry off`.
+    Off,
+    /// The default: request metrics, no spans.
+    Metrics,
+    /// Metrics and spans, 1% of requests sampled.
+    Trace1,
+    /// Metrics and spans, every request sampled.
+    Trace100,
+}
+
+impl Mode {
+    /// Every mode, in the order they run.
+    pub const ALL: [Mode; 4] = [Mode::Off, Mode::Metrics, Mode::Trace1, Mode::Trace100];
+
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Metrics => "metrics",
+            Mode::Trace1 => "metrics + 1% tracing",
+            Mode::Trace100 => "metrics + 100% tracing",
+        }
+    }
+
+    /// The sampling ratio, for the tracing modes.
+    pub fn ratio(self) -> Option<&'static str> {
+        match self {
+            Mode::Trace1 => Some("0.01"),
+            Mode::Trace100 => Some("1.0"),
+            Mode::Off | Mode::Metrics => None,
+        }
+    }
+
+    /// How Tollgate starts in this mode; spans go to `otlp` (a base URL).
+    pub fn tweaks(self, otlp: &str) -> Tweaks {
+        let label = match self {
+            Mode::Off => "tollgate-telemetry-off",
+            Mode::Metrics => "tollgate-metrics",
+            Mode::Trace1 => "tollgate-trace-1",
+            Mode::Trace100 => "tollgate-trace-100",
+        };
+        let mut tweaks = Tweaks {
+            label: Some(label.into()),
+            ..Tweaks::default()
+        };
+        if self == Mode::Off {
+            tweaks.args = vec!["--request-telemetry".into(), "off".into()];
+        }
+        if let Some(ratio) = self.ratio() {
+            tweaks.envs = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", ratio),
+                ("OTEL_LOGS_EXPORTER", "none"),
+                ("OTEL_METRICS_EXPORTER", "none"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        }
+        tweaks
+    }
+}
+
+/// One mode's throughput runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeRow {
+    /// The mode.
+    pub mode: Mode,
+    /// Requests per second of each run.
+    pub runs: Vec<f64>,
+    /// Their median.
+    pub median: f64,
+    /// Share of its core Tollgate was busy in each run.
+    pub busy: Vec<f64>,
+    /// Non-2xx responses plus socket errors over all runs.
+    pub failures: u64,
+    /// Requests completed over all runs.
+    pub requests: u64,
+    /// Server spans the OTLP receiver got over all runs.
+    pub spans: u64,
+    /// Spans Tollgate dropped because its export queue was full.
+    pub dropped: u64,
+}
+
+/// One target's callgrind count.
+#[derive(Clone, Debug, Serialize)]
+pub struct Instructions {
+    /// `off`, `metrics`, ... or `nginx`.
+    pub name: String,
+    /// The count.
+    pub count: Count,
+}
+
+/// The scenario's outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TelemetryCost {
+    /// Connections used by wrk.
+    pub connections: usize,
+    /// One row per mode.
+    pub rows: Vec<ModeRow>,
+    /// Instructions per request: the four modes, then nginx.
+    pub instructions: Vec<Instructions>,
+}
+
+impl TelemetryCost {
+    /// Median requests per second of `mode`.
+    pub fn rps(&self, mode: Mode) -> Option<f64> {
+        self.rows.iter().find(|r| r.mode == mode).map(|r| r.median)
+    }
+
+    /// Callgrind instructions per request of `name`.
+    pub fn per_request(&self, name: &str) -> Option<f64> {
+        self.instructions
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.count.per_request)
+    }
+}
+
+/// The OTLP receiver, on a runtime of its own (the harness is blocking).
+struct Sink {
+    receiver: Receiver,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Sink {
+    fn start() -> Result<Sink, BenchError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(BenchError::io("starting the OTLP receiver's runtime"))?;
+        let receiver = runtime
+            .block_on(Receiver::start())
+            .map_err(|e| BenchError::Http {
+                what: "starting the OTLP receiver".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(Sink {
+            receiver,
+            _runtime: runtime,
+        })
+    }
+
+    /// Server spans (one per sampled request) received since the last
+    /// call; forgets them, so memory stays flat at 100%.
+    fn take_server_spans(&self) -> u64 {
+        let n = self
+            .receiver
+            .spans()
+            .iter()
+            .filter(|s| s.kind == SpanKind::Server)
+            .count();
+        self.receiver.clear();
+        n as u64
+    }
+}
+
+/// Runs the scenario; `None` when `wrk` is missing.
+///
+/// # Errors
+///
+/// When Tollgate or nginx does not start, `wrk` fails, or a callgrind run fails.
+pub fn run(bench: &Bench) -> Result<Option<TelemetryCost>, BenchError> {
+    if !wrk::available() {
+        bench.note("telemetry: wrk is not installed; skipped");
+        return Ok(None);
+    }
+    let sink = Sink::start()?;
+    let otlp = sink.receiver.http_endpoint();
+    let mut out = TelemetryCost {
+        connections: bench.plan.throughput_connections,
+        ..TelemetryCost::default()
+    };
+    out.rows = throughput(bench, &sink, &otlp)?;
+    if callgrind::available() {
+        out.instructions = instructions(bench, &otlp)?;
+    } else {
+        bench.note("telemetry: valgrind is not installed; no instruction counts");
+    }
+    Ok(Some(out))
+}
+
+/// The four modes' wrk runs, alternated.
+fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, BenchError> {
+    let running: Vec<(Mode, Running)> = Mode::ALL
+        .iter()
+        .map(|&m| {
+            let r = peers::start_tweaked(
+                &bench.env,
+                Target::Tollgate,
+                bench.backend,
+                0,
+                &m.tweaks(otlp),
+            );
+            r.map(|r| (m, r))
+        })
+        .collect::<Result<_, _>>()?;
+    // The readiness probes' spans.
+    std::thread::sleep(SPAN_SETTLE);
+    sink.take_server_spans();
+    let mut rows: Vec<ModeRow> = Mode::ALL
+        .iter()
+        .map(|&mode| ModeRow {
+            mode,
+            runs: vec![],
+            median: 0.0,
+            busy: vec![],
+            failures: 0,
+            requests: 0,
+            spans: 0,
+            dropped: 0,
+        })
+        .collect();
+    for run in 0..bench.plan.runs {
+        for ((mode, r), row) in running.iter().zip(rows.iter_mut()) {
+            let (result, busy) = r.busy_during(|| {
+                wrk::run(
+                    r.addr,
+                    "/",
+                    bench.plan.throughput_connections,
+                    bench.plan.throughput,
+                    bench.env.pin,
+                )
+            });
+            let result = result?;
+            row.runs.push(result.rps);
+            row.busy.extend(busy);
+            row.failures += result.non_2xx + result.socket_errors;
+            row.requests += result.requests;
+            if mode.ratio().is_some() {
+                // Let this run's spans arrive before the next run starts.
+                std::thread::sleep(SPAN_SETTLE);
+                row.spans += sink.take_server_spans();
+            }
+            bench.progress(format!(
+                "telemetry run {run} {}: {:.0} rps",
+                mode.name(),
+                result.rps
+            ));
+        }
+    }
+    for ((_, r), row) in running.iter().zip(rows.iter_mut()) {
+        row.median = median(&row.runs);
+        row.dropped = r.admin.map_or(0, dropped_spans);
+    }
+    Ok(rows)
+}
+
+/// Callgrind counts of the four modes, then nginx's.
+fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchError> {
+    let n = bench.plan.callgrind_requests;
+    let mut out = Vec::new();
+    for mode in Mode::ALL {
+        let count = callgrind::count(
+            &bench.env,
+            Target::Tollgate,
+            bench.backend,
+            &mode.tweaks(otlp),
+            n,
+        )?;
+        bench.progress(format!(
+            "telemetry callgrind {}: {:.0} instructions per request",
+            mode.name(),
+            count.per_request
+        ));
+        out.push(Instructions {
+            name: mode.name().into(),
+            count,
+        });
+    }
+    if Target::Nginx.available() {
+        let count = callgrind::count(
+            &bench.env,
+            Target::Nginx,
+            bench.backend,
+            &Tweaks::default(),
+            n,
+        )?;
+        bench.progress(format!(
+            "telemetry callgrind nginx: {:.0} instructions per request",
+            count.per_request
+        ));
+        out.push(Instructions {
+            name: Target::Nginx.name().into(),
+            count,
+        });
+    } else {
+        bench.note("telemetry: nginx is not installed; no instruction count to compare with");
+    }
+    Ok(out)
+}
+
+/// `tollgate_telemetry_dropped_total{signal="traces"}` from the admin
+/// server's `/metrics`; 0 when absent or unreadable.
+fn dropped_spans(admin: SocketAddr) -> u64 {
+    let Ok(mut stream) = TcpStream::connect_timeout(&admin, Duration::from_secs(2)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return 0;
+    }
+    text.lines()
+        .filter(|l| l.starts_with("tollgate_telemetry_dropped_total{"))
+        .filter(|l| l.contains("signal=\"traces\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// The scenario's goal: metrics plus 1% tracing keeps ≥ 97% of the
+/// throughput with telemetry off.
+pub fn goals(t: &TelemetryCost) -> Vec<Goal> {
+    match (t.rps(Mode::Trace1), t.rps(Mode::Off)) {
+        (Some(traced), Some(off)) => vec![Goal::at_least(
+            "7 telemetry",
+            &format!(
+                "throughput metrics + 1% tracing / telemetry off (0 B, {} conns)",
+                t.connections
+            ),
+            ratio(traced, off),
+            0.97,
+            "x",
+        )],
+        _ => vec![],
+    }
+}
