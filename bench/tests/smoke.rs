@@ -55,9 +55,9 @@ fn every_scenario_runs_and_reports() {
     telemetry_ran(&json, &report);
 }
 
-/// Scenario 7 (needs wrk; instruction counts need valgrind): every mode
-/// served without failures, and the tracing modes' spans reached the
-/// harness's OTLP receiver.
+/// Scenario 7 (needs wrk; instruction counts need valgrind, and a smoke
+/// run counts only "off" and nginx): every mode served without failures,
+/// and the spans of 100% tracing reached the harness's OTLP receiver.
 fn telemetry_ran(json: &serde_json::Value, report: &str) {
     if !installed("wrk") {
         println!("wrk is not installed: the telemetry scenario was skipped");
@@ -76,7 +76,7 @@ fn telemetry_ran(json: &serde_json::Value, report: &str) {
     );
     if installed("valgrind") {
         let counts = json["telemetry"]["instructions"].as_array().unwrap();
-        assert!(counts.len() >= 4, "{counts:?}");
+        assert!(!counts.is_empty(), "{counts:?}");
         for c in counts {
             assert!(c["count"]["loaded"].as_u64().unwrap() > 0, "{c}");
         }

@@ -288,11 +288,18 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
     Ok(rows)
 }
 
-/// Callgrind counts of the four modes, then nginx's.
+/// Callgrind counts of the four modes, then nginx's. A smoke run counts
+/// only "off" and nginx: a debug build starts slowly under valgrind, and
+/// one mode proves the path works.
 fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchError> {
     let n = bench.plan.callgrind_requests;
+    let modes: &[Mode] = if bench.plan.smoke {
+        &[Mode::Off]
+    } else {
+        &Mode::ALL
+    };
     let mut out = Vec::new();
-    for mode in Mode::ALL {
+    for &mode in modes {
         let count = callgrind::count(
             &bench.env,
             Target::Tollgate,
