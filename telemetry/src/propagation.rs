@@ -14,6 +14,7 @@ use opentelemetry::Context;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ pub struct Propagation {
     inner: Arc<TextMapCompositePropagator>,
     /// Every header any of them reads or writes.
     fields: Arc<Vec<HeaderName>>,
+    /// W3C trace context (and baggage, passed through untouched) only: the
+    /// common case, handled without the generic propagators' allocations.
+    w3c: bool,
 }
 
 impl std::fmt::Debug for Propagation {
@@ -55,6 +59,9 @@ impl Propagation {
                 }
             }
         }
+        let names = env.propagators();
+        let w3c = names.iter().any(|n| n == "tracecontext")
+            && names.iter().all(|n| n == "tracecontext" || n == "baggage");
         let inner = TextMapCompositePropagator::new(propagators);
         let fields = inner
             .fields()
@@ -63,17 +70,63 @@ impl Propagation {
         Propagation {
             inner: Arc::new(inner),
             fields: Arc::new(fields),
+            w3c,
         }
     }
 
-    /// The context a client's `headers` carry (empty when none).
+    /// The context a client's `headers` carry (empty when none). With W3C
+    /// propagation only, just the trace context is read: `baggage` is left
+    /// in the headers and passes through as it came.
     pub fn extract(&self, headers: &HeaderMap) -> Context {
-        self.inner.extract(&HeaderExtractor(headers))
+        if !self.w3c {
+            return self.inner.extract(&HeaderExtractor(headers));
+        }
+        if !headers.contains_key(TRACEPARENT) {
+            return Context::new();
+        }
+        TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+    }
+
+    /// Makes `span` the parent in `headers` for what is sent upstream on
+    /// behalf of a client whose context was `client` (its baggage goes on).
+    ///
+    /// With W3C propagation only this writes `traceparent` (and
+    /// `tracestate` when there is one) directly and leaves `baggage` as the
+    /// client sent it: no context, no string formatting, one header value.
+    pub fn inject_span(&self, span: &SpanContext, client: &Context, headers: &mut HeaderMap) {
+        if !self.w3c {
+            let cx = client.with_remote_span_context(span.clone());
+            return self.inject(&cx, headers);
+        }
+        headers.remove(TRACESTATE);
+        if !span.is_valid() {
+            headers.remove(TRACEPARENT);
+            return;
+        }
+        let mut line = [0u8; 55];
+        line[..3].copy_from_slice(b"00-");
+        hex(&span.trace_id().to_bytes(), &mut line[3..35]);
+        line[35] = b'-';
+        hex(&span.span_id().to_bytes(), &mut line[36..52]);
+        line[52] = b'-';
+        hex(&[span.trace_flags().to_u8() & 1], &mut line[53..55]);
+        if let Ok(value) = HeaderValue::from_bytes(&line) {
+            headers.insert(TRACEPARENT, value);
+        }
+        let state = span.trace_state().header();
+        if !state.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&state)
+        {
+            headers.insert(TRACESTATE, value);
+        }
     }
 
     /// Writes `cx` into `headers`, replacing what the client sent in the
     /// same fields (the upstream must see the gateway's span as parent).
     pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+        if self.w3c {
+            return self.inject_span(&cx.span().span_context().clone(), cx, headers);
+        }
         for field in self.fields.iter() {
             headers.remove(field);
         }
@@ -83,6 +136,18 @@ impl Propagation {
     /// Every header the propagators use.
     pub fn fields(&self) -> &[HeaderName] {
         &self.fields
+    }
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Writes `bytes` as lowercase hex into `out` (twice as long).
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
 }
 
@@ -147,14 +212,65 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert!(sc.is_remote() && sc.is_sampled());
-        let mut out = headers(&[(
-            "traceparent",
-            "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01",
-        )]);
+        // Upstream headers are the client's: baggage is in them already and
+        // passes through as it came.
+        let mut out = headers(&[
+            (
+                "traceparent",
+                "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01",
+            ),
+            ("baggage", "user=42"),
+        ]);
         p.inject(&cx, &mut out);
         assert_eq!(out.get_all("traceparent").iter().count(), 1);
         assert_eq!(out["traceparent"], TRACEPARENT);
         assert_eq!(out["baggage"], "user=42");
+    }
+
+    /// The W3C fast path writes exactly what the generic propagator
+    /// writes, replaces the client's trace headers, and leaves baggage as
+    /// it came.
+    #[test]
+    fn w3c_fast_path_matches_the_generic_one() {
+        let p = Propagation::default();
+        let client = p.extract(&headers(&[("traceparent", TRACEPARENT)]));
+        let span = client.span().span_context().clone();
+        let mut fast = headers(&[
+            (
+                "traceparent",
+                "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01",
+            ),
+            ("tracestate", "stale=1"),
+            ("baggage", "user=42,tenant=acme"),
+        ]);
+        p.inject_span(&span, &client, &mut fast);
+        assert_eq!(fast["traceparent"], TRACEPARENT);
+        assert!(fast.get("tracestate").is_none());
+        assert_eq!(fast["baggage"], "user=42,tenant=acme");
+        let mut generic = HeaderMap::new();
+        TraceContextPropagator::new().inject_context(&client, &mut HeaderInjector(&mut generic));
+        assert_eq!(fast["traceparent"], generic["traceparent"]);
+        let unsampled = SpanContext::new(
+            span.trace_id(),
+            span.span_id(),
+            opentelemetry::trace::TraceFlags::default(),
+            false,
+            Default::default(),
+        );
+        p.inject_span(&unsampled, &client, &mut fast);
+        assert!(
+            fast["traceparent"]
+                .to_str()
+                .unwrap_or_default()
+                .ends_with("-00")
+        );
+        assert!(
+            p.extract(&HeaderMap::new())
+                .span()
+                .span_context()
+                .trace_id()
+                == opentelemetry::trace::TraceId::INVALID
+        );
     }
 
     /// B3 single and multi-header when asked for; W3C headers are then ignored.

@@ -126,9 +126,10 @@ impl<'a> Pipeline<'a> {
         })?;
         let listener = socket.listener_labels.get(found.listener);
         exchange.routed(
+            found.route,
             &route.labels,
             route.sampler.as_ref(),
-            listener,
+            (found.listener, listener),
             found.path_template,
         );
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
@@ -156,17 +157,16 @@ impl<'a> Pipeline<'a> {
             &self.conn.forwarding,
             ctx.original_host.as_ref(),
         );
-        exchange.inject(&mut ctx.headers);
         // 5 mirror
         let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
         let body = RequestBody::new(body, limits).boxed_unsync();
-        let body = self.send_mirrors(&mut ctx, body);
+        let body = self.send_mirrors(&mut ctx, body, exchange);
         // 6 balance
         let (choice, backend) = self.select_backend(route).map_err(at(&route.name))?;
         if let Some(answer) = choice.chain.apply_request(&mut ctx) {
             return Ok(answer);
         }
-        let body = self.send_mirrors(&mut ctx, body);
+        let body = self.send_mirrors(&mut ctx, body, exchange);
         let endpoint = backend.select().ok_or_else(|| Failure {
             error: ProxyError::NoEndpoints(backend.name.clone()),
             source: &route.name,
@@ -176,12 +176,15 @@ impl<'a> Pipeline<'a> {
         let attempt = exchange.attempt(&mut headers);
         let upstream = upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
         let sent = self.send(route, endpoint, upstream).await;
-        if let Some(label) = choice.backend.and_then(|i| runtime.backend_label(i)) {
+        if let Some((index, label)) = choice
+            .backend
+            .and_then(|i| Some((i, runtime.backend_label(i)?)))
+        {
             let outcome = match &sent {
                 Ok(response) => Ok(response.status().as_u16()),
                 Err(error) => Err(error.kind().label()),
             };
-            exchange.attempted(attempt, label, endpoint.address(), outcome);
+            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
         }
         let response = sent.map_err(at(&route.name))?;
         // 8 response
@@ -196,10 +199,18 @@ impl<'a> Pipeline<'a> {
 
     /// Sends every mirror picked so far and returns the main body, teed when
     /// a mirror needs a copy of it.
-    fn send_mirrors(&self, ctx: &mut RequestContext<'_>, body: ProxyBody) -> ProxyBody {
+    ///
+    /// Mirrors carry the server span as their trace parent.
+    fn send_mirrors(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: ProxyBody,
+        exchange: &Exchange,
+    ) -> ProxyBody {
         if ctx.mirrors.is_empty() {
             return body;
         }
+        exchange.inject(&mut ctx.headers);
         let mut tee = Tee::new(body);
         for stage in std::mem::take(&mut ctx.mirrors) {
             let Some(backend) = self.runtime.backends().get(stage.backend) else {

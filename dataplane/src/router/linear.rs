@@ -8,6 +8,7 @@ use super::conditions::{Conditions, compile_regex};
 use super::error::RouterError;
 use super::request::{Found, RequestView};
 use regex::Regex;
+use std::sync::Arc;
 use tollgate_snapshot::{HostMatch, PathMatch, Socket};
 
 /// Whether `path` starts with `prefix` element by element (a trailing `/` in
@@ -46,10 +47,10 @@ fn best_host<'h>(patterns: impl Iterator<Item = &'h HostMatch>, host: &str) -> O
 
 #[derive(Debug)]
 enum PathTest {
-    Exact(String),
-    Prefix(String),
+    Exact(Arc<str>),
+    Prefix(Arc<str>),
     /// The compiled pattern, and the pattern as written.
-    Regex(Regex, String),
+    Regex(Regex, Arc<str>),
 }
 
 #[derive(Debug)]
@@ -87,10 +88,10 @@ impl LinearRouter {
                 let mut matches = Vec::new();
                 for m in &v.matches {
                     let path = match &m.path {
-                        PathMatch::Exact(p) => PathTest::Exact(p.clone()),
-                        PathMatch::Prefix(p) => PathTest::Prefix(p.clone()),
+                        PathMatch::Exact(p) => PathTest::Exact(Arc::from(p.as_str())),
+                        PathMatch::Prefix(p) => PathTest::Prefix(Arc::from(p.as_str())),
                         PathMatch::RegularExpression(p) => {
-                            PathTest::Regex(compile_regex(&l.name, p)?, p.clone())
+                            PathTest::Regex(compile_regex(&l.name, p)?, Arc::from(p.as_str()))
                         }
                     };
                     let conditions = Conditions::compile(&l.name, m)?;
@@ -120,11 +121,9 @@ impl LinearRouter {
         let vi = best_host(listener.vhosts.iter().map(|v| &v.hostname), request.host)?;
         listener.vhosts[vi].matches.iter().find_map(|m| {
             let (matched_prefix, path_template) = match &m.path {
-                PathTest::Exact(p) if p == request.path => (None, p.as_str()),
-                PathTest::Prefix(p) if prefix_matches(p, request.path) => {
-                    (Some(p.as_str()), p.as_str())
-                }
-                PathTest::Regex(r, p) if r.is_match(request.path) => (None, p.as_str()),
+                PathTest::Exact(p) if &**p == request.path => (None, p),
+                PathTest::Prefix(p) if prefix_matches(p, request.path) => (Some(&**p), p),
+                PathTest::Regex(r, p) if r.is_match(request.path) => (None, p),
                 _ => return None,
             };
             m.conditions

@@ -13,14 +13,16 @@ use super::prefix::PrefixIndex;
 use super::request::{Found, RequestView};
 use super::table::{Positions, StrMap, insert_position};
 use regex::{RegexSet, RegexSetBuilder};
+use std::sync::Arc;
 use tollgate_snapshot::{PathMatch, REGEX_SIZE_LIMIT, RouteMatch, anchored_regex};
 
 /// What the index keeps of one route match.
 #[derive(Debug)]
 struct Entry {
     route: usize,
-    /// The path value of the match, reported as `Found::path_template`.
-    template: Box<str>,
+    /// The path value of the match, reported as `Found::path_template`
+    /// (shared, so telemetry keeps it without copying).
+    template: Arc<str>,
     /// Whether it is a `PathPrefix` (then also `Found::matched_prefix`).
     is_prefix: bool,
     /// Boxed and absent when the match has none, as most have none.
@@ -75,7 +77,7 @@ impl PathIndex {
             let conditions = Conditions::compile(&at, m)?;
             entries.push(Entry {
                 route: m.route,
-                template: template.as_str().into(),
+                template: Arc::from(template.as_str()),
                 is_prefix,
                 conditions: (!conditions.is_empty()).then(|| Box::new(conditions)),
             });

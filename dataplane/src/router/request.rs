@@ -2,6 +2,7 @@
 //! every part of the router shares, in a leaf below them.
 
 use http::{HeaderMap, Method};
+use std::sync::Arc;
 
 /// What the router needs to know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -29,5 +30,5 @@ pub struct Found<'a> {
     pub matched_prefix: Option<&'a str>,
     /// The path value of the match that held (exact path, prefix or
     /// pattern): the `http.route` of telemetry, never the request's path.
-    pub path_template: &'a str,
+    pub path_template: &'a Arc<str>,
 }

@@ -10,6 +10,7 @@
 mod finish;
 
 use super::Observability;
+use super::bound::{ClientKey, RequestKey, SCHEMES};
 use super::labels::{self, RouteLabels, push_opt};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::spans::{self, Finished, Planned};
@@ -39,7 +40,10 @@ struct Detail {
 struct Routed {
     labels: RouteLabels,
     listener: Option<Value>,
-    template: Value,
+    template: Arc<str>,
+    /// Indices for the metric cache key.
+    route: u32,
+    listener_index: u32,
 }
 
 /// One upstream attempt, while it runs.
@@ -79,6 +83,9 @@ pub(crate) struct Exchange {
     status: u16,
     error: Option<&'static str>,
     active: [KeyValue; 2],
+    /// Indices of the method and scheme labels.
+    method_index: u8,
+    scheme_index: u8,
 }
 
 impl Exchange {
@@ -96,7 +103,9 @@ impl Exchange {
         scheme: &'static str,
         peer: Option<SocketAddr>,
     ) -> Exchange {
-        let method = labels::method(req.method());
+        let method_index = labels::method_index(req.method());
+        let method = labels::METHODS[usize::from(method_index)];
+        let scheme_index = SCHEMES.iter().position(|s| *s == scheme).unwrap_or(0) as u8;
         let mut exchange = Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
@@ -118,12 +127,14 @@ impl Exchange {
                 KeyValue::new("http.request.method", method),
                 KeyValue::new("url.scheme", scheme),
             ],
+            method_index,
+            scheme_index,
         };
         let (Some(obs), Some(runtime)) = (obs, runtime) else {
             return exchange;
         };
         let t = runtime.telemetry();
-        obs.instruments.active_requests.add(1, &exchange.active);
+        obs.active.add(method_index, scheme_index, 1);
         let tracing = t.tracing && obs.traces.enabled();
         let logged = t.logs_this_request();
         if tracing || logged {
@@ -162,10 +173,11 @@ impl Exchange {
     /// environment's).
     pub(crate) fn routed(
         &mut self,
+        route: usize,
         labels: &RouteLabels,
         sampler: Option<&opentelemetry_sdk::trace::Sampler>,
-        listener: Option<&Value>,
-        template: &str,
+        (listener_index, listener): (usize, Option<&Value>),
+        template: &Arc<str>,
     ) {
         let Some(obs) = &self.obs else {
             return;
@@ -173,15 +185,16 @@ impl Exchange {
         self.routed = Some(Routed {
             labels: labels.clone(),
             listener: listener.cloned(),
-            template: Value::from(template.to_string()),
+            template: Arc::clone(template),
+            route: u32::try_from(route).unwrap_or(u32::MAX),
+            listener_index: u32::try_from(listener_index).unwrap_or(u32::MAX),
         });
         let Some(t) = self.settings.as_ref().map(|r| r.telemetry()) else {
             return;
         };
         if t.tracing && obs.traces.enabled() {
             let sampler = sampler.or(t.sampler.as_ref()).unwrap_or(&obs.sampler);
-            let name = format!("{} {template}", self.method);
-            self.server_span = Some(spans::plan_server(sampler, &self.parent, &name));
+            self.server_span = Some(spans::plan_server(sampler, &self.parent));
         }
     }
 
@@ -198,8 +211,7 @@ impl Exchange {
         };
         if t.tracing && obs.traces.enabled() {
             let sampler = t.sampler.as_ref().unwrap_or(&obs.sampler);
-            let name = self.method.to_string();
-            self.server_span = Some(spans::plan_server(sampler, &self.parent, &name));
+            self.server_span = Some(spans::plan_server(sampler, &self.parent));
         }
     }
 
@@ -208,7 +220,7 @@ impl Exchange {
     pub(crate) fn inject(&self, headers: &mut HeaderMap) {
         if let (Some(obs), Some(span)) = (&self.obs, &self.server_span) {
             obs.propagation
-                .inject(&span.as_parent(&self.parent), headers);
+                .inject_span(&span.context, &self.parent, headers);
         }
     }
 
@@ -218,7 +230,7 @@ impl Exchange {
         let span = self.server_span.as_ref().map(spans::plan_child);
         if let (Some(obs), Some(span)) = (&self.obs, &span) {
             obs.propagation
-                .inject(&span.as_parent(&self.parent), headers);
+                .inject_span(&span.context, &self.parent, headers);
         }
         Attempt {
             started: Instant::now(),
@@ -232,37 +244,43 @@ impl Exchange {
     pub(crate) fn attempted(
         &mut self,
         attempt: Attempt,
-        backend: &Value,
+        (backend_index, backend): (usize, &Value),
         endpoint: SocketAddr,
         outcome: Result<u16, &'static str>,
     ) {
         let took = attempt.started.elapsed();
-        let Some(obs) = &self.obs else {
+        let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
             return;
         };
-        let mut attrs = vec![
-            self.active[0].clone(),
-            KeyValue::new("tollgate.backend", backend.clone()),
-        ];
-        if let Some(t) = self.telemetry() {
-            attrs.push(KeyValue::new("tollgate.gateway", t.gateway.clone()));
-        }
-        match outcome {
-            Ok(status) => attrs.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            )),
-            Err(error) => attrs.push(KeyValue::new("error.type", error)),
-        }
+        let attributes = || {
+            let mut attrs = vec![
+                self.active[0].clone(),
+                KeyValue::new("tollgate.backend", backend.clone()),
+                KeyValue::new("tollgate.gateway", t.gateway.clone()),
+            ];
+            match outcome {
+                Ok(status) => attrs.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                )),
+                Err(error) => attrs.push(KeyValue::new("error.type", error)),
+            }
+            attrs
+        };
+        let key = ClientKey {
+            backend: u32::try_from(backend_index).unwrap_or(u32::MAX),
+            method: self.method_index,
+            status: outcome.unwrap_or(0),
+            error: labels::error_index(outcome.err()),
+        };
+        t.bound
+            .client(key, &obs.instruments, attributes)
+            .record(took.as_secs_f64());
         if outcome == Err("upstream-connect") {
-            obs.instruments
-                .connect_errors
-                .add(1, &attrs[1..3.min(attrs.len())]);
+            obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
-        obs.instruments
-            .client_duration
-            .record(took.as_secs_f64(), &attrs);
         if let Some(span) = attempt.span.filter(Planned::sampled) {
+            let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
             spans::write(
@@ -316,11 +334,40 @@ impl Exchange {
 
     /// Records the finished request: `sent` body bytes went out.
     pub(crate) fn finish(self, sent: u64) {
-        let Some(obs) = self.obs.clone() else {
+        let (Some(obs), Some(runtime)) = (self.obs.clone(), self.settings.clone()) else {
             return;
         };
         let took = self.started.elapsed();
-        obs.instruments.active_requests.add(-1, &self.active);
+        obs.active.add(self.method_index, self.scheme_index, -1);
+        let key = RequestKey {
+            route: self.routed.as_ref().map_or(u32::MAX, |r| r.route),
+            template: self
+                .routed
+                .as_ref()
+                .map_or(0, |r| Arc::as_ptr(&r.template).cast::<u8>() as usize),
+            listener: self.routed.as_ref().map_or(u32::MAX, |r| r.listener_index),
+            method: self.method_index,
+            status: self.status,
+            error: labels::error_index(self.error),
+            version: version_index(self.version),
+        };
+        let bound = runtime
+            .telemetry()
+            .bound
+            .request(key, &obs.instruments, || self.metric_attributes());
+        bound.duration.record(took.as_secs_f64());
+        bound.request_size.record(self.bytes_in);
+        bound.response_size.record(sent);
+        if self.server_span.as_ref().is_some_and(Planned::sampled) {
+            self.write_span(&obs, self.metric_attributes(), took);
+        }
+        if self.logged {
+            self.write_log(&obs, sent, took);
+        }
+    }
+
+    /// The request's metric attributes (also the base of its span's).
+    fn metric_attributes(&self) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(10);
         attrs.extend(self.active.iter().cloned());
         attrs.push(KeyValue::new(
@@ -338,21 +385,28 @@ impl Exchange {
             attrs.push(KeyValue::new("error.type", error));
         }
         if let Some(r) = &self.routed {
-            attrs.push(KeyValue::new("http.route", r.template.clone()));
+            attrs.push(KeyValue::new("http.route", shared_str(&r.template)));
             attrs.push(KeyValue::new("tollgate.route", r.labels.route.clone()));
             push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
         }
-        let instruments = &obs.instruments;
-        instruments
-            .request_duration
-            .record(took.as_secs_f64(), &attrs);
-        instruments.request_body_size.record(self.bytes_in, &attrs);
-        instruments.response_body_size.record(sent, &attrs);
-        self.write_span(&obs, attrs, took);
-        if self.logged {
-            self.write_log(&obs, sent, took);
-        }
+        attrs
     }
+}
+
+/// A small number for an HTTP version, for cache keys.
+fn version_index(version: Version) -> u8 {
+    match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    }
+}
+
+/// A string attribute value sharing `text`.
+fn shared_str(text: &Arc<str>) -> Value {
+    Value::String(opentelemetry::StringValue::from(Arc::clone(text)))
 }
 
 /// The `Content-Length` of a request (0 without one).

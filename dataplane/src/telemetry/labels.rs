@@ -44,20 +44,26 @@ pub(crate) fn shared(text: String) -> Value {
     Value::String(StringValue::from(Arc::<str>::from(text)))
 }
 
-/// `http.request.method` as the semantic conventions ask: the method when
-/// it is a known one, else `_OTHER` (a client cannot mint series).
-pub(crate) fn method(method: &Method) -> &'static str {
+/// The `http.request.method` values: the known methods, then `_OTHER`.
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "_OTHER",
+];
+
+/// The index of `method`'s `http.request.method` label in [`METHODS`]:
+/// the method when it is a known one, else `_OTHER`, as the semantic
+/// conventions ask (a client cannot mint series).
+pub(crate) fn method_index(method: &Method) -> u8 {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::HEAD => 4,
+        Method::OPTIONS => 5,
+        Method::PATCH => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
     }
 }
 
@@ -75,19 +81,34 @@ pub(crate) fn protocol_version(version: http::Version) -> &'static str {
 /// The `error.type` of a gateway-made answer, from its `x-tollgate-error`
 /// label, mapped onto the closed set of labels the gateway uses.
 pub(crate) fn error_label(header: &[u8]) -> Option<&'static str> {
-    const LABELS: [&str; 9] = [
-        "routing",
-        "bad-request",
-        "request-body",
-        "request-body-timeout",
-        "no-backend",
-        "no-endpoints",
-        "upstream-connect",
-        "upstream-timeout",
-        "upstream-protocol",
-    ];
     LABELS.into_iter().find(|l| l.as_bytes() == header)
 }
+
+/// A small number for an `error.type` value, for cache keys: 0 for none,
+/// then the gateway's labels in order, then one for a backend's 5xx
+/// (whose status is in the key already).
+pub(crate) fn error_index(error: Option<&str>) -> u8 {
+    match error {
+        None => 0,
+        Some(e) => LABELS
+            .iter()
+            .position(|l| *l == e)
+            .map_or(u8::MAX, |i| i as u8 + 1),
+    }
+}
+
+/// The gateway's own error labels (`x-tollgate-error`).
+const LABELS: [&str; 9] = [
+    "routing",
+    "bad-request",
+    "request-body",
+    "request-body-timeout",
+    "no-backend",
+    "no-endpoints",
+    "upstream-connect",
+    "upstream-timeout",
+    "upstream-protocol",
+];
 
 /// Appends `key = value` when there is a value.
 pub(crate) fn push_opt(attrs: &mut Vec<KeyValue>, key: &'static str, value: Option<&Value>) {
@@ -112,9 +133,9 @@ mod tests {
     /// Unknown methods collapse to `_OTHER`; unknown error labels to none.
     #[test]
     fn closed_sets() {
-        assert_eq!(method(&Method::GET), "GET");
+        assert_eq!(METHODS[usize::from(method_index(&Method::GET))], "GET");
         let odd = Method::from_bytes(b"BREW").unwrap_or(Method::GET);
-        assert_eq!(method(&odd), "_OTHER");
+        assert_eq!(METHODS[usize::from(method_index(&odd))], "_OTHER");
         assert_eq!(error_label(b"upstream-timeout"), Some("upstream-timeout"));
         assert_eq!(error_label(b"made-up"), None);
     }

@@ -16,6 +16,7 @@
 
 mod access_log;
 mod body;
+mod bound;
 mod exchange;
 mod instruments;
 mod labels;
@@ -48,6 +49,8 @@ pub struct DataplaneTelemetry {
 #[derive(Debug)]
 pub(crate) struct Observability {
     pub(crate) instruments: Instruments,
+    /// `http.server.active_requests`, bound per method and scheme.
+    pub(crate) active: bound::ActiveRequests,
     pub(crate) traces: TracesPipeline,
     /// The environment's sampler, for Gateways and routes without a ratio.
     pub(crate) sampler: Sampler,
@@ -86,6 +89,7 @@ impl DataplaneTelemetry {
     ) -> DataplaneTelemetry {
         DataplaneTelemetry {
             inner: Some(Arc::new(Observability {
+                active: bound::ActiveRequests::new(&instruments),
                 instruments,
                 traces: telemetry.traces.clone(),
                 sampler: telemetry.traces.sampler.sampler(),

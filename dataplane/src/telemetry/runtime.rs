@@ -2,6 +2,7 @@
 //! the Gateway's label, its sampler, whether and how often it logs, which
 //! headers it records.
 
+use super::bound::BoundCache;
 use super::labels::shared;
 use super::spans::ratio_sampler;
 use http::HeaderName;
@@ -38,6 +39,8 @@ pub(crate) struct RuntimeTelemetry {
     pub(crate) response_headers: Arc<[HeaderName]>,
     /// Record `url.query`.
     pub(crate) record_query: bool,
+    /// Instruments bound to the series this runtime's requests record.
+    pub(crate) bound: BoundCache,
 }
 
 impl RuntimeTelemetry {
@@ -61,6 +64,7 @@ impl RuntimeTelemetry {
             request_headers: names(&settings.request_headers),
             response_headers: names(&settings.response_headers),
             record_query: settings.record_query,
+            bound: BoundCache::default(),
         }
     }
 

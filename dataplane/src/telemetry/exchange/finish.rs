@@ -148,7 +148,7 @@ impl Exchange {
             .routed
             .as_ref()
             .and_then(|r| r.listener.as_ref().map(text));
-        let template = self.routed.as_ref().map(|r| text(&r.template));
+        let template = self.routed.as_ref().map(|r| r.template.to_string());
         let backend = self.upstream.as_ref().map(|u| text(&u.backend));
         let record = AccessRecord {
             listener: listener.as_deref(),
