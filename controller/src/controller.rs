@@ -287,7 +287,9 @@ mod tests {
     #[test]
     fn programmed_takes_the_time_of_the_report() {
         let admin = Admin::default();
-        admin.statuses.update(vec![gateway("False", "compile-time")]);
+        admin
+            .statuses
+            .update(vec![gateway("False", "compile-time")]);
         let mut reported = vec![gateway("True", "compile-time")];
         restamp(&mut reported, "report-time");
         admin.statuses.update_kind(GATEWAY, reported);

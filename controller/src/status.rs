@@ -186,7 +186,12 @@ fn summary(status: &Value) -> String {
     if !own.is_empty() {
         parts.push(own);
     }
-    for parent in status.get("parents").and_then(Value::as_array).into_iter().flatten() {
+    for parent in status
+        .get("parents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = parent
             .pointer("/parentRef/name")
             .and_then(Value::as_str)
@@ -384,7 +389,10 @@ mod tests {
         let route = json!({"parents": [{"parentRef": {"name": "gw"}, "conditions": [
             {"type": "Accepted", "status": "True", "reason": "Accepted"},
             {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound"}]}]});
-        assert_eq!(summary(&route), "gw: Accepted=True ResolvedRefs=False(BackendNotFound)");
+        assert_eq!(
+            summary(&route),
+            "gw: Accepted=True ResolvedRefs=False(BackendNotFound)"
+        );
         assert_eq!(summary(&gateway("True", "t1").status), "Accepted=True");
     }
 
