@@ -33,6 +33,7 @@ pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use opentelemetry_sdk::Resource;
 use std::time::Duration;
 use thiserror::Error;
@@ -61,6 +62,9 @@ pub struct Telemetry {
     pub records: RecordsPipeline,
     /// Trace-context propagation.
     pub propagation: Propagation,
+    /// `tollgate.telemetry.dropped{signal}`: what any export queue of the
+    /// process (spans, OTLP records, the access log) had to drop.
+    pub dropped: Counter<u64>,
 }
 
 impl Telemetry {
@@ -88,30 +92,27 @@ impl Telemetry {
     pub fn from_env(service: &'static str, env: &OtelEnv) -> Result<Telemetry, TelemetryError> {
         let resource = resource(service, env);
         let metrics = MetricsPipeline::new(env, resource.clone())?;
-        let dropped = metrics
-            .meter("tollgate-telemetry")
-            .u64_counter("tollgate.telemetry.dropped")
-            .with_description(
-                "Spans and log records dropped because the export queue was full (collector slow or down)",
-            )
-            .build();
+        let dropped = dropped_counter(&metrics);
         let traces = TracesPipeline::new(env, resource.clone(), dropped.clone())?;
-        let records = RecordsPipeline::new(env, resource, dropped)?;
+        let records = RecordsPipeline::new(env, resource, dropped.clone())?;
         Ok(Telemetry {
             logs: LogControl::default(),
             metrics,
             traces,
             records,
             propagation: Propagation::from_env(env),
+            dropped,
         })
     }
 
     /// Telemetry that exports nothing: Prometheus metrics only, no spans
     /// or records (tests, benchmarks of the bare proxy).
     pub fn disabled() -> Telemetry {
+        let metrics = MetricsPipeline::prometheus_only();
         Telemetry {
             logs: LogControl::default(),
-            metrics: MetricsPipeline::prometheus_only(),
+            dropped: dropped_counter(&metrics),
+            metrics,
             traces: TracesPipeline::off(SamplerSpec::ParentBasedRatio(1.0)),
             records: RecordsPipeline::off(),
             propagation: Propagation::default(),
@@ -150,6 +151,17 @@ impl Telemetry {
         }
         self.records.shutdown();
     }
+}
+
+/// The one counter of everything export queues drop, by `signal`.
+fn dropped_counter(metrics: &MetricsPipeline) -> Counter<u64> {
+    metrics
+        .meter("tollgate-telemetry")
+        .u64_counter("tollgate.telemetry.dropped")
+        .with_description(
+            "Spans, log records and access-log lines dropped because their queue was full (collector or log reader slow or down)",
+        )
+        .build()
 }
 
 /// The resource: `service.name` (from `OTEL_SERVICE_NAME`, else

@@ -76,19 +76,14 @@ impl MetricsPipeline {
     /// A pipeline with Prometheus only and an empty resource (tests,
     /// in-process helpers).
     pub fn prometheus_only() -> MetricsPipeline {
-        let registry = Registry::new();
-        let mut builder = SdkMeterProvider::builder();
-        if let Ok(exporter) = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .without_target_info()
-            .build()
-        {
-            builder = builder.with_reader(exporter);
-        }
-        MetricsPipeline {
-            provider: builder.build(),
-            registry,
-        }
+        // Exports nothing, so only the Prometheus exporter could fail, and
+        // with a fresh registry it does not; without it, `/metrics` is empty.
+        MetricsPipeline::new(&OtelEnv::default(), Resource::builder_empty().build()).unwrap_or_else(
+            |_| MetricsPipeline {
+                provider: SdkMeterProvider::builder().build(),
+                registry: Registry::new(),
+            },
+        )
     }
 
     /// The meter of instrumentation scope `scope`.

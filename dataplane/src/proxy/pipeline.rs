@@ -40,7 +40,7 @@ use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
-use crate::telemetry::Exchange;
+use crate::telemetry::{Exchange, RequestHead};
 use crate::upstream::{BuiltBackend, Endpoint, UpstreamError};
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri, Version};
@@ -110,7 +110,15 @@ impl<'a> Pipeline<'a> {
             method: &parts.method,
             headers: &parts.headers,
         };
+        let seen = RequestHead {
+            host: None,
+            host_header: target.host_header.as_ref(),
+            path: &target.path,
+            query: target.query.as_deref(),
+            headers: &parts.headers,
+        };
         let Some(found) = socket.router.find(&view) else {
+            exchange.unrouted(&seen);
             let error = ProxyError::NoRoute {
                 host: target.host,
                 path: target.path,
@@ -126,6 +134,7 @@ impl<'a> Pipeline<'a> {
         })?;
         let listener = socket.listener_labels.get(found.listener);
         exchange.routed(
+            &seen,
             found.route,
             &route.labels,
             route.sampler.as_ref(),

@@ -20,6 +20,7 @@ use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
 use http::{HeaderMap, Method, Request, Response, Version};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::Sampler;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,6 +34,43 @@ struct Detail {
     user_agent: Option<String>,
     request_headers: Vec<(usize, String)>,
     response_headers: Vec<(usize, String)>,
+}
+
+impl Detail {
+    /// What span and log line record of `head`, under settings `t`.
+    fn new(head: &RequestHead<'_>, t: &RuntimeTelemetry) -> Detail {
+        let request_headers = t
+            .request_headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, recorded_value(n, head.headers)?)))
+            .collect();
+        Detail {
+            host: head
+                .host
+                .map(str::to_string)
+                .or_else(|| head.host_header.map(lossy))
+                .unwrap_or_default(),
+            path: head.path.to_string(),
+            query: head.query.filter(|_| t.record_query).map(str::to_string),
+            user_agent: head.headers.get(USER_AGENT).map(lossy),
+            request_headers,
+            response_headers: Vec::new(),
+        }
+    }
+}
+
+/// The request as the pipeline has read it, lent to the exchange so it
+/// copies only what a sampled span needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestHead<'a> {
+    /// The authority of an absolute URI (HTTP/2, absolute-form).
+    pub(crate) host: Option<&'a str>,
+    /// The `Host` header, when there is no authority.
+    pub(crate) host_header: Option<&'a http::HeaderValue>,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a HeaderMap,
 }
 
 /// What routing decided.
@@ -75,6 +113,8 @@ pub(crate) struct Exchange {
     /// The client's trace context (empty when tracing is off).
     parent: Context,
     server_span: Option<Planned>,
+    /// Whether spans are exported for this request's Gateway.
+    tracing: bool,
     logged: bool,
     detail: Option<Box<Detail>>,
     routed: Option<Routed>,
@@ -116,6 +156,7 @@ impl Exchange {
             peer,
             parent: Context::new(),
             server_span: None,
+            tracing: false,
             logged: false,
             detail: None,
             routed: None,
@@ -135,32 +176,23 @@ impl Exchange {
         };
         let t = runtime.telemetry();
         obs.active.add(method_index, scheme_index, 1);
-        let tracing = t.tracing && obs.traces.enabled();
-        let logged = t.logs_this_request();
-        if tracing || logged {
+        exchange.tracing = t.tracing && obs.traces.enabled();
+        exchange.logged = t.logs_this_request();
+        if exchange.tracing || exchange.logged {
             exchange.parent = obs.propagation.extract(req.headers());
         }
-        if tracing || logged {
-            let request_headers = t
-                .request_headers
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| Some((i, recorded_value(n, req.headers())?)))
-                .collect();
-            exchange.detail = Some(Box::new(Detail {
-                host: host(req),
-                path: req.uri().path().to_string(),
-                query: req
-                    .uri()
-                    .query()
-                    .filter(|_| t.record_query)
-                    .map(str::to_string),
-                user_agent: req.headers().get(USER_AGENT).map(lossy),
-                request_headers,
-                response_headers: Vec::new(),
-            }));
+        // A drawn log line needs the request's details whatever happens; a
+        // span only once it is known to be sampled (see `plan_span`).
+        if exchange.logged {
+            let head = RequestHead {
+                host: req.uri().authority().map(|a| a.as_str()),
+                host_header: req.headers().get(HOST),
+                path: req.uri().path(),
+                query: req.uri().query(),
+                headers: req.headers(),
+            };
+            exchange.detail = Some(Box::new(Detail::new(&head, t)));
         }
-        exchange.logged = logged;
         exchange
     }
 
@@ -173,15 +205,16 @@ impl Exchange {
     /// environment's).
     pub(crate) fn routed(
         &mut self,
+        head: &RequestHead<'_>,
         route: usize,
         labels: &RouteLabels,
-        sampler: Option<&opentelemetry_sdk::trace::Sampler>,
+        sampler: Option<&Sampler>,
         (listener_index, listener): (usize, Option<&Value>),
         template: &Arc<str>,
     ) {
-        let Some(obs) = &self.obs else {
+        if self.obs.is_none() {
             return;
-        };
+        }
         self.routed = Some(Routed {
             labels: labels.clone(),
             listener: listener.cloned(),
@@ -189,30 +222,38 @@ impl Exchange {
             route: u32::try_from(route).unwrap_or(u32::MAX),
             listener_index: u32::try_from(listener_index).unwrap_or(u32::MAX),
         });
-        let Some(t) = self.settings.as_ref().map(|r| r.telemetry()) else {
-            return;
-        };
-        if t.tracing && obs.traces.enabled() {
-            let sampler = sampler.or(t.sampler.as_ref()).unwrap_or(&obs.sampler);
-            self.server_span = Some(spans::plan_server(sampler, &self.parent));
-        }
+        self.plan_span(sampler, Some(head));
     }
 
-    /// Plans the server span of a request answered before routing (no
-    /// route, a bad request), with the Gateway's or the environment's
-    /// sampler, so gateway-made errors are traced too.
-    fn plan_unrouted(&mut self) {
-        if self.server_span.is_some() || self.routed.is_some() {
+    /// Records that no route wants the request: its server span is
+    /// planned with the Gateway's or the environment's sampler, so
+    /// gateway-made 404s are traced too.
+    pub(crate) fn unrouted(&mut self, head: &RequestHead<'_>) {
+        self.plan_span(None, Some(head));
+    }
+
+    /// Plans the server span (once): sampled by `route`'s sampler, else
+    /// the Gateway's, else the environment's. The request's details are
+    /// copied from `head` only when the span is sampled, so an unsampled
+    /// request copies nothing. A request answered before routing (a bad
+    /// head) has no `head`: its span carries what the exchange knows.
+    fn plan_span(&mut self, route: Option<&Sampler>, head: Option<&RequestHead<'_>>) {
+        if !self.tracing || self.server_span.is_some() {
             return;
         }
-        let (Some(obs), Some(t)) = (&self.obs, self.settings.as_ref().map(|r| r.telemetry()))
-        else {
+        let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
-        if t.tracing && obs.traces.enabled() {
-            let sampler = t.sampler.as_ref().unwrap_or(&obs.sampler);
-            self.server_span = Some(spans::plan_server(sampler, &self.parent));
+        let t = runtime.telemetry();
+        let sampler = route.or(t.sampler.as_ref()).unwrap_or(&obs.sampler);
+        let span = spans::plan_server(sampler, &self.parent);
+        if span.sampled()
+            && self.detail.is_none()
+            && let Some(head) = head
+        {
+            self.detail = Some(Box::new(Detail::new(head, t)));
         }
+        self.server_span = Some(span);
     }
 
     /// Puts the server span into `headers` as the trace context of what is
@@ -307,7 +348,7 @@ impl Exchange {
     /// (the gateway's own error label, else the status of a 5xx), and the
     /// response headers to record.
     pub(crate) fn respond<B>(&mut self, response: &Response<B>) {
-        self.plan_unrouted();
+        self.plan_span(None, None);
         self.status = response.status().as_u16();
         self.error = response
             .headers()
@@ -416,16 +457,6 @@ fn content_length(headers: &HeaderMap) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// The host the client named: the authority of an absolute URI (HTTP/2),
-/// else the `Host` header.
-fn host<B>(req: &Request<B>) -> String {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get(HOST).map(lossy))
-        .unwrap_or_default()
 }
 
 /// `server.address` and `server.port` of a `Host` value: the name (an

@@ -29,7 +29,6 @@ pub(crate) struct Instruments {
     pub(crate) connect_errors: Counter<u64>,
     pub(crate) snapshot_apply_duration: Histogram<f64>,
     pub(crate) snapshots: Counter<u64>,
-    pub(crate) access_log_dropped: Counter<u64>,
 }
 
 impl Instruments {
@@ -39,7 +38,9 @@ impl Instruments {
             request_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
-                .with_description("Duration of HTTP server requests, until the response is complete")
+                .with_description(
+                    "Duration of HTTP server requests, until the response is complete",
+                )
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             active_requests: meter
@@ -78,12 +79,6 @@ impl Instruments {
             snapshots: meter
                 .u64_counter("tollgate.dataplane.snapshots")
                 .with_description("Snapshots received, by result (applied or rejected)")
-                .build(),
-            access_log_dropped: meter
-                .u64_counter("tollgate.telemetry.dropped")
-                .with_description(
-                    "Spans and log records dropped because the export queue was full (collector slow or down)",
-                )
                 .build(),
         }
     }

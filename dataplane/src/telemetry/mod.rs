@@ -24,7 +24,7 @@ mod runtime;
 mod spans;
 
 pub(crate) use body::ObservedBody;
-pub(crate) use exchange::Exchange;
+pub(crate) use exchange::{Exchange, RequestHead};
 pub(crate) use labels::{RouteLabels, shared};
 pub(crate) use runtime::RuntimeTelemetry;
 pub(crate) use spans::ratio_sampler;
@@ -64,29 +64,7 @@ impl DataplaneTelemetry {
     /// Request telemetry reporting through `telemetry`'s pipelines; access
     /// log lines go to standard output.
     pub fn new(telemetry: &Telemetry) -> DataplaneTelemetry {
-        let meter = telemetry.metrics.meter(SCOPE);
-        let instruments = Instruments::new(&meter);
-        let access_log = AccessLog::stdout(instruments.access_log_dropped.clone());
-        DataplaneTelemetry::with_access_log(telemetry, instruments, access_log)
-    }
-
-    /// Like [`new`](Self::new), with access-log lines written to `out`
-    /// (tests read them back).
-    pub fn with_access_log_writer(
-        telemetry: &Telemetry,
-        out: Box<dyn std::io::Write + Send>,
-    ) -> DataplaneTelemetry {
-        let meter = telemetry.metrics.meter(SCOPE);
-        let instruments = Instruments::new(&meter);
-        let access_log = AccessLog::to(out, instruments.access_log_dropped.clone());
-        DataplaneTelemetry::with_access_log(telemetry, instruments, access_log)
-    }
-
-    fn with_access_log(
-        telemetry: &Telemetry,
-        instruments: Instruments,
-        access_log: AccessLog,
-    ) -> DataplaneTelemetry {
+        let instruments = Instruments::new(&telemetry.metrics.meter(SCOPE));
         DataplaneTelemetry {
             inner: Some(Arc::new(Observability {
                 active: bound::ActiveRequests::new(&instruments),
@@ -94,7 +72,7 @@ impl DataplaneTelemetry {
                 traces: telemetry.traces.clone(),
                 sampler: telemetry.traces.sampler.sampler(),
                 propagation: telemetry.propagation.clone(),
-                access_log,
+                access_log: AccessLog::stdout(telemetry.dropped.clone()),
                 records: telemetry.records.access_logger(),
             })),
         }

@@ -2,7 +2,7 @@
 //! from what the exchange gathered, only when they are wanted (a sampled
 //! span, a drawn log line).
 
-use super::{Exchange, split_host};
+use super::{Detail, Exchange, split_host};
 use crate::telemetry::Observability;
 use crate::telemetry::access_log::AccessRecord;
 use crate::telemetry::labels::{self, push_opt};
@@ -13,31 +13,12 @@ use std::time::Duration;
 
 impl Exchange {
     pub(super) fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
-        let (Some(span), Some(detail)) = (self.server_span.clone(), &self.detail) else {
+        let Some(span) = self.server_span.clone().filter(|s| s.sampled()) else {
             return;
         };
-        if !span.sampled() {
-            return;
-        }
-        attrs.push(KeyValue::new("url.path", detail.path.clone()));
-        let (address, port) = split_host(&detail.host);
-        if !address.is_empty() {
-            attrs.push(KeyValue::new("server.address", address.to_string()));
-            let default_port = if self.active[1].value.as_str() == "https" {
-                443
-            } else {
-                80
-            };
-            attrs.push(KeyValue::new(
-                "server.port",
-                i64::from(port.unwrap_or(default_port)),
-            ));
-        }
-        if let Some(query) = &detail.query {
-            attrs.push(KeyValue::new("url.query", query.clone()));
-        }
-        if let Some(agent) = &detail.user_agent {
-            attrs.push(KeyValue::new("user_agent.original", agent.clone()));
+        // Absent only for a request answered before it was read (a bad head).
+        if let Some(detail) = &self.detail {
+            self.push_detail(&mut attrs, detail);
         }
         if let Some(peer) = self.peer {
             attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
@@ -58,19 +39,6 @@ impl Exchange {
                 "tollgate.snapshot.version",
                 runtime.snapshot().version as i64,
             ));
-            let t = runtime.telemetry();
-            push_headers(
-                &mut attrs,
-                "http.request.header",
-                &t.request_headers,
-                &detail.request_headers,
-            );
-            push_headers(
-                &mut attrs,
-                "http.response.header",
-                &t.response_headers,
-                &detail.response_headers,
-            );
         }
         let name = match &self.routed {
             Some(r) => format!("{} {}", self.method, r.template),
@@ -89,6 +57,45 @@ impl Exchange {
                 error: failed.then(|| self.error.unwrap_or("error").to_string()),
             },
         );
+    }
+
+    /// The span attributes of what was copied from the request.
+    fn push_detail(&self, attrs: &mut Vec<KeyValue>, detail: &Detail) {
+        attrs.push(KeyValue::new("url.path", detail.path.clone()));
+        let (address, port) = split_host(&detail.host);
+        if !address.is_empty() {
+            attrs.push(KeyValue::new("server.address", address.to_string()));
+            let default_port = if self.active[1].value.as_str() == "https" {
+                443
+            } else {
+                80
+            };
+            attrs.push(KeyValue::new(
+                "server.port",
+                i64::from(port.unwrap_or(default_port)),
+            ));
+        }
+        if let Some(query) = &detail.query {
+            attrs.push(KeyValue::new("url.query", query.clone()));
+        }
+        if let Some(agent) = &detail.user_agent {
+            attrs.push(KeyValue::new("user_agent.original", agent.clone()));
+        }
+        if let Some(runtime) = &self.settings {
+            let t = runtime.telemetry();
+            push_headers(
+                attrs,
+                "http.request.header",
+                &t.request_headers,
+                &detail.request_headers,
+            );
+            push_headers(
+                attrs,
+                "http.response.header",
+                &t.response_headers,
+                &detail.response_headers,
+            );
+        }
     }
 
     pub(super) fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
