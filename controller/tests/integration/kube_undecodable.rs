@@ -18,32 +18,13 @@ const FUTURE: &str = "FutureFilter";
 /// added to every enum that lists the filter types, as a later Gateway API
 /// release would.
 fn install_newer_httproute_crd(server: &ApiServer) {
-    let crd = server
-        .get(
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            None,
+    server
+        .extend_crd_enums(
             "httproutes.gateway.networking.k8s.io",
+            "RequestHeaderModifier",
+            FUTURE,
         )
         .unwrap();
-    let mut crd = crd;
-    add_filter_type(&mut crd);
-    server.replace(crd).unwrap();
-}
-
-fn add_filter_type(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(values)) = map.get_mut("enum")
-                && values.iter().any(|v| v == "RequestHeaderModifier")
-            {
-                values.push(json!(FUTURE));
-            }
-            map.values_mut().for_each(add_filter_type);
-        }
-        Value::Array(items) => items.iter_mut().for_each(add_filter_type),
-        _ => {}
-    }
 }
 
 fn future_route() -> Value {

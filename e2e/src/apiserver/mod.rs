@@ -278,6 +278,39 @@ impl ApiServer {
         self.write(object, false)
     }
 
+    /// Makes installed CRD `crd` (e.g. `httproutes.gateway.networking.k8s.io`)
+    /// accept `added` wherever an enum lists `existing`, as a newer release
+    /// of the CRD would: how tests put objects the controller's types do
+    /// not know into the server.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the CRD is not installed.
+    pub fn extend_crd_enums(&self, crd: &str, existing: &str, added: &str) -> Result<(), ApiError> {
+        fn extend(value: &mut Value, existing: &str, added: &str) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::Array(values)) = map.get_mut("enum")
+                        && values.iter().any(|v| v == existing)
+                    {
+                        values.push(Value::from(added));
+                    }
+                    map.values_mut().for_each(|v| extend(v, existing, added));
+                }
+                Value::Array(items) => items.iter_mut().for_each(|v| extend(v, existing, added)),
+                _ => {}
+            }
+        }
+        let mut object = self.get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            crd,
+        )?;
+        extend(&mut object, existing, added);
+        self.replace(object).map(drop)
+    }
+
     /// Replaces the `.status` of `object`, as a PUT to `/status` would.
     ///
     /// # Errors

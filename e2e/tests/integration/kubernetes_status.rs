@@ -9,7 +9,6 @@ use crate::common;
 
 use common::k8s::*;
 use common::*;
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tollgate_e2e::apiserver::{ApiServer, RequestRecord};
 use tollgate_e2e::{Echo, HttpClient};
@@ -177,31 +176,13 @@ async fn deleting_gateway_and_class_cleans_up() {
 /// API release than Tollgate's types, as a cluster upgraded ahead of
 /// Tollgate would have.
 fn install_newer_httproute_crd(server: &ApiServer) {
-    fn add(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                if let Some(Value::Array(values)) = map.get_mut("enum")
-                    && values.iter().any(|v| v == "RequestHeaderModifier")
-                {
-                    values.push(json!("FutureFilter"));
-                }
-                map.values_mut().for_each(add);
-            }
-            Value::Array(items) => items.iter_mut().for_each(add),
-            _ => {}
-        }
-    }
-    let name = "httproutes.gateway.networking.k8s.io";
-    let mut crd = server
-        .get(
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            None,
-            name,
+    server
+        .extend_crd_enums(
+            "httproutes.gateway.networking.k8s.io",
+            "RequestHeaderModifier",
+            "FutureFilter",
         )
         .unwrap();
-    add(&mut crd);
-    server.replace(crd).unwrap();
 }
 
 /// An HTTPRoute using a filter type newer than Tollgate's types, present
