@@ -80,7 +80,8 @@ async fn answer(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/metrics" => with_type(
+        // Other methods fall through to `respond`, which answers 405.
+        "/metrics" if matches!(*req.method(), Method::GET | Method::HEAD) => with_type(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             Bytes::from(telemetry.metrics.encode()),
