@@ -54,6 +54,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
                 filters: Vec::new(),
             }],
             timeouts: Default::default(),
+            retry: None,
             sampling_per_million: None,
         })
         .collect();

@@ -160,6 +160,7 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
             .max_concurrent_streams
             .unwrap_or(d.max_concurrent_streams),
         telemetry: telemetry_from(spec.telemetry.as_ref())?,
+        retry: d.retry.clone(),
     })
 }
 

@@ -71,6 +71,7 @@ pub(crate) fn compile_rule(
             filters,
             backends,
             timeouts,
+            retry: None,
             sampling_per_million: None,
         },
         matches,

@@ -25,9 +25,12 @@ pub use filter::{
 };
 pub use listener::{HostMatch, Listener, Socket, VirtualHost};
 pub use route::{
-    BackendRef, HeaderMatch, PathMatch, QueryMatch, Route, RouteMatch, StringMatch, Timeouts,
+    BackendRef, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, HeaderMatch, MAX_RETRY_ATTEMPTS,
+    PathMatch, QueryMatch, Retry, Route, RouteMatch, StringMatch, Timeouts,
 };
-pub use settings::{DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, Settings, TelemetrySettings};
+pub use settings::{
+    DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, RetrySettings, Settings, TelemetrySettings,
+};
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};

@@ -89,6 +89,9 @@ pub struct Route {
     /// Request and per-try timeouts.
     #[serde(default, skip_serializing_if = "Timeouts::is_empty")]
     pub timeouts: Timeouts,
+    /// When a failed upstream attempt is tried again; `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
     /// Share of new traces sampled on this rule, per million, replacing the
     /// Gateway's (the HTTPRoute annotation `tollgate.dev/tracing-sampling-ratio`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,5 +129,63 @@ impl Timeouts {
     /// Whether no timeout is set.
     pub fn is_empty(&self) -> bool {
         self.request_ms.is_none() && self.backend_request_ms.is_none()
+    }
+}
+
+/// Most retries one rule may ask for per request: a retry policy is a
+/// recovery from a blip, not a loop, and every retry is load on a backend
+/// that is already failing.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+
+/// Retries when the HTTPRoute names no `attempts` (Envoy's default too).
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 1;
+
+/// Wait before the first retry when the HTTPRoute names no `backoff`
+/// (Envoy's base interval): long enough for a connection refused by a
+/// restarting pod to become another endpoint's turn.
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 25;
+
+/// An HTTPRoute rule's `retry`: which failed attempts are tried again and
+/// how often.
+///
+/// Attempts that failed before any response (connection refused or reset,
+/// per-attempt timeout) are retried whatever `codes` says, as the Gateway
+/// API asks; a response is retried only when its status is in `codes`.
+/// How many retries the data plane may make in total is bounded by the
+/// Gateway's retry budget ([`crate::RetrySettings`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Response statuses retried: sorted, distinct, each within 400..=599.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    /// Most retries after the first attempt, 1..=[`MAX_RETRY_ATTEMPTS`].
+    pub attempts: u32,
+    /// Least wait before the first retry, in milliseconds; later retries
+    /// wait longer (exponential, with jitter), never less.
+    pub backoff_ms: u64,
+}
+
+impl Retry {
+    /// Whether a response with `status` is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.codes.binary_search(&status).is_ok()
+    }
+
+    /// What is wrong with this policy, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(code) = self.codes.iter().find(|c| !(400..=599).contains(*c)) {
+            return Some(format!("retry code {code} is outside 400-599"));
+        }
+        if !self.codes.windows(2).all(|w| w[0] < w[1]) {
+            return Some("retry codes must be sorted and distinct".into());
+        }
+        if !(1..=MAX_RETRY_ATTEMPTS).contains(&self.attempts) {
+            return Some(format!(
+                "retry attempts {} is outside 1-{MAX_RETRY_ATTEMPTS}",
+                self.attempts
+            ));
+        }
+        None
     }
 }

@@ -1,4 +1,4 @@
-//! Data-plane settings: connection limits and timeouts.
+//! Data-plane settings: connection limits, timeouts and the retry budget.
 //!
 //! They come from the `GatewayConfig` referenced by the GatewayClass
 //! `parametersRef`; every field has a safe default so a Gateway without a
@@ -45,6 +45,49 @@ pub struct Settings {
     pub max_concurrent_streams: u32,
     /// What is recorded about each request.
     pub telemetry: TelemetrySettings,
+    /// The retry budget and the body buffered for retries.
+    pub retry: RetrySettings,
+}
+
+/// How much retrying the Gateway's data plane may do, whatever the rules ask.
+///
+/// A retry budget in the manner of linkerd and Finagle: over the last
+/// `budget_interval_ms`, each rule may retry at most `budget_percent` of the
+/// requests it received, plus `min_retries_per_second` for every second of
+/// the interval so that rare requests can still be retried. The budget is
+/// per rule and per data-plane replica: one failing backend cannot use up
+/// another route's retries, and a backend in trouble sees at most
+/// `1 + budget_percent/100` times its normal load from retries, instead of
+/// `1 + attempts` times, however long the outage lasts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Retries allowed as a percentage of recent requests, 0..=100.
+    pub budget_percent: u32,
+    /// Window over which requests and retries are counted, in milliseconds
+    /// (at least 1000).
+    pub budget_interval_ms: u64,
+    /// Retries allowed per second of the window on top of the percentage.
+    pub min_retries_per_second: u32,
+    /// Largest request body kept in memory so it can be sent again; a
+    /// request whose body is larger, or whose length is not known in
+    /// advance, is sent once and never retried.
+    pub max_buffered_body_bytes: u32,
+}
+
+impl Default for RetrySettings {
+    /// The Gateway API's `BackendTrafficPolicy` retry-constraint defaults
+    /// (20% over 10 s, at least 10 per second: linkerd's too) and 64 KiB of
+    /// body, which covers typical JSON API calls without letting retries
+    /// hold much memory per request.
+    fn default() -> Self {
+        RetrySettings {
+            budget_percent: 20,
+            budget_interval_ms: 10_000,
+            min_retries_per_second: 10,
+            max_buffered_body_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// One in a million: ratios travel as parts per million so settings stay
@@ -112,6 +155,7 @@ impl Default for Settings {
             request_body_min_bytes_per_second: 500,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             telemetry: TelemetrySettings::default(),
+            retry: RetrySettings::default(),
         }
     }
 }

@@ -39,8 +39,8 @@ pub enum ValidationError {
 const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
 impl Snapshot {
-    /// Checks indices, ports, redirect codes, mirror fractions and
-    /// telemetry ratios.
+    /// Checks indices, ports, redirect codes, mirror fractions, telemetry
+    /// ratios and retry policies.
     ///
     /// # Errors
     ///
@@ -74,8 +74,18 @@ impl Snapshot {
                 "a ratio is above one million per million",
             ));
         }
+        let retry = &self.settings.retry;
+        if retry.budget_percent > 100 || retry.budget_interval_ms < 1000 {
+            return Err(invalid(
+                "settings.retry",
+                "budget percent must be at most 100 and the interval at least 1000 ms",
+            ));
+        }
         for route in &self.routes {
             self.check_filters(&route.name, &route.filters)?;
+            if let Some(problem) = route.retry.as_ref().and_then(|r| r.problem()) {
+                return Err(invalid(&route.name, &problem));
+            }
             if route.sampling_per_million.is_some_and(|r| r > PER_MILLION) {
                 return Err(invalid(
                     &route.name,
@@ -180,6 +190,7 @@ mod tests {
                     filters: vec![],
                 }],
                 timeouts: Timeouts::default(),
+                retry: None,
                 sampling_per_million: None,
             }],
             backends: vec![Backend {
@@ -239,6 +250,39 @@ mod tests {
         let mut s = one_route();
         s.routes[0].sampling_per_million = Some(2_000_000);
         assert!(matches!(s.validate(), Err(ValidationError::Invalid { .. })));
+    }
+
+    /// Retry codes are 400..=599, sorted and distinct; attempts 1..=10;
+    /// the budget's percentage at most 100 over at least a second.
+    #[test]
+    fn retry_policies_and_budget_are_checked() {
+        let retry = |codes: Vec<u16>, attempts| Retry {
+            codes,
+            attempts,
+            backoff_ms: 25,
+        };
+        let cases = [
+            (retry(vec![500, 503], 3), true),
+            (retry(vec![], 1), true),
+            (retry(vec![400, 599], MAX_RETRY_ATTEMPTS), true),
+            (retry(vec![399], 1), false),
+            (retry(vec![600], 1), false),
+            (retry(vec![503, 500], 1), false),
+            (retry(vec![503, 503], 1), false),
+            (retry(vec![503], 0), false),
+            (retry(vec![503], MAX_RETRY_ATTEMPTS + 1), false),
+        ];
+        for (policy, ok) in cases {
+            let mut s = one_route();
+            s.routes[0].retry = Some(policy.clone());
+            assert_eq!(s.validate().is_ok(), ok, "{policy:?}");
+        }
+        let mut s = one_route();
+        s.settings.retry.budget_percent = 101;
+        assert!(s.validate().is_err());
+        let mut s = one_route();
+        s.settings.retry.budget_interval_ms = 999;
+        assert!(s.validate().is_err());
     }
 
     #[test]

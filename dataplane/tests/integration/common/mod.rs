@@ -369,6 +369,7 @@ pub fn route(name: &str, filters: Vec<Filter>, backends: Vec<BackendRef>) -> Rou
         filters,
         backends,
         timeouts: Timeouts::default(),
+        retry: None,
         sampling_per_million: None,
     }
 }

@@ -162,6 +162,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                     filters: vec![],
                 }],
                 timeouts: Timeouts::default(),
+                retry: None,
                 sampling_per_million: None,
             })
             .collect(),
