@@ -2,7 +2,7 @@
 //!
 //! A GatewayClass names a GatewayConfig in `spec.parametersRef`
 //! (`group: tollgate.dev`, `kind: GatewayConfig`, with a namespace); every
-//! Gateway of that class gets these limits and timeouts. Absent fields keep
+//! Gateway of that class gets these limits, timeouts and retry budget. Absent fields keep
 //! Tollgate's defaults, which are safe for the open internet.
 
 use kube::CustomResource;
@@ -81,6 +81,42 @@ pub struct GatewayConfigSpec {
     /// OTEL_* environment; this says what is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryConfig>,
+    /// How much HTTPRoute retries (`rules[].retry`) may add to the load on
+    /// backends, and how much request body is kept to send again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+}
+
+/// The retry budget of this class's Gateways, and the body kept for retries.
+///
+/// Each route rule of each data-plane replica may retry at most
+/// budgetPercent of the requests it received over the last
+/// budgetIntervalSeconds, plus minRetriesPerSecond for each second of that
+/// interval. So during an outage retries add at most budgetPercent to the
+/// backend's load instead of multiplying it by the rule's attempts; a
+/// retry the budget refuses returns the failed attempt's answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfig {
+    /// Retries allowed as a percentage of recent requests, 0 to 100.
+    /// Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub budget_percent: Option<u32>,
+    /// Seconds over which requests and retries are counted, 1 to 3600.
+    /// Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub budget_interval_seconds: Option<u32>,
+    /// Retries allowed per second on top of the percentage, so that rare
+    /// requests can still be retried. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_retries_per_second: Option<u32>,
+    /// Largest request body, in bytes, kept in memory so that the request
+    /// can be retried. A larger body, or one whose length is not announced
+    /// (chunked), is sent once and never retried. Default 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_buffered_body_bytes: Option<u32>,
 }
 
 /// What the Gateways of a class record about each request.

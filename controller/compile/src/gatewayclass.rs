@@ -12,8 +12,8 @@ use crate::resources::Resources;
 use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
 };
-use tollgate_crds::{GROUP, GatewayConfigSpec, TelemetryConfig};
-use tollgate_snapshot::{PER_MILLION, Settings, TelemetrySettings};
+use tollgate_crds::{GROUP, GatewayConfigSpec, RetryConfig, TelemetryConfig};
+use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings};
 
 /// What compile knows about one of Tollgate's GatewayClasses.
 #[derive(Clone, Debug)]
@@ -74,7 +74,7 @@ pub(crate) fn compile_gateway_class(
 /// the Gateway API's `pkg/features` (v1.6), sorted as the spec requires.
 /// Conformance tooling reads this list from the class status to decide what
 /// to test, so it names only what is served end to end: HTTPS, GRPCRoute,
-/// retries, WebSocket and ListenerSet join it when they are.
+/// WebSocket and ListenerSet join it when they are.
 pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "Gateway",
     "GatewayPort8080",
@@ -100,6 +100,9 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetryConnectionError",
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
 ];
@@ -160,7 +163,44 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
             .max_concurrent_streams
             .unwrap_or(d.max_concurrent_streams),
         telemetry: telemetry_from(spec.telemetry.as_ref())?,
-        retry: d.retry.clone(),
+        retry: retry_from(spec.retry.as_ref())?,
+    })
+}
+
+/// The retry budget of a GatewayConfig; absent fields keep the defaults.
+///
+/// # Errors
+///
+/// A percentage above 100 or an interval outside 1 to 3600 seconds
+/// (`InvalidParameters`), which the CRD schema refuses too; a manifest
+/// folder has no schema to refuse them.
+fn retry_from(config: Option<&RetryConfig>) -> Result<RetrySettings, Problem> {
+    let d = RetrySettings::default();
+    let Some(config) = config else {
+        return Ok(d);
+    };
+    let percent = config.budget_percent.unwrap_or(d.budget_percent);
+    let interval_s = config
+        .budget_interval_seconds
+        .map_or(d.budget_interval_ms / 1000, u64::from);
+    if percent > 100 || !(1..=3600).contains(&interval_s) {
+        return Err(Problem::new(
+            reasons::INVALID_PARAMETERS,
+            format!(
+                "retry.budgetPercent must be at most 100 ({percent}) and \
+                 retry.budgetIntervalSeconds from 1 to 3600 ({interval_s})"
+            ),
+        ));
+    }
+    Ok(RetrySettings {
+        budget_percent: percent,
+        budget_interval_ms: interval_s * 1000,
+        min_retries_per_second: config
+            .min_retries_per_second
+            .unwrap_or(d.min_retries_per_second),
+        max_buffered_body_bytes: config
+            .max_buffered_body_bytes
+            .unwrap_or(d.max_buffered_body_bytes),
     })
 }
 
