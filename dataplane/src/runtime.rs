@@ -10,14 +10,15 @@
 use crate::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
-use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint};
+use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::Sampler;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tollgate_snapshot::{Route, Snapshot, Timeouts, ValidationError};
+use tollgate_snapshot::{Retry, Route, Settings, Snapshot, Timeouts, ValidationError};
 
 /// Why a snapshot could not become a runtime.
 #[derive(Debug, Error)]
@@ -82,10 +83,23 @@ pub(crate) struct RouteRuntime {
     pub(crate) balancer: Balancer,
     /// Request and per-try timeouts.
     pub(crate) timeouts: Timeouts,
+    /// The rule's retry policy, when it has one.
+    pub(crate) retry: Option<RouteRetry>,
     /// Route and rule labels of telemetry.
     pub(crate) labels: RouteLabels,
     /// The rule's own trace sampler, when it sets a ratio.
     pub(crate) sampler: Option<Sampler>,
+}
+
+/// A rule's retry policy, with the budget its retries spend.
+#[derive(Debug)]
+pub(crate) struct RouteRetry {
+    /// Codes, attempts and backoff.
+    pub(crate) policy: Retry,
+    /// Shared by every request of the rule, kept across swaps.
+    pub(crate) budget: Arc<RetryBudget>,
+    /// Largest request body kept to send again, in bytes.
+    pub(crate) max_body: usize,
 }
 
 /// One weighted backend reference of a rule.
@@ -139,7 +153,7 @@ impl Runtime {
         let routes = snapshot
             .routes
             .iter()
-            .map(|route| build_route(route, &backends))
+            .map(|route| build_route(route, &backends, clients, &snapshot.settings))
             .collect();
         sockets.shrink_to_fit();
         let backend_labels = snapshot
@@ -206,7 +220,12 @@ impl Runtime {
     }
 }
 
-fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
+fn build_route(
+    route: &Route,
+    backends: &BackendSet,
+    clients: &Clients,
+    settings: &Settings,
+) -> RouteRuntime {
     RouteRuntime {
         name: route.name.as_str().into(),
         chain: Chain::build(&route.name, &route.filters, backends),
@@ -220,6 +239,11 @@ fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
             .collect(),
         balancer: Balancer::new(route.backends.iter().map(|b| b.weight)),
         timeouts: route.timeouts.clone(),
+        retry: route.retry.as_ref().map(|policy| RouteRetry {
+            policy: policy.clone(),
+            budget: clients.retry_budget(&route.name, &settings.retry),
+            max_body: usize::try_from(settings.retry.max_buffered_body_bytes).unwrap_or(usize::MAX),
+        }),
         labels: RouteLabels::new(&route.name, route.rule_name.as_deref()),
         sampler: route
             .sampling_per_million

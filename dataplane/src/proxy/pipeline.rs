@@ -15,7 +15,8 @@
 //!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
 //!     │         per attempt, both up to the response headers; a failure of
-//!     │         the client's body is the client's (400/408), not the upstream's
+//!     │         the client's body is the client's (400/408), not the upstream's;
+//!     │         the rule's retry policy tries again within its budget  retry.rs
 //!             (telemetry: the route chosen plans the server span; its trace
 //!              context goes into the request after forwarding headers, and
 //!              each upstream attempt gets a client span as parent)
@@ -35,6 +36,7 @@ use super::connection::ConnInfo;
 use super::head;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
+use super::retry;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -180,21 +182,26 @@ impl<'a> Pipeline<'a> {
             error: ProxyError::NoEndpoints(backend.name.clone()),
             source: &route.name,
         })?;
-        // 7 upstream
-        let mut headers = std::mem::take(&mut ctx.headers);
-        let attempt = exchange.attempt(&mut headers);
-        let upstream = upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
-        let sent = self.send(route, endpoint, upstream).await;
-        if let Some((index, label)) = choice
-            .backend
-            .and_then(|i| Some((i, runtime.backend_label(i)?)))
-        {
-            let outcome = match &sent {
-                Ok(response) => Ok(response.status().as_u16()),
-                Err(error) => Err(error.kind().label()),
-            };
-            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
-        }
+        // 7 upstream (retries: retry.rs)
+        let headers = std::mem::take(&mut ctx.headers);
+        let sent = match &route.retry {
+            None => {
+                let leg = (route, choice, endpoint);
+                self.attempt(&ctx, leg, (headers, body, 0), exchange).await
+            }
+            Some(retry) => {
+                let deadline =
+                    (route.timeouts.request_ms).map(|ms| self.started + Duration::from_millis(ms));
+                let leg = Leg {
+                    pipeline: self,
+                    ctx: &ctx,
+                    route,
+                    choice,
+                    headers,
+                };
+                retry::send(retry, backend, endpoint, body, deadline, exchange, leg).await
+            }
+        };
         let response = sent.map_err(at(&route.name))?;
         // 8 response
         let (mut head, body) = response.into_parts();
@@ -258,6 +265,31 @@ impl<'a> Pipeline<'a> {
         Ok((choice, backend))
     }
 
+    /// One upstream attempt to `leg` (rule, backend reference, endpoint)
+    /// with `(headers, body, resend count)`, told to `exchange`.
+    async fn attempt(
+        &self,
+        ctx: &RequestContext<'_>,
+        (route, choice, endpoint): (&RouteRuntime, &BackendChoice, &Endpoint),
+        (mut headers, body, resends): (HeaderMap, ProxyBody, u32),
+        exchange: &mut Exchange,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let attempt = exchange.attempt(&mut headers).resent(resends);
+        let upstream = upstream_request(ctx, endpoint, headers, body)?;
+        let sent = self.send(route, endpoint, upstream).await;
+        if let Some((index, label)) = choice
+            .backend
+            .and_then(|i| Some((i, self.runtime.backend_label(i)?)))
+        {
+            let outcome = match &sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(error) => Err(error.kind().label()),
+            };
+            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
+        }
+        sent
+    }
+
     /// One upstream attempt, bounded by the rule's timeouts.
     async fn send(
         &self,
@@ -300,6 +332,30 @@ impl<'a> Pipeline<'a> {
                 },
             }
         })
+    }
+}
+
+/// What a retried request's attempts share: everything but the endpoint,
+/// the body and the resend count.
+struct Leg<'p, 'a> {
+    pipeline: &'p Pipeline<'a>,
+    ctx: &'p RequestContext<'p>,
+    route: &'p RouteRuntime,
+    choice: &'p BackendChoice,
+    headers: HeaderMap,
+}
+
+impl retry::Attempt for Leg<'_, '_> {
+    fn attempt(
+        &mut self,
+        exchange: &mut Exchange,
+        endpoint: &Endpoint,
+        body: ProxyBody,
+        resend_count: u32,
+    ) -> impl Future<Output = retry::Sent> + Send {
+        let leg = (self.route, self.choice, endpoint);
+        let request = (self.headers.clone(), body, resend_count);
+        self.pipeline.attempt(self.ctx, leg, request, exchange)
     }
 }
 

@@ -57,6 +57,9 @@ pub(crate) struct AccessRecord<'a> {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) duration_ms: f64,
+    /// Upstream attempts made: 0 for a request answered by the gateway,
+    /// more than 1 when it was retried.
+    pub(crate) attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_duration_ms: Option<f64>,
     pub(crate) client_address: String,

@@ -8,6 +8,7 @@
 //! drawn) is never copied out of the request.
 
 mod finish;
+mod retry;
 
 use super::Observability;
 use super::bound::{ClientKey, RequestKey, SCHEMES};
@@ -90,6 +91,8 @@ pub(crate) struct Attempt {
     started: Instant,
     start_time: SystemTime,
     span: Option<Planned>,
+    /// How many times the request was sent before (`http.request.resend_count`).
+    resend_count: u32,
 }
 
 /// What the last upstream attempt went to and took.
@@ -119,6 +122,8 @@ pub(crate) struct Exchange {
     detail: Option<Box<Detail>>,
     routed: Option<Routed>,
     upstream: Option<Upstream>,
+    /// Upstream attempts made (retries included).
+    attempts: u32,
     bytes_in: u64,
     status: u16,
     error: Option<&'static str>,
@@ -161,6 +166,7 @@ impl Exchange {
             detail: None,
             routed: None,
             upstream: None,
+            attempts: 0,
             bytes_in: content_length(req.headers()),
             status: 0,
             error: None,
@@ -277,6 +283,7 @@ impl Exchange {
             started: Instant::now(),
             start_time: SystemTime::now(),
             span,
+            resend_count: 0,
         }
     }
 
@@ -290,6 +297,7 @@ impl Exchange {
         outcome: Result<u16, &'static str>,
     ) {
         let took = attempt.started.elapsed();
+        self.attempts += 1;
         let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
             return;
         };
@@ -324,6 +332,12 @@ impl Exchange {
             let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+            if attempt.resend_count > 0 {
+                attrs.push(KeyValue::new(
+                    "http.request.resend_count",
+                    i64::from(attempt.resend_count),
+                ));
+            }
             spans::write(
                 &obs.traces,
                 Finished {

@@ -27,6 +27,7 @@ pub(crate) struct Instruments {
     pub(crate) response_body_size: Histogram<u64>,
     pub(crate) client_duration: Histogram<f64>,
     pub(crate) connect_errors: Counter<u64>,
+    pub(crate) retries: Counter<u64>,
     pub(crate) snapshot_apply_duration: Histogram<f64>,
     pub(crate) snapshots: Counter<u64>,
 }
@@ -69,6 +70,15 @@ impl Instruments {
             connect_errors: meter
                 .u64_counter("tollgate.upstream.connect.errors")
                 .with_description("Upstream connections that could not be opened, per backend")
+                .build(),
+            retries: meter
+                .u64_counter("tollgate.upstream.retries")
+                .with_unit("{retry}")
+                .with_description(
+                    "Retries a rule's retry policy asked for, by reason and outcome \
+                     (retried, or why not: budget_exhausted, attempts_exhausted, deadline, \
+                     body_not_replayable)",
+                )
                 .build(),
             snapshot_apply_duration: meter
                 .f64_histogram("tollgate.dataplane.snapshot.apply.duration")

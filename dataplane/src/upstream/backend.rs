@@ -58,6 +58,20 @@ impl BuiltBackend {
             .select(self.endpoints.len())
             .and_then(|i| self.endpoints.get(i))
     }
+
+    /// The next endpoint in round-robin order that is not at `avoid`, for
+    /// a retry: the same endpoint only when it is the only one.
+    pub fn select_other(&self, avoid: SocketAddr) -> Option<&Endpoint> {
+        let mut last = None;
+        for _ in 0..self.endpoints.len() {
+            let endpoint = self.select()?;
+            if endpoint.address() != avoid {
+                return Some(endpoint);
+            }
+            last = Some(endpoint);
+        }
+        last
+    }
 }
 
 /// Every backend of a snapshot, indexed like `Snapshot::backends`.

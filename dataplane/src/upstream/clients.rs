@@ -6,6 +6,7 @@
 //! pool of their own (`http1`); h2c endpoints share one multiplexing HTTP/2
 //! client per connect timeout.
 
+use super::budget::RetryBudget;
 use super::error::UpstreamError;
 use super::http1::{self, Http1Pool};
 use crate::body::ProxyBody;
@@ -19,11 +20,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
-use tollgate_snapshot::BackendProtocol;
+use tollgate_snapshot::{BackendProtocol, RetrySettings};
 
 /// How often idle HTTP/1.1 connections are checked for expiry and upstream
 /// closes.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Percent, interval and reserve rate of a retry budget.
+type BudgetKey = (u32, u64, u32);
 
 /// The pooled HTTP/2 (h2c) client.
 type H2cClient = Client<HttpConnector, ProxyBody>;
@@ -40,6 +44,8 @@ struct Registry {
     /// with the last runtime that names its endpoint.
     http1: HashMap<(SocketAddr, Duration), Weak<Http1Pool>>,
     h2c: HashMap<Duration, Arc<H2cClient>>,
+    /// Retry budgets by rule name and settings; weak like the pools.
+    budgets: HashMap<(String, BudgetKey), Weak<RetryBudget>>,
     sweeper: bool,
 }
 
@@ -97,11 +103,37 @@ impl Clients {
         }
     }
 
+    /// The retry budget of the rule named `route` under `settings`: the
+    /// one a live runtime already uses, so a snapshot swap keeps what the
+    /// rule has spent, or a full one.
+    ///
+    /// Called from `Runtime::build`, never on the request path.
+    pub fn retry_budget(&self, route: &str, settings: &RetrySettings) -> Arc<RetryBudget> {
+        let key = (
+            route.to_string(),
+            (
+                settings.budget_percent,
+                settings.budget_interval_ms,
+                settings.min_retries_per_second,
+            ),
+        );
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(budget) = registry.budgets.get(&key).and_then(Weak::upgrade) {
+            return budget;
+        }
+        let budget = Arc::new(RetryBudget::new(settings));
+        registry.budgets.insert(key, Arc::downgrade(&budget));
+        budget
+    }
+
     /// Forgets pools no runtime uses any more, and makes sure idle
     /// connections are swept. Called once per runtime build.
     pub fn prune(&self) {
         let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         registry.http1.retain(|_, pool| pool.strong_count() > 0);
+        registry
+            .budgets
+            .retain(|_, budget| budget.strong_count() > 0);
         drop(registry);
         self.start_sweeper();
     }

@@ -8,15 +8,18 @@
 //! pool of their own ([`http1`]); h2c endpoints share one multiplexing
 //! HTTP/2 client per connect timeout. [`BackendSet`] and [`Balancer`] are
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
-//! selection built once in `Runtime::build`.
+//! selection built once in `Runtime::build`. [`RetryBudget`]s are
+//! process-wide like connections: a rule keeps its budget across swaps.
 
 mod backend;
 mod balance;
+mod budget;
 mod clients;
 mod error;
 mod http1;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
+pub use budget::RetryBudget;
 pub use clients::{Clients, Endpoint};
 pub use error::{InvalidEndpoint, UpstreamError};

@@ -141,6 +141,7 @@ impl Exchange {
             bytes_in: self.bytes_in,
             bytes_out: sent,
             duration_ms: took.as_secs_f64() * 1000.0,
+            attempts: self.attempts,
             upstream_duration_ms: self
                 .upstream
                 .as_ref()
