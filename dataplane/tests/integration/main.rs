@@ -10,6 +10,7 @@ mod common;
 mod server_support;
 
 mod proxy_filters;
+mod proxy_retry;
 mod proxy_routing;
 mod proxy_upstream;
 mod server_binary;
