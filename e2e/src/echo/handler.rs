@@ -3,9 +3,11 @@
 //! Routes: `/health` answers `OK`; `/status/NNN` answers status NNN (400 when
 //! NNN is not three digits) with the echo body; every other path echoes,
 //! after sleeping for `?delay=<Go duration>` when asked. Request bodies are
-//! read to the end and discarded so keep-alive connections stay usable.
+//! read to the end and discarded so keep-alive connections stay usable. A
+//! request with `x-echo-fail` fails on purpose first (`failures.rs`).
 
 use super::duration::parse_go_duration;
+use super::failures::{FAIL_HEADER, parse_fail, record, status_for};
 use super::headers::{echoed_headers, requested_response_headers};
 use super::{EchoContext, EchoResponse};
 use bytes::Bytes;
@@ -29,29 +31,57 @@ where
     B: Body,
 {
     let (parts, body) = req.into_parts();
-    drain(body).await;
+    let fail = (parts.headers.get(FAIL_HEADER)).and_then(|v| parse_fail(v.to_str().ok()?));
+    let Some(plan) = fail else {
+        drain(body).await;
+        return Ok(answer(&parts, client, ctx).await);
+    };
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let key = (parts.headers.get("x-request-id"))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let (attempt, same_body) = record(&key, &body);
+    let delay = query_value(parts.uri.query().unwrap_or(""), "delay");
+    if let Some(wait) = delay.and_then(|d| parse_go_duration(&d).ok()) {
+        tokio::time::sleep(wait).await;
+    }
+    let status = StatusCode::from_u16(status_for(plan, attempt)).unwrap_or(StatusCode::OK);
+    let mut resp = echo(&parts, ctx, status);
+    let headers = resp.headers_mut();
+    headers.insert("x-echo-attempt", HeaderValue::from(attempt));
+    let same = if same_body { "true" } else { "false" };
+    headers.insert("x-echo-same-body", HeaderValue::from_static(same));
+    Ok(resp)
+}
+
+/// The answer to a request that did not ask to fail.
+async fn answer(parts: &Parts, client: SocketAddr, ctx: &EchoContext) -> Response<Full<Bytes>> {
     let path = parts.uri.path();
     if path == "/health" {
-        return Ok(plain(StatusCode::OK, "OK"));
+        return plain(StatusCode::OK, "OK");
     }
     if path.starts_with("/status/") {
-        let status = requested_status(&request_target(&parts));
-        return Ok(echo(&parts, ctx, status));
+        let status = requested_status(&request_target(parts));
+        return echo(parts, ctx, status);
     }
     // Best effort: a closed stdout must not fail the request.
     let _ = writeln!(
         std::io::stdout(),
         "Echoing back request made to {} to client ({client})",
-        request_target(&parts)
+        request_target(parts)
     );
     let delay = query_value(parts.uri.query().unwrap_or(""), "delay");
     if let Some(delay) = delay.filter(|d| !d.is_empty()) {
         match parse_go_duration(&delay) {
             Ok(wait) => tokio::time::sleep(wait).await,
-            Err(err) => return Ok(error_json(StatusCode::INTERNAL_SERVER_ERROR, &err)),
+            Err(err) => return error_json(StatusCode::INTERNAL_SERVER_ERROR, &err),
         }
     }
-    Ok(echo(&parts, ctx, StatusCode::OK))
+    echo(parts, ctx, StatusCode::OK)
 }
 
 /// Reads and drops the request body, stopping at the first error.

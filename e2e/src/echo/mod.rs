@@ -5,13 +5,16 @@
 //! backend answered (`service`, `pod`). Its answers follow the Gateway API
 //! conformance echo server (`echo-basic`), so the same assertions work
 //! against either. One port serves HTTP/1.1 and HTTP/2 with prior knowledge
-//! (h2c).
+//! (h2c). Tests of retries make it fail on purpose with `x-echo-fail`
+//! (see `failures.rs`).
 
 mod duration;
+mod failures;
 mod handler;
 mod headers;
 
 pub use duration::{DurationError, parse_go_duration};
+pub use failures::{FAIL_HEADER, FailPlan, parse_fail};
 pub use handler::handle;
 pub use headers::{canonical_name, echoed_headers, requested_response_headers};
 
