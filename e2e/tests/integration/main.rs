@@ -27,6 +27,7 @@ mod otlp_receiver;
 mod quickstart;
 mod standalone_processes;
 mod standalone_reload;
+mod standalone_retry;
 mod standalone_routing;
 mod telemetry_collector;
 mod telemetry_dataplane;
