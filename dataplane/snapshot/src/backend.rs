@@ -1,5 +1,6 @@
 //! Backends: a Service port resolved to its ready endpoints.
 
+use crate::backend_tls::BackendTls;
 use serde::{Deserialize, Serialize};
 
 /// One upstream cluster: a Service port and the endpoints behind it.
@@ -18,6 +19,10 @@ pub struct Backend {
     /// Ready endpoints, in a stable order.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// TLS to the endpoints, from the BackendTLSPolicy that targets the
+    /// Service port; `None` speaks cleartext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
 }
 
 /// How the data plane talks to a backend.
