@@ -26,7 +26,7 @@ pub struct Backend {
 }
 
 /// How the data plane talks to a backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BackendProtocol {
     /// HTTP/1.1 with keep-alive (the default).
     #[default]

@@ -6,7 +6,8 @@
 //! [`Endpoint`] per backend address, and an endpoint whose address is in both
 //! the old and the new snapshot keeps its pool. HTTP/1.1 endpoints get a
 //! pool of their own ([`http1`]); h2c endpoints share one multiplexing
-//! HTTP/2 client per connect timeout. [`BackendSet`] and [`Balancer`] are
+//! HTTP/2 client per connect timeout; TLS endpoints (BackendTLSPolicy) one
+//! HTTPS client per TLS setting ([`tls`]). [`BackendSet`] and [`Balancer`] are
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
 //! selection built once in `Runtime::build`.
 
@@ -15,8 +16,9 @@ mod balance;
 mod clients;
 mod error;
 mod http1;
+mod tls;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
-pub use clients::{Clients, Endpoint};
+pub use clients::{Clients, Endpoint, UpstreamTls};
 pub use error::{InvalidEndpoint, UpstreamError};
