@@ -84,6 +84,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
                 port: backend_port,
             }],
         }],
+        backend_client_certificate: None,
     }
 }
 

@@ -41,7 +41,9 @@ pub(crate) fn policy_for<'a>(
         .filter_map(|p| Some((targets(&p.spec, service, port_name)?, p)))
         .min_by(|(a_exact, a), (b_exact, b)| {
             // Section-specific first (true sorts after false, so reverse).
-            b_exact.cmp(a_exact).then_with(|| precedence(a).cmp(&precedence(b)))
+            b_exact
+                .cmp(a_exact)
+                .then_with(|| precedence(a).cmp(&precedence(b)))
         })
         .map(|(_, p)| p)
 }
@@ -97,7 +99,10 @@ pub(crate) fn resolve(resources: &Resources, policy: &BackendTlsPolicy) -> Resol
     };
     let mut not_accepted = None;
     let mut unresolved = None;
-    let refs = validation.ca_certificate_refs.as_deref().unwrap_or_default();
+    let refs = validation
+        .ca_certificate_refs
+        .as_deref()
+        .unwrap_or_default();
     match validation.well_known_ca_certificates.as_deref() {
         None | Some("") => {}
         Some(SYSTEM) if refs.is_empty() => tls.system_roots = true,

@@ -6,8 +6,8 @@
 //! class is accepted, its addresses are usable, and at least one listener is
 //! programmed.
 
-use crate::certificates::certificate_problem;
 use crate::backend_client::backend_client_certificate;
+use crate::certificates::certificate_problem;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gatewayclass::ClassOutcome;
 use crate::listeners::{ListenerPlan, plan_listeners};
@@ -209,12 +209,9 @@ impl GatewayPlan {
                 reasons::RESOLVED_REFS,
                 "The backend client certificate resolved",
             )),
-            Err(p) => conditions.push(s.condition(
-                types::RESOLVED_REFS,
-                false,
-                p.reason,
-                &p.message,
-            )),
+            Err(p) => {
+                conditions.push(s.condition(types::RESOLVED_REFS, false, p.reason, &p.message))
+            }
         }
         GatewayStatus {
             addresses,

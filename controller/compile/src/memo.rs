@@ -149,13 +149,14 @@ impl<'a> Inputs<'a> {
             && same(&read.slices, self.slices(ns, name))
             && same(&read.grants, self.grants(ns))
             && same(&read.policies, self.policies(ns))
-            && read.ca_maps.iter().all(|(name, kept)| {
-                match (kept, self.config_map(ns, name)) {
+            && read
+                .ca_maps
+                .iter()
+                .all(|(name, kept)| match (kept, self.config_map(ns, name)) {
                     (None, None) => true,
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     _ => false,
-                }
-            })
+                })
     }
 
     fn capture(&self, ns: &str, name: &str) -> Read {
