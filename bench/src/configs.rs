@@ -79,11 +79,13 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
         backends: vec![Backend {
             name: "service/bench/backend/port/80".to_string(),
             protocol: BackendProtocol::Http1,
+            tls: None,
             endpoints: vec![Endpoint {
                 address: "127.0.0.1".to_string(),
                 port: backend_port,
             }],
         }],
+        backend_client_certificate: None,
     }
 }
 

@@ -290,6 +290,7 @@ mod tests {
             .push(tollgate_snapshot::Backend {
                 name: "service/ns/b/port/80".into(),
                 protocol: Default::default(),
+                tls: None,
                 endpoints: vec![],
             });
         let v2 = p.publish(s)[0].version;
@@ -307,6 +308,7 @@ mod tests {
             .push(tollgate_snapshot::Backend {
                 name: "service/ns/b/port/80".into(),
                 protocol: Default::default(),
+                tls: None,
                 endpoints: vec![],
             });
         p.publish(s);

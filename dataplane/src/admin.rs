@@ -116,7 +116,8 @@ fn respond<B>(dataplane: &Dataplane, req: &Request<B>) -> Response<Full<Bytes>> 
             let runtime = dataplane.runtime();
             let snapshot = runtime.snapshot();
             if full {
-                json(snapshot)
+                // Private keys never leave the process through the admin port.
+                json(&snapshot.redacted())
             } else {
                 json(&Summary {
                     version: snapshot.version,

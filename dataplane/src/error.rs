@@ -42,6 +42,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// The upstream reset the connection or broke the protocol: 502.
     UpstreamProtocol,
+    /// The TLS handshake with the upstream failed (its certificate is not
+    /// trusted or not for the policy's name, or it refused ours): 502.
+    UpstreamTls,
 }
 
 impl ErrorKind {
@@ -54,7 +57,7 @@ impl ErrorKind {
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamProtocol | ErrorKind::UpstreamTls => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::UpstreamConnect => "upstream-connect",
             ErrorKind::UpstreamTimeout => "upstream-timeout",
             ErrorKind::UpstreamProtocol => "upstream-protocol",
+            ErrorKind::UpstreamTls => "upstream-tls",
         }
     }
 }
@@ -134,6 +138,15 @@ pub enum ProxyError {
         /// The timeout that expired.
         after_ms: u64,
     },
+    /// The TLS handshake with the upstream failed.
+    #[error("TLS handshake with upstream {endpoint} failed")]
+    UpstreamTls {
+        /// The endpoint tried.
+        endpoint: String,
+        /// The handshake's error.
+        #[source]
+        source: BoxError,
+    },
     /// The upstream reset the connection or sent an invalid response.
     #[error("upstream {endpoint} failed")]
     UpstreamProtocol {
@@ -158,6 +171,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. } => ErrorKind::UpstreamConnect,
             ProxyError::UpstreamTimeout { .. } => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamProtocol { .. } => ErrorKind::UpstreamProtocol,
+            ProxyError::UpstreamTls { .. } => ErrorKind::UpstreamTls,
         }
     }
 
@@ -172,7 +186,8 @@ impl ProxyError {
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTimeout
-            | ErrorKind::UpstreamProtocol => Side::Upstream,
+            | ErrorKind::UpstreamProtocol
+            | ErrorKind::UpstreamTls => Side::Upstream,
         }
     }
 
@@ -284,6 +299,14 @@ mod tests {
                 },
                 502,
                 "upstream-protocol",
+            ),
+            (
+                ProxyError::UpstreamTls {
+                    endpoint: "e".into(),
+                    source: io(),
+                },
+                502,
+                "upstream-tls",
             ),
         ];
         for (error, status, label) in table {

@@ -122,7 +122,12 @@ impl Runtime {
     pub fn build(snapshot: Snapshot, clients: &Clients) -> Result<Runtime, BuildError> {
         snapshot.validate()?;
         let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
-        let backends = BackendSet::build(&snapshot.backends, clients, connect_timeout)?;
+        let backends = BackendSet::build(
+            &snapshot.backends,
+            clients,
+            connect_timeout,
+            snapshot.backend_client_certificate.as_ref(),
+        )?;
         clients.prune();
         let mut sockets = HashMap::with_capacity(snapshot.sockets.len());
         for socket in &snapshot.sockets {

@@ -11,7 +11,8 @@
 //! client and the real `kubectl` run against.
 //! [`otlp::Receiver`] is an OTLP collector double (gRPC and HTTP) that
 //! keeps the traces, metrics and logs exported to it, and
-//! [`prometheus::parse`] reads a `/metrics` page.
+//! [`prometheus::parse`] reads a `/metrics` page. [`tls`] has a test CA
+//! (rcgen) and a TLS backend that reports what it saw of each connection.
 //!
 //! Binaries are not built by the tests: run `cargo build --bins` first
 //! (`make test` does).
@@ -24,6 +25,7 @@ mod error;
 pub mod otlp;
 mod process;
 pub mod prometheus;
+pub mod tls;
 
 pub use backend::Echo;
 pub use client::{HttpClient, Reply, get, wait_http_ok};

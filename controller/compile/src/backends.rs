@@ -4,12 +4,14 @@
 //! Resolution checks, in order: the kind (only core `Service`), the
 //! ReferenceGrant for a cross-namespace reference, the port, the Service and
 //! its port, the port's `appProtocol`, then collects endpoints from the
-//! Service's EndpointSlices. A failure is a [`Problem`] with the route
+//! Service's EndpointSlices, and the port's TLS settings from the
+//! BackendTLSPolicy that targets it (`backend_tls`). A failure is a [`Problem`] with the route
 //! `ResolvedRefs` reason; the reference then points at no backend, so the
 //! data plane answers 500 for its share of requests. A Service without
 //! ready endpoints is valid and resolves to a backend with no endpoints
 //! (503).
 
+use crate::backend_tls::backend_tls;
 use crate::conditions::{Problem, reasons};
 use crate::listeners::GATEWAY_GROUP;
 use crate::resources::Resources;
@@ -103,6 +105,7 @@ pub(crate) fn resolve_backend(
         name: format!("service/{ns}/{name}/port/{port}"),
         protocol,
         endpoints: endpoints(resources, ns, name, service_port),
+        tls: backend_tls(resources, ns, name, service_port.name.as_deref()),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The compile pass: classes, Gateways, routes, attachment, snapshots and
 //! statuses, in that order, over every object of a [`Resources`] view.
 
+use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
 use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
@@ -120,6 +121,19 @@ fn compile_with(
     let keys: HashSet<&str> = routes.iter().map(|(_, c)| c.key.as_str()).collect();
     memos.retain(|k| keys.contains(k));
     let compiled_routes: Vec<Arc<CompiledRoute>> = routes.into_iter().map(|(_, c)| c).collect();
+    let used: ServicesByGateway<'_> = attachments
+        .iter()
+        .map(|(key, found)| {
+            let services = found
+                .iter()
+                .filter_map(|a| compiled_routes.get(a.route))
+                .flat_map(|r| r.reads.iter())
+                .map(|(ns, name)| (ns.as_str(), name.as_str()))
+                .collect();
+            (*key, services)
+        })
+        .collect();
+    compile_backend_tls_status(resources, &used, &options.controller_name, &stamp, &mut out);
     for (key, plan) in &gateways {
         let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
         let status = plan.status(&attached_counts(plan, found));

@@ -112,4 +112,9 @@ pub(crate) mod reasons {
     pub(crate) const INVALID_KIND: &str = "InvalidKind";
     pub(crate) const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
     pub(crate) const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+    pub(crate) const INVALID_CA_CERTIFICATE_REF: &str = "InvalidCACertificateRef";
+    pub(crate) const CONFLICTED: &str = "Conflicted";
+    pub(crate) const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub(crate) const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
+    pub(crate) const INVALID_CLIENT_CERTIFICATE_REF: &str = "InvalidClientCertificateRef";
 }

@@ -6,6 +6,7 @@
 //! class is accepted, its addresses are usable, and at least one listener is
 //! programmed.
 
+use crate::backend_client::backend_client_certificate;
 use crate::certificates::certificate_problem;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gatewayclass::ClassOutcome;
@@ -14,7 +15,7 @@ use crate::options::CompileOptions;
 use crate::resources::Resources;
 use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
 use std::net::IpAddr;
-use tollgate_snapshot::Settings;
+use tollgate_snapshot::{ClientCertificate, Settings};
 
 /// The address type Tollgate binds.
 const IP_ADDRESS: &str = "IPAddress";
@@ -40,6 +41,9 @@ pub(crate) struct GatewayPlan {
     pub(crate) address_unusable: Option<Problem>,
     /// Listeners in manifest order.
     pub(crate) listeners: Vec<ListenerPlan>,
+    /// The client certificate for TLS backends (`spec.tls.backend`):
+    /// `Ok(None)` when none is named, `Err` when it does not resolve.
+    pub(crate) backend_client: Result<Option<ClientCertificate>, Problem>,
 }
 
 /// Plans `gateway`, whose class Tollgate owns.
@@ -66,6 +70,7 @@ pub(crate) fn compile_gateway(
         address_unsupported: None,
         address_unusable: None,
         listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
+        backend_client: backend_client_certificate(resources, gateway),
     };
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
         listener.certificate_problem = certificate_problem(resources, &plan.namespace, spec);
@@ -193,10 +198,25 @@ impl GatewayPlan {
                 l.status(s, count, not_programmed.as_ref())
             })
             .collect();
+        let mut conditions = vec![accepted, programmed];
+        // ResolvedRefs speaks of `spec.tls.backend.clientCertificateRef`
+        // only, so a Gateway without one carries no such condition.
+        match &self.backend_client {
+            Ok(None) => {}
+            Ok(Some(_)) => conditions.push(s.condition(
+                types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "The backend client certificate resolved",
+            )),
+            Err(p) => {
+                conditions.push(s.condition(types::RESOLVED_REFS, false, p.reason, &p.message))
+            }
+        }
         GatewayStatus {
             addresses,
             attached_listener_sets: None,
-            conditions: Some(vec![accepted, programmed]),
+            conditions: Some(conditions),
             listeners: Some(listeners),
         }
     }

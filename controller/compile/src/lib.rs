@@ -8,6 +8,9 @@
 //! executes a resolved plan. A user mistake becomes a status condition on
 //! the object that holds it, never an error: the rest still compiles.
 
+mod backend_client;
+mod backend_tls;
+mod backend_tls_status;
 mod backends;
 mod certificates;
 mod compiler;

@@ -3,7 +3,8 @@
 //!
 //! A route's rules depend on the route object and, for every backend it
 //! references (`backendRefs` and mirrors), that Service, the Service's
-//! EndpointSlices and the ReferenceGrants of the Service's namespace. The
+//! EndpointSlices, the ReferenceGrants and BackendTLSPolicies of the
+//! Service's namespace and the CA ConfigMaps those policies name. The
 //! time on its conditions is stamped when it is attached, outside the memo,
 //! so a new second does not renew every entry.
 //!
@@ -16,9 +17,10 @@
 
 use crate::httproute::{CompiledRoute, compile_http_route};
 use crate::resources::Resources;
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +49,9 @@ struct Read {
     service: Option<Arc<Service>>,
     slices: Vec<Arc<EndpointSlice>>,
     grants: Vec<Arc<ReferenceGrant>>,
+    policies: Vec<Arc<BackendTlsPolicy>>,
+    /// The CA ConfigMaps the namespace's policies name, by name.
+    ca_maps: Vec<(String, Option<Arc<ConfigMap>>)>,
 }
 
 /// The objects of one view a route compile can read, found by key.
@@ -57,6 +62,8 @@ pub(crate) struct Inputs<'a> {
     slices: HashMap<&'a str, HashMap<&'a str, Vec<&'a Arc<EndpointSlice>>>>,
     /// ReferenceGrants by namespace, in key order.
     grants: HashMap<&'a str, Vec<&'a Arc<ReferenceGrant>>>,
+    /// BackendTLSPolicies by namespace, in key order.
+    policies: HashMap<&'a str, Vec<&'a Arc<BackendTlsPolicy>>>,
 }
 
 impl<'a> Inputs<'a> {
@@ -77,10 +84,17 @@ impl<'a> Inputs<'a> {
                 grants.entry(ns).or_default().push(grant);
             }
         }
+        let mut policies: HashMap<&str, Vec<&Arc<BackendTlsPolicy>>> = HashMap::new();
+        for policy in resources.backend_tls_policies.values() {
+            if let Some(ns) = policy.metadata.namespace.as_deref() {
+                policies.entry(ns).or_default().push(policy);
+            }
+        }
         Inputs {
             resources,
             slices,
             grants,
+            policies,
         }
     }
 
@@ -99,6 +113,30 @@ impl<'a> Inputs<'a> {
         self.grants.get(ns).map_or(&[], Vec::as_slice)
     }
 
+    fn policies(&self, ns: &str) -> &[&'a Arc<BackendTlsPolicy>] {
+        self.policies.get(ns).map_or(&[], Vec::as_slice)
+    }
+
+    fn config_map(&self, ns: &str, name: &str) -> Option<&'a Arc<ConfigMap>> {
+        self.resources.config_maps.get(&format!("{ns}/{name}"))
+    }
+
+    /// The ConfigMaps named as CA certificates by the policies of `ns`.
+    fn ca_maps(&self, ns: &str) -> Vec<(String, Option<Arc<ConfigMap>>)> {
+        let mut names: Vec<&str> = self
+            .policies(ns)
+            .iter()
+            .flat_map(|p| p.spec.validation.ca_certificate_refs.iter().flatten())
+            .map(|r| r.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| (n.to_string(), self.config_map(ns, n).cloned()))
+            .collect()
+    }
+
     /// Whether what `read` saw is still what this view holds.
     fn unchanged(&self, read: &Read) -> bool {
         let (ns, name) = (read.namespace.as_str(), read.name.as_str());
@@ -110,6 +148,15 @@ impl<'a> Inputs<'a> {
         service_same
             && same(&read.slices, self.slices(ns, name))
             && same(&read.grants, self.grants(ns))
+            && same(&read.policies, self.policies(ns))
+            && read
+                .ca_maps
+                .iter()
+                .all(|(name, kept)| match (kept, self.config_map(ns, name)) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                })
     }
 
     fn capture(&self, ns: &str, name: &str) -> Read {
@@ -123,6 +170,8 @@ impl<'a> Inputs<'a> {
                 .map(|s| Arc::clone(s))
                 .collect(),
             grants: self.grants(ns).iter().map(|g| Arc::clone(g)).collect(),
+            policies: self.policies(ns).iter().map(|p| Arc::clone(p)).collect(),
+            ca_maps: self.ca_maps(ns),
         }
     }
 }

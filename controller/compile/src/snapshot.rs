@@ -107,6 +107,7 @@ pub(crate) fn build_snapshot(
         sockets,
         routes: tables.routes,
         backends: tables.backends,
+        backend_client_certificate: plan.backend_client.clone().ok().flatten(),
     }
 }
 

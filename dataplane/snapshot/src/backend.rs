@@ -1,5 +1,6 @@
 //! Backends: a Service port resolved to its ready endpoints.
 
+use crate::backend_tls::BackendTls;
 use serde::{Deserialize, Serialize};
 
 /// One upstream cluster: a Service port and the endpoints behind it.
@@ -18,10 +19,14 @@ pub struct Backend {
     /// Ready endpoints, in a stable order.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// TLS to the endpoints, from the BackendTLSPolicy that targets the
+    /// Service port; `None` speaks cleartext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
 }
 
 /// How the data plane talks to a backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BackendProtocol {
     /// HTTP/1.1 with keep-alive (the default).
     #[default]

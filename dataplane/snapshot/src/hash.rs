@@ -83,6 +83,7 @@ mod tests {
         s.backends.push(Backend {
             name: "service/ns/b/port/80".into(),
             protocol: BackendProtocol::default(),
+            tls: None,
             endpoints: vec![Endpoint {
                 address: "10.0.0.1".into(),
                 port: 8080,

@@ -12,6 +12,7 @@
 //! from (`httproute/<ns>/<name>/rule/<i>`), which logs and metrics use.
 
 mod backend;
+mod backend_tls;
 mod filter;
 mod hash;
 mod listener;
@@ -20,6 +21,7 @@ mod settings;
 mod validate;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
+pub use backend_tls::{BackendTls, ClientCertificate, PrivateKeyPem, REDACTED, SubjectAltName};
 pub use filter::{
     Cors, Filter, Header, HeaderModifier, Mirror, PathModifier, Redirect, UrlRewrite,
 };
@@ -77,6 +79,10 @@ pub struct Snapshot {
     /// Resolved backends (a Service port with its ready endpoints).
     #[serde(default)]
     pub backends: Vec<Backend>,
+    /// The client certificate presented to TLS backends (the Gateway's
+    /// `spec.tls.backend.clientCertificateRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_client_certificate: Option<ClientCertificate>,
 }
 
 /// Element counts, served by the admin `/snapshot` endpoint.
@@ -106,6 +112,16 @@ impl Snapshot {
             gateway: gateway.into(),
             ..Snapshot::default()
         }
+    }
+
+    /// This snapshot with every private key replaced by [`REDACTED`]: what
+    /// may be shown to people (admin endpoints, logs).
+    pub fn redacted(&self) -> Snapshot {
+        let mut shown = self.clone();
+        if let Some(cert) = &mut shown.backend_client_certificate {
+            cert.private_key = PrivateKeyPem::redacted();
+        }
+        shown
     }
 
     /// A stable hex SHA-256 of the content, ignoring `version`, so the

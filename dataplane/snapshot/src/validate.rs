@@ -196,6 +196,7 @@ mod tests {
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),
                 protocol: BackendProtocol::Http1,
+                tls: None,
                 endpoints: vec![Endpoint {
                     address: "127.0.0.1".into(),
                     port: 3000,

@@ -146,7 +146,7 @@ pub(crate) fn spawn(endpoint: Endpoint, backend: &str, request: Request<ProxyBod
     tokio::spawn(async move {
         let exchange = async {
             let response = endpoint.send(request).await.map_err(|e| match e {
-                UpstreamError::Connect(e) | UpstreamError::Protocol(e) => e,
+                UpstreamError::Connect(e) | UpstreamError::Protocol(e) | UpstreamError::Tls(e) => e,
             })?;
             response.into_body().collect().await?;
             Ok::<(), BoxError>(())

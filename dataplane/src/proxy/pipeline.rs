@@ -49,7 +49,6 @@ use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::time::{Duration, Instant};
-use tollgate_snapshot::BackendProtocol;
 
 /// A pipeline error with the configuration element that was serving the
 /// request, for the log line.
@@ -326,6 +325,7 @@ impl<'a> Pipeline<'a> {
             let endpoint = endpoint.authority.to_string();
             match error {
                 UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
+                UpstreamError::Tls(source) => ProxyError::UpstreamTls { endpoint, source },
                 UpstreamError::Protocol(source) => match body::client_fault(source) {
                     Ok(client) => client,
                     Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
@@ -368,12 +368,12 @@ fn upstream_request(
     mut headers: HeaderMap,
     body: ProxyBody,
 ) -> Result<Request<ProxyBody>, ProxyError> {
-    let protocol = endpoint.protocol;
-    let uri = match protocol {
-        // HTTP/1.1 connections are per endpoint: origin-form is what goes on the wire.
-        BackendProtocol::Http1 => Uri::builder(),
-        BackendProtocol::H2c => Uri::builder()
-            .scheme("http")
+    // Pooled HTTP/1.1 connections are per endpoint: origin-form is what
+    // goes on the wire. The h2c and TLS clients pool by the absolute URI.
+    let uri = match endpoint.absolute_scheme() {
+        None => Uri::builder(),
+        Some(scheme) => Uri::builder()
+            .scheme(scheme)
             .authority(endpoint.authority.clone()),
     }
     .path_and_query(ctx.path_and_query())
@@ -388,10 +388,7 @@ fn upstream_request(
     let mut request = Request::new(body);
     *request.method_mut() = ctx.method.clone();
     *request.uri_mut() = uri;
-    *request.version_mut() = match protocol {
-        BackendProtocol::Http1 => Version::HTTP_11,
-        BackendProtocol::H2c => Version::HTTP_2,
-    };
+    *request.version_mut() = endpoint.request_version();
     *request.headers_mut() = headers;
     Ok(request)
 }

@@ -2,11 +2,11 @@
 //! their connection pools, the protocol, and a round-robin cursor.
 
 use super::balance::RoundRobin;
-use super::clients::{Clients, Endpoint};
+use super::clients::{Clients, Endpoint, UpstreamTls};
 use super::error::InvalidEndpoint;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tollgate_snapshot::{Backend, BackendProtocol};
+use tollgate_snapshot::{Backend, BackendProtocol, ClientCertificate};
 
 /// One snapshot backend, ready to send to.
 #[derive(Debug)]
@@ -30,7 +30,12 @@ impl BuiltBackend {
         backend: &Backend,
         clients: &Clients,
         connect_timeout: Duration,
+        client_certificate: Option<&ClientCertificate>,
     ) -> Result<BuiltBackend, InvalidEndpoint> {
+        let tls = backend.tls.as_ref().map(|tls| UpstreamTls {
+            backend: tls.clone(),
+            client_certificate: client_certificate.cloned(),
+        });
         let endpoints = backend
             .endpoints
             .iter()
@@ -40,7 +45,7 @@ impl BuiltBackend {
                     address: e.address.clone(),
                 })?;
                 let addr = SocketAddr::new(ip, e.port);
-                Ok(clients.endpoint(addr, backend.protocol, connect_timeout))
+                Ok(clients.endpoint(addr, backend.protocol, connect_timeout, tls.as_ref()))
             })
             .collect::<Result<_, InvalidEndpoint>>()?;
         Ok(BuiltBackend {
@@ -81,7 +86,8 @@ pub struct BackendSet {
 }
 
 impl BackendSet {
-    /// Builds every backend of a snapshot.
+    /// Builds every backend of a snapshot; TLS backends present
+    /// `client_certificate` when the Gateway names one.
     ///
     /// # Errors
     ///
@@ -90,10 +96,11 @@ impl BackendSet {
         backends: &[Backend],
         clients: &Clients,
         connect_timeout: Duration,
+        client_certificate: Option<&ClientCertificate>,
     ) -> Result<BackendSet, InvalidEndpoint> {
         let backends = backends
             .iter()
-            .map(|b| BuiltBackend::build(b, clients, connect_timeout))
+            .map(|b| BuiltBackend::build(b, clients, connect_timeout, client_certificate))
             .collect::<Result<_, _>>()?;
         Ok(BackendSet { backends })
     }

@@ -9,9 +9,10 @@
 use super::budget::RetryBudget;
 use super::error::UpstreamError;
 use super::http1::{self, Http1Pool};
+use super::tls::{TlsClient, TlsKey, tls_client};
 use crate::body::ProxyBody;
-use http::uri::Authority;
-use http::{Request, Response};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -46,6 +47,8 @@ struct Registry {
     h2c: HashMap<Duration, Arc<H2cClient>>,
     /// Retry budgets by rule name and settings; weak like the pools.
     budgets: HashMap<(String, BudgetKey), Weak<RetryBudget>>,
+    /// HTTPS clients by TLS settings; weak, like the HTTP/1.1 pools.
+    tls: HashMap<TlsKey, Weak<TlsClient>>,
     sweeper: bool,
 }
 
@@ -61,8 +64,9 @@ impl Clients {
         Clients::default()
     }
 
-    /// The endpoint at `addr` speaking `protocol`, sharing the connections
-    /// of any live endpoint with the same address and settings.
+    /// The endpoint at `addr` speaking `protocol`, over TLS when `tls` is
+    /// set, sharing the connections of any live endpoint with the same
+    /// address and settings.
     ///
     /// Called from `Runtime::build`, never on the request path.
     pub fn endpoint(
@@ -70,12 +74,30 @@ impl Clients {
         addr: SocketAddr,
         protocol: BackendProtocol,
         connect_timeout: Duration,
+        tls: Option<&UpstreamTls>,
     ) -> Endpoint {
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("invalid"));
         let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let transport = match protocol {
-            BackendProtocol::Http1 => {
+        let transport = match (tls, protocol) {
+            (Some(tls), _) => {
+                let key = TlsKey {
+                    tls: tls.backend.clone(),
+                    client_certificate: tls.client_certificate.clone(),
+                    protocol,
+                    connect_timeout,
+                };
+                let client = match registry.tls.get(&key).and_then(Weak::upgrade) {
+                    Some(client) => client,
+                    None => {
+                        let client = Arc::new(tls_client(&key, http1::IDLE_TIMEOUT));
+                        registry.tls.insert(key, Arc::downgrade(&client));
+                        client
+                    }
+                };
+                Transport::Tls(client)
+            }
+            (None, BackendProtocol::Http1) => {
                 let key = (addr, connect_timeout);
                 let pool = match registry.http1.get(&key).and_then(Weak::upgrade) {
                     Some(pool) => pool,
@@ -87,7 +109,7 @@ impl Clients {
                 };
                 Transport::Http1(pool)
             }
-            BackendProtocol::H2c => Transport::H2c(
+            (None, BackendProtocol::H2c) => Transport::H2c(
                 registry
                     .h2c
                     .entry(connect_timeout)
@@ -134,6 +156,7 @@ impl Clients {
         registry
             .budgets
             .retain(|_, budget| budget.strong_count() > 0);
+        registry.tls.retain(|_, client| client.strong_count() > 0);
         drop(registry);
         self.start_sweeper();
     }
@@ -168,6 +191,37 @@ impl Clients {
     }
 }
 
+/// A legacy-client answer as the proxy wants it.
+fn legacy(
+    result: Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Response<ProxyBody>, UpstreamError> {
+    match result {
+        Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed_unsync())),
+        Err(error) if is_tls(&error) => Err(UpstreamError::Tls(error.into())),
+        Err(error) if error.is_connect() => Err(UpstreamError::Connect(error.into())),
+        Err(error) => Err(UpstreamError::Protocol(error.into())),
+    }
+}
+
+/// Whether a rustls error is somewhere in `error`'s causes: the connector
+/// reports a failed handshake as I/O errors wrapping it, and an I/O error's
+/// `source` skips the error it wraps, so those are opened by hand.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        cause = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 fn h2c_client(connect_timeout: Duration) -> H2cClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
@@ -197,6 +251,17 @@ pub struct Endpoint {
 enum Transport {
     Http1(Arc<Http1Pool>),
     H2c(Arc<H2cClient>),
+    Tls(Arc<TlsClient>),
+}
+
+/// The TLS settings of one backend: its policy and the Gateway's client
+/// certificate.
+#[derive(Clone, Debug)]
+pub struct UpstreamTls {
+    /// What the BackendTLSPolicy resolved to.
+    pub backend: tollgate_snapshot::BackendTls,
+    /// The client certificate to present, if the Gateway names one.
+    pub client_certificate: Option<tollgate_snapshot::ClientCertificate>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -221,11 +286,27 @@ impl Endpoint {
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         match &self.transport {
             Transport::Http1(pool) => pool.send(request).await,
-            Transport::H2c(client) => match client.request(request).await {
-                Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed_unsync())),
-                Err(error) if error.is_connect() => Err(UpstreamError::Connect(error.into())),
-                Err(error) => Err(UpstreamError::Protocol(error.into())),
-            },
+            Transport::H2c(client) => legacy(client.request(request).await),
+            Transport::Tls(client) => legacy(client.request(request).await),
+        }
+    }
+
+    /// The scheme of the absolute-form URI requests to this endpoint need,
+    /// or `None` for origin-form (a pooled HTTP/1.1 connection).
+    pub fn absolute_scheme(&self) -> Option<Scheme> {
+        match self.transport {
+            Transport::Http1(_) => None,
+            Transport::H2c(_) => Some(Scheme::HTTP),
+            Transport::Tls(_) => Some(Scheme::HTTPS),
+        }
+    }
+
+    /// The HTTP version requests to this endpoint are built with; over TLS
+    /// the connection's ALPN result decides what goes on the wire.
+    pub fn request_version(&self) -> Version {
+        match self.transport {
+            Transport::H2c(_) => Version::HTTP_2,
+            Transport::Http1(_) | Transport::Tls(_) => Version::HTTP_11,
         }
     }
 
@@ -238,7 +319,7 @@ impl Endpoint {
     pub fn idle_connections(&self) -> usize {
         match &self.transport {
             Transport::Http1(pool) => pool.idle_count(),
-            Transport::H2c(_) => 0,
+            Transport::H2c(_) | Transport::Tls(_) => 0,
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum UpstreamError {
     Connect(BoxError),
     /// The connection failed or the upstream answered with invalid HTTP.
     Protocol(BoxError),
+    /// The TCP connection opened but the TLS handshake failed.
+    Tls(BoxError),
 }
 
 /// A snapshot endpoint whose address is not an IP address; rejects the

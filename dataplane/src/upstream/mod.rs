@@ -6,7 +6,8 @@
 //! [`Endpoint`] per backend address, and an endpoint whose address is in both
 //! the old and the new snapshot keeps its pool. HTTP/1.1 endpoints get a
 //! pool of their own ([`http1`]); h2c endpoints share one multiplexing
-//! HTTP/2 client per connect timeout. [`BackendSet`] and [`Balancer`] are
+//! HTTP/2 client per connect timeout; TLS endpoints (BackendTLSPolicy) one
+//! HTTPS client per TLS setting ([`tls`]). [`BackendSet`] and [`Balancer`] are
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
 //! selection built once in `Runtime::build`. [`RetryBudget`]s are
 //! process-wide like connections: a rule keeps its budget across swaps.
@@ -17,9 +18,10 @@ mod budget;
 mod clients;
 mod error;
 mod http1;
+mod tls;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
 pub use budget::RetryBudget;
-pub use clients::{Clients, Endpoint};
+pub use clients::{Clients, Endpoint, UpstreamTls};
 pub use error::{InvalidEndpoint, UpstreamError};

@@ -33,8 +33,9 @@ pub fn referenced_secrets(resources: &Resources) -> BTreeSet<NamespacedName> {
     referenced(resources, RefKind::Secret)
 }
 
-/// ConfigMaps referenced by any Gateway: the `caCertificateRefs` of
-/// `spec.tls.frontend` (default and per port) of kind ConfigMap.
+/// ConfigMaps referenced by any Gateway (the `caCertificateRefs` of
+/// `spec.tls.frontend`, default and per port) or BackendTLSPolicy
+/// (`spec.validation.caCertificateRefs`), of kind ConfigMap.
 pub fn referenced_config_maps(resources: &Resources) -> BTreeSet<NamespacedName> {
     referenced(resources, RefKind::ConfigMap)
 }
@@ -47,6 +48,17 @@ fn referenced(resources: &Resources, want: RefKind) -> BTreeSet<NamespacedName> 
             if ref_kind(r.group, r.kind, r.default_kind) == want {
                 let ns = r.namespace.unwrap_or(own_ns);
                 out.insert((ns.to_string(), r.name.to_string()));
+            }
+        }
+    }
+    // BackendTLSPolicy CA bundles are ConfigMaps (other kinds are
+    // `InvalidKind`) in the policy's own namespace.
+    let policies = resources.backend_tls_policies.values();
+    for policy in policies.filter(|_| want == RefKind::ConfigMap) {
+        let ns = policy.metadata.namespace.as_deref().unwrap_or("default");
+        for r in policy.spec.validation.ca_certificate_refs.iter().flatten() {
+            if ref_kind(Some(&r.group), Some(&r.kind), RefKind::Other) == want {
+                out.insert((ns.to_string(), r.name.clone()));
             }
         }
     }

@@ -388,6 +388,7 @@ pub fn backend(name: &str, endpoints: Vec<Endpoint>) -> Backend {
     Backend {
         name: format!("service/default/{name}/port/80"),
         protocol: BackendProtocol::Http1,
+        tls: None,
         endpoints,
     }
 }

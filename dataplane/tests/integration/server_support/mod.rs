@@ -172,6 +172,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
             .map(|(i, (_, addr))| Backend {
                 name: format!("service/default/b{i}/port/80"),
                 protocol: BackendProtocol::Http1,
+                tls: None,
                 endpoints: vec![Endpoint {
                     address: addr.ip().to_string(),
                     port: addr.port(),

@@ -127,6 +127,33 @@ fn gateway_tls_refs() {
     run(cases);
 }
 
+/// A BackendTLSPolicy's CA bundles are ConfigMaps in its own namespace;
+/// a reference of another kind is not fetched.
+#[test]
+fn backend_tls_policy_ca_bundles() {
+    let policy = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "BackendTLSPolicy",
+        "metadata": {"namespace": "apps", "name": "p"},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": "api"}],
+            "validation": {
+                "hostname": "api.example.com",
+                "caCertificateRefs": [
+                    {"group": "", "kind": "ConfigMap", "name": "ca"},
+                    {"group": "", "kind": "Secret", "name": "not-fetched"},
+                ],
+            },
+        },
+    });
+    run(vec![Case {
+        name: "backend TLS policy",
+        docs: vec![policy],
+        secrets: &[],
+        config_maps: &[("apps", "ca")],
+    }]);
+}
+
 fn run(cases: Vec<Case>) {
     for case in cases {
         let mut resources = Resources::default();
