@@ -91,11 +91,12 @@ pub(crate) fn resolve_backend(
             )
         })?;
     let protocol = backend_protocol(service_port.app_protocol.as_deref()).ok_or_else(|| {
+        let app = service_port.app_protocol.as_deref().unwrap_or_default();
         Problem::new(
             reasons::UNSUPPORTED_PROTOCOL,
             format!(
-                "Service {ns}/{name} port {port} has appProtocol {}, which Tollgate cannot speak",
-                service_port.app_protocol.as_deref().unwrap_or_default()
+                "Service {ns}/{name} port {port} has appProtocol {app}, which Tollgate cannot speak{}",
+                unsupported_protocol_hint(app),
             ),
         )
     })?;
@@ -107,8 +108,14 @@ pub(crate) fn resolve_backend(
 }
 
 /// The wire protocol for a Service port's `appProtocol`: plain HTTP/1.1
-/// (also for WebSocket, which upgrades from it) or h2c; `None` when
-/// Tollgate cannot speak it.
+/// (also for `kubernetes.io/ws`: a WebSocket starts as an HTTP/1.1
+/// request with `Upgrade: websocket`, which the data plane relays) or h2c;
+/// `None` when Tollgate cannot speak it.
+///
+/// `kubernetes.io/wss` (WebSocket over TLS to the backend) is refused
+/// until the data plane has backend TLS: it would be an `Http1` backend
+/// reached through a TLS connector, a new `BackendProtocol` variant chosen
+/// here, with nothing else in the upgrade path to change.
 fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
     match app_protocol.map(str::to_ascii_lowercase).as_deref() {
         None | Some("http" | "kubernetes.io/http" | "kubernetes.io/ws") => {
@@ -116,6 +123,16 @@ fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
         }
         Some("kubernetes.io/h2c") => Some(BackendProtocol::H2c),
         Some(_) => None,
+    }
+}
+
+/// Why an `appProtocol` Tollgate cannot speak is refused, for the route's
+/// `ResolvedRefs` message.
+fn unsupported_protocol_hint(app_protocol: &str) -> &'static str {
+    if app_protocol.eq_ignore_ascii_case("kubernetes.io/wss") {
+        " (WebSocket over TLS needs backend TLS, which Tollgate does not have yet; use kubernetes.io/ws)"
+    } else {
+        ""
     }
 }
 

@@ -27,7 +27,10 @@ pub use listener::{HostMatch, Listener, Socket, VirtualHost};
 pub use route::{
     BackendRef, HeaderMatch, PathMatch, QueryMatch, Route, RouteMatch, StringMatch, Timeouts,
 };
-pub use settings::{DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, Settings, TelemetrySettings};
+pub use settings::{
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION, Settings,
+    TelemetrySettings,
+};
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};
