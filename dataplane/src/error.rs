@@ -42,6 +42,8 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// The upstream reset the connection or broke the protocol: 502.
     UpstreamProtocol,
+    /// A WebSocket upgrade for a backend that cannot take one (h2c): 502.
+    UpgradeUnsupported,
 }
 
 impl ErrorKind {
@@ -54,7 +56,7 @@ impl ErrorKind {
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamProtocol | ErrorKind::UpgradeUnsupported => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -70,6 +72,7 @@ impl ErrorKind {
             ErrorKind::UpstreamConnect => "upstream-connect",
             ErrorKind::UpstreamTimeout => "upstream-timeout",
             ErrorKind::UpstreamProtocol => "upstream-protocol",
+            ErrorKind::UpgradeUnsupported => "upgrade-unsupported",
         }
     }
 }
@@ -143,6 +146,13 @@ pub enum ProxyError {
         #[source]
         source: BoxError,
     },
+    /// A WebSocket upgrade routed to a backend that speaks no HTTP/1.1
+    /// (h2c), so it cannot take one.
+    #[error("backend {backend} speaks h2c and cannot take an HTTP/1.1 upgrade (WebSocket)")]
+    UpgradeUnsupported {
+        /// The backend's source name.
+        backend: String,
+    },
 }
 
 impl ProxyError {
@@ -158,6 +168,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. } => ErrorKind::UpstreamConnect,
             ProxyError::UpstreamTimeout { .. } => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamProtocol { .. } => ErrorKind::UpstreamProtocol,
+            ProxyError::UpgradeUnsupported { .. } => ErrorKind::UpgradeUnsupported,
         }
     }
 
@@ -168,7 +179,7 @@ impl ProxyError {
             | ErrorKind::BadRequest
             | ErrorKind::RequestBody
             | ErrorKind::RequestBodyTimeout => Side::Downstream,
-            ErrorKind::NoBackend => Side::Internal,
+            ErrorKind::NoBackend | ErrorKind::UpgradeUnsupported => Side::Internal,
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTimeout
@@ -284,6 +295,13 @@ mod tests {
                 },
                 502,
                 "upstream-protocol",
+            ),
+            (
+                ProxyError::UpgradeUnsupported {
+                    backend: "b".into(),
+                },
+                502,
+                "upgrade-unsupported",
             ),
         ];
         for (error, status, label) in table {

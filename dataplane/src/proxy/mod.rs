@@ -13,8 +13,10 @@ mod head;
 mod hygiene;
 mod mirror;
 mod pipeline;
+mod upgrade;
 
 pub use connection::ConnInfo;
+pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 
 use crate::body::ProxyBody;
 use crate::runtime::Runtime;

@@ -24,6 +24,11 @@
 //!   downstream response            (an error at any stage → error::respond)
 //! ```
 //!
+//! A WebSocket upgrade takes the same stages: its offer is read before
+//! hygiene (1), the upgrade request goes out on a connection of its own
+//! (7), and a `101` leaves the backend's side of the tunnel for the server
+//! (8); see `upgrade.rs`.
+//!
 //! Hop-by-hop headers go first on both sides: a header the client (or the
 //! backend) names in `Connection` never reaches the other side, so routing
 //! must not see it either, and it must not take away a header a filter
@@ -35,6 +40,7 @@ use super::connection::ConnInfo;
 use super::head;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
+use super::upgrade::Offer;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -42,6 +48,7 @@ use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
 use crate::telemetry::{Exchange, RequestHead};
 use crate::upstream::{BuiltBackend, Endpoint, UpstreamError};
+use futures_util::future::Either;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
@@ -93,6 +100,7 @@ impl<'a> Pipeline<'a> {
             source: runtime.snapshot().gateway.as_str(),
         })?;
         let (mut parts, body) = req.into_parts();
+        let offer = Offer::read(&parts);
         // 1 head
         let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
         let head = head::Head {
@@ -183,8 +191,14 @@ impl<'a> Pipeline<'a> {
         // 7 upstream
         let mut headers = std::mem::take(&mut ctx.headers);
         let attempt = exchange.attempt(&mut headers);
-        let upstream = upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
-        let sent = self.send(route, endpoint, upstream).await;
+        let mut upstream =
+            upstream_request(&ctx, endpoint, headers, body).map_err(at(&route.name))?;
+        if let Some(offer) = &offer {
+            offer
+                .prepare(&mut upstream, endpoint.protocol, &backend.name)
+                .map_err(at(&route.name))?;
+        }
+        let sent = self.send(route, endpoint, upstream, offer.is_some()).await;
         if let Some((index, label)) = choice
             .backend
             .and_then(|i| Some((i, runtime.backend_label(i)?)))
@@ -201,6 +215,9 @@ impl<'a> Pipeline<'a> {
         remove_hop_by_hop(&mut head.headers);
         for chain in [&route.chain, &choice.chain] {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
+        }
+        if let Some(offer) = &offer {
+            offer.respond(&mut head).map_err(at(&route.name))?;
         }
         head.version = Version::default();
         Ok(Response::from_parts(head, body))
@@ -258,14 +275,21 @@ impl<'a> Pipeline<'a> {
         Ok((choice, backend))
     }
 
-    /// One upstream attempt, bounded by the rule's timeouts.
+    /// One upstream attempt, bounded by the rule's timeouts (for an
+    /// `upgrade`, up to the backend's answer: a tunnel has its own idle
+    /// timeout).
     async fn send(
         &self,
         route: &RouteRuntime,
         endpoint: &Endpoint,
         request: Request<ProxyBody>,
+        upgrade: bool,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let call = endpoint.send(request);
+        let call = if upgrade {
+            Either::Left(endpoint.send_upgrade(request))
+        } else {
+            Either::Right(endpoint.send(request))
+        };
         let request_left = route.timeouts.request_ms.map(|ms| {
             (
                 Duration::from_millis(ms).saturating_sub(self.started.elapsed()),

@@ -8,8 +8,9 @@
 use super::activity::{Activity, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
+use super::tunnel::Tunnel;
 use crate::body::{ProxyBody, empty};
-use crate::proxy::{ConnInfo, handle_observed};
+use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
 use crate::telemetry::{DataplaneTelemetry, Exchange, ObservedBody};
 use arc_swap::ArcSwap;
@@ -56,6 +57,17 @@ impl ConnCtx {
 
 /// Checks a request and hands it to the proxy with the current runtime.
 pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+    dispatch_with(ctx, req, drop).await
+}
+
+/// [`dispatch`], handing an upgrade the backend accepted to `on_tunnel`
+/// (with the request's telemetry, finished when the tunnel ends) instead
+/// of finishing the record with the response body.
+pub(crate) async fn dispatch_with(
+    ctx: &ConnCtx,
+    req: Request<Incoming>,
+    on_tunnel: impl FnOnce(Tunnel),
+) -> Response<ProxyBody> {
     let guard = ctx.activity.begin();
     if let Err(reason) = check(&req) {
         tracing::debug!(peer = %ctx.info.peer, reason, "rejected request");
@@ -65,8 +77,13 @@ pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<
     let obs = ctx.telemetry.observability();
     let info = &ctx.info;
     let mut exchange = Exchange::begin(obs, Some(&runtime), &req, info.scheme, Some(info.peer));
-    let response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
+    let mut response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
     exchange.respond(&response);
+    if let Some(BackendUpgrade(backend)) = response.extensions_mut().remove::<BackendUpgrade>() {
+        on_tunnel(Tunnel::new(backend, exchange, guard));
+        // The switch carries no body; the bytes that follow are the tunnel's.
+        return response.map(|_| empty());
+    }
     response.map(|body| ObservedBody::new(TrackedBody::new(body, guard), exchange).boxed_unsync())
 }
 

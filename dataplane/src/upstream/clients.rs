@@ -197,6 +197,30 @@ impl Endpoint {
         }
     }
 
+    /// Sends an HTTP/1.1 upgrade request (`Connection: upgrade`,
+    /// `Upgrade` set) on a new connection of its own, never pooled, and
+    /// waits for the response head; after `101` the backend's side of the
+    /// tunnel is `hyper::upgrade::on(response)`.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`] when no response head arrived; an h2c endpoint
+    /// cannot take an HTTP/1.1 upgrade at all (the proxy refuses before
+    /// asking).
+    pub async fn send_upgrade(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        match &self.transport {
+            Transport::Http1(pool) => {
+                super::upgrade::send(self.addr, pool.connect_timeout(), request).await
+            }
+            Transport::H2c(_) => Err(UpstreamError::Protocol(
+                "an h2c backend cannot take an HTTP/1.1 upgrade".into(),
+            )),
+        }
+    }
+
     /// The endpoint's address.
     pub fn address(&self) -> SocketAddr {
         self.addr

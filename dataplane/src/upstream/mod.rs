@@ -8,13 +8,15 @@
 //! pool of their own ([`http1`]); h2c endpoints share one multiplexing
 //! HTTP/2 client per connect timeout. [`BackendSet`] and [`Balancer`] are
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
-//! selection built once in `Runtime::build`.
+//! selection built once in `Runtime::build`. An HTTP upgrade (WebSocket)
+//! gets a connection of its own, never pooled ([`upgrade`]).
 
 mod backend;
 mod balance;
 mod clients;
 mod error;
 mod http1;
+mod upgrade;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
