@@ -3,10 +3,13 @@
 //! Routes: `/health` answers `OK`; `/status/NNN` answers status NNN (400 when
 //! NNN is not three digits) with the echo body; every other path echoes,
 //! after sleeping for `?delay=<Go duration>` when asked. Request bodies are
-//! read to the end and discarded so keep-alive connections stay usable.
+//! read to the end and discarded so keep-alive connections stay usable. A
+//! WebSocket handshake on any path but `/status/NNN` is accepted
+//! (`websocket.rs`); on `/status/NNN` it is refused with that status.
 
 use super::duration::parse_go_duration;
 use super::headers::{echoed_headers, requested_response_headers};
+use super::websocket;
 use super::{EchoContext, EchoResponse};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
@@ -28,6 +31,9 @@ pub async fn handle<B>(
 where
     B: Body,
 {
+    if websocket::is_offer(&req) && !req.uri().path().starts_with("/status/") {
+        return Ok(websocket::accept(req, ctx));
+    }
     let (parts, body) = req.into_parts();
     drain(body).await;
     let path = parts.uri.path();
@@ -121,9 +127,9 @@ fn query_value(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| decode(value))
 }
 
-/// The echo answer for `parts` with `status`.
-fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<Bytes>> {
-    let body = EchoResponse {
+/// What an echo answer says about the request of `parts`.
+pub(super) fn describe(parts: &Parts, ctx: &EchoContext) -> EchoResponse {
+    EchoResponse {
         path: request_target(parts),
         host: request_host(parts),
         method: parts.method.to_string(),
@@ -134,7 +140,12 @@ fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<B
         service: ctx.service.clone(),
         pod: ctx.pod.clone(),
         http_port: ctx.http_port.clone(),
-    };
+    }
+}
+
+/// The echo answer for `parts` with `status`.
+fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<Bytes>> {
+    let body = describe(parts, ctx);
     let json = match to_json(&body) {
         Ok(json) => json,
         Err(err) => return error_json(StatusCode::INTERNAL_SERVER_ERROR, &err),
@@ -158,7 +169,7 @@ fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<B
 }
 
 /// JSON indented by one space, as the conformance echo server writes it.
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
