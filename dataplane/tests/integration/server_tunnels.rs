@@ -121,3 +121,43 @@ async fn shutdown_drains_tunnels() {
     assert!(!matches!(over_h2.next().await, Some(Ok(Message::Text(_)))));
     assert_eq!(dp.status().connections.tunnels, 0);
 }
+
+/// The rule's request timeout bounds the wait for the backend's `101`
+/// (504 when it never comes), never the tunnel after it.
+#[tokio::test]
+async fn the_request_timeout_ends_at_the_switch() {
+    let backend = ws_echo().await;
+    // A backend that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let port = free_port();
+    let mut snap = snapshot(1, port, &[("/silent", silent_addr), ("/", backend)]);
+    for route in &mut snap.routes {
+        route.timeouts.request_ms = Some(200);
+    }
+    let dp = dataplane();
+    dp.apply(snap).await.unwrap();
+
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/silent");
+    match tokio_tungstenite::client_async(url, stream).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 504);
+            assert_eq!(response.headers()["x-tollgate-error"], "upstream-timeout");
+        }
+        other => panic!("expected 504, got {other:?}"),
+    }
+
+    let (mut ws, _) = ws_connect(port, "/chat").await;
+    // Time passing is what is tested: twice the request timeout.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    round_trip(&mut ws, Message::text("after the request timeout")).await;
+}
