@@ -5,10 +5,9 @@
 //! never reach an upstream, and handed to the proxy with the runtime loaded
 //! once, here — so a snapshot swap never changes a request half-way.
 
-use super::activity::{Activity, TrackedBody};
+use super::activity::{Activity, RequestGuard, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
-use super::tunnel::Tunnel;
 use crate::body::{ProxyBody, empty};
 use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
@@ -17,6 +16,7 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_snapshot::Settings;
@@ -57,16 +57,20 @@ impl ConnCtx {
 
 /// Checks a request and hands it to the proxy with the current runtime.
 pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
-    dispatch_with(ctx, req, drop).await
+    // Never taken: only requests marked relayable are upgraded.
+    dispatch_with(ctx, req, |(_, exchange, _)| exchange.finish(0)).await
 }
 
+/// An upgrade the backend accepted: its side of the tunnel, the request's
+/// telemetry (to finish when the tunnel ends) and its activity guard.
+pub(crate) type Accepted = (OnUpgrade, Exchange, RequestGuard);
+
 /// [`dispatch`], handing an upgrade the backend accepted to `on_tunnel`
-/// (with the request's telemetry, finished when the tunnel ends) instead
-/// of finishing the record with the response body.
+/// instead of finishing the request's record with the response body.
 pub(crate) async fn dispatch_with(
     ctx: &ConnCtx,
     req: Request<Incoming>,
-    on_tunnel: impl FnOnce(Tunnel),
+    on_tunnel: impl FnOnce(Accepted),
 ) -> Response<ProxyBody> {
     let guard = ctx.activity.begin();
     if let Err(reason) = check(&req) {
@@ -80,7 +84,7 @@ pub(crate) async fn dispatch_with(
     let mut response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
     exchange.respond(&response);
     if let Some(BackendUpgrade(backend)) = response.extensions_mut().remove::<BackendUpgrade>() {
-        on_tunnel(Tunnel::new(backend, exchange, guard));
+        on_tunnel((backend, exchange, guard));
         // The switch carries no body; the bytes that follow are the tunnel's.
         return response.map(|_| empty());
     }

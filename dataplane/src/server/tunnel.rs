@@ -21,7 +21,7 @@
 //! the tunnel ends, with the bytes relayed each way (see `Tunnel::finish`).
 
 use super::activity::RequestGuard;
-use super::service::{ConnCtx, dispatch_with};
+use super::service::{Accepted, ConnCtx, dispatch_with};
 use crate::body::ProxyBody;
 use crate::proxy::Relayable;
 use crate::telemetry::Exchange;
@@ -50,8 +50,8 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
-    /// The tunnel of a request whose response told the backend's side is `backend`.
-    pub(crate) fn new(backend: OnUpgrade, exchange: Exchange, request: RequestGuard) -> Tunnel {
+    /// The tunnel of a request the backend accepted.
+    fn new((backend, exchange, request): Accepted) -> Tunnel {
         Tunnel {
             backend,
             exchange: Some(exchange),
@@ -99,7 +99,7 @@ pub(crate) async fn dispatch_h1(
     pending: &PendingTunnel,
 ) -> Response<ProxyBody> {
     req.extensions_mut().insert(Relayable);
-    dispatch_with(ctx, req, |tunnel| pending.put(tunnel)).await
+    dispatch_with(ctx, req, |accepted| pending.put(Tunnel::new(accepted))).await
 }
 
 /// Serves an HTTP/2 extended CONNECT; an accepted one is relayed on a task
@@ -111,7 +111,8 @@ pub(crate) async fn dispatch_h2(
     let client = req.extensions_mut().remove::<OnUpgrade>();
     req.extensions_mut().insert(Relayable);
     let relay_ctx = Arc::clone(&ctx);
-    dispatch_with(&ctx, req, move |tunnel| {
+    dispatch_with(&ctx, req, move |accepted| {
+        let tunnel = Tunnel::new(accepted);
         let Some(client) = client else { return };
         tokio::spawn(async move {
             match client.await {
