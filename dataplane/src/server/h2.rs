@@ -8,7 +8,6 @@
 use super::lifecycle::drive;
 use super::service::{ConnCtx, dispatch};
 use super::tunnel;
-use crate::proxy::is_extended_connect;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -47,7 +46,7 @@ where
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
         async move {
-            if is_extended_connect(req.method(), req.version(), req.extensions()) {
+            if tunnel::is_extended_connect(&req) {
                 return Ok::<_, Infallible>(tunnel::dispatch_h2(ctx, req).await);
             }
             Ok::<_, Infallible>(dispatch(&ctx, req).await)

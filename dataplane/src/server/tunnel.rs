@@ -23,10 +23,12 @@
 use super::activity::RequestGuard;
 use super::service::{Accepted, ConnCtx, dispatch_with};
 use crate::body::ProxyBody;
-use crate::proxy::Relayable;
+use crate::error::{ProxyError, respond};
+use crate::proxy::{Relayable, is_extended_connect as is_websocket_connect};
 use crate::telemetry::Exchange;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::ext::Protocol;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::io;
@@ -102,12 +104,28 @@ pub(crate) async fn dispatch_h1(
     dispatch_with(ctx, req, |accepted| pending.put(Tunnel::new(accepted))).await
 }
 
+/// Whether `req` is an HTTP/2 extended CONNECT (RFC 8441), for any
+/// `:protocol`.
+pub(crate) fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::CONNECT && req.extensions().get::<Protocol>().is_some()
+}
+
 /// Serves an HTTP/2 extended CONNECT; an accepted one is relayed on a task
-/// of its own once hyper has sent the `200`.
+/// of its own once hyper has sent the `200`. Only `:protocol websocket` is
+/// relayed: another protocol is answered 400 rather than sent to a backend
+/// as a plain CONNECT it never asked for.
 pub(crate) async fn dispatch_h2(
     ctx: Arc<ConnCtx>,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if !is_websocket_connect(req.method(), req.version(), req.extensions()) {
+        let protocol = req
+            .extensions()
+            .get::<Protocol>()
+            .map_or("", |p| p.as_str());
+        let error = ProxyError::BadRequest(format!("unsupported :protocol {protocol:?}"));
+        return respond(&error, "extended CONNECT");
+    }
     let client = req.extensions_mut().remove::<OnUpgrade>();
     req.extensions_mut().insert(Relayable);
     let relay_ctx = Arc::clone(&ctx);

@@ -182,6 +182,24 @@ async fn http2_extended_connect_round_trips() {
     round_trip(&mut second, Message::text("still here")).await;
 }
 
+/// An extended CONNECT for a protocol other than `websocket` is refused
+/// (400), never sent to a backend.
+#[tokio::test]
+async fn other_extended_connect_protocols_are_refused() {
+    use http_body_util::Empty;
+    let (_dp, port, _) = ws_serving(Settings::default()).await;
+    let mut h2 = h2_connection(port).await;
+    let request = http::Request::connect(format!("http://127.0.0.1:{port}/x"))
+        .version(http::Version::HTTP_2)
+        .extension(hyper::ext::Protocol::from_static("webtransport"))
+        .body(Empty::new())
+        .unwrap();
+    h2.ready().await.unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-tollgate-error"], "bad-request");
+}
+
 /// Polls `done` every few milliseconds for up to 5 s.
 pub(crate) async fn wait_for(done: impl Fn() -> bool) {
     for _ in 0..500 {
