@@ -161,3 +161,26 @@ async fn the_request_timeout_ends_at_the_switch() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     round_trip(&mut ws, Message::text("after the request timeout")).await;
 }
+
+/// The connection idle timeout is for connections between requests: a
+/// quiet tunnel outlives it, over HTTP/1.1 and on an HTTP/2 connection.
+#[tokio::test]
+async fn the_connection_idle_timeout_spares_tunnels() {
+    let settings = Settings {
+        idle_timeout_ms: 200,
+        ..Settings::default()
+    };
+    let backend = ws_echo().await;
+    let port = free_port();
+    let mut snap = snapshot(1, port, &[("/", backend)]);
+    snap.settings = settings;
+    let dp = dataplane();
+    dp.apply(snap).await.unwrap();
+    let (mut h1, _) = ws_connect(port, "/h1").await;
+    let mut h2 = h2_connection(port).await;
+    let (mut over_h2, _) = h2_ws_connect(&mut h2, port, "/h2").await.unwrap();
+    // Time passing is what is tested: three connection idle timeouts.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    round_trip(&mut h1, Message::text("still here")).await;
+    round_trip(&mut over_h2, Message::text("still here")).await;
+}
