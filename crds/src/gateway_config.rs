@@ -76,6 +76,11 @@ pub struct GatewayConfigSpec {
     /// 0 or absent means 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<u32>,
+    /// Seconds a relayed WebSocket may carry no byte in either direction
+    /// before the gateway closes it, so dead tunnels do not hold
+    /// connections forever. 0 means no limit. Default 3600 (one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_idle_timeout_seconds: Option<u32>,
     /// Traces, access log and recorded headers for this class's Gateways.
     /// Where the telemetry goes (the OTLP collector) is the data plane's
     /// OTEL_* environment; this says what is recorded.

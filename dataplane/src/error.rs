@@ -45,6 +45,8 @@ pub enum ErrorKind {
     /// The TLS handshake with the upstream failed (its certificate is not
     /// trusted or not for the policy's name, or it refused ours): 502.
     UpstreamTls,
+    /// A WebSocket upgrade for a backend that cannot take one (h2c): 502.
+    UpgradeUnsupported,
 }
 
 impl ErrorKind {
@@ -57,7 +59,9 @@ impl ErrorKind {
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::UpstreamProtocol | ErrorKind::UpstreamTls => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamProtocol
+            | ErrorKind::UpstreamTls
+            | ErrorKind::UpgradeUnsupported => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -74,6 +78,7 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => "upstream-timeout",
             ErrorKind::UpstreamProtocol => "upstream-protocol",
             ErrorKind::UpstreamTls => "upstream-tls",
+            ErrorKind::UpgradeUnsupported => "upgrade-unsupported",
         }
     }
 }
@@ -156,6 +161,13 @@ pub enum ProxyError {
         #[source]
         source: BoxError,
     },
+    /// A WebSocket upgrade routed to a backend that speaks no HTTP/1.1
+    /// (h2c), so it cannot take one.
+    #[error("backend {backend} speaks h2c and cannot take an HTTP/1.1 upgrade (WebSocket)")]
+    UpgradeUnsupported {
+        /// The backend's source name.
+        backend: String,
+    },
 }
 
 impl ProxyError {
@@ -172,6 +184,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamProtocol { .. } => ErrorKind::UpstreamProtocol,
             ProxyError::UpstreamTls { .. } => ErrorKind::UpstreamTls,
+            ProxyError::UpgradeUnsupported { .. } => ErrorKind::UpgradeUnsupported,
         }
     }
 
@@ -182,7 +195,7 @@ impl ProxyError {
             | ErrorKind::BadRequest
             | ErrorKind::RequestBody
             | ErrorKind::RequestBodyTimeout => Side::Downstream,
-            ErrorKind::NoBackend => Side::Internal,
+            ErrorKind::NoBackend | ErrorKind::UpgradeUnsupported => Side::Internal,
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTimeout
@@ -307,6 +320,13 @@ mod tests {
                 },
                 502,
                 "upstream-tls",
+            ),
+            (
+                ProxyError::UpgradeUnsupported {
+                    backend: "b".into(),
+                },
+                502,
+                "upgrade-unsupported",
             ),
         ];
         for (error, status, label) in table {

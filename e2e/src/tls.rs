@@ -90,6 +90,34 @@ impl Ca {
     }
 }
 
+/// A server configuration for `leaf`, offering `alpn`, and requiring a
+/// client certificate from `client_ca` when given.
+///
+/// # Errors
+///
+/// The certificate or key does not parse.
+pub fn server_config(leaf: &Leaf, alpn: &[&str], client_ca: Option<&Ca>) -> Result<ServerConfig> {
+    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("certificate PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).context("key PEM")?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der())?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(config)
+}
+
 /// A running TLS backend.
 pub struct TlsEcho {
     /// Where it listens.
@@ -105,25 +133,7 @@ impl TlsEcho {
     ///
     /// The certificate does not parse or no port could be bound.
     pub async fn start(leaf: &Leaf, alpn: &[&str], client_ca: Option<&Ca>) -> Result<TlsEcho> {
-        let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .context("certificate PEM")?;
-        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).context("key PEM")?;
-        let builder = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?;
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.add(ca.der())?;
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                        .build()?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder.with_single_cert(chain, key)?;
-        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let config = server_config(leaf, alpn, client_ca)?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

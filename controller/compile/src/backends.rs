@@ -92,12 +92,15 @@ pub(crate) fn resolve_backend(
                 format!("Service {ns}/{name} has no port {port}"),
             )
         })?;
-    let protocol = backend_protocol(service_port.app_protocol.as_deref()).ok_or_else(|| {
+    let tls = backend_tls(resources, ns, name, service_port.name.as_deref());
+    let app = service_port.app_protocol.as_deref();
+    let protocol = backend_protocol(app, tls.is_some()).ok_or_else(|| {
+        let app = app.unwrap_or_default();
         Problem::new(
             reasons::UNSUPPORTED_PROTOCOL,
             format!(
-                "Service {ns}/{name} port {port} has appProtocol {}, which Tollgate cannot speak",
-                service_port.app_protocol.as_deref().unwrap_or_default()
+                "Service {ns}/{name} port {port} has appProtocol {app}, which Tollgate cannot speak{}",
+                unsupported_protocol_hint(app),
             ),
         )
     })?;
@@ -105,20 +108,36 @@ pub(crate) fn resolve_backend(
         name: format!("service/{ns}/{name}/port/{port}"),
         protocol,
         endpoints: endpoints(resources, ns, name, service_port),
-        tls: backend_tls(resources, ns, name, service_port.name.as_deref()),
+        tls,
     })
 }
 
 /// The wire protocol for a Service port's `appProtocol`: plain HTTP/1.1
-/// (also for WebSocket, which upgrades from it) or h2c; `None` when
-/// Tollgate cannot speak it.
-fn backend_protocol(app_protocol: Option<&str>) -> Option<BackendProtocol> {
+/// (also for `kubernetes.io/ws`: a WebSocket starts as an HTTP/1.1
+/// request with `Upgrade: websocket`, which the data plane relays) or h2c;
+/// `None` when Tollgate cannot speak it.
+///
+/// `kubernetes.io/wss` is the same HTTP/1.1 over TLS: TLS to a backend is
+/// what a BackendTLSPolicy configures and verifies, so it is accepted only
+/// for a port such a policy targets (`tls`), never as unverified TLS.
+fn backend_protocol(app_protocol: Option<&str>, tls: bool) -> Option<BackendProtocol> {
     match app_protocol.map(str::to_ascii_lowercase).as_deref() {
         None | Some("http" | "kubernetes.io/http" | "kubernetes.io/ws") => {
             Some(BackendProtocol::Http1)
         }
+        Some("kubernetes.io/wss") if tls => Some(BackendProtocol::Http1),
         Some("kubernetes.io/h2c") => Some(BackendProtocol::H2c),
         Some(_) => None,
+    }
+}
+
+/// Why an `appProtocol` Tollgate cannot speak is refused, for the route's
+/// `ResolvedRefs` message.
+fn unsupported_protocol_hint(app_protocol: &str) -> &'static str {
+    if app_protocol.eq_ignore_ascii_case("kubernetes.io/wss") {
+        " without a BackendTLSPolicy for the port (TLS to a backend is verified by one)"
+    } else {
+        ""
     }
 }
 

@@ -164,6 +164,9 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
         max_concurrent_streams: spec
             .max_concurrent_streams
             .unwrap_or(d.max_concurrent_streams),
+        tunnel_idle_timeout_ms: spec
+            .tunnel_idle_timeout_seconds
+            .map(|s| u64::from(s) * 1000),
         telemetry: telemetry_from(spec.telemetry.as_ref())?,
         retry: retry_from(spec.retry.as_ref())?,
     })

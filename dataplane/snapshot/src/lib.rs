@@ -31,7 +31,8 @@ pub use route::{
     PathMatch, QueryMatch, Retry, Route, RouteMatch, StringMatch, Timeouts,
 };
 pub use settings::{
-    DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, RetrySettings, Settings, TelemetrySettings,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION, RetrySettings,
+    Settings, TelemetrySettings,
 };
 pub use validate::ValidationError;
 

@@ -43,6 +43,12 @@ pub struct Settings {
     /// can open; streams past it are refused (`REFUSED_STREAM`, safe to
     /// retry). 0 means the default.
     pub max_concurrent_streams: u32,
+    /// A relayed upgrade (WebSocket tunnel) with no byte in either
+    /// direction for this long is closed; `None` means
+    /// [`DEFAULT_TUNNEL_IDLE_TIMEOUT_MS`], 0 no limit. Optional so that
+    /// snapshots of Gateways that never set it stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_idle_timeout_ms: Option<u64>,
     /// What is recorded about each request.
     pub telemetry: TelemetrySettings,
     /// The retry budget and the body buffered for retries.
@@ -140,6 +146,24 @@ impl Default for TelemetrySettings {
 /// recommended value for edge proxies, below nginx's 128 and hyper's 200.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 
+/// The tunnel idle timeout when a Gateway sets none: one hour, as a
+/// WebSocket that exchanges nothing (not even pings) for that long is dead.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS: u64 = 3_600_000;
+
+impl Settings {
+    /// How long a relayed upgrade may go without a byte either way before
+    /// it is closed; `None` when it may idle forever.
+    pub fn tunnel_idle_timeout(&self) -> Option<std::time::Duration> {
+        match self
+            .tunnel_idle_timeout_ms
+            .unwrap_or(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS)
+        {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -154,6 +178,7 @@ impl Default for Settings {
             request_body_timeout_ms: 30_000,
             request_body_min_bytes_per_second: 500,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            tunnel_idle_timeout_ms: None,
             telemetry: TelemetrySettings::default(),
             retry: RetrySettings::default(),
         }

@@ -14,8 +14,10 @@ mod hygiene;
 mod mirror;
 mod pipeline;
 mod retry;
+mod upgrade;
 
 pub use connection::ConnInfo;
+pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 
 use crate::body::ProxyBody;
 use crate::runtime::Runtime;

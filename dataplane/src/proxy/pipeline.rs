@@ -25,6 +25,11 @@
 //!   downstream response            (an error at any stage → error::respond)
 //! ```
 //!
+//! A WebSocket upgrade takes the same stages: its offer is read before
+//! hygiene (1), the upgrade request goes out on a connection of its own
+//! (7), and a `101` leaves the backend's side of the tunnel for the server
+//! (8); see `upgrade.rs`.
+//!
 //! Hop-by-hop headers go first on both sides: a header the client (or the
 //! backend) names in `Connection` never reaches the other side, so routing
 //! must not see it either, and it must not take away a header a filter
@@ -37,6 +42,7 @@ use super::head;
 use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
 use super::retry;
+use super::upgrade::Offer;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -44,6 +50,7 @@ use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
 use crate::telemetry::{Exchange, RequestHead};
 use crate::upstream::{BuiltBackend, Endpoint, UpstreamError};
+use futures_util::future::Either;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
@@ -94,6 +101,7 @@ impl<'a> Pipeline<'a> {
             source: runtime.snapshot().gateway.as_str(),
         })?;
         let (mut parts, body) = req.into_parts();
+        let offer = Offer::read(&parts);
         // 1 head
         let allow_encoded_slashes = runtime.snapshot().settings.allow_encoded_slashes;
         let head = head::Head {
@@ -181,14 +189,10 @@ impl<'a> Pipeline<'a> {
             error: ProxyError::NoEndpoints(backend.name.clone()),
             source: &route.name,
         })?;
-        // 7 upstream (retries: retry.rs)
+        // 7 upstream (retries: retry.rs; an upgrade is sent once)
         let headers = std::mem::take(&mut ctx.headers);
-        let sent = match &route.retry {
-            None => {
-                let leg = (route, choice, endpoint);
-                self.attempt(&ctx, leg, (headers, body, 0), exchange).await
-            }
-            Some(retry) => {
+        let sent = match (&route.retry, &offer) {
+            (Some(retry), None) => {
                 let deadline =
                     (route.timeouts.request_ms).map(|ms| self.started + Duration::from_millis(ms));
                 let leg = Leg {
@@ -200,6 +204,12 @@ impl<'a> Pipeline<'a> {
                 };
                 retry::send(retry, backend, endpoint, body, deadline, exchange, leg).await
             }
+            _ => {
+                let leg = (route, choice, endpoint);
+                let upgrade = offer.as_ref().map(|o| (o, backend.name.as_str()));
+                self.attempt(&ctx, leg, (headers, body, 0), upgrade, exchange)
+                    .await
+            }
         };
         let response = sent.map_err(at(&route.name))?;
         // 8 response
@@ -207,6 +217,9 @@ impl<'a> Pipeline<'a> {
         remove_hop_by_hop(&mut head.headers);
         for chain in [&route.chain, &choice.chain] {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
+        }
+        if let Some(offer) = &offer {
+            offer.respond(&mut head).map_err(at(&route.name))?;
         }
         head.version = Version::default();
         Ok(Response::from_parts(head, body))
@@ -265,17 +278,25 @@ impl<'a> Pipeline<'a> {
     }
 
     /// One upstream attempt to `leg` (rule, backend reference, endpoint)
-    /// with `(headers, body, resend count)`, told to `exchange`.
+    /// with `(headers, body, resend count)`, told to `exchange`; an
+    /// `upgrade` offer (and its backend's name) prepares the request for
+    /// the backend's `101`.
     async fn attempt(
         &self,
         ctx: &RequestContext<'_>,
         (route, choice, endpoint): (&RouteRuntime, &BackendChoice, &Endpoint),
         (mut headers, body, resends): (HeaderMap, ProxyBody, u32),
+        upgrade: Option<(&Offer, &str)>,
         exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let attempt = exchange.attempt(&mut headers).resent(resends);
-        let upstream = upstream_request(ctx, endpoint, headers, body)?;
-        let sent = self.send(route, endpoint, upstream).await;
+        let mut upstream = upstream_request(ctx, endpoint, headers, body)?;
+        if let Some((offer, backend)) = upgrade {
+            offer.prepare(&mut upstream, endpoint.protocol, backend)?;
+        }
+        let sent = self
+            .send(route, endpoint, upstream, upgrade.is_some())
+            .await;
         if let Some((index, label)) = choice
             .backend
             .and_then(|i| Some((i, self.runtime.backend_label(i)?)))
@@ -289,14 +310,21 @@ impl<'a> Pipeline<'a> {
         sent
     }
 
-    /// One upstream attempt, bounded by the rule's timeouts.
+    /// One upstream attempt, bounded by the rule's timeouts (for an
+    /// `upgrade`, up to the backend's answer: a tunnel has its own idle
+    /// timeout).
     async fn send(
         &self,
         route: &RouteRuntime,
         endpoint: &Endpoint,
         request: Request<ProxyBody>,
+        upgrade: bool,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let call = endpoint.send(request);
+        let call = if upgrade {
+            Either::Left(endpoint.send_upgrade(request))
+        } else {
+            Either::Right(endpoint.send(request))
+        };
         let request_left = route.timeouts.request_ms.map(|ms| {
             (
                 Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
@@ -355,7 +383,8 @@ impl retry::Attempt for Leg<'_, '_> {
     ) -> impl Future<Output = retry::Sent> + Send {
         let leg = (self.route, self.choice, endpoint);
         let request = (self.headers.clone(), body, resend_count);
-        self.pipeline.attempt(self.ctx, leg, request, exchange)
+        self.pipeline
+            .attempt(self.ctx, leg, request, None, exchange)
     }
 }
 

@@ -16,7 +16,9 @@
 //! that, a shutdown would make hyper answer its first request with
 //! `Connection: close`. An h2c upgrade takes the socket back the same way:
 //! the service leaves the upgraded request in [`PendingUpgrade`] and the
-//! socket goes to the HTTP/2 server once hyper has written `101`.
+//! socket goes to the HTTP/2 server once hyper has written `101`. So does a
+//! WebSocket the backend accepted: it leaves a [`PendingTunnel`] and the
+//! socket is relayed to the backend (`tunnel.rs`), never parked again.
 
 use super::activity::Activity;
 use super::framing::{Framing, FramingWatch, Verdicts};
@@ -27,8 +29,9 @@ use super::lifecycle::{finish, log_end, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
 use super::service::{ConnCtx, bad_request, dispatch};
+use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
-use crate::proxy::head_is_valid;
+use crate::proxy::{head_is_valid, offers_websocket};
 use bytes::Bytes;
 use futures_util::future::OptionFuture;
 use http::{Request, Response};
@@ -68,11 +71,13 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
     let clock = Arc::new(HeadClock::default());
     let rest = Arc::new(Rest::default());
     let pending = Arc::new(PendingUpgrade::default());
+    let tunnels = Arc::new(PendingTunnel::default());
     let service = {
-        let (ctx, verdicts, pending) = (
+        let (ctx, verdicts, pending, tunnels) = (
             Arc::clone(&ctx),
             Arc::clone(&verdicts),
             Arc::clone(&pending),
+            Arc::clone(&tunnels),
         );
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
@@ -81,12 +86,15 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             // Only an h2c offer needs the upgrade slot.
             let pending =
                 (framing == Framing::Clear && h2c::is_upgrade(&req)).then(|| Arc::clone(&pending));
+            let tunnel =
+                (framing == Framing::Clear && offers_websocket(&req)).then(|| Arc::clone(&tunnels));
             // Boxed: parking needs `poll_without_shutdown`, which needs an
             // `Unpin` future, and unboxed the whole proxy pipeline would
             // live inside every hyper connection; one allocation per request.
-            Box::pin(
-                async move { Ok::<_, Infallible>(h1_request(ctx, req, framing, pending).await) },
-            )
+            Box::pin(async move {
+                let upgrades = Upgrades { pending, tunnel };
+                Ok::<_, Infallible>(h1_request(ctx, req, framing, upgrades).await)
+            })
         })
     };
     let head = millis(ctx.settings.request_header_timeout_ms).map(|limit| (&*clock, limit));
@@ -154,6 +162,11 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             // HTTP/2 from here on: nothing left for the framing watch.
             let io = Prefixed::new(parts.read_buf, watch.into_inner());
             return Box::pin(h2c::serve_upgraded(Arc::clone(&ctx), io, frames)).await;
+        }
+        if let Some(accepted) = tunnels.take() {
+            // The tunnel's from here on: no more HTTP, no parking.
+            let io = Prefixed::new(parts.read_buf, watch.into_inner());
+            return Box::pin(tunnel::relay(&ctx, io, accepted)).await;
         }
         if !parking {
             // hyper ended the connection (the client closed it, asked for
@@ -227,13 +240,20 @@ fn builder(settings: &Settings) -> http1::Builder {
     builder
 }
 
+/// Where a request's accepted upgrade waits for the connection loop: an
+/// h2c offer's frames, or a WebSocket's tunnel.
+struct Upgrades {
+    pending: Option<Arc<PendingUpgrade>>,
+    tunnel: Option<Arc<PendingTunnel>>,
+}
+
 async fn h1_request(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
     framing: Framing,
-    h2c_offer: Option<Arc<PendingUpgrade>>,
+    upgrades: Upgrades,
 ) -> Response<ProxyBody> {
-    match (framing, h2c_offer) {
+    match (framing, upgrades.pending) {
         (Framing::Ambiguous, _) => {
             tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
             bad_request()
@@ -248,6 +268,9 @@ async fn h1_request(
         (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => {
             h2c::upgrade(&ctx, req, &pending).await
         }
-        (Framing::Clear, _) => dispatch(&ctx, req).await,
+        (Framing::Clear, _) => match upgrades.tunnel {
+            Some(tunnel) => tunnel::dispatch_h1(&ctx, req, &tunnel).await,
+            None => dispatch(&ctx, req).await,
+        },
     }
 }

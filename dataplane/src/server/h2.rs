@@ -7,6 +7,7 @@
 
 use super::lifecycle::drive;
 use super::service::{ConnCtx, dispatch};
+use super::tunnel;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,13 +37,20 @@ where
         n => n,
     };
     builder.max_concurrent_streams(streams);
+    // RFC 8441: WebSockets over HTTP/2 as extended CONNECT streams.
+    builder.enable_connect_protocol();
     if ctx.settings.max_request_header_bytes != 0 {
         builder.max_header_list_size(ctx.settings.max_request_header_bytes);
     }
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        async move { Ok::<_, Infallible>(dispatch(&ctx, req).await) }
+        async move {
+            if tunnel::is_extended_connect(&req) {
+                return Ok::<_, Infallible>(tunnel::dispatch_h2(ctx, req).await);
+            }
+            Ok::<_, Infallible>(dispatch(&ctx, req).await)
+        }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;

@@ -239,7 +239,12 @@ impl Dataplane {
         status.draining = self.inner.shutdown.is_raised();
         status.ready = status.ready && !status.draining;
         let (open, parked) = self.inner.connections.counts();
-        status.connections = ConnectionCounts { open, parked };
+        let tunnels = self.inner.connections.tunnels();
+        status.connections = ConnectionCounts {
+            open,
+            parked,
+            tunnels,
+        };
         status
     }
 

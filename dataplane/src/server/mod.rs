@@ -7,6 +7,7 @@
 //! each request is counted for the idle timeout
 //! (`activity`), checked and handed to the proxy with the runtime loaded
 //! once (`service`). `drain` carries shutdown and socket-removal signals.
+//! An accepted WebSocket upgrade is relayed byte for byte (`tunnel`).
 
 mod activity;
 mod conn;
@@ -26,6 +27,7 @@ mod prefixed;
 mod rest;
 mod service;
 mod status;
+mod tunnel;
 
 pub use handle::{ApplyError, Dataplane, DataplaneOptions};
 pub use status::{ConnectionCounts, DataplaneStatus, Rejected};

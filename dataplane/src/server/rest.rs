@@ -34,11 +34,13 @@ impl Rest {
     }
 }
 
-/// Open and parked downstream connections of one data plane, for `/status`.
+/// Open and parked downstream connections of one data plane, and the
+/// tunnels they relay, for `/status` and the gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
     open: AtomicUsize,
     parked: AtomicUsize,
+    tunnels: AtomicUsize,
 }
 
 impl Connections {
@@ -55,6 +57,11 @@ impl Connections {
             self.parked.load(Ordering::Relaxed),
         )
     }
+
+    /// Tunnels (relayed upgrades) open now.
+    pub(crate) fn tunnels(&self) -> usize {
+        self.tunnels.load(Ordering::Relaxed)
+    }
 }
 
 /// One open connection.
@@ -66,6 +73,22 @@ impl OpenGuard {
     pub(crate) fn park(&self) -> ParkedGuard<'_> {
         self.0.parked.fetch_add(1, Ordering::Relaxed);
         ParkedGuard(&self.0)
+    }
+
+    /// Counts one tunnel relayed on the connection until the guard drops.
+    pub(crate) fn tunnel(&self) -> TunnelGuard<'_> {
+        self.0.tunnels.fetch_add(1, Ordering::Relaxed);
+        TunnelGuard(&self.0)
+    }
+}
+
+/// One open tunnel.
+#[derive(Debug)]
+pub(crate) struct TunnelGuard<'a>(&'a Connections);
+
+impl Drop for TunnelGuard<'_> {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

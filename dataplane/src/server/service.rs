@@ -5,17 +5,18 @@
 //! never reach an upstream, and handed to the proxy with the runtime loaded
 //! once, here — so a snapshot swap never changes a request half-way.
 
-use super::activity::{Activity, TrackedBody};
+use super::activity::{Activity, RequestGuard, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{ProxyBody, empty};
-use crate::proxy::{ConnInfo, handle_observed};
+use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
 use crate::telemetry::{DataplaneTelemetry, Exchange, ObservedBody};
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_snapshot::Settings;
@@ -56,6 +57,21 @@ impl ConnCtx {
 
 /// Checks a request and hands it to the proxy with the current runtime.
 pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+    // Never taken: only requests marked relayable are upgraded.
+    dispatch_with(ctx, req, |(_, exchange, _)| exchange.finish(0)).await
+}
+
+/// An upgrade the backend accepted: its side of the tunnel, the request's
+/// telemetry (to finish when the tunnel ends) and its activity guard.
+pub(crate) type Accepted = (OnUpgrade, Exchange, RequestGuard);
+
+/// [`dispatch`], handing an upgrade the backend accepted to `on_tunnel`
+/// instead of finishing the request's record with the response body.
+pub(crate) async fn dispatch_with(
+    ctx: &ConnCtx,
+    req: Request<Incoming>,
+    on_tunnel: impl FnOnce(Accepted),
+) -> Response<ProxyBody> {
     let guard = ctx.activity.begin();
     if let Err(reason) = check(&req) {
         tracing::debug!(peer = %ctx.info.peer, reason, "rejected request");
@@ -65,8 +81,13 @@ pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<
     let obs = ctx.telemetry.observability();
     let info = &ctx.info;
     let mut exchange = Exchange::begin(obs, Some(&runtime), &req, info.scheme, Some(info.peer));
-    let response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
+    let mut response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
     exchange.respond(&response);
+    if let Some(BackendUpgrade(backend)) = response.extensions_mut().remove::<BackendUpgrade>() {
+        on_tunnel((backend, exchange, guard));
+        // The switch carries no body; the bytes that follow are the tunnel's.
+        return response.map(|_| empty());
+    }
     response.map(|body| ObservedBody::new(TrackedBody::new(body, guard), exchange).boxed_unsync())
 }
 

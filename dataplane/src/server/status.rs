@@ -36,6 +36,9 @@ pub struct ConnectionCounts {
     /// Open HTTP/1.1 connections waiting for their next request without
     /// buffers (parked).
     pub parked: usize,
+    /// Relayed upgrades (WebSocket tunnels) open now: an HTTP/1.1
+    /// connection each, or one stream of an HTTP/2 connection.
+    pub tunnels: usize,
 }
 
 /// A snapshot that was refused while the previous one kept serving.

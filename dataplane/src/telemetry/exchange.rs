@@ -387,6 +387,14 @@ impl Exchange {
         }
     }
 
+    /// Records a relayed upgrade when its tunnel ends: `up` bytes went
+    /// from the client to the backend (counted as request body), `down`
+    /// back (response body); the duration covers the tunnel's life.
+    pub(crate) fn finish_tunnel(mut self, up: u64, down: u64) {
+        self.bytes_in = self.bytes_in.saturating_add(up);
+        self.finish(down);
+    }
+
     /// Records the finished request: `sent` body bytes went out.
     pub(crate) fn finish(self, sent: u64) {
         let (Some(obs), Some(runtime)) = (self.obs.clone(), self.settings.clone()) else {

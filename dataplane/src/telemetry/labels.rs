@@ -98,7 +98,7 @@ pub(crate) fn error_index(error: Option<&str>) -> u8 {
 }
 
 /// The gateway's own error labels (`x-tollgate-error`).
-const LABELS: [&str; 9] = [
+const LABELS: [&str; 10] = [
     "routing",
     "bad-request",
     "request-body",
@@ -108,6 +108,7 @@ const LABELS: [&str; 9] = [
     "upstream-connect",
     "upstream-timeout",
     "upstream-protocol",
+    "upgrade-unsupported",
 ];
 
 /// Appends `key = value` when there is a value.

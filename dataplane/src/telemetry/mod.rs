@@ -147,6 +147,20 @@ pub fn register_gauges(
             }
         })
         .build();
+    let tunnels = Arc::clone(&read);
+    meter
+        .u64_observable_gauge("tollgate.dataplane.tunnels")
+        .with_unit("{tunnel}")
+        .with_description(
+            "Open relayed upgrades (WebSocket tunnels), over HTTP/1.1 or HTTP/2 extended CONNECT",
+        )
+        .with_callback(move |gauge| {
+            for r in tunnels() {
+                let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway);
+                gauge.observe(r.tunnels, &[gw]);
+            }
+        })
+        .build();
     meter
         .u64_observable_gauge("tollgate.dataplane.snapshot.version")
         .with_description("Version of the snapshot each Gateway's data plane serves")
@@ -169,6 +183,7 @@ impl GaugeReading {
             gateway: status.gateway,
             open: status.connections.open as u64,
             parked: status.connections.parked as u64,
+            tunnels: status.connections.tunnels as u64,
             version: status.version,
         }
     }
@@ -183,6 +198,8 @@ pub struct GaugeReading {
     pub open: u64,
     /// Of which parked.
     pub parked: u64,
+    /// Open relayed upgrades (WebSocket tunnels).
+    pub tunnels: u64,
     /// The applied snapshot's version.
     pub version: Option<u64>,
 }

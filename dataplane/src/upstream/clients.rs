@@ -287,7 +287,7 @@ impl Endpoint {
         match &self.transport {
             Transport::Http1(pool) => pool.send(request).await,
             Transport::H2c(client) => legacy(client.request(request).await),
-            Transport::Tls(client) => legacy(client.request(request).await),
+            Transport::Tls(client) => legacy(client.pooled.request(request).await),
         }
     }
 
@@ -307,6 +307,40 @@ impl Endpoint {
         match self.transport {
             Transport::H2c(_) => Version::HTTP_2,
             Transport::Http1(_) | Transport::Tls(_) => Version::HTTP_11,
+        }
+    }
+
+    /// Sends an HTTP/1.1 upgrade request (`Connection: upgrade`,
+    /// `Upgrade` set) on a new connection of its own, never pooled, and
+    /// waits for the response head; after `101` the backend's side of the
+    /// tunnel is `hyper::upgrade::on(response)`.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`] when no response head arrived; an h2c endpoint
+    /// cannot take an HTTP/1.1 upgrade at all (the proxy refuses before
+    /// asking).
+    pub async fn send_upgrade(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        match &self.transport {
+            Transport::Http1(pool) => {
+                super::upgrade::send(self.addr, pool.connect_timeout(), None, request).await
+            }
+            Transport::Tls(client) => {
+                // Built absolute for the pooled client; this connection is
+                // the endpoint's own, so origin-form goes on the wire.
+                let mut request = request;
+                if let Some(origin) = request.uri().path_and_query().cloned() {
+                    *request.uri_mut() = http::Uri::from(origin);
+                }
+                let tls = Some(&client.upgrade);
+                super::upgrade::send(self.addr, client.connect_timeout, tls, request).await
+            }
+            Transport::H2c(_) => Err(UpstreamError::Protocol(
+                "an h2c backend cannot take an HTTP/1.1 upgrade".into(),
+            )),
         }
     }
 

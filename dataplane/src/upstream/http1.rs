@@ -106,6 +106,11 @@ impl Http1Pool {
         }
     }
 
+    /// How long a new connection may take to open.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Sends `request` (origin-form URI, `Host` set) and returns the response
     /// whose body hands the connection back when it ends.
     ///

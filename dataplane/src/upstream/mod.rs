@@ -11,6 +11,7 @@
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
 //! selection built once in `Runtime::build`. [`RetryBudget`]s are
 //! process-wide like connections: a rule keeps its budget across swaps.
+//! An HTTP upgrade (WebSocket) gets a connection of its own, never pooled ([`upgrade`]).
 
 mod backend;
 mod balance;
@@ -19,6 +20,7 @@ mod clients;
 mod error;
 mod http1;
 mod tls;
+mod upgrade;
 
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};

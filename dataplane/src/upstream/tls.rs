@@ -15,6 +15,7 @@
 //! exactly). With nothing trusted every handshake fails: the request gets
 //! a 502 rather than going out unverified.
 
+use super::upgrade::UpgradeTls;
 use crate::body::ProxyBody;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -35,8 +36,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tollgate_snapshot::{BackendProtocol, BackendTls, ClientCertificate, SubjectAltName};
 
-/// The pooled HTTPS client of one TLS setting.
-pub(crate) type TlsClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+/// The pooled HTTPS client of one TLS setting, and what an upgrade
+/// (WebSocket) needs to dial its own connection with the same trust.
+pub(crate) struct TlsClient {
+    /// Pooled requests (HTTP/1.1 or h2 by ALPN).
+    pub(crate) pooled: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// Upgrades: the same configuration with ALPN `http/1.1`, and the name.
+    pub(crate) upgrade: UpgradeTls,
+    /// The connect timeout.
+    pub(crate) connect_timeout: Duration,
+}
 
 /// Everything that makes two TLS clients differ.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -47,9 +56,11 @@ pub(crate) struct TlsKey {
     pub(crate) connect_timeout: Duration,
 }
 
-/// Builds the pooled client for `key`.
+/// Builds the clients for `key`.
 pub(crate) fn tls_client(key: &TlsKey, idle_timeout: Duration) -> TlsClient {
     let config = client_config(key);
+    let mut upgrade_config = config.clone();
+    upgrade_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Compile only passes precise hostnames; anything else would fail
     // name verification anyway.
     let server_name = ServerName::try_from(key.tls.hostname.clone()).unwrap_or(
@@ -62,17 +73,22 @@ pub(crate) fn tls_client(key: &TlsKey, idle_timeout: Duration) -> TlsClient {
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only()
-        .with_server_name_resolver(FixedServerNameResolver::new(server_name));
+        .with_server_name_resolver(FixedServerNameResolver::new(server_name.clone()));
     let connector = match key.protocol {
         BackendProtocol::H2c => builder.enable_http2().wrap_connector(http),
         BackendProtocol::Http1 => builder.enable_all_versions().wrap_connector(http),
     };
-    Client::builder(TokioExecutor::new())
+    let pooled = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(idle_timeout)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .set_host(false)
-        .build(connector)
+        .build(connector);
+    TlsClient {
+        pooled,
+        upgrade: (Arc::new(upgrade_config), server_name),
+        connect_timeout: key.connect_timeout,
+    }
 }
 
 /// The rustls configuration for `key`; problems with the material are

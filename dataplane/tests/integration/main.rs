@@ -22,3 +22,5 @@ mod server_limits;
 mod server_parking;
 mod server_protocols;
 mod server_streams;
+mod server_tunnels;
+mod server_websocket;

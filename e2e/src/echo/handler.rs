@@ -5,10 +5,13 @@
 //! after sleeping for `?delay=<Go duration>` when asked. Request bodies are
 //! read to the end and discarded so keep-alive connections stay usable. A
 //! request with `x-echo-fail` fails on purpose first (`failures.rs`).
+//! A WebSocket handshake on any path but `/status/NNN` is accepted
+//! (`websocket.rs`); on `/status/NNN` it is refused with that status.
 
 use super::duration::parse_go_duration;
 use super::failures::{FAIL_HEADER, parse_fail, record, status_for};
 use super::headers::{echoed_headers, requested_response_headers};
+use super::websocket;
 use super::{EchoContext, EchoResponse};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
@@ -30,6 +33,9 @@ pub async fn handle<B>(
 where
     B: Body,
 {
+    if websocket::is_offer(&req) && !req.uri().path().starts_with("/status/") {
+        return Ok(websocket::accept(req, ctx));
+    }
     let (parts, body) = req.into_parts();
     let fail = (parts.headers.get(FAIL_HEADER)).and_then(|v| parse_fail(v.to_str().ok()?));
     let Some(plan) = fail else {
@@ -151,9 +157,9 @@ fn query_value(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| decode(value))
 }
 
-/// The echo answer for `parts` with `status`.
-fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<Bytes>> {
-    let body = EchoResponse {
+/// What an echo answer says about the request of `parts`.
+pub(super) fn describe(parts: &Parts, ctx: &EchoContext) -> EchoResponse {
+    EchoResponse {
         path: request_target(parts),
         host: request_host(parts),
         method: parts.method.to_string(),
@@ -164,7 +170,12 @@ fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<B
         service: ctx.service.clone(),
         pod: ctx.pod.clone(),
         http_port: ctx.http_port.clone(),
-    };
+    }
+}
+
+/// The echo answer for `parts` with `status`.
+fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<Bytes>> {
+    let body = describe(parts, ctx);
     let json = match to_json(&body) {
         Ok(json) => json,
         Err(err) => return error_json(StatusCode::INTERNAL_SERVER_ERROR, &err),
@@ -188,7 +199,7 @@ fn echo(parts: &Parts, ctx: &EchoContext, status: StatusCode) -> Response<Full<B
 }
 
 /// JSON indented by one space, as the conformance echo server writes it.
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);

@@ -5,13 +5,19 @@
 //! backend answered (`service`, `pod`). Its answers follow the Gateway API
 //! conformance echo server (`echo-basic`), so the same assertions work
 //! against either. One port serves HTTP/1.1 and HTTP/2 with prior knowledge
-//! (h2c). Tests of retries make it fail on purpose with `x-echo-fail`
-//! (see `failures.rs`).
+//! (h2c), and WebSockets. Tests of retries make it fail on purpose with
+//! `x-echo-fail` (see `failures.rs`).
+//!
+//! WebSockets: a handshake on any path (but `/status/NNN`, which
+//! refuses it with that status) is accepted, the first message is the
+//! handshake request's echo answer as JSON text, then every text and binary
+//! message is sent back; the text `close` makes the server close.
 
 mod duration;
 mod failures;
 mod handler;
 mod headers;
+mod websocket;
 
 pub use duration::{DurationError, parse_go_duration};
 pub use failures::{FAIL_HEADER, FailPlan, parse_fail};
@@ -134,7 +140,7 @@ pub async fn serve(listener: TcpListener, ctx: EchoContext) -> std::io::Result<(
             let builder = auto::Builder::new(TokioExecutor::new());
             // A connection error only ends that connection.
             let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }

@@ -219,3 +219,21 @@ async fn bad_delay_is_a_json_error() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["message"], "time: invalid duration \"soon\"");
 }
+
+/// A WebSocket handshake is accepted: the first message describes it,
+/// then messages come back as sent; on `/status/NNN` it is refused.
+#[tokio::test]
+async fn websocket_describes_the_handshake_then_echoes() {
+    use crate::common::websocket::{round_trip, ws_connect, ws_open};
+    use tokio_tungstenite::tungstenite::Message;
+    let base = start().await;
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let (mut ws, hello) = ws_connect(port, "/socket?x=1").await;
+    assert_eq!(hello.path, "/socket?x=1");
+    assert_eq!(hello.service, "echo-v1");
+    assert_eq!(hello.header("upgrade"), Some("websocket"));
+    round_trip(&mut ws, Message::text("echo me")).await;
+    round_trip(&mut ws, Message::binary(vec![1u8, 2, 3])).await;
+    let refused = ws_open(port, "/status/418", &[]).await.err().unwrap();
+    assert_eq!(refused.status(), 418);
+}

@@ -30,6 +30,8 @@ mod standalone_processes;
 mod standalone_reload;
 mod standalone_retry;
 mod standalone_routing;
+mod standalone_tunnels;
+mod standalone_websocket;
 mod telemetry_collector;
 mod telemetry_dataplane;
 mod telemetry_logs;

@@ -9,6 +9,8 @@
     clippy::expect_used
 )]
 
+pub mod websocket;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
