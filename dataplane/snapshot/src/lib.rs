@@ -17,6 +17,7 @@ mod hash;
 mod listener;
 mod route;
 mod settings;
+mod tls;
 mod validate;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
@@ -28,6 +29,10 @@ pub use route::{
     BackendRef, HeaderMatch, PathMatch, QueryMatch, Route, RouteMatch, StringMatch, Timeouts,
 };
 pub use settings::{DEFAULT_MAX_CONCURRENT_STREAMS, PER_MILLION, Settings, TelemetrySettings};
+pub use tls::{
+    ALPN, CIPHER_SUITES, Certificate, KX_GROUPS, ListenerTls, Redacted, TlsOptions, TlsVersion,
+    is_tls13_suite,
+};
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};
@@ -116,6 +121,20 @@ impl Snapshot {
     /// its version number).
     pub fn content_hash_and_size(&self) -> (String, u64) {
         hash::content_hash(self)
+    }
+
+    /// A copy safe to show: every private key replaced by a placeholder
+    /// naming its size. The admin endpoints serve this, and anything that
+    /// prints a whole snapshot should print this.
+    pub fn redacted(&self) -> Snapshot {
+        let mut copy = self.clone();
+        let listeners = copy.sockets.iter_mut().flat_map(|s| &mut s.listeners);
+        for tls in listeners.filter_map(|l| l.tls.as_mut()) {
+            for certificate in &mut tls.certificates {
+                certificate.key_pem = certificate.key_pem.placeholder();
+            }
+        }
+        copy
     }
 
     /// Counts of each element kind.
