@@ -9,7 +9,7 @@ mod gateway_config;
 pub mod generate;
 
 pub use gateway_config::{
-    AccessLogConfig, GatewayConfig, GatewayConfigSpec, TelemetryConfig, TracingConfig,
+    AccessLogConfig, GatewayConfig, GatewayConfigSpec, TelemetryConfig, TlsConfig, TracingConfig,
 };
 
 /// The Gateway API types (experimental channel: a superset of standard).

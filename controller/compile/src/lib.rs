@@ -9,6 +9,7 @@
 //! the object that holds it, never an error: the rest still compiles.
 
 mod backends;
+mod certificate_pem;
 mod certificates;
 mod compiler;
 mod conditions;
@@ -27,6 +28,7 @@ mod rule_context;
 mod rules;
 mod selector;
 mod snapshot;
+mod tls_options;
 mod unserved;
 
 pub use compiler::{Compiler, compile};
