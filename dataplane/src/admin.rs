@@ -116,7 +116,7 @@ fn respond<B>(dataplane: &Dataplane, req: &Request<B>) -> Response<Full<Bytes>> 
             let runtime = dataplane.runtime();
             let snapshot = runtime.snapshot();
             if full {
-                json(snapshot)
+                json(&snapshot.redacted())
             } else {
                 json(&Summary {
                     version: snapshot.version,
