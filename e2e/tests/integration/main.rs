@@ -28,6 +28,7 @@ mod quickstart;
 mod standalone_processes;
 mod standalone_reload;
 mod standalone_routing;
+mod standalone_tls;
 mod telemetry_collector;
 mod telemetry_dataplane;
 mod telemetry_logs;
