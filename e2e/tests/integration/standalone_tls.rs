@@ -15,7 +15,7 @@ use tollgate_e2e::Echo;
 
 /// A Gateway `gw` whose listeners are `listeners` (YAML list items), an
 /// HTTPRoute attached to all of them, the echo Service and `extra`.
-fn manifests(listeners: &str, echo: &Echo, extra: &str) -> String {
+pub(crate) fn manifests(listeners: &str, echo: &Echo, extra: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -43,7 +43,7 @@ spec:
 }
 
 /// An HTTPS listener item on the manifest port.
-fn https(name: &str, hostname: Option<&str>, secrets: &[&str], options: &str) -> String {
+pub(crate) fn https(name: &str, hostname: Option<&str>, secrets: &[&str], options: &str) -> String {
     let host = hostname.map_or(String::new(), |h| format!("    hostname: \"{h}\"\n"));
     let refs: Vec<String> = secrets.iter().map(|s| format!("{{name: {s}}}")).collect();
     format!(
@@ -53,7 +53,7 @@ fn https(name: &str, hostname: Option<&str>, secrets: &[&str], options: &str) ->
 }
 
 /// One HTTPS listener `web` for `*.example.com` and `example.com`.
-async fn one_listener(name: &str, leaf: &Leaf) -> (Echo, PathBuf, Controller) {
+pub(crate) async fn one_listener(name: &str, leaf: &Leaf) -> (Echo, PathBuf, Controller) {
     let echo = Echo::start("echo-tls").await.unwrap();
     let dir = manifest_dir(name);
     let listeners = https("web", None, &["web"], "");
@@ -66,7 +66,7 @@ async fn one_listener(name: &str, leaf: &Leaf) -> (Echo, PathBuf, Controller) {
     (echo, dir, ctl)
 }
 
-async fn wait_serving(ctl: &Controller, ca: &Ca, sni: &str) {
+pub(crate) async fn wait_serving(ctl: &Controller, ca: &Ca, sni: &str) {
     let config = client_config(ca, &ClientOptions::default());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
