@@ -84,10 +84,10 @@ spec:
         async move {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if let Ok(shaken) = connect(port, "secure.example.com", config.clone()).await {
-                    if shaken.leaf() == want.der {
-                        return get(shaken, "secure.example.com", "/").await.0;
-                    }
+                if let Ok(shaken) = connect(port, "secure.example.com", config.clone()).await
+                    && shaken.leaf() == want.der
+                {
+                    return get(shaken, "secure.example.com", "/").await.0;
                 }
                 assert!(Instant::now() < deadline, "certificate never served");
                 tokio::time::sleep(Duration::from_millis(50)).await;

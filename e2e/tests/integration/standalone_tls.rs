@@ -70,10 +70,10 @@ pub(crate) async fn wait_serving(ctl: &Controller, ca: &Ca, sni: &str) {
     let config = client_config(ca, &ClientOptions::default());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(shaken) = connect(ctl.port, sni, config.clone()).await {
-            if get(shaken, sni, "/").await.0 == 200 {
-                return;
-            }
+        if let Ok(shaken) = connect(ctl.port, sni, config.clone()).await
+            && get(shaken, sni, "/").await.0 == 200
+        {
+            return;
         }
         assert!(std::time::Instant::now() < deadline, "HTTPS never served");
         tokio::time::sleep(Duration::from_millis(50)).await;
