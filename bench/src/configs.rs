@@ -67,6 +67,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             bind_port: port,
             port,
             listeners: vec![Listener {
+                tls: None,
                 name: "gateway/bench/gw/listener/http".to_string(),
                 hostname: HostMatch::Any,
                 virtual_hosts: vec![VirtualHost {

@@ -84,6 +84,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything builds a TLS client or server: one provider for all.
+    tollgate_dataplane::install_crypto_provider();
     let args = Args::parse();
     let format = if args.log_format == "json" {
         LogFormat::Json

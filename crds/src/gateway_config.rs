@@ -90,6 +90,12 @@ pub struct GatewayConfigSpec {
     /// backends, and how much request body is kept to send again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// TLS defaults for every HTTPS listener of this class's Gateways. A
+    /// listener's own `tls.options` (keys `tollgate.dev/min-tls-version`,
+    /// `tollgate.dev/max-tls-version`, `tollgate.dev/cipher-suites`,
+    /// `tollgate.dev/curves`, `tollgate.dev/alpn`) replace them one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// The retry budget of this class's Gateways, and the body kept for retries.
@@ -122,6 +128,35 @@ pub struct RetryConfig {
     /// (chunked), is sent once and never retried. Default 65536.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_buffered_body_bytes: Option<u32>,
+}
+
+/// TLS defaults of the HTTPS listeners of a class's Gateways.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// Oldest TLS version accepted: "1.2" (default) or "1.3".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// Newest TLS version accepted: "1.2" or "1.3" (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    /// Cipher suites in preference order, by IANA-style name:
+    /// TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384,
+    /// TLS13_CHACHA20_POLY1305_SHA256, and the TLS 1.2 suites
+    /// TLS_ECDHE_{ECDSA,RSA}_WITH_{AES_128_GCM_SHA256,AES_256_GCM_SHA384,CHACHA20_POLY1305_SHA256}.
+    /// Name at least one suite for each version allowed. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suites: Option<Vec<String>>,
+    /// Key-exchange groups in preference order: X25519MLKEM768, X25519,
+    /// secp256r1 (P-256), secp384r1 (P-384). Default: X25519, P-256,
+    /// P-384, X25519MLKEM768.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<Vec<String>>,
+    /// ALPN protocols offered, in preference order: "h2", "http/1.1".
+    /// Default: both, HTTP/2 first. A client that offers no ALPN is served
+    /// HTTP/1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
 }
 
 /// What the Gateways of a class record about each request.

@@ -57,6 +57,7 @@ fn socket(virtual_hosts: Vec<VirtualHost>) -> Socket {
         bind_port: 8080,
         port: 80,
         listeners: vec![Listener {
+            tls: None,
             name: "gateway/default/gw/listener/http".into(),
             hostname: HostMatch::Any,
             virtual_hosts,

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     /// The client's request body could not be read (malformed, cut short,
     /// reset): 400.
     RequestBody,
+    /// The request's Host belongs to another listener than the one its TLS
+    /// connection was made for (SNI): 421.
+    Misdirected,
     /// The client's request body stalled or came too slowly: 408.
     RequestBodyTimeout,
     /// The rule has nothing valid to send to: 500.
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Routing => StatusCode::NOT_FOUND,
             ErrorKind::BadRequest | ErrorKind::RequestBody => StatusCode::BAD_REQUEST,
             ErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ErrorKind::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::NoEndpoints | ErrorKind::UpstreamConnect => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::RequestBody => "request-body",
             ErrorKind::RequestBodyTimeout => "request-body-timeout",
+            ErrorKind::Misdirected => "misdirected",
             ErrorKind::NoBackend => "no-backend",
             ErrorKind::NoEndpoints => "no-endpoints",
             ErrorKind::UpstreamConnect => "upstream-connect",
@@ -120,6 +125,15 @@ pub enum ProxyError {
     /// (`Settings::request_body_timeout_ms`).
     #[error("the request body stalled or arrived too slowly")]
     RequestBodyTimeout,
+    /// The Host selects another listener than the TLS connection's SNI did
+    /// (a client reusing one connection for another name, RFC 9110 §15.5.20).
+    #[error("host {host:?} is not served on this TLS connection (made for listener {listener})")]
+    Misdirected {
+        /// Host as routed.
+        host: String,
+        /// The listener the connection's SNI selected.
+        listener: String,
+    },
     /// The rule has no valid backend to send to.
     #[error("{0}")]
     NoBackend(String),
@@ -178,6 +192,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => ErrorKind::BadRequest,
             ProxyError::RequestBody { .. } => ErrorKind::RequestBody,
             ProxyError::RequestBodyTimeout => ErrorKind::RequestBodyTimeout,
+            ProxyError::Misdirected { .. } => ErrorKind::Misdirected,
             ProxyError::NoBackend(_) => ErrorKind::NoBackend,
             ProxyError::NoEndpoints(_) => ErrorKind::NoEndpoints,
             ProxyError::UpstreamConnect { .. } => ErrorKind::UpstreamConnect,
@@ -194,7 +209,8 @@ impl ProxyError {
             ErrorKind::Routing
             | ErrorKind::BadRequest
             | ErrorKind::RequestBody
-            | ErrorKind::RequestBodyTimeout => Side::Downstream,
+            | ErrorKind::RequestBodyTimeout
+            | ErrorKind::Misdirected => Side::Downstream,
             ErrorKind::NoBackend | ErrorKind::UpgradeUnsupported => Side::Internal,
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect

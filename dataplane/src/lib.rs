@@ -18,6 +18,7 @@ pub mod router;
 pub mod runtime;
 mod server;
 mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 pub use client::subscribe;
@@ -25,3 +26,4 @@ pub use server::{
     ApplyError, ConnectionCounts, Dataplane, DataplaneOptions, DataplaneStatus, Rejected,
 };
 pub use telemetry::{DataplaneTelemetry, GaugeReading, register_gauges};
+pub use tls::install_crypto_provider;

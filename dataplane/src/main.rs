@@ -65,6 +65,8 @@ enum LogFormat {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything builds a TLS client or server: one provider for all.
+    tollgate_dataplane::install_crypto_provider();
     let args = Args::parse();
     let format = match args.log_format {
         LogFormat::Text => tollgate_telemetry::LogFormat::Text,

@@ -10,6 +10,7 @@
 use crate::chain::Chain;
 use crate::router::{RouterError, SocketRouter};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
+use crate::tls::{SocketTls, TlsBuildError};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::Sampler;
@@ -41,6 +42,9 @@ pub enum BuildError {
     /// An endpoint address is not an IP address.
     #[error(transparent)]
     Endpoint(#[from] InvalidEndpoint),
+    /// A listener's certificates or TLS options could not be loaded.
+    #[error("listener TLS cannot be built: {0}")]
+    Tls(#[from] TlsBuildError),
 }
 
 /// Everything the request path needs for one snapshot.
@@ -68,6 +72,9 @@ pub(crate) struct SocketRuntime {
     pub(crate) listener_labels: Box<[Value]>,
     /// The routing index.
     pub(crate) router: SocketRouter,
+    /// The listeners' TLS; `None` on a plain socket. New handshakes use the
+    /// runtime current when they start.
+    pub(crate) tls: Option<SocketTls>,
 }
 
 /// One route rule with its chain, weighted backends and timeouts.
@@ -140,6 +147,7 @@ impl Runtime {
                 socket: addr,
                 source,
             })?;
+            let tls = SocketTls::build(socket)?;
             sockets.insert(
                 addr,
                 SocketRuntime {
@@ -152,6 +160,7 @@ impl Runtime {
                         .map(|l| shared(l.name.clone()))
                         .collect(),
                     router,
+                    tls,
                 },
             );
         }

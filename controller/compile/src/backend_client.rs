@@ -15,7 +15,7 @@ use gateway_api::experimental::gateways::Gateway;
 use k8s_openapi::api::core::v1::Secret;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tollgate_snapshot::{ClientCertificate, PrivateKeyPem};
+use tollgate_snapshot::{ClientCertificate, Redacted};
 
 /// The Secret type a client certificate must have.
 const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
@@ -86,7 +86,7 @@ pub(crate) fn backend_client_certificate(
     }
     Ok(Some(ClientCertificate {
         certificate_chain: chain,
-        private_key: PrivateKeyPem::new(key),
+        private_key: Redacted::new(key),
         source: format!("secret/{ns}/{name}"),
     }))
 }

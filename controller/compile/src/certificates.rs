@@ -9,22 +9,36 @@
 //! for a Secret in another namespace that no ReferenceGrant opens to the
 //! Gateway. Checked for every listener, served or not, so a user sees a
 //! broken reference whatever else is wrong.
+//!
+//! A Secret that resolves is also parsed (`certificate_pem.rs`): a chain or
+//! key that does not parse, a key type the data plane cannot sign with, or
+//! a key that does not belong to the certificate is `InvalidCertificateRef`
+//! too, for this listener only. Every reference of a listener must hold;
+//! all of them go into the snapshot, in order (say one ECDSA and one RSA
+//! certificate, for clients that support only one of them).
 
 use crate::backends::{Referrer, reference_granted};
+use crate::certificate_pem::parse_certificate;
 use crate::conditions::{Problem, reasons};
 use crate::resources::Resources;
 use gateway_api::experimental::gateways::{GatewayListeners, GatewayListenersTlsMode};
+use tollgate_snapshot::Certificate;
 
 /// The Secret type a certificate reference must name.
 const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
-/// Why the certificate references of `listener` (of a Gateway in
-/// `gateway_ns`) do not resolve, or `None` when they do or none are needed.
-pub(crate) fn certificate_problem(
+/// The certificates of `listener` (of a Gateway in `gateway_ns`), in
+/// reference order; empty when the listener terminates no TLS.
+///
+/// # Errors
+///
+/// Why a reference does not resolve or its Secret does not hold a usable
+/// certificate: the listener's `ResolvedRefs` problem.
+pub(crate) fn resolve_certificates(
     resources: &Resources,
     gateway_ns: &str,
     listener: &GatewayListeners,
-) -> Option<Problem> {
+) -> Result<Vec<Certificate>, Problem> {
     let terminates = match listener.protocol.as_str() {
         "HTTPS" => true,
         "TLS" => listener
@@ -34,7 +48,7 @@ pub(crate) fn certificate_problem(
         _ => false,
     };
     if !terminates {
-        return None;
+        return Ok(Vec::new());
     }
     let refs = listener
         .tls
@@ -42,7 +56,7 @@ pub(crate) fn certificate_problem(
         .and_then(|t| t.certificate_refs.as_deref())
         .unwrap_or_default();
     if refs.is_empty() {
-        return Some(Problem::new(
+        return Err(Problem::new(
             reasons::INVALID_CERTIFICATE_REF,
             format!(
                 "listener {} terminates TLS but has no certificateRefs",
@@ -50,7 +64,7 @@ pub(crate) fn certificate_problem(
             ),
         ));
     }
-    refs.iter().find_map(|r| {
+    refs.iter().map(|r| {
         let group = r.group.as_deref().unwrap_or("");
         let kind = r.kind.as_deref().unwrap_or("Secret");
         let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
@@ -61,7 +75,7 @@ pub(crate) fn certificate_problem(
             } else {
                 format!("{kind}.{group}")
             };
-            return Some(Problem::new(
+            return Err(Problem::new(
                 reasons::INVALID_CERTIFICATE_REF,
                 format!("certificateRef to {kind} {ns}/{name}: only core Secrets are supported"),
             ));
@@ -71,21 +85,27 @@ pub(crate) fn certificate_problem(
             namespace: gateway_ns,
         };
         if ns != gateway_ns && !reference_granted(resources, &gateway, ("", "Secret"), ns, name) {
-            return Some(Problem::new(
+            return Err(Problem::new(
                 reasons::REF_NOT_PERMITTED,
                 format!(
                     "Secret {ns}/{name} is in another namespace and no ReferenceGrant there allows Gateways from {gateway_ns}"
                 ),
             ));
         }
-        secret_problem(resources, ns, name)
+        secret_certificate(resources, ns, name)
     })
+    .collect()
 }
 
-/// Why Secret `ns/name` cannot serve as a certificate, if it cannot.
-fn secret_problem(resources: &Resources, ns: &str, name: &str) -> Option<Problem> {
+/// The certificate in Secret `ns/name`.
+///
+/// # Errors
+///
+/// Why the Secret cannot serve as a certificate. Messages never quote the
+/// Secret's content.
+fn secret_certificate(resources: &Resources, ns: &str, name: &str) -> Result<Certificate, Problem> {
     let invalid = |why: &str| {
-        Some(Problem::new(
+        Err(Problem::new(
             reasons::INVALID_CERTIFICATE_REF,
             format!("Secret {ns}/{name} {why}"),
         ))
@@ -98,13 +118,15 @@ fn secret_problem(resources: &Resources, ns: &str, name: &str) -> Option<Problem
     }
     // `stringData` counts too: the API server folds it into `data`, but a
     // manifest folder is read as written.
-    let has = |key: &str| {
-        let data = secret.data.as_ref().and_then(|d| d.get(key));
+    let value = |key: &str| -> Option<&[u8]> {
         let text = secret.string_data.as_ref().and_then(|d| d.get(key));
-        data.is_some_and(|v| !v.0.is_empty()) || text.is_some_and(|v| !v.is_empty())
+        let data = secret.data.as_ref().and_then(|d| d.get(key));
+        text.map(|v| v.as_bytes())
+            .filter(|v| !v.is_empty())
+            .or(data.map(|v| v.0.as_slice()).filter(|v| !v.is_empty()))
     };
-    if !has("tls.crt") || !has("tls.key") {
+    let (Some(chain), Some(key)) = (value("tls.crt"), value("tls.key")) else {
         return invalid("lacks tls.crt or tls.key");
-    }
-    None
+    };
+    parse_certificate(&format!("secret/{ns}/{name}"), chain, key).or_else(|why| invalid(&why))
 }

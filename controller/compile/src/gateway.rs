@@ -7,15 +7,18 @@
 //! programmed.
 
 use crate::backend_client::backend_client_certificate;
-use crate::certificates::certificate_problem;
+use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gatewayclass::ClassOutcome;
 use crate::listeners::{ListenerPlan, plan_listeners};
 use crate::options::CompileOptions;
 use crate::resources::Resources;
-use gateway_api::experimental::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
+use crate::tls_options::listener_options;
+use gateway_api::experimental::gateways::{
+    Gateway, GatewayListeners, GatewayStatus, GatewayStatusAddresses,
+};
 use std::net::IpAddr;
-use tollgate_snapshot::{ClientCertificate, Settings};
+use tollgate_snapshot::{ClientCertificate, ListenerTls, Settings, TlsOptions};
 
 /// The address type Tollgate binds.
 const IP_ADDRESS: &str = "IPAddress";
@@ -73,10 +76,53 @@ pub(crate) fn compile_gateway(
         backend_client: backend_client_certificate(resources, gateway),
     };
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
-        listener.certificate_problem = certificate_problem(resources, &plan.namespace, spec);
+        plan_tls(
+            resources,
+            &plan.namespace,
+            &class.tls_defaults,
+            listener,
+            spec,
+        );
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
+}
+
+/// Certificates and options of an HTTPS listener. A reference that does
+/// not resolve is the listener's `ResolvedRefs` problem; options that
+/// cannot be served make it not accepted (`UnsupportedValue`). Either way
+/// only this listener is left out.
+fn plan_tls(
+    resources: &Resources,
+    namespace: &str,
+    defaults: &TlsOptions,
+    listener: &mut ListenerPlan,
+    spec: &GatewayListeners,
+) {
+    let certificates = match resolve_certificates(resources, namespace, spec) {
+        Ok(certificates) => certificates,
+        Err(problem) => {
+            listener.certificate_problem = Some(problem);
+            return;
+        }
+    };
+    if spec.protocol != "HTTPS" {
+        return;
+    }
+    let map = spec.tls.as_ref().and_then(|t| t.options.as_ref());
+    match listener_options(defaults, map) {
+        Ok(options) => {
+            listener.tls = Some(ListenerTls {
+                certificates,
+                options,
+            })
+        }
+        Err(message) => {
+            if listener.accept_problem.is_none() {
+                listener.accept_problem = Some(Problem::new(reasons::UNSUPPORTED_VALUE, message));
+            }
+        }
+    }
 }
 
 /// `spec.addresses`: only `IPAddress` is supported; an address without a

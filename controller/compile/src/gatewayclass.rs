@@ -9,11 +9,12 @@
 
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::resources::Resources;
+use crate::tls_options::defaults_from;
 use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
 };
 use tollgate_crds::{GROUP, GatewayConfigSpec, RetryConfig, TelemetryConfig};
-use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings};
+use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings, TlsOptions};
 
 /// What compile knows about one of Tollgate's GatewayClasses.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub(crate) struct ClassOutcome {
     pub(crate) problem: Option<Problem>,
     /// Settings for every Gateway of the class.
     pub(crate) settings: Settings,
+    /// TLS defaults for the HTTPS listeners of the class's Gateways.
+    pub(crate) tls_defaults: TlsOptions,
     /// The class's status.
     pub(crate) status: GatewayClassStatus,
 }
@@ -49,13 +52,14 @@ pub(crate) fn compile_gateway_class(
         reasons::SUPPORTED_VERSION,
         "Gateway API version is supported",
     );
-    let (problem, settings) = match resolved {
-        Ok(settings) => (None, settings),
-        Err(p) => (Some(p), Settings::default()),
+    let (problem, (settings, tls_defaults)) = match resolved {
+        Ok(resolved) => (None, resolved),
+        Err(p) => (Some(p), (Settings::default(), TlsOptions::default())),
     };
     ClassOutcome {
         problem,
         settings,
+        tls_defaults,
         status: GatewayClassStatus {
             conditions: Some(vec![accepted, supported]),
             supported_features: Some(
@@ -73,13 +77,20 @@ pub(crate) fn compile_gateway_class(
 /// The Gateway API conformance features Tollgate implements, as named in
 /// the Gateway API's `pkg/features` (v1.6), sorted as the spec requires.
 /// Conformance tooling reads this list from the class status to decide what
-/// to test, so it names only what is served end to end: HTTPS, GRPCRoute,
-/// WebSocket and ListenerSet join it when they are. Connection errors are
-/// retried, but `HTTPRouteRetryConnectionError` expects 500 or 503 once
-/// retries run out after resets, where Tollgate answers a reset 502; it
-/// joins when that answer is settled (docs/retries.md).
+/// to test, so it names only what is served end to end: GRPCRoute,
+/// TLSRoute, frontend client certificates and ListenerSet join it when
+/// they are. HTTPS listeners are core `Gateway`;
+/// `GatewayHTTPSListenerDetectMisdirectedRequests` is the 421 a request
+/// gets when its Host selects another listener than its connection's SNI.
+/// Connection errors are retried, but `HTTPRouteRetryConnectionError`
+/// expects 500 or 503 once retries run out after resets, where Tollgate
+/// answers a reset 502; it joins when that answer is settled
+/// (docs/retries.md).
 pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "Gateway",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
     "GatewayStaticAddresses",
     "HTTPRoute",
@@ -87,6 +98,7 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteBackendTimeout",
     "HTTPRouteCORS",
@@ -109,9 +121,12 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "ReferenceGrant",
 ];
 
-fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Settings, Problem> {
+fn resolve_parameters(
+    resources: &Resources,
+    class: &GatewayClass,
+) -> Result<(Settings, TlsOptions), Problem> {
     let Some(r) = &class.spec.parameters_ref else {
-        return Ok(Settings::default());
+        return Ok((Settings::default(), TlsOptions::default()));
     };
     let invalid = |m: String| Problem::new(reasons::INVALID_PARAMETERS, m);
     if r.group != GROUP || r.kind != "GatewayConfig" {
@@ -128,7 +143,10 @@ fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Set
     };
     let key = format!("{ns}/{}", r.name);
     match resources.gateway_configs.get(&key) {
-        Some(config) => settings_from(&config.spec),
+        Some(config) => {
+            let tls = defaults_from(config.spec.tls.as_ref()).map_err(invalid)?;
+            Ok((settings_from(&config.spec)?, tls))
+        }
         None => Err(invalid(format!("GatewayConfig {key} does not exist"))),
     }
 }

@@ -12,6 +12,7 @@ mod backend_client;
 mod backend_tls;
 mod backend_tls_status;
 mod backends;
+mod certificate_pem;
 mod certificates;
 mod compiler;
 mod conditions;
@@ -32,6 +33,7 @@ mod rule_context;
 mod rules;
 mod selector;
 mod snapshot;
+mod tls_options;
 mod unserved;
 
 pub use compiler::{Compiler, compile};

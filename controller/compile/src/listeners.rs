@@ -8,11 +8,11 @@
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::hostname::is_valid_hostname;
 use gateway_api::experimental::gateways::{
-    GatewayListeners, GatewayListenersAllowedRoutesNamespaces, GatewayStatusListeners,
-    GatewayStatusListenersSupportedKinds,
+    GatewayListeners, GatewayListenersAllowedRoutesNamespaces, GatewayListenersTlsMode,
+    GatewayStatusListeners, GatewayStatusListenersSupportedKinds,
 };
 use std::collections::BTreeMap;
-use tollgate_snapshot::HostMatch;
+use tollgate_snapshot::{HostMatch, ListenerTls};
 
 /// The Gateway API group.
 pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -34,6 +34,9 @@ pub(crate) struct ListenerPlan {
     pub(crate) kinds_problem: Option<Problem>,
     /// Why the certificate references do not resolve (HTTPS and TLS).
     pub(crate) certificate_problem: Option<Problem>,
+    /// Certificates and options of an HTTPS listener whose references
+    /// resolve and whose options can be served.
+    pub(crate) tls: Option<ListenerTls>,
     /// Why the listener is not accepted.
     pub(crate) accept_problem: Option<Problem>,
     /// Why the listener conflicts with another one.
@@ -151,14 +154,23 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
     let hostname = hostname_raw
         .as_deref()
         .map_or(HostMatch::Any, HostMatch::parse);
-    let is_http = l.protocol == "HTTP";
+    let is_http = matches!(l.protocol.as_str(), "HTTP" | "HTTPS");
     let (supported_kinds, kinds_problem) = if is_http {
         route_kinds(l)
     } else {
         (Vec::new(), None)
     };
+    let passthrough = l
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.mode == Some(GatewayListenersTlsMode::Passthrough));
     let accept_problem = if !is_http {
         Some(unsupported_protocol(&l.protocol))
+    } else if l.protocol == "HTTPS" && passthrough {
+        Some(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            "tls.mode Passthrough needs protocol TLS; HTTPS listeners terminate TLS",
+        ))
     } else if bind_port(l.port, port_offset).is_none() {
         Some(Problem::new(
             reasons::PORT_UNAVAILABLE,
@@ -189,6 +201,7 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         supported_kinds,
         kinds_problem,
         certificate_problem: None,
+        tls: None,
         accept_problem,
         conflict: None,
     }
@@ -202,10 +215,13 @@ pub(crate) fn bind_port(port: i32, offset: u16) -> Option<u16> {
 
 fn unsupported_protocol(protocol: &str) -> Problem {
     let message = match protocol {
-        "HTTPS" | "TLS" => format!(
-            "protocol {protocol} is not supported yet: TLS termination is not available yet"
+        "TLS" => {
+            "protocol TLS is not supported yet: TLSRoute is not served; use HTTPS to terminate TLS"
+                .to_string()
+        }
+        _ => format!(
+            "protocol {protocol} is not supported: Tollgate serves HTTP and HTTPS listeners only"
         ),
-        _ => format!("protocol {protocol} is not supported: Tollgate serves HTTP listeners only"),
     };
     Problem::new(reasons::UNSUPPORTED_PROTOCOL, message)
 }
@@ -255,8 +271,9 @@ fn route_kinds(
 }
 
 /// Listeners sharing a port must be distinct: an HTTP listener cannot share
-/// its port with another protocol (`ProtocolConflict`), and two HTTP
-/// listeners on one port need different hostnames (`HostnameConflict`).
+/// its port with another protocol (`ProtocolConflict`: a plain and a TLS
+/// connection cannot be told apart before reading them), and two listeners
+/// on one port need different hostnames (`HostnameConflict`).
 fn mark_conflicts(listeners: &[GatewayListeners], plans: &mut [ListenerPlan]) {
     let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     for (i, l) in listeners.iter().enumerate() {

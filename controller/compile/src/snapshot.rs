@@ -80,6 +80,7 @@ pub(crate) fn build_snapshot(
             name: format!("gateway/{}/listener/{}", plan.key(), l.name),
             hostname: l.hostname.clone(),
             virtual_hosts: virtual_hosts(routes, &attached, &tables),
+            tls: l.tls.clone(),
         };
         sockets_by_port
             .entry(bind)

@@ -3,12 +3,12 @@
 //!
 //! Trust material travels as PEM text because the data plane builds its
 //! rustls configuration from it and the controller must not need to know
-//! rustls. The only secret here, the client certificate's private key, is a
-//! [`PrivateKeyPem`], which never shows in `Debug` output or in the admin
+//! rustls. The only secret here, the client certificate's private key, is
+//! [`Redacted`], which never shows in `Debug` output or in the admin
 //! endpoint's redacted snapshot.
 
+use crate::tls::Redacted;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// How the data plane connects to one backend over TLS.
 ///
@@ -53,49 +53,9 @@ pub struct ClientCertificate {
     /// The certificate chain, PEM, leaf first.
     pub certificate_chain: String,
     /// The private key, PEM.
-    pub private_key: PrivateKeyPem,
+    pub private_key: Redacted,
     /// The Secret it came from, `secret/<ns>/<name>`, for logs.
     pub source: String,
-}
-
-/// A PEM private key that keeps itself out of logs: `Debug` and `Display`
-/// print its length only, and [`PrivateKeyPem::redacted`] replaces it for
-/// anything shown to people. Serde still carries it, because the snapshot
-/// is how the key reaches the data plane.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PrivateKeyPem(String);
-
-/// What a redacted key reads as.
-pub const REDACTED: &str = "<redacted>";
-
-impl PrivateKeyPem {
-    /// Wraps PEM text.
-    pub fn new(pem: impl Into<String>) -> Self {
-        PrivateKeyPem(pem.into())
-    }
-
-    /// The PEM text, for building the TLS configuration only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The placeholder shown instead of the key.
-    pub fn redacted() -> Self {
-        PrivateKeyPem(REDACTED.to_string())
-    }
-}
-
-impl fmt::Debug for PrivateKeyPem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<redacted {} bytes>", self.0.len())
-    }
-}
-
-impl fmt::Display for PrivateKeyPem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
 }
 
 #[cfg(test)]
@@ -106,10 +66,10 @@ mod tests {
     fn private_key_never_prints() {
         let cert = ClientCertificate {
             certificate_chain: "CHAIN".into(),
-            private_key: PrivateKeyPem::new("-----BEGIN PRIVATE KEY-----\nSECRET"),
+            private_key: Redacted::new("-----BEGIN PRIVATE KEY-----\nSECRET"),
             source: "secret/default/client".into(),
         };
-        let shown = format!("{cert:?} {}", cert.private_key);
+        let shown = format!("{cert:?} {:?}", cert.private_key);
         assert!(!shown.contains("SECRET"), "{shown}");
         assert!(shown.contains("<redacted 34 bytes>"), "{shown}");
         // The wire form carries the key: the data plane needs it.

@@ -18,10 +18,11 @@ mod hash;
 mod listener;
 mod route;
 mod settings;
+mod tls;
 mod validate;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
-pub use backend_tls::{BackendTls, ClientCertificate, PrivateKeyPem, REDACTED, SubjectAltName};
+pub use backend_tls::{BackendTls, ClientCertificate, SubjectAltName};
 pub use filter::{
     Cors, Filter, Header, HeaderModifier, Mirror, PathModifier, Redirect, UrlRewrite,
 };
@@ -33,6 +34,10 @@ pub use route::{
 pub use settings::{
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION, RetrySettings,
     Settings, TelemetrySettings,
+};
+pub use tls::{
+    ALPN, CIPHER_SUITES, Certificate, KX_GROUPS, ListenerTls, Redacted, TlsOptions, TlsVersion,
+    is_tls13_suite,
 };
 pub use validate::ValidationError;
 
@@ -115,16 +120,6 @@ impl Snapshot {
         }
     }
 
-    /// This snapshot with every private key replaced by [`REDACTED`]: what
-    /// may be shown to people (admin endpoints, logs).
-    pub fn redacted(&self) -> Snapshot {
-        let mut shown = self.clone();
-        if let Some(cert) = &mut shown.backend_client_certificate {
-            cert.private_key = PrivateKeyPem::redacted();
-        }
-        shown
-    }
-
     /// A stable hex SHA-256 of the content, ignoring `version`, so the
     /// publisher can tell whether a recompile changed anything.
     pub fn content_hash(&self) -> String {
@@ -136,6 +131,23 @@ impl Snapshot {
     /// its version number).
     pub fn content_hash_and_size(&self) -> (String, u64) {
         hash::content_hash(self)
+    }
+
+    /// A copy safe to show: every private key replaced by a placeholder
+    /// naming its size. The admin endpoints serve this, and anything that
+    /// prints a whole snapshot should print this.
+    pub fn redacted(&self) -> Snapshot {
+        let mut copy = self.clone();
+        let listeners = copy.sockets.iter_mut().flat_map(|s| &mut s.listeners);
+        for tls in listeners.filter_map(|l| l.tls.as_mut()) {
+            for certificate in &mut tls.certificates {
+                certificate.key_pem = certificate.key_pem.placeholder();
+            }
+        }
+        if let Some(client) = &mut copy.backend_client_certificate {
+            client.private_key = client.private_key.placeholder();
+        }
+        copy
     }
 
     /// Counts of each element kind.

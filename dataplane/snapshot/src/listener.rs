@@ -6,6 +6,7 @@
 //! then the route matches of that virtual host in precedence order.
 
 use crate::route::RouteMatch;
+use crate::tls::ListenerTls;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -35,6 +36,10 @@ pub struct Listener {
     /// Virtual hosts: the attached routes grouped by effective hostname.
     #[serde(default)]
     pub virtual_hosts: Vec<VirtualHost>,
+    /// TLS termination (HTTPS listeners); `None` for plain HTTP. The
+    /// listeners of one socket are all TLS or all plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
 }
 
 /// The route matches that apply to one effective hostname of a listener.

@@ -4,7 +4,7 @@
 //! because a snapshot also arrives from disk (last-known-good) or over the
 //! network, and a bad one must be rejected while the old one keeps serving.
 
-use crate::{Filter, PER_MILLION, Snapshot};
+use crate::{Filter, ListenerTls, PER_MILLION, Snapshot, Socket};
 use std::collections::HashSet;
 use thiserror::Error;
 
@@ -40,7 +40,8 @@ const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
 impl Snapshot {
     /// Checks indices, ports, redirect codes, mirror fractions, telemetry
-    /// ratios and retry policies.
+    /// ratios, retry policies and listener TLS (certificates present,
+    /// options servable).
     ///
     /// # Errors
     ///
@@ -55,6 +56,7 @@ impl Snapshot {
             if !seen.insert(key.clone()) {
                 return Err(ValidationError::DuplicateSocket(key));
             }
+            check_socket_tls(&key, socket)?;
             for listener in &socket.listeners {
                 for vhost in &listener.virtual_hosts {
                     for m in &vhost.matches {
@@ -147,6 +149,42 @@ impl Snapshot {
     }
 }
 
+/// A socket's listeners are all TLS or all plain: the first bytes of a
+/// connection cannot tell which listener it is for.
+fn check_socket_tls(at: &str, socket: &Socket) -> Result<(), ValidationError> {
+    let tls = socket.listeners.iter().filter(|l| l.tls.is_some()).count();
+    if tls != 0 && tls != socket.listeners.len() {
+        return Err(invalid(at, "mixes TLS and plain listeners"));
+    }
+    for listener in &socket.listeners {
+        if let Some(tls) = &listener.tls {
+            check_tls(&listener.name, tls)?;
+        }
+    }
+    Ok(())
+}
+
+/// What can be checked of a listener's TLS without a crypto library: at
+/// least one certificate with a chain and a key, a non-empty version
+/// range, known cipher-suite, group and ALPN names, and a cipher suite for
+/// every version allowed.
+fn check_tls(at: &str, tls: &ListenerTls) -> Result<(), ValidationError> {
+    if tls.certificates.is_empty() {
+        return Err(invalid(at, "TLS listener without certificates"));
+    }
+    if let Some(c) = tls
+        .certificates
+        .iter()
+        .find(|c| c.chain_pem.is_empty() || c.key_pem.is_empty())
+    {
+        return Err(invalid(at, &format!("{}: empty chain or key", c.name)));
+    }
+    tls.options
+        .check()
+        .map_err(|message| invalid(at, &message))?;
+    Ok(())
+}
+
 fn invalid(at: &str, message: &str) -> ValidationError {
     ValidationError::Invalid {
         at: at.to_string(),
@@ -166,6 +204,7 @@ mod tests {
                 bind_port: 8080,
                 port: 80,
                 listeners: vec![Listener {
+                    tls: None,
                     name: "gateway/default/gw/listener/http".into(),
                     hostname: HostMatch::Any,
                     virtual_hosts: vec![VirtualHost {
@@ -284,6 +323,73 @@ mod tests {
         let mut s = one_route();
         s.settings.retry.budget_interval_ms = 999;
         assert!(s.validate().is_err());
+    }
+
+    fn tls() -> ListenerTls {
+        ListenerTls {
+            certificates: vec![Certificate {
+                name: "secret/default/cert".into(),
+                chain_pem: Redacted::new("-----BEGIN CERTIFICATE-----"),
+                key_pem: Redacted::new("-----BEGIN PRIVATE KEY-----"),
+            }],
+            options: TlsOptions::default(),
+        }
+    }
+
+    /// TLS needs a certificate, a version range that is not upside down,
+    /// known names, and a cipher suite for each version it allows; a socket
+    /// is all TLS or all plain.
+    #[test]
+    fn listener_tls_is_checked() {
+        let with = |f: &dyn Fn(&mut ListenerTls)| {
+            let mut s = one_route();
+            let mut t = tls();
+            f(&mut t);
+            s.sockets[0].listeners[0].tls = Some(t);
+            s.validate()
+        };
+        assert_eq!(with(&|_| {}), Ok(()));
+        assert!(with(&|t| t.certificates.clear()).is_err());
+        assert!(with(&|t| t.certificates[0].key_pem = Redacted::default()).is_err());
+        assert!(
+            with(&|t| {
+                t.options.min_version = Some(TlsVersion::Tls13);
+                t.options.max_version = Some(TlsVersion::Tls12);
+            })
+            .is_err()
+        );
+        assert!(with(&|t| t.options.groups = vec!["P-521".into()]).is_err());
+        assert!(with(&|t| t.options.alpn = vec!["spdy/3".into()]).is_err());
+        // TLS 1.2 allowed but only TLS 1.3 suites named.
+        assert!(
+            with(&|t| t.options.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()]).is_err()
+        );
+        assert_eq!(
+            with(&|t| {
+                t.options.min_version = Some(TlsVersion::Tls13);
+                t.options.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()];
+            }),
+            Ok(())
+        );
+        let mut s = one_route();
+        let mut plain = s.sockets[0].listeners[0].clone();
+        plain.name.push_str("-plain");
+        plain.hostname = HostMatch::parse("a.example");
+        s.sockets[0].listeners[0].tls = Some(tls());
+        s.sockets[0].listeners.push(plain);
+        assert!(s.validate().is_err());
+    }
+
+    /// The redacted copy keeps everything but the keys.
+    #[test]
+    fn redacted_drops_only_keys() {
+        let mut s = one_route();
+        s.sockets[0].listeners[0].tls = Some(tls());
+        let json = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(!json.contains("BEGIN PRIVATE KEY"));
+        assert!(json.contains("<redacted 27 bytes>"));
+        assert!(json.contains("BEGIN CERTIFICATE"));
+        assert!(!format!("{s:?}").contains("BEGIN PRIVATE KEY"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::hygiene::ClientForwarding;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What the listener knows about the connection a request arrived on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub struct ConnInfo {
     pub scheme: &'static str,
     /// Forwarding header values for this client, made once per connection.
     pub(crate) forwarding: ClientForwarding,
+    /// On a TLS connection, the listener its SNI selected: a request whose
+    /// Host selects another listener is answered 421.
+    pub(crate) sni_listener: Option<Arc<str>>,
 }
 
 impl ConnInfo {
@@ -26,6 +30,15 @@ impl ConnInfo {
             local,
             scheme,
             forwarding: ClientForwarding::new(peer.ip(), scheme),
+            sni_listener: None,
+        }
+    }
+
+    /// A TLS connection (`https`) whose handshake selected `listener`.
+    pub(crate) fn tls(peer: SocketAddr, local: SocketAddr, listener: Arc<str>) -> ConnInfo {
+        ConnInfo {
+            sni_listener: Some(listener),
+            ..ConnInfo::new(peer, local, "https")
         }
     }
 }

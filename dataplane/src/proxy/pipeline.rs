@@ -126,6 +126,8 @@ impl<'a> Pipeline<'a> {
             query: target.query.as_deref(),
             headers: &parts.headers,
         };
+        self.check_sni(socket, &target.host)
+            .map_err(at(&socket.name))?;
         let Some(found) = socket.router.find(&view) else {
             exchange.unrouted(&seen);
             let error = ProxyError::NoRoute {
@@ -424,6 +426,26 @@ fn upstream_request(
 
 fn needs_request_headers(route: &RouteRuntime) -> bool {
     route.chain.has_cors() || route.backends.iter().any(|b| b.chain.has_cors())
+}
+
+impl Pipeline<'_> {
+    /// On a TLS connection, the Host must select the listener the SNI did:
+    /// certificates and TLS options are per listener, so a client that
+    /// reuses a connection for another name (HTTP/2 coalescing, or a Host
+    /// that differs from the SNI) is told to connect again (421).
+    fn check_sni(&self, socket: &SocketRuntime, host: &str) -> Result<(), ProxyError> {
+        let Some(sni) = &self.conn.sni_listener else {
+            return Ok(());
+        };
+        let by_host = socket.router.listener_for(host);
+        match by_host.and_then(|i| socket.listeners.get(i)) {
+            Some(name) if name.as_str() != &**sni => Err(ProxyError::Misdirected {
+                host: host.to_string(),
+                listener: sni.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn listener_name(socket: &SocketRuntime, listener: usize) -> &str {

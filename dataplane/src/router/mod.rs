@@ -104,6 +104,14 @@ impl SocketRouter {
     }
 }
 
+impl SocketRouter {
+    /// The index of the listener `host` selects, as [`SocketRouter::find`]
+    /// would choose it; `None` when no listener covers `host`.
+    pub fn listener_for(&self, host: &str) -> Option<usize> {
+        usize::try_from(*self.hosts.get(&host_key(host))?).ok()
+    }
+}
+
 /// The form of a Host used for lookups: lowercase, without a trailing dot.
 fn host_key(host: &str) -> Cow<'_, str> {
     let host = host.strip_suffix('.').unwrap_or(host);

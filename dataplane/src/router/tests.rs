@@ -41,6 +41,7 @@ pub(super) fn listener(host: &str, virtual_hosts: Vec<VirtualHost>) -> Listener 
         name: format!("gateway/default/gw/listener/{host}"),
         hostname: HostMatch::parse(host),
         virtual_hosts,
+        tls: None,
     }
 }
 

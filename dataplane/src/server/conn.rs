@@ -1,8 +1,11 @@
 //! Serving one downstream connection: protocol choice, limits, timeouts, drain.
 //!
-//! The first bytes decide the protocol: the HTTP/2 client preface means
-//! HTTP/2 with prior knowledge, anything else HTTP/1.1 (which may still
-//! upgrade to h2c). The limits and timeouts of the runtime serving at accept
+//! On a plain socket the first bytes decide the protocol: the HTTP/2
+//! client preface means HTTP/2 with prior knowledge, anything else HTTP/1.1
+//! (which may still upgrade to h2c). On a TLS socket the handshake comes
+//! first (`tls.rs`, within the request-header timeout) and ALPN decides:
+//! `h2` is HTTP/2, anything else, or no ALPN at all, HTTP/1.1; nothing is
+//! sniffed. The limits and timeouts of the runtime serving at accept
 //! time apply for the connection's whole life (HTTP/1.1 itself is served in
 //! `h1.rs`, HTTP/2 in `h2.rs`); an HTTP/2 connection's stream limit bounds
 //! the upstream connections it can hold. A connection ends (`lifecycle.rs`)
@@ -17,7 +20,9 @@ use super::h2::serve_h2;
 use super::lifecycle::millis;
 use super::prefixed::Prefixed;
 use super::service::ConnCtx;
-use bytes::BytesMut;
+use super::tls::handshake;
+use crate::proxy::ConnInfo;
+use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +63,34 @@ pub(crate) async fn serve(mut stream: TcpStream, ctx: ConnCtx) {
         // Boxed, like every rarely taken branch of a connection's task: the
         // task is as large as its largest state, for the connection's life.
         Protocol::Http2 => Box::pin(serve_h2(io, ctx)).await,
+    }
+}
+
+/// Serves a connection accepted on a TLS socket: handshake, then HTTP/2
+/// or HTTP/1.1 as ALPN agreed.
+pub(crate) async fn serve_tls(tcp: TcpStream, mut ctx: ConnCtx) {
+    let timeout = millis(ctx.settings.request_header_timeout_ms);
+    let (peer, local) = (ctx.info.peer, ctx.info.local);
+    let shaken = tokio::select! {
+        () = ctx.drain.signalled() => return,
+        shaken = Box::pin(handshake(tcp, &ctx.runtime, local, timeout)) => shaken,
+    };
+    let (stream, listener) = match shaken {
+        Ok(shaken) => shaken,
+        Err(error) => {
+            tracing::debug!(%peer, %local, %error, "TLS handshake failed");
+            ctx.telemetry.tls_handshake_failed(error.label());
+            return;
+        }
+    };
+    ctx.info = Arc::new(ConnInfo::tls(peer, local, listener));
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let ctx = Arc::new(ctx);
+    let io = Prefixed::new(Bytes::new(), stream);
+    if h2 {
+        Box::pin(serve_h2(io, ctx)).await;
+    } else {
+        serve_h1(io, ctx).await;
     }
 }
 

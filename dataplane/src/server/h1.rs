@@ -29,6 +29,7 @@ use super::lifecycle::{finish, log_end, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
 use super::service::{ConnCtx, bad_request, dispatch};
+use super::transport::Transport;
 use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
 use crate::proxy::{head_is_valid, offers_websocket};
@@ -45,7 +46,6 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tollgate_snapshot::Settings;
 
@@ -65,13 +65,19 @@ const PARK_AFTER: Duration = Duration::from_millis(100);
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Serves HTTP/1.1 on `io` until it closes, idles out or finishes draining.
-pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
+///
+/// Generic over the stream so plain TCP pays nothing for TLS: each is its
+/// own copy of this loop.
+pub(super) async fn serve_h1<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
     let builder = builder(&ctx.settings);
     let verdicts = Arc::new(Verdicts::default());
     let clock = Arc::new(HeadClock::default());
     let rest = Arc::new(Rest::default());
     let pending = Arc::new(PendingUpgrade::default());
     let tunnels = Arc::new(PendingTunnel::default());
+    // h2c is an upgrade of cleartext HTTP/1.1 only (RFC 9113 §3.1 removed
+    // it altogether; over TLS, ALPN chooses HTTP/2).
+    let cleartext = ctx.info.sni_listener.is_none();
     let service = {
         let (ctx, verdicts, pending, tunnels) = (
             Arc::clone(&ctx),
@@ -84,8 +90,8 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             // One verdict per request, taken in arrival order.
             let framing = verdicts.next();
             // Only an h2c offer needs the upgrade slot.
-            let pending =
-                (framing == Framing::Clear && h2c::is_upgrade(&req)).then(|| Arc::clone(&pending));
+            let pending = (cleartext && framing == Framing::Clear && h2c::is_upgrade(&req))
+                .then(|| Arc::clone(&pending));
             let tunnel =
                 (framing == Framing::Clear && offers_websocket(&req)).then(|| Arc::clone(&tunnels));
             // Boxed: parking needs `poll_without_shutdown`, which needs an
@@ -184,15 +190,15 @@ pub(super) async fn serve_h1(io: Prefixed<TcpStream>, ctx: Arc<ConnCtx>) {
             let _parked = ctx.open.park();
             watch.shrink();
             watch.get_mut().release();
-            // A peek, not `readable()`: readiness may be left over from the
-            // last request, and a hyper connection started without a request
-            // to read could not be parked again until it served one.
-            let mut byte = [0u8; 1];
+            // Wait without reading (see transport.rs): readiness may be left
+            // over from the last request, and a hyper connection started
+            // without a request to read could not be parked again until it
+            // served one.
             tokio::select! {
                 biased;
-                peeked = watch.get_ref().get_ref().peek(&mut byte) => match peeked {
-                    Ok(0) => return, // the client closed the connection
-                    Ok(_) => parked_for = parked_at.elapsed(),
+                readable = watch.get_mut().get_mut().wait_readable() => match readable {
+                    Ok(false) => return, // the client closed the connection
+                    Ok(true) => parked_for = parked_at.elapsed(),
                     Err(error) => return log_end(&ctx, Err(error)),
                 },
                 reason = stop.as_mut() => {

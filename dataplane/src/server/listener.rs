@@ -102,7 +102,11 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
                 continue;
             }
         };
-        let settings = server.runtime.load().snapshot().settings.clone();
+        let (settings, tls) = {
+            let runtime = server.runtime.load();
+            let tls = runtime.socket(&addr).is_some_and(|s| s.tls.is_some());
+            (runtime.snapshot().settings.clone(), tls)
+        };
         let max = settings.max_connections as usize;
         if max > 0 && slots.count() >= max {
             tracing::debug!(%addr, %peer, max, "connection limit reached, closing");
@@ -111,7 +115,11 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
         let _ = stream.set_nodelay(true);
         let ctx = ConnCtx {
             runtime: Arc::clone(&server.runtime),
-            info: Arc::new(ConnInfo::new(peer, addr, "http")),
+            info: Arc::new(ConnInfo::new(
+                peer,
+                addr,
+                if tls { "https" } else { "http" },
+            )),
             settings,
             activity: Activity::new(),
             drain: drain.clone(),
@@ -120,7 +128,11 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             open: server.connections.open(),
             telemetry: server.telemetry.clone(),
         };
-        tokio::spawn(conn::serve(stream, ctx));
+        if tls {
+            tokio::spawn(conn::serve_tls(stream, ctx));
+        } else {
+            tokio::spawn(conn::serve(stream, ctx));
+        }
     }
     tracing::info!(%addr, "stopped accepting");
 }

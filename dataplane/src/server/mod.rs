@@ -4,6 +4,8 @@
 //! The flow: [`Dataplane::apply`] builds a runtime and binds sockets
 //! (`handle`, `listener`); each accepted connection picks its protocol and
 //! limits (`conn`, then `h1`, `h2`, `h2c`) and ends as `lifecycle` says;
+//! a TLS socket first runs the handshake (`tls`), and parked connections
+//! wait on their stream without reading (`transport`);
 //! each request is counted for the idle timeout
 //! (`activity`), checked and handed to the proxy with the runtime loaded
 //! once (`service`). `drain` carries shutdown and socket-removal signals.
@@ -27,6 +29,8 @@ mod prefixed;
 mod rest;
 mod service;
 mod status;
+mod tls;
+mod transport;
 mod tunnel;
 
 pub use handle::{ApplyError, Dataplane, DataplaneOptions};

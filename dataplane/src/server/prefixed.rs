@@ -29,6 +29,11 @@ impl<T> Prefixed<T> {
         &self.inner
     }
 
+    /// The stream under the prefix, mutably.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
     /// Frees the prefix's memory once it has all been read.
     pub(crate) fn release(&mut self) {
         if self.prefix.is_empty() {

@@ -30,6 +30,8 @@ pub(crate) struct Instruments {
     pub(crate) retries: Counter<u64>,
     pub(crate) snapshot_apply_duration: Histogram<f64>,
     pub(crate) snapshots: Counter<u64>,
+    /// `tollgate.dataplane.tls.handshake.failures`, by `error.type`.
+    pub(crate) tls_handshake_failures: Counter<u64>,
 }
 
 impl Instruments {
@@ -89,6 +91,12 @@ impl Instruments {
             snapshots: meter
                 .u64_counter("tollgate.dataplane.snapshots")
                 .with_description("Snapshots received, by result (applied or rejected)")
+                .build(),
+            tls_handshake_failures: meter
+                .u64_counter("tollgate.dataplane.tls.handshake.failures")
+                .with_description(
+                    "TLS connections that ended before the handshake completed, by error.type",
+                )
                 .build(),
         }
     }

@@ -110,6 +110,17 @@ impl DataplaneTelemetry {
     }
 }
 
+impl DataplaneTelemetry {
+    /// Counts a TLS handshake that failed, by `error.type` (`timeout`,
+    /// `eof`, `handshake`, `no_listener`).
+    pub(crate) fn tls_handshake_failed(&self, error_type: &'static str) {
+        if let Some(obs) = &self.inner {
+            let attrs = [opentelemetry::KeyValue::new("error.type", error_type)];
+            obs.instruments.tls_handshake_failures.add(1, &attrs);
+        }
+    }
+}
+
 impl Default for DataplaneTelemetry {
     fn default() -> Self {
         DataplaneTelemetry::disabled()

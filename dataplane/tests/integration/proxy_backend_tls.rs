@@ -185,7 +185,7 @@ async fn client_certificate_is_presented_when_the_gateway_names_one() {
     let client_leaf = leaf(&clients, &["gateway.example.com"], &[]);
     let client = ClientCertificate {
         certificate_chain: client_leaf.chain_pem,
-        private_key: PrivateKeyPem::new(client_leaf.key_pem),
+        private_key: Redacted::new(client_leaf.key_pem),
         source: "secret/default/client".into(),
     };
     let with = gateway(&echo, trusting(&ca, "abc.example.com"), Some(client)).await;

@@ -320,6 +320,7 @@ pub fn snapshot(
             bind_port,
             port,
             listeners: vec![Listener {
+                tls: None,
                 name: "gateway/default/gw/listener/http".into(),
                 hostname: HostMatch::Any,
                 virtual_hosts,

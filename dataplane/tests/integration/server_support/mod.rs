@@ -140,6 +140,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
             bind_port: port,
             port: 80,
             listeners: vec![Listener {
+                tls: None,
                 name: "gateway/default/gw/listener/http".into(),
                 hostname: HostMatch::Any,
                 virtual_hosts: vec![VirtualHost {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod k8s;
+pub mod tls;
 pub mod websocket;
 
 use std::path::{Path, PathBuf};
@@ -114,7 +115,8 @@ pub async fn start_controller_with_env(
 ) -> Controller {
     let port = loop {
         let p = free_port().unwrap();
-        if p > MANIFEST_PORT {
+        // Room for manifest port 443 too (HTTPS tests).
+        if p > MANIFEST_PORT && p < 65_000 {
             break p;
         }
     };
