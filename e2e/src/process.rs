@@ -16,7 +16,8 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Lines of log printed when a test fails while a [`Proc`] is alive.
@@ -35,9 +36,31 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 ///
 /// When no port can be bound.
 pub fn free_port() -> Result<u16, HarnessError> {
+    // Each test process walks its own sequence from a start spread by its
+    // pid, so two tests running at once do not hand out the same port, and
+    // a port is never handed out twice by one process.
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next =
+        NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(97) % PORT_COUNT));
+    for _ in 0..PORT_COUNT {
+        let offset = next.fetch_add(1, Ordering::Relaxed) % PORT_COUNT;
+        let port = FIRST_PORT + offset as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }
+
+/// First port [`free_port`] hands out. Ports come from 20000..32768, below
+/// Linux's ephemeral range (32768..61000): a port the kernel picked for an
+/// outgoing connection, or for another process's `bind(0)`, cannot take a
+/// port a test was just given before its binary binds it.
+const FIRST_PORT: u16 = 20_000;
+
+/// How many ports [`free_port`] cycles through.
+const PORT_COUNT: u32 = 12_768;
 
 /// The workspace root (the parent of the `e2e` crate).
 pub fn workspace_dir() -> PathBuf {

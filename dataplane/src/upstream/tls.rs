@@ -102,16 +102,16 @@ fn client_config(key: &TlsKey) -> ClientConfig {
                 Ok(verifier) => verifier,
                 Err(error) => {
                     tracing::warn!(policy = %key.tls.policy, %error, "backend TLS verifier failed to build; nothing trusted");
-                    Arc::new(Untrusted::new(&provider))
+                    Arc::new(PolicyVerifier::untrusted(&provider))
                 }
             }
         }
-        Some(roots) => Arc::new(SanVerifier {
-            roots,
+        Some(roots) => Arc::new(PolicyVerifier {
+            roots: Some(roots),
             names: key.tls.subject_alt_names.clone(),
             algorithms: provider.signature_verification_algorithms,
         }),
-        None => Arc::new(Untrusted::new(&provider)),
+        None => Arc::new(PolicyVerifier::untrusted(&provider)),
     };
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -184,16 +184,29 @@ fn client_auth(
     Some((chain?, key?))
 }
 
-/// Checks the chain against the roots and the leaf against a list of
-/// subject alternative names instead of the SNI name.
+/// Verifies a backend certificate when the standard check does not fit:
+/// against a list of subject alternative names instead of the SNI name,
+/// or, with no roots at all, not at all (every handshake fails).
 #[derive(Debug)]
-struct SanVerifier {
-    roots: Arc<RootCertStore>,
+struct PolicyVerifier {
+    /// `None`: nothing is trusted.
+    roots: Option<Arc<RootCertStore>>,
     names: Vec<SubjectAltName>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for SanVerifier {
+impl PolicyVerifier {
+    /// A verifier that trusts nothing.
+    fn untrusted(provider: &CryptoProvider) -> Self {
+        PolicyVerifier {
+            roots: None,
+            names: Vec::new(),
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for PolicyVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -202,10 +215,15 @@ impl ServerCertVerifier for SanVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
+        let Some(roots) = &self.roots else {
+            return Err(TlsError::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ));
+        };
         let cert = ParsedCertificate::try_from(end_entity)?;
         verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            roots,
             intermediates,
             now,
             self.algorithms.all,
@@ -254,56 +272,5 @@ fn san_matches(
         }
         SubjectAltName::Uri(uri) => webpki::EndEntityCert::try_from(der)
             .is_ok_and(|c| c.valid_uri_names().any(|u| u == uri)),
-    }
-}
-
-/// Trusts nothing: every handshake fails (a policy without usable CAs).
-#[derive(Debug)]
-struct Untrusted {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl Untrusted {
-    fn new(provider: &CryptoProvider) -> Self {
-        Untrusted {
-            algorithms: provider.signature_verification_algorithms,
-        }
-    }
-}
-
-impl ServerCertVerifier for Untrusted {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        Err(TlsError::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }

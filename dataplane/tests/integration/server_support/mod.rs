@@ -107,13 +107,10 @@ pub async fn counting_echo() -> (SocketAddr, std::sync::Arc<std::sync::atomic::A
     (addr, count)
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago (from the e2e harness, which keeps
+/// concurrently running tests from being handed the same port).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    tollgate_e2e::free_port().unwrap()
 }
 
 /// A snapshot with one socket on `port` whose `PathPrefix` routes send to
