@@ -12,7 +12,6 @@ use crate::router::{RouterError, SocketRouter};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::Sampler;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -85,7 +84,7 @@ pub(crate) struct RouteRuntime {
     /// Route and rule labels of telemetry.
     pub(crate) labels: RouteLabels,
     /// The rule's own trace sampler, when it sets a ratio.
-    pub(crate) sampler: Option<Sampler>,
+    pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
 }
 
 /// One weighted backend reference of a rule.
@@ -223,6 +222,6 @@ fn build_route(route: &Route, backends: &BackendSet) -> RouteRuntime {
         labels: RouteLabels::new(&route.name, route.rule_name.as_deref()),
         sampler: route
             .sampling_per_million
-            .map(crate::telemetry::ratio_sampler),
+            .map(crate::telemetry::RatioSampler::per_million),
     }
 }

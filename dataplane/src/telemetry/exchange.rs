@@ -13,6 +13,7 @@ use super::Observability;
 use super::bound::{ClientKey, RequestKey, SCHEMES};
 use super::labels::{self, RouteLabels, push_opt};
 use super::runtime::{RuntimeTelemetry, recorded_value};
+use super::sampling::RatioSampler;
 use super::spans::{self, Finished, Planned};
 use crate::error::ERROR_HEADER;
 use crate::runtime::Runtime;
@@ -20,7 +21,6 @@ use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
 use http::{HeaderMap, Method, Request, Response, Version};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_sdk::trace::Sampler;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -208,7 +208,7 @@ impl Exchange {
         head: &RequestHead<'_>,
         route: usize,
         labels: &RouteLabels,
-        sampler: Option<&Sampler>,
+        sampler: Option<&RatioSampler>,
         (listener_index, listener): (usize, Option<&Value>),
         template: &Arc<str>,
     ) {
@@ -237,7 +237,7 @@ impl Exchange {
     /// copied from `head` only when the span is sampled, so an unsampled
     /// request copies nothing. A request answered before routing (a bad
     /// head) has no `head`: its span carries what the exchange knows.
-    fn plan_span(&mut self, route: Option<&Sampler>, head: Option<&RequestHead<'_>>) {
+    fn plan_span(&mut self, route: Option<&RatioSampler>, head: Option<&RequestHead<'_>>) {
         if !self.tracing || self.server_span.is_some() {
             return;
         }
