@@ -88,7 +88,7 @@ struct Routed {
 #[derive(Debug)]
 pub(crate) struct Attempt {
     started: Instant,
-    start_time: SystemTime,
+    /// Its client span, when the request is sampled.
     span: Option<Planned>,
 }
 
@@ -105,8 +105,9 @@ struct Upstream {
 pub(crate) struct Exchange {
     obs: Option<Arc<Observability>>,
     settings: Option<Arc<Runtime>>,
+    /// When the head arrived (the wall clock is read only for a sampled
+    /// span or a log line, at the end: [`wall_clock_at`]).
     started: Instant,
-    start_time: SystemTime,
     method: Method,
     version: Version,
     peer: Option<SocketAddr>,
@@ -150,7 +151,6 @@ impl Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
             started: Instant::now(),
-            start_time: SystemTime::now(),
             method: req.method().clone(),
             version: req.version(),
             peer,
@@ -266,16 +266,18 @@ impl Exchange {
     }
 
     /// Starts an upstream attempt: plans its client span and puts it into
-    /// the upstream request's `headers` as parent.
+    /// the upstream request's `headers` as parent. An unsampled request's
+    /// attempt has no span of its own: the upstream gets the server span's
+    /// (unsampled) context, as no span id of it is ever written anywhere.
     pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
-        let span = self.server_span.as_ref().map(spans::plan_child);
-        if let (Some(obs), Some(span)) = (&self.obs, &span) {
+        let server = self.server_span.as_ref();
+        let span = server.filter(|s| s.sampled()).map(spans::plan_child);
+        if let (Some(obs), Some(parent)) = (&self.obs, span.as_ref().or(server)) {
             obs.propagation
-                .inject_span(&span.context, &self.parent, headers);
+                .inject_span(&parent.context, &self.parent, headers);
         }
         Attempt {
             started: Instant::now(),
-            start_time: SystemTime::now(),
             span,
         }
     }
@@ -321,6 +323,7 @@ impl Exchange {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
         if let Some(span) = attempt.span.filter(Planned::sampled) {
+            let start = wall_clock_at(attempt.started);
             let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
@@ -330,8 +333,8 @@ impl Exchange {
                     planned: span,
                     kind: SpanKind::Client,
                     name: self.method.to_string(),
-                    start: attempt.start_time,
-                    end: attempt.start_time + took,
+                    start,
+                    end: start + took,
                     attributes: attrs,
                     error: outcome.err().map(str::to_string),
                 },
@@ -399,11 +402,16 @@ impl Exchange {
         bound.duration.record(took.as_secs_f64());
         bound.request_size.record(self.bytes_in);
         bound.response_size.record(sent);
-        if self.server_span.as_ref().is_some_and(Planned::sampled) {
-            self.write_span(&obs, self.metric_attributes(), took);
+        let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);
+        if !sampled && !self.logged {
+            return;
+        }
+        let start = wall_clock_at(self.started);
+        if sampled {
+            self.write_span(&obs, self.metric_attributes(), start, took);
         }
         if self.logged {
-            self.write_log(&obs, sent, took);
+            self.write_log(&obs, sent, start, took);
         }
     }
 
@@ -432,6 +440,14 @@ impl Exchange {
         }
         attrs
     }
+}
+
+/// The wall-clock time of `at`, a moment in the past: read only for what
+/// is written out (a sampled span, a log line), so a request reads the
+/// wall clock once at most instead of at every start.
+fn wall_clock_at(at: Instant) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_sub(at.elapsed()).unwrap_or(now)
 }
 
 /// A small number for an HTTP version, for cache keys.

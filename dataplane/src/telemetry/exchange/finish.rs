@@ -9,10 +9,16 @@ use crate::telemetry::labels::{self, push_opt};
 use crate::telemetry::spans::{self, Finished};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 impl Exchange {
-    pub(super) fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
+    pub(super) fn write_span(
+        &self,
+        obs: &Observability,
+        mut attrs: Vec<KeyValue>,
+        start: SystemTime,
+        took: Duration,
+    ) {
         let Some(span) = self.server_span.clone().filter(|s| s.sampled()) else {
             return;
         };
@@ -51,8 +57,8 @@ impl Exchange {
                 planned: span,
                 kind: SpanKind::Server,
                 name,
-                start: self.start_time,
-                end: self.start_time + took,
+                start,
+                end: start + took,
                 attributes: attrs,
                 error: failed.then(|| self.error.unwrap_or("error").to_string()),
             },
@@ -98,7 +104,13 @@ impl Exchange {
         }
     }
 
-    pub(super) fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
+    pub(super) fn write_log(
+        &self,
+        obs: &Observability,
+        sent: u64,
+        start: SystemTime,
+        took: Duration,
+    ) {
         let (Some(detail), Some(runtime)) = (&self.detail, &self.settings) else {
             return;
         };
@@ -116,7 +128,7 @@ impl Exchange {
         let gateway = runtime.snapshot().gateway.as_str();
         let record = AccessRecord {
             log: "access",
-            time: jiff::Timestamp::try_from(self.start_time)
+            time: jiff::Timestamp::try_from(start)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             trace_id,
@@ -164,7 +176,7 @@ impl Exchange {
             ..record
         };
         let logger = obs.records.as_ref().filter(|_| t.access_log_otlp);
-        obs.access_log.write(&record, self.start_time, span, logger);
+        obs.access_log.write(&record, start, span, logger);
     }
 }
 
