@@ -73,10 +73,10 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) headers: &'a HeaderMap,
 }
 
-/// What routing decided.
+/// What routing decided. The rule's labels stay in the runtime (found by
+/// `route`): a request copies none of them unless it is written out.
 #[derive(Debug)]
 struct Routed {
-    labels: RouteLabels,
     listener: Option<Value>,
     template: Arc<str>,
     /// Indices for the metric cache key.
@@ -95,7 +95,8 @@ pub(crate) struct Attempt {
 /// What the last upstream attempt went to and took.
 #[derive(Debug)]
 struct Upstream {
-    backend: Value,
+    /// The backend's index in the runtime (its label is there).
+    backend: usize,
     endpoint: SocketAddr,
     took: Duration,
 }
@@ -123,8 +124,8 @@ pub(crate) struct Exchange {
     bytes_in: u64,
     status: u16,
     error: Option<&'static str>,
-    active: [KeyValue; 2],
-    /// Indices of the method and scheme labels.
+    /// Indices of the method and scheme labels ([`labels::METHODS`],
+    /// [`SCHEMES`]).
     method_index: u8,
     scheme_index: u8,
 }
@@ -145,7 +146,6 @@ impl Exchange {
         peer: Option<SocketAddr>,
     ) -> Exchange {
         let method_index = labels::method_index(req.method());
-        let method = labels::METHODS[usize::from(method_index)];
         let scheme_index = SCHEMES.iter().position(|s| *s == scheme).unwrap_or(0) as u8;
         let mut exchange = Exchange {
             obs: obs.cloned(),
@@ -164,10 +164,6 @@ impl Exchange {
             bytes_in: content_length(req.headers()),
             status: 0,
             error: None,
-            active: [
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("url.scheme", scheme),
-            ],
             method_index,
             scheme_index,
         };
@@ -207,7 +203,6 @@ impl Exchange {
         &mut self,
         head: &RequestHead<'_>,
         route: usize,
-        labels: &RouteLabels,
         sampler: Option<&RatioSampler>,
         (listener_index, listener): (usize, Option<&Value>),
         template: &Arc<str>,
@@ -216,7 +211,6 @@ impl Exchange {
             return;
         }
         self.routed = Some(Routed {
-            labels: labels.clone(),
             listener: listener.cloned(),
             template: Arc::clone(template),
             route: u32::try_from(route).unwrap_or(u32::MAX),
@@ -297,7 +291,7 @@ impl Exchange {
         };
         let attributes = || {
             let mut attrs = vec![
-                self.active[0].clone(),
+                self.method_attribute(),
                 KeyValue::new("tollgate.backend", backend.clone()),
                 KeyValue::new("tollgate.gateway", t.gateway.clone()),
             ];
@@ -316,9 +310,9 @@ impl Exchange {
             status: outcome.unwrap_or(0),
             error: labels::error_index(outcome.err()),
         };
-        t.bound
-            .client(key, &obs.instruments, attributes)
-            .record(took.as_secs_f64());
+        t.bound.client(key, &obs.instruments, attributes, |h| {
+            h.record(took.as_secs_f64());
+        });
         if outcome == Err("upstream-connect") {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
@@ -341,7 +335,7 @@ impl Exchange {
             );
         }
         self.upstream = Some(Upstream {
-            backend: backend.clone(),
+            backend: backend_index,
             endpoint,
             took,
         });
@@ -353,9 +347,12 @@ impl Exchange {
     pub(crate) fn respond<B>(&mut self, response: &Response<B>) {
         self.plan_span(None, None);
         self.status = response.status().as_u16();
-        self.error = response
-            .headers()
-            .get(ERROR_HEADER)
+        // The gateway's own answers are all 4xx or 5xx: a success or a
+        // redirect is not looked up for its label.
+        let failed = self.status >= 400;
+        self.error = failed
+            .then(|| response.headers().get(ERROR_HEADER))
+            .flatten()
             .and_then(|v| labels::error_label(v.as_bytes()))
             .or_else(|| {
                 response
@@ -378,7 +375,7 @@ impl Exchange {
 
     /// Records the finished request: `sent` body bytes went out.
     pub(crate) fn finish(self, sent: u64) {
-        let (Some(obs), Some(runtime)) = (self.obs.clone(), self.settings.clone()) else {
+        let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
         let took = self.started.elapsed();
@@ -395,30 +392,53 @@ impl Exchange {
             error: labels::error_index(self.error),
             version: version_index(self.version),
         };
-        let bound = runtime
-            .telemetry()
-            .bound
-            .request(key, &obs.instruments, || self.metric_attributes());
-        bound.duration.record(took.as_secs_f64());
-        bound.request_size.record(self.bytes_in);
-        bound.response_size.record(sent);
+        let attributes = || self.metric_attributes();
+        let t = runtime.telemetry();
+        t.bound.request(key, &obs.instruments, attributes, |bound| {
+            bound.duration.record(took.as_secs_f64());
+            bound.request_size.record(self.bytes_in);
+            bound.response_size.record(sent);
+        });
         let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);
         if !sampled && !self.logged {
             return;
         }
         let start = wall_clock_at(self.started);
         if sampled {
-            self.write_span(&obs, self.metric_attributes(), start, took);
+            self.write_span(obs, self.metric_attributes(), start, took);
         }
         if self.logged {
-            self.write_log(&obs, sent, start, took);
+            self.write_log(obs, sent, start, took);
         }
+    }
+
+    /// The labels of the rule that took the request.
+    fn route_labels(&self) -> Option<&RouteLabels> {
+        let route = self.routed.as_ref()?.route;
+        Some(&self.settings.as_ref()?.route(route as usize)?.labels)
+    }
+
+    /// The label of the backend of the last upstream attempt.
+    fn backend_label(&self) -> Option<&Value> {
+        let backend = self.upstream.as_ref()?.backend;
+        self.settings.as_ref()?.backend_label(backend)
+    }
+
+    /// `http.request.method`, from the closed set.
+    fn method_attribute(&self) -> KeyValue {
+        let methods = &labels::METHODS;
+        let method = methods[usize::from(self.method_index) % methods.len()];
+        KeyValue::new("http.request.method", method)
     }
 
     /// The request's metric attributes (also the base of its span's).
     fn metric_attributes(&self) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(10);
-        attrs.extend(self.active.iter().cloned());
+        attrs.push(self.method_attribute());
+        attrs.push(KeyValue::new(
+            "url.scheme",
+            SCHEMES[usize::from(self.scheme_index) % SCHEMES.len()],
+        ));
         attrs.push(KeyValue::new(
             "http.response.status_code",
             i64::from(self.status),
@@ -435,7 +455,9 @@ impl Exchange {
         }
         if let Some(r) = &self.routed {
             attrs.push(KeyValue::new("http.route", shared_str(&r.template)));
-            attrs.push(KeyValue::new("tollgate.route", r.labels.route.clone()));
+            if let Some(labels) = self.route_labels() {
+                attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
+            }
             push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
         }
         attrs
