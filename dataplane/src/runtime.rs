@@ -13,7 +13,6 @@ use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::tls::{SocketTls, TlsBuildError};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::Sampler;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -95,7 +94,7 @@ pub(crate) struct RouteRuntime {
     /// Route and rule labels of telemetry.
     pub(crate) labels: RouteLabels,
     /// The rule's own trace sampler, when it sets a ratio.
-    pub(crate) sampler: Option<Sampler>,
+    pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
 }
 
 /// A rule's retry policy, with the budget its retries spend.
@@ -261,6 +260,6 @@ fn build_route(
         labels: RouteLabels::new(&route.name, route.rule_name.as_deref()),
         sampler: route
             .sampling_per_million
-            .map(crate::telemetry::ratio_sampler),
+            .map(crate::telemetry::RatioSampler::per_million),
     }
 }

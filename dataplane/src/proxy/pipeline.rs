@@ -147,7 +147,6 @@ impl<'a> Pipeline<'a> {
         exchange.routed(
             &seen,
             found.route,
-            &route.labels,
             route.sampler.as_ref(),
             (found.listener, listener),
             found.path_template,

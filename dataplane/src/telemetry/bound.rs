@@ -9,13 +9,19 @@
 //! back the aggregator itself — and found again by a small integer key.
 //! The cache lives with the runtime, so a snapshot swap starts a fresh one,
 //! and its size is bounded by configuration like the series themselves.
+//!
+//! A lookup runs for every request and attempt, so the keys are hashed
+//! with a multiply-rotate hash of their few integers ([`KeyHasher`], as
+//! rustc's FxHash) instead of SipHash, and the bound instruments are used
+//! under the read lock instead of handed out as `Arc` clones.
 
 use super::instruments::Instruments;
 use super::labels::METHODS;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, UpDownCounter};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// What distinguishes one request's series: the route rule, the path
 /// template (by address: templates are shared within a runtime), listener,
@@ -48,54 +54,127 @@ pub(crate) struct ClientKey {
     pub(crate) error: u8,
 }
 
+/// A map from small integer keys, hashed by [`KeyHasher`].
+type KeyMap<K, V> = RwLock<HashMap<K, V, BuildHasherDefault<KeyHasher>>>;
+
 /// One runtime's bound instruments.
 #[derive(Debug, Default)]
 pub(crate) struct BoundCache {
-    requests: RwLock<HashMap<RequestKey, Arc<BoundRequest>>>,
-    clients: RwLock<HashMap<ClientKey, Arc<BoundHistogram<f64>>>>,
+    requests: KeyMap<RequestKey, BoundRequest>,
+    clients: KeyMap<ClientKey, BoundHistogram<f64>>,
 }
 
 impl BoundCache {
-    /// The request instruments of `key`, bound to `attributes()` the first
-    /// time.
+    /// Runs `record` with the request instruments of `key`, bound to
+    /// `attributes()` the first time.
+    #[inline]
     pub(crate) fn request(
         &self,
         key: RequestKey,
         instruments: &Instruments,
         attributes: impl FnOnce() -> Vec<KeyValue>,
-    ) -> Arc<BoundRequest> {
-        cached(&self.requests, key, || {
-            let attrs = attributes();
-            BoundRequest {
-                duration: instruments.request_duration.bind(&attrs),
-                request_size: instruments.request_body_size.bind(&attrs),
-                response_size: instruments.response_body_size.bind(&attrs),
-            }
-        })
+        record: impl FnOnce(&BoundRequest),
+    ) {
+        cached(
+            &self.requests,
+            key,
+            || {
+                let attrs = attributes();
+                BoundRequest {
+                    duration: instruments.request_duration.bind(&attrs),
+                    request_size: instruments.request_body_size.bind(&attrs),
+                    response_size: instruments.response_body_size.bind(&attrs),
+                }
+            },
+            record,
+        );
     }
 
-    /// The upstream-attempt histogram of `key`, bound the first time.
+    /// Runs `record` with the upstream-attempt histogram of `key`, bound
+    /// the first time.
+    #[inline]
     pub(crate) fn client(
         &self,
         key: ClientKey,
         instruments: &Instruments,
         attributes: impl FnOnce() -> Vec<KeyValue>,
-    ) -> Arc<BoundHistogram<f64>> {
-        cached(&self.clients, key, || {
-            instruments.client_duration.bind(&attributes())
-        })
+        record: impl FnOnce(&BoundHistogram<f64>),
+    ) {
+        cached(
+            &self.clients,
+            key,
+            || instruments.client_duration.bind(&attributes()),
+            record,
+        );
     }
 }
 
-fn cached<K, V>(map: &RwLock<HashMap<K, Arc<V>>>, key: K, make: impl FnOnce() -> V) -> Arc<V>
+/// Runs `record` with the value of `key`, made by `make` the first time.
+/// Recording happens under the read lock: bound instruments take their
+/// own locks and never call back into the cache.
+#[inline]
+fn cached<K, V>(map: &KeyMap<K, V>, key: K, make: impl FnOnce() -> V, record: impl FnOnce(&V))
 where
     K: std::hash::Hash + Eq,
 {
     if let Some(found) = map.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
-        return Arc::clone(found);
+        return record(found);
     }
     let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(map.entry(key).or_insert_with(|| Arc::new(make())))
+    record(map.entry(key).or_insert_with(make));
+}
+
+/// FxHash (rustc's): rotate, xor, multiply per integer written. Good
+/// enough for keys of a few small integers that clients cannot choose
+/// freely (every field is an index into a closed or configured set, and a
+/// status code), and a few instructions instead of SipHash's hundreds.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(u64::from(*b));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
 }
 
 /// `http.server.active_requests` bound per method and scheme, each on
@@ -121,6 +200,7 @@ impl ActiveRequests {
 
     /// Adds `delta` to the series of method `method` (an index into
     /// [`METHODS`]) and scheme `scheme` (into [`SCHEMES`]).
+    #[inline]
     pub(crate) fn add(&self, method: u8, scheme: u8, delta: i64) {
         let (m, s) = (usize::from(method), usize::from(scheme));
         let (Some(slot), Some(method), Some(scheme)) = (

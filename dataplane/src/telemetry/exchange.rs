@@ -9,75 +9,33 @@
 
 mod finish;
 mod retry;
+mod request;
+
+pub(crate) use request::RequestHead;
+use request::{
+    Detail, content_length, shared_str, split_host, status_label, version_index, wall_clock_at,
+};
 
 use super::Observability;
 use super::bound::{ClientKey, RequestKey, SCHEMES};
 use super::labels::{self, RouteLabels, push_opt};
 use super::runtime::{RuntimeTelemetry, recorded_value};
+use super::sampling::RatioSampler;
 use super::spans::{self, Finished, Planned};
 use crate::error::ERROR_HEADER;
 use crate::runtime::Runtime;
-use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::HOST;
 use http::{HeaderMap, Method, Request, Response, Version};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_sdk::trace::Sampler;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-/// What is copied from the request when a span or log line needs it.
-#[derive(Debug, Default)]
-struct Detail {
-    host: String,
-    path: String,
-    query: Option<String>,
-    user_agent: Option<String>,
-    request_headers: Vec<(usize, String)>,
-    response_headers: Vec<(usize, String)>,
-}
-
-impl Detail {
-    /// What span and log line record of `head`, under settings `t`.
-    fn new(head: &RequestHead<'_>, t: &RuntimeTelemetry) -> Detail {
-        let request_headers = t
-            .request_headers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| Some((i, recorded_value(n, head.headers)?)))
-            .collect();
-        Detail {
-            host: head
-                .host
-                .map(str::to_string)
-                .or_else(|| head.host_header.map(lossy))
-                .unwrap_or_default(),
-            path: head.path.to_string(),
-            query: head.query.filter(|_| t.record_query).map(str::to_string),
-            user_agent: head.headers.get(USER_AGENT).map(lossy),
-            request_headers,
-            response_headers: Vec::new(),
-        }
-    }
-}
-
-/// The request as the pipeline has read it, lent to the exchange so it
-/// copies only what a sampled span needs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RequestHead<'a> {
-    /// The authority of an absolute URI (HTTP/2, absolute-form).
-    pub(crate) host: Option<&'a str>,
-    /// The `Host` header, when there is no authority.
-    pub(crate) host_header: Option<&'a http::HeaderValue>,
-    pub(crate) path: &'a str,
-    pub(crate) query: Option<&'a str>,
-    pub(crate) headers: &'a HeaderMap,
-}
-
-/// What routing decided.
+/// What routing decided. The rule's labels stay in the runtime (found by
+/// `route`): a request copies none of them unless it is written out.
 #[derive(Debug)]
 struct Routed {
-    labels: RouteLabels,
     listener: Option<Value>,
     template: Arc<str>,
     /// Indices for the metric cache key.
@@ -89,7 +47,7 @@ struct Routed {
 #[derive(Debug)]
 pub(crate) struct Attempt {
     started: Instant,
-    start_time: SystemTime,
+    /// Its client span, when the request is sampled.
     span: Option<Planned>,
     /// How many times the request was sent before (`http.request.resend_count`).
     resend_count: u32,
@@ -98,7 +56,8 @@ pub(crate) struct Attempt {
 /// What the last upstream attempt went to and took.
 #[derive(Debug)]
 struct Upstream {
-    backend: Value,
+    /// The backend's index in the runtime (its label is there).
+    backend: usize,
     endpoint: SocketAddr,
     took: Duration,
 }
@@ -108,8 +67,9 @@ struct Upstream {
 pub(crate) struct Exchange {
     obs: Option<Arc<Observability>>,
     settings: Option<Arc<Runtime>>,
+    /// When the head arrived (the wall clock is read only for a sampled
+    /// span or a log line, at the end: [`wall_clock_at`]).
     started: Instant,
-    start_time: SystemTime,
     method: Method,
     version: Version,
     peer: Option<SocketAddr>,
@@ -127,8 +87,8 @@ pub(crate) struct Exchange {
     bytes_in: u64,
     status: u16,
     error: Option<&'static str>,
-    active: [KeyValue; 2],
-    /// Indices of the method and scheme labels.
+    /// Indices of the method and scheme labels ([`labels::METHODS`],
+    /// [`SCHEMES`]).
     method_index: u8,
     scheme_index: u8,
 }
@@ -149,13 +109,11 @@ impl Exchange {
         peer: Option<SocketAddr>,
     ) -> Exchange {
         let method_index = labels::method_index(req.method());
-        let method = labels::METHODS[usize::from(method_index)];
         let scheme_index = SCHEMES.iter().position(|s| *s == scheme).unwrap_or(0) as u8;
         let mut exchange = Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
             started: Instant::now(),
-            start_time: SystemTime::now(),
             method: req.method().clone(),
             version: req.version(),
             peer,
@@ -170,10 +128,6 @@ impl Exchange {
             bytes_in: content_length(req.headers()),
             status: 0,
             error: None,
-            active: [
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("url.scheme", scheme),
-            ],
             method_index,
             scheme_index,
         };
@@ -213,8 +167,7 @@ impl Exchange {
         &mut self,
         head: &RequestHead<'_>,
         route: usize,
-        labels: &RouteLabels,
-        sampler: Option<&Sampler>,
+        sampler: Option<&RatioSampler>,
         (listener_index, listener): (usize, Option<&Value>),
         template: &Arc<str>,
     ) {
@@ -222,7 +175,6 @@ impl Exchange {
             return;
         }
         self.routed = Some(Routed {
-            labels: labels.clone(),
             listener: listener.cloned(),
             template: Arc::clone(template),
             route: u32::try_from(route).unwrap_or(u32::MAX),
@@ -243,7 +195,7 @@ impl Exchange {
     /// copied from `head` only when the span is sampled, so an unsampled
     /// request copies nothing. A request answered before routing (a bad
     /// head) has no `head`: its span carries what the exchange knows.
-    fn plan_span(&mut self, route: Option<&Sampler>, head: Option<&RequestHead<'_>>) {
+    fn plan_span(&mut self, route: Option<&RatioSampler>, head: Option<&RequestHead<'_>>) {
         if !self.tracing || self.server_span.is_some() {
             return;
         }
@@ -272,16 +224,18 @@ impl Exchange {
     }
 
     /// Starts an upstream attempt: plans its client span and puts it into
-    /// the upstream request's `headers` as parent.
+    /// the upstream request's `headers` as parent. An unsampled request's
+    /// attempt has no span of its own: the upstream gets the server span's
+    /// (unsampled) context, as no span id of it is ever written anywhere.
     pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
-        let span = self.server_span.as_ref().map(spans::plan_child);
-        if let (Some(obs), Some(span)) = (&self.obs, &span) {
+        let server = self.server_span.as_ref();
+        let span = server.filter(|s| s.sampled()).map(spans::plan_child);
+        if let (Some(obs), Some(parent)) = (&self.obs, span.as_ref().or(server)) {
             obs.propagation
-                .inject_span(&span.context, &self.parent, headers);
+                .inject_span(&parent.context, &self.parent, headers);
         }
         Attempt {
             started: Instant::now(),
-            start_time: SystemTime::now(),
             span,
             resend_count: 0,
         }
@@ -303,7 +257,7 @@ impl Exchange {
         };
         let attributes = || {
             let mut attrs = vec![
-                self.active[0].clone(),
+                self.method_attribute(),
                 KeyValue::new("tollgate.backend", backend.clone()),
                 KeyValue::new("tollgate.gateway", t.gateway.clone()),
             ];
@@ -322,13 +276,14 @@ impl Exchange {
             status: outcome.unwrap_or(0),
             error: labels::error_index(outcome.err()),
         };
-        t.bound
-            .client(key, &obs.instruments, attributes)
-            .record(took.as_secs_f64());
+        t.bound.client(key, &obs.instruments, attributes, |h| {
+            h.record(took.as_secs_f64());
+        });
         if outcome == Err("upstream-connect") {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
         if let Some(span) = attempt.span.filter(Planned::sampled) {
+            let start = wall_clock_at(attempt.started);
             let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
@@ -344,15 +299,15 @@ impl Exchange {
                     planned: span,
                     kind: SpanKind::Client,
                     name: self.method.to_string(),
-                    start: attempt.start_time,
-                    end: attempt.start_time + took,
+                    start,
+                    end: start + took,
                     attributes: attrs,
                     error: outcome.err().map(str::to_string),
                 },
             );
         }
         self.upstream = Some(Upstream {
-            backend: backend.clone(),
+            backend: backend_index,
             endpoint,
             took,
         });
@@ -364,9 +319,12 @@ impl Exchange {
     pub(crate) fn respond<B>(&mut self, response: &Response<B>) {
         self.plan_span(None, None);
         self.status = response.status().as_u16();
-        self.error = response
-            .headers()
-            .get(ERROR_HEADER)
+        // The gateway's own answers are all 4xx or 5xx: a success or a
+        // redirect is not looked up for its label.
+        let failed = self.status >= 400;
+        self.error = failed
+            .then(|| response.headers().get(ERROR_HEADER))
+            .flatten()
             .and_then(|v| labels::error_label(v.as_bytes()))
             .or_else(|| {
                 response
@@ -397,7 +355,7 @@ impl Exchange {
 
     /// Records the finished request: `sent` body bytes went out.
     pub(crate) fn finish(self, sent: u64) {
-        let (Some(obs), Some(runtime)) = (self.obs.clone(), self.settings.clone()) else {
+        let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
         let took = self.started.elapsed();
@@ -414,25 +372,53 @@ impl Exchange {
             error: labels::error_index(self.error),
             version: version_index(self.version),
         };
-        let bound = runtime
-            .telemetry()
-            .bound
-            .request(key, &obs.instruments, || self.metric_attributes());
-        bound.duration.record(took.as_secs_f64());
-        bound.request_size.record(self.bytes_in);
-        bound.response_size.record(sent);
-        if self.server_span.as_ref().is_some_and(Planned::sampled) {
-            self.write_span(&obs, self.metric_attributes(), took);
+        let attributes = || self.metric_attributes();
+        let t = runtime.telemetry();
+        t.bound.request(key, &obs.instruments, attributes, |bound| {
+            bound.duration.record(took.as_secs_f64());
+            bound.request_size.record(self.bytes_in);
+            bound.response_size.record(sent);
+        });
+        let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);
+        if !sampled && !self.logged {
+            return;
+        }
+        let start = wall_clock_at(self.started);
+        if sampled {
+            self.write_span(obs, self.metric_attributes(), start, took);
         }
         if self.logged {
-            self.write_log(&obs, sent, took);
+            self.write_log(obs, sent, start, took);
         }
+    }
+
+    /// The labels of the rule that took the request.
+    fn route_labels(&self) -> Option<&RouteLabels> {
+        let route = self.routed.as_ref()?.route;
+        Some(&self.settings.as_ref()?.route(route as usize)?.labels)
+    }
+
+    /// The label of the backend of the last upstream attempt.
+    fn backend_label(&self) -> Option<&Value> {
+        let backend = self.upstream.as_ref()?.backend;
+        self.settings.as_ref()?.backend_label(backend)
+    }
+
+    /// `http.request.method`, from the closed set.
+    fn method_attribute(&self) -> KeyValue {
+        let methods = &labels::METHODS;
+        let method = methods[usize::from(self.method_index) % methods.len()];
+        KeyValue::new("http.request.method", method)
     }
 
     /// The request's metric attributes (also the base of its span's).
     fn metric_attributes(&self) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(10);
-        attrs.extend(self.active.iter().cloned());
+        attrs.push(self.method_attribute());
+        attrs.push(KeyValue::new(
+            "url.scheme",
+            SCHEMES[usize::from(self.scheme_index) % SCHEMES.len()],
+        ));
         attrs.push(KeyValue::new(
             "http.response.status_code",
             i64::from(self.status),
@@ -449,89 +435,11 @@ impl Exchange {
         }
         if let Some(r) = &self.routed {
             attrs.push(KeyValue::new("http.route", shared_str(&r.template)));
-            attrs.push(KeyValue::new("tollgate.route", r.labels.route.clone()));
+            if let Some(labels) = self.route_labels() {
+                attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
+            }
             push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
         }
         attrs
-    }
-}
-
-/// A small number for an HTTP version, for cache keys.
-fn version_index(version: Version) -> u8 {
-    match version {
-        Version::HTTP_09 => 0,
-        Version::HTTP_10 => 1,
-        Version::HTTP_2 => 3,
-        Version::HTTP_3 => 4,
-        _ => 2,
-    }
-}
-
-/// A string attribute value sharing `text`.
-fn shared_str(text: &Arc<str>) -> Value {
-    Value::String(opentelemetry::StringValue::from(Arc::clone(text)))
-}
-
-/// The `Content-Length` of a request (0 without one).
-fn content_length(headers: &HeaderMap) -> u64 {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// `server.address` and `server.port` of a `Host` value: the name (an
-/// IPv6 address without its brackets) and the port, when one is given.
-fn split_host(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((ip, port)) => (ip, port.strip_prefix(':').and_then(|p| p.parse().ok())),
-            None => (host, None),
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => match port.parse() {
-            Ok(port) => (name, Some(port)),
-            Err(_) => (host, None),
-        },
-        _ => (host, None),
-    }
-}
-
-fn lossy(v: &http::HeaderValue) -> String {
-    String::from_utf8_lossy(v.as_bytes()).into_owned()
-}
-
-/// The `error.type` of a 5xx the backend sent: its status code.
-fn status_label(status: u16) -> &'static str {
-    match status {
-        500 => "500",
-        501 => "501",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        505 => "505",
-        507 => "507",
-        508 => "508",
-        _ => "5xx",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_host;
-
-    /// `Host` splits into the semantic conventions' address and port.
-    #[test]
-    fn host_into_address_and_port() {
-        assert_eq!(split_host("example.com"), ("example.com", None));
-        assert_eq!(split_host("example.com:8080"), ("example.com", Some(8080)));
-        assert_eq!(split_host("127.0.0.1:80"), ("127.0.0.1", Some(80)));
-        assert_eq!(split_host("[::1]:443"), ("::1", Some(443)));
-        assert_eq!(split_host("[::1]"), ("::1", None));
-        assert_eq!(split_host("::1"), ("::1", None));
-        assert_eq!(split_host("host:bad"), ("host:bad", None));
-        assert_eq!(split_host(""), ("", None));
     }
 }

@@ -21,18 +21,18 @@ mod exchange;
 mod instruments;
 mod labels;
 mod runtime;
+mod sampling;
 mod spans;
 
 pub(crate) use body::ObservedBody;
 pub(crate) use exchange::{Exchange, RequestHead};
 pub(crate) use labels::{RouteLabels, shared};
 pub(crate) use runtime::RuntimeTelemetry;
-pub(crate) use spans::ratio_sampler;
+pub(crate) use sampling::RatioSampler;
 
 use access_log::AccessLog;
 use instruments::Instruments;
 use opentelemetry_sdk::logs::SdkLogger;
-use opentelemetry_sdk::trace::Sampler;
 use std::sync::Arc;
 use tollgate_telemetry::{Propagation, Telemetry, TracesPipeline};
 
@@ -53,7 +53,7 @@ pub(crate) struct Observability {
     pub(crate) active: bound::ActiveRequests,
     pub(crate) traces: TracesPipeline,
     /// The environment's sampler, for Gateways and routes without a ratio.
-    pub(crate) sampler: Sampler,
+    pub(crate) sampler: RatioSampler,
     pub(crate) propagation: Propagation,
     pub(crate) access_log: AccessLog,
     /// OTLP log records, when OTLP logs are configured.
@@ -70,7 +70,7 @@ impl DataplaneTelemetry {
                 active: bound::ActiveRequests::new(&instruments),
                 instruments,
                 traces: telemetry.traces.clone(),
-                sampler: telemetry.traces.sampler.sampler(),
+                sampler: RatioSampler::from_spec(telemetry.traces.sampler),
                 propagation: telemetry.propagation.clone(),
                 access_log: AccessLog::stdout(telemetry.dropped.clone()),
                 records: telemetry.records.access_logger(),

@@ -4,10 +4,9 @@
 
 use super::bound::BoundCache;
 use super::labels::shared;
-use super::spans::ratio_sampler;
+use super::sampling::RatioSampler;
 use http::HeaderName;
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::Sampler;
 use std::sync::Arc;
 use tollgate_snapshot::{PER_MILLION, TelemetrySettings};
 
@@ -29,7 +28,7 @@ pub(crate) struct RuntimeTelemetry {
     /// Whether requests are traced.
     pub(crate) tracing: bool,
     /// The Gateway's sampler; `None`: the environment's.
-    pub(crate) sampler: Option<Sampler>,
+    pub(crate) sampler: Option<RatioSampler>,
     /// Share of requests logged, per million; 0 when the log is off.
     pub(crate) access_log_per_million: u32,
     /// Also send access-log records over OTLP.
@@ -54,7 +53,7 @@ impl RuntimeTelemetry {
         RuntimeTelemetry {
             gateway: shared(gateway.to_string()),
             tracing: settings.tracing,
-            sampler: settings.sampling_per_million.map(ratio_sampler),
+            sampler: settings.sampling_per_million.map(RatioSampler::per_million),
             access_log_per_million: if settings.access_log {
                 settings.access_log_per_million.min(PER_MILLION)
             } else {

@@ -4,18 +4,20 @@
 //! Ids and the sampling decision are made when the request is routed, so
 //! the upstream request can carry the gateway's own span as parent
 //! (`traceparent`) while the span is still open; the span itself is
-//! written whole, as [`SpanData`], when the request completes. An
-//! unsampled request still gets ids, so its upstream sees a consistent,
-//! unsampled trace context; nothing else is done for it.
+//! written whole, as [`SpanData`], when the request completes.
+//!
+//! An unsampled request still gets a trace id and one span id, and its
+//! upstream gets them as an unsampled `traceparent` (flags `00`), as Envoy
+//! does: the gateway is where most traces start, and a downstream service
+//! with a parent-based sampler then follows the gateway's decision instead
+//! of starting (and sampling) traces of its own, and can still log the
+//! trace id. Nothing else is done for it: its attempts carry the server
+//! span's context instead of child span ids nobody will see.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceState,
-};
+use super::sampling::{self, RatioSampler};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
-    SpanLinks,
-};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::borrow::Cow;
 use std::time::SystemTime;
 use tollgate_telemetry::TracesPipeline;
@@ -32,6 +34,7 @@ pub(crate) struct Planned {
 
 impl Planned {
     /// Whether the span will be written.
+    #[inline]
     pub(crate) fn sampled(&self) -> bool {
         self.context.is_sampled()
     }
@@ -39,38 +42,21 @@ impl Planned {
 
 /// Plans the server span of a request whose client sent `parent` (an
 /// empty context when it sent none), sampled by `sampler`.
-/// (The ratio samplers Tollgate uses ignore the span's name, so none is
-/// made for them: the name is formatted only for a sampled span.)
-pub(crate) fn plan_server(sampler: &Sampler, parent: &Context) -> Planned {
-    let ids = RandomIdGenerator::default();
+pub(crate) fn plan_server(sampler: &RatioSampler, parent: &Context) -> Planned {
     let span = parent.span();
-    let remote = span.span_context();
-    let trace_id = if remote.is_valid() {
-        remote.trace_id()
-    } else {
-        ids.new_trace_id()
-    };
-    let result = sampler.should_sample(Some(parent), trace_id, "", &SpanKind::Server, &[], &[]);
-    let sampled = matches!(result.decision, SamplingDecision::RecordAndSample);
-    let state = if remote.is_valid() {
-        result.trace_state
-    } else {
-        TraceState::default()
-    };
+    let remote = Some(span.span_context()).filter(|r| r.is_valid());
+    let trace_id = remote.map_or_else(sampling::new_trace_id, SpanContext::trace_id);
+    let sampled = sampler.samples(trace_id, remote);
     Planned {
         context: SpanContext::new(
             trace_id,
-            ids.new_span_id(),
+            sampling::new_span_id(),
             TraceFlags::default().with_sampled(sampled),
             false,
-            state,
+            remote.map(|r| r.trace_state().clone()).unwrap_or_default(),
         ),
-        parent: if remote.is_valid() {
-            remote.span_id()
-        } else {
-            SpanId::INVALID
-        },
-        parent_remote: remote.is_valid(),
+        parent: remote.map_or(SpanId::INVALID, SpanContext::span_id),
+        parent_remote: remote.is_some(),
     }
 }
 
@@ -80,7 +66,7 @@ pub(crate) fn plan_child(parent: &Planned) -> Planned {
     Planned {
         context: SpanContext::new(
             p.trace_id(),
-            RandomIdGenerator::default().new_span_id(),
+            sampling::new_span_id(),
             p.trace_flags(),
             false,
             p.trace_state().clone(),
@@ -127,17 +113,10 @@ pub(crate) fn write(traces: &TracesPipeline, span: Finished) {
     });
 }
 
-/// The sampler for a ratio in parts per million, following the parent's
-/// decision when it has one (`parentbased_traceidratio`).
-pub(crate) fn ratio_sampler(per_million: u32) -> Sampler {
-    let ratio = f64::from(per_million) / f64::from(tollgate_snapshot::PER_MILLION);
-    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::TraceId;
+    use opentelemetry::trace::{TraceId, TraceState};
 
     fn is_valid(id: TraceId) -> bool {
         id != TraceId::INVALID
@@ -158,7 +137,7 @@ mod tests {
     /// trace is sampled by the ratio; the child shares the trace.
     #[test]
     fn parent_based_decisions_and_ids() {
-        let never = ratio_sampler(0);
+        let never = RatioSampler::per_million(0);
         let followed = plan_server(&never, &remote(true));
         assert!(followed.sampled());
         assert_eq!(
@@ -167,8 +146,8 @@ mod tests {
         );
         assert_eq!(followed.parent.to_string(), "00f067aa0ba902b7");
         assert!(followed.parent_remote);
-        assert!(!plan_server(&ratio_sampler(1_000_000), &remote(false)).sampled());
-        let root = plan_server(&ratio_sampler(1_000_000), &Context::new());
+        assert!(!plan_server(&RatioSampler::per_million(1_000_000), &remote(false)).sampled());
+        let root = plan_server(&RatioSampler::per_million(1_000_000), &Context::new());
         assert!(root.sampled() && is_valid(root.context.trace_id()));
         assert_eq!(root.parent, SpanId::INVALID);
         assert!(!plan_server(&never, &Context::new()).sampled());

@@ -5,14 +5,21 @@
 use super::{Detail, Exchange, split_host};
 use crate::telemetry::Observability;
 use crate::telemetry::access_log::AccessRecord;
+use crate::telemetry::bound::SCHEMES;
 use crate::telemetry::labels::{self, push_opt};
 use crate::telemetry::spans::{self, Finished};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 impl Exchange {
-    pub(super) fn write_span(&self, obs: &Observability, mut attrs: Vec<KeyValue>, took: Duration) {
+    pub(super) fn write_span(
+        &self,
+        obs: &Observability,
+        mut attrs: Vec<KeyValue>,
+        start: SystemTime,
+        took: Duration,
+    ) {
         let Some(span) = self.server_span.clone().filter(|s| s.sampled()) else {
             return;
         };
@@ -23,17 +30,11 @@ impl Exchange {
         if let Some(peer) = self.peer {
             attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
         }
-        if let Some(r) = &self.routed {
-            attrs.push(KeyValue::new("tollgate.rule", r.labels.rule));
-            push_opt(
-                &mut attrs,
-                "tollgate.rule.name",
-                r.labels.rule_name.as_ref(),
-            );
+        if let Some(labels) = self.route_labels() {
+            attrs.push(KeyValue::new("tollgate.rule", labels.rule));
+            push_opt(&mut attrs, "tollgate.rule.name", labels.rule_name.as_ref());
         }
-        if let Some(u) = &self.upstream {
-            attrs.push(KeyValue::new("tollgate.backend", u.backend.clone()));
-        }
+        push_opt(&mut attrs, "tollgate.backend", self.backend_label());
         if let Some(runtime) = &self.settings {
             attrs.push(KeyValue::new(
                 "tollgate.snapshot.version",
@@ -51,8 +52,8 @@ impl Exchange {
                 planned: span,
                 kind: SpanKind::Server,
                 name,
-                start: self.start_time,
-                end: self.start_time + took,
+                start,
+                end: start + took,
                 attributes: attrs,
                 error: failed.then(|| self.error.unwrap_or("error").to_string()),
             },
@@ -65,7 +66,7 @@ impl Exchange {
         let (address, port) = split_host(&detail.host);
         if !address.is_empty() {
             attrs.push(KeyValue::new("server.address", address.to_string()));
-            let default_port = if self.active[1].value.as_str() == "https" {
+            let default_port = if SCHEMES.get(usize::from(self.scheme_index)) == Some(&"https") {
                 443
             } else {
                 80
@@ -98,7 +99,13 @@ impl Exchange {
         }
     }
 
-    pub(super) fn write_log(&self, obs: &Observability, sent: u64, took: Duration) {
+    pub(super) fn write_log(
+        &self,
+        obs: &Observability,
+        sent: u64,
+        start: SystemTime,
+        took: Duration,
+    ) {
         let (Some(detail), Some(runtime)) = (&self.detail, &self.settings) else {
             return;
         };
@@ -116,7 +123,7 @@ impl Exchange {
         let gateway = runtime.snapshot().gateway.as_str();
         let record = AccessRecord {
             log: "access",
-            time: jiff::Timestamp::try_from(self.start_time)
+            time: jiff::Timestamp::try_from(start)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             trace_id,
@@ -128,12 +135,11 @@ impl Exchange {
             host: &detail.host,
             path: &detail.path,
             query: detail.query.as_deref(),
-            route: self.routed.as_ref().map(|r| text(&r.labels.route)),
-            rule: self.routed.as_ref().map(|r| r.labels.rule),
+            route: self.route_labels().map(|l| text(&l.route)),
+            rule: self.route_labels().map(|l| l.rule),
             rule_name: self
-                .routed
-                .as_ref()
-                .and_then(|r| r.labels.rule_name.as_ref().map(text)),
+                .route_labels()
+                .and_then(|l| l.rule_name.as_ref().map(text)),
             http_route: None,
             backend: None,
             endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
@@ -157,7 +163,7 @@ impl Exchange {
             .as_ref()
             .and_then(|r| r.listener.as_ref().map(text));
         let template = self.routed.as_ref().map(|r| r.template.to_string());
-        let backend = self.upstream.as_ref().map(|u| text(&u.backend));
+        let backend = self.backend_label().map(text);
         let record = AccessRecord {
             listener: listener.as_deref(),
             http_route: template.as_deref(),
@@ -165,7 +171,7 @@ impl Exchange {
             ..record
         };
         let logger = obs.records.as_ref().filter(|_| t.access_log_otlp);
-        obs.access_log.write(&record, self.start_time, span, logger);
+        obs.access_log.write(&record, start, span, logger);
     }
 }
 

@@ -30,9 +30,9 @@ impl Exchange {
             KeyValue::new("tollgate.retry.reason", reason),
             KeyValue::new("tollgate.retry.outcome", outcome),
         ];
-        if let Some(r) = &self.routed {
-            attrs.push(KeyValue::new("tollgate.route", r.labels.route.clone()));
-            attrs.push(KeyValue::new("tollgate.rule", r.labels.rule));
+        if let Some(labels) = self.route_labels() {
+            attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
+            attrs.push(KeyValue::new("tollgate.rule", labels.rule));
         }
         obs.instruments.retries.add(1, &attrs);
     }
