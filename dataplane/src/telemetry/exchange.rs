@@ -8,8 +8,8 @@
 //! drawn) is never copied out of the request.
 
 mod finish;
-mod retry;
 mod request;
+mod retry;
 
 pub(crate) use request::RequestHead;
 use request::{
