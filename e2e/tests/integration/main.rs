@@ -33,6 +33,7 @@ mod standalone_retry;
 mod standalone_routing;
 mod standalone_tls;
 mod standalone_tls_reload;
+mod standalone_tls_streams;
 mod standalone_tunnels;
 mod standalone_websocket;
 mod telemetry_collector;
