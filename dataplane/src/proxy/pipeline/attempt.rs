@@ -1,0 +1,163 @@
+//! Stage 7 of the pipeline: one upstream attempt (building the request
+//! for the endpoint, sending it within the rule's timeouts, telling the
+//! exchange) and the [`retry::Attempt`] the retry policy drives.
+
+use super::super::retry;
+use super::super::upgrade::Offer;
+use super::{Pipeline, body};
+use crate::body::ProxyBody;
+use crate::context::RequestContext;
+use crate::error::ProxyError;
+use crate::runtime::{BackendChoice, RouteRuntime};
+use crate::telemetry::Exchange;
+use crate::upstream::{Endpoint, UpstreamError};
+use futures_util::future::Either;
+use http::header::{HOST, HeaderMap, HeaderValue};
+use http::{Request, Response, Uri};
+use std::time::Duration;
+
+impl Pipeline<'_> {
+    /// One upstream attempt to `leg` (rule, backend reference, endpoint)
+    /// with `(headers, body, resend count)`, told to `exchange`; an
+    /// `upgrade` offer (and its backend's name) prepares the request for
+    /// the backend's `101`.
+    pub(super) async fn attempt(
+        &self,
+        ctx: &RequestContext<'_>,
+        (route, choice, endpoint): (&RouteRuntime, &BackendChoice, &Endpoint),
+        (mut headers, body, resends): (HeaderMap, ProxyBody, u32),
+        upgrade: Option<(&Offer, &str)>,
+        exchange: &mut Exchange,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let attempt = exchange.attempt(&mut headers).resent(resends);
+        let mut upstream = upstream_request(ctx, endpoint, headers, body)?;
+        if let Some((offer, backend)) = upgrade {
+            offer.prepare(&mut upstream, endpoint.protocol, backend)?;
+        }
+        let sent = self
+            .send(route, endpoint, upstream, upgrade.is_some())
+            .await;
+        if let Some((index, label)) = choice
+            .backend
+            .and_then(|i| Some((i, self.runtime.backend_label(i)?)))
+        {
+            let outcome = match &sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(error) => Err(error.kind().label()),
+            };
+            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
+        }
+        sent
+    }
+
+    /// One upstream attempt, bounded by the rule's timeouts (for an
+    /// `upgrade`, up to the backend's answer: a tunnel has its own idle
+    /// timeout).
+    async fn send(
+        &self,
+        route: &RouteRuntime,
+        endpoint: &Endpoint,
+        request: Request<ProxyBody>,
+        upgrade: bool,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let call = if upgrade {
+            Either::Left(endpoint.send_upgrade(request))
+        } else {
+            Either::Right(endpoint.send(request))
+        };
+        let request_left = route.timeouts.request_ms.map(|ms| {
+            (
+                Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
+                ms,
+            )
+        });
+        let per_try = route
+            .timeouts
+            .backend_request_ms
+            .map(|ms| (Duration::from_millis(ms), ms));
+        let limit = request_left
+            .into_iter()
+            .chain(per_try)
+            .min_by_key(|(left, _)| *left);
+        let result =
+            match limit {
+                Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
+                    ProxyError::UpstreamTimeout {
+                        endpoint: endpoint.authority.to_string(),
+                        after_ms,
+                    }
+                })?,
+                None => call.await,
+            };
+        result.map_err(|error| {
+            let endpoint = endpoint.authority.to_string();
+            match error {
+                UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
+                UpstreamError::Tls(source) => ProxyError::UpstreamTls { endpoint, source },
+                UpstreamError::Protocol(source) => match body::client_fault(source) {
+                    Ok(client) => client,
+                    Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
+                },
+            }
+        })
+    }
+}
+
+/// What a retried request's attempts share: everything but the endpoint,
+/// the body and the resend count.
+pub(super) struct Leg<'p, 'a> {
+    pub(super) pipeline: &'p Pipeline<'a>,
+    pub(super) ctx: &'p RequestContext<'p>,
+    pub(super) route: &'p RouteRuntime,
+    pub(super) choice: &'p BackendChoice,
+    pub(super) headers: HeaderMap,
+}
+
+impl retry::Attempt for Leg<'_, '_> {
+    fn attempt(
+        &mut self,
+        exchange: &mut Exchange,
+        endpoint: &Endpoint,
+        body: ProxyBody,
+        resend_count: u32,
+    ) -> impl Future<Output = retry::Sent> + Send {
+        let leg = (self.route, self.choice, endpoint);
+        let request = (self.headers.clone(), body, resend_count);
+        self.pipeline
+            .attempt(self.ctx, leg, request, None, exchange)
+    }
+}
+
+/// The request to send to `endpoint`: the context's method, path and query,
+/// `headers`, and `Host` as received or rewritten (the endpoint when the
+/// client named no host, since HTTP/1.1 requires one).
+pub(super) fn upstream_request(
+    ctx: &RequestContext<'_>,
+    endpoint: &Endpoint,
+    mut headers: HeaderMap,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    // Pooled HTTP/1.1 connections are per endpoint: origin-form is what
+    // goes on the wire. The h2c and TLS clients pool by the absolute URI.
+    let uri = match endpoint.absolute_scheme() {
+        None => Uri::builder(),
+        Some(scheme) => Uri::builder()
+            .scheme(scheme)
+            .authority(endpoint.authority.clone()),
+    }
+    .path_and_query(ctx.path_and_query())
+    .build()
+    .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?;
+    let host = match &ctx.host_header {
+        Some(host) => host.clone(),
+        None => HeaderValue::from_str(endpoint.authority.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
+    };
+    headers.insert(HOST, host);
+    let mut request = Request::new(body);
+    *request.method_mut() = ctx.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = endpoint.request_version();
+    *request.headers_mut() = headers;
+    Ok(request)
+}
