@@ -92,7 +92,7 @@ pub(crate) fn compile_gateway(
 /// not resolve is the listener's `ResolvedRefs` problem; options that
 /// cannot be served make it not accepted (`UnsupportedValue`). Either way
 /// only this listener is left out.
-fn plan_tls(
+pub(crate) fn plan_tls(
     resources: &Resources,
     namespace: &str,
     defaults: &TlsOptions,
@@ -176,13 +176,14 @@ impl GatewayPlan {
         {
             return Err(p);
         }
-        let invalid: Vec<&str> = self
-            .listeners
-            .iter()
+        // ListenerSet listeners speak for their ListenerSet only.
+        let own = self.listeners.iter().filter(|l| l.set.is_none());
+        let invalid: Vec<&str> = own
+            .clone()
             .filter(|l| l.not_programmed().is_some())
             .map(|l| l.name.as_str())
             .collect();
-        if invalid.len() == self.listeners.len() {
+        if invalid.len() == own.count() {
             return Err(Problem::new(
                 reasons::LISTENERS_NOT_VALID,
                 "no listener is valid",
@@ -239,6 +240,7 @@ impl GatewayPlan {
             .listeners
             .iter()
             .enumerate()
+            .filter(|(_, l)| l.set.is_none())
             .map(|(i, l)| {
                 let count = attached.get(i).copied().unwrap_or(0);
                 l.status(s, count, not_programmed.as_ref())
