@@ -29,7 +29,7 @@ use crate::listeners::{GATEWAY_GROUP, ListenerPlan, plan_listeners};
 use crate::resources::Resources;
 use crate::selector::{namespace_labels, selects};
 use gateway_api::experimental::gateways::{
-    Gateway, GatewayAllowedListenersNamespacesFrom as From, GatewayListeners,
+    Gateway, GatewayAllowedListenersNamespacesFrom as ListenersFrom, GatewayListeners,
 };
 use gateway_api::experimental::httproutes::HttpRouteParentRefs;
 use gateway_api::experimental::listenersets::{
@@ -159,10 +159,10 @@ fn not_allowed(resources: &Resources, gateway: &Gateway, set_ns: &str) -> Option
         .and_then(|a| a.namespaces.as_ref());
     let gateway_ns = gateway.metadata.namespace.as_deref().unwrap_or_default();
     let allowed = match namespaces.and_then(|n| n.from.clone()) {
-        None | Some(From::None) => false,
-        Some(From::All) => true,
-        Some(From::Same) => set_ns == gateway_ns,
-        Some(From::Selector) => namespaces
+        None | Some(ListenersFrom::None) => false,
+        Some(ListenersFrom::All) => true,
+        Some(ListenersFrom::Same) => set_ns == gateway_ns,
+        Some(ListenersFrom::Selector) => namespaces
             .and_then(|n| n.selector.as_ref())
             .and_then(|s| serde_json::to_value(s).ok())
             .and_then(|s| serde_json::from_value(s).ok())
@@ -373,5 +373,5 @@ pub(crate) fn allows_any(gateway: &Gateway) -> bool {
         .as_ref()
         .and_then(|a| a.namespaces.as_ref())
         .and_then(|n| n.from.clone())
-        .is_some_and(|f| f != From::None)
+        .is_some_and(|f| f != ListenersFrom::None)
 }
