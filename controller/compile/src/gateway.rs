@@ -7,6 +7,7 @@
 //! programmed.
 
 use crate::backend_client::backend_client_certificate;
+use crate::backends::Referrer;
 use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gatewayclass::ClassOutcome;
@@ -76,13 +77,11 @@ pub(crate) fn compile_gateway(
         backend_client: backend_client_certificate(resources, gateway),
     };
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
-        plan_tls(
-            resources,
-            &plan.namespace,
-            &class.tls_defaults,
-            listener,
-            spec,
-        );
+        let owner = Referrer {
+            kind: "Gateway",
+            namespace: &plan.namespace,
+        };
+        plan_tls(resources, &owner, &class.tls_defaults, listener, spec);
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
@@ -94,12 +93,12 @@ pub(crate) fn compile_gateway(
 /// only this listener is left out.
 pub(crate) fn plan_tls(
     resources: &Resources,
-    namespace: &str,
+    owner: &Referrer<'_>,
     defaults: &TlsOptions,
     listener: &mut ListenerPlan,
     spec: &GatewayListeners,
 ) {
-    let certificates = match resolve_certificates(resources, namespace, spec) {
+    let certificates = match resolve_certificates(resources, owner, spec) {
         Ok(certificates) => certificates,
         Err(problem) => {
             listener.certificate_problem = Some(problem);

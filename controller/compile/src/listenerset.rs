@@ -14,7 +14,8 @@
 //!   protocol, or the same hostname) is `Conflicted` and left out; the
 //!   earlier one keeps serving, so a team cannot take a port or hostname
 //!   from the Gateway or from an older ListenerSet;
-//! - certificate references resolve in the ListenerSet's namespace, and
+//! - certificate references resolve in the ListenerSet's namespace (in a
+//!   third namespace only with a ReferenceGrant from `ListenerSet`), and
 //!   `allowedRoutes.namespaces: Same` means the ListenerSet's namespace;
 //! - routes reach a ListenerSet's listeners only through a parentRef of
 //!   `kind: ListenerSet`, and a Gateway parentRef only the Gateway's own.
@@ -23,6 +24,7 @@
 //! listener; a ListenerSet the Gateway does not allow gets both `False`
 //! with reason `NotAllowed`; the Gateway counts attached ListenerSets.
 
+use crate::backends::Referrer;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gateway::{GatewayPlan, plan_tls};
 use crate::listeners::{GATEWAY_GROUP, ListenerPlan, plan_listeners};
@@ -112,13 +114,13 @@ pub(crate) fn merge_listener_sets(
                 if listener.conflict.is_none() {
                     listener.conflict = conflict(&plan.listeners, &protocols, &listener, spec);
                 }
-                plan_tls(
-                    resources,
-                    &set_ref.namespace,
-                    tls_defaults,
-                    &mut listener,
-                    spec,
-                );
+                // ReferenceGrants name ListenerSets, not the Gateway, as
+                // the ones that may read a Secret in a third namespace.
+                let owner = Referrer {
+                    kind: LISTENER_SET,
+                    namespace: &set_ref.namespace,
+                };
+                plan_tls(resources, &owner, tls_defaults, &mut listener, spec);
                 protocols.push(spec.protocol.clone());
                 plan.listeners.push(listener);
             }
