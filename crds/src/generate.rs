@@ -37,6 +37,7 @@ pub fn all() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
     let gateway_api = [
         x::gatewayclasses::GatewayClass::crd(),
         x::gateways::Gateway::crd(),
+        x::listenersets::ListenerSet::crd(),
         x::httproutes::HttpRoute::crd(),
         x::grpcroutes::GrpcRoute::crd(),
         x::referencegrants::ReferenceGrant::crd(),

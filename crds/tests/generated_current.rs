@@ -66,6 +66,7 @@ fn generates_the_expected_crds() {
         "gateway-api/gateway.networking.k8s.io_gateways.yaml",
         "gateway-api/gateway.networking.k8s.io_grpcroutes.yaml",
         "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+        "gateway-api/gateway.networking.k8s.io_listenersets.yaml",
         "gateway-api/gateway.networking.k8s.io_referencegrants.yaml",
         "tollgate.dev_gatewayconfigs.yaml",
     ];

@@ -27,8 +27,9 @@ use tollgate_snapshot::Certificate;
 /// The Secret type a certificate reference must name.
 const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
-/// The certificates of `listener` (of a Gateway in `gateway_ns`), in
-/// reference order; empty when the listener terminates no TLS.
+/// The certificates of `listener` (of `owner`: a Gateway, or a ListenerSet
+/// whose own ReferenceGrants apply), in reference order; empty when the
+/// listener terminates no TLS.
 ///
 /// # Errors
 ///
@@ -36,9 +37,10 @@ const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 /// certificate: the listener's `ResolvedRefs` problem.
 pub(crate) fn resolve_certificates(
     resources: &Resources,
-    gateway_ns: &str,
+    owner: &Referrer<'_>,
     listener: &GatewayListeners,
 ) -> Result<Vec<Certificate>, Problem> {
+    let gateway_ns = owner.namespace;
     let terminates = match listener.protocol.as_str() {
         "HTTPS" => true,
         "TLS" => listener
@@ -80,15 +82,12 @@ pub(crate) fn resolve_certificates(
                 format!("certificateRef to {kind} {ns}/{name}: only core Secrets are supported"),
             ));
         }
-        let gateway = Referrer {
-            kind: "Gateway",
-            namespace: gateway_ns,
-        };
-        if ns != gateway_ns && !reference_granted(resources, &gateway, ("", "Secret"), ns, name) {
+        if ns != gateway_ns && !reference_granted(resources, owner, ("", "Secret"), ns, name) {
             return Err(Problem::new(
                 reasons::REF_NOT_PERMITTED,
                 format!(
-                    "Secret {ns}/{name} is in another namespace and no ReferenceGrant there allows Gateways from {gateway_ns}"
+                    "Secret {ns}/{name} is in another namespace and no ReferenceGrant there allows {}s from {gateway_ns}",
+                    owner.kind
                 ),
             ));
         }

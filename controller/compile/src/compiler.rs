@@ -7,6 +7,7 @@ use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
 use crate::httproute::{CompiledRoute, attach};
 use crate::listeners::GATEWAY_GROUP;
+use crate::listenerset::{LISTENER_SET, SetPlan, allows_any, merge_listener_sets};
 use crate::memo::{Inputs, RouteMemos};
 use crate::options::CompileOptions;
 use crate::output::{Compiled, push_status};
@@ -69,19 +70,29 @@ fn compile_with(
     for (name, class) in &classes {
         push_status(&mut out, "GatewayClass", None, name, &class.status);
     }
-    let gateways: BTreeMap<&str, GatewayPlan> = resources
-        .gateways
-        .iter()
-        .filter_map(|(key, g)| {
-            let class_name = g.spec.gateway_class_name.as_str();
-            let class = classes.get(class_name)?;
-            Some((
-                key.as_str(),
-                compile_gateway(resources, g, class_name, class, options, &stamp),
-            ))
-        })
-        .collect();
-    let routes = compile_routes(resources, &gateways, memos);
+    let mut gateways: BTreeMap<&str, GatewayPlan> = BTreeMap::new();
+    let mut listener_sets: Vec<(&str, SetPlan)> = Vec::new();
+    for (key, g) in &resources.gateways {
+        let class_name = g.spec.gateway_class_name.as_str();
+        let Some(class) = classes.get(class_name) else {
+            continue;
+        };
+        let mut plan = compile_gateway(resources, g, class_name, class, options, &stamp);
+        let offset = options.listener_port_offset;
+        let sets =
+            merge_listener_sets(resources, g, &class.tls_defaults, offset, &stamp, &mut plan);
+        listener_sets.extend(sets.into_iter().map(|s| (key.as_str(), s)));
+        gateways.insert(key.as_str(), plan);
+    }
+    let reachable = Parents {
+        gateways: &gateways,
+        sets: listener_sets
+            .iter()
+            .filter(|(_, s)| s.not_allowed.is_none())
+            .map(|(gateway, s)| (s.set.key(), *gateway))
+            .collect(),
+    };
+    let routes = compile_routes(resources, &reachable, memos);
     let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
     for (i, (route, compiled)) in routes.iter().enumerate() {
         // The time is stamped here, not in the memoized rules, so a new
@@ -89,7 +100,7 @@ fn compile_with(
         let route_stamp = stamp.for_generation(route.metadata.generation);
         let mut parents = Vec::new();
         for parent in route.spec.parent_refs.iter().flatten() {
-            let Some((key, plan)) = parent_gateway(&gateways, &compiled.namespace, parent) else {
+            let Some((key, plan)) = reachable.find(&compiled.namespace, parent) else {
                 continue;
             };
             let controller = &options.controller_name;
@@ -136,7 +147,19 @@ fn compile_with(
     compile_backend_tls_status(resources, &used, &options.controller_name, &stamp, &mut out);
     for (key, plan) in &gateways {
         let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
-        let status = plan.status(&attached_counts(plan, found));
+        let counts = attached_counts(plan, found);
+        let mut status = plan.status(&counts);
+        let sets = listener_sets.iter().filter(|(gateway, _)| gateway == key);
+        let attached_sets = sets.clone().filter(|(_, s)| s.attached(plan)).count();
+        let allows = resources.gateways.get(*key).is_some_and(|g| allows_any(g));
+        if allows || sets.clone().next().is_some() {
+            status.attached_listener_sets = Some(i32::try_from(attached_sets).unwrap_or(i32::MAX));
+        }
+        for (_, set) in sets {
+            let ns = Some(set.set.namespace.as_str());
+            let set_status = set.status(plan, &counts);
+            push_status(&mut out, LISTENER_SET, ns, &set.set.name, &set_status);
+        }
         push_status(
             &mut out,
             "Gateway",
@@ -160,7 +183,7 @@ fn compile_with(
 /// in `namespace/name` order.
 fn compile_routes<'a>(
     resources: &'a Resources,
-    gateways: &BTreeMap<&str, GatewayPlan>,
+    parents: &Parents<'_, '_>,
     memos: &mut RouteMemos,
 ) -> Vec<(&'a HttpRoute, Arc<CompiledRoute>)> {
     let inputs = Inputs::new(resources);
@@ -173,26 +196,42 @@ fn compile_routes<'a>(
                 .parent_refs
                 .iter()
                 .flatten()
-                .any(|p| parent_gateway(gateways, ns, p).is_some())
+                .any(|p| parents.find(ns, p).is_some())
         })
         .map(|(key, r)| (&**r, memos.compile(&inputs, key, r)))
         .collect()
 }
 
-/// The Tollgate Gateway a parentRef names, if it names one.
-fn parent_gateway<'g, 'k>(
+/// What a route's parentRef may name: a Tollgate Gateway, or a ListenerSet
+/// attached to one (which routes reach through that Gateway's plan).
+struct Parents<'g, 'k> {
     gateways: &'g BTreeMap<&'k str, GatewayPlan>,
-    route_ns: &str,
-    parent: &gateway_api::experimental::httproutes::HttpRouteParentRefs,
-) -> Option<(&'k str, &'g GatewayPlan)> {
-    let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-    let kind = parent.kind.as_deref().unwrap_or("Gateway");
-    if group != GATEWAY_GROUP || kind != "Gateway" {
-        return None;
+    /// Allowed ListenerSets by `namespace/name`, to their Gateway's key.
+    sets: BTreeMap<String, &'k str>,
+}
+
+impl<'g, 'k> Parents<'g, 'k> {
+    /// The Tollgate Gateway a parentRef reaches, if it reaches one.
+    fn find(
+        &self,
+        route_ns: &str,
+        parent: &gateway_api::experimental::httproutes::HttpRouteParentRefs,
+    ) -> Option<(&'k str, &'g GatewayPlan)> {
+        let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        if group != GATEWAY_GROUP {
+            return None;
+        }
+        let ns = parent.namespace.as_deref().unwrap_or(route_ns);
+        let key = format!("{ns}/{}", parent.name);
+        let gateway = match parent.kind.as_deref().unwrap_or("Gateway") {
+            "Gateway" => key,
+            LISTENER_SET => self.sets.get(&key)?.to_string(),
+            _ => return None,
+        };
+        self.gateways
+            .get_key_value(gateway.as_str())
+            .map(|(k, g)| (*k, g))
     }
-    let ns = parent.namespace.as_deref().unwrap_or(route_ns);
-    let key = format!("{ns}/{}", parent.name);
-    gateways.get_key_value(key.as_str()).map(|(k, g)| (*k, g))
 }
 
 /// Routes attached per listener, each route counted once per listener.

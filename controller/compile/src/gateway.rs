@@ -7,6 +7,7 @@
 //! programmed.
 
 use crate::backend_client::backend_client_certificate;
+use crate::backends::Referrer;
 use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gatewayclass::ClassOutcome;
@@ -76,13 +77,11 @@ pub(crate) fn compile_gateway(
         backend_client: backend_client_certificate(resources, gateway),
     };
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
-        plan_tls(
-            resources,
-            &plan.namespace,
-            &class.tls_defaults,
-            listener,
-            spec,
-        );
+        let owner = Referrer {
+            kind: "Gateway",
+            namespace: &plan.namespace,
+        };
+        plan_tls(resources, &owner, &class.tls_defaults, listener, spec);
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
@@ -92,14 +91,14 @@ pub(crate) fn compile_gateway(
 /// not resolve is the listener's `ResolvedRefs` problem; options that
 /// cannot be served make it not accepted (`UnsupportedValue`). Either way
 /// only this listener is left out.
-fn plan_tls(
+pub(crate) fn plan_tls(
     resources: &Resources,
-    namespace: &str,
+    owner: &Referrer<'_>,
     defaults: &TlsOptions,
     listener: &mut ListenerPlan,
     spec: &GatewayListeners,
 ) {
-    let certificates = match resolve_certificates(resources, namespace, spec) {
+    let certificates = match resolve_certificates(resources, owner, spec) {
         Ok(certificates) => certificates,
         Err(problem) => {
             listener.certificate_problem = Some(problem);
@@ -176,13 +175,14 @@ impl GatewayPlan {
         {
             return Err(p);
         }
-        let invalid: Vec<&str> = self
-            .listeners
-            .iter()
+        // ListenerSet listeners speak for their ListenerSet only.
+        let own = self.listeners.iter().filter(|l| l.set.is_none());
+        let invalid: Vec<&str> = own
+            .clone()
             .filter(|l| l.not_programmed().is_some())
             .map(|l| l.name.as_str())
             .collect();
-        if invalid.len() == self.listeners.len() {
+        if invalid.len() == own.count() {
             return Err(Problem::new(
                 reasons::LISTENERS_NOT_VALID,
                 "no listener is valid",
@@ -239,6 +239,7 @@ impl GatewayPlan {
             .listeners
             .iter()
             .enumerate()
+            .filter(|(_, l)| l.set.is_none())
             .map(|(i, l)| {
                 let count = attached.get(i).copied().unwrap_or(0);
                 l.status(s, count, not_programmed.as_ref())

@@ -14,6 +14,7 @@ use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gateway::GatewayPlan;
 use crate::hostname::effective_hostnames;
 use crate::listeners::ListenerPlan;
+use crate::listenerset::{in_scope, parent_scope};
 use crate::resources::Resources;
 use crate::rule_context::RuleContext;
 use crate::rules::{CompiledRule, compile_rule};
@@ -241,10 +242,12 @@ fn select_listeners(
     parent: &HttpRouteParentRefs,
     gateway: &GatewayPlan,
 ) -> Result<Vec<(usize, Vec<HostMatch>)>, Problem> {
+    let scope = parent_scope(parent, &route.namespace);
     let named: Vec<(usize, &ListenerPlan)> = gateway
         .listeners
         .iter()
         .enumerate()
+        .filter(|(_, l)| in_scope(l, scope.as_deref()))
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
         .collect();
@@ -301,7 +304,13 @@ fn namespace_allowed(
 ) -> bool {
     let from = listener.namespaces.as_ref().and_then(|n| n.from.clone());
     match from.unwrap_or(NamespacesFrom::Same) {
-        NamespacesFrom::Same => route.namespace == gateway.namespace,
+        NamespacesFrom::Same => {
+            let owner = listener
+                .set
+                .as_ref()
+                .map_or(&gateway.namespace, |s| &s.namespace);
+            route.namespace == *owner
+        }
         NamespacesFrom::All => true,
         NamespacesFrom::Selector => listener
             .namespaces

@@ -23,6 +23,7 @@ mod gatewayclass;
 mod hostname;
 mod httproute;
 mod listeners;
+mod listenerset;
 mod matches;
 mod memo;
 mod options;

@@ -7,6 +7,7 @@
 
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::hostname::is_valid_hostname;
+use crate::listenerset::ListenerSetRef;
 use gateway_api::experimental::gateways::{
     GatewayListeners, GatewayListenersAllowedRoutesNamespaces, GatewayListenersTlsMode,
     GatewayStatusListeners, GatewayStatusListenersSupportedKinds,
@@ -41,9 +42,20 @@ pub(crate) struct ListenerPlan {
     pub(crate) accept_problem: Option<Problem>,
     /// Why the listener conflicts with another one.
     pub(crate) conflict: Option<Problem>,
+    /// The ListenerSet it comes from; `None` for the Gateway's own.
+    pub(crate) set: Option<ListenerSetRef>,
 }
 
 impl ListenerPlan {
+    /// The listener's name in the snapshot, unique across the Gateway and
+    /// its ListenerSets (whose listener names may repeat the Gateway's).
+    pub(crate) fn snapshot_name(&self, gateway_key: &str) -> String {
+        match &self.set {
+            None => format!("gateway/{gateway_key}/listener/{}", self.name),
+            Some(s) => format!("listenerset/{}/listener/{}", s.key(), self.name),
+        }
+    }
+
     /// Whether HTTPRoutes may attach to this listener.
     pub(crate) fn supports_http_routes(&self) -> bool {
         !self.supported_kinds.is_empty()
@@ -204,6 +216,7 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         tls: None,
         accept_problem,
         conflict: None,
+        set: None,
     }
 }
 

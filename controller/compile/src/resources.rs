@@ -8,7 +8,7 @@
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
-    referencegrants::ReferenceGrant,
+    listenersets::ListenerSet, referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -28,6 +28,8 @@ pub struct Resources {
     pub gateway_classes: Objects<GatewayClass>,
     /// Gateways.
     pub gateways: Objects<Gateway>,
+    /// ListenerSets: more listeners for a Gateway that allows them.
+    pub listener_sets: Objects<ListenerSet>,
     /// HTTPRoutes.
     pub http_routes: Objects<HttpRoute>,
     /// GRPCRoutes (read and reported; served in a later release).
@@ -212,6 +214,9 @@ impl Resources {
             ("gateway.networking.k8s.io", "Gateway") => {
                 put(&mut self.gateways, key, doc, &kind, &name)?
             }
+            ("gateway.networking.k8s.io", "ListenerSet") => {
+                put(&mut self.listener_sets, key, doc, &kind, &name)?
+            }
             ("gateway.networking.k8s.io", "HTTPRoute") => {
                 put(&mut self.http_routes, key, doc, &kind, &name)?
             }
@@ -242,10 +247,11 @@ impl Resources {
 
 impl Resources {
     /// How many objects of each kind the view holds (for metrics).
-    pub fn counts(&self) -> [(&'static str, usize); 12] {
+    pub fn counts(&self) -> [(&'static str, usize); 13] {
         [
             ("GatewayClass", self.gateway_classes.len()),
             ("Gateway", self.gateways.len()),
+            ("ListenerSet", self.listener_sets.len()),
             ("HTTPRoute", self.http_routes.len()),
             ("GRPCRoute", self.grpc_routes.len()),
             ("ReferenceGrant", self.reference_grants.len()),
@@ -267,6 +273,7 @@ impl Resources {
         }
         extend(&mut self.gateway_classes, &other.gateway_classes);
         extend(&mut self.gateways, &other.gateways);
+        extend(&mut self.listener_sets, &other.listener_sets);
         extend(&mut self.http_routes, &other.http_routes);
         extend(&mut self.grpc_routes, &other.grpc_routes);
         extend(&mut self.reference_grants, &other.reference_grants);

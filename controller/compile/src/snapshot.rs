@@ -77,7 +77,7 @@ pub(crate) fn build_snapshot(
             })
             .collect();
         let listener = Listener {
-            name: format!("gateway/{}/listener/{}", plan.key(), l.name),
+            name: l.snapshot_name(&plan.key()),
             hostname: l.hostname.clone(),
             virtual_hosts: virtual_hosts(routes, &attached, &tables),
             tls: l.tls.clone(),

@@ -1,8 +1,8 @@
 //! The kinds whose status Tollgate writes, and how each is written.
 //!
-//! GatewayClass and Gateway statuses belong to Tollgate alone once the class
-//! is Tollgate's, so they are written whole with server-side apply. A
-//! route's `status.parents` (and a policy's `status.ancestors`) is one atomic
+//! GatewayClass, Gateway and ListenerSet statuses belong to Tollgate alone
+//! once the class (of the ListenerSet's parent Gateway) is Tollgate's, so
+//! they are written whole with server-side apply. A route's `status.parents` (and a policy's `status.ancestors`) is one atomic
 //! list shared by every controller whose Gateway the object names, so only
 //! Tollgate's entries of it are replaced, by read-modify-write.
 
@@ -49,6 +49,16 @@ const KINDS: &[Kind] = &[
         group: GATEWAY_GROUP,
         version: "v1",
         plural: "gateways",
+        namespaced: true,
+        mode: Mode::Apply,
+    },
+    // A ListenerSet's status belongs to the controller of its one parent
+    // Gateway; compile reports only those whose parent is Tollgate's.
+    Kind {
+        kind: "ListenerSet",
+        group: GATEWAY_GROUP,
+        version: "v1",
+        plural: "listenersets",
         namespaced: true,
         mode: Mode::Apply,
     },
@@ -125,13 +135,13 @@ mod tests {
 
     /// Whole statuses are applied only where Tollgate is the sole writer.
     #[test]
-    fn only_class_and_gateway_are_applied_whole() {
+    fn only_class_gateway_and_listener_set_are_applied_whole() {
         let applied: Vec<&str> = KINDS
             .iter()
             .filter(|k| k.mode == Mode::Apply)
             .map(|k| k.kind)
             .collect();
-        assert_eq!(applied, ["GatewayClass", "Gateway"]);
+        assert_eq!(applied, ["GatewayClass", "Gateway", "ListenerSet"]);
         assert_eq!(
             Kind::find("HTTPRoute").map(|k| k.mode),
             Some(Mode::SharedList("parents"))

@@ -4,7 +4,8 @@
 //! (names and resourceVersions), so its memory does not grow with the
 //! cluster's unrelated Secrets, and fetches in full only the objects named
 //! here. The sets come from Gateways (listener certificates, the client
-//! certificate for backends, CA bundles for client validation); GatewayConfig
+//! certificate for backends, CA bundles for client validation), from
+//! ListenerSets (their listeners' certificates); GatewayConfig
 //! names none yet, and BackendTLSPolicy joins once `Resources` carries it.
 //!
 //! A reference in another namespace is included whether or not a
@@ -48,6 +49,21 @@ fn referenced(resources: &Resources, want: RefKind) -> BTreeSet<NamespacedName> 
             if ref_kind(r.group, r.kind, r.default_kind) == want {
                 let ns = r.namespace.unwrap_or(own_ns);
                 out.insert((ns.to_string(), r.name.to_string()));
+            }
+        }
+    }
+    // A ListenerSet's certificates default to the ListenerSet's namespace.
+    for set in resources.listener_sets.values() {
+        let own_ns = set.metadata.namespace.as_deref().unwrap_or("default");
+        let certificates = set.spec.listeners.iter().flat_map(|l| {
+            l.tls
+                .iter()
+                .flat_map(|t| t.certificate_refs.iter().flatten())
+        });
+        for c in certificates {
+            if ref_kind(c.group.as_deref(), c.kind.as_deref(), RefKind::Secret) == want {
+                let ns = c.namespace.as_deref().unwrap_or(own_ns);
+                out.insert((ns.to_string(), c.name.clone()));
             }
         }
     }

@@ -17,7 +17,7 @@ use ::kube::{Api, Client, Resource};
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
-    referencegrants::ReferenceGrant,
+    listenersets::ListenerSet, referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -36,6 +36,7 @@ use tollgate_crds::GatewayConfig;
 pub(super) struct Stores {
     gateway_classes: Vec<Store<Lenient<GatewayClass>>>,
     gateways: Vec<Store<Lenient<Gateway>>>,
+    listener_sets: Vec<Store<Lenient<ListenerSet>>>,
     http_routes: Vec<Store<Lenient<HttpRoute>>>,
     grpc_routes: Vec<Store<Lenient<GrpcRoute>>>,
     reference_grants: Vec<Store<Lenient<ReferenceGrant>>>,
@@ -183,6 +184,7 @@ impl Stores {
         Stores {
             gateway_classes: s.cluster(Kind::GatewayClass),
             gateways: s.namespaced(Kind::Gateway),
+            listener_sets: s.namespaced(Kind::ListenerSet),
             http_routes: s.namespaced(Kind::HttpRoute),
             grpc_routes: s.namespaced(Kind::GrpcRoute),
             reference_grants: s.namespaced(Kind::ReferenceGrant),
@@ -203,6 +205,7 @@ impl Stores {
         Resources {
             gateway_classes: objects(&self.gateway_classes),
             gateways: objects(&self.gateways),
+            listener_sets: objects(&self.listener_sets),
             http_routes: objects(&self.http_routes),
             grpc_routes: objects(&self.grpc_routes),
             reference_grants: objects(&self.reference_grants),
@@ -221,6 +224,7 @@ impl Stores {
         let mut all = BTreeMap::new();
         failures(&self.gateway_classes, &mut all);
         failures(&self.gateways, &mut all);
+        failures(&self.listener_sets, &mut all);
         failures(&self.http_routes, &mut all);
         failures(&self.grpc_routes, &mut all);
         failures(&self.reference_grants, &mut all);

@@ -127,6 +127,34 @@ fn gateway_tls_refs() {
     run(cases);
 }
 
+/// A ListenerSet's listener certificates are Secrets in the ListenerSet's
+/// namespace unless the reference names another, whether or not any
+/// Gateway allows the ListenerSet (compile decides that).
+#[test]
+fn listener_set_certificate_refs() {
+    let set = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "ListenerSet",
+        "metadata": {"namespace": "team-a", "name": "apps"},
+        "spec": {
+            "parentRef": {"name": "shared", "namespace": "infra"},
+            "listeners": [
+                {"name": "app", "port": 443, "protocol": "HTTPS",
+                 "tls": {"certificateRefs": [{"name": "app-cert"},
+                                             {"name": "shared", "namespace": "pki"},
+                                             {"kind": "Certificate", "name": "not-a-secret"}]}},
+                {"name": "http", "port": 80, "protocol": "HTTP"},
+            ],
+        },
+    });
+    run(vec![Case {
+        name: "ListenerSet certificates in its own namespace",
+        docs: vec![set],
+        secrets: &[("pki", "shared"), ("team-a", "app-cert")],
+        config_maps: &[],
+    }]);
+}
+
 /// A BackendTLSPolicy's CA bundles are ConfigMaps in its own namespace;
 /// a reference of another kind is not fetched.
 #[test]
