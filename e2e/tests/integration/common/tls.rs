@@ -213,12 +213,16 @@ impl Sender {
                     .header("host", host)
                     .body(http_body_util::Empty::new())
                     .unwrap();
+                // The previous exchange may still be finishing: a request
+                // sent before the connection is ready again is refused.
+                s.ready().await.unwrap();
                 s.send_request(req).await.unwrap()
             }
             Sender::H2(s) => {
                 let req = http::Request::get(format!("https://{host}{path}"))
                     .body(http_body_util::Empty::new())
                     .unwrap();
+                s.ready().await.unwrap();
                 s.send_request(req).await.unwrap()
             }
         };
