@@ -9,6 +9,7 @@
 use crate::backend_client::backend_client_certificate;
 use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::frontend_tls::FrontendTls;
 use crate::gatewayclass::ClassOutcome;
 use crate::listeners::{ListenerPlan, plan_listeners};
 use crate::options::CompileOptions;
@@ -47,6 +48,9 @@ pub(crate) struct GatewayPlan {
     /// The client certificate for TLS backends (`spec.tls.backend`):
     /// `Ok(None)` when none is named, `Err` when it does not resolve.
     pub(crate) backend_client: Result<Option<ClientCertificate>, Problem>,
+    /// Whether `spec.tls.frontend` lets clients in without a valid
+    /// certificate somewhere (`InsecureFrontendValidationMode`).
+    pub(crate) insecure_frontend: bool,
 }
 
 /// Plans `gateway`, whose class Tollgate owns.
@@ -74,31 +78,43 @@ pub(crate) fn compile_gateway(
         address_unusable: None,
         listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
         backend_client: backend_client_certificate(resources, gateway),
+        insecure_frontend: false,
     };
+    let frontend = FrontendTls::new(resources, gateway);
+    plan.insecure_frontend = frontend.insecure_fallback();
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
-        plan_tls(
+        let tls = TlsInputs {
             resources,
-            &plan.namespace,
-            &class.tls_defaults,
-            listener,
-            spec,
-        );
+            namespace: &plan.namespace,
+            defaults: &class.tls_defaults,
+            frontend: &frontend,
+        };
+        plan_tls(&tls, listener, spec);
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
 }
 
-/// Certificates and options of an HTTPS listener. A reference that does
-/// not resolve is the listener's `ResolvedRefs` problem; options that
-/// cannot be served make it not accepted (`UnsupportedValue`). Either way
-/// only this listener is left out.
-fn plan_tls(
-    resources: &Resources,
-    namespace: &str,
-    defaults: &TlsOptions,
-    listener: &mut ListenerPlan,
-    spec: &GatewayListeners,
-) {
+/// What `plan_tls` reads besides the listener.
+struct TlsInputs<'a> {
+    resources: &'a Resources,
+    namespace: &'a str,
+    defaults: &'a TlsOptions,
+    frontend: &'a FrontendTls<'a>,
+}
+
+/// Certificates, options and client validation of an HTTPS listener. A
+/// reference that does not resolve is the listener's `ResolvedRefs`
+/// problem; options that cannot be served make it not accepted
+/// (`UnsupportedValue`), as does client validation with no usable CA
+/// (`frontend_tls.rs`). Either way only this listener is left out.
+fn plan_tls(inputs: &TlsInputs<'_>, listener: &mut ListenerPlan, spec: &GatewayListeners) {
+    let TlsInputs {
+        resources,
+        namespace,
+        defaults,
+        frontend,
+    } = *inputs;
     let certificates = match resolve_certificates(resources, namespace, spec) {
         Ok(certificates) => certificates,
         Err(problem) => {
@@ -112,9 +128,16 @@ fn plan_tls(
     let map = spec.tls.as_ref().and_then(|t| t.options.as_ref());
     match listener_options(defaults, map) {
         Ok(options) => {
+            let client = frontend.for_port(spec.port);
+            listener.frontend_problem = client.unresolved;
+            if let Some(problem) = client.not_accepted {
+                listener.accept_problem.get_or_insert(problem);
+                return;
+            }
             listener.tls = Some(ListenerTls {
                 certificates,
                 options,
+                client_validation: client.validation,
             })
         }
         Err(message) => {
@@ -258,6 +281,14 @@ impl GatewayPlan {
             Err(p) => {
                 conditions.push(s.condition(types::RESOLVED_REFS, false, p.reason, &p.message))
             }
+        }
+        if self.insecure_frontend {
+            conditions.push(s.condition(
+                types::INSECURE_FRONTEND_VALIDATION_MODE,
+                true,
+                reasons::CONFIGURATION_CHANGED,
+                "spec.tls.frontend uses AllowInsecureFallback: clients without a valid certificate are let in",
+            ));
         }
         GatewayStatus {
             addresses,

@@ -18,6 +18,7 @@ mod compiler;
 mod conditions;
 mod duration;
 mod filters;
+mod frontend_tls;
 mod gateway;
 mod gatewayclass;
 mod hostname;
@@ -37,5 +38,6 @@ mod tls_options;
 mod unserved;
 
 pub use compiler::{Compiler, compile};
+pub use frontend_tls::CRL_ANNOTATION;
 pub use options::{CONTROLLER_NAME, CompileOptions};
 pub use output::{Compiled, ObjectStatus};
