@@ -14,6 +14,7 @@ mod backend_tls_status;
 mod backends;
 mod certificate_pem;
 mod certificates;
+mod client_cert_header;
 mod compiler;
 mod conditions;
 mod duration;
