@@ -27,6 +27,7 @@ mod kubernetes_status;
 mod kubernetes_tls;
 mod otlp_receiver;
 mod quickstart;
+mod standalone_mtls;
 mod standalone_processes;
 mod standalone_reload;
 mod standalone_retry;
