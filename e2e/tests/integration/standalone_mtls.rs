@@ -18,11 +18,6 @@ use common::tls::{Ca, secret};
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber, date_time_ymd,
-};
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -34,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tollgate_e2e::Echo;
+use tollgate_e2e::tls::{Ca as ClientCa, Leaf as Identity};
 
 /// The details header, as the GatewayConfig names it.
 const HEADER: &str = "x-client-cert";
@@ -43,76 +39,6 @@ const ECHOED: &str = "X-Client-Cert";
 const HOST: &str = "mtls.example";
 /// The serial number the revocation list names.
 const REVOKED_SERIAL: u64 = 0x66;
-
-/// A client CA that can also sign revocation lists.
-struct ClientCa {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-/// A client certificate and key, PEM.
-struct Identity {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl ClientCa {
-    fn new(name: &str) -> ClientCa {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let pem = params.self_signed(&key).unwrap().pem();
-        ClientCa {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// A client certificate with a DNS and a SPIFFE URI name and serial
-    /// number `serial`; its subject is encoded CN first (rcgen keeps the
-    /// default CN's place), so RFC 4514 writes `O=Tollgate Tests,CN=<cn>`.
-    fn client(&self, cn: &str, serial: u64) -> Identity {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Tollgate Tests");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let uri = format!("spiffe://tests.example/{cn}");
-        params
-            .subject_alt_names
-            .push(SanType::URI(uri.as_str().try_into().unwrap()));
-        params.serial_number = Some(SerialNumber::from(serial));
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Identity {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// A revocation list naming `serial`.
-    fn crl(&self, serial: u64) -> String {
-        CertificateRevocationListParams {
-            this_update: date_time_ymd(2024, 1, 1),
-            next_update: date_time_ymd(2124, 1, 1),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: vec![RevokedCertParams {
-                serial_number: SerialNumber::from(serial),
-                revocation_time: date_time_ymd(2024, 1, 1),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            }],
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(&self.issuer)
-        .unwrap()
-        .pem()
-        .unwrap()
-    }
-}
 
 /// `text` indented for a YAML block scalar.
 fn indent(text: &str) -> String {
@@ -133,7 +59,7 @@ impl Setup {
         let echo = Echo::start("echo-mtls").await.unwrap();
         let dir = manifest_dir(name);
         let server_ca = Ca::new();
-        let client_ca = ClientCa::new("tollgate client CA");
+        let client_ca = ClientCa::new("tollgate client CA").unwrap();
         let listeners = format!(
             "  - {{name: strict, port: {MANIFEST_PORT}, protocol: HTTPS, tls: {{certificateRefs: [{{name: web}}]}}}}\n  \
              - {{name: fallback, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: web}}]}}}}\n"
@@ -198,8 +124,8 @@ stringData:
             svc = echo.service(),
             service = service(echo.service(), &[echo.port()]),
             web = secret("web", &server_ca.leaf(&[HOST])),
-            ca = indent(&client_ca.pem),
-            crl = indent(&client_ca.crl(REVOKED_SERIAL)),
+            ca = indent(&client_ca.pem()),
+            crl = indent(&client_ca.crl(&[REVOKED_SERIAL]).unwrap()),
         );
         write(&dir, "all.yaml", &manifests);
         let ctl = start_controller(&dir, true).await;
@@ -226,7 +152,7 @@ stringData:
         let mut config = match identity {
             None => builder.with_no_client_auth(),
             Some(id) => {
-                let chain = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                let chain = CertificateDer::pem_slice_iter(id.chain_pem.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
                     .unwrap();
                 let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
@@ -308,7 +234,7 @@ fn details(echo: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The header Tollgate writes for `cn` (from [`ClientCa::client`]) with
+/// The header Tollgate writes for `cn` (from `Ca::client`) with
 /// the configured fields, Subject, URI, DNS, Hash, in that order.
 fn assert_details_of(values: &[String], cn: &str) {
     assert_eq!(values.len(), 1, "one header, the gateway's: {values:?}");
@@ -330,7 +256,7 @@ fn assert_details_of(values: &[String], cn: &str) {
 #[tokio::test]
 async fn only_valid_client_certificates_get_through_with_their_details() {
     let setup = Setup::start("mtls-strict").await;
-    let alice = setup.client_ca.client("alice", 7);
+    let alice = setup.client_ca.client("alice", 7).unwrap();
     setup.wait_serving(&alice).await;
     let port = setup.port(MANIFEST_PORT);
 
@@ -340,8 +266,11 @@ async fn only_valid_client_certificates_get_through_with_their_details() {
     assert_eq!(status, 200);
     assert_details_of(&details(&echo), "alice");
 
-    let stranger = ClientCa::new("another CA").client("mallory", 8);
-    let revoked = setup.client_ca.client("revoked", REVOKED_SERIAL);
+    let stranger = ClientCa::new("another CA")
+        .unwrap()
+        .client("mallory", 8)
+        .unwrap();
+    let revoked = setup.client_ca.client("revoked", REVOKED_SERIAL).unwrap();
     for (who, identity) in [
         ("no certificate", None),
         ("another CA's certificate", Some(&stranger)),
@@ -354,7 +283,7 @@ async fn only_valid_client_certificates_get_through_with_their_details() {
     common::tls::require_tool("curl", "curl");
     let ca = setup.server_ca.write(&setup.dir);
     let (cert, key) = (setup.dir.join("alice.crt"), setup.dir.join("alice.key"));
-    std::fs::write(&cert, &alice.cert_pem).unwrap();
+    std::fs::write(&cert, &alice.chain_pem).unwrap();
     std::fs::write(&key, &alice.key_pem).unwrap();
     let url = format!("https://{HOST}:{port}/curl");
     let resolve = format!("{HOST}:{port}:127.0.0.1");
@@ -390,7 +319,7 @@ async fn only_valid_client_certificates_get_through_with_their_details() {
 #[tokio::test]
 async fn insecure_fallback_port_lets_clients_in_without_details() {
     let setup = Setup::start("mtls-fallback").await;
-    let alice = setup.client_ca.client("alice", 9);
+    let alice = setup.client_ca.client("alice", 9).unwrap();
     setup.wait_serving(&alice).await;
     let port = setup.port(443);
 
@@ -400,8 +329,11 @@ async fn insecure_fallback_port_lets_clients_in_without_details() {
     assert_eq!(status, 200);
     assert_details_of(&details(&echo), "alice");
 
-    let stranger = ClientCa::new("another CA").client("mallory", 10);
-    let revoked = setup.client_ca.client("revoked", REVOKED_SERIAL);
+    let stranger = ClientCa::new("another CA")
+        .unwrap()
+        .client("mallory", 10)
+        .unwrap();
+    let revoked = setup.client_ca.client("revoked", REVOKED_SERIAL).unwrap();
     for (who, identity) in [
         ("no certificate", None),
         ("another CA's certificate", Some(&stranger)),
