@@ -161,7 +161,10 @@ async fn client_sent_certificate_details_are_removed() {
     let gateway = gateway_to(&echo).await;
     let req = Request::get("/")
         .header("host", "app.example")
-        .header("X-Forwarded-Client-Cert", "Hash=forged;Subject=\"CN=admin\"")
+        .header(
+            "X-Forwarded-Client-Cert",
+            "Hash=forged;Subject=\"CN=admin\"",
+        )
         .header("x-forwarded-client-cert", "URI=spiffe://forged")
         .body(Default::default())
         .unwrap();
