@@ -157,6 +157,27 @@ pub struct TlsConfig {
     /// HTTP/1.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn: Option<Vec<String>>,
+    /// The header that tells backends about a client certificate the
+    /// Gateway verified (mutual TLS, `spec.tls.frontend` of the Gateway).
+    /// Any copy a client sends is removed from every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_header: Option<ClientCertificateHeaderConfig>,
+}
+
+/// The verified-client-certificate header, in the manner of Envoy's
+/// `x-forwarded-client-cert`: `Hash=<sha256 hex>;Subject="<DN>";URI=<san>;DNS=<san>`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificateHeaderConfig {
+    /// Header name; default `x-forwarded-client-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub name: Option<String>,
+    /// Fields written, in order: `Hash`, `Subject`, `URI`, `DNS`. Default:
+    /// all four.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4))]
+    pub fields: Option<Vec<String>>,
 }
 
 /// What the Gateways of a class record about each request.

@@ -9,8 +9,8 @@ mod gateway_config;
 pub mod generate;
 
 pub use gateway_config::{
-    AccessLogConfig, GatewayConfig, GatewayConfigSpec, RetryConfig, TelemetryConfig, TlsConfig,
-    TracingConfig,
+    AccessLogConfig, ClientCertificateHeaderConfig, GatewayConfig, GatewayConfigSpec, RetryConfig,
+    TelemetryConfig, TlsConfig, TracingConfig,
 };
 
 /// The Gateway API types (experimental channel: a superset of standard).

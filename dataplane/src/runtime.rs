@@ -12,13 +12,16 @@ use crate::router::{RouterError, SocketRouter};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::tls::{SocketTls, TlsBuildError};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
+use http::HeaderName;
 use opentelemetry::Value;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tollgate_snapshot::{Retry, Route, Settings, Snapshot, Timeouts, ValidationError};
+use tollgate_snapshot::{
+    DEFAULT_CLIENT_CERT_HEADER, Retry, Route, Settings, Snapshot, Timeouts, ValidationError,
+};
 
 /// Why a snapshot could not become a runtime.
 #[derive(Debug, Error)]
@@ -56,6 +59,9 @@ pub struct Runtime {
     /// `tollgate.backend` of each backend, indexed like `Snapshot::backends`.
     backend_labels: Box<[Value]>,
     telemetry: RuntimeTelemetry,
+    /// The client-certificate details header: removed from every request,
+    /// set again from a verified client certificate.
+    client_cert_header: HeaderName,
 }
 
 /// One socket: its router and the names used in logs and redirects.
@@ -146,7 +152,7 @@ impl Runtime {
                 socket: addr,
                 source,
             })?;
-            let tls = SocketTls::build(socket)?;
+            let tls = SocketTls::build(socket, &snapshot.settings.client_cert_header)?;
             sockets.insert(
                 addr,
                 SocketRuntime {
@@ -175,7 +181,9 @@ impl Runtime {
             .map(|b| shared(b.name.clone()))
             .collect();
         let telemetry = RuntimeTelemetry::build(&snapshot.gateway, &snapshot.settings.telemetry);
+        let client_cert_header = client_cert_header(&snapshot);
         Ok(Runtime {
+            client_cert_header,
             snapshot,
             sockets,
             routes,
@@ -191,6 +199,7 @@ impl Runtime {
         let snapshot = Snapshot::empty(gateway);
         let telemetry = RuntimeTelemetry::build(gateway, &snapshot.settings.telemetry);
         Runtime {
+            client_cert_header: client_cert_header(&snapshot),
             snapshot,
             sockets: HashMap::new(),
             routes: Box::default(),
@@ -231,6 +240,18 @@ impl Runtime {
     pub(crate) fn telemetry(&self) -> &RuntimeTelemetry {
         &self.telemetry
     }
+
+    /// The client-certificate details header's name.
+    pub(crate) fn client_cert_header(&self) -> &HeaderName {
+        &self.client_cert_header
+    }
+}
+
+/// The details header name of `snapshot`; `validate` has checked it is a
+/// lowercase token, so the default stands in only for the impossible.
+fn client_cert_header(snapshot: &Snapshot) -> HeaderName {
+    HeaderName::from_bytes(snapshot.settings.client_cert_header.name.as_bytes())
+        .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_CLIENT_CERT_HEADER))
 }
 
 fn build_route(

@@ -2,7 +2,8 @@
 //! backend that answers every request with what it saw of the connection
 //! (SNI, ALPN, whether a client certificate came, HTTP version, path, Host)
 //! as JSON. Tests of backend TLS look at those answers; tests of listener
-//! TLS use the CA for server certificates and client trust.
+//! TLS use the CA for server certificates and client trust, and tests of
+//! mutual TLS for client certificates and revocation lists.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -11,7 +12,11 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    IsCa, KeyIdMethod, KeyPair, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    date_time_ymd,
+};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -87,6 +92,59 @@ impl Ca {
             chain_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// A client certificate (mutual TLS) with serial number `serial`, the
+    /// DNS name `<cn>.example` and the URI `spiffe://tests.example/<cn>`.
+    /// Its subject is encoded CN first (rcgen keeps the place of its default
+    /// CN), so RFC 4514 writes it `O=Tollgate Tests,CN=<cn>`.
+    ///
+    /// # Errors
+    ///
+    /// Key generation or signing failed.
+    pub fn client(&self, cn: &str, serial: u64) -> Result<Leaf> {
+        let mut params = CertificateParams::new(vec![format!("{cn}.example")])?;
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Tollgate Tests");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let uri = format!("spiffe://tests.example/{cn}");
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+        params.serial_number = Some(SerialNumber::from(serial));
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf {
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A revocation list (PEM) of this CA naming the serial numbers
+    /// `revoked`, valid from 2024 for a century.
+    ///
+    /// # Errors
+    ///
+    /// Signing failed.
+    pub fn crl(&self, revoked: &[u64]) -> Result<String> {
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2124, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(*serial),
+                    revocation_time: date_time_ymd(2024, 1, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
     }
 }
 

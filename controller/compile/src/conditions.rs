@@ -84,6 +84,7 @@ pub(crate) mod types {
     pub(crate) const CONFLICTED: &str = "Conflicted";
     pub(crate) const SUPPORTED_VERSION: &str = "SupportedVersion";
     pub(crate) const PARTIALLY_INVALID: &str = "PartiallyInvalid";
+    pub(crate) const INSECURE_FRONTEND_VALIDATION_MODE: &str = "InsecureFrontendValidationMode";
 }
 
 /// Condition reasons.
@@ -117,4 +118,8 @@ pub(crate) mod reasons {
     pub(crate) const TARGET_NOT_FOUND: &str = "TargetNotFound";
     pub(crate) const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
     pub(crate) const INVALID_CLIENT_CERTIFICATE_REF: &str = "InvalidClientCertificateRef";
+    pub(crate) const INVALID_CA_CERTIFICATE_KIND: &str = "InvalidCACertificateKind";
+    pub(crate) const CONFIGURATION_CHANGED: &str = "ConfigurationChanged";
+    /// Tollgate's: the annotation's revocation lists cannot be loaded.
+    pub(crate) const INVALID_REVOCATION_LIST: &str = "InvalidRevocationList";
 }

@@ -10,6 +10,7 @@ use crate::backend_client::backend_client_certificate;
 use crate::backends::Referrer;
 use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::frontend_tls::FrontendTls;
 use crate::gatewayclass::ClassOutcome;
 use crate::listeners::{ListenerPlan, plan_listeners};
 use crate::options::CompileOptions;
@@ -48,6 +49,9 @@ pub(crate) struct GatewayPlan {
     /// The client certificate for TLS backends (`spec.tls.backend`):
     /// `Ok(None)` when none is named, `Err` when it does not resolve.
     pub(crate) backend_client: Result<Option<ClientCertificate>, Problem>,
+    /// Whether `spec.tls.frontend` lets clients in without a valid
+    /// certificate somewhere (`InsecureFrontendValidationMode`).
+    pub(crate) insecure_frontend: bool,
 }
 
 /// Plans `gateway`, whose class Tollgate owns.
@@ -75,29 +79,55 @@ pub(crate) fn compile_gateway(
         address_unusable: None,
         listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
         backend_client: backend_client_certificate(resources, gateway),
+        insecure_frontend: false,
     };
+    let frontend = FrontendTls::new(resources, gateway);
+    plan.insecure_frontend = frontend.insecure_fallback();
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
         let owner = Referrer {
             kind: "Gateway",
             namespace: &plan.namespace,
         };
-        plan_tls(resources, &owner, &class.tls_defaults, listener, spec);
+        let tls = TlsInputs {
+            resources,
+            owner: &owner,
+            defaults: &class.tls_defaults,
+            frontend: &frontend,
+        };
+        plan_tls(&tls, listener, spec);
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
     plan
 }
 
-/// Certificates and options of an HTTPS listener. A reference that does
-/// not resolve is the listener's `ResolvedRefs` problem; options that
-/// cannot be served make it not accepted (`UnsupportedValue`). Either way
-/// only this listener is left out.
+/// What `plan_tls` reads besides the listener.
+pub(crate) struct TlsInputs<'a> {
+    pub(crate) resources: &'a Resources,
+    /// Who reads the certificate Secrets: the Gateway, or a ListenerSet
+    /// (ReferenceGrants name it).
+    pub(crate) owner: &'a Referrer<'a>,
+    pub(crate) defaults: &'a TlsOptions,
+    /// The Gateway's `spec.tls.frontend`, which covers every listener on
+    /// its ports, a ListenerSet's too.
+    pub(crate) frontend: &'a FrontendTls<'a>,
+}
+
+/// Certificates, options and client validation of an HTTPS listener. A
+/// reference that does not resolve is the listener's `ResolvedRefs`
+/// problem; options that cannot be served make it not accepted
+/// (`UnsupportedValue`), as does client validation with no usable CA
+/// (`frontend_tls.rs`). Either way only this listener is left out.
 pub(crate) fn plan_tls(
-    resources: &Resources,
-    owner: &Referrer<'_>,
-    defaults: &TlsOptions,
+    inputs: &TlsInputs<'_>,
     listener: &mut ListenerPlan,
     spec: &GatewayListeners,
 ) {
+    let TlsInputs {
+        resources,
+        owner,
+        defaults,
+        frontend,
+    } = *inputs;
     let certificates = match resolve_certificates(resources, owner, spec) {
         Ok(certificates) => certificates,
         Err(problem) => {
@@ -111,9 +141,16 @@ pub(crate) fn plan_tls(
     let map = spec.tls.as_ref().and_then(|t| t.options.as_ref());
     match listener_options(defaults, map) {
         Ok(options) => {
+            let client = frontend.for_port(spec.port);
+            listener.frontend_problem = client.unresolved;
+            if let Some(problem) = client.not_accepted {
+                listener.accept_problem.get_or_insert(problem);
+                return;
+            }
             listener.tls = Some(ListenerTls {
                 certificates,
                 options,
+                client_validation: client.validation,
             })
         }
         Err(message) => {
@@ -259,6 +296,14 @@ impl GatewayPlan {
             Err(p) => {
                 conditions.push(s.condition(types::RESOLVED_REFS, false, p.reason, &p.message))
             }
+        }
+        if self.insecure_frontend {
+            conditions.push(s.condition(
+                types::INSECURE_FRONTEND_VALIDATION_MODE,
+                true,
+                reasons::CONFIGURATION_CHANGED,
+                "spec.tls.frontend uses AllowInsecureFallback: clients without a valid certificate are let in",
+            ));
         }
         GatewayStatus {
             addresses,

@@ -89,6 +89,8 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
     "Gateway",
+    "GatewayFrontendClientCertificateValidation",
+    "GatewayFrontendClientCertificateValidationInsecureFallback",
     "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
     "GatewayStaticAddresses",
@@ -187,6 +189,11 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
             .map(|s| u64::from(s) * 1000),
         telemetry: telemetry_from(spec.telemetry.as_ref())?,
         retry: retry_from(spec.retry.as_ref())?,
+        client_cert_header: crate::client_cert_header::client_cert_header_from(
+            spec.tls
+                .as_ref()
+                .and_then(|t| t.client_certificate_header.as_ref()),
+        )?,
     })
 }
 

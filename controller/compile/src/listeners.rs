@@ -35,6 +35,9 @@ pub(crate) struct ListenerPlan {
     pub(crate) kinds_problem: Option<Problem>,
     /// Why the certificate references do not resolve (HTTPS and TLS).
     pub(crate) certificate_problem: Option<Problem>,
+    /// Why a client-validation CA reference does not resolve
+    /// (`spec.tls.frontend`); the listener may still serve with the others.
+    pub(crate) frontend_problem: Option<Problem>,
     /// Certificates and options of an HTTPS listener whose references
     /// resolve and whose options can be served.
     pub(crate) tls: Option<ListenerTls>,
@@ -120,6 +123,7 @@ impl ListenerPlan {
         let resolved = match self
             .certificate_problem
             .as_ref()
+            .or(self.frontend_problem.as_ref())
             .or(self.kinds_problem.as_ref())
         {
             Some(p) => stamp.condition(types::RESOLVED_REFS, false, p.reason, &p.message),
@@ -213,6 +217,7 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         supported_kinds,
         kinds_problem,
         certificate_problem: None,
+        frontend_problem: None,
         tls: None,
         accept_problem,
         conflict: None,

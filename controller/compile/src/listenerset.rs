@@ -26,7 +26,8 @@
 
 use crate::backends::Referrer;
 use crate::conditions::{Problem, Stamp, reasons, types};
-use crate::gateway::{GatewayPlan, plan_tls};
+use crate::frontend_tls::FrontendTls;
+use crate::gateway::{GatewayPlan, TlsInputs, plan_tls};
 use crate::listeners::{GATEWAY_GROUP, ListenerPlan, plan_listeners};
 use crate::resources::Resources;
 use crate::selector::{namespace_labels, selects};
@@ -94,6 +95,7 @@ pub(crate) fn merge_listener_sets(
         .map(|l| l.protocol.clone())
         .collect();
     let mut out = Vec::new();
+    let frontend = FrontendTls::new(resources, gateway);
     for set in sets_naming(resources, &plan.namespace, &plan.name) {
         let set_ref = ListenerSetRef {
             namespace: set.metadata.namespace.clone().unwrap_or_default(),
@@ -120,7 +122,13 @@ pub(crate) fn merge_listener_sets(
                     kind: LISTENER_SET,
                     namespace: &set_ref.namespace,
                 };
-                plan_tls(resources, &owner, tls_defaults, &mut listener, spec);
+                let tls = TlsInputs {
+                    resources,
+                    owner: &owner,
+                    defaults: tls_defaults,
+                    frontend: &frontend,
+                };
+                plan_tls(&tls, &mut listener, spec);
                 protocols.push(spec.protocol.clone());
                 plan.listeners.push(listener);
             }

@@ -13,6 +13,7 @@
 
 mod backend;
 mod backend_tls;
+mod client_auth;
 mod filter;
 mod hash;
 mod listener;
@@ -23,6 +24,10 @@ mod validate;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
 pub use backend_tls::{BackendTls, ClientCertificate, SubjectAltName};
+pub use client_auth::{
+    ClientCertField, ClientCertHeader, ClientValidation, ClientValidationMode,
+    DEFAULT_CLIENT_CERT_HEADER,
+};
 pub use filter::{
     Cors, Filter, Header, HeaderModifier, Mirror, PathModifier, Redirect, UrlRewrite,
 };

@@ -53,6 +53,10 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// The retry budget and the body buffered for retries.
     pub retry: RetrySettings,
+    /// The header that carries a verified client certificate's details
+    /// upstream; removed from every request a client sends.
+    #[serde(skip_serializing_if = "crate::ClientCertHeader::is_default")]
+    pub client_cert_header: crate::ClientCertHeader,
 }
 
 /// How much retrying the Gateway's data plane may do, whatever the rules ask.
@@ -181,6 +185,7 @@ impl Default for Settings {
             tunnel_idle_timeout_ms: None,
             telemetry: TelemetrySettings::default(),
             retry: RetrySettings::default(),
+            client_cert_header: crate::ClientCertHeader::default(),
         }
     }
 }

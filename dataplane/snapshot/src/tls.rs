@@ -58,9 +58,9 @@ impl fmt::Debug for Redacted {
 
 /// TLS termination on one listener.
 ///
-/// Room is left for later additions (client certificate validation from
-/// `spec.tls.frontend`): they come as further optional fields, so
-/// snapshots without them keep their form and hash.
+/// Later additions come as further optional fields (like
+/// `client_validation`), so snapshots without them keep their form and
+/// hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListenerTls {
@@ -71,6 +71,10 @@ pub struct ListenerTls {
     /// Protocol versions, cipher suites, groups and ALPN.
     #[serde(default, skip_serializing_if = "TlsOptions::is_default")]
     pub options: TlsOptions,
+    /// Client-certificate validation (mutual TLS) from the Gateway's
+    /// `spec.tls.frontend`; `None`: no client certificate is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<crate::ClientValidation>,
 }
 
 /// One certificate chain and its private key, from one Secret.

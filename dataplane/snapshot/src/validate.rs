@@ -76,6 +76,12 @@ impl Snapshot {
                 "a ratio is above one million per million",
             ));
         }
+        if !self.settings.client_cert_header.is_valid_name() {
+            return Err(invalid(
+                "settings.clientCertHeader",
+                "the header name is not a lowercase HTTP token",
+            ));
+        }
         let retry = &self.settings.retry;
         if retry.budget_percent > 100 || retry.budget_interval_ms < 1000 {
             return Err(invalid(
@@ -182,6 +188,13 @@ fn check_tls(at: &str, tls: &ListenerTls) -> Result<(), ValidationError> {
     tls.options
         .check()
         .map_err(|message| invalid(at, &message))?;
+    if tls
+        .client_validation
+        .as_ref()
+        .is_some_and(|v| v.ca_certificates.is_empty())
+    {
+        return Err(invalid(at, "client validation without a CA certificate"));
+    }
     Ok(())
 }
 
@@ -333,6 +346,7 @@ mod tests {
                 key_pem: Redacted::new("-----BEGIN PRIVATE KEY-----"),
             }],
             options: TlsOptions::default(),
+            client_validation: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! once per connection by the listener.
 
 use super::hygiene::ClientForwarding;
+use http::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,6 +21,9 @@ pub struct ConnInfo {
     /// On a TLS connection, the listener its SNI selected: a request whose
     /// Host selects another listener is answered 421.
     pub(crate) sni_listener: Option<Arc<str>>,
+    /// On a mutual-TLS connection, the details of the client certificate
+    /// the gateway verified, as the value of the configured header.
+    pub(crate) client_cert: Option<HeaderValue>,
 }
 
 impl ConnInfo {
@@ -31,6 +35,7 @@ impl ConnInfo {
             scheme,
             forwarding: ClientForwarding::new(peer.ip(), scheme),
             sni_listener: None,
+            client_cert: None,
         }
     }
 

@@ -5,11 +5,13 @@
 //!     │
 //!   1 head      absolute-form/`:authority` → host; Host required on HTTP/1.1;
 //!     │         path normalized (routing and upstream see the same path);
-//!     │         the client's hop-by-hop headers removed            head.rs, hygiene.rs
+//!     │         the client's hop-by-hop headers and client-cert header
+//!     │         removed                                            head.rs, hygiene.rs
 //!   2 route     socket router: host, path, method, headers, query → rule   router/
 //!   3 rule      rule filters in manifest order: CORS preflight or redirect
 //!     │         answer here; header modifier, URL rewrite, mirror pick     chain.rs
-//!   4 forward   X-Forwarded-*, Forwarded                                   hygiene.rs
+//!   4 forward   X-Forwarded-*, Forwarded; a verified client certificate's
+//!     │         details header (made at the handshake)  hygiene.rs, tls/client_auth.rs
 //!   5 mirror    body read limits; picked mirrors sent in the background,
 //!     │         body teed                                          body.rs, mirror.rs
 //!   6 balance   weighted backend reference → its filters → endpoint (RR)   upstream/
@@ -112,6 +114,9 @@ impl<'a> Pipeline<'a> {
         };
         let target = head::read(head, allow_encoded_slashes).map_err(at(&socket.name))?;
         remove_hop_by_hop(&mut parts.headers);
+        // Only the gateway speaks for a client certificate: a client's own
+        // copy goes before anything (routing, filters) can see it.
+        parts.headers.remove(runtime.client_cert_header());
         // 2 route
         let view = RequestView {
             host: &target.host,
@@ -177,6 +182,10 @@ impl<'a> Pipeline<'a> {
             &self.conn.forwarding,
             ctx.original_host.as_ref(),
         );
+        if let Some(details) = &self.conn.client_cert {
+            ctx.headers
+                .insert(runtime.client_cert_header().clone(), details.clone());
+        }
         // 5 mirror
         let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
         let body = RequestBody::new(body, limits).boxed_unsync();

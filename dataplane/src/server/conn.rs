@@ -75,7 +75,7 @@ pub(crate) async fn serve_tls(tcp: TcpStream, mut ctx: ConnCtx) {
         () = ctx.drain.signalled() => return,
         shaken = Box::pin(handshake(tcp, &ctx.runtime, local, timeout)) => shaken,
     };
-    let (stream, listener) = match shaken {
+    let (stream, listener, client_cert) = match shaken {
         Ok(shaken) => shaken,
         Err(error) => {
             tracing::debug!(%peer, %local, %error, "TLS handshake failed");
@@ -83,7 +83,9 @@ pub(crate) async fn serve_tls(tcp: TcpStream, mut ctx: ConnCtx) {
             return;
         }
     };
-    ctx.info = Arc::new(ConnInfo::tls(peer, local, listener));
+    let mut info = ConnInfo::tls(peer, local, listener);
+    info.client_cert = client_cert;
+    ctx.info = Arc::new(info);
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
     let ctx = Arc::new(ctx);
     let io = Prefixed::new(Bytes::new(), stream);

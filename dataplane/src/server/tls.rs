@@ -12,6 +12,7 @@
 //! a passthrough listener, hands the untouched TCP stream to its backend.
 
 use super::service::RuntimeCell;
+use http::HeaderValue;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,7 +56,9 @@ impl HandshakeError {
 /// Runs the server side of a handshake on `tcp`, accepted on `local`,
 /// within `timeout` (the request-header timeout; `None`: no limit).
 ///
-/// Returns the TLS stream and the name of the listener its SNI selected.
+/// Returns the TLS stream, the name of the listener its SNI selected, and,
+/// on a mutual-TLS listener, the details header value of the client
+/// certificate it verified (made here, once per connection).
 ///
 /// # Errors
 ///
@@ -65,12 +68,12 @@ pub(crate) async fn handshake(
     runtime: &RuntimeCell,
     local: SocketAddr,
     timeout: Option<Duration>,
-) -> Result<(TlsStream<TcpStream>, Arc<str>), HandshakeError> {
+) -> Result<(TlsStream<TcpStream>, Arc<str>, Option<HeaderValue>), HandshakeError> {
     let handshake = async {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
             .await
             .map_err(HandshakeError::Failed)?;
-        let (name, config) = {
+        let (name, config, client_auth) = {
             let runtime = runtime.load();
             let sni = start.client_hello().server_name().map(str::to_owned);
             let listener = runtime
@@ -78,13 +81,18 @@ pub(crate) async fn handshake(
                 .and_then(|s| s.tls.as_ref())
                 .and_then(|tls| tls.select(sni.as_deref()))
                 .ok_or(HandshakeError::NoListener)?;
-            (Arc::clone(&listener.name), Arc::clone(&listener.config))
+            (
+                Arc::clone(&listener.name),
+                Arc::clone(&listener.config),
+                listener.client_auth.clone(),
+            )
         };
         let stream = start
             .into_stream(config)
             .await
             .map_err(HandshakeError::Failed)?;
-        Ok((stream, name))
+        let details = client_auth.and_then(|a| a.details(stream.get_ref().1.peer_certificates()));
+        Ok((stream, name, details))
     };
     match timeout {
         Some(limit) => tokio::time::timeout(limit, handshake)

@@ -6,12 +6,13 @@
 //! groups are per listener and rustls fixes them per config; the config is
 //! picked after the ClientHello is read (`server/tls.rs`), by SNI.
 
+use super::client_auth::ClientAuth;
 use super::resolver::CertificateChooser;
 use super::select::select_listener;
 use super::sessions::sessions;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs;
-use rustls::server::ServerConfig;
+use rustls::server::{NoServerSessionStorage, ServerConfig};
 use rustls::sign::CertifiedKey;
 use rustls::version::{TLS12, TLS13};
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
@@ -19,7 +20,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use thiserror::Error;
-use tollgate_snapshot::{Certificate, HostMatch, ListenerTls, Socket, TlsOptions, TlsVersion};
+use tollgate_snapshot::{
+    Certificate, ClientCertHeader, HostMatch, ListenerTls, Socket, TlsOptions, TlsVersion,
+};
 
 /// Why a listener's TLS could not be built. The controller checks
 /// certificates and options before publishing, so this means a snapshot
@@ -48,16 +51,22 @@ pub(crate) struct ListenerTlsRuntime {
     pub(crate) name: Arc<str>,
     /// The configuration handshakes for this listener use.
     pub(crate) config: Arc<ServerConfig>,
+    /// Client-certificate validation (mutual TLS), if the listener has it.
+    pub(crate) client_auth: Option<Arc<ClientAuth>>,
 }
 
 impl SocketTls {
-    /// The TLS of `socket`'s listeners, or `None` for a plain socket.
+    /// The TLS of `socket`'s listeners, or `None` for a plain socket;
+    /// `header` chooses the fields of the client-certificate details.
     ///
     /// # Errors
     ///
     /// [`TlsBuildError`] when a certificate or key does not load or the
     /// options cannot be served.
-    pub(crate) fn build(socket: &Socket) -> Result<Option<SocketTls>, TlsBuildError> {
+    pub(crate) fn build(
+        socket: &Socket,
+        header: &ClientCertHeader,
+    ) -> Result<Option<SocketTls>, TlsBuildError> {
         if socket.listeners.iter().all(|l| l.tls.is_none()) {
             return Ok(None);
         }
@@ -73,9 +82,14 @@ impl SocketTls {
                 .as_ref()
                 .ok_or_else(|| error("a plain listener on a TLS socket".into()))?;
             hosts.push(listener.hostname.clone());
+            let client_auth = match &tls.client_validation {
+                Some(v) => Some(Arc::new(ClientAuth::build(v, header).map_err(error)?)),
+                None => None,
+            };
             listeners.push(ListenerTlsRuntime {
                 name: listener.name.as_str().into(),
-                config: Arc::new(server_config(tls).map_err(error)?),
+                config: Arc::new(server_config(tls, client_auth.as_deref()).map_err(error)?),
+                client_auth,
             });
         }
         Ok(Some(SocketTls {
@@ -91,7 +105,7 @@ impl SocketTls {
 }
 
 /// A rustls configuration for one listener.
-fn server_config(tls: &ListenerTls) -> Result<ServerConfig, String> {
+fn server_config(tls: &ListenerTls, client: Option<&ClientAuth>) -> Result<ServerConfig, String> {
     let options = &tls.options;
     let keys = tls
         .certificates
@@ -106,20 +120,32 @@ fn server_config(tls: &ListenerTls) -> Result<ServerConfig, String> {
             TlsVersion::Tls13 => &TLS13,
         })
         .collect();
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider(options)?))
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider(options)?))
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("TLS options cannot be served: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(CertificateChooser::new(keys)));
+        .map_err(|e| format!("TLS options cannot be served: {e}"))?;
+    let builder = match client {
+        Some(client) => builder.with_client_cert_verifier(client.handshake_verifier()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(CertificateChooser::new(keys)));
     config.alpn_protocols = if options.alpn.is_empty() {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         options.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
-    let shared = sessions();
-    config.session_storage = Arc::clone(&shared.cache);
-    if let Some(ticketer) = &shared.ticketer {
-        config.ticketer = Arc::clone(ticketer);
+    // No resumption on a mutual-TLS listener: the process-wide tickets and
+    // cache would let a session made on another listener with the same SNI
+    // (without client validation, or under a CRL since updated) skip the
+    // client check here. Its clients pay a full handshake each time.
+    if client.is_some() {
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    } else {
+        let shared = sessions();
+        config.session_storage = Arc::clone(&shared.cache);
+        if let Some(ticketer) = &shared.ticketer {
+            config.ticketer = Arc::clone(ticketer);
+        }
     }
     // The server's order decides, as the options list them.
     config.ignore_client_order = true;

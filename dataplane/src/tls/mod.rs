@@ -9,12 +9,19 @@
 //! Secret reaches new handshakes as soon as its snapshot is swapped in,
 //! while connections already open keep the session they negotiated.
 //!
+//! A listener with client-certificate validation (mutual TLS) also gets a
+//! client verifier over its CA bundles and revocation lists
+//! (`client_auth.rs`), and each of its connections the details header
+//! value of the certificate it verified (`client_details.rs`).
+//!
 //! What must outlive a swap is process-wide (`sessions.rs`): the session
 //! ticket keys and the session cache, so resumption keeps working across
 //! snapshots. The crypto provider is aws-lc-rs, installed once per process
 //! ([`install_crypto_provider`]); see `docs/tls.md` for why and for the
 //! measured handshake cost.
 
+mod client_auth;
+mod client_details;
 mod config;
 mod resolver;
 mod select;

@@ -151,3 +151,28 @@ async fn hop_by_hop_and_forwarding_headers() {
     assert!(!answer.headers.contains_key("keep-alive"));
     assert_eq!(answer.headers["x-end-to-end"], "1");
 }
+
+/// The client-certificate details header is the gateway's alone: a copy a
+/// client sends on a plain listener (no certificate at all) never reaches
+/// the backend, whatever its case.
+#[tokio::test]
+async fn client_sent_certificate_details_are_removed() {
+    let echo = Echo::start("echo").await;
+    let gateway = gateway_to(&echo).await;
+    let req = Request::get("/")
+        .header("host", "app.example")
+        .header(
+            "X-Forwarded-Client-Cert",
+            "Hash=forged;Subject=\"CN=admin\"",
+        )
+        .header("x-forwarded-client-cert", "URI=spiffe://forged")
+        .body(Default::default())
+        .unwrap();
+    let answer = gateway.send(req).await;
+    let headers = &answer.echo()["headers"];
+    assert!(
+        headers.get("x-forwarded-client-cert").is_none(),
+        "forged details forwarded: {headers}"
+    );
+    assert_eq!(headers["host"], "app.example");
+}

@@ -30,6 +30,7 @@ mod otlp_receiver;
 mod quickstart;
 mod standalone_acme;
 mod standalone_listenerset;
+mod standalone_mtls;
 mod standalone_processes;
 mod standalone_reload;
 mod standalone_retry;

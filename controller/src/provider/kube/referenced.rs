@@ -29,7 +29,8 @@ enum RefKind {
 
 /// Secrets referenced by any Gateway: `spec.listeners[].tls.certificateRefs`
 /// and `spec.tls.backend.clientCertificateRef` (kind defaults to Secret),
-/// plus `caCertificateRefs` of kind Secret.
+/// `caCertificateRefs` of kind Secret, and the revocation-list Secret of
+/// the `tollgate.dev/client-crl-secret` annotation.
 pub fn referenced_secrets(resources: &Resources) -> BTreeSet<NamespacedName> {
     referenced(resources, RefKind::Secret)
 }
@@ -107,6 +108,17 @@ fn gateway_refs(gateway: &gateway_api::experimental::gateways::Gateway) -> Vec<R
                 default_kind: RefKind::Secret,
             });
         }
+    }
+    // Revocation lists for client certificates (a Tollgate annotation).
+    let annotations = gateway.metadata.annotations.as_ref();
+    if let Some(name) = annotations.and_then(|a| a.get(tollgate_compile::CRL_ANNOTATION)) {
+        refs.push(Ref {
+            group: None,
+            kind: None,
+            name,
+            namespace: None,
+            default_kind: RefKind::Secret,
+        });
     }
     let Some(tls) = &gateway.spec.tls else {
         return refs;

@@ -182,6 +182,20 @@ fn backend_tls_policy_ca_bundles() {
     }]);
 }
 
+/// The revocation-list annotation names a Secret in the Gateway's
+/// namespace, fetched like the CA references beside it.
+#[test]
+fn client_crl_annotation() {
+    let mut gw = gateway("a", "g", https(json!([{"name": "cert"}])));
+    gw["metadata"]["annotations"] = json!({"tollgate.dev/client-crl-secret": "crl"});
+    run(vec![Case {
+        name: "CRL Secret from the annotation",
+        docs: vec![gw],
+        secrets: &[("a", "cert"), ("a", "crl")],
+        config_maps: &[],
+    }]);
+}
+
 fn run(cases: Vec<Case>) {
     for case in cases {
         let mut resources = Resources::default();
