@@ -7,6 +7,7 @@
 
 use crate::route::RouteMatch;
 use crate::tls::ListenerTls;
+use crate::tls_route::TlsRoutes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -40,6 +41,11 @@ pub struct Listener {
     /// listeners of one socket are all TLS or all plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
+    /// TLSRoutes of a `protocol: TLS` listener, which relays connections
+    /// by SNI instead of serving HTTP; `None` on HTTP and HTTPS listeners.
+    /// A socket's listeners all have it or none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_routes: Option<TlsRoutes>,
 }
 
 /// The route matches that apply to one effective hostname of a listener.
