@@ -34,6 +34,7 @@ mod rules;
 mod selector;
 mod snapshot;
 mod tls_options;
+mod tlsroute;
 mod unserved;
 
 pub use compiler::{Compiler, compile};
