@@ -39,6 +39,7 @@ pub fn all() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
         x::gateways::Gateway::crd(),
         x::httproutes::HttpRoute::crd(),
         x::grpcroutes::GrpcRoute::crd(),
+        x::tlsroutes::TlsRoute::crd(),
         x::referencegrants::ReferenceGrant::crd(),
         gateway_api::backendtlspolicies::BackendTlsPolicy::crd(),
     ];

@@ -17,7 +17,7 @@ use ::kube::{Api, Client, Resource};
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
-    referencegrants::ReferenceGrant,
+    referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -38,6 +38,7 @@ pub(super) struct Stores {
     gateways: Vec<Store<Lenient<Gateway>>>,
     http_routes: Vec<Store<Lenient<HttpRoute>>>,
     grpc_routes: Vec<Store<Lenient<GrpcRoute>>>,
+    tls_routes: Vec<Store<Lenient<TlsRoute>>>,
     reference_grants: Vec<Store<Lenient<ReferenceGrant>>>,
     backend_tls_policies: Vec<Store<Lenient<BackendTlsPolicy>>>,
     namespaces: Vec<Store<Lenient<Namespace>>>,
@@ -185,6 +186,7 @@ impl Stores {
             gateways: s.namespaced(Kind::Gateway),
             http_routes: s.namespaced(Kind::HttpRoute),
             grpc_routes: s.namespaced(Kind::GrpcRoute),
+            tls_routes: s.namespaced(Kind::TlsRoute),
             reference_grants: s.namespaced(Kind::ReferenceGrant),
             backend_tls_policies: s.namespaced(Kind::BackendTlsPolicy),
             namespaces: s.cluster(Kind::Namespace),
@@ -205,6 +207,7 @@ impl Stores {
             gateways: objects(&self.gateways),
             http_routes: objects(&self.http_routes),
             grpc_routes: objects(&self.grpc_routes),
+            tls_routes: objects(&self.tls_routes),
             reference_grants: objects(&self.reference_grants),
             backend_tls_policies: objects(&self.backend_tls_policies),
             namespaces: objects(&self.namespaces),
@@ -223,6 +226,7 @@ impl Stores {
         failures(&self.gateways, &mut all);
         failures(&self.http_routes, &mut all);
         failures(&self.grpc_routes, &mut all);
+        failures(&self.tls_routes, &mut all);
         failures(&self.reference_grants, &mut all);
         failures(&self.backend_tls_policies, &mut all);
         failures(&self.namespaces, &mut all);
