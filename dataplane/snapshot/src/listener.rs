@@ -107,6 +107,20 @@ impl HostMatch {
     }
 }
 
+impl HostMatch {
+    /// How specifically this pattern matches `host` (lowercase, no trailing
+    /// dot): `None` when it does not; an exact name ranks above every
+    /// wildcard, a longer wildcard above a shorter one, `*` lowest. Picks
+    /// among listeners or SNI entries for a ClientHello.
+    pub fn rank(&self, host: &str) -> Option<usize> {
+        match self {
+            HostMatch::Exact(h) => (h == host).then_some(usize::MAX),
+            HostMatch::Wildcard(suffix) => self.matches(host).then_some(suffix.len() + 1),
+            HostMatch::Any => Some(0),
+        }
+    }
+}
+
 impl fmt::Display for HostMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

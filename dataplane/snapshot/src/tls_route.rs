@@ -60,14 +60,9 @@ impl TlsRoutes {
     /// The entry for `sni` (lowercase, no trailing dot): an exact hostname,
     /// else the longest matching wildcard, else a `*` entry.
     pub fn find(&self, sni: &str) -> Option<&SniRoute> {
-        let rank = |r: &SniRoute| match &r.hostname {
-            HostMatch::Exact(h) => (h == sni).then_some(usize::MAX),
-            HostMatch::Wildcard(suffix) => r.hostname.matches(sni).then_some(suffix.len()),
-            HostMatch::Any => Some(0),
-        };
         self.routes
             .iter()
-            .filter_map(|r| Some((rank(r)?, r)))
+            .filter_map(|r| Some((r.hostname.rank(sni)?, r)))
             .max_by_key(|(rank, _)| *rank)
             .map(|(_, r)| r)
     }
