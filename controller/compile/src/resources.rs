@@ -276,6 +276,7 @@ impl Resources {
         extend(&mut self.gateways, &other.gateways);
         extend(&mut self.http_routes, &other.http_routes);
         extend(&mut self.grpc_routes, &other.grpc_routes);
+        extend(&mut self.tls_routes, &other.tls_routes);
         extend(&mut self.reference_grants, &other.reference_grants);
         extend(&mut self.backend_tls_policies, &other.backend_tls_policies);
         extend(&mut self.namespaces, &other.namespaces);
