@@ -35,6 +35,7 @@ mod selector;
 mod snapshot;
 mod tls_options;
 mod tlsroute;
+mod tlsroute_snapshot;
 mod unserved;
 
 pub use compiler::{Compiler, compile};

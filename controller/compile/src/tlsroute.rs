@@ -20,18 +20,19 @@
 use crate::backends::{BackendTarget, resolve_backend_from};
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gateway::GatewayPlan;
-use crate::hostname::{effective_hostnames, most_specific_first};
+use crate::hostname::effective_hostnames;
 use crate::httproute::namespace_allowed;
 use crate::listeners::GATEWAY_GROUP;
 use crate::output::{Compiled, push_status};
 use crate::resources::Resources;
+use crate::tlsroute_snapshot::{Attached, TlsAttachments};
 use gateway_api::experimental::tlsroutes::{
     TlsRoute, TlsRouteParentRefs, TlsRouteStatus, TlsRouteStatusParents,
     TlsRouteStatusParentsParentRef,
 };
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
-use tollgate_snapshot::{Backend, HostMatch, Snapshot, SniBackend, SniRoute, TlsRoutes};
+use tollgate_snapshot::{Backend, HostMatch};
 
 /// A TLSRoute with its backends resolved.
 #[derive(Debug)]
@@ -48,6 +49,10 @@ struct CompiledTlsRoute<'a> {
     ref_problems: Vec<Problem>,
 }
 
+/// The listeners one parentRef selects, with the effective hostnames on
+/// each, or why it selects none.
+type Selected = Result<Vec<(usize, Vec<HostMatch>)>, Problem>;
+
 /// One route's claim on one listener, before conflicts are settled.
 #[derive(Debug)]
 struct Claim {
@@ -55,21 +60,6 @@ struct Claim {
     parent: usize,
     listener: usize,
     hostnames: Vec<HostMatch>,
-}
-
-/// TLSRoutes attached to Tollgate's Gateways, by Gateway key.
-#[derive(Debug, Default)]
-pub(crate) struct TlsAttachments {
-    by_gateway: BTreeMap<String, Vec<Attached>>,
-}
-
-/// One route served on one listener, with the hostnames it won.
-#[derive(Debug)]
-struct Attached {
-    listener: usize,
-    route_key: String,
-    hostnames: Vec<HostMatch>,
-    backends: Vec<(Option<Backend>, u32)>,
 }
 
 /// Compiles every TLSRoute naming one of `gateways`, pushes its status,
@@ -95,7 +85,7 @@ pub(crate) fn compile_tls_routes(
         .map(|(key, r)| compile_one(resources, key, r))
         .collect();
     // Every parentRef's listeners (or why none), in route then parent order.
-    let mut selected: Vec<Vec<Option<Result<Vec<(usize, Vec<HostMatch>)>, Problem>>>> = Vec::new();
+    let mut selected: Vec<Vec<Option<Selected>>> = Vec::new();
     let mut claims: BTreeMap<(&str, usize, HostMatch), (usize, usize)> = BTreeMap::new();
     let mut all: Vec<(String, Claim)> = Vec::new();
     for (ri, route) in routes.iter().enumerate() {
@@ -148,16 +138,13 @@ pub(crate) fn compile_tls_routes(
         if hostnames.is_empty() {
             continue;
         }
-        attachments
-            .by_gateway
-            .entry(key)
-            .or_default()
-            .push(Attached {
-                listener: claim.listener,
-                route_key: route.key.clone(),
-                hostnames,
-                backends: route.backends.clone(),
-            });
+        let attached = Attached {
+            listener: claim.listener,
+            route_key: route.key.clone(),
+            hostnames,
+            backends: route.backends.clone(),
+        };
+        attachments.push(key, attached);
     }
     for (ri, route) in routes.iter().enumerate() {
         let route_stamp = stamp.for_generation(route.route.metadata.generation);
@@ -238,7 +225,7 @@ fn select_listeners(
     route: &CompiledTlsRoute<'_>,
     parent: &TlsRouteParentRefs,
     gateway: &GatewayPlan,
-) -> Result<Vec<(usize, Vec<HostMatch>)>, Problem> {
+) -> Selected {
     let named: Vec<usize> = (0..gateway.listeners.len())
         .filter(|&i| {
             let l = &gateway.listeners[i];
@@ -355,77 +342,4 @@ fn parent_gateway<'g, 'k>(
     let ns = parent.namespace.as_deref().unwrap_or(route_ns);
     let key = format!("{ns}/{}", parent.name);
     gateways.get_key_value(key.as_str()).map(|(k, g)| (*k, g))
-}
-
-impl TlsAttachments {
-    /// Adds the TLSRoutes attached to each listener of Gateway `key` to
-    /// `counts` (indexed like its listeners), each route once per listener.
-    pub(crate) fn add_counts(&self, key: &str, counts: &mut [i32]) {
-        let mut seen: Vec<(usize, &str)> = Vec::new();
-        for a in self.by_gateway.get(key).into_iter().flatten() {
-            if seen.contains(&(a.listener, a.route_key.as_str())) {
-                continue;
-            }
-            seen.push((a.listener, a.route_key.as_str()));
-            if let Some(c) = counts.get_mut(a.listener) {
-                *c = c.saturating_add(1);
-            }
-        }
-    }
-
-    /// Gives every TLS listener of `plan` in `snapshot` its SNI table,
-    /// adding the backends it needs to the snapshot's backend table.
-    pub(crate) fn apply(&self, plan: &GatewayPlan, snapshot: &mut Snapshot) {
-        let key = plan.key();
-        let attached = self
-            .by_gateway
-            .get(&key)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for (li, l) in plan.listeners.iter().enumerate() {
-            let Some(mode) = l.tls_mode else {
-                continue;
-            };
-            let name = format!("gateway/{key}/listener/{}", l.name);
-            let mut routes: Vec<SniRoute> = Vec::new();
-            for a in attached.iter().filter(|a| a.listener == li) {
-                let backends: Vec<SniBackend> = a
-                    .backends
-                    .iter()
-                    .map(|(b, weight)| SniBackend {
-                        backend: b.as_ref().map(|b| intern(&mut snapshot.backends, b)),
-                        weight: *weight,
-                    })
-                    .collect();
-                for h in &a.hostnames {
-                    if routes.iter().all(|r| r.hostname != *h) {
-                        routes.push(SniRoute {
-                            name: format!("tlsroute/{}", a.route_key),
-                            hostname: h.clone(),
-                            backends: backends.clone(),
-                        });
-                    }
-                }
-            }
-            routes.sort_by(|a, b| most_specific_first(&a.hostname, &b.hostname));
-            let listeners = snapshot.sockets.iter_mut().flat_map(|s| &mut s.listeners);
-            for listener in listeners.filter(|x| x.name == name) {
-                listener.tls_routes = Some(TlsRoutes {
-                    mode,
-                    routes: routes.clone(),
-                });
-            }
-        }
-    }
-}
-
-/// The index of `b` in `backends`, by name, adding it when absent.
-fn intern(backends: &mut Vec<Backend>, b: &Backend) -> usize {
-    match backends.iter().position(|x| x.name == b.name) {
-        Some(i) => i,
-        None => {
-            backends.push(b.clone());
-            backends.len() - 1
-        }
-    }
 }
