@@ -68,6 +68,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             port,
             listeners: vec![Listener {
                 tls: None,
+                tls_routes: None,
                 name: "gateway/bench/gw/listener/http".to_string(),
                 hostname: HostMatch::Any,
                 virtual_hosts: vec![VirtualHost {

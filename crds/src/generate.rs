@@ -40,6 +40,7 @@ pub fn all() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
         x::listenersets::ListenerSet::crd(),
         x::httproutes::HttpRoute::crd(),
         x::grpcroutes::GrpcRoute::crd(),
+        x::tlsroutes::TlsRoute::crd(),
         x::referencegrants::ReferenceGrant::crd(),
         gateway_api::backendtlspolicies::BackendTlsPolicy::crd(),
     ];

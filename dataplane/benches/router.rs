@@ -58,6 +58,7 @@ fn socket(virtual_hosts: Vec<VirtualHost>) -> Socket {
         port: 80,
         listeners: vec![Listener {
             tls: None,
+            tls_routes: None,
             name: "gateway/default/gw/listener/http".into(),
             hostname: HostMatch::Any,
             virtual_hosts,

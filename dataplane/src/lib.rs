@@ -14,6 +14,7 @@ pub mod error;
 pub mod filters;
 pub mod priority;
 pub mod proxy;
+mod relay;
 pub mod router;
 pub mod runtime;
 mod server;

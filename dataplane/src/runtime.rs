@@ -8,6 +8,7 @@
 //! previous runtime keeps serving.
 
 use crate::chain::Chain;
+use crate::relay::SocketRelay;
 use crate::router::{RouterError, SocketRouter};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::tls::{SocketTls, TlsBuildError};
@@ -80,6 +81,9 @@ pub(crate) struct SocketRuntime {
     /// The listeners' TLS; `None` on a plain socket. New handshakes use the
     /// runtime current when they start.
     pub(crate) tls: Option<SocketTls>,
+    /// The SNI tables of a socket of TLS listeners (TLSRoutes), which
+    /// relays connections instead of serving HTTP; `None` otherwise.
+    pub(crate) relay: Option<SocketRelay>,
 }
 
 /// One route rule with its chain, weighted backends and timeouts.
@@ -166,6 +170,7 @@ impl Runtime {
                         .collect(),
                     router,
                     tls,
+                    relay: SocketRelay::build(socket),
                 },
             );
         }

@@ -44,6 +44,17 @@ pub(crate) fn resolve_backend(
     route_ns: &str,
     target: BackendTarget<'_>,
 ) -> Result<Backend, Problem> {
+    resolve_backend_from(resources, "HTTPRoute", route_ns, target)
+}
+
+/// Resolves `target`, referenced from a route of `route_kind` (the kind a
+/// ReferenceGrant must name) in `route_ns`.
+pub(crate) fn resolve_backend_from(
+    resources: &Resources,
+    route_kind: &str,
+    route_ns: &str,
+    target: BackendTarget<'_>,
+) -> Result<Backend, Problem> {
     let group = target.group.unwrap_or("");
     let kind = target.kind.unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
@@ -55,14 +66,14 @@ pub(crate) fn resolve_backend(
     let ns = target.namespace.unwrap_or(route_ns);
     let name = target.name;
     let from = Referrer {
-        kind: "HTTPRoute",
+        kind: route_kind,
         namespace: route_ns,
     };
     if ns != route_ns && !reference_granted(resources, &from, ("", "Service"), ns, name) {
         return Err(Problem::new(
             reasons::REF_NOT_PERMITTED,
             format!(
-                "no ReferenceGrant in namespace {ns} allows HTTPRoutes from {route_ns} to Service {name}"
+                "no ReferenceGrant in namespace {ns} allows {route_kind}s from {route_ns} to Service {name}"
             ),
         ));
     }

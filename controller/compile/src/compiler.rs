@@ -13,6 +13,7 @@ use crate::options::CompileOptions;
 use crate::output::{Compiled, push_status};
 use crate::resources::Resources;
 use crate::snapshot::{Attachment, build_snapshot};
+use crate::tlsroute::compile_tls_routes;
 use crate::unserved;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -145,9 +146,17 @@ fn compile_with(
         })
         .collect();
     compile_backend_tls_status(resources, &used, &options.controller_name, &stamp, &mut out);
+    let tls = compile_tls_routes(
+        resources,
+        &gateways,
+        &options.controller_name,
+        &stamp,
+        &mut out,
+    );
     for (key, plan) in &gateways {
         let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
-        let counts = attached_counts(plan, found);
+        let mut counts = attached_counts(plan, found);
+        tls.add_counts(key, &mut counts);
         let mut status = plan.status(&counts);
         let sets = listener_sets.iter().filter(|(gateway, _)| gateway == key);
         let attached_sets = sets.clone().filter(|(_, s)| s.attached(plan)).count();
@@ -168,8 +177,9 @@ fn compile_with(
             &status,
         );
         if plan.not_programmed().is_none() {
-            let snapshot =
+            let mut snapshot =
                 build_snapshot(plan, &compiled_routes, found, options.listener_port_offset);
+            tls.apply(plan, &mut snapshot);
             out.snapshots.insert(key.to_string(), snapshot);
         }
     }

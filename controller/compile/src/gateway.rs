@@ -20,7 +20,7 @@ use gateway_api::experimental::gateways::{
     Gateway, GatewayListeners, GatewayStatus, GatewayStatusAddresses,
 };
 use std::net::IpAddr;
-use tollgate_snapshot::{ClientCertificate, ListenerTls, Settings, TlsOptions};
+use tollgate_snapshot::{ClientCertificate, ListenerTls, Settings, TlsMode, TlsOptions};
 
 /// The address type Tollgate binds.
 const IP_ADDRESS: &str = "IPAddress";
@@ -135,7 +135,8 @@ pub(crate) fn plan_tls(
             return;
         }
     };
-    if spec.protocol != "HTTPS" {
+    // TLS listeners in Terminate mode end TLS like HTTPS ones do.
+    if spec.protocol != "HTTPS" && listener.tls_mode != Some(TlsMode::Terminate) {
         return;
     }
     let map = spec.tls.as_ref().and_then(|t| t.options.as_ref());

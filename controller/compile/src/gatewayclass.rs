@@ -77,8 +77,12 @@ pub(crate) fn compile_gateway_class(
 /// The Gateway API conformance features Tollgate implements, as named in
 /// the Gateway API's `pkg/features` (v1.6), sorted as the spec requires.
 /// Conformance tooling reads this list from the class status to decide what
-/// to test, so it names only what is served end to end: GRPCRoute,
-/// TLSRoute and frontend client certificates join it when they are. HTTPS listeners are core `Gateway`;
+/// to test, so it names only what is served end to end: GRPCRoute joins
+/// it when it is. TLSRoute Terminate listeners are
+/// served, but `TLSRouteModeTerminate` is not claimed: with
+/// `BackendTLSPolicy` claimed too, conformance then expects a Terminate
+/// listener to re-encrypt to a policy's backend, which Tollgate does not
+/// do yet (docs/tls.md). HTTPS listeners are core `Gateway`;
 /// `GatewayHTTPSListenerDetectMisdirectedRequests` is the 421 a request
 /// gets when its Host selects another listener than its connection's SNI.
 /// Connection errors are retried, but `HTTPRouteRetryConnectionError`
@@ -121,6 +125,7 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteSchemeRedirect",
     "ListenerSet",
     "ReferenceGrant",
+    "TLSRoute",
 ];
 
 fn resolve_parameters(

@@ -269,7 +269,7 @@ fn select_listeners(
     }
     let allowed: Vec<(usize, &ListenerPlan)> = by_kind
         .into_iter()
-        .filter(|(_, l)| namespace_allowed(resources, l, gateway, route))
+        .filter(|(_, l)| namespace_allowed(resources, l, &gateway.namespace, &route.namespace))
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
@@ -295,27 +295,28 @@ fn select_listeners(
 }
 
 /// `allowedRoutes.namespaces`: `Same` (the default), `All`, or `Selector`
-/// on the route namespace's labels.
-fn namespace_allowed(
+/// on the labels of the route's namespace `route_ns`.
+pub(crate) fn namespace_allowed(
     resources: &Resources,
     listener: &ListenerPlan,
-    gateway: &GatewayPlan,
-    route: &CompiledRoute,
+    gateway_ns: &str,
+    route_ns: &str,
 ) -> bool {
     let from = listener.namespaces.as_ref().and_then(|n| n.from.clone());
     match from.unwrap_or(NamespacesFrom::Same) {
         NamespacesFrom::Same => {
+            // A ListenerSet's listener allows its own namespace's routes.
             let owner = listener
                 .set
                 .as_ref()
-                .map_or(&gateway.namespace, |s| &s.namespace);
-            route.namespace == *owner
+                .map_or(gateway_ns, |s| s.namespace.as_str());
+            route_ns == owner
         }
         NamespacesFrom::All => true,
         NamespacesFrom::Selector => listener
             .namespaces
             .as_ref()
             .and_then(|n| n.selector.as_ref())
-            .is_some_and(|s| selects(s, &namespace_labels(resources, &route.namespace))),
+            .is_some_and(|s| selects(s, &namespace_labels(resources, route_ns))),
     }
 }

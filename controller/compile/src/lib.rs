@@ -37,6 +37,8 @@ mod rules;
 mod selector;
 mod snapshot;
 mod tls_options;
+mod tlsroute;
+mod tlsroute_snapshot;
 mod unserved;
 
 pub use compiler::{Compiler, compile};

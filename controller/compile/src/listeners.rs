@@ -13,7 +13,7 @@ use gateway_api::experimental::gateways::{
     GatewayStatusListeners, GatewayStatusListenersSupportedKinds,
 };
 use std::collections::BTreeMap;
-use tollgate_snapshot::{HostMatch, ListenerTls};
+use tollgate_snapshot::{HostMatch, ListenerTls, TlsMode};
 
 /// The Gateway API group.
 pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -47,6 +47,9 @@ pub(crate) struct ListenerPlan {
     pub(crate) conflict: Option<Problem>,
     /// The ListenerSet it comes from; `None` for the Gateway's own.
     pub(crate) set: Option<ListenerSetRef>,
+    /// The mode of a `protocol: TLS` listener (TLSRoutes); `None` for
+    /// HTTP and HTTPS.
+    pub(crate) tls_mode: Option<TlsMode>,
 }
 
 impl ListenerPlan {
@@ -61,7 +64,12 @@ impl ListenerPlan {
 
     /// Whether HTTPRoutes may attach to this listener.
     pub(crate) fn supports_http_routes(&self) -> bool {
-        !self.supported_kinds.is_empty()
+        self.supports("HTTPRoute")
+    }
+
+    /// Whether routes of `kind` may attach to this listener.
+    pub(crate) fn supports(&self, kind: &str) -> bool {
+        self.supported_kinds.iter().any(|k| k.kind == kind)
     }
 
     /// Why the listener is not programmed, or `None` when it is.
@@ -74,7 +82,7 @@ impl ListenerPlan {
         {
             return Some(Problem::new(reasons::INVALID, &p.message));
         }
-        if !self.supports_http_routes() {
+        if self.supported_kinds.is_empty() {
             return Some(Problem::new(
                 reasons::INVALID,
                 "listener allows no supported route kind",
@@ -170,18 +178,29 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
     let hostname = hostname_raw
         .as_deref()
         .map_or(HostMatch::Any, HostMatch::parse);
-    let is_http = matches!(l.protocol.as_str(), "HTTP" | "HTTPS");
-    let (supported_kinds, kinds_problem) = if is_http {
-        route_kinds(l)
-    } else {
-        (Vec::new(), None)
+    let mode = l.tls.as_ref().and_then(|t| t.mode.clone());
+    let passthrough = mode == Some(GatewayListenersTlsMode::Passthrough);
+    let route_kind = match l.protocol.as_str() {
+        "HTTP" | "HTTPS" => Some("HTTPRoute"),
+        "TLS" => Some("TLSRoute"),
+        _ => None,
     };
-    let passthrough = l
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.mode == Some(GatewayListenersTlsMode::Passthrough));
-    let accept_problem = if !is_http {
+    let (supported_kinds, kinds_problem) = match route_kind {
+        Some(kind) => route_kinds(l, kind),
+        None => (Vec::new(), None),
+    };
+    let tls_mode = (l.protocol == "TLS").then_some(if passthrough {
+        TlsMode::Passthrough
+    } else {
+        TlsMode::Terminate
+    });
+    let accept_problem = if route_kind.is_none() {
         Some(unsupported_protocol(&l.protocol))
+    } else if l.protocol == "TLS" && l.tls.is_none() {
+        Some(Problem::new(
+            reasons::UNSUPPORTED_VALUE,
+            "protocol TLS needs tls: mode Passthrough, or Terminate with certificateRefs",
+        ))
     } else if l.protocol == "HTTPS" && passthrough {
         Some(Problem::new(
             reasons::UNSUPPORTED_VALUE,
@@ -222,6 +241,7 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         accept_problem,
         conflict: None,
         set: None,
+        tls_mode,
     }
 }
 
@@ -232,29 +252,27 @@ pub(crate) fn bind_port(port: i32, offset: u16) -> Option<u16> {
 }
 
 fn unsupported_protocol(protocol: &str) -> Problem {
-    let message = match protocol {
-        "TLS" => {
-            "protocol TLS is not supported yet: TLSRoute is not served; use HTTPS to terminate TLS"
-                .to_string()
-        }
-        _ => format!(
-            "protocol {protocol} is not supported: Tollgate serves HTTP and HTTPS listeners only"
+    Problem::new(
+        reasons::UNSUPPORTED_PROTOCOL,
+        format!(
+            "protocol {protocol} is not supported: Tollgate serves HTTP, HTTPS and TLS listeners only"
         ),
-    };
-    Problem::new(reasons::UNSUPPORTED_PROTOCOL, message)
+    )
 }
 
-fn http_route_kind() -> GatewayStatusListenersSupportedKinds {
+fn route_kind_status(kind: &str) -> GatewayStatusListenersSupportedKinds {
     GatewayStatusListenersSupportedKinds {
         group: Some(GATEWAY_GROUP.to_string()),
-        kind: "HTTPRoute".to_string(),
+        kind: kind.to_string(),
     }
 }
 
-/// Supported kinds of an HTTP listener: HTTPRoute, unless `allowedRoutes.kinds`
-/// names others, which are reported as `InvalidRouteKinds`.
+/// Supported kinds of a listener: `kind` (HTTPRoute on HTTP and HTTPS,
+/// TLSRoute on TLS), unless `allowedRoutes.kinds` names others, which are
+/// reported as `InvalidRouteKinds`.
 fn route_kinds(
     l: &GatewayListeners,
+    kind: &str,
 ) -> (Vec<GatewayStatusListenersSupportedKinds>, Option<Problem>) {
     let kinds = l
         .allowed_routes
@@ -262,15 +280,15 @@ fn route_kinds(
         .and_then(|a| a.kinds.as_deref())
         .unwrap_or_default();
     if kinds.is_empty() {
-        return (vec![http_route_kind()], None);
+        return (vec![route_kind_status(kind)], None);
     }
     let mut supported = Vec::new();
     let mut invalid = Vec::new();
     for k in kinds {
         let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        if group == GATEWAY_GROUP && k.kind == "HTTPRoute" {
+        if group == GATEWAY_GROUP && k.kind == kind {
             if supported.is_empty() {
-                supported.push(http_route_kind());
+                supported.push(route_kind_status(kind));
             }
         } else {
             invalid.push(format!("{group}/{}", k.kind));
@@ -280,8 +298,9 @@ fn route_kinds(
         Problem::new(
             reasons::INVALID_ROUTE_KINDS,
             format!(
-                "route kinds {} are not supported on HTTP listeners",
-                invalid.join(", ")
+                "route kinds {} are not supported on {} listeners",
+                invalid.join(", "),
+                if kind == "TLSRoute" { "TLS" } else { "HTTP" }
             ),
         )
     });
@@ -314,6 +333,18 @@ fn mark_conflicts(listeners: &[GatewayListeners], plans: &mut [ListenerPlan]) {
             }
             continue;
         }
+        if mixes_tls_relay(&group, plans) {
+            for &i in &group {
+                let others = other_names(listeners, &group, i);
+                plans[i].conflict = Some(Problem::new(
+                    reasons::PROTOCOL_CONFLICT,
+                    format!(
+                        "port {port} is also used by listener(s) {others} with another protocol or TLS mode; Tollgate does not mix them on one port"
+                    ),
+                ));
+            }
+            continue;
+        }
         for &i in &group {
             let same: Vec<usize> = group
                 .iter()
@@ -333,6 +364,16 @@ fn mark_conflicts(listeners: &[GatewayListeners], plans: &mut [ListenerPlan]) {
             }
         }
     }
+}
+
+/// Whether a port holds a `protocol: TLS` listener beside a listener of
+/// another protocol or TLS mode. Passthrough needs the raw ClientHello and
+/// Terminate (or HTTPS) the handshake, and Tollgate keeps one per socket
+/// (the Gateway API's `TLSRouteModeMixed` is not supported).
+fn mixes_tls_relay(group: &[usize], plans: &[ListenerPlan]) -> bool {
+    let relays = group.iter().filter(|&&i| plans[i].tls_mode.is_some());
+    let modes: std::collections::HashSet<_> = relays.clone().map(|&i| plans[i].tls_mode).collect();
+    relays.count() > 0 && (modes.len() > 1 || group.iter().any(|&i| plans[i].tls_mode.is_none()))
 }
 
 fn other_names(listeners: &[GatewayListeners], group: &[usize], me: usize) -> String {

@@ -8,7 +8,7 @@
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
-    listenersets::ListenerSet, referencegrants::ReferenceGrant,
+    listenersets::ListenerSet, referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -34,6 +34,9 @@ pub struct Resources {
     pub http_routes: Objects<HttpRoute>,
     /// GRPCRoutes (read and reported; served in a later release).
     pub grpc_routes: Objects<GrpcRoute>,
+    /// TLSRoutes (read with the experimental types, which also decode the
+    /// standard channel's).
+    pub tls_routes: Objects<TlsRoute>,
     /// ReferenceGrants.
     pub reference_grants: Objects<ReferenceGrant>,
     /// BackendTLSPolicies (read and kept; TLS to backends is served in a
@@ -223,6 +226,9 @@ impl Resources {
             ("gateway.networking.k8s.io", "GRPCRoute") => {
                 put(&mut self.grpc_routes, key, doc, &kind, &name)?
             }
+            ("gateway.networking.k8s.io", "TLSRoute") => {
+                put(&mut self.tls_routes, key, doc, &kind, &name)?
+            }
             ("gateway.networking.k8s.io", "ReferenceGrant") => {
                 put(&mut self.reference_grants, key, doc, &kind, &name)?
             }
@@ -247,13 +253,14 @@ impl Resources {
 
 impl Resources {
     /// How many objects of each kind the view holds (for metrics).
-    pub fn counts(&self) -> [(&'static str, usize); 13] {
+    pub fn counts(&self) -> [(&'static str, usize); 14] {
         [
             ("GatewayClass", self.gateway_classes.len()),
             ("Gateway", self.gateways.len()),
             ("ListenerSet", self.listener_sets.len()),
             ("HTTPRoute", self.http_routes.len()),
             ("GRPCRoute", self.grpc_routes.len()),
+            ("TLSRoute", self.tls_routes.len()),
             ("ReferenceGrant", self.reference_grants.len()),
             ("BackendTLSPolicy", self.backend_tls_policies.len()),
             ("Namespace", self.namespaces.len()),
@@ -276,6 +283,7 @@ impl Resources {
         extend(&mut self.listener_sets, &other.listener_sets);
         extend(&mut self.http_routes, &other.http_routes);
         extend(&mut self.grpc_routes, &other.grpc_routes);
+        extend(&mut self.tls_routes, &other.tls_routes);
         extend(&mut self.reference_grants, &other.reference_grants);
         extend(&mut self.backend_tls_policies, &other.backend_tls_policies);
         extend(&mut self.namespaces, &other.namespaces);

@@ -81,6 +81,7 @@ pub(crate) fn build_snapshot(
             hostname: l.hostname.clone(),
             virtual_hosts: virtual_hosts(routes, &attached, &tables),
             tls: l.tls.clone(),
+            tls_routes: None,
         };
         sockets_by_port
             .entry(bind)

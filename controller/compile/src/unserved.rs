@@ -37,7 +37,7 @@ pub(super) fn compile_unserved(
         );
         let stamp = stamp.for_generation(failure.generation);
         match failure.kind.as_str() {
-            "HTTPRoute" | "GRPCRoute" => {
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" => {
                 let parents = route_parents(
                     &failure.parent_refs,
                     failure.namespace.as_deref().unwrap_or_default(),

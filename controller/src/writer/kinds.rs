@@ -79,6 +79,14 @@ const KINDS: &[Kind] = &[
         mode: Mode::SharedList("parents"),
     },
     Kind {
+        kind: "TLSRoute",
+        group: GATEWAY_GROUP,
+        version: "v1",
+        plural: "tlsroutes",
+        namespaced: true,
+        mode: Mode::SharedList("parents"),
+    },
+    Kind {
         kind: "BackendTLSPolicy",
         group: GATEWAY_GROUP,
         version: "v1",

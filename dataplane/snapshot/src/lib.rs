@@ -20,6 +20,7 @@ mod listener;
 mod route;
 mod settings;
 mod tls;
+mod tls_route;
 mod validate;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
@@ -44,6 +45,7 @@ pub use tls::{
     ALPN, CIPHER_SUITES, Certificate, KX_GROUPS, ListenerTls, Redacted, TlsOptions, TlsVersion,
     is_tls13_suite,
 };
+pub use tls_route::{SniBackend, SniRoute, TlsMode, TlsRoutes};
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};

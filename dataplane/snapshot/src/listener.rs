@@ -7,6 +7,7 @@
 
 use crate::route::RouteMatch;
 use crate::tls::ListenerTls;
+use crate::tls_route::TlsRoutes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -40,6 +41,11 @@ pub struct Listener {
     /// listeners of one socket are all TLS or all plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
+    /// TLSRoutes of a `protocol: TLS` listener, which relays connections
+    /// by SNI instead of serving HTTP; `None` on HTTP and HTTPS listeners.
+    /// A socket's listeners all have it or none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_routes: Option<TlsRoutes>,
 }
 
 /// The route matches that apply to one effective hostname of a listener.
@@ -97,6 +103,20 @@ impl HostMatch {
                 .strip_suffix(suffix.as_str())
                 .and_then(|head| head.strip_suffix('.'))
                 .is_some_and(|head| !head.is_empty()),
+        }
+    }
+}
+
+impl HostMatch {
+    /// How specifically this pattern matches `host` (lowercase, no trailing
+    /// dot): `None` when it does not; an exact name ranks above every
+    /// wildcard, a longer wildcard above a shorter one, `*` lowest. Picks
+    /// among listeners or SNI entries for a ClientHello.
+    pub fn rank(&self, host: &str) -> Option<usize> {
+        match self {
+            HostMatch::Exact(h) => (h == host).then_some(usize::MAX),
+            HostMatch::Wildcard(suffix) => self.matches(host).then_some(suffix.len() + 1),
+            HostMatch::Any => Some(0),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! because a snapshot also arrives from disk (last-known-good) or over the
 //! network, and a bad one must be rejected while the old one keeps serving.
 
-use crate::{Filter, ListenerTls, PER_MILLION, Snapshot, Socket};
+use crate::{Filter, ListenerTls, PER_MILLION, Snapshot, Socket, TlsMode};
 use std::collections::HashSet;
 use thiserror::Error;
 
@@ -57,7 +57,13 @@ impl Snapshot {
                 return Err(ValidationError::DuplicateSocket(key));
             }
             check_socket_tls(&key, socket)?;
+            check_socket_tls_routes(&key, socket)?;
             for listener in &socket.listeners {
+                for route in listener.tls_routes.iter().flat_map(|t| &t.routes) {
+                    for b in route.backends.iter().filter_map(|b| b.backend) {
+                        self.check_index(&route.name, "backend", b, self.backends.len())?;
+                    }
+                }
                 for vhost in &listener.virtual_hosts {
                     for m in &vhost.matches {
                         self.check_index(&listener.name, "route", m.route, self.routes.len())?;
@@ -170,6 +176,47 @@ fn check_socket_tls(at: &str, socket: &Socket) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A socket relays TLS (TLSRoutes) on every listener or on none, all in
+/// one mode (the first bytes cannot tell a passthrough connection from one
+/// to terminate before the SNI is read, and Tollgate does not mix them);
+/// a Terminate listener has certificates, a Passthrough one none; one SNI
+/// hostname appears once per listener.
+fn check_socket_tls_routes(at: &str, socket: &Socket) -> Result<(), ValidationError> {
+    let modes: HashSet<Option<TlsMode>> = socket
+        .listeners
+        .iter()
+        .map(|l| l.tls_routes.as_ref().map(|t| t.mode))
+        .collect();
+    if modes.len() > 1 {
+        return Err(invalid(
+            at,
+            "mixes TLS relay modes or relay and HTTP listeners",
+        ));
+    }
+    for listener in &socket.listeners {
+        let Some(routes) = &listener.tls_routes else {
+            continue;
+        };
+        match (routes.mode, listener.tls.is_some()) {
+            (TlsMode::Terminate, false) => {
+                return Err(invalid(&listener.name, "Terminate listener without TLS"));
+            }
+            (TlsMode::Passthrough, true) => {
+                return Err(invalid(&listener.name, "Passthrough listener with TLS"));
+            }
+            _ => {}
+        }
+        let mut hosts = HashSet::new();
+        if let Some(r) = routes.routes.iter().find(|r| !hosts.insert(&r.hostname)) {
+            return Err(invalid(
+                &r.name,
+                &format!("SNI {} routed twice", r.hostname),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What can be checked of a listener's TLS without a crypto library: at
 /// least one certificate with a chain and a key, a non-empty version
 /// range, known cipher-suite, group and ALPN names, and a cipher suite for
@@ -218,6 +265,7 @@ mod tests {
                 port: 80,
                 listeners: vec![Listener {
                     tls: None,
+                    tls_routes: None,
                     name: "gateway/default/gw/listener/http".into(),
                     hostname: HostMatch::Any,
                     virtual_hosts: vec![VirtualHost {
@@ -421,5 +469,34 @@ mod tests {
         let s = one_route();
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), s);
+    }
+
+    /// A relay listener's backends must exist, its mode must agree with
+    /// its TLS (Terminate has certificates, Passthrough none), and a socket
+    /// does not mix relay modes or relay and HTTP listeners.
+    #[test]
+    fn tls_routes_are_checked() {
+        let mut s = one_route();
+        let routes = |mode, backend| TlsRoutes {
+            mode,
+            routes: vec![SniRoute {
+                name: "tlsroute/default/r".into(),
+                hostname: HostMatch::parse("a.example.com"),
+                backends: vec![SniBackend { backend, weight: 1 }],
+            }],
+        };
+        s.sockets[0].listeners[0].tls_routes = Some(routes(TlsMode::Passthrough, Some(0)));
+        s.validate().unwrap();
+        s.sockets[0].listeners[0].tls_routes = Some(routes(TlsMode::Passthrough, Some(9)));
+        assert!(s.validate().is_err(), "dangling backend");
+        s.sockets[0].listeners[0].tls_routes = Some(routes(TlsMode::Terminate, Some(0)));
+        assert!(s.validate().is_err(), "Terminate without TLS");
+        s.sockets[0].listeners[0].tls = Some(tls());
+        s.validate().unwrap();
+        let mut other = s.sockets[0].listeners[0].clone();
+        other.tls = None;
+        other.tls_routes = Some(routes(TlsMode::Passthrough, Some(0)));
+        s.sockets[0].listeners.push(other);
+        assert!(s.validate().is_err(), "mixed modes");
     }
 }

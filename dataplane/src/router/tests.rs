@@ -42,6 +42,7 @@ pub(super) fn listener(host: &str, virtual_hosts: Vec<VirtualHost>) -> Listener 
         hostname: HostMatch::parse(host),
         virtual_hosts,
         tls: None,
+        tls_routes: None,
     }
 }
 

@@ -10,6 +10,7 @@
 use super::activity::Activity;
 use super::conn;
 use super::drain::{Drain, Signal, Tracker};
+use super::passthrough;
 use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
 use crate::proxy::ConnInfo;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
+use tollgate_snapshot::TlsMode;
 
 /// Pending connections the kernel queues per socket.
 const BACKLOG: u32 = 1024;
@@ -102,10 +104,12 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
                 continue;
             }
         };
-        let (settings, tls) = {
+        let (settings, tls, relay) = {
             let runtime = server.runtime.load();
-            let tls = runtime.socket(&addr).is_some_and(|s| s.tls.is_some());
-            (runtime.snapshot().settings.clone(), tls)
+            let socket = runtime.socket(&addr);
+            let tls = socket.is_some_and(|s| s.tls.is_some());
+            let relay = socket.and_then(|s| s.relay.as_ref()).map(|r| r.mode);
+            (runtime.snapshot().settings.clone(), tls, relay)
         };
         let max = settings.max_connections as usize;
         if max > 0 && slots.count() >= max {
@@ -118,7 +122,11 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             info: Arc::new(ConnInfo::new(
                 peer,
                 addr,
-                if tls { "https" } else { "http" },
+                match (relay, tls) {
+                    (Some(_), _) => "tls",
+                    (None, true) => "https",
+                    (None, false) => "http",
+                },
             )),
             settings,
             activity: Activity::new(),
@@ -128,11 +136,13 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             open: server.connections.open(),
             telemetry: server.telemetry.clone(),
         };
-        if tls {
-            tokio::spawn(conn::serve_tls(stream, ctx));
-        } else {
-            tokio::spawn(conn::serve(stream, ctx));
-        }
+        // TLS listeners (TLSRoute) relay; the others serve HTTP.
+        match relay {
+            Some(TlsMode::Passthrough) => tokio::spawn(passthrough::serve_passthrough(stream, ctx)),
+            Some(TlsMode::Terminate) => tokio::spawn(passthrough::serve_terminate(stream, ctx)),
+            None if tls => tokio::spawn(conn::serve_tls(stream, ctx)),
+            None => tokio::spawn(conn::serve(stream, ctx)),
+        };
     }
     tracing::info!(%addr, "stopped accepting");
 }

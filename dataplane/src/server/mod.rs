@@ -9,7 +9,9 @@
 //! each request is counted for the idle timeout
 //! (`activity`), checked and handed to the proxy with the runtime loaded
 //! once (`service`). `drain` carries shutdown and socket-removal signals.
-//! An accepted WebSocket upgrade is relayed byte for byte (`tunnel`).
+//! An accepted WebSocket upgrade is relayed byte for byte (`tunnel`); so
+//! is a connection on a TLS listener (TLSRoute), routed by SNI
+//! (`passthrough`, then `tcp_relay`).
 
 mod activity;
 mod conn;
@@ -25,10 +27,12 @@ mod handle;
 mod headclock;
 mod lifecycle;
 mod listener;
+mod passthrough;
 mod prefixed;
 mod rest;
 mod service;
 mod status;
+mod tcp_relay;
 mod tls;
 mod transport;
 mod tunnel;

@@ -7,9 +7,9 @@
 //! certificate is used by every handshake that starts afterwards, while
 //! connections already established keep theirs.
 //!
-//! A later TLS passthrough path (TLSRoute) sits beside [`handshake`]: it
-//! peeks the same ClientHello off the socket without consuming it and, for
-//! a passthrough listener, hands the untouched TCP stream to its backend.
+//! Sockets of `protocol: TLS` listeners (TLSRoute) take another path,
+//! `passthrough.rs`: it keeps the ClientHello's bytes to replay them to a
+//! backend (Passthrough), or handshakes without ALPN (Terminate).
 
 use super::service::RuntimeCell;
 use http::HeaderValue;

@@ -201,16 +201,16 @@ where
 /// Bytes relayed each way and when the last one moved. Atomics, though
 /// one task uses them: an HTTP/2 tunnel's task must be `Send`.
 #[derive(Debug)]
-struct Meter {
+pub(super) struct Meter {
     epoch: Instant,
     /// Nanoseconds from `epoch` to the last read from either side.
     last: AtomicU64,
-    up: AtomicU64,
-    down: AtomicU64,
+    pub(super) up: AtomicU64,
+    pub(super) down: AtomicU64,
 }
 
 impl Meter {
-    fn new() -> Meter {
+    pub(super) fn new() -> Meter {
         Meter {
             epoch: Instant::now(),
             last: AtomicU64::new(0),
@@ -229,7 +229,7 @@ impl Meter {
     }
 
     /// Resolves once nothing moved for `idle`; never without a limit.
-    async fn idle_for(&self, idle: Option<Duration>) {
+    pub(super) async fn idle_for(&self, idle: Option<Duration>) {
         let Some(idle) = idle else {
             return std::future::pending().await;
         };
@@ -244,14 +244,14 @@ impl Meter {
 }
 
 /// One side of a tunnel, counting what is read from it into `count`.
-struct Metered<'a, T> {
+pub(super) struct Metered<'a, T> {
     inner: T,
     meter: &'a Meter,
     count: &'a AtomicU64,
 }
 
 impl<'a, T> Metered<'a, T> {
-    fn new(inner: T, meter: &'a Meter, count: &'a AtomicU64) -> Metered<'a, T> {
+    pub(super) fn new(inner: T, meter: &'a Meter, count: &'a AtomicU64) -> Metered<'a, T> {
         Metered {
             inner,
             meter,

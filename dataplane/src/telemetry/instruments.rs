@@ -32,6 +32,10 @@ pub(crate) struct Instruments {
     pub(crate) snapshots: Counter<u64>,
     /// `tollgate.dataplane.tls.handshake.failures`, by `error.type`.
     pub(crate) tls_handshake_failures: Counter<u64>,
+    /// `tollgate.dataplane.relay.connections`, by `result`.
+    pub(crate) relay_connections: Counter<u64>,
+    /// `tollgate.dataplane.relay.bytes`, by `direction`.
+    pub(crate) relay_bytes: Counter<u64>,
 }
 
 impl Instruments {
@@ -96,6 +100,20 @@ impl Instruments {
                 .u64_counter("tollgate.dataplane.tls.handshake.failures")
                 .with_description(
                     "TLS connections that ended before the handshake completed, by error.type",
+                )
+                .build(),
+            relay_connections: meter
+                .u64_counter("tollgate.dataplane.relay.connections")
+                .with_unit("{connection}")
+                .with_description(
+                    "Connections on TLS listeners (TLSRoute), by result: relayed, or why not",
+                )
+                .build(),
+            relay_bytes: meter
+                .u64_counter("tollgate.dataplane.relay.bytes")
+                .with_unit("By")
+                .with_description(
+                    "Bytes relayed for TLSRoutes, by direction (upstream: client to backend)",
                 )
                 .build(),
         }

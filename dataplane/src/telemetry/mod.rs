@@ -119,6 +119,27 @@ impl DataplaneTelemetry {
             obs.instruments.tls_handshake_failures.add(1, &attrs);
         }
     }
+
+    /// Counts a connection on a TLS listener (TLSRoute) by `result`
+    /// (`relayed`, `unknown_sni`, `no_backend`, `connect_failed`,
+    /// `client_hello`, `handshake`).
+    pub(crate) fn relay_connection(&self, result: &'static str) {
+        if let Some(obs) = &self.inner {
+            let attrs = [opentelemetry::KeyValue::new("result", result)];
+            obs.instruments.relay_connections.add(1, &attrs);
+        }
+    }
+
+    /// Counts the bytes one relay moved: `up` from client to backend,
+    /// `down` back.
+    pub(crate) fn relay_bytes(&self, up: u64, down: u64) {
+        if let Some(obs) = &self.inner {
+            for (direction, n) in [("upstream", up), ("downstream", down)] {
+                let attrs = [opentelemetry::KeyValue::new("direction", direction)];
+                obs.instruments.relay_bytes.add(n, &attrs);
+            }
+        }
+    }
 }
 
 impl Default for DataplaneTelemetry {

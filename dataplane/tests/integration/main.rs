@@ -21,6 +21,7 @@ mod server_lifecycle;
 mod server_limits;
 mod server_parking;
 mod server_protocols;
+mod server_relay;
 mod server_streams;
 mod server_tunnels;
 mod server_websocket;

@@ -17,7 +17,7 @@ use ::kube::{Api, Client, Resource};
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
-    listenersets::ListenerSet, referencegrants::ReferenceGrant,
+    listenersets::ListenerSet, referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -39,6 +39,7 @@ pub(super) struct Stores {
     listener_sets: Vec<Store<Lenient<ListenerSet>>>,
     http_routes: Vec<Store<Lenient<HttpRoute>>>,
     grpc_routes: Vec<Store<Lenient<GrpcRoute>>>,
+    tls_routes: Vec<Store<Lenient<TlsRoute>>>,
     reference_grants: Vec<Store<Lenient<ReferenceGrant>>>,
     backend_tls_policies: Vec<Store<Lenient<BackendTlsPolicy>>>,
     namespaces: Vec<Store<Lenient<Namespace>>>,
@@ -187,6 +188,7 @@ impl Stores {
             listener_sets: s.namespaced(Kind::ListenerSet),
             http_routes: s.namespaced(Kind::HttpRoute),
             grpc_routes: s.namespaced(Kind::GrpcRoute),
+            tls_routes: s.namespaced(Kind::TlsRoute),
             reference_grants: s.namespaced(Kind::ReferenceGrant),
             backend_tls_policies: s.namespaced(Kind::BackendTlsPolicy),
             namespaces: s.cluster(Kind::Namespace),
@@ -208,6 +210,7 @@ impl Stores {
             listener_sets: objects(&self.listener_sets),
             http_routes: objects(&self.http_routes),
             grpc_routes: objects(&self.grpc_routes),
+            tls_routes: objects(&self.tls_routes),
             reference_grants: objects(&self.reference_grants),
             backend_tls_policies: objects(&self.backend_tls_policies),
             namespaces: objects(&self.namespaces),
@@ -227,6 +230,7 @@ impl Stores {
         failures(&self.listener_sets, &mut all);
         failures(&self.http_routes, &mut all);
         failures(&self.grpc_routes, &mut all);
+        failures(&self.tls_routes, &mut all);
         failures(&self.reference_grants, &mut all);
         failures(&self.backend_tls_policies, &mut all);
         failures(&self.namespaces, &mut all);

@@ -321,6 +321,7 @@ pub fn snapshot(
             port,
             listeners: vec![Listener {
                 tls: None,
+                tls_routes: None,
                 name: "gateway/default/gw/listener/http".into(),
                 hostname: HostMatch::Any,
                 virtual_hosts,

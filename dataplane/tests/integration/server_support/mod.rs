@@ -138,6 +138,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
             port: 80,
             listeners: vec![Listener {
                 tls: None,
+                tls_routes: None,
                 name: "gateway/default/gw/listener/http".into(),
                 hostname: HostMatch::Any,
                 virtual_hosts: vec![VirtualHost {
