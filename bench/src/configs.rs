@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 use tollgate_snapshot::{
-    Backend, BackendProtocol, BackendRef, Endpoint, HostMatch, Listener, PathMatch, Route,
-    RouteMatch, Snapshot, Socket, VirtualHost,
+    Backend, BackendProtocol, BackendRef, Certificate, Endpoint, HostMatch, Listener, ListenerTls,
+    PathMatch, Redacted, Route, RouteMatch, Snapshot, Socket, TlsOptions, TlsVersion, VirtualHost,
 };
 
 /// The Gateway the benchmark snapshots and manifests describe.
@@ -91,8 +91,56 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
     }
 }
 
+/// [`snapshot`] with its listener terminating TLS 1.3 with `chain_pem` and
+/// `key_pem`, offering ALPN `http/1.1` only, like the peers' TLS configs.
+pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str) -> Snapshot {
+    let mut snapshot = snapshot(port, backend_port, 0);
+    for listener in snapshot.sockets.iter_mut().flat_map(|s| &mut s.listeners) {
+        listener.name = "gateway/bench/gw/listener/https".to_string();
+        listener.tls = Some(ListenerTls {
+            certificates: vec![Certificate {
+                name: "secret/bench/bench-ecdsa".to_string(),
+                chain_pem: Redacted::new(chain_pem),
+                key_pem: Redacted::new(key_pem),
+            }],
+            options: TlsOptions {
+                min_version: Some(TlsVersion::Tls13),
+                alpn: vec!["http/1.1".to_string()],
+                ..TlsOptions::default()
+            },
+        });
+    }
+    snapshot
+}
+
 /// nginx: one worker, upstream keep-alive, access log off.
 pub fn nginx(port: u16, backend_port: u16, work: &str) -> String {
+    nginx_with(port, backend_port, work, "", "")
+}
+
+/// [`nginx`] terminating TLS 1.3 with `cert` and `key`, with neither a
+/// session cache nor tickets, so every new connection is a full handshake.
+pub fn nginx_tls(port: u16, backend_port: u16, work: &str, cert: &str, key: &str) -> String {
+    let directives = format!(
+        "
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;"
+    );
+    nginx_with(port, backend_port, work, " ssl", &directives)
+}
+
+/// nginx with `listen_flags` after the address and `server` directives
+/// before the location.
+fn nginx_with(
+    port: u16,
+    backend_port: u16,
+    work: &str,
+    listen_flags: &str,
+    server: &str,
+) -> String {
     format!(
         "worker_processes 1;
 daemon off;
@@ -114,7 +162,7 @@ http {{
         keepalive_requests 1000000;
     }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{listen_flags} backlog=4096;{server}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -129,10 +177,26 @@ http {{
 
 /// HAProxy: one thread, HTTP mode, keep-alive both sides, no logging.
 pub fn haproxy(port: u16, backend_port: u16) -> String {
+    haproxy_with(backend_port, "", &format!("127.0.0.1:{port}"))
+}
+
+/// [`haproxy`] terminating TLS 1.3 with `pem` (certificate and key), ALPN
+/// `http/1.1`, without tickets or a session cache: every new connection is
+/// a full handshake.
+pub fn haproxy_tls(port: u16, backend_port: u16, pem: &str) -> String {
+    haproxy_with(
+        backend_port,
+        "\n    tune.ssl.cachesize 0",
+        &format!("127.0.0.1:{port} ssl crt {pem} alpn http/1.1 ssl-min-ver TLSv1.3 no-tls-tickets"),
+    )
+}
+
+/// HAProxy with `global` lines added and `bind` as the frontend's bind line.
+fn haproxy_with(backend_port: u16, global: &str, bind: &str) -> String {
     format!(
         "global
     nbthread 1
-    maxconn 8000
+    maxconn 8000{global}
 
 defaults
     mode http
@@ -144,7 +208,7 @@ defaults
     http-reuse always
 
 frontend bench
-    bind 127.0.0.1:{port}
+    bind {bind}
     default_backend backend
 
 backend backend

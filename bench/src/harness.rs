@@ -1,4 +1,4 @@
-//! One harness run: start the backend, run the seven scenarios in order (or
+//! One harness run: start the backend, run the eight scenarios in order (or
 //! the ones asked for), then write `results.json`, the charts and
 //! `report.md` into the output folder.
 //!
@@ -14,14 +14,16 @@ use crate::peers::{self, Env, Target};
 use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
-use crate::scenarios::{Bench, latency, memory, routes, scaling, telemetry, throughput, updates};
+use crate::scenarios::{
+    Bench, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
+};
 use std::path::Path;
 
 /// The rate used in smoke runs and when no throughput could be measured.
 const FALLBACK_RATE: f64 = 200.0;
 
 /// The scenarios' names, in the order they run (for `run --only`).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "throughput",
     "latency",
     "scaling",
@@ -29,6 +31,7 @@ pub const SCENARIOS: [&str; 7] = [
     "routes",
     "updates",
     "telemetry",
+    "tls",
 ];
 
 /// Runs the scenarios of `plan` named in `only` (all when empty) and
@@ -47,10 +50,7 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         runs: plan.runs,
         pinned: env.pin,
         machine: machine::read(),
-        configs: vec![
-            ("nginx.conf".into(), configs::nginx(8080, 9000, "<work>")),
-            ("haproxy.cfg".into(), configs::haproxy(8080, 9000)),
-        ],
+        configs: peer_configs(only),
         ..Results::default()
     };
     let (_backend, backend) = peers::start_backend(&env)?;
@@ -97,12 +97,37 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         results.telemetry = telemetry::run(&bench)?;
         clock.lap("telemetry cost");
     }
+    if wanted("tls") {
+        println!("scenario 8: TLS handshakes, HTTPS throughput, idle TLS memory");
+        results.tls = Some(tls::run(&bench)?);
+        clock.lap("tls");
+    }
     results.durations = clock.laps;
 
     results.goals = goals(&results);
     results.notes = bench.notes();
     write_outputs(&mut results, out)?;
     Ok(results)
+}
+
+/// The peers' configs for the report, with example ports; the TLS ones
+/// too when the TLS scenario runs.
+fn peer_configs(only: &[String]) -> Vec<(String, String)> {
+    let mut configs = vec![
+        ("nginx.conf".into(), configs::nginx(8080, 9000, "<work>")),
+        ("haproxy.cfg".into(), configs::haproxy(8080, 9000)),
+    ];
+    if only.is_empty() || only.iter().any(|o| o == "tls") {
+        configs.push((
+            "nginx.conf (TLS scenario)".into(),
+            configs::nginx_tls(8443, 9000, "<work>", "<work>/cert.pem", "<work>/key.pem"),
+        ));
+        configs.push((
+            "haproxy.cfg (TLS scenario)".into(),
+            configs::haproxy_tls(8443, 9000, "<work>/combined.pem"),
+        ));
+    }
+    configs
 }
 
 /// Time per scenario, for the report.
@@ -166,6 +191,7 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
             .map(telemetry::goals)
             .unwrap_or_default(),
     );
+    goals.extend(r.tls.as_ref().map(tls::goals).unwrap_or_default());
     goals
 }
 

@@ -39,7 +39,7 @@ enum Cmd {
         #[arg(long)]
         no_pin: bool,
         /// Run only these scenarios (comma-separated): throughput, latency,
-        /// scaling, memory, routes, updates, telemetry.
+        /// scaling, memory, routes, updates, telemetry, tls.
         #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(harness::SCENARIOS))]
         only: Vec<String>,
     },

@@ -10,6 +10,7 @@ use crate::configs;
 use crate::error::BenchError;
 use crate::probe;
 use crate::procs::{Child, LOAD_CPU, Launch, PROXY_CPU, find_program, free_port};
+use crate::tls::{self, TlsFiles};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -126,6 +127,9 @@ pub struct Tweaks {
     /// nginx then runs with `master_process off`, so the one process the
     /// wrapper follows is the one that serves.
     pub wrapper: Vec<OsString>,
+    /// Terminate TLS with this certificate (TLS scenario); readiness is
+    /// then checked over TLS.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Running {
@@ -209,8 +213,7 @@ pub fn start_tweaked(
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let dir = env.dir(tweaks.label.as_deref().unwrap_or(target.name()))?;
-    let single = !tweaks.wrapper.is_empty();
-    let (launch, config, admin) = launch(env, target, port, backend.port(), routes, &dir, single)?;
+    let (launch, config, admin) = launch(env, target, port, backend.port(), routes, &dir, tweaks)?;
     let launch = tweaks
         .envs
         .iter()
@@ -229,7 +232,12 @@ pub fn start_tweaked(
     } else {
         configs::route_path(routes - 1)
     };
-    if !probe::wait_status(addr, &path, 200, READY_TIMEOUT) {
+    let ready = if tweaks.tls.is_some() {
+        tls::wait_ready(addr, READY_TIMEOUT)
+    } else {
+        probe::wait_status(addr, &path, 200, READY_TIMEOUT)
+    };
+    if !ready {
         return Err(child.not_ready(READY_TIMEOUT));
     }
     Ok(Running {
@@ -242,7 +250,8 @@ pub fn start_tweaked(
 }
 
 /// The launch of `target`, its config file and (Tollgate) admin address.
-/// `single`: nginx without a master process.
+/// With a wrapper in `tweaks`, nginx runs without a master process; with
+/// TLS files, every proxy terminates TLS with them.
 fn launch(
     env: &Env,
     target: Target,
@@ -250,8 +259,10 @@ fn launch(
     backend_port: u16,
     routes: usize,
     dir: &Path,
-    single: bool,
+    tweaks: &Tweaks,
 ) -> Result<(Launch, PathBuf, Option<SocketAddr>), BenchError> {
+    let single = !tweaks.wrapper.is_empty();
+    let tls = tweaks.tls.as_ref();
     let write = |name: &str, text: &str| -> Result<PathBuf, BenchError> {
         let path = dir.join(name);
         std::fs::write(&path, text)
@@ -260,7 +271,10 @@ fn launch(
     };
     Ok(match target {
         Target::Tollgate => {
-            let snapshot = configs::snapshot(port, backend_port, routes);
+            let snapshot = match tls {
+                Some(t) => configs::snapshot_tls(port, backend_port, &t.chain_pem, &t.key_pem),
+                None => configs::snapshot(port, backend_port, routes),
+            };
             let json = serde_json::to_string(&snapshot).map_err(|source| BenchError::Json {
                 what: "the snapshot".into(),
                 source,
@@ -276,7 +290,19 @@ fn launch(
         }
         Target::Nginx => {
             let work = dir.display().to_string();
-            let mut text = configs::nginx(port, backend_port, &work);
+            let mut text = match tls {
+                Some(t) => {
+                    let (cert, key) = (t.cert.display(), t.key.display());
+                    configs::nginx_tls(
+                        port,
+                        backend_port,
+                        &work,
+                        &cert.to_string(),
+                        &key.to_string(),
+                    )
+                }
+                None => configs::nginx(port, backend_port, &work),
+            };
             if single {
                 text.insert_str(0, "master_process off;\n");
             }
@@ -293,7 +319,13 @@ fn launch(
             (launch, file, None)
         }
         Target::Haproxy => {
-            let file = write("haproxy.cfg", &configs::haproxy(port, backend_port))?;
+            let text = match tls {
+                Some(t) => {
+                    configs::haproxy_tls(port, backend_port, &t.combined.display().to_string())
+                }
+                None => configs::haproxy(port, backend_port),
+            };
+            let file = write("haproxy.cfg", &text)?;
             let program = find_program("haproxy").unwrap_or_else(|| "haproxy".into());
             let launch = Launch::new("haproxy", program).args([
                 "-db".into(),

@@ -39,6 +39,12 @@ pub struct Plan {
     /// Keep-alive requests counted under callgrind per target (telemetry
     /// scenario); valgrind runs them some 50 times slower than native.
     pub callgrind_requests: usize,
+    /// One run of the TLS handshake generator.
+    pub tls_handshakes: Duration,
+    /// Concurrent clients of the TLS handshake generator.
+    pub tls_handshake_connections: usize,
+    /// Idle TLS connections opened to measure memory per connection.
+    pub tls_idle_connections: usize,
 }
 
 impl Plan {
@@ -59,6 +65,9 @@ impl Plan {
             update_window: Duration::from_secs(6),
             route_edits: 20,
             callgrind_requests: 20_000,
+            tls_handshakes: Duration::from_secs(3),
+            tls_handshake_connections: 32,
+            tls_idle_connections: 2000,
         }
     }
 
@@ -79,6 +88,9 @@ impl Plan {
             update_window: Duration::from_millis(1500),
             route_edits: 3,
             callgrind_requests: 100,
+            tls_handshakes: Duration::from_millis(500),
+            tls_handshake_connections: 4,
+            tls_idle_connections: 20,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::stats::ratio;
 use std::fmt::Write as _;
 
 mod telemetry;
+mod tls;
 
 /// Renders the report.
 pub fn render(r: &Results) -> String {
@@ -24,6 +25,7 @@ pub fn render(r: &Results) -> String {
     routes(&mut out, r);
     updates(&mut out, r);
     telemetry::render(&mut out, r);
+    tls::render(&mut out, r);
     tail(&mut out, r);
     out
 }

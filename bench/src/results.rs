@@ -11,6 +11,7 @@ use crate::scenarios::routes::Routes;
 use crate::scenarios::scaling::Scaling;
 use crate::scenarios::telemetry::TelemetryCost;
 use crate::scenarios::throughput::Throughput;
+use crate::scenarios::tls::TlsBench;
 use crate::scenarios::updates::Updates;
 use serde::Serialize;
 
@@ -43,6 +44,8 @@ pub struct Results {
     pub updates: Option<Updates>,
     /// Scenario 7.
     pub telemetry: Option<TelemetryCost>,
+    /// Scenario 8.
+    pub tls: Option<TlsBench>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

@@ -41,12 +41,27 @@ pub fn run(
     duration: Duration,
     pin: bool,
 ) -> Result<WrkResult, BenchError> {
+    run_url(&format!("http://{addr}{path}"), connections, duration, pin)
+}
+
+/// [`run`] against any `url` (`https://127.0.0.1:PORT/` in the TLS scenario:
+/// wrk then keeps each connection, and its one handshake, for the whole run).
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_url(
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    pin: bool,
+) -> Result<WrkResult, BenchError> {
     let program = find_program("wrk").unwrap_or_else(|| "wrk".into());
     // wrk takes whole seconds only.
     let seconds = duration.as_secs_f64().ceil().max(1.0) as u64;
     let launch = Launch::new("wrk", program)
         .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
-        .args(["--timeout", "5s", &format!("http://{addr}{path}")])
+        .args(["--timeout", "5s", url])
         .cpu(LOAD_CPU);
     let output = launch
         .command(pin)

@@ -53,6 +53,32 @@ fn every_scenario_runs_and_reports() {
     let changes = json["routes"]["change_ms"].as_array().unwrap();
     assert!(!changes.is_empty(), "no route change reached traffic");
     telemetry_ran(&json, &report);
+    tls_ran(&json, &report);
+}
+
+/// Scenario 8: every installed proxy terminated TLS with the generated
+/// certificate, completed handshakes without failures, and held idle TLS
+/// connections; HTTPS keep-alive needs wrk.
+fn tls_ran(json: &serde_json::Value, report: &str) {
+    assert!(report.contains("## 8. TLS 1.3 termination"), "{report}");
+    let rows = json["tls"]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["target"] == "tollgate"),
+        "no Tollgate row: {rows:?}"
+    );
+    for row in rows {
+        assert!(row["handshakes_median"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["handshake_failures"], 0, "{row}");
+        if installed("wrk") {
+            assert!(row["rps_median"].as_f64().unwrap() > 0.0, "{row}");
+            assert_eq!(row["rps_failures"], 0, "{row}");
+        }
+    }
+    let memory = json["tls"]["memory"].as_array().unwrap();
+    assert_eq!(memory.len(), rows.len(), "{memory:?}");
+    for m in memory {
+        assert!(m["connections"].as_u64().unwrap() > 0, "{m}");
+    }
 }
 
 /// Scenario 7 (needs wrk; instruction counts need valgrind, and a smoke

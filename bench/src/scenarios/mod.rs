@@ -1,4 +1,4 @@
-//! The seven scenarios of the comparison, one file each, and what they share:
+//! The eight scenarios of the comparison, one file each, and what they share:
 //! the [`Bench`] context (processes, plan, the running backend) and
 //! [`Goal`], a pass/fail line of the report stated as a ratio or a bound.
 //!
@@ -12,6 +12,7 @@ pub mod routes;
 pub mod scaling;
 pub mod telemetry;
 pub mod throughput;
+pub mod tls;
 pub mod updates;
 
 use crate::peers::{Env, Target};
