@@ -108,6 +108,7 @@ pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str
                 alpn: vec!["http/1.1".to_string()],
                 ..TlsOptions::default()
             },
+            client_validation: None,
         });
     }
     snapshot
