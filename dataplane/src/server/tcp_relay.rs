@@ -12,13 +12,11 @@
 //! holds only its two sockets, so snapshot swaps never cut it.
 
 use super::service::ConnCtx;
-use super::tunnel::{Meter, Metered};
+use super::tunnel::copy_metered;
 use crate::relay::{NoRoute, RelayRoute};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -102,13 +100,6 @@ where
 }
 
 /// Why a relay ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ended {
-    Closed,
-    IdleOut,
-    Drained,
-}
-
 /// Copies bytes both ways until the relay ends; returns the bytes read
 /// from the client and from the backend.
 async fn relay<C>(ctx: &ConnCtx, client: C, backend: TcpStream) -> (u64, u64)
@@ -116,33 +107,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let _counted = ctx.open.tunnel();
-    let meter = Meter::new();
-    let mut client = Metered::new(client, &meter, &meter.up);
-    let mut backend = Metered::new(backend, &meter, &meter.down);
-    let mut copy = pin!(tokio::io::copy_bidirectional(&mut client, &mut backend));
-    let idle = ctx.settings.tunnel_idle_timeout();
-    let mut ended = tokio::select! {
-        result = copy.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(peer = %ctx.info.peer, %error, "relay ended with an error");
-            }
-            Ended::Closed
-        }
-        () = meter.idle_for(idle) => Ended::IdleOut,
-        () = ctx.drain.signalled() => Ended::Drained,
-    };
-    if ended == Ended::Drained
-        && tokio::time::timeout(ctx.drain_timeout(), copy)
-            .await
-            .is_ok()
-    {
-        ended = Ended::Closed;
-    }
-    tracing::debug!(peer = %ctx.info.peer, ?ended, "relay finished");
-    (
-        meter.up.load(Ordering::Relaxed),
-        meter.down.load(Ordering::Relaxed),
-    )
+    copy_metered(ctx, client, backend, "tls relay").await
 }
 
 /// `future`, cut at `limit` (`None`: no limit); `None` when cut.

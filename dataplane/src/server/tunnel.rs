@@ -169,6 +169,25 @@ where
             return;
         }
     };
+    let (up, down) = copy_metered(ctx, client, backend, "tunnel").await;
+    tunnel.finish(up, down);
+}
+
+/// Copies bytes both ways between `client` and `backend` until either side
+/// closes, no byte has moved for the tunnel idle timeout, or the connection
+/// drains (then the copy gets `drain_timeout_ms` to finish); returns the
+/// bytes read from the client and from the backend. `what` names the
+/// relay in logs. WebSocket tunnels and TLSRoute relays both end here.
+pub(super) async fn copy_metered<C, B>(
+    ctx: &ConnCtx,
+    client: C,
+    backend: B,
+    what: &str,
+) -> (u64, u64)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
     let meter = Meter::new();
     let mut client = Metered::new(client, &meter, &meter.up);
     let mut backend = Metered::new(backend, &meter, &meter.down);
@@ -177,7 +196,7 @@ where
     let mut ended = tokio::select! {
         result = copy.as_mut() => {
             if let Err(error) = result {
-                tracing::debug!(peer = %ctx.info.peer, %error, "tunnel ended with an error");
+                tracing::debug!(peer = %ctx.info.peer, %error, what, "relay ended with an error");
             }
             Ended::Closed
         }
@@ -191,11 +210,11 @@ where
     {
         ended = Ended::Closed;
     }
-    tracing::debug!(peer = %ctx.info.peer, ?ended, "tunnel ended");
-    tunnel.finish(
+    tracing::debug!(peer = %ctx.info.peer, ?ended, what, "relay finished");
+    (
         meter.up.load(Ordering::Relaxed),
         meter.down.load(Ordering::Relaxed),
-    );
+    )
 }
 
 /// Bytes relayed each way and when the last one moved. Atomics, though
