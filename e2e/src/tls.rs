@@ -47,6 +47,8 @@ pub struct Leaf {
     pub chain_pem: String,
     /// The private key, PEM (PKCS#8).
     pub key_pem: String,
+    /// The certificate, DER (what a client sees).
+    pub der: CertificateDer<'static>,
 }
 
 impl Ca {
@@ -73,12 +75,28 @@ impl Ca {
         self.issuer.der().clone()
     }
 
-    /// A leaf certificate for the DNS names `dns` and the URI SANs `uris`.
+    /// An ECDSA P-256 leaf certificate for the DNS names `dns` and the URI
+    /// SANs `uris`.
     ///
     /// # Errors
     ///
     /// A name is not valid in a certificate, or signing failed.
     pub fn leaf(&self, dns: &[&str], uris: &[&str]) -> Result<Leaf> {
+        self.leaf_with(dns, uris, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// [`Ca::leaf`] with a key of `alg` (RSA, another curve).
+    ///
+    /// # Errors
+    ///
+    /// A name is not valid in a certificate, or key generation or signing
+    /// failed.
+    pub fn leaf_with(
+        &self,
+        dns: &[&str],
+        uris: &[&str],
+        alg: &'static rcgen::SignatureAlgorithm,
+    ) -> Result<Leaf> {
         let mut params =
             CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
         for uri in uris {
@@ -86,11 +104,12 @@ impl Ca {
                 .subject_alt_names
                 .push(SanType::URI((*uri).try_into()?));
         }
-        let key = KeyPair::generate()?;
+        let key = KeyPair::generate_for(alg)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf {
             chain_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
         })
     }
 
@@ -118,6 +137,7 @@ impl Ca {
         Ok(Leaf {
             chain_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
         })
     }
 

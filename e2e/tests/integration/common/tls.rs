@@ -2,9 +2,7 @@
 //! rcgen, HTTPS manifests, and a rustls client that reports what it got
 //! (the certificate, the protocol, whether the session resumed).
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SignatureAlgorithm,
-};
+use rcgen::SignatureAlgorithm;
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -15,12 +13,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// A test certificate authority.
+/// The e2e library's test CA ([`tollgate_e2e::tls::Ca`]) with the
+/// shorthands the listener tests use: one name for the CA, ECDSA leaves
+/// unless told otherwise, panics instead of errors.
 pub struct Ca {
-    issuer: Issuer<'static, KeyPair>,
+    inner: tollgate_e2e::tls::Ca,
     /// The CA certificate, PEM.
     pub pem: String,
-    der: CertificateDer<'static>,
 }
 
 /// A leaf certificate and its key, PEM.
@@ -33,17 +32,10 @@ pub struct Leaf {
 
 impl Ca {
     pub fn new() -> Ca {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "tollgate test CA");
-        let cert = params.self_signed(&key).unwrap();
+        let inner = tollgate_e2e::tls::Ca::new("tollgate test CA").unwrap();
         Ca {
-            pem: cert.pem(),
-            der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
+            pem: inner.pem(),
+            inner,
         }
     }
 
@@ -54,16 +46,11 @@ impl Ca {
 
     /// A certificate for `names` with a key of `alg`.
     pub fn leaf_with(&self, names: &[&str], alg: &'static SignatureAlgorithm) -> Leaf {
-        let key = KeyPair::generate_for(alg).unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
+        let leaf = self.inner.leaf_with(names, &[], alg).unwrap();
         Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
+            cert_pem: leaf.chain_pem,
+            key_pem: leaf.key_pem,
+            der: leaf.der,
         }
     }
 
@@ -77,7 +64,7 @@ impl Ca {
     /// Roots trusting only this CA.
     pub fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
-        roots.add(self.der.clone()).unwrap();
+        roots.add(self.inner.der()).unwrap();
         roots
     }
 }
