@@ -157,7 +157,7 @@ pub(crate) fn attach(
         _ => Vec::new(),
     };
     let mut conditions = vec![accepted_condition(route, stamp, attached.err())];
-    conditions.push(resolved_condition(route, stamp));
+    conditions.push(resolved_condition(&route.ref_problems, stamp));
     if !route.rules.is_empty() && !route.dropped.is_empty() && !attachments.is_empty() {
         let dropped: Vec<&str> = route
             .dropped
@@ -215,8 +215,10 @@ fn accepted_condition(route: &CompiledRoute, s: &Stamp, problem: Option<Problem>
     }
 }
 
-fn resolved_condition(route: &CompiledRoute, s: &Stamp) -> Condition {
-    match route.ref_problems.first() {
+/// A route's `ResolvedRefs`: true, or false with the first problem's
+/// reason and every problem's message. HTTPRoutes and TLSRoutes share it.
+pub(crate) fn resolved_condition(problems: &[Problem], s: &Stamp) -> Condition {
+    match problems.first() {
         None => s.condition(
             types::RESOLVED_REFS,
             true,
@@ -224,11 +226,7 @@ fn resolved_condition(route: &CompiledRoute, s: &Stamp) -> Condition {
             "all references are resolved",
         ),
         Some(first) => {
-            let all: Vec<&str> = route
-                .ref_problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect();
+            let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
             s.condition(types::RESOLVED_REFS, false, first.reason, all.join("; "))
         }
     }

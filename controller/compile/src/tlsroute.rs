@@ -21,7 +21,7 @@ use crate::backends::{BackendTarget, resolve_backend_from};
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::gateway::GatewayPlan;
 use crate::hostname::effective_hostnames;
-use crate::httproute::namespace_allowed;
+use crate::httproute::{namespace_allowed, resolved_condition};
 use crate::listeners::GATEWAY_GROUP;
 use crate::output::{Compiled, push_status};
 use crate::resources::Resources;
@@ -298,22 +298,8 @@ fn parent_status(
             "route is accepted",
         ),
     };
-    let resolved = match route.ref_problems.first() {
-        None => s.condition(
-            types::RESOLVED_REFS,
-            true,
-            reasons::RESOLVED_REFS,
-            "all references are resolved",
-        ),
-        Some(first) => {
-            let all: Vec<&str> = route
-                .ref_problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect();
-            s.condition(types::RESOLVED_REFS, false, first.reason, all.join("; "))
-        }
-    };
+    let resolved = resolved_condition(&route.ref_problems, s);
+
     TlsRouteStatusParents {
         conditions: vec![accepted, resolved],
         controller_name: controller_name.to_string(),
