@@ -56,6 +56,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             timeouts: Default::default(),
             retry: None,
             sampling_per_million: None,
+            auth: None,
         })
         .collect();
     Snapshot {
@@ -76,6 +77,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
                     matches,
                 }],
             }],
+            proxy_protocol: false,
         }],
         routes,
         backends: vec![Backend {
@@ -88,6 +90,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             }],
         }],
         backend_client_certificate: None,
+        auth: Vec::new(),
     }
 }
 

@@ -63,6 +63,7 @@ fn socket(virtual_hosts: Vec<VirtualHost>) -> Socket {
             hostname: HostMatch::Any,
             virtual_hosts,
         }],
+        proxy_protocol: false,
     }
 }
 

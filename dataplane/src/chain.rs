@@ -78,6 +78,18 @@ impl Chain {
         self.stages.iter().any(|s| matches!(s, Stage::Cors(_)))
     }
 
+    /// The answer to a CORS preflight, when the rule has a CORS filter and
+    /// the request is one. Runs before authentication, since browsers send
+    /// preflights without credentials.
+    pub(crate) fn preflight(&self, ctx: &RequestContext<'_>) -> Option<Response<ProxyBody>> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Cors(cors) => {
+                filters::cors::preflight(cors, &ctx.method, &ctx.headers).map(preflight_response)
+            }
+            _ => None,
+        })
+    }
+
     /// Runs the request-side stages in order. `Some` is the gateway's own
     /// answer (preflight or redirect): later stages and the upstream are
     /// skipped.
@@ -87,12 +99,8 @@ impl Chain {
     ) -> Option<Response<ProxyBody>> {
         for stage in &self.stages {
             match stage {
-                Stage::Cors(cors) => {
-                    if let Some(answer) = filters::cors::preflight(cors, &ctx.method, &ctx.headers)
-                    {
-                        return Some(preflight_response(answer));
-                    }
-                }
+                // Preflights were answered before authentication.
+                Stage::Cors(_) => {}
                 Stage::Redirect(redirect) => return Some(redirect_response(redirect, ctx)),
                 Stage::RequestHeaders(modifier) => {
                     filters::apply_header_modifier(modifier, &mut ctx.headers);

@@ -7,6 +7,8 @@
 
 use crate::filters::MirrorStage;
 use http::{HeaderMap, HeaderValue, Method};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The request head as the pipeline carries it.
 #[derive(Debug)]
@@ -34,6 +36,37 @@ pub(crate) struct RequestContext<'r> {
     pub(crate) matched_prefix: Option<&'r str>,
     /// Mirrors picked for this request, sent once the rule's filters ran.
     pub(crate) mirrors: Vec<&'r MirrorStage>,
+    /// The client's address, as the snapshot's `ClientAddress` rule decides
+    /// (the peer unless proxies in front are trusted).
+    pub(crate) client: IpAddr,
+    /// Who the request is from, once an authentication stage said so.
+    pub(crate) principal: Option<Principal>,
+}
+
+/// An authenticated caller: what authorization, rate-limit keys, access
+/// logs and spans know about who sent a request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Principal {
+    /// How the caller was authenticated: `jwt`, `oidc`, `introspection`,
+    /// `api-key`, `basic`.
+    pub(crate) method: &'static str,
+    /// The JWT provider (or OIDC issuer) that vouched for the caller.
+    pub(crate) provider: Option<Arc<str>>,
+    /// `sub` of a token, or the user name.
+    pub(crate) subject: Option<String>,
+    /// The consumer (API key owner, basic user, introspected client).
+    pub(crate) consumer: Option<String>,
+    /// Granted scopes (`scope` split on spaces, or `scp`).
+    pub(crate) scopes: Vec<String>,
+    /// The token's claims, for authorization by claim.
+    pub(crate) claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl Principal {
+    /// The name logs and rate-limit keys use: consumer, else subject.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.consumer.as_deref().or(self.subject.as_deref())
+    }
 }
 
 impl RequestContext<'_> {

@@ -50,9 +50,39 @@ pub enum ErrorKind {
     UpstreamTls,
     /// A WebSocket upgrade for a backend that cannot take one (h2c): 502.
     UpgradeUnsupported,
+    /// The request carries no valid credential: 401, with a
+    /// `WWW-Authenticate` challenge.
+    Unauthenticated,
+    /// The caller is known but not allowed: 403.
+    Forbidden,
+    /// The caller is over a rate limit: 429, with `Retry-After`.
+    RateLimited,
+    /// A service a stage depends on (JWKS, introspection, external auth,
+    /// Redis) failed and the stage fails closed: 503.
+    Dependency,
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 16] = [
+        ErrorKind::Routing,
+        ErrorKind::BadRequest,
+        ErrorKind::RequestBody,
+        ErrorKind::Misdirected,
+        ErrorKind::RequestBodyTimeout,
+        ErrorKind::NoBackend,
+        ErrorKind::NoEndpoints,
+        ErrorKind::UpstreamConnect,
+        ErrorKind::UpstreamTimeout,
+        ErrorKind::UpstreamProtocol,
+        ErrorKind::UpstreamTls,
+        ErrorKind::UpgradeUnsupported,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::RateLimited,
+        ErrorKind::Dependency,
+    ];
+
     /// The response status for this kind.
     pub fn status(self) -> StatusCode {
         match self {
@@ -66,11 +96,15 @@ impl ErrorKind {
             ErrorKind::UpstreamProtocol
             | ErrorKind::UpstreamTls
             | ErrorKind::UpgradeUnsupported => StatusCode::BAD_GATEWAY,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Dependency => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The stable label used in `x-tollgate-error`, logs and metrics.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             ErrorKind::Routing => "routing",
             ErrorKind::BadRequest => "bad-request",
@@ -84,6 +118,10 @@ impl ErrorKind {
             ErrorKind::UpstreamProtocol => "upstream-protocol",
             ErrorKind::UpstreamTls => "upstream-tls",
             ErrorKind::UpgradeUnsupported => "upgrade-unsupported",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::RateLimited => "rate-limited",
+            ErrorKind::Dependency => "dependency",
         }
     }
 }
@@ -182,6 +220,39 @@ pub enum ProxyError {
         /// The backend's source name.
         backend: String,
     },
+    /// No valid credential. `reason` is a stable label (`missing`,
+    /// `expired`, `bad-signature`, …) for logs, spans and metrics; the
+    /// client sees only the status and the challenge.
+    #[error("authentication failed: {reason}")]
+    Unauthenticated {
+        /// Why, as a stable label.
+        reason: &'static str,
+        /// The `WWW-Authenticate` value (RFC 6750 / RFC 7617).
+        challenge: Option<HeaderValue>,
+    },
+    /// The caller is not allowed; `reason` as for `Unauthenticated`.
+    #[error("access denied: {reason}")]
+    Forbidden {
+        /// Why, as a stable label.
+        reason: &'static str,
+    },
+    /// Over a rate limit.
+    #[error("rate limit {limit} exceeded")]
+    RateLimited {
+        /// The limit's name, for logs.
+        limit: String,
+        /// Seconds until the client may try again (`Retry-After`).
+        retry_after_secs: Option<u64>,
+    },
+    /// A dependency of a stage failed and the stage fails closed.
+    #[error("{dependency} unavailable")]
+    Dependency {
+        /// What failed, e.g. `jwks example`, `ext-auth`.
+        dependency: String,
+        /// The call's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl ProxyError {
@@ -200,6 +271,10 @@ impl ProxyError {
             ProxyError::UpstreamProtocol { .. } => ErrorKind::UpstreamProtocol,
             ProxyError::UpstreamTls { .. } => ErrorKind::UpstreamTls,
             ProxyError::UpgradeUnsupported { .. } => ErrorKind::UpgradeUnsupported,
+            ProxyError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
+            ProxyError::Forbidden { .. } => ErrorKind::Forbidden,
+            ProxyError::RateLimited { .. } => ErrorKind::RateLimited,
+            ProxyError::Dependency { .. } => ErrorKind::Dependency,
         }
     }
 
@@ -210,8 +285,13 @@ impl ProxyError {
             | ErrorKind::BadRequest
             | ErrorKind::RequestBody
             | ErrorKind::RequestBodyTimeout
-            | ErrorKind::Misdirected => Side::Downstream,
-            ErrorKind::NoBackend | ErrorKind::UpgradeUnsupported => Side::Internal,
+            | ErrorKind::Misdirected
+            | ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::RateLimited => Side::Downstream,
+            ErrorKind::NoBackend | ErrorKind::UpgradeUnsupported | ErrorKind::Dependency => {
+                Side::Internal
+            }
             ErrorKind::NoEndpoints
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTimeout
@@ -224,6 +304,47 @@ impl ProxyError {
     /// request cannot have reached the upstream (the connection never opened).
     pub fn retryable(&self) -> bool {
         matches!(self.kind(), ErrorKind::UpstreamConnect)
+    }
+
+    /// The stable reason label of an auth refusal, for telemetry.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::Unauthenticated { reason, .. } | ProxyError::Forbidden { reason } => {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// What the client is told. Refusals say no more than their status, so
+    /// a caller probing a protected route learns nothing about why (an
+    /// expired token and a forged one look alike).
+    fn public_message(&self) -> std::borrow::Cow<'_, str> {
+        match self.kind() {
+            ErrorKind::Unauthenticated => "authentication required".into(),
+            ErrorKind::Forbidden => "access denied".into(),
+            ErrorKind::RateLimited => "too many requests".into(),
+            _ => self.to_string().into(),
+        }
+    }
+
+    /// Headers the answer carries besides `x-tollgate-error`.
+    fn add_headers(&self, headers: &mut http::HeaderMap) {
+        match self {
+            ProxyError::Unauthenticated {
+                challenge: Some(challenge),
+                ..
+            } => {
+                headers.insert(http::header::WWW_AUTHENTICATE, challenge.clone());
+            }
+            ProxyError::RateLimited {
+                retry_after_secs: Some(secs),
+                ..
+            } => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -249,10 +370,10 @@ pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
                 retryable = error.retryable(), error = %chain, "request failed");
         }
     }
-    let mut response = local_response(kind.status(), &error.to_string());
-    response
-        .headers_mut()
-        .insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
+    let mut response = local_response(kind.status(), &error.public_message());
+    let headers = response.headers_mut();
+    headers.insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
+    error.add_headers(headers);
     response
 }
 
@@ -345,7 +466,34 @@ mod tests {
                 "upgrade-unsupported",
             ),
         ];
-        for (error, status, label) in table {
+        let auth: Vec<(ProxyError, u16, &str)> = vec![
+            (
+                ProxyError::Unauthenticated {
+                    reason: "expired",
+                    challenge: None,
+                },
+                401,
+                "unauthenticated",
+            ),
+            (ProxyError::Forbidden { reason: "rule" }, 403, "forbidden"),
+            (
+                ProxyError::RateLimited {
+                    limit: "l".into(),
+                    retry_after_secs: None,
+                },
+                429,
+                "rate-limited",
+            ),
+            (
+                ProxyError::Dependency {
+                    dependency: "jwks".into(),
+                    source: io(),
+                },
+                503,
+                "dependency",
+            ),
+        ];
+        for (error, status, label) in table.into_iter().chain(auth) {
             let response = respond(&error, "test");
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[ERROR_HEADER], label);
@@ -423,6 +571,34 @@ mod tests {
             source: Box::new(std::io::Error::other("reset")),
         };
         assert!(logged(&upstream).contains("WARN"));
+    }
+
+    /// A refusal carries its challenge or `Retry-After`, and its body
+    /// never says why.
+    #[tokio::test]
+    async fn refusals_carry_headers_and_hide_their_reason() {
+        let error = ProxyError::Unauthenticated {
+            reason: "bad-signature",
+            challenge: Some(HeaderValue::from_static(
+                "Bearer realm=\"api\", error=\"invalid_token\"",
+            )),
+        };
+        assert_eq!(error.reason(), Some("bad-signature"));
+        let response = respond(&error, "test");
+        assert_eq!(
+            response.headers()[http::header::WWW_AUTHENTICATE],
+            "Bearer realm=\"api\", error=\"invalid_token\""
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "401 Unauthorized: authentication required\n");
+        let limited = ProxyError::RateLimited {
+            limit: "per-user".into(),
+            retry_after_secs: Some(7),
+        };
+        let response = respond(&limited, "test");
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "7");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("per-user"));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! shut down. [`subscribe`] follows the controller's snapshot stream.
 
 mod admin;
+pub mod auth;
 pub mod body;
 mod chain;
 mod client;
@@ -18,6 +19,7 @@ mod relay;
 pub mod router;
 pub mod runtime;
 mod server;
+mod stage;
 mod telemetry;
 pub mod tls;
 pub mod upstream;

@@ -194,6 +194,7 @@ mod tests {
                     &[("*.example.com", "wild"), ("b.example.com", "b")],
                 ),
             ],
+            proxy_protocol: false,
         };
         let relay = SocketRelay::build(&socket).unwrap();
         let found = |sni: Option<&str>| relay.find(sni).map(|r| r.name.to_string());

@@ -7,9 +7,12 @@
 //! is swapped in whole; a snapshot that fails to build is rejected and the
 //! previous runtime keeps serving.
 
+use crate::auth::{AuthStage, BuildContext};
 use crate::chain::Chain;
+use crate::proxy::ClientAddressRule;
 use crate::relay::SocketRelay;
 use crate::router::{RouterError, SocketRouter};
+use crate::stage::{Stage, Stages};
 use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
 use crate::tls::{SocketTls, TlsBuildError};
 use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
@@ -63,6 +66,8 @@ pub struct Runtime {
     /// The client-certificate details header: removed from every request,
     /// set again from a verified client certificate.
     client_cert_header: HeaderName,
+    /// Decides each request's client address.
+    client_address: ClientAddressRule,
 }
 
 /// One socket: its router and the names used in logs and redirects.
@@ -105,6 +110,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) labels: RouteLabels,
     /// The rule's own trace sampler, when it sets a ratio.
     pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
+    /// The rule's request stages (auth), in order.
+    pub(crate) stages: Stages,
 }
 
 /// A rule's retry policy, with the budget its retries spend.
@@ -174,10 +181,20 @@ impl Runtime {
                 },
             );
         }
+        let cx = BuildContext {
+            clients: clients.auth(),
+            backends: &backends,
+        };
+        // One stage per effective configuration, shared by its rules.
+        let auth: Vec<Arc<dyn Stage>> = snapshot
+            .auth
+            .iter()
+            .map(|config| Arc::new(AuthStage::build(config, &cx)) as Arc<dyn Stage>)
+            .collect();
         let routes = snapshot
             .routes
             .iter()
-            .map(|route| build_route(route, &backends, clients, &snapshot.settings))
+            .map(|route| build_route(route, &backends, clients, &snapshot.settings, &auth))
             .collect();
         sockets.shrink_to_fit();
         let backend_labels = snapshot
@@ -187,7 +204,9 @@ impl Runtime {
             .collect();
         let telemetry = RuntimeTelemetry::build(&snapshot.gateway, &snapshot.settings.telemetry);
         let client_cert_header = client_cert_header(&snapshot);
+        let client_address = ClientAddressRule::build(&snapshot.settings.client_address);
         Ok(Runtime {
+            client_address,
             client_cert_header,
             snapshot,
             sockets,
@@ -204,6 +223,7 @@ impl Runtime {
         let snapshot = Snapshot::empty(gateway);
         let telemetry = RuntimeTelemetry::build(gateway, &snapshot.settings.telemetry);
         Runtime {
+            client_address: ClientAddressRule::default(),
             client_cert_header: client_cert_header(&snapshot),
             snapshot,
             sockets: HashMap::new(),
@@ -250,6 +270,11 @@ impl Runtime {
     pub(crate) fn client_cert_header(&self) -> &HeaderName {
         &self.client_cert_header
     }
+
+    /// The rule deciding each request's client address.
+    pub(crate) fn client_address(&self) -> &ClientAddressRule {
+        &self.client_address
+    }
 }
 
 /// The details header name of `snapshot`; `validate` has checked it is a
@@ -264,7 +289,13 @@ fn build_route(
     backends: &BackendSet,
     clients: &Clients,
     settings: &Settings,
+    auth: &[Arc<dyn Stage>],
 ) -> RouteRuntime {
+    let stages = route
+        .auth
+        .and_then(|i| auth.get(i))
+        .map(|stage| Stages::new(vec![stage.clone()]))
+        .unwrap_or_default();
     RouteRuntime {
         name: route.name.as_str().into(),
         chain: Chain::build(&route.name, &route.filters, backends),
@@ -287,5 +318,6 @@ fn build_route(
         sampler: route
             .sampling_per_million
             .map(crate::telemetry::RatioSampler::per_million),
+        stages,
     }
 }

@@ -199,6 +199,7 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
                 .as_ref()
                 .and_then(|t| t.client_certificate_header.as_ref()),
         )?,
+        client_address: tollgate_snapshot::ClientAddress::default(),
     })
 }
 

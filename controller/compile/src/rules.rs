@@ -75,6 +75,7 @@ pub(crate) fn compile_rule(
             timeouts,
             retry,
             sampling_per_million: None,
+            auth: None,
         },
         matches,
         backends: std::mem::take(&mut ctx.backends),

@@ -99,6 +99,7 @@ pub(crate) fn build_snapshot(
                 bind_port: *bind,
                 port: *port,
                 listeners,
+                proxy_protocol: false,
             });
         }
     }
@@ -110,6 +111,7 @@ pub(crate) fn build_snapshot(
         routes: tables.routes,
         backends: tables.backends,
         backend_client_certificate: plan.backend_client.clone().ok().flatten(),
+        auth: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! Kubernetes client. Every element carries the name of the object it came
 //! from (`httproute/<ns>/<name>/rule/<i>`), which logs and metrics use.
 
+mod auth;
 mod backend;
 mod backend_tls;
 mod client_auth;
@@ -23,6 +24,11 @@ mod tls;
 mod tls_route;
 mod validate;
 
+pub use auth::{
+    ApiKey, ApiKeys, AuthConfig, Authorization, AuthzAction, AuthzRule, BasicAuth, CallTarget,
+    ClaimMatch, ClaimToHeader, CredentialSource, ExtAuth, ExtAuthProtocol, Introspection,
+    JwksSource, Jwt, JwtPrincipal, JwtProvider, Oidc,
+};
 pub use backend::{Backend, BackendProtocol, Endpoint};
 pub use backend_tls::{BackendTls, ClientCertificate, SubjectAltName};
 pub use client_auth::{
@@ -38,8 +44,8 @@ pub use route::{
     PathMatch, QueryMatch, Retry, Route, RouteMatch, StringMatch, Timeouts,
 };
 pub use settings::{
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION, RetrySettings,
-    Settings, TelemetrySettings,
+    ClientAddress, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION,
+    RetrySettings, Settings, TelemetrySettings,
 };
 pub use tls::{
     ALPN, CIPHER_SUITES, Certificate, KX_GROUPS, ListenerTls, Redacted, TlsOptions, TlsVersion,
@@ -96,6 +102,10 @@ pub struct Snapshot {
     /// `spec.tls.backend.clientCertificateRef`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_client_certificate: Option<ClientCertificate>,
+    /// Effective authentication configurations, shared by the rules whose
+    /// `Route::auth` points at them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<AuthConfig>,
 }
 
 /// Element counts, served by the admin `/snapshot` endpoint.
@@ -153,6 +163,9 @@ impl Snapshot {
         }
         if let Some(client) = &mut copy.backend_client_certificate {
             client.private_key = client.private_key.placeholder();
+        }
+        for auth in &mut copy.auth {
+            auth.redact();
         }
         copy
     }

@@ -24,6 +24,11 @@ pub struct Socket {
     pub port: u16,
     /// Listeners on this socket, most specific hostname first.
     pub listeners: Vec<Listener>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2),
+    /// whose source address becomes the peer. Connections without one are
+    /// refused. Set by the Gateway annotation `tollgate.dev/proxy-protocol`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
 }
 
 /// One Gateway listener.

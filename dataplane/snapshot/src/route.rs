@@ -96,6 +96,10 @@ pub struct Route {
     /// Gateway's (the HTTPRoute annotation `tollgate.dev/tracing-sampling-ratio`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling_per_million: Option<u32>,
+    /// Index into `Snapshot::auth`: the rule's effective authentication and
+    /// authorization (policies merged, plus its `ExternalAuth` filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<usize>,
 }
 
 /// A weighted reference from a rule to a backend.

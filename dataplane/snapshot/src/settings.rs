@@ -57,6 +57,41 @@ pub struct Settings {
     /// upstream; removed from every request a client sends.
     #[serde(skip_serializing_if = "crate::ClientCertHeader::is_default")]
     pub client_cert_header: crate::ClientCertHeader,
+    /// How the client address is decided (trusted proxies in front).
+    #[serde(skip_serializing_if = "ClientAddress::is_default")]
+    pub client_address: ClientAddress,
+}
+
+/// How the data plane decides a request's client address, which
+/// authorization by CIDR, rate-limit keys, access logs and spans use.
+///
+/// With nothing trusted, the client is the TCP peer (or the PROXY protocol
+/// source) and `X-Forwarded-For` is ignored: a client cannot pick its own
+/// address. With `trusted_hops: n`, the n-th address from the right of
+/// `X-Forwarded-For` is the client (the proxies in front each append one);
+/// with `trusted_cidrs`, addresses are walked from the right past every
+/// trusted proxy, starting at the peer, and the first untrusted one is the
+/// client. Both may be set: the CIDRs then apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientAddress {
+    /// Number of proxies in front that append to `X-Forwarded-For`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trusted_hops: u32,
+    /// Address ranges of trusted proxies (CIDR).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_cidrs: Vec<String>,
+}
+
+impl ClientAddress {
+    /// Whether nothing is trusted (the peer is the client).
+    pub fn is_default(&self) -> bool {
+        *self == ClientAddress::default()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How much retrying the Gateway's data plane may do, whatever the rules ask.
@@ -186,6 +221,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             retry: RetrySettings::default(),
             client_cert_header: crate::ClientCertHeader::default(),
+            client_address: ClientAddress::default(),
         }
     }
 }

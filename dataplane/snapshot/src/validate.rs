@@ -106,11 +106,22 @@ impl Snapshot {
                     "sampling ratio above one million per million",
                 ));
             }
+            if let Some(i) = route.auth {
+                self.check_index(&route.name, "auth", i, self.auth.len())?;
+            }
             for backend in &route.backends {
                 if let Some(i) = backend.backend {
                     self.check_index(&route.name, "backend", i, self.backends.len())?;
                 }
                 self.check_filters(&route.name, &backend.filters)?;
+            }
+        }
+        for (i, auth) in self.auth.iter().enumerate() {
+            let at = format!("auth[{i}]");
+            for target in auth.targets() {
+                if let Some(b) = target.backend {
+                    self.check_index(&at, "backend", b, self.backends.len())?;
+                }
             }
         }
         for backend in &self.backends {
@@ -279,6 +290,7 @@ mod tests {
                         }],
                     }],
                 }],
+                proxy_protocol: false,
             }],
             routes: vec![Route {
                 name: "httproute/default/r/rule/0".into(),
@@ -292,6 +304,7 @@ mod tests {
                 timeouts: Timeouts::default(),
                 retry: None,
                 sampling_per_million: None,
+                auth: None,
             }],
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),

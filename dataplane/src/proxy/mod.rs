@@ -8,6 +8,7 @@
 //! ahead of time.
 
 mod body;
+mod client_address;
 mod connection;
 mod head;
 mod hygiene;
@@ -16,6 +17,7 @@ mod pipeline;
 mod retry;
 mod upgrade;
 
+pub(crate) use client_address::{ClientAddressRule, parse_net};
 pub use connection::ConnInfo;
 pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 

@@ -52,6 +52,7 @@ use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
 use crate::runtime::{BackendChoice, RouteRuntime, Runtime, SocketRuntime};
+use crate::stage::Flow;
 use crate::telemetry::{Exchange, RequestHead};
 use crate::upstream::BuiltBackend;
 use attempt::{Leg, upstream_request};
@@ -159,6 +160,9 @@ impl<'a> Pipeline<'a> {
         );
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
         let original_host = target.host_header.clone();
+        let client = runtime
+            .client_address()
+            .client(self.conn.peer.ip(), &parts.headers);
         let mut ctx = RequestContext {
             method: parts.method,
             headers: parts.headers,
@@ -171,8 +175,24 @@ impl<'a> Pipeline<'a> {
             listener_port: socket.port,
             matched_prefix: found.matched_prefix,
             mirrors: Vec::new(),
+            client,
+            principal: None,
         };
-        // 3 rule
+        // 3 stages: a CORS preflight is answered before authentication (a
+        // browser sends no credentials with one), then auth
+        if let Some(answer) = route.chain.preflight(&ctx) {
+            return Ok(answer);
+        }
+        if !route.stages.is_empty()
+            && let Flow::Answer(answer) = route
+                .stages
+                .on_request(&mut ctx)
+                .await
+                .map_err(at(&route.name))?
+        {
+            return Ok(answer);
+        }
+        // 4 rule
         if let Some(answer) = route.chain.apply_request(&mut ctx) {
             return Ok(answer);
         }
@@ -229,6 +249,7 @@ impl<'a> Pipeline<'a> {
         for chain in [&route.chain, &choice.chain] {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
         }
+        route.stages.on_response(&ctx, &mut head);
         if let Some(offer) = &offer {
             offer.respond(&mut head).map_err(at(&route.name))?;
         }

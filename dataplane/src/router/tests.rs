@@ -52,6 +52,7 @@ pub(super) fn socket(listeners: Vec<Listener>) -> Socket {
         bind_port: 8080,
         port: 80,
         listeners,
+        proxy_protocol: false,
     }
 }
 

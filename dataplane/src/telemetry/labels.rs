@@ -5,6 +5,7 @@
 //! `opentelemetry::Value`s once, when the runtime is built, so recording a
 //! request clones reference-counted strings instead of formatting new ones.
 
+use crate::error::ErrorKind;
 use http::Method;
 use opentelemetry::{KeyValue, StringValue, Value};
 use std::sync::Arc;
@@ -97,19 +98,16 @@ pub(crate) fn error_index(error: Option<&str>) -> u8 {
     }
 }
 
-/// The gateway's own error labels (`x-tollgate-error`).
-const LABELS: [&str; 10] = [
-    "routing",
-    "bad-request",
-    "request-body",
-    "request-body-timeout",
-    "no-backend",
-    "no-endpoints",
-    "upstream-connect",
-    "upstream-timeout",
-    "upstream-protocol",
-    "upgrade-unsupported",
-];
+/// The gateway's own error labels (`x-tollgate-error`), one per kind.
+const LABELS: [&str; ErrorKind::ALL.len()] = {
+    let mut labels = [""; ErrorKind::ALL.len()];
+    let mut i = 0;
+    while i < labels.len() {
+        labels[i] = ErrorKind::ALL[i].label();
+        i += 1;
+    }
+    labels
+};
 
 /// Appends `key = value` when there is a value.
 pub(crate) fn push_opt(attrs: &mut Vec<KeyValue>, key: &'static str, value: Option<&Value>) {

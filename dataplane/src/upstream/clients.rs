@@ -37,6 +37,8 @@ type H2cClient = Client<HttpConnector, ProxyBody>;
 #[derive(Clone, Default)]
 pub struct Clients {
     inner: Arc<Mutex<Registry>>,
+    /// The auth methods' state (JWKS caches, the client for auth calls).
+    auth: Arc<crate::auth::AuthClients>,
 }
 
 #[derive(Default)]
@@ -62,6 +64,11 @@ impl Clients {
     /// An empty registry; connections are made on first use.
     pub fn new() -> Clients {
         Clients::default()
+    }
+
+    /// The auth methods' process-wide state.
+    pub(crate) fn auth(&self) -> &Arc<crate::auth::AuthClients> {
+        &self.auth
     }
 
     /// The endpoint at `addr` speaking `protocol`, over TLS when `tls` is

@@ -59,6 +59,7 @@ fn passthrough(version: u64, port: u16, sni: &str, backend: SocketAddr) -> Snaps
                     }],
                 }),
             }],
+            proxy_protocol: false,
         }],
         backends: vec![Backend {
             name: "service/default/echo/port/443".into(),

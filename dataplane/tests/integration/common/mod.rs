@@ -326,6 +326,7 @@ pub fn snapshot(
                 hostname: HostMatch::Any,
                 virtual_hosts,
             }],
+            proxy_protocol: false,
         }],
         routes,
         backends,
@@ -373,6 +374,7 @@ pub fn route(name: &str, filters: Vec<Filter>, backends: Vec<BackendRef>) -> Rou
         timeouts: Timeouts::default(),
         retry: None,
         sampling_per_million: None,
+        auth: None,
     }
 }
 

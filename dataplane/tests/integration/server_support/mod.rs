@@ -146,6 +146,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                     matches: matches.clone(),
                 }],
             }],
+            proxy_protocol: false,
         })
         .collect();
     Snapshot {
@@ -165,6 +166,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                 timeouts: Timeouts::default(),
                 retry: None,
                 sampling_per_million: None,
+                auth: None,
             })
             .collect(),
         backends: routes
