@@ -20,6 +20,7 @@
 mod api_key;
 mod authz;
 mod basic;
+mod call;
 mod credential;
 
 use crate::context::{Principal, RequestContext};

@@ -20,6 +20,7 @@ mod clients;
 mod error;
 mod http1;
 mod tls;
+pub(crate) use tls::{TlsClient, TlsKey, tls_client};
 mod upgrade;
 
 pub use backend::{BackendSet, BuiltBackend};
