@@ -89,6 +89,8 @@ pub(crate) struct SocketRuntime {
     /// The SNI tables of a socket of TLS listeners (TLSRoutes), which
     /// relays connections instead of serving HTTP; `None` otherwise.
     pub(crate) relay: Option<SocketRelay>,
+    /// Connections start with a PROXY protocol header.
+    pub(crate) proxy_protocol: bool,
 }
 
 /// One route rule with its chain, weighted backends and timeouts.
@@ -178,6 +180,7 @@ impl Runtime {
                     router,
                     tls,
                     relay: SocketRelay::build(socket),
+                    proxy_protocol: socket.proxy_protocol,
                 },
             );
         }

@@ -10,7 +10,9 @@
 use super::activity::Activity;
 use super::conn;
 use super::drain::{Drain, Signal, Tracker};
+use super::lifecycle::millis;
 use super::passthrough;
+use super::proxy_protocol::{self, Header};
 use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
 use crate::proxy::ConnInfo;
@@ -19,7 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tollgate_snapshot::TlsMode;
 
@@ -104,12 +106,13 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
                 continue;
             }
         };
-        let (settings, tls, relay) = {
+        let (settings, tls, relay, proxied) = {
             let runtime = server.runtime.load();
             let socket = runtime.socket(&addr);
             let tls = socket.is_some_and(|s| s.tls.is_some());
             let relay = socket.and_then(|s| s.relay.as_ref()).map(|r| r.mode);
-            (runtime.snapshot().settings.clone(), tls, relay)
+            let proxied = socket.is_some_and(|s| s.proxy_protocol);
+            (runtime.snapshot().settings.clone(), tls, relay, proxied)
         };
         let max = settings.max_connections as usize;
         if max > 0 && slots.count() >= max {
@@ -136,6 +139,10 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             open: server.connections.open(),
             telemetry: server.telemetry.clone(),
         };
+        if proxied {
+            tokio::spawn(serve_proxied(stream, ctx, relay, tls));
+            continue;
+        }
         // TLS listeners (TLSRoute) relay; the others serve HTTP.
         match relay {
             Some(TlsMode::Passthrough) => tokio::spawn(passthrough::serve_passthrough(stream, ctx)),
@@ -145,4 +152,32 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
         };
     }
     tracing::info!(%addr, "stopped accepting");
+}
+
+/// Serves a connection of a socket behind a PROXY-protocol balancer: the
+/// header first (within the request-header timeout), whose source becomes
+/// the peer, then as any other connection of the socket.
+async fn serve_proxied(mut stream: TcpStream, mut ctx: ConnCtx, relay: Option<TlsMode>, tls: bool) {
+    let timeout = millis(ctx.settings.request_header_timeout_ms);
+    let header = tokio::select! {
+        () = ctx.drain.signalled() => return,
+        header = proxy_protocol::read(&mut stream, timeout) => header,
+    };
+    match header {
+        Ok(Header::Proxied(source)) => {
+            let info = &ctx.info;
+            ctx.info = Arc::new(ConnInfo::new(source, info.local, info.scheme));
+        }
+        Ok(Header::Local) => {}
+        Err(error) => {
+            tracing::debug!(peer = %ctx.info.peer, %error, "connection refused: PROXY protocol");
+            return;
+        }
+    }
+    match relay {
+        Some(TlsMode::Passthrough) => Box::pin(passthrough::serve_passthrough(stream, ctx)).await,
+        Some(TlsMode::Terminate) => Box::pin(passthrough::serve_terminate(stream, ctx)).await,
+        None if tls => Box::pin(conn::serve_tls(stream, ctx)).await,
+        None => Box::pin(conn::serve(stream, ctx)).await,
+    }
 }

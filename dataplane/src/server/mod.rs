@@ -29,6 +29,7 @@ mod lifecycle;
 mod listener;
 mod passthrough;
 mod prefixed;
+mod proxy_protocol;
 mod rest;
 mod service;
 mod status;
