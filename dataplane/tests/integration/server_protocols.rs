@@ -125,3 +125,32 @@ async fn curl_with_prior_knowledge_speaks_http2() {
     assert_eq!(body["path"], "/pk");
     assert_eq!(version, "2");
 }
+
+/// Behind a PROXY-protocol balancer, the header's source is the client
+/// (in `X-Forwarded-For`), v1 and v2 alike; a connection without a header
+/// is closed unanswered.
+#[tokio::test]
+async fn proxy_protocol_names_the_client() {
+    let backend = echo("a").await;
+    let port = free_port();
+    let mut snap = snapshot(1, port, &[("/", backend)]);
+    snap.sockets[0].proxy_protocol = true;
+    let dp = dataplane();
+    dp.apply(snap).await.unwrap();
+    let request = b"GET /pp HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let mut v1 = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n".to_vec();
+    v1.extend_from_slice(request);
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[203, 0, 113, 9, 127, 0, 0, 1, 0x9c, 0x40, 0, 80]);
+    v2.extend_from_slice(request);
+    for (header, client) in [(v1, "198.51.100.7"), (v2, "203.0.113.9")] {
+        let (text, _) = raw(port, &header).await;
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(seen["headers"]["x-forwarded-for"], client, "{seen}");
+    }
+    let (text, closed) = raw(port, request).await;
+    assert!(text.is_empty() && closed, "{text}");
+    dp.shutdown();
+}
