@@ -99,6 +99,11 @@ pub(crate) async fn handle_observed(
     let pipeline = pipeline::Pipeline::new(&runtime, &conn);
     match pipeline.run(req, exchange).await {
         Ok(response) => response,
-        Err(failure) => crate::error::respond(&failure.error, failure.source),
+        Err(failure) => {
+            if let Some(reason) = failure.error.reason() {
+                exchange.refused(reason, failure.error.kind().label());
+            }
+            crate::error::respond(&failure.error, failure.source)
+        }
     }
 }

@@ -183,14 +183,14 @@ impl<'a> Pipeline<'a> {
         if let Some(answer) = route.chain.preflight(&ctx) {
             return Ok(answer);
         }
-        if !route.stages.is_empty()
-            && let Flow::Answer(answer) = route
-                .stages
-                .on_request(&mut ctx)
-                .await
-                .map_err(at(&route.name))?
-        {
-            return Ok(answer);
+        if !route.stages.is_empty() {
+            let flow = route.stages.on_request(&mut ctx).await;
+            exchange.identified(ctx.client, ctx.principal.as_ref());
+            if let Flow::Answer(answer) = flow.map_err(at(&route.name))? {
+                return Ok(answer);
+            }
+        } else if ctx.client != self.conn.peer.ip() {
+            exchange.identified(ctx.client, None);
         }
         // 4 rule
         if let Some(answer) = route.chain.apply_request(&mut ctx) {

@@ -63,6 +63,12 @@ pub(crate) struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_duration_ms: Option<f64>,
     pub(crate) client_address: String,
+    /// The authenticated principal (consumer, else subject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<&'a str>,
+    /// Why authentication or authorization refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) user_agent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +172,8 @@ fn emit(
         ("error.type", r.error_type),
         ("tollgate.backend", r.backend),
         ("tollgate.listener", r.listener),
+        ("user.id", r.user),
+        ("tollgate.auth.reason", r.auth_reason),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

@@ -8,6 +8,7 @@
 //! drawn) is never copied out of the request.
 
 mod finish;
+mod identity;
 mod request;
 mod retry;
 
@@ -91,6 +92,8 @@ pub(crate) struct Exchange {
     /// [`SCHEMES`]).
     method_index: u8,
     scheme_index: u8,
+    /// Client address and principal, when the stages found them.
+    identity: Option<Box<identity::Identity>>,
 }
 
 impl Exchange {
@@ -130,6 +133,7 @@ impl Exchange {
             error: None,
             method_index,
             scheme_index,
+            identity: None,
         };
         let (Some(obs), Some(runtime)) = (obs, runtime) else {
             return exchange;

@@ -28,6 +28,7 @@ pub(crate) struct Instruments {
     pub(crate) client_duration: Histogram<f64>,
     pub(crate) connect_errors: Counter<u64>,
     pub(crate) retries: Counter<u64>,
+    pub(crate) auth_refusals: Counter<u64>,
     pub(crate) snapshot_apply_duration: Histogram<f64>,
     pub(crate) snapshots: Counter<u64>,
     /// `tollgate.dataplane.tls.handshake.failures`, by `error.type`.
@@ -84,6 +85,14 @@ impl Instruments {
                     "Retries a rule's retry policy asked for, by reason and outcome \
                      (retried, or why not: budget_exhausted, attempts_exhausted, deadline, \
                      body_not_replayable)",
+                )
+                .build(),
+            auth_refusals: meter
+                .u64_counter("tollgate.auth.refusals")
+                .with_unit("{request}")
+                .with_description(
+                    "Requests refused by authentication (401) or authorization (403), \
+                     by reason (missing, expired, bad-signature, unknown-api-key, denied, ...)",
                 )
                 .build(),
             snapshot_apply_duration: meter

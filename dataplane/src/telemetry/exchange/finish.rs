@@ -27,9 +27,10 @@ impl Exchange {
         if let Some(detail) = &self.detail {
             self.push_detail(&mut attrs, detail);
         }
-        if let Some(peer) = self.peer {
-            attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
+        if let Some(client) = self.client_address() {
+            attrs.push(KeyValue::new("client.address", client.to_string()));
         }
+        self.push_identity(&mut attrs);
         if let Some(labels) = self.route_labels() {
             attrs.push(KeyValue::new("tollgate.rule", labels.rule));
             push_opt(&mut attrs, "tollgate.rule.name", labels.rule_name.as_ref());
@@ -152,7 +153,12 @@ impl Exchange {
                 .upstream
                 .as_ref()
                 .map(|u| u.took.as_secs_f64() * 1000.0),
-            client_address: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            client_address: self
+                .client_address()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            user: self.identity.as_ref().and_then(|i| i.user.as_deref()),
+            auth_reason: self.identity.as_ref().and_then(|i| i.reason),
             user_agent: detail.user_agent.as_deref(),
             error_type: self.error,
             request_headers: named(&t.request_headers, &detail.request_headers),
