@@ -123,10 +123,11 @@ fn one_run(
     let mut connections = (0..CONNECTIONS)
         .map(|_| connect(running.addr))
         .collect::<Result<Vec<_>, _>>()?;
-    send(&mut connections, WARMUP)?;
+    let head = request_head(&tweaks.headers);
+    send(&mut connections, WARMUP, &head)?;
     let started = Instant::now();
     match load {
-        Load::Requests(n) => send(&mut connections, n)?,
+        Load::Requests(n) => send(&mut connections, n, &head)?,
         Load::Wait(duration) => std::thread::sleep(duration),
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -168,7 +169,7 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
 
 /// Sends `n` requests spread over `connections`, each connection one
 /// request at a time, in parallel.
-fn send(connections: &mut [TcpStream], n: usize) -> Result<(), BenchError> {
+fn send(connections: &mut [TcpStream], n: usize, head: &[u8]) -> Result<(), BenchError> {
     let count = connections.len().max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = connections
@@ -176,7 +177,7 @@ fn send(connections: &mut [TcpStream], n: usize) -> Result<(), BenchError> {
             .enumerate()
             .map(|(i, stream)| {
                 let share = n / count + usize::from(i < n % count);
-                scope.spawn(move || (0..share).try_for_each(|_| request(stream)))
+                scope.spawn(move || (0..share).try_for_each(|_| request(stream, head)))
             })
             .collect();
         handles.into_iter().try_for_each(|h| {
@@ -190,15 +191,26 @@ fn send(connections: &mut [TcpStream], n: usize) -> Result<(), BenchError> {
     })
 }
 
-/// One `GET /` on a keep-alive connection; the answer must be a 200 whose
-/// body is read to its `content-length`.
-fn request(stream: &mut TcpStream) -> Result<(), BenchError> {
+/// `GET /` with `headers` (`name: value` lines).
+fn request_head(headers: &[String]) -> Vec<u8> {
+    let mut head = String::from("GET / HTTP/1.1\r\nHost: bench\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// One request (`head`) on a keep-alive connection; the answer must be a
+/// 200 whose body is read to its `content-length`.
+fn request(stream: &mut TcpStream, head: &[u8]) -> Result<(), BenchError> {
     let fail = |detail: String| BenchError::Http {
         what: "a request under callgrind".into(),
         detail,
     };
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .write_all(head)
         .map_err(BenchError::io("sending a request under callgrind"))?;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];

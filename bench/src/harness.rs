@@ -15,7 +15,7 @@ use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
 use crate::scenarios::{
-    Bench, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
+    Bench, auth, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
 };
 use std::path::Path;
 
@@ -23,7 +23,7 @@ use std::path::Path;
 const FALLBACK_RATE: f64 = 200.0;
 
 /// The scenarios' names, in the order they run (for `run --only`).
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "throughput",
     "latency",
     "scaling",
@@ -32,6 +32,7 @@ pub const SCENARIOS: [&str; 8] = [
     "updates",
     "telemetry",
     "tls",
+    "auth",
 ];
 
 /// Runs the scenarios of `plan` named in `only` (all when empty) and
@@ -101,6 +102,11 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         println!("scenario 8: TLS handshakes, HTTPS throughput, idle TLS memory");
         results.tls = Some(tls::run(&bench)?);
         clock.lap("tls");
+    }
+    if wanted("auth") {
+        println!("scenario 9: authentication cost (API key, JWT RS256, JWT ES256)");
+        results.auth = auth::run(&bench)?;
+        clock.lap("auth");
     }
     results.durations = clock.laps;
 
@@ -192,6 +198,7 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
             .unwrap_or_default(),
     );
     goals.extend(r.tls.as_ref().map(tls::goals).unwrap_or_default());
+    goals.extend(r.auth.as_ref().map(auth::goals).unwrap_or_default());
     goals
 }
 

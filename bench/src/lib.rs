@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod error;
 pub mod handshakes;
 pub mod harness;
+pub mod jwt;
 pub mod machine;
 pub mod openloop;
 pub mod peers;

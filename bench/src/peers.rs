@@ -130,6 +130,11 @@ pub struct Tweaks {
     /// Terminate TLS with this certificate (TLS scenario); readiness is
     /// then checked over TLS.
     pub tls: Option<TlsFiles>,
+    /// Tollgate only: every route requires this authentication (auth
+    /// scenario); readiness is then a 401 to a request without credentials.
+    pub auth: Option<tollgate_snapshot::AuthConfig>,
+    /// Header lines (`name: value`) every load request carries.
+    pub headers: Vec<String>,
 }
 
 impl Running {
@@ -235,7 +240,8 @@ pub fn start_tweaked(
     let ready = if tweaks.tls.is_some() {
         tls::wait_ready(addr, READY_TIMEOUT)
     } else {
-        probe::wait_status(addr, &path, 200, READY_TIMEOUT)
+        let code = if tweaks.auth.is_some() { 401 } else { 200 };
+        probe::wait_status(addr, &path, code, READY_TIMEOUT)
     };
     if !ready {
         return Err(child.not_ready(READY_TIMEOUT));
@@ -271,10 +277,13 @@ fn launch(
     };
     Ok(match target {
         Target::Tollgate => {
-            let snapshot = match tls {
+            let mut snapshot = match tls {
                 Some(t) => configs::snapshot_tls(port, backend_port, &t.chain_pem, &t.key_pem),
                 None => configs::snapshot(port, backend_port, routes),
             };
+            if let Some(auth) = &tweaks.auth {
+                configs::require_auth(&mut snapshot, auth.clone());
+            }
             let json = serde_json::to_string(&snapshot).map_err(|source| BenchError::Json {
                 what: "the snapshot".into(),
                 source,

@@ -46,6 +46,8 @@ pub struct Results {
     pub telemetry: Option<TelemetryCost>,
     /// Scenario 8.
     pub tls: Option<TlsBench>,
+    /// Scenario 9.
+    pub auth: Option<crate::scenarios::auth::AuthCost>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

@@ -56,11 +56,27 @@ pub fn run_url(
     duration: Duration,
     pin: bool,
 ) -> Result<WrkResult, BenchError> {
+    run_with_headers(url, connections, duration, pin, &[])
+}
+
+/// [`run_url`] with `headers` (`name: value`) on every request.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_with_headers(
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    pin: bool,
+    headers: &[String],
+) -> Result<WrkResult, BenchError> {
     let program = find_program("wrk").unwrap_or_else(|| "wrk".into());
     // wrk takes whole seconds only.
     let seconds = duration.as_secs_f64().ceil().max(1.0) as u64;
     let launch = Launch::new("wrk", program)
         .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args(headers.iter().flat_map(|h| ["-H".to_string(), h.clone()]))
         .args(["--timeout", "5s", url])
         .cpu(LOAD_CPU);
     let output = launch

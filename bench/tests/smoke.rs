@@ -54,6 +54,29 @@ fn every_scenario_runs_and_reports() {
     assert!(!changes.is_empty(), "no route change reached traffic");
     telemetry_ran(&json, &report);
     tls_ran(&json, &report);
+    auth_ran(&json, &report);
+}
+
+/// Scenario 9: every auth mode served its authenticated load with no
+/// failure (a refused credential would be a non-2xx), and the
+/// instruction counts of a smoke run (no auth, API key) were taken.
+fn auth_ran(json: &serde_json::Value, report: &str) {
+    assert!(
+        installed("wrk"),
+        "wrk is needed by the auth scenario: run `make test`, which installs it"
+    );
+    assert!(report.contains("## 9. Authentication cost"), "{report}");
+    let rows = json["auth"]["rows"].as_array().unwrap();
+    let modes: Vec<&str> = rows.iter().filter_map(|r| r["mode"].as_str()).collect();
+    assert_eq!(modes, ["none", "api-key", "jwt-rs256", "jwt-es256"]);
+    for row in rows {
+        assert_eq!(row["failures"], 0, "{row}");
+        assert!(row["requests"].as_u64().unwrap() > 0, "{row}");
+    }
+    if installed("valgrind") {
+        let counts = json["auth"]["instructions"].as_array().unwrap();
+        assert_eq!(counts.len(), 2, "{counts:?}");
+    }
 }
 
 /// Scenario 8: every installed proxy terminated TLS with the generated

@@ -6,6 +6,7 @@
 //! same machine, interleaving the targets run by run so drift (thermal,
 //! other load) spreads evenly across them.
 
+pub mod auth;
 pub mod latency;
 pub mod memory;
 pub mod routes;

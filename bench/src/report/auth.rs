@@ -1,0 +1,57 @@
+//! Section 9 of `report.md`: what authentication costs.
+
+use super::busy_cell;
+use crate::results::Results;
+use crate::scenarios::auth::Mode;
+use crate::stats::{median, ratio};
+use std::fmt::Write as _;
+
+/// Section 9: throughput per mode, then instructions per request.
+pub(super) fn render(out: &mut String, r: &Results) {
+    let Some(a) = &r.auth else { return };
+    let _ = writeln!(
+        out,
+        "## 9. Authentication cost (Tollgate against itself; wrk, {} connections, 0 B, every request authenticated)\n",
+        a.connections
+    );
+    let _ = writeln!(
+        out,
+        "| mode | median rps | / no auth | proxy CPU busy | runs | failures | requests |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let none = a.rps(Mode::None).unwrap_or(0.0);
+    for row in &a.rows {
+        let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
+        let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {} | {} | {} | {} |",
+            row.mode.name(),
+            row.median,
+            ratio(row.median, none),
+            busy_cell(busy),
+            runs.join(", "),
+            row.failures,
+            row.requests
+        );
+    }
+    if !a.instructions.is_empty() {
+        let base = a.per_request(Mode::None).unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over no auth |\n| --- | --- | --- |"
+        );
+        for i in &a.instructions {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:+.0} |",
+                i.mode.name(),
+                i.count.per_request,
+                i.count.per_request - base
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nAPI keys: 1,000 consumers, SHA-256 of the key compared in constant time with every hash. JWTs: inline key set (warm), issuer, audience and expiry checked.\n"
+    );
+}
