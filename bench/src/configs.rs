@@ -94,8 +94,6 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
     }
 }
 
-/// [`snapshot`] with its listener terminating TLS 1.3 with `chain_pem` and
-/// `key_pem`, offering ALPN `http/1.1` only, like the peers' TLS configs.
 /// Makes every route of `snapshot` require `auth`.
 pub fn require_auth(snapshot: &mut Snapshot, auth: tollgate_snapshot::AuthConfig) {
     snapshot.auth = vec![auth];
@@ -104,6 +102,8 @@ pub fn require_auth(snapshot: &mut Snapshot, auth: tollgate_snapshot::AuthConfig
     }
 }
 
+/// [`snapshot`] with its listener terminating TLS 1.3 with `chain_pem` and
+/// `key_pem`, offering ALPN `http/1.1` only, like the peers' TLS configs.
 pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str) -> Snapshot {
     let mut snapshot = snapshot(port, backend_port, 0);
     for listener in snapshot.sockets.iter_mut().flat_map(|s| &mut s.listeners) {

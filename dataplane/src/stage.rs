@@ -10,6 +10,12 @@
 //! [`RequestContext`] the filters and the upstream read. Response hooks run
 //! in reverse order; completion hooks run when the exchange is recorded.
 //!
+//! A stage that wants to know how a request ended (a rate limit that
+//! debits a cost the response names, a count of outcomes) says so with
+//! [`Stage::wants_completion`]; the response body is then watched and
+//! [`Stage::on_complete`] runs when its last byte is out or the client goes
+//! away. Rules whose stages don't ask pay nothing for it.
+//!
 //! A stage that calls out (JWKS, introspection, external auth, Redis)
 //! declares its timeout and its failure mode itself and reports a failed
 //! dependency as [`ProxyError::Dependency`] when it fails closed.
@@ -48,6 +54,32 @@ pub(crate) trait Stage: Send + Sync + fmt::Debug {
     /// Runs on the response head before it goes to the client (in reverse
     /// stage order): add headers, count the outcome.
     fn on_response(&self, _ctx: &RequestContext<'_>, _head: &mut http::response::Parts) {}
+
+    /// Whether [`Stage::on_complete`] should run for this stage's requests.
+    fn wants_completion(&self) -> bool {
+        false
+    }
+
+    /// Runs once the response is complete (or abandoned by the client).
+    fn on_complete(&self, _done: &Completion) {}
+}
+
+/// How a request ended, for [`Stage::on_complete`].
+#[derive(Clone, Debug)]
+pub(crate) struct Completion {
+    /// The response status.
+    pub(crate) status: http::StatusCode,
+    /// The response headers as sent.
+    pub(crate) headers: http::HeaderMap,
+    /// Response body bytes sent.
+    pub(crate) sent: u64,
+    /// Whether the body was sent whole (false: the client went away or
+    /// the backend broke off).
+    pub(crate) finished: bool,
+    /// From the request's arrival to the end of the response.
+    pub(crate) elapsed: std::time::Duration,
+    /// The principal's name, when one was authenticated.
+    pub(crate) principal: Option<String>,
 }
 
 /// A rule's stages, in the order they run. Empty for most rules, and then
@@ -90,5 +122,157 @@ impl Stages {
         for stage in self.stages.iter().rev() {
             stage.on_response(ctx, head);
         }
+    }
+
+    /// `body`, watched for the stages that want completion; `body` itself
+    /// when none does.
+    pub(crate) fn completing(
+        &self,
+        body: ProxyBody,
+        head: &http::response::Parts,
+        ctx: &RequestContext<'_>,
+        started: std::time::Instant,
+    ) -> ProxyBody {
+        let wanting: Vec<Arc<dyn Stage>> = self
+            .stages
+            .iter()
+            .filter(|s| s.wants_completion())
+            .cloned()
+            .collect();
+        if wanting.is_empty() {
+            return body;
+        }
+        let done = Completion {
+            status: head.status,
+            headers: head.headers.clone(),
+            sent: 0,
+            finished: false,
+            elapsed: std::time::Duration::ZERO,
+            principal: ctx
+                .principal
+                .as_ref()
+                .and_then(|p| p.name())
+                .map(str::to_string),
+        };
+        http_body_util::BodyExt::boxed_unsync(Completing {
+            inner: body,
+            stages: wanting,
+            done: Some(done),
+            started,
+        })
+    }
+}
+
+/// A response body that runs its stages' completion hooks at its end.
+struct Completing {
+    inner: ProxyBody,
+    stages: Vec<Arc<dyn Stage>>,
+    done: Option<Completion>,
+    started: std::time::Instant,
+}
+
+impl Completing {
+    fn complete(&mut self, finished: bool) {
+        if let Some(mut done) = self.done.take() {
+            done.finished = finished;
+            done.elapsed = self.started.elapsed();
+            for stage in &self.stages {
+                stage.on_complete(&done);
+            }
+        }
+    }
+}
+
+impl http_body::Body for Completing {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let frame = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(data), Some(done)) = (f.data_ref(), self.done.as_mut()) {
+                    done.sent += data.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    self.complete(true);
+                }
+            }
+            Some(Err(_)) => self.complete(false),
+            None => self.complete(true),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Completing {
+    fn drop(&mut self) {
+        self.complete(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::full;
+    use http_body_util::BodyExt;
+    use std::sync::Mutex;
+
+    /// Records every completion it is told of.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(u16, u64, bool)>>);
+
+    impl Stage for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn on_request<'a, 'r: 'a>(&'a self, _ctx: &'a mut RequestContext<'r>) -> StageFuture<'a> {
+            Box::pin(std::future::ready(Ok(Flow::Continue)))
+        }
+        fn wants_completion(&self) -> bool {
+            true
+        }
+        fn on_complete(&self, done: &Completion) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((done.status.as_u16(), done.sent, done.finished));
+        }
+    }
+
+    fn head() -> http::response::Parts {
+        Response::new(()).into_parts().0
+    }
+
+    /// Completion runs once, with the bytes sent, when the body ends; and
+    /// with `finished: false` when the body is dropped unread.
+    #[tokio::test]
+    async fn completion_runs_once_at_the_end_or_on_drop() {
+        let recorder = Arc::new(Recorder::default());
+        let stages = Stages::new(vec![recorder.clone() as Arc<dyn Stage>]);
+        let ctx = crate::auth::tests_support::context();
+        let started = std::time::Instant::now();
+        let body = stages.completing(full("hello".into()), &head(), &ctx, started);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+        let body = stages.completing(full("abandoned".into()), &head(), &ctx, started);
+        drop(body);
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec![(200, 5, true), (200, 0, false)]
+        );
+        // Stages that don't ask leave the body alone.
+        assert!(Stages::default().is_empty());
     }
 }

@@ -179,3 +179,14 @@ pub(crate) fn challenge(scheme: &str, realm: &str, error: Option<&str>) -> Optio
     }
     HeaderValue::from_str(&value).ok()
 }
+
+/// Request contexts for unit tests outside this module.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::context::RequestContext;
+
+    /// A bare `GET /` context for `api.example` from 127.0.0.1.
+    pub(crate) fn context() -> RequestContext<'static> {
+        super::credential::tests::context(&[], None)
+    }
+}

@@ -250,6 +250,7 @@ impl<'a> Pipeline<'a> {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
         }
         route.stages.on_response(&ctx, &mut head);
+        let body = route.stages.completing(body, &head, &ctx, self.started);
         if let Some(offer) = &offer {
             offer.respond(&mut head).map_err(at(&route.name))?;
         }
