@@ -57,6 +57,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             retry: None,
             sampling_per_million: None,
             auth: None,
+            rate_limit: None,
         })
         .collect();
     Snapshot {
@@ -91,6 +92,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
         }],
         backend_client_certificate: None,
         auth: Vec::new(),
+        rate_limits: Vec::new(),
     }
 }
 

@@ -41,6 +41,13 @@ pub(crate) struct RequestContext<'r> {
     pub(crate) client: IpAddr,
     /// Who the request is from, once an authentication stage said so.
     pub(crate) principal: Option<Principal>,
+    /// The route rule's source name (rate-limit keys, logs).
+    pub(crate) route: &'r str,
+    /// What the rate-limit stage decided (`allowed`, `limited`,
+    /// `shadow_limited`, `failed_open`, `failed_closed`), for telemetry.
+    pub(crate) rate_limit: Option<&'static str>,
+    /// Headers stages add to the response (rate-limit standing).
+    pub(crate) response_headers: Option<Box<HeaderMap>>,
 }
 
 /// An authenticated caller: what authorization, rate-limit keys, access
@@ -66,6 +73,17 @@ impl Principal {
     /// The name logs and rate-limit keys use: consumer, else subject.
     pub(crate) fn name(&self) -> Option<&str> {
         self.consumer.as_deref().or(self.subject.as_deref())
+    }
+
+    /// The claim `name` of the caller's token; dots reach into objects
+    /// (`realm.role`).
+    pub(crate) fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        let mut path = name.split('.');
+        let mut value = self.claims.as_ref()?.get(path.next()?);
+        for part in path {
+            value = value?.get(part);
+        }
+        value
     }
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod filters;
 pub mod priority;
 pub mod proxy;
+mod ratelimit;
 mod relay;
 pub mod router;
 pub mod runtime;

@@ -10,6 +10,7 @@
 use crate::auth::{AuthStage, BuildContext};
 use crate::chain::Chain;
 use crate::proxy::ClientAddressRule;
+use crate::ratelimit::RateLimitStage;
 use crate::relay::SocketRelay;
 use crate::router::{RouterError, SocketRouter};
 use crate::stage::{Stage, Stages};
@@ -194,10 +195,25 @@ impl Runtime {
             .iter()
             .map(|config| Arc::new(AuthStage::build(config, &cx)) as Arc<dyn Stage>)
             .collect();
+        let global = clients
+            .rate_limits()
+            .global(snapshot.settings.redis.as_ref());
+        let limits: Vec<Arc<dyn Stage>> = snapshot
+            .rate_limits
+            .iter()
+            .map(|config| {
+                let stage = RateLimitStage::build(config, clients.rate_limits(), global.clone());
+                Arc::new(stage) as Arc<dyn Stage>
+            })
+            .collect();
+        let stages = SharedStages {
+            auth: &auth,
+            rate_limits: &limits,
+        };
         let routes = snapshot
             .routes
             .iter()
-            .map(|route| build_route(route, &backends, clients, &snapshot.settings, &auth))
+            .map(|route| build_route(route, &backends, clients, &snapshot.settings, &stages))
             .collect();
         sockets.shrink_to_fit();
         let backend_labels = snapshot
@@ -287,18 +303,34 @@ fn client_cert_header(snapshot: &Snapshot) -> HeaderName {
         .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_CLIENT_CERT_HEADER))
 }
 
+/// The stages of a snapshot, shared by index by its rules.
+struct SharedStages<'a> {
+    auth: &'a [Arc<dyn Stage>],
+    rate_limits: &'a [Arc<dyn Stage>],
+}
+
 fn build_route(
     route: &Route,
     backends: &BackendSet,
     clients: &Clients,
     settings: &Settings,
-    auth: &[Arc<dyn Stage>],
+    shared: &SharedStages<'_>,
 ) -> RouteRuntime {
-    let stages = route
-        .auth
-        .and_then(|i| auth.get(i))
-        .map(|stage| Stages::new(vec![stage.clone()]))
-        .unwrap_or_default();
+    // The order of the stages, written down once: who the caller is
+    // first, then how much they may do.
+    let stages: Vec<Arc<dyn Stage>> = [
+        route.auth.and_then(|i| shared.auth.get(i)),
+        route.rate_limit.and_then(|i| shared.rate_limits.get(i)),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let stages = if stages.is_empty() {
+        Stages::default()
+    } else {
+        Stages::new(stages)
+    };
     RouteRuntime {
         name: route.name.as_str().into(),
         chain: Chain::build(&route.name, &route.filters, backends),

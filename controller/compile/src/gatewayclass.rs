@@ -200,6 +200,7 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
                 .and_then(|t| t.client_certificate_header.as_ref()),
         )?,
         client_address: tollgate_snapshot::ClientAddress::default(),
+        redis: None,
     })
 }
 

@@ -76,6 +76,7 @@ pub(crate) fn compile_rule(
             retry,
             sampling_per_million: None,
             auth: None,
+            rate_limit: None,
         },
         matches,
         backends: std::mem::take(&mut ctx.backends),

@@ -112,6 +112,7 @@ pub(crate) fn build_snapshot(
         backends: tables.backends,
         backend_client_certificate: plan.backend_client.clone().ok().flatten(),
         auth: Vec::new(),
+        rate_limits: Vec::new(),
     }
 }
 

@@ -18,6 +18,7 @@ mod client_auth;
 mod filter;
 mod hash;
 mod listener;
+mod rate_limit;
 mod route;
 mod settings;
 mod tls;
@@ -39,6 +40,10 @@ pub use filter::{
     Cors, Filter, Header, HeaderModifier, Mirror, PathModifier, Redirect, UrlRewrite,
 };
 pub use listener::{HostMatch, Listener, Socket, VirtualHost};
+pub use rate_limit::{
+    Cost, KeyPart, LimitCondition, LimitHeader, RateLimit, RateLimitHeaders, RateLimitScope,
+    RateLimits, RedisMode, RedisSettings,
+};
 pub use route::{
     BackendRef, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, HeaderMatch, MAX_RETRY_ATTEMPTS,
     PathMatch, QueryMatch, Retry, Route, RouteMatch, StringMatch, Timeouts,
@@ -106,6 +111,10 @@ pub struct Snapshot {
     /// `Route::auth` points at them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth: Vec<AuthConfig>,
+    /// Effective rate limits, shared by the rules whose
+    /// `Route::rate_limit` points at them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimits>,
 }
 
 /// Element counts, served by the admin `/snapshot` endpoint.
@@ -166,6 +175,14 @@ impl Snapshot {
         }
         for auth in &mut copy.auth {
             auth.redact();
+        }
+        if let Some(password) = copy
+            .settings
+            .redis
+            .as_mut()
+            .and_then(|r| r.password.as_mut())
+        {
+            *password = password.placeholder();
         }
         copy
     }

@@ -100,6 +100,10 @@ pub struct Route {
     /// authorization (policies merged, plus its `ExternalAuth` filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<usize>,
+    /// Index into `Snapshot::rate_limits`: every limit that applies to the
+    /// rule, from every level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<usize>,
 }
 
 /// A weighted reference from a rule to a backend.

@@ -60,6 +60,10 @@ pub struct Settings {
     /// How the client address is decided (trusted proxies in front).
     #[serde(skip_serializing_if = "ClientAddress::is_default")]
     pub client_address: ClientAddress,
+    /// Where global rate-limit counters live; `None`: global limits fail
+    /// as their policy says, local limits still apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<crate::RedisSettings>,
 }
 
 /// How the data plane decides a request's client address, which
@@ -222,6 +226,7 @@ impl Default for Settings {
             retry: RetrySettings::default(),
             client_cert_header: crate::ClientCertHeader::default(),
             client_address: ClientAddress::default(),
+            redis: None,
         }
     }
 }

@@ -109,11 +109,22 @@ impl Snapshot {
             if let Some(i) = route.auth {
                 self.check_index(&route.name, "auth", i, self.auth.len())?;
             }
+            if let Some(i) = route.rate_limit {
+                self.check_index(&route.name, "rate limits", i, self.rate_limits.len())?;
+            }
             for backend in &route.backends {
                 if let Some(i) = backend.backend {
                     self.check_index(&route.name, "backend", i, self.backends.len())?;
                 }
                 self.check_filters(&route.name, &backend.filters)?;
+            }
+        }
+        for limit in self.rate_limits.iter().flat_map(|l| &l.limits) {
+            if limit.requests == 0 || limit.interval_ms == 0 {
+                return Err(invalid(
+                    &limit.source,
+                    "a limit needs requests and an interval above 0",
+                ));
             }
         }
         for (i, auth) in self.auth.iter().enumerate() {
@@ -305,6 +316,7 @@ mod tests {
                 retry: None,
                 sampling_per_million: None,
                 auth: None,
+                rate_limit: None,
             }],
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),

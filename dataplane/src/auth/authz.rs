@@ -124,17 +124,7 @@ fn jwt_holds(jwt: Option<&JwtPrincipal>, principal: &Principal) -> bool {
 }
 
 fn claim_holds(condition: &ClaimMatch, principal: &Principal) -> bool {
-    let Some(claims) = &principal.claims else {
-        return false;
-    };
-    let mut path = condition.name.split('.');
-    let Some(first) = path.next() else {
-        return false;
-    };
-    let mut value = claims.get(first);
-    for part in path {
-        value = value.and_then(|v| v.get(part));
-    }
+    let value = principal.claim(&condition.name);
     let accepted = |s: &str| condition.values.iter().any(|v| v == s);
     match value {
         Some(Value::String(s)) => accepted(s),
@@ -146,7 +136,7 @@ fn claim_holds(condition: &ClaimMatch, principal: &Principal) -> bool {
 }
 
 /// Whether `path` is `prefix` or below it, element by element.
-fn under(path: &str, prefix: &str) -> bool {
+pub(crate) fn under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     if prefix.is_empty() {
         return true;

@@ -149,6 +149,9 @@ pub(crate) mod tests {
             mirrors: Vec::new(),
             client: std::net::Ipv4Addr::LOCALHOST.into(),
             principal: None,
+            route: "httproute/default/api/rule/0",
+            rate_limit: None,
+            response_headers: None,
         }
     }
 

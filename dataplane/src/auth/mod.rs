@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tollgate_snapshot::AuthConfig;
 
-pub(crate) use authz::Authorizer;
+pub(crate) use authz::{Authorizer, under};
 
 /// What a credential method found.
 pub(crate) enum Outcome {

@@ -177,6 +177,9 @@ impl<'a> Pipeline<'a> {
             mirrors: Vec::new(),
             client,
             principal: None,
+            route: &route.name,
+            rate_limit: None,
+            response_headers: None,
         };
         // 3 stages: a CORS preflight is answered before authentication (a
         // browser sends no credentials with one), then auth
@@ -186,6 +189,9 @@ impl<'a> Pipeline<'a> {
         if !route.stages.is_empty() {
             let flow = route.stages.on_request(&mut ctx).await;
             exchange.identified(ctx.client, ctx.principal.as_ref());
+            if let Some(decision) = ctx.rate_limit {
+                exchange.rate_limited(decision);
+            }
             if let Flow::Answer(answer) = flow.map_err(at(&route.name))? {
                 return Ok(answer);
             }
@@ -250,6 +256,9 @@ impl<'a> Pipeline<'a> {
             chain.apply_response(cors_request.as_ref(), &mut head.headers);
         }
         route.stages.on_response(&ctx, &mut head);
+        if let Some(added) = ctx.response_headers.take() {
+            head.headers.extend(*added);
+        }
         let body = route.stages.completing(body, &head, &ctx, self.started);
         if let Some(offer) = &offer {
             offer.respond(&mut head).map_err(at(&route.name))?;

@@ -46,22 +46,23 @@ pub(crate) fn regex_error(at: &str, pattern: &str, message: String) -> RouterErr
     }
 }
 
-/// A compiled condition on a string value.
+/// A compiled condition on a string value (also used by rate-limit
+/// conditions).
 #[derive(Debug)]
-enum ValueMatcher {
+pub(crate) enum ValueMatcher {
     Exact(Box<str>),
     Regex(Regex),
 }
 
 impl ValueMatcher {
-    fn compile(at: &str, m: &StringMatch) -> Result<Self, RouterError> {
+    pub(crate) fn compile(at: &str, m: &StringMatch) -> Result<Self, RouterError> {
         Ok(match m {
             StringMatch::Exact(v) => ValueMatcher::Exact(v.as_str().into()),
             StringMatch::RegularExpression(p) => ValueMatcher::Regex(compile_regex(at, p)?),
         })
     }
 
-    fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
             ValueMatcher::Exact(v) => **v == *value,
             ValueMatcher::Regex(r) => r.is_match(value),

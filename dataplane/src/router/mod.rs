@@ -19,6 +19,7 @@ mod prefix;
 mod request;
 mod table;
 
+pub(crate) use conditions::ValueMatcher;
 pub use error::RouterError;
 pub use request::{Found, RequestView};
 

@@ -29,6 +29,7 @@ pub(crate) struct Instruments {
     pub(crate) connect_errors: Counter<u64>,
     pub(crate) retries: Counter<u64>,
     pub(crate) auth_refusals: Counter<u64>,
+    pub(crate) rate_limit_decisions: Counter<u64>,
     pub(crate) snapshot_apply_duration: Histogram<f64>,
     pub(crate) snapshots: Counter<u64>,
     /// `tollgate.dataplane.tls.handshake.failures`, by `error.type`.
@@ -93,6 +94,14 @@ impl Instruments {
                 .with_description(
                     "Requests refused by authentication (401) or authorization (403), \
                      by reason (missing, expired, bad-signature, unknown-api-key, denied, ...)",
+                )
+                .build(),
+            rate_limit_decisions: meter
+                .u64_counter("tollgate.ratelimit.decisions")
+                .with_unit("{request}")
+                .with_description(
+                    "Rate-limit decisions by outcome: allowed, limited, shadow_limited, \
+                     failed_open, failed_closed",
                 )
                 .build(),
             snapshot_apply_duration: meter

@@ -39,6 +39,8 @@ pub struct Clients {
     inner: Arc<Mutex<Registry>>,
     /// The auth methods' state (JWKS caches, the client for auth calls).
     auth: Arc<crate::auth::AuthClients>,
+    /// Rate-limit counters (local) and the Redis client (global).
+    rate_limits: Arc<crate::ratelimit::RateLimitClients>,
 }
 
 #[derive(Default)]
@@ -69,6 +71,11 @@ impl Clients {
     /// The auth methods' process-wide state.
     pub(crate) fn auth(&self) -> &Arc<crate::auth::AuthClients> {
         &self.auth
+    }
+
+    /// The rate limits' process-wide state.
+    pub(crate) fn rate_limits(&self) -> &Arc<crate::ratelimit::RateLimitClients> {
+        &self.rate_limits
     }
 
     /// The endpoint at `addr` speaking `protocol`, over TLS when `tls` is

@@ -23,6 +23,8 @@ pub(crate) struct Identity {
     pub(crate) method: Option<&'static str>,
     /// Why the request was refused.
     pub(crate) reason: Option<&'static str>,
+    /// What the rate-limit stage decided.
+    pub(crate) rate_limit: Option<&'static str>,
 }
 
 impl Exchange {
@@ -80,5 +82,27 @@ impl Exchange {
         if let Some(reason) = identity.reason {
             attrs.push(KeyValue::new("tollgate.auth.reason", reason));
         }
+        if let Some(decision) = identity.rate_limit {
+            attrs.push(KeyValue::new("tollgate.ratelimit.decision", decision));
+        }
+    }
+}
+
+impl Exchange {
+    /// Records what the rate-limit stage decided: on the span
+    /// (`tollgate.ratelimit.decision`) and in `tollgate.ratelimit.decisions`.
+    pub(crate) fn rate_limited(&mut self, decision: &'static str) {
+        self.identity.get_or_insert_with(Box::default).rate_limit = Some(decision);
+        let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
+            return;
+        };
+        let mut attrs = vec![
+            KeyValue::new("tollgate.gateway", t.gateway.clone()),
+            KeyValue::new("tollgate.ratelimit.decision", decision),
+        ];
+        if let Some(labels) = self.route_labels() {
+            attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
+        }
+        obs.instruments.rate_limit_decisions.add(1, &attrs);
     }
 }

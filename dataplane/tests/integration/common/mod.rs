@@ -375,6 +375,7 @@ pub fn route(name: &str, filters: Vec<Filter>, backends: Vec<BackendRef>) -> Rou
         retry: None,
         sampling_per_million: None,
         auth: None,
+        rate_limit: None,
     }
 }
 

@@ -167,6 +167,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                 retry: None,
                 sampling_per_million: None,
                 auth: None,
+                rate_limit: None,
             })
             .collect(),
         backends: routes

@@ -1,0 +1,448 @@
+//! Global counters in Redis, shared by every replica of a Gateway.
+//!
+//! **One round trip per request at most, decided on the server.** All the
+//! global limits of a request go to one Lua script (`EVALSHA`, loaded on
+//! first use) that reads Redis `TIME` as the clock — replicas' clocks never
+//! matter — runs the same GCRA as local limits, and grants every limit or
+//! none, atomically. Keys expire once at rest.
+//!
+//! **Hot keys do not cost a round trip each.** A replica asks for a lease:
+//! the request's own cost plus up to 1% of the limit's capacity (at most
+//! 1,000 units), granted only as far as they fit, and spends the leftover
+//! locally for up to [`LEASE_TTL`]. Leased units are taken from the shared
+//! counter *before* they are used, so no replica can admit a unit the
+//! counter did not grant; units a lease never spends lapse. With `R`
+//! replicas and lease size `L`, the admitted count differs from the exact
+//! GCRA by at most `R·L` units per window (spent late or lapsed), that is
+//! at most `R` percent of the capacity. A key Redis refused is remembered
+//! as refused until its retry time, so an abusive client costs no round
+//! trips either.
+//!
+//! **A dead Redis costs one timeout, then nothing.** Every call has the
+//! configured timeout. After [`TRIP_AFTER`] failures in a row the circuit
+//! opens and decisions fail at once (each limit's `failOpen` decides) for
+//! a cool-down that doubles from 1 s up to 30 s; then one call probes.
+
+use super::gcra::{self, Decision, Shape};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tollgate_snapshot::RedisSettings;
+
+/// How long leased units may be spent.
+pub(crate) const LEASE_TTL: Duration = Duration::from_millis(500);
+/// Consecutive failures that open the circuit.
+pub(crate) const TRIP_AFTER: u32 = 3;
+const COOL_MIN: Duration = Duration::from_secs(1);
+const COOL_MAX: Duration = Duration::from_secs(30);
+
+/// The decision script. KEYS: the counters. ARGV, five per key: period
+/// (µs), capacity, units wanted (cost plus lease), the request's cost,
+/// and a mode: 0 a limit, 1 a shadow limit (never gates the others), 2 a
+/// debit (takes the units whether they fit or not). A request needs room
+/// for at least one unit even when its cost is 0 (debited later). Returns
+/// per key `{granted, in_use_µs_after}`.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local plan = {}
+local ok = true
+for i = 1, n do
+  local a = (i - 1) * 5
+  local period = tonumber(ARGV[a + 1])
+  local capacity = tonumber(ARGV[a + 2])
+  local wanted = tonumber(ARGV[a + 3])
+  local cost = tonumber(ARGV[a + 4])
+  local mode = ARGV[a + 5]
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local base = math.max(tat, now)
+  local fit = math.floor((period * capacity - (base - now)) / period)
+  if fit < 0 then fit = 0 end
+  local grant = math.min(wanted, fit)
+  if mode == '2' then
+    grant = wanted
+  elseif fit < math.max(cost, 1) then
+    grant = 0
+    if mode ~= '1' then ok = false end
+  end
+  plan[i] = {grant, base, period, cost}
+end
+local out = {}
+for i = 1, n do
+  local grant, base, period, cost = plan[i][1], plan[i][2], plan[i][3], plan[i][4]
+  if not ok then grant = 0 end
+  if grant > 0 then
+    base = base + grant * period
+    redis.call('SET', KEYS[i], string.format('%d', base), 'PX', math.ceil((base - now) / 1000) + 1000)
+  end
+  out[i] = {grant, base - now}
+end
+return out
+";
+
+/// One global limit of a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    /// The hashed key (the configured prefix is added here).
+    pub(crate) key: &'a str,
+    /// The limit's shape.
+    pub(crate) shape: Shape,
+    /// The request's cost.
+    pub(crate) cost: u64,
+    /// A shadow limit: never refuses the request's other limits.
+    pub(crate) shadow: bool,
+}
+
+/// Why Redis could not decide.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GlobalError {
+    /// The Gateway configures no Redis.
+    #[error("no Redis is configured for global limits")]
+    NotConfigured,
+    /// Recent calls failed; not calling for a while.
+    #[error("Redis circuit open after repeated failures")]
+    CircuitOpen,
+    /// No answer within the timeout.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The call failed.
+    #[error("Redis call failed")]
+    Redis(#[source] ::redis::RedisError),
+}
+
+/// Units leased to this replica for one key.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    units: u64,
+    until: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+    cool: Duration,
+    probing: bool,
+}
+
+/// The Redis side of global limits; see the module docs.
+pub(crate) struct GlobalCounters {
+    settings: RedisSettings,
+    timeout: Duration,
+    script: ::redis::Script,
+    connections: Vec<tokio::sync::Mutex<Option<::redis::aio::MultiplexedConnection>>>,
+    next: AtomicUsize,
+    leases: Mutex<HashMap<String, Lease>>,
+    refused: Mutex<HashMap<String, Instant>>,
+    breaker: Mutex<Breaker>,
+    /// Script calls made, for tests and metrics.
+    pub(crate) calls: AtomicUsize,
+}
+
+impl std::fmt::Debug for GlobalCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalCounters")
+            .field("urls", &self.settings.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GlobalCounters {
+    /// A client for `settings`; connects on first use.
+    pub(crate) fn new(settings: RedisSettings) -> GlobalCounters {
+        let pool = settings.pool_size.clamp(1, 64) as usize;
+        GlobalCounters {
+            timeout: Duration::from_millis(settings.timeout_ms.max(1)),
+            settings,
+            script: ::redis::Script::new(SCRIPT),
+            connections: (0..pool).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            leases: Mutex::default(),
+            refused: Mutex::default(),
+            breaker: Mutex::default(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// Decides every ask of one request: from leases and remembered
+    /// refusals where possible, else in one script call.
+    ///
+    /// # Errors
+    ///
+    /// [`GlobalError`] when Redis cannot decide; the caller applies each
+    /// limit's failure mode.
+    pub(crate) async fn decide(&self, asks: &[Ask<'_>]) -> Result<Vec<Decision>, GlobalError> {
+        let now = Instant::now();
+        if let Some(local) = self.from_memory(asks, now) {
+            return Ok(local);
+        }
+        self.admit_call(now)?;
+        let result = tokio::time::timeout(self.timeout, self.call(asks, false)).await;
+        let answers = match result {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(error)) => {
+                self.failed(now);
+                return Err(GlobalError::Redis(error));
+            }
+            Err(_) => {
+                self.failed(now);
+                return Err(GlobalError::Timeout(self.timeout));
+            }
+        };
+        self.succeeded();
+        Ok(self.settle(asks, &answers, now))
+    }
+
+    /// Every ask answered without Redis: all leased, or one remembered
+    /// as refused.
+    fn from_memory(&self, asks: &[Ask<'_>], now: Instant) -> Option<Vec<Decision>> {
+        if let Ok(refused) = self.refused.lock() {
+            let waits: Vec<Option<Duration>> = asks
+                .iter()
+                .map(|a| {
+                    refused
+                        .get(a.key)
+                        .filter(|u| **u > now)
+                        .map(|u| u.duration_since(now))
+                })
+                .collect();
+            // A remembered refusal of an enforced limit refuses the request
+            // (the others are not counted, as the script would not).
+            if asks
+                .iter()
+                .zip(&waits)
+                .any(|(a, w)| !a.shadow && w.is_some())
+            {
+                return Some(
+                    waits
+                        .iter()
+                        .map(|w| w.map_or(allowed(0), refusal))
+                        .collect(),
+                );
+            }
+        }
+        let mut leases = self.leases.lock().ok()?;
+        let covered = asks.iter().all(|a| {
+            leases
+                .get(a.key)
+                .is_some_and(|l| l.until > now && l.units >= a.cost)
+        });
+        if !covered {
+            return None;
+        }
+        Some(
+            asks.iter()
+                .map(|a| {
+                    let lease = leases.get_mut(a.key).map(|l| {
+                        l.units -= a.cost;
+                        l.units
+                    });
+                    allowed(lease.unwrap_or(0))
+                })
+                .collect(),
+        )
+    }
+
+    async fn call(
+        &self,
+        asks: &[Ask<'_>],
+        debit: bool,
+    ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let slot =
+            &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.connect().await?);
+        }
+        let Some(connection) = guard.as_mut() else {
+            return Err(::redis::RedisError::from(std::io::Error::other(
+                "no connection",
+            )));
+        };
+        let mut invocation = self.script.prepare_invoke();
+        for ask in asks {
+            let (wanted, mode) = match (debit, ask.shadow) {
+                (true, _) => (ask.cost, 2),
+                (false, shadow) => (
+                    ask.cost.saturating_add(lease_size(ask.shape)),
+                    u8::from(shadow),
+                ),
+            };
+            invocation
+                .key(format!("{}{}", self.settings.key_prefix, ask.key))
+                .arg(ask.shape.period)
+                .arg(ask.shape.capacity)
+                .arg(wanted)
+                .arg(ask.cost)
+                .arg(mode);
+        }
+        let mut connection = connection.clone();
+        drop(guard);
+        let result: Result<Vec<(u64, u64)>, _> = invocation.invoke_async(&mut connection).await;
+        if result.is_err() {
+            // Reconnect on the next call through this slot.
+            *slot.lock().await = None;
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<::redis::aio::MultiplexedConnection, ::redis::RedisError> {
+        let url = self
+            .settings
+            .urls
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        let mut info: ::redis::ConnectionInfo = url.as_str().parse()?;
+        let mut redis = info.redis_settings().clone();
+        if let Some(user) = &self.settings.username {
+            redis = redis.set_username(user.clone());
+        }
+        if let Some(password) = &self.settings.password {
+            redis = redis.set_password(password.expose().to_string());
+        }
+        info = info.set_redis_settings(redis);
+        let client = ::redis::Client::open(info)?;
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Turns the script's answers into decisions, keeping leftovers as
+    /// leases and refusals as remembered.
+    fn settle(&self, asks: &[Ask<'_>], answers: &[(u64, u64)], now: Instant) -> Vec<Decision> {
+        let mut leases = self.leases.lock().ok();
+        let mut refused = self.refused.lock().ok();
+        asks.iter()
+            .zip(answers)
+            .map(|(ask, &(granted, in_use))| {
+                if granted >= ask.cost.max(1) {
+                    let spare = granted.saturating_sub(ask.cost);
+                    if let Some(leases) = leases.as_mut() {
+                        if leases.len() > 100_000 {
+                            leases.retain(|_, l| l.until > now);
+                        }
+                        leases.insert(
+                            ask.key.to_string(),
+                            Lease {
+                                units: spare,
+                                until: now + LEASE_TTL,
+                            },
+                        );
+                    }
+                    let room = ask.shape.window().saturating_sub(in_use) / ask.shape.period;
+                    Decision {
+                        allowed: true,
+                        tat: 0,
+                        remaining: room.saturating_add(spare),
+                        retry_after: 0,
+                        reset: in_use,
+                    }
+                } else {
+                    let decision = gcra::decide(ask.shape, in_use, 0, ask.cost);
+                    let wait = Duration::from_micros(decision.retry_after.max(1));
+                    if let Some(refused) = refused.as_mut() {
+                        if refused.len() > 100_000 {
+                            refused.retain(|_, u| *u > now);
+                        }
+                        if ask.cost <= 1 {
+                            refused.insert(ask.key.to_string(), now + wait);
+                        }
+                    }
+                    refusal(wait)
+                }
+            })
+            .collect()
+    }
+
+    /// Adds `units` to a key the response named a cost for, in the
+    /// background (the response is not held for it).
+    pub(crate) fn debit_later(self: &std::sync::Arc<Self>, key: String, shape: Shape, units: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let ask = [Ask {
+                key: &key,
+                shape,
+                cost: units,
+                shadow: true,
+            }];
+            if this.admit_call(Instant::now()).is_ok() {
+                match tokio::time::timeout(this.timeout, this.call(&ask, true)).await {
+                    Ok(Ok(_)) => this.succeeded(),
+                    _ => this.failed(Instant::now()),
+                }
+            }
+        });
+    }
+
+    fn admit_call(&self, now: Instant) -> Result<(), GlobalError> {
+        let Ok(mut breaker) = self.breaker.lock() else {
+            return Ok(());
+        };
+        match breaker.open_until {
+            Some(until) if until > now => Err(GlobalError::CircuitOpen),
+            Some(_) if breaker.probing => Err(GlobalError::CircuitOpen),
+            Some(_) => {
+                breaker.probing = true;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn failed(&self, now: Instant) {
+        if let Ok(mut breaker) = self.breaker.lock() {
+            breaker.failures += 1;
+            breaker.probing = false;
+            if breaker.failures >= TRIP_AFTER {
+                breaker.cool = if breaker.open_until.is_some() {
+                    (breaker.cool * 2).min(COOL_MAX)
+                } else {
+                    COOL_MIN
+                };
+                breaker.open_until = Some(now + breaker.cool);
+                tracing::warn!(cool_down = ?breaker.cool, "Redis failing; global limits follow their failure mode");
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        if let Ok(mut breaker) = self.breaker.lock() {
+            if breaker.open_until.is_some() {
+                tracing::info!("Redis answers again; global limits resume");
+            }
+            *breaker = Breaker::default();
+        }
+    }
+}
+
+/// Units leased beyond a request's cost: 1% of the capacity, 0 to 1,000.
+pub(crate) fn lease_size(shape: Shape) -> u64 {
+    (shape.capacity / 100).min(1000)
+}
+
+fn allowed(remaining: u64) -> Decision {
+    Decision {
+        allowed: true,
+        tat: 0,
+        remaining,
+        retry_after: 0,
+        reset: 0,
+    }
+}
+
+fn refusal(wait: Duration) -> Decision {
+    Decision {
+        allowed: false,
+        tat: 0,
+        remaining: 0,
+        retry_after: u64::try_from(wait.as_micros()).unwrap_or(u64::MAX),
+        reset: u64::try_from(wait.as_micros()).unwrap_or(u64::MAX),
+    }
+}
