@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The request head as the pipeline carries it.
-#[derive(Debug)]
 pub(crate) struct RequestContext<'r> {
     /// Request method.
     pub(crate) method: Method,
@@ -48,6 +47,8 @@ pub(crate) struct RequestContext<'r> {
     pub(crate) rate_limit: Option<&'static str>,
     /// Headers stages add to the response (rate-limit standing).
     pub(crate) response_headers: Option<Box<HeaderMap>>,
+    /// Hooks to run once the response is complete.
+    pub(crate) completions: Vec<crate::stage::CompletionHook>,
 }
 
 /// An authenticated caller: what authorization, rate-limit keys, access
@@ -94,5 +95,18 @@ impl RequestContext<'_> {
             Some(query) => format!("{}?{query}", self.path),
             None => self.path.clone(),
         }
+    }
+}
+
+impl std::fmt::Debug for RequestContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("route", &self.route)
+            .field("client", &self.client)
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
     }
 }

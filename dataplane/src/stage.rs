@@ -11,10 +11,11 @@
 //! in reverse order; completion hooks run when the exchange is recorded.
 //!
 //! A stage that wants to know how a request ended (a rate limit that
-//! debits a cost the response names, a count of outcomes) says so with
-//! [`Stage::wants_completion`]; the response body is then watched and
-//! [`Stage::on_complete`] runs when its last byte is out or the client goes
-//! away. Rules whose stages don't ask pay nothing for it.
+//! debits a cost the response names) registers a [`CompletionHook`] in the
+//! context while it handles the request, with whatever it needs (the key
+//! it counted under); the response body is then watched and the hooks run
+//! when its last byte is out or the client goes away. Requests that
+//! register none pay nothing for it.
 //!
 //! A stage that calls out (JWKS, introspection, external auth, Redis)
 //! declares its timeout and its failure mode itself and reports a failed
@@ -54,21 +55,14 @@ pub(crate) trait Stage: Send + Sync + fmt::Debug {
     /// Runs on the response head before it goes to the client (in reverse
     /// stage order): add headers, count the outcome.
     fn on_response(&self, _ctx: &RequestContext<'_>, _head: &mut http::response::Parts) {}
-
-    /// Whether [`Stage::on_complete`] should run for this stage's requests.
-    fn wants_completion(&self) -> bool {
-        false
-    }
-
-    /// Runs once the response is complete (or abandoned by the client).
-    fn on_complete(&self, _done: &Completion) {}
 }
 
-/// How a request ended, for [`Stage::on_complete`].
+/// Runs once with how the request ended.
+pub(crate) type CompletionHook = Box<dyn FnOnce(&Completion) + Send + Sync>;
+
+/// How a request ended, for [`CompletionHook`]s.
 #[derive(Clone, Debug)]
 pub(crate) struct Completion {
-    /// The response status.
-    pub(crate) status: http::StatusCode,
     /// The response headers as sent.
     pub(crate) headers: http::HeaderMap,
     /// Response body bytes sent.
@@ -78,8 +72,6 @@ pub(crate) struct Completion {
     pub(crate) finished: bool,
     /// From the request's arrival to the end of the response.
     pub(crate) elapsed: std::time::Duration,
-    /// The principal's name, when one was authenticated.
-    pub(crate) principal: Option<String>,
 }
 
 /// A rule's stages, in the order they run. Empty for most rules, and then
@@ -109,9 +101,13 @@ impl Stages {
         ctx: &mut RequestContext<'_>,
     ) -> Result<Flow, ProxyError> {
         for stage in &self.stages {
-            match stage.on_request(ctx).await? {
-                Flow::Continue => {}
-                answer @ Flow::Answer(_) => return Ok(answer),
+            match stage.on_request(ctx).await {
+                Ok(Flow::Continue) => {}
+                Ok(answer @ Flow::Answer(_)) => return Ok(answer),
+                Err(error) => {
+                    tracing::debug!(stage = stage.name(), %error, "stage refused the request");
+                    return Err(error);
+                }
             }
         }
         Ok(Flow::Continue)
@@ -123,50 +119,37 @@ impl Stages {
             stage.on_response(ctx, head);
         }
     }
-
-    /// `body`, watched for the stages that want completion; `body` itself
-    /// when none does.
-    pub(crate) fn completing(
-        &self,
-        body: ProxyBody,
-        head: &http::response::Parts,
-        ctx: &RequestContext<'_>,
-        started: std::time::Instant,
-    ) -> ProxyBody {
-        let wanting: Vec<Arc<dyn Stage>> = self
-            .stages
-            .iter()
-            .filter(|s| s.wants_completion())
-            .cloned()
-            .collect();
-        if wanting.is_empty() {
-            return body;
-        }
-        let done = Completion {
-            status: head.status,
-            headers: head.headers.clone(),
-            sent: 0,
-            finished: false,
-            elapsed: std::time::Duration::ZERO,
-            principal: ctx
-                .principal
-                .as_ref()
-                .and_then(|p| p.name())
-                .map(str::to_string),
-        };
-        http_body_util::BodyExt::boxed_unsync(Completing {
-            inner: body,
-            stages: wanting,
-            done: Some(done),
-            started,
-        })
-    }
 }
 
-/// A response body that runs its stages' completion hooks at its end.
+/// `body`, watched for the completion hooks the stages registered in
+/// `ctx`; `body` itself when there are none.
+pub(crate) fn completing(
+    body: ProxyBody,
+    head: &http::response::Parts,
+    ctx: &mut RequestContext<'_>,
+    started: std::time::Instant,
+) -> ProxyBody {
+    if ctx.completions.is_empty() {
+        return body;
+    }
+    let done = Completion {
+        headers: head.headers.clone(),
+        sent: 0,
+        finished: false,
+        elapsed: std::time::Duration::ZERO,
+    };
+    http_body_util::BodyExt::boxed_unsync(Completing {
+        inner: body,
+        hooks: std::mem::take(&mut ctx.completions),
+        done: Some(done),
+        started,
+    })
+}
+
+/// A response body that runs its completion hooks at its end.
 struct Completing {
     inner: ProxyBody,
-    stages: Vec<Arc<dyn Stage>>,
+    hooks: Vec<CompletionHook>,
     done: Option<Completion>,
     started: std::time::Instant,
 }
@@ -176,8 +159,8 @@ impl Completing {
         if let Some(mut done) = self.done.take() {
             done.finished = finished;
             done.elapsed = self.started.elapsed();
-            for stage in &self.stages {
-                stage.on_complete(&done);
+            for hook in self.hooks.drain(..) {
+                hook(&done);
             }
         }
     }
@@ -230,49 +213,42 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::Mutex;
 
-    /// Records every completion it is told of.
-    #[derive(Debug, Default)]
-    struct Recorder(Mutex<Vec<(u16, u64, bool)>>);
-
-    impl Stage for Recorder {
-        fn name(&self) -> &'static str {
-            "recorder"
-        }
-        fn on_request<'a, 'r: 'a>(&'a self, _ctx: &'a mut RequestContext<'r>) -> StageFuture<'a> {
-            Box::pin(std::future::ready(Ok(Flow::Continue)))
-        }
-        fn wants_completion(&self) -> bool {
-            true
-        }
-        fn on_complete(&self, done: &Completion) {
-            self.0
-                .lock()
-                .unwrap()
-                .push((done.status.as_u16(), done.sent, done.finished));
-        }
-    }
-
     fn head() -> http::response::Parts {
-        Response::new(()).into_parts().0
+        let mut head = Response::new(()).into_parts().0;
+        head.headers
+            .insert("x-cost", http::HeaderValue::from_static("7"));
+        head
     }
 
-    /// Completion runs once, with the bytes sent, when the body ends; and
-    /// with `finished: false` when the body is dropped unread.
+    /// Hooks run once, with the bytes sent and the response headers, when
+    /// the body ends; with `finished: false` when it is dropped unread.
     #[tokio::test]
-    async fn completion_runs_once_at_the_end_or_on_drop() {
-        let recorder = Arc::new(Recorder::default());
-        let stages = Stages::new(vec![recorder.clone() as Arc<dyn Stage>]);
-        let ctx = crate::auth::tests_support::context();
+    async fn hooks_run_once_at_the_end_or_on_drop() {
+        type Seen = Arc<Mutex<Vec<(u64, bool, String)>>>;
+        let seen: Seen = Arc::default();
+        let hook = |seen: &Seen| -> CompletionHook {
+            let seen = seen.clone();
+            Box::new(move |done: &Completion| {
+                let cost = done.headers["x-cost"].to_str().unwrap().to_string();
+                seen.lock().unwrap().push((done.sent, done.finished, cost));
+            })
+        };
         let started = std::time::Instant::now();
-        let body = stages.completing(full("hello".into()), &head(), &ctx, started);
+        let mut ctx = crate::auth::tests_support::context();
+        ctx.completions.push(hook(&seen));
+        let body = completing(full("hello".into()), &head(), &mut ctx, started);
+        assert!(ctx.completions.is_empty(), "the hooks moved to the body");
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
-        let body = stages.completing(full("abandoned".into()), &head(), &ctx, started);
-        drop(body);
+        ctx.completions.push(hook(&seen));
+        drop(completing(
+            full("abandoned".into()),
+            &head(),
+            &mut ctx,
+            started,
+        ));
         assert_eq!(
-            *recorder.0.lock().unwrap(),
-            vec![(200, 5, true), (200, 0, false)]
+            *seen.lock().unwrap(),
+            vec![(5, true, "7".into()), (0, false, "7".into())]
         );
-        // Stages that don't ask leave the body alone.
-        assert!(Stages::default().is_empty());
     }
 }

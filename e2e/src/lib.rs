@@ -25,6 +25,7 @@ mod error;
 pub mod otlp;
 mod process;
 pub mod prometheus;
+pub mod redis;
 pub mod tls;
 
 pub use backend::Echo;

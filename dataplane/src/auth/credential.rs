@@ -152,6 +152,7 @@ pub(crate) mod tests {
             route: "httproute/default/api/rule/0",
             rate_limit: None,
             response_headers: None,
+            completions: Vec::new(),
         }
     }
 

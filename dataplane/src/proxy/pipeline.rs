@@ -180,6 +180,7 @@ impl<'a> Pipeline<'a> {
             route: &route.name,
             rate_limit: None,
             response_headers: None,
+            completions: Vec::new(),
         };
         // 3 stages: a CORS preflight is answered before authentication (a
         // browser sends no credentials with one), then auth
@@ -259,7 +260,7 @@ impl<'a> Pipeline<'a> {
         if let Some(added) = ctx.response_headers.take() {
             head.headers.extend(*added);
         }
-        let body = route.stages.completing(body, &head, &ctx, self.started);
+        let body = crate::stage::completing(body, &head, &mut ctx, self.started);
         if let Some(offer) = &offer {
             offer.respond(&mut head).map_err(at(&route.name))?;
         }

@@ -67,13 +67,6 @@ pub(crate) fn decide(shape: Shape, tat: u64, now: u64, cost: u64) -> Decision {
     }
 }
 
-/// How many of `wanted` units fit now (for a lease): the most `n ≤ wanted`
-/// with `decide(.., n).allowed`.
-pub(crate) fn fitting(shape: Shape, tat: u64, now: u64, wanted: u64) -> u64 {
-    let used = tat.max(now) - now;
-    (shape.window().saturating_sub(used) / shape.period).min(wanted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +102,7 @@ mod tests {
         assert!(!decide(shape, later.tat, now + 100_000, 1).allowed);
     }
 
-    /// Costs, burst, and how many fit for a lease.
+    /// Costs and burst.
     #[test]
     fn costs_burst_and_leases() {
         let shape = Shape::new(100, 10_000, 20);
@@ -118,9 +111,8 @@ mod tests {
         let d = decide(shape, 0, now, 120);
         assert!(d.allowed && d.remaining == 0);
         assert!(!decide(shape, d.tat, now, 1).allowed);
-        assert_eq!(fitting(shape, 0, now, 500), 120);
-        assert_eq!(fitting(shape, d.tat, now, 5), 0);
-        assert_eq!(fitting(shape, d.tat, now + 3 * shape.period, 5), 3);
+        assert!(decide(shape, d.tat, now + 3 * shape.period, 3).allowed);
+        assert!(!decide(shape, d.tat, now + 3 * shape.period, 4).allowed);
         // A cost above capacity never fits, and says so.
         let huge = decide(shape, 0, now, 121);
         assert!(!huge.allowed && huge.retry_after == shape.period);

@@ -22,7 +22,7 @@ mod redis;
 
 use crate::context::RequestContext;
 use crate::error::{self, ProxyError};
-use crate::stage::{Flow, Stage, StageFuture};
+use crate::stage::{Completion, CompletionHook, Flow, Stage, StageFuture};
 use gcra::{Decision, Shape};
 use headers::Standing;
 use key::Selector;
@@ -35,7 +35,7 @@ pub(crate) use redis::GlobalCounters;
 /// kept across snapshot swaps (the client is rebuilt only when the Redis
 /// settings change).
 #[derive(Debug, Default)]
-pub struct RateLimitClients {
+pub(crate) struct RateLimitClients {
     local: local::LocalCounters,
     global: Mutex<Option<(RedisSettings, Arc<GlobalCounters>)>>,
 }
@@ -105,13 +105,40 @@ impl RateLimitStage {
         }
     }
 
+    /// The hook that debits the units the response names (e.g. tokens an
+    /// LLM backend used) under `key` once the response is complete; a
+    /// global debit goes to Redis in the background.
+    fn debit_at_completion(&self, built: &Built, key: String, header: &str) -> CompletionHook {
+        let (shape, scope, header) = (built.shape, built.limit.scope, header.to_string());
+        let (clients, global) = (self.clients.clone(), self.global.clone());
+        Box::new(move |done: &Completion| {
+            let Some(units) = done
+                .headers
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .filter(|u| *u > 0)
+            else {
+                return;
+            };
+            match (scope, global) {
+                (RateLimitScope::Local, _) => clients.local.debit(&key, shape, units),
+                (RateLimitScope::Global, Some(global)) => global.debit_later(key, shape, units),
+                (RateLimitScope::Global, None) => {}
+            }
+        })
+    }
+
     async fn run(&self, ctx: &mut RequestContext<'_>) -> Result<Flow, ProxyError> {
-        let route = ctx.route.clone();
+        let route = ctx.route;
         let mut verdicts: Vec<Verdict<'_>> = Vec::with_capacity(self.limits.len());
         let mut asks = Vec::new();
+        let mut hooks = Vec::new();
         for built in self.limits.iter().filter(|b| b.selector.applies(ctx)) {
-            let key = built.selector.key(ctx, &route);
+            let key = built.selector.key(ctx, route);
             let cost = built.selector.request_cost(ctx);
+            if let Some(header) = built.selector.response_cost_header() {
+                hooks.push(self.debit_at_completion(built, key.clone(), header));
+            }
             match built.limit.scope {
                 RateLimitScope::Local => verdicts.push(Verdict {
                     built,
@@ -120,6 +147,7 @@ impl RateLimitStage {
                 RateLimitScope::Global => asks.push((built, key, cost)),
             }
         }
+        ctx.completions.extend(hooks);
         let mut outcome = "allowed";
         if !asks.is_empty() {
             let decided = match &self.global {
@@ -208,38 +236,5 @@ impl Stage for RateLimitStage {
 
     fn on_request<'a, 'r: 'a>(&'a self, ctx: &'a mut RequestContext<'r>) -> StageFuture<'a> {
         Box::pin(self.run(ctx))
-    }
-
-    /// Limits whose cost the response names are debited now: the units
-    /// the backend reports, against the same key the request was counted
-    /// under (a global debit goes to Redis in the background).
-    fn on_response(&self, ctx: &RequestContext<'_>, head: &mut http::response::Parts) {
-        for built in &self.limits {
-            let Some(name) = built.selector.response_cost_header() else {
-                continue;
-            };
-            let Some(units) = head
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .filter(|u| *u > 0)
-            else {
-                continue;
-            };
-            if !built.selector.applies(ctx) {
-                continue;
-            }
-            let key = built.selector.key(ctx, &ctx.route);
-            match built.limit.scope {
-                RateLimitScope::Local => {
-                    self.clients.local.debit(&key, built.shape, units);
-                }
-                RateLimitScope::Global => {
-                    if let Some(global) = &self.global {
-                        global.debit_later(key, built.shape, units);
-                    }
-                }
-            }
-        }
     }
 }

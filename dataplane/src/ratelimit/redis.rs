@@ -25,8 +25,8 @@
 
 use super::gcra::{self, Decision, Shape};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tollgate_snapshot::RedisSettings;
 
@@ -137,6 +137,7 @@ pub(crate) struct GlobalCounters {
     leases: Mutex<HashMap<String, Lease>>,
     refused: Mutex<HashMap<String, Instant>>,
     breaker: Mutex<Breaker>,
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Script calls made, for tests and metrics.
     pub(crate) calls: AtomicUsize,
 }
@@ -162,6 +163,7 @@ impl GlobalCounters {
             leases: Mutex::default(),
             refused: Mutex::default(),
             breaker: Mutex::default(),
+            gates: Mutex::default(),
             calls: AtomicUsize::new(0),
         }
     }
@@ -175,9 +177,58 @@ impl GlobalCounters {
     /// limit's failure mode.
     pub(crate) async fn decide(&self, asks: &[Ask<'_>]) -> Result<Vec<Decision>, GlobalError> {
         let now = Instant::now();
-        if let Some(local) = self.from_memory(asks, now) {
+        if let Some(local) = self.answer_locally(asks, now) {
             return Ok(local);
         }
+        // One call at a time per leasing key on this replica: requests
+        // that arrive while a lease is being fetched wait for it and spend
+        // it, instead of each fetching (and stranding) a lease of their own.
+        let gate = asks
+            .iter()
+            .find(|a| lease_size(a.shape) > 0)
+            .and_then(|a| self.gate(a.key));
+        let _turn = match &gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let now = Instant::now();
+        if gate.is_some()
+            && let Some(local) = self.answer_locally(asks, now)
+        {
+            self.release(asks);
+            return Ok(local);
+        }
+        let decided = self.decide_remote(asks, now).await;
+        if gate.is_some() {
+            self.release(asks);
+        }
+        decided
+    }
+
+    /// The per-key turn of leasing keys.
+    fn gate(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut gates = self.gates.lock().ok()?;
+        Some(gates.entry(key.to_string()).or_default().clone())
+    }
+
+    /// Forgets a key's turn when nobody else waits for it.
+    fn release(&self, asks: &[Ask<'_>]) {
+        if let (Ok(mut gates), Some(ask)) = (
+            self.gates.lock(),
+            asks.iter().find(|a| lease_size(a.shape) > 0),
+        ) && gates
+            .get(ask.key)
+            .is_some_and(|g| Arc::strong_count(g) <= 2)
+        {
+            gates.remove(ask.key);
+        }
+    }
+
+    async fn decide_remote(
+        &self,
+        asks: &[Ask<'_>],
+        now: Instant,
+    ) -> Result<Vec<Decision>, GlobalError> {
         self.admit_call(now)?;
         let result = tokio::time::timeout(self.timeout, self.call(asks, false)).await;
         let answers = match result {
@@ -197,7 +248,7 @@ impl GlobalCounters {
 
     /// Every ask answered without Redis: all leased, or one remembered
     /// as refused.
-    fn from_memory(&self, asks: &[Ask<'_>], now: Instant) -> Option<Vec<Decision>> {
+    fn answer_locally(&self, asks: &[Ask<'_>], now: Instant) -> Option<Vec<Decision>> {
         if let Ok(refused) = self.refused.lock() {
             let waits: Vec<Option<Duration>> = asks
                 .iter()
@@ -302,7 +353,7 @@ impl GlobalCounters {
             redis = redis.set_username(user.clone());
         }
         if let Some(password) = &self.settings.password {
-            redis = redis.set_password(password.expose().to_string());
+            redis = redis.set_password(password.expose());
         }
         info = info.set_redis_settings(redis);
         let client = ::redis::Client::open(info)?;
@@ -328,13 +379,17 @@ impl GlobalCounters {
                         if leases.len() > 100_000 {
                             leases.retain(|_, l| l.until > now);
                         }
-                        leases.insert(
-                            ask.key.to_string(),
-                            Lease {
-                                units: spare,
-                                until: now + LEASE_TTL,
-                            },
-                        );
+                        // Concurrent calls for one key each bring their
+                        // spare units: they add up, never replace.
+                        let lease = leases.entry(ask.key.to_string()).or_insert(Lease {
+                            units: 0,
+                            until: now,
+                        });
+                        if lease.until <= now {
+                            lease.units = 0;
+                        }
+                        lease.units += spare;
+                        lease.until = now + LEASE_TTL;
                     }
                     let room = ask.shape.window().saturating_sub(in_use) / ask.shape.period;
                     Decision {
@@ -363,7 +418,7 @@ impl GlobalCounters {
 
     /// Adds `units` to a key the response named a cost for, in the
     /// background (the response is not held for it).
-    pub(crate) fn debit_later(self: &std::sync::Arc<Self>, key: String, shape: Shape, units: u64) {
+    pub(crate) fn debit_later(self: &Arc<Self>, key: String, shape: Shape, units: u64) {
         let this = self.clone();
         tokio::spawn(async move {
             let ask = [Ask {

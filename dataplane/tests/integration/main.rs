@@ -12,6 +12,7 @@ mod server_support;
 mod proxy_auth;
 mod proxy_backend_tls;
 mod proxy_filters;
+mod proxy_ratelimit;
 mod proxy_retry;
 mod proxy_routing;
 mod proxy_upstream;

@@ -146,7 +146,8 @@ where
 /// `{backend, method, path, version, headers, body, connection}`.
 ///
 /// Request headers steer it: `x-echo-delay-ms` waits before answering,
-/// `x-echo-hop` makes it answer with hop-by-hop headers.
+/// `x-echo-hop` makes it answer with hop-by-hop headers, `x-echo-cost: N`
+/// answers with `x-cost: N` (a cost the response names).
 pub struct Echo {
     pub addr: SocketAddr,
     pub name: String,
@@ -281,6 +282,9 @@ async fn echo_answer(
     response
         .headers_mut()
         .insert("x-backend", name.parse().unwrap());
+    if let Some(cost) = parts.headers.get("x-echo-cost") {
+        response.headers_mut().insert("x-cost", cost.clone());
+    }
     if parts.headers.contains_key("x-echo-hop") {
         let h = response.headers_mut();
         h.insert("connection", "x-hop-secret".parse().unwrap());
