@@ -14,6 +14,7 @@ mod backend_tls_status;
 mod backends;
 mod certificate_pem;
 mod certificates;
+mod cidr;
 mod client_cert_header;
 mod compiler;
 mod conditions;
@@ -43,5 +44,6 @@ mod unserved;
 
 pub use compiler::{Compiler, compile};
 pub use frontend_tls::CRL_ANNOTATION;
+pub use gateway::PROXY_PROTOCOL_ANNOTATION;
 pub use options::{CONTROLLER_NAME, CompileOptions};
 pub use output::{Compiled, ObjectStatus};

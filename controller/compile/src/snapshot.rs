@@ -99,7 +99,7 @@ pub(crate) fn build_snapshot(
                 bind_port: *bind,
                 port: *port,
                 listeners,
-                proxy_protocol: false,
+                proxy_protocol: plan.proxy_protocol,
             });
         }
     }
