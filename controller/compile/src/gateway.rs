@@ -101,6 +101,7 @@ pub(crate) fn compile_gateway(
     plan.insecure_frontend = frontend.insecure_fallback();
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
         let owner = Referrer {
+            group: crate::listeners::GATEWAY_GROUP,
             kind: "Gateway",
             namespace: &plan.namespace,
         };

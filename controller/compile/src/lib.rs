@@ -8,6 +8,11 @@
 //! executes a resolved plan. A user mistake becomes a status condition on
 //! the object that holds it, never an error: the rest still compiles.
 
+mod auth_authz;
+mod auth_policies;
+mod auth_refs;
+mod auth_sections;
+mod auth_status;
 mod backend_client;
 mod backend_tls;
 mod backend_tls_status;
