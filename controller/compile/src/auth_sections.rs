@@ -187,7 +187,7 @@ fn compile_api_keys(refs: &mut PolicyRefs<'_>, auth: &ApiKeyAuth) -> Result<ApiK
         entries.extend(refs.secret_entries("apiKeyAuth.credentialRefs", r)?);
     }
     if let Some(selector) = &auth.selector {
-        entries.extend(refs.selected_secret_entries(selector)?);
+        entries.extend(refs.selected_secret_entries(selector));
     }
     if entries.is_empty() {
         return Err(invalid("apiKeyAuth: the Secrets hold no keys"));
@@ -319,23 +319,17 @@ impl PolicyRefs<'_> {
     fn selected_secret_entries(
         &self,
         selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-    ) -> Result<Vec<(String, String)>, Problem> {
-        // The Gateway API selector has the same shape as the core one.
-        let selector: gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesSelector =
-            serde_json::to_value(selector)
-                .and_then(serde_json::from_value)
-                .map_err(|e| invalid(format!("apiKeyAuth.selector: {e}")))?;
+    ) -> Vec<(String, String)> {
         let prefix = format!("{}/", self.namespace);
-        Ok(self
-            .resources()
+        self.resources()
             .secrets
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(_, s)| {
                 let labels = s.metadata.labels.clone().unwrap_or_default();
-                crate::selector::selects(&selector, &labels)
+                crate::selector::label_selector_matches(selector, &labels)
             })
             .flat_map(|(_, s)| secret_map(s))
-            .collect())
+            .collect()
     }
 }

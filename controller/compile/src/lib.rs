@@ -52,3 +52,4 @@ pub use frontend_tls::CRL_ANNOTATION;
 pub use gateway::PROXY_PROTOCOL_ANNOTATION;
 pub use options::{CONTROLLER_NAME, CompileOptions};
 pub use output::{Compiled, ObjectStatus};
+pub use selector::label_selector_matches;
