@@ -19,34 +19,7 @@ const ROUTE_AUTH: &str =
     "{.status.parents[0].conditions[?(@.type==\"tollgate.dev/AuthPolicies\")].message}";
 
 /// The documented AuthPolicy (docs/policies.md), with the Secret it names.
-const POLICY: &str = r#"apiVersion: v1
-kind: Secret
-metadata: {name: api-keys, namespace: default}
-stringData: {ci: ci-secret-key}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: AuthPolicy
-metadata: {name: api, namespace: default}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: api}]
-  jwt:
-    providers:
-    - name: example
-      issuer: https://issuer.example
-      audiences: [api]
-      remoteJWKS: {uri: "http://127.0.0.1:9000/jwks.json"}
-      claimToHeaders: [{claim: sub, header: x-jwt-sub}]
-  apiKeyAuth:
-    credentialRefs: [{kind: Secret, name: api-keys}]   # key: consumer name, value: the key
-    extractFrom: [{headers: [x-api-key]}]
-  authorization:
-    defaultAction: Deny
-    rules:
-    - action: Allow
-      principal: {jwt: {provider: example, scopes: [read]}}
-    - action: Allow
-      principal: {consumers: [ci]}
-"#;
+const POLICY: &str = include_str!("../../../examples/auth/api-policy.yaml");
 
 /// A policy on a route that does not exist.
 const ORPHAN: &str = r#"apiVersion: tollgate.dev/v1alpha1
