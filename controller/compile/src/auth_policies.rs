@@ -358,11 +358,8 @@ fn compile_policy(resources: &Resources, policy: &AuthPolicy) -> CompiledPolicy 
         Ok((d, o)) => (d, o, None),
         Err(p) => (AuthConfig::default(), None, Some(p)),
     };
-    let problem = problem.or_else(|| {
-        spec.target_refs
-            .iter()
-            .find_map(|t| Target::of(&namespace, t).err())
-    });
+    // A targetRef of a kind that cannot be targeted is reported on that
+    // ancestor alone (`auth_status`); the policy still applies elsewhere.
     CompiledPolicy {
         generation: policy.metadata.generation,
         targets: spec.target_refs.clone(),
