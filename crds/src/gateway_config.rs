@@ -96,6 +96,36 @@ pub struct GatewayConfigSpec {
     /// `tollgate.dev/curves`, `tollgate.dev/alpn`) replace them one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Which address is the client's, when proxies or load balancers sit
+    /// in front of the Gateway. Default: the TCP peer (or the PROXY
+    /// protocol source, on Gateways annotated
+    /// `tollgate.dev/proxy-protocol: "true"`); `X-Forwarded-For` is then
+    /// ignored, so a client cannot choose its own address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<ClientAddressConfig>,
+}
+
+/// The trusted proxies in front of a Gateway. Authorization by client
+/// CIDR, rate-limit keys and access logs use the address decided here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientAddressConfig {
+    /// Number of proxies in front that each append to `X-Forwarded-For`:
+    /// the address that many places from the right is the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 16))]
+    pub trusted_hops: Option<u32>,
+    /// Address ranges (CIDR) of trusted proxies: `X-Forwarded-For` is
+    /// walked from the right past every trusted address, starting at the
+    /// peer, and the first untrusted one is the client. Wins over
+    /// trustedHops when both are set.
+    #[serde(
+        default,
+        rename = "trustedCIDRs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    pub trusted_cidrs: Option<Vec<String>>,
 }
 
 /// The retry budget of this class's Gateways, and the body kept for retries.

@@ -5,12 +5,20 @@
 //! a superset of the standard channel, so manifests written for either
 //! channel deserialize.
 
+pub mod auth_calls;
+pub mod auth_methods;
+mod auth_policy;
+pub mod authorization;
 mod gateway_config;
 pub mod generate;
 
+pub use auth_policy::{
+    AncestorRef, AuthPolicy, AuthPolicySpec, AuthPolicyStatus, AuthSections, CallBackendRef,
+    LocalObjectRef, PolicyAncestorStatus, PolicyTargetRef,
+};
 pub use gateway_config::{
-    AccessLogConfig, ClientCertificateHeaderConfig, GatewayConfig, GatewayConfigSpec, RetryConfig,
-    TelemetryConfig, TlsConfig, TracingConfig,
+    AccessLogConfig, ClientAddressConfig, ClientCertificateHeaderConfig, GatewayConfig,
+    GatewayConfigSpec, RetryConfig, TelemetryConfig, TlsConfig, TracingConfig,
 };
 
 /// The Gateway API types (experimental channel: a superset of standard).

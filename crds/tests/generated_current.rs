@@ -69,6 +69,7 @@ fn generates_the_expected_crds() {
         "gateway-api/gateway.networking.k8s.io_listenersets.yaml",
         "gateway-api/gateway.networking.k8s.io_referencegrants.yaml",
         "gateway-api/gateway.networking.k8s.io_tlsroutes.yaml",
+        "tollgate.dev_authpolicies.yaml",
         "tollgate.dev_gatewayconfigs.yaml",
     ];
     assert_eq!(paths, want);

@@ -46,6 +46,7 @@ pub(crate) fn backend_client_certificate(
         )));
     }
     let gateway_ref = Referrer {
+        group: crate::listeners::GATEWAY_GROUP,
         kind: "Gateway",
         namespace: gateway_ns,
     };

@@ -44,17 +44,22 @@ pub(crate) fn resolve_backend(
     route_ns: &str,
     target: BackendTarget<'_>,
 ) -> Result<Backend, Problem> {
-    resolve_backend_from(resources, "HTTPRoute", route_ns, target)
+    let from = Referrer {
+        group: GATEWAY_GROUP,
+        kind: "HTTPRoute",
+        namespace: route_ns,
+    };
+    resolve_backend_from(resources, &from, target)
 }
 
-/// Resolves `target`, referenced from a route of `route_kind` (the kind a
-/// ReferenceGrant must name) in `route_ns`.
+/// Resolves `target`, referenced from `from` (the group and kind a
+/// ReferenceGrant must name, and the referrer's namespace).
 pub(crate) fn resolve_backend_from(
     resources: &Resources,
-    route_kind: &str,
-    route_ns: &str,
+    from: &Referrer<'_>,
     target: BackendTarget<'_>,
 ) -> Result<Backend, Problem> {
+    let (route_kind, route_ns) = (from.kind, from.namespace);
     let group = target.group.unwrap_or("");
     let kind = target.kind.unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
@@ -65,11 +70,7 @@ pub(crate) fn resolve_backend_from(
     }
     let ns = target.namespace.unwrap_or(route_ns);
     let name = target.name;
-    let from = Referrer {
-        kind: route_kind,
-        namespace: route_ns,
-    };
-    if ns != route_ns && !reference_granted(resources, &from, ("", "Service"), ns, name) {
+    if ns != route_ns && !reference_granted(resources, from, ("", "Service"), ns, name) {
         return Err(Problem::new(
             reasons::REF_NOT_PERMITTED,
             format!(
@@ -152,9 +153,11 @@ fn unsupported_protocol_hint(app_protocol: &str) -> &'static str {
     }
 }
 
-/// A Gateway API object that refers across namespaces.
+/// An object that refers across namespaces.
 pub(crate) struct Referrer<'a> {
-    /// Its kind (group `gateway.networking.k8s.io`), e.g. `HTTPRoute`.
+    /// Its API group, e.g. `gateway.networking.k8s.io` or `tollgate.dev`.
+    pub(crate) group: &'a str,
+    /// Its kind, e.g. `HTTPRoute`.
     pub(crate) kind: &'a str,
     /// Its namespace.
     pub(crate) namespace: &'a str,
@@ -176,7 +179,7 @@ pub(crate) fn reference_granted(
         .filter(|g| g.metadata.namespace.as_deref() == Some(to_ns))
         .any(|g| {
             let from_ok = g.spec.from.iter().any(|f| {
-                f.group == GATEWAY_GROUP && f.kind == from.kind && f.namespace == from.namespace
+                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
             });
             let to_ok = g.spec.to.iter().any(|t| {
                 t.group == to_group

@@ -1,6 +1,8 @@
 //! The compile pass: classes, Gateways, routes, attachment, snapshots and
 //! statuses, in that order, over every object of a [`Resources`] view.
 
+use crate::auth_policies::AuthPolicies;
+use crate::auth_status::{RouteParents, StatusInputs, compile_auth_status, route_auth_condition};
 use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
 use crate::gateway::{GatewayPlan, compile_gateway};
@@ -94,6 +96,10 @@ fn compile_with(
             .collect(),
     };
     let routes = compile_routes(resources, &reachable, memos);
+    // Policies are applied to the (possibly memoized) routes from here on,
+    // rebuilt on every compile: see `auth_policies` for why.
+    let auth = AuthPolicies::compile(resources);
+    let mut route_parents: RouteParents<'_> = BTreeMap::new();
     let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
     for (i, (route, compiled)) in routes.iter().enumerate() {
         // The time is stamped here, not in the memoized rules, so a new
@@ -105,7 +111,15 @@ fn compile_with(
                 continue;
             };
             let controller = &options.controller_name;
-            let outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
+            let mut outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
+            let listeners: Vec<usize> = outcome.attachments.iter().map(|(l, _)| *l).collect();
+            if let Some(c) = route_auth_condition(&auth, plan, &listeners, compiled, &route_stamp) {
+                outcome.status.conditions.push(c);
+            }
+            let parents_of = route_parents.entry(compiled.key.clone()).or_default();
+            if !parents_of.contains(&key) {
+                parents_of.push(key);
+            }
             let found = attachments.entry(key).or_default();
             found.extend(
                 outcome
@@ -146,6 +160,14 @@ fn compile_with(
         })
         .collect();
     compile_backend_tls_status(resources, &used, &options.controller_name, &stamp, &mut out);
+    let status_inputs = StatusInputs {
+        resources,
+        gateways: &gateways,
+        route_parents: &route_parents,
+        controller: &options.controller_name,
+        stamp: &stamp,
+    };
+    compile_auth_status(&status_inputs, &auth, &mut out);
     let tls = compile_tls_routes(
         resources,
         &gateways,
@@ -177,8 +199,13 @@ fn compile_with(
             &status,
         );
         if plan.not_programmed().is_none() {
-            let mut snapshot =
-                build_snapshot(plan, &compiled_routes, found, options.listener_port_offset);
+            let mut snapshot = build_snapshot(
+                plan,
+                &compiled_routes,
+                found,
+                options.listener_port_offset,
+                &auth,
+            );
             tls.apply(plan, &mut snapshot);
             out.snapshots.insert(key.to_string(), snapshot);
         }

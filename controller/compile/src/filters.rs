@@ -2,10 +2,10 @@
 //!
 //! Every core and extended filter is supported on rules (header modifiers,
 //! redirect, rewrite, mirror, CORS); on backendRefs only the header
-//! modifiers are. `ExtensionRef` and `ExternalAuth` are not supported: the
-//! rule carrying them is dropped with `UnsupportedValue`, because serving it
-//! without the filter (for example without its authentication) would be
-//! wrong.
+//! modifiers are. `ExternalAuth` is compiled apart, into the rule's auth
+//! (`auth_authz`), never here. `ExtensionRef` is not supported: the rule
+//! carrying it is dropped with `UnsupportedValue`, because serving it
+//! without the filter would be wrong.
 
 use crate::backends::BackendTarget;
 use crate::conditions::{Problem, reasons};
@@ -94,7 +94,11 @@ pub(crate) fn convert_filter(
             cors(c).map(Filter::Cors)
         }
         FilterType::ExtensionRef => Err(unsupported("filter type ExtensionRef is not supported")),
-        FilterType::ExternalAuth => Err(unsupported("filter type ExternalAuth is not supported")),
+        // Rules take ExternalAuth out before converting filters; anywhere
+        // else (a backendRef) it is refused rather than silently dropped.
+        FilterType::ExternalAuth => Err(unsupported(
+            "filter type ExternalAuth is supported only on rules",
+        )),
     }
 }
 

@@ -228,6 +228,7 @@ impl<'a> FrontendTls<'a> {
             }
         };
         let gateway = Referrer {
+            group: crate::listeners::GATEWAY_GROUP,
             kind: "Gateway",
             namespace: self.namespace,
         };

@@ -52,7 +52,17 @@ pub(crate) struct GatewayPlan {
     /// Whether `spec.tls.frontend` lets clients in without a valid
     /// certificate somewhere (`InsecureFrontendValidationMode`).
     pub(crate) insecure_frontend: bool,
+    /// Whether the Gateway's sockets expect a PROXY protocol (v1 or v2)
+    /// header first ([`PROXY_PROTOCOL_ANNOTATION`]).
+    pub(crate) proxy_protocol: bool,
 }
+
+/// The Gateway annotation that makes every socket of the Gateway read a
+/// PROXY protocol header before anything else: set it to `"true"` only
+/// when a load balancer that sends the header sits in front, since a
+/// client that reaches the socket directly could otherwise claim any
+/// address. Any other value leaves it off.
+pub const PROXY_PROTOCOL_ANNOTATION: &str = "tollgate.dev/proxy-protocol";
 
 /// Plans `gateway`, whose class Tollgate owns.
 pub(crate) fn compile_gateway(
@@ -80,11 +90,18 @@ pub(crate) fn compile_gateway(
         listeners: plan_listeners(&gateway.spec.listeners, options.listener_port_offset),
         backend_client: backend_client_certificate(resources, gateway),
         insecure_frontend: false,
+        proxy_protocol: gateway
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROXY_PROTOCOL_ANNOTATION))
+            .is_some_and(|v| v.trim() == "true"),
     };
     let frontend = FrontendTls::new(resources, gateway);
     plan.insecure_frontend = frontend.insecure_fallback();
     for (listener, spec) in plan.listeners.iter_mut().zip(&gateway.spec.listeners) {
         let owner = Referrer {
+            group: crate::listeners::GATEWAY_GROUP,
             kind: "Gateway",
             namespace: &plan.namespace,
         };

@@ -107,6 +107,7 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteBackendTimeout",
     "HTTPRouteCORS",
+    "HTTPRouteExternalAuthHTTP",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
     "HTTPRouteNamedRouteRule",
@@ -199,8 +200,39 @@ pub(crate) fn settings_from(spec: &GatewayConfigSpec) -> Result<Settings, Proble
                 .as_ref()
                 .and_then(|t| t.client_certificate_header.as_ref()),
         )?,
-        client_address: tollgate_snapshot::ClientAddress::default(),
+        client_address: client_address_from(spec.client_address.as_ref())?,
         redis: None,
+    })
+}
+
+/// The trusted proxies of a GatewayConfig.
+///
+/// # Errors
+///
+/// A `trustedCIDRs` entry that is not a CIDR (`InvalidParameters`): a
+/// range the data plane would skip could make it trust the wrong hop.
+fn client_address_from(
+    config: Option<&tollgate_crds::ClientAddressConfig>,
+) -> Result<tollgate_snapshot::ClientAddress, Problem> {
+    let Some(config) = config else {
+        return Ok(tollgate_snapshot::ClientAddress::default());
+    };
+    let trusted_cidrs = config
+        .trusted_cidrs
+        .iter()
+        .flatten()
+        .map(|c| {
+            crate::cidr::parse_cidr(c).ok_or_else(|| {
+                Problem::new(
+                    reasons::INVALID_PARAMETERS,
+                    format!("clientAddress.trustedCIDRs: {c:?} is not a CIDR"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(tollgate_snapshot::ClientAddress {
+        trusted_hops: config.trusted_hops.unwrap_or(0),
+        trusted_cidrs,
     })
 }
 

@@ -8,12 +8,18 @@
 //! executes a resolved plan. A user mistake becomes a status condition on
 //! the object that holds it, never an error: the rest still compiles.
 
+mod auth_authz;
+mod auth_policies;
+mod auth_refs;
+mod auth_sections;
+mod auth_status;
 mod backend_client;
 mod backend_tls;
 mod backend_tls_status;
 mod backends;
 mod certificate_pem;
 mod certificates;
+mod cidr;
 mod client_cert_header;
 mod compiler;
 mod conditions;
@@ -43,5 +49,7 @@ mod unserved;
 
 pub use compiler::{Compiler, compile};
 pub use frontend_tls::CRL_ANNOTATION;
+pub use gateway::PROXY_PROTOCOL_ANNOTATION;
 pub use options::{CONTROLLER_NAME, CompileOptions};
 pub use output::{Compiled, ObjectStatus};
+pub use selector::label_selector_matches;

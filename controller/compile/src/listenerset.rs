@@ -119,6 +119,7 @@ pub(crate) fn merge_listener_sets(
                 // ReferenceGrants name ListenerSets, not the Gateway, as
                 // the ones that may read a Secret in a third namespace.
                 let owner = Referrer {
+                    group: crate::listeners::GATEWAY_GROUP,
                     kind: LISTENER_SET,
                     namespace: &set_ref.namespace,
                 };

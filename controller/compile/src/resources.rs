@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
-use tollgate_crds::GatewayConfig;
+use tollgate_crds::{AuthPolicy, GatewayConfig};
 
 /// Objects keyed by `namespace/name` (cluster-scoped: `name`), shared.
 pub type Objects<T> = BTreeMap<String, Arc<T>>;
@@ -54,6 +54,8 @@ pub struct Resources {
     pub config_maps: Objects<ConfigMap>,
     /// Tollgate GatewayConfigs.
     pub gateway_configs: Objects<GatewayConfig>,
+    /// Tollgate AuthPolicies.
+    pub auth_policies: Objects<AuthPolicy>,
     /// Objects of the kinds above that did not decode (a field or value
     /// newer than Tollgate's types), keyed by kind, then `namespace/name`.
     /// They take no part in routing; `compile` reports them on their status.
@@ -245,6 +247,7 @@ impl Resources {
             ("tollgate.dev", "GatewayConfig") => {
                 put(&mut self.gateway_configs, key, doc, &kind, &name)?
             }
+            ("tollgate.dev", "AuthPolicy") => put(&mut self.auth_policies, key, doc, &kind, &name)?,
             _ => return Ok(Inserted::Skipped { api_version, kind }),
         }
         Ok(stored)
@@ -253,7 +256,7 @@ impl Resources {
 
 impl Resources {
     /// How many objects of each kind the view holds (for metrics).
-    pub fn counts(&self) -> [(&'static str, usize); 14] {
+    pub fn counts(&self) -> [(&'static str, usize); 15] {
         [
             ("GatewayClass", self.gateway_classes.len()),
             ("Gateway", self.gateways.len()),
@@ -269,6 +272,7 @@ impl Resources {
             ("Secret", self.secrets.len()),
             ("ConfigMap", self.config_maps.len()),
             ("GatewayConfig", self.gateway_configs.len()),
+            ("AuthPolicy", self.auth_policies.len()),
         ]
     }
 
@@ -298,6 +302,7 @@ impl Resources {
                 .map(|(k, v)| (k.clone(), Arc::clone(v))),
         );
         extend(&mut self.gateway_configs, &other.gateway_configs);
+        extend(&mut self.auth_policies, &other.auth_policies);
     }
 }
 

@@ -35,6 +35,11 @@ impl<'a> RuleContext<'a> {
         }
     }
 
+    /// The namespace of the route whose rules are compiled.
+    pub(crate) fn route_ns(&self) -> &'a str {
+        self.route_ns
+    }
+
     /// Resolves `target` into the rule's backend table; `None` (and a
     /// recorded problem) when the reference is invalid.
     pub(crate) fn backend(&mut self, target: BackendTarget<'_>) -> Option<usize> {

@@ -7,6 +7,7 @@
 //! them. Invalid backend references do not invalidate the rule: they become
 //! `None` backends and a `ResolvedRefs` problem.
 
+use crate::auth_authz::compile_filter_ext_auth;
 use crate::backends::BackendTarget;
 use crate::conditions::{Problem, reasons};
 use crate::duration::parse_duration_ms;
@@ -18,7 +19,7 @@ use gateway_api::experimental::httproutes::{
     HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesFiltersType as FilterType,
     HttpRouteRulesTimeouts,
 };
-use tollgate_snapshot::{Backend, BackendRef, PathMatch, Route, RouteMatch, Timeouts};
+use tollgate_snapshot::{Backend, BackendRef, ExtAuth, PathMatch, Route, RouteMatch, Timeouts};
 
 /// A valid rule, ready to be placed in snapshots.
 #[derive(Clone, Debug)]
@@ -31,6 +32,10 @@ pub(crate) struct CompiledRule {
     pub(crate) matches: Vec<RouteMatch>,
     /// Backends the rule references.
     pub(crate) backends: Vec<Backend>,
+    /// The rule's Gateway API `ExternalAuth` filter, its backend an index
+    /// into `backends`; merged into the rule's effective auth when the
+    /// snapshot is built, after any policy's `extAuth`.
+    pub(crate) ext_auth: Option<ExtAuth>,
 }
 
 /// Compiles rule `index` of route `route_key` (`namespace/name`).
@@ -54,8 +59,24 @@ pub(crate) fn compile_rule(
     let filters = rule.filters.as_deref().unwrap_or_default();
     check_filter_combination(filters, !backends.is_empty())?;
     check_prefix_rewrites(filters, &matches)?;
+    // ExternalAuth is not a request filter but part of the rule's auth.
+    let ext_auth = filters
+        .iter()
+        .filter(|f| f.r#type == FilterType::ExternalAuth)
+        .map(|f| {
+            let spec = f.external_auth.as_ref().ok_or_else(|| {
+                Problem::new(
+                    reasons::UNSUPPORTED_VALUE,
+                    "filter type needs its externalAuth field",
+                )
+            })?;
+            compile_filter_ext_auth(spec, ctx, route_key, index)
+        })
+        .next()
+        .transpose()?;
     let filters = filters
         .iter()
+        .filter(|f| f.r#type != FilterType::ExternalAuth)
         .map(|f| convert_filter(f, ctx))
         .collect::<Result<Vec<_>, _>>()?;
     let timeouts = rule
@@ -80,6 +101,7 @@ pub(crate) fn compile_rule(
         },
         matches,
         backends: std::mem::take(&mut ctx.backends),
+        ext_auth,
     })
 }
 

@@ -5,18 +5,28 @@
 //! the effective hostnames of its routes; every virtual host gets every rule
 //! whose hostname covers it (an exact host also gets the rules of matching
 //! wildcard and hostless routes, after its own by hostname specificity), so
-//! the data plane picks one virtual host and never falls through. Rules and
-//! backends are stored once per snapshot and referenced by index.
+//! the data plane picks one virtual host and never falls through. Rules,
+//! backends and auth configurations are stored once per snapshot and
+//! referenced by index.
+//!
+//! A rule's effective auth (its AuthPolicies merged, plus its
+//! `ExternalAuth` filter) is decided here, per listener it is served on,
+//! from the policy index built fresh on every compile: see
+//! `auth_policies` for why this keeps the route memo correct. A rule served
+//! with different auth on two listeners is stored once per auth.
 
+use crate::auth_policies::{AuthPolicies, RuleAt, remap_targets};
 use crate::gateway::GatewayPlan;
 use crate::hostname::{covers, most_specific_first};
 use crate::httproute::CompiledRoute;
 use crate::listeners::bind_port;
 use crate::matches::{Ranked, precedence};
+use crate::rules::CompiledRule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_snapshot::{
-    Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket, VirtualHost,
+    AuthConfig, Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket,
+    VirtualHost,
 };
 
 /// A route attached to a listener of the Gateway.
@@ -36,6 +46,7 @@ pub(crate) fn build_snapshot(
     routes: &[Arc<CompiledRoute>],
     attachments: &[Attachment],
     port_offset: u16,
+    auth: &AuthPolicies,
 ) -> Snapshot {
     // (listener, route) -> hostnames, keeping only programmed listeners and
     // merging a route attached twice through two parentRefs.
@@ -54,9 +65,36 @@ pub(crate) fn build_snapshot(
     }
     let mut tables = Tables::default();
     let used: BTreeSet<usize> = by_listener.keys().map(|(_, r)| *r).collect();
+    let gateway = plan.key();
     for &r in &used {
+        let listeners: Vec<usize> = by_listener
+            .keys()
+            .filter(|(_, route)| *route == r)
+            .map(|(l, _)| *l)
+            .collect();
         for rule in &routes[r].rules {
-            tables.intern_rule(r, rule.index, &rule.route, &rule.backends);
+            let global = tables.intern_backends(&rule.backends);
+            let mut variants: Vec<Option<usize>> = Vec::new();
+            for &li in &listeners {
+                let at = RuleAt {
+                    gateway: &gateway,
+                    listener: plan
+                        .listeners
+                        .get(li)
+                        .filter(|l| l.set.is_none())
+                        .map(|l| l.name.as_str()),
+                    route: &routes[r].key,
+                    rule: rule.route.rule_name.as_deref(),
+                };
+                let index = tables.intern_auth(auth, &at, rule, &global);
+                tables.rule_auth.insert((li, r, rule.index), index);
+                if !variants.contains(&index) {
+                    variants.push(index);
+                }
+            }
+            for index in variants {
+                tables.intern_rule((r, rule.index, index), &rule.route, &global);
+            }
         }
     }
     let mut sockets_by_port: BTreeMap<u16, (u16, Vec<Listener>)> = BTreeMap::new();
@@ -79,7 +117,7 @@ pub(crate) fn build_snapshot(
         let listener = Listener {
             name: l.snapshot_name(&plan.key()),
             hostname: l.hostname.clone(),
-            virtual_hosts: virtual_hosts(routes, &attached, &tables),
+            virtual_hosts: virtual_hosts(routes, li, &attached, &tables),
             tls: l.tls.clone(),
             tls_routes: None,
         };
@@ -99,7 +137,7 @@ pub(crate) fn build_snapshot(
                 bind_port: *bind,
                 port: *port,
                 listeners,
-                proxy_protocol: false,
+                proxy_protocol: plan.proxy_protocol,
             });
         }
     }
@@ -111,27 +149,84 @@ pub(crate) fn build_snapshot(
         routes: tables.routes,
         backends: tables.backends,
         backend_client_certificate: plan.backend_client.clone().ok().flatten(),
-        auth: Vec::new(),
+        auth: tables.auth,
         rate_limits: Vec::new(),
     }
 }
 
-/// The routes and backends of one snapshot, each stored once.
+/// The routes, backends and auth configurations of one snapshot, each
+/// stored once.
 #[derive(Debug, Default)]
 struct Tables {
     routes: Vec<Route>,
     backends: Vec<Backend>,
-    /// (compiled route, rule index) -> index in `routes`.
-    route_index: BTreeMap<(usize, usize), usize>,
+    auth: Vec<AuthConfig>,
+    /// (compiled route, rule index, auth index) -> index in `routes`.
+    route_index: BTreeMap<(usize, usize, Option<usize>), usize>,
+    /// (listener, compiled route, rule index) -> the rule's auth there.
+    rule_auth: BTreeMap<(usize, usize, usize), Option<usize>>,
     /// Backend name -> index in `backends`.
     backend_index: HashMap<String, usize>,
+    /// Serialised configuration -> index in `auth`.
+    auth_index: HashMap<String, usize>,
 }
 
 impl Tables {
-    fn intern_rule(&mut self, route: usize, rule: usize, compiled: &Route, backends: &[Backend]) {
-        let global: Vec<usize> = backends.iter().map(|b| self.intern_backend(b)).collect();
+    /// Interns `backends`, returning their indices in this snapshot.
+    fn intern_backends(&mut self, backends: &[Backend]) -> Vec<usize> {
+        backends.iter().map(|b| self.intern_backend(b)).collect()
+    }
+
+    /// Interns the effective auth of `rule` served `at` (policies, then the
+    /// rule's `ExternalAuth` filter, whose backend indexes the rule's table
+    /// mapped by `global`); `None` when the rule has none.
+    fn intern_auth(
+        &mut self,
+        auth: &AuthPolicies,
+        at: &RuleAt<'_>,
+        rule: &CompiledRule,
+        global: &[usize],
+    ) -> Option<usize> {
+        let mut config = match auth.effective(at) {
+            Some(e) => {
+                let map = self.intern_backends(&e.backends);
+                let mut config = e.config;
+                remap_targets(&mut config, &mut |i| map.get(i).copied());
+                config
+            }
+            None => AuthConfig::default(),
+        };
+        if let Some(filter) = &rule.ext_auth {
+            let mut filter = filter.clone();
+            filter.target.backend = filter.target.backend.and_then(|i| global.get(i).copied());
+            config.ext_auth.push(filter);
+        }
+        if config == AuthConfig::default() {
+            return None;
+        }
+        // Serialising snapshot types cannot fail; if it did, the config
+        // would merely be stored again instead of shared.
+        let key = serde_json::to_string(&config).ok();
+        if let Some(&i) = key.as_ref().and_then(|k| self.auth_index.get(k)) {
+            return Some(i);
+        }
+        self.auth.push(config);
+        let index = self.auth.len() - 1;
+        if let Some(key) = key {
+            self.auth_index.insert(key, index);
+        }
+        Some(index)
+    }
+
+    fn intern_rule(
+        &mut self,
+        key: (usize, usize, Option<usize>),
+        compiled: &Route,
+        global: &[usize],
+    ) {
         let remap = |i: Option<usize>| i.and_then(|i| global.get(i).copied());
         let mut out = compiled.clone();
+        out.auth = key.2;
         for b in &mut out.backends {
             b.backend = remap(b.backend);
         }
@@ -140,7 +235,7 @@ impl Tables {
                 m.backend = remap(m.backend);
             }
         }
-        self.route_index.insert((route, rule), self.routes.len());
+        self.route_index.insert(key, self.routes.len());
         self.routes.push(out);
     }
 
@@ -163,6 +258,7 @@ impl Tables {
 /// the output, not hosts × routes.
 fn virtual_hosts(
     routes: &[Arc<CompiledRoute>],
+    listener: usize,
     attached: &[(usize, Vec<HostMatch>)],
     tables: &Tables,
 ) -> Vec<VirtualHost> {
@@ -193,7 +289,7 @@ fn virtual_hosts(
                     let Some(host) = route_hosts.iter().find(|h| **h == pattern) else {
                         continue;
                     };
-                    rank_route(&routes[*r], *r, host, tables, &mut ranked);
+                    rank_route(&routes[*r], (listener, *r), host, tables, &mut ranked);
                 }
             }
             ranked.sort_by(|a, b| precedence(&a.0, &b.0));
@@ -241,13 +337,18 @@ fn covering_patterns(vhost: &HostMatch) -> Vec<HostMatch> {
 /// Adds every match of `route`'s rules, ranked for precedence, to `ranked`.
 fn rank_route<'a>(
     route: &'a CompiledRoute,
-    r: usize,
+    (listener, r): (usize, usize),
     host: &'a HostMatch,
     tables: &Tables,
     ranked: &mut Vec<(Ranked<'a>, usize)>,
 ) {
     for rule in &route.rules {
-        let Some(&global) = tables.route_index.get(&(r, rule.index)) else {
+        let auth = tables
+            .rule_auth
+            .get(&(listener, r, rule.index))
+            .copied()
+            .flatten();
+        let Some(&global) = tables.route_index.get(&(r, rule.index, auth)) else {
             continue;
         };
         for (index, m) in rule.matches.iter().enumerate() {

@@ -190,7 +190,12 @@ fn compile_one<'a>(resources: &Resources, key: &str, route: &'a TlsRoute) -> Com
             namespace: r.namespace.as_deref(),
             port: r.port,
         };
-        match resolve_backend_from(resources, "TLSRoute", &namespace, target) {
+        let from = crate::backends::Referrer {
+            group: crate::listeners::GATEWAY_GROUP,
+            kind: "TLSRoute",
+            namespace: &namespace,
+        };
+        match resolve_backend_from(resources, &from, target) {
             // Bytes are relayed as they come: no BackendTLSPolicy applies.
             Ok(b) => backends.push((Some(Backend { tls: None, ..b }), weight)),
             Err(p) => {

@@ -94,6 +94,17 @@ const KINDS: &[Kind] = &[
         namespaced: true,
         mode: Mode::SharedList("ancestors"),
     },
+    // Tollgate's own policy; its `ancestors` list is still shared in
+    // principle (another implementation may read AuthPolicies), so only
+    // Tollgate's entries are replaced.
+    Kind {
+        kind: "AuthPolicy",
+        group: tollgate_crds::GROUP,
+        version: "v1alpha1",
+        plural: "authpolicies",
+        namespaced: true,
+        mode: Mode::SharedList("ancestors"),
+    },
 ];
 
 impl Kind {

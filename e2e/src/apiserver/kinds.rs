@@ -40,6 +40,9 @@ pub struct ResourceType {
     pub(crate) schema: Arc<Value>,
     /// Whether a CRD defines this type (its schema is then enforced).
     pub(crate) custom: bool,
+    /// A CRD version's `additionalPrinterColumns` (`kubectl get` columns
+    /// after NAME); empty: NAME and AGE only.
+    pub(crate) printer_columns: Vec<Value>,
 }
 
 impl ResourceType {
@@ -194,6 +197,7 @@ impl Registry {
                     status_subresource: *status,
                     schema: Arc::new(schema::object(schema::builtin(group, kind).as_ref())),
                     custom: false,
+                    printer_columns: Vec::new(),
                 },
             )
             .collect();
@@ -307,6 +311,11 @@ pub(crate) fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 status_subresource: v.pointer("/subresources/status").is_some(),
                 schema: Arc::new(schema::object(v.pointer("/schema/openAPIV3Schema"))),
                 custom: true,
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
         .collect()

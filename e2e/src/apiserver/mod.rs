@@ -51,7 +51,8 @@
 //!   deletes its objects at once (finalizers still hold).
 //! * Lists always serve the latest state (`resourceVersion` on lists is
 //!   ignored); `dryRun` is refused.
-//! * Tables (`kubectl get`) have NAME and AGE columns only.
+//! * Tables (`kubectl get`) have NAME and AGE columns, or NAME and a CRD's
+//!   `additionalPrinterColumns` (a JSONPath subset).
 //! * Request bodies must be JSON (or YAML for apply): protobuf bodies get
 //!   415, so kubectl's typed generators (`kubectl create namespace x`,
 //!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
@@ -65,6 +66,7 @@ mod error;
 mod events;
 mod fieldset;
 mod handlers;
+mod jsonpath;
 mod kinds;
 mod managed;
 mod merge;

@@ -1,8 +1,10 @@
 //! The response forms of objects and lists: plain, `PartialObjectMetadata`
 //! (kube-rs `metadata_watcher`) and `Table` (`kubectl get`).
 //!
-//! Tables have the two columns every kind has, NAME and AGE; a CRD's
-//! `additionalPrinterColumns` are not evaluated.
+//! Tables have the two columns every kind has, NAME and AGE, or NAME and a
+//! CRD version's `additionalPrinterColumns`, whose JSONPath is evaluated in
+//! the subset CRDs use (`jsonpath`): fields, indices and `[?(@.f=="v")]`
+//! filters.
 
 use super::kinds::ResourceType;
 use super::request::Format;
@@ -78,28 +80,68 @@ pub(crate) fn list(format: Format, rt: &ResourceType, items: Vec<Value>, meta: &
 }
 
 /// A `Table` with NAME and AGE columns; each row carries the object's metadata.
-fn table(_rt: &ResourceType, items: &[Value], meta: &ListMeta) -> Value {
+fn table(rt: &ResourceType, items: &[Value], meta: &ListMeta) -> Value {
+    let default_columns =
+        [json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})];
+    let columns: &[Value] = if rt.printer_columns.is_empty() {
+        &default_columns
+    } else {
+        &rt.printer_columns
+    };
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
             let name = o.pointer("/metadata/name").cloned().unwrap_or_default();
-            let created = o
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            json!({"cells": [name, age(created)], "object": partial(o)})
+            let mut cells = vec![name];
+            cells.extend(columns.iter().map(|c| cell(c, o)));
+            json!({"cells": cells, "object": partial(o)})
         })
         .collect();
+    let mut definitions = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
+    ];
+    definitions.extend(columns.iter().map(|c| {
+        let text = |k: &str| {
+            c.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kind = match text("type").as_str() {
+            "date" => "string".to_string(),
+            other => other.to_string(),
+        };
+        json!({
+            "name": text("name"),
+            "type": kind,
+            "format": "",
+            "description": text("description"),
+            "priority": c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+        })
+    }));
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta.to_value(),
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
-        ],
+        "columnDefinitions": definitions,
         "rows": rows,
     })
+}
+
+/// One printer column of `object`: the first value its JSONPath finds
+/// (empty when none), a `date` shown as an age.
+fn cell(column: &Value, object: &Value) -> Value {
+    let path = column
+        .get("jsonPath")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let found = super::jsonpath::first(object, path);
+    match (column.get("type").and_then(Value::as_str), found) {
+        (Some("date"), Some(Value::String(t))) => age(&t).into(),
+        (_, Some(Value::String(s))) => s.into(),
+        (_, Some(Value::Null) | None) => "".into(),
+        (_, Some(v)) => v,
+    }
 }
 
 /// Time since `created` the way kubectl shows it (`12s`, `5m`, `3h`, `2d`).

@@ -20,6 +20,7 @@ mod apiserver_watch;
 mod dashboard;
 mod echo;
 mod harness;
+mod kubernetes_auth_policy;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;
 mod kubernetes_listenerset;

@@ -140,6 +140,26 @@ fn edit(base: &Resources, yaml: &str) -> Resources {
     next
 }
 
+/// API keys for the AuthPolicies.
+const KEYS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: keys, namespace: apps}
+stringData: {ci: ci-key}
+"#;
+
+/// An AuthPolicy on `kind` `name` in `apps` asking for API keys from
+/// Secret `secret`.
+fn auth_policy(kind: &str, name: &str, secret: &str) -> String {
+    let policy = format!("policy-{}-{name}", kind.to_ascii_lowercase());
+    format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: AuthPolicy\n\
+         metadata: {{name: {policy}, namespace: apps}}\n\
+         spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: {kind}, name: {name}}}]\n\
+         \x20 apiKeyAuth: {{credentialRefs: [{{name: {secret}}}]}}\n"
+    )
+}
+
 fn options(now: &str) -> CompileOptions {
     CompileOptions {
         now: now.to_string(),
@@ -217,6 +237,28 @@ metadata: {name: shop, labels: {team: other}}
         }),
         ("route added back", |r| edit(r, ROUTE_B)),
         ("grant added again", |r| edit(r, GRANT)),
+        // Policies are applied outside the memo: a memoized route must
+        // pick up every policy change without being recompiled.
+        ("auth policy on route added", |r| {
+            edit(r, &auth_policy("HTTPRoute", "a", "keys"))
+        }),
+        ("its secret added", |r| edit(r, KEYS)),
+        ("gateway policy added", |r| {
+            edit(r, &auth_policy("Gateway", "gw", "keys"))
+        }),
+        ("route policy now names a missing secret", |r| {
+            edit(r, &auth_policy("HTTPRoute", "a", "gone"))
+        }),
+        ("route policy deleted", |r| {
+            let mut next = r.clone();
+            next.auth_policies.remove("apps/policy-httproute-a");
+            next
+        }),
+        ("secret deleted", |r| {
+            let mut next = r.clone();
+            next.secrets.remove("apps/keys");
+            next
+        }),
     ];
     let mut compiler = Compiler::default();
     let mut resources = edit(&Resources::default(), &base());

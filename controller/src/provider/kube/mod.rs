@@ -30,7 +30,9 @@ use super::ResourcesTx;
 use crate::metrics::Metrics;
 use fetch::FullObjects;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use referenced::{NamespacedName, referenced_config_maps, referenced_secrets};
+use referenced::{
+    NamespacedName, referenced_config_maps, referenced_secrets, selected_secrets, selects_secrets,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +152,8 @@ struct State {
     dirty: bool,
     /// Referenced objects as of the last view sent.
     secret_refs: BTreeSet<NamespacedName>,
+    /// Whether an AuthPolicy picks Secrets by label.
+    secrets_by_label: bool,
     config_map_refs: BTreeSet<NamespacedName>,
     secrets: FullObjects<Secret>,
     config_maps: FullObjects<ConfigMap>,
@@ -167,6 +171,7 @@ impl State {
             unlisted: watches.iter().cloned().collect(),
             dirty: true,
             secret_refs: BTreeSet::new(),
+            secrets_by_label: false,
             config_map_refs: BTreeSet::new(),
             secrets: FullObjects::default(),
             config_maps: FullObjects::default(),
@@ -218,7 +223,9 @@ impl State {
                 }
             }
             Signal::Changed(Kind::Secret, keys) => {
-                self.dirty |= touches(&self.secret_refs, &keys);
+                // A Secret an AuthPolicy selector may pick is no name we
+                // know in advance: then any Secret change counts.
+                self.dirty |= self.secrets_by_label || touches(&self.secret_refs, &keys);
             }
             Signal::Changed(Kind::ConfigMap, keys) => {
                 self.dirty |= touches(&self.config_map_refs, &keys);
@@ -249,6 +256,18 @@ impl State {
         let mut resources = stores.resources();
         self.log_failures(&resources);
         self.secret_refs = referenced_secrets(&resources);
+        self.secrets_by_label = selects_secrets(&resources);
+        if self.secrets_by_label {
+            let metas: Vec<_> = stores.secrets.iter().flat_map(|s| s.state()).collect();
+            let empty = BTreeMap::new();
+            let candidates = metas.iter().filter_map(|m| {
+                let meta = &m.metadata;
+                let labels = meta.labels.as_ref().unwrap_or(&empty);
+                Some((meta.namespace.as_deref()?, meta.name.as_deref()?, labels))
+            });
+            self.secret_refs
+                .extend(selected_secrets(&resources, candidates));
+        }
         self.config_map_refs = referenced_config_maps(&resources);
         let failed = self
             .secrets

@@ -5,16 +5,21 @@
 //! cluster's unrelated Secrets, and fetches in full only the objects named
 //! here. The sets come from Gateways (listener certificates, the client
 //! certificate for backends, CA bundles for client validation), from
-//! ListenerSets (their listeners' certificates); GatewayConfig
-//! names none yet, and BackendTLSPolicy joins once `Resources` carries it.
+//! ListenerSets (their listeners' certificates), BackendTLSPolicies (CA
+//! bundles) and AuthPolicies (API keys, htpasswd, client secrets, cookie
+//! keys, local JWKS, CA bundles; Secrets an `apiKeyAuth.selector` picks
+//! come from [`selected_secrets`]); GatewayConfig names none.
 //!
 //! A reference in another namespace is included whether or not a
 //! ReferenceGrant allows it: fetching is cheap, and `compile` is the one
 //! place that decides whether the reference may be used, so it can say why
 //! not in a status condition.
 
-use std::collections::BTreeSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use std::collections::{BTreeMap, BTreeSet};
+use tollgate_compile::label_selector_matches;
 use tollgate_compile::resources::Resources;
+use tollgate_crds::{AuthPolicy, LocalObjectRef};
 
 /// A `(namespace, name)` pair.
 pub type NamespacedName = (String, String);
@@ -79,7 +84,98 @@ fn referenced(resources: &Resources, want: RefKind) -> BTreeSet<NamespacedName> 
             }
         }
     }
+    // AuthPolicy references are all in the policy's own namespace.
+    for policy in resources.auth_policies.values() {
+        let ns = policy.metadata.namespace.as_deref().unwrap_or("default");
+        for (r, default_kind) in auth_policy_refs(policy) {
+            if ref_kind(r.group.as_deref(), r.kind.as_deref(), default_kind) == want {
+                out.insert((ns.to_string(), r.name.clone()));
+            }
+        }
+    }
     out
+}
+
+/// Every Secret or ConfigMap an AuthPolicy names (defaults and
+/// overrides), with the kind a reference without one means.
+fn auth_policy_refs(policy: &AuthPolicy) -> Vec<(&LocalObjectRef, RefKind)> {
+    let spec = &policy.spec;
+    let mut refs: Vec<(&LocalObjectRef, RefKind)> = spec
+        .ca_certificate_refs
+        .iter()
+        .flatten()
+        .map(|r| (r, RefKind::ConfigMap))
+        .collect();
+    for sections in std::iter::once(&spec.sections).chain(spec.overrides.as_ref()) {
+        let keys = sections.api_key_auth.iter();
+        refs.extend(
+            keys.flat_map(|k| k.credential_refs.iter().flatten())
+                .map(|r| (r, RefKind::Secret)),
+        );
+        refs.extend(
+            sections
+                .basic_auth
+                .iter()
+                .map(|b| (&b.users, RefKind::Secret)),
+        );
+        if let Some(oidc) = &sections.oidc {
+            refs.push((&oidc.client_secret, RefKind::Secret));
+            refs.push((&oidc.cookie_key_ref, RefKind::Secret));
+        }
+        refs.extend(
+            sections
+                .introspection
+                .iter()
+                .map(|i| (&i.client_secret, RefKind::Secret)),
+        );
+        let providers = sections.jwt.iter().flat_map(|j| &j.providers);
+        let local = providers.filter_map(|p| p.local_jwks.as_ref()?.value_ref.as_ref());
+        refs.extend(local.map(|r| (r, RefKind::ConfigMap)));
+    }
+    refs
+}
+
+/// Whether any AuthPolicy picks API-key Secrets by label, so that any
+/// Secret change may matter.
+pub fn selects_secrets(resources: &Resources) -> bool {
+    resources
+        .auth_policies
+        .values()
+        .flat_map(|p| std::iter::once(&p.spec.sections).chain(p.spec.overrides.as_ref()))
+        .any(|s| {
+            s.api_key_auth
+                .as_ref()
+                .is_some_and(|k| k.selector.is_some())
+        })
+}
+
+/// The Secrets, among `candidates` (`namespace`, `name`, labels), that an
+/// AuthPolicy's `apiKeyAuth.selector` picks in its own namespace.
+pub fn selected_secrets<'a>(
+    resources: &Resources,
+    candidates: impl Iterator<Item = (&'a str, &'a str, &'a BTreeMap<String, String>)>,
+) -> BTreeSet<NamespacedName> {
+    let selectors: Vec<(&str, &LabelSelector)> = resources
+        .auth_policies
+        .values()
+        .flat_map(|p| {
+            let ns = p.metadata.namespace.as_deref().unwrap_or("default");
+            std::iter::once(&p.spec.sections)
+                .chain(p.spec.overrides.as_ref())
+                .filter_map(move |s| Some((ns, s.api_key_auth.as_ref()?.selector.as_ref()?)))
+        })
+        .collect();
+    if selectors.is_empty() {
+        return BTreeSet::new();
+    }
+    candidates
+        .filter(|(ns, _, labels)| {
+            selectors
+                .iter()
+                .any(|(sel_ns, sel)| sel_ns == ns && label_selector_matches(sel, labels))
+        })
+        .map(|(ns, name, _)| (ns.to_string(), name.to_string()))
+        .collect()
 }
 
 /// One object reference inside a Gateway, borrowed.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tollgate_compile::resources::{Objects, Resources, Undecodable};
-use tollgate_crds::GatewayConfig;
+use tollgate_crds::{AuthPolicy, GatewayConfig};
 
 /// Read handles on every kind's stores (one per watched namespace, or one
 /// for all).
@@ -46,6 +46,7 @@ pub(super) struct Stores {
     services: Vec<Store<Lenient<Service>>>,
     endpoint_slices: Vec<Store<Lenient<EndpointSlice>>>,
     gateway_configs: Vec<Store<Lenient<GatewayConfig>>>,
+    auth_policies: Vec<Store<Lenient<AuthPolicy>>>,
     /// Secrets: metadata only.
     pub(super) secrets: Vec<Store<PartialObjectMeta<Secret>>>,
     /// ConfigMaps: metadata only.
@@ -195,6 +196,7 @@ impl Stores {
             services: s.namespaced(Kind::Service),
             endpoint_slices: s.namespaced(Kind::EndpointSlice),
             gateway_configs: s.namespaced(Kind::GatewayConfig),
+            auth_policies: s.namespaced(Kind::AuthPolicy),
             secrets: s.metadata(Kind::Secret),
             config_maps: s.metadata(Kind::ConfigMap),
             watches: s.watches,
@@ -217,6 +219,7 @@ impl Stores {
             services: objects(&self.services),
             endpoint_slices: objects(&self.endpoint_slices),
             gateway_configs: objects(&self.gateway_configs),
+            auth_policies: objects(&self.auth_policies),
             undecodable: self.undecodable(),
             ..Resources::default()
         }
@@ -237,6 +240,7 @@ impl Stores {
         failures(&self.services, &mut all);
         failures(&self.endpoint_slices, &mut all);
         failures(&self.gateway_configs, &mut all);
+        failures(&self.auth_policies, &mut all);
         all
     }
 }

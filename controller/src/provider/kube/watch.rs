@@ -41,6 +41,7 @@ pub(super) enum Kind {
     Service,
     EndpointSlice,
     GatewayConfig,
+    AuthPolicy,
     /// Secrets, metadata only.
     Secret,
     /// ConfigMaps, metadata only.
@@ -63,6 +64,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::GatewayConfig => "GatewayConfig",
+            Kind::AuthPolicy => "AuthPolicy",
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
         }

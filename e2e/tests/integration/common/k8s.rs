@@ -80,6 +80,8 @@ pub async fn cluster() -> ApiServer {
             "crds/generated/gateway-api/",
             "-f",
             "crds/generated/tollgate.dev_gatewayconfigs.yaml",
+            "-f",
+            "crds/generated/tollgate.dev_authpolicies.yaml",
         ],
     )
     .await;

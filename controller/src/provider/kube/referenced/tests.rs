@@ -216,3 +216,73 @@ fn run(cases: Vec<Case>) {
         );
     }
 }
+
+/// An AuthPolicy's Secrets (API keys, htpasswd, client secrets, cookie
+/// key) and ConfigMaps (CA bundle, local JWKS by default) are fetched from
+/// its own namespace, in defaults and overrides alike.
+#[test]
+fn auth_policy_refs() {
+    let policy = json!({
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "AuthPolicy",
+        "metadata": {"namespace": "apps", "name": "p"},
+        "spec": {
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}],
+            "caCertificateRefs": [{"name": "corp-ca"}, {"kind": "Secret", "name": "ca-secret"}],
+            "apiKeyAuth": {"credentialRefs": [{"name": "keys"}]},
+            "basicAuth": {"users": {"name": "htpasswd"}},
+            "jwt": {"providers": [{"name": "local", "localJWKS": {"type": "ValueRef", "valueRef": {"name": "jwks"}}}]},
+            "overrides": {
+                "introspection": {"uri": "https://idp/introspect", "clientID": "gw",
+                                  "clientSecret": {"name": "idp-client"}},
+                "oidc": {"provider": {"issuer": "https://idp", "authorizationEndpoint": "https://idp/auth",
+                                      "tokenEndpoint": "https://idp/token", "jwksURI": "https://idp/jwks"},
+                         "clientID": "gw", "clientSecret": {"name": "oidc-client"},
+                         "cookieKeyRef": {"name": "cookie-key"}}
+            }
+        }
+    });
+    run(vec![Case {
+        name: "AuthPolicy references",
+        docs: vec![policy],
+        secrets: &[
+            ("apps", "ca-secret"),
+            ("apps", "cookie-key"),
+            ("apps", "htpasswd"),
+            ("apps", "idp-client"),
+            ("apps", "keys"),
+            ("apps", "oidc-client"),
+        ],
+        config_maps: &[("apps", "corp-ca"), ("apps", "jwks")],
+    }]);
+}
+
+/// Secrets an `apiKeyAuth.selector` picks, in the policy's namespace only.
+#[test]
+fn auth_policy_selected_secrets() {
+    let mut resources = Resources::default();
+    resources
+        .insert_document(json!({
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "AuthPolicy",
+            "metadata": {"namespace": "apps", "name": "p"},
+            "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}],
+                "apiKeyAuth": {"selector": {"matchLabels": {"tollgate.dev/api-keys": "true"}}}
+            }
+        }))
+        .unwrap();
+    assert!(selects_secrets(&resources));
+    let yes: BTreeMap<String, String> =
+        [("tollgate.dev/api-keys".to_string(), "true".to_string())].into();
+    let no = BTreeMap::new();
+    let candidates = [
+        ("apps", "team-a", &yes),
+        ("apps", "unrelated", &no),
+        ("other", "team-b", &yes),
+    ];
+    assert_eq!(
+        selected_secrets(&resources, candidates.into_iter()),
+        set(&[("apps", "team-a")])
+    );
+}

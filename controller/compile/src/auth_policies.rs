@@ -1,0 +1,375 @@
+//! AuthPolicy attachment (GEP-713): which policies apply to a route rule,
+//! and the effective [`AuthConfig`] they combine into.
+//!
+//! A policy targets a Gateway, a listener (Gateway + `sectionName`), an
+//! HTTPRoute, or a named rule (HTTPRoute + `sectionName`). At each target
+//! one policy wins — the oldest, then by name — and the others are
+//! `Conflicted` there. For a rule, each section (`jwt`, `apiKeyAuth`, …)
+//! is taken from the first of these that sets it:
+//!
+//! ```text
+//!   Gateway overrides > listener overrides > rule > route > listener > Gateway
+//! ```
+//!
+//! so the most specific level wins a section unless a Gateway (or
+//! listener) policy overrides it. A winning policy that is invalid makes
+//! the rule refuse every request (fail closed): dropping it would expose
+//! the routes it was written to protect.
+//!
+//! # Why the route memo can never serve a stale policy
+//!
+//! Policies are not part of what `compile_http_route` reads: the memo
+//! (`memo.rs`) caches only the rules compiled from the route and its
+//! backends. This index is built from scratch on every compile, and the
+//! effective configuration of every rule is computed from it when the
+//! snapshot is assembled (`snapshot.rs`), after the memo has answered. A
+//! memoized route therefore cannot miss a policy that now applies, by
+//! construction, with no list of policy inputs to keep in step.
+
+use crate::auth_refs::{PolicyRefs, invalid};
+use crate::auth_sections::compile_sections;
+use crate::conditions::Problem;
+use crate::listeners::GATEWAY_GROUP;
+use crate::resources::Resources;
+use std::collections::BTreeMap;
+use tollgate_crds::{AuthPolicy, PolicyTargetRef};
+use tollgate_snapshot::{AuthConfig, Authorization, AuthzAction, Backend, CallTarget, JwksSource};
+
+/// One AuthPolicy, compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledPolicy {
+    /// `metadata.namespace`.
+    pub(crate) namespace: String,
+    /// `metadata.name`.
+    pub(crate) name: String,
+    /// `metadata.generation`.
+    pub(crate) generation: Option<i64>,
+    /// `authpolicy/<ns>/<name>`, as `AuthConfig::sources` names it.
+    pub(crate) source: String,
+    /// `spec.targetRefs`.
+    pub(crate) targets: Vec<PolicyTargetRef>,
+    /// The sections under `spec`.
+    pub(crate) defaults: AuthConfig,
+    /// The sections under `spec.overrides`.
+    pub(crate) overrides: Option<AuthConfig>,
+    /// Services the sections' calls go to (`CallTarget::backend`).
+    pub(crate) backends: Vec<Backend>,
+    /// Why the policy is invalid.
+    pub(crate) problem: Option<Problem>,
+    /// Accepted but risky settings.
+    pub(crate) warnings: Vec<String>,
+}
+
+/// What a policy can attach to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Target {
+    /// A Gateway, `namespace/name`.
+    Gateway(String),
+    /// A listener of a Gateway: `namespace/name` and listener name.
+    Listener(String, String),
+    /// An HTTPRoute, `namespace/name`.
+    Route(String),
+    /// A named rule of an HTTPRoute.
+    Rule(String, String),
+}
+
+impl Target {
+    /// The target `r` of a policy in `ns` names, or why it names none.
+    pub(crate) fn of(ns: &str, r: &PolicyTargetRef) -> Result<Target, Problem> {
+        let key = format!("{ns}/{}", r.name);
+        let section = r.section_name.clone();
+        match (r.group.as_str(), r.kind.as_str(), section) {
+            (GATEWAY_GROUP, "Gateway", None) => Ok(Target::Gateway(key)),
+            (GATEWAY_GROUP, "Gateway", Some(s)) => Ok(Target::Listener(key, s)),
+            (GATEWAY_GROUP, "HTTPRoute", None) => Ok(Target::Route(key)),
+            (GATEWAY_GROUP, "HTTPRoute", Some(s)) => Ok(Target::Rule(key, s)),
+            (group, kind, _) => Err(invalid(format!(
+                "targetRef {group}/{kind} {}: only Gateways and HTTPRoutes of {GATEWAY_GROUP} can be targeted",
+                r.name
+            ))),
+        }
+    }
+}
+
+/// Where a rule is served: the context its effective auth depends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuleAt<'a> {
+    /// The Gateway, `namespace/name`.
+    pub(crate) gateway: &'a str,
+    /// The Gateway's own listener (`None` for a ListenerSet's).
+    pub(crate) listener: Option<&'a str>,
+    /// The HTTPRoute, `namespace/name`.
+    pub(crate) route: &'a str,
+    /// The rule's name, when it has one.
+    pub(crate) rule: Option<&'a str>,
+}
+
+/// An effective configuration, its call targets indexing `backends`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Effective {
+    /// The merged sections.
+    pub(crate) config: AuthConfig,
+    /// Services of the calls.
+    pub(crate) backends: Vec<Backend>,
+}
+
+/// Every AuthPolicy, compiled and indexed by target.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuthPolicies {
+    /// The policies, in `namespace/name` order.
+    pub(crate) policies: Vec<CompiledPolicy>,
+    /// The policies of each target, winner first.
+    pub(crate) by_target: BTreeMap<Target, Vec<usize>>,
+}
+
+impl AuthPolicies {
+    /// Compiles every AuthPolicy of `resources` and ranks those that share
+    /// a target.
+    pub(crate) fn compile(resources: &Resources) -> AuthPolicies {
+        let mut out = AuthPolicies::default();
+        let mut ranks = Vec::new();
+        for policy in resources.auth_policies.values() {
+            let index = out.policies.len();
+            let compiled = compile_policy(resources, policy);
+            for t in &compiled.targets {
+                if let Ok(target) = Target::of(&compiled.namespace, t) {
+                    let list = out.by_target.entry(target).or_default();
+                    if !list.contains(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+            ranks.push(precedence(policy));
+            out.policies.push(compiled);
+        }
+        for list in out.by_target.values_mut() {
+            list.sort_by(|a, b| ranks[*a].cmp(&ranks[*b]));
+        }
+        out
+    }
+
+    /// The winner at `target`.
+    fn winner(&self, target: &Target) -> Option<&CompiledPolicy> {
+        let first = self.by_target.get(target)?.first()?;
+        self.policies.get(*first)
+    }
+
+    /// The policy that wins `target` over `policy`, when another does.
+    pub(crate) fn conflicting(&self, target: &Target, policy: usize) -> Option<&CompiledPolicy> {
+        let first = *self.by_target.get(target)?.first()?;
+        (first != policy)
+            .then(|| self.policies.get(first))
+            .flatten()
+    }
+
+    /// The effective auth of the rule `at`; `None` when no policy applies.
+    pub(crate) fn effective(&self, at: &RuleAt<'_>) -> Option<Effective> {
+        let gateway = self.winner(&Target::Gateway(at.gateway.to_string()));
+        let listener = at
+            .listener
+            .and_then(|l| self.winner(&Target::Listener(at.gateway.to_string(), l.to_string())));
+        let route = self.winner(&Target::Route(at.route.to_string()));
+        let rule = at
+            .rule
+            .and_then(|r| self.winner(&Target::Rule(at.route.to_string(), r.to_string())));
+        // Most specific first: the order of `sources`.
+        let winners: Vec<&CompiledPolicy> = [rule, route, listener, gateway]
+            .into_iter()
+            .flatten()
+            .collect();
+        if winners.is_empty() {
+            return None;
+        }
+        let broken: Vec<String> = winners
+            .iter()
+            .filter(|p| p.problem.is_some())
+            .map(|p| p.source.clone())
+            .collect();
+        if !broken.is_empty() {
+            return Some(Effective {
+                config: deny_all(broken),
+                backends: Vec::new(),
+            });
+        }
+        let overrides = [gateway, listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.overrides.as_ref().map(|o| (p, o)));
+        let defaults = winners.iter().map(|p| (*p, &p.defaults));
+        let candidates: Vec<(&CompiledPolicy, &AuthConfig)> = overrides.chain(defaults).collect();
+        let merged = merge(&candidates);
+        let mut config = merged.config;
+        if config == AuthConfig::default() {
+            return None;
+        }
+        config.sources = winners
+            .iter()
+            .filter(|p| merged.used.contains(&p.source))
+            .map(|p| p.source.clone())
+            .collect();
+        Some(Effective {
+            config,
+            backends: merged.backends,
+        })
+    }
+}
+
+/// `AuthConfig` that refuses every request, for rules whose policy is
+/// invalid.
+fn deny_all(sources: Vec<String>) -> AuthConfig {
+    AuthConfig {
+        sources,
+        authorization: Some(Authorization {
+            default_action: AuthzAction::Deny,
+            rules: Vec::new(),
+        }),
+        ..AuthConfig::default()
+    }
+}
+
+struct Merged {
+    config: AuthConfig,
+    backends: Vec<Backend>,
+    /// Sources of the policies a section was taken from.
+    used: Vec<String>,
+}
+
+/// Takes each section from the first candidate that sets it, moving its
+/// call targets' backends into one table.
+fn merge(candidates: &[(&CompiledPolicy, &AuthConfig)]) -> Merged {
+    let mut out = Merged {
+        config: AuthConfig::default(),
+        backends: Vec::new(),
+        used: Vec::new(),
+    };
+    let sections: [fn(&AuthConfig) -> bool; 7] = [
+        |c| c.jwt.is_some(),
+        |c| c.oidc.is_some(),
+        |c| c.introspection.is_some(),
+        |c| c.api_keys.is_some(),
+        |c| c.basic.is_some(),
+        |c| !c.ext_auth.is_empty(),
+        |c| c.authorization.is_some(),
+    ];
+    for (i, has) in sections.iter().enumerate() {
+        let Some((policy, config)) = candidates.iter().find(|(_, c)| has(c)) else {
+            continue;
+        };
+        let mut fragment = section(config, i);
+        let backends = &mut out.backends;
+        remap_targets(&mut fragment, &mut |local| {
+            let b = policy.backends.get(local)?;
+            Some(match backends.iter().position(|x| x.name == b.name) {
+                Some(j) => j,
+                None => {
+                    backends.push(b.clone());
+                    backends.len() - 1
+                }
+            })
+        });
+        absorb(&mut out.config, fragment);
+        if !out.used.contains(&policy.source) {
+            out.used.push(policy.source.clone());
+        }
+    }
+    out
+}
+
+/// Section `i` (in `merge`'s order) of `config`, alone.
+fn section(config: &AuthConfig, i: usize) -> AuthConfig {
+    let mut out = AuthConfig::default();
+    match i {
+        0 => out.jwt = config.jwt.clone(),
+        1 => out.oidc = config.oidc.clone(),
+        2 => out.introspection = config.introspection.clone(),
+        3 => out.api_keys = config.api_keys.clone(),
+        4 => out.basic = config.basic.clone(),
+        5 => out.ext_auth = config.ext_auth.clone(),
+        _ => out.authorization = config.authorization.clone(),
+    }
+    out
+}
+
+/// Moves every section `fragment` sets into `into`.
+fn absorb(into: &mut AuthConfig, fragment: AuthConfig) {
+    into.jwt = fragment.jwt.or(into.jwt.take());
+    into.oidc = fragment.oidc.or(into.oidc.take());
+    into.introspection = fragment.introspection.or(into.introspection.take());
+    into.api_keys = fragment.api_keys.or(into.api_keys.take());
+    into.basic = fragment.basic.or(into.basic.take());
+    into.ext_auth.extend(fragment.ext_auth);
+    into.authorization = fragment.authorization.or(into.authorization.take());
+}
+
+/// Rewrites every `CallTarget::backend` of `config` through `map`.
+pub(crate) fn remap_targets(config: &mut AuthConfig, map: &mut dyn FnMut(usize) -> Option<usize>) {
+    let mut fix = |t: &mut CallTarget| t.backend = t.backend.and_then(&mut *map);
+    let fix_jwks = |j: &mut JwksSource, fix: &mut dyn FnMut(&mut CallTarget)| {
+        if let JwksSource::Remote { target, .. } = j {
+            fix(target);
+        }
+    };
+    if let Some(jwt) = &mut config.jwt {
+        for p in &mut jwt.providers {
+            fix_jwks(&mut p.jwks, &mut fix);
+        }
+    }
+    if let Some(oidc) = &mut config.oidc {
+        fix(&mut oidc.token_endpoint);
+        fix_jwks(&mut oidc.jwks, &mut fix);
+    }
+    if let Some(i) = &mut config.introspection {
+        fix(&mut i.endpoint);
+    }
+    for e in &mut config.ext_auth {
+        fix(&mut e.target);
+    }
+}
+
+/// The GEP-713 order: older first, then by name.
+fn precedence(policy: &AuthPolicy) -> (Option<i128>, String) {
+    let created = policy
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_nanosecond());
+    (created, policy.metadata.name.clone().unwrap_or_default())
+}
+
+/// Compiles one policy's sections and references.
+fn compile_policy(resources: &Resources, policy: &AuthPolicy) -> CompiledPolicy {
+    let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let source = format!("authpolicy/{namespace}/{name}");
+    let mut refs = PolicyRefs::new(resources, &namespace);
+    let spec = &policy.spec;
+    let compiled = refs
+        .load_ca(spec.ca_certificate_refs.as_deref().unwrap_or_default())
+        .and_then(|()| {
+            let defaults = compile_sections(&mut refs, &spec.sections, &source)?;
+            let overrides = spec
+                .overrides
+                .as_ref()
+                .map(|o| compile_sections(&mut refs, o, &source))
+                .transpose()?;
+            Ok((defaults, overrides))
+        });
+    let (defaults, overrides, problem) = match compiled {
+        Ok((d, o)) => (d, o, None),
+        Err(p) => (AuthConfig::default(), None, Some(p)),
+    };
+    // A targetRef of a kind that cannot be targeted is reported on that
+    // ancestor alone (`auth_status`); the policy still applies elsewhere.
+    CompiledPolicy {
+        generation: policy.metadata.generation,
+        targets: spec.target_refs.clone(),
+        defaults,
+        overrides,
+        backends: refs.backends,
+        problem,
+        warnings: refs.warnings,
+        source,
+        namespace,
+        name,
+    }
+}

@@ -1,0 +1,271 @@
+//! AuthPolicy status, one entry per ancestor as the Gateway API asks of
+//! policies: the Gateway for Gateway and listener targets, the route's
+//! parent Gateways (Tollgate's) for route and rule targets, and the target
+//! itself when it does not exist.
+//!
+//! `Accepted` is True with reason `Accepted`, or False with `TargetNotFound`
+//! (no such object, listener or rule), `Invalid` (a bad Secret, URI, CIDR
+//! …), or `Conflicted` (an older policy holds the same target). Risky but
+//! accepted settings (plain `http://` calls) add a `Warning` condition.
+//! A route's effective policies are also named on the route's own parent
+//! status ([`route_auth_condition`]), so `kubectl describe httproute` shows
+//! what protects each rule.
+
+use crate::auth_policies::{AuthPolicies, CompiledPolicy, RuleAt, Target};
+use crate::conditions::{Problem, Stamp, reasons, types};
+use crate::gateway::GatewayPlan;
+use crate::httproute::CompiledRoute;
+use crate::listeners::GATEWAY_GROUP;
+use crate::output::{Compiled, push_status};
+use crate::resources::Resources;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use std::collections::BTreeMap;
+use tollgate_crds::{AncestorRef, AuthPolicyStatus, PolicyAncestorStatus};
+
+/// The condition type of accepted-but-risky settings.
+const WARNING: &str = "Warning";
+/// The condition type naming a route's effective AuthPolicies.
+const ROUTE_AUTH: &str = "tollgate.dev/AuthPolicies";
+
+/// The Gateways (`namespace/name`) each HTTPRoute (`namespace/name`)
+/// attached to, Tollgate's only.
+pub(crate) type RouteParents<'a> = BTreeMap<String, Vec<&'a str>>;
+
+/// What `compile_auth_status` reads besides the policies.
+pub(crate) struct StatusInputs<'a> {
+    pub(crate) resources: &'a Resources,
+    pub(crate) gateways: &'a BTreeMap<&'a str, GatewayPlan>,
+    pub(crate) route_parents: &'a RouteParents<'a>,
+    pub(crate) controller: &'a str,
+    pub(crate) stamp: &'a Stamp,
+}
+
+/// Appends the status of every AuthPolicy that has an ancestor Tollgate
+/// owns (or a missing target).
+pub(crate) fn compile_auth_status(
+    inputs: &StatusInputs<'_>,
+    auth: &AuthPolicies,
+    out: &mut Compiled,
+) {
+    for (index, policy) in auth.policies.iter().enumerate() {
+        let stamp = inputs.stamp.for_generation(policy.generation);
+        let mut ancestors: Vec<PolicyAncestorStatus> = Vec::new();
+        for t in &policy.targets {
+            for (ancestor, problem) in ancestors_of(inputs, auth, index, policy, t) {
+                let accepted = match &problem {
+                    Some(p) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
+                    None => stamp.condition(
+                        types::ACCEPTED,
+                        true,
+                        reasons::ACCEPTED,
+                        accepted_message(policy, t),
+                    ),
+                };
+                let mut conditions = vec![accepted];
+                if problem.is_none() && !policy.warnings.is_empty() {
+                    conditions.push(stamp.condition(
+                        WARNING,
+                        true,
+                        "PlainHttp",
+                        policy.warnings.join("; "),
+                    ));
+                }
+                let entry = PolicyAncestorStatus {
+                    ancestor_ref: ancestor,
+                    controller_name: inputs.controller.to_string(),
+                    conditions,
+                };
+                match ancestors
+                    .iter_mut()
+                    .find(|a| a.ancestor_ref == entry.ancestor_ref)
+                {
+                    // One entry per ancestor: a refusal outranks acceptance.
+                    Some(existing) if problem.is_some() && is_accepted(existing) => {
+                        *existing = entry
+                    }
+                    Some(_) => {}
+                    None => ancestors.push(entry),
+                }
+            }
+        }
+        if !ancestors.is_empty() {
+            let status = AuthPolicyStatus { ancestors };
+            push_status(
+                out,
+                "AuthPolicy",
+                Some(&policy.namespace),
+                &policy.name,
+                &status,
+            );
+        }
+    }
+}
+
+fn is_accepted(a: &PolicyAncestorStatus) -> bool {
+    a.conditions.first().is_some_and(|c| c.status == "True")
+}
+
+fn accepted_message(policy: &CompiledPolicy, t: &tollgate_crds::PolicyTargetRef) -> String {
+    let route_target = t.kind == "HTTPRoute";
+    if route_target && policy.overrides.is_some() {
+        "the policy applies; spec.overrides is ignored because only Gateway and listener policies override".into()
+    } else {
+        "the policy applies".into()
+    }
+}
+
+/// The ancestors one targetRef reaches, each with the reason the policy is
+/// not accepted there (`None`: accepted).
+fn ancestors_of(
+    inputs: &StatusInputs<'_>,
+    auth: &AuthPolicies,
+    index: usize,
+    policy: &CompiledPolicy,
+    t: &tollgate_crds::PolicyTargetRef,
+) -> Vec<(AncestorRef, Option<Problem>)> {
+    let ns = policy.namespace.as_str();
+    let own = |kind: &str, section: Option<String>| AncestorRef {
+        group: Some(t.group.clone()),
+        kind: Some(kind.to_string()),
+        name: t.name.clone(),
+        namespace: Some(ns.to_string()),
+        section_name: section,
+    };
+    let target = match Target::of(ns, t) {
+        Ok(target) => target,
+        Err(p) => return vec![(own(&t.kind, t.section_name.clone()), Some(p))],
+    };
+    let verdict = |extra: Option<Problem>| {
+        extra
+            .or_else(|| policy.problem.clone())
+            .or_else(|| conflict(auth, &target, index))
+    };
+    match &target {
+        Target::Gateway(key) | Target::Listener(key, _) => {
+            let section = t.section_name.clone();
+            if !inputs.resources.gateways.contains_key(key) {
+                return vec![(
+                    own("Gateway", section),
+                    Some(not_found(&format!("Gateway {key} does not exist"))),
+                )];
+            }
+            let Some(plan) = inputs.gateways.get(key.as_str()) else {
+                return Vec::new(); // another controller's Gateway
+            };
+            let missing = section
+                .as_ref()
+                .filter(|s| !has_listener(plan, s))
+                .map(|s| not_found(&format!("Gateway {key} has no listener {s}")));
+            vec![(gateway_ref(key, section), verdict(missing))]
+        }
+        Target::Route(key) | Target::Rule(key, _) => {
+            let Some(route) = inputs.resources.http_routes.get(key) else {
+                return vec![(
+                    own("HTTPRoute", t.section_name.clone()),
+                    Some(not_found(&format!("HTTPRoute {key} does not exist"))),
+                )];
+            };
+            let missing = t.section_name.as_ref().filter(|s| {
+                !route
+                    .spec
+                    .rules
+                    .iter()
+                    .flatten()
+                    .any(|r| r.name.as_ref() == Some(*s))
+            });
+            let missing =
+                missing.map(|s| not_found(&format!("HTTPRoute {key} has no rule named {s}")));
+            inputs
+                .route_parents
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(|g| (gateway_ref(g, None), verdict(missing.clone())))
+                .collect()
+        }
+    }
+}
+
+fn not_found(message: &str) -> Problem {
+    Problem::new(reasons::TARGET_NOT_FOUND, message)
+}
+
+fn conflict(auth: &AuthPolicies, target: &Target, index: usize) -> Option<Problem> {
+    auth.conflicting(target, index).map(|winner| {
+        Problem::new(
+            reasons::CONFLICTED,
+            format!(
+                "AuthPolicy {} targets the same {} and takes precedence (older, or as old and first by name)",
+                winner.name,
+                match target {
+                    Target::Gateway(_) => "Gateway",
+                    Target::Listener(..) => "listener",
+                    Target::Route(_) => "HTTPRoute",
+                    Target::Rule(..) => "rule",
+                }
+            ),
+        )
+    })
+}
+
+fn has_listener(plan: &GatewayPlan, name: &str) -> bool {
+    plan.listeners
+        .iter()
+        .any(|l| l.set.is_none() && l.name == name)
+}
+
+fn gateway_ref(key: &str, section: Option<String>) -> AncestorRef {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    AncestorRef {
+        group: Some(GATEWAY_GROUP.to_string()),
+        kind: Some("Gateway".to_string()),
+        name: name.to_string(),
+        namespace: Some(ns.to_string()),
+        section_name: section,
+    }
+}
+
+/// A condition on a route's parent status naming, per rule, the policies
+/// (and `ExternalAuth` filter) that make up its auth on this Gateway;
+/// `None` when nothing applies.
+pub(crate) fn route_auth_condition(
+    auth: &AuthPolicies,
+    plan: &GatewayPlan,
+    listeners: &[usize],
+    route: &CompiledRoute,
+    stamp: &Stamp,
+) -> Option<Condition> {
+    let gateway = plan.key();
+    let mut parts = Vec::new();
+    for rule in &route.rules {
+        let mut lists: Vec<Vec<String>> = Vec::new();
+        for l in listeners.iter().filter_map(|i| plan.listeners.get(*i)) {
+            let at = RuleAt {
+                gateway: &gateway,
+                listener: l.set.is_none().then_some(l.name.as_str()),
+                route: &route.key,
+                rule: rule.route.rule_name.as_deref(),
+            };
+            let mut sources = auth
+                .effective(&at)
+                .map(|e| e.config.sources)
+                .unwrap_or_default();
+            sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));
+            if !sources.is_empty() && !lists.contains(&sources) {
+                lists.push(sources);
+            }
+        }
+        if lists.is_empty() {
+            continue;
+        }
+        let named = rule
+            .route
+            .rule_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let lists: Vec<String> = lists.iter().map(|l| l.join(", ")).collect();
+        parts.push(format!("rule {}{named}: {}", rule.index, lists.join(" | ")));
+    }
+    (!parts.is_empty()).then(|| stamp.condition(ROUTE_AUTH, true, "Applied", parts.join("; ")))
+}
