@@ -2,6 +2,7 @@
 //! test makes, a JWKS server that counts its fetches and rotates keys, and
 //! an echo backend whose request count proves a refused token never
 //! reached it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../src/auth/test_keys.rs"]
 mod test_keys;

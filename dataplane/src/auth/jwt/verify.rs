@@ -264,7 +264,7 @@ fn numeric_date(value: &Value) -> Option<u64> {
     let secs = value.as_f64()?;
     // Truncation is the intent: a fraction of a second changes nothing.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (secs.is_finite() && secs >= 0.0 && secs < 1e18).then_some(secs as u64)
+    (0.0..1e18).contains(&secs).then_some(secs as u64)
 }
 
 #[cfg(test)]
