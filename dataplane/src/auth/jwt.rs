@@ -331,6 +331,49 @@ fn scopes(claims: &Map<String, Value>) -> Vec<String> {
     }
 }
 
+/// One provider's checks with fixed keys and no request: parse, algorithm,
+/// signature, claims, exactly as the JWT method runs them on warm keys.
+/// The data plane goes through the auth stage; this is public for the
+/// benchmark (`benches/jwt.rs`) and fuzz targets.
+#[derive(Debug)]
+pub struct TokenVerifier {
+    rules: Rules,
+    keys: KeySet,
+}
+
+impl TokenVerifier {
+    /// The verifier of `provider` with the keys of the JWKS document
+    /// `jwks` (the provider's own `jwks` source is not read).
+    ///
+    /// # Errors
+    ///
+    /// When `jwks` holds no usable key.
+    pub fn new(provider: &JwtProvider, jwks: &str) -> Result<TokenVerifier, String> {
+        let keys = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(TokenVerifier {
+            rules: Rules::build(provider),
+            keys,
+        })
+    }
+
+    /// Checks `token` at `now` (seconds since the epoch).
+    ///
+    /// # Errors
+    ///
+    /// The refusal's reason label (`expired`, `bad-signature`, ...).
+    pub fn verify(&self, token: &str, now: u64) -> Result<(), &'static str> {
+        let check = || {
+            let token = verify::parse(token)?;
+            if !self.rules.allows(token.alg) {
+                return Err(Reject::AlgNotAllowed);
+            }
+            self.keys.verify(&token)?;
+            self.rules.check_claims(&token.claims, now)
+        };
+        check().map_err(Reject::label)
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

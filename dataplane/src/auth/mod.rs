@@ -39,6 +39,7 @@ use std::sync::Arc;
 use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::Authorizer;
+pub use jwt::TokenVerifier;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
