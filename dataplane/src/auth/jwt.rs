@@ -138,8 +138,8 @@ impl JwtAuth {
         let candidates: Vec<usize> = (0..self.providers.len())
             .filter(|&i| {
                 let p = &self.providers[i];
-                p.takes(found.source)
-                    && (p.rules.issuer.is_none() || (named && p.rules.issuer.as_deref() == issuer))
+                let own = p.rules.issuer.as_deref();
+                p.takes(found.source) && if named { own == issuer } else { own.is_none() }
             })
             .collect();
         let mut worst: Option<Failure> = None;
@@ -271,7 +271,7 @@ impl Provider {
             let Some(text) = claim(claims, name).and_then(header_text) else {
                 continue;
             };
-            match HeaderValue::from_str(&text) {
+            match HeaderValue::from_bytes(text.as_bytes()) {
                 Ok(value) => {
                     ctx.headers.insert(header.clone(), value);
                 }

@@ -183,14 +183,13 @@ impl<'a> Pipeline<'a> {
         if let Some(answer) = route.chain.preflight(&ctx) {
             return Ok(answer);
         }
-        if !route.stages.is_empty()
-            && let Flow::Answer(answer) = route
-                .stages
-                .on_request(&mut ctx)
-                .await
-                .map_err(at(&route.name))?
-        {
-            return Ok(answer);
+        if !route.stages.is_empty() {
+            let flow = route.stages.on_request(&mut ctx).await;
+            let reason = flow.as_ref().err().and_then(ProxyError::reason);
+            exchange.authenticated(ctx.principal.as_ref(), reason);
+            if let Flow::Answer(answer) = flow.map_err(at(&route.name))? {
+                return Ok(answer);
+            }
         }
         // 4 rule
         if let Some(answer) = route.chain.apply_request(&mut ctx) {

@@ -43,6 +43,18 @@ struct Routed {
     listener_index: u32,
 }
 
+/// What the auth stage decided, kept only when a span or a log line may
+/// be written.
+#[derive(Debug)]
+struct AuthOutcome {
+    /// How the caller was authenticated (`jwt`, `api-key`, ...).
+    method: Option<&'static str>,
+    /// The caller's name: consumer, else subject.
+    principal: Option<String>,
+    /// The refusal's stable reason (`expired`, `denied`, ...).
+    reason: Option<&'static str>,
+}
+
 /// One upstream attempt, while it runs.
 #[derive(Debug)]
 pub(crate) struct Attempt {
@@ -87,6 +99,7 @@ pub(crate) struct Exchange {
     bytes_in: u64,
     status: u16,
     error: Option<&'static str>,
+    auth: Option<Box<AuthOutcome>>,
     /// Indices of the method and scheme labels ([`labels::METHODS`],
     /// [`SCHEMES`]).
     method_index: u8,
@@ -128,6 +141,7 @@ impl Exchange {
             bytes_in: content_length(req.headers()),
             status: 0,
             error: None,
+            auth: None,
             method_index,
             scheme_index,
         };
@@ -181,6 +195,24 @@ impl Exchange {
             listener_index: u32::try_from(listener_index).unwrap_or(u32::MAX),
         });
         self.plan_span(sampler, Some(head));
+    }
+
+    /// Records what the request's stages decided about the caller: who it
+    /// is, or why it was refused. Copied only when a span or log line may
+    /// carry it.
+    pub(crate) fn authenticated(
+        &mut self,
+        principal: Option<&crate::context::Principal>,
+        reason: Option<&'static str>,
+    ) {
+        if !(self.tracing || self.logged) || (principal.is_none() && reason.is_none()) {
+            return;
+        }
+        self.auth = Some(Box::new(AuthOutcome {
+            method: principal.map(|p| p.method),
+            principal: principal.and_then(|p| p.name()).map(str::to_string),
+            reason,
+        }));
     }
 
     /// Records that no route wants the request: its server span is

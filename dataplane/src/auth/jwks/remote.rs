@@ -32,7 +32,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL};
 use http::{HeaderMap, Request};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -67,11 +67,9 @@ impl JwksCache {
             existing.update(call, default_ttl);
             return existing;
         }
-        let jwks = Arc::new(RemoteJwks::new(call, default_ttl));
+        let jwks = Arc::new_cyclic(|me| RemoteJwks::new(me.clone(), call, default_ttl));
         entries.insert(uri.to_string(), Arc::downgrade(&jwks));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(refresh_loop(Arc::downgrade(&jwks)));
-        }
+        jwks.start_refresh();
         jwks
     }
 }
@@ -90,6 +88,10 @@ struct FetchState {
 /// One endpoint's keys.
 #[derive(Debug)]
 pub(crate) struct RemoteJwks {
+    /// Itself, for the refresh task, which must not keep it alive.
+    me: Weak<RemoteJwks>,
+    /// Whether the refresh task runs.
+    refreshing: AtomicBool,
     call: Mutex<Call>,
     default_ttl: Mutex<Duration>,
     keys: ArcSwapOption<KeySet>,
@@ -100,13 +102,29 @@ pub(crate) struct RemoteJwks {
 }
 
 impl RemoteJwks {
-    fn new(call: Call, default_ttl: Duration) -> RemoteJwks {
+    fn new(me: Weak<RemoteJwks>, call: Call, default_ttl: Duration) -> RemoteJwks {
         RemoteJwks {
+            me,
+            refreshing: AtomicBool::new(false),
             call: Mutex::new(call),
             default_ttl: Mutex::new(default_ttl),
             keys: ArcSwapOption::empty(),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             attempts: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts the refresh task unless it runs. Built outside a Tokio
+    /// runtime (a synchronous check of a snapshot), the set starts it on
+    /// its first use instead, so a set is never left without refreshes.
+    fn start_refresh(&self) {
+        if self.refreshing.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            runtime.spawn(refresh_loop(self.me.clone()));
         }
     }
 
@@ -125,6 +143,7 @@ impl RemoteJwks {
     ///
     /// When there are still none after that fetch.
     pub(crate) async fn keys(&self) -> Result<Arc<KeySet>, JwksError> {
+        self.start_refresh();
         if let Some(keys) = self.keys.load_full() {
             return Ok(keys);
         }

@@ -35,6 +35,18 @@ impl Exchange {
             push_opt(&mut attrs, "tollgate.rule.name", labels.rule_name.as_ref());
         }
         push_opt(&mut attrs, "tollgate.backend", self.backend_label());
+        if let Some(auth) = &self.auth {
+            let fields = [
+                ("tollgate.auth.method", auth.method.map(str::to_string)),
+                ("tollgate.auth.reason", auth.reason.map(str::to_string)),
+                ("user.id", auth.principal.clone()),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    attrs.push(KeyValue::new(key, value));
+                }
+            }
+        }
         if let Some(runtime) = &self.settings {
             attrs.push(KeyValue::new(
                 "tollgate.snapshot.version",
@@ -155,6 +167,9 @@ impl Exchange {
             client_address: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             user_agent: detail.user_agent.as_deref(),
             error_type: self.error,
+            auth_method: self.auth.as_ref().and_then(|a| a.method),
+            principal: self.auth.as_ref().and_then(|a| a.principal.as_deref()),
+            auth_reason: self.auth.as_ref().and_then(|a| a.reason),
             request_headers: named(&t.request_headers, &detail.request_headers),
             response_headers: named(&t.response_headers, &detail.response_headers),
         };
