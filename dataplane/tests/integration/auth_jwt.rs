@@ -402,3 +402,36 @@ async fn optional_jwt_lets_anonymous_requests_through() {
     );
     assert_eq!(echo.received().len(), 1);
 }
+
+/// The key cache outlives a snapshot swap: a runtime built while another
+/// names the same JWKS URI fetches nothing, and the cache (with its
+/// refresh task) goes with the last runtime naming it.
+#[tokio::test]
+async fn snapshot_swaps_keep_the_cached_keys() {
+    use tollgate_dataplane::runtime::Runtime;
+    use tollgate_dataplane::upstream::Clients;
+    let key = TestKey::ec("k1");
+    let server = JwksServer::start(jwks(&[&key]), 300).await;
+    let snapshot = || {
+        let mut rule = route("api", vec![], vec![]);
+        rule.auth = Some(0);
+        let mut snapshot = snapshot(9, 80, vec![], vec![rule], vec![]);
+        snapshot.auth = vec![AuthConfig {
+            sources: vec!["authpolicy/default/api".into()],
+            jwt: Some(required(provider(remote(server.uri())))),
+            ..AuthConfig::default()
+        }];
+        snapshot
+    };
+    let clients = Clients::new();
+    let first = Runtime::build(snapshot(), &clients).unwrap();
+    fetched(&server, 1).await;
+    let second = Runtime::build(snapshot(), &clients).unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.fetches(), 1, "the swap refetched the keys");
+    drop(second);
+    let third = Runtime::build(snapshot(), &clients).unwrap();
+    fetched(&server, 2).await;
+    drop(third);
+}
