@@ -22,6 +22,10 @@ mod authz;
 mod basic;
 mod call;
 mod credential;
+mod jwks;
+mod jwt;
+#[cfg(test)]
+mod test_keys;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
@@ -35,6 +39,7 @@ use std::sync::Arc;
 use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::{Authorizer, under};
+pub use jwt::TokenVerifier;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
@@ -68,7 +73,10 @@ pub(crate) trait Method: Send + Sync + fmt::Debug {
 
 /// Process-wide state of the auth methods, kept across snapshot swaps.
 #[derive(Debug, Default)]
-pub struct AuthClients {}
+pub struct AuthClients {
+    /// Remote JWKS by endpoint URI.
+    jwks: jwks::JwksCache,
+}
 
 /// What building an auth stage needs besides its configuration.
 pub(crate) struct BuildContext<'a> {
@@ -93,8 +101,11 @@ pub(crate) struct AuthStage {
 
 impl AuthStage {
     /// Builds the stage for `config`.
-    pub(crate) fn build(config: &AuthConfig, _cx: &BuildContext<'_>) -> AuthStage {
+    pub(crate) fn build(config: &AuthConfig, cx: &BuildContext<'_>) -> AuthStage {
         let mut methods: Vec<Box<dyn Method>> = Vec::new();
+        if let Some(jwt) = &config.jwt {
+            methods.push(Box::new(jwt::JwtAuth::build(jwt, cx)));
+        }
         if let Some(keys) = &config.api_keys {
             methods.push(Box::new(api_key::ApiKeyAuth::build(keys)));
         }
@@ -102,7 +113,7 @@ impl AuthStage {
             methods.push(Box::new(basic::BasicAuth::build(basic)));
         }
         let authorizer = config.authorization.as_ref().map(Authorizer::build);
-        let requires_credential = config.authenticates()
+        let requires_credential = credential_required(config)
             && !authorizer
                 .as_ref()
                 .is_some_and(Authorizer::may_allow_anonymous);
@@ -161,6 +172,18 @@ impl Stage for AuthStage {
     fn on_request<'a, 'r: 'a>(&'a self, ctx: &'a mut RequestContext<'r>) -> StageFuture<'a> {
         Box::pin(self.run(ctx))
     }
+}
+
+/// Whether a request with no credential at all is refused (before
+/// authorization): some method is configured and not every configured
+/// method is optional. Only JWT can be optional today.
+fn credential_required(config: &AuthConfig) -> bool {
+    let jwt_only_optional = config.jwt.as_ref().is_some_and(|jwt| jwt.optional)
+        && config.oidc.is_none()
+        && config.introspection.is_none()
+        && config.api_keys.is_none()
+        && config.basic.is_none();
+    config.authenticates() && !jwt_only_optional
 }
 
 /// A `WWW-Authenticate` value: `<scheme> realm="<host>"`, with an RFC 6750

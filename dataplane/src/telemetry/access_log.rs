@@ -63,16 +63,20 @@ pub(crate) struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_duration_ms: Option<f64>,
     pub(crate) client_address: String,
-    /// The authenticated principal (consumer, else subject).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) user: Option<&'a str>,
-    /// Why authentication or authorization refused the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) auth_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) user_agent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error_type: Option<&'a str>,
+    /// How the caller was authenticated (`jwt`, `api-key`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_method: Option<&'static str>,
+    /// The authenticated caller: consumer, else subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) principal: Option<&'a str>,
+    /// Why auth refused the request (`expired`, `bad-signature`,
+    /// `denied`, ...): the detail the response never gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) request_headers: Vec<(&'a str, String)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -172,8 +176,9 @@ fn emit(
         ("error.type", r.error_type),
         ("tollgate.backend", r.backend),
         ("tollgate.listener", r.listener),
-        ("user.id", r.user),
+        ("tollgate.auth.method", r.auth_method),
         ("tollgate.auth.reason", r.auth_reason),
+        ("user.id", r.principal),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

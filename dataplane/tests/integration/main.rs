@@ -9,6 +9,7 @@
 mod common;
 mod server_support;
 
+mod auth_jwt;
 mod proxy_auth;
 mod proxy_backend_tls;
 mod proxy_filters;

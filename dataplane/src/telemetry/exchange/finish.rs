@@ -157,7 +157,8 @@ impl Exchange {
                 .client_address()
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
-            user: self.identity.as_ref().and_then(|i| i.user.as_deref()),
+            auth_method: self.identity.as_ref().and_then(|i| i.method),
+            principal: self.identity.as_ref().and_then(|i| i.user.as_deref()),
             auth_reason: self.identity.as_ref().and_then(|i| i.reason),
             user_agent: detail.user_agent.as_deref(),
             error_type: self.error,

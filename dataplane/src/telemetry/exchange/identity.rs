@@ -32,7 +32,9 @@ impl Exchange {
     /// its stages found.
     pub(crate) fn identified(&mut self, client: IpAddr, principal: Option<&Principal>) {
         let forwarded = self.peer.is_some_and(|p| p.ip() != client);
-        if !forwarded && principal.is_none() {
+        // Only a span or a log line reads these: nothing is copied for a
+        // request that writes neither.
+        if !(self.tracing || self.logged) || (!forwarded && principal.is_none()) {
             return;
         }
         let identity = self.identity.get_or_insert_with(Box::default);

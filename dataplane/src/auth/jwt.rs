@@ -1,0 +1,384 @@
+//! JWT bearer tokens: the first credential method of the auth stage.
+//!
+//! A token is looked for in every provider's sources (the `Authorization:
+//! Bearer` header unless a provider names others). Its unverified `iss`
+//! chooses the providers to try: those naming that issuer, else those that
+//! name no issuer; a token matching neither is `wrong-issuer`. Each
+//! candidate checks the algorithm against its allowlist, the signature
+//! against its keys ([`super::jwks`]) and then the claims
+//! ([`verify::Rules`]). Keys already held are tried first for every
+//! candidate; only when none has the token's `kid` is a refetch asked for,
+//! so a token meant for one provider never makes another refetch its set.
+//!
+//! On success the caller's [`Principal`] is set, the configured claims are
+//! copied into headers (client-sent copies of those headers are always
+//! removed first, token or not), and the token is removed unless the
+//! provider forwards it. A refusal is a 401 with an RFC 6750
+//! `invalid_token` challenge and a stable reason label; a provider whose
+//! keys cannot be had at all makes it a 503 (see [`jwks::remote`]).
+//!
+//! [`jwks::remote`]: super::jwks::remote
+
+pub(crate) mod verify;
+
+use super::credential::{self, Found};
+use super::jwks::{JwksError, KeySet, Keys};
+use super::{BuildContext, Method, MethodFuture, Outcome, call::Call, challenge};
+use crate::context::{Principal, RequestContext};
+use crate::error::ProxyError;
+use http::{HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_snapshot::{CredentialSource, JwksSource, Jwt, JwtProvider};
+use verify::{Reject, Rules, Token};
+
+/// The built JWT method.
+#[derive(Debug)]
+pub(crate) struct JwtAuth {
+    providers: Vec<Provider>,
+    /// Every provider's sources, without repeats, in order.
+    sources: Vec<CredentialSource>,
+    /// Every header any provider fills from claims.
+    claim_headers: Vec<HeaderName>,
+}
+
+#[derive(Debug)]
+struct Provider {
+    name: Arc<str>,
+    rules: Rules,
+    keys: Keys,
+    sources: Vec<CredentialSource>,
+    claim_to_headers: Vec<(String, HeaderName)>,
+    forward_token: bool,
+}
+
+/// Why one provider did not accept a token.
+#[derive(Debug)]
+enum Failure {
+    Reject(Reject),
+    Keys(JwksError),
+}
+
+impl Failure {
+    /// Which of two failures to report: a provider that had the key and
+    /// refused the token says the most; a missing set (503) comes next;
+    /// an unknown `kid` least.
+    fn rank(&self) -> u8 {
+        match self {
+            Failure::Reject(Reject::UnknownKid) => 0,
+            Failure::Keys(_) => 1,
+            Failure::Reject(_) => 2,
+        }
+    }
+}
+
+impl JwtAuth {
+    /// Builds the method; remote key sets come from (or join) the
+    /// process-wide cache in `cx.clients`.
+    pub(crate) fn build(config: &Jwt, cx: &BuildContext<'_>) -> JwtAuth {
+        let providers: Vec<Provider> = config
+            .providers
+            .iter()
+            .map(|p| Provider::build(p, cx))
+            .collect();
+        let mut sources: Vec<CredentialSource> = Vec::new();
+        let mut claim_headers: Vec<HeaderName> = Vec::new();
+        for provider in &providers {
+            for source in &provider.sources {
+                if !sources.contains(source) {
+                    sources.push(source.clone());
+                }
+            }
+            for (_, header) in &provider.claim_to_headers {
+                if !claim_headers.contains(header) {
+                    claim_headers.push(header.clone());
+                }
+            }
+        }
+        JwtAuth {
+            providers,
+            sources,
+            claim_headers,
+        }
+    }
+
+    async fn check(&self, ctx: &mut RequestContext<'_>) -> Result<Outcome, ProxyError> {
+        for header in &self.claim_headers {
+            ctx.headers.remove(header);
+        }
+        let Some(found) = credential::find(&self.sources, ctx) else {
+            return Ok(Outcome::NoCredential);
+        };
+        let (index, claims) = self
+            .verify(&found, unix_now())
+            .await
+            .map_err(|failure| self.refuse(failure, ctx))?;
+        let Some(provider) = self.providers.get(index) else {
+            return Ok(Outcome::NoCredential);
+        };
+        if !provider.forward_token {
+            credential::remove(&found, ctx);
+        }
+        provider.copy_claims(&claims, ctx);
+        Ok(Outcome::Authenticated(principal(provider, claims)))
+    }
+
+    /// The index of the provider that accepted the token, and its claims.
+    async fn verify(
+        &self,
+        found: &Found<'_>,
+        now: u64,
+    ) -> Result<(usize, Map<String, Value>), Failure> {
+        let token = verify::parse(&found.value).map_err(Failure::Reject)?;
+        let issuer = token.issuer();
+        let named = self.providers.iter().any(|p| {
+            p.takes(found.source) && p.rules.issuer.is_some() && p.rules.issuer.as_deref() == issuer
+        });
+        let candidates: Vec<usize> = (0..self.providers.len())
+            .filter(|&i| {
+                let p = &self.providers[i];
+                let own = p.rules.issuer.as_deref();
+                p.takes(found.source) && if named { own == issuer } else { own.is_none() }
+            })
+            .collect();
+        let mut worst: Option<Failure> = None;
+        let mut unknown_kid = Vec::new();
+        for &i in &candidates {
+            match self.providers[i].verify(&token, now, false).await {
+                Ok(()) => return Ok((i, token.claims)),
+                Err(Failure::Reject(Reject::UnknownKid)) => unknown_kid.push(i),
+                Err(failure) => keep_worst(&mut worst, failure),
+            }
+        }
+        for &i in &unknown_kid {
+            match self.providers[i].verify(&token, now, true).await {
+                Ok(()) => return Ok((i, token.claims)),
+                Err(failure) => keep_worst(&mut worst, failure),
+            }
+        }
+        Err(worst.unwrap_or(Failure::Reject(Reject::WrongIssuer)))
+    }
+
+    fn refuse(&self, failure: Failure, ctx: &RequestContext<'_>) -> ProxyError {
+        match failure {
+            Failure::Reject(reject) => ProxyError::Unauthenticated {
+                reason: reject.label(),
+                challenge: challenge("Bearer", &ctx.host, Some("invalid_token")),
+            },
+            Failure::Keys(error) => ProxyError::Dependency {
+                dependency: "jwks".into(),
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
+fn keep_worst(worst: &mut Option<Failure>, failure: Failure) {
+    if worst.as_ref().is_none_or(|w| failure.rank() > w.rank()) {
+        *worst = Some(failure);
+    }
+}
+
+impl Method for JwtAuth {
+    fn authenticate<'a, 'r: 'a>(&'a self, ctx: &'a mut RequestContext<'r>) -> MethodFuture<'a> {
+        Box::pin(self.check(ctx))
+    }
+
+    fn challenge_scheme(&self) -> Option<&'static str> {
+        Some("Bearer")
+    }
+}
+
+impl Provider {
+    fn build(config: &JwtProvider, cx: &BuildContext<'_>) -> Provider {
+        let keys = match &config.jwks {
+            JwksSource::Inline { jwks } => match KeySet::parse(jwks.as_bytes()) {
+                Ok(set) => Keys::Inline(Arc::new(set)),
+                Err(error) => {
+                    tracing::warn!(provider = config.name, %error, "inline JWKS unusable");
+                    Keys::Unusable(
+                        format!("inline JWKS of provider {}: {error}", config.name).into(),
+                    )
+                }
+            },
+            JwksSource::Remote {
+                target,
+                default_ttl_seconds,
+            } => match Call::build(target, cx) {
+                Ok(call) => Keys::Remote(cx.clients.jwks.get(
+                    &target.uri,
+                    call,
+                    Duration::from_secs(*default_ttl_seconds),
+                )),
+                Err(error) => {
+                    tracing::warn!(provider = config.name, %error, "JWKS endpoint unusable");
+                    Keys::Unusable(format!("JWKS of provider {}: {error}", config.name).into())
+                }
+            },
+        };
+        let sources = if config.extract_from.is_empty() {
+            vec![credential::bearer()]
+        } else {
+            config.extract_from.clone()
+        };
+        let claim_to_headers = config
+            .claim_to_headers
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.claim.clone(),
+                    HeaderName::from_bytes(c.header.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
+        Provider {
+            name: config.name.as_str().into(),
+            rules: Rules::build(config),
+            keys,
+            sources,
+            claim_to_headers,
+            forward_token: config.forward_token,
+        }
+    }
+
+    fn takes(&self, source: &CredentialSource) -> bool {
+        self.sources.contains(source)
+    }
+
+    /// Algorithm, signature, then claims. With `refetch`, an unknown `kid`
+    /// asks the key source for a refetch and tries once more.
+    async fn verify(&self, token: &Token<'_>, now: u64, refetch: bool) -> Result<(), Failure> {
+        if !self.rules.allows(token.alg) {
+            return Err(Failure::Reject(Reject::AlgNotAllowed));
+        }
+        let keys = self.keys.current().await.map_err(Failure::Keys)?;
+        let mut signed = keys.verify(token);
+        if refetch
+            && signed == Err(Reject::UnknownKid)
+            && let Some(fresh) = self.keys.refetched().await
+        {
+            signed = fresh.verify(token);
+        }
+        signed.map_err(Failure::Reject)?;
+        self.rules
+            .check_claims(&token.claims, now)
+            .map_err(Failure::Reject)
+    }
+
+    fn copy_claims(&self, claims: &Map<String, Value>, ctx: &mut RequestContext<'_>) {
+        for (name, header) in &self.claim_to_headers {
+            let Some(text) = claim(claims, name).and_then(header_text) else {
+                continue;
+            };
+            match HeaderValue::from_bytes(text.as_bytes()) {
+                Ok(value) => {
+                    ctx.headers.insert(header.clone(), value);
+                }
+                Err(_) => tracing::debug!(claim = name, "claim not valid as a header value"),
+            }
+        }
+    }
+}
+
+/// The claim `name`: a top-level claim of that exact name (names like
+/// `https://example.com/roles` hold dots), else a path through objects.
+pub(crate) fn claim<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c Value> {
+    if let Some(value) = claims.get(name) {
+        return Some(value);
+    }
+    let mut path = name.split('.');
+    let first = claims.get(path.next()?)?;
+    path.try_fold(first, |value, key| value.as_object()?.get(key))
+}
+
+/// A claim as header text: strings as they are, numbers and booleans
+/// printed, objects and arrays as JSON; `null` is no header.
+fn header_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
+        Value::Array(_) | Value::Object(_) => serde_json::to_string(value).ok(),
+    }
+}
+
+fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
+    Principal {
+        method: "jwt",
+        provider: Some(provider.name.clone()),
+        subject: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        consumer: None,
+        scopes: scopes(&claims),
+        claims: Some(Arc::new(claims)),
+    }
+}
+
+/// Granted scopes: `scope` (space separated, RFC 8693), else `scp` (an
+/// array, or a space-separated string as some providers send).
+fn scopes(claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One provider's checks with fixed keys and no request: parse, algorithm,
+/// signature, claims, exactly as the JWT method runs them on warm keys.
+/// The data plane goes through the auth stage; this is public for the
+/// benchmark (`benches/jwt.rs`) and fuzz targets.
+#[derive(Debug)]
+pub struct TokenVerifier {
+    rules: Rules,
+    keys: KeySet,
+}
+
+impl TokenVerifier {
+    /// The verifier of `provider` with the keys of the JWKS document
+    /// `jwks` (the provider's own `jwks` source is not read).
+    ///
+    /// # Errors
+    ///
+    /// When `jwks` holds no usable key.
+    pub fn new(provider: &JwtProvider, jwks: &str) -> Result<TokenVerifier, String> {
+        let keys = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(TokenVerifier {
+            rules: Rules::build(provider),
+            keys,
+        })
+    }
+
+    /// Checks `token` at `now` (seconds since the epoch).
+    ///
+    /// # Errors
+    ///
+    /// The refusal's reason label (`expired`, `bad-signature`, ...).
+    pub fn verify(&self, token: &str, now: u64) -> Result<(), &'static str> {
+        let check = || {
+            let token = verify::parse(token)?;
+            if !self.rules.allows(token.alg) {
+                return Err(Reject::AlgNotAllowed);
+            }
+            self.keys.verify(&token)?;
+            self.rules.check_claims(&token.claims, now)
+        };
+        check().map_err(Reject::label)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;
