@@ -3,22 +3,26 @@
 //!
 //! The snapshot carries only SHA-256 hashes of the keys, so a snapshot (or
 //! a data plane's memory dump) does not give the keys away. A request's key
-//! is hashed and compared with every known hash in constant time, so the
-//! time a refusal takes says nothing about how close a guess was.
+//! is hashed and looked up by its hash: what the lookup's time can depend
+//! on is the hash of the guess, which says nothing about how close the
+//! guess is to a real key (finding a key from its hash is a preimage
+//! attack on SHA-256). The match found is then confirmed in constant time.
+//! One hash and one map lookup per request, however many consumers.
 
 use super::credential::{self, Found};
 use super::{Method, MethodFuture, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 use tollgate_snapshot::{ApiKeys, CredentialSource};
 
 /// The built API-key method.
 #[derive(Debug)]
 pub(crate) struct ApiKeyAuth {
-    /// `(hash, consumer)`; hashes that do not decode are dropped at build.
-    keys: Vec<([u8; 32], String)>,
+    /// Consumer by key hash; hashes that do not decode are dropped at build.
+    keys: HashMap<[u8; 32], String>,
     sources: Vec<CredentialSource>,
     forward: bool,
 }
@@ -46,16 +50,11 @@ impl ApiKeyAuth {
         }
     }
 
-    /// The consumer of `key`: every hash is compared, whatever matches.
+    /// The consumer of `key`.
     fn consumer(&self, key: &str) -> Option<&str> {
         let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let mut found = None;
-        for (known, consumer) in &self.keys {
-            if bool::from(known.ct_eq(&hash)) {
-                found = Some(consumer.as_str());
-            }
-        }
-        found
+        let (known, consumer) = self.keys.get_key_value(&hash)?;
+        bool::from(known.ct_eq(&hash)).then_some(consumer.as_str())
     }
 
     fn check(&self, ctx: &mut RequestContext<'_>) -> Result<Outcome, ProxyError> {
