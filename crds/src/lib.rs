@@ -11,6 +11,7 @@ mod auth_policy;
 pub mod authorization;
 mod gateway_config;
 pub mod generate;
+mod rate_limit_policy;
 
 pub use auth_policy::{
     AncestorRef, AuthPolicy, AuthPolicySpec, AuthPolicyStatus, AuthSections, CallBackendRef,
@@ -19,6 +20,10 @@ pub use auth_policy::{
 pub use gateway_config::{
     AccessLogConfig, ClientAddressConfig, ClientCertificateHeaderConfig, GatewayConfig,
     GatewayConfigSpec, RetryConfig, TelemetryConfig, TlsConfig, TracingConfig,
+};
+pub use rate_limit_policy::{
+    ConditionSpec, CostSpec, Empty, HeaderConditionSpec, HeaderCostSpec, KeyPartSpec, LimitSpec,
+    Named, RateLimitPolicy, RateLimitPolicySpec,
 };
 
 /// The Gateway API types (experimental channel: a superset of standard).

@@ -31,6 +31,7 @@ use crate::auth_sections::compile_sections;
 use crate::conditions::Problem;
 use crate::listeners::GATEWAY_GROUP;
 use crate::resources::Resources;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use tollgate_crds::{AuthPolicy, PolicyTargetRef};
 use tollgate_snapshot::{AuthConfig, Authorization, AuthzAction, Backend, CallTarget, JwksSource};
@@ -126,26 +127,26 @@ impl AuthPolicies {
     /// Compiles every AuthPolicy of `resources` and ranks those that share
     /// a target.
     pub(crate) fn compile(resources: &Resources) -> AuthPolicies {
-        let mut out = AuthPolicies::default();
-        let mut ranks = Vec::new();
-        for policy in resources.auth_policies.values() {
-            let index = out.policies.len();
-            let compiled = compile_policy(resources, policy);
-            for t in &compiled.targets {
-                if let Ok(target) = Target::of(&compiled.namespace, t) {
-                    let list = out.by_target.entry(target).or_default();
-                    if !list.contains(&index) {
-                        list.push(index);
-                    }
-                }
-            }
-            ranks.push(precedence(policy));
-            out.policies.push(compiled);
+        let policies: Vec<CompiledPolicy> = resources
+            .auth_policies
+            .values()
+            .map(|p| compile_policy(resources, p))
+            .collect();
+        let ranks: Vec<_> = resources
+            .auth_policies
+            .values()
+            .map(|p| precedence(&p.metadata))
+            .collect();
+        let by_target = index_targets(
+            policies
+                .iter()
+                .map(|p| (p.namespace.as_str(), p.targets.as_slice())),
+            &ranks,
+        );
+        AuthPolicies {
+            policies,
+            by_target,
         }
-        for list in out.by_target.values_mut() {
-            list.sort_by(|a, b| ranks[*a].cmp(&ranks[*b]));
-        }
-        out
     }
 
     /// The winner at `target`.
@@ -326,14 +327,39 @@ pub(crate) fn remap_targets(config: &mut AuthConfig, map: &mut dyn FnMut(usize) 
     }
 }
 
-/// The GEP-713 order: older first, then by name.
-fn precedence(policy: &AuthPolicy) -> (Option<i128>, String) {
-    let created = policy
-        .metadata
+/// A policy's rank at a shared target (GEP-713): older first, then by name.
+pub(crate) type Rank = (Option<i128>, String);
+
+/// The GEP-713 order of a policy: older first, then by name.
+pub(crate) fn precedence(meta: &ObjectMeta) -> Rank {
+    let created = meta
         .creation_timestamp
         .as_ref()
         .map(|t| t.0.as_nanosecond());
-    (created, policy.metadata.name.clone().unwrap_or_default())
+    (created, meta.name.clone().unwrap_or_default())
+}
+
+/// The policies (by index) of each target their `targetRefs` name, winner
+/// first by `ranks`; shared by every policy kind.
+pub(crate) fn index_targets<'a>(
+    policies: impl Iterator<Item = (&'a str, &'a [PolicyTargetRef])>,
+    ranks: &[Rank],
+) -> BTreeMap<Target, Vec<usize>> {
+    let mut by_target: BTreeMap<Target, Vec<usize>> = BTreeMap::new();
+    for (index, (namespace, targets)) in policies.enumerate() {
+        for t in targets {
+            if let Ok(target) = Target::of(namespace, t) {
+                let list = by_target.entry(target).or_default();
+                if !list.contains(&index) {
+                    list.push(index);
+                }
+            }
+        }
+    }
+    for list in by_target.values_mut() {
+        list.sort_by(|a, b| ranks.get(*a).cmp(&ranks.get(*b)));
+    }
+    by_target
 }
 
 /// Compiles one policy's sections and references.

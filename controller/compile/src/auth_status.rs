@@ -40,6 +40,26 @@ pub(crate) struct StatusInputs<'a> {
     pub(crate) stamp: &'a Stamp,
 }
 
+/// What the ancestor statuses of any policy kind depend on.
+pub(crate) struct PolicyFacts<'a> {
+    /// The kind, for messages (`AuthPolicy`).
+    pub(crate) kind: &'static str,
+    /// `metadata.namespace`.
+    pub(crate) namespace: &'a str,
+    /// `metadata.generation`.
+    pub(crate) generation: Option<i64>,
+    /// `spec.targetRefs`.
+    pub(crate) targets: &'a [tollgate_crds::PolicyTargetRef],
+    /// Why the policy is invalid.
+    pub(crate) problem: Option<&'a Problem>,
+    /// Accepted but risky settings (a `Warning` condition).
+    pub(crate) warnings: &'a [String],
+    /// The name of the policy that wins a target over this one, if any.
+    pub(crate) conflict: &'a dyn Fn(&Target) -> Option<String>,
+    /// The `Accepted` message for a target where the policy applies.
+    pub(crate) accepted: &'a dyn Fn(&tollgate_crds::PolicyTargetRef) -> String,
+}
+
 /// Appends the status of every AuthPolicy that has an ancestor Tollgate
 /// owns (or a missing target).
 pub(crate) fn compile_auth_status(
@@ -48,56 +68,71 @@ pub(crate) fn compile_auth_status(
     out: &mut Compiled,
 ) {
     for (index, policy) in auth.policies.iter().enumerate() {
-        let stamp = inputs.stamp.for_generation(policy.generation);
-        let mut ancestors: Vec<PolicyAncestorStatus> = Vec::new();
-        for t in &policy.targets {
-            for (ancestor, problem) in ancestors_of(inputs, auth, index, policy, t) {
-                let accepted = match &problem {
-                    Some(p) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
-                    None => stamp.condition(
-                        types::ACCEPTED,
-                        true,
-                        reasons::ACCEPTED,
-                        accepted_message(policy, t),
-                    ),
-                };
-                let mut conditions = vec![accepted];
-                if problem.is_none() && !policy.warnings.is_empty() {
-                    conditions.push(stamp.condition(
-                        WARNING,
-                        true,
-                        "PlainHttp",
-                        policy.warnings.join("; "),
-                    ));
-                }
-                let entry = PolicyAncestorStatus {
-                    ancestor_ref: ancestor,
-                    controller_name: inputs.controller.to_string(),
-                    conditions,
-                };
-                match ancestors
-                    .iter_mut()
-                    .find(|a| a.ancestor_ref == entry.ancestor_ref)
-                {
-                    // One entry per ancestor: a refusal outranks acceptance.
-                    Some(existing) if problem.is_some() && is_accepted(existing) => {
-                        *existing = entry
-                    }
-                    Some(_) => {}
-                    None => ancestors.push(entry),
-                }
+        let conflict = |t: &Target| auth.conflicting(t, index).map(|w| w.name.clone());
+        let accepted = |t: &tollgate_crds::PolicyTargetRef| accepted_message(policy, t);
+        let facts = PolicyFacts {
+            kind: "AuthPolicy",
+            namespace: &policy.namespace,
+            generation: policy.generation,
+            targets: &policy.targets,
+            problem: policy.problem.as_ref(),
+            warnings: &policy.warnings,
+            conflict: &conflict,
+            accepted: &accepted,
+        };
+        push_policy_status(inputs, &facts, &policy.name, out);
+    }
+}
+
+/// Appends the status of one policy of any kind: one entry per ancestor
+/// Tollgate owns (or a missing target); nothing when it has none.
+pub(crate) fn push_policy_status(
+    inputs: &StatusInputs<'_>,
+    facts: &PolicyFacts<'_>,
+    name: &str,
+    out: &mut Compiled,
+) {
+    let stamp = inputs.stamp.for_generation(facts.generation);
+    let mut ancestors: Vec<PolicyAncestorStatus> = Vec::new();
+    for t in facts.targets {
+        for (ancestor, problem) in ancestors_of(inputs, facts, t) {
+            let accepted = match &problem {
+                Some(p) => stamp.condition(types::ACCEPTED, false, p.reason, &p.message),
+                None => stamp.condition(
+                    types::ACCEPTED,
+                    true,
+                    reasons::ACCEPTED,
+                    (facts.accepted)(t),
+                ),
+            };
+            let mut conditions = vec![accepted];
+            if problem.is_none() && !facts.warnings.is_empty() {
+                conditions.push(stamp.condition(
+                    WARNING,
+                    true,
+                    "PlainHttp",
+                    facts.warnings.join("; "),
+                ));
+            }
+            let entry = PolicyAncestorStatus {
+                ancestor_ref: ancestor,
+                controller_name: inputs.controller.to_string(),
+                conditions,
+            };
+            match ancestors
+                .iter_mut()
+                .find(|a| a.ancestor_ref == entry.ancestor_ref)
+            {
+                // One entry per ancestor: a refusal outranks acceptance.
+                Some(existing) if problem.is_some() && is_accepted(existing) => *existing = entry,
+                Some(_) => {}
+                None => ancestors.push(entry),
             }
         }
-        if !ancestors.is_empty() {
-            let status = AuthPolicyStatus { ancestors };
-            push_status(
-                out,
-                "AuthPolicy",
-                Some(&policy.namespace),
-                &policy.name,
-                &status,
-            );
-        }
+    }
+    if !ancestors.is_empty() {
+        let status = AuthPolicyStatus { ancestors };
+        push_status(out, facts.kind, Some(facts.namespace), name, &status);
     }
 }
 
@@ -118,12 +153,10 @@ fn accepted_message(policy: &CompiledPolicy, t: &tollgate_crds::PolicyTargetRef)
 /// not accepted there (`None`: accepted).
 fn ancestors_of(
     inputs: &StatusInputs<'_>,
-    auth: &AuthPolicies,
-    index: usize,
-    policy: &CompiledPolicy,
+    facts: &PolicyFacts<'_>,
     t: &tollgate_crds::PolicyTargetRef,
 ) -> Vec<(AncestorRef, Option<Problem>)> {
-    let ns = policy.namespace.as_str();
+    let ns = facts.namespace;
     let own = |kind: &str, section: Option<String>| AncestorRef {
         group: Some(t.group.clone()),
         kind: Some(kind.to_string()),
@@ -137,8 +170,8 @@ fn ancestors_of(
     };
     let verdict = |extra: Option<Problem>| {
         extra
-            .or_else(|| policy.problem.clone())
-            .or_else(|| conflict(auth, &target, index))
+            .or_else(|| facts.problem.cloned())
+            .or_else(|| conflict(facts, &target))
     };
     match &target {
         Target::Gateway(key) | Target::Listener(key, _) => {
@@ -190,13 +223,13 @@ fn not_found(message: &str) -> Problem {
     Problem::new(reasons::TARGET_NOT_FOUND, message)
 }
 
-fn conflict(auth: &AuthPolicies, target: &Target, index: usize) -> Option<Problem> {
-    auth.conflicting(target, index).map(|winner| {
+fn conflict(facts: &PolicyFacts<'_>, target: &Target) -> Option<Problem> {
+    (facts.conflict)(target).map(|winner| {
         Problem::new(
             reasons::CONFLICTED,
             format!(
-                "AuthPolicy {} targets the same {} and takes precedence (older, or as old and first by name)",
-                winner.name,
+                "{} {winner} targets the same {} and takes precedence (older, or as old and first by name)",
+                facts.kind,
                 match target {
                     Target::Gateway(_) => "Gateway",
                     Target::Listener(..) => "listener",
@@ -235,6 +268,27 @@ pub(crate) fn route_auth_condition(
     route: &CompiledRoute,
     stamp: &Stamp,
 ) -> Option<Condition> {
+    let sources = |at: &RuleAt<'_>, rule: &crate::rules::CompiledRule| {
+        let mut sources = auth
+            .effective(at)
+            .map(|e| e.config.sources)
+            .unwrap_or_default();
+        sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));
+        sources
+    };
+    route_policy_condition(ROUTE_AUTH, (plan, listeners), route, stamp, &sources)
+}
+
+/// A condition of type `kind` on a route's parent status naming, per rule,
+/// the policies `sources` finds for it on this Gateway; `None` when
+/// nothing applies.
+pub(crate) fn route_policy_condition(
+    kind: &str,
+    (plan, listeners): (&GatewayPlan, &[usize]),
+    route: &CompiledRoute,
+    stamp: &Stamp,
+    sources: &dyn Fn(&RuleAt<'_>, &crate::rules::CompiledRule) -> Vec<String>,
+) -> Option<Condition> {
     let gateway = plan.key();
     let mut parts = Vec::new();
     for rule in &route.rules {
@@ -246,11 +300,7 @@ pub(crate) fn route_auth_condition(
                 route: &route.key,
                 rule: rule.route.rule_name.as_deref(),
             };
-            let mut sources = auth
-                .effective(&at)
-                .map(|e| e.config.sources)
-                .unwrap_or_default();
-            sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));
+            let sources = sources(&at, rule);
             if !sources.is_empty() && !lists.contains(&sources) {
                 lists.push(sources);
             }
@@ -267,5 +317,5 @@ pub(crate) fn route_auth_condition(
         let lists: Vec<String> = lists.iter().map(|l| l.join(", ")).collect();
         parts.push(format!("rule {}{named}: {}", rule.index, lists.join(" | ")));
     }
-    (!parts.is_empty()).then(|| stamp.condition(ROUTE_AUTH, true, "Applied", parts.join("; ")))
+    (!parts.is_empty()).then(|| stamp.condition(kind, true, "Applied", parts.join("; ")))
 }

@@ -13,8 +13,11 @@ use crate::listenerset::{LISTENER_SET, SetPlan, allows_any, merge_listener_sets}
 use crate::memo::{Inputs, RouteMemos};
 use crate::options::CompileOptions;
 use crate::output::{Compiled, push_status};
+use crate::ratelimit_policies::{
+    RateLimitPolicies, compile_rate_limit_status, route_limits_condition,
+};
 use crate::resources::Resources;
-use crate::snapshot::{Attachment, build_snapshot};
+use crate::snapshot::{Attachment, Policies, build_snapshot};
 use crate::tlsroute::compile_tls_routes;
 use crate::unserved;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
@@ -99,6 +102,11 @@ fn compile_with(
     // Policies are applied to the (possibly memoized) routes from here on,
     // rebuilt on every compile: see `auth_policies` for why.
     let auth = AuthPolicies::compile(resources);
+    let limits = RateLimitPolicies::compile(resources);
+    let policies = Policies {
+        auth: &auth,
+        limits: &limits,
+    };
     let mut route_parents: RouteParents<'_> = BTreeMap::new();
     let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
     for (i, (route, compiled)) in routes.iter().enumerate() {
@@ -114,6 +122,10 @@ fn compile_with(
             let mut outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
             let listeners: Vec<usize> = outcome.attachments.iter().map(|(l, _)| *l).collect();
             if let Some(c) = route_auth_condition(&auth, plan, &listeners, compiled, &route_stamp) {
+                outcome.status.conditions.push(c);
+            }
+            let at = (plan, listeners.as_slice());
+            if let Some(c) = route_limits_condition(&limits, at, compiled, &route_stamp) {
                 outcome.status.conditions.push(c);
             }
             let parents_of = route_parents.entry(compiled.key.clone()).or_default();
@@ -168,6 +180,7 @@ fn compile_with(
         stamp: &stamp,
     };
     compile_auth_status(&status_inputs, &auth, &mut out);
+    compile_rate_limit_status(&status_inputs, &limits, &mut out);
     let tls = compile_tls_routes(
         resources,
         &gateways,
@@ -204,7 +217,7 @@ fn compile_with(
                 &compiled_routes,
                 found,
                 options.listener_port_offset,
-                &auth,
+                &policies,
             );
             tls.apply(plan, &mut snapshot);
             out.snapshots.insert(key.to_string(), snapshot);

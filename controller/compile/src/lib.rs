@@ -36,6 +36,7 @@ mod matches;
 mod memo;
 mod options;
 mod output;
+mod ratelimit_policies;
 pub mod resources;
 mod retries;
 mod rule_context;

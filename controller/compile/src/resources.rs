@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
-use tollgate_crds::{AuthPolicy, GatewayConfig};
+use tollgate_crds::{AuthPolicy, GatewayConfig, RateLimitPolicy};
 
 /// Objects keyed by `namespace/name` (cluster-scoped: `name`), shared.
 pub type Objects<T> = BTreeMap<String, Arc<T>>;
@@ -56,6 +56,8 @@ pub struct Resources {
     pub gateway_configs: Objects<GatewayConfig>,
     /// Tollgate AuthPolicies.
     pub auth_policies: Objects<AuthPolicy>,
+    /// Tollgate RateLimitPolicies.
+    pub rate_limit_policies: Objects<RateLimitPolicy>,
     /// Objects of the kinds above that did not decode (a field or value
     /// newer than Tollgate's types), keyed by kind, then `namespace/name`.
     /// They take no part in routing; `compile` reports them on their status.
@@ -248,6 +250,9 @@ impl Resources {
                 put(&mut self.gateway_configs, key, doc, &kind, &name)?
             }
             ("tollgate.dev", "AuthPolicy") => put(&mut self.auth_policies, key, doc, &kind, &name)?,
+            ("tollgate.dev", "RateLimitPolicy") => {
+                put(&mut self.rate_limit_policies, key, doc, &kind, &name)?
+            }
             _ => return Ok(Inserted::Skipped { api_version, kind }),
         }
         Ok(stored)
@@ -256,7 +261,7 @@ impl Resources {
 
 impl Resources {
     /// How many objects of each kind the view holds (for metrics).
-    pub fn counts(&self) -> [(&'static str, usize); 15] {
+    pub fn counts(&self) -> [(&'static str, usize); 16] {
         [
             ("GatewayClass", self.gateway_classes.len()),
             ("Gateway", self.gateways.len()),
@@ -273,6 +278,7 @@ impl Resources {
             ("ConfigMap", self.config_maps.len()),
             ("GatewayConfig", self.gateway_configs.len()),
             ("AuthPolicy", self.auth_policies.len()),
+            ("RateLimitPolicy", self.rate_limit_policies.len()),
         ]
     }
 
@@ -303,6 +309,7 @@ impl Resources {
         );
         extend(&mut self.gateway_configs, &other.gateway_configs);
         extend(&mut self.auth_policies, &other.auth_policies);
+        extend(&mut self.rate_limit_policies, &other.rate_limit_policies);
     }
 }
 

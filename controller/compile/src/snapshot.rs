@@ -21,12 +21,13 @@ use crate::hostname::{covers, most_specific_first};
 use crate::httproute::CompiledRoute;
 use crate::listeners::bind_port;
 use crate::matches::{Ranked, precedence};
+use crate::ratelimit_policies::RateLimitPolicies;
 use crate::rules::CompiledRule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_snapshot::{
-    AuthConfig, Backend, Filter, HostMatch, Listener, Route, RouteMatch, Snapshot, Socket,
-    VirtualHost,
+    AuthConfig, Backend, Filter, HostMatch, Listener, RateLimits, Route, RouteMatch, Snapshot,
+    Socket, VirtualHost,
 };
 
 /// A route attached to a listener of the Gateway.
@@ -46,8 +47,9 @@ pub(crate) fn build_snapshot(
     routes: &[Arc<CompiledRoute>],
     attachments: &[Attachment],
     port_offset: u16,
-    auth: &AuthPolicies,
+    policies: &Policies<'_>,
 ) -> Snapshot {
+    let auth = policies.auth;
     // (listener, route) -> hostnames, keeping only programmed listeners and
     // merging a route attached twice through two parentRefs.
     let mut by_listener: BTreeMap<(usize, usize), BTreeSet<HostMatch>> = BTreeMap::new();
@@ -74,7 +76,7 @@ pub(crate) fn build_snapshot(
             .collect();
         for rule in &routes[r].rules {
             let global = tables.intern_backends(&rule.backends);
-            let mut variants: Vec<Option<usize>> = Vec::new();
+            let mut variants: Vec<StageIndexes> = Vec::new();
             for &li in &listeners {
                 let at = RuleAt {
                     gateway: &gateway,
@@ -86,7 +88,10 @@ pub(crate) fn build_snapshot(
                     route: &routes[r].key,
                     rule: rule.route.rule_name.as_deref(),
                 };
-                let index = tables.intern_auth(auth, &at, rule, &global);
+                let index = (
+                    tables.intern_auth(auth, &at, rule, &global),
+                    tables.intern_limits(policies.limits, &at),
+                );
                 tables.rule_auth.insert((li, r, rule.index), index);
                 if !variants.contains(&index) {
                     variants.push(index);
@@ -150,9 +155,23 @@ pub(crate) fn build_snapshot(
         backends: tables.backends,
         backend_client_certificate: plan.backend_client.clone().ok().flatten(),
         auth: tables.auth,
-        rate_limits: Vec::new(),
+        rate_limits: tables.rate_limits,
     }
 }
+
+/// The policies a snapshot's rules are served with, rebuilt every compile.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policies<'a> {
+    /// AuthPolicies.
+    pub(crate) auth: &'a AuthPolicies,
+    /// RateLimitPolicies.
+    pub(crate) limits: &'a RateLimitPolicies,
+}
+
+/// A rule's indexes into `Snapshot::auth` and `Snapshot::rate_limits`:
+/// rules served with different policies on different listeners become
+/// different snapshot routes.
+type StageIndexes = (Option<usize>, Option<usize>);
 
 /// The routes, backends and auth configurations of one snapshot, each
 /// stored once.
@@ -161,10 +180,11 @@ struct Tables {
     routes: Vec<Route>,
     backends: Vec<Backend>,
     auth: Vec<AuthConfig>,
-    /// (compiled route, rule index, auth index) -> index in `routes`.
-    route_index: BTreeMap<(usize, usize, Option<usize>), usize>,
-    /// (listener, compiled route, rule index) -> the rule's auth there.
-    rule_auth: BTreeMap<(usize, usize, usize), Option<usize>>,
+    rate_limits: Vec<RateLimits>,
+    /// (compiled route, rule index, stage indexes) -> index in `routes`.
+    route_index: BTreeMap<(usize, usize, StageIndexes), usize>,
+    /// (listener, compiled route, rule index) -> the rule's stages there.
+    rule_auth: BTreeMap<(usize, usize, usize), StageIndexes>,
     /// Backend name -> index in `backends`.
     backend_index: HashMap<String, usize>,
     /// Serialised configuration -> index in `auth`.
@@ -218,15 +238,27 @@ impl Tables {
         Some(index)
     }
 
+    /// Interns the limits of the rule served `at`; `None` when none apply.
+    fn intern_limits(&mut self, limits: &RateLimitPolicies, at: &RuleAt<'_>) -> Option<usize> {
+        let effective = limits.effective(at)?;
+        match self.rate_limits.iter().position(|l| *l == effective) {
+            Some(i) => Some(i),
+            None => {
+                self.rate_limits.push(effective);
+                Some(self.rate_limits.len() - 1)
+            }
+        }
+    }
+
     fn intern_rule(
         &mut self,
-        key: (usize, usize, Option<usize>),
+        key: (usize, usize, StageIndexes),
         compiled: &Route,
         global: &[usize],
     ) {
         let remap = |i: Option<usize>| i.and_then(|i| global.get(i).copied());
         let mut out = compiled.clone();
-        out.auth = key.2;
+        (out.auth, out.rate_limit) = key.2;
         for b in &mut out.backends {
             b.backend = remap(b.backend);
         }
@@ -343,12 +375,12 @@ fn rank_route<'a>(
     ranked: &mut Vec<(Ranked<'a>, usize)>,
 ) {
     for rule in &route.rules {
-        let auth = tables
+        let stages = tables
             .rule_auth
             .get(&(listener, r, rule.index))
             .copied()
-            .flatten();
-        let Some(&global) = tables.route_index.get(&(r, rule.index, auth)) else {
+            .unwrap_or_default();
+        let Some(&global) = tables.route_index.get(&(r, rule.index, stages)) else {
             continue;
         };
         for (index, m) in rule.matches.iter().enumerate() {
