@@ -319,10 +319,19 @@ async fn rotation_is_picked_up_and_unknown_kid_floods_are_bounded() {
         StatusCode::OK
     );
     fetched(&server, 1).await;
-    server.serve(jwks(&[&old, &new]));
+    let old_token = old.sign(&claims());
+    assert_eq!(with_token(&gw, &old_token).await.status, StatusCode::OK);
+    // The provider rotates: the new key in, the old one out.
+    server.serve(jwks(&[&new]));
     let answer = with_token(&gw, &new.sign(&claims())).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(server.fetches(), 2);
+    // A token of the dropped key, verified (and remembered) before, stops
+    // working with the set it was verified by.
+    assert_eq!(
+        with_token(&gw, &old_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let before = server.fetches();
     let flood: Vec<_> = (0..200)
@@ -339,7 +348,7 @@ async fn rotation_is_picked_up_and_unknown_kid_floods_are_bounded() {
         assert_eq!(request.await.unwrap(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(server.fetches(), before, "the flood refetched");
-    assert_eq!(echo.received().len(), 2);
+    assert_eq!(echo.received().len(), 3);
 }
 
 /// 200 tokens with made-up `kid`s at once, against a slow endpoint: one

@@ -3,6 +3,7 @@
 
 use super::super::credential::tests::context;
 use super::super::test_keys::{TestKey, jwks, now};
+use super::claims::scopes;
 use super::*;
 use crate::upstream::BackendSet;
 use serde_json::json;
@@ -241,6 +242,43 @@ async fn sources_and_forwarding() {
         Ok(Outcome::Authenticated(_))
     ));
     assert_eq!(ctx.headers["cookie"], cookie.as_str());
+}
+
+/// A verified token is remembered (and served again from memory with the
+/// same principal and headers); a refused one never is.
+#[tokio::test]
+async fn verified_tokens_are_remembered_refusals_are_not() {
+    let key = TestKey::ec("e1");
+    let mut config = provider("p", None, &[&key]);
+    config.claim_to_headers = vec![ClaimToHeader {
+        claim: "sub".into(),
+        header: "x-sub".into(),
+    }];
+    let auth = build(vec![config]);
+    let token = key.sign(&json!({"sub": "alice", "exp": now() + 60}));
+    for _ in 0..2 {
+        let mut ctx = bearer(&token);
+        let Ok(Outcome::Authenticated(p)) = auth.check(&mut ctx).await else {
+            panic!("refused");
+        };
+        assert_eq!(p.subject.as_deref(), Some("alice"));
+        assert_eq!(ctx.headers["x-sub"], "alice");
+        assert!(ctx.headers.get("authorization").is_none());
+    }
+    assert_eq!(auth.cache.len(), 1);
+    let forged = TestKey::ec("e1").sign(&json!({"sub": "alice", "exp": now() + 60}));
+    for _ in 0..2 {
+        assert_eq!(reason(&auth, &forged).await, "bad-signature");
+    }
+    assert_eq!(auth.cache.len(), 1);
+    // A remembered token is not accepted from a source its provider does
+    // not read.
+    let cookie = format!("at={token}");
+    let mut ctx = context(&[("cookie", &cookie)], None);
+    assert!(matches!(
+        auth.check(&mut ctx).await,
+        Ok(Outcome::NoCredential)
+    ));
 }
 
 #[test]
