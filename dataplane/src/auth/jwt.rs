@@ -10,6 +10,10 @@
 //! candidate; only when none has the token's `kid` is a refetch asked for,
 //! so a token meant for one provider never makes another refetch its set.
 //!
+//! A verified token is remembered until it expires or its key set is
+//! replaced ([`cache`]), so a client reusing its token pays the signature
+//! check once.
+//!
 //! On success the caller's [`Principal`] is set, the configured claims are
 //! copied into headers (client-sent copies of those headers are always
 //! removed first, token or not), and the token is removed unless the
