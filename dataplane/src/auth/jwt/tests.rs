@@ -271,13 +271,31 @@ async fn verified_tokens_are_remembered_refusals_are_not() {
         assert_eq!(reason(&auth, &forged).await, "bad-signature");
     }
     assert_eq!(auth.cache.len(), 1);
-    // A remembered token is not accepted from a source its provider does
-    // not read.
+}
+
+/// A remembered token is only reused from a source its provider reads:
+/// the same token in a cookie read by another provider is checked by that
+/// one (whose keys do not have it).
+#[tokio::test]
+async fn remembered_tokens_keep_to_their_provider_sources() {
+    let (header_key, cookie_key) = (TestKey::ec("h"), TestKey::ec("c"));
+    let by_header = provider("header", None, &[&header_key]);
+    let mut by_cookie = provider("cookie", None, &[&cookie_key]);
+    by_cookie.extract_from = vec![CredentialSource::Cookie { name: "at".into() }];
+    let auth = build(vec![by_header, by_cookie]);
+    let token = header_key.sign(&json!({"exp": now() + 60}));
+    assert!(matches!(
+        auth.check(&mut bearer(&token)).await,
+        Ok(Outcome::Authenticated(_))
+    ));
     let cookie = format!("at={token}");
     let mut ctx = context(&[("cookie", &cookie)], None);
     assert!(matches!(
         auth.check(&mut ctx).await,
-        Ok(Outcome::NoCredential)
+        Err(ProxyError::Unauthenticated {
+            reason: "unknown-kid",
+            ..
+        })
     ));
 }
 
