@@ -245,6 +245,16 @@ impl Keys {
         }
     }
 
+    /// Whether `set` is still the one the provider holds (not replaced by
+    /// a refresh since).
+    pub(crate) fn holds(&self, set: &Arc<KeySet>) -> bool {
+        match self {
+            Keys::Inline(own) => Arc::ptr_eq(own, set),
+            Keys::Remote(remote) => remote.holds(set),
+            Keys::Unusable(_) => false,
+        }
+    }
+
     /// After an unknown `kid`: the keys of a refetch, when one was allowed
     /// (see [`RemoteJwks::refetch_for_unknown_kid`]); `None` otherwise.
     pub(crate) async fn refetched(&self) -> Option<Arc<KeySet>> {

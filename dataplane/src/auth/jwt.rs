@@ -10,6 +10,10 @@
 //! candidate; only when none has the token's `kid` is a refetch asked for,
 //! so a token meant for one provider never makes another refetch its set.
 //!
+//! A verified token is remembered until it expires or its key set is
+//! replaced ([`cache`]), so a client reusing its token pays the signature
+//! check once.
+//!
 //! On success the caller's [`Principal`] is set, the configured claims are
 //! copied into headers (client-sent copies of those headers are always
 //! removed first, token or not), and the token is removed unless the
@@ -19,6 +23,8 @@
 //!
 //! [`jwks::remote`]: super::jwks::remote
 
+mod cache;
+mod claims;
 pub(crate) mod verify;
 
 use super::credential::{self, Found};
@@ -26,6 +32,8 @@ use super::jwks::{JwksError, KeySet, Keys};
 use super::{BuildContext, Method, MethodFuture, Outcome, call::Call, challenge};
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
+use cache::{TokenCache, Verified};
+use claims::{claim, header_text, principal};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -41,6 +49,8 @@ pub(crate) struct JwtAuth {
     sources: Vec<CredentialSource>,
     /// Every header any provider fills from claims.
     claim_headers: Vec<HeaderName>,
+    /// Tokens verified lately.
+    cache: TokenCache,
 }
 
 #[derive(Debug)]
@@ -100,6 +110,7 @@ impl JwtAuth {
             providers,
             sources,
             claim_headers,
+            cache: TokenCache::default(),
         }
     }
 
@@ -110,26 +121,51 @@ impl JwtAuth {
         let Some(found) = credential::find(&self.sources, ctx) else {
             return Ok(Outcome::NoCredential);
         };
-        let (index, claims) = self
-            .verify(&found, unix_now())
-            .await
-            .map_err(|failure| self.refuse(failure, ctx))?;
-        let Some(provider) = self.providers.get(index) else {
+        let now = unix_now();
+        let digest = cache::digest(&found.value);
+        let verified = match self.remembered(&digest, &found, now) {
+            Some(verified) => verified,
+            None => {
+                let verified = self
+                    .verify(&found, now)
+                    .await
+                    .map_err(|failure| self.refuse(failure, ctx))?;
+                self.cache.insert(digest, verified.clone());
+                verified
+            }
+        };
+        let Some(provider) = self.providers.get(verified.provider) else {
             return Ok(Outcome::NoCredential);
         };
         if !provider.forward_token {
             credential::remove(&found, ctx);
         }
-        provider.copy_claims(&claims, ctx);
-        Ok(Outcome::Authenticated(principal(provider, claims)))
+        provider.copy_claims(&verified.claims, ctx);
+        Ok(Outcome::Authenticated(verified.principal.clone()))
     }
 
-    /// The index of the provider that accepted the token, and its claims.
-    async fn verify(
+    /// A token verified before, when its entry still holds (see
+    /// [`cache`]).
+    fn remembered(
         &self,
+        digest: &cache::Digest32,
         found: &Found<'_>,
         now: u64,
-    ) -> Result<(usize, Map<String, Value>), Failure> {
+    ) -> Option<Arc<Verified>> {
+        let verified = self.cache.get(digest, now)?;
+        let provider = self.providers.get(verified.provider)?;
+        if !provider.takes(found.source) {
+            return None;
+        }
+        if !provider.keys.holds(&verified.keys) {
+            self.cache.remove(digest);
+            return None;
+        }
+        Some(verified)
+    }
+
+    /// What the provider that accepted the token made of it.
+    async fn verify(&self, found: &Found<'_>, now: u64) -> Result<Arc<Verified>, Failure> {
         let token = verify::parse(&found.value).map_err(Failure::Reject)?;
         let issuer = token.issuer();
         let named = self.providers.iter().any(|p| {
@@ -146,18 +182,36 @@ impl JwtAuth {
         let mut unknown_kid = Vec::new();
         for &i in &candidates {
             match self.providers[i].verify(&token, now, false).await {
-                Ok(()) => return Ok((i, token.claims)),
+                Ok(keys) => return Ok(self.accepted(i, keys, token)),
                 Err(Failure::Reject(Reject::UnknownKid)) => unknown_kid.push(i),
                 Err(failure) => keep_worst(&mut worst, failure),
             }
         }
         for &i in &unknown_kid {
             match self.providers[i].verify(&token, now, true).await {
-                Ok(()) => return Ok((i, token.claims)),
+                Ok(keys) => return Ok(self.accepted(i, keys, token)),
                 Err(failure) => keep_worst(&mut worst, failure),
             }
         }
         Err(worst.unwrap_or(Failure::Reject(Reject::WrongIssuer)))
+    }
+
+    fn accepted(&self, index: usize, keys: Arc<KeySet>, token: Token<'_>) -> Arc<Verified> {
+        let claims = Arc::new(token.claims);
+        let (until, principal) = match self.providers.get(index) {
+            Some(provider) => (
+                provider.rules.valid_until(&claims),
+                principal(provider, claims.clone()),
+            ),
+            None => (0, Principal::default()),
+        };
+        Arc::new(Verified {
+            provider: index,
+            keys,
+            until,
+            principal,
+            claims,
+        })
     }
 
     fn refuse(&self, failure: Failure, ctx: &RequestContext<'_>) -> ProxyError {
@@ -247,23 +301,31 @@ impl Provider {
     }
 
     /// Algorithm, signature, then claims. With `refetch`, an unknown `kid`
-    /// asks the key source for a refetch and tries once more.
-    async fn verify(&self, token: &Token<'_>, now: u64, refetch: bool) -> Result<(), Failure> {
+    /// asks the key source for a refetch and tries once more. Returns the
+    /// key set that verified the token.
+    async fn verify(
+        &self,
+        token: &Token<'_>,
+        now: u64,
+        refetch: bool,
+    ) -> Result<Arc<KeySet>, Failure> {
         if !self.rules.allows(token.alg) {
             return Err(Failure::Reject(Reject::AlgNotAllowed));
         }
-        let keys = self.keys.current().await.map_err(Failure::Keys)?;
+        let mut keys = self.keys.current().await.map_err(Failure::Keys)?;
         let mut signed = keys.verify(token);
         if refetch
             && signed == Err(Reject::UnknownKid)
             && let Some(fresh) = self.keys.refetched().await
         {
             signed = fresh.verify(token);
+            keys = fresh;
         }
         signed.map_err(Failure::Reject)?;
         self.rules
             .check_claims(&token.claims, now)
-            .map_err(Failure::Reject)
+            .map_err(Failure::Reject)?;
+        Ok(keys)
     }
 
     fn copy_claims(&self, claims: &Map<String, Value>, ctx: &mut RequestContext<'_>) {
@@ -278,56 +340,6 @@ impl Provider {
                 Err(_) => tracing::debug!(claim = name, "claim not valid as a header value"),
             }
         }
-    }
-}
-
-/// The claim `name`: a top-level claim of that exact name (names like
-/// `https://example.com/roles` hold dots), else a path through objects.
-pub(crate) fn claim<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c Value> {
-    if let Some(value) = claims.get(name) {
-        return Some(value);
-    }
-    let mut path = name.split('.');
-    let first = claims.get(path.next()?)?;
-    path.try_fold(first, |value, key| value.as_object()?.get(key))
-}
-
-/// A claim as header text: strings as they are, numbers and booleans
-/// printed, objects and arrays as JSON; `null` is no header.
-fn header_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
-        Value::Array(_) | Value::Object(_) => serde_json::to_string(value).ok(),
-    }
-}
-
-fn principal(provider: &Provider, claims: Map<String, Value>) -> Principal {
-    Principal {
-        method: "jwt",
-        provider: Some(provider.name.clone()),
-        subject: claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        consumer: None,
-        scopes: scopes(&claims),
-        claims: Some(Arc::new(claims)),
-    }
-}
-
-/// Granted scopes: `scope` (space separated, RFC 8693), else `scp` (an
-/// array, or a space-separated string as some providers send).
-fn scopes(claims: &Map<String, Value>) -> Vec<String> {
-    match claims.get("scope").or_else(|| claims.get("scp")) {
-        Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
     }
 }
 

@@ -164,6 +164,14 @@ impl RemoteJwks {
         }
     }
 
+    /// Whether `set` is the set held now.
+    pub(crate) fn holds(&self, set: &Arc<KeySet>) -> bool {
+        self.keys
+            .load()
+            .as_ref()
+            .is_some_and(|own| Arc::ptr_eq(own, set))
+    }
+
     /// Refetches after an unknown `kid`, unless one was attempted less than
     /// [`UNKNOWN_KID_INTERVAL`] ago. Returns the keys held afterwards when
     /// a fetch happened (this one, or one this call waited for).

@@ -3,6 +3,7 @@
 
 use super::super::credential::tests::context;
 use super::super::test_keys::{TestKey, jwks, now};
+use super::claims::scopes;
 use super::*;
 use crate::upstream::BackendSet;
 use serde_json::json;
@@ -241,6 +242,61 @@ async fn sources_and_forwarding() {
         Ok(Outcome::Authenticated(_))
     ));
     assert_eq!(ctx.headers["cookie"], cookie.as_str());
+}
+
+/// A verified token is remembered (and served again from memory with the
+/// same principal and headers); a refused one never is.
+#[tokio::test]
+async fn verified_tokens_are_remembered_refusals_are_not() {
+    let key = TestKey::ec("e1");
+    let mut config = provider("p", None, &[&key]);
+    config.claim_to_headers = vec![ClaimToHeader {
+        claim: "sub".into(),
+        header: "x-sub".into(),
+    }];
+    let auth = build(vec![config]);
+    let token = key.sign(&json!({"sub": "alice", "exp": now() + 60}));
+    for _ in 0..2 {
+        let mut ctx = bearer(&token);
+        let Ok(Outcome::Authenticated(p)) = auth.check(&mut ctx).await else {
+            panic!("refused");
+        };
+        assert_eq!(p.subject.as_deref(), Some("alice"));
+        assert_eq!(ctx.headers["x-sub"], "alice");
+        assert!(ctx.headers.get("authorization").is_none());
+    }
+    assert_eq!(auth.cache.len(), 1);
+    let forged = TestKey::ec("e1").sign(&json!({"sub": "alice", "exp": now() + 60}));
+    for _ in 0..2 {
+        assert_eq!(reason(&auth, &forged).await, "bad-signature");
+    }
+    assert_eq!(auth.cache.len(), 1);
+}
+
+/// A remembered token is only reused from a source its provider reads:
+/// the same token in a cookie read by another provider is checked by that
+/// one (whose keys do not have it).
+#[tokio::test]
+async fn remembered_tokens_keep_to_their_provider_sources() {
+    let (header_key, cookie_key) = (TestKey::ec("h"), TestKey::ec("c"));
+    let by_header = provider("header", None, &[&header_key]);
+    let mut by_cookie = provider("cookie", None, &[&cookie_key]);
+    by_cookie.extract_from = vec![CredentialSource::Cookie { name: "at".into() }];
+    let auth = build(vec![by_header, by_cookie]);
+    let token = header_key.sign(&json!({"exp": now() + 60}));
+    assert!(matches!(
+        auth.check(&mut bearer(&token)).await,
+        Ok(Outcome::Authenticated(_))
+    ));
+    let cookie = format!("at={token}");
+    let mut ctx = context(&[("cookie", &cookie)], None);
+    assert!(matches!(
+        auth.check(&mut ctx).await,
+        Err(ProxyError::Unauthenticated {
+            reason: "unknown-kid",
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -256,6 +256,17 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// Until when (exclusive) a token with these claims stays valid:
+    /// `exp` plus the leeway. 0 without a usable `exp`.
+    pub(crate) fn valid_until(&self, claims: &Map<String, Value>) -> u64 {
+        claims
+            .get("exp")
+            .and_then(numeric_date)
+            .map_or(0, |exp| exp.saturating_add(self.leeway))
+    }
+}
+
 /// A NumericDate (RFC 7519 §2): seconds, fractions allowed, never negative.
 fn numeric_date(value: &Value) -> Option<u64> {
     if let Some(secs) = value.as_u64() {
