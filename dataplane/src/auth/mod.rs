@@ -22,6 +22,7 @@ mod authz;
 mod basic;
 mod call;
 mod credential;
+mod ext_auth;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::Authorizer;
+use ext_auth::ExtAuthCall;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
@@ -84,6 +86,8 @@ pub(crate) struct AuthStage {
     /// The policies it came from, for logs.
     sources: Box<str>,
     methods: Vec<Box<dyn Method>>,
+    /// External auth calls, run in order after authentication.
+    ext: Vec<ExtAuthCall>,
     authorizer: Option<Authorizer>,
     /// Whether a request with no credential is refused before
     /// authorization (a method is configured and no rule could allow an
@@ -93,7 +97,7 @@ pub(crate) struct AuthStage {
 
 impl AuthStage {
     /// Builds the stage for `config`.
-    pub(crate) fn build(config: &AuthConfig, _cx: &BuildContext<'_>) -> AuthStage {
+    pub(crate) fn build(config: &AuthConfig, cx: &BuildContext<'_>) -> AuthStage {
         let mut methods: Vec<Box<dyn Method>> = Vec::new();
         if let Some(keys) = &config.api_keys {
             methods.push(Box::new(api_key::ApiKeyAuth::build(keys)));
@@ -109,6 +113,11 @@ impl AuthStage {
         AuthStage {
             sources: config.sources.join(",").into(),
             methods,
+            ext: config
+                .ext_auth
+                .iter()
+                .map(|e| ExtAuthCall::build(e, cx))
+                .collect(),
             authorizer,
             requires_credential,
         }
@@ -128,6 +137,11 @@ impl AuthStage {
         if ctx.principal.is_none() && self.requires_credential {
             tracing::debug!(sources = %self.sources, "no credential");
             return Err(self.missing(ctx));
+        }
+        for ext in &self.ext {
+            if let answer @ Flow::Answer(_) = ext.check(ctx).await? {
+                return Ok(answer);
+            }
         }
         if let Some(authorizer) = &self.authorizer
             && let Err(rule) = authorizer.check(ctx)

@@ -9,6 +9,7 @@
 mod common;
 mod server_support;
 
+mod auth_ext;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_retry;

@@ -1,0 +1,240 @@
+//! External authorization: ask another service whether a request may pass,
+//! the way Envoy's `ext_authz` HTTP mode and the Gateway API
+//! `ExternalAuth` filter do.
+//!
+//! The check is the client's request without its body: same method, the
+//! target's path followed by the request's path and query, the selected
+//! headers, and `X-Forwarded-{For,Proto,Host,Uri,Method}` written by the
+//! gateway (never the client's copies), so services built for forward auth
+//! (oauth2-proxy, Authelia) know what was asked and by whom.
+//!
+//! A 2xx lets the request through and copies the named headers of the
+//! answer onto it. Any other answer *is* the response: status, headers and
+//! body reach the client unchanged, so a 302 to a sign-in page with its
+//! `Set-Cookie` works. When the service cannot be reached or does not answer
+//! in time the call fails closed with a 503 (the Gateway API filter "MUST
+//! fail closed" and names no status; a 503 says the failure is the
+//! gateway's dependency, not the caller) unless the policy says
+//! `failOpen`. gRPC services (`envoy.service.auth.v3`) are not supported
+//! yet: such a call always fails closed, whatever `failOpen` says, so a
+//! policy never silently stops protecting a route.
+
+use super::BuildContext;
+use super::call::{Call, CallError};
+use crate::body::full;
+use crate::context::RequestContext;
+use crate::error::ProxyError;
+use crate::proxy::remove_hop_by_hop;
+use crate::stage::Flow;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use tollgate_snapshot::{ExtAuth, ExtAuthProtocol};
+
+/// Headers the gateway writes on every check, replacing the client's.
+const FORWARDED: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+];
+
+/// One built external auth call.
+#[derive(Debug)]
+pub(crate) struct ExtAuthCall {
+    /// `Err` holds why the call cannot be made (a bad target, gRPC): every
+    /// request then fails closed.
+    call: Result<Call, String>,
+    /// Request headers sent; empty: all but `Host` and `Content-Length`.
+    headers_to_auth: Vec<HeaderName>,
+    /// Headers of an allowing answer copied onto the request.
+    headers_to_backend: Vec<HeaderName>,
+    fail_open: bool,
+    /// The policy or filter, for logs and the `Dependency` error.
+    source: Box<str>,
+}
+
+impl ExtAuthCall {
+    /// Builds the call; a target that cannot be built is logged once here
+    /// and fails every request closed.
+    pub(crate) fn build(config: &ExtAuth, cx: &BuildContext<'_>) -> ExtAuthCall {
+        let call = match config.protocol {
+            ExtAuthProtocol::Http => Call::build(&config.target, cx).map_err(|e| e.to_string()),
+            ExtAuthProtocol::Grpc => Err("the gRPC ext_authz protocol is not supported".into()),
+        };
+        let fail_open = config.fail_open && config.protocol == ExtAuthProtocol::Http;
+        if let Err(error) = &call {
+            tracing::warn!(source = %config.source, %error, "external auth cannot be called; requests are refused");
+        }
+        ExtAuthCall {
+            call,
+            headers_to_auth: names(&config.headers_to_auth),
+            headers_to_backend: names(&config.headers_to_backend),
+            fail_open,
+            source: config.source.as_str().into(),
+        }
+    }
+
+    /// Asks the service about the request in `ctx`.
+    ///
+    /// # Errors
+    ///
+    /// [`ProxyError::Dependency`] when the service cannot be asked and the
+    /// call fails closed.
+    pub(crate) async fn check(&self, ctx: &mut RequestContext<'_>) -> Result<Flow, ProxyError> {
+        let answer = match &self.call {
+            Ok(call) => match self.request(call, ctx) {
+                Ok(request) => call.send(request).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(error) => Err(error.clone()),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) if self.fail_open => {
+                tracing::warn!(source = %self.source, %error, "external auth unavailable; failing open");
+                // Nobody vouched for the caller: a client's own copies of
+                // the identity headers must not pass as the service's.
+                copy_to_backend(
+                    &self.headers_to_backend,
+                    &HeaderMap::new(),
+                    &mut ctx.headers,
+                );
+                return Ok(Flow::Continue);
+            }
+            Err(error) => {
+                tracing::warn!(source = %self.source, %error, "external auth unavailable");
+                return Err(ProxyError::Dependency {
+                    dependency: format!("ext-auth {}", self.source),
+                    source: error.into(),
+                });
+            }
+        };
+        if answer.status().is_success() {
+            copy_to_backend(&self.headers_to_backend, answer.headers(), &mut ctx.headers);
+            return Ok(Flow::Continue);
+        }
+        tracing::debug!(source = %self.source, status = %answer.status(), "denied by external auth");
+        let (mut parts, body) = answer.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        Ok(Flow::Answer(Response::from_parts(parts, full(body))))
+    }
+
+    /// The check request for `ctx`: its method, path and headers, no body.
+    fn request(&self, call: &Call, ctx: &RequestContext<'_>) -> Result<Request<Bytes>, CallError> {
+        let mut request = Request::new(Bytes::new());
+        *request.method_mut() = ctx.method.clone();
+        *request.uri_mut() = check_path(call.path(), &ctx.path_and_query())
+            .parse()
+            .map_err(|_| CallError::Target(call.uri().to_string()))?;
+        let headers = request.headers_mut();
+        if self.headers_to_auth.is_empty() {
+            for (name, value) in &ctx.headers {
+                if name != HOST && name != CONTENT_LENGTH {
+                    headers.append(name, value.clone());
+                }
+            }
+        } else {
+            for name in &self.headers_to_auth {
+                for value in ctx.headers.get_all(name) {
+                    headers.append(name, value.clone());
+                }
+            }
+        }
+        forwarding(ctx, headers);
+        Ok(request)
+    }
+}
+
+/// The target's path (without its query and trailing `/`) followed by the
+/// request's path and query.
+fn check_path(target: &str, request: &str) -> String {
+    let base = target.split('?').next().unwrap_or("");
+    format!("{}{request}", base.trim_end_matches('/'))
+}
+
+/// Writes the gateway's `X-Forwarded-*` headers, replacing any the client
+/// sent: the service must not trust a client's claim about itself.
+fn forwarding(ctx: &RequestContext<'_>, headers: &mut HeaderMap) {
+    let host = ctx
+        .original_host
+        .clone()
+        .or_else(|| HeaderValue::from_str(&ctx.host).ok());
+    let values = [
+        HeaderValue::from_str(&ctx.client.to_string()).ok(),
+        Some(HeaderValue::from_static(ctx.scheme)),
+        host,
+        HeaderValue::from_str(&ctx.path_and_query()).ok(),
+        HeaderValue::from_str(ctx.method.as_str()).ok(),
+    ];
+    for (name, value) in FORWARDED.iter().zip(values) {
+        headers.remove(*name);
+        if let Some(value) = value {
+            headers.insert(*name, value);
+        }
+    }
+}
+
+/// Copies `names` from an allowing answer onto the request, replacing the
+/// client's copies so a client cannot pose as whoever the service vouched
+/// for. A name the answer lacks is removed from the request all the same.
+fn copy_to_backend(names: &[HeaderName], answer: &HeaderMap, request: &mut HeaderMap) {
+    for name in names {
+        request.remove(name);
+        for value in answer.get_all(name) {
+            request.append(name, value.clone());
+        }
+    }
+}
+
+/// Header names, lowercase; names that are not valid headers are dropped
+/// (`compile` has already refused them).
+fn names(list: &[String]) -> Vec<HeaderName> {
+    list.iter()
+        .filter_map(|n| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::credential::tests::context;
+    use super::*;
+
+    #[test]
+    fn the_check_path_joins_target_and_request() {
+        assert_eq!(check_path("/", "/a?b=1"), "/a?b=1");
+        assert_eq!(check_path("/auth/", "/a"), "/auth/a");
+        assert_eq!(check_path("/auth?x=1", "/a?y=2"), "/auth/a?y=2");
+    }
+
+    #[test]
+    fn forwarding_headers_replace_the_clients() {
+        let mut ctx = context(&[("x-forwarded-for", "6.6.6.6")], Some("q=1"));
+        ctx.path = "/app".into();
+        let mut headers = ctx.headers.clone();
+        forwarding(&ctx, &mut headers);
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "api.example");
+        assert_eq!(headers["x-forwarded-uri"], "/app?q=1");
+        assert_eq!(headers["x-forwarded-method"], "GET");
+        ctx.headers = headers;
+        assert_eq!(ctx.headers.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn allowed_headers_replace_client_copies_and_absent_ones_are_dropped() {
+        let names = names(&["X-User".into(), "x-groups".into()]);
+        let mut answer = HeaderMap::new();
+        answer.append("x-user", HeaderValue::from_static("alice"));
+        answer.append("x-other", HeaderValue::from_static("no"));
+        let mut request = HeaderMap::new();
+        request.append("x-user", HeaderValue::from_static("mallory"));
+        request.append("x-groups", HeaderValue::from_static("admin"));
+        copy_to_backend(&names, &answer, &mut request);
+        assert_eq!(request["x-user"], "alice");
+        assert!(request.get("x-groups").is_none());
+        assert!(request.get("x-other").is_none());
+    }
+}
