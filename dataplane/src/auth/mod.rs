@@ -23,6 +23,8 @@ mod basic;
 mod call;
 mod credential;
 mod ext_auth;
+mod introspection;
+mod token_cache;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
@@ -37,6 +39,10 @@ use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::Authorizer;
 use ext_auth::ExtAuthCall;
+use introspection::IntrospectionAuth;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use token_cache::TokenCache;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
@@ -70,7 +76,25 @@ pub(crate) trait Method: Send + Sync + fmt::Debug {
 
 /// Process-wide state of the auth methods, kept across snapshot swaps.
 #[derive(Debug, Default)]
-pub struct AuthClients {}
+pub struct AuthClients {
+    /// Introspection caches by endpoint and client id.
+    introspection: Mutex<HashMap<(String, String), Arc<TokenCache>>>,
+}
+
+impl AuthClients {
+    /// The introspection cache of `endpoint` as `client_id`: the same one
+    /// for every snapshot that names them, so a swap keeps the answers.
+    fn introspection_cache(&self, endpoint: &str, client_id: &str) -> Arc<TokenCache> {
+        let mut caches = self
+            .introspection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        caches
+            .entry((endpoint.to_string(), client_id.to_string()))
+            .or_default()
+            .clone()
+    }
+}
 
 /// What building an auth stage needs besides its configuration.
 pub(crate) struct BuildContext<'a> {
@@ -99,6 +123,9 @@ impl AuthStage {
     /// Builds the stage for `config`.
     pub(crate) fn build(config: &AuthConfig, cx: &BuildContext<'_>) -> AuthStage {
         let mut methods: Vec<Box<dyn Method>> = Vec::new();
+        if let Some(introspection) = &config.introspection {
+            methods.push(Box::new(IntrospectionAuth::build(introspection, cx)));
+        }
         if let Some(keys) = &config.api_keys {
             methods.push(Box::new(api_key::ApiKeyAuth::build(keys)));
         }

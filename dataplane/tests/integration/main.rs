@@ -10,6 +10,7 @@ mod common;
 mod server_support;
 
 mod auth_ext;
+mod auth_introspection;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_retry;
