@@ -1,6 +1,7 @@
 //! External auth (`AuthPolicy.extAuth`, the Gateway API `ExternalAuth`
 //! filter): what the auth service is asked, what reaches the backend when
 //! it allows, and that its denials reach the client unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::stub::{Seen, Stub, respond};
 use crate::common::*;

@@ -1,6 +1,7 @@
 //! OAuth2 token introspection: what the endpoint is asked, caching of
 //! active and inactive answers, one call for concurrent identical tokens,
 //! and the declared behaviour when the endpoint is down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::stub::{Seen, Stub, respond};
 use crate::common::*;
