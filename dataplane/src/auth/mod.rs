@@ -23,7 +23,10 @@ mod basic;
 mod call;
 mod credential;
 mod ext_auth;
+mod id_token;
 mod introspection;
+mod oidc;
+mod oidc_session;
 mod token_cache;
 
 use crate::context::{Principal, RequestContext};
@@ -40,6 +43,7 @@ use tollgate_snapshot::AuthConfig;
 pub(crate) use authz::Authorizer;
 use ext_auth::ExtAuthCall;
 use introspection::IntrospectionAuth;
+use oidc::OidcAuth;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use token_cache::TokenCache;
@@ -123,6 +127,9 @@ impl AuthStage {
     /// Builds the stage for `config`.
     pub(crate) fn build(config: &AuthConfig, cx: &BuildContext<'_>) -> AuthStage {
         let mut methods: Vec<Box<dyn Method>> = Vec::new();
+        if let Some(oidc) = &config.oidc {
+            methods.push(Box::new(OidcAuth::build(oidc, cx)));
+        }
         if let Some(introspection) = &config.introspection {
             methods.push(Box::new(IntrospectionAuth::build(introspection, cx)));
         }

@@ -11,6 +11,7 @@ mod server_support;
 
 mod auth_ext;
 mod auth_introspection;
+mod auth_oidc;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_retry;
