@@ -26,6 +26,7 @@ mod ext_auth;
 mod id_token;
 mod introspection;
 mod oidc;
+mod oidc_provider;
 mod oidc_session;
 mod token_cache;
 

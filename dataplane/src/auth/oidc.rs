@@ -18,9 +18,8 @@
 //!
 //! The session and state cookies never reach the backend.
 
-use super::call::Call;
 use super::credential;
-use super::id_token::{IdTokenVerifier, JwksVerifier, VerifyError};
+use super::oidc_provider::{Provider, encode, refused, unavailable};
 use super::oidc_session::{
     LoginState, Sealer, Session, challenge, random, seal_session, set_cookie, state_cookie,
 };
@@ -29,15 +28,9 @@ use crate::body::empty;
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
 use crate::stage::Flow;
-use base64::Engine;
-use bytes::Bytes;
-use http::header::{
-    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
-};
-use http::{HeaderValue, Method as HttpMethod, Request, Response, StatusCode};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
-use serde_json::Value;
+use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use http::{HeaderValue, Method as HttpMethod, Response, StatusCode};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_snapshot::Oidc;
@@ -45,16 +38,18 @@ use tollgate_snapshot::Oidc;
 /// How long a login attempt may take, in seconds.
 const LOGIN_SECONDS: u64 = 600;
 
+/// How long a session cookie outlives its ID token, so its refresh token
+/// can still be used, in seconds.
+const REFRESH_GRACE_SECONDS: u64 = 86_400;
+
 /// The built OIDC method.
 #[derive(Debug)]
 pub(crate) struct OidcAuth {
     issuer: Arc<str>,
     authorization_endpoint: String,
-    token: Result<Call, String>,
+    provider: Provider,
     end_session_endpoint: Option<String>,
     client_id: String,
-    /// `Authorization: Basic …` for the token endpoint.
-    client_authorization: String,
     /// `openid` and the configured scopes, space separated.
     scopes: String,
     /// The callback as configured: a path, or an absolute URL.
@@ -65,33 +60,16 @@ pub(crate) struct OidcAuth {
     /// `None`: the key is not 32 bytes of base64; every request fails.
     sealer: Option<Sealer>,
     cookie: String,
-    verifier: Box<dyn IdTokenVerifier>,
-}
-
-/// A token endpoint's answer (RFC 6749 §5.1).
-#[derive(Debug, Deserialize)]
-struct Tokens {
-    #[serde(default)]
-    id_token: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
 }
 
 impl OidcAuth {
     /// Builds the method; configuration errors are logged here and make
     /// every request fail closed.
     pub(crate) fn build(config: &Oidc, cx: &BuildContext<'_>) -> OidcAuth {
-        let token = Call::build(&config.token_endpoint, cx).map_err(|e| e.to_string());
         let sealer = Sealer::new(config.cookie_key.expose());
         if sealer.is_none() {
             tracing::warn!(issuer = %config.issuer, "OIDC cookie key is not 32 bytes of base64");
         }
-        let form = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-        let pair = format!(
-            "{}:{}",
-            form(&config.client_id),
-            form(config.client_secret.expose())
-        );
         let mut scopes = vec!["openid"];
         scopes.extend(
             config
@@ -107,25 +85,15 @@ impl OidcAuth {
         OidcAuth {
             issuer: config.issuer.as_str().into(),
             authorization_endpoint: config.authorization_endpoint.clone(),
-            token,
+            provider: Provider::build(config, cx),
             end_session_endpoint: config.end_session_endpoint.clone(),
             client_id: config.client_id.clone(),
-            client_authorization: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ),
             scopes: scopes.join(" "),
             redirect_uri: config.redirect_uri.clone(),
             callback_path,
             logout_path: config.logout_path.clone(),
             sealer,
             cookie: config.cookie_name.clone(),
-            verifier: Box::new(JwksVerifier::build(
-                &config.jwks,
-                &config.issuer,
-                &config.client_id,
-                cx,
-            )),
         }
     }
 
@@ -147,14 +115,11 @@ impl OidcAuth {
                 return Ok(Outcome::Authenticated(self.principal(session)));
             }
             if let Some(refresh) = &session.refresh {
-                match self.refresh(sealer, refresh, now).await {
+                match self.renew(sealer, refresh, now).await {
                     Ok(cookie) => {
                         let back = ctx.path_and_query();
-                        return Ok(Outcome::Answer(redirect(
-                            StatusCode::TEMPORARY_REDIRECT,
-                            &back,
-                            &[cookie],
-                        )));
+                        let status = StatusCode::TEMPORARY_REDIRECT;
+                        return Ok(Outcome::Answer(redirect(status, &back, &[cookie])));
                     }
                     Err(error) => tracing::debug!(%error, "OIDC refresh failed; logging in again"),
                 }
@@ -185,7 +150,6 @@ impl OidcAuth {
         let sealed = sealer
             .seal(&name, &state)
             .ok_or_else(|| unavailable("sealing failed".into()))?;
-        let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         let separator = if self.authorization_endpoint.contains('?') {
             '&'
         } else {
@@ -194,9 +158,9 @@ impl OidcAuth {
         let location = format!(
             "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
             self.authorization_endpoint,
-            enc(&self.client_id),
-            enc(&self.redirect_uri(ctx)),
-            enc(&self.scopes),
+            encode(&self.client_id),
+            encode(&self.redirect_uri(ctx)),
+            encode(&self.scopes),
             state.state,
             state.nonce,
             challenge(&state.verifier),
@@ -211,10 +175,6 @@ impl OidcAuth {
         sealer: &Sealer,
         ctx: &RequestContext<'_>,
     ) -> Result<Flow, ProxyError> {
-        let refused = |reason| ProxyError::Unauthenticated {
-            reason,
-            challenge: None,
-        };
         let query = ctx.query.as_deref().unwrap_or("");
         if param(query, "error").is_some() {
             return Err(refused("oidc-provider-refused"));
@@ -223,131 +183,59 @@ impl OidcAuth {
             return Err(refused("oidc-callback"));
         };
         let name = state_cookie(&self.cookie, &state);
+        let now = unix_now();
         let login = credential::cookie(ctx, &name)
             .and_then(|sealed| sealer.open::<LoginState>(&name, &sealed))
-            .filter(|login| login.state == state && login.expires > unix_now())
+            .filter(|login| login.state == state && login.expires > now)
             .ok_or(refused("oidc-state"))?;
-        let form = format!(
-            "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
-            enc(&code),
-            enc(&self.redirect_uri(ctx)),
-            enc(&login.verifier)
-        );
-        let tokens = self.tokens(form).await?.map_err(|_| refused("oidc-code"))?;
-        let id_token = tokens.id_token.as_deref().ok_or(refused("oidc-id-token"))?;
-        let claims = self.verify(id_token).await?;
-        if claims.get("nonce").and_then(Value::as_str) != Some(login.nonce.as_str()) {
-            return Err(refused("oidc-nonce"));
-        }
-        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let session = Session {
-            claims,
-            refresh: tokens.refresh_token,
-            expires,
-        };
-        let sealed = seal_session(sealer, &self.cookie, session)
-            .ok_or_else(|| unavailable("session too large".into()))?;
+        let redirect_uri = self.redirect_uri(ctx);
+        let tokens = self
+            .provider
+            .exchange(&code, &redirect_uri, &login.verifier, &login.nonce)
+            .await?;
+        let session = self.session_cookie(sealer, tokens.claims, tokens.refresh_token, now)?;
+        // Only a path on this host: the state cookie is ours, but a
+        // relative target can never become an open redirect.
         let url = if login.url.starts_with('/') && !login.url.starts_with("//") {
             login.url
         } else {
             "/".into()
         };
-        let cookies = [
-            set_cookie(
-                &self.cookie,
-                &sealed,
-                "/",
-                expires.saturating_sub(unix_now()).max(1) + 86_400,
-            ),
-            set_cookie(&name, "", &self.callback_path, 0),
-        ];
+        let cookies = [session, set_cookie(&name, "", &self.callback_path, 0)];
         Ok(redirect(StatusCode::FOUND, &url, &cookies))
     }
 
-    /// A new session from `refresh`, as a `Set-Cookie` value.
-    async fn refresh(
+    /// The `Set-Cookie` of a session renewed with `refresh`.
+    async fn renew(&self, sealer: &Sealer, refresh: &str, now: u64) -> Result<String, ProxyError> {
+        let tokens = self.provider.refresh(refresh).await?;
+        self.session_cookie(sealer, tokens.claims, tokens.refresh_token, now)
+    }
+
+    /// The `Set-Cookie` of a new session.
+    fn session_cookie(
         &self,
         sealer: &Sealer,
-        refresh: &str,
+        claims: Map<String, Value>,
+        refresh: Option<String>,
         now: u64,
     ) -> Result<String, ProxyError> {
-        let form = format!("grant_type=refresh_token&refresh_token={}", enc(refresh));
-        let tokens = self
-            .tokens(form)
-            .await?
-            .map_err(|status| unavailable(format!("refresh refused: {status}")))?;
-        let (claims, expires) = match tokens.id_token.as_deref() {
-            Some(id_token) => {
-                let claims = self.verify(id_token).await?;
-                let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-                (claims, exp)
-            }
-            None => return Err(unavailable("refresh answer without an ID token".into())),
-        };
+        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
         let session = Session {
             claims,
-            refresh: tokens.refresh_token.or(Some(refresh.to_string())),
+            refresh,
             expires,
         };
         let sealed = seal_session(sealer, &self.cookie, session)
             .ok_or_else(|| unavailable("session too large".into()))?;
-        Ok(set_cookie(
-            &self.cookie,
-            &sealed,
-            "/",
-            expires.saturating_sub(now).max(1) + 86_400,
-        ))
-    }
-
-    /// POSTs `form` to the token endpoint: `Ok(Err(status))` when the
-    /// provider refused it.
-    async fn tokens(&self, form: String) -> Result<Result<Tokens, StatusCode>, ProxyError> {
-        let call = self.token.as_ref().map_err(|e| unavailable(e.clone()))?;
-        let request = Request::builder()
-            .method(HttpMethod::POST)
-            .uri(call.path())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .header(AUTHORIZATION, &self.client_authorization)
-            .body(Bytes::from(form))
-            .map_err(|e| unavailable(e.to_string()))?;
-        let answer = call
-            .send(request)
-            .await
-            .map_err(|e| unavailable(format!("{}: {e}", call.uri())))?;
-        if answer.status().is_client_error() {
-            return Ok(Err(answer.status()));
-        }
-        if !answer.status().is_success() {
-            return Err(unavailable(format!(
-                "{}: status {}",
-                call.uri(),
-                answer.status()
-            )));
-        }
-        serde_json::from_slice(answer.body())
-            .map(Ok)
-            .map_err(|e| unavailable(format!("{}: {e}", call.uri())))
-    }
-
-    async fn verify(&self, id_token: &str) -> Result<serde_json::Map<String, Value>, ProxyError> {
-        self.verifier.verify(id_token).await.map_err(|e| match e {
-            VerifyError::Invalid(why) => {
-                tracing::debug!(%why, "ID token refused");
-                ProxyError::Unauthenticated {
-                    reason: "oidc-id-token",
-                    challenge: None,
-                }
-            }
-            VerifyError::Keys(why) => unavailable(why),
-        })
+        let max_age = expires.saturating_sub(now) + REFRESH_GRACE_SECONDS;
+        Ok(set_cookie(&self.cookie, &sealed, "/", max_age))
     }
 
     fn logout(&self) -> Flow {
         let location = match &self.end_session_endpoint {
             Some(end) => {
                 let separator = if end.contains('?') { '&' } else { '?' };
-                format!("{end}{separator}client_id={}", enc(&self.client_id))
+                format!("{end}{separator}client_id={}", encode(&self.client_id))
             }
             None => "/".into(),
         };
@@ -455,17 +343,6 @@ fn redirect(status: StatusCode, location: &str, cookies: &[String]) -> Flow {
     Flow::Answer(response)
 }
 
-fn unavailable(why: String) -> ProxyError {
-    ProxyError::Dependency {
-        dependency: "oidc".into(),
-        source: why.into(),
-    }
-}
-
-fn enc(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
-}
-
 fn param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -481,4 +358,36 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::credential::tests::context;
+    use super::*;
+
+    #[test]
+    fn only_browser_navigations_are_sent_to_log_in() {
+        let html = ("accept", "text/html,application/xhtml+xml");
+        assert!(navigation(&context(&[html], None)));
+        assert!(!navigation(&context(
+            &[("accept", "application/json")],
+            None
+        )));
+        assert!(!navigation(&context(
+            &[html, ("authorization", "Bearer t")],
+            None
+        )));
+        let mut post = context(&[html], None);
+        post.method = HttpMethod::POST;
+        assert!(!navigation(&post));
+    }
+
+    #[test]
+    fn callback_parameters_are_decoded() {
+        let query = "code=a%2Fb+c&state=s1&error";
+        assert_eq!(param(query, "code").as_deref(), Some("a/b c"));
+        assert_eq!(param(query, "state").as_deref(), Some("s1"));
+        assert_eq!(param(query, "error").as_deref(), Some(""));
+        assert_eq!(param(query, "nonce"), None);
+    }
 }
