@@ -115,7 +115,8 @@ impl ExtAuthCall {
             copy_to_backend(&self.headers_to_backend, answer.headers(), &mut ctx.headers);
             return Ok(Flow::Continue);
         }
-        tracing::debug!(source = %self.source, status = %answer.status(), "denied by external auth");
+        let caller = ctx.principal.as_ref().and_then(|p| p.name()).unwrap_or("-");
+        tracing::debug!(source = %self.source, status = %answer.status(), caller, "denied by external auth");
         let (mut parts, body) = answer.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         Ok(Flow::Answer(Response::from_parts(parts, full(body))))

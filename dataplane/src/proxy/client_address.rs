@@ -49,7 +49,7 @@ impl ClientAddressRule {
         if !self.trusted.is_empty() {
             // Walk left from the peer past every trusted proxy.
             let mut client = peer;
-            for addr in std::iter::once(Some(peer)).chain(forwarded.iter().rev().map(|a| *a)) {
+            for addr in std::iter::once(Some(peer)).chain(forwarded.iter().rev().copied()) {
                 let Some(addr) = addr else { return client };
                 client = addr;
                 if !self.is_trusted(addr) {
