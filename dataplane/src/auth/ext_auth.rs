@@ -15,20 +15,23 @@
 //! in time the call fails closed with a 503 (the Gateway API filter "MUST
 //! fail closed" and names no status; a 503 says the failure is the
 //! gateway's dependency, not the caller) unless the policy says
-//! `failOpen`. gRPC services (`envoy.service.auth.v3`) are not supported
-//! yet: such a call always fails closed, whatever `failOpen` says, so a
-//! policy never silently stops protecting a route.
+//! `failOpen`. The gRPC protocol (`envoy.service.auth.v3`) is in
+//! [`super::ext_auth_grpc`] and fails the same ways.
+//!
+//! The Gateway API says an HTTP service allows with a `200`; any 2xx is
+//! taken here, because oauth2-proxy's `/oauth2/auth` answers `202`.
 
 use super::BuildContext;
-use super::call::{Call, CallError};
+use super::call::Call;
+use super::ext_auth_grpc as grpc;
 use crate::body::full;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::proxy::remove_hop_by_hop;
 use crate::stage::Flow;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use tollgate_snapshot::{ExtAuth, ExtAuthProtocol};
 
 /// Headers the gateway writes on every check, replacing the client's.
@@ -43,9 +46,10 @@ const FORWARDED: [&str; 5] = [
 /// One built external auth call.
 #[derive(Debug)]
 pub(crate) struct ExtAuthCall {
-    /// `Err` holds why the call cannot be made (a bad target, gRPC): every
-    /// request then fails closed.
+    /// `Err` holds why the call cannot be made (a bad target): every
+    /// request then counts as the service being down.
     call: Result<Call, String>,
+    protocol: ExtAuthProtocol,
     /// Request headers sent; empty: all but `Host` and `Content-Length`.
     headers_to_auth: Vec<HeaderName>,
     /// Headers of an allowing answer copied onto the request.
@@ -56,22 +60,22 @@ pub(crate) struct ExtAuthCall {
 }
 
 impl ExtAuthCall {
-    /// Builds the call; a target that cannot be built is logged once here
-    /// and fails every request closed.
+    /// Builds the call; a target that cannot be built is logged once here.
     pub(crate) fn build(config: &ExtAuth, cx: &BuildContext<'_>) -> ExtAuthCall {
         let call = match config.protocol {
-            ExtAuthProtocol::Http => Call::build(&config.target, cx).map_err(|e| e.to_string()),
-            ExtAuthProtocol::Grpc => Err("the gRPC ext_authz protocol is not supported".into()),
-        };
-        let fail_open = config.fail_open && config.protocol == ExtAuthProtocol::Http;
+            ExtAuthProtocol::Http => Call::build(&config.target, cx),
+            ExtAuthProtocol::Grpc => Call::build_h2(&config.target, cx),
+        }
+        .map_err(|e| e.to_string());
         if let Err(error) = &call {
-            tracing::warn!(source = %config.source, %error, "external auth cannot be called; requests are refused");
+            tracing::warn!(source = %config.source, %error, "external auth cannot be called");
         }
         ExtAuthCall {
             call,
+            protocol: config.protocol,
             headers_to_auth: names(&config.headers_to_auth),
             headers_to_backend: names(&config.headers_to_backend),
-            fail_open,
+            fail_open: config.fail_open,
             source: config.source.as_str().into(),
         }
     }
@@ -83,15 +87,18 @@ impl ExtAuthCall {
     /// [`ProxyError::Dependency`] when the service cannot be asked and the
     /// call fails closed.
     pub(crate) async fn check(&self, ctx: &mut RequestContext<'_>) -> Result<Flow, ProxyError> {
-        let answer = match &self.call {
-            Ok(call) => match self.request(call, ctx) {
-                Ok(request) => call.send(request).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(error) => Err(error.clone()),
+        let asked = match (&self.call, self.protocol) {
+            (Ok(call), ExtAuthProtocol::Http) => self.ask_http(call, ctx).await,
+            (Ok(call), ExtAuthProtocol::Grpc) => self.ask_grpc(call, ctx).await,
+            (Err(error), _) => Err(error.clone()),
         };
-        let answer = match answer {
-            Ok(answer) => answer,
+        match asked {
+            Ok(Flow::Answer(answer)) => {
+                let caller = ctx.principal.as_ref().and_then(|p| p.name()).unwrap_or("-");
+                tracing::debug!(source = %self.source, status = %answer.status(), caller, "denied by external auth");
+                Ok(Flow::Answer(answer))
+            }
+            Ok(Flow::Continue) => Ok(Flow::Continue),
             Err(error) if self.fail_open => {
                 tracing::warn!(source = %self.source, %error, "external auth unavailable; failing open");
                 // Nobody vouched for the caller: a client's own copies of
@@ -101,35 +108,109 @@ impl ExtAuthCall {
                     &HeaderMap::new(),
                     &mut ctx.headers,
                 );
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             Err(error) => {
                 tracing::warn!(source = %self.source, %error, "external auth unavailable");
-                return Err(ProxyError::Dependency {
+                Err(ProxyError::Dependency {
                     dependency: format!("ext-auth {}", self.source),
                     source: error.into(),
-                });
+                })
             }
-        };
+        }
+    }
+
+    /// The HTTP check: the request's method, path and headers, no body; a
+    /// 2xx allows, anything else is the answer.
+    async fn ask_http(&self, call: &Call, ctx: &mut RequestContext<'_>) -> Result<Flow, String> {
+        let mut request = Request::new(Bytes::new());
+        *request.method_mut() = ctx.method.clone();
+        *request.uri_mut() = check_path(call.path(), &ctx.path_and_query())
+            .parse()
+            .map_err(|_| format!("invalid check path for {}", call.uri()))?;
+        *request.headers_mut() = self.selected(ctx);
+        forwarding(ctx, request.headers_mut());
+        let answer = call.send(request).await.map_err(|e| e.to_string())?;
         if answer.status().is_success() {
             copy_to_backend(&self.headers_to_backend, answer.headers(), &mut ctx.headers);
             return Ok(Flow::Continue);
         }
-        let caller = ctx.principal.as_ref().and_then(|p| p.name()).unwrap_or("-");
-        tracing::debug!(source = %self.source, status = %answer.status(), caller, "denied by external auth");
         let (mut parts, body) = answer.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         Ok(Flow::Answer(Response::from_parts(parts, full(body))))
     }
 
-    /// The check request for `ctx`: its method, path and headers, no body.
-    fn request(&self, call: &Call, ctx: &RequestContext<'_>) -> Result<Request<Bytes>, CallError> {
-        let mut request = Request::new(Bytes::new());
-        *request.method_mut() = ctx.method.clone();
-        *request.uri_mut() = check_path(call.path(), &ctx.path_and_query())
-            .parse()
-            .map_err(|_| CallError::Target(call.uri().to_string()))?;
-        let headers = request.headers_mut();
+    /// The gRPC check (see [`grpc`]).
+    async fn ask_grpc(&self, call: &Call, ctx: &mut RequestContext<'_>) -> Result<Flow, String> {
+        let path = ctx.path_and_query();
+        let headers = self.selected(ctx);
+        let host = ctx
+            .original_host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&ctx.host);
+        let check = grpc::Check {
+            client: ctx.client,
+            method: ctx.method.as_str(),
+            path_and_query: &path,
+            host,
+            scheme: ctx.scheme,
+            headers: &headers,
+        };
+        let mut request = Request::new(grpc::encode(&check));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_static(grpc::CHECK_PATH);
+        let sent = request.headers_mut();
+        sent.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        sent.insert(TE, HeaderValue::from_static("trailers"));
+        let answer = call.send(request).await.map_err(|e| e.to_string())?;
+        let status = answer
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok());
+        if !answer.status().is_success() || status != Some("0") {
+            return Err(format!(
+                "gRPC check failed: HTTP {}, grpc-status {status:?}",
+                answer.status()
+            ));
+        }
+        match grpc::decode(answer.body())? {
+            grpc::Decision::Allow { set, remove } => {
+                for (name, value, append) in set {
+                    let wanted = self.headers_to_backend.is_empty()
+                        || self.headers_to_backend.contains(&name);
+                    if !wanted {
+                        continue;
+                    }
+                    if append {
+                        ctx.headers.append(name, value);
+                    } else {
+                        ctx.headers.insert(name, value);
+                    }
+                }
+                for name in remove {
+                    ctx.headers.remove(name);
+                }
+                Ok(Flow::Continue)
+            }
+            grpc::Decision::Deny {
+                status,
+                headers,
+                body,
+            } => {
+                let mut response = Response::new(full(body));
+                *response.status_mut() = status;
+                for (name, value) in headers {
+                    response.headers_mut().append(name, value);
+                }
+                Ok(Flow::Answer(response))
+            }
+        }
+    }
+
+    /// The request headers the service is shown.
+    fn selected(&self, ctx: &RequestContext<'_>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
         if self.headers_to_auth.is_empty() {
             for (name, value) in &ctx.headers {
                 if name != HOST && name != CONTENT_LENGTH {
@@ -143,8 +224,7 @@ impl ExtAuthCall {
                 }
             }
         }
-        forwarding(ctx, headers);
-        Ok(request)
+        headers
     }
 }
 

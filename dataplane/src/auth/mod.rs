@@ -23,6 +23,7 @@ mod basic;
 mod call;
 mod credential;
 mod ext_auth;
+mod ext_auth_grpc;
 mod id_token;
 mod introspection;
 mod oidc;

@@ -155,15 +155,3 @@ async fn an_unavailable_service_fails_closed_unless_fail_open() {
     // Failing open vouches for nobody: the forged identity is not kept.
     assert!(passed.echo()["headers"].get("x-auth-user").is_none());
 }
-
-/// gRPC services are not supported yet: the call fails closed even with
-/// `failOpen`, so the route is never left unprotected.
-#[tokio::test]
-async fn a_grpc_service_fails_closed() {
-    let (echo, auth) = (Echo::start("app").await, auth_service().await);
-    let mut config = ext(&auth.uri("/"), 1000, true);
-    config.ext_auth[0].protocol = ExtAuthProtocol::Grpc;
-    let gateway = gateway_with_auth(&echo, config).await;
-    assert_eq!(gateway.get("app.example", "/").await.status, 503);
-    assert_eq!(auth.calls(), 0);
-}

@@ -10,6 +10,7 @@ mod common;
 mod server_support;
 
 mod auth_ext;
+mod auth_ext_grpc;
 mod auth_introspection;
 mod auth_oidc;
 mod proxy_backend_tls;
