@@ -18,7 +18,7 @@
 
 use super::call::Call;
 use super::credential::{self, Found};
-use super::token_cache::{Fetched, TokenCache, Verdict};
+use super::token_cache::{Fetched, TokenCache};
 use super::{BuildContext, Method, MethodFuture, Outcome, challenge};
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
@@ -33,6 +33,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate_snapshot::{CredentialSource, Introspection};
 
+/// What the authorization server said about a token.
+#[derive(Clone, Debug)]
+pub(crate) enum Verdict {
+    /// Active: the caller it names.
+    Active(Arc<Principal>),
+    /// Not active (expired, revoked, unknown).
+    Inactive,
+}
+
 /// The built introspection method.
 #[derive(Debug)]
 pub(crate) struct IntrospectionAuth {
@@ -45,7 +54,7 @@ pub(crate) struct IntrospectionAuth {
     negative_ttl: Duration,
     max_ttl: Duration,
     fail_open: bool,
-    cache: Arc<TokenCache>,
+    cache: Arc<TokenCache<Verdict>>,
 }
 
 impl IntrospectionAuth {
@@ -113,7 +122,11 @@ impl IntrospectionAuth {
 
     /// The call for `token`, owning what it needs so it can outlive the
     /// request that started it.
-    fn fetch(&self, call: &Call, token: &str) -> futures_util::future::BoxFuture<'static, Fetched> {
+    fn fetch(
+        &self,
+        call: &Call,
+        token: &str,
+    ) -> futures_util::future::BoxFuture<'static, Fetched<Verdict>> {
         let call = call.clone();
         let body = format!(
             "token={}&token_type_hint=access_token",

@@ -23,20 +23,27 @@ use super::oidc_provider::{Provider, encode, refused, unavailable};
 use super::oidc_session::{
     LoginState, Sealer, Session, challenge, random, seal_session, set_cookie, state_cookie,
 };
+use super::token_cache::TokenCache;
 use super::{BuildContext, Method, MethodFuture, Outcome};
 use crate::body::empty;
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
 use crate::stage::Flow;
+use futures_util::FutureExt;
 use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method as HttpMethod, Response, StatusCode};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_snapshot::Oidc;
 
 /// How long a login attempt may take, in seconds.
 const LOGIN_SECONDS: u64 = 600;
+
+/// How long a renewed session is handed to other requests that carry the
+/// refresh token it replaced.
+const RENEWAL_SHARED: Duration = Duration::from_secs(30);
 
 /// How long a session cookie outlives its ID token, so its refresh token
 /// can still be used, in seconds.
@@ -47,7 +54,9 @@ const REFRESH_GRACE_SECONDS: u64 = 86_400;
 pub(crate) struct OidcAuth {
     issuer: Arc<str>,
     authorization_endpoint: String,
-    provider: Provider,
+    provider: Arc<Provider>,
+    /// Renewals in flight or just done, by refresh token (process-wide).
+    renewals: Arc<TokenCache<String>>,
     end_session_endpoint: Option<String>,
     client_id: String,
     /// `openid` and the configured scopes, space separated.
@@ -58,7 +67,7 @@ pub(crate) struct OidcAuth {
     callback_path: String,
     logout_path: String,
     /// `None`: the key is not 32 bytes of base64; every request fails.
-    sealer: Option<Sealer>,
+    sealer: Option<Arc<Sealer>>,
     cookie: String,
 }
 
@@ -66,7 +75,7 @@ impl OidcAuth {
     /// Builds the method; configuration errors are logged here and make
     /// every request fail closed.
     pub(crate) fn build(config: &Oidc, cx: &BuildContext<'_>) -> OidcAuth {
-        let sealer = Sealer::new(config.cookie_key.expose());
+        let sealer = Sealer::new(config.cookie_key.expose()).map(Arc::new);
         if sealer.is_none() {
             tracing::warn!(issuer = %config.issuer, "OIDC cookie key is not 32 bytes of base64");
         }
@@ -85,7 +94,8 @@ impl OidcAuth {
         OidcAuth {
             issuer: config.issuer.as_str().into(),
             authorization_endpoint: config.authorization_endpoint.clone(),
-            provider: Provider::build(config, cx),
+            provider: Arc::new(Provider::build(config, cx)),
+            renewals: cx.clients.oidc_renewals(&config.issuer, &config.client_id),
             end_session_endpoint: config.end_session_endpoint.clone(),
             client_id: config.client_id.clone(),
             scopes: scopes.join(" "),
@@ -193,7 +203,13 @@ impl OidcAuth {
             .provider
             .exchange(&code, &redirect_uri, &login.verifier, &login.nonce)
             .await?;
-        let session = self.session_cookie(sealer, tokens.claims, tokens.refresh_token, now)?;
+        let session = session_cookie(
+            sealer,
+            &self.cookie,
+            tokens.claims,
+            tokens.refresh_token,
+            now,
+        )?;
         // Only a path on this host: the state cookie is ours, but a
         // relative target can never become an open redirect.
         let url = if login.url.starts_with('/') && !login.url.starts_with("//") {
@@ -205,30 +221,30 @@ impl OidcAuth {
         Ok(redirect(StatusCode::FOUND, &url, &cookies))
     }
 
-    /// The `Set-Cookie` of a session renewed with `refresh`.
-    async fn renew(&self, sealer: &Sealer, refresh: &str, now: u64) -> Result<String, ProxyError> {
-        let tokens = self.provider.refresh(refresh).await?;
-        self.session_cookie(sealer, tokens.claims, tokens.refresh_token, now)
-    }
-
-    /// The `Set-Cookie` of a new session.
-    fn session_cookie(
+    /// The `Set-Cookie` of a session renewed with `refresh`. Requests
+    /// carrying the same refresh token share one renewal and its cookie
+    /// for [`RENEWAL_SHARED`]: a page's requests arrive together when its
+    /// session expires, and a provider that rotates refresh tokens would
+    /// refuse all but the first.
+    async fn renew(
         &self,
-        sealer: &Sealer,
-        claims: Map<String, Value>,
-        refresh: Option<String>,
+        sealer: &Arc<Sealer>,
+        refresh: &str,
         now: u64,
     ) -> Result<String, ProxyError> {
-        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-        let session = Session {
-            claims,
-            refresh,
-            expires,
+        let (provider, sealer) = (Arc::clone(&self.provider), Arc::clone(sealer));
+        let (cookie, token) = (self.cookie.clone(), refresh.to_string());
+        let renewal = async move {
+            let failed = |e: ProxyError| Arc::<str>::from(e.to_string());
+            let tokens = provider.refresh(&token).await.map_err(failed)?;
+            let set = session_cookie(&sealer, &cookie, tokens.claims, tokens.refresh_token, now)
+                .map_err(failed)?;
+            Ok((set, RENEWAL_SHARED))
         };
-        let sealed = seal_session(sealer, &self.cookie, session)
-            .ok_or_else(|| unavailable("session too large".into()))?;
-        let max_age = expires.saturating_sub(now) + REFRESH_GRACE_SECONDS;
-        Ok(set_cookie(&self.cookie, &sealed, "/", max_age))
+        self.renewals
+            .get(refresh, || renewal.boxed())
+            .await
+            .map_err(|why| unavailable(why.to_string()))
     }
 
     fn logout(&self) -> Flow {
@@ -341,6 +357,26 @@ fn redirect(status: StatusCode, location: &str, cookies: &[String]) -> Flow {
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Flow::Answer(response)
+}
+
+/// The `Set-Cookie` of a new session, named `name`.
+fn session_cookie(
+    sealer: &Sealer,
+    name: &str,
+    claims: Map<String, Value>,
+    refresh: Option<String>,
+    now: u64,
+) -> Result<String, ProxyError> {
+    let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
+    let session = Session {
+        claims,
+        refresh,
+        expires,
+    };
+    let sealed = seal_session(sealer, name, session)
+        .ok_or_else(|| unavailable("session too large".into()))?;
+    let max_age = expires.saturating_sub(now) + REFRESH_GRACE_SECONDS;
+    Ok(set_cookie(name, &sealed, "/", max_age))
 }
 
 fn param(query: &str, name: &str) -> Option<String> {

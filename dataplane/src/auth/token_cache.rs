@@ -1,19 +1,22 @@
-//! A cache of introspection answers by token hash, with one call in flight
-//! per token.
+//! A cache of answers about tokens by token hash, with one call in flight
+//! per token: introspection verdicts, and OIDC sessions renewed with a
+//! refresh token.
 //!
 //! Introspection costs a round trip to the authorization server per
 //! request, so answers are kept until the token expires (or a configured
-//! cap) and refusals for a short negative lifetime. Tokens are never
-//! stored: the key is the token's SHA-256. Concurrent requests with the
+//! cap) and refusals for a short negative lifetime. A browser whose session
+//! expired fires its page's requests at once, and providers that rotate
+//! refresh tokens accept each only once, so renewals share one call and
+//! its result for a short while. Tokens are never stored: the key is the
+//! token's SHA-256. Concurrent requests with the
 //! same uncached token share one call (single flight): the call runs as
 //! its own task, so it completes and fills the cache even when the client
 //! that started it goes away. Failed calls are not cached; every waiter
 //! gets the failure.
 //!
-//! One cache lives in `AuthClients` per endpoint and client, so a
-//! snapshot swap keeps it; its size is bounded.
+//! Caches live in `AuthClients` per endpoint and client, so a snapshot swap
+//! keeps them; their size is bounded.
 
-use crate::context::Principal;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
@@ -25,36 +28,37 @@ use tokio::time::Instant;
 /// Most answers one cache holds.
 const MAX_ENTRIES: usize = 10_000;
 
-/// What the authorization server said about a token.
-#[derive(Clone, Debug)]
-pub(crate) enum Verdict {
-    /// Active: the caller it names.
-    Active(Arc<Principal>),
-    /// Not active (expired, revoked, unknown).
-    Inactive,
-}
-
 /// Why a call failed, shared by every request waiting on it.
 pub(crate) type Failure = Arc<str>;
 
-/// A fetch's result: the verdict and how long it may be cached.
-pub(crate) type Fetched = Result<(Verdict, Duration), Failure>;
+/// A fetch's result: the answer and how long it may be cached.
+pub(crate) type Fetched<V> = Result<(V, Duration), Failure>;
 
-type InFlight = Shared<BoxFuture<'static, Result<Verdict, Failure>>>;
+type InFlight<V> = Shared<BoxFuture<'static, Result<V, Failure>>>;
 
-/// The cache of one introspection endpoint and client.
-#[derive(Debug, Default)]
-pub(crate) struct TokenCache {
-    state: Mutex<State>,
+/// The cache of one endpoint and client.
+#[derive(Debug)]
+pub(crate) struct TokenCache<V> {
+    state: Mutex<State<V>>,
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<[u8; 32], (Verdict, Instant)>,
-    in_flight: HashMap<[u8; 32], InFlight>,
+impl<V> Default for TokenCache<V> {
+    fn default() -> Self {
+        TokenCache {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                in_flight: HashMap::new(),
+            }),
+        }
+    }
 }
 
-impl std::fmt::Debug for State {
+struct State<V> {
+    entries: HashMap<[u8; 32], (V, Instant)>,
+    in_flight: HashMap<[u8; 32], InFlight<V>>,
+}
+
+impl<V> std::fmt::Debug for State<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
             .field("entries", &self.entries.len())
@@ -63,16 +67,16 @@ impl std::fmt::Debug for State {
     }
 }
 
-impl TokenCache {
-    /// The verdict on `token`: cached, or from the call in flight for it,
+impl<V: Clone + Send + Sync + 'static> TokenCache<V> {
+    /// The answer for `token`: cached, or from the call in flight for it,
     /// or from `fetch`, started now.
     ///
     /// # Errors
     ///
     /// The fetch's failure (not cached).
-    pub(crate) async fn get<F>(self: &Arc<Self>, token: &str, fetch: F) -> Result<Verdict, Failure>
+    pub(crate) async fn get<F>(self: &Arc<Self>, token: &str, fetch: F) -> Result<V, Failure>
     where
-        F: FnOnce() -> BoxFuture<'static, Fetched>,
+        F: FnOnce() -> BoxFuture<'static, Fetched<V>>,
     {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let shared = {
@@ -97,7 +101,11 @@ impl TokenCache {
 
     /// Runs `fetch` as a task that stores its verdict and then leaves the
     /// in-flight table.
-    fn start(self: &Arc<Self>, key: [u8; 32], fetch: BoxFuture<'static, Fetched>) -> InFlight {
+    fn start(
+        self: &Arc<Self>,
+        key: [u8; 32],
+        fetch: BoxFuture<'static, Fetched<V>>,
+    ) -> InFlight<V> {
         let cache = Arc::clone(self);
         let task = tokio::spawn(async move {
             let fetched = fetch.await;
@@ -118,7 +126,7 @@ impl TokenCache {
         .shared()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<V>> {
         // The state is a plain map: a panic elsewhere leaves it usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -129,10 +137,10 @@ impl TokenCache {
     }
 }
 
-impl State {
+impl<V> State<V> {
     /// Inserts, first making room: expired entries go, then (under a flood
     /// of distinct live tokens) an arbitrary eighth of the rest.
-    fn insert(&mut self, key: [u8; 32], verdict: Verdict, until: Instant) {
+    fn insert(&mut self, key: [u8; 32], verdict: V, until: Instant) {
         if self.entries.len() >= MAX_ENTRIES {
             let now = Instant::now();
             self.entries.retain(|_, (_, until)| *until > now);
@@ -153,6 +161,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    type Fetched = super::Fetched<&'static str>;
+
     fn counting(
         calls: &Arc<AtomicUsize>,
         fetched: Fetched,
@@ -169,19 +179,16 @@ mod tests {
     }
 
     fn active() -> Fetched {
-        Ok((
-            Verdict::Active(Arc::new(Principal::default())),
-            Duration::from_secs(60),
-        ))
+        Ok(("active", Duration::from_secs(60)))
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_lookups_share_one_call_and_the_answer_is_kept_until_its_ttl() {
-        let cache = Arc::new(TokenCache::default());
+        let cache: Arc<TokenCache<&str>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
         let lookups = (0..20).map(|_| cache.get("t", counting(&calls, active())));
         let verdicts = futures_util::future::join_all(lookups).await;
-        assert!(verdicts.iter().all(|v| matches!(v, Ok(Verdict::Active(_)))));
+        assert!(verdicts.iter().all(|v| v.as_deref() == Ok("active")));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         cache.get("t", counting(&calls, active())).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -192,7 +199,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failures_reach_every_waiter_and_are_not_cached() {
-        let cache = Arc::new(TokenCache::default());
+        let cache: Arc<TokenCache<&str>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
         let down: Fetched = Err(Arc::from("down"));
         let lookups = (0..5).map(|_| cache.get("t", counting(&calls, down.clone())));
@@ -205,7 +212,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_cache_stays_bounded() {
-        let cache = Arc::new(TokenCache::default());
+        let cache: Arc<TokenCache<&str>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
         for i in 0..MAX_ENTRIES + 10 {
             let token = format!("t{i}");

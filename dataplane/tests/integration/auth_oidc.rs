@@ -22,12 +22,23 @@ use tollgate_snapshot::*;
 const KEY: [u8; 32] = [42; 32];
 
 /// The fake provider's state: issued codes (nonce, PKCE challenge), the
-/// lifetime of the ID tokens it signs, and how often it refreshed.
+/// lifetime of the ID tokens it signs, how often it refreshed, and the one
+/// refresh token it accepts (rotated at each use, like many providers).
 #[derive(Default)]
 struct Provider {
     codes: Mutex<HashMap<String, (String, String)>>,
     lifetime: AtomicI64,
     refreshes: AtomicUsize,
+    refresh_token: Mutex<String>,
+}
+
+impl Provider {
+    /// A new refresh token; the previous one is no longer accepted.
+    fn rotate(&self) -> String {
+        let token = format!("rt-{}", self.refreshes.load(Ordering::SeqCst));
+        *self.refresh_token.lock().unwrap() = token.clone();
+        token
+    }
 }
 
 fn now() -> i64 {
@@ -286,8 +297,9 @@ async fn api_calls_and_forged_sessions_are_not_logged_in() {
 }
 
 /// An expired session with a refresh token is renewed (a 307 back to the
-/// same URL with the new cookie); logout clears it and goes to the
-/// provider's end-session endpoint.
+/// same URL with the new cookie), once for all the page's requests that
+/// arrive together; logout clears it and goes to the provider's
+/// end-session endpoint.
 #[tokio::test]
 async fn expired_sessions_refresh_and_logout_clears_the_session() {
     let state = Arc::new(Provider::default());
@@ -299,11 +311,18 @@ async fn expired_sessions_refresh_and_logout_clears_the_session() {
     let callback = start_login(&gateway, &mut jar, &state, "/app").await;
     finish_login(&gateway, &mut jar, &callback).await;
     state.lifetime.store(3600, Ordering::SeqCst);
-    let renewed = gateway.send(jar.get("/app")).await;
-    assert_eq!(renewed.status, 307);
-    assert_eq!(renewed.headers["location"], "/app");
+    let page = (0..10).map(|_| gateway.send(jar.get("/app")));
+    let renewed = futures_util::future::join_all(page).await;
     assert_eq!(state.refreshes.load(Ordering::SeqCst), 1);
-    jar.store(&renewed);
+    for answer in &renewed {
+        assert_eq!(answer.status, 307, "{}", answer.text());
+        assert_eq!(answer.headers["location"], "/app");
+        assert_eq!(
+            answer.headers["set-cookie"],
+            renewed[0].headers["set-cookie"]
+        );
+    }
+    jar.store(&renewed[0]);
     assert_eq!(gateway.send(jar.get("/app")).await.status, 200);
     let out = gateway.send(jar.get("/logout")).await;
     assert_eq!(out.status, 302);
