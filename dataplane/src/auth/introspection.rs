@@ -86,7 +86,8 @@ impl IntrospectionAuth {
             fail_open: config.fail_open,
             cache: cx
                 .clients
-                .introspection_cache(&config.endpoint.uri, &config.client_id),
+                .introspection
+                .cache(&config.endpoint.uri, &config.client_id),
         }
     }
 

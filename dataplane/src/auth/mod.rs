@@ -47,9 +47,7 @@ use ext_auth::ExtAuthCall;
 use introspection::IntrospectionAuth;
 use introspection::Verdict;
 use oidc::OidcAuth;
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use token_cache::TokenCache;
+use token_cache::TokenCaches;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
@@ -84,37 +82,10 @@ pub(crate) trait Method: Send + Sync + fmt::Debug {
 /// Process-wide state of the auth methods, kept across snapshot swaps.
 #[derive(Debug, Default)]
 pub struct AuthClients {
-    /// Introspection caches by endpoint and client id.
-    introspection: Mutex<HashMap<(String, String), Arc<TokenCache<Verdict>>>>,
-    /// OIDC session renewals by issuer and client id.
-    oidc_renewals: Mutex<HashMap<(String, String), Arc<TokenCache<String>>>>,
-}
-
-impl AuthClients {
-    /// The introspection cache of `endpoint` as `client_id`: the same one
-    /// for every snapshot that names them, so a swap keeps the answers.
-    fn introspection_cache(&self, endpoint: &str, client_id: &str) -> Arc<TokenCache<Verdict>> {
-        let mut caches = self
-            .introspection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        caches
-            .entry((endpoint.to_string(), client_id.to_string()))
-            .or_default()
-            .clone()
-    }
-
-    /// The OIDC renewal cache of `issuer` for `client_id`.
-    fn oidc_renewals(&self, issuer: &str, client_id: &str) -> Arc<TokenCache<String>> {
-        let mut caches = self
-            .oidc_renewals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        caches
-            .entry((issuer.to_string(), client_id.to_string()))
-            .or_default()
-            .clone()
-    }
+    /// Introspection answers, by endpoint and client id.
+    introspection: TokenCaches<Verdict>,
+    /// OIDC session renewals, by issuer and client id.
+    oidc_renewals: TokenCaches<String>,
 }
 
 /// What building an auth stage needs besides its configuration.

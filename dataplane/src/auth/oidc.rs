@@ -95,7 +95,10 @@ impl OidcAuth {
             issuer: config.issuer.as_str().into(),
             authorization_endpoint: config.authorization_endpoint.clone(),
             provider: Arc::new(Provider::build(config, cx)),
-            renewals: cx.clients.oidc_renewals(&config.issuer, &config.client_id),
+            renewals: cx
+                .clients
+                .oidc_renewals
+                .cache(&config.issuer, &config.client_id),
             end_session_endpoint: config.end_session_endpoint.clone(),
             client_id: config.client_id.clone(),
             scopes: scopes.join(" "),

@@ -36,6 +36,33 @@ pub(crate) type Fetched<V> = Result<(V, Duration), Failure>;
 
 type InFlight<V> = Shared<BoxFuture<'static, Result<V, Failure>>>;
 
+/// Endpoint (or issuer) and client id.
+type CacheKey = (String, String);
+
+/// Caches by endpoint (or issuer) and client id, for `AuthClients`.
+#[derive(Debug)]
+pub(crate) struct TokenCaches<V> {
+    caches: Mutex<HashMap<CacheKey, Arc<TokenCache<V>>>>,
+}
+
+impl<V> Default for TokenCaches<V> {
+    fn default() -> Self {
+        TokenCaches {
+            caches: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> TokenCaches<V> {
+    /// The cache of `endpoint` as `client_id`: the same one for every
+    /// snapshot that names them, so a swap keeps the answers.
+    pub(crate) fn cache(&self, endpoint: &str, client_id: &str) -> Arc<TokenCache<V>> {
+        let mut caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (endpoint.to_string(), client_id.to_string());
+        Arc::clone(caches.entry(key).or_default())
+    }
+}
+
 /// The cache of one endpoint and client.
 #[derive(Debug)]
 pub(crate) struct TokenCache<V> {
