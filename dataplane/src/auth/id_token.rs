@@ -81,9 +81,10 @@ impl JwksVerifier {
         cx: &BuildContext<'_>,
     ) -> JwksVerifier {
         let keys = match source {
-            JwksSource::Inline { jwks } => {
-                Keys::Inline(serde_json::from_str(jwks).unwrap_or(JwkSet { keys: vec![] }))
-            }
+            JwksSource::Inline { jwks } => Keys::Inline(serde_json::from_str(jwks).unwrap_or_else(|e| {
+                tracing::warn!(issuer, error = %e, "inline JWKS does not parse; no ID token will verify");
+                JwkSet { keys: vec![] }
+            })),
             JwksSource::Remote {
                 target,
                 default_ttl_seconds,

@@ -7,16 +7,20 @@
 //!                         verify the ID token and its nonce, set the session,
 //!                         302 back to the URL the login started from
 //!   valid session       → the caller (claims like a JWT's)
-//!   expired, refreshable→ refresh at the token endpoint, 307 to the same URL
-//!                         with the new session (a method cannot set cookies
-//!                         on a proxied response; 307 keeps method and body)
+//!   expired, refreshable→ refresh at the token endpoint (one call per refresh
+//!                         token, shared), 307 to the same URL with the new
+//!                         session (a method cannot set cookies on a proxied
+//!                         response; 307 keeps method and body); a failed
+//!                         refresh is treated as no session
 //!   no session          → a browser navigation (GET/HEAD asking for HTML,
 //!                         no Authorization) is sent to the provider; any
 //!                         other request has no credential here, so API
 //!                         clients get a 401 or another method's answer
 //! ```
 //!
-//! The session and state cookies never reach the backend.
+//! The session and state cookies never reach the backend. Cookies are
+//! always `Secure`: serve OIDC routes over HTTPS (browsers drop `Secure`
+//! cookies on plain HTTP except for localhost, and the login would loop).
 
 use super::credential;
 use super::oidc_provider::{Provider, encode, refused, unavailable};
