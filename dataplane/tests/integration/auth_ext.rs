@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use std::time::Duration;
-use tollgate_snapshot::{AuthConfig, ExtAuth, ExtAuthProtocol};
+use tollgate_snapshot::{AuthConfig, Endpoint, ExtAuth, ExtAuthProtocol, Snapshot};
 
 /// An auth service in the oauth2-proxy style: `x-token: good` passes with
 /// identity headers, `x-token: slow` answers after 2 s, `/login*` paths are
@@ -154,4 +154,54 @@ async fn an_unavailable_service_fails_closed_unless_fail_open() {
     assert_eq!(passed.status, 200);
     // Failing open vouches for nobody: the forged identity is not kept.
     assert!(passed.echo()["headers"].get("x-auth-user").is_none());
+}
+
+/// A service behind a `backendRef` speaking TLS with a private CA: trusted
+/// through the target's CA bundle (dialled at the endpoint, SNI and `Host`
+/// from the URI), and refused (fail closed) when only the system roots are
+/// trusted.
+#[tokio::test]
+async fn a_tls_service_is_trusted_through_its_ca_bundle() {
+    use tollgate_e2e::tls::{Ca, TlsEcho};
+    let ca = Ca::new("auth-ca").unwrap();
+    let leaf = ca.leaf(&["auth.internal"], &[]).unwrap();
+    let service = TlsEcho::start(&leaf, &["http/1.1"], None).await.unwrap();
+    let echo = Echo::start("app").await;
+    let start = |ca_pem: Option<String>| {
+        let (app, auth) = (echo.endpoint(), service.addr);
+        Gateway::start(move |port| {
+            let mut protected = route("all", vec![], vec![to(0, 1)]);
+            protected.auth = Some(0);
+            let mut target = call_target("https://auth.internal/verify", 1000);
+            target.backend = Some(1);
+            target.ca_pem = ca_pem;
+            let mut config = ext("https://unused/", 1000, false);
+            config.ext_auth[0].target = target;
+            Snapshot {
+                auth: vec![config],
+                ..snapshot(
+                    port,
+                    80,
+                    vec![vhost("*", vec![prefix("/", 0)])],
+                    vec![protected],
+                    vec![
+                        backend("echo", vec![app]),
+                        backend(
+                            "auth",
+                            vec![Endpoint {
+                                address: "127.0.0.1".into(),
+                                port: auth.port(),
+                            }],
+                        ),
+                    ],
+                )
+            }
+        })
+    };
+    let trusted = start(Some(ca.pem())).await;
+    assert_eq!(trusted.get("app.example", "/").await.status, 200);
+    assert_eq!(service.handshakes(), 1);
+    let untrusted = start(None).await;
+    assert_eq!(untrusted.get("app.example", "/").await.status, 503);
+    assert_eq!(echo.received().len(), 1);
 }
