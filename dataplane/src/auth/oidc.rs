@@ -25,7 +25,8 @@
 use super::credential;
 use super::oidc_provider::{Provider, encode, refused, unavailable};
 use super::oidc_session::{
-    LoginState, Sealer, Session, challenge, random, seal_session, set_cookie, state_cookie,
+    LoginState, Sealer, Session, challenge, random, return_url, session_cookie, set_cookie,
+    state_cookie,
 };
 use super::token_cache::TokenCache;
 use super::{BuildContext, Method, MethodFuture, Outcome};
@@ -36,7 +37,7 @@ use crate::stage::Flow;
 use futures_util::FutureExt;
 use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method as HttpMethod, Response, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,10 +49,6 @@ const LOGIN_SECONDS: u64 = 600;
 /// How long a renewed session is handed to other requests that carry the
 /// refresh token it replaced.
 const RENEWAL_SHARED: Duration = Duration::from_secs(30);
-
-/// How long a session cookie outlives its ID token, so its refresh token
-/// can still be used, in seconds.
-const REFRESH_GRACE_SECONDS: u64 = 86_400;
 
 /// The built OIDC method.
 #[derive(Debug)]
@@ -160,7 +157,7 @@ impl OidcAuth {
             state: fresh()?,
             verifier: fresh()?,
             nonce: fresh()?,
-            url: ctx.path_and_query(),
+            url: return_url(ctx),
             expires: now + LOGIN_SECONDS,
         };
         let name = state_cookie(&self.cookie, &state.state);
@@ -364,26 +361,6 @@ fn redirect(status: StatusCode, location: &str, cookies: &[String]) -> Flow {
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Flow::Answer(response)
-}
-
-/// The `Set-Cookie` of a new session, named `name`.
-fn session_cookie(
-    sealer: &Sealer,
-    name: &str,
-    claims: Map<String, Value>,
-    refresh: Option<String>,
-    now: u64,
-) -> Result<String, ProxyError> {
-    let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-    let session = Session {
-        claims,
-        refresh,
-        expires,
-    };
-    let sealed = seal_session(sealer, name, session)
-        .ok_or_else(|| unavailable("session too large".into()))?;
-    let max_age = expires.saturating_sub(now) + REFRESH_GRACE_SECONDS;
-    Ok(set_cookie(name, &sealed, "/", max_age))
 }
 
 fn param(query: &str, name: &str) -> Option<String> {

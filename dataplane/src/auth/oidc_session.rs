@@ -11,6 +11,9 @@
 //! gateway needs (a trimmed set of ID-token claims, the refresh token, the
 //! expiry) and is trimmed further to stay under browsers' 4 KB limit.
 
+use super::oidc_provider::unavailable;
+use crate::context::RequestContext;
+use crate::error::ProxyError;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -49,6 +52,14 @@ const ESSENTIAL: [&str; 6] = [
     "preferred_username",
     "groups",
 ];
+
+/// Longest return URL a state cookie holds, in bytes: with the state,
+/// verifier, nonce and sealing it stays well under 4 KB.
+const MAX_RETURN_URL: usize = 2048;
+
+/// How long a session cookie outlives its ID token, so its refresh token
+/// can still be used, in seconds.
+const REFRESH_GRACE_SECONDS: u64 = 86_400;
 
 /// Seals and opens cookie values.
 pub(crate) struct Sealer {
@@ -190,8 +201,43 @@ pub(crate) fn set_cookie(name: &str, value: &str, path: &str, max_age: u64) -> S
     format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
 }
 
+/// Where to return after login: the request's path and query, without the
+/// query (then `/`) when that would make the state cookie larger than
+/// browsers keep.
+pub(crate) fn return_url(ctx: &RequestContext<'_>) -> String {
+    let full = ctx.path_and_query();
+    if full.len() <= MAX_RETURN_URL {
+        full
+    } else if ctx.path.len() <= MAX_RETURN_URL {
+        ctx.path.clone()
+    } else {
+        "/".into()
+    }
+}
+
+/// The `Set-Cookie` of a new session, named `name`.
+pub(crate) fn session_cookie(
+    sealer: &Sealer,
+    name: &str,
+    claims: Map<String, Value>,
+    refresh: Option<String>,
+    now: u64,
+) -> Result<String, ProxyError> {
+    let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
+    let session = Session {
+        claims,
+        refresh,
+        expires,
+    };
+    let sealed = seal_session(sealer, name, session)
+        .ok_or_else(|| unavailable("session too large".into()))?;
+    let max_age = expires.saturating_sub(now) + REFRESH_GRACE_SECONDS;
+    Ok(set_cookie(name, &sealed, "/", max_age))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::credential::tests::context;
     use super::*;
 
     fn sealer() -> Sealer {
@@ -266,5 +312,15 @@ mod tests {
         );
         assert_eq!(state_cookie("tg", "a;b=c"), "tg-state-abc");
         assert_eq!(random(32).unwrap().len(), 43);
+    }
+    #[test]
+    fn long_return_urls_are_shortened() {
+        let mut ctx = context(&[], Some("q=1"));
+        ctx.path = "/app".into();
+        assert_eq!(return_url(&ctx), "/app?q=1");
+        ctx.query = Some("q=".repeat(2000));
+        assert_eq!(return_url(&ctx), "/app");
+        ctx.path = "/a".repeat(2000);
+        assert_eq!(return_url(&ctx), "/");
     }
 }

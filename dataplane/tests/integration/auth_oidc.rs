@@ -33,11 +33,11 @@ struct Provider {
 }
 
 impl Provider {
-    /// A new refresh token; the previous one is no longer accepted.
-    fn rotate(&self) -> String {
-        let token = format!("rt-{}", self.refreshes.load(Ordering::SeqCst));
-        *self.refresh_token.lock().unwrap() = token.clone();
-        token
+    /// A new refresh token for a new login; the previous one is no longer
+    /// accepted.
+    fn rotate(&self) {
+        let logins = self.codes.lock().unwrap().len();
+        *self.refresh_token.lock().unwrap() = format!("rt-{logins}");
     }
 }
 
@@ -92,12 +92,17 @@ async fn provider(state: Arc<Provider>) -> Stub {
                     if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != challenge {
                         return respond(400, &[], r#"{"error":"invalid_grant"}"#);
                     }
+                    state.rotate();
                     Some(nonce)
                 }
-                Some("refresh_token")
-                    if params.get("refresh_token").map(String::as_str) == Some("rt-1") =>
-                {
+                Some("refresh_token") => {
+                    // Check and rotate at once: a refresh token works once.
+                    let mut current = state.refresh_token.lock().unwrap();
+                    if params.get("refresh_token") != Some(&*current) {
+                        return respond(400, &[], r#"{"error":"invalid_grant"}"#);
+                    }
                     state.refreshes.fetch_add(1, Ordering::SeqCst);
+                    current.push_str("-next");
                     None
                 }
                 _ => return respond(400, &[], r#"{"error":"invalid_grant"}"#),
@@ -113,8 +118,8 @@ async fn provider(state: Arc<Provider>) -> Stub {
             let mut header = Header::new(Algorithm::ES256);
             header.kid = Some("k1".into());
             let id_token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
-            let body =
-                json!({"id_token": id_token, "refresh_token": "rt-1", "token_type": "Bearer"});
+            let refresh_token = state.refresh_token.lock().unwrap().clone();
+            let body = json!({"id_token": id_token, "refresh_token": refresh_token, "token_type": "Bearer"});
             respond(
                 200,
                 &[("content-type", "application/json")],
