@@ -94,6 +94,24 @@ impl Call {
     ///
     /// [`CallError::Target`] when the URI is not absolute http(s).
     pub(crate) fn build(target: &CallTarget, cx: &BuildContext<'_>) -> Result<Call, CallError> {
+        Call::build_for(target, cx, BackendProtocol::Http1)
+    }
+
+    /// Builds the call for `target` over HTTP/2 only (prior knowledge on
+    /// `http`, ALPN `h2` on `https`): what gRPC services need.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Call::build`].
+    pub(crate) fn build_h2(target: &CallTarget, cx: &BuildContext<'_>) -> Result<Call, CallError> {
+        Call::build_for(target, cx, BackendProtocol::H2c)
+    }
+
+    fn build_for(
+        target: &CallTarget,
+        cx: &BuildContext<'_>,
+        protocol: BackendProtocol,
+    ) -> Result<Call, CallError> {
         let bad = || CallError::Target(target.uri.clone());
         let uri: Uri = target.uri.parse().map_err(|_| bad())?;
         let scheme = uri.scheme().cloned().ok_or_else(bad)?;
@@ -119,7 +137,7 @@ impl Call {
             let key = TlsKey {
                 tls,
                 client_certificate: None,
-                protocol: BackendProtocol::Http1,
+                protocol,
                 connect_timeout: timeout,
             };
             Transport::Tls(tls_client(&key, IDLE))
@@ -129,6 +147,7 @@ impl Call {
             http.set_nodelay(true);
             Transport::Plain(
                 Client::builder(TokioExecutor::new())
+                    .http2_only(protocol == BackendProtocol::H2c)
                     .pool_idle_timeout(IDLE)
                     .pool_timer(TokioTimer::new())
                     .set_host(false)
@@ -164,6 +183,8 @@ impl Call {
     /// Sends `request` to the target, with the URI's `Host`. The request's
     /// URI supplies only the path and query (the target's when it has
     /// none). The whole exchange, body included, is under the timeout.
+    /// Trailers, if any, are appended to the response headers (gRPC puts
+    /// its status there).
     ///
     /// # Errors
     ///
@@ -207,19 +228,21 @@ impl Call {
             Transport::Tls(tls) => tls.pooled.request(request).await,
         }
         .map_err(|e| CallError::Failed(Box::new(e)))?;
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
         let limited = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES);
-        let bytes = limited
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    CallError::TooLarge
-                } else {
-                    CallError::Failed(e)
-                }
-            })?
-            .to_bytes();
+        let collected = limited.collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                CallError::TooLarge
+            } else {
+                CallError::Failed(e)
+            }
+        })?;
+        if let Some(trailers) = collected.trailers() {
+            for (name, value) in trailers {
+                parts.headers.append(name, value.clone());
+            }
+        }
+        let bytes = collected.to_bytes();
         Ok(Response::from_parts(parts, bytes))
     }
 }

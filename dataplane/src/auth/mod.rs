@@ -26,6 +26,14 @@ mod jwks;
 mod jwt;
 #[cfg(test)]
 mod test_keys;
+mod ext_auth;
+mod ext_auth_grpc;
+mod id_token;
+mod introspection;
+mod oidc;
+mod oidc_provider;
+mod oidc_session;
+mod token_cache;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
@@ -40,6 +48,11 @@ use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::{Authorizer, under};
 pub use jwt::TokenVerifier;
+use ext_auth::ExtAuthCall;
+use introspection::IntrospectionAuth;
+use introspection::Verdict;
+use oidc::OidcAuth;
+use token_cache::TokenCaches;
 
 /// What a credential method found.
 pub(crate) enum Outcome {
@@ -76,6 +89,10 @@ pub(crate) trait Method: Send + Sync + fmt::Debug {
 pub struct AuthClients {
     /// Remote JWKS by endpoint URI.
     jwks: jwks::JwksCache,
+    /// Introspection answers, by endpoint and client id.
+    introspection: TokenCaches<Verdict>,
+    /// OIDC session renewals, by issuer and client id.
+    oidc_renewals: TokenCaches<String>,
 }
 
 /// What building an auth stage needs besides its configuration.
@@ -92,6 +109,8 @@ pub(crate) struct AuthStage {
     /// The policies it came from, for logs.
     sources: Box<str>,
     methods: Vec<Box<dyn Method>>,
+    /// External auth calls, run in order after authentication.
+    ext: Vec<ExtAuthCall>,
     authorizer: Option<Authorizer>,
     /// Whether a request with no credential is refused before
     /// authorization (a method is configured and no rule could allow an
@@ -105,6 +124,12 @@ impl AuthStage {
         let mut methods: Vec<Box<dyn Method>> = Vec::new();
         if let Some(jwt) = &config.jwt {
             methods.push(Box::new(jwt::JwtAuth::build(jwt, cx)));
+        }
+        if let Some(oidc) = &config.oidc {
+            methods.push(Box::new(OidcAuth::build(oidc, cx)));
+        }
+        if let Some(introspection) = &config.introspection {
+            methods.push(Box::new(IntrospectionAuth::build(introspection, cx)));
         }
         if let Some(keys) = &config.api_keys {
             methods.push(Box::new(api_key::ApiKeyAuth::build(keys)));
@@ -120,6 +145,11 @@ impl AuthStage {
         AuthStage {
             sources: config.sources.join(",").into(),
             methods,
+            ext: config
+                .ext_auth
+                .iter()
+                .map(|e| ExtAuthCall::build(e, cx))
+                .collect(),
             authorizer,
             requires_credential,
         }
@@ -139,6 +169,11 @@ impl AuthStage {
         if ctx.principal.is_none() && self.requires_credential {
             tracing::debug!(sources = %self.sources, "no credential");
             return Err(self.missing(ctx));
+        }
+        for ext in &self.ext {
+            if let answer @ Flow::Answer(_) = ext.check(ctx).await? {
+                return Ok(answer);
+            }
         }
         if let Some(authorizer) = &self.authorizer
             && let Err(rule) = authorizer.check(ctx)

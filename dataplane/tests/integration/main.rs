@@ -11,6 +11,10 @@ mod server_support;
 
 mod auth_jwt;
 mod proxy_auth;
+mod auth_ext;
+mod auth_ext_grpc;
+mod auth_introspection;
+mod auth_oidc;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_ratelimit;

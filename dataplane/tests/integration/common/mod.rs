@@ -9,6 +9,8 @@
     clippy::expect_used
 )]
 
+pub mod stub;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -423,4 +425,35 @@ pub async fn gateway_to(echo: &Echo) -> Gateway {
         )
     })
     .await
+}
+
+/// A gateway whose only route (every path, to `echo`) is protected by
+/// `auth`.
+pub async fn gateway_with_auth(echo: &Echo, auth: AuthConfig) -> Gateway {
+    let endpoint = echo.endpoint();
+    Gateway::start(|port| {
+        let mut protected = route("all", vec![], vec![to(0, 1)]);
+        protected.auth = Some(0);
+        Snapshot {
+            auth: vec![auth],
+            ..snapshot(
+                port,
+                80,
+                vec![vhost("*", vec![prefix("/", 0)])],
+                vec![protected],
+                vec![backend("echo", vec![endpoint])],
+            )
+        }
+    })
+    .await
+}
+
+/// A call target at `uri` with `timeout_ms`.
+pub fn call_target(uri: &str, timeout_ms: u64) -> CallTarget {
+    CallTarget {
+        uri: uri.into(),
+        backend: None,
+        ca_pem: None,
+        timeout_ms,
+    }
 }
