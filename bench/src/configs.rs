@@ -56,6 +56,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             timeouts: Default::default(),
             retry: None,
             sampling_per_million: None,
+            grpc: false,
         })
         .collect();
     Snapshot {

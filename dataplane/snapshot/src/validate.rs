@@ -292,6 +292,7 @@ mod tests {
                 timeouts: Timeouts::default(),
                 retry: None,
                 sampling_per_million: None,
+                grpc: false,
             }],
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),

@@ -373,6 +373,7 @@ pub fn route(name: &str, filters: Vec<Filter>, backends: Vec<BackendRef>) -> Rou
         timeouts: Timeouts::default(),
         retry: None,
         sampling_per_million: None,
+        grpc: false,
     }
 }
 

@@ -165,6 +165,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                 timeouts: Timeouts::default(),
                 retry: None,
                 sampling_per_million: None,
+                grpc: false,
             })
             .collect(),
         backends: routes
