@@ -38,15 +38,6 @@ pub(crate) struct BackendTarget<'a> {
     pub(crate) port: Option<i32>,
 }
 
-/// Resolves `target`, referenced from an HTTPRoute in `route_ns`.
-pub(crate) fn resolve_backend(
-    resources: &Resources,
-    route_ns: &str,
-    target: BackendTarget<'_>,
-) -> Result<Backend, Problem> {
-    resolve_backend_from(resources, "HTTPRoute", route_ns, target)
-}
-
 /// Resolves `target`, referenced from a route of `route_kind` (the kind a
 /// ReferenceGrant must name) in `route_ns`.
 pub(crate) fn resolve_backend_from(

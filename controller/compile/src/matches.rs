@@ -150,6 +150,17 @@ fn method_name(m: &Method) -> &'static str {
     }
 }
 
+/// What GRPCRoute precedence looks at in a gRPC method match, besides its
+/// header matches: the characters of its service and of its method (of
+/// the pattern, for a regular expression; 0 when the match leaves it out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GrpcRank {
+    /// Characters in the service.
+    pub(crate) service: usize,
+    /// Characters in the method.
+    pub(crate) method: usize,
+}
+
 /// Everything precedence looks at for one match in one virtual host.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ranked<'a> {
@@ -157,6 +168,8 @@ pub(crate) struct Ranked<'a> {
     pub(crate) host: &'a HostMatch,
     /// The match.
     pub(crate) m: &'a RouteMatch,
+    /// The gRPC method match it was made from (GRPCRoutes only).
+    pub(crate) grpc: Option<GrpcRank>,
     /// The route's `creationTimestamp`.
     pub(crate) created: Option<&'a Timestamp>,
     /// The route's `namespace/name`.
@@ -179,10 +192,22 @@ fn path_rank(p: &PathMatch) -> (u8, Reverse<usize>) {
 pub(crate) fn precedence(a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
     specificity(b.host)
         .cmp(&specificity(a.host))
-        .then_with(|| path_rank(&a.m.path).cmp(&path_rank(&b.m.path)))
-        .then_with(|| b.m.method.is_some().cmp(&a.m.method.is_some()))
-        .then_with(|| b.m.headers.len().cmp(&a.m.headers.len()))
-        .then_with(|| b.m.query.len().cmp(&a.m.query.len()))
+        .then_with(|| match (a.grpc, b.grpc) {
+            (None, None) => path_rank(&a.m.path)
+                .cmp(&path_rank(&b.m.path))
+                .then_with(|| b.m.method.is_some().cmp(&a.m.method.is_some()))
+                .then_with(|| b.m.headers.len().cmp(&a.m.headers.len()))
+                .then_with(|| b.m.query.len().cmp(&a.m.query.len())),
+            (Some(x), Some(y)) => y
+                .service
+                .cmp(&x.service)
+                .then_with(|| y.method.cmp(&x.method))
+                .then_with(|| b.m.headers.len().cmp(&a.m.headers.len())),
+            // The two kinds never share a hostname on a listener (the
+            // route conflict rule), so this only keeps the order total.
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+        })
         .then_with(|| match (a.created, b.created) {
             (Some(x), Some(y)) => x.cmp(y),
             (Some(_), None) => Ordering::Less,
@@ -241,6 +266,7 @@ mod tests {
         let base = |host, m| Ranked {
             host,
             m,
+            grpc: None,
             created: None,
             route_key: "ns/r",
             rule: 0,

@@ -251,6 +251,7 @@ fn rank_route<'a>(
             let rank = Ranked {
                 host,
                 m,
+                grpc: rule.grpc_ranks.get(index).copied(),
                 created: route.created.as_ref(),
                 route_key: &route.key,
                 rule: rule.index,
