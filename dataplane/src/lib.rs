@@ -12,6 +12,7 @@ mod client;
 mod context;
 pub mod error;
 pub mod filters;
+pub mod grpc;
 pub mod priority;
 pub mod proxy;
 mod relay;

@@ -105,6 +105,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) labels: RouteLabels,
     /// The rule's own trace sampler, when it sets a ratio.
     pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
+    /// Whether the rule is a GRPCRoute's (its errors are gRPC answers).
+    pub(crate) grpc: bool,
 }
 
 /// A rule's retry policy, with the budget its retries spend.
@@ -287,5 +289,6 @@ fn build_route(
         sampler: route
             .sampling_per_million
             .map(crate::telemetry::RatioSampler::per_million),
+        grpc: route.grpc,
     }
 }
