@@ -23,6 +23,7 @@ mod grpc_errors;
 mod grpc_routing;
 mod grpc_streams;
 mod grpc_support;
+mod grpc_telemetry;
 mod harness;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;
