@@ -130,6 +130,9 @@ pub struct Tweaks {
     /// Terminate TLS with this certificate (TLS scenario); readiness is
     /// then checked over TLS.
     pub tls: Option<TlsFiles>,
+    /// Proxy gRPC to an h2c backend (gRPC scenario: Tollgate and nginx);
+    /// readiness is then a gRPC call.
+    pub grpc: bool,
 }
 
 impl Running {
@@ -234,6 +237,8 @@ pub fn start_tweaked(
     };
     let ready = if tweaks.tls.is_some() {
         tls::wait_ready(addr, READY_TIMEOUT)
+    } else if tweaks.grpc {
+        crate::grpcload::wait_ready(addr, READY_TIMEOUT)
     } else {
         probe::wait_status(addr, &path, 200, READY_TIMEOUT)
     };
@@ -273,6 +278,7 @@ fn launch(
         Target::Tollgate => {
             let snapshot = match tls {
                 Some(t) => configs::snapshot_tls(port, backend_port, &t.chain_pem, &t.key_pem),
+                None if tweaks.grpc => configs::snapshot_grpc(port, backend_port),
                 None => configs::snapshot(port, backend_port, routes),
             };
             let json = serde_json::to_string(&snapshot).map_err(|source| BenchError::Json {
@@ -301,6 +307,7 @@ fn launch(
                         &key.to_string(),
                     )
                 }
+                None if tweaks.grpc => configs::nginx_grpc(port, backend_port, &work),
                 None => configs::nginx(port, backend_port, &work),
             };
             if single {

@@ -10,6 +10,7 @@ use crate::results::Results;
 use crate::stats::ratio;
 use std::fmt::Write as _;
 
+mod grpc;
 mod telemetry;
 mod tls;
 
@@ -26,6 +27,7 @@ pub fn render(r: &Results) -> String {
     updates(&mut out, r);
     telemetry::render(&mut out, r);
     tls::render(&mut out, r);
+    grpc::render(&mut out, r);
     tail(&mut out, r);
     out
 }

@@ -5,6 +5,7 @@
 
 use crate::machine::Machine;
 use crate::scenarios::Goal;
+use crate::scenarios::grpc::GrpcBench;
 use crate::scenarios::latency::Latency;
 use crate::scenarios::memory::Memory;
 use crate::scenarios::routes::Routes;
@@ -46,6 +47,8 @@ pub struct Results {
     pub telemetry: Option<TelemetryCost>,
     /// Scenario 8.
     pub tls: Option<TlsBench>,
+    /// Scenario 9.
+    pub grpc: Option<GrpcBench>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

@@ -46,7 +46,17 @@ impl GrpcEcho {
     ///
     /// No port could be bound.
     pub async fn start(name: &str) -> std::io::Result<GrpcEcho> {
-        Self::spawn(name, None).await
+        Self::start_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a cleartext HTTP/2 (h2c) backend named `name` on `addr` (the
+    /// benchmark's backend, on a port chosen beforehand).
+    ///
+    /// # Errors
+    ///
+    /// The address could not be bound.
+    pub async fn start_at(name: &str, addr: SocketAddr) -> std::io::Result<GrpcEcho> {
+        Self::spawn(name, None, addr).await
     }
 
     /// Starts a TLS backend named `name` serving `leaf` with ALPN `h2`.
@@ -56,11 +66,16 @@ impl GrpcEcho {
     /// The certificate does not load or no port could be bound.
     pub async fn start_tls(name: &str, leaf: &Leaf) -> std::io::Result<GrpcEcho> {
         let config = server_config(leaf, &["h2"], None).map_err(std::io::Error::other)?;
-        Self::spawn(name, Some(TlsAcceptor::from(Arc::new(config)))).await
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        Self::spawn(name, Some(acceptor), SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    async fn spawn(name: &str, tls: Option<TlsAcceptor>) -> std::io::Result<GrpcEcho> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    async fn spawn(
+        name: &str,
+        tls: Option<TlsAcceptor>,
+        addr: SocketAddr,
+    ) -> std::io::Result<GrpcEcho> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let calls = Arc::new(AtomicUsize::new(0));
         let service = EchoService {
