@@ -16,6 +16,12 @@ use crate::grpc::{GRPC_STATUS, is_grpc};
 use http::HeaderMap;
 use opentelemetry::KeyValue;
 
+/// The largest gRPC status code (UNAUTHENTICATED).
+const MAX_CODE: u16 = 16;
+
+/// What a status that is not a gRPC code counts as.
+const UNKNOWN: u16 = 2;
+
 /// The gRPC side of one exchange.
 #[derive(Debug)]
 pub(crate) struct GrpcCall {
@@ -40,12 +46,17 @@ impl GrpcCall {
     }
 
     /// Notes the `grpc-status` in `headers` (response headers or trailers).
+    /// A code outside gRPC's 0-16 counts as UNKNOWN (2), as gRPC clients
+    /// read it, which also keeps the metric label a closed set whatever a
+    /// backend sends.
     pub(crate) fn observe(&mut self, headers: &HeaderMap) {
-        if let Some(code) = headers
-            .get(GRPC_STATUS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u16>().ok())
-        {
+        if let Some(value) = headers.get(GRPC_STATUS) {
+            let code = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u16>().ok())
+                .filter(|c| *c <= MAX_CODE)
+                .unwrap_or(UNKNOWN);
             self.status = Some(code);
         }
     }
@@ -57,8 +68,9 @@ impl GrpcCall {
 
     /// Part of the metric series key: 0 before a status, else code + 1.
     pub(crate) fn key(&self) -> u8 {
-        self.status
-            .map_or(0, |c| u8::try_from(c).unwrap_or(u8::MAX - 1) + 1)
+        self.status.map_or(0, |c| {
+            u8::try_from(c.min(MAX_CODE)).map_or(u8::MAX, |c| c + 1)
+        })
     }
 
     /// Whether the status is a server error by the RPC conventions
@@ -113,6 +125,11 @@ mod tests {
         assert_eq!(call.status(), Some(14));
         assert_eq!(call.key(), 15);
         assert!(call.server_error());
+        for odd in ["99", "-1", "OK"] {
+            trailers.insert(GRPC_STATUS, HeaderValue::from_static(odd));
+            call.observe(&trailers);
+            assert_eq!(call.status(), Some(2), "{odd}");
+        }
         assert!(GrpcCall::read(&headers, "/nopath").is_none());
     }
 }
