@@ -20,6 +20,7 @@ mod apiserver_watch;
 mod dashboard;
 mod echo;
 mod grpc_errors;
+mod grpc_kubernetes;
 mod grpc_routing;
 mod grpc_streams;
 mod grpc_support;
