@@ -231,8 +231,9 @@ impl<'a> Pipeline<'a> {
         let headers = std::mem::take(&mut ctx.headers);
         let sent = match (&route.retry, &offer) {
             (Some(retry), None) => {
-                let deadline =
-                    (self.request_ms(route)).map(|ms| self.started + Duration::from_millis(ms));
+                let deadline = self
+                    .request_ms(route)
+                    .map(|ms| self.started + Duration::from_millis(ms));
                 let leg = Leg {
                     pipeline: self,
                     ctx: &ctx,
