@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tonic::client::Grpc;
 use tonic::{Status, Streaming};
@@ -39,17 +40,29 @@ impl GrpcClient {
         // Small frames (a unary call's HEADERS, DATA, END_STREAM) must not
         // wait for delayed ACKs.
         tcp.set_nodelay(true)?;
+        Self::over(tcp, &format!("http://{authority}")).await
+    }
+
+    /// Speaks HTTP/2 over `io`, an established connection (a TLS stream
+    /// that negotiated `h2`, say); calls go to `origin`
+    /// (`https://grpc.example.com`).
+    ///
+    /// # Errors
+    ///
+    /// `origin` is not a URI or the HTTP/2 handshake failed.
+    pub async fn over<S>(io: S, origin: &str) -> std::io::Result<GrpcClient>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, connection) =
             hyper::client::conn::http2::handshake::<_, _, tonic::body::Body>(
                 TokioExecutor::new(),
-                TokioIo::new(tcp),
+                TokioIo::new(io),
             )
             .await
             .map_err(std::io::Error::other)?;
         tokio::spawn(connection);
-        let origin: Uri = format!("http://{authority}")
-            .parse()
-            .map_err(std::io::Error::other)?;
+        let origin: Uri = origin.parse().map_err(std::io::Error::other)?;
         Ok(GrpcClient {
             grpc: Grpc::with_origin(Connection { sender }, origin),
             service: ECHO_SERVICE.to_string(),

@@ -1,14 +1,13 @@
 //! The gateway's own answers to gRPC calls are gRPC answers: HTTP 200,
 //! trailers-only, with `grpc-status`, `grpc-message` and
 //! `x-tollgate-error`. A client's `grpc-timeout` bounds the call at the
-//! gateway. A BackendTLSPolicy backend is reached over TLS with ALPN h2.
+//! gateway.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::grpc_support::*;
 use std::time::{Duration, Instant};
-use tollgate_e2e::grpc::{EchoRequest, GrpcEcho};
-use tollgate_e2e::tls::Ca;
+use tollgate_e2e::grpc::EchoRequest;
 use tollgate_e2e::{HttpClient, free_port};
 use tonic::Code;
 
@@ -89,72 +88,4 @@ async fn gateway_answers_are_grpc_statuses() {
     assert_eq!(reply.header("grpc-status"), Some("14"));
     assert_eq!(reply.header("x-tollgate-error"), Some("no-endpoints"));
     assert!(reply.body.is_empty());
-}
-
-/// A GRPCRoute backend under a BackendTLSPolicy is reached over TLS,
-/// verified against the policy's CA ConfigMap, speaking HTTP/2 by ALPN.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_backend_with_alpn_h2() {
-    let ca = Ca::new("grpc backend CA").unwrap();
-    let leaf = ca.leaf(&["backend.example.com"], &[]).unwrap();
-    let backend = GrpcEcho::start_tls("tls", &leaf).await.unwrap();
-    let indented: String = ca.pem().lines().map(|l| format!("    {l}\n")).collect();
-    let tls = format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: svc-tls, namespace: default}}
-spec:
-  ports: [{{name: https, port: 443}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc-tls-0
-  namespace: default
-  labels: {{kubernetes.io/service-name: svc-tls}}
-addressType: IPv4
-ports: [{{name: https, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: backend-ca, namespace: default}}
-data:
-  ca.crt: |
-{indented}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: BackendTLSPolicy
-metadata: {{name: svc-tls, namespace: default}}
-spec:
-  targetRefs: [{{group: \"\", kind: Service, name: svc-tls}}]
-  validation:
-    hostname: backend.example.com
-    caCertificateRefs: [{{group: \"\", kind: ConfigMap, name: backend-ca}}]
-",
-        port = backend.port()
-    );
-    let rules = "  - backendRefs: [{name: svc-tls, port: 443}]\n";
-    let files = [
-        ("gateway.yaml", gateway()),
-        ("tls.yaml", tls),
-        ("route.yaml", grpc_route("tls", &["tls.example.com"], rules)),
-    ];
-    let (_dir, ctl) = serve("grpc-tls-backend", &files).await;
-    wait_routed(&ctl, "tls.example.com", "tollgate.echo.v1.Echo").await;
-    let mut c = client(&ctl, "tls.example.com").await;
-    let reply = c.say("over tls").await.unwrap();
-    assert_eq!(reply.backend, "tls");
-    assert_eq!(reply.message, "over tls");
-    // Streams work over the TLS backend too.
-    let request = tonic::Request::new(EchoRequest {
-        count: 3,
-        ..EchoRequest::default()
-    });
-    let mut stream = c.count(request).await.unwrap().into_inner();
-    let mut n = 0;
-    while let Some(reply) = stream.message().await.unwrap() {
-        assert_eq!(reply.count, n);
-        n += 1;
-    }
-    assert_eq!(n, 3);
 }

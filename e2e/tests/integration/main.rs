@@ -25,6 +25,7 @@ mod grpc_routing;
 mod grpc_streams;
 mod grpc_support;
 mod grpc_telemetry;
+mod grpc_tls;
 mod harness;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;
