@@ -58,6 +58,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
             sampling_per_million: None,
             auth: None,
             rate_limit: None,
+            grpc: false,
         })
         .collect();
     Snapshot {
@@ -125,6 +126,57 @@ pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str
         });
     }
     snapshot
+}
+
+/// [`snapshot`] for the gRPC scenario: the catch-all rule is a GRPCRoute's
+/// and the backend speaks h2c, as `appProtocol: kubernetes.io/h2c` makes it.
+pub fn snapshot_grpc(port: u16, backend_port: u16) -> Snapshot {
+    let mut snapshot = snapshot(port, backend_port, 0);
+    for route in &mut snapshot.routes {
+        route.name = "grpcroute/bench/r0/rule/0".to_string();
+        route.grpc = true;
+    }
+    for backend in &mut snapshot.backends {
+        backend.name = "service/bench/grpc-backend/port/9000".to_string();
+        backend.protocol = BackendProtocol::H2c;
+    }
+    snapshot
+}
+
+/// nginx in front of the gRPC backend: one worker, h2c with prior knowledge
+/// on the listener (`listen ... http2`), `grpc_pass` with upstream
+/// keep-alive, access log off, request limits per connection raised as for
+/// HTTP/1.1.
+pub fn nginx_grpc(port: u16, backend_port: u16, work: &str) -> String {
+    format!(
+        "worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream grpc_backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 1024;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} http2 backlog=4096;
+        location / {{
+            grpc_pass grpc://grpc_backend;
+        }}
+    }}
+}}
+"
+    )
 }
 
 /// nginx: one worker, upstream keep-alive, access log off.

@@ -1,4 +1,4 @@
-//! One harness run: start the backend, run the eight scenarios in order (or
+//! One harness run: start the backend, run the nine scenarios in order (or
 //! the ones asked for), then write `results.json`, the charts and
 //! `report.md` into the output folder.
 //!
@@ -15,7 +15,7 @@ use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
 use crate::scenarios::{
-    Bench, auth, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
+    Bench, auth, grpc, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
 };
 use std::path::Path;
 
@@ -23,7 +23,7 @@ use std::path::Path;
 const FALLBACK_RATE: f64 = 200.0;
 
 /// The scenarios' names, in the order they run (for `run --only`).
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 10] = [
     "throughput",
     "latency",
     "scaling",
@@ -32,6 +32,7 @@ pub const SCENARIOS: [&str; 9] = [
     "updates",
     "telemetry",
     "tls",
+    "grpc",
     "auth",
 ];
 
@@ -103,8 +104,13 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         results.tls = Some(tls::run(&bench)?);
         clock.lap("tls");
     }
+    if wanted("grpc") {
+        println!("scenario 9: gRPC unary calls");
+        results.grpc = Some(grpc::run(&bench)?);
+        clock.lap("grpc");
+    }
     if wanted("auth") {
-        println!("scenario 9: authentication cost (API key, JWT RS256, JWT ES256)");
+        println!("scenario 10: authentication cost (API key, JWT RS256, JWT ES256)");
         results.auth = auth::run(&bench)?;
         clock.lap("auth");
     }
@@ -131,6 +137,12 @@ fn peer_configs(only: &[String]) -> Vec<(String, String)> {
         configs.push((
             "haproxy.cfg (TLS scenario)".into(),
             configs::haproxy_tls(8443, 9000, "<work>/combined.pem"),
+        ));
+    }
+    if only.is_empty() || only.iter().any(|o| o == "grpc") {
+        configs.push((
+            "nginx.conf (gRPC scenario)".into(),
+            configs::nginx_grpc(8080, 9000, "<work>"),
         ));
     }
     configs
@@ -198,6 +210,7 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
             .unwrap_or_default(),
     );
     goals.extend(r.tls.as_ref().map(tls::goals).unwrap_or_default());
+    goals.extend(r.grpc.as_ref().map(grpc::goals).unwrap_or_default());
     goals.extend(r.auth.as_ref().map(auth::goals).unwrap_or_default());
     goals
 }

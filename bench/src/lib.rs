@@ -2,7 +2,7 @@
 //!
 //! `make bench` runs the binary `tollgate-bench run`, which starts real
 //! processes — the proxies, a minimal hyper [`backend`], `wrk` — pinned to
-//! CPUs, runs the eight [`scenarios`] with equivalent [`configs`], and writes
+//! CPUs, runs the nine [`scenarios`] with equivalent [`configs`], and writes
 //! `report.md`, `results.json` and PNG charts. Performance is only ever
 //! claimed as a ratio against a peer measured in the same run on the same
 //! machine. `--smoke` runs every scenario briefly so `make test` keeps the
@@ -15,6 +15,7 @@ pub mod configs;
 pub mod controller;
 pub mod endpoints;
 pub mod error;
+pub mod grpcload;
 pub mod handshakes;
 pub mod harness;
 pub mod jwt;

@@ -9,7 +9,7 @@ use tollgate_bench::peers::Env;
 use tollgate_bench::plan::Plan;
 use tollgate_bench::scenarios::routes::Routes;
 use tollgate_bench::scenarios::{self, Bench};
-use tollgate_bench::{backend, endpoints, harness, peers};
+use tollgate_bench::{backend, endpoints, grpcload, harness, peers};
 
 /// Tollgate side by side with nginx and HAProxy.
 #[derive(Debug, Parser)]
@@ -39,7 +39,7 @@ enum Cmd {
         #[arg(long)]
         no_pin: bool,
         /// Run only these scenarios (comma-separated): throughput, latency,
-        /// scaling, memory, routes, updates, telemetry, tls.
+        /// scaling, memory, routes, updates, telemetry, tls, grpc.
         #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(harness::SCENARIOS))]
         only: Vec<String>,
     },
@@ -75,11 +75,21 @@ enum Cmd {
         #[arg(long)]
         port: u16,
     },
+    /// Serve as the gRPC benchmark backend (h2c tonic echo).
+    GrpcBackend {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Cmd::Backend { port } => Ok(backend::run(SocketAddr::from(([127, 0, 0, 1], port)))?),
+        Cmd::GrpcBackend { port } => Ok(grpcload::serve_backend(SocketAddr::from((
+            [127, 0, 0, 1],
+            port,
+        )))?),
         Cmd::Endpoints {
             routes,
             flips,

@@ -135,6 +135,9 @@ pub struct Tweaks {
     pub auth: Option<tollgate_snapshot::AuthConfig>,
     /// Header lines (`name: value`) every load request carries.
     pub headers: Vec<String>,
+    /// Proxy gRPC to an h2c backend (gRPC scenario: Tollgate and nginx);
+    /// readiness is then a gRPC call.
+    pub grpc: bool,
 }
 
 impl Running {
@@ -239,6 +242,8 @@ pub fn start_tweaked(
     };
     let ready = if tweaks.tls.is_some() {
         tls::wait_ready(addr, READY_TIMEOUT)
+    } else if tweaks.grpc {
+        crate::grpcload::wait_ready(addr, READY_TIMEOUT)
     } else {
         let code = if tweaks.auth.is_some() { 401 } else { 200 };
         probe::wait_status(addr, &path, code, READY_TIMEOUT)
@@ -279,6 +284,7 @@ fn launch(
         Target::Tollgate => {
             let mut snapshot = match tls {
                 Some(t) => configs::snapshot_tls(port, backend_port, &t.chain_pem, &t.key_pem),
+                None if tweaks.grpc => configs::snapshot_grpc(port, backend_port),
                 None => configs::snapshot(port, backend_port, routes),
             };
             if let Some(auth) = &tweaks.auth {
@@ -310,6 +316,7 @@ fn launch(
                         &key.to_string(),
                     )
                 }
+                None if tweaks.grpc => configs::nginx_grpc(port, backend_port, &work),
                 None => configs::nginx(port, backend_port, &work),
             };
             if single {

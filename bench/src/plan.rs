@@ -45,6 +45,12 @@ pub struct Plan {
     pub tls_handshake_connections: usize,
     /// Idle TLS connections opened to measure memory per connection.
     pub tls_idle_connections: usize,
+    /// One closed-loop gRPC run.
+    pub grpc: Duration,
+    /// HTTP/2 connections of the gRPC runs.
+    pub grpc_connections: usize,
+    /// Concurrent callers of the gRPC runs.
+    pub grpc_concurrency: usize,
 }
 
 impl Plan {
@@ -68,6 +74,9 @@ impl Plan {
             tls_handshakes: Duration::from_secs(3),
             tls_handshake_connections: 32,
             tls_idle_connections: 2000,
+            grpc: Duration::from_secs(3),
+            grpc_connections: 4,
+            grpc_concurrency: 64,
         }
     }
 
@@ -91,6 +100,9 @@ impl Plan {
             tls_handshakes: Duration::from_millis(500),
             tls_handshake_connections: 4,
             tls_idle_connections: 20,
+            grpc: Duration::from_millis(500),
+            grpc_connections: 1,
+            grpc_concurrency: 4,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::stats::ratio;
 use std::fmt::Write as _;
 
 mod auth;
+mod grpc;
 mod telemetry;
 mod tls;
 
@@ -27,6 +28,7 @@ pub fn render(r: &Results) -> String {
     updates(&mut out, r);
     telemetry::render(&mut out, r);
     tls::render(&mut out, r);
+    grpc::render(&mut out, r);
     auth::render(&mut out, r);
     tail(&mut out, r);
     out

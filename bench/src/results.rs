@@ -5,6 +5,7 @@
 
 use crate::machine::Machine;
 use crate::scenarios::Goal;
+use crate::scenarios::grpc::GrpcBench;
 use crate::scenarios::latency::Latency;
 use crate::scenarios::memory::Memory;
 use crate::scenarios::routes::Routes;
@@ -47,6 +48,8 @@ pub struct Results {
     /// Scenario 8.
     pub tls: Option<TlsBench>,
     /// Scenario 9.
+    pub grpc: Option<GrpcBench>,
+    /// Scenario 10.
     pub auth: Option<crate::scenarios::auth::AuthCost>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,

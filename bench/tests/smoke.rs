@@ -57,7 +57,7 @@ fn every_scenario_runs_and_reports() {
     auth_ran(&json, &report);
 }
 
-/// Scenario 9: every auth mode served its authenticated load with no
+/// Scenario 10: every auth mode served its authenticated load with no
 /// failure (a refused credential would be a non-2xx), and the
 /// instruction counts of a smoke run (no auth, API key) were taken.
 fn auth_ran(json: &serde_json::Value, report: &str) {
@@ -65,7 +65,7 @@ fn auth_ran(json: &serde_json::Value, report: &str) {
         installed("wrk"),
         "wrk is needed by the auth scenario: run `make test`, which installs it"
     );
-    assert!(report.contains("## 9. Authentication cost"), "{report}");
+    assert!(report.contains("## 10. Authentication cost"), "{report}");
     let rows = json["auth"]["rows"].as_array().unwrap();
     let modes: Vec<&str> = rows.iter().filter_map(|r| r["mode"].as_str()).collect();
     assert_eq!(modes, ["none", "api-key", "jwt-rs256", "jwt-es256"]);

@@ -33,7 +33,11 @@ pub struct GeneratedFile {
 /// When a CRD can't be serialised to YAML (not expected for derived types).
 pub fn all() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
     use gateway_api::experimental as x;
-    let tollgate = [crate::GatewayConfig::crd(), crate::AuthPolicy::crd()];
+    let tollgate = [
+        crate::GatewayConfig::crd(),
+        crate::AuthPolicy::crd(),
+        crate::RateLimitPolicy::crd(),
+    ];
     let gateway_api = [
         x::gatewayclasses::GatewayClass::crd(),
         x::gateways::Gateway::crd(),

@@ -243,6 +243,8 @@ pub enum ProxyError {
         limit: String,
         /// Seconds until the client may try again (`Retry-After`).
         retry_after_secs: Option<u64>,
+        /// The `RateLimit-Policy` / `RateLimit` headers, unless turned off.
+        standing: Option<Box<http::HeaderMap>>,
     },
     /// A dependency of a stage failed and the stage fails closed.
     #[error("{dependency} unavailable")]
@@ -319,7 +321,7 @@ impl ProxyError {
     /// What the client is told. Refusals say no more than their status, so
     /// a caller probing a protected route learns nothing about why (an
     /// expired token and a forged one look alike).
-    fn public_message(&self) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn public_message(&self) -> std::borrow::Cow<'_, str> {
         match self.kind() {
             ErrorKind::Unauthenticated => "authentication required".into(),
             ErrorKind::Forbidden => "access denied".into(),
@@ -338,10 +340,16 @@ impl ProxyError {
                 headers.insert(http::header::WWW_AUTHENTICATE, challenge.clone());
             }
             ProxyError::RateLimited {
-                retry_after_secs: Some(secs),
+                retry_after_secs,
+                standing,
                 ..
             } => {
-                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*secs));
+                if let Some(secs) = retry_after_secs {
+                    headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*secs));
+                }
+                if let Some(standing) = standing {
+                    headers.extend(standing.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
             }
             _ => {}
         }
@@ -480,6 +488,7 @@ mod tests {
                 ProxyError::RateLimited {
                     limit: "l".into(),
                     retry_after_secs: None,
+                    standing: None,
                 },
                 429,
                 "rate-limited",
@@ -594,6 +603,7 @@ mod tests {
         let limited = ProxyError::RateLimited {
             limit: "per-user".into(),
             retry_after_secs: Some(7),
+            standing: None,
         };
         let response = respond(&limited, "test");
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "7");

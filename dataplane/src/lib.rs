@@ -13,6 +13,7 @@ mod client;
 mod context;
 pub mod error;
 pub mod filters;
+pub mod grpc;
 pub mod priority;
 pub mod proxy;
 mod ratelimit;

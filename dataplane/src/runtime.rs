@@ -115,6 +115,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
     /// The rule's request stages (auth), in order.
     pub(crate) stages: Stages,
+    /// Whether the rule is a GRPCRoute's (its errors are gRPC answers).
+    pub(crate) grpc: bool,
 }
 
 /// A rule's retry policy, with the budget its retries spend.
@@ -354,5 +356,6 @@ fn build_route(
             .sampling_per_million
             .map(crate::telemetry::RatioSampler::per_million),
         stages,
+        grpc: route.grpc,
     }
 }

@@ -11,7 +11,8 @@
 //! client and the real `kubectl` run against.
 //! [`otlp::Receiver`] is an OTLP collector double (gRPC and HTTP) that
 //! keeps the traces, metrics and logs exported to it, and
-//! [`prometheus::parse`] reads a `/metrics` page. [`tls`] has a test CA
+//! [`prometheus::parse`] reads a `/metrics` page. [`grpc`] has a tonic echo
+//! backend (h2c or TLS) and client for the gRPC routing tests. [`tls`] has a test CA
 //! (rcgen) and a TLS backend that reports what it saw of each connection.
 //!
 //! Binaries are not built by the tests: run `cargo build --bins` first
@@ -22,6 +23,7 @@ mod backend;
 mod client;
 pub mod echo;
 mod error;
+pub mod grpc;
 pub mod otlp;
 mod process;
 pub mod prometheus;

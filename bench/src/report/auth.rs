@@ -11,7 +11,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     let Some(a) = &r.auth else { return };
     let _ = writeln!(
         out,
-        "## 9. Authentication cost (Tollgate against itself; wrk, {} connections, 0 B, every request authenticated)\n",
+        "## 10. Authentication cost (Tollgate against itself; wrk, {} connections, 0 B, every request authenticated)\n",
         a.connections
     );
     let _ = writeln!(

@@ -1,4 +1,4 @@
-//! Scenario 9: what authentication costs Tollgate.
+//! Scenario 10: what authentication costs Tollgate.
 //!
 //! Tollgate against itself: the same route without auth, with an API key
 //! (one of 1,000, found by its SHA-256), and with JWTs signed RS256 and ES256 verified against a warm key
@@ -283,7 +283,7 @@ pub fn goals(t: &AuthCost) -> Vec<Goal> {
         .filter_map(|&mode| {
             let rps = t.rps(mode)?;
             Some(Goal::at_least(
-                "9 auth",
+                "10 auth",
                 &format!(
                     "throughput {} / no auth (0 B, {} conns)",
                     mode.name(),

@@ -84,8 +84,12 @@ impl Target {
             (GATEWAY_GROUP, "Gateway", Some(s)) => Ok(Target::Listener(key, s)),
             (GATEWAY_GROUP, "HTTPRoute", None) => Ok(Target::Route(key)),
             (GATEWAY_GROUP, "HTTPRoute", Some(s)) => Ok(Target::Rule(key, s)),
+            (GATEWAY_GROUP, "GRPCRoute", None) => Ok(Target::Route(format!("grpcroute:{key}"))),
+            (GATEWAY_GROUP, "GRPCRoute", Some(s)) => {
+                Ok(Target::Rule(format!("grpcroute:{key}"), s))
+            }
             (group, kind, _) => Err(invalid(format!(
-                "targetRef {group}/{kind} {}: only Gateways and HTTPRoutes of {GATEWAY_GROUP} can be targeted",
+                "targetRef {group}/{kind} {}: only Gateways, HTTPRoutes and GRPCRoutes of {GATEWAY_GROUP} can be targeted",
                 r.name
             ))),
         }

@@ -290,6 +290,7 @@ pub(crate) fn route_policy_condition(
     sources: &dyn Fn(&RuleAt<'_>, &crate::rules::CompiledRule) -> Vec<String>,
 ) -> Option<Condition> {
     let gateway = plan.key();
+    let policy_key = route.policy_key();
     let mut parts = Vec::new();
     for rule in &route.rules {
         let mut lists: Vec<Vec<String>> = Vec::new();
@@ -297,7 +298,7 @@ pub(crate) fn route_policy_condition(
             let at = RuleAt {
                 gateway: &gateway,
                 listener: l.set.is_none().then_some(l.name.as_str()),
-                route: &route.key,
+                route: &policy_key,
                 rule: rule.route.rule_name.as_deref(),
             };
             let sources = sources(&at, rule);

@@ -7,7 +7,9 @@ use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
 use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
-use crate::httproute::{CompiledRoute, attach};
+use crate::grpcroute::{compile_grpc_route, parent_ref};
+use crate::httproute::{CompiledRoute, attach, compile_http_route};
+use crate::kind_conflicts::{RouteOutcomes, settle_kind_conflicts};
 use crate::listeners::GATEWAY_GROUP;
 use crate::listenerset::{LISTENER_SET, SetPlan, allows_any, merge_listener_sets};
 use crate::memo::{Inputs, RouteMemos};
@@ -17,10 +19,13 @@ use crate::ratelimit_policies::{
     RateLimitPolicies, compile_rate_limit_status, route_limits_condition,
 };
 use crate::resources::Resources;
+use crate::rule_context::RouteKind;
 use crate::snapshot::{Attachment, Policies, build_snapshot};
 use crate::tlsroute::compile_tls_routes;
 use crate::unserved;
-use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatus};
+use gateway_api::experimental::grpcroutes::GrpcRoute;
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -39,13 +44,20 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
 }
 
 /// `compile` that remembers its route results between calls, so a change
-/// recompiles only the HTTPRoutes it can affect (see `memo`).
+/// recompiles only the HTTPRoutes and GRPCRoutes it can affect (see `memo`).
 ///
 /// Keep one per stream of views (one provider); its memory follows the
 /// number of routes.
 #[derive(Debug, Default)]
 pub struct Compiler {
-    routes: RouteMemos,
+    routes: Memos,
+}
+
+/// The route memos of each kind.
+#[derive(Debug, Default)]
+struct Memos {
+    http: RouteMemos<HttpRoute>,
+    grpc: RouteMemos<GrpcRoute>,
 }
 
 impl Compiler {
@@ -60,11 +72,7 @@ impl Compiler {
     }
 }
 
-fn compile_with(
-    resources: &Resources,
-    options: &CompileOptions,
-    memos: &mut RouteMemos,
-) -> Compiled {
+fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Memos) -> Compiled {
     let stamp = Stamp::new(&options.now, None);
     let mut out = Compiled::default();
     let classes: BTreeMap<&str, ClassOutcome> = resources
@@ -108,27 +116,45 @@ fn compile_with(
         limits: &limits,
     };
     let mut route_parents: RouteParents<'_> = BTreeMap::new();
-    let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
-    for (i, (route, compiled)) in routes.iter().enumerate() {
+    let mut outcomes: Vec<RouteOutcomes<'_>> = Vec::with_capacity(routes.len());
+    for route in &routes {
         // The time is stamped here, not in the memoized rules, so a new
         // second does not make every route's rules new.
-        let route_stamp = stamp.for_generation(route.metadata.generation);
+        let route_stamp = stamp.for_generation(route.meta.generation);
+        let compiled = &route.compiled;
         let mut parents = Vec::new();
-        for parent in route.spec.parent_refs.iter().flatten() {
+        for parent in &route.parent_refs {
             let Some((key, plan)) = reachable.find(&compiled.namespace, parent) else {
                 continue;
             };
             let controller = &options.controller_name;
-            let mut outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
-            let listeners: Vec<usize> = outcome.attachments.iter().map(|(l, _)| *l).collect();
-            if let Some(c) = route_auth_condition(&auth, plan, &listeners, compiled, &route_stamp) {
-                outcome.status.conditions.push(c);
+            let outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
+            parents.push((key, outcome));
+        }
+        outcomes.push(parents);
+    }
+    let compiled_routes: Vec<Arc<CompiledRoute>> =
+        routes.iter().map(|r| Arc::clone(&r.compiled)).collect();
+    settle_kind_conflicts(&compiled_routes, &mut outcomes);
+    let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
+    for (i, (route, parents)) in routes.iter().zip(outcomes).enumerate() {
+        let mut statuses = Vec::new();
+        let compiled = &route.compiled;
+        let route_stamp = stamp.for_generation(route.meta.generation);
+        for (key, mut outcome) in parents {
+            if let Some(plan) = gateways.get(key) {
+                let listeners: Vec<usize> = outcome.attachments.iter().map(|(l, _)| *l).collect();
+                let at = (plan, listeners.as_slice());
+                let conditions = [
+                    route_auth_condition(&auth, plan, &listeners, compiled, &route_stamp),
+                    route_limits_condition(&limits, at, compiled, &route_stamp),
+                ];
+                outcome
+                    .status
+                    .conditions
+                    .extend(conditions.into_iter().flatten());
             }
-            let at = (plan, listeners.as_slice());
-            if let Some(c) = route_limits_condition(&limits, at, compiled, &route_stamp) {
-                outcome.status.conditions.push(c);
-            }
-            let parents_of = route_parents.entry(compiled.key.clone()).or_default();
+            let parents_of = route_parents.entry(compiled.policy_key()).or_default();
             if !parents_of.contains(&key) {
                 parents_of.push(key);
             }
@@ -143,22 +169,26 @@ fn compile_with(
                         hostnames,
                     }),
             );
-            parents.push(outcome.status);
+            statuses.push(outcome.status);
         }
-        let status = HttpRouteStatus { parents };
-        let name = route.metadata.name.as_deref().unwrap_or_default();
+        let status = HttpRouteStatus { parents: statuses };
+        let name = route.meta.name.as_deref().unwrap_or_default();
+        let kind = route.compiled.kind.name();
         push_status(
             &mut out,
-            "HTTPRoute",
-            Some(&compiled.namespace),
+            kind,
+            Some(&route.compiled.namespace),
             name,
             &status,
         );
     }
     // Memos of routes that are gone (or no longer Tollgate's) go too.
-    let keys: HashSet<&str> = routes.iter().map(|(_, c)| c.key.as_str()).collect();
-    memos.retain(|k| keys.contains(k));
-    let compiled_routes: Vec<Arc<CompiledRoute>> = routes.into_iter().map(|(_, c)| c).collect();
+    let keys: HashSet<(RouteKind, &str)> = compiled_routes
+        .iter()
+        .map(|c| (c.kind, c.key.as_str()))
+        .collect();
+    memos.http.retain(|k| keys.contains(&(RouteKind::Http, k)));
+    memos.grpc.retain(|k| keys.contains(&(RouteKind::Grpc, k)));
     let used: ServicesByGateway<'_> = attachments
         .iter()
         .map(|(key, found)| {
@@ -229,27 +259,55 @@ fn compile_with(
     out
 }
 
-/// Compiles the HTTPRoutes that name at least one of Tollgate's Gateways,
-/// in `namespace/name` order.
+/// A compiled route of either kind with what attachment reads of it.
+struct RouteEntry<'a> {
+    meta: &'a ObjectMeta,
+    /// `spec.parentRefs` (a GRPCRoute's as the HTTPRoute schema, which is
+    /// the same).
+    parent_refs: Vec<HttpRouteParentRefs>,
+    compiled: Arc<CompiledRoute>,
+}
+
+/// Compiles the HTTPRoutes, then the GRPCRoutes, that name at least one of
+/// Tollgate's Gateways, each kind in `namespace/name` order.
 fn compile_routes<'a>(
     resources: &'a Resources,
     parents: &Parents<'_, '_>,
-    memos: &mut RouteMemos,
-) -> Vec<(&'a HttpRoute, Arc<CompiledRoute>)> {
+    memos: &mut Memos,
+) -> Vec<RouteEntry<'a>> {
     let inputs = Inputs::new(resources);
-    resources
-        .http_routes
-        .iter()
-        .filter(|(_, r)| {
-            let ns = r.metadata.namespace.as_deref().unwrap_or_default();
-            r.spec
-                .parent_refs
-                .iter()
-                .flatten()
-                .any(|p| parents.find(ns, p).is_some())
-        })
-        .map(|(key, r)| (&**r, memos.compile(&inputs, key, r)))
-        .collect()
+    let ours = |meta: &ObjectMeta, refs: &[HttpRouteParentRefs]| {
+        let ns = meta.namespace.as_deref().unwrap_or_default();
+        refs.iter().any(|p| parents.find(ns, p).is_some())
+    };
+    let mut out = Vec::new();
+    for (key, r) in &resources.http_routes {
+        let refs = r.spec.parent_refs.clone().unwrap_or_default();
+        if ours(&r.metadata, &refs) {
+            out.push(RouteEntry {
+                meta: &r.metadata,
+                parent_refs: refs,
+                compiled: memos.http.compile(&inputs, key, r, compile_http_route),
+            });
+        }
+    }
+    for (key, r) in &resources.grpc_routes {
+        let refs: Vec<HttpRouteParentRefs> = r
+            .spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .map(parent_ref)
+            .collect();
+        if ours(&r.metadata, &refs) {
+            out.push(RouteEntry {
+                meta: &r.metadata,
+                parent_refs: refs,
+                compiled: memos.grpc.compile(&inputs, key, r, compile_grpc_route),
+            });
+        }
+    }
+    out
 }
 
 /// What a route's parentRef may name: a Tollgate Gateway, or a ListenerSet
@@ -265,7 +323,7 @@ impl<'g, 'k> Parents<'g, 'k> {
     fn find(
         &self,
         route_ns: &str,
-        parent: &gateway_api::experimental::httproutes::HttpRouteParentRefs,
+        parent: &HttpRouteParentRefs,
     ) -> Option<(&'k str, &'g GatewayPlan)> {
         let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
         if group != GATEWAY_GROUP {

@@ -77,8 +77,8 @@ pub(crate) fn compile_gateway_class(
 /// The Gateway API conformance features Tollgate implements, as named in
 /// the Gateway API's `pkg/features` (v1.6), sorted as the spec requires.
 /// Conformance tooling reads this list from the class status to decide what
-/// to test, so it names only what is served end to end: GRPCRoute joins
-/// it when it is. TLSRoute Terminate listeners are
+/// to test, so it names only what is served end to end. TLSRoute
+/// Terminate listeners are
 /// served, but `TLSRouteModeTerminate` is not claimed: with
 /// `BackendTLSPolicy` claimed too, conformance then expects a Terminate
 /// listener to re-encrypt to a policy's backend, which Tollgate does not
@@ -92,6 +92,7 @@ pub(crate) fn compile_gateway_class(
 pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
+    "GRPCRoute",
     "Gateway",
     "GatewayFrontendClientCertificateValidation",
     "GatewayFrontendClientCertificateValidationInsecureFallback",

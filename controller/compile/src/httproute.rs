@@ -1,6 +1,7 @@
 //! `compile_http_route`: an HTTPRoute's rules compiled once, then attached
 //! to each Gateway its `parentRefs` name, with one route parent status per
-//! parentRef.
+//! parentRef. GRPCRoutes (`grpcroute.rs`) share everything here but the
+//! conversion of their rules.
 //!
 //! Attachment follows the Gateway API: the parentRef's `sectionName` and
 //! `port` select listeners (`NoMatchingParent`), the listeners'
@@ -16,20 +17,22 @@ use crate::hostname::effective_hostnames;
 use crate::listeners::ListenerPlan;
 use crate::listenerset::{in_scope, parent_scope};
 use crate::resources::Resources;
-use crate::rule_context::RuleContext;
+use crate::rule_context::{RouteKind, RuleContext};
 use crate::rules::{CompiledRule, compile_rule};
 use crate::selector::{namespace_labels, selects};
 use gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesFrom as NamespacesFrom;
 use gateway_api::experimental::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use tollgate_snapshot::{HostMatch, PER_MILLION};
 
-/// An HTTPRoute with its rules compiled.
+/// An HTTPRoute or GRPCRoute with its rules compiled.
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledRoute {
+    /// Which kind of route it is.
+    pub(crate) kind: RouteKind,
     /// `namespace/name`.
     pub(crate) key: String,
     /// `metadata.namespace`.
@@ -48,35 +51,81 @@ pub(crate) struct CompiledRoute {
     pub(crate) reads: Vec<(String, String)>,
 }
 
+impl CompiledRoute {
+    /// The key policies name this route by: `namespace/name` for an
+    /// HTTPRoute, `grpcroute:namespace/name` for a GRPCRoute, so a policy
+    /// targeting one kind never reaches a route of the other with the
+    /// same name.
+    pub(crate) fn policy_key(&self) -> String {
+        match self.kind {
+            RouteKind::Http => self.key.clone(),
+            RouteKind::Grpc => format!("grpcroute:{}", self.key),
+        }
+    }
+}
+
 /// Compiles the rules of `route` (stored under `key`).
 pub(crate) fn compile_http_route(
     resources: &Resources,
     key: &str,
     route: &HttpRoute,
 ) -> CompiledRoute {
-    let namespace = route.metadata.namespace.clone().unwrap_or_default();
-    let mut ctx = RuleContext::new(resources, &namespace);
-    let mut rules = Vec::new();
-    let mut dropped = Vec::new();
     // The API default for absent rules is one rule matching every path.
     let default_rules = [Default::default()];
-    let manifest_rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
-    let sampling = sampling_per_million(route);
-    for (i, rule) in manifest_rules.iter().enumerate() {
+    let rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
+    let source = RouteSource {
+        kind: RouteKind::Http,
+        key,
+        meta: &route.metadata,
+        hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
+    };
+    compile_route_rules(resources, &source, rules, |ctx, i, rule| {
+        (rule.name.as_deref(), compile_rule(ctx, key, i, rule))
+    })
+}
+
+/// What the shared route compile reads of a route besides its rules.
+pub(crate) struct RouteSource<'a> {
+    /// The route's kind.
+    pub(crate) kind: RouteKind,
+    /// `namespace/name`.
+    pub(crate) key: &'a str,
+    /// Its metadata.
+    pub(crate) meta: &'a ObjectMeta,
+    /// `spec.hostnames`.
+    pub(crate) hostnames: &'a [String],
+}
+
+/// Compiles every rule of a route with `compile_one` (which returns the
+/// rule's `name` and the compiled rule or why it is dropped), collecting
+/// dropped rules, reference problems and the Services read.
+pub(crate) fn compile_route_rules<R>(
+    resources: &Resources,
+    source: &RouteSource<'_>,
+    rules: &[R],
+    mut compile_one: impl for<'r> FnMut(
+        &mut RuleContext<'_>,
+        usize,
+        &'r R,
+    ) -> (Option<&'r str>, Result<CompiledRule, Problem>),
+) -> CompiledRoute {
+    let namespace = source.meta.namespace.clone().unwrap_or_default();
+    let mut ctx = RuleContext::new(resources, source.kind, &namespace);
+    let mut compiled_rules = Vec::new();
+    let mut dropped = Vec::new();
+    let sampling = sampling_per_million(source.meta);
+    for (i, rule) in rules.iter().enumerate() {
+        let (name, compiled) = compile_one(&mut ctx, i, rule);
         let compiled = sampling
             .clone()
-            .and_then(|sampling| Ok((compile_rule(&mut ctx, key, i, rule)?, sampling)));
+            .and_then(|sampling| Ok((compiled?, sampling)));
         match compiled {
             Ok((mut r, sampling)) => {
                 r.route.sampling_per_million = sampling;
-                rules.push(r);
+                compiled_rules.push(r);
             }
             Err(p) => {
-                let named = rule
-                    .name
-                    .as_ref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default();
+                let named = name.map(|n| format!(" ({n})")).unwrap_or_default();
                 dropped.push((
                     i,
                     Problem::new(p.reason, format!("rule {i}{named}: {}", p.message)),
@@ -85,17 +134,16 @@ pub(crate) fn compile_http_route(
         }
     }
     CompiledRoute {
-        key: key.to_string(),
+        kind: source.kind,
+        key: source.key.to_string(),
         namespace: namespace.clone(),
-        created: route.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        hostnames: route
-            .spec
+        created: source.meta.creation_timestamp.as_ref().map(|t| t.0),
+        hostnames: source
             .hostnames
             .iter()
-            .flatten()
             .map(|h| HostMatch::parse(h))
             .collect(),
-        rules,
+        rules: compiled_rules,
         dropped,
         ref_problems: ctx.ref_problems,
         reads: ctx.reads,
@@ -113,9 +161,8 @@ pub(crate) const SAMPLING_ANNOTATION: &str = "tollgate.dev/tracing-sampling-rati
 /// A value that is not a number from 0 to 1: every rule is dropped with
 /// `UnsupportedValue`, so the mistake shows instead of silently sampling
 /// at another rate.
-fn sampling_per_million(route: &HttpRoute) -> Result<Option<u32>, Problem> {
-    let Some(value) = route
-        .metadata
+fn sampling_per_million(meta: &ObjectMeta) -> Result<Option<u32>, Problem> {
+    let Some(value) = meta
         .annotations
         .as_ref()
         .and_then(|a| a.get(SAMPLING_ANNOTATION))
@@ -255,14 +302,15 @@ fn select_listeners(
             "no listener of the Gateway matches the parentRef's sectionName and port",
         ));
     }
+    let kind = route.kind.name();
     let by_kind: Vec<(usize, &ListenerPlan)> = named
         .into_iter()
-        .filter(|(_, l)| l.supports_http_routes())
+        .filter(|(_, l)| l.supports(kind))
         .collect();
     if by_kind.is_empty() {
         return Err(Problem::new(
             reasons::NOT_ALLOWED_BY_LISTENERS,
-            "no selected listener accepts HTTPRoutes",
+            format!("no selected listener accepts {kind}s"),
         ));
     }
     let allowed: Vec<(usize, &ListenerPlan)> = by_kind
@@ -273,7 +321,7 @@ fn select_listeners(
         return Err(Problem::new(
             reasons::NOT_ALLOWED_BY_LISTENERS,
             format!(
-                "no selected listener allows HTTPRoutes from namespace {}",
+                "no selected listener allows {kind}s from namespace {}",
                 route.namespace
             ),
         ));

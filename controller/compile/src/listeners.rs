@@ -29,7 +29,8 @@ pub(crate) struct ListenerPlan {
     pub(crate) hostname: HostMatch,
     /// `allowedRoutes.namespaces`.
     pub(crate) namespaces: Option<GatewayListenersAllowedRoutesNamespaces>,
-    /// Route kinds the listener accepts (only HTTPRoute on HTTP listeners).
+    /// Route kinds the listener accepts (HTTPRoute and GRPCRoute on HTTP
+    /// and HTTPS listeners, TLSRoute on TLS ones).
     pub(crate) supported_kinds: Vec<GatewayStatusListenersSupportedKinds>,
     /// Why some requested route kinds are not supported.
     pub(crate) kinds_problem: Option<Problem>,
@@ -60,11 +61,6 @@ impl ListenerPlan {
             None => format!("gateway/{gateway_key}/listener/{}", self.name),
             Some(s) => format!("listenerset/{}/listener/{}", s.key(), self.name),
         }
-    }
-
-    /// Whether HTTPRoutes may attach to this listener.
-    pub(crate) fn supports_http_routes(&self) -> bool {
-        self.supports("HTTPRoute")
     }
 
     /// Whether routes of `kind` may attach to this listener.
@@ -180,21 +176,24 @@ fn plan_listener(l: &GatewayListeners, port_offset: u16) -> ListenerPlan {
         .map_or(HostMatch::Any, HostMatch::parse);
     let mode = l.tls.as_ref().and_then(|t| t.mode.clone());
     let passthrough = mode == Some(GatewayListenersTlsMode::Passthrough);
-    let route_kind = match l.protocol.as_str() {
-        "HTTP" | "HTTPS" => Some("HTTPRoute"),
-        "TLS" => Some("TLSRoute"),
-        _ => None,
+    // HTTP and HTTPS listeners serve gRPC too (HTTP/2 by ALPN or prior
+    // knowledge), so GRPCRoutes attach wherever HTTPRoutes do.
+    let route_kinds_served: &[&str] = match l.protocol.as_str() {
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+        "TLS" => &["TLSRoute"],
+        _ => &[],
     };
-    let (supported_kinds, kinds_problem) = match route_kind {
-        Some(kind) => route_kinds(l, kind),
-        None => (Vec::new(), None),
+    let (supported_kinds, kinds_problem) = if route_kinds_served.is_empty() {
+        (Vec::new(), None)
+    } else {
+        route_kinds(l, route_kinds_served)
     };
     let tls_mode = (l.protocol == "TLS").then_some(if passthrough {
         TlsMode::Passthrough
     } else {
         TlsMode::Terminate
     });
-    let accept_problem = if route_kind.is_none() {
+    let accept_problem = if route_kinds_served.is_empty() {
         Some(unsupported_protocol(&l.protocol))
     } else if l.protocol == "TLS" && l.tls.is_none() {
         Some(Problem::new(
@@ -267,12 +266,12 @@ fn route_kind_status(kind: &str) -> GatewayStatusListenersSupportedKinds {
     }
 }
 
-/// Supported kinds of a listener: `kind` (HTTPRoute on HTTP and HTTPS,
-/// TLSRoute on TLS), unless `allowedRoutes.kinds` names others, which are
-/// reported as `InvalidRouteKinds`.
+/// Supported kinds of a listener: `served` (HTTPRoute and GRPCRoute on
+/// HTTP and HTTPS, TLSRoute on TLS), or those of them `allowedRoutes.kinds`
+/// names; the other kinds it names are reported as `InvalidRouteKinds`.
 fn route_kinds(
     l: &GatewayListeners,
-    kind: &str,
+    served: &[&str],
 ) -> (Vec<GatewayStatusListenersSupportedKinds>, Option<Problem>) {
     let kinds = l
         .allowed_routes
@@ -280,15 +279,15 @@ fn route_kinds(
         .and_then(|a| a.kinds.as_deref())
         .unwrap_or_default();
     if kinds.is_empty() {
-        return (vec![route_kind_status(kind)], None);
+        return (served.iter().map(|k| route_kind_status(k)).collect(), None);
     }
-    let mut supported = Vec::new();
+    let mut supported: Vec<GatewayStatusListenersSupportedKinds> = Vec::new();
     let mut invalid = Vec::new();
     for k in kinds {
         let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        if group == GATEWAY_GROUP && k.kind == kind {
-            if supported.is_empty() {
-                supported.push(route_kind_status(kind));
+        if group == GATEWAY_GROUP && served.contains(&k.kind.as_str()) {
+            if !supported.iter().any(|s| s.kind == k.kind) {
+                supported.push(route_kind_status(&k.kind));
             }
         } else {
             invalid.push(format!("{group}/{}", k.kind));
@@ -300,7 +299,11 @@ fn route_kinds(
             format!(
                 "route kinds {} are not supported on {} listeners",
                 invalid.join(", "),
-                if kind == "TLSRoute" { "TLS" } else { "HTTP" }
+                if served.contains(&"TLSRoute") {
+                    "TLS"
+                } else {
+                    "HTTP"
+                }
             ),
         )
     });

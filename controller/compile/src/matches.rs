@@ -150,6 +150,17 @@ fn method_name(m: &Method) -> &'static str {
     }
 }
 
+/// What GRPCRoute precedence looks at in a gRPC method match, besides its
+/// header matches: the characters of its service and of its method (of
+/// the pattern, for a regular expression; 0 when the match leaves it out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GrpcRank {
+    /// Characters in the service.
+    pub(crate) service: usize,
+    /// Characters in the method.
+    pub(crate) method: usize,
+}
+
 /// Everything precedence looks at for one match in one virtual host.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ranked<'a> {
@@ -157,6 +168,8 @@ pub(crate) struct Ranked<'a> {
     pub(crate) host: &'a HostMatch,
     /// The match.
     pub(crate) m: &'a RouteMatch,
+    /// The gRPC method match it was made from (GRPCRoutes only).
+    pub(crate) grpc: Option<GrpcRank>,
     /// The route's `creationTimestamp`.
     pub(crate) created: Option<&'a Timestamp>,
     /// The route's `namespace/name`.
@@ -179,10 +192,22 @@ fn path_rank(p: &PathMatch) -> (u8, Reverse<usize>) {
 pub(crate) fn precedence(a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
     specificity(b.host)
         .cmp(&specificity(a.host))
-        .then_with(|| path_rank(&a.m.path).cmp(&path_rank(&b.m.path)))
-        .then_with(|| b.m.method.is_some().cmp(&a.m.method.is_some()))
-        .then_with(|| b.m.headers.len().cmp(&a.m.headers.len()))
-        .then_with(|| b.m.query.len().cmp(&a.m.query.len()))
+        .then_with(|| match (a.grpc, b.grpc) {
+            (None, None) => path_rank(&a.m.path)
+                .cmp(&path_rank(&b.m.path))
+                .then_with(|| b.m.method.is_some().cmp(&a.m.method.is_some()))
+                .then_with(|| b.m.headers.len().cmp(&a.m.headers.len()))
+                .then_with(|| b.m.query.len().cmp(&a.m.query.len())),
+            (Some(x), Some(y)) => y
+                .service
+                .cmp(&x.service)
+                .then_with(|| y.method.cmp(&x.method))
+                .then_with(|| b.m.headers.len().cmp(&a.m.headers.len())),
+            // The two kinds never share a hostname on a listener (the
+            // route conflict rule), so this only keeps the order total.
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+        })
         .then_with(|| match (a.created, b.created) {
             (Some(x), Some(y)) => x.cmp(y),
             (Some(_), None) => Ordering::Less,
@@ -195,217 +220,5 @@ pub(crate) fn precedence(a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(path: PathMatch, method: bool, headers: usize, query: usize) -> RouteMatch {
-        let sm = || StringMatch::Exact("v".into());
-        RouteMatch {
-            route: 0,
-            path,
-            method: method.then(|| "GET".to_string()),
-            headers: (0..headers)
-                .map(|i| HeaderMatch {
-                    name: format!("h{i}"),
-                    value: sm(),
-                })
-                .collect(),
-            query: (0..query)
-                .map(|i| QueryMatch {
-                    name: format!("q{i}"),
-                    value: sm(),
-                })
-                .collect(),
-        }
-    }
-
-    fn exact(p: &str) -> PathMatch {
-        PathMatch::Exact(p.into())
-    }
-    fn prefix(p: &str) -> PathMatch {
-        PathMatch::Prefix(p.into())
-    }
-    fn regex(p: &str) -> PathMatch {
-        PathMatch::RegularExpression(p.into())
-    }
-
-    /// Each row: the first match must be tried before the second, for the
-    /// criterion named in the row.
-    #[test]
-    fn precedence_table() {
-        let any = HostMatch::Any;
-        let exact_host = HostMatch::parse("a.example.com");
-        let wild_host = HostMatch::parse("*.example.com");
-        let t1: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-        let t2: Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
-        let base = |host, m| Ranked {
-            host,
-            m,
-            created: None,
-            route_key: "ns/r",
-            rule: 0,
-            index: 0,
-        };
-        let m_prefix_root = m(prefix("/"), false, 0, 0);
-        let m_exact = m(exact("/a"), false, 0, 0);
-        let m_regex_long = m(regex("/a/[0-9]+"), false, 0, 0);
-        let m_regex_short = m(regex("/a.*"), false, 0, 0);
-        let m_prefix_long = m(prefix("/abc"), false, 0, 0);
-        let m_prefix_short = m(prefix("/ab"), false, 0, 0);
-        let m_method = m(prefix("/ab"), true, 0, 0);
-        let m_headers2 = m(prefix("/ab"), false, 2, 0);
-        let m_headers1 = m(prefix("/ab"), false, 1, 5);
-        let m_query = m(prefix("/ab"), false, 0, 1);
-        let rows: Vec<(&str, Ranked<'_>, Ranked<'_>)> = vec![
-            (
-                "exact host beats wildcard",
-                base(&exact_host, &m_prefix_root),
-                base(&wild_host, &m_exact),
-            ),
-            (
-                "wildcard host beats any",
-                base(&wild_host, &m_prefix_root),
-                base(&any, &m_exact),
-            ),
-            (
-                "exact path beats regex",
-                base(&any, &m_exact),
-                base(&any, &m_regex_long),
-            ),
-            (
-                "longer regex first",
-                base(&any, &m_regex_long),
-                base(&any, &m_regex_short),
-            ),
-            (
-                "regex beats prefix",
-                base(&any, &m_regex_short),
-                base(&any, &m_prefix_long),
-            ),
-            (
-                "longer prefix first",
-                base(&any, &m_prefix_long),
-                base(&any, &m_prefix_short),
-            ),
-            (
-                "method beats no method",
-                base(&any, &m_method),
-                base(&any, &m_headers2),
-            ),
-            (
-                "more headers first",
-                base(&any, &m_headers2),
-                base(&any, &m_headers1),
-            ),
-            (
-                "headers beat query",
-                base(&any, &m_headers1),
-                base(&any, &m_query),
-            ),
-            (
-                "more query first",
-                base(&any, &m_query),
-                base(&any, &m_prefix_short),
-            ),
-            (
-                "older route first",
-                Ranked {
-                    created: Some(&t1),
-                    route_key: "z/z",
-                    ..base(&any, &m_prefix_short)
-                },
-                Ranked {
-                    created: Some(&t2),
-                    route_key: "a/a",
-                    ..base(&any, &m_prefix_short)
-                },
-            ),
-            (
-                "a timestamp beats none",
-                Ranked {
-                    created: Some(&t2),
-                    route_key: "z/z",
-                    ..base(&any, &m_prefix_short)
-                },
-                base(&any, &m_prefix_short),
-            ),
-            (
-                "alphabetical namespace/name",
-                Ranked {
-                    route_key: "a/b",
-                    ..base(&any, &m_prefix_short)
-                },
-                Ranked {
-                    route_key: "b/a",
-                    ..base(&any, &m_prefix_short)
-                },
-            ),
-            (
-                "earlier rule first",
-                base(&any, &m_prefix_short),
-                Ranked {
-                    rule: 1,
-                    ..base(&any, &m_prefix_short)
-                },
-            ),
-            (
-                "earlier match first",
-                Ranked {
-                    rule: 1,
-                    ..base(&any, &m_prefix_short)
-                },
-                Ranked {
-                    rule: 1,
-                    index: 1,
-                    ..base(&any, &m_prefix_short)
-                },
-            ),
-        ];
-        for (why, a, b) in rows {
-            assert_eq!(precedence(&a, &b), Ordering::Less, "{why}");
-            assert_eq!(precedence(&b, &a), Ordering::Greater, "{why} (reversed)");
-        }
-    }
-
-    /// Header names are lowercased and only the first entry of a name counts.
-    #[test]
-    fn header_names_lowercased_first_wins() {
-        let m: HttpRouteRulesMatches = serde_json::from_value(serde_json::json!({
-            "headers": [
-                {"name": "X-Env", "value": "a"},
-                {"name": "x-env", "value": "b"}
-            ]
-        }))
-        .unwrap();
-        let got = convert_match(&m).unwrap();
-        assert_eq!(
-            got.headers,
-            vec![HeaderMatch {
-                name: "x-env".into(),
-                value: StringMatch::Exact("a".into())
-            }]
-        );
-    }
-
-    /// Path values are refused where the CRD validation refuses them, and
-    /// otherwise normalized the way request paths are.
-    #[test]
-    fn path_values_are_validated_and_normalized() {
-        assert_eq!(absolute("/%7euser/a".into()).unwrap(), "/~user/a");
-        assert_eq!(absolute("/api/".into()).unwrap(), "/api/");
-        for bad in [
-            "api", "/a//b", "/a/../b", "/a/./b", "/a#b", "/a%2Fb", "/a/..",
-        ] {
-            assert!(absolute(bad.into()).is_err(), "{bad} accepted");
-        }
-    }
-
-    /// Patterns the data plane would refuse are refused here.
-    #[test]
-    fn regex_limits() {
-        assert!(check_regex("/a/[0-9]+".into()).is_ok());
-        assert!(check_regex("(".into()).is_err());
-        assert!(check_regex("a".repeat(REGEX_MAX_PATTERN_LEN + 1)).is_err());
-        assert!(check_regex("\\w{1000}\\w{1000}".into()).is_err());
-    }
-}
+#[path = "matches_tests.rs"]
+mod tests;

@@ -1,4 +1,4 @@
-//! Compiled HTTPRoutes kept between compiles, so a change costs what it
+//! Compiled HTTPRoutes and GRPCRoutes kept between compiles, so a change costs what it
 //! touches rather than a recompile of every route.
 //!
 //! A route's rules depend on the route object and, for every backend it
@@ -15,10 +15,9 @@
 //! while it is compared. Everything Gateway-side (attachment, statuses,
 //! snapshot assembly) is recomputed on every compile.
 
-use crate::httproute::{CompiledRoute, compile_http_route};
+use crate::httproute::CompiledRoute;
 use crate::resources::Resources;
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
-use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -28,15 +27,24 @@ use std::sync::Arc;
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Compiled routes by `namespace/name`, from the previous compile.
-#[derive(Debug, Default)]
-pub(crate) struct RouteMemos {
-    entries: HashMap<String, Entry>,
+/// Compiled routes of one kind `R` by `namespace/name`, from the previous
+/// compile.
+#[derive(Debug)]
+pub(crate) struct RouteMemos<R> {
+    entries: HashMap<String, Entry<R>>,
+}
+
+impl<R> Default for RouteMemos<R> {
+    fn default() -> Self {
+        RouteMemos {
+            entries: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Entry {
-    object: Arc<HttpRoute>,
+struct Entry<R> {
+    object: Arc<R>,
     reads: Vec<Read>,
     compiled: Arc<CompiledRoute>,
 }
@@ -181,18 +189,19 @@ fn same<T>(kept: &[Arc<T>], now: &[&Arc<T>]) -> bool {
     kept.len() == now.len() && kept.iter().zip(now).all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
-impl RouteMemos {
+impl<R> RouteMemos<R> {
     /// The compiled `route` (stored under `key`): the previous result when
-    /// nothing it read changed, else a fresh compile that replaces it.
+    /// nothing it read changed, else a fresh `compile` that replaces it.
     ///
     /// # Guarantees
     ///
-    /// Equal to `compile_http_route(inputs.resources, key, route)`.
+    /// Equal to `compile(inputs.resources, key, route)`.
     pub(crate) fn compile(
         &mut self,
         inputs: &Inputs<'_>,
         key: &str,
-        route: &Arc<HttpRoute>,
+        route: &Arc<R>,
+        compile: fn(&Resources, &str, &R) -> CompiledRoute,
     ) -> Arc<CompiledRoute> {
         if let Some(entry) = self.entries.get(key)
             && Arc::ptr_eq(&entry.object, route)
@@ -200,7 +209,7 @@ impl RouteMemos {
         {
             return Arc::clone(&entry.compiled);
         }
-        let compiled = Arc::new(compile_http_route(inputs.resources, key, route));
+        let compiled = Arc::new(compile(inputs.resources, key, route));
         let reads = compiled
             .reads
             .iter()

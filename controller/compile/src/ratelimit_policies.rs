@@ -6,8 +6,8 @@
 //! `Conflicted`. Unlike auth sections, the winners of every level apply
 //! together — a Gateway-wide limit and a per-route limit are both
 //! enforced — so a rule's limits are those of its rule, route, listener
-//! and Gateway winners, in that order. The response headers setting is the
-//! most specific winner's.
+//! and Gateway winners, in that order. The response headers setting is
+//! that of the most specific winner that sets it.
 //!
 //! A policy that does not compile (a bad duration, CIDR or pattern) is
 //! `Invalid` and its limits are left out: unlike an invalid AuthPolicy,
@@ -51,8 +51,8 @@ pub(crate) struct CompiledLimits {
     pub(crate) targets: Vec<PolicyTargetRef>,
     /// The limits, each naming this policy as its source.
     pub(crate) limits: Vec<RateLimit>,
-    /// Which responses carry the rate-limit headers.
-    pub(crate) headers: RateLimitHeaders,
+    /// Which responses carry the rate-limit headers, when it says.
+    pub(crate) headers: Option<RateLimitHeaders>,
     /// Why the policy is invalid.
     pub(crate) problem: Option<Problem>,
 }
@@ -118,13 +118,15 @@ impl RateLimitPolicies {
             .flatten()
             .filter(|p| p.problem.is_none())
             .collect();
-        let first = winners.first()?;
+        if winners.is_empty() {
+            return None;
+        }
         Some(RateLimits {
             limits: winners
                 .iter()
                 .flat_map(|p| p.limits.iter().cloned())
                 .collect(),
-            headers: first.headers,
+            headers: winners.iter().find_map(|p| p.headers).unwrap_or_default(),
         })
     }
 
@@ -147,9 +149,10 @@ fn compile_policy(policy: &RateLimitPolicy) -> CompiledLimits {
     let spec = &policy.spec;
     let compiled = (|| {
         let headers = match spec.headers.as_deref() {
-            None | Some("Limited") => RateLimitHeaders::Limited,
-            Some("All") => RateLimitHeaders::All,
-            Some("Off") => RateLimitHeaders::Off,
+            None => None,
+            Some("Limited") => Some(RateLimitHeaders::Limited),
+            Some("All") => Some(RateLimitHeaders::All),
+            Some("Off") => Some(RateLimitHeaders::Off),
             Some(other) => return Err(invalid(format!("headers: unknown value {other:?}"))),
         };
         let fail_open = match spec.failure_mode.as_deref() {
@@ -170,7 +173,7 @@ fn compile_policy(policy: &RateLimitPolicy) -> CompiledLimits {
     })();
     let (limits, headers, problem) = match compiled {
         Ok((limits, headers)) => (limits, headers, None),
-        Err(p) => (Vec::new(), RateLimitHeaders::Limited, Some(p)),
+        Err(p) => (Vec::new(), None, Some(p)),
     };
     CompiledLimits {
         namespace,

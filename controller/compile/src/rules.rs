@@ -12,7 +12,7 @@ use crate::backends::BackendTarget;
 use crate::conditions::{Problem, reasons};
 use crate::duration::parse_duration_ms;
 use crate::filters::{convert_backend_filter, convert_filter, type_name};
-use crate::matches::{convert_match, default_match};
+use crate::matches::{GrpcRank, convert_match, default_match};
 use crate::retries::compile_retry;
 use crate::rule_context::RuleContext;
 use gateway_api::experimental::httproutes::{
@@ -30,6 +30,9 @@ pub(crate) struct CompiledRule {
     pub(crate) route: Route,
     /// Its matches (`route` index left 0).
     pub(crate) matches: Vec<RouteMatch>,
+    /// For a GRPCRoute rule, what GRPCRoute precedence ranks of each of
+    /// `matches`; empty for an HTTPRoute rule.
+    pub(crate) grpc_ranks: Vec<GrpcRank>,
     /// Backends the rule references.
     pub(crate) backends: Vec<Backend>,
     /// The rule's Gateway API `ExternalAuth` filter, its backend an index
@@ -50,12 +53,29 @@ pub(crate) fn compile_rule(
     index: usize,
     rule: &HttpRouteRules,
 ) -> Result<CompiledRule, Problem> {
-    ctx.backends.clear();
-    let backends = backend_refs(ctx, rule)?;
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![default_match()],
         Some(ms) => ms.iter().map(convert_match).collect::<Result<_, _>>()?,
     };
+    compile_rule_with(ctx, route_key, index, rule, matches)
+}
+
+/// Compiles rule `index` of route `route_key` with its `matches` already
+/// converted: everything but the matches is shared by HTTPRoute rules and
+/// the GRPCRoute rules `grpcroute.rs` expresses as HTTPRoute rules.
+///
+/// # Errors
+///
+/// As [`compile_rule`].
+pub(crate) fn compile_rule_with(
+    ctx: &mut RuleContext<'_>,
+    route_key: &str,
+    index: usize,
+    rule: &HttpRouteRules,
+    matches: Vec<RouteMatch>,
+) -> Result<CompiledRule, Problem> {
+    ctx.backends.clear();
+    let backends = backend_refs(ctx, rule)?;
     let filters = rule.filters.as_deref().unwrap_or_default();
     check_filter_combination(filters, !backends.is_empty())?;
     check_prefix_rewrites(filters, &matches)?;
@@ -89,7 +109,7 @@ pub(crate) fn compile_rule(
     Ok(CompiledRule {
         index,
         route: Route {
-            name: format!("httproute/{route_key}/rule/{index}"),
+            name: format!("{}/{route_key}/rule/{index}", ctx.kind().prefix()),
             rule_name: rule.name.clone(),
             filters,
             backends,
@@ -98,8 +118,10 @@ pub(crate) fn compile_rule(
             sampling_per_million: None,
             auth: None,
             rate_limit: None,
+            grpc: false,
         },
         matches,
+        grpc_ranks: Vec::new(),
         backends: std::mem::take(&mut ctx.backends),
         ext_auth,
     })

@@ -69,6 +69,7 @@ pub(crate) fn build_snapshot(
     let used: BTreeSet<usize> = by_listener.keys().map(|(_, r)| *r).collect();
     let gateway = plan.key();
     for &r in &used {
+        let policy_key = routes[r].policy_key();
         let listeners: Vec<usize> = by_listener
             .keys()
             .filter(|(_, route)| *route == r)
@@ -85,7 +86,7 @@ pub(crate) fn build_snapshot(
                         .get(li)
                         .filter(|l| l.set.is_none())
                         .map(|l| l.name.as_str()),
-                    route: &routes[r].key,
+                    route: &policy_key,
                     rule: rule.route.rule_name.as_deref(),
                 };
                 let index = (
@@ -387,6 +388,7 @@ fn rank_route<'a>(
             let rank = Ranked {
                 host,
                 m,
+                grpc: rule.grpc_ranks.get(index).copied(),
                 created: route.created.as_ref(),
                 route_key: &route.key,
                 rule: rule.index,

@@ -1,5 +1,5 @@
-//! Statuses for objects Tollgate reads but does not serve: objects that did
-//! not decode, and GRPCRoutes (routed in a later release).
+//! Statuses for objects Tollgate reads but cannot serve: objects that did
+//! not decode.
 //!
 //! Such an object takes no part in any snapshot, but silence would leave
 //! its owner guessing, so it gets the status a user looks at first: a route
@@ -17,12 +17,8 @@ use crate::resources::{Resources, Undecodable};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Why a GRPCRoute is not accepted yet.
-const GRPC_NOT_SERVED: &str =
-    "Tollgate does not serve GRPCRoute yet: no listener of this Gateway supports the kind";
-
-/// Pushes the status of every undecodable object and GRPCRoute that names
-/// one of Tollgate's classes or Gateways.
+/// Pushes the status of every undecodable object that names one of
+/// Tollgate's classes or Gateways.
 pub(super) fn compile_unserved(
     resources: &Resources,
     options: &CompileOptions,
@@ -70,24 +66,6 @@ pub(super) fn compile_unserved(
                 push_status(out, "GatewayClass", None, &failure.name, &status);
             }
             _ => {}
-        }
-    }
-    for route in resources.grpc_routes.values() {
-        let namespace = route.metadata.namespace.as_deref().unwrap_or_default();
-        let refs: Vec<Value> = route
-            .spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .filter_map(|p| serde_json::to_value(p).ok())
-            .collect();
-        let stamp = stamp.for_generation(route.metadata.generation);
-        let not_served = (reasons::NOT_ALLOWED_BY_LISTENERS, GRPC_NOT_SERVED);
-        let parents = route_parents(&refs, namespace, gateways, options, &stamp, not_served);
-        if !parents.is_empty() {
-            let name = route.metadata.name.as_deref().unwrap_or_default();
-            let status = json!({ "parents": parents });
-            push_status(out, "GRPCRoute", Some(namespace), name, &status);
         }
     }
 }

@@ -105,6 +105,14 @@ const KINDS: &[Kind] = &[
         namespaced: true,
         mode: Mode::SharedList("ancestors"),
     },
+    Kind {
+        kind: "RateLimitPolicy",
+        group: tollgate_crds::GROUP,
+        version: "v1alpha1",
+        plural: "ratelimitpolicies",
+        namespaced: true,
+        mode: Mode::SharedList("ancestors"),
+    },
 ];
 
 impl Kind {

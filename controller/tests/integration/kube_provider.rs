@@ -31,6 +31,7 @@ pub(crate) async fn server_with_crds(skip: &[&str]) -> ApiServer {
         .collect();
     files.push(format!("{root}/tollgate.dev_gatewayconfigs.yaml").into());
     files.push(format!("{root}/tollgate.dev_authpolicies.yaml").into());
+    files.push(format!("{root}/tollgate.dev_ratelimitpolicies.yaml").into());
     for file in files {
         let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let plural = crd.pointer("/spec/names/plural").unwrap().as_str().unwrap();

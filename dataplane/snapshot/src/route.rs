@@ -74,7 +74,7 @@ pub enum StringMatch {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
-    /// Source name, `httproute/<ns>/<name>/rule/<i>`.
+    /// Source name, `httproute/<ns>/<name>/rule/<i>` (or `grpcroute/...`).
     pub name: String,
     /// The rule's `name`, when the manifest gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +104,12 @@ pub struct Route {
     /// rule, from every level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<usize>,
+    /// Whether the rule comes from a GRPCRoute: the data plane then answers
+    /// its own errors the gRPC way (HTTP 200 with `grpc-status`), since a
+    /// gRPC client reads no HTTP status. Absent in snapshots made before
+    /// GRPCRoutes were served, hence the default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grpc: bool,
 }
 
 /// A weighted reference from a rule to a backend.

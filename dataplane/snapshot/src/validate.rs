@@ -317,6 +317,7 @@ mod tests {
                 sampling_per_million: None,
                 auth: None,
                 rate_limit: None,
+                grpc: false,
             }],
             backends: vec![Backend {
                 name: "service/default/echo/port/80".into(),

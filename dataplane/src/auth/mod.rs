@@ -22,17 +22,17 @@ mod authz;
 mod basic;
 mod call;
 mod credential;
-mod jwks;
-mod jwt;
-#[cfg(test)]
-mod test_keys;
 mod ext_auth;
 mod ext_auth_grpc;
 mod id_token;
 mod introspection;
+mod jwks;
+mod jwt;
 mod oidc;
 mod oidc_provider;
 mod oidc_session;
+#[cfg(test)]
+mod test_keys;
 mod token_cache;
 
 use crate::context::{Principal, RequestContext};
@@ -47,10 +47,10 @@ use std::sync::Arc;
 use tollgate_snapshot::AuthConfig;
 
 pub(crate) use authz::{Authorizer, under};
-pub use jwt::TokenVerifier;
 use ext_auth::ExtAuthCall;
 use introspection::IntrospectionAuth;
 use introspection::Verdict;
+pub use jwt::TokenVerifier;
 use oidc::OidcAuth;
 use token_cache::TokenCaches;
 

@@ -79,7 +79,8 @@ pub(crate) async fn collect_body(
 /// # Guarantees
 ///
 /// Never fails and never panics: errors become the gateway's own plain-text
-/// answers with an `x-tollgate-error` header. Request and response bodies
+/// answers with an `x-tollgate-error` header (gRPC calls get trailers-only
+/// gRPC answers instead: `crate::grpc`). Request and response bodies
 /// are streamed, not buffered.
 pub async fn handle(
     runtime: Arc<Runtime>,
@@ -97,14 +98,20 @@ pub(crate) async fn handle_observed(
     req: Request<Incoming>,
     exchange: &mut Exchange,
 ) -> Response<ProxyBody> {
-    let pipeline = pipeline::Pipeline::new(&runtime, &conn);
+    let grpc = crate::grpc::is_grpc(req.headers());
+    let timeout = grpc.then(|| crate::grpc::timeout(req.headers())).flatten();
+    let pipeline = pipeline::Pipeline::new(&runtime, &conn).with_grpc_timeout(timeout);
     match pipeline.run(req, exchange).await {
         Ok(response) => response,
         Err(failure) => {
             if let Some(reason) = failure.error.reason() {
                 exchange.refused(reason, failure.error.kind().label());
             }
-            crate::error::respond(&failure.error, failure.source)
+            if grpc || pipeline.routed_grpc() {
+                crate::grpc::respond(&failure.error, failure.source)
+            } else {
+                crate::error::respond(&failure.error, failure.source)
+            }
         }
     }
 }

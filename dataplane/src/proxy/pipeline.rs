@@ -18,6 +18,7 @@
 //!   7 upstream  send; request_ms over the whole exchange, backend_request_ms
 //!     │         per attempt, both up to the response headers; a failure of
 //!     │         the client's body is the client's (400/408), not the upstream's;
+//!     │         a gRPC call's `grpc-timeout` shortens request_ms  grpc.rs
 //!     │         the rule's retry policy tries again within its budget  retry.rs
 //!             (telemetry: the route chosen plans the server span; its trace
 //!              context goes into the request after forwarding headers, and
@@ -59,6 +60,7 @@ use attempt::{Leg, upstream_request};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A pipeline error with the configuration element that was serving the
@@ -78,6 +80,11 @@ pub(crate) struct Pipeline<'a> {
     runtime: &'a Runtime,
     conn: &'a ConnInfo,
     started: Instant,
+    /// A gRPC call's `grpc-timeout`, read before the request is taken apart.
+    grpc_timeout: Option<Duration>,
+    /// Whether routing chose a GRPCRoute rule, so a later failure is
+    /// answered the gRPC way even to a client that did not say `grpc`.
+    grpc_route: AtomicBool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -87,7 +94,26 @@ impl<'a> Pipeline<'a> {
             runtime,
             conn,
             started: Instant::now(),
+            grpc_timeout: None,
+            grpc_route: AtomicBool::new(false),
         }
+    }
+
+    /// The pipeline of a gRPC call with the client's `grpc-timeout`.
+    pub(crate) fn with_grpc_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.grpc_timeout = timeout;
+        self
+    }
+
+    /// Whether routing chose a GRPCRoute rule.
+    pub(crate) fn routed_grpc(&self) -> bool {
+        self.grpc_route.load(Ordering::Relaxed)
+    }
+
+    /// The request timeout of `route` for this request: the rule's, or the
+    /// gRPC client's deadline when that is shorter.
+    fn request_ms(&self, route: &RouteRuntime) -> Option<u64> {
+        crate::grpc::request_ms(route.timeouts.request_ms, self.grpc_timeout)
     }
 
     /// Runs every stage; `Err` is turned into a response by the caller.
@@ -150,6 +176,7 @@ impl<'a> Pipeline<'a> {
             error: ProxyError::NoBackend(format!("route index {} missing", found.route)),
             source: listener_name(socket, found.listener),
         })?;
+        self.grpc_route.store(route.grpc, Ordering::Relaxed);
         let listener = socket.listener_labels.get(found.listener);
         exchange.routed(
             &seen,
@@ -231,8 +258,9 @@ impl<'a> Pipeline<'a> {
         let headers = std::mem::take(&mut ctx.headers);
         let sent = match (&route.retry, &offer) {
             (Some(retry), None) => {
-                let deadline =
-                    (route.timeouts.request_ms).map(|ms| self.started + Duration::from_millis(ms));
+                let deadline = self
+                    .request_ms(route)
+                    .map(|ms| self.started + Duration::from_millis(ms));
                 let leg = Leg {
                     pipeline: self,
                     ctx: &ctx,

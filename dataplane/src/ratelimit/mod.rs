@@ -21,7 +21,7 @@ mod local;
 mod redis;
 
 use crate::context::RequestContext;
-use crate::error::{self, ProxyError};
+use crate::error::ProxyError;
 use crate::stage::{Completion, CompletionHook, Flow, Stage, StageFuture};
 use gcra::{Decision, Shape};
 use headers::Standing;
@@ -206,15 +206,16 @@ impl RateLimitStage {
                 .map(|v| v.decision.retry_after)
                 .max()
                 .unwrap_or(0);
-            let refusal = ProxyError::RateLimited {
+            let standing = (self.headers != RateLimitHeaders::Off).then(|| {
+                let mut map = http::HeaderMap::new();
+                headers::write(&mut map, &standings);
+                Box::new(map)
+            });
+            return Err(ProxyError::RateLimited {
                 limit: first.built.limit.name.clone(),
                 retry_after_secs: Some(headers::ceil_secs(wait).max(1)),
-            };
-            let mut answer = error::respond(&refusal, &first.built.limit.source);
-            if self.headers != RateLimitHeaders::Off {
-                headers::write(answer.headers_mut(), &standings);
-            }
-            return Ok(Flow::Answer(answer));
+                standing,
+            });
         }
         if !verdicts.is_empty() || outcome != "allowed" {
             ctx.rate_limit = Some(outcome);

@@ -54,6 +54,9 @@ pub(crate) struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) endpoint: Option<String>,
     pub(crate) status: u16,
+    /// A gRPC call's `grpc-status` (its outcome; `status` is mostly 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) grpc_status: Option<u16>,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) duration_ms: f64,

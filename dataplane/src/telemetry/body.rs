@@ -52,6 +52,9 @@ where
                 if let Some(data) = f.data_ref() {
                     self.sent += data.remaining() as u64;
                 }
+                if let (Some(trailers), Some(exchange)) = (f.trailers_ref(), &mut self.exchange) {
+                    exchange.trailers(trailers);
+                }
                 if self.inner.is_end_stream() {
                     self.finish();
                 }

@@ -35,6 +35,9 @@ pub(crate) struct RequestKey {
     pub(crate) status: u16,
     pub(crate) error: u8,
     pub(crate) version: u8,
+    /// 0 for other requests; a gRPC call's status code + 1, or 0 before
+    /// one arrived (a call cut short).
+    pub(crate) grpc: u8,
 }
 
 /// The request instruments bound to one series.

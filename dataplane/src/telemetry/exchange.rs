@@ -8,6 +8,7 @@
 //! drawn) is never copied out of the request.
 
 mod finish;
+mod grpc;
 mod identity;
 mod request;
 mod retry;
@@ -94,6 +95,8 @@ pub(crate) struct Exchange {
     scheme_index: u8,
     /// Client address and principal, when the stages found them.
     identity: Option<Box<identity::Identity>>,
+    /// What a gRPC call adds (`rpc.*`); `None` for other requests.
+    grpc: Option<Box<grpc::GrpcCall>>,
 }
 
 impl Exchange {
@@ -134,11 +137,13 @@ impl Exchange {
             method_index,
             scheme_index,
             identity: None,
+            grpc: None,
         };
         let (Some(obs), Some(runtime)) = (obs, runtime) else {
             return exchange;
         };
         let t = runtime.telemetry();
+        exchange.grpc = grpc::GrpcCall::read(req.headers(), req.uri().path()).map(Box::new);
         obs.active.add(method_index, scheme_index, 1);
         exchange.tracing = t.tracing && obs.traces.enabled();
         exchange.logged = t.logs_this_request();
@@ -323,9 +328,17 @@ impl Exchange {
     pub(crate) fn respond<B>(&mut self, response: &Response<B>) {
         self.plan_span(None, None);
         self.status = response.status().as_u16();
-        // The gateway's own answers are all 4xx or 5xx: a success or a
-        // redirect is not looked up for its label.
-        let failed = self.status >= 400;
+        if let Some(call) = &mut self.grpc {
+            call.observe(response.headers());
+        }
+        // The gateway's own answers are all 4xx or 5xx, or gRPC failures
+        // (200 with a non-zero `grpc-status`): a success or a redirect is
+        // not looked up for its label.
+        let grpc_failed = self
+            .grpc
+            .as_ref()
+            .is_some_and(|c| c.status().unwrap_or(0) != 0);
+        let failed = self.status >= 400 || grpc_failed;
         self.error = failed
             .then(|| response.headers().get(ERROR_HEADER))
             .flatten()
@@ -346,6 +359,14 @@ impl Exchange {
                 .enumerate()
                 .filter_map(|(i, n)| Some((i, recorded_value(n, response.headers())?)))
                 .collect();
+        }
+    }
+
+    /// Records the trailers at the end of the response body (a gRPC
+    /// call's `grpc-status`).
+    pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(call) = &mut self.grpc {
+            call.observe(trailers);
         }
     }
 
@@ -375,6 +396,7 @@ impl Exchange {
             status: self.status,
             error: labels::error_index(self.error),
             version: version_index(self.version),
+            grpc: self.grpc.as_ref().map_or(0, |c| c.key()),
         };
         let attributes = || self.metric_attributes();
         let t = runtime.telemetry();
@@ -443,6 +465,9 @@ impl Exchange {
                 attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
             }
             push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
+        }
+        if let Some(call) = &self.grpc {
+            call.push_metric_attributes(&mut attrs);
         }
         attrs
     }

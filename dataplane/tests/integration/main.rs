@@ -9,12 +9,12 @@
 mod common;
 mod server_support;
 
-mod auth_jwt;
-mod proxy_auth;
 mod auth_ext;
 mod auth_ext_grpc;
 mod auth_introspection;
+mod auth_jwt;
 mod auth_oidc;
+mod proxy_auth;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_ratelimit;

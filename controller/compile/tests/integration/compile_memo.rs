@@ -43,6 +43,16 @@ spec:
   hostnames: [cart.example.com]
   rules:
   - backendRefs: [{name: cart, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: a, namespace: apps, generation: 1}
+spec:
+  parentRefs: [{name: gw, sectionName: shop}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: echo.Echo}}]
+    backendRefs: [{name: echo, port: 80}]
 "#;
 
 /// Route `apps/b`, to a Service in another namespace.
@@ -236,6 +246,26 @@ metadata: {name: shop, labels: {team: other}}
             next
         }),
         ("route added back", |r| edit(r, ROUTE_B)),
+        ("grpc route edit, same name as an HTTPRoute", |r| {
+            edit(
+                r,
+                r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: a, namespace: apps, generation: 2}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: echo.Echo, method: Say}}]
+    backendRefs: [{name: echo, port: 80}]
+"#,
+            )
+        }),
+        ("grpc route deleted", |r| {
+            let mut next = r.clone();
+            next.grpc_routes.remove("apps/a");
+            next
+        }),
         ("grant added again", |r| edit(r, GRANT)),
         // Policies are applied outside the memo: a memoized route must
         // pick up every policy change without being recompiled.

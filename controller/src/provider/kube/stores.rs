@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tollgate_compile::resources::{Objects, Resources, Undecodable};
-use tollgate_crds::{AuthPolicy, GatewayConfig};
+use tollgate_crds::{AuthPolicy, GatewayConfig, RateLimitPolicy};
 
 /// Read handles on every kind's stores (one per watched namespace, or one
 /// for all).
@@ -47,6 +47,7 @@ pub(super) struct Stores {
     endpoint_slices: Vec<Store<Lenient<EndpointSlice>>>,
     gateway_configs: Vec<Store<Lenient<GatewayConfig>>>,
     auth_policies: Vec<Store<Lenient<AuthPolicy>>>,
+    rate_limit_policies: Vec<Store<Lenient<RateLimitPolicy>>>,
     /// Secrets: metadata only.
     pub(super) secrets: Vec<Store<PartialObjectMeta<Secret>>>,
     /// ConfigMaps: metadata only.
@@ -197,6 +198,7 @@ impl Stores {
             endpoint_slices: s.namespaced(Kind::EndpointSlice),
             gateway_configs: s.namespaced(Kind::GatewayConfig),
             auth_policies: s.namespaced(Kind::AuthPolicy),
+            rate_limit_policies: s.namespaced(Kind::RateLimitPolicy),
             secrets: s.metadata(Kind::Secret),
             config_maps: s.metadata(Kind::ConfigMap),
             watches: s.watches,
@@ -220,6 +222,7 @@ impl Stores {
             endpoint_slices: objects(&self.endpoint_slices),
             gateway_configs: objects(&self.gateway_configs),
             auth_policies: objects(&self.auth_policies),
+            rate_limit_policies: objects(&self.rate_limit_policies),
             undecodable: self.undecodable(),
             ..Resources::default()
         }
@@ -241,6 +244,7 @@ impl Stores {
         failures(&self.endpoint_slices, &mut all);
         failures(&self.gateway_configs, &mut all);
         failures(&self.auth_policies, &mut all);
+        failures(&self.rate_limit_policies, &mut all);
         all
     }
 }

@@ -42,6 +42,7 @@ pub(super) enum Kind {
     EndpointSlice,
     GatewayConfig,
     AuthPolicy,
+    RateLimitPolicy,
     /// Secrets, metadata only.
     Secret,
     /// ConfigMaps, metadata only.
@@ -65,6 +66,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::GatewayConfig => "GatewayConfig",
             Kind::AuthPolicy => "AuthPolicy",
+            Kind::RateLimitPolicy => "RateLimitPolicy",
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
         }

@@ -65,7 +65,7 @@ impl Pipeline<'_> {
         } else {
             Either::Right(endpoint.send(request))
         };
-        let request_left = route.timeouts.request_ms.map(|ms| {
+        let request_left = self.request_ms(route).map(|ms| {
             (
                 Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
                 ms,

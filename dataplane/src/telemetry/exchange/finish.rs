@@ -36,17 +36,22 @@ impl Exchange {
             push_opt(&mut attrs, "tollgate.rule.name", labels.rule_name.as_ref());
         }
         push_opt(&mut attrs, "tollgate.backend", self.backend_label());
+        if let Some(call) = &self.grpc {
+            call.push_span_attributes(&mut attrs);
+        }
         if let Some(runtime) = &self.settings {
             attrs.push(KeyValue::new(
                 "tollgate.snapshot.version",
                 runtime.snapshot().version as i64,
             ));
         }
-        let name = match &self.routed {
-            Some(r) => format!("{} {}", self.method, r.template),
-            None => self.method.to_string(),
+        let name = match (&self.grpc, &self.routed) {
+            (Some(call), _) => call.span_name(),
+            (None, Some(r)) => format!("{} {}", self.method, r.template),
+            (None, None) => self.method.to_string(),
         };
-        let failed = self.error.is_some() || self.status >= 500;
+        let grpc_failed = self.grpc.as_ref().is_some_and(|c| c.server_error());
+        let failed = self.error.is_some() || self.status >= 500 || grpc_failed;
         spans::write(
             &obs.traces,
             Finished {
@@ -145,6 +150,7 @@ impl Exchange {
             backend: None,
             endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
             status: self.status,
+            grpc_status: self.grpc.as_ref().and_then(|c| c.status()),
             bytes_in: self.bytes_in,
             bytes_out: sent,
             duration_ms: took.as_secs_f64() * 1000.0,

@@ -382,6 +382,7 @@ pub fn route(name: &str, filters: Vec<Filter>, backends: Vec<BackendRef>) -> Rou
         sampling_per_million: None,
         auth: None,
         rate_limit: None,
+        grpc: false,
     }
 }
 

@@ -168,6 +168,7 @@ pub fn snapshot_on(version: u64, ports: &[u16], routes: &[(&str, SocketAddr)]) -
                 sampling_per_million: None,
                 auth: None,
                 rate_limit: None,
+                grpc: false,
             })
             .collect(),
         backends: routes

@@ -82,6 +82,8 @@ pub async fn cluster() -> ApiServer {
             "crds/generated/tollgate.dev_gatewayconfigs.yaml",
             "-f",
             "crds/generated/tollgate.dev_authpolicies.yaml",
+            "-f",
+            "crds/generated/tollgate.dev_ratelimitpolicies.yaml",
         ],
     )
     .await;
