@@ -87,6 +87,9 @@ Try:
   # redirect: 301 to /new
   curl -si http://127.0.0.1:8080/old
 
+  # rate limit: 3 per minute per client, then 429 with Retry-After
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/limited; done
+
   # status of every object, as the controller would write it to Kubernetes
   curl -s http://$controller_admin/status
 

@@ -103,6 +103,51 @@ pub struct GatewayConfigSpec {
     /// ignored, so a client cannot choose its own address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_address: Option<ClientAddressConfig>,
+    /// Where global rate limits (RateLimitPolicy `scope: Global`) keep
+    /// their counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// Rate-limit settings of this class's Gateways.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    /// The Redis every data-plane replica shares counters in. Without it,
+    /// global limits follow their failureMode (local limits still apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisConfig>,
+}
+
+/// How data planes reach Redis. Standalone servers (or a managed endpoint
+/// that looks like one) are supported; Sentinel and Cluster modes and TLS
+/// (`rediss://`) are refused with InvalidParameters until they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// `Standalone` (default); `Sentinel` and `Cluster` are not served yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// ACL user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The password: key `password` of this Secret, in the GatewayConfig's
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<crate::LocalObjectRef>,
+    /// Connections each data-plane replica keeps open. Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub pool_size: Option<u32>,
+    /// Timeout of one Redis call (a Gateway API duration); a slower Redis
+    /// counts as down. Default 50ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Prefix of every key. Default `tollgate:rl:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
 }
 
 /// The trusted proxies in front of a Gateway. Authorization by client

@@ -19,7 +19,8 @@ pub use auth_policy::{
 };
 pub use gateway_config::{
     AccessLogConfig, ClientAddressConfig, ClientCertificateHeaderConfig, GatewayConfig,
-    GatewayConfigSpec, RetryConfig, TelemetryConfig, TlsConfig, TracingConfig,
+    GatewayConfigSpec, RateLimitConfig, RedisConfig, RetryConfig, TelemetryConfig, TlsConfig,
+    TracingConfig,
 };
 pub use rate_limit_policy::{
     ConditionSpec, CostSpec, Empty, HeaderConditionSpec, HeaderCostSpec, KeyPartSpec, LimitSpec,

@@ -154,7 +154,16 @@ fn resolve_parameters(
     match resources.gateway_configs.get(&key) {
         Some(config) => {
             let tls = defaults_from(config.spec.tls.as_ref()).map_err(invalid)?;
-            Ok((settings_from(&config.spec)?, tls))
+            let mut settings = settings_from(&config.spec)?;
+            let redis = config
+                .spec
+                .rate_limit
+                .as_ref()
+                .and_then(|r| r.redis.as_ref());
+            settings.redis = redis
+                .map(|r| crate::redis_settings::redis_from(resources, ns, r))
+                .transpose()?;
+            Ok((settings, tls))
         }
         None => Err(invalid(format!("GatewayConfig {key} does not exist"))),
     }

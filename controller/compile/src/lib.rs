@@ -39,6 +39,7 @@ mod memo;
 mod options;
 mod output;
 mod ratelimit_policies;
+mod redis_settings;
 pub mod resources;
 mod retries;
 mod rule_context;

@@ -341,3 +341,33 @@ async fn a_frozen_redis_costs_one_timeout_then_nothing() {
         "circuit did not open: {took:?}"
     );
 }
+
+/// A Redis that requires a password: the right one counts, a wrong one
+/// is a Redis failure (fail-closed limits answer 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_with_a_password() {
+    let redis = RedisServer::start_with(Some("s3cret")).unwrap();
+    let echo = Echo::start("echo").await;
+    let mut closed = limit("closed", 2, 60_000, RateLimitScope::Global);
+    closed.fail_open = false;
+    let config = RateLimits {
+        limits: vec![closed],
+        headers: RateLimitHeaders::Limited,
+    };
+    let mut right = redis_settings(&redis, 500);
+    right.password = Some(Redacted::new("s3cret"));
+    let gw = limited(&echo, config.clone(), Some(right)).await;
+    assert_eq!(gw.send(with(&[])).await.status, StatusCode::OK);
+    assert_eq!(gw.send(with(&[])).await.status, StatusCode::OK);
+    assert_eq!(
+        gw.send(with(&[])).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let mut wrong = redis_settings(&redis, 500);
+    wrong.password = Some(Redacted::new("guess"));
+    let gw = limited(&echo, config, Some(wrong)).await;
+    assert_eq!(
+        gw.send(with(&[])).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -71,6 +71,8 @@ async fn kubectl_applies_gets_and_deletes_the_quickstart() {
             "--server-side",
             "-f",
             "crds/generated/tollgate.dev_gatewayconfigs.yaml",
+            "-f",
+            "crds/generated/tollgate.dev_ratelimitpolicies.yaml",
         ],
     )
     .await;
@@ -117,7 +119,7 @@ async fn kubectl_applies_gets_and_deletes_the_quickstart() {
         "{table}"
     );
     let routes = ok(&server, &cache, &["get", "httproutes", "-o", "name"]).await;
-    assert_eq!(routes.lines().count(), 3, "{routes}");
+    assert_eq!(routes.lines().count(), 4, "{routes}");
 
     let before = server.resource_version();
     ok(
@@ -136,7 +138,13 @@ async fn kubectl_applies_gets_and_deletes_the_quickstart() {
     ok(
         &server,
         &cache,
-        &["delete", "-f", "examples/quickstart/routes.yaml"],
+        &[
+            "delete",
+            "-f",
+            "examples/quickstart/routes.yaml",
+            "-f",
+            "examples/quickstart/ratelimit.yaml",
+        ],
     )
     .await;
     let (_, stdout, stderr) = kubectl(&server, &cache, &["get", "httproutes"]).await;
@@ -149,7 +157,7 @@ async fn kubectl_applies_gets_and_deletes_the_quickstart() {
         .iter()
         .filter(|r| r.method == "DELETE")
         .count();
-    assert_eq!(deletes, 3);
+    assert_eq!(deletes, 5, "four routes and the RateLimitPolicy");
     let class = ok(
         &server,
         &cache,

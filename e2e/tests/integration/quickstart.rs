@@ -116,6 +116,23 @@ async fn quickstart_routes_as_documented() {
     let location = reply.header("location").unwrap();
     assert!(location.ends_with("/new"), "{location}");
 
+    // `/limited`: 3 per minute per client, then 429 with Retry-After and
+    // the RateLimit headers on every answer.
+    let limited = format!("{}/limited", qs.gateway);
+    for left in [2, 1, 0] {
+        let reply = client.get(&limited).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        let state = reply.header("ratelimit").unwrap();
+        assert!(state.contains(&format!("r={left}")), "{state}");
+    }
+    let refused = client.get(&limited).await.unwrap();
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"per-client\";q=3;w=60")
+    );
+
     let status = client
         .get(&format!("{}/status", qs.controller_admin))
         .await
