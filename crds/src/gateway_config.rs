@@ -119,17 +119,26 @@ pub struct RateLimitConfig {
     pub redis: Option<RedisConfig>,
 }
 
-/// How data planes reach Redis. Standalone servers (or a managed endpoint
-/// that looks like one) are supported; Sentinel and Cluster modes and TLS
-/// (`rediss://`) are refused with InvalidParameters until they are.
+/// How data planes reach Redis: a standalone server (or a managed endpoint
+/// that looks like one) or a Redis Cluster, over `redis://` or TLS
+/// (`rediss://`). Sentinel is refused with InvalidParameters until it is
+/// served.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]`, or `rediss://` for TLS; for a cluster,
+    /// one seed node.
     pub url: String,
-    /// `Standalone` (default); `Sentinel` and `Cluster` are not served yet.
+    /// More cluster seed nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// `Standalone` (default) or `Cluster`; `Sentinel` is not served yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// For `rediss://`: the CA bundle (key `ca.crt` of a ConfigMap, or of a
+    /// Secret with `kind: Secret`) trusted instead of the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate_ref: Option<crate::LocalObjectRef>,
     /// ACL user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,

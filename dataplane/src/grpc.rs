@@ -18,7 +18,7 @@
 //! `RESOURCE_EXHAUSTED` (a rate limit, not an outage).
 
 use crate::body::{ProxyBody, empty};
-use crate::error::{ERROR_HEADER, ErrorKind, ProxyError};
+use crate::error::{ErrorKind, ProxyError};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -158,6 +158,7 @@ pub fn request_ms(rule_ms: Option<u64>, grpc_timeout: Option<Duration>) -> Optio
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::error::ERROR_HEADER;
     use http_body::Body;
 
     /// Each row: the gateway's failure and the gRPC status it becomes.

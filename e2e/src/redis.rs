@@ -9,8 +9,6 @@
 use crate::error::HarnessError;
 use crate::process::{Proc, free_port};
 use rustix::process::{Pid, Signal, kill_process_group};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,10 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     password: Option<String>,
+    /// TLS: the folder holding `ca.pem`, `cert.pem` and `key.pem`.
+    tls: Option<PathBuf>,
+    /// Extra arguments (cluster mode).
+    extra: Vec<String>,
     proc: Option<Proc>,
 }
 
@@ -41,10 +43,48 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port()?,
             password: password.map(str::to_string),
+            tls: None,
+            extra: Vec::new(),
             proc: None,
         };
         server.restart()?;
         Ok(server)
+    }
+
+    /// Starts a server that speaks TLS only, with a certificate for
+    /// `127.0.0.1` and `localhost` issued by `ca`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisServer::start`], or when the certificate cannot be made.
+    pub fn start_tls(ca: &crate::tls::Ca) -> Result<RedisServer, HarnessError> {
+        let port = free_port()?;
+        let dir = crate::process::log_dir().join(format!("redis-tls-{port}"));
+        let io = |source| HarnessError::Spawn {
+            what: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let leaf = ca
+            .leaf(&["localhost", "127.0.0.1"], &[])
+            .map_err(|e| HarnessError::InvalidRequest(format!("test certificate: {e}")))?;
+        std::fs::write(dir.join("ca.pem"), ca.pem()).map_err(io)?;
+        std::fs::write(dir.join("cert.pem"), &leaf.chain_pem).map_err(io)?;
+        std::fs::write(dir.join("key.pem"), &leaf.key_pem).map_err(io)?;
+        let mut server = RedisServer {
+            port,
+            password: None,
+            tls: Some(dir),
+            extra: Vec::new(),
+            proc: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// The `rediss://` URL of a TLS server, else the `redis://` one.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
     }
 
     /// The `redis://` URL of the server (without the password).
@@ -58,21 +98,26 @@ impl RedisServer {
     ///
     /// As [`RedisServer::start`].
     pub fn restart(&mut self) -> Result<(), HarnessError> {
-        let program = program()?;
+        let program = program("redis-server")?;
         let port = self.port.to_string();
-        let mut args = vec![
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ];
-        if let Some(password) = &self.password {
-            args.extend(["--requirepass", password.as_str()]);
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            .map(String::from)
+            .to_vec();
+        match &self.tls {
+            Some(dir) => {
+                let file = |f: &str| dir.join(f).display().to_string();
+                args.extend(["--port".into(), "0".into(), "--tls-port".into(), port]);
+                args.extend(["--tls-cert-file".into(), file("cert.pem")]);
+                args.extend(["--tls-key-file".into(), file("key.pem")]);
+                args.extend(["--tls-ca-cert-file".into(), file("ca.pem")]);
+                args.extend(["--tls-auth-clients".into(), "no".into()]);
+            }
+            None => args.extend(["--port".into(), port]),
         }
+        if let Some(password) = &self.password {
+            args.extend(["--requirepass".into(), password.clone()]);
+        }
+        args.extend(self.extra.iter().cloned());
         let proc = Proc::spawn_program(&program, "redis-server", args, [("LANG", "C")])?;
         self.proc = Some(proc);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -122,24 +167,29 @@ impl RedisServer {
         }
     }
 
-    /// Sends one command (inline protocol) and returns the raw reply.
+    /// Runs one command with `redis-cli` (TLS and password as the server
+    /// needs) and returns its output.
     ///
     /// # Errors
     ///
-    /// When the server cannot be reached.
+    /// When `redis-cli` cannot run or fails.
     pub fn command(&self, words: &[&str]) -> std::io::Result<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut request = String::new();
-        if let Some(password) = &self.password {
-            request.push_str(&format!("AUTH {password}\r\n"));
+        let program = program("redis-cli").map_err(std::io::Error::other)?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(dir) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(dir.join("ca.pem"));
         }
-        request.push_str(&words.join(" "));
-        request.push_str("\r\nQUIT\r\n");
-        stream.write_all(request.as_bytes())?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply)?;
-        Ok(reply)
+        if let Some(password) = &self.password {
+            cmd.args(["-a", password, "--no-auth-warning"]);
+        }
+        let out = cmd.args(words).output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// How many times `command` (lowercase, e.g. `evalsha`) ran, from
@@ -166,17 +216,117 @@ impl Drop for RedisServer {
     }
 }
 
-/// `redis-server` on `PATH`.
-fn program() -> Result<PathBuf, HarnessError> {
+/// `name` (`redis-server`, `redis-cli`) on `PATH`.
+fn program(name: &str) -> Result<PathBuf, HarnessError> {
     std::env::var_os("PATH")
         .and_then(|path| {
             std::env::split_paths(&path)
-                .map(|d| d.join("redis-server"))
+                .map(|d| d.join(name))
                 .find(|p| p.is_file())
         })
         .ok_or_else(|| HarnessError::Spawn {
-            what: "redis-server (install it: `make test` does, or apt-get install redis-server)"
-                .into(),
+            what: format!(
+                "{name} (install it: `make test` does, or apt-get install redis-server redis-tools)"
+            ),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })
+}
+
+/// A Redis Cluster of masters on 127.0.0.1, made by `redis-cli --cluster
+/// create`, no replicas.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` servers in cluster mode and joins them, waiting
+    /// until the cluster reports `cluster_state:ok`.
+    ///
+    /// # Errors
+    ///
+    /// When a server does not start or the cluster does not form.
+    pub fn start(masters: usize) -> Result<RedisCluster, HarnessError> {
+        let mut nodes = Vec::new();
+        for _ in 0..masters {
+            let port = free_port()?;
+            let conf = crate::process::log_dir().join(format!("redis-cluster-{port}.conf"));
+            let _ = std::fs::remove_file(&conf);
+            let mut node = RedisServer {
+                port,
+                password: None,
+                tls: None,
+                extra: vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    conf.display().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ],
+                proc: None,
+            };
+            node.restart()?;
+            nodes.push(node);
+        }
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+        let out = std::process::Command::new(program("redis-cli")?)
+            .args(&args)
+            .output()
+            .map_err(|source| HarnessError::Spawn {
+                what: "redis-cli --cluster create".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(HarnessError::InvalidRequest(format!(
+                "redis-cli --cluster create: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = nodes.iter().all(|n| {
+                n.command(&["CLUSTER", "INFO"])
+                    .is_ok_and(|i| i.contains("cluster_state:ok"))
+            });
+            if ok {
+                return Ok(RedisCluster { nodes });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(HarnessError::Timeout {
+            url: "redis cluster".into(),
+            timeout: Duration::from_secs(20),
+            last: "cluster_state not ok".into(),
+        })
+    }
+
+    /// `redis://` URLs of every node (seeds for a cluster client).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// How many times `command` ran, summed over the nodes.
+    ///
+    /// # Errors
+    ///
+    /// When a node cannot be reached.
+    pub fn calls(&self, command: &str) -> std::io::Result<u64> {
+        self.nodes.iter().map(|n| n.calls(command)).sum()
+    }
+
+    /// How many keys each node holds (`DBSIZE`).
+    pub fn key_counts(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.command(&["DBSIZE"])
+                    .ok()
+                    .and_then(|o| o.trim().parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
 }

@@ -38,20 +38,6 @@ pub(crate) struct BackendTarget<'a> {
     pub(crate) port: Option<i32>,
 }
 
-/// Resolves `target`, referenced from an HTTPRoute in `route_ns`.
-pub(crate) fn resolve_backend(
-    resources: &Resources,
-    route_ns: &str,
-    target: BackendTarget<'_>,
-) -> Result<Backend, Problem> {
-    let from = Referrer {
-        group: GATEWAY_GROUP,
-        kind: "HTTPRoute",
-        namespace: route_ns,
-    };
-    resolve_backend_from(resources, &from, target)
-}
-
 /// Resolves `target`, referenced from `from` (the group and kind a
 /// ReferenceGrant must name, and the referrer's namespace).
 pub(crate) fn resolve_backend_from(

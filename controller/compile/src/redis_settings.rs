@@ -1,9 +1,10 @@
 //! `GatewayConfig.spec.rateLimit.redis` into the snapshot's Redis settings.
 //!
-//! Only what the data plane serves is accepted: a standalone server over
-//! `redis://`. Sentinel, Cluster and TLS are refused with
-//! `InvalidParameters` rather than silently ignored, so a GatewayClass never
-//! says `Accepted` for counters that would not be shared as written.
+//! Only what the data plane serves is accepted: a standalone server or a
+//! Redis Cluster, over `redis://` or `rediss://` (TLS, with an optional
+//! private CA). Sentinel is refused with `InvalidParameters` rather than
+//! silently ignored, so a GatewayClass never says `Accepted` for counters
+//! that would not be shared as written.
 
 use crate::auth_refs::PolicyRefs;
 use crate::conditions::{Problem, reasons};
@@ -20,8 +21,8 @@ const DEFAULT_TIMEOUT_MS: u64 = 50;
 ///
 /// # Errors
 ///
-/// `InvalidParameters` for a URL that is not `redis://`, a mode other
-/// than Standalone, a bad timeout, or a password Secret that cannot be
+/// `InvalidParameters` for a URL that is not `redis://` or `rediss://`,
+/// Sentinel mode, a bad timeout, or a password Secret or CA that cannot be
 /// read.
 pub(crate) fn redis_from(
     resources: &Resources,
@@ -30,27 +31,49 @@ pub(crate) fn redis_from(
 ) -> Result<RedisSettings, Problem> {
     let invalid =
         |m: String| Problem::new(reasons::INVALID_PARAMETERS, format!("rateLimit.redis: {m}"));
-    if !config.url.starts_with("redis://") {
-        return Err(invalid(format!(
-            "url {:?} must be redis://host:port (TLS, rediss://, is not supported yet)",
-            config.url
-        )));
-    }
-    match config.mode.as_deref() {
-        None | Some("Standalone") => {}
-        Some(other) => {
+    let urls: Vec<String> = std::iter::once(config.url.clone())
+        .chain(config.urls.iter().flatten().cloned())
+        .collect();
+    let tls = config.url.starts_with("rediss://");
+    for url in &urls {
+        let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+        if !scheme_ok || url.starts_with("rediss://") != tls {
             return Err(invalid(format!(
-                "mode {other}: only Standalone is supported yet"
+                "url {url:?} must be redis://host:port or rediss://host:port, all alike"
             )));
         }
     }
+    let mode = match config.mode.as_deref() {
+        None | Some("Standalone") if urls.len() == 1 => RedisMode::Standalone,
+        None | Some("Standalone") => {
+            return Err(invalid(
+                "several urls are cluster seeds: set mode Cluster".into(),
+            ));
+        }
+        Some("Cluster") => RedisMode::Cluster,
+        Some(other) => {
+            return Err(invalid(format!(
+                "mode {other}: Standalone and Cluster are supported (Sentinel not yet)"
+            )));
+        }
+    };
+    let refs = PolicyRefs::new(resources, namespace);
+    let ca_pem = match &config.ca_certificate_ref {
+        Some(_) if !tls => {
+            return Err(invalid("caCertificateRef needs a rediss:// url".into()));
+        }
+        Some(r) => Some(
+            refs.object_value("caCertificateRef", r, "ConfigMap", "ca.crt")
+                .map_err(|p| invalid(p.message))?,
+        ),
+        None => None,
+    };
     let timeout_ms = match &config.timeout {
         Some(t) => parse_duration_ms(t).map_err(|p| invalid(p.message))?,
         None => DEFAULT_TIMEOUT_MS,
     };
     let password = match &config.password_secret_ref {
         Some(r) => {
-            let refs = PolicyRefs::new(resources, namespace);
             let value = refs
                 .secret_value("passwordSecretRef", r, "password")
                 .map_err(|p| invalid(p.message))?;
@@ -59,11 +82,11 @@ pub(crate) fn redis_from(
         None => None,
     };
     Ok(RedisSettings {
-        urls: vec![config.url.clone()],
-        mode: RedisMode::Standalone,
+        urls,
+        mode,
         username: config.username.clone(),
         password,
-        ca_pem: None,
+        ca_pem,
         pool_size: config.pool_size.unwrap_or(4),
         timeout_ms: timeout_ms.max(1),
         key_prefix: config

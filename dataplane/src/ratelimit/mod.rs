@@ -19,6 +19,7 @@ mod headers;
 mod key;
 mod local;
 mod redis;
+mod redis_conn;
 
 use crate::context::RequestContext;
 use crate::error::ProxyError;

@@ -24,6 +24,7 @@
 //! a cool-down that doubles from 1 s up to 30 s; then one call probes.
 
 use super::gcra::{self, Decision, Shape};
+use super::redis_conn::{Conn, Pool};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -132,8 +133,7 @@ pub(crate) struct GlobalCounters {
     settings: RedisSettings,
     timeout: Duration,
     script: ::redis::Script,
-    connections: Vec<tokio::sync::Mutex<Option<::redis::aio::MultiplexedConnection>>>,
-    next: AtomicUsize,
+    pool: Pool,
     leases: Mutex<HashMap<String, Lease>>,
     refused: Mutex<HashMap<String, Instant>>,
     breaker: Mutex<Breaker>,
@@ -153,13 +153,12 @@ impl std::fmt::Debug for GlobalCounters {
 impl GlobalCounters {
     /// A client for `settings`; connects on first use.
     pub(crate) fn new(settings: RedisSettings) -> GlobalCounters {
-        let pool = settings.pool_size.clamp(1, 64) as usize;
+        let timeout = Duration::from_millis(settings.timeout_ms.max(1));
         GlobalCounters {
-            timeout: Duration::from_millis(settings.timeout_ms.max(1)),
+            timeout,
+            pool: Pool::new(settings.clone(), timeout),
             settings,
             script: ::redis::Script::new(SCRIPT),
-            connections: (0..pool).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
             leases: Mutex::default(),
             refused: Mutex::default(),
             breaker: Mutex::default(),
@@ -301,18 +300,38 @@ impl GlobalCounters {
         asks: &[Ask<'_>],
         debit: bool,
     ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let slot =
-            &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
-        let mut guard = slot.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.connect().await?);
-        }
-        let Some(connection) = guard.as_mut() else {
-            return Err(::redis::RedisError::from(std::io::Error::other(
-                "no connection",
-            )));
+        let (conn, slot) = self.pool.get().await?;
+        let result = match conn {
+            Conn::Single(mut c) => {
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                self.invocation(asks, debit).invoke_async(&mut c).await
+            }
+            // A cluster keeps each key on the node of its slot, and one
+            // script may only touch keys of one slot: each limit is
+            // decided on its own (atomic per limit, not across limits).
+            Conn::Cluster(c) => {
+                let calls = asks.iter().map(|ask| {
+                    let mut c = c.clone();
+                    self.calls.fetch_add(1, Ordering::Relaxed);
+                    let invocation = self.invocation(std::slice::from_ref(ask), debit);
+                    async move {
+                        let answer: Vec<(u64, u64)> = invocation.invoke_async(&mut c).await?;
+                        Ok::<_, ::redis::RedisError>(answer)
+                    }
+                });
+                futures_util::future::try_join_all(calls)
+                    .await
+                    .map(|answers| answers.into_iter().flatten().collect())
+            }
         };
+        if result.is_err() {
+            self.pool.reset(slot).await;
+        }
+        result
+    }
+
+    /// The script call deciding `asks`.
+    fn invocation(&self, asks: &[Ask<'_>], debit: bool) -> ::redis::ScriptInvocation<'_> {
         let mut invocation = self.script.prepare_invoke();
         for ask in asks {
             let (wanted, mode) = match (debit, ask.shadow) {
@@ -330,39 +349,7 @@ impl GlobalCounters {
                 .arg(ask.cost)
                 .arg(mode);
         }
-        let mut connection = connection.clone();
-        drop(guard);
-        let result: Result<Vec<(u64, u64)>, _> = invocation.invoke_async(&mut connection).await;
-        if result.is_err() {
-            // Reconnect on the next call through this slot.
-            *slot.lock().await = None;
-        }
-        result
-    }
-
-    async fn connect(&self) -> Result<::redis::aio::MultiplexedConnection, ::redis::RedisError> {
-        let url = self
-            .settings
-            .urls
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-        let mut info: ::redis::ConnectionInfo = url.as_str().parse()?;
-        let mut redis = info.redis_settings().clone();
-        if let Some(user) = &self.settings.username {
-            redis = redis.set_username(user.clone());
-        }
-        if let Some(password) = &self.settings.password {
-            redis = redis.set_password(password.expose());
-        }
-        info = info.set_redis_settings(redis);
-        let client = ::redis::Client::open(info)?;
-        let config = ::redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        invocation
     }
 
     /// Turns the script's answers into decisions, keeping leftovers as

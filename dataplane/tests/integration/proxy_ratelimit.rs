@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
-use tollgate_e2e::redis::RedisServer;
+use tollgate_e2e::redis::{RedisCluster, RedisServer};
 use tollgate_snapshot::*;
 
 fn limit(name: &str, requests: u64, interval_ms: u64, scope: RateLimitScope) -> RateLimit {
@@ -369,5 +369,71 @@ async fn redis_with_a_password() {
     assert_eq!(
         gw.send(with(&[])).await.status,
         StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+/// Redis over TLS with a private CA (`rediss://`): counts as plain Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_a_private_ca() {
+    let ca = tollgate_e2e::tls::Ca::new("redis test CA").unwrap();
+    let redis = RedisServer::start_tls(&ca).unwrap();
+    let echo = Echo::start("echo").await;
+    let mut closed = limit("closed", 2, 60_000, RateLimitScope::Global);
+    closed.fail_open = false;
+    let config = RateLimits {
+        limits: vec![closed],
+        headers: RateLimitHeaders::Limited,
+    };
+    let mut settings = redis_settings(&redis, 1000);
+    settings.urls = vec![redis.tls_url()];
+    settings.ca_pem = Some(ca.pem());
+    let gw = limited(&echo, config, Some(settings)).await;
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        assert_eq!(gw.send(with(&[])).await.status, expected);
+    }
+    assert!(redis.calls("evalsha").unwrap() + redis.calls("eval").unwrap() >= 2);
+}
+
+/// A Redis Cluster of three masters: two replicas share every limit
+/// (keys land on the node of their slot), each limit is decided on its
+/// own node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_of_three_masters() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let echo = Echo::start("echo").await;
+    let mut per_tenant = limit("per-tenant", 3, 60_000, RateLimitScope::Global);
+    per_tenant.key = vec![KeyPart::Header {
+        name: "x-tenant".into(),
+    }];
+    let config = RateLimits {
+        limits: vec![
+            per_tenant,
+            limit("per-client", 1000, 60_000, RateLimitScope::Global),
+        ],
+        headers: RateLimitHeaders::Limited,
+    };
+    let mut settings = redis_settings(&cluster.nodes[0], 1000);
+    settings.mode = RedisMode::Cluster;
+    settings.urls = cluster.urls();
+    let a = limited(&echo, config.clone(), Some(settings.clone())).await;
+    let b = limited(&echo, config, Some(settings)).await;
+    for tenant in ["t1", "t2", "t3", "t4", "t5", "t6"] {
+        let mut admitted = 0;
+        for i in 0..5 {
+            let gw = if i % 2 == 0 { &a } else { &b };
+            if gw.send(with(&[("x-tenant", tenant)])).await.status == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3, "tenant {tenant}");
+    }
+    let keys = cluster.key_counts();
+    assert!(
+        keys.iter().filter(|k| **k > 0).count() >= 2,
+        "counters on one node only: {keys:?}"
     );
 }
