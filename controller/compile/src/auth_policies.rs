@@ -14,7 +14,9 @@
 //! so the most specific level wins a section unless a Gateway (or
 //! listener) policy overrides it. A winning policy that is invalid makes
 //! the rule refuse every request (fail closed): dropping it would expose
-//! the routes it was written to protect.
+//! the routes it was written to protect. So does an AuthPolicy the
+//! provider could not decode: it ranks first at its targets (its age is
+//! unknown) and is `Invalid` there.
 //!
 //! # Why the route memo can never serve a stale policy
 //!
@@ -142,8 +144,23 @@ impl AuthPolicies {
             ranks.push(precedence(policy));
             out.policies.push(compiled);
         }
+        let unreadable = resources
+            .undecodable
+            .values()
+            .filter(|u| u.kind == "AuthPolicy");
+        for failure in unreadable {
+            let index = out.policies.len();
+            let compiled = unreadable_policy(failure);
+            for t in &compiled.targets {
+                if let Ok(target) = Target::of(&compiled.namespace, t) {
+                    out.by_target.entry(target).or_default().push(index);
+                }
+            }
+            ranks.push((None, String::new()));
+            out.policies.push(compiled);
+        }
         for list in out.by_target.values_mut() {
-            list.sort_by(|a, b| ranks[*a].cmp(&ranks[*b]));
+            list.sort_by(|a, b| ranks.get(*a).cmp(&ranks.get(*b)));
         }
         out
     }
@@ -334,6 +351,30 @@ fn precedence(policy: &AuthPolicy) -> (Option<i128>, String) {
         .as_ref()
         .map(|t| t.0.as_nanosecond());
     (created, policy.metadata.name.clone().unwrap_or_default())
+}
+
+/// A policy that did not decode: its targets, and why it is invalid.
+fn unreadable_policy(failure: &crate::resources::Undecodable) -> CompiledPolicy {
+    let namespace = failure.namespace.clone().unwrap_or_default();
+    CompiledPolicy {
+        source: format!("authpolicy/{namespace}/{}", failure.name),
+        name: failure.name.clone(),
+        generation: failure.generation,
+        targets: failure
+            .target_refs
+            .iter()
+            .filter_map(|t| serde_json::from_value(t.clone()).ok())
+            .collect(),
+        defaults: AuthConfig::default(),
+        overrides: None,
+        backends: Vec::new(),
+        problem: Some(invalid(format!(
+            "Tollgate cannot read this AuthPolicy: {}",
+            failure.error
+        ))),
+        warnings: Vec::new(),
+        namespace,
+    }
 }
 
 /// Compiles one policy's sections and references.
