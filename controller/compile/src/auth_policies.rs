@@ -414,3 +414,6 @@ fn compile_policy(resources: &Resources, policy: &AuthPolicy) -> CompiledPolicy 
         name,
     }
 }
+
+#[cfg(test)]
+mod tests;
