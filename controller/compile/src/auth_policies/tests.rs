@@ -132,3 +132,75 @@ fn target_kinds() {
     assert!(Target::of("ns", &t("", "Service", None)).is_err());
     assert!(Target::of("ns", &t(GATEWAY_GROUP, "GRPCRoute", None)).is_err());
 }
+
+/// Each invalid section makes the policy `Invalid` with a message naming
+/// the field, so the author can find it.
+#[test]
+fn invalid_sections_name_their_field() {
+    let cases = [
+        (
+            json!({"jwt": {"providers": [{"name": "a", "algorithms": ["none"],
+                "remoteJWKS": {"uri": "https://i/jwks"}}]}}),
+            "jwt.providers[0].algorithms",
+        ),
+        (
+            json!({"jwt": {"providers": [{"name": "a", "algorithms": ["HS256"],
+                "remoteJWKS": {"uri": "https://i/jwks"}}]}}),
+            "\"HS256\" is not one of",
+        ),
+        (
+            json!({"jwt": {"providers": [{"name": "a"}]}}),
+            "set exactly one of remoteJWKS and localJWKS",
+        ),
+        (
+            json!({"jwt": {"providers": [{"name": "a", "localJWKS": {"type": "Inline", "inline": "[]"}}]}}),
+            "jwt.providers[0].localJWKS has no keys array",
+        ),
+        (
+            json!({"jwt": {"providers": [{"name": "a", "remoteJWKS": {"uri": "issuer/jwks"}}]}}),
+            "is not an absolute http or https URI",
+        ),
+        (
+            json!({"basicAuth": {"users": {"name": "missing"}}}),
+            "basicAuth.users: Secret ns/missing does not exist",
+        ),
+        (
+            json!({"extAuth": {"timeout": "soon", "http": {"backendRefs": [{"name": "x", "port": 1}]}}}),
+            "extAuth.timeout",
+        ),
+        (
+            json!({"extAuth": {}}),
+            "extAuth: set exactly one of http and grpc",
+        ),
+        (
+            json!({"authorization": {"rules": [{"action": "Allow", "operation": {"paths": ["admin"]}}]}}),
+            "operation.paths: \"admin\" does not start with /",
+        ),
+        (
+            json!({"caCertificateRefs": [{"name": "missing"}]}),
+            "caCertificateRefs: ConfigMap ns/missing does not exist",
+        ),
+    ];
+    for (sections, want) in cases {
+        let mut spec =
+            json!({"targetRefs": [{"group": GATEWAY_GROUP, "kind": "Gateway", "name": "gw"}]});
+        if let (Some(spec), Some(s)) = (spec.as_object_mut(), sections.as_object()) {
+            spec.extend(s.clone());
+        }
+        let mut resources = Resources::default();
+        resources
+            .insert_document(
+                json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "AuthPolicy",
+                                    "metadata": {"namespace": "ns", "name": "p"}, "spec": spec}),
+            )
+            .unwrap_or_else(|e| panic!("{want}: {e}"));
+        let policies = AuthPolicies::compile(&resources);
+        let problem = policies.policies[0]
+            .problem
+            .as_ref()
+            .map(|p| (p.reason, p.message.clone()));
+        let (reason, message) = problem.unwrap_or_else(|| panic!("{want}: accepted"));
+        assert_eq!(reason, "Invalid", "{want}");
+        assert!(message.contains(want), "{message:?} lacks {want:?}");
+    }
+}
