@@ -15,7 +15,8 @@
 //! `auth_policies` for why this keeps the route memo correct. A rule served
 //! with different auth on two listeners is stored once per auth.
 
-use crate::auth_policies::{AuthPolicies, RuleAt, remap_targets};
+use crate::auth_merge::remap_targets;
+use crate::auth_policies::{AuthPolicies, RuleAt};
 use crate::gateway::GatewayPlan;
 use crate::hostname::{covers, most_specific_first};
 use crate::httproute::CompiledRoute;
