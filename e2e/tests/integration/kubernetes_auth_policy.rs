@@ -1,8 +1,8 @@
 //! AuthPolicy in a cluster: `kubectl apply --server-side` of the documented
 //! policy against the in-memory API server, the controller writes its
 //! ancestor status (read back with `kubectl get`, whose table shows
-//! whether it is in effect), and the admin `/status` names the route's
-//! effective policies.
+//! whether it is in effect), the admin `/status` names the route's
+//! effective policies, and the in-process data plane enforces it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,7 +43,7 @@ async fn applied_auth_policy_reports_accepted_status() {
     apply(&server, &http_route("api", "/", "echo-a")).await;
     apply(&server, POLICY).await;
     apply(&server, ORPHAN).await;
-    let ctl = start_kube_controller(&server, "replica-a", false, PORT).await;
+    let ctl = start_kube_controller(&server, "replica-a", true, PORT).await;
 
     wait_jsonpath(&server, &["authpolicy", "api"], POLICY_ACCEPTED, "True").await;
     wait_jsonpath(&server, &["authpolicy", "api"], POLICY_REASON, "Accepted").await;
@@ -105,6 +105,17 @@ async fn applied_auth_policy_reports_accepted_status() {
         "rule 0: authpolicy/default/api",
     )
     .await;
+    // Served as written: no credential is refused; consumer `ci` is
+    // allowed by the second authorization rule.
+    let url = format!("{}/", ctl.gateway);
+    wait_status(&url, 401, Duration::from_secs(10)).await;
+    let client = HttpClient::http1();
+    let ci = client
+        .request(Method::GET, &url, &[("x-api-key", "ci-secret-key")])
+        .await
+        .unwrap();
+    assert_eq!(ci.status.as_u16(), 200, "{}", ci.text());
+
     let start = Instant::now();
     loop {
         let status = tollgate_e2e::get(&format!("{}/status", ctl.admin))
