@@ -29,6 +29,31 @@ pub(crate) struct Merged {
     pub(crate) used: Vec<String>,
 }
 
+/// Whether a configuration sets each section, in the order `section`
+/// numbers them.
+const SECTIONS: [fn(&AuthConfig) -> bool; 7] = [
+    |c| c.jwt.is_some(),
+    |c| c.oidc.is_some(),
+    |c| c.introspection.is_some(),
+    |c| c.api_keys.is_some(),
+    |c| c.basic.is_some(),
+    |c| !c.ext_auth.is_empty(),
+    |c| c.authorization.is_some(),
+];
+
+/// The sources of the candidates `merge` would take a section from.
+pub(crate) fn contributors<'a>(candidates: &[(&'a CompiledPolicy, &AuthConfig)]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for has in &SECTIONS {
+        if let Some((policy, _)) = candidates.iter().find(|(_, c)| has(c))
+            && !out.contains(&policy.source.as_str())
+        {
+            out.push(&policy.source);
+        }
+    }
+    out
+}
+
 /// Takes each section from the first candidate that sets it, moving its
 /// call targets' backends into one table.
 pub(crate) fn merge(candidates: &[(&CompiledPolicy, &AuthConfig)]) -> Merged {
@@ -37,16 +62,7 @@ pub(crate) fn merge(candidates: &[(&CompiledPolicy, &AuthConfig)]) -> Merged {
         backends: Vec::new(),
         used: Vec::new(),
     };
-    let sections: [fn(&AuthConfig) -> bool; 7] = [
-        |c| c.jwt.is_some(),
-        |c| c.oidc.is_some(),
-        |c| c.introspection.is_some(),
-        |c| c.api_keys.is_some(),
-        |c| c.basic.is_some(),
-        |c| !c.ext_auth.is_empty(),
-        |c| c.authorization.is_some(),
-    ];
-    for (i, has) in sections.iter().enumerate() {
+    for (i, has) in SECTIONS.iter().enumerate() {
         let Some((policy, config)) = candidates.iter().find(|(_, c)| has(c)) else {
             continue;
         };

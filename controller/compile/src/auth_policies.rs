@@ -28,7 +28,7 @@
 //! memoized route therefore cannot miss a policy that now applies, by
 //! construction, with no list of policy inputs to keep in step.
 
-use crate::auth_merge::{deny_all, merge};
+use crate::auth_merge::{contributors, deny_all, merge};
 use crate::auth_refs::{PolicyRefs, invalid};
 use crate::auth_sections::compile_sections;
 use crate::conditions::Problem;
@@ -166,10 +166,9 @@ impl AuthPolicies {
         out
     }
 
-    /// The winner at `target`.
-    fn winner(&self, target: &Target) -> Option<&CompiledPolicy> {
-        let first = self.by_target.get(target)?.first()?;
-        self.policies.get(*first)
+    /// The winner at `target`, by index.
+    fn winner(&self, target: Target) -> Option<usize> {
+        self.by_target.get(&target)?.first().copied()
     }
 
     /// The policy that wins `target` over `policy`, when another does.
@@ -180,41 +179,41 @@ impl AuthPolicies {
             .flatten()
     }
 
-    /// The effective auth of the rule `at`; `None` when no policy applies.
-    pub(crate) fn effective(&self, at: &RuleAt<'_>) -> Option<Effective> {
-        let gateway = self.winner(&Target::Gateway(at.gateway.to_string()));
+    /// The policies that win at each level around the rule `at`. Rules with
+    /// equal winners have equal effective auth, so callers compute it once
+    /// per [`Winners`] ([`Self::effective_of`]).
+    pub(crate) fn winners(&self, at: &RuleAt<'_>) -> Winners {
+        if self.by_target.is_empty() {
+            return Winners::default();
+        }
+        let gateway = self.winner(Target::Gateway(at.gateway.to_string()));
         let listener = at
             .listener
-            .and_then(|l| self.winner(&Target::Listener(at.gateway.to_string(), l.to_string())));
-        let route = self.winner(&Target::Route(at.route.to_string()));
+            .and_then(|l| self.winner(Target::Listener(at.gateway.to_string(), l.to_string())));
+        let route = self.winner(Target::Route(at.route.to_string()));
         let rule = at
             .rule
-            .and_then(|r| self.winner(&Target::Rule(at.route.to_string(), r.to_string())));
-        // Most specific first: the order of `sources`.
-        let winners: Vec<&CompiledPolicy> = [rule, route, listener, gateway]
-            .into_iter()
-            .flatten()
-            .collect();
-        if winners.is_empty() {
-            return None;
+            .and_then(|r| self.winner(Target::Rule(at.route.to_string(), r.to_string())));
+        Winners {
+            rule,
+            route,
+            listener,
+            gateway,
         }
-        let broken: Vec<String> = winners
-            .iter()
-            .filter(|p| p.problem.is_some())
-            .map(|p| p.source.clone())
-            .collect();
-        if !broken.is_empty() {
-            return Some(Effective {
-                config: deny_all(broken),
-                backends: Vec::new(),
-            });
-        }
-        let overrides = [gateway, listener]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.overrides.as_ref().map(|o| (p, o)));
-        let defaults = winners.iter().map(|p| (*p, &p.defaults));
-        let candidates: Vec<(&CompiledPolicy, &AuthConfig)> = overrides.chain(defaults).collect();
+    }
+
+    /// The effective auth given the winners; `None` when no section is set.
+    pub(crate) fn effective_of(&self, w: &Winners) -> Option<Effective> {
+        let (winners, candidates) = match self.plan(w) {
+            Plan::Nothing => return None,
+            Plan::Broken(sources) => {
+                return Some(Effective {
+                    config: deny_all(sources),
+                    backends: Vec::new(),
+                });
+            }
+            Plan::Merge(winners, candidates) => (winners, candidates),
+        };
         let merged = merge(&candidates);
         let mut config = merged.config;
         if config == AuthConfig::default() {
@@ -229,6 +228,84 @@ impl AuthPolicies {
             config,
             backends: merged.backends,
         })
+    }
+
+    /// The `sources` of [`Self::effective_of`], without merging (nothing
+    /// is cloned), for status messages.
+    pub(crate) fn sources_of(&self, w: &Winners) -> Vec<String> {
+        match self.plan(w) {
+            Plan::Nothing => Vec::new(),
+            Plan::Broken(sources) => sources,
+            Plan::Merge(winners, candidates) => {
+                let used = contributors(&candidates);
+                winners
+                    .iter()
+                    .filter(|p| used.contains(&p.source.as_str()))
+                    .map(|p| p.source.clone())
+                    .collect()
+            }
+        }
+    }
+
+    /// What the winners make: nothing, a deny-all (an invalid winner), or
+    /// the candidates to merge, in precedence order.
+    fn plan(&self, w: &Winners) -> Plan<'_> {
+        let policy = |i: Option<usize>| i.and_then(|i| self.policies.get(i));
+        let (gateway, listener) = (policy(w.gateway), policy(w.listener));
+        // Most specific first: the order of `sources`.
+        let winners: Vec<&CompiledPolicy> = [policy(w.rule), policy(w.route), listener, gateway]
+            .into_iter()
+            .flatten()
+            .collect();
+        if winners.is_empty() {
+            return Plan::Nothing;
+        }
+        let broken: Vec<String> = winners
+            .iter()
+            .filter(|p| p.problem.is_some())
+            .map(|p| p.source.clone())
+            .collect();
+        if !broken.is_empty() {
+            return Plan::Broken(broken);
+        }
+        let overrides = [gateway, listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.overrides.as_ref().map(|o| (p, o)));
+        let defaults = winners.iter().map(|p| (*p, &p.defaults));
+        let candidates = overrides.chain(defaults).collect();
+        Plan::Merge(winners, candidates)
+    }
+}
+
+/// See [`AuthPolicies::plan`].
+enum Plan<'a> {
+    Nothing,
+    Broken(Vec<String>),
+    /// The winners, most specific first, and the merge candidates.
+    Merge(
+        Vec<&'a CompiledPolicy>,
+        Vec<(&'a CompiledPolicy, &'a AuthConfig)>,
+    ),
+}
+
+/// The winning policy (index) at each level around one rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Winners {
+    /// At the named rule.
+    pub(crate) rule: Option<usize>,
+    /// At the route.
+    pub(crate) route: Option<usize>,
+    /// At the Gateway's listener.
+    pub(crate) listener: Option<usize>,
+    /// At the Gateway.
+    pub(crate) gateway: Option<usize>,
+}
+
+impl Winners {
+    /// Whether no policy applies.
+    pub(crate) fn is_none(&self) -> bool {
+        *self == Winners::default()
     }
 }
 

@@ -246,10 +246,7 @@ pub(crate) fn route_auth_condition(
                 route: &route.key,
                 rule: rule.route.rule_name.as_deref(),
             };
-            let mut sources = auth
-                .effective(&at)
-                .map(|e| e.config.sources)
-                .unwrap_or_default();
+            let mut sources = auth.sources_of(&auth.winners(&at));
             sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));
             if !sources.is_empty() && !lists.contains(&sources) {
                 lists.push(sources);

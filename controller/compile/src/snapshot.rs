@@ -16,7 +16,7 @@
 //! with different auth on two listeners is stored once per auth.
 
 use crate::auth_merge::remap_targets;
-use crate::auth_policies::{AuthPolicies, RuleAt};
+use crate::auth_policies::{AuthPolicies, RuleAt, Winners};
 use crate::gateway::GatewayPlan;
 use crate::hostname::{covers, most_specific_first};
 use crate::httproute::CompiledRoute;
@@ -169,6 +169,10 @@ struct Tables {
     backend_index: HashMap<String, usize>,
     /// Serialised configuration -> index in `auth`.
     auth_index: HashMap<String, usize>,
+    /// The auth of rules without an `ExternalAuth` filter, by the policies
+    /// that win around them: a Gateway-wide policy over 10k rules is then
+    /// merged and interned once, not 10k times.
+    auth_by_winners: HashMap<Winners, Option<usize>>,
 }
 
 impl Tables {
@@ -187,7 +191,16 @@ impl Tables {
         rule: &CompiledRule,
         global: &[usize],
     ) -> Option<usize> {
-        let mut config = match auth.effective(at) {
+        let winners = auth.winners(at);
+        if rule.ext_auth.is_none() {
+            if winners.is_none() {
+                return None;
+            }
+            if let Some(&cached) = self.auth_by_winners.get(&winners) {
+                return cached;
+            }
+        }
+        let mut config = match auth.effective_of(&winners) {
             Some(e) => {
                 let map = self.intern_backends(&e.backends);
                 let mut config = e.config;
@@ -201,6 +214,16 @@ impl Tables {
             filter.target.backend = filter.target.backend.and_then(|i| global.get(i).copied());
             config.ext_auth.push(filter);
         }
+        let index = self.intern_config(config);
+        if rule.ext_auth.is_none() {
+            self.auth_by_winners.insert(winners, index);
+        }
+        index
+    }
+
+    /// Interns `config`, sharing an equal one already stored; `None` for
+    /// an empty configuration.
+    fn intern_config(&mut self, config: AuthConfig) -> Option<usize> {
         if config == AuthConfig::default() {
             return None;
         }

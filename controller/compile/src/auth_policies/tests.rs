@@ -44,7 +44,12 @@ fn winner(policies: Vec<serde_json::Value>) -> (Option<String>, Vec<String>) {
         route: "ns/r",
         rule: Some("admin"),
     };
-    match AuthPolicies::compile(&resources).effective(&at) {
+    let policies = AuthPolicies::compile(&resources);
+    let winners = policies.winners(&at);
+    let effective = policies.effective_of(&winners);
+    let sources = effective.as_ref().map(|e| e.config.sources.clone());
+    assert_eq!(sources.unwrap_or_default(), policies.sources_of(&winners));
+    match effective {
         None => (None, Vec::new()),
         Some(e) => {
             let rules = e.config.authorization.map(|a| a.rules).unwrap_or_default();
