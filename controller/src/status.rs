@@ -163,7 +163,8 @@ fn log_change(status: &ObjectStatus) {
 }
 
 /// The conditions of a status on one short line: `Accepted=True
-/// Programmed=False(Pending)`, with route parents as `gw: Accepted=True`.
+/// Programmed=False(Pending)`, with route parents (and policy ancestors)
+/// as `gw: Accepted=True`.
 /// The whole status stays on the admin `/status` endpoint.
 fn summary(status: &Value) -> String {
     fn conditions(value: Option<&Value>) -> String {
@@ -186,17 +187,22 @@ fn summary(status: &Value) -> String {
     if !own.is_empty() {
         parts.push(own);
     }
-    for parent in status
-        .get("parents")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = parent
-            .pointer("/parentRef/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        parts.push(format!("{name}: {}", conditions(parent.get("conditions"))));
+    for (list, reference) in [
+        ("parents", "/parentRef/name"),
+        ("ancestors", "/ancestorRef/name"),
+    ] {
+        for parent in status
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = parent
+                .pointer(reference)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            parts.push(format!("{name}: {}", conditions(parent.get("conditions"))));
+        }
     }
     parts.join("; ")
 }
@@ -233,8 +239,8 @@ fn same_but_times(old: &Value, new: &Value) -> bool {
 /// whose type and status are unchanged.
 ///
 /// Walks both values in parallel; list items are paired by `name` (listener
-/// statuses), `parentRef` (route parents) or `type` (conditions), else by
-/// position.
+/// statuses), `parentRef` (route parents), `ancestorRef` (policy
+/// ancestors) or `type` (conditions), else by position.
 pub fn carry_transition_times(old: &Value, new: &mut Value) {
     match (old, new) {
         (Value::Object(o), Value::Object(n)) => {
@@ -252,7 +258,7 @@ pub fn carry_transition_times(old: &Value, new: &mut Value) {
         }
         (Value::Array(o), Value::Array(n)) => {
             for (i, nv) in n.iter_mut().enumerate() {
-                let paired = ["name", "parentRef", "type"]
+                let paired = ["name", "parentRef", "ancestorRef", "type"]
                     .iter()
                     .find_map(|key| {
                         let id = nv.get(*key)?;
@@ -394,6 +400,9 @@ mod tests {
             "gw: Accepted=True ResolvedRefs=False(BackendNotFound)"
         );
         assert_eq!(summary(&gateway("True", "t1").status), "Accepted=True");
+        let policy = json!({"ancestors": [{"ancestorRef": {"name": "gw"}, "conditions": [
+            {"type": "Accepted", "status": "False", "reason": "Conflicted"}]}]});
+        assert_eq!(summary(&policy), "gw: Accepted=False(Conflicted)");
     }
 
     /// Objects that no longer exist leave the store, and their leaving is

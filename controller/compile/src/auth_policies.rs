@@ -14,7 +14,9 @@
 //! so the most specific level wins a section unless a Gateway (or
 //! listener) policy overrides it. A winning policy that is invalid makes
 //! the rule refuse every request (fail closed): dropping it would expose
-//! the routes it was written to protect.
+//! the routes it was written to protect. So does an AuthPolicy the
+//! provider could not decode: it ranks first at its targets (its age is
+//! unknown) and is `Invalid` there.
 //!
 //! # Why the route memo can never serve a stale policy
 //!
@@ -26,6 +28,7 @@
 //! memoized route therefore cannot miss a policy that now applies, by
 //! construction, with no list of policy inputs to keep in step.
 
+use crate::auth_merge::{contributors, deny_all, merge};
 use crate::auth_refs::{PolicyRefs, invalid};
 use crate::auth_sections::compile_sections;
 use crate::conditions::Problem;
@@ -34,7 +37,7 @@ use crate::resources::Resources;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use tollgate_crds::{AuthPolicy, PolicyTargetRef};
-use tollgate_snapshot::{AuthConfig, Authorization, AuthzAction, Backend, CallTarget, JwksSource};
+use tollgate_snapshot::{AuthConfig, Backend};
 
 /// One AuthPolicy, compiled.
 #[derive(Clone, Debug)]
@@ -131,16 +134,26 @@ impl AuthPolicies {
     /// Compiles every AuthPolicy of `resources` and ranks those that share
     /// a target.
     pub(crate) fn compile(resources: &Resources) -> AuthPolicies {
-        let policies: Vec<CompiledPolicy> = resources
+        let mut policies: Vec<CompiledPolicy> = resources
             .auth_policies
             .values()
             .map(|p| compile_policy(resources, p))
             .collect();
-        let ranks: Vec<_> = resources
+        let mut ranks: Vec<_> = resources
             .auth_policies
             .values()
             .map(|p| precedence(&p.metadata))
             .collect();
+        // Policies that do not decode still hold their targets, failing
+        // closed (see `unreadable_policy`), ranked first.
+        let unreadable = resources
+            .undecodable
+            .values()
+            .filter(|u| u.kind == "AuthPolicy");
+        for failure in unreadable {
+            policies.push(unreadable_policy(failure));
+            ranks.push((None, String::new()));
+        }
         let by_target = index_targets(
             policies
                 .iter()
@@ -153,10 +166,9 @@ impl AuthPolicies {
         }
     }
 
-    /// The winner at `target`.
-    fn winner(&self, target: &Target) -> Option<&CompiledPolicy> {
-        let first = self.by_target.get(target)?.first()?;
-        self.policies.get(*first)
+    /// The winner at `target`, by index.
+    fn winner(&self, target: Target) -> Option<usize> {
+        self.by_target.get(&target)?.first().copied()
     }
 
     /// The policy that wins `target` over `policy`, when another does.
@@ -167,41 +179,41 @@ impl AuthPolicies {
             .flatten()
     }
 
-    /// The effective auth of the rule `at`; `None` when no policy applies.
-    pub(crate) fn effective(&self, at: &RuleAt<'_>) -> Option<Effective> {
-        let gateway = self.winner(&Target::Gateway(at.gateway.to_string()));
+    /// The policies that win at each level around the rule `at`. Rules with
+    /// equal winners have equal effective auth, so callers compute it once
+    /// per [`Winners`] ([`Self::effective_of`]).
+    pub(crate) fn winners(&self, at: &RuleAt<'_>) -> Winners {
+        if self.by_target.is_empty() {
+            return Winners::default();
+        }
+        let gateway = self.winner(Target::Gateway(at.gateway.to_string()));
         let listener = at
             .listener
-            .and_then(|l| self.winner(&Target::Listener(at.gateway.to_string(), l.to_string())));
-        let route = self.winner(&Target::Route(at.route.to_string()));
+            .and_then(|l| self.winner(Target::Listener(at.gateway.to_string(), l.to_string())));
+        let route = self.winner(Target::Route(at.route.to_string()));
         let rule = at
             .rule
-            .and_then(|r| self.winner(&Target::Rule(at.route.to_string(), r.to_string())));
-        // Most specific first: the order of `sources`.
-        let winners: Vec<&CompiledPolicy> = [rule, route, listener, gateway]
-            .into_iter()
-            .flatten()
-            .collect();
-        if winners.is_empty() {
-            return None;
+            .and_then(|r| self.winner(Target::Rule(at.route.to_string(), r.to_string())));
+        Winners {
+            rule,
+            route,
+            listener,
+            gateway,
         }
-        let broken: Vec<String> = winners
-            .iter()
-            .filter(|p| p.problem.is_some())
-            .map(|p| p.source.clone())
-            .collect();
-        if !broken.is_empty() {
-            return Some(Effective {
-                config: deny_all(broken),
-                backends: Vec::new(),
-            });
-        }
-        let overrides = [gateway, listener]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.overrides.as_ref().map(|o| (p, o)));
-        let defaults = winners.iter().map(|p| (*p, &p.defaults));
-        let candidates: Vec<(&CompiledPolicy, &AuthConfig)> = overrides.chain(defaults).collect();
+    }
+
+    /// The effective auth given the winners; `None` when no section is set.
+    pub(crate) fn effective_of(&self, w: &Winners) -> Option<Effective> {
+        let (winners, candidates) = match self.plan(w) {
+            Plan::Nothing => return None,
+            Plan::Broken(sources) => {
+                return Some(Effective {
+                    config: deny_all(sources),
+                    backends: Vec::new(),
+                });
+            }
+            Plan::Merge(winners, candidates) => (winners, candidates),
+        };
         let merged = merge(&candidates);
         let mut config = merged.config;
         if config == AuthConfig::default() {
@@ -217,117 +229,83 @@ impl AuthPolicies {
             backends: merged.backends,
         })
     }
-}
 
-/// `AuthConfig` that refuses every request, for rules whose policy is
-/// invalid.
-fn deny_all(sources: Vec<String>) -> AuthConfig {
-    AuthConfig {
-        sources,
-        authorization: Some(Authorization {
-            default_action: AuthzAction::Deny,
-            rules: Vec::new(),
-        }),
-        ..AuthConfig::default()
-    }
-}
-
-struct Merged {
-    config: AuthConfig,
-    backends: Vec<Backend>,
-    /// Sources of the policies a section was taken from.
-    used: Vec<String>,
-}
-
-/// Takes each section from the first candidate that sets it, moving its
-/// call targets' backends into one table.
-fn merge(candidates: &[(&CompiledPolicy, &AuthConfig)]) -> Merged {
-    let mut out = Merged {
-        config: AuthConfig::default(),
-        backends: Vec::new(),
-        used: Vec::new(),
-    };
-    let sections: [fn(&AuthConfig) -> bool; 7] = [
-        |c| c.jwt.is_some(),
-        |c| c.oidc.is_some(),
-        |c| c.introspection.is_some(),
-        |c| c.api_keys.is_some(),
-        |c| c.basic.is_some(),
-        |c| !c.ext_auth.is_empty(),
-        |c| c.authorization.is_some(),
-    ];
-    for (i, has) in sections.iter().enumerate() {
-        let Some((policy, config)) = candidates.iter().find(|(_, c)| has(c)) else {
-            continue;
-        };
-        let mut fragment = section(config, i);
-        let backends = &mut out.backends;
-        remap_targets(&mut fragment, &mut |local| {
-            let b = policy.backends.get(local)?;
-            Some(match backends.iter().position(|x| x.name == b.name) {
-                Some(j) => j,
-                None => {
-                    backends.push(b.clone());
-                    backends.len() - 1
-                }
-            })
-        });
-        absorb(&mut out.config, fragment);
-        if !out.used.contains(&policy.source) {
-            out.used.push(policy.source.clone());
+    /// The `sources` of [`Self::effective_of`], without merging (nothing
+    /// is cloned), for status messages.
+    pub(crate) fn sources_of(&self, w: &Winners) -> Vec<String> {
+        match self.plan(w) {
+            Plan::Nothing => Vec::new(),
+            Plan::Broken(sources) => sources,
+            Plan::Merge(winners, candidates) => {
+                let used = contributors(&candidates);
+                winners
+                    .iter()
+                    .filter(|p| used.contains(&p.source.as_str()))
+                    .map(|p| p.source.clone())
+                    .collect()
+            }
         }
     }
-    out
-}
 
-/// Section `i` (in `merge`'s order) of `config`, alone.
-fn section(config: &AuthConfig, i: usize) -> AuthConfig {
-    let mut out = AuthConfig::default();
-    match i {
-        0 => out.jwt = config.jwt.clone(),
-        1 => out.oidc = config.oidc.clone(),
-        2 => out.introspection = config.introspection.clone(),
-        3 => out.api_keys = config.api_keys.clone(),
-        4 => out.basic = config.basic.clone(),
-        5 => out.ext_auth = config.ext_auth.clone(),
-        _ => out.authorization = config.authorization.clone(),
-    }
-    out
-}
-
-/// Moves every section `fragment` sets into `into`.
-fn absorb(into: &mut AuthConfig, fragment: AuthConfig) {
-    into.jwt = fragment.jwt.or(into.jwt.take());
-    into.oidc = fragment.oidc.or(into.oidc.take());
-    into.introspection = fragment.introspection.or(into.introspection.take());
-    into.api_keys = fragment.api_keys.or(into.api_keys.take());
-    into.basic = fragment.basic.or(into.basic.take());
-    into.ext_auth.extend(fragment.ext_auth);
-    into.authorization = fragment.authorization.or(into.authorization.take());
-}
-
-/// Rewrites every `CallTarget::backend` of `config` through `map`.
-pub(crate) fn remap_targets(config: &mut AuthConfig, map: &mut dyn FnMut(usize) -> Option<usize>) {
-    let mut fix = |t: &mut CallTarget| t.backend = t.backend.and_then(&mut *map);
-    let fix_jwks = |j: &mut JwksSource, fix: &mut dyn FnMut(&mut CallTarget)| {
-        if let JwksSource::Remote { target, .. } = j {
-            fix(target);
+    /// What the winners make: nothing, a deny-all (an invalid winner), or
+    /// the candidates to merge, in precedence order.
+    fn plan(&self, w: &Winners) -> Plan<'_> {
+        let policy = |i: Option<usize>| i.and_then(|i| self.policies.get(i));
+        let (gateway, listener) = (policy(w.gateway), policy(w.listener));
+        // Most specific first: the order of `sources`.
+        let winners: Vec<&CompiledPolicy> = [policy(w.rule), policy(w.route), listener, gateway]
+            .into_iter()
+            .flatten()
+            .collect();
+        if winners.is_empty() {
+            return Plan::Nothing;
         }
-    };
-    if let Some(jwt) = &mut config.jwt {
-        for p in &mut jwt.providers {
-            fix_jwks(&mut p.jwks, &mut fix);
+        let broken: Vec<String> = winners
+            .iter()
+            .filter(|p| p.problem.is_some())
+            .map(|p| p.source.clone())
+            .collect();
+        if !broken.is_empty() {
+            return Plan::Broken(broken);
         }
+        let overrides = [gateway, listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.overrides.as_ref().map(|o| (p, o)));
+        let defaults = winners.iter().map(|p| (*p, &p.defaults));
+        let candidates = overrides.chain(defaults).collect();
+        Plan::Merge(winners, candidates)
     }
-    if let Some(oidc) = &mut config.oidc {
-        fix(&mut oidc.token_endpoint);
-        fix_jwks(&mut oidc.jwks, &mut fix);
-    }
-    if let Some(i) = &mut config.introspection {
-        fix(&mut i.endpoint);
-    }
-    for e in &mut config.ext_auth {
-        fix(&mut e.target);
+}
+
+/// See [`AuthPolicies::plan`].
+enum Plan<'a> {
+    Nothing,
+    Broken(Vec<String>),
+    /// The winners, most specific first, and the merge candidates.
+    Merge(
+        Vec<&'a CompiledPolicy>,
+        Vec<(&'a CompiledPolicy, &'a AuthConfig)>,
+    ),
+}
+
+/// The winning policy (index) at each level around one rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Winners {
+    /// At the named rule.
+    pub(crate) rule: Option<usize>,
+    /// At the route.
+    pub(crate) route: Option<usize>,
+    /// At the Gateway's listener.
+    pub(crate) listener: Option<usize>,
+    /// At the Gateway.
+    pub(crate) gateway: Option<usize>,
+}
+
+impl Winners {
+    /// Whether no policy applies.
+    pub(crate) fn is_none(&self) -> bool {
+        *self == Winners::default()
     }
 }
 
@@ -364,6 +342,30 @@ pub(crate) fn index_targets<'a>(
         list.sort_by(|a, b| ranks.get(*a).cmp(&ranks.get(*b)));
     }
     by_target
+}
+
+/// A policy that did not decode: its targets, and why it is invalid.
+fn unreadable_policy(failure: &crate::resources::Undecodable) -> CompiledPolicy {
+    let namespace = failure.namespace.clone().unwrap_or_default();
+    CompiledPolicy {
+        source: format!("authpolicy/{namespace}/{}", failure.name),
+        name: failure.name.clone(),
+        generation: failure.generation,
+        targets: failure
+            .target_refs
+            .iter()
+            .filter_map(|t| serde_json::from_value(t.clone()).ok())
+            .collect(),
+        defaults: AuthConfig::default(),
+        overrides: None,
+        backends: Vec::new(),
+        problem: Some(invalid(format!(
+            "Tollgate cannot read this AuthPolicy: {}",
+            failure.error
+        ))),
+        warnings: Vec::new(),
+        namespace,
+    }
 }
 
 /// Compiles one policy's sections and references.
@@ -403,3 +405,6 @@ fn compile_policy(resources: &Resources, policy: &AuthPolicy) -> CompiledPolicy 
         name,
     }
 }
+
+#[cfg(test)]
+mod tests;

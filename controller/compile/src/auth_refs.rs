@@ -11,6 +11,8 @@
 use crate::backends::{BackendTarget, Referrer, resolve_backend_from};
 use crate::conditions::{Problem, reasons};
 use crate::resources::Resources;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tollgate_crds::{CallBackendRef, GROUP, LocalObjectRef};
 use tollgate_snapshot::{Backend, CallTarget};
 
@@ -160,9 +162,19 @@ impl<'a> PolicyRefs<'a> {
         let mut bundle = String::new();
         for r in refs {
             let pem = self.object_value("caCertificateRefs", r, "ConfigMap", CA_KEY)?;
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            // Parsed here as the data plane will, so a bundle it would
+            // refuse is this policy's status, not a rejected snapshot.
+            let parsed = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    invalid(format!(
+                        "caCertificateRefs: {} {CA_KEY} is not PEM: {e}",
+                        r.name
+                    ))
+                })?;
+            if parsed.is_empty() {
                 return Err(invalid(format!(
-                    "caCertificateRefs: {} {CA_KEY} holds no PEM certificate",
+                    "caCertificateRefs: {} {CA_KEY} holds no certificate",
                     r.name
                 )));
             }

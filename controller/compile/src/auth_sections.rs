@@ -9,9 +9,12 @@
 use crate::auth_authz::{compile_authorization, compile_ext_auth, compile_introspection};
 use crate::auth_refs::{PolicyRefs, invalid, secret_map};
 use crate::conditions::Problem;
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tollgate_crds::AuthSections;
-use tollgate_crds::auth_methods::{ApiKeyAuth, BasicAuth, Jwt, JwtExtractor, LocalJwksType, Oidc};
+use tollgate_crds::auth_methods::{
+    ApiKeyAuth, BasicAuth, Jwt, JwtExtractor, LocalJwks, LocalJwksType, Oidc,
+};
 use tollgate_snapshot::{
     ApiKey, ApiKeys, AuthConfig, BasicAuth as SnapshotBasic, ClaimToHeader, CredentialSource,
     JwksSource, Jwt as SnapshotJwt, JwtProvider, Oidc as SnapshotOidc, Redacted,
@@ -23,6 +26,11 @@ pub(crate) const CALL_TIMEOUT_MS: u64 = 5_000;
 const JWKS_DEFAULT_TTL_SECONDS: u64 = 300;
 /// Clock skew allowed on `exp`/`nbf` by default, in seconds.
 const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 30;
+/// Signature algorithms a provider may allow: asymmetric only, so a
+/// public key can never serve as an HMAC secret, and never `none`.
+const ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 /// Compiles `sections` of the policy `refs` resolves for; `source` names
 /// the policy (`authpolicy/<ns>/<name>`).
@@ -88,13 +96,14 @@ fn compile_jwt(refs: &mut PolicyRefs<'_>, jwt: &Jwt) -> Result<SnapshotJwt, Prob
                 p.name
             )));
         }
-        if p.algorithms
-            .iter()
-            .flatten()
-            .any(|a| a.eq_ignore_ascii_case("none"))
+        let algorithms = p.algorithms.iter().flatten();
+        if let Some(a) = algorithms
+            .clone()
+            .find(|a| !ALGORITHMS.contains(&a.as_str()))
         {
             return Err(invalid(format!(
-                "{field}.algorithms: none is never accepted"
+                "{field}.algorithms: {a:?} is not one of {}",
+                ALGORITHMS.join(", ")
             )));
         }
         let jwks = match (&p.remote_jwks, &p.local_jwks) {
@@ -110,18 +119,7 @@ fn compile_jwt(refs: &mut PolicyRefs<'_>, jwt: &Jwt) -> Result<SnapshotJwt, Prob
                     .map_or(JWKS_DEFAULT_TTL_SECONDS, u64::from),
             },
             (None, Some(local)) => JwksSource::Inline {
-                jwks: match (local.type_, &local.inline, &local.value_ref) {
-                    (LocalJwksType::Inline, Some(text), _) => text.clone(),
-                    (LocalJwksType::ValueRef, _, Some(r)) => {
-                        refs.object_value(&format!("{field}.localJWKS"), r, "ConfigMap", "jwks")?
-                    }
-                    _ => {
-                        return Err(invalid(format!(
-                            "{field}.localJWKS: type {:?} needs its field set",
-                            local.type_
-                        )));
-                    }
-                },
+                jwks: local_jwks(refs, &field, local)?,
             },
             _ => {
                 return Err(invalid(format!(
@@ -155,6 +153,26 @@ fn compile_jwt(refs: &mut PolicyRefs<'_>, jwt: &Jwt) -> Result<SnapshotJwt, Prob
         providers,
         optional: jwt.optional.unwrap_or(false),
     })
+}
+
+/// The JWKS document of `localJWKS`, checked to be a JSON object with a
+/// `keys` array (the data plane needs one to build the provider).
+fn local_jwks(refs: &PolicyRefs<'_>, field: &str, local: &LocalJwks) -> Result<String, Problem> {
+    let field = format!("{field}.localJWKS");
+    let jwks = match (local.type_, &local.inline, &local.value_ref) {
+        (LocalJwksType::Inline, Some(text), _) => text.clone(),
+        (LocalJwksType::ValueRef, _, Some(r)) => {
+            refs.object_value(&field, r, "ConfigMap", "jwks")?
+        }
+        (t, _, _) => return Err(invalid(format!("{field}: type {t:?} needs its field set"))),
+    };
+    let parsed: serde_json::Value =
+        serde_json::from_str(&jwks).map_err(|e| invalid(format!("{field} is not JSON: {e}")))?;
+    if parsed.get("keys").is_some_and(serde_json::Value::is_array) {
+        Ok(jwks)
+    } else {
+        Err(invalid(format!("{field} has no keys array")))
+    }
 }
 
 fn jwt_sources(e: &JwtExtractor) -> Vec<CredentialSource> {
@@ -285,6 +303,14 @@ fn compile_oidc(refs: &mut PolicyRefs<'_>, oidc: &Oidc) -> Result<SnapshotOidc, 
     let client_secret =
         refs.secret_value("oidc.clientSecret", &oidc.client_secret, "client-secret")?;
     let cookie_key = refs.secret_value("oidc.cookieKeyRef", &oidc.cookie_key_ref, "cookie-key")?;
+    let key_len = base64::engine::general_purpose::STANDARD
+        .decode(cookie_key.trim())
+        .map(|k| k.len());
+    if key_len != Ok(32) {
+        return Err(invalid(
+            "oidc.cookieKeyRef: cookie-key must be 32 bytes, base64-encoded",
+        ));
+    }
     let mut scopes = vec!["openid".to_string()];
     for s in oidc.scopes.iter().flatten() {
         if !scopes.contains(s) {

@@ -269,10 +269,7 @@ pub(crate) fn route_auth_condition(
     stamp: &Stamp,
 ) -> Option<Condition> {
     let sources = |at: &RuleAt<'_>, rule: &crate::rules::CompiledRule| {
-        let mut sources = auth
-            .effective(at)
-            .map(|e| e.config.sources)
-            .unwrap_or_default();
+        let mut sources = auth.sources_of(&auth.winners(at));
         sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));
         sources
     };

@@ -13,7 +13,6 @@
 
 use crate::backend_tls::backend_tls;
 use crate::conditions::{Problem, reasons};
-use crate::listeners::GATEWAY_GROUP;
 use crate::resources::Resources;
 use k8s_openapi::api::core::v1::ServicePort;
 use std::collections::BTreeSet;

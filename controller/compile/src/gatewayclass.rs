@@ -88,7 +88,10 @@ pub(crate) fn compile_gateway_class(
 /// Connection errors are retried, but `HTTPRouteRetryConnectionError`
 /// expects 500 or 503 once retries run out after resets, where Tollgate
 /// answers a reset 502; it joins when that answer is settled
-/// (docs/retries.md).
+/// (docs/retries.md). `HTTPRouteExternalAuthHTTP`: the filter is compiled
+/// into the rule's auth (`auth_authz`) and enforced by the data plane's
+/// external-auth stage; the gRPC protocol compiles too but is not claimed
+/// until conformance covers it here.
 pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",

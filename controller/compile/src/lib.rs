@@ -9,6 +9,7 @@
 //! the object that holds it, never an error: the rest still compiles.
 
 mod auth_authz;
+mod auth_merge;
 mod auth_policies;
 mod auth_refs;
 mod auth_sections;

@@ -13,7 +13,10 @@
 //! and every object it read is the same `Arc` (or still absent). Entries
 //! hold those `Arc`s, so an address cannot be reused by a different object
 //! while it is compared. Everything Gateway-side (attachment, statuses,
-//! snapshot assembly) is recomputed on every compile.
+//! snapshot assembly) is recomputed on every compile, and so are
+//! AuthPolicies: they are not read by a route's compile at all, but
+//! applied to its result when snapshots are assembled (`auth_policies`),
+//! so no policy edit can leave a memo stale.
 
 use crate::httproute::CompiledRoute;
 use crate::resources::Resources;

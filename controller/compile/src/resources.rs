@@ -88,6 +88,9 @@ pub struct Undecodable {
     pub gateway_class_name: Option<String>,
     /// `spec.controllerName` (GatewayClasses).
     pub controller_name: Option<String>,
+    /// `spec.targetRefs` as written (policies), so an unreadable
+    /// AuthPolicy can still close the routes it was meant to protect.
+    pub target_refs: Vec<serde_json::Value>,
 }
 
 impl Undecodable {
@@ -116,6 +119,11 @@ impl Undecodable {
                 .cloned()
                 .unwrap_or_default(),
             gateway_class_name: spec_str("gatewayClassName"),
+            target_refs: raw
+                .pointer("/spec/targetRefs")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             controller_name: spec_str("controllerName"),
         }
     }

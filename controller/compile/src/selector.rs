@@ -43,6 +43,20 @@ pub(crate) fn selects(selector: &Selector, labels: &BTreeMap<String, String>) ->
     labels_ok && exprs_ok
 }
 
+/// Whether `labels` satisfy a core `LabelSelector` (same rules as
+/// [`selects`]; a selector that cannot be read selects nothing). For
+/// AuthPolicy `apiKeyAuth.selector`, in compile and in the provider that
+/// fetches the Secrets it picks.
+pub fn label_selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    // The Gateway API selector has the same shape as the core one.
+    serde_json::to_value(selector)
+        .and_then(serde_json::from_value::<Selector>)
+        .is_ok_and(|s| selects(&s, labels))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,18 +94,4 @@ mod tests {
         assert!(!selects(&by_expr(expr("team", "Bogus", &[])), &labels));
         assert!(selects(&Selector::default(), &labels));
     }
-}
-
-/// Whether `labels` satisfy a core `LabelSelector` (same rules as
-/// [`selects`]; a selector that cannot be read selects nothing). For
-/// AuthPolicy `apiKeyAuth.selector`, in compile and in the provider that
-/// fetches the Secrets it picks.
-pub fn label_selector_matches(
-    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    // The Gateway API selector has the same shape as the core one.
-    serde_json::to_value(selector)
-        .and_then(serde_json::from_value::<Selector>)
-        .is_ok_and(|s| selects(&s, labels))
 }

@@ -15,20 +15,21 @@
 //! `auth_policies` for why this keeps the route memo correct. A rule served
 //! with different auth on two listeners is stored once per auth.
 
-use crate::auth_policies::{AuthPolicies, RuleAt, remap_targets};
+use crate::auth_policies::{AuthPolicies, RuleAt, Winners};
 use crate::gateway::GatewayPlan;
 use crate::hostname::{covers, most_specific_first};
 use crate::httproute::CompiledRoute;
 use crate::listeners::bind_port;
 use crate::matches::{Ranked, precedence};
 use crate::ratelimit_policies::RateLimitPolicies;
-use crate::rules::CompiledRule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_snapshot::{
     AuthConfig, Backend, Filter, HostMatch, Listener, RateLimits, Route, RouteMatch, Snapshot,
     Socket, VirtualHost,
 };
+
+mod auth_table;
 
 /// A route attached to a listener of the Gateway.
 #[derive(Clone, Debug)]
@@ -190,53 +191,16 @@ struct Tables {
     backend_index: HashMap<String, usize>,
     /// Serialised configuration -> index in `auth`.
     auth_index: HashMap<String, usize>,
+    /// The auth of rules without an `ExternalAuth` filter, by the policies
+    /// that win around them: a Gateway-wide policy over 10k rules is then
+    /// merged and interned once, not 10k times.
+    auth_by_winners: HashMap<Winners, Option<usize>>,
 }
 
 impl Tables {
     /// Interns `backends`, returning their indices in this snapshot.
     fn intern_backends(&mut self, backends: &[Backend]) -> Vec<usize> {
         backends.iter().map(|b| self.intern_backend(b)).collect()
-    }
-
-    /// Interns the effective auth of `rule` served `at` (policies, then the
-    /// rule's `ExternalAuth` filter, whose backend indexes the rule's table
-    /// mapped by `global`); `None` when the rule has none.
-    fn intern_auth(
-        &mut self,
-        auth: &AuthPolicies,
-        at: &RuleAt<'_>,
-        rule: &CompiledRule,
-        global: &[usize],
-    ) -> Option<usize> {
-        let mut config = match auth.effective(at) {
-            Some(e) => {
-                let map = self.intern_backends(&e.backends);
-                let mut config = e.config;
-                remap_targets(&mut config, &mut |i| map.get(i).copied());
-                config
-            }
-            None => AuthConfig::default(),
-        };
-        if let Some(filter) = &rule.ext_auth {
-            let mut filter = filter.clone();
-            filter.target.backend = filter.target.backend.and_then(|i| global.get(i).copied());
-            config.ext_auth.push(filter);
-        }
-        if config == AuthConfig::default() {
-            return None;
-        }
-        // Serialising snapshot types cannot fail; if it did, the config
-        // would merely be stored again instead of shared.
-        let key = serde_json::to_string(&config).ok();
-        if let Some(&i) = key.as_ref().and_then(|k| self.auth_index.get(k)) {
-            return Some(i);
-        }
-        self.auth.push(config);
-        let index = self.auth.len() - 1;
-        if let Some(key) = key {
-            self.auth_index.insert(key, index);
-        }
-        Some(index)
     }
 
     /// Interns the limits of the rule served `at`; `None` when none apply.

@@ -143,7 +143,7 @@ pub(crate) fn endpoint_slice(ns: &str, service: &str) -> Value {
            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]})
 }
 
-fn secret(ns: &str, name: &str, value: &str) -> Value {
+pub(crate) fn secret(ns: &str, name: &str, value: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": ns, "name": name},
            "type": "Opaque", "data": {"k": value}})
 }

@@ -8,6 +8,7 @@
 //! `cargo nextest run -p tollgate-controller --test integration <file>::`.
 
 mod kube_provider;
+mod kube_provider_auth;
 mod kube_undecodable;
 mod leader;
 mod pipeline_timing;

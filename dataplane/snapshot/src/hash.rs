@@ -8,13 +8,15 @@
 //! bytes hashed are exactly those of the snapshot serialised with
 //! `version` 0, so hashes stay equal to earlier releases'.
 
-use crate::{Backend, Route, Settings, Snapshot, Socket};
+use crate::{AuthConfig, Backend, ClientCertificate, RateLimits, Route, Settings, Snapshot, Socket};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io;
 
 /// The snapshot's fields in the order and spelling of its serde form, with
-/// `version` fixed at 0.
+/// `version` fixed at 0. Every field is here: one left out would let a
+/// change to it alone (a rotated client certificate, an edited AuthPolicy)
+/// look unchanged, so it would never be published.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Unversioned<'a> {
@@ -24,6 +26,12 @@ struct Unversioned<'a> {
     sockets: &'a [Socket],
     routes: &'a [Route],
     backends: &'a [Backend],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend_client_certificate: &'a Option<ClientCertificate>,
+    #[serde(skip_serializing_if = "<[AuthConfig]>::is_empty")]
+    auth: &'a [AuthConfig],
+    #[serde(skip_serializing_if = "<[RateLimits]>::is_empty")]
+    rate_limits: &'a [RateLimits],
 }
 
 /// Feeds written bytes to the hasher, counting them.
@@ -44,13 +52,29 @@ impl io::Write for HashWriter<'_> {
 /// Hex SHA-256 of `snapshot`'s JSON with `version` 0, and that JSON's
 /// length in bytes.
 pub(crate) fn content_hash(snapshot: &Snapshot) -> (String, u64) {
+    // Destructured without `..`: a field added to `Snapshot` fails to
+    // compile here until it is hashed too.
+    let Snapshot {
+        version: _,
+        gateway,
+        settings,
+        sockets,
+        routes,
+        backends,
+        backend_client_certificate,
+        auth,
+        rate_limits,
+    } = snapshot;
     let view = Unversioned {
         version: 0,
-        gateway: &snapshot.gateway,
-        settings: &snapshot.settings,
-        sockets: &snapshot.sockets,
-        routes: &snapshot.routes,
-        backends: &snapshot.backends,
+        gateway,
+        settings,
+        sockets,
+        routes,
+        backends,
+        backend_client_certificate,
+        auth,
+        rate_limits,
     };
     let mut hasher = Sha256::new();
     let mut size = 0;
@@ -97,5 +121,39 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(content_hash(&s), (want, json.len() as u64));
+    }
+
+    /// A change to the auth table alone (a rotated API key) changes the
+    /// hash, and the hash is still that of the serialised copy.
+    #[test]
+    fn auth_is_part_of_the_content() {
+        let mut s = Snapshot::empty("ns/gw");
+        let before = content_hash(&s).0;
+        s.auth.push(crate::AuthConfig {
+            sources: vec!["authpolicy/ns/p".into()],
+            ..crate::AuthConfig::default()
+        });
+        assert_hash_of_json(&s, &before);
+    }
+
+    /// So does a change to the rate limit table alone (an edited
+    /// RateLimitPolicy).
+    #[test]
+    fn rate_limits_are_part_of_the_content() {
+        let mut s = Snapshot::empty("ns/gw");
+        let before = content_hash(&s).0;
+        s.rate_limits.push(crate::RateLimits::default());
+        assert_hash_of_json(&s, &before);
+    }
+
+    fn assert_hash_of_json(s: &Snapshot, before: &str) {
+        let json = serde_json::to_vec(s).unwrap_or_default();
+        let want: String = Sha256::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (hash, size) = content_hash(s);
+        assert_eq!((hash.as_str(), size), (want.as_str(), json.len() as u64));
+        assert_ne!(hash, before);
     }
 }

@@ -77,14 +77,7 @@ async fn protected(echo: &Echo, auth: AuthConfig, settings: Settings) -> Gateway
 }
 
 fn with(path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut req = get("api.example", path);
-    for (name, value) in headers {
-        req.headers_mut().insert(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    req
+    get_with("api.example", path, headers)
 }
 
 /// The consumer rule: `ci` allowed, another valid key refused

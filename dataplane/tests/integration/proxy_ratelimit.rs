@@ -60,14 +60,7 @@ async fn limited(echo: &Echo, limits: RateLimits, redis: Option<RedisSettings>) 
 }
 
 fn with(headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut req = get("api.example", "/x");
-    for (name, value) in headers {
-        req.headers_mut().insert(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    req
+    get_with("api.example", "/x", headers)
 }
 
 /// A local limit: N pass, the next is a 429 with `Retry-After` and the

@@ -38,6 +38,7 @@ mod kubernetes_tlsroute;
 mod otlp_receiver;
 mod quickstart;
 mod standalone_acme;
+mod standalone_auth_policy;
 mod standalone_listenerset;
 mod standalone_mtls;
 mod standalone_processes;

@@ -5,5 +5,6 @@
 //! tests with `cargo nextest run -p tollgate-compile --test integration
 //! <file>::`.
 
+mod auth_unreadable;
 mod compile_memo;
 mod golden;

@@ -130,6 +130,18 @@ pub fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A `GET` request with a Host header and `headers`.
+pub fn get_with(host: &str, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut req = get(host, path);
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    req
+}
+
 async fn read<B>(response: Response<B>) -> Answer
 where
     B: http_body::Body,
