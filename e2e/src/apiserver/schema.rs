@@ -140,9 +140,10 @@ fn loose(fields: Value) -> Value {
 pub(crate) fn builtin(group: &str, kind: &str) -> Option<Value> {
     let conditions = || loose(json!({"conditions": keyed(&["type"])}));
     let schema = match (group, kind) {
-        ("", "Namespace") | ("apps", "Deployment") | ("policy", "PodDisruptionBudget") => {
-            loose(json!({"status": conditions()}))
-        }
+        ("", "Namespace")
+        | ("apps", "Deployment")
+        | ("policy", "PodDisruptionBudget")
+        | ("autoscaling", "HorizontalPodAutoscaler") => loose(json!({"status": conditions()})),
         ("", "Service") => loose(json!({
             "spec": loose(json!({"ports": keyed(&["port", "protocol"])})),
             "status": conditions(),
