@@ -107,6 +107,12 @@ pub struct GatewayConfigSpec {
     /// their counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
+    /// How the controller provisions each Gateway's data plane
+    /// (Deployment, Service, PodDisruptionBudget, autoscaler). A Gateway's
+    /// `spec.infrastructure.parametersRef` may name a GatewayConfig in its
+    /// own namespace whose `kubernetes` fields override these one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<crate::KubernetesConfig>,
 }
 
 /// Rate-limit settings of this class's Gateways.

@@ -11,6 +11,7 @@ mod auth_policy;
 pub mod authorization;
 mod gateway_config;
 pub mod generate;
+mod kubernetes_config;
 mod rate_limit_policy;
 
 pub use auth_policy::{
@@ -21,6 +22,10 @@ pub use gateway_config::{
     AccessLogConfig, ClientAddressConfig, ClientCertificateHeaderConfig, GatewayConfig,
     GatewayConfigSpec, RateLimitConfig, RedisConfig, RetryConfig, TelemetryConfig, TlsConfig,
     TracingConfig,
+};
+pub use kubernetes_config::{
+    AutoscalingConfig, DeploymentConfig, KubernetesConfig, PatchesConfig,
+    PodDisruptionBudgetConfig, ServiceConfig,
 };
 pub use rate_limit_policy::{
     ConditionSpec, CostSpec, Empty, HeaderConditionSpec, HeaderCostSpec, KeyPartSpec, LimitSpec,
