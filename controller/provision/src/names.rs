@@ -1,0 +1,102 @@
+//! Names and labels of the objects generated for a Gateway.
+//!
+//! Every part of Tollgate that finds these objects (the operator, the
+//! certificate issuer writing the client Secret, the Helm chart's RBAC and
+//! tests) uses these functions, so the names agree by construction.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Suffix of every generated object's name.
+const SUFFIX: &str = "-tollgate";
+/// Longest base name kept whole; longer ones are shortened with a hash, so
+/// that derived names (`base-client`, pod names with their hash suffixes)
+/// stay within Kubernetes' 63-character limits.
+const MAX_BASE: usize = 56;
+/// Characters of a long Gateway name kept before the hash.
+const KEPT: usize = 38;
+
+/// `app.kubernetes.io/name` of every generated object.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/instance`: the Gateway's name.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// `app.kubernetes.io/managed-by`.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The Gateway API's label naming the Gateway an object serves.
+pub const GATEWAY_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+/// Value of [`NAME_LABEL`].
+pub const DATAPLANE: &str = "tollgate-dataplane";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "tollgate";
+/// Label selector matching every object the operator generates.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=tollgate";
+
+/// The name of the Deployment, Service, ServiceAccount, PodDisruptionBudget
+/// and HorizontalPodAutoscaler of Gateway `gateway`: `GW-tollgate`, or,
+/// when that is longer than 56 characters, the first 38 characters of the
+/// name, `-`, the first 8 hex digits of its SHA-256 and `-tollgate`.
+pub fn base(gateway: &str) -> String {
+    let whole = format!("{gateway}{SUFFIX}");
+    if whole.len() <= MAX_BASE {
+        return whole;
+    }
+    let hash = Sha256::digest(gateway.as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Gateway names are DNS subdomains (ASCII), so byte slicing is safe;
+    // `get` keeps it panic-free for anything else.
+    let kept = gateway.get(..KEPT).unwrap_or(gateway);
+    format!("{kept}-{hex}{SUFFIX}")
+}
+
+/// The data plane's client-certificate Secret (`base-client`), written by
+/// the controller's certificate issuer and mounted by the Deployment.
+pub fn client_secret(gateway: &str) -> String {
+    format!("{}-client", base(gateway))
+}
+
+/// The labels of every generated object of Gateway `gateway`.
+pub fn labels(gateway: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), DATAPLANE.to_string()),
+        (INSTANCE_LABEL.to_string(), gateway.to_string()),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (GATEWAY_LABEL.to_string(), gateway.to_string()),
+    ])
+}
+
+/// The pod selector of Gateway `gateway`'s data plane.
+pub fn selector(gateway: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), DATAPLANE.to_string()),
+        (GATEWAY_LABEL.to_string(), gateway.to_string()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short names are kept whole; the limit is inclusive.
+    #[test]
+    fn short_names_are_kept() {
+        assert_eq!(base("gw"), "gw-tollgate");
+        let limit = "a".repeat(MAX_BASE - SUFFIX.len());
+        assert_eq!(base(&limit), format!("{limit}-tollgate"));
+        assert_eq!(client_secret("gw"), "gw-tollgate-client");
+    }
+
+    /// A long name keeps 38 characters and a hash, so two long names that
+    /// share a prefix still differ, and the result is 56 characters.
+    #[test]
+    fn long_names_are_hashed() {
+        let a = format!("{}-a", "x".repeat(60));
+        let b = format!("{}-b", "x".repeat(60));
+        assert_eq!(base(&a).len(), MAX_BASE);
+        assert_ne!(base(&a), base(&b));
+        assert!(base(&a).starts_with(&"x".repeat(KEPT)));
+        assert!(base(&a).ends_with("-tollgate"));
+        // sha256("") starts e3b0c442: the hash is of the name, hex, 8 digits.
+        let hex = &base(&a)[KEPT + 1..KEPT + 9];
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
