@@ -47,8 +47,9 @@
 //!   write are ignored. The order of merged keyed lists is the live order
 //!   with new items appended.
 //! * Strategic merge patches are JSON merge patches.
-//! * No garbage collection of `ownerReferences`; deleting a namespace
-//!   deletes its objects at once (finalizers still hold).
+//! * Garbage collection by `ownerReferences` is immediate and in the
+//!   background (`gc.rs`); deleting a namespace deletes its objects at
+//!   once (finalizers still hold).
 //! * Lists always serve the latest state (`resourceVersion` on lists is
 //!   ignored); `dryRun` is refused.
 //! * Tables (`kubectl get`) have NAME and AGE columns, or NAME and a CRD's
@@ -65,6 +66,7 @@ mod discovery;
 mod error;
 mod events;
 mod fieldset;
+mod gc;
 mod handlers;
 mod jsonpath;
 mod kinds;

@@ -461,22 +461,33 @@ impl Store {
             .cloned()
             .collect();
         for key in keys {
-            let rt = self
-                .kinds
-                .all()
-                .iter()
-                .find(|t| t.group == key.group && t.plural == key.plural)
-                .cloned();
-            if let Some(rt) = rt {
-                let _ = self.delete(&rt, &key.namespace, &key.name);
-            }
+            self.delete_key(&key);
+        }
+    }
+
+    /// Deletes (finalizers respected) the object at `key`, if still there.
+    fn delete_key(&mut self, key: &ObjKey) {
+        let rt = self
+            .kinds
+            .all()
+            .iter()
+            .find(|t| t.group == key.group && t.plural == key.plural)
+            .cloned();
+        if let Some(rt) = rt {
+            let _ = self.delete(&rt, &key.namespace, &key.name);
         }
     }
 
     /// Removes the object at `key`, announcing `last` as deleted.
+    /// Its dependents (by `ownerReferences`) are deleted after it.
     fn remove(&mut self, rt: &ResourceType, key: ObjKey, last: Value) -> Value {
         let previous = self.objects.remove(&key);
-        self.commit(rt, key, EventKind::Deleted, last, previous)
+        let gone = self.commit(rt, key, EventKind::Deleted, last, previous);
+        let uid = meta_str(&gone, "uid").to_string();
+        for dependent in super::gc::dependents(&self.objects, &uid) {
+            self.delete_key(&dependent);
+        }
+        gone
     }
 
     /// Stamps a new resource version on `object`, stores it (unless
