@@ -36,6 +36,9 @@ pub(crate) struct GatewayPlan {
     pub(crate) stamp: Stamp,
     /// The class's problem when it is not accepted.
     pub(crate) class_problem: Option<Problem>,
+    /// A `spec.infrastructure.parametersRef` that does not resolve
+    /// (`InvalidParameters`: Accepted False).
+    pub(crate) parameters_problem: Option<Problem>,
     /// Settings from the class.
     pub(crate) settings: Settings,
     /// IP addresses to bind, in manifest order without duplicates.
@@ -83,6 +86,7 @@ pub(crate) fn compile_gateway(
                 format!("GatewayClass {class_name} is not accepted: {}", p.message),
             )
         }),
+        parameters_problem: infrastructure_parameters(resources, gateway),
         settings: class.settings.clone(),
         addresses: Vec::new(),
         address_unsupported: None,
@@ -114,7 +118,42 @@ pub(crate) fn compile_gateway(
         plan_tls(&tls, listener, spec);
     }
     plan_addresses(&mut plan, gateway, &options.bind_address);
+    if options.provisioned {
+        // The addresses were checked above; they belong to the Service
+        // now (the operator makes them its externalIPs), and a pod binds
+        // the wildcard address.
+        plan.addresses = vec![options.bind_address.clone()];
+    }
     plan
+}
+
+/// Checks a Gateway's own `spec.infrastructure.parametersRef`: it must
+/// name a `tollgate.dev` GatewayConfig in the Gateway's namespace that
+/// exists (the Gateway API asks for `Accepted: False`, reason
+/// `InvalidParameters`, otherwise). Its `kubernetes` settings are read by
+/// the operator.
+fn infrastructure_parameters(resources: &Resources, gateway: &Gateway) -> Option<Problem> {
+    let r = gateway
+        .spec
+        .infrastructure
+        .as_ref()?
+        .parameters_ref
+        .as_ref()?;
+    let invalid = |m: String| Some(Problem::new(reasons::INVALID_PARAMETERS, m));
+    if r.group != tollgate_crds::GROUP || r.kind != "GatewayConfig" {
+        return invalid(format!(
+            "infrastructure.parametersRef must name a GatewayConfig of group {}, not kind {} of group {:?}",
+            tollgate_crds::GROUP,
+            r.kind,
+            r.group
+        ));
+    }
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let key = format!("{namespace}/{}", r.name);
+    match resources.gateway_configs.get(&key) {
+        Some(_) => None,
+        None => invalid(format!("GatewayConfig {key} does not exist")),
+    }
 }
 
 /// What `plan_tls` reads besides the listener.
@@ -226,6 +265,7 @@ impl GatewayPlan {
         if let Some(p) = self
             .class_problem
             .clone()
+            .or(self.parameters_problem.clone())
             .or(self.address_unsupported.clone())
         {
             return Err(p);

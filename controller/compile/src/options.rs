@@ -17,6 +17,10 @@ pub struct CompileOptions {
     pub listener_port_offset: u16,
     /// RFC 3339 time written as `lastTransitionTime` on new conditions.
     pub now: String,
+    /// Whether each Gateway's data plane runs in pods the operator
+    /// provisions: `spec.addresses` are then the Service's addresses, not
+    /// addresses to bind, and listeners bind `bind_address`.
+    pub provisioned: bool,
 }
 
 impl Default for CompileOptions {
@@ -26,6 +30,7 @@ impl Default for CompileOptions {
             bind_address: "0.0.0.0".to_string(),
             listener_port_offset: 0,
             now: "1970-01-01T00:00:00Z".to_string(),
+            provisioned: false,
         }
     }
 }

@@ -50,6 +50,9 @@ fn load(case: &str) -> (Resources, CompileOptions) {
             let get = |k: &str| value[k].as_str().map(str::to_string);
             options.controller_name = get("controllerName").unwrap_or(options.controller_name);
             options.bind_address = get("bindAddress").unwrap_or(options.bind_address);
+            if let Some(provisioned) = value["provisioned"].as_bool() {
+                options.provisioned = provisioned;
+            }
             if let Some(offset) = value["listenerPortOffset"].as_u64() {
                 options.listener_port_offset = u16::try_from(offset).unwrap();
             }
