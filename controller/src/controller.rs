@@ -10,9 +10,12 @@
 //! a compile runs are coalesced: only the newest is compiled next.
 //! Statuses are recomputed also when a data plane reports a snapshot
 //! applied, since that is what turns a Gateway `Programmed`; such a report
-//! can only change Gateway statuses, so only those are recomputed.
+//! can only change Gateway statuses, so only those are recomputed; so is a
+//! change of a provisioned data plane's Deployment or Service (see
+//! `operator::infra`).
 
 use crate::admin::Admin;
+use crate::operator::Infrastructure;
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
 use serde_json::Value;
@@ -63,14 +66,20 @@ enum Update {
 ///   published Gateway was reported applied by a data plane or
 ///   `report_grace` passed since the start, whichever comes first.
 /// - After that, every change is sent, removals included.
+/// - With `infra` (provisioning on), Gateway statuses carry the provisioned
+///   Service's addresses and wait for its Deployment, and the operator is
+///   handed each view once its statuses are stored.
 pub async fn run(
     mut rx: ResourcesRx,
     options: CompileOptions,
     admin: Admin,
     statuses: watch::Sender<Desired>,
     report_grace: Duration,
+    infra: Option<Infrastructure>,
 ) {
     let mut reports = admin.reports.changed();
+    let mut infra_changed = infra.as_ref().map(Infrastructure::changed);
+    let mut compiled_view = None;
     // Gateway statuses as the last compile produced them, before reports.
     let mut compiled_gateways: Option<Vec<ObjectStatus>> = None;
     // Route results of the previous compile, reused for unchanged routes.
@@ -93,9 +102,11 @@ pub async fn run(
                 );
                 let mut options = options.clone();
                 options.now = now_rfc3339();
+                let view = Arc::clone(&resources);
                 let Some(all) = compile_and_publish(resources, options, &compiler, &admin).await else {
                     continue;
                 };
+                compiled_view = Some(view);
                 compiled_gateways = Some(all.iter().filter(|s| s.kind == GATEWAY).cloned().collect());
                 Update::All(all)
             }
@@ -108,13 +119,24 @@ pub async fn run(
                 };
                 Update::Gateways(gateways.clone())
             }
+            changed = infra_signal(&mut infra_changed) => {
+                if changed.is_err() {
+                    infra_changed = None;
+                    continue;
+                }
+                let Some(gateways) = &compiled_gateways else {
+                    continue;
+                };
+                Update::Gateways(gateways.clone())
+            }
             () = tokio::time::sleep_until(grace_over), if waiting => Update::GraceOver,
         };
         let store = admin.clone();
+        let facts = infra.clone();
         // At background priority, like the data plane's runtime builds: on
         // a single core the in-process data plane applying the snapshot
         // just published must not wait behind the bookkeeping.
-        let updated = in_background(move || update_statuses(&store, update));
+        let updated = in_background(move || update_statuses(&store, facts.as_ref(), update));
         let changed = match updated.await {
             Ok(changed) => changed,
             Err(e) => {
@@ -123,6 +145,9 @@ pub async fn run(
             }
         };
         admin.ready.store(true, Ordering::Release);
+        if let (Some(infra), Some(view)) = (&infra, compiled_view.take()) {
+            infra.compiled(view);
+        }
         if statuses.is_closed() {
             continue;
         }
@@ -146,7 +171,7 @@ pub async fn run(
 
 /// Brings `update` into the store, with data-plane reports applied.
 /// Returns whether any status changed or left.
-fn update_statuses(admin: &Admin, update: Update) -> bool {
+fn update_statuses(admin: &Admin, infra: Option<&Infrastructure>, update: Update) -> bool {
     let started = Instant::now();
     let published = admin.publisher.published();
     for (gateway, p) in &published {
@@ -159,6 +184,9 @@ fn update_statuses(admin: &Admin, update: Update) -> bool {
     let changes = match update {
         Update::All(mut all) => {
             apply_programmed(&mut all, &published, &admin.reports);
+            if let Some(infra) = infra {
+                infra.apply(&mut all);
+            }
             admin.statuses.update(all)
         }
         Update::Gateways(mut gateways) => {
@@ -166,6 +194,9 @@ fn update_statuses(admin: &Admin, update: Update) -> bool {
             // reported) turned over now, not when the compile ran.
             restamp(&mut gateways, &now_rfc3339());
             apply_programmed(&mut gateways, &published, &admin.reports);
+            if let Some(infra) = infra {
+                infra.apply(&mut gateways);
+            }
             admin.statuses.update_kind(GATEWAY, gateways)
         }
         Update::GraceOver => return false,
@@ -176,6 +207,16 @@ fn update_statuses(admin: &Admin, update: Update) -> bool {
         "statuses updated"
     );
     !changes.is_empty()
+}
+
+/// The next change of the provisioned objects' facts; never without them.
+async fn infra_signal(
+    rx: &mut Option<watch::Receiver<u64>>,
+) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether some data plane reported applying the current snapshot of every

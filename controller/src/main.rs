@@ -15,6 +15,7 @@ use tollgate_controller::admin::Admin;
 use tollgate_controller::inprocess::InProcess;
 use tollgate_controller::leader::{LeaderConfig, run_leader_election};
 use tollgate_controller::metrics::Metrics;
+use tollgate_controller::operator::{Infrastructure, Operator, ProvisionArgs};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
 use tollgate_controller::writer::StatusWriter;
@@ -80,6 +81,8 @@ struct Args {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    #[command(flatten)]
+    provisioning: ProvisionArgs,
 }
 
 #[tokio::main]
@@ -99,12 +102,17 @@ async fn main() -> anyhow::Result<()> {
     {
         bail!("--manifests {}: not a folder", dir.display());
     }
+    let provision = args
+        .provisioning
+        .enabled(args.manifests.is_none(), args.with_dataplane);
     let options = CompileOptions {
         controller_name: args.controller_name.clone(),
         bind_address: args.bind_address.clone(),
         listener_port_offset: args.listener_port_offset,
+        provisioned: provision,
         ..CompileOptions::default()
     };
+    let infra = provision.then(Infrastructure::default);
     let admin = Admin::new(telemetry.clone());
 
     let a = admin.clone();
@@ -157,6 +165,17 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let identity = identity();
             let client = kube_client(&identity).await?;
+            let operator = infra.clone().map(|infra| {
+                info!(image = %args.provisioning.dataplane_image, "provisioning a data plane per Gateway");
+                Operator::new(
+                    client.clone(),
+                    args.provisioning.env(&args.lease_namespace),
+                    infra,
+                    admin.statuses.clone(),
+                    admin.metrics.clone(),
+                    &args.controller_name,
+                )
+            });
             let metrics = admin.metrics.clone();
             kubernetes = Some(start_kubernetes(
                 &args,
@@ -165,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
                 tx,
                 statuses_rx,
                 metrics,
+                operator,
             ));
         }
     }
@@ -174,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
         admin,
         statuses_tx,
         Duration::from_secs(args.report_grace_seconds),
+        infra,
     ));
 
     shutdown_signal().await;
@@ -219,6 +240,7 @@ async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
 /// The Kubernetes tasks that must stop in order at shutdown.
 struct KubernetesTasks {
     writer: tokio::task::JoinHandle<()>,
+    operator: Option<tokio::task::JoinHandle<()>>,
     election: tokio::task::JoinHandle<()>,
 }
 
@@ -228,11 +250,16 @@ impl KubernetesTasks {
     async fn stop(self) {
         self.writer.abort();
         let _ = self.writer.await;
+        if let Some(operator) = self.operator {
+            operator.abort();
+            let _ = operator.await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(3), self.election).await;
     }
 }
 
-/// Starts the Kubernetes provider, leader election and the status writer.
+/// Starts the Kubernetes provider, leader election, the status writer and
+/// the operator (when provisioning).
 fn start_kubernetes(
     args: &Args,
     client: kube::Client,
@@ -240,6 +267,7 @@ fn start_kubernetes(
     tx: tollgate_controller::provider::ResourcesTx,
     statuses: tokio::sync::watch::Receiver<controller::Desired>,
     metrics: Metrics,
+    operator: Option<Operator>,
 ) -> KubernetesTasks {
     info!(%identity, "watching the Kubernetes API server");
     let provider = KubeProvider::new(client.clone(), KubeProviderConfig::default())
@@ -251,8 +279,10 @@ fn start_kubernetes(
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
     let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
+    let operator = operator.map(|o| tokio::spawn(o.run(leader_rx.clone())));
     KubernetesTasks {
         writer: tokio::spawn(writer.run(statuses, leader_rx)),
+        operator,
         election,
     }
 }

@@ -42,6 +42,7 @@ pub struct Metrics {
     status_writes: Counter<u64>,
     watch_restarts: Counter<u64>,
     propagation: Histogram<f64>,
+    provision_writes: Counter<u64>,
 }
 
 impl Default for Metrics {
@@ -109,6 +110,12 @@ impl Metrics {
                 .with_unit("s")
                 .with_description("From publishing a snapshot to a data plane reporting it applied")
                 .with_boundaries(COMPILE_BUCKETS.to_vec())
+                .build(),
+            provision_writes: meter
+                .u64_counter("tollgate.controller.provision.writes")
+                .with_description(
+                    "Writes of provisioned data-plane objects by kind, operation (apply, delete) and result (ok, error)",
+                )
                 .build(),
             meter,
             state,
@@ -202,6 +209,16 @@ impl Metrics {
     /// Records the time from publishing to the first applied report.
     pub fn propagated(&self, took: Duration) {
         self.propagation.record(took.as_secs_f64(), &[]);
+    }
+
+    /// Records one write of a provisioned object.
+    pub fn provision_written(&self, kind: &str, operation: &'static str, result: &'static str) {
+        let attrs = [
+            KeyValue::new("kind", kind.to_string()),
+            KeyValue::new("operation", operation),
+            KeyValue::new("result", result),
+        ];
+        self.provision_writes.add(1, &attrs);
     }
 
     /// Records whether this replica leads.

@@ -125,6 +125,16 @@ impl StatusStore {
         changes
     }
 
+    /// The status of one object, if Tollgate reports on it.
+    pub fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<ObjectStatus> {
+        let key = (
+            kind.to_string(),
+            namespace.map(str::to_string),
+            name.to_string(),
+        );
+        self.inner.read().ok()?.get(&key).cloned()
+    }
+
     /// All statuses, sorted by kind, namespace and name.
     pub fn all(&self) -> Vec<ObjectStatus> {
         self.inner

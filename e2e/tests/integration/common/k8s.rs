@@ -135,6 +135,9 @@ pub async fn start_kube_controller_with_env(
     ];
     if with_dataplane {
         args.push("--with-dataplane");
+    } else {
+        // A separate data plane is started by the test, not provisioned.
+        args.push("--no-provision");
     }
     let kubeconfig = server.kubeconfig().display().to_string();
     let mut vars = vec![

@@ -1,0 +1,103 @@
+//! Watches of the generated kinds, by the label every generated object
+//! carries, so a user's edit or deletion reaches the operator at once
+//! (drift repair) and the Deployment's availability and the Service's
+//! addresses reach Gateway status.
+
+use super::infra::{Address, deployment_available, service_addresses};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tollgate_provision::names::{GATEWAY_LABEL, MANAGED_SELECTOR};
+use tracing::warn;
+
+/// What an object tells about its Gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Fact {
+    /// Nothing (ServiceAccount, PodDisruptionBudget, autoscaler).
+    Nothing,
+    /// A Deployment: whether it is available.
+    Available(bool),
+    /// A Service: its addresses.
+    Addresses(Vec<Address>),
+}
+
+/// One generated object seen (or seen gone).
+#[derive(Clone, Debug)]
+pub(crate) struct Observed {
+    /// Its kind.
+    pub(crate) kind: &'static str,
+    /// Its namespace.
+    pub(crate) namespace: String,
+    /// Its name.
+    pub(crate) name: String,
+    /// `namespace/gateway` from its labels.
+    pub(crate) gateway: String,
+    /// `None` when it was deleted.
+    pub(crate) fact: Option<Fact>,
+}
+
+/// The Deployment's fact.
+pub(crate) fn deployment_fact(d: &Deployment) -> Fact {
+    Fact::Available(deployment_available(d))
+}
+
+/// The Service's fact.
+pub(crate) fn service_fact(s: &Service) -> Fact {
+    Fact::Addresses(service_addresses(s))
+}
+
+/// No fact.
+pub(crate) fn no_fact<K>(_: &K) -> Fact {
+    Fact::Nothing
+}
+
+/// Watches every object of `K` labelled as Tollgate's, in every
+/// namespace, sending what it sees on `tx` until `tx` closes. Errors are
+/// retried with the watcher's default backoff.
+pub(crate) fn spawn<K>(
+    client: Client,
+    kind: &'static str,
+    fact: fn(&K) -> Fact,
+    tx: mpsc::Sender<Observed>,
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let api: Api<K> = Api::all(client);
+    let config = watcher::Config::default().labels(MANAGED_SELECTOR);
+    tokio::spawn(async move {
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            let (object, present) = match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => (o, true),
+                Ok(Event::Delete(o)) => (o, false),
+                Ok(_) => continue,
+                Err(error) => {
+                    warn!(kind, %error, "watch of provisioned objects failed; retrying");
+                    continue;
+                }
+            };
+            let Some(gateway) = object.labels().get(GATEWAY_LABEL).cloned() else {
+                continue;
+            };
+            let namespace = object.namespace().unwrap_or_default();
+            let observed = Observed {
+                kind,
+                gateway: format!("{namespace}/{gateway}"),
+                name: object.name_any(),
+                namespace,
+                fact: present.then(|| fact(&object)),
+            };
+            if tx.send(observed).await.is_err() {
+                return;
+            }
+        }
+    })
+}
