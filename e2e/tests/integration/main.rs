@@ -31,6 +31,7 @@ mod kubernetes_auth_policy;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;
 mod kubernetes_listenerset;
+mod kubernetes_operator;
 mod kubernetes_replicas;
 mod kubernetes_status;
 mod kubernetes_tls;
