@@ -270,7 +270,7 @@ impl Operator {
             .collect();
         for key in std::mem::take(&mut self.dirty) {
             let result = match accepted.get(&key) {
-                Some(gateway) => match plan::objects(view, gateway, &self.env) {
+                Some(gateway) => match plan::objects(view, &self.statuses, gateway, &self.env) {
                     Ok(objects) => self.converge(&key, &objects).await,
                     Err(e) => Err(e.to_string()),
                 },

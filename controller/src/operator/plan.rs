@@ -2,7 +2,7 @@
 //! Kubernetes-free half of the operator, on the compiled view.
 
 use crate::status::StatusStore;
-use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::gateways::{Gateway, GatewayListeners};
 use serde_json::Value;
 use std::sync::Arc;
 use tollgate_compile::resources::Resources;
@@ -47,16 +47,20 @@ fn accepted(status: &Value) -> bool {
 }
 
 /// The objects of `gateway`'s data plane: its class's GatewayConfig
-/// overridden by its own `spec.infrastructure.parametersRef`.
+/// overridden by its own `spec.infrastructure.parametersRef`, with the
+/// listeners of its accepted ListenerSets exposed too.
 ///
 /// # Errors
 ///
 /// What [`desired`] refuses (no uid, a breaking patch).
 pub(crate) fn objects(
     resources: &Resources,
+    statuses: &StatusStore,
     gateway: &Gateway,
     env: &Env,
 ) -> Result<Vec<Desired>, ProvisionError> {
+    let with_sets = with_listener_sets(resources, statuses, gateway);
+    let gateway = &with_sets;
     let class = class_config(resources, gateway);
     let own = own_config(resources, gateway);
     fn kubernetes(c: Option<&GatewayConfigSpec>) -> Option<&KubernetesConfig> {
@@ -73,6 +77,39 @@ pub(crate) fn objects(
         ..env.clone()
     };
     desired(gateway, &merged, &env)
+}
+
+/// `gateway` with the listeners of the ListenerSets compile accepted for
+/// it appended: the pods bind their ports too, so the Service must expose
+/// them. Only port and protocol matter to the generated objects.
+fn with_listener_sets(resources: &Resources, statuses: &StatusStore, gateway: &Gateway) -> Gateway {
+    let mut out = gateway.clone();
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let name = gateway.metadata.name.as_deref().unwrap_or_default();
+    for set in resources.listener_sets.values() {
+        let set_ns = set.metadata.namespace.as_deref().unwrap_or_default();
+        let parent = &set.spec.parent_ref;
+        let parent_ns = parent.namespace.as_deref().unwrap_or(set_ns);
+        if parent.name != name || parent_ns != namespace {
+            continue;
+        }
+        let set_name = set.metadata.name.as_deref().unwrap_or_default();
+        let accepted_set = statuses
+            .get("ListenerSet", Some(set_ns), set_name)
+            .is_some_and(|s| accepted(&s.status));
+        if !accepted_set {
+            continue;
+        }
+        out.spec
+            .listeners
+            .extend(set.spec.listeners.iter().map(|l| GatewayListeners {
+                name: l.name.clone(),
+                port: l.port,
+                protocol: l.protocol.clone(),
+                ..GatewayListeners::default()
+            }));
+    }
+    out
 }
 
 /// The GatewayConfig the Gateway's class names, if any.

@@ -328,3 +328,74 @@ async fn nothing_is_provisioned_when_provisioning_is_off() {
     }
     ctl.stop();
 }
+
+/// The listeners of an accepted ListenerSet are exposed by the Service
+/// too; a patch that breaks the Deployment is refused with a Warning
+/// Event on the Gateway, and nothing of it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_sets_are_exposed_and_a_broken_patch_is_an_event() {
+    let server = cluster().await;
+    let set = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: extra, namespace: default}
+spec:
+  parentRef: {name: gw}
+  listeners:
+  - {name: more, port: 9090, protocol: HTTP}
+";
+    let manifest = gateway(80, set).replace(
+        "  addresses:",
+        "  allowedListeners: {namespaces: {from: Same}}\n  addresses:",
+    );
+    apply(&server, &manifest).await;
+    let offset = free_port().unwrap() - 80;
+    let (mut ctl, _) = controller(&server, &["--provision"], offset).await;
+    wait_for(&server, "v1", "Service", "the ListenerSet's port", |o| {
+        o.is_some_and(|o| {
+            let ports: Vec<&Value> = o["spec"]["ports"].as_array().unwrap().iter().collect();
+            ports.iter().map(|p| p["port"].clone()).collect::<Vec<_>>() == [json!(80), json!(9090)]
+        })
+    })
+    .await;
+
+    let broken = "---
+apiVersion: tollgate.dev/v1alpha1
+kind: GatewayConfig
+metadata: {name: broken, namespace: default}
+spec:
+  kubernetes:
+    deployment: {replicas: 5}
+    patches: {deployment: {spec: {replicas: many}}}
+";
+    let infra = "  infrastructure:\n    parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: broken}\n";
+    apply(
+        &server,
+        &(manifest.replace("  addresses:", &format!("{infra}  addresses:")) + broken),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let events = server.list("events.k8s.io/v1", "Event", NS).unwrap();
+        let found = events
+            .iter()
+            .find(|e| e["reason"] == "ProvisioningFailed" && e["regarding"]["name"] == "gw");
+        if let Some(event) = found {
+            assert_eq!(event["type"], "Warning");
+            let note = event["note"].as_str().unwrap();
+            assert!(note.contains("patches.deployment"), "{note}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no ProvisioningFailed Event: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The typed replicas: 5 of the same config was not applied either.
+    let deployment = server
+        .get("apps/v1", "Deployment", NS, "gw-tollgate")
+        .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    ctl.stop();
+}
