@@ -122,7 +122,17 @@ pub(crate) fn apply_facts(status: &mut Value, facts: &Facts) {
     if facts.available {
         return;
     }
-    let Some(Value::Array(conditions)) = map.get_mut("conditions") else {
+    mark_pending(map.get_mut("conditions"));
+    if let Some(Value::Array(listeners)) = map.get_mut("listeners") {
+        for listener in listeners {
+            mark_pending(listener.get_mut("conditions"));
+        }
+    }
+}
+
+/// Turns `Programmed: True` in `conditions` into `False`/`Pending`.
+fn mark_pending(conditions: Option<&mut Value>) {
+    let Some(Value::Array(conditions)) = conditions else {
         return;
     };
     for c in conditions {
@@ -195,17 +205,21 @@ mod tests {
     use super::*;
 
     fn status() -> Value {
-        json!({"conditions": [
+        let conditions = json!([
             {"type": "Accepted", "status": "True", "reason": "Accepted"},
             {"type": "Programmed", "status": "True", "reason": "Programmed"},
-        ]})
+        ]);
+        json!({"conditions": conditions, "listeners": [{"name": "http", "conditions": conditions}]})
     }
 
-    /// Without an available Deployment, a programmed Gateway is Pending.
+    /// Without an available Deployment, a programmed Gateway and its
+    /// listeners are Pending.
     #[test]
     fn programmed_waits_for_the_deployment() {
         let mut s = status();
         apply_facts(&mut s, &Facts::default());
+        assert_eq!(s["listeners"][0]["conditions"][1]["reason"], "Pending");
+        assert_eq!(s["conditions"][0]["status"], "True");
         assert_eq!(s["conditions"][1]["status"], "False");
         assert_eq!(s["conditions"][1]["reason"], "Pending");
         assert_eq!(s["conditions"][1]["message"], WAITING_FOR_DEPLOYMENT);

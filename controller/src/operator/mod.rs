@@ -112,8 +112,9 @@ pub struct Operator {
     statuses: StatusStore,
     metrics: Metrics,
     recorder: Recorder,
-    /// Generated objects seen, `(kind, namespace, name)` → `ns/gateway`.
-    live: BTreeMap<(&'static str, String, String), String>,
+    /// Generated objects seen, `(kind, namespace, name)` → (`ns/gateway`,
+    /// content hash).
+    live: BTreeMap<(&'static str, String, String), (String, u64)>,
     /// Gateways to reconcile next.
     dirty: BTreeSet<String>,
     /// Failed Gateways: attempts so far and when to retry.
@@ -227,19 +228,25 @@ impl Operator {
         if let Some(view) = self.infra.views().borrow().as_ref() {
             self.dirty.extend(view.gateways.keys().cloned());
         }
-        self.dirty.extend(self.live.values().cloned());
+        self.dirty
+            .extend(self.live.values().map(|(g, _)| g.clone()));
     }
 
-    /// Records what a watch saw and marks its Gateway.
+    /// Records what a watch saw and marks its Gateway, unless only the
+    /// object's status changed (nothing to repair then).
     fn observe(&mut self, o: Observed) {
         let key = (o.kind, o.namespace.clone(), o.name.clone());
         match &o.fact {
             Some(fact) => {
-                self.live.insert(key, o.gateway.clone());
+                let entry = (o.gateway.clone(), o.content);
+                let unchanged = self.live.insert(key, entry.clone()) == Some(entry);
                 match fact {
                     Fact::Available(a) => self.infra.set(&o.gateway, |f| f.available = *a),
                     Fact::Addresses(a) => self.infra.set(&o.gateway, |f| f.addresses = a.clone()),
                     Fact::Nothing => {}
+                }
+                if unchanged {
+                    return;
                 }
             }
             None => {
@@ -311,7 +318,7 @@ impl Operator {
         let stale: Vec<_> = self
             .live
             .iter()
-            .filter(|((kind, _, name), gw)| {
+            .filter(|((kind, _, name), (gw, _))| {
                 gw.as_str() == key && !wanted.contains(&(*kind, name.clone()))
             })
             .map(|(k, _)| k.clone())

@@ -41,6 +41,26 @@ pub(crate) struct Observed {
     pub(crate) gateway: String,
     /// `None` when it was deleted.
     pub(crate) fact: Option<Fact>,
+    /// A hash of everything but status and bookkeeping: a change that
+    /// leaves it equal (a status update) needs no apply.
+    pub(crate) content: u64,
+}
+
+/// Hash of `object` without `status`, `resourceVersion` and
+/// `managedFields`.
+fn content_hash<K: serde::Serialize>(object: &K) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The Deployment's fact.
@@ -68,7 +88,14 @@ pub(crate) fn spawn<K>(
     tx: mpsc::Sender<Observed>,
 ) -> JoinHandle<()>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let api: Api<K> = Api::all(client);
     let config = watcher::Config::default().labels(MANAGED_SELECTOR);
@@ -94,6 +121,7 @@ where
                 name: object.name_any(),
                 namespace,
                 fact: present.then(|| fact(&object)),
+                content: content_hash(&object),
             };
             if tx.send(observed).await.is_err() {
                 return;

@@ -160,7 +160,8 @@ async fn the_operator_provisions_repairs_and_removes_a_gateways_data_plane() {
         .as_object_mut()
         .unwrap()
         .remove("resourceVersion");
-    server.replace(edited).unwrap();
+    let stored = server.replace(edited).unwrap();
+    assert_eq!(stored["spec"]["replicas"], 7, "the edit was stored");
     wait_for(&server, "apps/v1", "Deployment", "replicas reverted", |o| {
         o.is_some_and(|o| o["spec"]["replicas"] == 2)
     })
