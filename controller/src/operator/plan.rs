@@ -149,3 +149,121 @@ fn own_config(resources: &Resources, gateway: &Gateway) -> Option<Arc<GatewayCon
         .get(&key)
         .map(|c| Arc::new(c.spec.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use serde_json::json;
+    use tollgate_compile::ObjectStatus;
+
+    const OBJECTS: &str = "
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: tollgate}
+spec:
+  controllerName: tollgate.dev/gateway-controller
+  parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: class, namespace: infra}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: GatewayConfig
+metadata: {name: class, namespace: infra}
+spec:
+  drainTimeoutSeconds: 9
+  kubernetes: {deployment: {replicas: 3, image: class-image}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: GatewayConfig
+metadata: {name: own, namespace: apps}
+spec:
+  kubernetes: {deployment: {replicas: 4}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: apps, uid: u1}
+spec:
+  gatewayClassName: tollgate
+  infrastructure:
+    parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: own}
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: set, namespace: apps}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: more, port: 9090, protocol: HTTP}]
+";
+
+    fn resources() -> Resources {
+        let mut resources = Resources::default();
+        for doc in OBJECTS.split("\n---\n") {
+            let value: Value = serde_yaml::from_str(doc).expect("yaml");
+            resources.insert_document(value).expect("insert");
+        }
+        resources
+    }
+
+    fn accepted_status(kind: &str, name: &str) -> ObjectStatus {
+        ObjectStatus {
+            kind: kind.into(),
+            namespace: Some("apps".into()),
+            name: name.into(),
+            status: json!({"conditions": [{"type": "Accepted", "status": "True"}]}),
+        }
+    }
+
+    fn env() -> Env {
+        Env {
+            image: "default-image".into(),
+            controller_url: "https://c".into(),
+            otel: Vec::new(),
+            drain_timeout_seconds: 5,
+        }
+    }
+
+    /// The Gateway's own GatewayConfig overrides the class's field by
+    /// field; the class's drain timeout sets the grace period; ports of an
+    /// accepted ListenerSet are exposed, of one not accepted are not.
+    #[test]
+    fn settings_merge_and_listener_sets_count_once_accepted() {
+        let resources = resources();
+        let statuses = StatusStore::default();
+        statuses.update(vec![accepted_status("Gateway", "gw")]);
+        let gateways = accepted_gateways(&resources, &statuses);
+        assert_eq!(gateways.len(), 1);
+        let first = objects(&resources, &statuses, &gateways[0].1, &env()).expect("objects");
+        let deployment: Deployment =
+            serde_json::from_value(serde_json::to_value(&first[0]).expect("json"))
+                .expect("deployment");
+        let spec = deployment.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(4));
+        let pod = spec.template.spec.expect("pod");
+        assert_eq!(pod.containers[0].image.as_deref(), Some("class-image"));
+        // preStop 5 + drain delay 5 + drain timeout 9 + margin 5.
+        assert_eq!(pod.termination_grace_period_seconds, Some(24));
+        let ports = |objects: &[Desired]| {
+            let service: Service =
+                serde_json::from_value(serde_json::to_value(&objects[1]).expect("json"))
+                    .expect("service");
+            let ports = service.spec.expect("spec").ports.expect("ports");
+            ports.iter().map(|p| p.port).collect::<Vec<_>>()
+        };
+        assert_eq!(ports(&first), [80]);
+
+        statuses.update(vec![
+            accepted_status("Gateway", "gw"),
+            accepted_status("ListenerSet", "set"),
+        ]);
+        let again = objects(&resources, &statuses, &gateways[0].1, &env()).expect("objects");
+        assert_eq!(ports(&again), [80, 9090]);
+    }
+
+    /// A Gateway compile did not accept gets nothing.
+    #[test]
+    fn only_accepted_gateways_are_provisioned() {
+        let statuses = StatusStore::default();
+        assert!(accepted_gateways(&resources(), &statuses).is_empty());
+    }
+}
