@@ -21,11 +21,13 @@
 //! Warning Event on the Gateway and retried with exponential backoff.
 
 mod apply;
+mod args;
 pub mod infra;
 mod plan;
 mod watch;
 
 pub use apply::FIELD_MANAGER;
+pub use args::ProvisionArgs;
 pub use infra::Infrastructure;
 
 use crate::metrics::Metrics;
@@ -51,58 +53,6 @@ const RESYNC: Duration = Duration::from_secs(300);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// The controller's provisioning flags.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ProvisionArgs {
-    /// Provision a data plane (Deployment, Service, ...) for every accepted
-    /// Gateway. Default: on in Kubernetes mode, off with --manifests or
-    /// --with-dataplane (the data plane runs in this process then).
-    #[arg(long, env = "TOLLGATE_PROVISION", num_args = 0..=1, default_missing_value = "true")]
-    pub provision: Option<bool>,
-    /// Never provision data planes.
-    #[arg(long, conflicts_with = "provision")]
-    pub no_provision: bool,
-    /// Image of provisioned data planes whose GatewayConfig names none.
-    #[arg(
-        long,
-        env = "TOLLGATE_DATAPLANE_IMAGE",
-        default_value = concat!("ghcr.io/tollgate-dev/tollgate-dataplane:", env!("CARGO_PKG_VERSION"))
-    )]
-    pub dataplane_image: String,
-    /// URL data planes stream their snapshots from; `$(POD_NAMESPACE)` is
-    /// replaced by the controller's namespace.
-    #[arg(
-        long,
-        env = "TOLLGATE_SNAPSHOT_URL",
-        default_value = "https://tollgate-controller.$(POD_NAMESPACE).svc:9903"
-    )]
-    pub snapshot_url: String,
-}
-
-impl ProvisionArgs {
-    /// Whether to provision, given the mode the controller runs in.
-    pub fn enabled(&self, kubernetes: bool, with_dataplane: bool) -> bool {
-        if self.no_provision {
-            return false;
-        }
-        self.provision.unwrap_or(kubernetes && !with_dataplane)
-    }
-
-    /// What data planes are given: the image, the snapshot URL with
-    /// `namespace` (the controller's) in it, and this process's `OTEL_*`
-    /// variables, so data planes export where the controller does.
-    pub fn env(&self, namespace: &str) -> Env {
-        Env {
-            image: self.dataplane_image.clone(),
-            controller_url: self.snapshot_url.replace("$(POD_NAMESPACE)", namespace),
-            otel: std::env::vars()
-                .filter(|(k, _)| k.starts_with("OTEL_"))
-                .collect(),
-            drain_timeout_seconds: 5,
-        }
-    }
-}
 
 /// The operator's state and handles.
 pub struct Operator {
