@@ -152,7 +152,11 @@ pub struct AutoscalingConfig {
     pub max_replicas: Option<i32>,
     /// Average CPU use, in percent of the request, the autoscaler aims
     /// for. Default 80.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
 }

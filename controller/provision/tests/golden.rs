@@ -64,8 +64,25 @@ fn golden_cases() {
     assert!(cases.len() >= 6, "golden cases are missing");
     let mut failed = Vec::new();
     for input in cases {
-        let case: Case = serde_yaml::from_str(&std::fs::read_to_string(&input).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+        let text = std::fs::read_to_string(&input).unwrap();
+        let case: Case =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+        // Settings the types do not know would be dropped silently: a
+        // misspelt field must fail the case instead.
+        let raw: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        for (key, parsed) in [
+            ("classConfig", &case.class_config),
+            ("gatewayConfig", &case.gateway_config),
+        ] {
+            if let Some(parsed) = parsed {
+                assert_eq!(
+                    serde_json::to_value(parsed).unwrap(),
+                    raw[key],
+                    "{}: {key} has fields the types drop",
+                    input.display()
+                );
+            }
+        }
         let got = render(&case);
         let output = PathBuf::from(input.to_string_lossy().replace(".in.yaml", ".out.yaml"));
         if update {
