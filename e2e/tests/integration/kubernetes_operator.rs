@@ -241,12 +241,14 @@ async fn the_operator_provisions_repairs_and_removes_a_gateways_data_plane() {
     )
     .await;
 
-    // Deleting the Gateway deletes everything it owns.
+    // Deleting the Gateway deletes everything it owns: by garbage
+    // collection alone (the controller is stopped first), so the owner
+    // references are what does it.
+    ctl.stop();
     kubectl(&server, &["delete", "gateway", "gw"]).await;
     for (api_version, kind) in KINDS {
         wait_for(&server, api_version, kind, "deletion", |o| o.is_none()).await;
     }
-    ctl.stop();
 }
 
 /// An autoscaler from the Gateway's own GatewayConfig is created, takes
