@@ -54,3 +54,50 @@ impl ProvisionArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        p: ProvisionArgs,
+    }
+
+    fn parse(args: &[&str]) -> ProvisionArgs {
+        let mut all = vec!["tollgate-controller"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("flags parse").p
+    }
+
+    /// On by default in a cluster only; off standalone and in-process;
+    /// the flags win either way.
+    #[test]
+    fn provisioning_defaults_by_mode() {
+        let none = parse(&[]);
+        assert!(none.enabled(true, false));
+        assert!(!none.enabled(false, false));
+        assert!(!none.enabled(true, true));
+        assert!(parse(&["--provision"]).enabled(false, true));
+        assert!(!parse(&["--provision=false"]).enabled(true, false));
+        assert!(!parse(&["--no-provision"]).enabled(true, false));
+        assert!(Cli::try_parse_from(["c", "--provision", "--no-provision"]).is_err());
+    }
+
+    /// The snapshot URL names the controller's namespace, not the data
+    /// plane's (the kubelet would expand `$(POD_NAMESPACE)` in the pod).
+    #[test]
+    fn the_snapshot_url_names_the_controllers_namespace() {
+        let env = parse(&[]).env("tollgate-system");
+        assert_eq!(
+            env.controller_url,
+            "https://tollgate-controller.tollgate-system.svc:9903"
+        );
+        assert!(
+            env.image
+                .starts_with("ghcr.io/tollgate-dev/tollgate-dataplane:")
+        );
+    }
+}
