@@ -71,6 +71,7 @@ fn generates_the_expected_crds() {
         "gateway-api/gateway.networking.k8s.io_tlsroutes.yaml",
         "tollgate.dev_authpolicies.yaml",
         "tollgate.dev_gatewayconfigs.yaml",
+        "tollgate.dev_ratelimitpolicies.yaml",
     ];
     assert_eq!(paths, want);
     for file in files() {
