@@ -27,6 +27,8 @@ mod grpc_support;
 mod grpc_telemetry;
 mod grpc_tls;
 mod harness;
+mod helm_support;
+mod helm_template;
 mod kubernetes_auth_policy;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;
