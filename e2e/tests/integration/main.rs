@@ -27,6 +27,7 @@ mod grpc_support;
 mod grpc_telemetry;
 mod grpc_tls;
 mod harness;
+mod helm_install;
 mod helm_support;
 mod helm_template;
 mod kubernetes_auth_policy;
