@@ -1,54 +1,60 @@
 //! The snapshot stream client: follows the controller and applies what it sends.
 //!
-//! `GET {controller}/v1/snapshots/{namespace}/{name}` over HTTP/2 cleartext
-//! with prior knowledge answers a never-ending NDJSON body: one complete
-//! snapshot per line, newest last, and empty lines as heartbeats every 10 s.
-//! The client applies each snapshot newer than the applied one. On any error,
-//! end of stream or 30 s of silence it keeps serving what it has and
-//! reconnects with capped exponential backoff, so a controller restart never
-//! interrupts traffic.
+//! `GET {controller}/v1/snapshots/{namespace}/{name}` over HTTP/2 (cleartext
+//! with prior knowledge standalone, mutual TLS in a cluster: `tls`)
+//! answers a never-ending NDJSON body: one complete snapshot per line,
+//! newest last, and empty lines as heartbeats every 10 s. The client
+//! applies each snapshot newer than the applied one. On any error, end of
+//! stream or 30 s of silence it keeps serving what it has and reconnects
+//! after a capped exponential backoff with full jitter, so a controller
+//! restart never interrupts traffic and a thousand data planes do not
+//! reconnect in step.
 //!
-//! When the stream response names a report path (header
-//! `tollgate-report-path`, e.g. `/v1/reports/{namespace}/{name}`), the client
-//! also POSTs a JSON report `{version, hash, pod, ready}` of what it applied
-//! there after every successful apply and every 10 s, so the controller can
-//! tell when the Gateway is really programmed. A failed report is logged
-//! and simply sent again with the next apply or period; a controller that
-//! names no report path gets none.
+//! A snapshot is read tolerantly: fields this data plane does not know are
+//! ignored, and its `schemaVersion` must have this data plane's major
+//! (`tollgate_snapshot::check_schema`); another major is refused and the
+//! refusal reported. With a state directory (`state`) each applied
+//! snapshot is kept on disk and served at start when the controller
+//! cannot be reached. Reports (`report`) tell the controller what was
+//! applied or refused.
 
-use crate::server::Dataplane;
+mod report;
+mod state;
+mod tls;
+
+pub use tls::{ClientTls, TlsDirError};
+
+use crate::server::{Dataplane, Rejected};
 use bytes::{Buf, Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use http_body_util::{BodyExt, Empty};
+use report::{Reporter, pod_name};
+use serde::Deserialize;
+use state::StateDir;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::Notify;
-use tollgate_snapshot::Snapshot;
+use tls::{CachedClient, HttpClient};
+use tollgate_snapshot::{Snapshot, check_schema};
 
-/// First reconnect delay.
+/// First reconnect delay ceiling.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Longest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Largest reconnect delay ceiling.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Silence (no snapshot, no heartbeat) after which the stream is presumed dead.
 const SILENCE: Duration = Duration::from_secs(30);
 /// Longest line accepted, so a broken stream cannot exhaust memory.
 const MAX_LINE: usize = 256 * 1024 * 1024;
 /// The stream response header naming where to POST reports.
 const REPORT_PATH_HEADER: &str = "tollgate-report-path";
-/// Period of re-sending the report when nothing new was applied.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
-/// Longest wait for the controller to take one report.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why one stream attempt ended.
 #[derive(Debug, Error)]
 enum StreamError {
     #[error("bad url {0}")]
     Url(String),
+    #[error("client certificate: {0}")]
+    Tls(#[source] TlsDirError),
     #[error("request failed: {0}")]
     Request(#[source] hyper_util::client::legacy::Error),
     #[error("controller answered {0}")]
@@ -63,45 +69,112 @@ enum StreamError {
     Ended,
 }
 
-/// Follows the controller's snapshot stream for `dataplane`'s Gateway until
-/// the data plane shuts down, reconnecting after every failure.
+/// How to follow the controller.
+#[derive(Clone, Debug)]
+pub struct SubscribeOptions {
+    /// The controller's base URL (`http://` standalone, `https://` with TLS).
+    pub url: String,
+    /// Plain HTTP, or mutual TLS with the files of a directory.
+    pub tls: ClientTls,
+    /// Where the last applied snapshot is kept (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Follows the controller's snapshot stream over plain HTTP, keeping no
+/// state on disk; see [`subscribe_with`].
 pub async fn subscribe(controller_url: String, dataplane: Dataplane) {
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
-    let base = controller_url.trim_end_matches('/').to_string();
+    let options = SubscribeOptions {
+        url: controller_url,
+        tls: ClientTls::plain(),
+        state_dir: None,
+    };
+    subscribe_with(options, dataplane).await;
+}
+
+/// Follows the controller's snapshot stream for `dataplane`'s Gateway until
+/// the data plane shuts down, reconnecting after every failure. When the
+/// first connection fails and nothing is applied yet, the snapshot kept in
+/// the state directory (if any) is served meanwhile.
+pub async fn subscribe_with(options: SubscribeOptions, dataplane: Dataplane) {
+    let mut clients: CachedClient<Empty<Bytes>> = CachedClient::new(options.tls.clone(), true);
+    let base = options.url.trim_end_matches('/').to_string();
     let url = format!("{base}/v1/snapshots/{}", dataplane.status().gateway);
     let reporter = Arc::new(Reporter::new(base, pod_name()));
-    tokio::spawn(reporter.clone().run(dataplane.clone()));
-    let mut backoff = BACKOFF_MIN;
+    tokio::spawn(reporter.clone().run(dataplane.clone(), options.tls.clone()));
+    let state = options.state_dir.map(StateDir::new);
+    let mut restored = false;
+    let mut ceiling = BACKOFF_MIN;
     loop {
         let mut received = false;
-        let attempt = follow(&client, &url, &dataplane, &reporter, &mut received);
+        let attempt = follow(
+            &mut clients,
+            &url,
+            &dataplane,
+            &reporter,
+            state.as_ref(),
+            &mut received,
+        );
         let error = tokio::select! {
             () = dataplane.shutdown_begun() => return,
             Err(error) = attempt => error,
         };
         if received {
-            backoff = BACKOFF_MIN;
+            ceiling = BACKOFF_MIN;
         }
-        tracing::warn!(%url, %error, retry_in = ?backoff, "snapshot stream interrupted");
+        if !restored && let Some(state) = &state {
+            restored = true;
+            restore(state, &dataplane, &reporter).await;
+        }
+        let delay = full_jitter(ceiling, fastrand::u64(..=u64::MAX));
+        tracing::warn!(%url, %error, retry_in = ?delay, "snapshot stream interrupted");
         tokio::select! {
             () = dataplane.shutdown_begun() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        ceiling = (ceiling * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// A delay drawn uniformly from `[0, ceiling]` ("full jitter") with the
+/// random number `random`: reconnecting data planes spread out instead of
+/// hitting a restarted controller together.
+fn full_jitter(ceiling: Duration, random: u64) -> Duration {
+    let ceiling_us = ceiling.as_micros().max(1) as u64;
+    Duration::from_micros(random % (ceiling_us + 1))
+}
+
+/// Serves the kept snapshot when nothing is applied yet.
+async fn restore(state: &StateDir, dataplane: &Dataplane, reporter: &Reporter) {
+    if dataplane.status().version.is_some() {
+        return;
+    }
+    let Some(snapshot) = state.load(&dataplane.status().gateway).await else {
+        return;
+    };
+    let version = snapshot.version;
+    match dataplane.apply(snapshot).await {
+        Ok(()) => {
+            tracing::info!(
+                version,
+                "controller unreachable: serving the snapshot kept on disk"
+            );
+            reporter.notify.notify_one();
+        }
+        Err(error) => tracing::warn!(version, %error, "the snapshot kept on disk was refused"),
     }
 }
 
 /// One connection: applies snapshots until the stream fails.
 async fn follow(
-    client: &Client<HttpConnector, Empty<Bytes>>,
+    clients: &mut CachedClient<Empty<Bytes>>,
     url: &str,
     dataplane: &Dataplane,
     reporter: &Reporter,
+    state: Option<&StateDir>,
     received: &mut bool,
 ) -> Result<(), StreamError> {
     let uri: http::Uri = url.parse().map_err(|_| StreamError::Url(url.to_string()))?;
+    let client: HttpClient<Empty<Bytes>> = clients.get().map_err(StreamError::Tls)?;
     let response = client.get(uri).await.map_err(StreamError::Request)?;
     if !response.status().is_success() {
         return Err(StreamError::Status(response.status()));
@@ -127,152 +200,87 @@ async fn follow(
         lines.push(&data)?;
         while let Some(line) = lines.next_line() {
             *received = true;
-            if offer(dataplane, &line).await {
-                reporter.notify.notify_one();
+            match offer(dataplane, &line).await {
+                Offered::Applied => {
+                    reporter.notify.notify_one();
+                    if let Some(state) = state {
+                        state.save(line).await;
+                    }
+                }
+                Offered::Rejected => reporter.notify.notify_one(),
+                Offered::Skipped => {}
             }
         }
     }
 }
 
-/// Applies one NDJSON line if it is a snapshot newer than the applied one;
-/// returns whether it was applied.
-async fn offer(dataplane: &Dataplane, line: &[u8]) -> bool {
+/// What became of one line of the stream.
+#[derive(Debug, PartialEq, Eq)]
+enum Offered {
+    Applied,
+    Rejected,
+    Skipped,
+}
+
+/// The fields read before the whole snapshot: which schema and version.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    #[serde(default)]
+    schema_version: String,
+    #[serde(default)]
+    version: u64,
+}
+
+/// Applies one NDJSON line if it is a snapshot newer than the applied one.
+async fn offer(dataplane: &Dataplane, line: &[u8]) -> Offered {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return false; // heartbeat
+        return Offered::Skipped; // heartbeat
     }
-    let snapshot: Snapshot = match serde_json::from_slice(line) {
-        Ok(snapshot) => snapshot,
+    let head: Head = match serde_json::from_slice(line) {
+        Ok(head) => head,
         Err(error) => {
             tracing::warn!(%error, "unreadable snapshot line skipped");
-            return false;
+            return Offered::Skipped;
         }
     };
     let status = dataplane.status();
-    let newer = status
-        .version
-        .is_none_or(|applied| snapshot.version > applied);
-    let rejected_before = status
+    let newer = status.version.is_none_or(|applied| head.version > applied);
+    let refused_before = status
         .last_rejected
-        .is_some_and(|r| r.version == snapshot.version && r.hash == snapshot.content_hash());
-    if !newer || rejected_before {
-        return false;
+        .as_ref()
+        .is_some_and(|r| r.version == head.version);
+    if !newer || refused_before {
+        return Offered::Skipped;
     }
+    // The schema first: a snapshot of another major may not even parse,
+    // and when it does its fields may mean something else.
+    let parsed = check_schema(&head.schema_version)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<Snapshot>(line).map_err(|e| e.to_string()));
+    let snapshot = match parsed {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(version = head.version, %error, "snapshot refused");
+            dataplane.refuse(Rejected {
+                version: head.version,
+                hash: String::new(),
+                error,
+            });
+            return Offered::Rejected;
+        }
+    };
     let version = snapshot.version;
     match dataplane.apply(snapshot).await {
         Ok(()) => {
             tracing::info!(version, "snapshot applied");
-            true
+            Offered::Applied
         }
         Err(error) => {
             tracing::warn!(version, %error, "snapshot rejected");
-            false
+            Offered::Rejected
         }
     }
-}
-
-/// What the data plane tells the controller it applied.
-#[derive(Debug, PartialEq, Eq, Serialize)]
-struct Report<'a> {
-    version: u64,
-    hash: &'a str,
-    pod: &'a str,
-    ready: bool,
-}
-
-/// Sends reports to the path the controller named, after each apply and
-/// every [`REPORT_EVERY`].
-struct Reporter {
-    base: String,
-    pod: String,
-    /// Full URL to POST to; `None` while the controller named no path.
-    url: Mutex<Option<String>>,
-    /// Woken after each successful apply.
-    notify: Notify,
-}
-
-impl Reporter {
-    fn new(base: String, pod: String) -> Reporter {
-        Reporter {
-            base,
-            pod,
-            url: Mutex::new(None),
-            notify: Notify::new(),
-        }
-    }
-
-    /// Reports go to `path` on the controller from now on (none when
-    /// `None`, or when it is not an absolute path).
-    fn report_to(&self, path: Option<&str>) {
-        let url = path
-            .filter(|p| p.starts_with('/') && !p.starts_with("//"))
-            .map(|p| format!("{}{p}", self.base));
-        if let Ok(mut current) = self.url.lock() {
-            *current = url;
-        }
-    }
-
-    /// Reports until the data plane shuts down.
-    async fn run(self: Arc<Self>, dataplane: Dataplane) {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        loop {
-            tokio::select! {
-                () = dataplane.shutdown_begun() => return,
-                () = self.notify.notified() => {}
-                () = tokio::time::sleep(REPORT_EVERY) => {}
-            }
-            let url = self.url.lock().ok().and_then(|u| u.clone());
-            let status = dataplane.status();
-            let (Some(url), Some(version), Some(hash)) = (url, status.version, status.hash) else {
-                continue;
-            };
-            let report = Report {
-                version,
-                hash: &hash,
-                pod: &self.pod,
-                ready: status.ready,
-            };
-            if let Err(error) = post(&client, &url, &report).await {
-                tracing::warn!(%url, version, %error, "report not delivered; will report again");
-            }
-        }
-    }
-}
-
-/// POSTs one report; any answer but 2xx is an error.
-async fn post(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    url: &str,
-    report: &Report<'_>,
-) -> Result<(), String> {
-    let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
-    let request = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(REPORT_TIMEOUT, client.request(request))
-        .await
-        .map_err(|_| format!("no answer within {REPORT_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("controller answered {}", response.status()))
-    }
-}
-
-/// This data plane's name in reports: `POD_NAME`, else the host name.
-fn pod_name() -> String {
-    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    from_env("POD_NAME")
-        .or_else(|| from_env("HOSTNAME"))
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Splits a byte stream into `\n`-terminated lines.
@@ -314,24 +322,16 @@ mod tests {
         assert_eq!(lines.next_line(), None);
     }
 
-    /// Reports go only to an absolute path the controller named, on the
-    /// controller itself.
+    /// Full jitter stays within `[0, ceiling]` and uses the whole range.
     #[test]
-    fn reports_go_only_to_a_named_path() {
-        let r = Reporter::new("http://c:1".into(), "pod".into());
-        let url = |r: &Reporter| r.url.lock().unwrap().clone();
-        assert_eq!(url(&r), None);
-        r.report_to(Some("/v1/reports/ns/gw"));
-        assert_eq!(url(&r).as_deref(), Some("http://c:1/v1/reports/ns/gw"));
-        for bad in [
-            None,
-            Some("http://elsewhere/x"),
-            Some("//elsewhere/x"),
-            Some(""),
-        ] {
-            r.report_to(bad);
-            assert_eq!(url(&r), None, "{bad:?}");
-        }
-        assert!(!pod_name().is_empty());
+    fn jitter_spans_zero_to_the_ceiling() {
+        let ceiling = Duration::from_secs(10);
+        assert_eq!(full_jitter(ceiling, 0), Duration::ZERO);
+        assert_eq!(full_jitter(ceiling, 10_000_000), ceiling);
+        assert!(full_jitter(ceiling, u64::MAX) <= ceiling);
+        let spread: std::collections::BTreeSet<_> = (0..100)
+            .map(|_| full_jitter(ceiling, fastrand::u64(..)).as_secs())
+            .collect();
+        assert!(spread.len() > 5, "{spread:?}");
     }
 }
