@@ -13,6 +13,7 @@ pub mod controller;
 pub mod inprocess;
 pub mod leader;
 pub mod metrics;
+pub mod pki;
 pub mod provider;
 pub mod publisher;
 pub mod reports;
