@@ -94,6 +94,7 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
         backend_client_certificate: None,
         auth: Vec::new(),
         rate_limits: Vec::new(),
+        ..Snapshot::empty(GATEWAY)
     }
 }
 
