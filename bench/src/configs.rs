@@ -94,6 +94,20 @@ pub fn snapshot(port: u16, backend_port: u16, routes: usize) -> Snapshot {
         backend_client_certificate: None,
         auth: Vec::new(),
         rate_limits: Vec::new(),
+        ..Snapshot::empty(GATEWAY)
+    }
+}
+
+/// Makes every route of `snapshot` count against `limits`, kept in `redis`.
+pub fn limit_rate(
+    snapshot: &mut Snapshot,
+    limits: tollgate_snapshot::RateLimits,
+    redis: tollgate_snapshot::RedisSettings,
+) {
+    snapshot.rate_limits = vec![limits];
+    snapshot.settings.redis = Some(redis);
+    for route in &mut snapshot.routes {
+        route.rate_limit = Some(0);
     }
 }
 
@@ -182,6 +196,20 @@ http {{
 /// nginx: one worker, upstream keep-alive, access log off.
 pub fn nginx(port: u16, backend_port: u16, work: &str) -> String {
     nginx_with(port, backend_port, work, "", "")
+}
+
+/// [`nginx`] with `limit_req` at `per_minute` on one zone keyed by the
+/// server name, so every request counts against the same key (no burst,
+/// no delay: a request over the rate would be refused with 503).
+pub fn nginx_limit_req(port: u16, backend_port: u16, work: &str, per_minute: u64) -> String {
+    let zone = format!(
+        "limit_req_zone $server_name zone=bench:1m rate={per_minute}r/m;\n    limit_req zone=bench;\n    "
+    );
+    nginx(port, backend_port, work).replacen(
+        "access_log off;",
+        &format!("{zone}access_log off;"),
+        1,
+    )
 }
 
 /// [`nginx`] terminating TLS 1.3 with `cert` and `key`, with neither a

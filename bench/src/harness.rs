@@ -15,15 +15,16 @@ use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
 use crate::scenarios::{
-    Bench, auth, grpc, latency, memory, routes, scaling, telemetry, throughput, tls, updates,
+    Bench, auth, grpc, latency, memory, ratelimit, routes, scaling, telemetry, throughput, tls,
+    updates,
 };
 use std::path::Path;
 
 /// The rate used in smoke runs and when no throughput could be measured.
-const FALLBACK_RATE: f64 = 200.0;
+pub(crate) const FALLBACK_RATE: f64 = 200.0;
 
 /// The scenarios' names, in the order they run (for `run --only`).
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 11] = [
     "throughput",
     "latency",
     "scaling",
@@ -34,6 +35,7 @@ pub const SCENARIOS: [&str; 10] = [
     "tls",
     "grpc",
     "auth",
+    "ratelimit",
 ];
 
 /// Runs the scenarios of `plan` named in `only` (all when empty) and
@@ -113,6 +115,11 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         println!("scenario 10: authentication cost (API key, JWT RS256, JWT ES256)");
         results.auth = auth::run(&bench)?;
         clock.lap("auth");
+    }
+    if wanted("ratelimit") {
+        println!("scenario 11: a global rate limit that never trips (Redis, hot key)");
+        results.ratelimit = ratelimit::run(&bench)?;
+        clock.lap("ratelimit");
     }
     results.durations = clock.laps;
 
@@ -212,6 +219,12 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
     goals.extend(r.tls.as_ref().map(tls::goals).unwrap_or_default());
     goals.extend(r.grpc.as_ref().map(grpc::goals).unwrap_or_default());
     goals.extend(r.auth.as_ref().map(auth::goals).unwrap_or_default());
+    goals.extend(
+        r.ratelimit
+            .as_ref()
+            .map(ratelimit::goals)
+            .unwrap_or_default(),
+    );
     goals
 }
 

@@ -138,6 +138,15 @@ pub struct Tweaks {
     /// Proxy gRPC to an h2c backend (gRPC scenario: Tollgate and nginx);
     /// readiness is then a gRPC call.
     pub grpc: bool,
+    /// Tollgate only: every route counts against these limits, with this
+    /// Redis (rate-limit scenario).
+    pub rate_limit: Option<(
+        tollgate_snapshot::RateLimits,
+        tollgate_snapshot::RedisSettings,
+    )>,
+    /// nginx only: `limit_req` at this many requests a minute on one zone
+    /// every request shares (rate-limit scenario).
+    pub nginx_limit_req: Option<u64>,
 }
 
 impl Running {
@@ -290,6 +299,9 @@ fn launch(
             if let Some(auth) = &tweaks.auth {
                 configs::require_auth(&mut snapshot, auth.clone());
             }
+            if let Some((limits, redis)) = &tweaks.rate_limit {
+                configs::limit_rate(&mut snapshot, limits.clone(), redis.clone());
+            }
             let json = serde_json::to_string(&snapshot).map_err(|source| BenchError::Json {
                 what: "the snapshot".into(),
                 source,
@@ -317,7 +329,12 @@ fn launch(
                     )
                 }
                 None if tweaks.grpc => configs::nginx_grpc(port, backend_port, &work),
-                None => configs::nginx(port, backend_port, &work),
+                None => match tweaks.nginx_limit_req {
+                    Some(per_minute) => {
+                        configs::nginx_limit_req(port, backend_port, &work, per_minute)
+                    }
+                    None => configs::nginx(port, backend_port, &work),
+                },
             };
             if single {
                 text.insert_str(0, "master_process off;\n");

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 mod auth;
 mod grpc;
+mod ratelimit;
 mod telemetry;
 mod tls;
 
@@ -30,6 +31,7 @@ pub fn render(r: &Results) -> String {
     tls::render(&mut out, r);
     grpc::render(&mut out, r);
     auth::render(&mut out, r);
+    ratelimit::render(&mut out, r);
     tail(&mut out, r);
     out
 }

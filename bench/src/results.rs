@@ -51,6 +51,9 @@ pub struct Results {
     pub grpc: Option<GrpcBench>,
     /// Scenario 10.
     pub auth: Option<crate::scenarios::auth::AuthCost>,
+    /// Scenario 11.
+    #[serde(default)]
+    pub ratelimit: Option<crate::scenarios::ratelimit::RateLimitCost>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

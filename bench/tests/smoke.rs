@@ -55,6 +55,7 @@ fn every_scenario_runs_and_reports() {
     telemetry_ran(&json, &report);
     tls_ran(&json, &report);
     auth_ran(&json, &report);
+    ratelimit_ran(&json, &report);
 }
 
 /// Scenario 10: every auth mode served its authenticated load with no
@@ -76,6 +77,31 @@ fn auth_ran(json: &serde_json::Value, report: &str) {
     if installed("valgrind") {
         let counts = json["auth"]["instructions"].as_array().unwrap();
         assert_eq!(counts.len(), 2, "{counts:?}");
+    }
+}
+
+/// Scenario 11: with and without the global limit every request was
+/// served (the limit never trips), and the limited runs really counted in
+/// Redis.
+fn ratelimit_ran(json: &serde_json::Value, report: &str) {
+    assert!(
+        installed("redis-server"),
+        "redis-server is needed by the rate-limit scenario: run `make test`, which installs it"
+    );
+    assert!(report.contains("## 11. Rate limit cost"), "{report}");
+    let t = &json["ratelimit"];
+    let rows = t["rows"].as_array().unwrap();
+    let modes: Vec<&str> = rows.iter().filter_map(|r| r["mode"].as_str()).collect();
+    assert_eq!(&modes[..2], ["tollgate-none", "tollgate-global"]);
+    for row in rows {
+        assert_eq!(row["failures"], 0, "{row}");
+        assert!(row["requests"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert!(t["limited_requests"].as_u64().unwrap() > 0, "{t}");
+    assert!(t["redis_calls"].as_u64().unwrap() > 0, "no Redis call: {t}");
+    assert_eq!(t["latency"]["failures"], 0, "{t}");
+    if installed("valgrind") {
+        assert_eq!(t["instructions"].as_array().unwrap().len(), 2, "{t}");
     }
 }
 

@@ -215,11 +215,24 @@ async fn apply_one(
                 hash: status.hash.unwrap_or_default(),
                 pod: "in-process".to_string(),
                 ready: status.ready,
+                rejected: None,
             };
             reports.record(gateway, report);
         }
         Err(e) => {
             warn!(%gateway, version = snapshot.version, error = %e, "snapshot rejected; the previous one keeps serving");
+            let status = dataplane.status();
+            let report = Report {
+                version: status.version.unwrap_or_default(),
+                hash: status.hash.unwrap_or_default(),
+                pod: "in-process".to_string(),
+                ready: status.ready,
+                rejected: Some(crate::reports::Rejection {
+                    version: snapshot.version,
+                    reason: e.to_string(),
+                }),
+            };
+            reports.record(gateway, report);
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod inprocess;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod pki;
 pub mod provider;
 pub mod publisher;
 pub mod reports;

@@ -16,6 +16,7 @@ use tollgate_controller::inprocess::InProcess;
 use tollgate_controller::leader::{LeaderConfig, run_leader_election};
 use tollgate_controller::metrics::Metrics;
 use tollgate_controller::operator::{Infrastructure, Operator, ProvisionArgs};
+use tollgate_controller::pki::{self, Issuer, IssuerConfig};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
 use tollgate_controller::writer::StatusWriter;
@@ -58,8 +59,18 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:9901")]
     dataplane_admin_address: SocketAddr,
     /// Where data planes stream their snapshots from (GET /v1/snapshots/NS/NAME).
+    /// With Kubernetes it serves HTTPS and requires client certificates
+    /// from the snapshot CA; with --manifests plain HTTP.
     #[arg(long, default_value = "127.0.0.1:9903")]
     snapshot_address: SocketAddr,
+    /// Secret (in the controller's namespace, `POD_NAMESPACE`) keeping the
+    /// snapshot CA; made on first start.
+    #[arg(long, default_value = "tollgate-snapshot-ca")]
+    snapshot_ca_secret: String,
+    /// Validity of data-plane client certificates, in seconds (renewed
+    /// when a third is left).
+    #[arg(long, default_value_t = 30 * 24 * 3600, hide = true)]
+    client_cert_validity_seconds: u64,
     /// Namespace of the leader-election Lease (default: the pod's namespace
     /// from `POD_NAMESPACE`, else `default`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
@@ -121,13 +132,56 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding the admin address {}", args.admin_address))?;
     info!(%addr, "controller admin listening");
 
+    let kube = match &args.manifests {
+        Some(_) => None,
+        None => {
+            let identity = identity();
+            Some((kube_client(&identity).await?, identity))
+        }
+    };
     let (publisher, reports) = (admin.publisher.clone(), admin.reports.clone());
-    let addr = serve::spawn(args.snapshot_address, move |req| {
-        reports.serve(&publisher, req)
-    })
-    .await
-    .with_context(|| format!("binding the snapshot address {}", args.snapshot_address))?;
-    info!(%addr, "snapshot stream listening");
+    let serve_snapshots = move |req| reports.serve(&publisher, req);
+    let ca = match &kube {
+        None => {
+            let addr = serve::spawn(args.snapshot_address, serve_snapshots)
+                .await
+                .with_context(|| {
+                    format!("binding the snapshot address {}", args.snapshot_address)
+                })?;
+            info!(%addr, "snapshot stream listening (plain HTTP)");
+            None
+        }
+        Some((client, _)) => {
+            let namespace = pod_namespace();
+            let ca = pki::secret::ensure_ca(client.clone(), &namespace, &args.snapshot_ca_secret)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the snapshot CA in Secret {namespace}/{}",
+                        args.snapshot_ca_secret
+                    )
+                })?;
+            let ca = std::sync::Arc::new(ca);
+            // The URL data planes are given (`--snapshot-url`): its host
+            // is what the serving certificate must name.
+            let url = args.provisioning.env(&namespace).controller_url;
+            let hosts = pki::server_hosts(&url);
+            let (config, cert) =
+                pki::server_config(&ca, &hosts).context("the snapshot server certificate")?;
+            tokio::spawn(pki::server::renew_server_cert(
+                ca.clone(),
+                cert,
+                hosts.clone(),
+            ));
+            let addr = serve::spawn_tls(args.snapshot_address, config, serve_snapshots)
+                .await
+                .with_context(|| {
+                    format!("binding the snapshot address {}", args.snapshot_address)
+                })?;
+            info!(%addr, ?hosts, "snapshot stream listening (mutual TLS)");
+            Some(ca)
+        }
+    };
 
     let in_process = args.with_dataplane.then(|| {
         InProcess::new(
@@ -163,8 +217,18 @@ async fn main() -> anyhow::Result<()> {
             drop(statuses_rx);
         }
         None => {
-            let identity = identity();
-            let client = kube_client(&identity).await?;
+            let Some(((client, identity), ca)) = kube.zip(ca) else {
+                bail!("Kubernetes mode without a client");
+            };
+            let issuer = Issuer::new(
+                client.clone(),
+                ca,
+                admin.publisher.clone(),
+                IssuerConfig {
+                    lifetime: Duration::from_secs(args.client_cert_validity_seconds),
+                    ..IssuerConfig::default()
+                },
+            );
             let operator = infra.clone().map(|infra| {
                 info!(image = %args.provisioning.dataplane_image, "provisioning a data plane per Gateway");
                 Operator::new(
@@ -184,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
                 tx,
                 statuses_rx,
                 metrics,
-                operator,
+                LeaderWork { operator, issuer },
             ));
         }
     }
@@ -210,6 +274,14 @@ async fn main() -> anyhow::Result<()> {
     // Spans and log records of the last requests, bounded.
     telemetry.shutdown(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// The controller's namespace: `POD_NAMESPACE`, else `default`.
+fn pod_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".to_string())
 }
 
 /// This replica's name: `POD_NAME`, else host name and process id.
@@ -258,8 +330,16 @@ impl KubernetesTasks {
     }
 }
 
+/// What only the leader does besides writing status.
+struct LeaderWork {
+    /// Provisions each Gateway's data plane (when provisioning).
+    operator: Option<Operator>,
+    /// Issues each Gateway's data plane its client certificate.
+    issuer: Issuer,
+}
+
 /// Starts the Kubernetes provider, leader election, the status writer and
-/// the operator (when provisioning).
+/// the leader's other work.
 fn start_kubernetes(
     args: &Args,
     client: kube::Client,
@@ -267,8 +347,9 @@ fn start_kubernetes(
     tx: tollgate_controller::provider::ResourcesTx,
     statuses: tokio::sync::watch::Receiver<controller::Desired>,
     metrics: Metrics,
-    operator: Option<Operator>,
+    leader_work: LeaderWork,
 ) -> KubernetesTasks {
+    let LeaderWork { operator, issuer } = leader_work;
     info!(%identity, "watching the Kubernetes API server");
     let provider = KubeProvider::new(client.clone(), KubeProviderConfig::default())
         .with_metrics(metrics.clone());
@@ -278,6 +359,8 @@ fn start_kubernetes(
     lease.renew_every = Duration::from_secs(args.lease_renew_seconds);
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
+    // Client certificates are issued by the leader only.
+    tokio::spawn(issuer.run(leader_rx.clone()));
     let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
     let operator = operator.map(|o| tokio::spawn(o.run(leader_rx.clone())));
     KubernetesTasks {

@@ -132,6 +132,7 @@ impl Publisher {
                 continue;
             }
             snapshot.version = version;
+            snapshot.schema_version = tollgate_snapshot::schema_version();
             let snapshot = Arc::new(snapshot);
             entry.hash = Some(hash);
             entry.bytes = bytes;

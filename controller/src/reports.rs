@@ -12,8 +12,9 @@
 //! naming the report endpoint ([`Reports::serve`] adds it), so a data plane
 //! reports only to a controller that takes reports.
 
+use crate::pki::authz::refusal;
 use crate::publisher::{Published, Publisher};
-use crate::serve::{Body, respond};
+use crate::serve::{Body, PeerIdentity, respond};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -31,6 +32,8 @@ pub const REPORT_PATH_HEADER: &str = "tollgate-report-path";
 const MAX_REPORT_BYTES: usize = 64 * 1024;
 /// The reason the Gateway API gives a Programmed condition still in progress.
 const PENDING: &str = "Pending";
+/// The reason of a Programmed condition whose snapshot a data plane refused.
+const INVALID: &str = "Invalid";
 
 /// What one data plane says it applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +47,20 @@ pub struct Report {
     pub pod: String,
     /// Whether the data plane serves: snapshot applied, sockets bound, not draining.
     pub ready: bool,
+    /// The last snapshot the data plane refused since its last apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Rejection>,
+}
+
+/// A snapshot a data plane refused, and why (it keeps serving the
+/// previous one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    /// Version of the refused snapshot.
+    pub version: u64,
+    /// The data plane's reason.
+    pub reason: String,
 }
 
 /// The latest report of every data plane, per Gateway (`namespace/name`).
@@ -102,6 +119,18 @@ impl Reports {
         })
     }
 
+    /// A refusal of snapshot `version` of `gateway` by some data plane:
+    /// the pod and its reason.
+    pub fn rejected(&self, gateway: &str, version: u64) -> Option<(String, String)> {
+        let inner = self.inner.lock().ok()?;
+        inner.get(gateway)?.values().find_map(|r| {
+            r.rejected
+                .as_ref()
+                .filter(|x| x.version == version)
+                .map(|x| (r.pod.clone(), x.reason.clone()))
+        })
+    }
+
     /// Handles `POST /v1/reports/{namespace}/{name}` with a JSON [`Report`]:
     /// 204 when recorded, 400 for a bad path or body, 405 for another method.
     pub fn handle(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + use<> {
@@ -116,6 +145,9 @@ impl Reports {
             };
             if req.method() != http::Method::POST {
                 return respond(405, "text/plain; charset=utf-8", "use POST\n");
+            }
+            if let Some(refused) = refusal(req.extensions().get::<PeerIdentity>(), &gateway) {
+                return refused;
             }
             let body = match Limited::new(req.into_body(), MAX_REPORT_BYTES)
                 .collect()
@@ -144,6 +176,10 @@ impl Reports {
     ) -> impl Future<Output = Response<Body>> + use<> {
         let (report, stream) = if req.uri().path().starts_with("/v1/reports/") {
             (Some(self.handle(req)), None)
+        } else if let Some(refused) = gateway_of(req.uri().path(), "/v1/snapshots/")
+            .and_then(|g| refusal(req.extensions().get::<PeerIdentity>(), &g))
+        {
+            (None, Some(refused))
         } else {
             let mut response = publisher.handle(&req);
             advertise(&mut response, req.uri().path());
@@ -178,7 +214,9 @@ fn gateway_of(path: &str, prefix: &str) -> Option<String> {
 }
 
 /// Holds `Programmed` at `False`/`Pending` on every published Gateway whose
-/// data planes have not reported applying its current snapshot.
+/// data planes have not reported applying its current snapshot, or at
+/// `False`/`Invalid` with the data plane's reason when one reported
+/// refusing it (it keeps serving the previous snapshot meanwhile).
 ///
 /// Call it on compile's statuses before [`StatusStore::update`], so the
 /// pending condition gets its own transition time.
@@ -208,21 +246,34 @@ pub fn apply_programmed(
         if reports.applied(&key, &published.hash) {
             continue;
         }
-        let message = format!(
-            "waiting for the data plane to apply snapshot {}",
-            published.version
-        );
-        mark_pending(status.status.get_mut("conditions"), &message);
+        let (reason, message) = match reports.rejected(&key, published.version) {
+            Some((pod, why)) => (
+                INVALID,
+                format!(
+                    "data plane {pod} rejected snapshot {}: {why}",
+                    published.version
+                ),
+            ),
+            None => (
+                PENDING,
+                format!(
+                    "waiting for the data plane to apply snapshot {}",
+                    published.version
+                ),
+            ),
+        };
+        mark_pending(status.status.get_mut("conditions"), reason, &message);
         if let Some(Value::Array(listeners)) = status.status.get_mut("listeners") {
             for listener in listeners {
-                mark_pending(listener.get_mut("conditions"), &message);
+                mark_pending(listener.get_mut("conditions"), reason, &message);
             }
         }
     }
 }
 
-/// Turns a `Programmed: True` condition in `conditions` into `False`/`Pending`.
-fn mark_pending(conditions: Option<&mut Value>, message: &str) {
+/// Turns a `Programmed: True` condition in `conditions` into `False`
+/// with `reason` (`Pending`, or `Invalid` when a data plane refused it).
+fn mark_pending(conditions: Option<&mut Value>, reason: &str, message: &str) {
     let Some(Value::Array(conditions)) = conditions else {
         return;
     };
@@ -232,7 +283,7 @@ fn mark_pending(conditions: Option<&mut Value>, message: &str) {
             && let Value::Object(c) = c
         {
             c.insert("status".into(), "False".into());
-            c.insert("reason".into(), PENDING.into());
+            c.insert("reason".into(), reason.into());
             c.insert("message".into(), message.into());
         }
     }
@@ -249,6 +300,7 @@ mod tests {
             hash: hash.into(),
             pod: pod.into(),
             ready: true,
+            rejected: None,
         }
     }
 

@@ -26,7 +26,7 @@ mod telemetry;
 pub mod tls;
 pub mod upstream;
 
-pub use client::subscribe;
+pub use client::{ClientTls, SubscribeOptions, TlsDirError, subscribe, subscribe_with};
 pub use server::{
     ApplyError, ConnectionCounts, Dataplane, DataplaneOptions, DataplaneStatus, Rejected,
 };

@@ -1,9 +1,11 @@
 //! `tollgate-dataplane`: serve one Gateway's traffic from the controller's
 //! snapshot stream, or from a snapshot file (handy for benchmarks).
 //!
-//! SIGTERM and Ctrl-C start a graceful shutdown (stop accepting, drain
-//! in-flight requests for the snapshot's drain timeout); SIGHUP re-reads the
-//! snapshot file.
+//! SIGTERM and Ctrl-C start a graceful shutdown: `/readyz` turns 503 at
+//! once, listeners keep accepting for `--drain-delay-seconds` (so load
+//! balancers notice before connections are refused), then stop accepting
+//! and drain in-flight requests for the snapshot's drain timeout. A second
+//! signal skips the rest of the delay. SIGHUP re-reads the snapshot file.
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
@@ -12,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tollgate_dataplane::{
-    Dataplane, DataplaneOptions, DataplaneTelemetry, GaugeReading, register_gauges, subscribe,
+    ClientTls, Dataplane, DataplaneOptions, DataplaneTelemetry, GaugeReading, SubscribeOptions,
+    register_gauges, subscribe_with,
 };
 use tollgate_snapshot::Snapshot;
 use tollgate_telemetry::Telemetry;
@@ -21,7 +24,8 @@ use tollgate_telemetry::Telemetry;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Controller base URL to follow, e.g. `http://tollgate-controller:9090`.
+    /// Controller base URL to follow, e.g.
+    /// `https://tollgate-controller.tollgate.svc:9903` (https needs --tls-dir).
     #[arg(
         long,
         env = "TOLLGATE_CONTROLLER",
@@ -35,6 +39,19 @@ struct Args {
     /// Serve this snapshot JSON file instead of following a controller; SIGHUP re-reads it.
     #[arg(long, required_unless_present = "controller")]
     snapshot_file: Option<PathBuf>,
+    /// Mutual TLS to the controller: a folder with `tls.crt`, `tls.key`
+    /// and `ca.crt` (the mounted client-certificate Secret), re-read when
+    /// they change.
+    #[arg(long, env = "TOLLGATE_TLS_DIR", value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Keep the last applied snapshot in `DIR/snapshot.json` and serve it
+    /// at start when the controller cannot be reached.
+    #[arg(long, env = "TOLLGATE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds between turning unready on SIGTERM and ceasing to accept
+    /// connections (let load balancers take this instance out first).
+    #[arg(long, env = "TOLLGATE_DRAIN_DELAY_SECONDS", default_value_t = 0)]
+    drain_delay_seconds: u64,
     /// Address of the admin server (health, readiness, status, snapshot).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin_address: SocketAddr,
@@ -99,7 +116,23 @@ async fn main() -> anyhow::Result<()> {
         async move { dataplane.serve_admin(args.admin_address, telemetry).await }
     });
     match (args.controller, file, args.snapshot_file) {
-        (Some(url), _, _) => drop(tokio::spawn(subscribe(url, dataplane.clone()))),
+        (Some(url), _, _) => {
+            let tls = match &args.tls_dir {
+                Some(dir) => ClientTls::from_dir(dir),
+                None => ClientTls::plain(),
+            };
+            tls.check_url(&url)?;
+            if let Some(dir) = &args.state_dir {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating --state-dir {}", dir.display()))?;
+            }
+            let options = SubscribeOptions {
+                url,
+                tls,
+                state_dir: args.state_dir.clone(),
+            };
+            drop(tokio::spawn(subscribe_with(options, dataplane.clone())));
+        }
         (None, Some(snapshot), Some(path)) => {
             dataplane
                 .apply(snapshot)
@@ -115,6 +148,16 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
         result = &mut admin => {
             result.context("admin server task")?.context("admin server")?;
+        }
+    }
+    dataplane.withdraw();
+    if args.drain_delay_seconds > 0 {
+        let delay = Duration::from_secs(args.drain_delay_seconds);
+        tracing::info!(?delay, "unready; accepting until the drain delay passes");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = term.recv() => tracing::info!("second SIGTERM: draining now"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining now"),
         }
     }
     dataplane.shutdown();

@@ -149,6 +149,8 @@ pub(crate) fn build_snapshot(
         }
     }
     Snapshot {
+        // Both stamped by the publisher.
+        schema_version: String::new(),
         version: 0,
         gateway: plan.key(),
         settings: plan.settings.clone(),

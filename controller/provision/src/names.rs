@@ -54,13 +54,28 @@ pub fn client_secret(gateway: &str) -> String {
     format!("{}-client", base(gateway))
 }
 
+/// Longest label value Kubernetes accepts.
+const MAX_LABEL_VALUE: usize = 63;
+
+/// The Gateway's name as a label value: whole when it fits in 63
+/// characters, else its [`base`] name (a Gateway name may be 253
+/// characters long; a label value may not).
+pub fn label_value(gateway: &str) -> String {
+    if gateway.len() <= MAX_LABEL_VALUE {
+        gateway.to_string()
+    } else {
+        base(gateway)
+    }
+}
+
 /// The labels of every generated object of Gateway `gateway`.
 pub fn labels(gateway: &str) -> BTreeMap<String, String> {
+    let value = label_value(gateway);
     BTreeMap::from([
         (NAME_LABEL.to_string(), DATAPLANE.to_string()),
-        (INSTANCE_LABEL.to_string(), gateway.to_string()),
+        (INSTANCE_LABEL.to_string(), value.clone()),
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
-        (GATEWAY_LABEL.to_string(), gateway.to_string()),
+        (GATEWAY_LABEL.to_string(), value),
     ])
 }
 
@@ -68,13 +83,25 @@ pub fn labels(gateway: &str) -> BTreeMap<String, String> {
 pub fn selector(gateway: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), DATAPLANE.to_string()),
-        (GATEWAY_LABEL.to_string(), gateway.to_string()),
+        (GATEWAY_LABEL.to_string(), label_value(gateway)),
     ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Gateway name too long for a label value is labelled with its
+    /// (unique, shortened) base name.
+    #[test]
+    fn label_values_fit() {
+        assert_eq!(labels("gw")[GATEWAY_LABEL], "gw");
+        let long = "g".repeat(100);
+        let value = &labels(&long)[GATEWAY_LABEL];
+        assert!(value.len() <= MAX_LABEL_VALUE, "{value}");
+        assert_eq!(value, &base(&long));
+        assert_eq!(&selector(&long)[GATEWAY_LABEL], value);
+    }
 
     /// Short names are kept whole; the limit is inclusive.
     #[test]

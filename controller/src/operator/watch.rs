@@ -111,7 +111,15 @@ where
                     continue;
                 }
             };
-            let Some(gateway) = object.labels().get(GATEWAY_LABEL).cloned() else {
+            // The owner names the Gateway whole; the label only when the
+            // name fits in a label value.
+            let owner = object
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "Gateway")
+                .map(|o| o.name.clone());
+            let Some(gateway) = owner.or_else(|| object.labels().get(GATEWAY_LABEL).cloned())
+            else {
                 continue;
             };
             let namespace = object.namespace().unwrap_or_default();

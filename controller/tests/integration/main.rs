@@ -12,4 +12,5 @@ mod kube_provider_auth;
 mod kube_undecodable;
 mod leader;
 mod pipeline_timing;
+mod snapshot_mtls;
 mod status_writer;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// to it get 503, as the Gateway API asks for a Service with no ready
 /// endpoints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Backend {
     /// Source name, `service/<ns>/<name>/port/<port>`.
     pub name: String,
@@ -37,7 +37,7 @@ pub enum BackendProtocol {
 
 /// One endpoint address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// IP address (v4 or v6, without brackets).
     pub address: String,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// every connection fails: that is how a policy whose CA references are all
 /// invalid makes requests fail with a 5xx instead of going out unverified.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendTls {
     /// The server name sent as SNI and, without `subject_alt_names`,
     /// verified against the certificate.
@@ -48,7 +48,7 @@ pub enum SubjectAltName {
 /// A client certificate the data plane presents to TLS backends (the
 /// Gateway's `spec.tls.backend.clientCertificateRef`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ClientCertificate {
     /// The certificate chain, PEM, leaf first.
     pub certificate_chain: String,

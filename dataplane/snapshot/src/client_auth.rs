@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Client-certificate validation on one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ClientValidation {
     /// Trust anchors: PEM bundles, one per usable `caCertificateRefs` entry.
     pub ca_certificates: Vec<String>,
@@ -47,7 +47,7 @@ impl ClientValidationMode {
 
 /// The header carrying a verified client certificate's details upstream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ClientCertHeader {
     /// Header name, lowercase.
     pub name: String,

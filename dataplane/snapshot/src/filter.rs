@@ -25,7 +25,7 @@ pub enum Filter {
 
 /// Set, add and remove headers. Names are lowercase.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
     /// Replace any existing values with this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -40,7 +40,7 @@ pub struct HeaderModifier {
 
 /// A header name (lowercase) and value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+
 pub struct Header {
     /// Header name, lowercase.
     pub name: String,
@@ -60,7 +60,7 @@ pub enum PathModifier {
 
 /// `RequestRedirect`: the gateway answers with a `Location`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Redirect {
     /// `http` or `https`; the request's scheme when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +82,7 @@ pub struct Redirect {
 
 /// `URLRewrite`: change what is sent upstream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct UrlRewrite {
     /// New `Host` header value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +94,7 @@ pub struct UrlRewrite {
 
 /// `RequestMirror`: copy a share of requests to another backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Mirror {
     /// Index into `Snapshot::backends`; `None` when the reference is invalid
     /// (the mirror is then skipped, the main request is unaffected).
@@ -107,7 +107,7 @@ pub struct Mirror {
 
 /// The `CORS` filter (Gateway API v1.6).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Cors {
     /// Allowed origins: `*`, exact `scheme://host[:port]`, or with a `*`
     /// wildcard for the leftmost host labels.

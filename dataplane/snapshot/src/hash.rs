@@ -8,7 +8,9 @@
 //! bytes hashed are exactly those of the snapshot serialised with
 //! `version` 0, so hashes stay equal to earlier releases'.
 
-use crate::{AuthConfig, Backend, ClientCertificate, RateLimits, Route, Settings, Snapshot, Socket};
+use crate::{
+    AuthConfig, Backend, ClientCertificate, RateLimits, Route, Settings, Snapshot, Socket,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io;
@@ -55,6 +57,7 @@ pub(crate) fn content_hash(snapshot: &Snapshot) -> (String, u64) {
     // Destructured without `..`: a field added to `Snapshot` fails to
     // compile here until it is hashed too.
     let Snapshot {
+        schema_version: _,
         version: _,
         gateway,
         settings,

@@ -20,6 +20,7 @@ mod hash;
 mod listener;
 mod rate_limit;
 mod route;
+mod schema;
 mod settings;
 mod tls;
 mod tls_route;
@@ -47,6 +48,9 @@ pub use rate_limit::{
 pub use route::{
     BackendRef, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, HeaderMatch, MAX_RETRY_ATTEMPTS,
     PathMatch, QueryMatch, Retry, Route, RouteMatch, StringMatch, Timeouts,
+};
+pub use schema::{
+    SCHEMA_MAJOR, SCHEMA_MINOR, SchemaError, SchemaVersion, check_schema, schema_version,
 };
 pub use settings::{
     ClientAddress, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, PER_MILLION,
@@ -83,8 +87,14 @@ pub fn anchored_regex(pattern: &str) -> String {
 /// point into [`Snapshot::routes`] and [`Snapshot::backends`]; sharing them
 /// keeps a route that is reachable from several hostnames stored once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    /// The schema this snapshot is written in, `MAJOR.MINOR` (see
+    /// [`check_schema`]); stamped by the publisher, empty before. Not part
+    /// of [`Snapshot::content_hash`]: it describes the wire form, not the
+    /// configuration.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schema_version: String,
     /// Monotonic version assigned by the publisher; 0 before publication.
     /// It is not part of [`Snapshot::content_hash`].
     #[serde(default)]

@@ -13,7 +13,7 @@ use std::fmt;
 
 /// One bound address and port, shared by every listener of the Gateway on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Socket {
     /// IP address to bind (from the Gateway's `spec.addresses`, else the
     /// controller's `--bind-address`).
@@ -33,7 +33,7 @@ pub struct Socket {
 
 /// One Gateway listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Listener {
     /// Source name, `gateway/<ns>/<name>/listener/<section>`.
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Listener {
 /// hostless routes), so the data plane picks one virtual host and never falls
 /// through to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VirtualHost {
     /// The hostname this virtual host serves.
     pub hostname: HostMatch,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// share one [`Route`]; they are sorted separately because the Gateway API
 /// orders precedence per match, not per rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RouteMatch {
     /// Index into `Snapshot::routes`.
     pub route: usize,
@@ -42,7 +42,7 @@ pub enum PathMatch {
 
 /// A header condition. Names are lowercase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderMatch {
     /// Header name, lowercase.
     pub name: String,
@@ -52,7 +52,7 @@ pub struct HeaderMatch {
 
 /// A query parameter condition. Names are case-sensitive.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct QueryMatch {
     /// Parameter name, exactly as written.
     pub name: String,
@@ -72,7 +72,7 @@ pub enum StringMatch {
 
 /// One HTTPRoute rule: what to do with a matched request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Route {
     /// Source name, `httproute/<ns>/<name>/rule/<i>` (or `grpcroute/...`).
     pub name: String,
@@ -114,7 +114,7 @@ pub struct Route {
 
 /// A weighted reference from a rule to a backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendRef {
     /// Index into `Snapshot::backends`; `None` when the manifest's reference
     /// is invalid (missing Service, refused cross-namespace reference, bad
@@ -129,7 +129,7 @@ pub struct BackendRef {
 
 /// HTTPRoute rule timeouts, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Timeouts {
     /// From receiving the request to the end of the response headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +168,7 @@ pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 25;
 /// How many retries the data plane may make in total is bounded by the
 /// Gateway's retry budget ([`crate::RetrySettings`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Retry {
     /// Response statuses retried: sorted, distinct, each within 400..=599.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Limits and timeouts applied by every listener of the Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     /// Time a client has to send the complete request head (slowloris guard).
     pub request_header_timeout_ms: u64,
@@ -109,7 +109,7 @@ fn is_zero(n: &u32) -> bool {
 /// `1 + budget_percent/100` times its normal load from retries, instead of
 /// `1 + attempts` times, however long the outage lasts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default)]
 pub struct RetrySettings {
     /// Retries allowed as a percentage of recent requests, 0..=100.
     pub budget_percent: u32,
@@ -145,7 +145,7 @@ pub const PER_MILLION: u32 = 1_000_000;
 
 /// Traces, access log and recorded headers of a Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TelemetrySettings {
     /// Whether requests are traced (spans go out only where the data plane
     /// has OTLP configured).

@@ -62,7 +62,7 @@ impl fmt::Debug for Redacted {
 /// `client_validation`), so snapshots without them keep their form and
 /// hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ListenerTls {
     /// Certificates in the order of the listener's `certificateRefs`. The
     /// data plane offers each client the first one whose signature scheme
@@ -79,7 +79,7 @@ pub struct ListenerTls {
 
 /// One certificate chain and its private key, from one Secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Certificate {
     /// Source name, `secret/<ns>/<name>`.
     pub name: String,
@@ -127,7 +127,7 @@ impl fmt::Display for TlsVersion {
 
 /// What a listener's TLS allows; empty or absent means the default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TlsOptions {
     /// Oldest version accepted; default TLS 1.2.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -22,7 +22,7 @@ pub enum TlsMode {
 
 /// The TLSRoutes of one TLS listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsRoutes {
     /// Passthrough or Terminate; all listeners of a socket share it.
     pub mode: TlsMode,
@@ -34,7 +34,7 @@ pub struct TlsRoutes {
 
 /// Where connections for one SNI hostname go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SniRoute {
     /// Source name, `tlsroute/<ns>/<name>`.
     pub name: String,
@@ -47,7 +47,7 @@ pub struct SniRoute {
 
 /// One weighted backend of an [`SniRoute`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SniBackend {
     /// Index into `Snapshot::backends`; `None` when the reference is
     /// invalid: a connection that picks it is closed.

@@ -76,6 +76,9 @@ struct Inner {
     listeners: tokio::sync::Mutex<BTreeMap<SocketAddr, Bound>>,
     status: Mutex<DataplaneStatus>,
     tracker: Tracker,
+    /// Raised when the data plane stops being ready before it drains
+    /// (`withdraw`): it still serves, but tells load balancers to stop.
+    withdrawn: Signal,
     shutdown: Signal,
     connections: Arc<Connections>,
     telemetry: DataplaneTelemetry,
@@ -96,6 +99,7 @@ impl Dataplane {
                 listeners: tokio::sync::Mutex::new(BTreeMap::new()),
                 status: Mutex::new(status),
                 tracker: Tracker::new(),
+                withdrawn: Signal::new(),
                 shutdown: Signal::new(),
                 connections: Arc::default(),
                 telemetry: options.telemetry,
@@ -213,6 +217,25 @@ impl Dataplane {
         }
     }
 
+    /// Records a snapshot refused before it reached [`Dataplane::apply`]
+    /// (one of a schema this data plane cannot read); the previous
+    /// runtime keeps serving and the refusal shows in the status and in
+    /// reports, like any other.
+    pub fn refuse(&self, rejected: Rejected) {
+        self.lock_status().last_rejected = Some(rejected);
+    }
+
+    /// Stops being ready while still serving: `/readyz` answers 503 from
+    /// now on, so load balancers take this instance out of rotation while
+    /// its listeners keep accepting. [`Dataplane::shutdown`] follows once
+    /// they had time to notice (`--drain-delay-seconds`).
+    pub fn withdraw(&self) {
+        if !self.inner.withdrawn.is_raised() {
+            tracing::info!("no longer ready; still serving until shutdown");
+        }
+        self.inner.withdrawn.raise();
+    }
+
     /// Begins graceful shutdown: stop accepting, let in-flight requests
     /// finish for `settings.drain_timeout_ms`, then close every connection.
     pub fn shutdown(&self) {
@@ -237,7 +260,7 @@ impl Dataplane {
     pub fn status(&self) -> DataplaneStatus {
         let mut status = self.lock_status().clone();
         status.draining = self.inner.shutdown.is_raised();
-        status.ready = status.ready && !status.draining;
+        status.ready = status.ready && !status.draining && !self.inner.withdrawn.is_raised();
         let (open, parked) = self.inner.connections.counts();
         let tunnels = self.inner.connections.tunnels();
         status.connections = ConnectionCounts {

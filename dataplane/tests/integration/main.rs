@@ -32,3 +32,4 @@ mod server_relay;
 mod server_streams;
 mod server_tunnels;
 mod server_websocket;
+mod version_skew;

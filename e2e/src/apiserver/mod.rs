@@ -54,10 +54,10 @@
 //!   ignored); `dryRun` is refused.
 //! * Tables (`kubectl get`) have NAME and AGE columns, or NAME and a CRD's
 //!   `additionalPrinterColumns` (a JSONPath subset).
-//! * Request bodies must be JSON (or YAML for apply): protobuf bodies get
-//!   415, so kubectl's typed generators (`kubectl create namespace x`,
-//!   `kubectl create secret ...`) fail; `kubectl create -f`/`apply -f`
-//!   work. Responses are always JSON, which every client accepts.
+//! * Request bodies must be JSON (or YAML for apply), except protobuf
+//!   bodies of Secrets, ConfigMaps and Namespaces (Helm's release records,
+//!   `kubectl create namespace x`); other protobuf bodies get 415.
+//!   Responses are always JSON, which every client accepts.
 
 mod admission;
 mod apply;
@@ -76,6 +76,7 @@ mod meta_rules;
 mod names;
 mod objects;
 mod patch;
+mod protobuf;
 mod prune;
 mod render;
 mod request;

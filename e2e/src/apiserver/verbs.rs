@@ -62,18 +62,12 @@ impl Call<'_> {
         }
     }
 
-    /// The body as JSON. Protobuf bodies (kubectl's typed generators such
-    /// as `kubectl create namespace` send them) are refused with 415.
+    /// The body as JSON. Protobuf bodies are decoded for the kinds typed
+    /// clients write with them (Secrets, ConfigMaps, Namespaces: Helm's
+    /// release records) and refused with 415 otherwise.
     fn json_body(&self) -> Result<Value, ApiError> {
-        if self
-            .content_type
-            .starts_with("application/vnd.kubernetes.protobuf")
-        {
-            return Err(ApiError::UnsupportedMediaType(
-                "protobuf request bodies are not supported by the Tollgate test API server; \
-                 send JSON (kubectl create -f / apply -f)"
-                    .into(),
-            ));
+        if super::protobuf::is_protobuf(self.content_type) {
+            return super::protobuf::decode(self.body);
         }
         serde_json::from_slice(self.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding body: {e}")))

@@ -132,9 +132,10 @@ async fn create_get_and_errors_are_status_objects() {
         Some(&config_map("p", json!({}))),
     )
     .await;
+    // JSON labelled as protobuf: not a protobuf envelope.
     assert_eq!(
         (protobuf.code, protobuf.body["reason"].clone()),
-        (415, json!("UnsupportedMediaType"))
+        (400, json!("BadRequest"))
     );
 }
 

@@ -100,7 +100,8 @@ async fn one_writer_among_replicas_and_takeover() {
     assert_eq!(r.status, 200);
 }
 
-/// A data plane in its own process follows the controller, reports what it
+/// A data plane in its own process follows the controller over mutual TLS
+/// with the client certificate the controller issued it, reports what it
 /// applied (the Gateway turns Programmed only then), and keeps serving its
 /// last snapshot after the controller is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,9 +112,13 @@ async fn the_data_plane_outlives_its_controller() {
     wait_jsonpath(&server, &["gateway", "gw"], programmed, "Pending").await;
 
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let tls_dir = client_certificate_dir(&server, "default", "gw").await;
+    let tls_dir = tls_dir.display().to_string();
     let args = [
         "--controller",
         &ctl.snapshots,
+        "--tls-dir",
+        &tls_dir,
         "--gateway",
         "default/gw",
         "--admin-address",

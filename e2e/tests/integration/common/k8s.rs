@@ -158,7 +158,8 @@ pub async fn start_kube_controller_with_env(
         port,
         admin: format!("http://{admin}"),
         dataplane_admin: format!("http://{dataplane_admin}"),
-        snapshots: format!("http://{snapshots}"),
+        // Kubernetes mode serves snapshots over mutual TLS only.
+        snapshots: format!("https://{snapshots}"),
     }
 }
 
@@ -208,4 +209,39 @@ spec:
     backendRefs: [{{name: {backend}, port: 80}}]
 "
     )
+}
+
+/// Plays the kubelet's part for a data plane of Gateway `ns/gw`: waits for
+/// the client-certificate Secret the controller issues (`<gw>-tollgate-client`)
+/// and writes its keys as files into a fresh folder, as a Secret volume
+/// would, for `tollgate-dataplane --tls-dir`.
+pub async fn client_certificate_dir(server: &ApiServer, ns: &str, gw: &str) -> PathBuf {
+    use base64::Engine as _;
+    let name = format!("{gw}-tollgate-client");
+    let start = Instant::now();
+    let secret = loop {
+        if let Ok(secret) = server.get("v1", "Secret", Some(ns), &name) {
+            break secret;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the controller issued no Secret {ns}/{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dir = log_dir().join(format!(
+        "client-cert-{ns}-{gw}-{}",
+        free_port().expect("port")
+    ));
+    std::fs::create_dir_all(&dir).expect("client cert folder");
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        let b64 = secret["data"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret {ns}/{name} has no {key}: {secret}"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64 Secret data");
+        std::fs::write(dir.join(key), bytes).expect("writing a key file");
+    }
+    dir
 }

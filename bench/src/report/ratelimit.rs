@@ -1,0 +1,76 @@
+//! Section 11 of `report.md`: what a global rate limit costs.
+
+use super::busy_cell;
+use crate::results::Results;
+use crate::scenarios::ratelimit::Mode;
+use crate::stats::{median, ratio};
+use std::fmt::Write as _;
+
+/// Section 11: throughput per mode, the added p99, Redis calls per request,
+/// then instructions per request.
+pub(super) fn render(out: &mut String, r: &Results) {
+    let Some(t) = &r.ratelimit else { return };
+    let _ = writeln!(
+        out,
+        "## 11. Rate limit cost (a limit that never trips, one hot key; wrk, {} connections, 0 B)\n",
+        t.connections
+    );
+    let _ = writeln!(
+        out,
+        "| mode | median rps | / same proxy without limit | proxy CPU busy | runs | failures | requests |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for row in &t.rows {
+        let base = t.rps(row.mode.baseline()).unwrap_or(0.0);
+        let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
+        let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {} | {} | {} | {} |",
+            row.mode.name(),
+            row.median,
+            ratio(row.median, base),
+            busy_cell(busy),
+            runs.join(", "),
+            row.failures,
+            row.requests
+        );
+    }
+    if let Some(l) = &t.latency {
+        let _ = writeln!(
+            out,
+            "\nOpen loop at {:.0} rps: p99 without the limit {:.0} µs, with it {:.0} µs, added {:+.0} µs ({} failures).",
+            l.rate,
+            l.p99_none_us,
+            l.p99_global_us,
+            l.p99_global_us - l.p99_none_us,
+            l.failures
+        );
+    }
+    if let Some(calls) = t.calls_per_request() {
+        let _ = writeln!(
+            out,
+            "\nRedis: {} script calls for {} requests = {calls:.4} calls per request (`INFO commandstats`).",
+            t.redis_calls, t.limited_requests
+        );
+    }
+    if !t.instructions.is_empty() {
+        let base = t.per_request(Mode::TollgateNone).unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over no limit |\n| --- | --- | --- |"
+        );
+        for i in &t.instructions {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:+.0} |",
+                i.mode.name(),
+                i.count.per_request,
+                i.count.per_request - base
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe limit: 10,000,000 requests a minute, no burst, global (Redis), fail open; a replica leases 1,000 requests per Redis call. nginx: `limit_req` on one zone at the same rate.\n"
+    );
+}
