@@ -313,18 +313,21 @@ async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
 struct KubernetesTasks {
     writer: tokio::task::JoinHandle<()>,
     operator: Option<tokio::task::JoinHandle<()>>,
+    issuer: tokio::task::JoinHandle<()>,
     election: tokio::task::JoinHandle<()>,
 }
 
 impl KubernetesTasks {
-    /// Stops writing status, then lets leader election release the Lease
-    /// so another replica takes over at once instead of after expiry.
+    /// Stops the leader's work, then lets leader election release the
+    /// Lease (it does once nothing watches leadership any more) so another
+    /// replica takes over at once instead of after expiry.
     async fn stop(self) {
-        self.writer.abort();
-        let _ = self.writer.await;
-        if let Some(operator) = self.operator {
-            operator.abort();
-            let _ = operator.await;
+        for task in [Some(self.writer), self.operator, Some(self.issuer)]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+            let _ = task.await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(3), self.election).await;
     }
@@ -360,12 +363,13 @@ fn start_kubernetes(
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
     // Client certificates are issued by the leader only.
-    tokio::spawn(issuer.run(leader_rx.clone()));
+    let issuer = tokio::spawn(issuer.run(leader_rx.clone()));
     let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
     let operator = operator.map(|o| tokio::spawn(o.run(leader_rx.clone())));
     KubernetesTasks {
         writer: tokio::spawn(writer.run(statuses, leader_rx)),
         operator,
+        issuer,
         election,
     }
 }

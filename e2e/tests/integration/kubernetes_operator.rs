@@ -77,7 +77,7 @@ async fn controller(server: &ApiServer, flags: &[&str], offset: u16) -> (Proc, S
         proc.check_running().unwrap();
         panic!("controller not ready: {e}\n{}", proc.tail(40));
     }
-    (proc, format!("http://{snapshots}"))
+    (proc, format!("https://{snapshots}"))
 }
 
 /// Polls `check` on the object (or its absence) until it holds.
@@ -195,9 +195,13 @@ async fn the_operator_provisions_repairs_and_removes_a_gateways_data_plane() {
     // A data plane reports its snapshot; Programmed still waits for the
     // Deployment.
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let tls_dir = client_certificate_dir(&server, "default", "gw").await;
+    let tls_dir = tls_dir.display().to_string();
     let args = [
         "--controller",
         &snapshots,
+        "--tls-dir",
+        &tls_dir,
         "--gateway",
         "default/gw",
         "--admin-address",

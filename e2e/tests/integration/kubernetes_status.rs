@@ -74,6 +74,9 @@ async fn settle(server: &ApiServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_nothing_changed_writes_nothing() {
     let (_echo, server, mut ctl) = converged_cluster().await;
+    // The data plane's client certificate is issued once; a restart finds
+    // it valid and leaves it alone.
+    client_secret(&server, "default", "gw").await;
     let before_restart = settle(&server).await;
     let events = |s: &ApiServer| {
         controller_writes(s)

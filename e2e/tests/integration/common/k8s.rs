@@ -211,24 +211,30 @@ spec:
     )
 }
 
-/// Plays the kubelet's part for a data plane of Gateway `ns/gw`: waits for
-/// the client-certificate Secret the controller issues (`<gw>-tollgate-client`)
-/// and writes its keys as files into a fresh folder, as a Secret volume
-/// would, for `tollgate-dataplane --tls-dir`.
-pub async fn client_certificate_dir(server: &ApiServer, ns: &str, gw: &str) -> PathBuf {
-    use base64::Engine as _;
+/// Waits for the client-certificate Secret the controller issues the data
+/// plane of Gateway `ns/gw` (`<gw>-tollgate-client`) and returns it.
+pub async fn client_secret(server: &ApiServer, ns: &str, gw: &str) -> serde_json::Value {
     let name = format!("{gw}-tollgate-client");
     let start = Instant::now();
-    let secret = loop {
+    loop {
         if let Ok(secret) = server.get("v1", "Secret", Some(ns), &name) {
-            break secret;
+            return secret;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the controller issued no Secret {ns}/{name}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// Plays the kubelet's part for a data plane of Gateway `ns/gw`: writes
+/// the keys of its client-certificate Secret ([`client_secret`]) as files
+/// into a fresh folder, as a Secret volume would, for
+/// `tollgate-dataplane --tls-dir`.
+pub async fn client_certificate_dir(server: &ApiServer, ns: &str, gw: &str) -> PathBuf {
+    use base64::Engine as _;
+    let secret = client_secret(server, ns, gw).await;
     let dir = log_dir().join(format!(
         "client-cert-{ns}-{gw}-{}",
         free_port().expect("port")
@@ -237,7 +243,7 @@ pub async fn client_certificate_dir(server: &ApiServer, ns: &str, gw: &str) -> P
     for key in ["tls.crt", "tls.key", "ca.crt"] {
         let b64 = secret["data"][key]
             .as_str()
-            .unwrap_or_else(|| panic!("Secret {ns}/{name} has no {key}: {secret}"));
+            .unwrap_or_else(|| panic!("the client Secret of {ns}/{gw} has no {key}: {secret}"));
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .expect("base64 Secret data");
