@@ -325,3 +325,26 @@ impl Dataplane {
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offset moves the bound port only; a port past 65535 is refused
+    /// rather than wrapped onto another listener's port.
+    #[test]
+    fn the_port_offset_moves_binds_and_never_wraps() {
+        let options = DataplaneOptions {
+            gateway: "ns/gw".into(),
+            ..DataplaneOptions::default()
+        };
+        let dp = Dataplane::with_port_offset(options, 1000);
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(dp.bind_address(addr).unwrap().to_string(), "127.0.0.1:1080");
+        let high: SocketAddr = "127.0.0.1:65000".parse().unwrap();
+        assert!(matches!(
+            dp.bind_address(high),
+            Err(ApplyError::Bind { .. })
+        ));
+    }
+}
