@@ -52,6 +52,13 @@ struct Args {
     /// connections (let load balancers take this instance out first).
     #[arg(long, env = "TOLLGATE_DRAIN_DELAY_SECONDS", default_value_t = 0)]
     drain_delay_seconds: u64,
+    /// Added to every listener's port when binding, so several data
+    /// planes of one Gateway can run on one host (tests, benchmarks);
+    /// routing and redirects still use the snapshot's ports. The
+    /// controller's flag of the same name does this for in-process data
+    /// planes; both offsets add up.
+    #[arg(long, env = "TOLLGATE_LISTENER_PORT_OFFSET", default_value_t = 0)]
+    listener_port_offset: u16,
     /// Address of the admin server (health, readiness, status, snapshot).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin_address: SocketAddr,
@@ -100,13 +107,14 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(snapshot)) => snapshot.gateway.clone(),
         (None, None) => bail!("--gateway is required with --controller"),
     };
-    let dataplane = Dataplane::new(DataplaneOptions {
+    let options = DataplaneOptions {
         gateway,
         telemetry: match args.request_telemetry {
             Switch::On => DataplaneTelemetry::new(&telemetry),
             Switch::Off => DataplaneTelemetry::disabled(),
         },
-    });
+    };
+    let dataplane = Dataplane::with_port_offset(options, args.listener_port_offset);
     register_gauges(&telemetry, {
         let dataplane = dataplane.clone();
         move || vec![GaugeReading::of(&dataplane)]

@@ -14,16 +14,24 @@
 //! [`prometheus::parse`] reads a `/metrics` page. [`grpc`] has a tonic echo
 //! backend (h2c or TLS) and client for the gRPC routing tests. [`tls`] has a test CA
 //! (rcgen) and a TLS backend that reports what it saw of each connection.
+//! [`controller::start_controller_at`] runs a standalone controller on
+//! ports a restart can reuse, [`dataplane::DataplaneProc`] runs a data plane following a controller,
+//! [`balancer::Balancer`] is a readiness-aware TCP load balancer in front
+//! of several, and [`load::Load`] keeps requests flowing through it.
 //!
 //! Binaries are not built by the tests: run `cargo build --bins` first
 //! (`make test` does).
 
 pub mod apiserver;
 mod backend;
+pub mod balancer;
 mod client;
+pub mod controller;
+pub mod dataplane;
 pub mod echo;
 mod error;
 pub mod grpc;
+pub mod load;
 pub mod otlp;
 mod process;
 pub mod prometheus;

@@ -154,6 +154,7 @@ async fn restore(state: &StateDir, dataplane: &Dataplane, reporter: &Reporter) {
     let version = snapshot.version;
     match dataplane.apply(snapshot).await {
         Ok(()) => {
+            dataplane.mark_from_state_file();
             tracing::info!(
                 version,
                 "controller unreachable: serving the snapshot kept on disk"

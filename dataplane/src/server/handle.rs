@@ -70,6 +70,8 @@ pub struct Dataplane {
 #[derive(Debug)]
 struct Inner {
     gateway: String,
+    /// Added to every snapshot socket's port when binding (`--listener-port-offset`).
+    port_offset: u16,
     runtime: RuntimeCell,
     clients: Clients,
     /// Bound sockets; the lock also serialises `apply`.
@@ -87,6 +89,13 @@ struct Inner {
 impl Dataplane {
     /// A data plane serving nothing until the first [`Dataplane::apply`].
     pub fn new(options: DataplaneOptions) -> Dataplane {
+        Dataplane::with_port_offset(options, 0)
+    }
+
+    /// [`Dataplane::new`] binding every snapshot socket `port_offset`
+    /// ports higher, so several data planes of one Gateway can share a
+    /// host (tests, benchmarks). Routing still sees the snapshot's ports.
+    pub fn with_port_offset(options: DataplaneOptions, port_offset: u16) -> Dataplane {
         let status = DataplaneStatus {
             gateway: options.gateway.clone(),
             ..DataplaneStatus::default()
@@ -95,6 +104,7 @@ impl Dataplane {
             inner: Arc::new(Inner {
                 runtime: Arc::new(ArcSwap::from_pointee(Runtime::empty(&options.gateway))),
                 gateway: options.gateway,
+                port_offset,
                 clients: Clients::default(),
                 listeners: tokio::sync::Mutex::new(BTreeMap::new()),
                 status: Mutex::new(status),
@@ -142,6 +152,7 @@ impl Dataplane {
                 status.counts = *counts;
                 status.ready = true;
                 status.last_rejected = None;
+                status.from_state_file = false;
             }
             Err(error) => {
                 tracing::warn!(version, %error, "snapshot rejected");
@@ -152,7 +163,11 @@ impl Dataplane {
                 });
             }
         }
-        status.sockets = listeners.keys().map(ToString::to_string).collect();
+        status.sockets = listeners
+            .keys()
+            .filter_map(|a| self.bind_address(*a).ok())
+            .map(|a| a.to_string())
+            .collect();
         result.map(|_| ())
     }
 
@@ -179,7 +194,9 @@ impl Dataplane {
         let wanted: BTreeSet<SocketAddr> = runtime.sockets().collect();
         let mut fresh = Vec::new();
         for &addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {
-            let bound = listener::bind(addr).map_err(|source| ApplyError::Bind { addr, source })?;
+            let at = self.bind_address(addr)?;
+            let bound =
+                listener::bind(at).map_err(|source| ApplyError::Bind { addr: at, source })?;
             fresh.push((addr, bound));
         }
         let previous = self.inner.runtime.swap(Arc::new(runtime));
@@ -205,6 +222,29 @@ impl Dataplane {
             }
         }
         Ok(counts)
+    }
+
+    /// Where snapshot socket `addr` is bound: its port plus the offset.
+    fn bind_address(&self, mut addr: SocketAddr) -> Result<SocketAddr, ApplyError> {
+        let Some(port) = addr.port().checked_add(self.inner.port_offset) else {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "port {} + offset {} exceeds 65535",
+                    addr.port(),
+                    self.inner.port_offset
+                ),
+            );
+            return Err(ApplyError::Bind { addr, source });
+        };
+        addr.set_port(port);
+        Ok(addr)
+    }
+
+    /// Marks the applied snapshot as the one kept on disk (static
+    /// stability), until the next apply replaces it.
+    pub(crate) fn mark_from_state_file(&self) {
+        self.lock_status().from_state_file = true;
     }
 
     fn server_ctx(&self) -> ServerCtx {
@@ -283,5 +323,28 @@ impl Dataplane {
             .status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offset moves the bound port only; a port past 65535 is refused
+    /// rather than wrapped onto another listener's port.
+    #[test]
+    fn the_port_offset_moves_binds_and_never_wraps() {
+        let options = DataplaneOptions {
+            gateway: "ns/gw".into(),
+            ..DataplaneOptions::default()
+        };
+        let dp = Dataplane::with_port_offset(options, 1000);
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(dp.bind_address(addr).unwrap().to_string(), "127.0.0.1:1080");
+        let high: SocketAddr = "127.0.0.1:65000".parse().unwrap();
+        assert!(matches!(
+            dp.bind_address(high),
+            Err(ApplyError::Bind { .. })
+        ));
     }
 }

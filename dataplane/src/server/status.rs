@@ -15,11 +15,15 @@ pub struct DataplaneStatus {
     pub hash: Option<String>,
     /// Element counts of the applied snapshot.
     pub counts: Counts,
-    /// Addresses currently accepting connections.
+    /// Addresses currently accepting connections (as bound: with
+    /// `--listener-port-offset` added).
     pub sockets: Vec<String>,
     /// A complete snapshot is applied, all its sockets are bound and the
     /// data plane is not shutting down.
     pub ready: bool,
+    /// The applied snapshot was read from `--state-dir` because the
+    /// controller could not be reached; cleared by the next applied one.
+    pub from_state_file: bool,
     /// Shutdown has begun; connections are draining.
     pub draining: bool,
     /// The last snapshot refused, and why; cleared by the next success.
