@@ -19,5 +19,6 @@ pub mod provider;
 pub mod publisher;
 pub mod reports;
 pub mod serve;
+pub mod serving;
 pub mod status;
 pub mod writer;

@@ -19,6 +19,7 @@ use tollgate_controller::operator::{Infrastructure, Operator, ProvisionArgs};
 use tollgate_controller::pki::{self, Issuer, IssuerConfig};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
+use tollgate_controller::serving::ServingGate;
 use tollgate_controller::writer::StatusWriter;
 use tollgate_controller::{controller, serve};
 use tollgate_telemetry::{LogFormat, Telemetry};
@@ -248,7 +249,11 @@ async fn main() -> anyhow::Result<()> {
                 tx,
                 statuses_rx,
                 metrics,
-                LeaderWork { operator, issuer },
+                LeaderWork {
+                    operator,
+                    issuer,
+                    gate: admin.reports.gate.clone(),
+                },
             ));
         }
     }
@@ -314,6 +319,7 @@ struct KubernetesTasks {
     writer: tokio::task::JoinHandle<()>,
     operator: Option<tokio::task::JoinHandle<()>>,
     issuer: tokio::task::JoinHandle<()>,
+    gate: tokio::task::JoinHandle<()>,
     election: tokio::task::JoinHandle<()>,
 }
 
@@ -322,9 +328,14 @@ impl KubernetesTasks {
     /// Lease (it does once nothing watches leadership any more) so another
     /// replica takes over at once instead of after expiry.
     async fn stop(self) {
-        for task in [Some(self.writer), self.operator, Some(self.issuer)]
-            .into_iter()
-            .flatten()
+        for task in [
+            Some(self.writer),
+            self.operator,
+            Some(self.issuer),
+            Some(self.gate),
+        ]
+        .into_iter()
+        .flatten()
         {
             task.abort();
             let _ = task.await;
@@ -339,6 +350,8 @@ struct LeaderWork {
     operator: Option<Operator>,
     /// Issues each Gateway's data plane its client certificate.
     issuer: Issuer,
+    /// Serves data planes (snapshots, reports) only while leading.
+    gate: ServingGate,
 }
 
 /// Starts the Kubernetes provider, leader election, the status writer and
@@ -352,7 +365,11 @@ fn start_kubernetes(
     metrics: Metrics,
     leader_work: LeaderWork,
 ) -> KubernetesTasks {
-    let LeaderWork { operator, issuer } = leader_work;
+    let LeaderWork {
+        operator,
+        issuer,
+        gate,
+    } = leader_work;
     info!(%identity, "watching the Kubernetes API server");
     let provider = KubeProvider::new(client.clone(), KubeProviderConfig::default())
         .with_metrics(metrics.clone());
@@ -364,12 +381,14 @@ fn start_kubernetes(
     let election = tokio::spawn(run_leader_election(client.clone(), lease, leader_tx));
     // Client certificates are issued by the leader only.
     let issuer = tokio::spawn(issuer.run(leader_rx.clone()));
+    let gate = tokio::spawn(gate.follow(leader_rx.clone()));
     let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
     let operator = operator.map(|o| tokio::spawn(o.run(leader_rx.clone())));
     KubernetesTasks {
         writer: tokio::spawn(writer.run(statuses, leader_rx)),
         operator,
         issuer,
+        gate,
         election,
     }
 }

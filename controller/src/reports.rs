@@ -15,6 +15,7 @@
 use crate::pki::authz::refusal;
 use crate::publisher::{Published, Publisher};
 use crate::serve::{Body, PeerIdentity, respond};
+use crate::serving::ServingGate;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -68,6 +69,9 @@ pub struct Rejection {
 pub struct Reports {
     inner: Arc<Mutex<BTreeMap<String, BTreeMap<String, Report>>>>,
     changed: watch::Sender<u64>,
+    /// Open while this replica serves data planes (the leader, or a lone
+    /// controller).
+    pub gate: ServingGate,
 }
 
 impl Default for Reports {
@@ -75,6 +79,7 @@ impl Default for Reports {
         Reports {
             inner: Arc::default(),
             changed: watch::channel(0).0,
+            gate: ServingGate::default(),
         }
     }
 }
@@ -174,7 +179,9 @@ impl Reports {
         publisher: &Publisher,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Body>> + use<> {
-        let (report, stream) = if req.uri().path().starts_with("/v1/reports/") {
+        let (report, stream) = if let Some(refused) = self.gate.refusal() {
+            (None, Some(refused))
+        } else if req.uri().path().starts_with("/v1/reports/") {
             (Some(self.handle(req)), None)
         } else if let Some(refused) = gateway_of(req.uri().path(), "/v1/snapshots/")
             .and_then(|g| refusal(req.extensions().get::<PeerIdentity>(), &g))
@@ -183,7 +190,7 @@ impl Reports {
         } else {
             let mut response = publisher.handle(&req);
             advertise(&mut response, req.uri().path());
-            (None, Some(response))
+            (None, Some(self.gate.guard(response)))
         };
         async move {
             match (report, stream) {
