@@ -17,7 +17,13 @@
 //!   loopback ports, and `--snapshot-url` becomes
 //!   `https://127.0.0.1:<snapshot port>` (there is no cluster DNS for the
 //!   `tollgate-controller.tollgate-system.svc` name); `KUBECONFIG` points
-//!   at the test API server, as the in-cluster service account would;
+//!   at the test API server, as the in-cluster service account would.
+//!   Each replica thus names its own snapshot port, and the data planes
+//!   follow the leader's, the URL the leader wrote into their Deployment.
+//!   Behind one Service URL spreading them over both replicas, the reports
+//!   of data planes on the other replica stay in that replica's memory and
+//!   the leader keeps the Gateway `Programmed=False(Pending)`: reports are
+//!   not yet shared between replicas;
 //! - data plane: `--admin-address` gets a free loopback port and
 //!   `--listener-port-offset N` is added, so each replica binds the
 //!   Gateway's port 80 at its own free port `80 + N`;
