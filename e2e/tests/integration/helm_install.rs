@@ -6,37 +6,11 @@
 #![allow(clippy::expect_used)]
 
 use super::common::k8s::{kubectl, try_kubectl};
-use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_path};
+use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tollgate_e2e::apiserver::ApiServer;
-use tollgate_e2e::{log_dir, workspace_dir};
-
-/// Runs helm against `server`; panics with its output on failure.
-async fn helm_on(server: &ApiServer, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(helm_path())
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(args)
-        .current_dir(workspace_dir())
-        .env(
-            "HELM_CONFIG_HOME",
-            workspace_dir().join(".tools/helm/config"),
-        )
-        .env("HELM_CACHE_HOME", workspace_dir().join(".tools/helm/cache"))
-        .env("HELM_DATA_HOME", workspace_dir().join(".tools/helm/data"))
-        .output()
-        .await
-        .expect("helm runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use tollgate_e2e::log_dir;
 
 /// `kubectl get ... -o json`, parsed.
 async fn get(server: &ApiServer, what: &[&str]) -> Value {

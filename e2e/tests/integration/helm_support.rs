@@ -6,6 +6,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tollgate_e2e::apiserver::ApiServer;
 use tollgate_e2e::workspace_dir;
 
 /// The release name and namespace every rendering uses, as `deploy/` does.
@@ -57,6 +58,32 @@ pub fn helm(args: &[&str]) -> String {
     let (ok, stdout, stderr) = try_helm(args);
     assert!(ok, "helm {args:?} failed:\n{stdout}\n{stderr}");
     stdout
+}
+
+/// Runs helm against `server`; panics with its output on failure.
+pub async fn helm_on(server: &ApiServer, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(helm_path())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .current_dir(workspace_dir())
+        .env(
+            "HELM_CONFIG_HOME",
+            workspace_dir().join(".tools/helm/config"),
+        )
+        .env("HELM_CACHE_HOME", workspace_dir().join(".tools/helm/cache"))
+        .env("HELM_DATA_HOME", workspace_dir().join(".tools/helm/data"))
+        .output()
+        .await
+        .expect("helm runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 /// `helm template` of `chart` as release `tollgate` in `tollgate-system`,

@@ -28,6 +28,7 @@ mod grpc_telemetry;
 mod grpc_tls;
 mod harness;
 mod helm_install;
+mod helm_kubelet;
 mod helm_support;
 mod helm_template;
 mod kubernetes_auth_policy;

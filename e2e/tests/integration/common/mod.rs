@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod k8s;
+pub mod kubelet;
 pub mod tls;
 pub mod websocket;
 
