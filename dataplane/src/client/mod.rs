@@ -121,6 +121,10 @@ pub async fn subscribe_with(options: SubscribeOptions, dataplane: Dataplane) {
         if received {
             ceiling = BACKOFF_MIN;
         }
+        // New connections next time: a follower replica's refusal (503) or
+        // a lost leader's ended stream came over a pooled connection that
+        // would lead back to the same replica.
+        clients.reset();
         if !restored && let Some(state) = &state {
             restored = true;
             restore(state, &dataplane, &reporter).await;

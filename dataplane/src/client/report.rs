@@ -20,6 +20,9 @@ use tokio::sync::Notify;
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait for the controller to take one report.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ceiling of the (fully jittered) wait before a report that was not taken
+/// is sent again, on a new connection.
+const RETRY_WITHIN: Duration = Duration::from_secs(1);
 
 /// What the data plane tells the controller.
 #[derive(Debug, PartialEq, Eq, Serialize)]
@@ -82,11 +85,19 @@ impl Reporter {
     /// Reports until the data plane shuts down.
     pub(super) async fn run(self: std::sync::Arc<Self>, dataplane: Dataplane, tls: ClientTls) {
         let mut clients: CachedClient<Full<Bytes>> = CachedClient::new(tls, false);
+        let mut undelivered = false;
         loop {
+            // A report that was not taken goes again soon: Programmed waits
+            // for it.
+            let wait = if undelivered {
+                super::full_jitter(RETRY_WITHIN, fastrand::u64(..))
+            } else {
+                REPORT_EVERY
+            };
             tokio::select! {
                 () = dataplane.shutdown_begun() => return,
                 () = self.notify.notified() => {}
-                () = tokio::time::sleep(REPORT_EVERY) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             let url = self.url.lock().ok().and_then(|u| u.clone());
             let status = dataplane.status();
@@ -112,9 +123,16 @@ impl Reporter {
                     continue;
                 }
             };
-            if let Err(error) = post(&client, &url, &report).await {
-                tracing::warn!(%url, version = report.version, %error, "report not delivered; will report again");
-            }
+            undelivered = match post(&client, &url, &report).await {
+                Ok(()) => false,
+                Err(error) => {
+                    // A follower replica refuses reports (503); new
+                    // connections reach the leader through the Service.
+                    tracing::warn!(%url, version = report.version, %error, "report not delivered; will report again");
+                    clients.reset();
+                    true
+                }
+            };
         }
     }
 }

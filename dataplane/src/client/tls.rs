@@ -175,6 +175,13 @@ where
         Ok(client)
     }
 
+    /// Forgets the client, so the next [`get`](Self::get) opens new
+    /// connections: after a refusal, the next attempt may reach another
+    /// controller replica behind the same Service.
+    pub(crate) fn reset(&mut self) {
+        self.current = None;
+    }
+
     fn build(&self, files: &[Vec<u8>]) -> Result<HttpClient<B>, TlsDirError> {
         let config = if self.tls.dir.is_some() {
             client_config(files)?

@@ -15,15 +15,14 @@
 //! loopback:
 //! - controller: `--admin-address` and `--snapshot-address` get free
 //!   loopback ports, and `--snapshot-url` becomes
-//!   `https://127.0.0.1:<snapshot port>` (there is no cluster DNS for the
-//!   `tollgate-controller.tollgate-system.svc` name); `KUBECONFIG` points
-//!   at the test API server, as the in-cluster service account would.
-//!   Each replica thus names its own snapshot port, and the data planes
-//!   follow the leader's, the URL the leader wrote into their Deployment.
-//!   Behind one Service URL spreading them over both replicas, the reports
-//!   of data planes on the other replica stay in that replica's memory and
-//!   the leader keeps the Gateway `Programmed=False(Pending)`: reports are
-//!   not yet shared between replicas;
+//!   `https://127.0.0.1:<port>` of a TCP balancer standing in for the
+//!   chart's `tollgate-controller` Service (there is no cluster DNS for its
+//!   `tollgate-controller.tollgate-system.svc` name, nor kube-proxy): like
+//!   the Service it spreads connections over the ready replicas, so data
+//!   planes land on either replica; the follower refuses them (503) until
+//!   they reconnect to the leader, which takes their reports; `KUBECONFIG`
+//!   points at the test API server, as the in-cluster service account
+//!   would;
 //! - data plane: `--admin-address` gets a free loopback port and
 //!   `--listener-port-offset N` is added, so each replica binds the
 //!   Gateway's port 80 at its own free port `80 + N`;
@@ -39,6 +38,7 @@ use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tollgate_e2e::apiserver::ApiServer;
+use tollgate_e2e::balancer::Balancer;
 use tollgate_e2e::{Echo, HttpClient, Proc, free_port, log_dir, wait_http_ok};
 
 /// The Gateway's listener port, as written in its manifest.
@@ -122,8 +122,12 @@ async fn run(binary: &str, pod: &Pod, admin: &str, extra_env: &[(&str, &str)]) -
     Running { proc, admin }
 }
 
-/// The controller replicas of the chart's Deployment.
-async fn start_controllers(server: &ApiServer, root: &std::path::Path) -> Vec<Running> {
+/// The controller replicas of the chart's Deployment, behind `service`.
+async fn start_controllers(
+    server: &ApiServer,
+    root: &std::path::Path,
+    service: &Balancer,
+) -> Vec<Running> {
     let rendered = deployment(server, NAMESPACE, "tollgate-controller", |_| true).await;
     let replicas = rendered["spec"]["replicas"].as_u64().expect("replicas");
     assert_eq!(replicas, 2, "the chart's default");
@@ -137,9 +141,11 @@ async fn start_controllers(server: &ApiServer, root: &std::path::Path) -> Vec<Ru
         let snapshots = format!("127.0.0.1:{}", free_port().expect("port"));
         pod.set_flag("--admin-address", &admin);
         pod.set_flag("--snapshot-address", &snapshots);
-        pod.set_flag("--snapshot-url", &format!("https://{snapshots}"));
+        pod.set_flag("--snapshot-url", &format!("https://{}", service.addr()));
         let extra = [("KUBECONFIG", kubeconfig.as_str())];
         controllers.push(run("tollgate-controller", &pod, &admin, &extra).await);
+        let addr = |a: &str| a.parse().expect("a socket address");
+        service.add(addr(&snapshots), addr(&admin));
     }
     controllers
 }
@@ -243,7 +249,17 @@ async fn helm_install_then_the_kubelet_runs_controller_and_data_planes() {
     assert!(status.contains("STATUS: deployed"), "{status}");
 
     let root = log_dir().join(format!("kubelet-{}", server.addr().port()));
-    let mut controllers = start_controllers(&server, &root).await;
+    let service = Balancer::start().await.expect("the controller Service");
+    let mut controllers = start_controllers(&server, &root, &service).await;
+    // Both replicas ready behind the Service before data planes connect.
+    let start = Instant::now();
+    while service.picks().len() < 2 || !service.picks().iter().all(|(a, _)| service.is_ready(*a)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "controllers never ready behind the Service"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let echo = Echo::start("echo").await.expect("echo backend");
     apply(&server, &manifests(&echo, 0)).await;
@@ -251,6 +267,13 @@ async fn helm_install_then_the_kubelet_runs_controller_and_data_planes() {
     for (_, url) in &dataplanes {
         wait_generation(url, "0", Duration::from_secs(15)).await;
     }
+
+    // The data planes follow both replicas, as through the Service.
+    let picks = service.picks();
+    assert!(
+        picks.iter().all(|(_, n)| *n > 0),
+        "connections per replica: {picks:?}"
+    );
 
     // The kubelet and the deployment controller make the Deployment
     // available; the API server's allocator gives the Service its IP.
