@@ -122,15 +122,14 @@ impl JwtAuth {
             return Ok(Outcome::NoCredential);
         };
         let now = unix_now();
-        let digest = cache::digest(&found.value);
-        let verified = match self.remembered(&digest, &found, now) {
+        let verified = match self.remembered(&found, now) {
             Some(verified) => verified,
             None => {
                 let verified = self
                     .verify(&found, now)
                     .await
                     .map_err(|failure| self.refuse(failure, ctx))?;
-                self.cache.insert(digest, verified.clone());
+                self.cache.insert(&found.value, verified.clone());
                 verified
             }
         };
@@ -146,19 +145,14 @@ impl JwtAuth {
 
     /// A token verified before, when its entry still holds (see
     /// [`cache`]).
-    fn remembered(
-        &self,
-        digest: &cache::Digest32,
-        found: &Found<'_>,
-        now: u64,
-    ) -> Option<Arc<Verified>> {
-        let verified = self.cache.get(digest, now)?;
+    fn remembered(&self, found: &Found<'_>, now: u64) -> Option<Arc<Verified>> {
+        let verified = self.cache.get(&found.value, now)?;
         let provider = self.providers.get(verified.provider)?;
         if !provider.takes(found.source) {
             return None;
         }
         if !provider.keys.holds(&verified.keys) {
-            self.cache.remove(digest);
+            self.cache.remove(&found.value);
             return None;
         }
         Some(verified)

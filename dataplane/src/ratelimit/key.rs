@@ -21,6 +21,9 @@ pub(crate) struct Selector {
     cost: Cost,
     /// `<source>/<name>`, hashed into every key of the limit.
     id: String,
+    /// The key of a limit without parts (one counter for all requests),
+    /// hashed once at build time.
+    fixed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -39,11 +42,17 @@ impl Selector {
     /// does not build makes its condition never match (validated in
     /// `compile` already).
     pub(crate) fn build(limit: &RateLimit) -> Selector {
+        let id = format!("{}/{}", limit.source, limit.name);
+        let fixed = limit
+            .key
+            .is_empty()
+            .then(|| hex(&Sha256::digest(id.as_bytes())));
         Selector {
             conditions: limit.when.iter().map(Condition::build).collect(),
             parts: limit.key.clone(),
             cost: limit.cost.clone(),
-            id: format!("{}/{}", limit.source, limit.name),
+            id,
+            fixed,
         }
     }
 
@@ -54,6 +63,9 @@ impl Selector {
 
     /// The request's counter: `SHA-256(id, part values)` in hex.
     pub(crate) fn key(&self, ctx: &RequestContext<'_>, route: &str) -> String {
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
         let mut hash = Sha256::new();
         hash.update(self.id.as_bytes());
         for part in &self.parts {
@@ -82,7 +94,7 @@ impl Selector {
                 KeyPart::Method => hash.update(ctx.method.as_str()),
             }
         }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex(&hash.finalize())
     }
 
     /// What the request costs up front; 0 for a cost the response names
@@ -107,6 +119,17 @@ impl Selector {
             _ => None,
         }
     }
+}
+
+/// Lower-case hex of `bytes`, without a formatter call per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 impl Condition {
@@ -162,4 +185,46 @@ fn query_value(query: Option<&str>, name: &str) -> Option<String> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then(|| value.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_snapshot::RateLimitScope;
+
+    /// The table-driven hex is the formatter's, and a limit without parts
+    /// gets the same key every replica derived before it was precomputed:
+    /// `SHA-256(id)`.
+    #[test]
+    fn hex_and_the_fixed_key() {
+        let bytes = [0x00, 0x0f, 0xa5, 0xff];
+        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), formatted);
+        let limit = RateLimit {
+            name: "n".into(),
+            source: "ratelimitpolicy/ns/p".into(),
+            requests: 1,
+            interval_ms: 1000,
+            burst: 0,
+            scope: RateLimitScope::Global,
+            key: vec![],
+            when: vec![],
+            cost: Cost::default(),
+            shadow: false,
+            fail_open: true,
+        };
+        let want: String = Sha256::digest(b"ratelimitpolicy/ns/p/n")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            Selector::build(&limit).fixed.as_deref(),
+            Some(want.as_str())
+        );
+        let keyed = RateLimit {
+            key: vec![KeyPart::Method],
+            ..limit
+        };
+        assert!(Selector::build(&keyed).fixed.is_none());
+    }
 }
