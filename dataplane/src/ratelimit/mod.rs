@@ -20,6 +20,7 @@ mod key;
 mod local;
 mod redis;
 mod redis_conn;
+mod redis_sentinel;
 
 use crate::context::RequestContext;
 use crate::error::ProxyError;

@@ -295,13 +295,38 @@ impl GlobalCounters {
         )
     }
 
+    /// One script call (one per limit in a cluster). In Sentinel mode a
+    /// call a demoted master refused is made once more, on the master the
+    /// sentinels name now: the refused write changed nothing.
     async fn call(
         &self,
         asks: &[Ask<'_>],
         debit: bool,
     ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
-        let (conn, slot) = self.pool.get().await?;
-        let result = match conn {
+        let mut retried = false;
+        loop {
+            let (conn, slot) = self.pool.get().await?;
+            let result = self.call_on(conn, asks, debit).await;
+            match result {
+                Err(error) => {
+                    self.pool.reset(slot).await;
+                    if retried || !self.pool.master_demoted(&error) {
+                        return Err(error);
+                    }
+                    retried = true;
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    async fn call_on(
+        &self,
+        conn: Conn,
+        asks: &[Ask<'_>],
+        debit: bool,
+    ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
+        match conn {
             Conn::Single(mut c) => {
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 self.invocation(asks, debit).invoke_async(&mut c).await
@@ -323,11 +348,7 @@ impl GlobalCounters {
                     .await
                     .map(|answers| answers.into_iter().flatten().collect())
             }
-        };
-        if result.is_err() {
-            self.pool.reset(slot).await;
         }
-        result
     }
 
     /// The script call deciding `asks`.
