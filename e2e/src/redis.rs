@@ -19,7 +19,9 @@ pub struct RedisServer {
     password: Option<String>,
     /// TLS: the folder holding `ca.pem`, `cert.pem` and `key.pem`.
     tls: Option<PathBuf>,
-    /// Extra arguments (cluster mode).
+    /// A configuration file, given first (Sentinel needs one).
+    conf: Option<PathBuf>,
+    /// Extra arguments (cluster, replica or sentinel mode).
     extra: Vec<String>,
     proc: Option<Proc>,
 }
@@ -44,6 +46,7 @@ impl RedisServer {
             port: free_port()?,
             password: password.map(str::to_string),
             tls: None,
+            conf: None,
             extra: Vec::new(),
             proc: None,
         };
@@ -75,7 +78,32 @@ impl RedisServer {
             port,
             password: None,
             tls: Some(dir),
+            conf: None,
             extra: Vec::new(),
+            proc: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// Starts a server on a free port with a configuration file (given
+    /// first) and extra arguments: a replica (`--replicaof`) or a sentinel
+    /// (`--sentinel`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisServer::start`].
+    pub(crate) fn start_custom(
+        port: u16,
+        conf: Option<PathBuf>,
+        extra: Vec<String>,
+    ) -> Result<RedisServer, HarnessError> {
+        let mut server = RedisServer {
+            port,
+            password: None,
+            tls: None,
+            conf,
+            extra,
             proc: None,
         };
         server.restart()?;
@@ -100,9 +128,8 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         let program = program("redis-server")?;
         let port = self.port.to_string();
-        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = self.conf.iter().map(|c| c.display().to_string()).collect();
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
         match &self.tls {
             Some(dir) => {
                 let file = |f: &str| dir.join(f).display().to_string();
@@ -256,6 +283,7 @@ impl RedisCluster {
                 port,
                 password: None,
                 tls: None,
+                conf: None,
                 extra: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),
