@@ -32,11 +32,16 @@ impl RedisSentinel {
     /// When `redis-server` is not installed (the message says what to
     /// install), a server does not start, or a replica never syncs.
     pub fn start(replicas: usize, sentinels: usize) -> Result<RedisSentinel, HarnessError> {
-        let master = RedisServer::start()?;
+        let port = free_port()?;
+        let master = RedisServer::start_custom(port, None, files(port))?;
         let mut servers = vec![master];
         for _ in 0..replicas {
-            let of = ["--replicaof", "127.0.0.1", &servers[0].port.to_string()].map(String::from);
-            let replica = RedisServer::start_custom(free_port()?, None, of.to_vec())?;
+            let port = free_port()?;
+            let mut args = files(port);
+            args.extend(
+                ["--replicaof", "127.0.0.1", &servers[0].port.to_string()].map(String::from),
+            );
+            let replica = RedisServer::start_custom(port, None, args)?;
             wait_for(&replica, &["INFO", "replication"], "master_link_status:up")?;
             servers.push(replica);
         }
@@ -138,6 +143,18 @@ impl RedisSentinel {
             last: "no new master after SENTINEL FAILOVER".into(),
         })
     }
+}
+
+/// Where a data server keeps the copy a replica receives when it syncs
+/// (a replica writes one to disk even with `--save ''`): the test log
+/// folder, not the working directory.
+fn files(port: u16) -> Vec<String> {
+    vec![
+        "--dir".into(),
+        log_dir().display().to_string(),
+        "--dbfilename".into(),
+        format!("redis-sentinel-data-{port}.rdb"),
+    ]
 }
 
 /// Waits up to 10 s until `words` run on `server` answer with `want` in
