@@ -12,7 +12,8 @@
 //! The sentinels use the scheme of the configured URLs (`rediss://` means
 //! TLS to the sentinels and to the master, with the same CA), their own
 //! optional credentials, and never a database number; the master gets the
-//! database of the first URL and the settings' username and password.
+//! database number of the URL of the sentinel that answered and the
+//! settings' username and password.
 
 use std::time::Duration;
 use tollgate_snapshot::{RedisMode, RedisSettings};
