@@ -19,6 +19,7 @@ mod headers;
 mod key;
 mod local;
 mod redis;
+mod redis_breaker;
 mod redis_conn;
 mod redis_sentinel;
 
