@@ -61,7 +61,12 @@ impl RedisServer {
     ///
     /// As [`RedisServer::start`], or when the certificate cannot be made.
     pub fn start_tls(ca: &crate::tls::Ca) -> Result<RedisServer, HarnessError> {
-        let port = free_port()?;
+        RedisServer::start_custom(free_port()?, None, Some(ca), Vec::new())
+    }
+
+    /// Writes a certificate for `127.0.0.1` and `localhost` issued by `ca`,
+    /// its key and the CA into a folder of the test logs.
+    fn tls_files(ca: &crate::tls::Ca, port: u16) -> Result<PathBuf, HarnessError> {
         let dir = crate::process::log_dir().join(format!("redis-tls-{port}"));
         let io = |source| HarnessError::Spawn {
             what: dir.display().to_string(),
@@ -74,34 +79,30 @@ impl RedisServer {
         std::fs::write(dir.join("ca.pem"), ca.pem()).map_err(io)?;
         std::fs::write(dir.join("cert.pem"), &leaf.chain_pem).map_err(io)?;
         std::fs::write(dir.join("key.pem"), &leaf.key_pem).map_err(io)?;
-        let mut server = RedisServer {
-            port,
-            password: None,
-            tls: Some(dir),
-            conf: None,
-            extra: Vec::new(),
-            proc: None,
-        };
-        server.restart()?;
-        Ok(server)
+        Ok(dir)
     }
 
-    /// Starts a server on a free port with a configuration file (given
-    /// first) and extra arguments: a replica (`--replicaof`) or a sentinel
-    /// (`--sentinel`).
+    /// Starts a server on `port` with a configuration file (given first),
+    /// TLS only with a certificate `ca` issued when given, and extra
+    /// arguments: a replica (`--replicaof`) or a sentinel (`--sentinel`).
     ///
     /// # Errors
     ///
-    /// As [`RedisServer::start`].
+    /// As [`RedisServer::start_tls`].
     pub(crate) fn start_custom(
         port: u16,
         conf: Option<PathBuf>,
+        ca: Option<&crate::tls::Ca>,
         extra: Vec<String>,
     ) -> Result<RedisServer, HarnessError> {
+        let tls = match ca {
+            Some(ca) => Some(RedisServer::tls_files(ca, port)?),
+            None => None,
+        };
         let mut server = RedisServer {
             port,
             password: None,
-            tls: None,
+            tls,
             conf,
             extra,
             proc: None,
@@ -138,6 +139,8 @@ impl RedisServer {
                 args.extend(["--tls-key-file".into(), file("key.pem")]);
                 args.extend(["--tls-ca-cert-file".into(), file("ca.pem")]);
                 args.extend(["--tls-auth-clients".into(), "no".into()]);
+                // Replicas and sentinels reach their master over TLS too.
+                args.extend(["--tls-replication".into(), "yes".into()]);
             }
             None => args.extend(["--port".into(), port]),
         }

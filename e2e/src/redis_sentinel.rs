@@ -21,6 +21,7 @@ pub struct RedisSentinel {
     pub servers: Vec<RedisServer>,
     /// The sentinels.
     pub sentinels: Vec<RedisServer>,
+    tls: bool,
 }
 
 impl RedisSentinel {
@@ -32,8 +33,30 @@ impl RedisSentinel {
     /// When `redis-server` is not installed (the message says what to
     /// install), a server does not start, or a replica never syncs.
     pub fn start(replicas: usize, sentinels: usize) -> Result<RedisSentinel, HarnessError> {
+        RedisSentinel::start_with(None, replicas, sentinels)
+    }
+
+    /// As [`RedisSentinel::start`], every server and sentinel speaking TLS
+    /// only, with certificates for `127.0.0.1` issued by `ca`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSentinel::start`], or when a certificate cannot be made.
+    pub fn start_tls(
+        ca: &crate::tls::Ca,
+        replicas: usize,
+        sentinels: usize,
+    ) -> Result<RedisSentinel, HarnessError> {
+        RedisSentinel::start_with(Some(ca), replicas, sentinels)
+    }
+
+    fn start_with(
+        ca: Option<&crate::tls::Ca>,
+        replicas: usize,
+        sentinels: usize,
+    ) -> Result<RedisSentinel, HarnessError> {
         let port = free_port()?;
-        let master = RedisServer::start_custom(port, None, files(port))?;
+        let master = RedisServer::start_custom(port, None, ca, files(port))?;
         let mut servers = vec![master];
         for _ in 0..replicas {
             let port = free_port()?;
@@ -41,7 +64,7 @@ impl RedisSentinel {
             args.extend(
                 ["--replicaof", "127.0.0.1", &servers[0].port.to_string()].map(String::from),
             );
-            let replica = RedisServer::start_custom(port, None, args)?;
+            let replica = RedisServer::start_custom(port, None, ca, args)?;
             wait_for(&replica, &["INFO", "replication"], "master_link_status:up")?;
             servers.push(replica);
         }
@@ -59,7 +82,8 @@ impl RedisSentinel {
                 what: conf.display().to_string(),
                 source,
             })?;
-            let sentinel = RedisServer::start_custom(port, Some(conf), vec!["--sentinel".into()])?;
+            let sentinel =
+                RedisServer::start_custom(port, Some(conf), ca, vec!["--sentinel".into()])?;
             wait_for(
                 &sentinel,
                 &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
@@ -70,12 +94,18 @@ impl RedisSentinel {
         Ok(RedisSentinel {
             servers,
             sentinels: watching,
+            tls: ca.is_some(),
         })
     }
 
-    /// The sentinels' `redis://` URLs, in start order.
+    /// The sentinels' URLs (`rediss://` with TLS), in start order.
     pub fn urls(&self) -> Vec<String> {
-        self.sentinels.iter().map(RedisServer::url).collect()
+        let url = if self.tls {
+            RedisServer::tls_url
+        } else {
+            RedisServer::url
+        };
+        self.sentinels.iter().map(url).collect()
     }
 
     /// The data server the first sentinel names as master now.

@@ -118,3 +118,19 @@ async fn limits_follow_a_failover_to_the_promoted_replica() {
     assert!(new.calls("evalsha").unwrap() >= new_before + 4);
     assert_eq!(old_calls.calls("evalsha").unwrap_or(0), old_before);
 }
+
+/// Over TLS with a private CA: the sentinels and the master are reached
+/// with `rediss://`, trusting the CA, and the limit is decided on the
+/// master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_and_master_over_tls_with_a_private_ca() {
+    let ca = tollgate_e2e::tls::Ca::new("redis sentinel test CA").unwrap();
+    let set = RedisSentinel::start_tls(&ca, 0, 1).unwrap();
+    let echo = Echo::start("echo").await;
+    let mut settings = sentinel_settings(&set);
+    settings.urls.remove(0);
+    settings.ca_pem = Some(ca.pem());
+    let gw = limited(&echo, per_tenant(false), Some(settings)).await;
+    assert_eq!(five(&gw, "t1").await, [200, 200, 200, 429, 429]);
+    assert!(set.master().unwrap().calls("evalsha").unwrap() >= 4);
+}
