@@ -111,6 +111,12 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// Sets the password [`RedisServer::command`] sends (for a server
+    /// started with `--requirepass` among its extra arguments).
+    pub(crate) fn set_password(&mut self, password: &str) {
+        self.password = Some(password.to_string());
+    }
+
     /// The `rediss://` URL of a TLS server, else the `redis://` one.
     pub fn tls_url(&self) -> String {
         format!("rediss://127.0.0.1:{}", self.port)

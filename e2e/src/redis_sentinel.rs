@@ -33,7 +33,21 @@ impl RedisSentinel {
     /// When `redis-server` is not installed (the message says what to
     /// install), a server does not start, or a replica never syncs.
     pub fn start(replicas: usize, sentinels: usize) -> Result<RedisSentinel, HarnessError> {
-        RedisSentinel::start_with(None, replicas, sentinels)
+        RedisSentinel::start_with(None, None, replicas, sentinels)
+    }
+
+    /// As [`RedisSentinel::start`], the sentinels requiring `password`
+    /// (their own `requirepass`; the master requires none).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSentinel::start`].
+    pub fn start_with_sentinel_password(
+        password: &str,
+        replicas: usize,
+        sentinels: usize,
+    ) -> Result<RedisSentinel, HarnessError> {
+        RedisSentinel::start_with(None, Some(password), replicas, sentinels)
     }
 
     /// As [`RedisSentinel::start`], every server and sentinel speaking TLS
@@ -47,11 +61,12 @@ impl RedisSentinel {
         replicas: usize,
         sentinels: usize,
     ) -> Result<RedisSentinel, HarnessError> {
-        RedisSentinel::start_with(Some(ca), replicas, sentinels)
+        RedisSentinel::start_with(Some(ca), None, replicas, sentinels)
     }
 
     fn start_with(
         ca: Option<&crate::tls::Ca>,
+        sentinel_password: Option<&str>,
         replicas: usize,
         sentinels: usize,
     ) -> Result<RedisSentinel, HarnessError> {
@@ -82,8 +97,14 @@ impl RedisSentinel {
                 what: conf.display().to_string(),
                 source,
             })?;
-            let sentinel =
-                RedisServer::start_custom(port, Some(conf), ca, vec!["--sentinel".into()])?;
+            let mut args = vec!["--sentinel".to_string()];
+            if let Some(password) = sentinel_password {
+                args.extend(["--requirepass".into(), password.into()]);
+            }
+            let mut sentinel = RedisServer::start_custom(port, Some(conf), ca, args)?;
+            if let Some(password) = sentinel_password {
+                sentinel.set_password(password);
+            }
             wait_for(
                 &sentinel,
                 &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],

@@ -134,3 +134,22 @@ async fn sentinels_and_master_over_tls_with_a_private_ca() {
     assert_eq!(five(&gw, "t1").await, [200, 200, 200, 429, 429]);
     assert!(set.master().unwrap().calls("evalsha").unwrap() >= 4);
 }
+
+/// Sentinels with their own password: without it no sentinel names the
+/// master and a fail-closed limit answers 503; with it the limit decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_with_their_own_password() {
+    let set = RedisSentinel::start_with_sentinel_password("watch-s3cret", 0, 1).unwrap();
+    let echo = Echo::start("echo").await;
+    let settings = sentinel_settings(&set);
+    let refused = limited(&echo, per_tenant(false), Some(settings.clone())).await;
+    assert_eq!(refused.send(with(&[("x-tenant", "t1")])).await.status, 503);
+    let mut settings = settings;
+    settings.mode = RedisMode::Sentinel {
+        master_name: MASTER_NAME.into(),
+        sentinel_username: None,
+        sentinel_password: Some(Redacted::new("watch-s3cret")),
+    };
+    let gw = limited(&echo, per_tenant(false), Some(settings)).await;
+    assert_eq!(five(&gw, "t2").await, [200, 200, 200, 429, 429]);
+}
