@@ -126,21 +126,34 @@ pub struct RateLimitConfig {
 }
 
 /// How data planes reach Redis: a standalone server (or a managed endpoint
-/// that looks like one) or a Redis Cluster, over `redis://` or TLS
-/// (`rediss://`). Sentinel is refused with InvalidParameters until it is
-/// served.
+/// that looks like one), a master found through Redis Sentinel, or a Redis
+/// Cluster, over `redis://` or TLS (`rediss://`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`, or `rediss://` for TLS; for a cluster,
-    /// one seed node.
+    /// one seed node; for Sentinel, one sentinel (`redis://host:26379`).
     pub url: String,
-    /// More cluster seed nodes.
+    /// More cluster seed nodes, or more sentinels (asked in order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
-    /// `Standalone` (default) or `Cluster`; `Sentinel` is not served yet.
+    /// `Standalone` (default), `Sentinel` (the sentinels in url and urls
+    /// name the master of masterName) or `Cluster`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Sentinel mode (required there): the name the sentinels monitor the
+    /// master under (`sentinel monitor <name> ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_name: Option<String>,
+    /// Sentinel mode: the ACL user name for the sentinels, when they
+    /// require one (username and passwordSecretRef are for the master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_username: Option<String>,
+    /// Sentinel mode: the sentinels' own password (`requirepass` in
+    /// their configuration), key `password` of this Secret. Default:
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_password_secret_ref: Option<crate::LocalObjectRef>,
     /// For `rediss://`: the CA bundle (key `ca.crt` of a ConfigMap, or of a
     /// Secret with `kind: Secret`) trusted instead of the system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -36,6 +36,7 @@ pub mod otlp;
 mod process;
 pub mod prometheus;
 pub mod redis;
+pub mod redis_sentinel;
 pub mod tls;
 
 pub use backend::Echo;

@@ -19,7 +19,9 @@ pub struct RedisServer {
     password: Option<String>,
     /// TLS: the folder holding `ca.pem`, `cert.pem` and `key.pem`.
     tls: Option<PathBuf>,
-    /// Extra arguments (cluster mode).
+    /// A configuration file, given first (Sentinel needs one).
+    conf: Option<PathBuf>,
+    /// Extra arguments (cluster, replica or sentinel mode).
     extra: Vec<String>,
     proc: Option<Proc>,
 }
@@ -44,6 +46,7 @@ impl RedisServer {
             port: free_port()?,
             password: password.map(str::to_string),
             tls: None,
+            conf: None,
             extra: Vec::new(),
             proc: None,
         };
@@ -58,7 +61,12 @@ impl RedisServer {
     ///
     /// As [`RedisServer::start`], or when the certificate cannot be made.
     pub fn start_tls(ca: &crate::tls::Ca) -> Result<RedisServer, HarnessError> {
-        let port = free_port()?;
+        RedisServer::start_custom(free_port()?, None, Some(ca), Vec::new())
+    }
+
+    /// Writes a certificate for `127.0.0.1` and `localhost` issued by `ca`,
+    /// its key and the CA into a folder of the test logs.
+    fn tls_files(ca: &crate::tls::Ca, port: u16) -> Result<PathBuf, HarnessError> {
         let dir = crate::process::log_dir().join(format!("redis-tls-{port}"));
         let io = |source| HarnessError::Spawn {
             what: dir.display().to_string(),
@@ -71,15 +79,42 @@ impl RedisServer {
         std::fs::write(dir.join("ca.pem"), ca.pem()).map_err(io)?;
         std::fs::write(dir.join("cert.pem"), &leaf.chain_pem).map_err(io)?;
         std::fs::write(dir.join("key.pem"), &leaf.key_pem).map_err(io)?;
+        Ok(dir)
+    }
+
+    /// Starts a server on `port` with a configuration file (given first),
+    /// TLS only with a certificate `ca` issued when given, and extra
+    /// arguments: a replica (`--replicaof`) or a sentinel (`--sentinel`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisServer::start_tls`].
+    pub(crate) fn start_custom(
+        port: u16,
+        conf: Option<PathBuf>,
+        ca: Option<&crate::tls::Ca>,
+        extra: Vec<String>,
+    ) -> Result<RedisServer, HarnessError> {
+        let tls = match ca {
+            Some(ca) => Some(RedisServer::tls_files(ca, port)?),
+            None => None,
+        };
         let mut server = RedisServer {
             port,
             password: None,
-            tls: Some(dir),
-            extra: Vec::new(),
+            tls,
+            conf,
+            extra,
             proc: None,
         };
         server.restart()?;
         Ok(server)
+    }
+
+    /// Sets the password [`RedisServer::command`] sends (for a server
+    /// started with `--requirepass` among its extra arguments).
+    pub(crate) fn set_password(&mut self, password: &str) {
+        self.password = Some(password.to_string());
     }
 
     /// The `rediss://` URL of a TLS server, else the `redis://` one.
@@ -100,9 +135,8 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         let program = program("redis-server")?;
         let port = self.port.to_string();
-        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = self.conf.iter().map(|c| c.display().to_string()).collect();
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
         match &self.tls {
             Some(dir) => {
                 let file = |f: &str| dir.join(f).display().to_string();
@@ -111,6 +145,8 @@ impl RedisServer {
                 args.extend(["--tls-key-file".into(), file("key.pem")]);
                 args.extend(["--tls-ca-cert-file".into(), file("ca.pem")]);
                 args.extend(["--tls-auth-clients".into(), "no".into()]);
+                // Replicas and sentinels reach their master over TLS too.
+                args.extend(["--tls-replication".into(), "yes".into()]);
             }
             None => args.extend(["--port".into(), port]),
         }
@@ -256,6 +292,7 @@ impl RedisCluster {
                 port,
                 password: None,
                 tls: None,
+                conf: None,
                 extra: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),

@@ -1,10 +1,11 @@
 //! `GatewayConfig.spec.rateLimit.redis` into the snapshot's Redis settings.
 //!
-//! Only what the data plane serves is accepted: a standalone server or a
-//! Redis Cluster, over `redis://` or `rediss://` (TLS, with an optional
-//! private CA). Sentinel is refused with `InvalidParameters` rather than
-//! silently ignored, so a GatewayClass never says `Accepted` for counters
-//! that would not be shared as written.
+//! Only what the data plane serves is accepted: a standalone server, a
+//! master found through Redis Sentinel, or a Redis Cluster, over
+//! `redis://` or `rediss://` (TLS, with an optional private CA). Sentinel
+//! mode without `masterName` is refused with `InvalidParameters` rather
+//! than guessed, so a GatewayClass never says `Accepted` for counters that
+//! would not be shared as written.
 
 use crate::auth_refs::PolicyRefs;
 use crate::conditions::{Problem, reasons};
@@ -22,8 +23,8 @@ const DEFAULT_TIMEOUT_MS: u64 = 50;
 /// # Errors
 ///
 /// `InvalidParameters` for a URL that is not `redis://` or `rediss://`,
-/// Sentinel mode, a bad timeout, or a password Secret or CA that cannot be
-/// read.
+/// an unknown mode, Sentinel mode without `masterName`, a bad timeout, or
+/// a password Secret or CA that cannot be read.
 pub(crate) fn redis_from(
     resources: &Resources,
     namespace: &str,
@@ -43,6 +44,7 @@ pub(crate) fn redis_from(
             )));
         }
     }
+    let refs = PolicyRefs::new(resources, namespace);
     let mode = match config.mode.as_deref() {
         None | Some("Standalone") if urls.len() == 1 => RedisMode::Standalone,
         None | Some("Standalone") => {
@@ -51,12 +53,22 @@ pub(crate) fn redis_from(
             ));
         }
         Some("Cluster") => RedisMode::Cluster,
+        Some("Sentinel") => sentinel_mode(&refs, config).map_err(invalid)?,
         Some(other) => {
             return Err(invalid(format!(
-                "mode {other}: Standalone and Cluster are supported (Sentinel not yet)"
+                "mode {other}: Standalone, Sentinel or Cluster"
             )));
         }
     };
+    if !matches!(mode, RedisMode::Sentinel { .. })
+        && (config.master_name.is_some()
+            || config.sentinel_username.is_some()
+            || config.sentinel_password_secret_ref.is_some())
+    {
+        return Err(invalid(
+            "masterName and the sentinel credentials need mode Sentinel".into(),
+        ));
+    }
     let refs = PolicyRefs::new(resources, namespace);
     let ca_pem = match &config.ca_certificate_ref {
         Some(_) if !tls => {
@@ -93,5 +105,31 @@ pub(crate) fn redis_from(
             .key_prefix
             .clone()
             .unwrap_or_else(|| "tollgate:rl:".into()),
+    })
+}
+
+/// Sentinel mode: the master's name (required) and the sentinels' own
+/// credentials.
+fn sentinel_mode(refs: &PolicyRefs<'_>, config: &RedisConfig) -> Result<RedisMode, String> {
+    let master_name = match config.master_name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => {
+            return Err(
+                "mode Sentinel needs masterName, the name the sentinels monitor the master under"
+                    .into(),
+            );
+        }
+    };
+    let sentinel_password = match &config.sentinel_password_secret_ref {
+        Some(r) => Some(Redacted::new(
+            refs.secret_value("sentinelPasswordSecretRef", r, "password")
+                .map_err(|p| p.message)?,
+        )),
+        None => None,
+    };
+    Ok(RedisMode::Sentinel {
+        master_name,
+        sentinel_username: config.sentinel_username.clone(),
+        sentinel_password,
     })
 }

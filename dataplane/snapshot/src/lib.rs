@@ -186,13 +186,17 @@ impl Snapshot {
         for auth in &mut copy.auth {
             auth.redact();
         }
-        if let Some(password) = copy
-            .settings
-            .redis
-            .as_mut()
-            .and_then(|r| r.password.as_mut())
-        {
-            *password = password.placeholder();
+        if let Some(redis) = copy.settings.redis.as_mut() {
+            if let Some(password) = redis.password.as_mut() {
+                *password = password.placeholder();
+            }
+            if let RedisMode::Sentinel {
+                sentinel_password: Some(password),
+                ..
+            } = &mut redis.mode
+            {
+                *password = password.placeholder();
+            }
         }
         copy
     }

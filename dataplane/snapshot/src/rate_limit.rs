@@ -206,18 +206,62 @@ pub struct RedisSettings {
     pub key_prefix: String,
 }
 
-/// Redis deployment kind.
+/// Redis deployment kind. (The Sentinel variant's fields are camelCase like
+/// the rest of the snapshot; no controller wrote that variant before 1.1.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum RedisMode {
     /// One server (or a managed endpoint).
     #[default]
     Standalone,
-    /// Sentinels in `urls` name the master of `master_name`.
+    /// Sentinels in `urls` name the master of `master_name`; the
+    /// settings' username, password and CA are the master's (and the CA
+    /// also the sentinels', which share the scheme of `urls`).
     Sentinel {
         /// The monitored master's name.
         master_name: String,
+        /// ACL user name for the sentinels, when they require one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sentinel_username: Option<String>,
+        /// The sentinels' own password, when they require one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sentinel_password: Option<Redacted>,
     },
     /// A Redis Cluster; `urls` are seed nodes.
     Cluster,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    /// The redacted copy hides the master's and the sentinels' passwords
+    /// and keeps the rest of Sentinel mode.
+    #[test]
+    fn redacted_hides_both_redis_passwords() {
+        let mut s = Snapshot::default();
+        s.settings.redis = Some(RedisSettings {
+            urls: vec!["redis://sentinel:26379".into()],
+            mode: RedisMode::Sentinel {
+                master_name: "counters".into(),
+                sentinel_username: None,
+                sentinel_password: Some(Redacted::new("watch-s3cret")),
+            },
+            username: None,
+            password: Some(Redacted::new("s3cret")),
+            ca_pem: None,
+            pool_size: 4,
+            timeout_ms: 50,
+            key_prefix: "tollgate:rl:".into(),
+        });
+        let json = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert!(json.contains(r#""masterName":"counters""#), "{json}");
+        let back: Snapshot = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
 }

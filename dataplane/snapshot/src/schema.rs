@@ -23,8 +23,9 @@ use std::fmt;
 
 /// Major version of the snapshot schema this crate writes and reads.
 pub const SCHEMA_MAJOR: u32 = 1;
-/// Minor version of the snapshot schema this crate writes.
-pub const SCHEMA_MINOR: u32 = 0;
+/// Minor version of the snapshot schema this crate writes (1.1: the
+/// sentinels' optional credentials in `RedisMode::Sentinel`).
+pub const SCHEMA_MINOR: u32 = 1;
 
 /// This crate's schema version as written in snapshots, `MAJOR.MINOR`.
 pub fn schema_version() -> String {

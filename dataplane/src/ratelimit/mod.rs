@@ -19,7 +19,9 @@ mod headers;
 mod key;
 mod local;
 mod redis;
+mod redis_breaker;
 mod redis_conn;
+mod redis_sentinel;
 
 use crate::context::RequestContext;
 use crate::error::ProxyError;

@@ -19,11 +19,12 @@
 //! trips either.
 //!
 //! **A dead Redis costs one timeout, then nothing.** Every call has the
-//! configured timeout. After [`TRIP_AFTER`] failures in a row the circuit
-//! opens and decisions fail at once (each limit's `failOpen` decides) for
-//! a cool-down that doubles from 1 s up to 30 s; then one call probes.
+//! configured timeout; repeated failures open a circuit and decisions
+//! fail at once (each limit's `failOpen` decides) until a probe succeeds
+//! (see [`super::redis_breaker`]).
 
 use super::gcra::{self, Decision, Shape};
+use super::redis_breaker::Breaker;
 use super::redis_conn::{Conn, Pool};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,10 +34,6 @@ use tollgate_snapshot::RedisSettings;
 
 /// How long leased units may be spent.
 pub(crate) const LEASE_TTL: Duration = Duration::from_millis(500);
-/// Consecutive failures that open the circuit.
-pub(crate) const TRIP_AFTER: u32 = 3;
-const COOL_MIN: Duration = Duration::from_secs(1);
-const COOL_MAX: Duration = Duration::from_secs(30);
 
 /// The decision script. KEYS: the counters. ARGV, five per key: period
 /// (µs), capacity, units wanted (cost plus lease), the request's cost,
@@ -120,14 +117,6 @@ struct Lease {
     until: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
-    cool: Duration,
-    probing: bool,
-}
-
 /// The Redis side of global limits; see the module docs.
 pub(crate) struct GlobalCounters {
     settings: RedisSettings,
@@ -136,7 +125,7 @@ pub(crate) struct GlobalCounters {
     pool: Pool,
     leases: Mutex<HashMap<String, Lease>>,
     refused: Mutex<HashMap<String, Instant>>,
-    breaker: Mutex<Breaker>,
+    breaker: Breaker,
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Script calls made, for tests and metrics.
     pub(crate) calls: AtomicUsize,
@@ -161,7 +150,7 @@ impl GlobalCounters {
             script: ::redis::Script::new(SCRIPT),
             leases: Mutex::default(),
             refused: Mutex::default(),
-            breaker: Mutex::default(),
+            breaker: Breaker::default(),
             gates: Mutex::default(),
             calls: AtomicUsize::new(0),
         }
@@ -228,20 +217,20 @@ impl GlobalCounters {
         asks: &[Ask<'_>],
         now: Instant,
     ) -> Result<Vec<Decision>, GlobalError> {
-        self.admit_call(now)?;
+        self.breaker.admit(now)?;
         let result = tokio::time::timeout(self.timeout, self.call(asks, false)).await;
         let answers = match result {
             Ok(Ok(answers)) => answers,
             Ok(Err(error)) => {
-                self.failed(now);
+                self.breaker.failed(now);
                 return Err(GlobalError::Redis(error));
             }
             Err(_) => {
-                self.failed(now);
+                self.breaker.failed(now);
                 return Err(GlobalError::Timeout(self.timeout));
             }
         };
-        self.succeeded();
+        self.breaker.succeeded();
         Ok(self.settle(asks, &answers, now))
     }
 
@@ -295,13 +284,38 @@ impl GlobalCounters {
         )
     }
 
+    /// One script call (one per limit in a cluster). In Sentinel mode a
+    /// call a demoted master refused is made once more, on the master the
+    /// sentinels name now: the refused write changed nothing.
     async fn call(
         &self,
         asks: &[Ask<'_>],
         debit: bool,
     ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
-        let (conn, slot) = self.pool.get().await?;
-        let result = match conn {
+        let mut retried = false;
+        loop {
+            let (conn, slot) = self.pool.get().await?;
+            let result = self.call_on(conn, asks, debit).await;
+            match result {
+                Err(error) => {
+                    self.pool.reset(slot).await;
+                    if retried || !self.pool.master_demoted(&error) {
+                        return Err(error);
+                    }
+                    retried = true;
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    async fn call_on(
+        &self,
+        conn: Conn,
+        asks: &[Ask<'_>],
+        debit: bool,
+    ) -> Result<Vec<(u64, u64)>, ::redis::RedisError> {
+        match conn {
             Conn::Single(mut c) => {
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 self.invocation(asks, debit).invoke_async(&mut c).await
@@ -323,11 +337,7 @@ impl GlobalCounters {
                     .await
                     .map(|answers| answers.into_iter().flatten().collect())
             }
-        };
-        if result.is_err() {
-            self.pool.reset(slot).await;
         }
-        result
     }
 
     /// The script call deciding `asks`.
@@ -414,53 +424,13 @@ impl GlobalCounters {
                 cost: units,
                 shadow: true,
             }];
-            if this.admit_call(Instant::now()).is_ok() {
+            if this.breaker.admit(Instant::now()).is_ok() {
                 match tokio::time::timeout(this.timeout, this.call(&ask, true)).await {
-                    Ok(Ok(_)) => this.succeeded(),
-                    _ => this.failed(Instant::now()),
+                    Ok(Ok(_)) => this.breaker.succeeded(),
+                    _ => this.breaker.failed(Instant::now()),
                 }
             }
         });
-    }
-
-    fn admit_call(&self, now: Instant) -> Result<(), GlobalError> {
-        let Ok(mut breaker) = self.breaker.lock() else {
-            return Ok(());
-        };
-        match breaker.open_until {
-            Some(until) if until > now => Err(GlobalError::CircuitOpen),
-            Some(_) if breaker.probing => Err(GlobalError::CircuitOpen),
-            Some(_) => {
-                breaker.probing = true;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn failed(&self, now: Instant) {
-        if let Ok(mut breaker) = self.breaker.lock() {
-            breaker.failures += 1;
-            breaker.probing = false;
-            if breaker.failures >= TRIP_AFTER {
-                breaker.cool = if breaker.open_until.is_some() {
-                    (breaker.cool * 2).min(COOL_MAX)
-                } else {
-                    COOL_MIN
-                };
-                breaker.open_until = Some(now + breaker.cool);
-                tracing::warn!(cool_down = ?breaker.cool, "Redis failing; global limits follow their failure mode");
-            }
-        }
-    }
-
-    fn succeeded(&self) {
-        if let Ok(mut breaker) = self.breaker.lock() {
-            if breaker.open_until.is_some() {
-                tracing::info!("Redis answers again; global limits resume");
-            }
-            *breaker = Breaker::default();
-        }
     }
 }
 

@@ -18,6 +18,7 @@ mod proxy_auth;
 mod proxy_backend_tls;
 mod proxy_filters;
 mod proxy_ratelimit;
+mod proxy_ratelimit_sentinel;
 mod proxy_retry;
 mod proxy_routing;
 mod proxy_upstream;

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 use tollgate_e2e::redis::{RedisCluster, RedisServer};
 use tollgate_snapshot::*;
 
-fn limit(name: &str, requests: u64, interval_ms: u64, scope: RateLimitScope) -> RateLimit {
+pub(crate) fn limit(
+    name: &str,
+    requests: u64,
+    interval_ms: u64,
+    scope: RateLimitScope,
+) -> RateLimit {
     RateLimit {
         name: name.into(),
         source: "ratelimitpolicy/default/api".into(),
@@ -40,7 +45,11 @@ fn redis_settings(server: &RedisServer, timeout_ms: u64) -> RedisSettings {
 }
 
 /// A gateway whose one rule carries `limits`.
-async fn limited(echo: &Echo, limits: RateLimits, redis: Option<RedisSettings>) -> Gateway {
+pub(crate) async fn limited(
+    echo: &Echo,
+    limits: RateLimits,
+    redis: Option<RedisSettings>,
+) -> Gateway {
     let endpoint = echo.endpoint();
     Gateway::start(move |port| {
         let mut rule = route("api", vec![], vec![to(0, 1)]);
@@ -59,7 +68,7 @@ async fn limited(echo: &Echo, limits: RateLimits, redis: Option<RedisSettings>) 
     .await
 }
 
-fn with(headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+pub(crate) fn with(headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     get_with("api.example", "/x", headers)
 }
 
