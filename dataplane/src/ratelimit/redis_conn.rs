@@ -228,6 +228,10 @@ pub(crate) async fn open(
     info: ::redis::ConnectionInfo,
     timeout: Duration,
 ) -> Result<::redis::aio::MultiplexedConnection, ::redis::RedisError> {
+    // The Redis client builds its rustls config from the process-wide
+    // provider and panics without one; the binaries install it at start,
+    // and this makes any embedder (and test) safe too. Idempotent.
+    crate::install_crypto_provider();
     let client = if settings.ca_pem.is_some() {
         ::redis::Client::build_with_tls(info, certificates(settings))?
     } else {

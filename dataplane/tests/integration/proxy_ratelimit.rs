@@ -377,9 +377,6 @@ async fn redis_with_a_password() {
 /// Redis over TLS with a private CA (`rediss://`): counts as plain Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_over_tls_with_a_private_ca() {
-    // As the binary does at start: the Redis client's TLS uses the
-    // process-wide provider.
-    tollgate_dataplane::install_crypto_provider();
     let ca = tollgate_e2e::tls::Ca::new("redis test CA").unwrap();
     let redis = RedisServer::start_tls(&ca).unwrap();
     let echo = Echo::start("echo").await;
