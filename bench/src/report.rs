@@ -323,6 +323,23 @@ fn tail(out: &mut String, r: &Results) {
     }
 }
 
+/// The callgrind table of a scenario comparing modes: instructions per
+/// request of each `(mode, count)` and what it adds over `base`, the
+/// first mode's count (`versus` names it in the header).
+pub(crate) fn instruction_table(out: &mut String, rows: &[(&str, f64)], versus: &str) {
+    use std::fmt::Write as _;
+    let Some(&(_, base)) = rows.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over {versus} |\n| --- | --- | --- |"
+    );
+    for (mode, count) in rows {
+        let _ = writeln!(out, "| {mode} | {count:.0} | {:+.0} |", count - base);
+    }
+}
+
 /// A proxy's CPU use as a percentage of one core; `-` when not measured.
 pub(crate) fn busy_cell(busy: Option<f64>) -> String {
     busy.map_or_else(|| "-".into(), |b| format!("{:.0}%", b * 100.0))

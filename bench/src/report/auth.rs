@@ -1,6 +1,6 @@
 //! Section 9 of `report.md`: what authentication costs.
 
-use super::busy_cell;
+use super::{busy_cell, instruction_table};
 use crate::results::Results;
 use crate::scenarios::auth::Mode;
 use crate::stats::{median, ratio};
@@ -34,22 +34,12 @@ pub(super) fn render(out: &mut String, r: &Results) {
             row.requests
         );
     }
-    if !a.instructions.is_empty() {
-        let base = a.per_request(Mode::None).unwrap_or(0.0);
-        let _ = writeln!(
-            out,
-            "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over no auth |\n| --- | --- | --- |"
-        );
-        for i in &a.instructions {
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:+.0} |",
-                i.mode.name(),
-                i.count.per_request,
-                i.count.per_request - base
-            );
-        }
-    }
+    let counts: Vec<(&str, f64)> = a
+        .instructions
+        .iter()
+        .map(|i| (i.mode.name(), i.count.per_request))
+        .collect();
+    instruction_table(out, &counts, "no auth");
     let _ = writeln!(
         out,
         "\nAPI keys: 1,000 consumers, the key looked up by its SHA-256. JWTs: inline key set (warm), issuer, audience and expiry checked.\n"

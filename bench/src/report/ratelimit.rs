@@ -1,8 +1,7 @@
 //! Section 11 of `report.md`: what a global rate limit costs.
 
-use super::busy_cell;
+use super::{busy_cell, instruction_table};
 use crate::results::Results;
-use crate::scenarios::ratelimit::Mode;
 use crate::stats::{median, ratio};
 use std::fmt::Write as _;
 
@@ -53,22 +52,12 @@ pub(super) fn render(out: &mut String, r: &Results) {
             t.redis_calls, t.limited_requests
         );
     }
-    if !t.instructions.is_empty() {
-        let base = t.per_request(Mode::TollgateNone).unwrap_or(0.0);
-        let _ = writeln!(
-            out,
-            "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over no limit |\n| --- | --- | --- |"
-        );
-        for i in &t.instructions {
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:+.0} |",
-                i.mode.name(),
-                i.count.per_request,
-                i.count.per_request - base
-            );
-        }
-    }
+    let counts: Vec<(&str, f64)> = t
+        .instructions
+        .iter()
+        .map(|i| (i.mode.name(), i.count.per_request))
+        .collect();
+    instruction_table(out, &counts, "no limit");
     let _ = writeln!(
         out,
         "\nThe limit: 10,000,000 requests a minute, no burst, global (Redis), fail open; a replica leases 1,000 requests per Redis call. nginx: `limit_req` on one zone at the same rate.\n"

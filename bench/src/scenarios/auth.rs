@@ -9,12 +9,13 @@
 //! shared machine. Goal: every auth mode keeps ≥ 85% of the throughput
 //! without auth.
 
+use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind::{self, Count};
+use crate::callgrind;
 use crate::error::BenchError;
 use crate::jwt::Signer;
 use crate::peers::{self, Running, Target, Tweaks};
-use crate::stats::{median, ratio};
+use crate::stats::ratio;
 use crate::wrk;
 use serde::Serialize;
 use tollgate_snapshot::{ApiKey, ApiKeys, AuthConfig};
@@ -120,55 +121,26 @@ fn api_keys() -> ApiKeys {
     }
 }
 
-/// One mode's throughput runs.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModeRow {
-    /// The mode.
-    pub mode: Mode,
-    /// Requests per second of each run.
-    pub runs: Vec<f64>,
-    /// Their median.
-    pub median: f64,
-    /// Share of its core Tollgate was busy in each run.
-    pub busy: Vec<f64>,
-    /// Non-2xx responses plus socket errors over all runs.
-    pub failures: u64,
-    /// Requests completed over all runs.
-    pub requests: u64,
-}
-
-/// One mode's callgrind count.
-#[derive(Clone, Debug, Serialize)]
-pub struct Instructions {
-    /// The mode.
-    pub mode: Mode,
-    /// The count.
-    pub count: Count,
-}
-
 /// The scenario's outcome.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuthCost {
     /// Connections used by wrk.
     pub connections: usize,
     /// One row per mode.
-    pub rows: Vec<ModeRow>,
+    pub rows: Vec<ModeRow<Mode>>,
     /// Instructions per request per mode.
-    pub instructions: Vec<Instructions>,
+    pub instructions: Vec<Instructions<Mode>>,
 }
 
 impl AuthCost {
     /// Median requests per second of `mode`.
     pub fn rps(&self, mode: Mode) -> Option<f64> {
-        self.rows.iter().find(|r| r.mode == mode).map(|r| r.median)
+        modes::rps(&self.rows, &mode)
     }
 
     /// Callgrind instructions per request of `mode`.
     pub fn per_request(&self, mode: Mode) -> Option<f64> {
-        self.instructions
-            .iter()
-            .find(|i| i.mode == mode)
-            .map(|i| i.count.per_request)
+        modes::per_request(&self.instructions, &mode)
     }
 }
 
@@ -224,7 +196,7 @@ pub fn run(bench: &Bench) -> Result<Option<AuthCost>, BenchError> {
 }
 
 /// The modes' wrk runs, alternated.
-fn throughput(bench: &Bench, tweaks: &[(Mode, Tweaks)]) -> Result<Vec<ModeRow>, BenchError> {
+fn throughput(bench: &Bench, tweaks: &[(Mode, Tweaks)]) -> Result<Vec<ModeRow<Mode>>, BenchError> {
     let running: Vec<(Mode, &Tweaks, Running)> = tweaks
         .iter()
         .map(|(m, t)| {
@@ -232,16 +204,9 @@ fn throughput(bench: &Bench, tweaks: &[(Mode, Tweaks)]) -> Result<Vec<ModeRow>, 
                 .map(|r| (*m, t, r))
         })
         .collect::<Result<_, _>>()?;
-    let mut rows: Vec<ModeRow> = running
+    let mut rows: Vec<ModeRow<Mode>> = running
         .iter()
-        .map(|(mode, _, _)| ModeRow {
-            mode: *mode,
-            runs: vec![],
-            median: 0.0,
-            busy: vec![],
-            failures: 0,
-            requests: 0,
-        })
+        .map(|(mode, _, _)| ModeRow::new(*mode))
         .collect();
     for run in 0..bench.plan.runs {
         for ((mode, tweaks, r), row) in running.iter().zip(rows.iter_mut()) {
@@ -255,19 +220,13 @@ fn throughput(bench: &Bench, tweaks: &[(Mode, Tweaks)]) -> Result<Vec<ModeRow>, 
                 )
             });
             let result = result?;
-            row.runs.push(result.rps);
-            row.busy.extend(busy);
-            row.failures += result.non_2xx + result.socket_errors;
-            row.requests += result.requests;
+            row.record(&result, busy);
             bench.progress(format!(
                 "auth run {run} {}: {:.0} rps",
                 mode.name(),
                 result.rps
             ));
         }
-    }
-    for row in &mut rows {
-        row.median = median(&row.runs);
     }
     Ok(rows)
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod grpc;
 pub mod latency;
 pub mod memory;
+pub mod modes;
 pub mod ratelimit;
 pub mod routes;
 pub mod scaling;

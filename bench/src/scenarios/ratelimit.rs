@@ -18,8 +18,9 @@
 //! Goals: ≥ 0.85× the no-limit throughput, ≤ 150 µs added p99, ≤ 0.1
 //! Redis calls per request.
 
+use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind::{self, Count};
+use crate::callgrind;
 use crate::error::BenchError;
 use crate::openloop::{self, OpenLoop};
 use crate::peers::{self, Running, Target, Tweaks};
@@ -123,24 +124,6 @@ fn settings(redis: &RedisServer) -> RedisSettings {
     }
 }
 
-/// One mode's throughput runs.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModeRow {
-    /// The mode.
-    pub mode: Mode,
-    /// Requests per second of each run.
-    pub runs: Vec<f64>,
-    /// Their median.
-    pub median: f64,
-    /// Share of its core the proxy was busy in each run.
-    pub busy: Vec<f64>,
-    /// Non-2xx responses plus socket errors over all runs (a tripped limit
-    /// would show here as 429s).
-    pub failures: u64,
-    /// Requests completed over all runs.
-    pub requests: u64,
-}
-
 /// Tollgate's open-loop latency with and without the limit.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LimitLatency {
@@ -154,22 +137,13 @@ pub struct LimitLatency {
     pub failures: u64,
 }
 
-/// One mode's callgrind count.
-#[derive(Clone, Debug, Serialize)]
-pub struct Instructions {
-    /// The mode.
-    pub mode: Mode,
-    /// The count.
-    pub count: Count,
-}
-
 /// The scenario's outcome.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RateLimitCost {
     /// Connections used by wrk.
     pub connections: usize,
     /// One row per mode that ran.
-    pub rows: Vec<ModeRow>,
+    pub rows: Vec<ModeRow<Mode>>,
     /// Latency with and without the limit.
     pub latency: Option<LimitLatency>,
     /// Redis script calls during the global runs.
@@ -177,13 +151,13 @@ pub struct RateLimitCost {
     /// Requests served during the global runs.
     pub limited_requests: u64,
     /// Instructions per request, Tollgate's modes.
-    pub instructions: Vec<Instructions>,
+    pub instructions: Vec<Instructions<Mode>>,
 }
 
 impl RateLimitCost {
     /// Median requests per second of `mode`.
     pub fn rps(&self, mode: Mode) -> Option<f64> {
-        self.rows.iter().find(|r| r.mode == mode).map(|r| r.median)
+        modes::rps(&self.rows, &mode)
     }
 
     /// Redis calls per request on the hot key.
@@ -193,10 +167,7 @@ impl RateLimitCost {
 
     /// Callgrind instructions per request of `mode`.
     pub fn per_request(&self, mode: Mode) -> Option<f64> {
-        self.instructions
-            .iter()
-            .find(|i| i.mode == mode)
-            .map(|i| i.count.per_request)
+        modes::per_request(&self.instructions, &mode)
     }
 }
 
@@ -286,17 +257,10 @@ fn throughput(
     redis: &RedisServer,
     calls: &mut u64,
     limited: &mut u64,
-) -> Result<Vec<ModeRow>, BenchError> {
-    let mut rows: Vec<ModeRow> = running
+) -> Result<Vec<ModeRow<Mode>>, BenchError> {
+    let mut rows: Vec<ModeRow<Mode>> = running
         .iter()
-        .map(|(mode, _)| ModeRow {
-            mode: *mode,
-            runs: vec![],
-            median: 0.0,
-            busy: vec![],
-            failures: 0,
-            requests: 0,
-        })
+        .map(|(mode, _)| ModeRow::new(*mode))
         .collect();
     for run in 0..bench.plan.runs {
         for ((mode, r), row) in running.iter().zip(rows.iter_mut()) {
@@ -315,19 +279,13 @@ fn throughput(
                 *calls += script_calls(redis).saturating_sub(before);
                 *limited += result.requests;
             }
-            row.runs.push(result.rps);
-            row.busy.extend(busy);
-            row.failures += result.non_2xx + result.socket_errors;
-            row.requests += result.requests;
+            row.record(&result, busy);
             bench.progress(format!(
                 "ratelimit run {run} {}: {:.0} rps",
                 mode.name(),
                 result.rps
             ));
         }
-    }
-    for row in &mut rows {
-        row.median = median(&row.runs);
     }
     Ok(rows)
 }
