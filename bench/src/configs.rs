@@ -162,35 +162,14 @@ pub fn snapshot_grpc(port: u16, backend_port: u16) -> Snapshot {
 /// keep-alive, access log off, request limits per connection raised as for
 /// HTTP/1.1.
 pub fn nginx_grpc(port: u16, backend_port: u16, work: &str) -> String {
-    format!(
-        "worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/nginx-body;
-    proxy_temp_path {work}/nginx-proxy;
-    fastcgi_temp_path {work}/nginx-fastcgi;
-    uwsgi_temp_path {work}/nginx-uwsgi;
-    scgi_temp_path {work}/nginx-scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    upstream grpc_backend {{
-        server 127.0.0.1:{backend_port};
-        keepalive 1024;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} http2 backlog=4096;
-        location / {{
-            grpc_pass grpc://grpc_backend;
-        }}
-    }}
-}}
-"
-    )
+    // The HTTP/1.1 configuration with the gRPC listener and location.
+    nginx_with(port, backend_port, work, " http2", "")
+        .replacen("upstream backend {", "upstream grpc_backend {", 1)
+        .replacen(
+            "proxy_pass http://backend;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_buffering on;",
+            "grpc_pass grpc://grpc_backend;",
+            1,
+        )
 }
 
 /// nginx: one worker, upstream keep-alive, access log off.
@@ -374,4 +353,26 @@ spec:
 /// The route-scale HTTPRoutes: `r<i>` matching [`route_path`]`(i)`.
 pub fn scale_routes(count: usize) -> String {
     routes_yaml((0..count).map(|i| (format!("r{i}"), route_path(i))))
+}
+
+#[cfg(test)]
+mod nginx_tests {
+    use super::*;
+
+    /// The gRPC configuration is the HTTP one with an h2c listener and
+    /// `grpc_pass` in place of `proxy_pass`.
+    #[test]
+    fn grpc_config_passes_grpc() {
+        let text = nginx_grpc(8080, 9000, "/w");
+        assert!(
+            text.contains("listen 127.0.0.1:8080 http2 backlog=4096;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("upstream grpc_backend {\n        server 127.0.0.1:9000;"),
+            "{text}"
+        );
+        assert!(text.contains("grpc_pass grpc://grpc_backend;"), "{text}");
+        assert!(!text.contains("proxy_pass"), "{text}");
+    }
 }
