@@ -323,6 +323,29 @@ fn tail(out: &mut String, r: &Results) {
     }
 }
 
+/// One row of a scenario comparing modes of one proxy: `name`, the median,
+/// its ratio to `base`, CPU use, every run, failures and requests.
+pub(crate) fn mode_row<M>(
+    out: &mut String,
+    name: &str,
+    row: &crate::scenarios::modes::ModeRow<M>,
+    base: f64,
+) {
+    use std::fmt::Write as _;
+    let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
+    let busy = (!row.busy.is_empty()).then(|| crate::stats::median(&row.busy));
+    let _ = writeln!(
+        out,
+        "| {name} | {:.0} | {:.3} | {} | {} | {} | {} |",
+        row.median,
+        crate::stats::ratio(row.median, base),
+        busy_cell(busy),
+        runs.join(", "),
+        row.failures,
+        row.requests
+    );
+}
+
 /// The callgrind table of a scenario comparing modes: instructions per
 /// request of each `(mode, count)` and what it adds over `base`, the
 /// first mode's count (`versus` names it in the header).

@@ -1,12 +1,11 @@
-//! Section 9 of `report.md`: what authentication costs.
+//! Section 10 of `report.md`: what authentication costs.
 
-use super::{busy_cell, instruction_table};
+use super::{instruction_table, mode_row};
 use crate::results::Results;
 use crate::scenarios::auth::Mode;
-use crate::stats::{median, ratio};
 use std::fmt::Write as _;
 
-/// Section 9: throughput per mode, then instructions per request.
+/// Section 10: throughput per mode, then instructions per request.
 pub(super) fn render(out: &mut String, r: &Results) {
     let Some(a) = &r.auth else { return };
     let _ = writeln!(
@@ -20,19 +19,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     );
     let none = a.rps(Mode::None).unwrap_or(0.0);
     for row in &a.rows {
-        let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
-        let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {:.3} | {} | {} | {} | {} |",
-            row.mode.name(),
-            row.median,
-            ratio(row.median, none),
-            busy_cell(busy),
-            runs.join(", "),
-            row.failures,
-            row.requests
-        );
+        mode_row(out, row.mode.name(), row, none);
     }
     let counts: Vec<(&str, f64)> = a
         .instructions

@@ -1,8 +1,7 @@
 //! Section 11 of `report.md`: what a global rate limit costs.
 
-use super::{busy_cell, instruction_table};
+use super::{instruction_table, mode_row};
 use crate::results::Results;
-use crate::stats::{median, ratio};
 use std::fmt::Write as _;
 
 /// Section 11: throughput per mode, the added p99, Redis calls per request,
@@ -20,19 +19,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     );
     for row in &t.rows {
         let base = t.rps(row.mode.baseline()).unwrap_or(0.0);
-        let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
-        let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {:.3} | {} | {} | {} | {} |",
-            row.mode.name(),
-            row.median,
-            ratio(row.median, base),
-            busy_cell(busy),
-            runs.join(", "),
-            row.failures,
-            row.requests
-        );
+        mode_row(out, row.mode.name(), row, base);
     }
     if let Some(l) = &t.latency {
         let _ = writeln!(
