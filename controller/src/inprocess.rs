@@ -78,6 +78,7 @@ impl InProcess {
         let dataplane = Dataplane::new(DataplaneOptions {
             gateway: gateway.to_string(),
             telemetry: self.requests.clone(),
+            ..DataplaneOptions::default()
         });
         map.insert(gateway.to_string(), dataplane.clone());
         let mut rx = publisher.subscribe(gateway);

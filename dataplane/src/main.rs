@@ -113,8 +113,9 @@ async fn main() -> anyhow::Result<()> {
             Switch::On => DataplaneTelemetry::new(&telemetry),
             Switch::Off => DataplaneTelemetry::disabled(),
         },
+        port_offset: args.listener_port_offset,
     };
-    let dataplane = Dataplane::with_port_offset(options, args.listener_port_offset);
+    let dataplane = Dataplane::new(options);
     register_gauges(&telemetry, {
         let dataplane = dataplane.clone();
         move || vec![GaugeReading::of(&dataplane)]

@@ -28,6 +28,10 @@ pub struct DataplaneOptions {
     pub gateway: String,
     /// Where request telemetry goes (default: nowhere).
     pub telemetry: DataplaneTelemetry,
+    /// Added to every snapshot socket's port when binding, so several
+    /// data planes of one Gateway can share a host (tests, benchmarks);
+    /// routing still sees the snapshot's ports. 0 by default.
+    pub port_offset: u16,
 }
 
 /// Why a snapshot was not applied. The previous runtime keeps serving.
@@ -89,13 +93,6 @@ struct Inner {
 impl Dataplane {
     /// A data plane serving nothing until the first [`Dataplane::apply`].
     pub fn new(options: DataplaneOptions) -> Dataplane {
-        Dataplane::with_port_offset(options, 0)
-    }
-
-    /// [`Dataplane::new`] binding every snapshot socket `port_offset`
-    /// ports higher, so several data planes of one Gateway can share a
-    /// host (tests, benchmarks). Routing still sees the snapshot's ports.
-    pub fn with_port_offset(options: DataplaneOptions, port_offset: u16) -> Dataplane {
         let status = DataplaneStatus {
             gateway: options.gateway.clone(),
             ..DataplaneStatus::default()
@@ -104,7 +101,7 @@ impl Dataplane {
             inner: Arc::new(Inner {
                 runtime: Arc::new(ArcSwap::from_pointee(Runtime::empty(&options.gateway))),
                 gateway: options.gateway,
-                port_offset,
+                port_offset: options.port_offset,
                 clients: Clients::default(),
                 listeners: tokio::sync::Mutex::new(BTreeMap::new()),
                 status: Mutex::new(status),
@@ -334,11 +331,11 @@ mod tests {
     /// rather than wrapped onto another listener's port.
     #[test]
     fn the_port_offset_moves_binds_and_never_wraps() {
-        let options = DataplaneOptions {
+        let dp = Dataplane::new(DataplaneOptions {
             gateway: "ns/gw".into(),
+            port_offset: 1000,
             ..DataplaneOptions::default()
-        };
-        let dp = Dataplane::with_port_offset(options, 1000);
+        });
         let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
         assert_eq!(dp.bind_address(addr).unwrap().to_string(), "127.0.0.1:1080");
         let high: SocketAddr = "127.0.0.1:65000".parse().unwrap();
