@@ -268,7 +268,11 @@ impl<'a> Pipeline<'a> {
                     choice,
                     headers,
                 };
-                retry::send(retry, backend, endpoint, body, deadline, exchange, leg).await
+                // Boxed, as the other cold paths: see `crate::server::h1`.
+                Box::pin(retry::send(
+                    retry, backend, endpoint, body, deadline, exchange, leg,
+                ))
+                .await
             }
             _ => {
                 let leg = (route, choice, endpoint);

@@ -28,20 +28,19 @@ use super::headclock::HeadClock;
 use super::lifecycle::{finish, log_end, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
-use super::service::{ConnCtx, bad_request, dispatch};
+use super::service::{ConnCtx, Infallibly, bad_request, dispatch};
 use super::transport::Transport;
 use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
 use crate::proxy::{head_is_valid, offers_websocket};
 use bytes::Bytes;
-use futures_util::future::OptionFuture;
+use futures_util::future::{BoxFuture, Either, OptionFuture};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
-use std::future::{Future, poll_fn};
+use std::future::{Future, poll_fn, ready};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,10 +96,10 @@ pub(super) async fn serve_h1<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
             // Boxed: parking needs `poll_without_shutdown`, which needs an
             // `Unpin` future, and unboxed the whole proxy pipeline would
             // live inside every hyper connection; one allocation per request.
-            Box::pin(async move {
-                let upgrades = Upgrades { pending, tunnel };
-                Ok::<_, Infallible>(h1_request(ctx, req, framing, upgrades).await)
-            })
+            let upgrades = Upgrades { pending, tunnel };
+            let answer: BoxFuture<'static, _> =
+                Box::pin(Infallibly::new(h1_request(ctx, req, framing, upgrades)));
+            answer
         })
     };
     let head = millis(ctx.settings.request_header_timeout_ms).map(|limit| (&*clock, limit));
@@ -253,30 +252,41 @@ struct Upgrades {
     tunnel: Option<Arc<PendingTunnel>>,
 }
 
-async fn h1_request(
+/// One request's answer.
+///
+/// The request's future is moved whole into its box (see `serve_h1`), so
+/// every byte of room it keeps is copied on every request. The rare
+/// branches (a refusal, an h2c offer, a WebSocket tunnel) are therefore
+/// boxed on their own, as are retries and upstream upgrades down the
+/// pipeline, and this is a plain function: the common future is
+/// [`dispatch`]'s alone, without a layer keeping another copy of the request.
+fn h1_request(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
     framing: Framing,
     upgrades: Upgrades,
-) -> Response<ProxyBody> {
+) -> Either<BoxFuture<'static, Response<ProxyBody>>, impl Future<Output = Response<ProxyBody>>> {
+    let rare = |future: BoxFuture<'static, Response<ProxyBody>>| Either::Left(future);
     match (framing, upgrades.pending) {
         (Framing::Ambiguous, _) => {
             tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
-            bad_request()
+            rare(Box::pin(ready(bad_request())))
         }
         (Framing::Unfollowed, _) => {
             tracing::debug!(peer = %ctx.info.peer, "request framing was not followed");
-            bad_request()
+            rare(Box::pin(ready(bad_request())))
         }
         // An offer is accepted only for a head plain HTTP/1.1 would serve;
         // otherwise it is declined and the pipeline answers as it would
         // without the offer (400 for a missing or repeated Host).
-        (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => {
-            h2c::upgrade(&ctx, req, &pending).await
-        }
+        (Framing::Clear, Some(pending)) if head_is_valid(&ctx.runtime.load(), &req) => rare(
+            Box::pin(async move { h2c::upgrade(&ctx, req, &pending).await }),
+        ),
         (Framing::Clear, _) => match upgrades.tunnel {
-            Some(tunnel) => tunnel::dispatch_h1(&ctx, req, &tunnel).await,
-            None => dispatch(&ctx, req).await,
+            Some(tunnel) => rare(Box::pin(async move {
+                tunnel::dispatch_h1(ctx, req, &tunnel).await
+            })),
+            None => Either::Right(dispatch(ctx, req)),
         },
     }
 }

@@ -6,12 +6,12 @@
 //! every other (`lifecycle.rs`).
 
 use super::lifecycle::drive;
-use super::service::{ConnCtx, dispatch};
+use super::service::{ConnCtx, Infallibly, dispatch};
 use super::tunnel;
+use futures_util::future::Either;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -45,12 +45,14 @@ where
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        async move {
-            if tunnel::is_extended_connect(&req) {
-                return Ok::<_, Infallible>(tunnel::dispatch_h2(ctx, req).await);
-            }
-            Ok::<_, Infallible>(dispatch(&ctx, req).await)
-        }
+        // Each stream's future is moved whole into its task: the common
+        // one is `dispatch`'s alone, the rare tunnel's is boxed.
+        let answer = if tunnel::is_extended_connect(&req) {
+            Either::Left(Box::pin(tunnel::dispatch_h2(ctx, req)))
+        } else {
+            Either::Right(dispatch(ctx, req))
+        };
+        Infallibly::new(answer)
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     drive(pin!(conn), |c| c.graceful_shutdown(), &ctx).await;

@@ -17,7 +17,10 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tollgate_snapshot::Settings;
 
@@ -56,9 +59,15 @@ impl ConnCtx {
 }
 
 /// Checks a request and hands it to the proxy with the current runtime.
-pub(crate) async fn dispatch(ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+///
+/// Not an `async fn` itself: the future returned is [`dispatch_with`]'s,
+/// with no layer of its own keeping another copy of the request.
+pub(crate) fn dispatch(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> impl Future<Output = Response<ProxyBody>> + Send {
     // Never taken: only requests marked relayable are upgraded.
-    dispatch_with(ctx, req, |(_, exchange, _)| exchange.finish(0)).await
+    dispatch_with(ctx, req, |(_, exchange, _)| exchange.finish(0))
 }
 
 /// An upgrade the backend accepted: its side of the tunnel, the request's
@@ -68,7 +77,7 @@ pub(crate) type Accepted = (OnUpgrade, Exchange, RequestGuard);
 /// [`dispatch`], handing an upgrade the backend accepted to `on_tunnel`
 /// instead of finishing the request's record with the response body.
 pub(crate) async fn dispatch_with(
-    ctx: &ConnCtx,
+    ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
     on_tunnel: impl FnOnce(Accepted),
 ) -> Response<ProxyBody> {
@@ -112,6 +121,33 @@ fn check<B>(req: &Request<B>) -> Result<(), &'static str> {
         return Err("more than one Content-Length");
     }
     Ok(())
+}
+
+pin_project_lite::pin_project! {
+    /// A response future as hyper's services return it (always `Ok`).
+    ///
+    /// A named future rather than an `async` wrapper, which would keep the
+    /// wrapped future twice (as its capture and as what it awaits), or
+    /// `FutureExt::map`, whose closure type trips the compiler's `Send`
+    /// inference for the connection task; see `h1::h1_request`.
+    pub(crate) struct Infallibly<F> {
+        #[pin]
+        answer: F,
+    }
+}
+
+impl<F> Infallibly<F> {
+    pub(crate) fn new(answer: F) -> Self {
+        Infallibly { answer }
+    }
+}
+
+impl<F: Future<Output = Response<ProxyBody>>> Future for Infallibly<F> {
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().answer.poll(cx).map(Ok)
+    }
 }
 
 /// A `400 Bad Request` that also ends the connection.

@@ -96,7 +96,7 @@ impl PendingTunnel {
 
 /// Serves an HTTP/1.1 WebSocket offer; an accepted one waits in `pending`.
 pub(crate) async fn dispatch_h1(
-    ctx: &ConnCtx,
+    ctx: Arc<ConnCtx>,
     mut req: Request<Incoming>,
     pending: &PendingTunnel,
 ) -> Response<ProxyBody> {
@@ -129,7 +129,7 @@ pub(crate) async fn dispatch_h2(
     let client = req.extensions_mut().remove::<OnUpgrade>();
     req.extensions_mut().insert(Relayable);
     let relay_ctx = Arc::clone(&ctx);
-    dispatch_with(&ctx, req, move |accepted| {
+    dispatch_with(ctx, req, move |accepted| {
         let tunnel = Tunnel::new(accepted);
         let Some(client) = client else { return };
         tokio::spawn(async move {

@@ -60,8 +60,10 @@ impl Pipeline<'_> {
         request: Request<ProxyBody>,
         upgrade: bool,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        // The upgrade's future is boxed: it is several times the size of a
+        // plain exchange's, and every request's future would carry its room.
         let call = if upgrade {
-            Either::Left(endpoint.send_upgrade(request))
+            Either::Left(Box::pin(endpoint.send_upgrade(request)))
         } else {
             Either::Right(endpoint.send(request))
         };
