@@ -7,6 +7,7 @@
 use crate::openloop::PERCENTILES;
 use crate::peers::Target;
 use crate::results::Results;
+use crate::scenarios::modes::Instructions;
 use crate::stats::ratio;
 use std::fmt::Write as _;
 
@@ -140,6 +141,7 @@ fn throughput(out: &mut String, r: &Results) {
             row.failures
         );
     }
+    instruction_table(out, &t.instructions, |t| t.name(), "Tollgate");
     let _ = writeln!(out);
 }
 
@@ -347,19 +349,30 @@ pub(crate) fn mode_row<M>(
 }
 
 /// The callgrind table of a scenario comparing modes: instructions per
-/// request of each `(mode, count)` and what it adds over `base`, the
-/// first mode's count (`versus` names it in the header).
-pub(crate) fn instruction_table(out: &mut String, rows: &[(&str, f64)], versus: &str) {
+/// request of each mode in `counts` (named by `name`) and what it adds over
+/// the first mode's count (`versus` names it in the header).
+pub(crate) fn instruction_table<M>(
+    out: &mut String,
+    counts: &[Instructions<M>],
+    name: impl Fn(&M) -> &str,
+    versus: &str,
+) {
     use std::fmt::Write as _;
-    let Some(&(_, base)) = rows.first() else {
+    let Some(base) = counts.first().map(|i| i.count.per_request) else {
         return;
     };
     let _ = writeln!(
         out,
         "\nUser-space instructions per request (callgrind, idle run subtracted):\n\n| mode | instructions / request | added over {versus} |\n| --- | --- | --- |"
     );
-    for (mode, count) in rows {
-        let _ = writeln!(out, "| {mode} | {count:.0} | {:+.0} |", count - base);
+    for i in counts {
+        let count = i.count.per_request;
+        let _ = writeln!(
+            out,
+            "| {} | {count:.0} | {:+.0} |",
+            name(&i.mode),
+            count - base
+        );
     }
 }
 

@@ -21,12 +21,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     for row in &a.rows {
         mode_row(out, row.mode.name(), row, none);
     }
-    let counts: Vec<(&str, f64)> = a
-        .instructions
-        .iter()
-        .map(|i| (i.mode.name(), i.count.per_request))
-        .collect();
-    instruction_table(out, &counts, "no auth");
+    instruction_table(out, &a.instructions, |m| m.name(), "no auth");
     let _ = writeln!(
         out,
         "\nAPI keys: 1,000 consumers, the key looked up by its SHA-256. JWTs: inline key set (warm), issuer, audience and expiry checked.\n"

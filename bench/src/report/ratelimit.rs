@@ -39,12 +39,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
             t.redis_calls, t.limited_requests
         );
     }
-    let counts: Vec<(&str, f64)> = t
-        .instructions
-        .iter()
-        .map(|i| (i.mode.name(), i.count.per_request))
-        .collect();
-    instruction_table(out, &counts, "no limit");
+    instruction_table(out, &t.instructions, |m| m.name(), "no limit");
     let _ = writeln!(
         out,
         "\nThe limit: 10,000,000 requests a minute, no burst, global (Redis), fail open; a replica leases 1,000 requests per Redis call. nginx: `limit_req` on one zone at the same rate.\n"

@@ -3,11 +3,18 @@
 //! `wrk` with the plan's connection count (64) against every target, with
 //! empty and 1 KiB response bodies. Goals: Tollgate ≥ 1.1× nginx, ≥ 0.9×
 //! HAProxy and ≥ 0.75× direct-to-backend (empty bodies).
+//!
+//! Requests per second swing with whatever else the machine runs, so each
+//! proxy's user-space instructions per request are counted too (callgrind,
+//! `crate::callgrind`): the figure that stays put between runs, with the
+//! goal Tollgate ≤ nginx.
 
+use super::modes::{self, Instructions};
 use super::{Bench, Goal};
 use crate::backend::ONE_KIB_SUFFIX;
+use crate::callgrind;
 use crate::error::BenchError;
-use crate::peers::{self, Running, Target};
+use crate::peers::{self, Running, Target, Tweaks};
 use crate::stats::{median, ratio};
 use crate::wrk;
 use serde::Serialize;
@@ -46,6 +53,9 @@ pub struct Throughput {
     pub connections: usize,
     /// One row per target and body.
     pub rows: Vec<Row>,
+    /// Instructions per request of each proxy (empty without valgrind or
+    /// in a smoke run).
+    pub instructions: Vec<Instructions<Target>>,
 }
 
 impl Throughput {
@@ -55,6 +65,11 @@ impl Throughput {
             .iter()
             .find(|r| r.target == target && r.body == BODIES[0].0)
             .map(|r| r.median)
+    }
+
+    /// Callgrind instructions per request of `target`.
+    pub fn per_request(&self, target: Target) -> Option<f64> {
+        modes::per_request(&self.instructions, &target)
     }
 }
 
@@ -115,7 +130,45 @@ pub fn run(bench: &Bench) -> Result<Option<Throughput>, BenchError> {
     for row in &mut rows {
         row.median = median(&row.runs);
     }
-    Ok(Some(Throughput { connections, rows }))
+    drop(running);
+    let instructions = instructions(bench, &targets)?;
+    Ok(Some(Throughput {
+        connections,
+        rows,
+        instructions,
+    }))
+}
+
+/// Each proxy's instructions per keep-alive request to `/` (nginx with
+/// `master_process off`, HAProxy in the foreground). A smoke run skips
+/// them: scenario 7 already drives the callgrind path once, and a debug
+/// build under valgrind is slow to start.
+fn instructions(
+    bench: &Bench,
+    targets: &[Target],
+) -> Result<Vec<Instructions<Target>>, BenchError> {
+    if bench.plan.smoke {
+        return Ok(Vec::new());
+    }
+    if !callgrind::available() {
+        bench.note("throughput: valgrind is not installed; instructions per request not counted");
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for &target in targets.iter().filter(|&&t| t != Target::Direct) {
+        let n = bench.plan.callgrind_requests;
+        let count = callgrind::count(&bench.env, target, bench.backend, &Tweaks::default(), n)?;
+        bench.progress(format!(
+            "throughput callgrind {}: {:.0} instructions per request",
+            target.name(),
+            count.per_request
+        ));
+        out.push(Instructions {
+            mode: target,
+            count,
+        });
+    }
+    Ok(out)
 }
 
 /// The scenario's goals.
@@ -134,6 +187,13 @@ pub fn goals(t: &Throughput) -> Vec<Goal> {
             let name = format!("tollgate / {} (0 B, {} conns)", peer.name(), t.connections);
             goals.push(Goal::at_least(s, &name, ratio(tollgate, rps), bound, "x"));
         }
+    }
+    if let (Some(own), Some(nginx)) = (
+        t.per_request(Target::Tollgate),
+        t.per_request(Target::Nginx),
+    ) {
+        let name = "tollgate / nginx instructions per request (callgrind)";
+        goals.push(Goal::at_most(s, name, ratio(own, nginx), 1.0, "x"));
     }
     goals
 }
