@@ -120,7 +120,8 @@ pub fn require_auth(snapshot: &mut Snapshot, auth: tollgate_snapshot::AuthConfig
 }
 
 /// [`snapshot`] with its listener terminating TLS 1.3 with `chain_pem` and
-/// `key_pem`, offering ALPN `http/1.1` only, like the peers' TLS configs.
+/// `key_pem`, offering ALPN `http/1.1` only and no session resumption,
+/// like the peers' TLS configs (no tickets, no session cache).
 pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str) -> Snapshot {
     let mut snapshot = snapshot(port, backend_port, 0);
     for listener in snapshot.sockets.iter_mut().flat_map(|s| &mut s.listeners) {
@@ -134,6 +135,7 @@ pub fn snapshot_tls(port: u16, backend_port: u16, chain_pem: &str, key_pem: &str
             options: TlsOptions {
                 min_version: Some(TlsVersion::Tls13),
                 alpn: vec!["http/1.1".to_string()],
+                session_resumption: Some(false),
                 ..TlsOptions::default()
             },
             client_validation: None,

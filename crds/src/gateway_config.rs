@@ -260,6 +260,13 @@ pub struct TlsConfig {
     /// HTTP/1.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn: Option<Vec<String>>,
+    /// Whether returning clients may resume a session (TLS 1.3 tickets,
+    /// TLS 1.2 tickets and session IDs) instead of a full handshake.
+    /// Default: true. Turning it off saves the tickets' cost on every full
+    /// handshake, for clients that never resume; listeners with client
+    /// certificate validation never resume either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_resumption: Option<bool>,
     /// The header that tells backends about a client certificate the
     /// Gateway verified (mutual TLS, `spec.tls.frontend` of the Gateway).
     /// Any copy a client sends is removed from every request.

@@ -23,14 +23,17 @@ pub(crate) const CIPHER_SUITES_KEY: &str = "tollgate.dev/cipher-suites";
 pub(crate) const CURVES: &str = "tollgate.dev/curves";
 /// Comma-separated ALPN protocols (`h2`, `http/1.1`), in preference order.
 pub(crate) const ALPN_KEY: &str = "tollgate.dev/alpn";
+/// Whether sessions may be resumed: `on` (default) or `off`.
+pub(crate) const RESUMPTION: &str = "tollgate.dev/session-resumption";
 
 /// Every key Tollgate reads from `tls.options`.
-pub(crate) const KEYS: [&str; 5] = [
+pub(crate) const KEYS: [&str; 6] = [
     MIN_VERSION,
     MAX_VERSION,
     CIPHER_SUITES_KEY,
     CURVES,
     ALPN_KEY,
+    RESUMPTION,
 ];
 
 /// The class-wide defaults from a GatewayConfig's `tls` block.
@@ -54,6 +57,12 @@ pub(crate) fn defaults_from(config: Option<&TlsConfig>) -> Result<TlsOptions, St
         ),
         (CURVES, "tls.curves", list(&c.curves)),
         (ALPN_KEY, "tls.alpn", list(&c.alpn)),
+        (
+            RESUMPTION,
+            "tls.sessionResumption",
+            c.session_resumption
+                .map(|on| if on { "on" } else { "off" }.to_string()),
+        ),
     ];
     for (key, field, value) in fields {
         if let Some(value) = value {
@@ -97,9 +106,18 @@ fn set(options: &mut TlsOptions, key: &str, value: &str) -> Result<(), String> {
         CIPHER_SUITES_KEY => options.cipher_suites = names(value, cipher_suite)?,
         CURVES => options.groups = names(value, group)?,
         ALPN_KEY => options.alpn = names(value, alpn)?,
+        RESUMPTION => options.session_resumption = Some(on_off(value)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())
+}
+
+fn on_off(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{value:?} is neither on nor off")),
+    }
 }
 
 fn version(value: &str) -> Result<TlsVersion, String> {

@@ -147,6 +147,9 @@ pub struct TlsOptions {
     /// `h2`, then `http/1.1`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alpn: Vec<String>,
+    /// Whether sessions may be resumed (tickets, session IDs); `None`: yes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_resumption: Option<bool>,
 }
 
 impl TlsOptions {

@@ -136,8 +136,11 @@ fn server_config(tls: &ListenerTls, client: Option<&ClientAuth>) -> Result<Serve
     // No resumption on a mutual-TLS listener: the process-wide tickets and
     // cache would let a session made on another listener with the same SNI
     // (without client validation, or under a CRL since updated) skip the
-    // client check here. Its clients pay a full handshake each time.
-    if client.is_some() {
+    // client check here. Its clients pay a full handshake each time. A
+    // listener may also turn resumption off: two TLS 1.3 tickets are sealed
+    // and sent after every full handshake, wasted on clients that never
+    // come back.
+    if client.is_some() || options.session_resumption == Some(false) {
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
     } else {

@@ -54,6 +54,7 @@ mod standalone_routing;
 mod standalone_static_stability;
 mod standalone_tls;
 mod standalone_tls_reload;
+mod standalone_tls_sessions;
 mod standalone_tls_streams;
 mod standalone_tlsroute;
 mod standalone_tunnels;

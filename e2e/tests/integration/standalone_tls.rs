@@ -7,7 +7,7 @@ use crate::common;
 
 use common::tls::{Ca, ClientOptions, Leaf, Sender, client_config, connect, get, secret};
 use common::*;
-use rustls::{HandshakeKind, ProtocolVersion, SignatureScheme};
+use rustls::{ProtocolVersion, SignatureScheme};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -239,80 +239,6 @@ async fn rsa_or_ecdsa_by_what_the_client_verifies() {
         assert_eq!(shaken.leaf(), want.der, "{name}");
         assert_eq!(get(shaken, "example.com", "/").await.0, 200, "{name}");
     }
-}
-
-/// Resumption works: a second connection with the first one's session
-/// store resumes (TLS 1.3 tickets and TLS 1.2), and still does after an
-/// unrelated snapshot swap, since ticket keys and the session cache are
-/// process-wide.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_resume_across_snapshot_swaps() {
-    let ca = Ca::new();
-    let leaf = ca.leaf(&["example.com"]);
-    let (echo, dir, ctl) = one_listener("tls-resume", &leaf).await;
-    wait_serving(&ctl, &ca, "example.com").await;
-    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-        let options = ClientOptions {
-            versions: vec![version],
-            resumption: Some(std::sync::Arc::new(
-                rustls::client::ClientSessionMemoryCache::new(16),
-            )),
-            ..ClientOptions::default()
-        };
-        let config = client_config(&ca, &options);
-        let first = connect(ctl.port, "example.com", config.clone())
-            .await
-            .unwrap();
-        assert_eq!(first.kind(), Some(HandshakeKind::Full));
-        // TLS 1.3 tickets arrive after the handshake: read a response first.
-        assert_eq!(get(first, "example.com", "/").await.0, 200);
-        let second = connect(ctl.port, "example.com", config.clone())
-            .await
-            .unwrap();
-        assert_eq!(second.kind(), Some(HandshakeKind::Resumed), "{version:?}");
-        assert_eq!(get(second, "example.com", "/").await.0, 200);
-    }
-    // A swap (another route) keeps the ticket keys: still resumed.
-    let options = ClientOptions {
-        resumption: Some(std::sync::Arc::new(
-            rustls::client::ClientSessionMemoryCache::new(16),
-        )),
-        ..ClientOptions::default()
-    };
-    let config = client_config(&ca, &options);
-    let first = connect(ctl.port, "example.com", config.clone())
-        .await
-        .unwrap();
-    assert_eq!(get(first, "example.com", "/").await.0, 200);
-    let listeners = https("web", None, &["web"], "");
-    let route = format!(
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: more, namespace: default}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules: [{{matches: [{{path: {{type: Exact, value: /new}}}}], backendRefs: [{{name: {}, port: 80}}]}}]\n",
-        echo.service()
-    );
-    let extra = secret("web", &leaf) + &route;
-    write(&dir, "all.yaml", &manifests(&listeners, &echo, &extra));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let probe = connect(
-            ctl.port,
-            "example.com",
-            client_config(&ca, &ClientOptions::default()),
-        )
-        .await
-        .unwrap();
-        let (status, _) = get(probe, "example.com", "/new").await;
-        let echo_routed = status == 200;
-        if echo_routed {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "new route never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let again = connect(ctl.port, "example.com", config).await.unwrap();
-    assert_eq!(again.kind(), Some(HandshakeKind::Resumed));
 }
 
 /// Listeners limited to TLS 1.2 or to TLS 1.3 refuse the other version
