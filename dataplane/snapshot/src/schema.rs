@@ -24,8 +24,9 @@ use std::fmt;
 /// Major version of the snapshot schema this crate writes and reads.
 pub const SCHEMA_MAJOR: u32 = 1;
 /// Minor version of the snapshot schema this crate writes (1.1: the
-/// sentinels' optional credentials in `RedisMode::Sentinel`).
-pub const SCHEMA_MINOR: u32 = 1;
+/// sentinels' optional credentials in `RedisMode::Sentinel`; 1.2: a
+/// listener's `sessionResumption` in its TLS options).
+pub const SCHEMA_MINOR: u32 = 2;
 
 /// This crate's schema version as written in snapshots, `MAJOR.MINOR`.
 pub fn schema_version() -> String {
