@@ -13,15 +13,23 @@
 //! count, is the cost of one request in steady state. Callgrind counts
 //! every thread's instructions (Tollgate's worker and its main thread) and
 //! none of the kernel's.
+//!
+//! With TLS files in the tweaks the requests go over TLS (scenario 8), and
+//! [`Load::Handshakes`] counts a full handshake instead: each measured
+//! request on a new connection (`Connection: close`), as the handshake
+//! runs make them.
 
 use crate::error::BenchError;
 use crate::peers::{self, Env, Running, Target, Tweaks};
 use crate::procs::find_program;
+use crate::tls::{self, TlsStream};
+use rustls::ClientConfig;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Keep-alive connections the requests are spread over.
@@ -52,31 +60,30 @@ pub fn available() -> bool {
 }
 
 /// Counts the instructions `target` (started with `tweaks`) executes per
-/// request to `/` over [`CONNECTIONS`] keep-alive connections.
+/// unit of `load` (a request to `/` over [`CONNECTIONS`] keep-alive
+/// connections, or a full TLS handshake with its one request).
 ///
 /// # Errors
 ///
-/// When the target does not start or exit, a request fails, or the
-/// callgrind file cannot be read.
+/// When the target does not start or exit, a request or handshake fails,
+/// or the callgrind file cannot be read.
 pub fn count(
     env: &Env,
     target: Target,
     backend: SocketAddr,
     tweaks: &Tweaks,
-    requests: usize,
+    load: Load,
 ) -> Result<Count, BenchError> {
     let label = tweaks.label.as_deref().unwrap_or(target.name());
     let loaded_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind"))?;
-    let (loaded, seconds) = one_run(
-        env,
-        target,
-        backend,
-        &loaded_tweaks,
-        Load::Requests(requests),
-    )?;
+    let (loaded, seconds) = one_run(env, target, backend, &loaded_tweaks, load)?;
     let idle_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind-idle"))?;
     let wait = Duration::from_secs_f64(seconds);
     let (idle, _) = one_run(env, target, backend, &idle_tweaks, Load::Wait(wait))?;
+    let requests = match load {
+        Load::Requests(n) | Load::Handshakes(n) => n,
+        Load::Wait(_) => 0,
+    };
     let per_request = loaded.saturating_sub(idle) as f64 / requests.max(1) as f64;
     Ok(Count {
         loaded,
@@ -102,10 +109,12 @@ fn under_callgrind(env: &Env, tweaks: &Tweaks, label: &str) -> Result<Tweaks, Be
 }
 
 /// What a run does between warm-up and stop.
-#[derive(Clone, Copy)]
-enum Load {
+#[derive(Clone, Copy, Debug)]
+pub enum Load {
     /// Send this many requests.
     Requests(usize),
+    /// Send this many requests, each on a new TLS connection.
+    Handshakes(usize),
     /// Send nothing for this long.
     Wait(Duration),
 }
@@ -120,15 +129,27 @@ fn one_run(
     load: Load,
 ) -> Result<(u64, f64), BenchError> {
     let mut running = peers::start_tweaked(env, target, backend, 0, tweaks)?;
+    let client = tweaks
+        .tls
+        .as_ref()
+        .map(|_| tls::client_config())
+        .transpose()?;
     let mut connections = (0..CONNECTIONS)
-        .map(|_| connect(running.addr))
+        .map(|_| Conn::open(running.addr, client.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let head = request_head(&tweaks.headers);
     send(&mut connections, WARMUP, &head)?;
     let started = Instant::now();
-    match load {
-        Load::Requests(n) => send(&mut connections, n, &head)?,
-        Load::Wait(duration) => std::thread::sleep(duration),
+    match (load, &client) {
+        (Load::Requests(n), _) => send(&mut connections, n, &head)?,
+        (Load::Handshakes(n), Some(client)) => handshakes(running.addr, client, n)?,
+        (Load::Handshakes(_), None) => {
+            return Err(BenchError::Http {
+                what: "counting handshakes".into(),
+                detail: "the target has no TLS files".into(),
+            });
+        }
+        (Load::Wait(duration), _) => std::thread::sleep(duration),
     }
     let seconds = started.elapsed().as_secs_f64();
     drop(connections);
@@ -158,26 +179,95 @@ fn stop(running: &mut Running) -> Result<(), BenchError> {
     }
 }
 
-fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
-    let stream = TcpStream::connect(addr).map_err(BenchError::io("connecting for callgrind"))?;
-    stream
-        .set_nodelay(true)
-        .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(30))))
-        .map_err(BenchError::io("setting up a callgrind connection"))?;
-    Ok(stream)
+/// A keep-alive connection of the load: plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Conn {
+    /// Connects to `addr`, over TLS with `client` (a full handshake).
+    fn open(addr: SocketAddr, client: Option<&Arc<ClientConfig>>) -> Result<Conn, BenchError> {
+        if let Some(client) = client {
+            return Ok(Conn::Tls(Box::new(tls::connect(client, addr)?)));
+        }
+        let stream =
+            TcpStream::connect(addr).map_err(BenchError::io("connecting for callgrind"))?;
+        stream
+            .set_nodelay(true)
+            .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(30))))
+            .map_err(BenchError::io("setting up a callgrind connection"))?;
+        Ok(Conn::Plain(stream))
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// `n` requests, each on a new TLS connection with `Connection: close`,
+/// from [`CONNECTIONS`] threads in parallel.
+fn handshakes(addr: SocketAddr, client: &Arc<ClientConfig>, n: usize) -> Result<(), BenchError> {
+    let one = || -> Result<(), BenchError> {
+        let mut stream = tls::connect(client, addr)?;
+        match tls::get(&mut stream, true)? {
+            200 => Ok(()),
+            status => Err(BenchError::Http {
+                what: "a handshake under callgrind".into(),
+                detail: format!("answer {status}"),
+            }),
+        }
+    };
+    spread(vec![(); CONNECTIONS], n, |(), share| {
+        (0..share).try_for_each(|_| one())
+    })
 }
 
 /// Sends `n` requests spread over `connections`, each connection one
 /// request at a time, in parallel.
-fn send(connections: &mut [TcpStream], n: usize, head: &[u8]) -> Result<(), BenchError> {
-    let count = connections.len().max(1);
+fn send(connections: &mut [Conn], n: usize, head: &[u8]) -> Result<(), BenchError> {
+    spread(connections.iter_mut().collect(), n, |stream, share| {
+        (0..share).try_for_each(|_| request(stream, head))
+    })
+}
+
+/// Runs `work(state, share)` on a thread per state, the `n` units shared
+/// out among them.
+fn spread<S: Send>(
+    states: Vec<S>,
+    n: usize,
+    work: impl Fn(S, usize) -> Result<(), BenchError> + Sync,
+) -> Result<(), BenchError> {
+    let threads = states.len().max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = connections
-            .iter_mut()
+        let handles: Vec<_> = states
+            .into_iter()
             .enumerate()
-            .map(|(i, stream)| {
-                let share = n / count + usize::from(i < n % count);
-                scope.spawn(move || (0..share).try_for_each(|_| request(stream, head)))
+            .map(|(i, state)| {
+                let share = n / threads + usize::from(i < n % threads);
+                let work = &work;
+                scope.spawn(move || work(state, share))
             })
             .collect();
         handles.into_iter().try_for_each(|h| {
@@ -204,7 +294,7 @@ fn request_head(headers: &[String]) -> Vec<u8> {
 
 /// One request (`head`) on a keep-alive connection; the answer must be a
 /// 200 whose body is read to its `content-length`.
-fn request(stream: &mut TcpStream, head: &[u8]) -> Result<(), BenchError> {
+fn request(stream: &mut Conn, head: &[u8]) -> Result<(), BenchError> {
     let fail = |detail: String| BenchError::Http {
         what: "a request under callgrind".into(),
         detail,

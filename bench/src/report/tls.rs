@@ -7,6 +7,7 @@
 use super::busy_cell;
 use crate::peers::Target;
 use crate::results::Results;
+use crate::scenarios::tls::TlsBench;
 use crate::stats::{median, ratio};
 use std::fmt::Write as _;
 
@@ -53,6 +54,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
             row.rps_failures
         );
     }
+    instructions(out, t);
     if t.memory.is_empty() {
         let _ = writeln!(out);
         return;
@@ -79,4 +81,30 @@ pub(super) fn render(out: &mut String, r: &Results) {
         );
     }
     let _ = writeln!(out);
+}
+
+/// Instructions per HTTPS request and per full handshake, per proxy.
+fn instructions(out: &mut String, t: &TlsBench) {
+    if t.instructions.is_empty() {
+        return;
+    }
+    let own = t.instructions.iter().find(|i| i.target == Target::Tollgate);
+    let (request, handshake) = own.map_or((0.0, 0.0), |i| {
+        (i.request.per_request, i.handshake.per_request)
+    });
+    let _ = writeln!(
+        out,
+        "\nUser-space instructions (callgrind, idle run subtracted):\n\n| target | per HTTPS keep-alive request | Tollgate / target | per full handshake | Tollgate / target |\n| --- | --- | --- | --- | --- |"
+    );
+    for i in &t.instructions {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {:.0} | {:.3} |",
+            i.target.name(),
+            i.request.per_request,
+            ratio(request, i.request.per_request),
+            i.handshake.per_request,
+            ratio(handshake, i.handshake.per_request)
+        );
+    }
 }

@@ -11,7 +11,7 @@
 
 use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind;
+use crate::callgrind::{self, Load};
 use crate::error::BenchError;
 use crate::jwt::Signer;
 use crate::peers::{self, Running, Target, Tweaks};
@@ -180,7 +180,7 @@ pub fn run(bench: &Bench) -> Result<Option<AuthCost>, BenchError> {
                 Target::Tollgate,
                 bench.backend,
                 tweaks,
-                bench.plan.callgrind_requests,
+                Load::Requests(bench.plan.callgrind_requests),
             )?;
             bench.progress(format!(
                 "auth callgrind {}: {:.0} instructions per request",

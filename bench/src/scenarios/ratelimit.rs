@@ -20,7 +20,7 @@
 
 use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind;
+use crate::callgrind::{self, Load};
 use crate::error::BenchError;
 use crate::openloop::{self, OpenLoop};
 use crate::peers::{self, Running, Target, Tweaks};
@@ -227,7 +227,7 @@ pub fn run(bench: &Bench) -> Result<Option<RateLimitCost>, BenchError> {
                 Target::Tollgate,
                 bench.backend,
                 &mode.tweaks(&redis),
-                bench.plan.callgrind_requests,
+                Load::Requests(bench.plan.callgrind_requests),
             )?;
             bench.progress(format!(
                 "ratelimit callgrind {}: {:.0} instructions per request",

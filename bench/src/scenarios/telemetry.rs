@@ -18,7 +18,7 @@
 //! ([`crate::callgrind`]), with nginx's for scale.
 
 use super::{Bench, Goal};
-use crate::callgrind::{self, Count};
+use crate::callgrind::{self, Count, Load};
 use crate::error::BenchError;
 use crate::peers::{self, Running, Target, Tweaks};
 use crate::stats::{median, ratio};
@@ -305,7 +305,7 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
             Target::Tollgate,
             bench.backend,
             &mode.tweaks(otlp),
-            n,
+            Load::Requests(n),
         )?;
         bench.progress(format!(
             "telemetry callgrind {}: {:.0} instructions per request",
@@ -323,7 +323,7 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
             Target::Nginx,
             bench.backend,
             &Tweaks::default(),
-            n,
+            Load::Requests(n),
         )?;
         bench.progress(format!(
             "telemetry callgrind nginx: {:.0} instructions per request",

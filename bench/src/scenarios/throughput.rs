@@ -12,7 +12,7 @@
 use super::modes::{self, Instructions};
 use super::{Bench, Goal};
 use crate::backend::ONE_KIB_SUFFIX;
-use crate::callgrind;
+use crate::callgrind::{self, Load};
 use crate::error::BenchError;
 use crate::peers::{self, Running, Target, Tweaks};
 use crate::stats::{median, ratio};
@@ -157,7 +157,13 @@ fn instructions(
     let mut out = Vec::new();
     for &target in targets.iter().filter(|&&t| t != Target::Direct) {
         let n = bench.plan.callgrind_requests;
-        let count = callgrind::count(&bench.env, target, bench.backend, &Tweaks::default(), n)?;
+        let count = callgrind::count(
+            &bench.env,
+            target,
+            bench.backend,
+            &Tweaks::default(),
+            Load::Requests(n),
+        )?;
         bench.progress(format!(
             "throughput callgrind {}: {:.0} instructions per request",
             target.name(),

@@ -4,8 +4,8 @@
 //! Tollgate, nginx and HAProxy terminate TLS 1.3 with the same ECDSA P-256
 //! certificate ([`crate::tls::generate`]) in front of the same backend,
 //! each configured so that a new connection is always a full handshake
-//! (nginx and HAProxy without session cache or tickets; the client never
-//! resumes, so Tollgate's tickets are issued but never used). Three
+//! (nginx and HAProxy without session cache or tickets, Tollgate with
+//! `sessionResumption: false`; the client never resumes either). Three
 //! measurements, targets alternated run by run:
 //!
 //! - **handshakes per second**: closed loop of new connections, one
@@ -20,9 +20,12 @@
 //! throughput. Memory is reported beside nginx's and HAProxy's without a
 //! bound. The proxy's CPU use is recorded with every rate: the handshake
 //! client shares the load CPU with the backend, so a proxy well below 100%
-//! was not the limit.
+//! was not the limit. And since rates swing on a shared machine, each
+//! proxy's user-space instructions per HTTPS keep-alive request and per
+//! full handshake are counted under callgrind (not in a smoke run).
 
 use super::{Bench, Goal};
+use crate::callgrind::{self, Count, Load};
 use crate::error::BenchError;
 use crate::handshakes;
 use crate::peers::{self, Running, Target, Tweaks};
@@ -86,6 +89,19 @@ pub struct TlsBench {
     pub rows: Vec<Row>,
     /// Memory per proxy.
     pub memory: Vec<MemoryRow>,
+    /// Instructions per proxy (empty without valgrind or in a smoke run).
+    pub instructions: Vec<TlsInstructions>,
+}
+
+/// One proxy's callgrind counts over TLS.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsInstructions {
+    /// The proxy.
+    pub target: Target,
+    /// Per HTTPS keep-alive request.
+    pub request: Count,
+    /// Per full handshake (with its one `Connection: close` request).
+    pub handshake: Count,
 }
 
 impl Row {
@@ -154,16 +170,59 @@ pub fn run(bench: &Bench) -> Result<TlsBench, BenchError> {
     for &target in &targets {
         out.memory.push(memory(bench, &client, target, &files)?);
     }
+    out.instructions = instructions(bench, &targets, &files)?;
     Ok(out)
 }
 
-fn start(bench: &Bench, target: Target, files: &TlsFiles) -> Result<Running, BenchError> {
-    let tweaks = Tweaks {
+fn tweaks(target: Target, files: &TlsFiles) -> Tweaks {
+    Tweaks {
         label: Some(format!("{}-tls", target.name())),
         tls: Some(files.clone()),
         ..Tweaks::default()
-    };
-    peers::start_tweaked(&bench.env, target, bench.backend, 0, &tweaks)
+    }
+}
+
+fn start(bench: &Bench, target: Target, files: &TlsFiles) -> Result<Running, BenchError> {
+    peers::start_tweaked(&bench.env, target, bench.backend, 0, &tweaks(target, files))
+}
+
+/// Each proxy's instructions per HTTPS keep-alive request and per full
+/// handshake (a twentieth as many handshakes as requests: each costs tens
+/// of requests under valgrind).
+fn instructions(
+    bench: &Bench,
+    targets: &[Target],
+    files: &TlsFiles,
+) -> Result<Vec<TlsInstructions>, BenchError> {
+    if bench.plan.smoke || !callgrind::available() {
+        return Ok(Vec::new());
+    }
+    let (env, backend) = (&bench.env, bench.backend);
+    let requests = bench.plan.callgrind_requests;
+    let mut out = Vec::new();
+    for &target in targets {
+        let tweaks = tweaks(target, files);
+        let request = callgrind::count(env, target, backend, &tweaks, Load::Requests(requests))?;
+        let handshake = callgrind::count(
+            env,
+            target,
+            backend,
+            &tweaks,
+            Load::Handshakes(requests / 20),
+        )?;
+        bench.progress(format!(
+            "tls callgrind {}: {:.0} instructions per HTTPS request, {:.0} per handshake",
+            target.name(),
+            request.per_request,
+            handshake.per_request
+        ));
+        out.push(TlsInstructions {
+            target,
+            request,
+            handshake,
+        });
+    }
+    Ok(out)
 }
 
 fn handshake_run(
