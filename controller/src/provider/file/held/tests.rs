@@ -14,19 +14,13 @@ metadata: {name: keys, namespace: default, labels: {team: a}}
 stringData: {key: KEY-A}
 ";
 
+/// Gateway `gw` whose HTTPS listener names Secret `cert`.
 fn gateway(cert: &str) -> String {
+    let listener = format!(
+        "{{name: https, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: {cert}}}]}}}}"
+    );
     format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: tollgate
-  listeners:
-  - name: https
-    port: 443
-    protocol: HTTPS
-    tls: {{certificateRefs: [{{name: {cert}}}]}}
-"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\nspec: {{gatewayClassName: tollgate, listeners: [{listener}]}}\n"
     )
 }
 
