@@ -35,15 +35,7 @@ pub fn run(
     routes: usize,
     flips: usize,
 ) -> Result<Vec<f64>, BenchError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(BenchError::io("starting a runtime for the API server"))?;
-    let server = rt
-        .block_on(ApiServer::start())
-        .map_err(|e| http_error("starting the API server", e))?;
-    install_crds(&server)?;
+    let (_rt, server) = api_server()?;
     let dead = free_port()?;
     for object in objects(routes, backend.port()) {
         server
@@ -87,7 +79,27 @@ pub fn run(
     Ok(times)
 }
 
-fn http_error(what: &str, e: impl std::fmt::Display) -> BenchError {
+/// The in-memory API server with every CRD installed, and the runtime it
+/// runs on (the server stops when the runtime is dropped).
+///
+/// # Errors
+///
+/// When the runtime or the server does not start, or a CRD is refused.
+pub(crate) fn api_server() -> Result<(tokio::runtime::Runtime, ApiServer), BenchError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(BenchError::io("starting a runtime for the API server"))?;
+    let server = rt
+        .block_on(ApiServer::start())
+        .map_err(|e| http_error("starting the API server", e))?;
+    install_crds(&server)?;
+    Ok((rt, server))
+}
+
+/// An API server call's error.
+pub(crate) fn http_error(what: &str, e: impl std::fmt::Display) -> BenchError {
     BenchError::Http {
         what: what.to_string(),
         detail: e.to_string(),
@@ -119,7 +131,7 @@ fn install_crds(server: &ApiServer) -> Result<(), BenchError> {
 }
 
 /// The class, the Gateway, one Service with its slice, and `routes` routes.
-fn objects(routes: usize, port: u16) -> Vec<Value> {
+pub(crate) fn objects(routes: usize, port: u16) -> Vec<Value> {
     let mut out = vec![
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
                "metadata": {"name": "tollgate"},
@@ -139,16 +151,20 @@ fn objects(routes: usize, port: u16) -> Vec<Value> {
                "ports": [{"name": "http", "port": port}],
                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]}),
     ];
-    for i in 0..routes {
-        out.push(json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": format!("r{i}"), "namespace": "default"},
-            "spec": {"parentRefs": [{"name": "gw"}],
-                     "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": format!("/r{i}")}}],
-                                "backendRefs": [{"name": "echo", "port": 80}]}]}
-        }));
-    }
+    out.extend((0..routes).map(|i| route(&format!("r{i}"))));
     out
+}
+
+/// HTTPRoute `name` in `default`: prefix `/<name>` of Gateway `gw` to
+/// Service `echo`.
+pub(crate) fn route(name: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "gw"}],
+                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": format!("/{name}")}}],
+                            "backendRefs": [{"name": "echo", "port": 80}]}]}
+    })
 }
 
 fn start_controller(env: &Env, server: &ApiServer, gateway_port: u16) -> Result<Child, BenchError> {

@@ -1,4 +1,4 @@
-//! One harness run: start the backend, run the nine scenarios in order (or
+//! One harness run: start the backend, run the scenarios in order (or
 //! the ones asked for), then write `results.json`, the charts and
 //! `report.md` into the output folder.
 //!
@@ -15,8 +15,8 @@ use crate::plan::Plan;
 use crate::report;
 use crate::results::Results;
 use crate::scenarios::{
-    Bench, auth, grpc, latency, memory, ratelimit, routes, scaling, telemetry, throughput, tls,
-    updates,
+    Bench, auth, ctl_memory, grpc, latency, memory, ratelimit, routes, scaling, telemetry,
+    throughput, tls, updates,
 };
 use std::path::Path;
 
@@ -24,7 +24,7 @@ use std::path::Path;
 pub(crate) const FALLBACK_RATE: f64 = 200.0;
 
 /// The scenarios' names, in the order they run (for `run --only`).
-pub const SCENARIOS: [&str; 11] = [
+pub const SCENARIOS: [&str; 12] = [
     "throughput",
     "latency",
     "scaling",
@@ -36,6 +36,7 @@ pub const SCENARIOS: [&str; 11] = [
     "grpc",
     "auth",
     "ratelimit",
+    "ctl-memory",
 ];
 
 /// Runs the scenarios of `plan` named in `only` (all when empty) and
@@ -120,6 +121,11 @@ pub fn run(env: Env, plan: Plan, out: &Path, only: &[String]) -> Result<Results,
         println!("scenario 11: a global rate limit that never trips (Redis, hot key)");
         results.ratelimit = ratelimit::run(&bench)?;
         clock.lap("ratelimit");
+    }
+    if wanted("ctl-memory") {
+        println!("scenario 12: controller memory (routes, Secrets, churn soak)");
+        results.ctl_memory = Some(ctl_memory::run(&bench)?);
+        clock.lap("controller memory");
     }
     results.durations = clock.laps;
 
@@ -223,6 +229,12 @@ fn goals(r: &Results) -> Vec<crate::scenarios::Goal> {
         r.ratelimit
             .as_ref()
             .map(ratelimit::goals)
+            .unwrap_or_default(),
+    );
+    goals.extend(
+        r.ctl_memory
+            .as_ref()
+            .map(ctl_memory::goals)
             .unwrap_or_default(),
     );
     goals

@@ -26,6 +26,10 @@ enum Cmd {
         /// Every scenario once, briefly (for `make test`); figures are meaningless.
         #[arg(long)]
         smoke: bool,
+        /// The controller's churn soak (scenario 12) runs an hour instead
+        /// of two minutes.
+        #[arg(long, conflicts_with = "smoke")]
+        long: bool,
         /// Output folder; default `bench/results/<today>`.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -39,7 +43,8 @@ enum Cmd {
         #[arg(long)]
         no_pin: bool,
         /// Run only these scenarios (comma-separated): throughput, latency,
-        /// scaling, memory, routes, updates, telemetry, tls, grpc.
+        /// scaling, memory, routes, updates, telemetry, tls, grpc, auth,
+        /// ratelimit, ctl-memory.
         #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(harness::SCENARIOS))]
         only: Vec<String>,
     },
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         } => manifest_changes(routes.max(1), changes, !no_pin),
         Cmd::Run {
             smoke,
+            long,
             out,
             bin_dir,
             work,
@@ -125,7 +131,11 @@ fn main() -> anyhow::Result<()> {
                 bins,
                 pin: !no_pin,
             };
-            let plan = if smoke { Plan::smoke() } else { Plan::full() };
+            let plan = match (smoke, long) {
+                (true, _) => Plan::smoke(),
+                (false, true) => Plan::long(),
+                (false, false) => Plan::full(),
+            };
             let results = harness::run(env, plan, &out, &only).context("benchmark run")?;
             let failed = results.goals.iter().filter(|g| !g.pass).count();
             println!(

@@ -4,6 +4,8 @@
 //! minutes of measuring on a 2-core machine). The smoke plan runs every
 //! scenario once with tiny durations and sizes so `make test` proves the
 //! harness still works end to end without measuring anything meaningful.
+//! The long plan is the full one with the controller's churn soak
+//! stretched to an hour (`tollgate-bench run --long`).
 
 use std::time::Duration;
 
@@ -51,6 +53,18 @@ pub struct Plan {
     pub grpc_connections: usize,
     /// Concurrent callers of the gRPC runs.
     pub grpc_concurrency: usize,
+    /// HTTPRoutes loaded in the controller-memory scenario.
+    pub ctl_routes: usize,
+    /// Secrets in that cluster.
+    pub ctl_secrets: usize,
+    /// Of those, the ones listener certificates reference.
+    pub ctl_referenced: usize,
+    /// Length of the controller's churn soak (after its warm-up).
+    pub ctl_soak: Duration,
+    /// During the soak, one route is created and one deleted this often.
+    pub ctl_churn_every: Duration,
+    /// During the soak, resident memory is sampled this often.
+    pub ctl_sample_every: Duration,
 }
 
 impl Plan {
@@ -77,6 +91,21 @@ impl Plan {
             grpc: Duration::from_secs(3),
             grpc_connections: 4,
             grpc_concurrency: 64,
+            ctl_routes: 10_000,
+            ctl_secrets: 5_000,
+            ctl_referenced: 50,
+            ctl_soak: Duration::from_secs(120),
+            ctl_churn_every: Duration::from_millis(200),
+            ctl_sample_every: Duration::from_secs(1),
+        }
+    }
+
+    /// [`Plan::full`] with the one-hour controller churn soak.
+    pub fn long() -> Plan {
+        Plan {
+            ctl_soak: Duration::from_secs(3600),
+            ctl_sample_every: Duration::from_secs(10),
+            ..Plan::full()
         }
     }
 
@@ -103,6 +132,12 @@ impl Plan {
             grpc: Duration::from_millis(500),
             grpc_connections: 1,
             grpc_concurrency: 4,
+            ctl_routes: 20,
+            ctl_secrets: 20,
+            ctl_referenced: 2,
+            ctl_soak: Duration::from_secs(2),
+            ctl_churn_every: Duration::from_millis(100),
+            ctl_sample_every: Duration::from_millis(200),
         }
     }
 }

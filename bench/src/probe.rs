@@ -28,6 +28,20 @@ pub fn status(addr: SocketAddr, path: &str) -> Option<u16> {
     line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
+/// The body of `GET path` on `addr` when it answers 200, read to the end
+/// of the connection; `None` when the request fails.
+pub fn body(addr: SocketAddr, path: &str) -> Option<String> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
 /// Polls `GET path` every `interval` until it answers `code`; whether it did
 /// within `timeout`.
 pub fn wait_status_every(

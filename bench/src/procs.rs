@@ -176,6 +176,11 @@ impl Child {
         tree(self.pid()).into_iter().map(rss_of).sum()
     }
 
+    /// The process's own peak resident memory (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        status_kib(self.pid(), "VmHWM:") * 1024
+    }
+
     /// CPU time (user + system) the process and its descendants have used,
     /// in seconds.
     pub fn cpu_seconds(&self) -> f64 {
@@ -285,14 +290,20 @@ fn cpu_ticks_of(pid: u32) -> u64 {
 
 /// `VmRSS` of one process in bytes; 0 when it is gone.
 fn rss_of(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:") * 1024
+}
+
+/// A KiB field (`VmRSS:`, `VmHWM:`) of `/proc/PID/status`; 0 when the
+/// process is gone.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return 0;
     };
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+        .unwrap_or(0)
 }
 
 /// Whether `program` can be found on `PATH` or in `/usr/sbin`.

@@ -12,6 +12,7 @@ use crate::stats::ratio;
 use std::fmt::Write as _;
 
 mod auth;
+mod ctl_memory;
 mod grpc;
 mod ratelimit;
 mod telemetry;
@@ -33,6 +34,7 @@ pub fn render(r: &Results) -> String {
     grpc::render(&mut out, r);
     auth::render(&mut out, r);
     ratelimit::render(&mut out, r);
+    ctl_memory::render(&mut out, r);
     tail(&mut out, r);
     out
 }

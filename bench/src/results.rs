@@ -54,6 +54,9 @@ pub struct Results {
     /// Scenario 11.
     #[serde(default)]
     pub ratelimit: Option<crate::scenarios::ratelimit::RateLimitCost>,
+    /// Scenario 12.
+    #[serde(default)]
+    pub ctl_memory: Option<crate::scenarios::ctl_memory::CtlMemory>,
     /// Every goal, evaluated.
     pub goals: Vec<Goal>,
     /// Skipped parts and other remarks.

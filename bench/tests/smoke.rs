@@ -56,6 +56,7 @@ fn every_scenario_runs_and_reports() {
     tls_ran(&json, &report);
     auth_ran(&json, &report);
     ratelimit_ran(&json, &report);
+    ctl_memory_ran(&json, &report);
 }
 
 /// Scenario 10: every auth mode served its authenticated load with no
@@ -156,6 +157,20 @@ fn telemetry_ran(json: &serde_json::Value, report: &str) {
             assert!(c["count"]["loaded"].as_u64().unwrap() > 0, "{c}");
         }
     }
+}
+
+/// Scenario 12: the controller loaded the tiny cluster (only the
+/// referenced Secrets in its view), the soak sampled its memory while
+/// routes churned, and its view caught up with the churn at the end.
+fn ctl_memory_ran(json: &serde_json::Value, report: &str) {
+    assert!(report.contains("## 12. Controller memory"), "{report}");
+    let m = &json["ctl_memory"];
+    assert!(m["loaded_rss"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["referenced"].as_u64().unwrap() > 0, "{m}");
+    let soak = &m["soak"];
+    assert!(soak["route_changes"].as_u64().unwrap() > 0, "{soak}");
+    assert!(!soak["samples"].as_array().unwrap().is_empty(), "{soak}");
+    assert_eq!(soak["converged"], true, "{soak}");
 }
 
 /// Whether `program` is on `PATH`.

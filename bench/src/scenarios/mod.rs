@@ -1,4 +1,4 @@
-//! The nine scenarios of the comparison, one file each, and what they share:
+//! The scenarios of the comparison, one file each, and what they share:
 //! the [`Bench`] context (processes, plan, the running backend) and
 //! [`Goal`], a pass/fail line of the report stated as a ratio or a bound.
 //!
@@ -7,6 +7,7 @@
 //! other load) spreads evenly across them.
 
 pub mod auth;
+pub mod ctl_memory;
 pub mod grpc;
 pub mod latency;
 pub mod memory;

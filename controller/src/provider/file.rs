@@ -15,9 +15,12 @@
 //! shared rather than copied. A file that fails to parse is reported with
 //! its path and line, and its last good content stays in effect, so a
 //! half-saved edit never removes routes. Documents of kinds Tollgate does
-//! not read are skipped with one log line per file and kind.
+//! not read are skipped with one log line per file and kind. Secrets
+//! nothing references are kept as their identity only and left out of the
+//! view (see `held`).
 
 mod error;
+mod held;
 mod read;
 mod watch;
 
@@ -37,6 +40,9 @@ pub struct FileProvider {
     root: PathBuf,
     stamps: BTreeMap<PathBuf, Stamp>,
     files: BTreeMap<PathBuf, Resources>,
+    /// Per file, the Secrets cut down to their identity (not referenced
+    /// when last looked at).
+    stripped: BTreeMap<PathBuf, BTreeSet<String>>,
     skipped_logged: BTreeSet<(PathBuf, String)>,
 }
 
@@ -48,6 +54,7 @@ impl FileProvider {
             root: root.into(),
             stamps: BTreeMap::new(),
             files: BTreeMap::new(),
+            stripped: BTreeMap::new(),
             skipped_logged: BTreeSet::new(),
         }
     }
@@ -75,6 +82,7 @@ impl FileProvider {
         let before = self.files.len();
         self.stamps.retain(|p, _| current.contains_key(p));
         self.files.retain(|p, _| current.contains_key(p));
+        self.stripped.retain(|p, _| current.contains_key(p));
         let mut changed = self.files.len() != before;
         let mut errors = Vec::new();
         let mut read = 0usize;
@@ -86,6 +94,7 @@ impl FileProvider {
             read += 1;
             match read_file(&path, &mut self.skipped_logged) {
                 Ok(objects) => {
+                    self.stripped.remove(&path);
                     self.files.insert(path, objects);
                     changed = true;
                 }
@@ -101,17 +110,25 @@ impl FileProvider {
         (changed, errors)
     }
 
-    /// The objects in effect: every file's, in path order.
-    fn resources(&self) -> Resources {
+    /// The objects in effect: every file's, in path order, with only the
+    /// referenced Secrets.
+    fn resources(&mut self) -> Resources {
         let started = Instant::now();
-        let mut resources = Resources::default();
-        for objects in self.files.values() {
-            resources.extend_from(objects);
-        }
+        let merged = self.merge();
+        let resources = self.hold_wanted_secrets(merged);
         debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "resources assembled"
         );
+        resources
+    }
+
+    /// Every file's objects, in path order (a later path wins a duplicate).
+    fn merge(&self) -> Resources {
+        let mut resources = Resources::default();
+        for objects in self.files.values() {
+            resources.extend_from(objects);
+        }
         resources
     }
 }

@@ -9,6 +9,7 @@
 
 mod kube_provider;
 mod kube_provider_auth;
+mod kube_provider_secrets;
 mod kube_undecodable;
 mod leader;
 mod pipeline_timing;

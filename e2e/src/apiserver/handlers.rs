@@ -36,6 +36,8 @@ pub struct RequestRecord {
     pub query: String,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// The `Accept` header (`as=PartialObjectMetadata` asks for metadata only).
+    pub accept: String,
     /// The `fieldManager` query parameter, if any.
     pub field_manager: Option<String>,
     /// The response status code.
@@ -163,6 +165,7 @@ pub(crate) async fn handle(
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
         user_agent: header(&parts.headers, USER_AGENT).to_string(),
+        accept: header(&parts.headers, ACCEPT).to_string(),
         field_manager: query.get("fieldManager").map(str::to_string),
         status: reply.status(),
     });

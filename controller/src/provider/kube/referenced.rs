@@ -8,7 +8,8 @@
 //! ListenerSets (their listeners' certificates), BackendTLSPolicies (CA
 //! bundles) and AuthPolicies (API keys, htpasswd, client secrets, cookie
 //! keys, local JWKS, CA bundles; Secrets an `apiKeyAuth.selector` picks
-//! come from [`selected_secrets`]); GatewayConfig names none.
+//! come from [`selected_secrets`]) and GatewayConfigs (the Redis password
+//! Secrets and CA bundle of `spec.rateLimit.redis`).
 //!
 //! A reference in another namespace is included whether or not a
 //! ReferenceGrant allows it: fetching is cheap, and `compile` is the one
@@ -19,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_compile::label_selector_matches;
 use tollgate_compile::resources::Resources;
-use tollgate_crds::{AuthPolicy, LocalObjectRef};
+use tollgate_crds::{AuthPolicy, GatewayConfig, LocalObjectRef};
 
 /// A `(namespace, name)` pair.
 pub type NamespacedName = (String, String);
@@ -84,16 +85,48 @@ fn referenced(resources: &Resources, want: RefKind) -> BTreeSet<NamespacedName> 
             }
         }
     }
-    // AuthPolicy references are all in the policy's own namespace.
-    for policy in resources.auth_policies.values() {
-        let ns = policy.metadata.namespace.as_deref().unwrap_or("default");
-        for (r, default_kind) in auth_policy_refs(policy) {
+    // AuthPolicy and GatewayConfig references are all in the object's own
+    // namespace.
+    let auth = resources
+        .auth_policies
+        .values()
+        .map(|p| (&p.metadata, auth_policy_refs(p)));
+    let configs = resources
+        .gateway_configs
+        .values()
+        .map(|c| (&c.metadata, gateway_config_refs(c)));
+    for (meta, refs) in auth.chain(configs) {
+        let ns = meta.namespace.as_deref().unwrap_or("default");
+        for (r, default_kind) in refs {
             if ref_kind(r.group.as_deref(), r.kind.as_deref(), default_kind) == want {
                 out.insert((ns.to_string(), r.name.clone()));
             }
         }
     }
     out
+}
+
+/// The Redis password Secrets (master and sentinels) and CA bundle
+/// (a ConfigMap unless it says Secret) of a GatewayConfig's rate limits.
+fn gateway_config_refs(config: &GatewayConfig) -> Vec<(&LocalObjectRef, RefKind)> {
+    let redis = config
+        .spec
+        .rate_limit
+        .as_ref()
+        .and_then(|r| r.redis.as_ref());
+    let Some(redis) = redis else {
+        return Vec::new();
+    };
+    let secrets = [
+        &redis.password_secret_ref,
+        &redis.sentinel_password_secret_ref,
+    ];
+    let secrets = secrets.into_iter().flatten().map(|r| (r, RefKind::Secret));
+    let ca = redis
+        .ca_certificate_ref
+        .iter()
+        .map(|r| (r, RefKind::ConfigMap));
+    secrets.chain(ca).collect()
 }
 
 /// Every Secret or ConfigMap an AuthPolicy names (defaults and

@@ -286,3 +286,49 @@ fn auth_policy_selected_secrets() {
         set(&[("apps", "team-a")])
     );
 }
+
+/// A GatewayConfig's Redis password Secrets (master and sentinels) are
+/// fetched from its own namespace; its CA bundle is a ConfigMap unless it
+/// says Secret. Without them a Kubernetes-mode GatewayClass could never
+/// accept a password-protected Redis.
+#[test]
+fn gateway_config_redis_refs() {
+    let config = |name: &str, redis: serde_json::Value| {
+        json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "GatewayConfig",
+               "metadata": {"namespace": "infra", "name": name},
+               "spec": {"rateLimit": {"redis": redis}}})
+    };
+    run(vec![
+        Case {
+            name: "sentinel mode with every reference",
+            docs: vec![config(
+                "sentinel",
+                json!({"url": "rediss://s-0:26379", "mode": "Sentinel", "masterName": "m",
+                       "caCertificateRef": {"name": "redis-ca"},
+                       "passwordSecretRef": {"name": "redis-auth"},
+                       "sentinelPasswordSecretRef": {"name": "sentinel-auth"}}),
+            )],
+            secrets: &[("infra", "redis-auth"), ("infra", "sentinel-auth")],
+            config_maps: &[("infra", "redis-ca")],
+        },
+        Case {
+            name: "a CA bundle kept in a Secret",
+            docs: vec![config(
+                "ca-secret",
+                json!({"url": "rediss://r:6379",
+                       "caCertificateRef": {"kind": "Secret", "name": "redis-ca"}}),
+            )],
+            secrets: &[("infra", "redis-ca")],
+            config_maps: &[],
+        },
+        Case {
+            name: "no Redis, no references",
+            docs: vec![
+                json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "GatewayConfig",
+                              "metadata": {"namespace": "infra", "name": "plain"}, "spec": {}}),
+            ],
+            secrets: &[],
+            config_maps: &[],
+        },
+    ]);
+}
