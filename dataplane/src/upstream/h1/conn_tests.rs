@@ -48,6 +48,14 @@ async fn read_until(server: &mut TcpStream, end: &[u8]) -> Vec<u8> {
 
 type Frames = mpsc::Sender<Result<Frame<Bytes>, BoxError>>;
 
+/// Feeds one data frame to a streamed request body.
+async fn feed(frames: &Frames, data: &'static [u8]) {
+    frames
+        .send(Ok(Frame::data(Bytes::from_static(data))))
+        .await
+        .unwrap();
+}
+
 /// A request body the test feeds frame by frame.
 fn streamed(method: &str) -> (Request<ProxyBody>, Frames) {
     let (tx, rx) = mpsc::channel(4);
@@ -113,10 +121,7 @@ async fn the_request_body_streams_while_the_response_does() {
     let (conn, mut server) = pair().await;
     let pool = Arc::new(Pool::default());
     let (request, frames) = streamed("POST");
-    frames
-        .send(Ok(Frame::data(Bytes::from_static(b"one"))))
-        .await
-        .unwrap();
+    feed(&frames, b"one").await;
     let upstream = tokio::spawn(async move {
         let head = read_until(&mut server, b"one\r\n").await;
         server
@@ -133,10 +138,7 @@ async fn the_request_body_streams_while_the_response_does() {
         body.frame().await.unwrap().unwrap().into_data().unwrap(),
         "ack"
     );
-    frames
-        .send(Ok(Frame::data(Bytes::from_static(b"two"))))
-        .await
-        .unwrap();
+    feed(&frames, b"two").await;
     drop(frames);
     assert!(body.frame().await.is_none());
     let (head, rest, _server) = upstream.await.unwrap();
@@ -155,10 +157,7 @@ async fn an_early_answer_closes_the_connection() {
     let (conn, mut server) = pair().await;
     let pool = Arc::new(Pool::default());
     let (request, frames) = streamed("PUT");
-    frames
-        .send(Ok(Frame::data(Bytes::from_static(b"part"))))
-        .await
-        .unwrap();
+    feed(&frames, b"part").await;
     let upstream = tokio::spawn(async move {
         read_until(&mut server, b"part\r\n").await;
         server
