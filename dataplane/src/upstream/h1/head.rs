@@ -130,21 +130,53 @@ fn put_decimal(dst: &mut BytesMut, mut n: u64) {
 /// The one length all `Content-Length` values (comma-separated lists
 /// included) agree on; `None` when any is not a number or two differ.
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut length = None;
+    let mut length = Length::Absent;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
+        length.add(value.as_bytes());
+    }
+    match length {
+        Length::One(n) => Some(n),
+        Length::Absent | Length::Invalid => None,
+    }
+}
+
+/// What the `Content-Length` values seen so far say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Length {
+    /// None yet.
+    #[default]
+    Absent,
+    /// All agree on this length.
+    One(u64),
+    /// One is not a number, or two differ.
+    Invalid,
+}
+
+impl Length {
+    /// Takes in one field value: digits only, commas between copies.
+    fn add(&mut self, value: &[u8]) {
+        for item in value.split(|&b| b == b',') {
             let item = item.trim_ascii();
             if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                return None;
+                *self = Length::Invalid;
+                return;
             }
             let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            match length {
-                Some(seen) if seen != n => return None,
-                _ => length = Some(n),
-            }
+            *self = match *self {
+                Length::Absent => Length::One(n),
+                Length::One(seen) if seen == n => Length::One(n),
+                Length::One(_) | Length::Invalid => Length::Invalid,
+            };
         }
     }
-    length
+}
+
+/// Whether the last transfer coding of `value` is `chunked`.
+fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether the last transfer coding of the last `Transfer-Encoding` field
@@ -154,8 +186,7 @@ fn is_chunked(headers: &HeaderMap) -> bool {
         .get_all(TRANSFER_ENCODING)
         .iter()
         .next_back()
-        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .is_some_and(|value| ends_chunked(value.as_bytes()))
 }
 
 /// Where a response body ends.
@@ -199,14 +230,17 @@ pub(super) fn parse_response(
         if buf.is_empty() {
             return Ok(None);
         }
-        let Some(head) = parse_one(buf)? else {
+        let Some((head, fields)) = parse_one(buf)? else {
             return Ok(None);
         };
-        let (head, body, upgrade) = match framing(head, method)? {
+        let (head, body, upgrade) = match framing(head, &fields, method)? {
             Some(final_head) => final_head,
             None => continue,
         };
-        let keep_alive = !upgrade && keep_alive(&head);
+        // HTTP/1.1 unless a `Connection` field says `close`, HTTP/1.0 only
+        // if one says `keep-alive`.
+        let keep_alive =
+            !upgrade && !fields.close && (head.version() == Version::HTTP_11 || fields.keep_alive);
         return Ok(Some(ResponseHead {
             response: head,
             body,
@@ -218,8 +252,35 @@ pub(super) fn parse_response(
 /// Field offsets into the head: name start and end, value start and end.
 type Span = [u32; 4];
 
+/// What a head's framing fields say, gathered while its fields are read
+/// so no field is looked up again.
+#[derive(Debug, Default)]
+struct Fields {
+    length: Length,
+    /// Whether the last `Transfer-Encoding` ends in `chunked`; `None`
+    /// without one.
+    chunked: Option<bool>,
+    /// A `Connection` field said `close` (no later one can undo it).
+    close: bool,
+    /// A `Connection` field said `keep-alive`.
+    keep_alive: bool,
+}
+
+impl Fields {
+    fn add(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == CONTENT_LENGTH {
+            self.length.add(value);
+        } else if name == TRANSFER_ENCODING {
+            self.chunked = Some(ends_chunked(value));
+        } else if name == CONNECTION {
+            self.close |= has_token(value, b"close");
+            self.keep_alive |= has_token(value, b"keep-alive");
+        }
+    }
+}
+
 /// Parses one response head off the front of `buf`.
-fn parse_one(buf: &mut BytesMut) -> Result<Option<Response<()>>, H1Error> {
+fn parse_one(buf: &mut BytesMut) -> Result<Option<(Response<()>, Fields)>, H1Error> {
     let mut fields = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut spans: [Span; MAX_HEADERS] = [[0; 4]; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -262,6 +323,7 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<Response<()>>, H1Error> {
         };
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
+    let mut fields = Fields::default();
     for &[name_start, name_end, value_start, value_end] in &spans[..count] {
         let name = head
             .get(name_start as usize..name_end as usize)
@@ -270,6 +332,7 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<Response<()>>, H1Error> {
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
                 .map_err(|_| H1Error::InvalidResponseHeader)?;
+        fields.add(&name, value.as_bytes());
         headers.append(name, value);
     }
     let mut response = Response::new(());
@@ -283,13 +346,14 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<Response<()>>, H1Error> {
     {
         response.extensions_mut().insert(reason);
     }
-    Ok(Some(response))
+    Ok(Some((response, fields)))
 }
 
 /// The body framing of a final response, and whether the connection stops
 /// being HTTP after it; `None` for an interim response to skip.
 fn framing(
     head: Response<()>,
+    fields: &Fields,
     method: &Method,
 ) -> Result<Option<(Response<()>, BodyKind, bool)>, H1Error> {
     let body = match head.status().as_u16() {
@@ -300,49 +364,26 @@ fn framing(
         200..=299 if method == Method::CONNECT => {
             return Ok(Some((head, BodyKind::Empty, true)));
         }
-        _ => body_kind(&head)?,
+        _ => body_kind(&head, fields)?,
     };
     Ok(Some((head, body, false)))
 }
 
 /// RFC 9112 §6.3 for a response that may have a body.
-fn body_kind(head: &Response<()>) -> Result<BodyKind, H1Error> {
-    let headers = head.headers();
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if head.version() == Version::HTTP_10 {
-            return Err(H1Error::TransferEncodingInHttp10);
+fn body_kind(head: &Response<()>, fields: &Fields) -> Result<BodyKind, H1Error> {
+    match (fields.chunked, fields.length) {
+        (Some(_), _) if head.version() == Version::HTTP_10 => {
+            Err(H1Error::TransferEncodingInHttp10)
         }
-        return Ok(if is_chunked(headers) {
-            BodyKind::Chunked
-        } else {
-            BodyKind::Close
-        });
+        (Some(true), _) => Ok(BodyKind::Chunked),
+        (Some(false), _) | (None, Length::Absent) => Ok(BodyKind::Close),
+        (None, Length::One(n)) => Ok(BodyKind::Length(n)),
+        (None, Length::Invalid) => Err(H1Error::ContentLength),
     }
-    if !headers.contains_key(CONTENT_LENGTH) {
-        return Ok(BodyKind::Close);
-    }
-    content_length(headers)
-        .map(BodyKind::Length)
-        .ok_or(H1Error::ContentLength)
 }
 
-/// Whether the upstream keeps the connection: HTTP/1.1 unless a
-/// `Connection` field says `close`, HTTP/1.0 only if one says
-/// `keep-alive`. Once a field says `close`, a later one cannot undo it.
-fn keep_alive(head: &Response<()>) -> bool {
-    let mut keep = head.version() == Version::HTTP_11;
-    for value in head.headers().get_all(CONNECTION) {
-        if has_token(value, b"close") {
-            return false;
-        }
-        keep = keep || has_token(value, b"keep-alive");
-    }
-    keep
-}
-
-fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
+fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
-        .as_bytes()
         .split(|&b| b == b',')
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
