@@ -5,30 +5,24 @@
 //! hands requests and responses across through channels, so each exchange
 //! wakes two tasks and takes a hashed pool lookup on the way in and out.
 //! Here a connection has no task: while a request waits for its response
-//! head, the request's own future polls the connection ([`Http1Pool::send`]);
-//! while the response body streams back, the body polls it ([`PooledBody`]).
-//! When the body has ended the connection goes back to its endpoint's idle
-//! list (LIFO, so the warmest socket is reused first) without being polled
-//! until its next checkout, which first lets it notice an upstream close.
+//! head, the request's own future drives the connection ([`Http1Pool::send`]);
+//! while the response body streams back, the body does. The wire format is
+//! Tollgate's own HTTP/1.1 client codec ([`h1`], which says why). When the
+//! body has ended the connection goes back to its endpoint's idle list
+//! (LIFO, so the warmest socket is reused first) and nothing touches it
+//! until its next checkout, which first checks, without waiting, that the
+//! upstream has not closed it.
 //!
 //! A connection whose exchange did not finish cleanly — response body
 //! dropped half-read, a timeout, an error — is closed, never reused: HTTP/1.1
 //! cannot resynchronise a half-read response.
 
 use super::error::UpstreamError;
-use crate::body::{BoxError, ProxyBody};
-use bytes::Bytes;
+use super::h1::{self, Conn, Home};
+use crate::body::ProxyBody;
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -37,8 +31,6 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Idle connections kept per endpoint; more are closed when they come back.
 const MAX_IDLE: usize = 1024;
-
-type Driver = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
 
 /// The keep-alive connections to one endpoint.
 #[derive(Debug)]
@@ -52,48 +44,6 @@ pub(crate) struct Http1Pool {
 struct Idle {
     conn: Conn,
     since: Instant,
-}
-
-/// One upstream connection: the handle requests are sent on and the
-/// connection state machine, which only makes progress when polled.
-struct Conn {
-    sender: http1::SendRequest<ProxyBody>,
-    driver: Pin<Box<Driver>>,
-    closed: bool,
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn")
-            .field("closed", &self.closed)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Conn {
-    /// Lets the connection read and write; `false` once it has ended.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.closed
-            && let Poll::Ready(result) = self.driver.as_mut().poll(cx)
-        {
-            self.closed = true;
-            if let Err(error) = result {
-                tracing::debug!(%error, "upstream connection ended with an error");
-            }
-        }
-        !self.closed
-    }
-
-    /// Waits until the connection takes a request; `false` when it ended.
-    async fn ready(&mut self) -> bool {
-        poll_fn(|cx| {
-            if !self.drive(cx) {
-                return Poll::Ready(false);
-            }
-            self.sender.poll_ready(cx).map(|r| r.is_ok())
-        })
-        .await
-    }
 }
 
 impl Http1Pool {
@@ -117,48 +67,39 @@ impl Http1Pool {
     /// A pooled connection that turns out to be closed before the request
     /// was written to it is skipped and the request sent on another one;
     /// once written, a failure is returned as is (it may not be idempotent).
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError::Connect`] when no connection could be made;
+    /// [`UpstreamError::Protocol`] with an [`h1::H1Error`] when the
+    /// exchange failed before a response head (a failing request body is
+    /// that error's source, so it stays the client's fault).
     pub(crate) async fn send(
         self: &Arc<Self>,
-        mut request: Request<ProxyBody>,
+        request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        loop {
-            let (mut conn, reused) = self.checkout().await?;
-            let mut call = std::pin::pin!(conn.sender.try_send_request(request));
-            let result = poll_fn(|cx| {
-                conn.drive(cx);
-                call.as_mut().poll(cx)
-            })
-            .await;
-            match result {
-                Ok(response) => {
-                    let pool = Arc::clone(self);
-                    return Ok(
-                        response.map(|body| PooledBody::new(body, conn, pool).boxed_unsync())
-                    );
-                }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(UpstreamError::Protocol(error.into_error().into())),
-                },
-            }
-        }
+        let conn = self.checkout().await?;
+        let home: Arc<dyn Home> = Arc::clone(self) as Arc<dyn Home>;
+        h1::exchange(conn, request, home)
+            .await
+            .map_err(|error| UpstreamError::Protocol(error.into()))
     }
 
-    /// A ready connection: the most recently used idle one that is still
-    /// open, or a new one. The flag tells whether it was reused.
-    async fn checkout(&self) -> Result<(Conn, bool), UpstreamError> {
+    /// A connection to send on: the most recently used idle one that the
+    /// upstream has not closed, or a new one.
+    async fn checkout(&self) -> Result<Conn, UpstreamError> {
         while let Some(mut conn) = self.pop_idle() {
-            if conn.ready().await {
-                return Ok((conn, true));
+            if conn.is_usable() {
+                return Ok(conn);
             }
         }
-        Ok((self.connect().await?, false))
+        self.connect().await
     }
 
     fn pop_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && !entry.conn.sender.is_closed() {
+            if entry.since.elapsed() < IDLE_TIMEOUT {
                 return Some(entry.conn);
             }
         }
@@ -175,40 +116,15 @@ impl Http1Pool {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
-        let (sender, driver) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| UpstreamError::Connect(error.into()))?;
-        Ok(Conn {
-            sender,
-            driver: Box::pin(driver),
-            closed: false,
-        })
+        Ok(Conn::new(stream))
     }
 
     /// Takes a connection back after a complete exchange.
-    fn put(&self, conn: Conn) {
-        if conn.closed || conn.sender.is_closed() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle { conn, since: now });
-        }
-    }
-
     /// Closes idle connections that waited too long or that the upstream
     /// closed; called periodically by the client registry's sweeper.
     pub(crate) fn sweep(&self) {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain_mut(|entry| {
-            entry.since.elapsed() < IDLE_TIMEOUT
-                && entry.conn.drive(&mut cx)
-                && !entry.conn.sender.is_closed()
-        });
+        idle.retain_mut(|entry| entry.since.elapsed() < IDLE_TIMEOUT && entry.conn.is_usable());
     }
 
     /// Idle connections now (for tests and the admin view).
@@ -220,70 +136,13 @@ impl Http1Pool {
     }
 }
 
-/// A response body that drives its connection and returns it to the pool
-/// once the body has ended.
-struct PooledBody {
-    body: Incoming,
-    conn: Option<Conn>,
-    pool: Arc<Http1Pool>,
-}
-
-impl PooledBody {
-    fn new(body: Incoming, conn: Conn, pool: Arc<Http1Pool>) -> PooledBody {
-        PooledBody {
-            body,
-            conn: Some(conn),
-            pool,
-        }
-    }
-
-    fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.put(conn);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let mut polled = Pin::new(&mut this.body).poll_frame(cx);
-        if polled.is_pending()
-            && let Some(conn) = this.conn.as_mut()
-            && conn.drive(cx)
-        {
-            polled = Pin::new(&mut this.body).poll_frame(cx);
-        }
-        match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
-        }
-        polled.map(|frame| frame.map(|result| result.map_err(Into::into)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    /// A body nobody polled to its end (an empty one the server skipped, or
-    /// one whose end the last frame announced) still frees its connection.
-    fn drop(&mut self) {
-        if self.body.is_end_stream() {
-            self.release();
+impl Home for Http1Pool {
+    /// Takes a connection back after a complete exchange.
+    fn put(&self, conn: Conn) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { conn, since: now });
         }
     }
 }

@@ -18,6 +18,7 @@ mod balance;
 mod budget;
 mod clients;
 mod error;
+mod h1;
 mod http1;
 mod tls;
 pub(crate) use tls::{TlsClient, TlsKey, tls_client};
