@@ -391,3 +391,7 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 #[cfg(test)]
 #[path = "head_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "head_props.rs"]
+mod props;
