@@ -5,6 +5,7 @@ use crate::auth_policies::AuthPolicies;
 use crate::auth_status::{RouteParents, StatusInputs, compile_auth_status, route_auth_condition};
 use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
+use crate::endpoints::EndpointIndex;
 use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
 use crate::grpcroute::{compile_grpc_route, parent_ref};
@@ -211,6 +212,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
     };
     compile_auth_status(&status_inputs, &auth, &mut out);
     compile_rate_limit_status(&status_inputs, &limits, &mut out);
+    let endpoints = EndpointIndex::new(resources);
     let tls = compile_tls_routes(
         resources,
         &gateways,
@@ -250,6 +252,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
                 &policies,
             );
             tls.apply(plan, &mut snapshot);
+            endpoints.fill(&mut snapshot);
             out.snapshots.insert(key.to_string(), snapshot);
         }
     }

@@ -25,6 +25,7 @@ mod client_cert_header;
 mod compiler;
 mod conditions;
 mod duration;
+mod endpoints;
 mod filters;
 mod frontend_tls;
 mod gateway;
