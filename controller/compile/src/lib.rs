@@ -48,6 +48,7 @@ mod rule_context;
 mod rules;
 mod selector;
 mod snapshot;
+mod status_memo;
 mod tls_options;
 mod tlsroute;
 mod tlsroute_snapshot;
