@@ -245,7 +245,7 @@ fn restamp(statuses: &mut [ObjectStatus], now: &str) {
         }
     }
     for status in statuses {
-        walk(&mut status.status, now);
+        walk(Arc::make_mut(&mut status.status), now);
     }
 }
 
@@ -318,7 +318,8 @@ mod tests {
             status: json!({"conditions": [
                 {"type": "Accepted", "status": "True", "lastTransitionTime": time},
                 {"type": "Programmed", "status": programmed, "lastTransitionTime": time},
-            ]}),
+            ]})
+            .into(),
         }
     }
 

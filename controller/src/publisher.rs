@@ -196,6 +196,18 @@ impl Publisher {
             .collect()
     }
 
+    /// The content hash of `gateway`'s snapshot `version`, while it is the
+    /// current one: an in-process data plane applies it without hashing it
+    /// again.
+    pub fn hash_of(&self, gateway: &str, version: u64) -> Option<String> {
+        let inner = self.inner.lock().ok()?;
+        let entry = inner.gateways.get(gateway)?;
+        let current = entry.tx.borrow().as_ref().map(|s| s.version);
+        (current == Some(version))
+            .then(|| entry.hash.clone())
+            .flatten()
+    }
+
     /// How long ago `gateway`'s current snapshot was published, the first
     /// time a data plane reports applying it (`hash` is current); `None`
     /// otherwise. For the snapshot propagation metric.

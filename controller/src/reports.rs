@@ -269,8 +269,9 @@ pub fn apply_programmed(
                 ),
             ),
         };
-        mark_pending(status.status.get_mut("conditions"), reason, &message);
-        if let Some(Value::Array(listeners)) = status.status.get_mut("listeners") {
+        let status = Arc::make_mut(&mut status.status);
+        mark_pending(status.get_mut("conditions"), reason, &message);
+        if let Some(Value::Array(listeners)) = status.get_mut("listeners") {
             for listener in listeners {
                 mark_pending(listener.get_mut("conditions"), reason, &message);
             }
@@ -325,7 +326,8 @@ mod tests {
             status: json!({
                 "conditions": condition(programmed),
                 "listeners": [{"name": "http", "conditions": condition(programmed)}]
-            }),
+            })
+            .into(),
         }
     }
 

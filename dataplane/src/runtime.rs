@@ -5,28 +5,30 @@
 //! and backend reference's filter chain, parses endpoint addresses and sets
 //! up the balancers. The result is immutable apart from balancer cursors and
 //! is swapped in whole; a snapshot that fails to build is rejected and the
-//! previous runtime keeps serving.
+//! previous runtime keeps serving. Rules and sockets equal to those of the
+//! runtime serving are taken over from it rather than built again
+//! (`reuse`), so a change costs what it changed.
 
-use crate::auth::{AuthStage, BuildContext};
-use crate::chain::Chain;
+mod reuse;
+mod route;
+
 use crate::proxy::ClientAddressRule;
-use crate::ratelimit::RateLimitStage;
 use crate::relay::SocketRelay;
 use crate::router::{RouterError, SocketRouter};
-use crate::stage::{Stage, Stages};
-use crate::telemetry::{RouteLabels, RuntimeTelemetry, shared};
+use crate::telemetry::{RuntimeTelemetry, shared};
 use crate::tls::{SocketTls, TlsBuildError};
-use crate::upstream::{BackendSet, Balancer, Clients, InvalidEndpoint, RetryBudget};
+use crate::upstream::{BackendSet, Clients, InvalidEndpoint};
 use http::HeaderName;
 use opentelemetry::Value;
+use reuse::{Reuse, SharedStages};
+pub(crate) use route::{BackendChoice, RouteRetry, RouteRuntime};
+use route::{build_route, build_stages};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tollgate_snapshot::{
-    DEFAULT_CLIENT_CERT_HEADER, Retry, Route, Settings, Snapshot, Timeouts, ValidationError,
-};
+use tollgate_snapshot::{DEFAULT_CLIENT_CERT_HEADER, Snapshot, ValidationError};
 
 /// Why a snapshot could not become a runtime.
 #[derive(Debug, Error)]
@@ -57,9 +59,13 @@ pub enum BuildError {
 /// Everything the request path needs for one snapshot.
 #[derive(Debug)]
 pub struct Runtime {
-    snapshot: Snapshot,
-    sockets: HashMap<SocketAddr, SocketRuntime>,
-    routes: Box<[RouteRuntime]>,
+    /// Shared with whoever handed it over (the in-process publisher), so
+    /// a large snapshot is not copied on its way to traffic.
+    snapshot: Arc<Snapshot>,
+    sockets: HashMap<SocketAddr, Arc<SocketRuntime>>,
+    routes: Box<[Arc<RouteRuntime>]>,
+    /// The auth and rate-limit stages the rules share.
+    stages: SharedStages,
     backends: BackendSet,
     /// `tollgate.backend` of each backend, indexed like `Snapshot::backends`.
     backend_labels: Box<[Value]>,
@@ -94,51 +100,6 @@ pub(crate) struct SocketRuntime {
     pub(crate) proxy_protocol: bool,
 }
 
-/// One route rule with its chain, weighted backends and timeouts.
-#[derive(Debug)]
-pub(crate) struct RouteRuntime {
-    /// Source name, `httproute/<ns>/<name>/rule/<i>`.
-    pub(crate) name: Box<str>,
-    /// The rule's filters.
-    pub(crate) chain: Chain,
-    /// Backend references, indexed like `Route::backends`.
-    pub(crate) backends: Box<[BackendChoice]>,
-    /// Smooth weighted round robin over `backends`.
-    pub(crate) balancer: Balancer,
-    /// Request and per-try timeouts.
-    pub(crate) timeouts: Timeouts,
-    /// The rule's retry policy, when it has one.
-    pub(crate) retry: Option<RouteRetry>,
-    /// Route and rule labels of telemetry.
-    pub(crate) labels: RouteLabels,
-    /// The rule's own trace sampler, when it sets a ratio.
-    pub(crate) sampler: Option<crate::telemetry::RatioSampler>,
-    /// The rule's request stages (auth), in order.
-    pub(crate) stages: Stages,
-    /// Whether the rule is a GRPCRoute's (its errors are gRPC answers).
-    pub(crate) grpc: bool,
-}
-
-/// A rule's retry policy, with the budget its retries spend.
-#[derive(Debug)]
-pub(crate) struct RouteRetry {
-    /// Codes, attempts and backoff.
-    pub(crate) policy: Retry,
-    /// Shared by every request of the rule, kept across swaps.
-    pub(crate) budget: Arc<RetryBudget>,
-    /// Largest request body kept to send again, in bytes.
-    pub(crate) max_body: usize,
-}
-
-/// One weighted backend reference of a rule.
-#[derive(Debug)]
-pub(crate) struct BackendChoice {
-    /// Index into `Snapshot::backends`; `None` when the reference is invalid.
-    pub(crate) backend: Option<usize>,
-    /// Filters applied only when this reference is chosen.
-    pub(crate) chain: Chain,
-}
-
 impl Runtime {
     /// Validates `snapshot` and builds routers, filter chains and backends.
     ///
@@ -148,6 +109,50 @@ impl Runtime {
     /// parse, or a socket's routes cannot be indexed; the caller keeps the
     /// previous runtime.
     pub fn build(snapshot: Snapshot, clients: &Clients) -> Result<Runtime, BuildError> {
+        Self::build_with(Arc::new(snapshot), clients, &Reuse::none())
+    }
+
+    /// [`Runtime::build`], taking over from `previous` (the runtime
+    /// serving) every rule and socket whose inputs did not change.
+    ///
+    /// # Guarantees
+    ///
+    /// Serves exactly as `Runtime::build(snapshot, clients)` would, except
+    /// that reused rules keep their balancer positions.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::build`].
+    pub fn build_from(
+        snapshot: Arc<Snapshot>,
+        clients: &Clients,
+        previous: &Runtime,
+    ) -> Result<Runtime, BuildError> {
+        let sockets = previous
+            .snapshot
+            .sockets
+            .iter()
+            .filter_map(|s| {
+                let ip: IpAddr = s.address.parse().ok()?;
+                let built = previous.sockets.get(&SocketAddr::new(ip, s.bind_port))?;
+                Some((s, built))
+            })
+            .collect();
+        let reuse = Reuse::from(
+            &previous.snapshot,
+            &previous.routes,
+            &previous.stages,
+            sockets,
+            &snapshot,
+        );
+        Self::build_with(snapshot, clients, &reuse)
+    }
+
+    fn build_with(
+        snapshot: Arc<Snapshot>,
+        clients: &Clients,
+        reuse: &Reuse<'_>,
+    ) -> Result<Runtime, BuildError> {
         snapshot.validate()?;
         let connect_timeout = Duration::from_millis(snapshot.settings.upstream_connect_timeout_ms);
         let backends = BackendSet::build(
@@ -164,6 +169,10 @@ impl Runtime {
                 .parse()
                 .map_err(|_| BuildError::SocketAddress(socket.address.clone()))?;
             let addr = SocketAddr::new(ip, socket.bind_port);
+            if let Some(built) = reuse.socket(socket) {
+                sockets.insert(addr, built);
+                continue;
+            }
             let router = SocketRouter::build(socket).map_err(|source| BuildError::Router {
                 socket: addr,
                 source,
@@ -171,7 +180,7 @@ impl Runtime {
             let tls = SocketTls::build(socket, &snapshot.settings.client_cert_header)?;
             sockets.insert(
                 addr,
-                SocketRuntime {
+                Arc::new(SocketRuntime {
                     name: addr.to_string(),
                     port: socket.port,
                     listeners: socket.listeners.iter().map(|l| l.name.clone()).collect(),
@@ -184,38 +193,25 @@ impl Runtime {
                     tls,
                     relay: SocketRelay::build(socket),
                     proxy_protocol: socket.proxy_protocol,
-                },
+                }),
             );
         }
-        let cx = BuildContext {
-            clients: clients.auth(),
-            backends: &backends,
-        };
-        // One stage per effective configuration, shared by its rules.
-        let auth: Vec<Arc<dyn Stage>> = snapshot
-            .auth
-            .iter()
-            .map(|config| Arc::new(AuthStage::build(config, &cx)) as Arc<dyn Stage>)
-            .collect();
-        let global = clients
-            .rate_limits()
-            .global(snapshot.settings.redis.as_ref());
-        let limits: Vec<Arc<dyn Stage>> = snapshot
-            .rate_limits
-            .iter()
-            .map(|config| {
-                let stage = RateLimitStage::build(config, clients.rate_limits(), global.clone());
-                Arc::new(stage) as Arc<dyn Stage>
-            })
-            .collect();
-        let stages = SharedStages {
-            auth: &auth,
-            rate_limits: &limits,
+        let stages = match reuse.stages() {
+            Some(previous) => SharedStages {
+                auth: previous.auth.clone(),
+                rate_limits: previous.rate_limits.clone(),
+            },
+            None => build_stages(&snapshot, &backends, clients),
         };
         let routes = snapshot
             .routes
             .iter()
-            .map(|route| build_route(route, &backends, clients, &snapshot.settings, &stages))
+            .map(|route| {
+                reuse.route(route).unwrap_or_else(|| {
+                    let built = build_route(route, &backends, clients, &snapshot.settings, &stages);
+                    Arc::new(built)
+                })
+            })
             .collect();
         sockets.shrink_to_fit();
         let backend_labels = snapshot
@@ -232,6 +228,7 @@ impl Runtime {
             snapshot,
             sockets,
             routes,
+            stages,
             backends,
             backend_labels,
             telemetry,
@@ -241,7 +238,7 @@ impl Runtime {
     /// A runtime with no sockets and no routes for `gateway` (`ns/name`),
     /// served before the first snapshot arrives.
     pub fn empty(gateway: &str) -> Runtime {
-        let snapshot = Snapshot::empty(gateway);
+        let snapshot = Arc::new(Snapshot::empty(gateway));
         let telemetry = RuntimeTelemetry::build(gateway, &snapshot.settings.telemetry);
         Runtime {
             client_address: ClientAddressRule::default(),
@@ -249,6 +246,7 @@ impl Runtime {
             snapshot,
             sockets: HashMap::new(),
             routes: Box::default(),
+            stages: SharedStages::default(),
             backends: BackendSet::default(),
             backend_labels: Box::default(),
             telemetry,
@@ -266,11 +264,11 @@ impl Runtime {
     }
 
     pub(crate) fn socket(&self, local: &SocketAddr) -> Option<&SocketRuntime> {
-        self.sockets.get(local)
+        self.sockets.get(local).map(|s| &**s)
     }
 
     pub(crate) fn route(&self, index: usize) -> Option<&RouteRuntime> {
-        self.routes.get(index)
+        self.routes.get(index).map(|r| &**r)
     }
 
     pub(crate) fn backends(&self) -> &BackendSet {
@@ -303,59 +301,4 @@ impl Runtime {
 fn client_cert_header(snapshot: &Snapshot) -> HeaderName {
     HeaderName::from_bytes(snapshot.settings.client_cert_header.name.as_bytes())
         .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_CLIENT_CERT_HEADER))
-}
-
-/// The stages of a snapshot, shared by index by its rules.
-struct SharedStages<'a> {
-    auth: &'a [Arc<dyn Stage>],
-    rate_limits: &'a [Arc<dyn Stage>],
-}
-
-fn build_route(
-    route: &Route,
-    backends: &BackendSet,
-    clients: &Clients,
-    settings: &Settings,
-    shared: &SharedStages<'_>,
-) -> RouteRuntime {
-    // The order of the stages, written down once: who the caller is
-    // first, then how much they may do.
-    let stages: Vec<Arc<dyn Stage>> = [
-        route.auth.and_then(|i| shared.auth.get(i)),
-        route.rate_limit.and_then(|i| shared.rate_limits.get(i)),
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect();
-    let stages = if stages.is_empty() {
-        Stages::default()
-    } else {
-        Stages::new(stages)
-    };
-    RouteRuntime {
-        name: route.name.as_str().into(),
-        chain: Chain::build(&route.name, &route.filters, backends),
-        backends: route
-            .backends
-            .iter()
-            .map(|b| BackendChoice {
-                backend: b.backend,
-                chain: Chain::build(&route.name, &b.filters, backends),
-            })
-            .collect(),
-        balancer: Balancer::new(route.backends.iter().map(|b| b.weight)),
-        timeouts: route.timeouts.clone(),
-        retry: route.retry.as_ref().map(|policy| RouteRetry {
-            policy: policy.clone(),
-            budget: clients.retry_budget(&route.name, &settings.retry),
-            max_body: usize::try_from(settings.retry.max_buffered_body_bytes).unwrap_or(usize::MAX),
-        }),
-        labels: RouteLabels::new(&route.name, route.rule_name.as_deref()),
-        sampler: route
-            .sampling_per_million
-            .map(crate::telemetry::RatioSampler::per_million),
-        stages,
-        grpc: route.grpc,
-    }
 }

@@ -1,10 +1,10 @@
 //! Backend references: a route's `backendRefs` and mirror targets resolved
-//! to a Service port and its ready endpoints.
+//! to a Service port (its endpoints are added when the snapshot is
+//! assembled, see `endpoints`).
 //!
 //! Resolution checks, in order: the kind (only core `Service`), the
 //! ReferenceGrant for a cross-namespace reference, the port, the Service and
-//! its port, the port's `appProtocol`, then collects endpoints from the
-//! Service's EndpointSlices, and the port's TLS settings from the
+//! its port, the port's `appProtocol`, and the port's TLS settings from the
 //! BackendTLSPolicy that targets it (`backend_tls`). A failure is a [`Problem`] with the route
 //! `ResolvedRefs` reason; the reference then points at no backend, so the
 //! data plane answers 500 for its share of requests. A Service without
@@ -14,13 +14,7 @@
 use crate::backend_tls::backend_tls;
 use crate::conditions::{Problem, reasons};
 use crate::resources::Resources;
-use k8s_openapi::api::core::v1::ServicePort;
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-use tollgate_snapshot::{Backend, BackendProtocol, Endpoint};
-
-/// The label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+use tollgate_snapshot::{Backend, BackendProtocol};
 
 /// A backend reference, whatever filter or rule it came from.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +98,9 @@ pub(crate) fn resolve_backend_from(
     Ok(Backend {
         name: format!("service/{ns}/{name}/port/{port}"),
         protocol,
-        endpoints: endpoints(resources, ns, name, service_port),
+        // Filled when the snapshot is assembled (`endpoints`), so that
+        // compiled routes do not depend on EndpointSlices.
+        endpoints: Vec::new(),
         tls,
     })
 }
@@ -173,49 +169,4 @@ pub(crate) fn reference_granted(
             });
             from_ok && to_ok
         })
-}
-
-/// Ready endpoints of Service `ns/name` for `port`, from the Service's
-/// EndpointSlices: the slice port is found by the Service port's name,
-/// endpoints whose `ready` is false are skipped, and the result is sorted.
-fn endpoints(resources: &Resources, ns: &str, name: &str, port: &ServicePort) -> Vec<Endpoint> {
-    let port_name = port.name.as_deref().unwrap_or("");
-    let mut found: BTreeSet<(IpAddr, u16)> = BTreeSet::new();
-    for slice in resources.endpoint_slices.values() {
-        let meta = &slice.metadata;
-        let owned = meta.namespace.as_deref() == Some(ns)
-            && meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                .is_some_and(|s| s == name);
-        if !owned || !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
-            continue;
-        }
-        let slice_port = slice
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref().unwrap_or("") == port_name)
-            .and_then(|p| p.port)
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0);
-        let Some(slice_port) = slice_port else {
-            continue;
-        };
-        for ep in &slice.endpoints {
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready) != Some(false);
-            let address = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok());
-            if let (true, Some(address)) = (ready, address) {
-                found.insert((address, slice_port));
-            }
-        }
-    }
-    found
-        .into_iter()
-        .map(|(address, port)| Endpoint {
-            address: address.to_string(),
-            port,
-        })
-        .collect()
 }

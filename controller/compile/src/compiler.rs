@@ -5,6 +5,7 @@ use crate::auth_policies::AuthPolicies;
 use crate::auth_status::{RouteParents, StatusInputs, compile_auth_status, route_auth_condition};
 use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
+use crate::endpoints::EndpointIndex;
 use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
 use crate::grpcroute::{compile_grpc_route, parent_ref};
@@ -14,13 +15,14 @@ use crate::listeners::GATEWAY_GROUP;
 use crate::listenerset::{LISTENER_SET, SetPlan, allows_any, merge_listener_sets};
 use crate::memo::{Inputs, RouteMemos};
 use crate::options::CompileOptions;
-use crate::output::{Compiled, push_status};
+use crate::output::{Compiled, ObjectStatus, push_status};
 use crate::ratelimit_policies::{
     RateLimitPolicies, compile_rate_limit_status, route_limits_condition,
 };
 use crate::resources::Resources;
 use crate::rule_context::RouteKind;
 use crate::snapshot::{Attachment, Policies, build_snapshot};
+use crate::status_memo::RouteStatuses;
 use crate::tlsroute::compile_tls_routes;
 use crate::unserved;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -44,7 +46,8 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
 }
 
 /// `compile` that remembers its route results between calls, so a change
-/// recompiles only the HTTPRoutes and GRPCRoutes it can affect (see `memo`).
+/// recompiles only the HTTPRoutes and GRPCRoutes it can affect (see `memo`)
+/// and serialises only the route statuses it changed (see `status_memo`).
 ///
 /// Keep one per stream of views (one provider); its memory follows the
 /// number of routes.
@@ -53,11 +56,12 @@ pub struct Compiler {
     routes: Memos,
 }
 
-/// The route memos of each kind.
+/// The route memos of each kind, and the routes' last statuses.
 #[derive(Debug, Default)]
 struct Memos {
     http: RouteMemos<HttpRoute>,
     grpc: RouteMemos<GrpcRoute>,
+    statuses: RouteStatuses,
 }
 
 impl Compiler {
@@ -66,7 +70,9 @@ impl Compiler {
     /// # Guarantees
     ///
     /// The output equals [`compile`]`(resources, options)`, whatever this
-    /// compiler compiled before.
+    /// compiler compiled before, except that a route status equal to the
+    /// previous compile's apart from condition times keeps the previous
+    /// times (and is the same shared value).
     pub fn compile(&mut self, resources: &Resources, options: &CompileOptions) -> Compiled {
         compile_with(resources, options, &mut self.routes)
     }
@@ -173,14 +179,13 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         }
         let status = HttpRouteStatus { parents: statuses };
         let name = route.meta.name.as_deref().unwrap_or_default();
-        let kind = route.compiled.kind.name();
-        push_status(
-            &mut out,
-            kind,
-            Some(&route.compiled.namespace),
-            name,
-            &status,
-        );
+        let kind = route.compiled.kind;
+        out.statuses.push(ObjectStatus {
+            kind: kind.name().to_string(),
+            namespace: Some(route.compiled.namespace.clone()),
+            name: name.to_string(),
+            status: memos.statuses.shared(kind, &route.compiled.key, status),
+        });
     }
     // Memos of routes that are gone (or no longer Tollgate's) go too.
     let keys: HashSet<(RouteKind, &str)> = compiled_routes
@@ -189,6 +194,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         .collect();
     memos.http.retain(|k| keys.contains(&(RouteKind::Http, k)));
     memos.grpc.retain(|k| keys.contains(&(RouteKind::Grpc, k)));
+    memos.statuses.retain(|kind, k| keys.contains(&(kind, k)));
     let used: ServicesByGateway<'_> = attachments
         .iter()
         .map(|(key, found)| {
@@ -211,6 +217,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
     };
     compile_auth_status(&status_inputs, &auth, &mut out);
     compile_rate_limit_status(&status_inputs, &limits, &mut out);
+    let endpoints = EndpointIndex::new(resources);
     let tls = compile_tls_routes(
         resources,
         &gateways,
@@ -250,6 +257,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
                 &policies,
             );
             tls.apply(plan, &mut snapshot);
+            endpoints.fill(&mut snapshot);
             out.snapshots.insert(key.to_string(), snapshot);
         }
     }

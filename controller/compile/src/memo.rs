@@ -2,9 +2,11 @@
 //! touches rather than a recompile of every route.
 //!
 //! A route's rules depend on the route object and, for every backend it
-//! references (`backendRefs` and mirrors), that Service, the Service's
-//! EndpointSlices, the ReferenceGrants and BackendTLSPolicies of the
-//! Service's namespace and the CA ConfigMaps those policies name. The
+//! references (`backendRefs` and mirrors), that Service, the
+//! ReferenceGrants and BackendTLSPolicies of the Service's namespace and
+//! the CA ConfigMaps those policies name. Not on EndpointSlices: endpoints
+//! are added when the snapshot is assembled (`endpoints`), so an endpoint
+//! change recompiles no route. The
 //! time on its conditions is stamped when it is attached, outside the memo,
 //! so a new second does not renew every entry.
 //!
@@ -23,12 +25,8 @@ use crate::resources::Resources;
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Compiled routes of one kind `R` by `namespace/name`, from the previous
 /// compile.
@@ -58,7 +56,6 @@ struct Read {
     namespace: String,
     name: String,
     service: Option<Arc<Service>>,
-    slices: Vec<Arc<EndpointSlice>>,
     grants: Vec<Arc<ReferenceGrant>>,
     policies: Vec<Arc<BackendTlsPolicy>>,
     /// The CA ConfigMaps the namespace's policies name, by name.
@@ -69,8 +66,6 @@ struct Read {
 #[derive(Debug)]
 pub(crate) struct Inputs<'a> {
     resources: &'a Resources,
-    /// EndpointSlices by namespace, then Service name, in key order.
-    slices: HashMap<&'a str, HashMap<&'a str, Vec<&'a Arc<EndpointSlice>>>>,
     /// ReferenceGrants by namespace, in key order.
     grants: HashMap<&'a str, Vec<&'a Arc<ReferenceGrant>>>,
     /// BackendTLSPolicies by namespace, in key order.
@@ -78,17 +73,8 @@ pub(crate) struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
-    /// Indexes `resources`: one pass over slices and grants.
+    /// Indexes `resources`: one pass over grants and policies.
     pub(crate) fn new(resources: &'a Resources) -> Self {
-        let mut slices: HashMap<&str, HashMap<&str, Vec<&Arc<EndpointSlice>>>> = HashMap::new();
-        for slice in resources.endpoint_slices.values() {
-            let meta = &slice.metadata;
-            let service = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
-            if let (Some(ns), Some(service)) = (meta.namespace.as_deref(), service) {
-                let by_service = slices.entry(ns).or_default();
-                by_service.entry(service).or_default().push(slice);
-            }
-        }
         let mut grants: HashMap<&str, Vec<&Arc<ReferenceGrant>>> = HashMap::new();
         for grant in resources.reference_grants.values() {
             if let Some(ns) = grant.metadata.namespace.as_deref() {
@@ -103,7 +89,6 @@ impl<'a> Inputs<'a> {
         }
         Inputs {
             resources,
-            slices,
             grants,
             policies,
         }
@@ -111,13 +96,6 @@ impl<'a> Inputs<'a> {
 
     fn service(&self, ns: &str, name: &str) -> Option<&'a Arc<Service>> {
         self.resources.services.get(&format!("{ns}/{name}"))
-    }
-
-    fn slices(&self, ns: &str, name: &str) -> &[&'a Arc<EndpointSlice>] {
-        self.slices
-            .get(ns)
-            .and_then(|m| m.get(name))
-            .map_or(&[], Vec::as_slice)
     }
 
     fn grants(&self, ns: &str) -> &[&'a Arc<ReferenceGrant>] {
@@ -157,7 +135,6 @@ impl<'a> Inputs<'a> {
             _ => false,
         };
         service_same
-            && same(&read.slices, self.slices(ns, name))
             && same(&read.grants, self.grants(ns))
             && same(&read.policies, self.policies(ns))
             && read
@@ -175,11 +152,6 @@ impl<'a> Inputs<'a> {
             namespace: ns.to_string(),
             name: name.to_string(),
             service: self.service(ns, name).cloned(),
-            slices: self
-                .slices(ns, name)
-                .iter()
-                .map(|s| Arc::clone(s))
-                .collect(),
             grants: self.grants(ns).iter().map(|g| Arc::clone(g)).collect(),
             policies: self.policies(ns).iter().map(|p| Arc::clone(p)).collect(),
             ca_maps: self.ca_maps(ns),

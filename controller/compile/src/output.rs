@@ -1,8 +1,10 @@
 //! What `compile` produces: snapshots per Gateway and the status of every
 //! object, as values (never written into the inputs).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tollgate_snapshot::Snapshot;
 
 /// What `compile` produces.
@@ -31,7 +33,24 @@ pub struct ObjectStatus {
     pub name: String,
     /// The object's whole `status`, in the Kubernetes JSON form of its kind
     /// (conditions, listeners, addresses, route parents).
-    pub status: serde_json::Value,
+    ///
+    /// Shared: a route status unchanged since the previous compile (apart
+    /// from condition times) is the previous compile's value, so the
+    /// status store and writer recognise it by pointer (`Arc::ptr_eq`) and
+    /// copying or freeing it costs nothing.
+    #[serde(
+        serialize_with = "serialize_shared",
+        deserialize_with = "deserialize_shared"
+    )]
+    pub status: Arc<Value>,
+}
+
+fn serialize_shared<S: Serializer>(value: &Arc<Value>, s: S) -> Result<S::Ok, S::Error> {
+    value.as_ref().serialize(s)
+}
+
+fn deserialize_shared<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Value>, D::Error> {
+    Value::deserialize(d).map(Arc::new)
 }
 
 /// Appends the status of one object to `out`.
@@ -44,7 +63,7 @@ pub(crate) fn push_status<T: Serialize>(
 ) {
     // Serialising the generated status types cannot fail (string keys,
     // no non-finite floats); a null status would still name the object.
-    let status = serde_json::to_value(status).unwrap_or_default();
+    let status = Arc::new(serde_json::to_value(status).unwrap_or_default());
     out.statuses.push(ObjectStatus {
         kind: kind.to_string(),
         namespace: namespace.map(str::to_string),

@@ -67,19 +67,18 @@ pub(crate) fn build_snapshot(
         }
     }
     let mut tables = Tables::default();
-    let used: BTreeSet<usize> = by_listener.keys().map(|(_, r)| *r).collect();
+    // Each used route with its listeners, ascending, in one pass.
+    let mut used: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &(l, r) in by_listener.keys() {
+        used.entry(r).or_default().push(l);
+    }
     let gateway = plan.key();
-    for &r in &used {
+    for (&r, listeners) in &used {
         let policy_key = routes[r].policy_key();
-        let listeners: Vec<usize> = by_listener
-            .keys()
-            .filter(|(_, route)| *route == r)
-            .map(|(l, _)| *l)
-            .collect();
         for rule in &routes[r].rules {
             let global = tables.intern_backends(&rule.backends);
             let mut variants: Vec<StageIndexes> = Vec::new();
-            for &li in &listeners {
+            for &li in listeners {
                 let at = RuleAt {
                     gateway: &gateway,
                     listener: plan

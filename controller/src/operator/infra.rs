@@ -99,7 +99,7 @@ impl Infrastructure {
                 status.namespace.as_deref().unwrap_or_default(),
                 status.name
             );
-            apply_facts(&mut status.status, &self.get(&key));
+            apply_facts(Arc::make_mut(&mut status.status), &self.get(&key));
         }
     }
 }

@@ -210,7 +210,7 @@ spec:
             kind: kind.into(),
             namespace: Some("apps".into()),
             name: name.into(),
-            status: json!({"conditions": [{"type": "Accepted", "status": "True"}]}),
+            status: json!({"conditions": [{"type": "Accepted", "status": "True"}]}).into(),
         }
     }
 

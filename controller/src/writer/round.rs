@@ -12,6 +12,7 @@ use kube::Client;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use tollgate_compile::ObjectStatus;
 use tracing::warn;
 
@@ -21,8 +22,10 @@ const CONCURRENCY: usize = 8;
 /// What one leadership term knows about the API server.
 #[derive(Debug, Default)]
 pub(super) struct Term {
-    /// The status (without times and nulls) each object is known to hold.
-    confirmed: BTreeMap<Key, Value>,
+    /// The status (without times and nulls) each object is known to hold,
+    /// with the desired value it was last found equal to: the same shared
+    /// value again (a route status compile kept) needs no comparison.
+    confirmed: BTreeMap<Key, (Value, Arc<Value>)>,
     /// Shared-list objects known to carry an entry of Tollgate.
     ours: BTreeSet<Key>,
     /// Whether `ours` was filled from a list of all routes.
@@ -43,7 +46,7 @@ impl Term {
 struct Job {
     key: Key,
     kind: Kind,
-    desired: Value,
+    desired: Arc<Value>,
     meaning: Value,
 }
 
@@ -136,15 +139,26 @@ fn jobs(term: &mut Term, desired: &[ObjectStatus]) -> Vec<Job> {
             continue;
         };
         let key = key_of(status);
-        wanted.insert(key.clone());
-        let meaning = without_times(&without_nulls(&status.status));
-        if term.confirmed.get(&key) == Some(&meaning) {
+        let confirmed = term.confirmed.get_mut(&key);
+        if let Some((_, seen)) = &confirmed
+            && Arc::ptr_eq(seen, &status.status)
+        {
+            wanted.insert(key);
             continue;
         }
+        let meaning = without_times(&without_nulls(&status.status));
+        if let Some((held, seen)) = confirmed
+            && *held == meaning
+        {
+            *seen = Arc::clone(&status.status);
+            wanted.insert(key);
+            continue;
+        }
+        wanted.insert(key.clone());
         jobs.push(Job {
             key,
             kind,
-            desired: status.status.clone(),
+            desired: Arc::clone(&status.status),
             meaning,
         });
     }
@@ -159,7 +173,7 @@ fn jobs(term: &mut Term, desired: &[ObjectStatus]) -> Vec<Job> {
         jobs.push(Job {
             key: key.clone(),
             kind,
-            desired: json!({ field: [] }),
+            desired: Arc::new(json!({ field: [] })),
             meaning: Value::Null,
         });
     }
@@ -183,7 +197,7 @@ fn record(term: &mut Term, job: Job, result: Result<Outcome, WriteError>) -> boo
             if matches!(job.kind.mode, Mode::SharedList(_)) {
                 term.ours.insert(job.key.clone());
             }
-            term.confirmed.insert(job.key, job.meaning);
+            term.confirmed.insert(job.key, (job.meaning, job.desired));
             true
         }
         Err(error) => {

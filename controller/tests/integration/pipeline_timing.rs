@@ -1,13 +1,16 @@
 //! Per-phase cost of one manifest change with many routes loaded (10k, or
 //! `ROUTES`), in process and without the timing noise of the end-to-end
-//! `tollgate-bench changes`: read, compile, publish (hash), snapshot copy,
-//! `Runtime::build`, status update and freeing. Ignored by default; run
-//! in release:
-//! `cargo test --release -p tollgate-controller --test integration pipeline_timing -- --ignored --nocapture`.
+//! `tollgate-bench changes`: read, compile, publish (hash), `Runtime::build`
+//! from the runtime serving, status update and freeing; first for route
+//! additions, then for EndpointSlice flips. Ignored by default; run in
+//! release:
+//! `cargo nextest run --release -p tollgate-controller --run-ignored only pipeline_timing --no-capture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tollgate_compile::{CompileOptions, Compiler};
 use tollgate_controller::provider::file::FileProvider;
@@ -35,19 +38,25 @@ kind: Service
 metadata: {name: backend, namespace: bench}
 spec:
   ports: [{name: http, protocol: TCP, port: 80, targetPort: 9000}]
----
-apiVersion: discovery.k8s.io/v1
+";
+
+/// The Service's EndpointSlice, with its one endpoint at `port`.
+fn slice(port: u16) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
   name: backend-local
   namespace: bench
-  labels: {kubernetes.io/service-name: backend}
+  labels: {{kubernetes.io/service-name: backend}}
 addressType: IPv4
-ports: [{name: http, protocol: TCP, port: 9000}]
+ports: [{{name: http, protocol: TCP, port: {port}}}]
 endpoints:
   - addresses: [127.0.0.1]
-    conditions: {ready: true}
-";
+    conditions: {{ready: true}}
+"
+    )
+}
 
 fn route(name: &str, path: &str) -> String {
     format!(
@@ -68,6 +77,77 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The controller's and the in-process data plane's state between changes.
+struct Pipeline {
+    provider: FileProvider,
+    compiler: Compiler,
+    options: CompileOptions,
+    publisher: Publisher,
+    store: StatusStore,
+    clients: Clients,
+    runtime: Runtime,
+}
+
+impl Pipeline {
+    fn start(dir: &Path) -> Pipeline {
+        let mut provider = FileProvider::new(dir);
+        let (resources, errors) = provider.load();
+        assert!(errors.is_empty(), "{errors:?}");
+        let options = CompileOptions::default();
+        // One compiler for the whole run, as the controller keeps one.
+        let mut compiler = Compiler::default();
+        let compiled = compiler.compile(&resources, &options);
+        let publisher = Publisher::default();
+        let published = publisher.publish(compiled.snapshots);
+        let store = StatusStore::default();
+        store.update(compiled.statuses);
+        let clients = Clients::new();
+        let runtime = Runtime::build((*published[0]).clone(), &clients).unwrap();
+        Pipeline {
+            provider,
+            compiler,
+            options,
+            publisher,
+            store,
+            clients,
+            runtime,
+        }
+    }
+
+    /// Times every phase of bringing the folder's current content to a
+    /// new runtime, on one line.
+    fn change(&mut self, label: &str) -> String {
+        let mut line = format!("{label}:");
+        let t = Instant::now();
+        let (resources, _) = self.provider.load();
+        write!(line, " load {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        let compiled = self.compiler.compile(&resources, &self.options);
+        write!(line, " compile {:.1}", ms(t)).unwrap();
+        let snapshots = compiled.snapshots.clone();
+        let t = Instant::now();
+        let published = self.publisher.publish(snapshots);
+        write!(line, " publish {:.1}", ms(t)).unwrap();
+        let snapshot = Arc::clone(&published[0]);
+        let t = Instant::now();
+        let runtime = Runtime::build_from(snapshot, &self.clients, &self.runtime).unwrap();
+        write!(line, " build {:.1}", ms(t)).unwrap();
+        let previous = std::mem::replace(&mut self.runtime, runtime);
+        let t = Instant::now();
+        drop(previous);
+        write!(line, " drop-runtime {:.1}", ms(t)).unwrap();
+        let statuses = compiled.statuses.clone();
+        let t = Instant::now();
+        self.store.update(statuses);
+        write!(line, " statuses {:.1}", ms(t)).unwrap();
+        let t = Instant::now();
+        drop(compiled);
+        drop(resources);
+        write!(line, " drop {:.1}", ms(t)).unwrap();
+        line
+    }
+}
+
 #[test]
 #[ignore = "timing; run in release by hand"]
 fn phases_of_one_change_with_10k_routes() {
@@ -78,61 +158,24 @@ fn phases_of_one_change_with_10k_routes() {
     let dir = std::env::temp_dir().join(format!("tollgate-timing-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("base.yaml"), BASE).unwrap();
+    std::fs::write(dir.join("slice.yaml"), slice(9000)).unwrap();
     let mut all = String::new();
     for i in 0..n {
         all.push_str(&route(&format!("r{i}"), &format!("/svc-{i}")));
     }
     std::fs::write(dir.join("routes.yaml"), all).unwrap();
-    let mut provider = FileProvider::new(&dir);
-    let (resources, errors) = provider.load();
-    assert!(errors.is_empty(), "{errors:?}");
-    let options = CompileOptions::default();
-    // One compiler for the whole run, as the controller keeps one.
-    let mut compiler = Compiler::default();
-    let compiled = compiler.compile(&resources, &options);
-    let publisher = Publisher::default();
-    publisher.publish(compiled.snapshots.clone());
-    let store = StatusStore::default();
-    store.update(compiled.statuses);
-    let clients = Clients::new();
+    let mut pipeline = Pipeline::start(&dir);
     for k in 0..3 {
-        let mut line = String::new();
         std::fs::write(
             dir.join(format!("new-{k}.yaml")),
             route(&format!("new-{k}"), &format!("/new-{k}")),
         )
         .unwrap();
-        let t = Instant::now();
-        let (resources, _) = provider.load();
-        write!(line, "load {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        let compiled = compiler.compile(&resources, &options);
-        write!(line, " compile {:.1}", ms(t)).unwrap();
-        let snapshots = compiled.snapshots.clone();
-        let t = Instant::now();
-        let published = publisher.publish(snapshots);
-        write!(line, " publish {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        let snapshot = (*published[0]).clone();
-        write!(line, " clone {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        let _ = snapshot.content_hash();
-        write!(line, " hash {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        let runtime = Runtime::build(snapshot, &clients).unwrap();
-        write!(line, " build {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        drop(runtime);
-        write!(line, " drop-runtime {:.1}", ms(t)).unwrap();
-        let statuses = compiled.statuses.clone();
-        let t = Instant::now();
-        store.update(statuses);
-        write!(line, " statuses {:.1}", ms(t)).unwrap();
-        let t = Instant::now();
-        drop(compiled);
-        drop(resources);
-        write!(line, " drop {:.1}", ms(t)).unwrap();
-        println!("{line}");
+        println!("{}", pipeline.change("route"));
+    }
+    for k in 0..3 {
+        std::fs::write(dir.join("slice.yaml"), slice(9001 + k)).unwrap();
+        println!("{}", pipeline.change("endpoints"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -81,7 +81,7 @@ fn desired(route_parents: Vec<Value>, time: &str) -> Vec<ObjectStatus> {
         kind: kind.into(),
         namespace: ns.map(Into::into),
         name: name.into(),
-        status,
+        status: status.into(),
     };
     let mut out = vec![
         status(

@@ -128,15 +128,34 @@ impl Dataplane {
     /// [`ApplyError`] when the snapshot is refused; the previous runtime
     /// keeps serving and the refusal shows in [`Dataplane::status`].
     pub async fn apply(&self, snapshot: Snapshot) -> Result<(), ApplyError> {
+        self.apply_shared(Arc::new(snapshot), None).await
+    }
+
+    /// [`Dataplane::apply`] of a snapshot shared with its publisher, whose
+    /// content hash is `hash` when the caller already knows it (the
+    /// in-process publisher does): a large snapshot is then neither copied
+    /// nor hashed again on its way to traffic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dataplane::apply`].
+    pub async fn apply_shared(
+        &self,
+        snapshot: Arc<Snapshot>,
+        hash: Option<String>,
+    ) -> Result<(), ApplyError> {
         let mut listeners = self.inner.listeners.lock().await;
         let version = snapshot.version;
-        // Hashing a large snapshot takes milliseconds: not on the worker.
-        let (snapshot, hash) = crate::priority::in_background(move || {
-            let hash = snapshot.content_hash();
-            (snapshot, hash)
-        })
-        .await
-        .map_err(ApplyError::BuildPanicked)?;
+        let hash = match hash {
+            Some(hash) => hash,
+            // Hashing a large snapshot takes milliseconds: not on the worker.
+            None => {
+                let shared = Arc::clone(&snapshot);
+                crate::priority::in_background(move || shared.content_hash())
+                    .await
+                    .map_err(ApplyError::BuildPanicked)?
+            }
+        };
         let started = std::time::Instant::now();
         let result = self.swap_in(&mut listeners, snapshot).await;
         let applied = result.is_ok().then(|| started.elapsed());
@@ -171,7 +190,7 @@ impl Dataplane {
     async fn swap_in(
         &self,
         listeners: &mut BTreeMap<SocketAddr, Bound>,
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
     ) -> Result<tollgate_snapshot::Counts, ApplyError> {
         if self.inner.shutdown.is_raised() {
             return Err(ApplyError::ShuttingDown);
@@ -179,12 +198,15 @@ impl Dataplane {
         if snapshot.gateway != self.inner.gateway {
             return Err(ApplyError::WrongGateway {
                 expected: self.inner.gateway.clone(),
-                got: snapshot.gateway,
+                got: snapshot.gateway.clone(),
             });
         }
         let counts = snapshot.counts();
         let clients = self.inner.clients.clone();
-        let runtime = crate::priority::in_background(move || Runtime::build(snapshot, &clients))
+        // What did not change is taken over from the runtime serving.
+        let serving = self.inner.runtime.load_full();
+        let build = move || Runtime::build_from(snapshot, &clients, &serving);
+        let runtime = crate::priority::in_background(build)
             .await
             .map_err(ApplyError::BuildPanicked)?
             .map_err(ApplyError::Build)?;

@@ -37,6 +37,7 @@ mod kubernetes_cluster;
 mod kubernetes_listenerset;
 mod kubernetes_operator;
 mod kubernetes_replicas;
+mod kubernetes_rollout;
 mod kubernetes_status;
 mod kubernetes_tls;
 mod kubernetes_tlsroute;

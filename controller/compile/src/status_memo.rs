@@ -1,0 +1,138 @@
+//! Route statuses kept between compiles, so a change serialises only the
+//! statuses it changed.
+//!
+//! Every compile still decides every route's status (attachment is cheap
+//! and depends on Gateways, policies and other routes), but a status that
+//! equals the previous compile's apart from condition times is handed out
+//! as the previous compile's shared JSON value, times included: the status
+//! store keeps the stored time of every unchanged condition anyway, and it,
+//! the status writer and the admin server recognise the same allocation
+//! without comparing or copying it. With 10k routes this saves serialising,
+//! comparing and freeing 10k statuses on every change.
+
+use crate::rule_context::RouteKind;
+use gateway_api::experimental::httproutes::HttpRouteStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The last status of each route, typed and serialised.
+#[derive(Debug, Default)]
+pub(crate) struct RouteStatuses {
+    entries: HashMap<(RouteKind, String), (HttpRouteStatus, Arc<Value>)>,
+}
+
+impl RouteStatuses {
+    /// The JSON of `status` for route `key`: the previous value when the
+    /// status is the same apart from condition times, else a new one that
+    /// replaces it.
+    pub(crate) fn shared(
+        &mut self,
+        kind: RouteKind,
+        key: &str,
+        status: HttpRouteStatus,
+    ) -> Arc<Value> {
+        if let Some((kept, value)) = self.entries.get(&(kind, key.to_string()))
+            && same_apart_from_times(kept, &status)
+        {
+            return Arc::clone(value);
+        }
+        // Serialising the generated status types cannot fail (string keys,
+        // no non-finite floats); a null status would still name the object.
+        let value = Arc::new(serde_json::to_value(&status).unwrap_or_default());
+        self.entries
+            .insert((kind, key.to_string()), (status, Arc::clone(&value)));
+        value
+    }
+
+    /// Forgets routes `keep` rejects (deleted, or no longer Tollgate's).
+    pub(crate) fn retain(&mut self, keep: impl Fn(RouteKind, &str) -> bool) {
+        self.entries.retain(|(kind, key), _| keep(*kind, key));
+    }
+}
+
+/// Whether `a` and `b` differ at most in `lastTransitionTime`s.
+fn same_apart_from_times(a: &HttpRouteStatus, b: &HttpRouteStatus) -> bool {
+    a.parents.len() == b.parents.len()
+        && a.parents.iter().zip(&b.parents).all(|(a, b)| {
+            a.controller_name == b.controller_name
+                && a.parent_ref == b.parent_ref
+                && a.conditions.len() == b.conditions.len()
+                && a.conditions
+                    .iter()
+                    .zip(&b.conditions)
+                    .all(|(a, b)| same_condition(a, b))
+        })
+}
+
+fn same_condition(a: &Condition, b: &Condition) -> bool {
+    a.type_ == b.type_
+        && a.status == b.status
+        && a.reason == b.reason
+        && a.message == b.message
+        && a.observed_generation == b.observed_generation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_api::experimental::httproutes::HttpRouteStatusParents;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn status(accepted: &str, time: &str) -> HttpRouteStatus {
+        let time: k8s_openapi::jiff::Timestamp = time.parse().unwrap_or_default();
+        HttpRouteStatus {
+            parents: vec![HttpRouteStatusParents {
+                conditions: vec![Condition {
+                    type_: "Accepted".into(),
+                    status: accepted.into(),
+                    reason: "Accepted".into(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(time),
+                }],
+                controller_name: "tollgate.dev/gateway-controller".into(),
+                ..HttpRouteStatusParents::default()
+            }],
+        }
+    }
+
+    /// A status that only got newer times is the same shared value, with
+    /// the first times; any other change is a new value.
+    #[test]
+    fn unchanged_statuses_are_shared() {
+        let mut memo = RouteStatuses::default();
+        let first = memo.shared(
+            RouteKind::Http,
+            "ns/r",
+            status("True", "2026-01-01T00:00:00Z"),
+        );
+        let again = memo.shared(
+            RouteKind::Http,
+            "ns/r",
+            status("True", "2026-01-01T00:00:09Z"),
+        );
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = memo.shared(
+            RouteKind::Grpc,
+            "ns/r",
+            status("True", "2026-01-01T00:00:09Z"),
+        );
+        assert!(!Arc::ptr_eq(&first, &other));
+        let changed = memo.shared(
+            RouteKind::Http,
+            "ns/r",
+            status("False", "2026-01-01T00:00:09Z"),
+        );
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_eq!(changed["parents"][0]["conditions"][0]["status"], "False");
+        memo.retain(|kind, _| kind == RouteKind::Grpc);
+        let fresh = memo.shared(
+            RouteKind::Http,
+            "ns/r",
+            status("False", "2026-01-01T00:00:09Z"),
+        );
+        assert!(!Arc::ptr_eq(&changed, &fresh));
+    }
+}
