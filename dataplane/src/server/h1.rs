@@ -96,6 +96,8 @@ pub(super) async fn serve_h1<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
             // Boxed: parking needs `poll_without_shutdown`, which needs an
             // `Unpin` future, and unboxed the whole proxy pipeline would
             // live inside every hyper connection; one allocation per request.
+            // A trait object: the nested `impl Future` types left as they
+            // are trip rustc's `Send` inference for the connection task.
             let upgrades = Upgrades { pending, tunnel };
             let answer: BoxFuture<'static, _> =
                 Box::pin(Infallibly::new(h1_request(ctx, req, framing, upgrades)));

@@ -127,9 +127,8 @@ pin_project_lite::pin_project! {
     /// A response future as hyper's services return it (always `Ok`).
     ///
     /// A named future rather than an `async` wrapper, which would keep the
-    /// wrapped future twice (as its capture and as what it awaits), or
-    /// `FutureExt::map`, whose closure type trips the compiler's `Send`
-    /// inference for the connection task; see `h1::h1_request`.
+    /// wrapped future twice (as its capture and as what it awaits); see
+    /// `h1::h1_request`.
     pub(crate) struct Infallibly<F> {
         #[pin]
         answer: F,
