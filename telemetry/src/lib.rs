@@ -28,7 +28,7 @@ mod traces;
 pub use env::{OtelEnv, Signal};
 pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
-pub use propagation::Propagation;
+pub use propagation::{Fields, Propagation, TraceLine};
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 

@@ -98,27 +98,33 @@ impl Propagation {
             let cx = client.with_remote_span_context(span.clone());
             return self.inject(&cx, headers);
         }
+        if let Some(line) = self.take_for_upstream(span, client, headers) {
+            line.insert_into(headers);
+        }
+    }
+
+    /// Makes `span` the parent of an upstream request whose header fields
+    /// are `headers`, like [`Propagation::inject_span`], but hands the W3C
+    /// fields back as a [`TraceLine`] for the HTTP/1.1 client to write
+    /// straight into the request head, instead of inserting them: that
+    /// saves a header value's allocation and validation and the map's
+    /// insert (and growth) on every proxied request. The client's own
+    /// `traceparent` and `tracestate` are removed from `headers` either
+    /// way. Other propagators inject into `headers` and give `None`.
+    pub fn take_for_upstream(
+        &self,
+        span: &SpanContext,
+        client: &Context,
+        headers: &mut HeaderMap,
+    ) -> Option<TraceLine> {
+        if !self.w3c {
+            let cx = client.with_remote_span_context(span.clone());
+            self.inject(&cx, headers);
+            return None;
+        }
+        headers.remove(TRACEPARENT);
         headers.remove(TRACESTATE);
-        if !span.is_valid() {
-            headers.remove(TRACEPARENT);
-            return;
-        }
-        let mut line = [0u8; 55];
-        line[..3].copy_from_slice(b"00-");
-        hex(&span.trace_id().to_bytes(), &mut line[3..35]);
-        line[35] = b'-';
-        hex(&span.span_id().to_bytes(), &mut line[36..52]);
-        line[52] = b'-';
-        hex(&[span.trace_flags().to_u8() & 1], &mut line[53..55]);
-        if let Ok(value) = HeaderValue::from_bytes(&line) {
-            headers.insert(TRACEPARENT, value);
-        }
-        let state = span.trace_state().header();
-        if !state.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&state)
-        {
-            headers.insert(TRACESTATE, value);
-        }
+        TraceLine::new(span)
     }
 
     /// Writes `cx` into `headers`, replacing what the client sent in the
@@ -136,6 +142,80 @@ impl Propagation {
     /// Every header the propagators use.
     pub fn fields(&self) -> &[HeaderName] {
         &self.fields
+    }
+}
+
+/// A span's W3C trace context as the header fields of an upstream
+/// request: `traceparent` as its 55 bytes, `tracestate` when the span
+/// carries one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    parent: [u8; 55],
+    state: Option<HeaderValue>,
+}
+
+impl TraceLine {
+    /// The fields for `span`; none for an invalid span context.
+    fn new(span: &SpanContext) -> Option<TraceLine> {
+        if !span.is_valid() {
+            return None;
+        }
+        let mut parent = [0u8; 55];
+        parent[..3].copy_from_slice(b"00-");
+        hex(&span.trace_id().to_bytes(), &mut parent[3..35]);
+        parent[35] = b'-';
+        hex(&span.span_id().to_bytes(), &mut parent[36..52]);
+        parent[52] = b'-';
+        hex(&[span.trace_flags().to_u8() & 1], &mut parent[53..55]);
+        let state = span.trace_state();
+        // An empty trace state allocates nothing; test it before
+        // formatting.
+        let state = (*state != opentelemetry::trace::TraceState::NONE)
+            .then(|| state.header())
+            .filter(|s| !s.is_empty())
+            .and_then(|s| HeaderValue::from_str(&s).ok());
+        Some(TraceLine { parent, state })
+    }
+
+    /// The fields as lowercase names and values, for a writer of request
+    /// heads: `traceparent` first, then `tracestate` if any.
+    pub fn fields(&self) -> Fields<'_> {
+        let parent = ("traceparent", &self.parent[..]);
+        match &self.state {
+            Some(state) => Fields {
+                items: [parent, ("tracestate", state.as_bytes())],
+                len: 2,
+            },
+            None => Fields {
+                items: [parent, ("", &[])],
+                len: 1,
+            },
+        }
+    }
+
+    /// Inserts the fields into `headers`, replacing any of the same names.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        // The 55 bytes are hex digits and dashes: always a valid value.
+        if let Ok(value) = HeaderValue::from_bytes(&self.parent) {
+            headers.insert(TRACEPARENT, value);
+        }
+        if let Some(state) = &self.state {
+            headers.insert(TRACESTATE, state.clone());
+        }
+    }
+}
+
+/// [`TraceLine::fields`]: one or two `(name, value)` pairs.
+#[derive(Clone, Copy, Debug)]
+pub struct Fields<'a> {
+    items: [(&'static str, &'a [u8]); 2],
+    len: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The pairs, in the order they are written.
+    pub fn as_slice(&self) -> &[(&'static str, &'a [u8])] {
+        self.items.get(..self.len).unwrap_or(&self.items)
     }
 }
 
@@ -283,6 +363,46 @@ mod tests {
                 .trace_id()
                 == opentelemetry::trace::TraceId::INVALID
         );
+    }
+
+    /// The fields handed to the HTTP/1.1 client are what `inject_span`
+    /// inserts: the client's trace fields leave the headers, `tracestate`
+    /// comes along when the span carries one, and an invalid span adds
+    /// nothing.
+    #[test]
+    fn upstream_fields_match_the_inserted_ones() {
+        let p = Propagation::default();
+        let client = p.extract(&headers(&[
+            ("traceparent", TRACEPARENT),
+            ("tracestate", "vendor=1"),
+        ]));
+        let span = client.span().span_context().clone();
+        let mut taken = headers(&[
+            ("traceparent", TRACEPARENT),
+            ("tracestate", "vendor=1"),
+            ("baggage", "user=42"),
+        ]);
+        let line = p.take_for_upstream(&span, &client, &mut taken);
+        let line = line.expect("a valid span gives fields");
+        assert!(taken.get("traceparent").is_none() && taken.get("tracestate").is_none());
+        assert_eq!(taken["baggage"], "user=42");
+        let fields: Vec<(&str, &[u8])> = line.fields().as_slice().to_vec();
+        assert_eq!(
+            fields,
+            [
+                ("traceparent", TRACEPARENT.as_bytes()),
+                ("tracestate", &b"vendor=1"[..])
+            ]
+        );
+        let mut inserted = HeaderMap::new();
+        p.inject_span(&span, &client, &mut inserted);
+        let mut from_line = HeaderMap::new();
+        line.insert_into(&mut from_line);
+        assert_eq!(inserted, from_line);
+
+        let mut none = headers(&[("traceparent", TRACEPARENT)]);
+        let invalid = p.take_for_upstream(&SpanContext::NONE, &client, &mut none);
+        assert!(invalid.is_none() && none.is_empty());
     }
 
     /// B3 single and multi-header when asked for; W3C headers are then ignored.

@@ -33,6 +33,7 @@ use opentelemetry::{Context, KeyValue, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tollgate_telemetry::TraceLine;
 
 /// What routing decided. The rule's labels stay in the runtime (found by
 /// `route`): a request copies none of them unless it is written out.
@@ -53,6 +54,17 @@ pub(crate) struct Attempt {
     span: Option<Planned>,
     /// How many times the request was sent before (`http.request.resend_count`).
     resend_count: u32,
+    /// The trace context fields the upstream request carries, when the
+    /// client writes them itself.
+    trace: Option<TraceLine>,
+}
+
+impl Attempt {
+    /// The trace context fields for the upstream client to write into the
+    /// request head (`None`: nothing to add, or already in the headers).
+    pub(crate) fn trace(&self) -> Option<&TraceLine> {
+        self.trace.as_ref()
+    }
 }
 
 /// What the last upstream attempt went to and took.
@@ -236,17 +248,27 @@ impl Exchange {
     /// the upstream request's `headers` as parent. An unsampled request's
     /// attempt has no span of its own: the upstream gets the server span's
     /// (unsampled) context, as no span id of it is ever written anywhere.
+    ///
+    /// With W3C propagation the fields come back as the attempt's
+    /// [`Attempt::trace`] for the upstream client to write, instead of
+    /// going into `headers` (see [`Propagation::take_for_upstream`]).
+    ///
+    /// [`Propagation::take_for_upstream`]: tollgate_telemetry::Propagation::take_for_upstream
     pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
         let server = self.server_span.as_ref();
         let span = server.filter(|s| s.sampled()).map(spans::plan_child);
-        if let (Some(obs), Some(parent)) = (&self.obs, span.as_ref().or(server)) {
-            obs.propagation
-                .inject_span(&parent.context, &self.parent, headers);
-        }
+        let trace = match (&self.obs, span.as_ref().or(server)) {
+            (Some(obs), Some(parent)) => {
+                obs.propagation
+                    .take_for_upstream(&parent.context, &self.parent, headers)
+            }
+            _ => None,
+        };
         Attempt {
             started: Instant::now(),
             span,
             resend_count: 0,
+            trace,
         }
     }
 

@@ -6,6 +6,7 @@
 //! pool of their own (`http1`); h2c endpoints share one multiplexing HTTP/2
 //! client per connect timeout.
 
+use super::added::{Added, add_fields};
 use super::budget::RetryBudget;
 use super::error::UpstreamError;
 use super::http1::{self, Http1Pool};
@@ -298,10 +299,33 @@ impl Endpoint {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
+        self.send_with(request, &[]).await
+    }
+
+    /// [`Endpoint::send`] with `added` header fields, which the HTTP/1.1
+    /// client writes straight into the request head (the fields that
+    /// differ on every request, such as the trace context, would otherwise
+    /// cost a header value's allocation and a map insert each); the others
+    /// insert them into the request's headers first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::send`].
+    pub async fn send_with(
+        &self,
+        mut request: Request<ProxyBody>,
+        added: Added<'_>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
         match &self.transport {
-            Transport::Http1(pool) => pool.send(request).await,
-            Transport::H2c(client) => legacy(client.request(request).await),
-            Transport::Tls(client) => legacy(client.pooled.request(request).await),
+            Transport::Http1(pool) => pool.send(request, added).await,
+            Transport::H2c(client) => {
+                add_fields(request.headers_mut(), added);
+                legacy(client.request(request).await)
+            }
+            Transport::Tls(client) => {
+                add_fields(request.headers_mut(), added);
+                legacy(client.pooled.request(request).await)
+            }
         }
     }
 

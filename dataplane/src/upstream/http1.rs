@@ -17,6 +17,7 @@
 //! dropped half-read, a timeout, an error — is closed, never reused: HTTP/1.1
 //! cannot resynchronise a half-read response.
 
+use super::added::Added;
 use super::error::UpstreamError;
 use super::h1::{self, Conn, Home};
 use crate::body::ProxyBody;
@@ -61,7 +62,8 @@ impl Http1Pool {
         self.connect_timeout
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) and returns the response
+    /// Sends `request` (origin-form URI, `Host` set) with the `added` fields
+    /// and returns the response
     /// whose body hands the connection back when it ends.
     ///
     /// A pooled connection that turns out to be closed before the request
@@ -77,10 +79,11 @@ impl Http1Pool {
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<ProxyBody>,
+        added: Added<'_>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let conn = self.checkout().await?;
         let home: Arc<dyn Home> = Arc::clone(self) as Arc<dyn Home>;
-        h1::exchange(conn, request, home)
+        h1::exchange(conn, request, added, home)
             .await
             .map_err(|error| UpstreamError::Protocol(error.into()))
     }

@@ -13,6 +13,7 @@
 //! process-wide like connections: a rule keeps its budget across swaps.
 //! An HTTP upgrade (WebSocket) gets a connection of its own, never pooled ([`upgrade`]).
 
+mod added;
 mod backend;
 mod balance;
 mod budget;
@@ -24,6 +25,7 @@ mod tls;
 pub(crate) use tls::{TlsClient, TlsKey, tls_client};
 mod upgrade;
 
+pub use added::{Added, add_fields};
 pub use backend::{BackendSet, BuiltBackend};
 pub use balance::{Balancer, RoundRobin};
 pub use budget::RetryBudget;

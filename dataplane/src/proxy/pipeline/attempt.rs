@@ -10,11 +10,12 @@ use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::runtime::{BackendChoice, RouteRuntime};
 use crate::telemetry::Exchange;
-use crate::upstream::{Endpoint, UpstreamError};
+use crate::upstream::{Added, Endpoint, UpstreamError, add_fields};
 use futures_util::future::Either;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri};
 use std::time::Duration;
+use tollgate_telemetry::{Fields, TraceLine};
 
 impl Pipeline<'_> {
     /// One upstream attempt to `leg` (rule, backend reference, endpoint)
@@ -34,8 +35,10 @@ impl Pipeline<'_> {
         if let Some((offer, backend)) = upgrade {
             offer.prepare(&mut upstream, endpoint.protocol, backend)?;
         }
+        let fields = attempt.trace().map(TraceLine::fields);
+        let added = fields.as_ref().map_or(&[][..], Fields::as_slice);
         let sent = self
-            .send(route, endpoint, upstream, upgrade.is_some())
+            .send(route, endpoint, upstream, upgrade.is_some(), added)
             .await;
         if let Some((index, label)) = choice
             .backend
@@ -57,15 +60,17 @@ impl Pipeline<'_> {
         &self,
         route: &RouteRuntime,
         endpoint: &Endpoint,
-        request: Request<ProxyBody>,
+        mut request: Request<ProxyBody>,
         upgrade: bool,
+        added: Added<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // The upgrade's future is boxed: it is several times the size of a
         // plain exchange's, and every request's future would carry its room.
         let call = if upgrade {
+            add_fields(request.headers_mut(), added);
             Either::Left(Box::pin(endpoint.send_upgrade(request)))
         } else {
-            Either::Right(endpoint.send(request))
+            Either::Right(endpoint.send_with(request, added))
         };
         let request_left = self.request_ms(route).map(|ms| {
             (

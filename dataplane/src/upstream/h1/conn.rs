@@ -13,6 +13,7 @@ use super::body::{Decoded, Decoder};
 use super::head::{self, Framing};
 use super::upload::{Out, Upload, UploadError};
 use crate::body::{BoxError, ProxyBody};
+use crate::upstream::Added;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -127,7 +128,8 @@ impl Conn {
     }
 }
 
-/// Sends `request` (origin-form target, `Host` set) on `conn` and waits
+/// Sends `request` (origin-form target, `Host` set, the `added` fields
+/// after its own) on `conn` and waits
 /// for the final response head. The response's body reads the rest and
 /// gives the connection to `home` after a clean end.
 ///
@@ -139,12 +141,13 @@ impl Conn {
 pub(crate) async fn exchange(
     mut conn: Conn,
     request: Request<ProxyBody>,
+    added: Added<'_>,
     home: Arc<dyn Home>,
 ) -> Result<Response<ProxyBody>, H1Error> {
     let (parts, body) = request.into_parts();
     let empty = body.is_end_stream();
     let exact = body.size_hint().exact();
-    let framing = head::write_request(&parts, empty, exact, &mut conn.out.head)?;
+    let framing = head::write_request(&parts, added, (empty, exact), &mut conn.out.head)?;
     let mut upload = match framing {
         Framing::None | Framing::Length(0) => None,
         Framing::Length(n) => Some(Upload::new(body, Some(n))),

@@ -7,6 +7,7 @@
 //! `Content-Length`, and the response's from RFC 9112 §6.3.
 
 use super::H1Error;
+use crate::upstream::Added;
 use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version, request};
@@ -30,8 +31,9 @@ pub(super) enum Framing {
     Chunked,
 }
 
-/// Writes the head of `parts` to `dst` and tells how the body follows.
-/// `empty` is the body's `is_end_stream()`, `exact` its exact size hint.
+/// Writes the head of `parts` to `dst`, with the `added` fields after the
+/// request's own, and tells how the body follows. `empty` is the body's
+/// `is_end_stream()`, `exact` its exact size hint.
 ///
 /// The target is origin-form (the pool's requests carry no scheme), the
 /// version HTTP/1.1, the fields in the request's order. Framing as hyper
@@ -46,11 +48,13 @@ pub(super) enum Framing {
 ///
 /// [`H1Error::InvalidRequestHeader`] when a value holds a control
 /// character other than tab (the `http` types never let one in; this is a
-/// cheap check that a header can never split the request).
+/// cheap check that a header can never split the request). An added
+/// field with such a value, or a name that is not lowercase letters,
+/// digits and dashes, is left out.
 pub(super) fn write_request(
     parts: &request::Parts,
-    empty: bool,
-    exact: Option<u64>,
+    added: Added<'_>,
+    (empty, exact): (bool, Option<u64>),
     dst: &mut BytesMut,
 ) -> Result<Framing, H1Error> {
     let headers = &parts.headers;
@@ -82,7 +86,8 @@ pub(super) fn write_request(
         .uri
         .path_and_query()
         .map_or("/", |target| target.as_str());
-    dst.reserve(32 + target.len() + headers.len() * 32);
+    let added_len: usize = added.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    dst.reserve(32 + target.len() + headers.len() * 32 + added_len);
     dst.put_slice(parts.method.as_str().as_bytes());
     dst.put_u8(b' ');
     dst.put_slice(target.as_bytes());
@@ -92,13 +97,15 @@ pub(super) fn write_request(
             continue;
         }
         let value = value.as_bytes();
-        if value.iter().any(|&b| b < 0x20 && b != b'\t') {
+        if has_control(value) {
             return Err(H1Error::InvalidRequestHeader(name.clone()));
         }
-        dst.put_slice(name.as_str().as_bytes());
-        dst.put_slice(b": ");
-        dst.put_slice(value);
-        dst.put_slice(b"\r\n");
+        put_field(dst, name.as_str().as_bytes(), value);
+    }
+    for (name, value) in added {
+        if is_lowercase_token(name) && !has_control(value) {
+            put_field(dst, name.as_bytes(), value);
+        }
     }
     if add_chunked {
         dst.put_slice(b"transfer-encoding: chunked\r\n");
@@ -110,6 +117,49 @@ pub(super) fn write_request(
     }
     dst.put_slice(b"\r\n");
     Ok(framing)
+}
+
+/// Appends `name: value` and the line end.
+#[inline]
+fn put_field(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
+    dst.put_slice(name);
+    dst.put_slice(b": ");
+    dst.put_slice(value);
+    dst.put_slice(b"\r\n");
+}
+
+/// Whether `name` is a non-empty run of lowercase letters, digits and
+/// dashes (every added field's name is one).
+fn is_lowercase_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `value` holds a control character other than tab.
+///
+/// Runs over every header value of every request, so eight bytes at a
+/// time: a word in which no byte is below 0x20 passes with a few
+/// instructions (the classic "has a byte less than n" test), and only a
+/// word that has one (a tab, most likely) is looked at byte by byte.
+#[inline]
+pub(super) fn has_control(value: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const BELOW: u64 = 0x20 * ONES;
+    let is_control = |b: &u8| *b < 0x20 && *b != b'\t';
+    let mut words = value.chunks_exact(8);
+    for word in words.by_ref() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_ne_bytes(bytes);
+        // Non-zero exactly when some byte of the word is below 0x20.
+        if w.wrapping_sub(BELOW) & !w & HIGHS != 0 && word.iter().any(is_control) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(is_control)
 }
 
 /// Appends `n` in decimal without going through `fmt`.

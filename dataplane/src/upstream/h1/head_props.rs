@@ -110,3 +110,24 @@ proptest! {
         prop_assert_eq!(&rest[..], &body[..]);
     }
 }
+
+proptest! {
+    /// The word-at-a-time control-character test agrees with the plain
+    /// byte-by-byte one on any bytes, at any length and offset.
+    #[test]
+    fn has_control_matches_the_bytewise_rule(
+        bytes in proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::sample::select(&b"\t\r\n\x00\x1f\x20\x7f\x80\x9f\xa0\xffa~"[..]),
+                4 => 0x20u8..0x7f,
+                1 => any::<u8>(),
+            ],
+            0..40,
+        ),
+        start in 0usize..8,
+    ) {
+        let value = bytes.get(start..).unwrap_or(&[]);
+        let expected = value.iter().any(|&b| b < 0x20 && b != b'\t');
+        prop_assert_eq!(has_control(value), expected);
+    }
+}

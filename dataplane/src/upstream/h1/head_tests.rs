@@ -8,7 +8,7 @@ use http::Request;
 fn written(request: Request<()>, empty: bool, exact: Option<u64>) -> (String, Framing) {
     let (parts, ()) = request.into_parts();
     let mut dst = BytesMut::new();
-    let framing = write_request(&parts, empty, exact, &mut dst).unwrap();
+    let framing = write_request(&parts, &[], (empty, exact), &mut dst).unwrap();
     (String::from_utf8(dst.to_vec()).unwrap(), framing)
 }
 
@@ -360,4 +360,38 @@ fn oversize_heads_are_refused() {
     assert!(kind(&wire, Method::GET).is_err(), "101 fields");
     let wire = format!("HTTP/1.1 200 OK\r\n{fits}\r\n");
     assert_eq!(kind(&wire, Method::GET), Ok((BodyKind::Close, true)));
+}
+
+/// Added fields follow the request's own; an added field with a control
+/// character in its value, or a name that is not a lowercase token, is
+/// left out.
+#[test]
+fn added_fields_are_written_after_the_request_fields() {
+    let (parts, ()) = request("GET", &[("host", "up")]).into_parts();
+    let mut dst = BytesMut::new();
+    let added: Added<'_> = &[
+        ("traceparent", b"00-abc-01"),
+        ("tracestate", b"a=1\r\nx: y"),
+        ("Bad Name", b"v"),
+        ("x-ok", b"tab\there"),
+    ];
+    write_request(&parts, added, (true, Some(0)), &mut dst).unwrap();
+    assert_eq!(
+        String::from_utf8(dst.to_vec()).unwrap(),
+        "GET /p?q=1 HTTP/1.1\r\nhost: up\r\ntraceparent: 00-abc-01\r\nx-ok: tab\there\r\n\r\n"
+    );
+}
+
+/// The control-character test that keeps a field from splitting the
+/// request: line breaks and NUL anywhere, tab allowed, high bytes allowed.
+#[test]
+fn control_characters_are_found_anywhere() {
+    assert!(!has_control(b""));
+    assert!(!has_control(
+        b"a plain value, longer than one word\t\x80\xff"
+    ));
+    assert!(has_control(b"0123456789abcdef\r\nx-injected: 1"));
+    assert!(has_control(b"\n"));
+    assert!(has_control(b"0123456\x00"));
+    assert!(has_control(b"01234567\x1f"));
 }
