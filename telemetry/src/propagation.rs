@@ -98,19 +98,24 @@ impl Propagation {
             let cx = client.with_remote_span_context(span.clone());
             return self.inject(&cx, headers);
         }
-        if let Some(line) = self.take_for_upstream(span, client, headers) {
-            line.insert_into(headers);
+        match TraceLine::new(span) {
+            Some(line) => line.insert_into(headers),
+            None => {
+                headers.remove(TRACEPARENT);
+                headers.remove(TRACESTATE);
+            }
         }
     }
 
     /// Makes `span` the parent of an upstream request whose header fields
     /// are `headers`, like [`Propagation::inject_span`], but hands the W3C
     /// fields back as a [`TraceLine`] for the HTTP/1.1 client to write
-    /// straight into the request head, instead of inserting them: that
-    /// saves a header value's allocation and validation and the map's
-    /// insert (and growth) on every proxied request. The client's own
-    /// `traceparent` and `tracestate` are removed from `headers` either
-    /// way. Other propagators inject into `headers` and give `None`.
+    /// straight into the request head, replacing the client's
+    /// `traceparent` and `tracestate` as it goes, instead of inserting
+    /// them: that saves a header value's allocation and validation, two
+    /// removals and an insert (with the map's growth) on every proxied
+    /// request. Other propagators inject into `headers` and give `None`;
+    /// so does an invalid span, after removing the client's fields.
     pub fn take_for_upstream(
         &self,
         span: &SpanContext,
@@ -122,9 +127,12 @@ impl Propagation {
             self.inject(&cx, headers);
             return None;
         }
-        headers.remove(TRACEPARENT);
-        headers.remove(TRACESTATE);
-        TraceLine::new(span)
+        let line = TraceLine::new(span);
+        if line.is_none() {
+            headers.remove(TRACEPARENT);
+            headers.remove(TRACESTATE);
+        }
+        line
     }
 
     /// Writes `cx` into `headers`, replacing what the client sent in the
@@ -178,18 +186,13 @@ impl TraceLine {
     }
 
     /// The fields as lowercase names and values, for a writer of request
-    /// heads: `traceparent` first, then `tracestate` if any.
+    /// heads that replaces the request's fields of the same names:
+    /// `traceparent`, then `tracestate`, empty when the span carries none
+    /// (the client's is removed and nothing written).
     pub fn fields(&self) -> Fields<'_> {
-        let parent = ("traceparent", &self.parent[..]);
-        match &self.state {
-            Some(state) => Fields {
-                items: [parent, ("tracestate", state.as_bytes())],
-                len: 2,
-            },
-            None => Fields {
-                items: [parent, ("", &[])],
-                len: 1,
-            },
+        let state = self.state.as_ref().map_or(&[][..], HeaderValue::as_bytes);
+        Fields {
+            items: [("traceparent", &self.parent[..]), ("tracestate", state)],
         }
     }
 
@@ -199,23 +202,23 @@ impl TraceLine {
         if let Ok(value) = HeaderValue::from_bytes(&self.parent) {
             headers.insert(TRACEPARENT, value);
         }
-        if let Some(state) = &self.state {
-            headers.insert(TRACESTATE, state.clone());
-        }
+        match &self.state {
+            Some(state) => headers.insert(TRACESTATE, state.clone()),
+            None => headers.remove(TRACESTATE),
+        };
     }
 }
 
-/// [`TraceLine::fields`]: one or two `(name, value)` pairs.
+/// [`TraceLine::fields`]: the `(name, value)` pairs.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields<'a> {
     items: [(&'static str, &'a [u8]); 2],
-    len: usize,
 }
 
 impl<'a> Fields<'a> {
     /// The pairs, in the order they are written.
     pub fn as_slice(&self) -> &[(&'static str, &'a [u8])] {
-        self.items.get(..self.len).unwrap_or(&self.items)
+        &self.items
     }
 }
 
@@ -365,6 +368,13 @@ mod tests {
         );
     }
 
+    fn line_into(p: &Propagation, cx: &Context, map: &mut HeaderMap) {
+        let span = cx.span().span_context().clone();
+        if let Some(line) = p.take_for_upstream(&span, cx, &mut HeaderMap::new()) {
+            line.insert_into(map);
+        }
+    }
+
     /// The fields handed to the HTTP/1.1 client are what `inject_span`
     /// inserts: the client's trace fields leave the headers, `tracestate`
     /// comes along when the span carries one, and an invalid span adds
@@ -384,8 +394,8 @@ mod tests {
         ]);
         let line = p.take_for_upstream(&span, &client, &mut taken);
         let line = line.expect("a valid span gives fields");
-        assert!(taken.get("traceparent").is_none() && taken.get("tracestate").is_none());
-        assert_eq!(taken["baggage"], "user=42");
+        // The writer replaces them; the map is left as it was.
+        assert_eq!(taken.len(), 3);
         let fields: Vec<(&str, &[u8])> = line.fields().as_slice().to_vec();
         assert_eq!(
             fields,
@@ -399,6 +409,16 @@ mod tests {
         let mut from_line = HeaderMap::new();
         line.insert_into(&mut from_line);
         assert_eq!(inserted, from_line);
+        // Without a trace state, `tracestate` is named with no value: the
+        // client's is replaced by nothing.
+        let bare = p.extract(&headers(&[("traceparent", TRACEPARENT)]));
+        let bare_span = bare.span().span_context().clone();
+        let line = p.take_for_upstream(&bare_span, &bare, &mut HeaderMap::new());
+        let line = line.expect("valid");
+        assert_eq!(line.fields().as_slice()[1], ("tracestate", &b""[..]));
+        let mut map = headers(&[("tracestate", "stale=1")]);
+        line_into(&p, &bare, &mut map);
+        assert!(map.get("tracestate").is_none());
 
         let mut none = headers(&[("traceparent", TRACEPARENT)]);
         let invalid = p.take_for_upstream(&SpanContext::NONE, &client, &mut none);

@@ -10,20 +10,22 @@
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
-/// Lowercase field names and their values. The request's own headers
-/// must not hold fields of these names (the caller removes them): the
-/// HTTP/1.1 client writes the added fields after the request's own
-/// without looking for them, so a request pays nothing per field.
+/// Lowercase field names and their values, each replacing the request's
+/// fields of that name; an empty value only removes them (an empty
+/// `tracestate` says what an absent one says).
 pub type Added<'a> = &'a [(&'static str, &'a [u8])];
 
-/// Inserts `added` into `headers`, replacing fields of the same names. A
-/// name or value that is not a valid field is skipped.
+/// Inserts `added` into `headers`, replacing fields of the same names;
+/// an empty value removes them. A name or value that is not a valid
+/// field is skipped.
 pub fn add_fields(headers: &mut HeaderMap, added: Added<'_>) {
     for (name, value) in added {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        if value.is_empty() {
+            headers.remove(name);
+        } else if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.insert(name, value);
         }
     }
@@ -33,22 +35,27 @@ pub fn add_fields(headers: &mut HeaderMap, added: Added<'_>) {
 mod tests {
     use super::*;
 
-    /// Added fields replace the request's own and skip invalid ones.
+    /// Added fields replace the request's own, an empty one removes them,
+    /// and invalid ones are skipped.
     #[test]
     fn added_fields_replace_and_skip_invalid() {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("stale"));
         headers.append("traceparent", HeaderValue::from_static("stale-2"));
+        headers.insert("tracestate", HeaderValue::from_static("stale=1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
         add_fields(
             &mut headers,
             &[
                 ("traceparent", b"00-fresh"),
                 ("bad name", b"x"),
-                ("tracestate", b"a=1\r\nx: y"),
+                ("x-kept", b"a=1\r\nx: y"),
+                ("tracestate", b""),
             ],
         );
         let values: Vec<_> = headers.get_all("traceparent").iter().collect();
         assert_eq!(values, ["00-fresh"]);
-        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["x-kept"], "1");
+        assert_eq!(headers.len(), 2);
     }
 }

@@ -49,8 +49,9 @@ pub(super) enum Framing {
 /// [`H1Error::InvalidRequestHeader`] when a value holds a control
 /// character other than tab (the `http` types never let one in; this is a
 /// cheap check that a header can never split the request). An added
-/// field with such a value, or a name that is not lowercase letters,
-/// digits and dashes, is left out.
+/// field replaces the request's fields of its name; one with an empty
+/// value or a control character in it, or a name that is not lowercase
+/// letters, digits and dashes, is not written.
 pub(super) fn write_request(
     parts: &request::Parts,
     added: Added<'_>,
@@ -92,8 +93,15 @@ pub(super) fn write_request(
     dst.put_u8(b' ');
     dst.put_slice(target.as_bytes());
     dst.put_slice(b" HTTP/1.1\r\n");
+    // The added fields replace the request's own of the same names: a
+    // comparison of lengths, mostly, per field (cheaper than removing
+    // them from the map by hash).
+    let replaced = |name: &HeaderName| added.iter().any(|(n, _)| name == n);
     for (name, value) in headers {
-        if (drop_te && name == TRANSFER_ENCODING) || (drop_cl && name == CONTENT_LENGTH) {
+        if (drop_te && name == TRANSFER_ENCODING)
+            || (drop_cl && name == CONTENT_LENGTH)
+            || (!added.is_empty() && replaced(name))
+        {
             continue;
         }
         let value = value.as_bytes();
@@ -103,7 +111,7 @@ pub(super) fn write_request(
         put_field(dst, name.as_str().as_bytes(), value);
     }
     for (name, value) in added {
-        if is_lowercase_token(name) && !has_control(value) {
+        if !value.is_empty() && is_lowercase_token(name) && !has_control(value) {
             put_field(dst, name.as_bytes(), value);
         }
     }

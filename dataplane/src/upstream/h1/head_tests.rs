@@ -362,23 +362,31 @@ fn oversize_heads_are_refused() {
     assert_eq!(kind(&wire, Method::GET), Ok((BodyKind::Close, true)));
 }
 
-/// Added fields follow the request's own; an added field with a control
-/// character in its value, or a name that is not a lowercase token, is
-/// left out.
+/// Added fields follow the request's own and replace those of the same
+/// names; an empty one only removes; one with a control character in its
+/// value, or a name that is not a lowercase token, is left out.
 #[test]
-fn added_fields_are_written_after_the_request_fields() {
-    let (parts, ()) = request("GET", &[("host", "up")]).into_parts();
+fn added_fields_replace_the_request_fields() {
+    let fields = [
+        ("host", "up"),
+        ("traceparent", "client"),
+        ("tracestate", "client=1"),
+        ("x-kept", "1"),
+    ];
+    let (parts, ()) = request("GET", &fields).into_parts();
     let mut dst = BytesMut::new();
     let added: Added<'_> = &[
         ("traceparent", b"00-abc-01"),
-        ("tracestate", b"a=1\r\nx: y"),
+        ("tracestate", b""),
+        ("x-bad", b"a=1\r\nx: y"),
         ("Bad Name", b"v"),
         ("x-ok", b"tab\there"),
     ];
     write_request(&parts, added, (true, Some(0)), &mut dst).unwrap();
     assert_eq!(
         String::from_utf8(dst.to_vec()).unwrap(),
-        "GET /p?q=1 HTTP/1.1\r\nhost: up\r\ntraceparent: 00-abc-01\r\nx-ok: tab\there\r\n\r\n"
+        "GET /p?q=1 HTTP/1.1\r\nhost: up\r\nx-kept: 1\r\n\
+         traceparent: 00-abc-01\r\nx-ok: tab\there\r\n\r\n"
     );
 }
 
