@@ -81,7 +81,7 @@ impl Propagation {
         if !self.w3c {
             return self.inner.extract(&HeaderExtractor(headers));
         }
-        if !headers.contains_key(TRACEPARENT) {
+        if !headers.contains_key(&TRACEPARENT) {
             return Context::new();
         }
         TraceContextPropagator::new().extract(&HeaderExtractor(headers))
@@ -101,8 +101,8 @@ impl Propagation {
         match TraceLine::new(span) {
             Some(line) => line.insert_into(headers),
             None => {
-                headers.remove(TRACEPARENT);
-                headers.remove(TRACESTATE);
+                headers.remove(&TRACEPARENT);
+                headers.remove(&TRACESTATE);
             }
         }
     }
@@ -129,8 +129,8 @@ impl Propagation {
         }
         let line = TraceLine::new(span);
         if line.is_none() {
-            headers.remove(TRACEPARENT);
-            headers.remove(TRACESTATE);
+            headers.remove(&TRACEPARENT);
+            headers.remove(&TRACESTATE);
         }
         line
     }
@@ -185,14 +185,14 @@ impl TraceLine {
         Some(TraceLine { parent, state })
     }
 
-    /// The fields as lowercase names and values, for a writer of request
-    /// heads that replaces the request's fields of the same names:
+    /// The fields as names and values, for a writer of request heads
+    /// that replaces the request's fields of the same names:
     /// `traceparent`, then `tracestate`, empty when the span carries none
     /// (the client's is removed and nothing written).
     pub fn fields(&self) -> Fields<'_> {
         let state = self.state.as_ref().map_or(&[][..], HeaderValue::as_bytes);
         Fields {
-            items: [("traceparent", &self.parent[..]), ("tracestate", state)],
+            items: [(&TRACEPARENT, &self.parent[..]), (&TRACESTATE, state)],
         }
     }
 
@@ -200,11 +200,11 @@ impl TraceLine {
     pub fn insert_into(&self, headers: &mut HeaderMap) {
         // The 55 bytes are hex digits and dashes: always a valid value.
         if let Ok(value) = HeaderValue::from_bytes(&self.parent) {
-            headers.insert(TRACEPARENT, value);
+            headers.insert(TRACEPARENT.clone(), value);
         }
         match &self.state {
-            Some(state) => headers.insert(TRACESTATE, state.clone()),
-            None => headers.remove(TRACESTATE),
+            Some(state) => headers.insert(TRACESTATE.clone(), state.clone()),
+            None => headers.remove(&TRACESTATE),
         };
     }
 }
@@ -212,18 +212,19 @@ impl TraceLine {
 /// [`TraceLine::fields`]: the `(name, value)` pairs.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields<'a> {
-    items: [(&'static str, &'a [u8]); 2],
+    items: [(&'static HeaderName, &'a [u8]); 2],
 }
 
 impl<'a> Fields<'a> {
     /// The pairs, in the order they are written.
-    pub fn as_slice(&self) -> &[(&'static str, &'a [u8])] {
+    pub fn as_slice(&self) -> &[(&'a HeaderName, &'a [u8])] {
         &self.items
     }
 }
 
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+// Statics, not consts: `fields` hands out `'static` references to them.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Writes `bytes` as lowercase hex into `out` (twice as long): one table
 /// load per byte (this runs for every proxied request).
@@ -396,7 +397,12 @@ mod tests {
         let line = line.expect("a valid span gives fields");
         // The writer replaces them; the map is left as it was.
         assert_eq!(taken.len(), 3);
-        let fields: Vec<(&str, &[u8])> = line.fields().as_slice().to_vec();
+        let fields: Vec<(&str, &[u8])> = line
+            .fields()
+            .as_slice()
+            .iter()
+            .map(|(name, value)| (name.as_str(), *value))
+            .collect();
         assert_eq!(
             fields,
             [
@@ -415,7 +421,9 @@ mod tests {
         let bare_span = bare.span().span_context().clone();
         let line = p.take_for_upstream(&bare_span, &bare, &mut HeaderMap::new());
         let line = line.expect("valid");
-        assert_eq!(line.fields().as_slice()[1], ("tracestate", &b""[..]));
+        let fields = line.fields();
+        let (name, value) = fields.as_slice()[1];
+        assert_eq!((name.as_str(), value), ("tracestate", &b""[..]));
         let mut map = headers(&[("tracestate", "stale=1")]);
         line_into(&p, &bare, &mut map);
         assert!(map.get("tracestate").is_none());

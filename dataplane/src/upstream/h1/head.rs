@@ -50,8 +50,7 @@ pub(super) enum Framing {
 /// character other than tab (the `http` types never let one in; this is a
 /// cheap check that a header can never split the request). An added
 /// field replaces the request's fields of its name; one with an empty
-/// value or a control character in it, or a name that is not lowercase
-/// letters, digits and dashes, is not written.
+/// value or a control character in it is not written.
 pub(super) fn write_request(
     parts: &request::Parts,
     added: Added<'_>,
@@ -87,16 +86,19 @@ pub(super) fn write_request(
         .uri
         .path_and_query()
         .map_or("/", |target| target.as_str());
-    let added_len: usize = added.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let added_len: usize = added
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
     dst.reserve(32 + target.len() + headers.len() * 32 + added_len);
     dst.put_slice(parts.method.as_str().as_bytes());
     dst.put_u8(b' ');
     dst.put_slice(target.as_bytes());
     dst.put_slice(b" HTTP/1.1\r\n");
     // The added fields replace the request's own of the same names: a
-    // comparison of lengths, mostly, per field (cheaper than removing
+    // tag or length comparison, mostly, per field (cheaper than removing
     // them from the map by hash).
-    let replaced = |name: &HeaderName| added.iter().any(|(n, _)| name == n);
+    let replaced = |name: &HeaderName| added.iter().any(|(n, _)| name == *n);
     for (name, value) in headers {
         if (drop_te && name == TRANSFER_ENCODING)
             || (drop_cl && name == CONTENT_LENGTH)
@@ -111,8 +113,8 @@ pub(super) fn write_request(
         put_field(dst, name.as_str().as_bytes(), value);
     }
     for (name, value) in added {
-        if !value.is_empty() && is_lowercase_token(name) && !has_control(value) {
-            put_field(dst, name.as_bytes(), value);
+        if !value.is_empty() && !has_control(value) {
+            put_field(dst, name.as_str().as_bytes(), value);
         }
     }
     if add_chunked {
@@ -134,15 +136,6 @@ fn put_field(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
     dst.put_slice(b": ");
     dst.put_slice(value);
     dst.put_slice(b"\r\n");
-}
-
-/// Whether `name` is a non-empty run of lowercase letters, digits and
-/// dashes (every added field's name is one).
-fn is_lowercase_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Whether `value` holds a control character other than tab.

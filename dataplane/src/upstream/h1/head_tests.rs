@@ -364,7 +364,7 @@ fn oversize_heads_are_refused() {
 
 /// Added fields follow the request's own and replace those of the same
 /// names; an empty one only removes; one with a control character in its
-/// value, or a name that is not a lowercase token, is left out.
+/// value is left out.
 #[test]
 fn added_fields_replace_the_request_fields() {
     let fields = [
@@ -375,12 +375,12 @@ fn added_fields_replace_the_request_fields() {
     ];
     let (parts, ()) = request("GET", &fields).into_parts();
     let mut dst = BytesMut::new();
+    let names = ["traceparent", "tracestate", "x-bad", "x-ok"].map(HeaderName::from_static);
     let added: Added<'_> = &[
-        ("traceparent", b"00-abc-01"),
-        ("tracestate", b""),
-        ("x-bad", b"a=1\r\nx: y"),
-        ("Bad Name", b"v"),
-        ("x-ok", b"tab\there"),
+        (&names[0], b"00-abc-01"),
+        (&names[1], b""),
+        (&names[2], b"a=1\r\nx: y"),
+        (&names[3], b"tab\there"),
     ];
     write_request(&parts, added, (true, Some(0)), &mut dst).unwrap();
     assert_eq!(
