@@ -7,6 +7,7 @@
 //! `Content-Length`, and the response's from RFC 9112 §6.3.
 
 use super::H1Error;
+use crate::h1_wire::{Length, ends_chunked, has_token, put_decimal};
 use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version, request};
@@ -112,21 +113,6 @@ pub(super) fn write_request(
     Ok(framing)
 }
 
-/// Appends `n` in decimal without going through `fmt`.
-fn put_decimal(dst: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    dst.put_slice(&digits[at..]);
-}
-
 /// The one length all `Content-Length` values (comma-separated lists
 /// included) agree on; `None` when any is not a number or two differ.
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -138,45 +124,6 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
         Length::One(n) => Some(n),
         Length::Absent | Length::Invalid => None,
     }
-}
-
-/// What the `Content-Length` values seen so far say.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Length {
-    /// None yet.
-    #[default]
-    Absent,
-    /// All agree on this length.
-    One(u64),
-    /// One is not a number, or two differ.
-    Invalid,
-}
-
-impl Length {
-    /// Takes in one field value: digits only, commas between copies.
-    fn add(&mut self, value: &[u8]) {
-        for item in value.split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                *self = Length::Invalid;
-                return;
-            }
-            let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            *self = match *self {
-                Length::Absent => Length::One(n),
-                Length::One(seen) if seen == n => Length::One(n),
-                Length::One(_) | Length::Invalid => Length::Invalid,
-            };
-        }
-    }
-}
-
-/// Whether the last transfer coding of `value` is `chunked`.
-fn ends_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether the last transfer coding of the last `Transfer-Encoding` field
@@ -380,12 +327,6 @@ fn body_kind(head: &Response<()>, fields: &Fields) -> Result<BodyKind, H1Error> 
         (None, Length::One(n)) => Ok(BodyKind::Length(n)),
         (None, Length::Invalid) => Err(H1Error::ContentLength),
     }
-}
-
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

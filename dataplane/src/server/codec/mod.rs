@@ -1,0 +1,451 @@
+//! Tollgate's own HTTP/1.1 server codec: the common case of a downstream
+//! HTTP/1.1 connection, served without hyper.
+//!
+//! Why: callgrind put hyper's HTTP/1 server, plus the framing watch that
+//! re-parses every head to catch a request carrying both `Content-Length`
+//! and `Transfer-Encoding` (hyper hides that), at about 11k of the ~31k
+//! instructions a proxied keep-alive request cost; nginx's whole request
+//! costs ~15k. The upstream side already left hyper for the same reason
+//! (`upstream/h1`). Like it, this loop reads into one buffer, parses the
+//! head in place with `httparse` ([`request`]), hands the pipeline a
+//! request whose URI and header values are slices of that buffer, and
+//! writes the response head and body straight into one write buffer
+//! ([`response`]), framed as hyper frames it. No task, no channel, no
+//! dispatcher.
+//!
+//! It serves plain exchanges only. The first request it cannot vouch for
+//! — HTTP/1.0, `CONNECT`, an `Upgrade` offer (WebSocket, h2c), `Expect`,
+//! `Transfer-Encoding` (with or without a `Content-Length`), a body not
+//! yet whole in the buffer, a head hyper would refuse or one over 64 KiB —
+//! hands the connection to the hyper path in `h1.rs` with every byte read
+//! so far replayed ([`Prefixed`]); the connection stays there. So every
+//! refusal, limit and status code on those paths is still hyper's and the
+//! framing watch's, and the fast path never needs a rule of its own to be
+//! as strict.
+//!
+//! Between requests the loop holds no buffer: once nothing is left to
+//! parse it drops both and waits for readability without reading
+//! (`transport.rs`), counted as parked, as the hyper path parks.
+//! Timeouts and draining follow `lifecycle.rs`: the request-header timeout
+//! runs from a head's first byte, the idle timeout and drain come from
+//! [`stop_signal`], and a drain lets the request in flight finish (with
+//! `connection: close`) within the drain timeout.
+
+mod date;
+mod request;
+mod response;
+
+use super::lifecycle::{Stop, millis, stop_signal};
+use super::prefixed::Prefixed;
+use super::service::{ConnCtx, dispatch};
+use super::transport::Transport;
+use crate::body::ProxyBody;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderName, Response};
+use http_body::{Body, Frame};
+use request::{Limits, Parsed, Plain};
+use response::{Answering, BodyLength, Framing};
+use std::future::poll_fn;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// Room a read starts with; a head or body that does not fit grows it.
+const READ_SIZE: usize = 8 * 1024;
+
+/// A read is not started into less room than this.
+const READ_MIN: usize = 1024;
+
+/// Body data up to this size is copied behind the head or chunk line, so
+/// a small response goes out in one write.
+const COPY_MAX: usize = 8 * 1024;
+
+/// Buffered response bytes are written once they pass this.
+const WRITE_HIGH: usize = 64 * 1024;
+
+/// Serves plain HTTP/1.1 exchanges on `io` until the connection ends, or
+/// returns it, with everything read and not served replayed, for hyper.
+pub(super) async fn serve<T: Transport>(
+    mut io: Prefixed<T>,
+    ctx: &Arc<ConnCtx>,
+) -> Option<Prefixed<T>> {
+    let limits = Limits::from_settings(&ctx.settings);
+    let header_timeout = millis(ctx.settings.request_header_timeout_ms);
+    let mut stop = pin!(stop_signal(ctx, None));
+    let mut read = BytesMut::new();
+    let mut out = BytesMut::new();
+    let mut served = 0u64;
+    loop {
+        if read.is_empty() && !io.has_prefix() {
+            // At rest: give the buffers back and wait for the next bytes.
+            (read, out) = (BytesMut::new(), BytesMut::new());
+            io.release();
+            let _parked = (served > 0).then(|| ctx.open.park());
+            tokio::select! {
+                biased;
+                readable = io.get_mut().wait_readable() => match readable {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(error) => return ended(ctx, &error),
+                },
+                reason = stop.as_mut() => {
+                    tracing::debug!(peer = %ctx.info.peer, ?reason, "closing an idle connection");
+                    let _ = io.shutdown().await;
+                    return None;
+                }
+            }
+        }
+        let plain = match read_head(&mut io, &mut read, limits, header_timeout, &mut stop).await {
+            Head::Plain(plain) => plain,
+            Head::Rare => return Some(handoff(io, read)),
+            Head::End => return None,
+        };
+        served += 1;
+        let Plain {
+            request,
+            keep_alive,
+            trailers,
+        } = plain;
+        let method = request.method().clone();
+        let mut answer = pin!(dispatch(Arc::clone(ctx), request));
+        // As hyper does, a client that closes its end with a request in
+        // flight ends the connection and the request; bytes it sends meanwhile
+        // (a pipelined request) wait in the buffer.
+        let mut watching = read.is_empty();
+        let answered = loop {
+            if read.capacity() - read.len() < READ_MIN {
+                read.reserve(READ_MIN);
+            }
+            tokio::select! {
+                biased;
+                response = answer.as_mut() => break Some(response),
+                n = io.read_buf(&mut read), if watching => match n {
+                    Ok(0) => {
+                        tracing::debug!(peer = %ctx.info.peer, "client closed with a request in flight");
+                        return None;
+                    }
+                    Ok(_) => watching = false,
+                    Err(error) => return ended(ctx, &error),
+                },
+                _ = stop.as_mut() => break None,
+            }
+        };
+        let mut drain_by = None;
+        let response = match answered {
+            Some(response) => response,
+            None => {
+                let deadline = Instant::now() + ctx.drain_timeout();
+                drain_by = Some(deadline);
+                match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(response) => response,
+                    Err(_) => return drained(ctx),
+                }
+            }
+        };
+        let req = Answering {
+            method: &method,
+            keep_alive: keep_alive && drain_by.is_none(),
+        };
+        let written = {
+            let mut write = pin!(respond(&mut io, &mut out, response, req, trailers));
+            match drain_by {
+                Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
+                None => tokio::select! {
+                    biased;
+                    written = write.as_mut() => Some(written),
+                    _ = stop.as_mut() => {
+                        let deadline = Instant::now() + ctx.drain_timeout();
+                        drain_by = Some(deadline);
+                        tokio::time::timeout_at(deadline, write).await.ok()
+                    }
+                },
+            }
+        };
+        match written {
+            Some(Ok(true)) if drain_by.is_none() => {}
+            Some(Ok(_)) => {
+                let _ = io.shutdown().await;
+                return None;
+            }
+            Some(Err(error)) => return ended(ctx, &error),
+            None => return drained(ctx),
+        }
+    }
+}
+
+/// What reading a head came to.
+enum Head {
+    Plain(Plain),
+    /// For hyper, with the bytes read so far.
+    Rare,
+    /// The connection ended (closed, timed out, told to stop).
+    End,
+}
+
+/// Reads until the buffer holds a plain request, something for hyper, or
+/// the connection must end. The header timeout runs from now: the head's
+/// first byte is here or has just become readable.
+async fn read_head<T: Transport>(
+    io: &mut Prefixed<T>,
+    read: &mut BytesMut,
+    limits: Limits,
+    timeout: Option<std::time::Duration>,
+    stop: &mut Pin<&mut impl Future<Output = Stop>>,
+) -> Head {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let mut sleep = pin!(OptionalSleep::new(deadline));
+    loop {
+        if !read.is_empty() {
+            match request::parse(read, limits) {
+                Parsed::Plain(plain) => return Head::Plain(plain),
+                Parsed::Rare => return Head::Rare,
+                Parsed::Partial => {}
+            }
+        }
+        if read.capacity() - read.len() < READ_MIN {
+            read.reserve(READ_SIZE);
+        }
+        tokio::select! {
+            biased;
+            n = io.read_buf(read) => match n {
+                // A cut head is hyper's to judge, as it was before.
+                Ok(0) if !read.is_empty() => return Head::Rare,
+                Ok(0) => return Head::End,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "read failed");
+                    return Head::End;
+                }
+            },
+            reason = stop.as_mut() => {
+                tracing::debug!(?reason, "stopping before a whole request head");
+                return Head::End;
+            }
+            () = sleep.as_mut() => {
+                tracing::debug!("no complete request head in time");
+                return Head::End;
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A sleep that is only made (and registered with the timer) once a
+    /// head needs a second read: most heads arrive whole in one.
+    struct OptionalSleep {
+        deadline: Option<Instant>,
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
+    }
+}
+
+impl OptionalSleep {
+    fn new(deadline: Option<Instant>) -> OptionalSleep {
+        OptionalSleep {
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
+impl Future for OptionalSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match this.sleep.as_pin_mut() {
+            Some(sleep) => sleep.poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The connection for hyper, replaying what was read and not served.
+fn handoff<T>(io: Prefixed<T>, read: BytesMut) -> Prefixed<T> {
+    let (prefix, inner) = io.into_parts();
+    let replay = if prefix.is_empty() {
+        read.freeze()
+    } else {
+        let mut all = read;
+        all.extend_from_slice(&prefix);
+        all.freeze()
+    };
+    Prefixed::new(replay, inner)
+}
+
+fn ended<R>(ctx: &ConnCtx, error: &io::Error) -> Option<R> {
+    tracing::debug!(peer = %ctx.info.peer, %error, "connection ended with an error");
+    None
+}
+
+fn drained<R>(ctx: &ConnCtx) -> Option<R> {
+    tracing::debug!(peer = %ctx.info.peer, "drain timeout, closing");
+    None
+}
+
+/// Writes `response`; `Ok(true)` when the connection may serve another
+/// request.
+///
+/// # Errors
+///
+/// A write that failed, a head hyper would refuse, or a body that failed
+/// or ended short of its length: the connection closes (hyper closes it
+/// too, without ending the body's framing).
+async fn respond<T: Transport>(
+    io: &mut Prefixed<T>,
+    out: &mut BytesMut,
+    response: Response<ProxyBody>,
+    req: Answering<'_>,
+    trailers_ok: bool,
+) -> io::Result<bool> {
+    let (mut parts, mut body) = response.into_parts();
+    let length = if body.is_end_stream() {
+        BodyLength::Empty
+    } else {
+        body.size_hint()
+            .exact()
+            .map_or(BodyLength::Unknown, BodyLength::Known)
+    };
+    out.reserve(256 + parts.headers.len() * 32);
+    let encoded = response::write_head(&mut parts, length, req, out)
+        .map_err(|_| io::Error::other("response head hyper would refuse"))?;
+    drop(parts);
+    let trailers = encoded.trailers.filter(|_| trailers_ok);
+    let mut left = match encoded.framing {
+        Framing::Length(0) => {
+            drop(body);
+            flush(io, out).await?;
+            return Ok(!encoded.last);
+        }
+        Framing::Length(n) => Some(n),
+        Framing::Chunked | Framing::Close => None,
+    };
+    let chunked = encoded.framing == Framing::Chunked;
+    loop {
+        let polled = poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
+        let frame = match polled {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                // Nothing more now: send what is ready, then wait.
+                flush(io, out).await?;
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => return Err(io::Error::other(error)),
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if chunked && let Some(allowed) = &trailers {
+                    if put_trailers(out, frame, allowed) {
+                        flush(io, out).await?;
+                        return Ok(!encoded.last);
+                    }
+                }
+                continue;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match &mut left {
+            Some(left) => {
+                let take = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
+                *left -= take as u64;
+                push(io, out, data.slice(..take), b"").await?;
+                if *left == 0 {
+                    // The length is met: hyper stops reading the body here.
+                    drop(body);
+                    flush(io, out).await?;
+                    return Ok(!encoded.last);
+                }
+            }
+            None if chunked => {
+                crate::h1_wire::put_hex(out, data.len());
+                out.put_slice(b"\r\n");
+                push(io, out, data, b"\r\n").await?;
+            }
+            None => push(io, out, data, b"").await?,
+        }
+        if body.is_end_stream() {
+            break;
+        }
+    }
+    if left.is_some_and(|left| left > 0) {
+        flush(io, out).await?;
+        return Err(io::Error::other("response body shorter than its length"));
+    }
+    if chunked {
+        out.put_slice(b"0\r\n\r\n");
+    }
+    flush(io, out).await?;
+    Ok(!encoded.last)
+}
+
+/// Queues `data` and `tail`, copying small data behind what waits.
+async fn push<T: Transport>(
+    io: &mut Prefixed<T>,
+    out: &mut BytesMut,
+    data: Bytes,
+    tail: &[u8],
+) -> io::Result<()> {
+    if data.len() <= COPY_MAX {
+        out.put_slice(&data);
+        out.put_slice(tail);
+        if out.len() >= WRITE_HIGH {
+            flush(io, out).await?;
+        }
+        return Ok(());
+    }
+    flush(io, out).await?;
+    io.write_all(&data).await?;
+    out.put_slice(tail);
+    Ok(())
+}
+
+/// Writes everything waiting in `out`.
+async fn flush<T: Transport>(io: &mut Prefixed<T>, out: &mut BytesMut) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    io.flush().await
+}
+
+/// Ends a chunked body with the trailer fields `allowed` names, as hyper
+/// writes them; `false` (nothing written) when none is left to send.
+fn put_trailers(out: &mut BytesMut, frame: Frame<Bytes>, allowed: &[HeaderName]) -> bool {
+    let Ok(fields) = frame.into_trailers() else {
+        return false;
+    };
+    let start = out.len();
+    out.put_slice(b"0\r\n");
+    let mut wrote = false;
+    for (name, value) in &fields {
+        if allowed.contains(name) && response::valid_trailer(name) {
+            out.put_slice(name.as_str().as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(value.as_bytes());
+            out.put_slice(b"\r\n");
+            wrote = true;
+        }
+    }
+    if !wrote {
+        out.truncate(start);
+        return false;
+    }
+    out.put_slice(b"\r\n");
+    true
+}
