@@ -177,6 +177,8 @@ pub(super) async fn serve<T: Transport>(
 }
 
 /// What reading a head came to.
+// Moved once per request; boxing the request would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Head {
     Plain(Plain),
     /// For hyper, with the bytes read so far.
@@ -348,11 +350,12 @@ async fn respond<T: Transport>(
         let data = match frame.into_data() {
             Ok(data) => data,
             Err(frame) => {
-                if chunked && let Some(allowed) = &trailers {
-                    if put_trailers(out, frame, allowed) {
-                        flush(io, out).await?;
-                        return Ok(!encoded.last);
-                    }
+                if chunked
+                    && let Some(allowed) = &trailers
+                    && put_trailers(out, frame, allowed)
+                {
+                    flush(io, out).await?;
+                    return Ok(!encoded.last);
                 }
                 continue;
             }
