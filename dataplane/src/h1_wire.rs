@@ -31,6 +31,27 @@ pub(crate) fn put_hex(dst: &mut BytesMut, n: usize) {
     }
 }
 
+/// Where a field lies in the head it was parsed from: name start and end,
+/// value start and end.
+pub(crate) type Span = [u32; 4];
+
+/// Records where each of `fields`, parsed by `httparse` from `head`, lies
+/// in it, so the head can be frozen and the fields taken as slices of it.
+pub(crate) fn record_spans(head: &[u8], fields: &[httparse::Header<'_>], spans: &mut [Span]) {
+    let start = head.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
+    for (span, field) in spans.iter_mut().zip(fields) {
+        let name = offset(field.name.as_bytes());
+        let value = offset(field.value);
+        *span = [
+            name,
+            name + field.name.len() as u32,
+            value,
+            value + field.value.len() as u32,
+        ];
+    }
+}
+
 /// What the `Content-Length` values seen so far say.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Length {

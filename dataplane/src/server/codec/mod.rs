@@ -110,7 +110,9 @@ pub(super) async fn serve<T: Transport>(
             trailers,
         } = plain;
         let method = request.method().clone();
-        let mut answer = pin!(dispatch(Arc::clone(ctx), request));
+        // Boxed, as the hyper path boxes it: inline, the whole pipeline's
+        // future would be room in every connection's task, idle or not.
+        let mut answer = Box::pin(dispatch(Arc::clone(ctx), request));
         // As hyper does, a client that closes its end with a request in
         // flight ends the connection and the request; bytes it sends meanwhile
         // (a pipelined request) wait in the buffer.

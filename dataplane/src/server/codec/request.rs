@@ -15,7 +15,7 @@
 //! `HeaderMap` and no copies.
 
 use crate::body::DownstreamBody;
-use crate::h1_wire::{Length, has_token};
+use crate::h1_wire::{Length, Span, has_token, record_spans};
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
@@ -79,9 +79,6 @@ pub(super) struct Plain {
     pub(super) trailers: bool,
 }
 
-/// Field offsets into the head: name start and end, value start and end.
-type Span = [u32; 4];
-
 /// What the fields of a head say about framing and the connection.
 #[derive(Debug, Default)]
 struct Fields {
@@ -137,17 +134,10 @@ pub(super) fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
                 let start = buf.as_ptr() as usize;
                 let offset = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
                 let mut fields = Fields::default();
-                for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+                for field in parsed.headers.iter() {
                     fields.add(field.name.as_bytes(), field.value);
-                    let name = offset(field.name.as_bytes());
-                    let value = offset(field.value);
-                    *span = [
-                        name,
-                        name + field.name.len() as u32,
-                        value,
-                        value + field.value.len() as u32,
-                    ];
                 }
+                record_spans(buf, parsed.headers, &mut spans);
                 let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
                     return Parsed::Rare;
                 };

@@ -7,7 +7,7 @@
 //! `Content-Length`, and the response's from RFC 9112 §6.3.
 
 use super::H1Error;
-use crate::h1_wire::{Length, ends_chunked, has_token, put_decimal};
+use crate::h1_wire::{Length, Span, ends_chunked, has_token, put_decimal, record_spans};
 use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version, request};
@@ -196,9 +196,6 @@ pub(super) fn parse_response(
     }
 }
 
-/// Field offsets into the head: name start and end, value start and end.
-type Span = [u32; 4];
-
 /// What a head's framing fields say, gathered while its fields are read
 /// so no field is looked up again.
 #[derive(Debug, Default)]
@@ -248,16 +245,7 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<(Response<()>, Fields)>, H1Err
                         let at = offset(reason.as_bytes());
                         at..at + reason.len() as u32
                     });
-                for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-                    let name = offset(field.name.as_bytes());
-                    let value = offset(field.value);
-                    *span = [
-                        name,
-                        name + field.name.len() as u32,
-                        value,
-                        value + field.value.len() as u32,
-                    ];
-                }
+                record_spans(buf, parsed.headers, &mut spans);
                 let version = match parsed.version {
                     Some(1) => Version::HTTP_11,
                     _ => Version::HTTP_10,
