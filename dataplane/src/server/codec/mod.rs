@@ -24,8 +24,8 @@
 //! as strict.
 //!
 //! Between requests the loop holds no buffer: once nothing is left to
-//! parse it drops both and waits for readability without reading
-//! (`transport.rs`), counted as parked, as the hyper path parks.
+//! parse it drops both and waits for the next bytes by reading onto the
+//! stack ([`STACK_READ`]), counted as parked, as the hyper path parks.
 //! Timeouts and draining follow `lifecycle.rs`: the request-header timeout
 //! runs from a head's first byte, the idle timeout and drain come from
 //! [`stop_signal`], and a drain lets the request in flight finish (with
@@ -47,17 +47,18 @@ use request::{Limits, Parsed, Plain};
 use response::{Answering, BodyLength, Framing};
 use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::task::{Poll, ready};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
-/// Room a read starts with; a head or body that does not fit grows it.
-const READ_SIZE: usize = 8 * 1024;
-
-/// A read is not started into less room than this.
-const READ_MIN: usize = 1024;
+/// Bytes read onto the stack at a time. Reads land on the stack and are
+/// then copied into a buffer of their own size: a connection waiting for
+/// its next request holds no buffer, needs no peek to wait, and a small
+/// head costs a small allocation rather than a large read buffer.
+const STACK_READ: usize = 4 * 1024;
 
 /// Body data up to this size is copied behind the head or chunk line, so
 /// a small response goes out in one write.
@@ -80,15 +81,16 @@ pub(super) async fn serve<T: Transport>(
     let mut served = 0u64;
     loop {
         if read.is_empty() && !io.has_prefix() {
-            // At rest: give the buffers back and wait for the next bytes.
+            // At rest: give the buffers back and wait for the next bytes,
+            // reading onto the stack so no buffer is held meanwhile.
             (read, out) = (BytesMut::new(), BytesMut::new());
             io.release();
             let _parked = (served > 0).then(|| ctx.open.park());
             tokio::select! {
                 biased;
-                readable = io.get_mut().wait_readable() => match readable {
-                    Ok(true) => {}
-                    Ok(false) => return None,
+                n = poll_fn(|cx| poll_read_into(&mut io, &mut read, cx)) => match n {
+                    Ok(0) => return None,
+                    Ok(_) => {}
                     Err(error) => return ended(ctx, &error),
                 },
                 reason = stop.as_mut() => {
@@ -118,13 +120,10 @@ pub(super) async fn serve<T: Transport>(
         // (a pipelined request) wait in the buffer.
         let mut watching = read.is_empty();
         let answered = loop {
-            if read.capacity() - read.len() < READ_MIN {
-                read.reserve(READ_MIN);
-            }
             tokio::select! {
                 biased;
                 response = answer.as_mut() => break Some(response),
-                n = io.read_buf(&mut read), if watching => match n {
+                n = poll_fn(|cx| poll_read_into(&mut io, &mut read, cx)), if watching => match n {
                     Ok(0) => {
                         tracing::debug!(peer = %ctx.info.peer, "client closed with a request in flight");
                         return None;
@@ -209,12 +208,9 @@ async fn read_head<T: Transport>(
                 Parsed::Partial => {}
             }
         }
-        if read.capacity() - read.len() < READ_MIN {
-            read.reserve(READ_SIZE);
-        }
         tokio::select! {
             biased;
-            n = io.read_buf(read) => match n {
+            n = poll_fn(|cx| poll_read_into(io, read, cx)) => match n {
                 // A cut head is hyper's to judge, as it was before.
                 Ok(0) if !read.is_empty() => return Head::Rare,
                 Ok(0) => return Head::End,
@@ -273,6 +269,21 @@ impl Future for OptionalSleep {
     }
 }
 
+/// Reads what the stream has (at most [`STACK_READ`] bytes) onto the
+/// stack and appends it to `read`; `0` at the end of the stream.
+fn poll_read_into<T: Transport>(
+    io: &mut Prefixed<T>,
+    read: &mut BytesMut,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut stack = [const { MaybeUninit::<u8>::uninit() }; STACK_READ];
+    let mut buf = ReadBuf::uninit(&mut stack);
+    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
+    let filled = buf.filled();
+    read.extend_from_slice(filled);
+    Poll::Ready(Ok(filled.len()))
+}
+
 /// The connection for hyper, replaying what was read and not served.
 fn handoff<T>(io: Prefixed<T>, read: BytesMut) -> Prefixed<T> {
     let (prefix, inner) = io.into_parts();
@@ -319,7 +330,13 @@ async fn respond<T: Transport>(
             .exact()
             .map_or(BodyLength::Unknown, BodyLength::Known)
     };
-    out.reserve(256 + parts.headers.len() * 32);
+    // Room for the head and, when it is small and known, the body, so a
+    // small response is one small allocation.
+    let small_body = match length {
+        BodyLength::Known(n) if n <= COPY_MAX as u64 => n as usize,
+        _ => 0,
+    };
+    out.reserve(256 + parts.headers.len() * 32 + small_body);
     let encoded = response::write_head(&mut parts, length, req, out)
         .map_err(|_| io::Error::other("response head hyper would refuse"))?;
     drop(parts);
