@@ -151,7 +151,9 @@ pub(super) async fn serve<T: Transport>(
             keep_alive: keep_alive && drain_by.is_none(),
         };
         let written = {
-            let mut write = pin!(respond(&mut io, &mut out, response, req, trailers));
+            // Boxed: inline, its room would stay in the task of every idle
+            // connection (see `PARK_AFTER` in h1.rs on why that matters).
+            let mut write = Box::pin(respond(&mut io, &mut out, response, req, trailers));
             match drain_by {
                 Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
                 None => tokio::select! {
