@@ -91,7 +91,10 @@ pub(super) async fn serve<T: Transport>(
                 n = poll_fn(|cx| poll_read_into(&mut io, &mut read, cx)) => match n {
                     Ok(0) => return None,
                     Ok(_) => {}
-                    Err(error) => return ended(ctx, &error),
+                    Err(error) => {
+                        ended(ctx, &error);
+                        return None;
+                    }
                 },
                 reason = stop.as_mut() => {
                     tracing::debug!(peer = %ctx.info.peer, ?reason, "closing an idle connection");
@@ -106,76 +109,103 @@ pub(super) async fn serve<T: Transport>(
             Head::End => return None,
         };
         served += 1;
-        let Plain {
-            request,
-            keep_alive,
-            trailers,
-        } = plain;
-        let method = request.method().clone();
-        // Boxed, as the hyper path boxes it: inline, the whole pipeline's
-        // future would be room in every connection's task, idle or not.
-        let mut answer = Box::pin(dispatch(Arc::clone(ctx), request));
-        // As hyper does, a client that closes its end with a request in
-        // flight ends the connection and the request; bytes it sends meanwhile
-        // (a pipelined request) wait in the buffer.
-        let mut watching = read.is_empty();
-        let answered = loop {
-            tokio::select! {
-                biased;
-                response = answer.as_mut() => break Some(response),
-                n = poll_fn(|cx| poll_read_into(&mut io, &mut read, cx)), if watching => match n {
-                    Ok(0) => {
-                        tracing::debug!(peer = %ctx.info.peer, "client closed with a request in flight");
-                        return None;
-                    }
-                    Ok(_) => watching = false,
-                    Err(error) => return ended(ctx, &error),
-                },
-                _ = stop.as_mut() => break None,
-            }
-        };
-        let mut drain_by = None;
-        let response = match answered {
-            Some(response) => response,
-            None => {
-                let deadline = Instant::now() + ctx.drain_timeout();
-                drain_by = Some(deadline);
-                match tokio::time::timeout_at(deadline, answer).await {
-                    Ok(response) => response,
-                    Err(_) => return drained(ctx),
-                }
-            }
-        };
-        let req = Answering {
-            method: &method,
-            keep_alive: keep_alive && drain_by.is_none(),
-        };
-        let written = {
-            // Boxed: inline, its room would stay in the task of every idle
-            // connection (see `PARK_AFTER` in h1.rs on why that matters).
-            let mut write = Box::pin(respond(&mut io, &mut out, response, req, trailers));
-            match drain_by {
-                Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
-                None => tokio::select! {
-                    biased;
-                    written = write.as_mut() => Some(written),
-                    _ = stop.as_mut() => {
-                        let deadline = Instant::now() + ctx.drain_timeout();
-                        drain_by = Some(deadline);
-                        tokio::time::timeout_at(deadline, write).await.ok()
-                    }
-                },
-            }
-        };
-        match written {
-            Some(Ok(true)) if drain_by.is_none() => {}
-            Some(Ok(_)) => {
+        match exchange(&mut io, &mut read, &mut out, plain, ctx, &mut stop).await {
+            Next::Serve => {}
+            Next::Close => {
                 let _ = io.shutdown().await;
                 return None;
             }
-            Some(Err(error)) => return ended(ctx, &error),
-            None => return drained(ctx),
+            Next::End => return None,
         }
+    }
+}
+
+/// How the connection goes on after an exchange.
+enum Next {
+    /// Keep-alive: on to the next request.
+    Serve,
+    /// The exchange was the last: shut the connection down.
+    Close,
+    /// The connection is gone, failed or timed out draining: drop it.
+    End,
+}
+
+/// Serves one plain request: the pipeline's answer, written back. A drain
+/// that starts meanwhile lets the exchange finish within the drain timeout
+/// (with `connection: close` if the head is not written yet) and ends the
+/// connection after it.
+async fn exchange<T: Transport>(
+    io: &mut Prefixed<T>,
+    read: &mut BytesMut,
+    out: &mut BytesMut,
+    plain: Plain,
+    ctx: &Arc<ConnCtx>,
+    stop: &mut Pin<&mut impl Future<Output = Stop>>,
+) -> Next {
+    let Plain {
+        request,
+        keep_alive,
+        trailers,
+    } = plain;
+    let method = request.method().clone();
+    // Boxed, as the hyper path boxes it: inline, the whole pipeline's
+    // future would be room in every connection's task, idle or not.
+    let mut answer = Box::pin(dispatch(Arc::clone(ctx), request));
+    // As hyper does, a client that closes its end with a request in
+    // flight ends the connection and the request; bytes it sends meanwhile
+    // (a pipelined request) wait in the buffer.
+    let mut watching = read.is_empty();
+    let answered = loop {
+        tokio::select! {
+            biased;
+            response = answer.as_mut() => break Some(response),
+            n = poll_fn(|cx| poll_read_into(io, read, cx)), if watching => match n {
+                Ok(0) => {
+                    tracing::debug!(peer = %ctx.info.peer, "client closed with a request in flight");
+                    return Next::End;
+                }
+                Ok(_) => watching = false,
+                Err(error) => return ended(ctx, &error),
+            },
+            _ = stop.as_mut() => break None,
+        }
+    };
+    let mut drain_by = None;
+    let response = match answered {
+        Some(response) => response,
+        None => {
+            let deadline = Instant::now() + ctx.drain_timeout();
+            drain_by = Some(deadline);
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(response) => response,
+                Err(_) => return drained(ctx),
+            }
+        }
+    };
+    let req = Answering {
+        method: &method,
+        keep_alive: keep_alive && drain_by.is_none(),
+    };
+    // Boxed: inline, its room would stay in the task of every idle
+    // connection (see the module docs of `h1.rs` on idle memory).
+    let mut write = Box::pin(respond(io, out, response, req, trailers));
+    let written = match drain_by {
+        Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
+        None => tokio::select! {
+            biased;
+            written = write.as_mut() => Some(written),
+            _ = stop.as_mut() => {
+                let deadline = Instant::now() + ctx.drain_timeout();
+                drain_by = Some(deadline);
+                tokio::time::timeout_at(deadline, write).await.ok()
+            }
+        },
+    };
+    match written {
+        Some(Ok(true)) if drain_by.is_none() => Next::Serve,
+        Some(Ok(_)) => Next::Close,
+        Some(Err(error)) => ended(ctx, &error),
+        None => drained(ctx),
     }
 }
 
@@ -299,14 +329,14 @@ fn handoff<T>(io: Prefixed<T>, read: BytesMut) -> Prefixed<T> {
     Prefixed::new(replay, inner)
 }
 
-fn ended<R>(ctx: &ConnCtx, error: &io::Error) -> Option<R> {
+fn ended(ctx: &ConnCtx, error: &io::Error) -> Next {
     tracing::debug!(peer = %ctx.info.peer, %error, "connection ended with an error");
-    None
+    Next::End
 }
 
-fn drained<R>(ctx: &ConnCtx) -> Option<R> {
+fn drained(ctx: &ConnCtx) -> Next {
     tracing::debug!(peer = %ctx.info.peer, "drain timeout, closing");
-    None
+    Next::End
 }
 
 /// Writes `response`; `Ok(true)` when the connection may serve another
