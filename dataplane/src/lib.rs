@@ -14,6 +14,7 @@ mod context;
 pub mod error;
 pub mod filters;
 pub mod grpc;
+mod h1_wire;
 pub mod priority;
 pub mod proxy;
 mod ratelimit;

@@ -22,7 +22,7 @@ pub use connection::ConnInfo;
 pub(crate) use hygiene::remove_hop_by_hop;
 pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 
-use crate::body::ProxyBody;
+use crate::body::{DownstreamBody, ProxyBody};
 use crate::runtime::Runtime;
 use crate::telemetry::Exchange;
 use http::{Request, Response};
@@ -87,6 +87,7 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let req = req.map(DownstreamBody::from);
     handle_observed(runtime, conn, req, &mut Exchange::off()).await
 }
 
@@ -95,7 +96,7 @@ pub async fn handle(
 pub(crate) async fn handle_observed(
     runtime: Arc<Runtime>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
     exchange: &mut Exchange,
 ) -> Response<ProxyBody> {
     let grpc = crate::grpc::is_grpc(req.headers());

@@ -48,7 +48,7 @@ use super::hygiene::{add_forwarding, remove_hop_by_hop};
 use super::mirror::{self, Tee};
 use super::retry;
 use super::upgrade::Offer;
-use crate::body::ProxyBody;
+use crate::body::{DownstreamBody, ProxyBody};
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
@@ -59,7 +59,6 @@ use crate::upstream::BuiltBackend;
 use attempt::{Leg, upstream_request};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -119,7 +118,7 @@ impl<'a> Pipeline<'a> {
     /// Runs every stage; `Err` is turned into a response by the caller.
     pub(crate) async fn run(
         &self,
-        req: Request<Incoming>,
+        req: Request<DownstreamBody>,
         exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Failure<'a>> {
         let runtime = self.runtime;

@@ -21,6 +21,7 @@
 //! socket is relayed to the backend (`tunnel.rs`), never parked again.
 
 use super::activity::Activity;
+use super::codec;
 use super::framing::{Framing, FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c::{self, PendingUpgrade};
@@ -65,9 +66,22 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Serves HTTP/1.1 on `io` until it closes, idles out or finishes draining.
 ///
+/// Plain exchanges are served by Tollgate's own codec (`codec`); the first
+/// request it leaves to hyper moves the connection, with the bytes read so
+/// far, to hyper for good.
+///
 /// Generic over the stream so plain TCP pays nothing for TLS: each is its
 /// own copy of this loop.
 pub(super) async fn serve_h1<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
+    if let Some(io) = codec::serve(io, &ctx).await {
+        // Boxed: the rare path's state would otherwise size every task.
+        Box::pin(serve_hyper(io, ctx)).await;
+    }
+}
+
+/// Serves HTTP/1.1 with hyper, parking between requests; see the module
+/// docs.
+async fn serve_hyper<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
     let builder = builder(&ctx.settings);
     let verdicts = Arc::new(Verdicts::default());
     let clock = Arc::new(HeadClock::default());

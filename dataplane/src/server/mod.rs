@@ -14,6 +14,7 @@
 //! (`passthrough`, then `tcp_relay`).
 
 mod activity;
+mod codec;
 mod conn;
 mod delegate;
 mod drain;

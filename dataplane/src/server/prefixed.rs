@@ -46,6 +46,11 @@ impl<T> Prefixed<T> {
         self.inner
     }
 
+    /// The prefix not read yet, and the stream.
+    pub(crate) fn into_parts(self) -> (Bytes, T) {
+        (self.prefix, self.inner)
+    }
+
     /// Whether bytes remain to be replayed.
     pub(crate) fn has_prefix(&self) -> bool {
         !self.prefix.is_empty()

@@ -8,14 +8,13 @@
 use super::activity::{Activity, RequestGuard, TrackedBody};
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
-use crate::body::{ProxyBody, empty};
+use crate::body::{DownstreamBody, ProxyBody, empty};
 use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
 use crate::telemetry::{DataplaneTelemetry, Exchange, ObservedBody};
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -62,9 +61,9 @@ impl ConnCtx {
 ///
 /// Not an `async fn` itself: the future returned is [`dispatch_with`]'s,
 /// with no layer of its own keeping another copy of the request.
-pub(crate) fn dispatch(
+pub(crate) fn dispatch<B: Into<DownstreamBody> + Send + 'static>(
     ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {
     // Never taken: only requests marked relayable are upgraded.
     dispatch_with(ctx, req, |(_, exchange, _)| exchange.finish(0))
@@ -76,11 +75,12 @@ pub(crate) type Accepted = (OnUpgrade, Exchange, RequestGuard);
 
 /// [`dispatch`], handing an upgrade the backend accepted to `on_tunnel`
 /// instead of finishing the request's record with the response body.
-pub(crate) async fn dispatch_with(
+pub(crate) async fn dispatch_with<B: Into<DownstreamBody>>(
     ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<B>,
     on_tunnel: impl FnOnce(Accepted),
 ) -> Response<ProxyBody> {
+    let req = req.map(Into::into);
     let guard = ctx.activity.begin();
     if let Err(reason) = check(&req) {
         tracing::debug!(peer = %ctx.info.peer, reason, "rejected request");

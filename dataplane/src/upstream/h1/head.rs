@@ -7,6 +7,7 @@
 //! `Content-Length`, and the response's from RFC 9112 §6.3.
 
 use super::H1Error;
+use crate::h1_wire::{Length, Span, ends_chunked, has_token, put_decimal, record_spans};
 use crate::upstream::Added;
 use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
@@ -163,21 +164,6 @@ pub(super) fn has_control(value: &[u8]) -> bool {
     words.remainder().iter().any(is_control)
 }
 
-/// Appends `n` in decimal without going through `fmt`.
-fn put_decimal(dst: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    dst.put_slice(&digits[at..]);
-}
-
 /// The one length all `Content-Length` values (comma-separated lists
 /// included) agree on; `None` when any is not a number or two differ.
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -189,45 +175,6 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
         Length::One(n) => Some(n),
         Length::Absent | Length::Invalid => None,
     }
-}
-
-/// What the `Content-Length` values seen so far say.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Length {
-    /// None yet.
-    #[default]
-    Absent,
-    /// All agree on this length.
-    One(u64),
-    /// One is not a number, or two differ.
-    Invalid,
-}
-
-impl Length {
-    /// Takes in one field value: digits only, commas between copies.
-    fn add(&mut self, value: &[u8]) {
-        for item in value.split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                *self = Length::Invalid;
-                return;
-            }
-            let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            *self = match *self {
-                Length::Absent => Length::One(n),
-                Length::One(seen) if seen == n => Length::One(n),
-                Length::One(_) | Length::Invalid => Length::Invalid,
-            };
-        }
-    }
-}
-
-/// Whether the last transfer coding of `value` is `chunked`.
-fn ends_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether the last transfer coding of the last `Transfer-Encoding` field
@@ -300,9 +247,6 @@ pub(super) fn parse_response(
     }
 }
 
-/// Field offsets into the head: name start and end, value start and end.
-type Span = [u32; 4];
-
 /// What a head's framing fields say, gathered while its fields are read
 /// so no field is looked up again.
 #[derive(Debug, Default)]
@@ -352,16 +296,7 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<(Response<()>, Fields)>, H1Err
                         let at = offset(reason.as_bytes());
                         at..at + reason.len() as u32
                     });
-                for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-                    let name = offset(field.name.as_bytes());
-                    let value = offset(field.value);
-                    *span = [
-                        name,
-                        name + field.name.len() as u32,
-                        value,
-                        value + field.value.len() as u32,
-                    ];
-                }
+                record_spans(buf, parsed.headers, &mut spans);
                 let version = match parsed.version {
                     Some(1) => Version::HTTP_11,
                     _ => Version::HTTP_10,
@@ -431,12 +366,6 @@ fn body_kind(head: &Response<()>, fields: &Fields) -> Result<BodyKind, H1Error> 
         (None, Length::One(n)) => Ok(BodyKind::Length(n)),
         (None, Length::Invalid) => Err(H1Error::ContentLength),
     }
-}
-
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use super::H1Error;
 use super::conn::Conn;
 use crate::body::ProxyBody;
+pub(super) use crate::h1_wire::put_hex;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body::Body;
 use std::io;
@@ -156,13 +157,5 @@ impl Upload {
                 Ok(())
             }
         }
-    }
-}
-
-/// Appends a chunk size line's hex digits.
-pub(super) fn put_hex(dst: &mut BytesMut, n: usize) {
-    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..digits).rev() {
-        dst.put_u8(b"0123456789abcdef"[(n >> (shift * 4)) & 0xf]);
     }
 }

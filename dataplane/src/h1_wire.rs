@@ -1,0 +1,99 @@
+//! Byte-level pieces of HTTP/1.1 that both of Tollgate's own codecs use:
+//! the upstream client (`upstream/h1`) and the downstream server
+//! (`server/codec`).
+//!
+//! Kept in one place so both sides read `Content-Length`, `Connection` and
+//! `Transfer-Encoding` by the same rules (hyper's, `proto/h1/headers.rs`)
+//! and write numbers the same cheap way, without `fmt`.
+
+use bytes::{BufMut, BytesMut};
+
+/// Appends `n` in decimal without going through `fmt`.
+pub(crate) fn put_decimal(dst: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[at..]);
+}
+
+/// Appends a chunk size line's hex digits.
+pub(crate) fn put_hex(dst: &mut BytesMut, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        dst.put_u8(b"0123456789abcdef"[(n >> (shift * 4)) & 0xf]);
+    }
+}
+
+/// Where a field lies in the head it was parsed from: name start and end,
+/// value start and end.
+pub(crate) type Span = [u32; 4];
+
+/// Records where each of `fields`, parsed by `httparse` from `head`, lies
+/// in it, so the head can be frozen and the fields taken as slices of it.
+pub(crate) fn record_spans(head: &[u8], fields: &[httparse::Header<'_>], spans: &mut [Span]) {
+    let start = head.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
+    for (span, field) in spans.iter_mut().zip(fields) {
+        let name = offset(field.name.as_bytes());
+        let value = offset(field.value);
+        *span = [
+            name,
+            name + field.name.len() as u32,
+            value,
+            value + field.value.len() as u32,
+        ];
+    }
+}
+
+/// What the `Content-Length` values seen so far say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Length {
+    /// None yet.
+    #[default]
+    Absent,
+    /// All agree on this length.
+    One(u64),
+    /// One is not a number, or two differ.
+    Invalid,
+}
+
+impl Length {
+    /// Takes in one field value: digits only, commas between copies.
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        for item in value.split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                *self = Length::Invalid;
+                return;
+            }
+            let n = item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+            *self = match *self {
+                Length::Absent => Length::One(n),
+                Length::One(seen) if seen == n => Length::One(n),
+                Length::One(_) | Length::Invalid => Length::Invalid,
+            };
+        }
+    }
+}
+
+/// Whether the last transfer coding of `value` is `chunked`.
+pub(crate) fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Whether the comma-separated `value` lists `token` (any case).
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
