@@ -22,6 +22,7 @@
 
 use super::activity::Activity;
 use super::codec;
+use super::conn_settings::ConnSettings;
 use super::framing::{Framing, FramingWatch, Verdicts};
 use super::gate::Gated;
 use super::h2c::{self, PendingUpgrade};
@@ -47,7 +48,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
-use tollgate_snapshot::Settings;
 
 /// How long a connection in a burst of requests waits for the next one
 /// before it parks.
@@ -240,7 +240,7 @@ async fn rest_for(activity: &Activity, after: Duration, at_rest: &impl Fn() -> b
     }
 }
 
-fn builder(settings: &Settings) -> http1::Builder {
+fn builder(settings: &ConnSettings) -> http1::Builder {
     let mut builder = http1::Builder::new();
     // The header timeout is the connection's own (see headclock.rs), not
     // hyper's, which would also cut idle keep-alive connections.

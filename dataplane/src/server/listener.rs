@@ -9,6 +9,7 @@
 
 use super::activity::Activity;
 use super::conn;
+use super::conn_settings::ConnSettings;
 use super::drain::{Drain, Signal, Tracker};
 use super::lifecycle::millis;
 use super::passthrough;
@@ -112,7 +113,12 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             let tls = socket.is_some_and(|s| s.tls.is_some());
             let relay = socket.and_then(|s| s.relay.as_ref()).map(|r| r.mode);
             let proxied = socket.is_some_and(|s| s.proxy_protocol);
-            (runtime.snapshot().settings.clone(), tls, relay, proxied)
+            (
+                ConnSettings::from(&runtime.snapshot().settings),
+                tls,
+                relay,
+                proxied,
+            )
         };
         let max = settings.max_connections as usize;
         if max > 0 && slots.count() >= max {

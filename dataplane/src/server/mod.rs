@@ -16,6 +16,7 @@
 mod activity;
 mod codec;
 mod conn;
+mod conn_settings;
 mod delegate;
 mod drain;
 mod frames;

@@ -6,6 +6,7 @@
 //! once, here — so a snapshot swap never changes a request half-way.
 
 use super::activity::{Activity, RequestGuard, TrackedBody};
+use super::conn_settings::ConnSettings;
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{DownstreamBody, ProxyBody, empty};
@@ -21,7 +22,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tollgate_snapshot::Settings;
 
 /// The runtime currently serving; swapped whole by `Dataplane::apply`.
 pub(crate) type RuntimeCell = Arc<ArcSwap<Runtime>>;
@@ -34,7 +34,7 @@ pub(crate) struct ConnCtx {
     /// Addresses of the connection, passed to the proxy.
     pub(crate) info: Arc<ConnInfo>,
     /// Limits and timeouts, read once when the connection was accepted.
-    pub(crate) settings: Settings,
+    pub(crate) settings: ConnSettings,
     /// In-flight requests, for the idle timeout.
     pub(crate) activity: Arc<Activity>,
     /// When to stop taking requests.

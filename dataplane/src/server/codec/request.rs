@@ -16,11 +16,11 @@
 
 use crate::body::DownstreamBody;
 use crate::h1_wire::{Length, Span, has_token, record_spans};
+use crate::server::conn_settings::ConnSettings;
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use std::mem::MaybeUninit;
-use tollgate_snapshot::Settings;
 
 /// Header slots on the stack: hyper's default limit. A connection allowed
 /// more leaves longer heads to hyper.
@@ -42,7 +42,7 @@ pub(super) struct Limits {
 impl Limits {
     /// The limits for a connection under `settings`: never looser than
     /// hyper's, so whatever hyper would refuse reaches hyper.
-    pub(super) fn from_settings(settings: &Settings) -> Limits {
+    pub(super) fn from_settings(settings: &ConnSettings) -> Limits {
         let headers = match settings.max_request_headers as usize {
             0 => SLOTS,
             n => n.min(SLOTS),

@@ -2,6 +2,7 @@
 
 use super::*;
 use http_body_util::BodyExt;
+use tollgate_snapshot::Settings;
 
 const LIMITS: Limits = Limits {
     headers: 100,
@@ -122,19 +123,18 @@ fn heads_over_the_limits_go_to_hyper() {
 /// The limits never let the fast path take more than hyper would.
 #[test]
 fn limits_follow_the_settings() {
-    let mut settings = Settings {
-        max_request_headers: 0,
-        max_request_header_bytes: 0,
-        ..Settings::default()
+    let limits_for = |headers, bytes| {
+        let settings = Settings {
+            max_request_headers: headers,
+            max_request_header_bytes: bytes,
+            ..Settings::default()
+        };
+        Limits::from_settings(&ConnSettings::from(&settings))
     };
-    assert_eq!(Limits::from_settings(&settings), LIMITS);
-    settings.max_request_headers = 10;
-    settings.max_request_header_bytes = 4096;
-    let limits = Limits::from_settings(&settings);
+    assert_eq!(limits_for(0, 0), LIMITS);
+    let limits = limits_for(10, 4096);
     assert_eq!((limits.headers, limits.head), (10, 4096));
-    settings.max_request_headers = 500;
-    settings.max_request_header_bytes = 1 << 20;
-    assert_eq!(Limits::from_settings(&settings), LIMITS);
+    assert_eq!(limits_for(500, 1 << 20), LIMITS);
 }
 
 /// Incomplete heads wait for more bytes and leave the buffer alone.
