@@ -12,7 +12,11 @@
 //! applied, since that is what turns a Gateway `Programmed`; such a report
 //! can only change Gateway statuses, so only those are recomputed; so is a
 //! change of a provisioned data plane's Deployment or Service (see
-//! `operator::infra`).
+//! `operator::infra`). A view that differs from the last compiled one only
+//! in EndpointSlices is not compiled at all: the last snapshots get their
+//! endpoints filled in again (`Compiler::recompile`), and since no status
+//! reads endpoints, only the Gateways' (whose `Programmed` follows the
+//! published snapshots) are brought up to date, as after a report.
 
 use crate::admin::Admin;
 use crate::operator::Infrastructure;
@@ -24,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tollgate_compile::resources::Resources;
-use tollgate_compile::{CompileOptions, Compiler, ObjectStatus};
+use tollgate_compile::{CompileOptions, Compiler, ObjectStatus, Recompiled};
 use tollgate_dataplane::priority::in_background;
 use tracing::{debug, info, warn};
 
@@ -43,6 +47,14 @@ pub type Desired = Option<Vec<ObjectStatus>>;
 /// planes well within this; without the wait, every Gateway would be
 /// written `Programmed: False/Pending` and back on each restart.
 pub const REPORT_GRACE: Duration = Duration::from_secs(15);
+
+/// What a compile gave the loop besides the snapshots it published.
+enum Compile {
+    /// Every status of a full compile.
+    Statuses(Vec<ObjectStatus>),
+    /// Only endpoints changed: every status is the last compile's.
+    EndpointsOnly,
+}
 
 /// Statuses to bring into the store.
 enum Update {
@@ -103,12 +115,22 @@ pub async fn run(
                 let mut options = options.clone();
                 options.now = now_rfc3339();
                 let view = Arc::clone(&resources);
-                let Some(all) = compile_and_publish(resources, options, &compiler, &admin).await else {
+                let Some(compile) = compile_and_publish(resources, options, &compiler, &admin).await else {
                     continue;
                 };
                 compiled_view = Some(view);
-                compiled_gateways = Some(all.iter().filter(|s| s.kind == GATEWAY).cloned().collect());
-                Update::All(all)
+                match compile {
+                    Compile::Statuses(all) => {
+                        compiled_gateways = Some(all.iter().filter(|s| s.kind == GATEWAY).cloned().collect());
+                        Update::All(all)
+                    }
+                    // New snapshots were published: their Gateways are
+                    // Programmed anew once reported, as after a report.
+                    Compile::EndpointsOnly => match &compiled_gateways {
+                        Some(gateways) => Update::Gateways(gateways.clone()),
+                        None => continue,
+                    },
+                }
             }
             changed = reports.changed() => {
                 if changed.is_err() {
@@ -249,32 +271,41 @@ fn restamp(statuses: &mut [ObjectStatus], now: &str) {
     }
 }
 
-/// Compiles one view and publishes its snapshots; returns compile's
-/// statuses, or `None` when the compile task failed.
+/// Compiles one view (or only refills its endpoints) and publishes its
+/// snapshots; returns compile's statuses, or `None` when the compile task
+/// failed.
 async fn compile_and_publish(
     resources: Arc<Resources>,
     options: CompileOptions,
     compiler: &Arc<Mutex<Compiler>>,
     admin: &Admin,
-) -> Option<Vec<ObjectStatus>> {
+) -> Option<Compile> {
     let publisher = admin.publisher.clone();
     let metrics = admin.metrics.clone();
-    let compiler = Arc::clone(compiler);
+    let shared = Arc::clone(compiler);
     // Background priority: with --with-dataplane, requests come first.
     let task = in_background(move || {
         let started = Instant::now();
         // Compiles run one at a time; a compile that panicked leaves
         // memos whose every entry is still a complete, valid result.
-        let compiled = compiler
+        let recompiled = shared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .compile(&resources, &options);
+            .recompile(&resources, &options, |gateway| publisher.current(gateway));
         metrics.compiled(started.elapsed());
         let compiled_us = started.elapsed().as_micros() as u64;
-        let gateways = compiled.snapshots.len();
-        let published = publisher.publish(compiled.snapshots);
+        let (snapshots, compile) = match recompiled {
+            Recompiled::Full(compiled) => {
+                (compiled.snapshots, Compile::Statuses(compiled.statuses))
+            }
+            Recompiled::Endpoints(snapshots) => (snapshots, Compile::EndpointsOnly),
+        };
+        let endpoints_only = matches!(compile, Compile::EndpointsOnly);
+        let gateways = snapshots.len();
+        let published = publisher.publish(snapshots);
         debug!(
             compile_us = compiled_us,
+            endpoints_only,
             publish_us = started.elapsed().as_micros() as u64 - compiled_us,
             "compiled and published"
         );
@@ -285,14 +316,21 @@ async fn compile_and_publish(
             elapsed_ms = started.elapsed().as_millis() as u64,
             gateways,
             published = published.len(),
+            endpoints_only,
             "compiled"
         );
-        compiled.statuses
+        compile
     });
     match task.await {
-        Ok(statuses) => Some(statuses),
+        Ok(compile) => Some(compile),
         Err(e) => {
             warn!(error = %e, "compile task failed; keeping the previous snapshots");
+            // Its output may not have been published, nor its statuses
+            // kept: the next view must not be refilled from it.
+            compiler
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forget_view();
             None
         }
     }

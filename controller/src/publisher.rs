@@ -157,6 +157,13 @@ impl Publisher {
         }
     }
 
+    /// `gateway`'s current snapshot, if one was published: what the
+    /// compiler refills endpoints into when only EndpointSlices changed.
+    pub fn current(&self, gateway: &str) -> Option<Arc<Snapshot>> {
+        let inner = self.inner.lock().ok()?;
+        inner.gateways.get(gateway)?.tx.borrow().clone()
+    }
+
     /// The Gateways that have a published snapshot, `namespace/name`.
     pub fn gateways(&self) -> Vec<String> {
         self.inner

@@ -19,6 +19,7 @@ use crate::output::{Compiled, ObjectStatus, push_status};
 use crate::ratelimit_policies::{
     RateLimitPolicies, compile_rate_limit_status, route_limits_condition,
 };
+use crate::refill::{LastCompile, Recompiled};
 use crate::resources::Resources;
 use crate::rule_context::RouteKind;
 use crate::snapshot::{Attachment, Policies, build_snapshot};
@@ -30,6 +31,7 @@ use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, Http
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use tollgate_snapshot::Snapshot;
 
 /// Compiles every object into snapshots and statuses.
 ///
@@ -54,6 +56,9 @@ pub fn compile(resources: &Resources, options: &CompileOptions) -> Compiled {
 #[derive(Debug, Default)]
 pub struct Compiler {
     routes: Memos,
+    /// The last compile [`Compiler::recompile`] ran; `None` after a plain
+    /// [`Compiler::compile`] or a compile that did not finish.
+    last: Option<LastCompile>,
 }
 
 /// The route memos of each kind, and the routes' last statuses.
@@ -74,7 +79,47 @@ impl Compiler {
     /// previous compile's apart from condition times keeps the previous
     /// times (and is the same shared value).
     pub fn compile(&mut self, resources: &Resources, options: &CompileOptions) -> Compiled {
+        self.last = None;
         compile_with(resources, options, &mut self.routes)
+    }
+
+    /// Compiles `resources`, unless they differ from the view of the last
+    /// `recompile` only in EndpointSlices (and `options` only in `now`):
+    /// then the last snapshots, as `previous(gateway)` gives them, get their
+    /// endpoints filled in again and no compile runs (see `refill`).
+    ///
+    /// `previous` must give, for every Gateway of the last
+    /// [`Recompiled::Endpoints`] or [`Recompiled::Full`], the snapshot it
+    /// returned (or one of equal content, such as the published copy; its
+    /// `version` and `schema_version` are ignored). A Gateway it does not
+    /// know makes this a full compile.
+    ///
+    /// # Guarantees
+    ///
+    /// - `Full` is what [`Compiler::compile`] returns for the same inputs.
+    /// - `Endpoints` holds exactly the snapshots `Full` would hold, and every
+    ///   status of `Full` would equal the last one returned, apart from
+    ///   condition times.
+    pub fn recompile(
+        &mut self,
+        resources: &Arc<Resources>,
+        options: &CompileOptions,
+        previous: impl Fn(&str) -> Option<Arc<Snapshot>>,
+    ) -> Recompiled {
+        if let Some(last) = &mut self.last
+            && let Some(snapshots) = last.refill(resources, options, previous)
+        {
+            return Recompiled::Endpoints(snapshots);
+        }
+        let compiled = self.compile(resources, options);
+        self.last = Some(LastCompile::new(resources, options, &compiled));
+        Recompiled::Full(compiled)
+    }
+
+    /// Makes the next [`Compiler::recompile`] a full compile: for a caller
+    /// that lost the last output (its task failed before publishing it).
+    pub fn forget_view(&mut self) {
+        self.last = None;
     }
 }
 

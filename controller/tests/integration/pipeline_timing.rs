@@ -2,8 +2,9 @@
 //! `ROUTES`), in process and without the timing noise of the end-to-end
 //! `tollgate-bench changes`: read, compile, publish (hash), `Runtime::build`
 //! from the runtime serving, status update and freeing; first for route
-//! additions, then for EndpointSlice flips. Ignored by default; run in
-//! release:
+//! additions, then for EndpointSlice flips (which the controller refills
+//! without a compile; `FULL=1` compiles them, as before that existed).
+//! Ignored by default; run in release:
 //! `cargo nextest run --release -p tollgate-controller --run-ignored only pipeline_timing --no-capture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -12,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tollgate_compile::{CompileOptions, Compiler};
+use tollgate_compile::{CompileOptions, Compiler, ObjectStatus, Recompiled};
 use tollgate_controller::provider::file::FileProvider;
 use tollgate_controller::publisher::Publisher;
 use tollgate_controller::status::StatusStore;
@@ -86,6 +87,8 @@ struct Pipeline {
     store: StatusStore,
     clients: Clients,
     runtime: Runtime,
+    /// The Gateway statuses of the last full compile.
+    gateways: Vec<ObjectStatus>,
 }
 
 impl Pipeline {
@@ -96,10 +99,14 @@ impl Pipeline {
         let options = CompileOptions::default();
         // One compiler for the whole run, as the controller keeps one.
         let mut compiler = Compiler::default();
-        let compiled = compiler.compile(&resources, &options);
+        let resources = Arc::new(resources);
+        let Recompiled::Full(compiled) = compiler.recompile(&resources, &options, |_| None) else {
+            panic!("the first compile is a full one");
+        };
         let publisher = Publisher::default();
         let published = publisher.publish(compiled.snapshots);
         let store = StatusStore::default();
+        let gateways = gateways(&compiled.statuses);
         store.update(compiled.statuses);
         let clients = Clients::new();
         let runtime = Runtime::build((*published[0]).clone(), &clients).unwrap();
@@ -111,6 +118,7 @@ impl Pipeline {
             store,
             clients,
             runtime,
+            gateways,
         }
     }
 
@@ -122,9 +130,27 @@ impl Pipeline {
         let (resources, _) = self.provider.load();
         write!(line, " load {:.1}", ms(t)).unwrap();
         let t = Instant::now();
-        let compiled = self.compiler.compile(&resources, &self.options);
+        let resources = Arc::new(resources);
+        let recompiled = if std::env::var_os("FULL").is_some() {
+            Recompiled::Full(self.compiler.compile(&resources, &self.options))
+        } else {
+            let publisher = &self.publisher;
+            self.compiler
+                .recompile(&resources, &self.options, |g| publisher.current(g))
+        };
         write!(line, " compile {:.1}", ms(t)).unwrap();
-        let snapshots = compiled.snapshots.clone();
+        // As the controller does: a refill leaves every status but the
+        // Gateways' (Programmed follows the published snapshot) alone.
+        let (snapshots, statuses) = match recompiled {
+            Recompiled::Full(compiled) => {
+                self.gateways = gateways(&compiled.statuses);
+                (compiled.snapshots, compiled.statuses)
+            }
+            Recompiled::Endpoints(snapshots) => {
+                write!(line, " (refill)").unwrap();
+                (snapshots, Vec::new())
+            }
+        };
         let t = Instant::now();
         let published = self.publisher.publish(snapshots);
         write!(line, " publish {:.1}", ms(t)).unwrap();
@@ -136,16 +162,28 @@ impl Pipeline {
         let t = Instant::now();
         drop(previous);
         write!(line, " drop-runtime {:.1}", ms(t)).unwrap();
-        let statuses = compiled.statuses.clone();
+        let kept = statuses.clone();
         let t = Instant::now();
-        self.store.update(statuses);
+        if statuses.is_empty() {
+            self.store.update_kind("Gateway", self.gateways.clone());
+        } else {
+            self.store.update(statuses);
+        }
         write!(line, " statuses {:.1}", ms(t)).unwrap();
         let t = Instant::now();
-        drop(compiled);
+        drop(kept);
         drop(resources);
         write!(line, " drop {:.1}", ms(t)).unwrap();
         line
     }
+}
+
+/// The Gateway statuses among `all`.
+fn gateways(all: &[ObjectStatus]) -> Vec<ObjectStatus> {
+    all.iter()
+        .filter(|s| s.kind == "Gateway")
+        .cloned()
+        .collect()
 }
 
 #[test]

@@ -109,7 +109,7 @@ fn service(ns: &str, name: &str, port: u16) -> String {
 }
 
 /// An EndpointSlice of Service `ns/service` with one endpoint.
-fn slice(ns: &str, name: &str, service: &str, address: &str, ready: bool) -> String {
+pub(crate) fn slice(ns: &str, name: &str, service: &str, address: &str, ready: bool) -> String {
     format!(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
          metadata: {{name: {name}, namespace: {ns}, labels: {{kubernetes.io/service-name: {service}}}}}\n\
@@ -119,7 +119,7 @@ fn slice(ns: &str, name: &str, service: &str, address: &str, ready: bool) -> Str
 }
 
 /// The Gateway, routes, Services and EndpointSlices every step starts from.
-fn base() -> String {
+pub(crate) fn base() -> String {
     [
         GATEWAY_AND_ROUTES.to_string(),
         gateway(
@@ -139,7 +139,7 @@ fn base() -> String {
 
 /// Applies every document of `yaml` on top of `base`: unchanged objects
 /// stay the same `Arc`, as a provider's next view would have them.
-fn edit(base: &Resources, yaml: &str) -> Resources {
+pub(crate) fn edit(base: &Resources, yaml: &str) -> Resources {
     let mut next = base.clone();
     for doc in serde_yaml::Deserializer::from_str(yaml) {
         let value = serde_json::Value::deserialize(doc).unwrap();
@@ -170,7 +170,7 @@ fn auth_policy(kind: &str, name: &str, secret: &str) -> String {
     )
 }
 
-fn options(now: &str) -> CompileOptions {
+pub(crate) fn options(now: &str) -> CompileOptions {
     CompileOptions {
         now: now.to_string(),
         ..CompileOptions::default()
@@ -319,7 +319,7 @@ spec:
 }
 
 /// `value` with every `lastTransitionTime` removed.
-fn without_times(value: serde_json::Value) -> serde_json::Value {
+pub(crate) fn without_times(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::Object(map) => Value::Object(

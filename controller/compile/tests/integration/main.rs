@@ -1,5 +1,5 @@
-//! Integration tests of compile: the golden cases and the memoizing
-//! `Compiler` against compile from scratch.
+//! Integration tests of compile: the golden cases, and the memoizing
+//! `Compiler` and its endpoint refills against compile from scratch.
 //!
 //! One test binary for the crate, like the other crates; run one file's
 //! tests with `cargo nextest run -p tollgate-compile --test integration
@@ -7,4 +7,5 @@
 
 mod auth_unreadable;
 mod compile_memo;
+mod compile_refill;
 mod golden;
