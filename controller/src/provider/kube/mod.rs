@@ -23,6 +23,7 @@ mod fetch;
 mod fingerprint;
 mod lenient;
 pub mod referenced;
+mod share;
 mod stores;
 mod watch;
 

@@ -8,6 +8,7 @@
 
 use super::fingerprint::{self, key_of};
 use super::lenient::Lenient;
+use super::share::Shares;
 use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
 use crate::metrics::Metrics;
 use ::kube::core::{NamespaceResourceScope, PartialObjectMeta};
@@ -144,7 +145,7 @@ impl Spawner<'_> {
         print: fn(&K) -> u64,
     ) -> Store<K>
     where
-        K: Resource<DynamicType = ()> + Lookup<DynamicType = ()>,
+        K: Resource<DynamicType = ()> + Lookup<DynamicType = ()> + Shares,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         let writer = Writer::default();

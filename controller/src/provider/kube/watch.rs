@@ -15,6 +15,7 @@
 //! appear once the CRD is installed.
 
 use super::fingerprint::Fingerprints;
+use super::share::{Shared, Shares};
 use crate::metrics::Metrics;
 use ::kube::runtime::reflector::{self, store::Writer};
 use ::kube::runtime::watcher::{self, Event, watcher};
@@ -105,17 +106,25 @@ pub(super) struct WatchKind<K> {
 
 impl<K> WatchKind<K>
 where
-    K: Resource<DynamicType = ()> + Lookup<DynamicType = ()>,
+    K: Resource<DynamicType = ()> + Lookup<DynamicType = ()> + Shares,
     K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     /// Watches until the provider stops listening, keeping `writer`'s store
     /// current. Errors are logged and retried with kube-runtime's default
     /// backoff; this never returns on its own while `signals` is open.
     pub(super) async fn run(self, writer: Writer<K>, signals: UnboundedSender<Signal>) {
-        let trim = self.trim;
+        let (trim, print) = (self.trim, self.fingerprint);
+        // Unchanged objects keep their shared copy (see `share.rs`).
+        let mut shared = Shared::default();
         let events = watcher(self.api, watcher::Config::default())
             .default_backoff()
-            .map(move |r| r.map(|e| e.modify(trim)));
+            .map(move |r| {
+                r.map(|e| {
+                    let mut e = e.modify(trim);
+                    shared.on_event(&mut e, print);
+                    e
+                })
+            });
         let mut events = std::pin::pin!(reflector::reflector(writer, events));
         let kind = self.id.0;
         let mut state = KindState::new(self.id, self.missing_after);
