@@ -23,13 +23,15 @@ mod metrics;
 mod propagation;
 mod queue;
 mod records;
+mod trace_line;
 mod traces;
 
 pub use env::{OtelEnv, Signal};
 pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
-pub use propagation::{Fields, Propagation, TraceLine};
+pub use propagation::Propagation;
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
+pub use trace_line::{Fields, TraceLine};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 
 use opentelemetry::KeyValue;

@@ -1,0 +1,137 @@
+//! One upstream attempt of an exchange: its client span planned and its
+//! trace context handed to the upstream client when it starts, its
+//! duration recorded (and its span written, when sampled) when it ends.
+
+use super::{Exchange, Upstream, wall_clock_at};
+use crate::telemetry::bound::ClientKey;
+use crate::telemetry::labels;
+use crate::telemetry::spans::{self, Finished, Planned};
+use http::HeaderMap;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{KeyValue, Value};
+use std::net::SocketAddr;
+use std::time::Instant;
+use tollgate_telemetry::TraceLine;
+
+/// One upstream attempt, while it runs.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(super) started: Instant,
+    /// Its client span, when the request is sampled.
+    pub(super) span: Option<Planned>,
+    /// How many times the request was sent before (`http.request.resend_count`).
+    pub(super) resend_count: u32,
+    /// The trace context fields the upstream request carries, when the
+    /// client writes them itself.
+    pub(super) trace: Option<TraceLine>,
+}
+
+impl Attempt {
+    /// The trace context fields for the upstream client to write into the
+    /// request head (`None`: nothing to add, or already in the headers).
+    pub(crate) fn trace(&self) -> Option<&TraceLine> {
+        self.trace.as_ref()
+    }
+}
+
+impl Exchange {
+    /// Starts an upstream attempt: plans its client span and puts it into
+    /// the upstream request's `headers` as parent. An unsampled request's
+    /// attempt has no span of its own: the upstream gets the server span's
+    /// (unsampled) context, as no span id of it is ever written anywhere.
+    ///
+    /// With W3C propagation the fields come back as the attempt's
+    /// [`Attempt::trace`] for the upstream client to write, instead of
+    /// going into `headers` (see [`Propagation::take_for_upstream`]).
+    ///
+    /// [`Propagation::take_for_upstream`]: tollgate_telemetry::Propagation::take_for_upstream
+    pub(crate) fn attempt(&self, headers: &mut HeaderMap) -> Attempt {
+        let server = self.server_span.as_ref();
+        let span = server.filter(|s| s.sampled()).map(spans::plan_child);
+        let trace = match (&self.obs, span.as_ref().or(server)) {
+            (Some(obs), Some(parent)) => {
+                obs.propagation
+                    .take_for_upstream(&parent.context, &self.parent, headers)
+            }
+            _ => None,
+        };
+        Attempt {
+            started: Instant::now(),
+            span,
+            resend_count: 0,
+            trace,
+        }
+    }
+
+    /// Records an upstream attempt to `endpoint` of `backend` that ended
+    /// with `status` (response headers) or failed with `error`.
+    pub(crate) fn attempted(
+        &mut self,
+        attempt: Attempt,
+        (backend_index, backend): (usize, &Value),
+        endpoint: SocketAddr,
+        outcome: Result<u16, &'static str>,
+    ) {
+        let took = attempt.started.elapsed();
+        self.attempts += 1;
+        let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
+            return;
+        };
+        let attributes = || {
+            let mut attrs = vec![
+                self.method_attribute(),
+                KeyValue::new("tollgate.backend", backend.clone()),
+                KeyValue::new("tollgate.gateway", t.gateway.clone()),
+            ];
+            match outcome {
+                Ok(status) => attrs.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                )),
+                Err(error) => attrs.push(KeyValue::new("error.type", error)),
+            }
+            attrs
+        };
+        let key = ClientKey {
+            backend: u32::try_from(backend_index).unwrap_or(u32::MAX),
+            method: self.method_index,
+            status: outcome.unwrap_or(0),
+            error: labels::error_index(outcome.err()),
+        };
+        t.bound.client(key, &obs.instruments, attributes, |h| {
+            h.record(took.as_secs_f64());
+        });
+        if outcome == Err("upstream-connect") {
+            obs.instruments.connect_errors.add(1, &attributes()[1..3]);
+        }
+        if let Some(span) = attempt.span.filter(Planned::sampled) {
+            let start = wall_clock_at(attempt.started);
+            let mut attrs = attributes();
+            attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
+            attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+            if attempt.resend_count > 0 {
+                attrs.push(KeyValue::new(
+                    "http.request.resend_count",
+                    i64::from(attempt.resend_count),
+                ));
+            }
+            spans::write(
+                &obs.traces,
+                Finished {
+                    planned: span,
+                    kind: SpanKind::Client,
+                    name: self.method.to_string(),
+                    start,
+                    end: start + took,
+                    attributes: attrs,
+                    error: outcome.err().map(str::to_string),
+                },
+            );
+        }
+        self.upstream = Some(Upstream {
+            backend: backend_index,
+            endpoint,
+            took,
+        });
+    }
+}
