@@ -286,6 +286,10 @@ impl RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..masters {
             let port = free_port()?;
+            // The cluster bus defaults to the port + 10000, which can land
+            // on a port some other connection holds (seen: a node that
+            // could not start); take a free one like the client port.
+            let bus = free_port()?;
             let conf = crate::process::log_dir().join(format!("redis-cluster-{port}.conf"));
             let _ = std::fs::remove_file(&conf);
             let mut node = RedisServer {
@@ -300,6 +304,8 @@ impl RedisCluster {
                     conf.display().to_string(),
                     "--cluster-node-timeout".into(),
                     "2000".into(),
+                    "--cluster-port".into(),
+                    bus.to_string(),
                 ],
                 proc: None,
             };
