@@ -18,7 +18,8 @@
 
 use kube::Resource;
 use kube::runtime::watcher::Event;
-use serde::Serialize;
+
+use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -35,28 +36,48 @@ pub(super) fn key_of<K: Resource>(obj: &K) -> String {
 
 /// A hash of what `compile` reads from `obj`: the object without `status`,
 /// `resourceVersion`, `generation`, `managedFields` and `finalizers`.
-pub(super) fn content<K: Serialize>(obj: &K) -> u64 {
-    let mut value = match serde_json::to_value(obj) {
-        Ok(v) => v,
+/// Watched objects are hashed by [`value_content`] as they are decoded;
+/// this is the same rule for a typed object, for tests.
+#[cfg(test)]
+pub(super) fn content<K: serde::Serialize>(obj: &K) -> u64 {
+    match serde_json::to_value(obj) {
+        Ok(mut value) => value_content(&mut value),
         // Serializing typed objects does not fail; if it ever did, every
         // event would count as a change, which is safe.
-        Err(_) => return unique_fingerprint(),
-    };
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            for field in [
-                "resourceVersion",
-                "generation",
-                "managedFields",
-                "finalizers",
-            ] {
-                meta.remove(field);
+        Err(_) => unique_fingerprint(),
+    }
+}
+
+/// [`content`] of an object still in its JSON form (as `Lenient` decodes
+/// it, so a watched object is hashed once, not serialised again). The
+/// fields left out are taken out for the hash and put back.
+pub(super) fn value_content(value: &mut Value) -> u64 {
+    const VOLATILE: [&str; 4] = [
+        "resourceVersion",
+        "generation",
+        "managedFields",
+        "finalizers",
+    ];
+    let status = value.as_object_mut().and_then(|map| map.remove("status"));
+    let meta = value
+        .get_mut("metadata")
+        .and_then(|m| m.as_object_mut())
+        .map(|meta| VOLATILE.map(|field| meta.remove(field)));
+    let mut hasher = DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    if let (Some(saved), Some(map)) = (
+        meta,
+        value.get_mut("metadata").and_then(|m| m.as_object_mut()),
+    ) {
+        for (field, kept) in VOLATILE.iter().zip(saved) {
+            if let Some(kept) = kept {
+                map.insert((*field).to_string(), kept);
             }
         }
     }
-    let mut hasher = DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
+    if let (Some(status), Some(map)) = (status, value.as_object_mut()) {
+        map.insert("status".to_string(), status);
+    }
     hasher.finish()
 }
 
@@ -68,6 +89,7 @@ pub(super) fn resource_version<K: Resource>(obj: &K) -> u64 {
     hasher.finish()
 }
 
+#[cfg(test)]
 fn unique_fingerprint() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -29,6 +29,14 @@ pub(crate) struct Lenient<K> {
     meta: ObjectMeta,
     /// The typed object, or why it did not decode.
     pub(crate) decoded: Result<Arc<K>, Arc<Undecodable>>,
+    /// What change detection compares (`fingerprint::content`), hashed
+    /// from the JSON already at hand when decoding.
+    print: u64,
+}
+
+/// The fingerprint `Lenient` computed when it was decoded.
+pub(super) fn print_of<K>(object: &Lenient<K>) -> u64 {
+    object.print
 }
 
 impl<'de, K> Deserialize<'de> for Lenient<K>
@@ -52,6 +60,7 @@ where
             Some(m) => ObjectMeta::deserialize(m).map_err(serde::de::Error::custom)?,
             None => ObjectMeta::default(),
         };
+        let print = super::fingerprint::value_content(&mut value);
         let decoded = match serde_path_to_error::deserialize::<_, K>(&value) {
             Ok(object) => Ok(Arc::new(object)),
             Err(e) => Err(Arc::new(Undecodable::new(
@@ -61,7 +70,11 @@ where
                 &value,
             ))),
         };
-        Ok(Lenient { meta, decoded })
+        Ok(Lenient {
+            meta,
+            decoded,
+            print,
+        })
     }
 }
 
@@ -146,6 +159,25 @@ mod tests {
             failure.error
         );
         assert_eq!(failure.parent_refs, vec![serde_json::json!({"name": "gw"})]);
+    }
+
+    /// The fingerprint taken while decoding leaves out what every status
+    /// write changes, and the decoded object keeps those fields.
+    #[test]
+    fn the_print_ignores_status_writes_and_the_object_keeps_its_metadata() {
+        let mut written = route("RequestHeaderModifier");
+        written["metadata"]["resourceVersion"] = serde_json::json!("99");
+        written["status"] = serde_json::json!({"parents": []});
+        let items: Vec<Lenient<HttpRoute>> =
+            serde_json::from_value(serde_json::json!([route("RequestHeaderModifier"), written]))
+                .unwrap();
+        assert_eq!(print_of(&items[0]), print_of(&items[1]));
+        let decoded = items[1].decoded.as_ref().unwrap();
+        assert_eq!(decoded.metadata.generation, Some(3));
+        assert_eq!(decoded.metadata.resource_version.as_deref(), Some("99"));
+        let other: Lenient<HttpRoute> =
+            serde_json::from_value(route("ResponseHeaderModifier")).unwrap();
+        assert_ne!(print_of(&items[0]), print_of(&other));
     }
 
     /// Metadata that does not decode is the one thing that fails.

@@ -134,7 +134,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::provider::kube::fingerprint;
+    use crate::provider::kube::lenient;
     use gateway_api::experimental::httproutes::HttpRoute;
 
     fn route(version: &str, path: &str, status: &str) -> Lenient<HttpRoute> {
@@ -163,7 +163,7 @@ mod tests {
     /// brings its own, which is shared from then on.
     #[test]
     fn status_writes_keep_the_shared_copy() {
-        let print = fingerprint::content::<Lenient<HttpRoute>>;
+        let print = lenient::print_of::<HttpRoute>;
         let mut shared = Shared::default();
         let mut first = Event::Apply(route("1", "/a", "x/one"));
         shared.on_event(&mut first, print);
@@ -182,7 +182,7 @@ mod tests {
     /// forgets the ones it no longer finds; a deletion forgets at once.
     #[test]
     fn relists_and_deletions_forget_what_is_gone() {
-        let print = fingerprint::content::<Lenient<HttpRoute>>;
+        let print = lenient::print_of::<HttpRoute>;
         let mut shared = Shared::default();
         let mut first = Event::Apply(route("1", "/a", "x/one"));
         shared.on_event(&mut first, print);

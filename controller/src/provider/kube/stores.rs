@@ -7,7 +7,7 @@
 //! only; their full objects come from [`super::fetch`].
 
 use super::fingerprint::{self, key_of};
-use super::lenient::Lenient;
+use super::lenient::{self, Lenient};
 use super::share::Shares;
 use super::watch::{Kind, Signal, WatchId, WatchKind, trim_managed_fields, trim_to_identity};
 use crate::metrics::Metrics;
@@ -86,7 +86,7 @@ impl Spawner<'_> {
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         let api = Api::<Lenient<K>>::all_with(self.client.clone(), &());
-        let print = fingerprint::content::<Lenient<K>>;
+        let print = lenient::print_of::<K>;
         vec![self.spawn((kind, None), api, trim_managed_fields, print)]
     }
 
@@ -97,7 +97,7 @@ impl Spawner<'_> {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Serialize,
         K: Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let print = fingerprint::content::<Lenient<K>>;
+        let print = lenient::print_of::<K>;
         let scopes = self.scopes();
         scopes
             .into_iter()
