@@ -95,16 +95,8 @@ impl Propagation {
     /// `tracestate` when there is one) directly and leaves `baggage` as the
     /// client sent it: no context, no string formatting, one header value.
     pub fn inject_span(&self, span: &SpanContext, client: &Context, headers: &mut HeaderMap) {
-        if !self.w3c {
-            let cx = client.with_remote_span_context(span.clone());
-            return self.inject(&cx, headers);
-        }
-        match TraceLine::new(span) {
-            Some(line) => line.insert_into(headers),
-            None => {
-                headers.remove(&TRACEPARENT);
-                headers.remove(&TRACESTATE);
-            }
+        if let Some(line) = self.take_for_upstream(span, client, headers) {
+            line.insert_into(headers);
         }
     }
 
