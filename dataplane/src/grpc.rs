@@ -60,13 +60,15 @@ pub mod code {
 /// without a `+proto`/`+json` suffix, and gRPC-Web's `application/grpc-web*`,
 /// whose trailers-only answers have the same shape).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let v = v.trim_start().as_bytes();
-            v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
-        })
+    headers.get(CONTENT_TYPE).is_some_and(is_grpc_type)
+}
+
+/// Whether a `Content-Type` value is gRPC's (see [`is_grpc`]).
+pub fn is_grpc_type(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        let v = v.trim_start().as_bytes();
+        v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
+    })
 }
 
 /// The gRPC status code of the gateway's answer for `kind`.

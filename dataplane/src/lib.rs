@@ -15,6 +15,7 @@ pub mod error;
 pub mod filters;
 pub mod grpc;
 mod h1_wire;
+mod head_facts;
 pub mod priority;
 pub mod proxy;
 mod ratelimit;

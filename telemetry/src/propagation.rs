@@ -88,6 +88,17 @@ impl Propagation {
         TraceContextPropagator::new().extract(&HeaderExtractor(headers))
     }
 
+    /// [`Propagation::extract`] for a caller that already knows whether
+    /// `headers` hold `traceparent` or `tracestate` (`sent`), from a pass
+    /// over them it makes anyway: with W3C propagation only and neither
+    /// sent, the headers are not looked at again.
+    pub fn extract_seen(&self, headers: &HeaderMap, sent: bool) -> Context {
+        if self.w3c && !sent {
+            return Context::new();
+        }
+        self.extract(headers)
+    }
+
     /// Makes `span` the parent in `headers` for what is sent upstream on
     /// behalf of a client whose context was `client` (its baggage goes on).
     ///
@@ -220,6 +231,22 @@ mod tests {
         assert_eq!(out.get_all("traceparent").iter().count(), 1);
         assert_eq!(out["traceparent"], TRACEPARENT);
         assert_eq!(out["baggage"], "user=42");
+    }
+
+    /// A caller that saw the trace fields gets the client's context; one
+    /// that saw none gets an empty one without a lookup, unless other
+    /// propagators (whose fields it did not look for) are configured.
+    #[test]
+    fn extract_seen_trusts_only_the_w3c_fields() {
+        let p = Propagation::default();
+        let sent = headers(&[("traceparent", TRACEPARENT)]);
+        let valid = |cx: Context| cx.span().span_context().is_valid();
+        assert!(valid(p.extract_seen(&sent, true)));
+        assert!(!valid(p.extract_seen(&sent, false)));
+        let env = OtelEnv::from_pairs([("OTEL_PROPAGATORS", "b3")]);
+        let b3 = Propagation::from_env(&env);
+        let sent = headers(&[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")]);
+        assert!(valid(b3.extract_seen(&sent, false)));
     }
 
     /// The W3C fast path writes exactly what the generic propagator

@@ -23,6 +23,7 @@ pub(crate) use hygiene::remove_hop_by_hop;
 pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 
 use crate::body::{DownstreamBody, ProxyBody};
+use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use crate::telemetry::Exchange;
 use http::{Request, Response};
@@ -88,7 +89,9 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let req = req.map(DownstreamBody::from);
-    handle_observed(runtime, conn, req, &mut Exchange::off()).await
+    let facts = HeadFacts::read(req.headers());
+    let mut exchange = Exchange::begin(None, None, (&req, &facts), conn.scheme, None);
+    handle_observed(runtime, conn, req, &mut exchange).await
 }
 
 /// [`handle`], telling `exchange` what the pipeline decided (route,
@@ -99,7 +102,7 @@ pub(crate) async fn handle_observed(
     req: Request<DownstreamBody>,
     exchange: &mut Exchange,
 ) -> Response<ProxyBody> {
-    let grpc = crate::grpc::is_grpc(req.headers());
+    let grpc = exchange.grpc_request();
     let timeout = grpc.then(|| crate::grpc::timeout(req.headers())).flatten();
     let pipeline = pipeline::Pipeline::new(&runtime, &conn).with_grpc_timeout(timeout);
     match pipeline.run(req, exchange).await {

@@ -10,6 +10,7 @@ use super::conn_settings::ConnSettings;
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{DownstreamBody, ProxyBody, empty};
+use crate::head_facts::HeadFacts;
 use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
 use crate::telemetry::{DataplaneTelemetry, Exchange, ObservedBody};
@@ -82,14 +83,25 @@ pub(crate) async fn dispatch_with<B: Into<DownstreamBody>>(
 ) -> Response<ProxyBody> {
     let req = req.map(Into::into);
     let guard = ctx.activity.begin();
-    if let Err(reason) = check(&req) {
-        tracing::debug!(peer = %ctx.info.peer, reason, "rejected request");
-        return bad_request();
-    }
     let runtime = ctx.runtime.load_full();
-    let obs = ctx.telemetry.observability();
     let info = &ctx.info;
-    let mut exchange = Exchange::begin(obs, Some(&runtime), &req, info.scheme, Some(info.peer));
+    // The facts end here, before the await: kept across it, they would
+    // grow this future and cost the handler's future a copy.
+    let mut exchange = {
+        let facts = HeadFacts::read(req.headers());
+        if let Some(reason) = facts.refusal {
+            tracing::debug!(peer = %info.peer, reason, "rejected request");
+            return bad_request();
+        }
+        let obs = ctx.telemetry.observability();
+        Exchange::begin(
+            obs,
+            Some(&runtime),
+            (&req, &facts),
+            info.scheme,
+            Some(info.peer),
+        )
+    };
     let mut response = handle_observed(runtime, Arc::clone(info), req, &mut exchange).await;
     exchange.respond(&response);
     if let Some(BackendUpgrade(backend)) = response.extensions_mut().remove::<BackendUpgrade>() {
@@ -98,29 +110,6 @@ pub(crate) async fn dispatch_with<B: Into<DownstreamBody>>(
         return response.map(|_| empty());
     }
     response.map(|body| ObservedBody::new(TrackedBody::new(body, guard), exchange).boxed_unsync())
-}
-
-/// What hyper's parsers already refuse, checked once more at the boundary so
-/// a parser change can never let it through to an upstream.
-///
-/// # Errors
-///
-/// Why the request is refused.
-fn check<B>(req: &Request<B>) -> Result<(), &'static str> {
-    let bad_value = |v: &HeaderValue| v.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
-    if req.headers().values().any(bad_value) {
-        return Err("CR, LF or NUL in a header value");
-    }
-    let headers = req.headers();
-    if headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Err("both Content-Length and Transfer-Encoding");
-    }
-    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-        return Err("more than one Content-Length");
-    }
-    Ok(())
 }
 
 pin_project_lite::pin_project! {
@@ -157,30 +146,4 @@ pub(crate) fn bad_request() -> Response<ProxyBody> {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check;
-    use http::Request;
-
-    /// Ambiguous framing and header values that could split a request are
-    /// refused; ordinary requests pass.
-    #[test]
-    fn boundary_checks() {
-        let ok = Request::get("/").header("x-a", "b\tc").body(()).unwrap();
-        assert_eq!(check(&ok), Ok(()));
-        let both = Request::post("/")
-            .header("content-length", "3")
-            .header("transfer-encoding", "chunked")
-            .body(())
-            .unwrap();
-        assert!(check(&both).is_err());
-        let twice = Request::post("/")
-            .header("content-length", "3")
-            .header("content-length", "3")
-            .body(())
-            .unwrap();
-        assert!(check(&twice).is_err());
-    }
 }

@@ -16,9 +16,7 @@ mod retry;
 
 use attempt::Attempt;
 pub(crate) use request::RequestHead;
-use request::{
-    Detail, content_length, shared_str, split_host, status_label, version_index, wall_clock_at,
-};
+use request::{Detail, shared_str, split_host, status_label, version_index, wall_clock_at};
 
 use super::Observability;
 use super::bound::{RequestKey, SCHEMES};
@@ -27,6 +25,7 @@ use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
 use crate::error::ERROR_HEADER;
+use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use http::header::HOST;
 use http::{HeaderMap, Method, Request, Response, Version};
@@ -84,6 +83,8 @@ pub(crate) struct Exchange {
     /// [`SCHEMES`]).
     method_index: u8,
     scheme_index: u8,
+    /// Whether the request is a gRPC call by its `Content-Type`.
+    grpc_request: bool,
     /// Client address and principal, when the stages found them.
     identity: Option<Box<identity::Identity>>,
     /// What a gRPC call adds (`rpc.*`); `None` for other requests.
@@ -91,17 +92,12 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
-    /// An exchange that records nothing.
-    pub(crate) fn off() -> Exchange {
-        Exchange::begin(None, None, &Request::new(()), "http", None)
-    }
-
-    /// Starts the telemetry of `req`, arriving now on a connection from
-    /// `peer`, to be served by `runtime`.
+    /// Starts the telemetry of `req` (whose header fields told `facts`),
+    /// arriving now on a connection from `peer`, to be served by `runtime`.
     pub(crate) fn begin<B>(
         obs: Option<&Arc<Observability>>,
         runtime: Option<&Arc<Runtime>>,
-        req: &Request<B>,
+        (req, facts): (&Request<B>, &HeadFacts),
         scheme: &'static str,
         peer: Option<SocketAddr>,
     ) -> Exchange {
@@ -122,11 +118,12 @@ impl Exchange {
             routed: None,
             upstream: None,
             attempts: 0,
-            bytes_in: content_length(req.headers()),
+            bytes_in: facts.declared_length,
             status: 0,
             error: None,
             method_index,
             scheme_index,
+            grpc_request: facts.grpc,
             identity: None,
             grpc: None,
         };
@@ -134,12 +131,15 @@ impl Exchange {
             return exchange;
         };
         let t = runtime.telemetry();
-        exchange.grpc = grpc::GrpcCall::read(req.headers(), req.uri().path()).map(Box::new);
+        if facts.grpc {
+            exchange.grpc = grpc::GrpcCall::read(req.uri().path()).map(Box::new);
+        }
         obs.active.add(method_index, scheme_index, 1);
         exchange.tracing = t.tracing && obs.traces.enabled();
         exchange.logged = t.logs_this_request();
         if exchange.tracing || exchange.logged {
-            exchange.parent = obs.propagation.extract(req.headers());
+            let sent = facts.trace_context;
+            exchange.parent = obs.propagation.extract_seen(req.headers(), sent);
         }
         // A drawn log line needs the request's details whatever happens; a
         // span only once it is known to be sampled (see `plan_span`).
@@ -154,6 +154,12 @@ impl Exchange {
             exchange.detail = Some(Box::new(Detail::new(&head, t)));
         }
         exchange
+    }
+
+    /// Whether the request is a gRPC call by its `Content-Type` (known
+    /// whether or not telemetry is on).
+    pub(crate) fn grpc_request(&self) -> bool {
+        self.grpc_request
     }
 
     fn telemetry(&self) -> Option<&RuntimeTelemetry> {

@@ -12,7 +12,7 @@
 //! client-chosen name would let clients grow the series without bound
 //! (`http.route` already names the rule).
 
-use crate::grpc::{GRPC_STATUS, is_grpc};
+use crate::grpc::GRPC_STATUS;
 use http::HeaderMap;
 use opentelemetry::KeyValue;
 
@@ -32,11 +32,9 @@ pub(crate) struct GrpcCall {
 }
 
 impl GrpcCall {
-    /// The call `headers` and `path` describe, when they are a gRPC call's.
-    pub(crate) fn read(headers: &HeaderMap, path: &str) -> Option<GrpcCall> {
-        if !is_grpc(headers) {
-            return None;
-        }
+    /// The call to `path` of a request known to be a gRPC call (by its
+    /// `Content-Type`), when the path names a service and a method.
+    pub(crate) fn read(path: &str) -> Option<GrpcCall> {
         let (service, method) = path.strip_prefix('/')?.rsplit_once('/')?;
         Some(GrpcCall {
             service: service.to_string(),
@@ -106,14 +104,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use http::HeaderValue;
-    use http::header::CONTENT_TYPE;
 
     #[test]
     fn reads_service_method_and_status() {
-        let mut headers = HeaderMap::new();
-        assert!(GrpcCall::read(&headers, "/a.B/C").is_none());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        let mut call = GrpcCall::read(&headers, "/pkg.Svc/Call").unwrap();
+        let mut call = GrpcCall::read("/pkg.Svc/Call").unwrap();
         assert_eq!(
             (call.service.as_str(), call.method.as_str()),
             ("pkg.Svc", "Call")
@@ -130,6 +124,6 @@ mod tests {
             call.observe(&trailers);
             assert_eq!(call.status(), Some(2), "{odd}");
         }
-        assert!(GrpcCall::read(&headers, "/nopath").is_none());
+        assert!(GrpcCall::read("/nopath").is_none());
     }
 }

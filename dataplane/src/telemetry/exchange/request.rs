@@ -3,7 +3,7 @@
 //! request values into labels and cache keys.
 
 use crate::telemetry::runtime::{RuntimeTelemetry, recorded_value};
-use http::header::{CONTENT_LENGTH, USER_AGENT};
+use http::header::USER_AGENT;
 use http::{HeaderMap, Version};
 use opentelemetry::Value;
 use std::sync::Arc;
@@ -79,15 +79,6 @@ pub(super) fn version_index(version: Version) -> u8 {
 /// A string attribute value sharing `text`.
 pub(super) fn shared_str(text: &Arc<str>) -> Value {
     Value::String(opentelemetry::StringValue::from(Arc::clone(text)))
-}
-
-/// The `Content-Length` of a request (0 without one).
-pub(super) fn content_length(headers: &HeaderMap) -> u64 {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `server.address` and `server.port` of a `Host` value: the name (an
