@@ -97,3 +97,33 @@ pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
         .split(|&b| b == b',')
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
+
+/// Whether `value` holds a control character other than tab.
+///
+/// Runs over every header value of every request, so eight bytes at a
+/// time: the classic "has a byte less than n" test flags a word in which
+/// some byte is below 0x20 (it may also flag other bytes of such a word,
+/// never a word without one). The flags of all words are gathered without
+/// a branch, the last partial word tested as the overlapping final eight
+/// bytes, and only a value with a flag (a tab, most likely) is looked at
+/// byte by byte.
+#[inline]
+pub(crate) fn has_control(value: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const BELOW: u64 = 0x20 * ONES;
+    let is_control = |b: &u8| *b < 0x20 && *b != b'\t';
+    let Some(last) = value.len().checked_sub(8) else {
+        return value.iter().any(is_control);
+    };
+    let below = |word: &[u8]| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_ne_bytes(bytes);
+        w.wrapping_sub(BELOW) & !w & HIGHS
+    };
+    let flags = value
+        .chunks_exact(8)
+        .fold(below(&value[last..]), |flags, word| flags | below(word));
+    flags != 0 && value.iter().any(is_control)
+}

@@ -7,7 +7,9 @@
 //! `Content-Length`, and the response's from RFC 9112 §6.3.
 
 use super::H1Error;
-use crate::h1_wire::{Length, Span, ends_chunked, has_token, put_decimal, record_spans};
+use crate::h1_wire::{
+    Length, Span, ends_chunked, has_control, has_token, put_decimal, record_spans,
+};
 use crate::upstream::Added;
 use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
@@ -137,31 +139,6 @@ fn put_field(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
     dst.put_slice(b": ");
     dst.put_slice(value);
     dst.put_slice(b"\r\n");
-}
-
-/// Whether `value` holds a control character other than tab.
-///
-/// Runs over every header value of every request, so eight bytes at a
-/// time: a word in which no byte is below 0x20 passes with a few
-/// instructions (the classic "has a byte less than n" test), and only a
-/// word that has one (a tab, most likely) is looked at byte by byte.
-#[inline]
-pub(super) fn has_control(value: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const BELOW: u64 = 0x20 * ONES;
-    let is_control = |b: &u8| *b < 0x20 && *b != b'\t';
-    let mut words = value.chunks_exact(8);
-    for word in words.by_ref() {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let w = u64::from_ne_bytes(bytes);
-        // Non-zero exactly when some byte of the word is below 0x20.
-        if w.wrapping_sub(BELOW) & !w & HIGHS != 0 && word.iter().any(is_control) {
-            return true;
-        }
-    }
-    words.remainder().iter().any(is_control)
 }
 
 /// The one length all `Content-Length` values (comma-separated lists
