@@ -18,6 +18,12 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// How many fields [`add_forwarding`] may add to a request's header map:
+/// a parser that sizes the map for them up front spares every request the
+/// map's growth (a reallocation and a rehash of every field, about 750
+/// instructions measured).
+pub(crate) const FORWARDING_FIELDS: usize = 4;
+
 /// Whether `name` is always hop-by-hop (apart from the ones `Connection` names).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == CONNECTION
@@ -144,10 +150,11 @@ pub(crate) fn add_forwarding(
     fwd: &ClientForwarding,
     host: Option<&HeaderValue>,
 ) {
-    // Room for the four names at once: the parsed map was sized to fit
-    // exactly what the client sent, and would otherwise grow step by step.
-    headers.reserve(4);
-    append_value(headers, X_FORWARDED_FOR, &fwd.for_value);
+    // Room for the four names at once: a map sized to fit exactly what the
+    // client sent would otherwise grow step by step. Tollgate's own parser
+    // leaves this room already, and then this is a comparison.
+    headers.reserve(FORWARDING_FIELDS);
+    append_value(headers, X_FORWARDED_FOR, fwd.for_value.clone());
     headers.insert(X_FORWARDED_PROTO, fwd.proto.clone());
     let host_text = host.and_then(|h| h.to_str().ok());
     match (host, host_text) {
@@ -166,7 +173,7 @@ pub(crate) fn add_forwarding(
     }
     element.push_str(&fwd.proto_param);
     match HeaderValue::from_str(&element) {
-        Ok(value) => append_value(headers, FORWARDED, &value),
+        Ok(value) => append_value(headers, FORWARDED, value),
         Err(_) => {
             headers.remove(FORWARDED);
         }
@@ -243,10 +250,13 @@ fn push_forwarded_value(out: &mut String, value: &str) {
 
 /// Joins every existing line of a list header and appends `item` as one
 /// line; most requests carry none, and then `item` is inserted as is.
-fn append_value(headers: &mut HeaderMap, name: HeaderName, item: &HeaderValue) {
+///
+/// `item` is taken, not cloned: a value made for this request is backed
+/// by bytes of its own, and its first clone would allocate to share them.
+fn append_value(headers: &mut HeaderMap, name: HeaderName, item: HeaderValue) {
     let mut existing = match headers.entry(name) {
         Entry::Vacant(vacant) => {
-            vacant.insert(item.clone());
+            vacant.insert(item);
             return;
         }
         Entry::Occupied(occupied) => occupied,

@@ -19,7 +19,7 @@ mod upgrade;
 
 pub(crate) use client_address::{ClientAddressRule, parse_net};
 pub use connection::ConnInfo;
-pub(crate) use hygiene::remove_hop_by_hop;
+pub(crate) use hygiene::{FORWARDING_FIELDS, remove_hop_by_hop};
 pub(crate) use upgrade::{BackendUpgrade, Relayable, is_extended_connect, offers_websocket};
 
 use crate::body::{DownstreamBody, ProxyBody};

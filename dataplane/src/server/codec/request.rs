@@ -16,6 +16,7 @@
 
 use crate::body::DownstreamBody;
 use crate::h1_wire::{Length, Span, has_token, record_spans};
+use crate::proxy::FORWARDING_FIELDS;
 use crate::server::conn_settings::ConnSettings;
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
@@ -202,7 +203,8 @@ fn build(
     spans: &[Span],
 ) -> Option<(Uri, HeaderMap)> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // With room for the forwarding fields the proxy adds to every request.
+    let mut headers = HeaderMap::with_capacity(spans.len() + FORWARDING_FIELDS);
     for &[name_start, name_end, value_start, value_end] in spans {
         let name = head.get(name_start as usize..name_end as usize)?;
         let name = HeaderName::from_bytes(name).ok()?;
