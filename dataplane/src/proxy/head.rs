@@ -52,15 +52,12 @@ pub(crate) struct Target {
 /// when encoded slashes are not allowed).
 pub(crate) fn read(parts: Head<'_>, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
     let (host, host_header) = match authority(parts)? {
-        Some((authority, header)) => {
-            let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
-            let header = match header {
-                Some(header) => header,
-                None => HeaderValue::from_str(authority.as_str())
-                    .map_err(|_| ProxyError::BadRequest("invalid host".into()))?,
-            };
-            (host, Some(header))
+        Some(Named::Target(authority)) => {
+            let header = HeaderValue::from_str(authority.as_str())
+                .map_err(|_| ProxyError::BadRequest("invalid host".into()))?;
+            (routing_host(authority.host()), Some(header))
         }
+        Some(Named::Header(host, header)) => (routing_host(&host), Some(header)),
         None => (String::new(), None),
     };
     let path = normalize_path(parts.uri.path(), allow_encoded_slashes)
@@ -74,15 +71,46 @@ pub(crate) fn read(parts: Head<'_>, allow_encoded_slashes: bool) -> Result<Targe
     })
 }
 
+/// The host routing matches: lowercase, without a trailing dot.
+fn routing_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Where the request names its authority.
+enum Named<'a> {
+    /// The request target's (absolute-form or HTTP/2 `:authority`).
+    Target(Authority),
+    /// The single `Host` header: its host part and the value itself.
+    Header(HostPart<'a>, HeaderValue),
+}
+
+/// The host part of a `Host` value: borrowed from it when the value is a
+/// plain name and port, else from the parsed authority.
+enum HostPart<'a> {
+    Plain(&'a str),
+    Parsed(Authority),
+}
+
+impl std::ops::Deref for HostPart<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            HostPart::Plain(host) => host,
+            HostPart::Parsed(authority) => authority.host(),
+        }
+    }
+}
+
 /// The authority the request is for: the request target's (absolute-form or
 /// HTTP/2 `:authority`), which overrides `Host` (RFC 9112 §3.2.2), else the
 /// single `Host` header — returned too, so it is forwarded without a copy.
-fn authority(parts: Head<'_>) -> Result<Option<(Authority, Option<HeaderValue>)>, ProxyError> {
+fn authority(parts: Head<'_>) -> Result<Option<Named<'_>>, ProxyError> {
     if let Some(authority) = parts.uri.authority() {
         if authority.as_str().contains('@') {
             return Err(ProxyError::BadRequest("userinfo in request target".into()));
         }
-        return Ok(Some((authority.clone(), None)));
+        return Ok(Some(Named::Target(authority.clone())));
     }
     let mut hosts = parts.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -94,13 +122,63 @@ fn authority(parts: Head<'_>) -> Result<Option<(Authority, Option<HeaderValue>)>
             if text.contains('@') || text.is_empty() {
                 return Err(ProxyError::BadRequest("invalid Host header".into()));
             }
-            Authority::try_from(text)
-                .map(|authority| Some((authority, Some(value.clone()))))
-                .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))
+            let host = match plain_host(text) {
+                Some(host) => HostPart::Plain(host),
+                None => Authority::try_from(text)
+                    .map(HostPart::Parsed)
+                    .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))?,
+            };
+            Ok(Some(Named::Header(host, value.clone())))
         }
         (None, _) if parts.version == Version::HTTP_11 => {
             Err(ProxyError::BadRequest("missing Host header".into()))
         }
         (None, _) => Ok(None),
+    }
+}
+
+/// The host of a `Host` value that is a plain name or IPv4 address with an
+/// optional port (`[A-Za-z0-9.-]+(:[0-9]{1,5})?`), almost every request's:
+/// such a value is a valid authority whose host is exactly that part, so
+/// it needs no parse (which copies the value). Anything else is `None`,
+/// for the full parse to judge.
+fn plain_host(text: &str) -> Option<&str> {
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    };
+    let name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-');
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    (!host.is_empty() && host.bytes().all(|b| name(&b)) && port_ok).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the fast path takes, the full parse takes too, with
+        /// the same host.
+        #[test]
+        fn plain_hosts_parse_as_authorities(text in "[A-Za-z0-9.:\\-\\[\\]@%_]{0,24}") {
+            if let Some(host) = plain_host(&text) {
+                let authority = Authority::try_from(text.as_str());
+                prop_assert!(authority.is_ok(), "{text:?}");
+                prop_assert_eq!(authority.map(|a| a.host().to_string()).ok(), Some(host.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_and_other_hosts() {
+        assert_eq!(plain_host("Example.com:8080"), Some("Example.com"));
+        assert_eq!(plain_host("127.0.0.1"), Some("127.0.0.1"));
+        for other in [
+            "", ":80", "a:", "a:123456", "a:8x", "[::1]:80", "a_b", "a:1:2",
+        ] {
+            assert_eq!(plain_host(other), None, "{other:?}");
+        }
     }
 }

@@ -165,14 +165,18 @@ pub(crate) fn add_forwarding(
             headers.remove(X_FORWARDED_HOST);
         }
     }
-    let mut element = String::with_capacity(fwd.node.len() + fwd.proto_param.len() + 48);
+    // Sized exactly, so the value takes the string's bytes as they are
+    // (bytes with room to spare would be shared through an allocation of
+    // their own, and a copy is one too).
+    let host_len = host_text.map_or(0, |h| ";host=".len() + forwarded_value_len(h));
+    let mut element = String::with_capacity(fwd.node.len() + host_len + fwd.proto_param.len());
     element.push_str(&fwd.node);
     if let Some(host) = host_text {
         element.push_str(";host=");
         push_forwarded_value(&mut element, host);
     }
     element.push_str(&fwd.proto_param);
-    match HeaderValue::from_str(&element) {
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(element.into_bytes())) {
         Ok(value) => append_value(headers, FORWARDED, value),
         Err(_) => {
             headers.remove(FORWARDED);
@@ -225,6 +229,15 @@ fn is_tchar(b: u8) -> bool {
                 | b'|'
                 | b'~'
         )
+}
+
+/// How long [`push_forwarded_value`] makes `value`.
+fn forwarded_value_len(value: &str) -> usize {
+    if !value.is_empty() && value.bytes().all(is_tchar) {
+        return value.len();
+    }
+    let escapes = value.bytes().filter(|b| matches!(b, b'\\' | b'"')).count();
+    value.len() + escapes + 2
 }
 
 /// Appends a `Forwarded` parameter value: a token as is, anything else as a
@@ -378,6 +391,7 @@ mod tests {
             let mut out = String::new();
             push_forwarded_value(&mut out, value);
             assert_eq!(out, written, "{value}");
+            assert_eq!(forwarded_value_len(value), written.len(), "{value}");
         }
     }
 
