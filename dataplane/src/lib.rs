@@ -12,6 +12,7 @@ mod chain;
 mod client;
 mod context;
 pub mod error;
+mod fast_hash;
 pub mod filters;
 pub mod grpc;
 mod h1_wire;

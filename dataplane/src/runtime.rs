@@ -12,6 +12,7 @@
 mod reuse;
 mod route;
 
+use crate::fast_hash::FastMap;
 use crate::proxy::ClientAddressRule;
 use crate::relay::SocketRelay;
 use crate::router::{RouterError, SocketRouter};
@@ -23,7 +24,6 @@ use opentelemetry::Value;
 use reuse::{Reuse, SharedStages};
 pub(crate) use route::{BackendChoice, RouteRetry, RouteRuntime};
 use route::{build_route, build_stages};
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +62,9 @@ pub struct Runtime {
     /// Shared with whoever handed it over (the in-process publisher), so
     /// a large snapshot is not copied on its way to traffic.
     snapshot: Arc<Snapshot>,
-    sockets: HashMap<SocketAddr, Arc<SocketRuntime>>,
+    /// By local address, looked up for every request: a [`FastMap`], as
+    /// the addresses come from the snapshot, not from clients.
+    sockets: FastMap<SocketAddr, Arc<SocketRuntime>>,
     routes: Box<[Arc<RouteRuntime>]>,
     /// The auth and rate-limit stages the rules share.
     stages: SharedStages,
@@ -162,7 +164,8 @@ impl Runtime {
             snapshot.backend_client_certificate.as_ref(),
         )?;
         clients.prune();
-        let mut sockets = HashMap::with_capacity(snapshot.sockets.len());
+        let mut sockets =
+            FastMap::with_capacity_and_hasher(snapshot.sockets.len(), Default::default());
         for socket in &snapshot.sockets {
             let ip: IpAddr = socket
                 .address
@@ -244,7 +247,7 @@ impl Runtime {
             client_address: ClientAddressRule::default(),
             client_cert_header: client_cert_header(&snapshot),
             snapshot,
-            sockets: HashMap::new(),
+            sockets: FastMap::default(),
             routes: Box::default(),
             stages: SharedStages::default(),
             backends: BackendSet::default(),

@@ -11,16 +11,16 @@
 //! and its size is bounded by configuration like the series themselves.
 //!
 //! A lookup runs for every request and attempt, so the keys are hashed
-//! with a multiply-rotate hash of their few integers ([`KeyHasher`], as
-//! rustc's FxHash) instead of SipHash, and the bound instruments are used
+//! with a multiply-rotate hash of their few integers
+//! ([`crate::fast_hash::FastHasher`], as rustc's FxHash) instead of SipHash, and the bound instruments are used
 //! under the read lock instead of handed out as `Arc` clones.
 
 use super::instruments::Instruments;
 use super::labels::METHODS;
+use crate::fast_hash::FastMap;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, UpDownCounter};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// What distinguishes one request's series: the route rule, the path
@@ -58,7 +58,7 @@ pub(crate) struct ClientKey {
 }
 
 // The keys hash as a few packed words, not field by field: one round of
-// [`KeyHasher`] per word instead of one per field (the lookup runs for
+// `FastHasher` per word instead of one per field (the lookup runs for
 // every request and attempt). Equal keys pack equally, as `Hash` requires.
 impl Hash for RequestKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -85,8 +85,8 @@ impl Hash for ClientKey {
     }
 }
 
-/// A map from small integer keys, hashed by [`KeyHasher`].
-type KeyMap<K, V> = RwLock<HashMap<K, V, BuildHasherDefault<KeyHasher>>>;
+/// A map from small integer keys, hashed by [`crate::fast_hash::FastHasher`].
+type KeyMap<K, V> = RwLock<FastMap<K, V>>;
 
 /// One runtime's bound instruments.
 #[derive(Debug, Default)]
@@ -153,59 +153,6 @@ where
     }
     let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
     record(map.entry(key).or_insert_with(make));
-}
-
-/// FxHash (rustc's): rotate, xor, multiply per integer written. Good
-/// enough for keys of a few small integers that clients cannot choose
-/// freely (every field is an index into a closed or configured set, and a
-/// status code), and a few instructions instead of SipHash's hundreds.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl KeyHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.add(u64::from(*b));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
 }
 
 /// `http.server.active_requests` bound per method and scheme, each on
