@@ -6,7 +6,7 @@
 //! field, not a side channel.
 
 use crate::filters::MirrorStage;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -29,6 +29,9 @@ pub(crate) struct RequestContext<'r> {
     pub(crate) path: String,
     /// Query string as received, without `?`.
     pub(crate) query: Option<String>,
+    /// The request target as received: sent upstream as it is while the
+    /// path and query are unchanged ([`RequestContext::unchanged_target`]).
+    pub(crate) target: Uri,
     /// The manifest port of the socket, used by redirects.
     pub(crate) listener_port: u16,
     /// The `PathPrefix` value the route matched on.
@@ -90,6 +93,16 @@ impl Principal {
 
 impl RequestContext<'_> {
     /// The path and query to send upstream.
+    /// The received target, when it is origin-form and the path and query
+    /// routing saw (normalized) and the filters left are exactly its own:
+    /// then the upstream request reuses it, shared, instead of a copy
+    /// parsed again (most requests).
+    pub(crate) fn unchanged_target(&self) -> Option<&Uri> {
+        let t = &self.target;
+        let origin_form = t.scheme().is_none() && t.authority().is_none();
+        (origin_form && t.path() == self.path && t.query() == self.query.as_deref()).then_some(t)
+    }
+
     pub(crate) fn path_and_query(&self) -> String {
         match &self.query {
             Some(query) => format!("{}?{query}", self.path),
@@ -108,5 +121,63 @@ impl std::fmt::Debug for RequestContext<'_> {
             .field("client", &self.client)
             .field("principal", &self.principal)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::RequestContext;
+    use http::{HeaderMap, HeaderValue, Method, Uri};
+
+    /// A bare context for unit tests of the stages.
+    pub(crate) fn context(
+        headers: &[(&str, &str)],
+        query: Option<&str>,
+    ) -> RequestContext<'static> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        RequestContext {
+            method: Method::GET,
+            headers: map,
+            scheme: "http",
+            host: "api.example".into(),
+            host_header: None,
+            original_host: None,
+            path: "/".into(),
+            query: query.map(str::to_string),
+            target: http::Uri::from_static("/"),
+            listener_port: 80,
+            matched_prefix: None,
+            mirrors: Vec::new(),
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+            principal: None,
+            route: "httproute/default/api/rule/0",
+            rate_limit: None,
+            response_headers: None,
+            completions: Vec::new(),
+        }
+    }
+
+    /// The received target is reused only while it is origin-form and the
+    /// path and query are still its own.
+    #[test]
+    fn unchanged_target_only_when_nothing_changed() {
+        let mut ctx = context(&[], Some("a=1"));
+        ctx.target = Uri::from_static("/?a=1");
+        assert_eq!(ctx.unchanged_target(), Some(&ctx.target));
+        ctx.query = None;
+        assert_eq!(ctx.unchanged_target(), None);
+        ctx.target = Uri::from_static("/");
+        assert!(ctx.unchanged_target().is_some());
+        ctx.path = "/rewritten".into();
+        assert_eq!(ctx.unchanged_target(), None);
+        ctx.path = "/".into();
+        ctx.target = Uri::from_static("http://example.com/");
+        assert_eq!(ctx.unchanged_target(), None);
     }
 }

@@ -103,8 +103,8 @@ fn decode_hex(text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
     use tollgate_snapshot::ApiKey;
 
     fn hex(key: &str) -> String {

@@ -147,8 +147,8 @@ pub(crate) fn under(path: &str, prefix: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
     use std::sync::Arc;
 
     fn rule(action: AuthzAction) -> AuthzRule {

@@ -150,8 +150,8 @@ fn sha1_digest(data: &[u8]) -> [u8; 20] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
     use tollgate_snapshot::Redacted;
 
     fn auth() -> BasicAuth {

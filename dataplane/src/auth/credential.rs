@@ -119,42 +119,9 @@ fn decode(text: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use http::{HeaderMap, Method};
-
-    /// A bare context for auth unit tests.
-    pub(crate) fn context(
-        headers: &[(&str, &str)],
-        query: Option<&str>,
-    ) -> RequestContext<'static> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        RequestContext {
-            method: Method::GET,
-            headers: map,
-            scheme: "http",
-            host: "api.example".into(),
-            host_header: None,
-            original_host: None,
-            path: "/".into(),
-            query: query.map(str::to_string),
-            listener_port: 80,
-            matched_prefix: None,
-            mirrors: Vec::new(),
-            client: std::net::Ipv4Addr::LOCALHOST.into(),
-            principal: None,
-            route: "httproute/default/api/rule/0",
-            rate_limit: None,
-            response_headers: None,
-            completions: Vec::new(),
-        }
-    }
+    use crate::context::tests::context;
 
     #[test]
     fn header_prefix_cookie_and_query_sources() {

@@ -279,8 +279,8 @@ fn names(list: &[String]) -> Vec<HeaderName> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
 
     #[test]
     fn the_check_path_joins_target_and_request() {

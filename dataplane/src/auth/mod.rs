@@ -245,6 +245,6 @@ pub(crate) mod tests_support {
 
     /// A bare `GET /` context for `api.example` from 127.0.0.1.
     pub(crate) fn context() -> RequestContext<'static> {
-        super::credential::tests::context(&[], None)
+        crate::context::tests::context(&[], None)
     }
 }

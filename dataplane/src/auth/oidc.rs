@@ -382,8 +382,8 @@ fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
 
     #[test]
     fn only_browser_navigations_are_sent_to_log_in() {

@@ -237,8 +237,8 @@ pub(crate) fn session_cookie(
 
 #[cfg(test)]
 mod tests {
-    use super::super::credential::tests::context;
     use super::*;
+    use crate::context::tests::context;
 
     fn sealer() -> Sealer {
         Sealer::new(&STANDARD.encode([7u8; 32])).unwrap()

@@ -198,6 +198,7 @@ impl<'a> Pipeline<'a> {
             original_host,
             path: target.path,
             query: target.query,
+            target: parts.uri,
             listener_port: socket.port,
             matched_prefix: found.matched_prefix,
             mirrors: Vec::new(),

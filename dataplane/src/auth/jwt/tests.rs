@@ -1,10 +1,10 @@
 //! The JWT method on hand-made contexts with inline key sets: provider
 //! choice, principal, claim headers, token removal, refusals.
 
-use super::super::credential::tests::context;
 use super::super::test_keys::{TestKey, jwks, now};
 use super::claims::scopes;
 use super::*;
+use crate::context::tests::context;
 use crate::upstream::BackendSet;
 use serde_json::json;
 use tollgate_snapshot::ClaimToHeader;

@@ -146,15 +146,18 @@ pub(super) fn upstream_request(
 ) -> Result<Request<ProxyBody>, ProxyError> {
     // Pooled HTTP/1.1 connections are per endpoint: origin-form is what
     // goes on the wire. The h2c and TLS clients pool by the absolute URI.
-    let uri = match endpoint.absolute_scheme() {
-        None => Uri::builder(),
-        Some(scheme) => Uri::builder()
-            .scheme(scheme)
-            .authority(endpoint.authority.clone()),
-    }
-    .path_and_query(ctx.path_and_query())
-    .build()
-    .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?;
+    let uri = match (endpoint.absolute_scheme(), ctx.unchanged_target()) {
+        (None, Some(target)) => target.clone(),
+        (scheme, _) => match scheme {
+            None => Uri::builder(),
+            Some(scheme) => Uri::builder()
+                .scheme(scheme)
+                .authority(endpoint.authority.clone()),
+        }
+        .path_and_query(ctx.path_and_query())
+        .build()
+        .map_err(|_| ProxyError::BadRequest("invalid request path".into()))?,
+    };
     let host = match &ctx.host_header {
         Some(host) => host.clone(),
         None => HeaderValue::from_str(endpoint.authority.as_str())
