@@ -12,6 +12,8 @@ use super::error::UpstreamError;
 use super::http1::{self, Http1Pool};
 use super::tls::{TlsClient, TlsKey, tls_client};
 use crate::body::ProxyBody;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
@@ -311,20 +313,23 @@ impl Endpoint {
     /// # Errors
     ///
     /// As [`Endpoint::send`].
-    pub async fn send_with(
-        &self,
+    ///
+    /// Not an `async fn`: the future is the transport's own (see
+    /// `Http1Pool::send` on why every layer's size counts).
+    pub fn send_with<'a>(
+        &'a self,
         mut request: Request<ProxyBody>,
-        added: Added<'_>,
-    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        added: Added<'a>,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, UpstreamError>> + Send + 'a {
         match &self.transport {
-            Transport::Http1(pool) => pool.send(request, added).await,
+            Transport::Http1(pool) => Either::Left(pool.send(request, added)),
             Transport::H2c(client) => {
                 add_fields(request.headers_mut(), added);
-                legacy(client.request(request).await)
+                Either::Right(client.request(request).map(legacy))
             }
             Transport::Tls(client) => {
                 add_fields(request.headers_mut(), added);
-                legacy(client.pooled.request(request).await)
+                Either::Right(client.pooled.request(request).map(legacy))
             }
         }
     }

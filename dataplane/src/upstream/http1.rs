@@ -21,11 +21,25 @@ use super::added::Added;
 use super::error::UpstreamError;
 use super::h1::{self, Conn, Home};
 use crate::body::ProxyBody;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+/// An exchange's failure before a response head, as the pool reports it.
+fn protocol_error(error: h1::H1Error) -> UpstreamError {
+    UpstreamError::Protocol(error.into())
+}
+
+/// [`protocol_error`] over an exchange's result.
+fn protocol(
+    result: Result<Response<ProxyBody>, h1::H1Error>,
+) -> Result<Response<ProxyBody>, UpstreamError> {
+    result.map_err(protocol_error)
+}
 
 /// How long an idle connection may wait in the pool.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -76,27 +90,38 @@ impl Http1Pool {
     /// [`UpstreamError::Protocol`] with an [`h1::H1Error`] when the
     /// exchange failed before a response head (a failing request body is
     /// that error's source, so it stays the client's fault).
-    pub(crate) async fn send(
-        self: &Arc<Self>,
+    ///
+    /// The usual case, an idle connection at hand, is the exchange's own
+    /// future and nothing around it; only opening a new connection is a
+    /// (boxed) future of its own. The futures of every layer above hold
+    /// this one, and each request moves them: an `async fn` here would
+    /// add the request twice and the checkout's room to all of them.
+    pub(crate) fn send<'a>(
+        self: &'a Arc<Self>,
         request: Request<ProxyBody>,
-        added: Added<'_>,
-    ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let conn = self.checkout().await?;
-        let home: Arc<dyn Home> = Arc::clone(self) as Arc<dyn Home>;
-        h1::exchange(conn, request, added, home)
-            .await
-            .map_err(|error| UpstreamError::Protocol(error.into()))
+        added: Added<'a>,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, UpstreamError>> + Send + 'a {
+        let home = || Arc::clone(self) as Arc<dyn Home>;
+        match self.idle_usable() {
+            Some(conn) => Either::Left(h1::exchange(conn, request, added, home()).map(protocol)),
+            None => Either::Right(Box::pin(async move {
+                let conn = self.connect().await?;
+                h1::exchange(conn, request, added, home())
+                    .await
+                    .map_err(protocol_error)
+            })),
+        }
     }
 
-    /// A connection to send on: the most recently used idle one that the
-    /// upstream has not closed, or a new one.
-    async fn checkout(&self) -> Result<Conn, UpstreamError> {
+    /// The most recently used idle connection that the upstream has not
+    /// closed, if any.
+    fn idle_usable(&self) -> Option<Conn> {
         while let Some(mut conn) = self.pop_idle() {
             if conn.is_usable() {
-                return Ok(conn);
+                return Some(conn);
             }
         }
-        self.connect().await
+        None
     }
 
     fn pop_idle(&self) -> Option<Conn> {

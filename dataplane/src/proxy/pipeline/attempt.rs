@@ -11,6 +11,7 @@ use crate::error::ProxyError;
 use crate::runtime::{BackendChoice, RouteRuntime};
 use crate::telemetry::Exchange;
 use crate::upstream::{Added, Endpoint, UpstreamError, add_fields};
+use futures_util::FutureExt;
 use futures_util::future::Either;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri};
@@ -56,14 +57,18 @@ impl Pipeline<'_> {
     /// One upstream attempt, bounded by the rule's timeouts (for an
     /// `upgrade`, up to the backend's answer: a tunnel has its own idle
     /// timeout).
-    async fn send(
-        &self,
+    ///
+    /// Built from combinators, not an `async fn`: that would keep the
+    /// request a second time, and the client's future beside the timeout
+    /// that holds it, in the future every request moves through its layers.
+    fn send<'s>(
+        &'s self,
         route: &RouteRuntime,
-        endpoint: &Endpoint,
+        endpoint: &'s Endpoint,
         mut request: Request<ProxyBody>,
         upgrade: bool,
-        added: Added<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+        added: Added<'s>,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send + 's {
         // The upgrade's future is boxed: it is several times the size of a
         // plain exchange's, and every request's future would carry its room.
         let call = if upgrade {
@@ -86,27 +91,33 @@ impl Pipeline<'_> {
             .into_iter()
             .chain(per_try)
             .min_by_key(|(left, _)| *left);
-        let result =
-            match limit {
-                Some((left, after_ms)) => tokio::time::timeout(left, call).await.map_err(|_| {
-                    ProxyError::UpstreamTimeout {
+        match limit {
+            Some((left, after_ms)) => Either::Left(tokio::time::timeout(left, call).map(
+                move |timed| match timed {
+                    Ok(result) => result.map_err(|error| upstream_error(error, endpoint)),
+                    Err(_) => Err(ProxyError::UpstreamTimeout {
                         endpoint: endpoint.authority.to_string(),
                         after_ms,
-                    }
-                })?,
-                None => call.await,
-            };
-        result.map_err(|error| {
-            let endpoint = endpoint.authority.to_string();
-            match error {
-                UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
-                UpstreamError::Tls(source) => ProxyError::UpstreamTls { endpoint, source },
-                UpstreamError::Protocol(source) => match body::client_fault(source) {
-                    Ok(client) => client,
-                    Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
+                    }),
                 },
-            }
-        })
+            )),
+            None => Either::Right(
+                call.map(move |result| result.map_err(|error| upstream_error(error, endpoint))),
+            ),
+        }
+    }
+}
+
+/// What an upstream client's failure to `endpoint` means to the client.
+fn upstream_error(error: UpstreamError, endpoint: &Endpoint) -> ProxyError {
+    let endpoint = endpoint.authority.to_string();
+    match error {
+        UpstreamError::Connect(source) => ProxyError::UpstreamConnect { endpoint, source },
+        UpstreamError::Tls(source) => ProxyError::UpstreamTls { endpoint, source },
+        UpstreamError::Protocol(source) => match body::client_fault(source) {
+            Ok(client) => client,
+            Err(source) => ProxyError::UpstreamProtocol { endpoint, source },
+        },
     }
 }
 
