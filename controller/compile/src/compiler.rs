@@ -21,7 +21,6 @@ use crate::ratelimit_policies::{
 };
 use crate::refill::{LastCompile, Recompiled};
 use crate::resources::Resources;
-use crate::rule_context::RouteKind;
 use crate::snapshot::{Attachment, Policies, build_snapshot};
 use crate::status_memo::RouteStatuses;
 use crate::tlsroute::compile_tls_routes;
@@ -29,7 +28,8 @@ use crate::unserved;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tollgate_snapshot::Snapshot;
 
@@ -150,7 +150,10 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         gateways.insert(key.as_str(), plan);
     }
     let reachable = Parents {
-        gateways: &gateways,
+        gateways: gateways
+            .iter()
+            .filter_map(|(key, plan)| Some((key.split_once('/')?, (*key, plan))))
+            .collect(),
         sets: listener_sets
             .iter()
             .filter(|(_, s)| s.not_allowed.is_none())
@@ -167,6 +170,9 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         limits: &limits,
     };
     let mut route_parents: RouteParents<'_> = BTreeMap::new();
+    // Only policy statuses read which Gateways each route reached: without
+    // policies, 10k routes need not each leave their key there.
+    let wants_parents = !auth.policies.is_empty() || !limits.policies.is_empty();
     let mut outcomes: Vec<RouteOutcomes<'_>> = Vec::with_capacity(routes.len());
     for route in &routes {
         // The time is stamped here, not in the memoized rules, so a new
@@ -174,7 +180,7 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         let route_stamp = stamp.for_generation(route.meta.generation);
         let compiled = &route.compiled;
         let mut parents = Vec::new();
-        for parent in &route.parent_refs {
+        for parent in route.parent_refs.iter() {
             let Some((key, plan)) = reachable.find(&compiled.namespace, parent) else {
                 continue;
             };
@@ -205,9 +211,13 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
                     .conditions
                     .extend(conditions.into_iter().flatten());
             }
-            let parents_of = route_parents.entry(compiled.policy_key()).or_default();
-            if !parents_of.contains(&key) {
-                parents_of.push(key);
+            if wants_parents {
+                let parents_of = route_parents
+                    .entry(compiled.policy_key().into_owned())
+                    .or_default();
+                if !parents_of.contains(&key) {
+                    parents_of.push(key);
+                }
             }
             let found = attachments.entry(key).or_default();
             found.extend(
@@ -233,13 +243,9 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         });
     }
     // Memos of routes that are gone (or no longer Tollgate's) go too.
-    let keys: HashSet<(RouteKind, &str)> = compiled_routes
-        .iter()
-        .map(|c| (c.kind, c.key.as_str()))
-        .collect();
-    memos.http.retain(|k| keys.contains(&(RouteKind::Http, k)));
-    memos.grpc.retain(|k| keys.contains(&(RouteKind::Grpc, k)));
-    memos.statuses.retain(|kind, k| keys.contains(&(kind, k)));
+    memos.http.retain_used();
+    memos.grpc.retain_used();
+    memos.statuses.retain_used();
     let used: ServicesByGateway<'_> = attachments
         .iter()
         .map(|(key, found)| {
@@ -316,8 +322,8 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
 struct RouteEntry<'a> {
     meta: &'a ObjectMeta,
     /// `spec.parentRefs` (a GRPCRoute's as the HTTPRoute schema, which is
-    /// the same).
-    parent_refs: Vec<HttpRouteParentRefs>,
+    /// the same; an HTTPRoute's borrowed, not copied, on every compile).
+    parent_refs: Cow<'a, [HttpRouteParentRefs]>,
     compiled: Arc<CompiledRoute>,
 }
 
@@ -335,7 +341,7 @@ fn compile_routes<'a>(
     };
     let mut out = Vec::new();
     for (key, r) in &resources.http_routes {
-        let refs = r.spec.parent_refs.clone().unwrap_or_default();
+        let refs = Cow::Borrowed(r.spec.parent_refs.as_deref().unwrap_or_default());
         if ours(&r.metadata, &refs) {
             out.push(RouteEntry {
                 meta: &r.metadata,
@@ -355,7 +361,7 @@ fn compile_routes<'a>(
         if ours(&r.metadata, &refs) {
             out.push(RouteEntry {
                 meta: &r.metadata,
-                parent_refs: refs,
+                parent_refs: Cow::Owned(refs),
                 compiled: memos.grpc.compile(&inputs, key, r, compile_grpc_route),
             });
         }
@@ -366,7 +372,10 @@ fn compile_routes<'a>(
 /// What a route's parentRef may name: a Tollgate Gateway, or a ListenerSet
 /// attached to one (which routes reach through that Gateway's plan).
 struct Parents<'g, 'k> {
-    gateways: &'g BTreeMap<&'k str, GatewayPlan>,
+    /// Tollgate's Gateways by their key `namespace/name` split in two:
+    /// every route's every parentRef is looked up twice per compile, and
+    /// this way without building a `namespace/name` string each time.
+    gateways: BTreeMap<(&'k str, &'k str), (&'k str, &'g GatewayPlan)>,
     /// Allowed ListenerSets by `namespace/name`, to their Gateway's key.
     sets: BTreeMap<String, &'k str>,
 }
@@ -383,15 +392,14 @@ impl<'g, 'k> Parents<'g, 'k> {
             return None;
         }
         let ns = parent.namespace.as_deref().unwrap_or(route_ns);
-        let key = format!("{ns}/{}", parent.name);
-        let gateway = match parent.kind.as_deref().unwrap_or("Gateway") {
-            "Gateway" => key,
-            LISTENER_SET => self.sets.get(&key)?.to_string(),
-            _ => return None,
-        };
-        self.gateways
-            .get_key_value(gateway.as_str())
-            .map(|(k, g)| (*k, g))
+        match parent.kind.as_deref().unwrap_or("Gateway") {
+            "Gateway" => self.gateways.get(&(ns, parent.name.as_str())).copied(),
+            LISTENER_SET => {
+                let gateway = *self.sets.get(&format!("{ns}/{}", parent.name))?;
+                self.gateways.values().find(|(k, _)| *k == gateway).copied()
+            }
+            _ => None,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::httproute::CompiledRoute;
 use crate::listeners::bind_port;
 use crate::matches::{Ranked, precedence};
 use crate::ratelimit_policies::RateLimitPolicies;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tollgate_snapshot::{
     AuthConfig, Backend, Filter, HostMatch, Listener, RateLimits, Route, RouteMatch, Snapshot,
@@ -133,11 +133,21 @@ pub(crate) fn build_snapshot(
             .1
             .push(listener);
     }
+    for (_, listeners) in sockets_by_port.values_mut() {
+        listeners.sort_by(|a, b| most_specific_first(&a.hostname, &b.hostname));
+    }
     let mut sockets = Vec::new();
-    for address in &plan.addresses {
-        for (bind, (port, listeners)) in &sockets_by_port {
-            let mut listeners = listeners.clone();
-            listeners.sort_by(|a, b| most_specific_first(&a.hostname, &b.hostname));
+    // The last address takes the listeners rather than a copy: one
+    // listener may carry every route's matches.
+    let mut addresses = plan.addresses.iter().peekable();
+    while let Some(address) = addresses.next() {
+        let last = addresses.peek().is_none();
+        for (bind, (port, listeners)) in &mut sockets_by_port {
+            let listeners = if last {
+                std::mem::take(listeners)
+            } else {
+                listeners.clone()
+            };
             sockets.push(Socket {
                 address: address.clone(),
                 bind_port: *bind,
@@ -272,7 +282,7 @@ fn virtual_hosts(
         .into_iter()
         .map(|vhost| {
             let mut ranked: Vec<(Ranked<'_>, usize)> = Vec::new();
-            let mut seen = HashSet::new();
+            let mut seen = vec![false; attached.len()];
             // Most specific pattern first, so a route with several covering
             // hostnames is ranked by its most specific one.
             for pattern in covering_patterns(&vhost) {
@@ -280,7 +290,7 @@ fn virtual_hosts(
                     continue;
                 };
                 for &i in entries {
-                    if !seen.insert(i) {
+                    if std::mem::replace(&mut seen[i], true) {
                         continue;
                     }
                     let (r, route_hosts) = &attached[i];
