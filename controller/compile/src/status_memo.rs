@@ -65,6 +65,18 @@ impl RouteStatuses {
         value
     }
 
+    /// Marks route `key`'s status as still wanted by this compile, which
+    /// took it from the attach memo rather than through
+    /// [`RouteStatuses::shared`]; whether there is one.
+    pub(crate) fn keep(&mut self, kind: RouteKind, key: &str) -> bool {
+        let epoch = self.epoch;
+        self.entries
+            .get_mut(&kind)
+            .and_then(|entries| entries.get_mut(key))
+            .map(|kept| kept.used = epoch)
+            .is_some()
+    }
+
     /// Ends a compile: forgets the routes it did not ask a status for
     /// (deleted, or no longer Tollgate's), without looking up every key.
     pub(crate) fn retain_used(&mut self) {
