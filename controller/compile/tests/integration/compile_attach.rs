@@ -53,51 +53,30 @@ fn recompile_equals_compile_after_each_edit() {
 fn route_edits_with_the_gateway_side_unchanged() {
     let route_steps: Vec<Step> = vec![
         ("grpc route deleted", |r| {
-            let mut next = r.clone();
-            next.grpc_routes.remove("apps/a");
-            next
+            changed(r, |next| next.grpc_routes.remove("apps/a"))
         }),
         ("route added", |r| edit(r, ROUTE_B)),
         ("route edited", |r| {
-            edit(
-                r,
-                r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: a, namespace: apps, generation: 2}
-spec:
-  parentRefs: [{name: gw}, {name: gw, sectionName: shop}]
-  hostnames: [a.example.com]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /a2}}]
-    backendRefs: [{name: echo, port: 80}]
-"#,
-            )
+            let two_parents = "parentRefs: [{name: gw}, {name: gw, sectionName: shop}]\n  \
+                               hostnames: [a.example.com]";
+            let a = ROUTE_B
+                .replace("name: b", "name: a, generation: 2")
+                .replace("parentRefs: [{name: gw}]", two_parents);
+            edit(r, &a)
         }),
         ("route deleted", |r| {
-            let mut next = r.clone();
-            next.http_routes.remove("shop/c");
-            next
+            changed(r, |next| next.http_routes.remove("shop/c"))
         }),
         ("route of another Gateway added", |r| {
-            edit(
-                r,
-                r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: elsewhere, namespace: apps}
-spec:
-  parentRefs: [{name: other}]
-  rules:
-  - backendRefs: [{name: echo, port: 80}]
-"#,
-            )
+            let elsewhere = ROUTE_B
+                .replace("name: b", "name: elsewhere")
+                .replace("{name: gw}", "{name: other}");
+            edit(r, &elsewhere)
         }),
         ("namespace labels change", |r| {
-            edit(
-                r,
-                "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: other}}\n",
-            )
+            let labels =
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: other}}\n";
+            edit(r, labels)
         }),
         ("route added after it", |r| {
             edit(r, &ROUTE_B.replace("name: b", "name: b2"))
@@ -109,10 +88,15 @@ spec:
             edit(r, &ROUTE_B.replace("value: /b", "value: /b3"))
         }),
         ("route beside it deleted", |r| {
-            let mut next = r.clone();
-            next.http_routes.remove("apps/b2");
-            next
+            changed(r, |next| next.http_routes.remove("apps/b2"))
         }),
     ];
     assert_recompile_equals_compile(edit(&Resources::default(), &base()), &route_steps);
+}
+
+/// `r` with `change` made to a copy of it (the objects stay shared).
+fn changed<T>(r: &Resources, change: impl FnOnce(&mut Resources) -> T) -> Resources {
+    let mut next = r.clone();
+    change(&mut next);
+    next
 }
