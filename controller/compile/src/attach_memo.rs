@@ -20,7 +20,6 @@
 //! [`Compiler::recompile`]: crate::Compiler::recompile
 
 use crate::httproute::CompiledRoute;
-use crate::rule_context::RouteKind;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,10 +39,13 @@ pub(crate) struct Attached {
     pub(crate) status: Arc<Value>,
 }
 
-/// The last compile's [`Attached`] of each route, by kind and key.
+/// The last compile's [`Attached`] of each route, by the address of its
+/// compiled form: an outcome is only valid for that very `Arc` anyway, and
+/// looking up 10k addresses is cheaper than 10k keys. The entry holds the
+/// `Arc`, so no other route can be compiled to the same address meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct AttachMemos {
-    entries: HashMap<RouteKind, HashMap<String, Entry>>,
+    entries: HashMap<usize, Entry>,
     /// Counts compiles (see [`AttachMemos::retain_used`]).
     epoch: u64,
 }
@@ -66,7 +68,7 @@ impl AttachMemos {
     /// The outcome kept for `route`, when it was stored for this very
     /// compiled route.
     pub(crate) fn get(&mut self, route: &Arc<CompiledRoute>) -> Option<&Attached> {
-        let entry = self.entries.get_mut(&route.kind)?.get_mut(&route.key)?;
+        let entry = self.entries.get_mut(&Arc::as_ptr(route).addr())?;
         if !Arc::ptr_eq(&entry.compiled, route) {
             return None;
         }
@@ -81,18 +83,13 @@ impl AttachMemos {
             attached,
             used: self.epoch,
         };
-        self.entries
-            .entry(route.kind)
-            .or_default()
-            .insert(route.key.clone(), entry);
+        self.entries.insert(Arc::as_ptr(route).addr(), entry);
     }
 
     /// Ends a compile: forgets the routes it neither used nor stored.
     pub(crate) fn retain_used(&mut self) {
         let epoch = self.epoch;
-        for entries in self.entries.values_mut() {
-            entries.retain(|_, e| e.used == epoch);
-        }
+        self.entries.retain(|_, e| e.used == epoch);
         self.epoch += 1;
     }
 }
