@@ -1,13 +1,12 @@
 //! The compile loop: every new view of the objects is compiled, published
 //! and reported.
 //!
-//! Compiling and publishing (which hashes every snapshot) run on blocking
-//! threads at background priority, and status bookkeeping below that: with
+//! Compiling, publishing (which hashes every snapshot) and status
+//! bookkeeping run on blocking threads at background priority: with
 //! `--with-dataplane` the same runtime (and, pinned, the same core) serves
-//! traffic, and with 10k routes each of these takes milliseconds to tens of
-//! milliseconds that would otherwise stall every connection; the
-//! bookkeeping, which starts as the data plane begins applying the snapshot
-//! just published, would also halve the core that apply gets. Views that arrive while
+//! traffic, and with 10k routes each of these takes tens of milliseconds
+//! that would otherwise stall every connection and delay the data plane
+//! applying the snapshot just published. Views that arrive while
 //! a compile runs are coalesced: only the newest is compiled next.
 //! Statuses are recomputed also when a data plane reports a snapshot
 //! applied, since that is what turns a Gateway `Programmed`; such a report
@@ -30,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tollgate_compile::resources::Resources;
 use tollgate_compile::{CompileOptions, Compiler, ObjectStatus, Recompiled};
-use tollgate_dataplane::priority::{in_background, in_idle};
+use tollgate_dataplane::priority::in_background;
 use tracing::{debug, info, warn};
 
 /// The kind whose status depends on data-plane reports.
@@ -156,10 +155,10 @@ pub async fn run(
         };
         let store = admin.clone();
         let facts = infra.clone();
-        // Below the data plane's runtime builds: on a single core the
-        // in-process data plane applying the snapshot just published must
-        // not share the core with the bookkeeping.
-        let updated = in_idle(move || update_statuses(&store, facts.as_ref(), update));
+        // At background priority, like the data plane's runtime builds: on
+        // a single core the in-process data plane applying the snapshot
+        // just published must not wait behind the bookkeeping.
+        let updated = in_background(move || update_statuses(&store, facts.as_ref(), update));
         let changed = match updated.await {
             Ok(changed) => changed,
             Err(e) => {
@@ -182,7 +181,7 @@ pub async fn run(
             }
             released = true;
             let store = admin.clone();
-            let all = in_idle(move || store.statuses.all()).await;
+            let all = in_background(move || store.statuses.all()).await;
             if let Ok(all) = all {
                 let previous = statuses.send_replace(Some(all));
                 // Freeing 10k statuses is not free either.

@@ -41,52 +41,6 @@ where
     .await
 }
 
-/// The nice value of bookkeeping that trails configuration work (the lowest).
-const IDLE_NICE: i32 = 19;
-
-/// Why [`in_idle`] work gave no result.
-#[derive(Debug, thiserror::Error)]
-pub enum IdleError {
-    /// No thread could be started for it.
-    #[error("no thread for idle work")]
-    Spawn(#[source] std::io::Error),
-    /// The work panicked.
-    #[error("idle work panicked")]
-    Panicked,
-}
-
-/// Runs `work` on a thread of its own at the lowest priority.
-///
-/// For bookkeeping that a publish sets off while the runtime build it also
-/// set off is still running on the same core (the controller's status
-/// records, with `--with-dataplane`): at the build's own priority the two
-/// would halve the core, and traffic would wait for the bookkeeping. A
-/// fresh thread rather than a blocking-pool one, because a thread cannot
-/// raise its priority again without privilege and the pool's threads go
-/// on to run builds.
-///
-/// # Errors
-///
-/// [`IdleError`] when no thread starts or `work` panics.
-pub async fn in_idle<T, F>(work: F) -> Result<T, IdleError>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("tollgate-idle".into())
-        .spawn(move || {
-            let tid = rustix::thread::gettid();
-            if let Err(error) = rustix::process::setpriority_process(Some(tid), IDLE_NICE) {
-                tracing::debug!(%error, "could not lower an idle thread's priority");
-            }
-            let _ = tx.send(work());
-        })
-        .map_err(IdleError::Spawn)?;
-    rx.await.map_err(|_| IdleError::Panicked)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,17 +59,5 @@ mod tests {
             rustix::process::getpriority_process(Some(rustix::thread::gettid())).ok(),
             own.ok()
         );
-    }
-
-    /// Idle work runs below background work, on a thread of its own.
-    #[tokio::test]
-    async fn idle_work_runs_at_the_lowest_priority() {
-        let inside =
-            in_idle(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
-                .await
-                .expect("idle work");
-        assert_eq!(inside.ok(), Some(IDLE_NICE));
-        let panicked = in_idle(|| panic!("idle work fails")).await;
-        assert!(matches!(panicked, Err(IdleError::Panicked)));
     }
 }
