@@ -72,6 +72,11 @@ impl Manifests {
     }
 }
 
+/// The controller's log filter: warnings, unless the bench is told otherwise.
+fn log_filter() -> String {
+    std::env::var("TOLLGATE_BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_string())
+}
+
 /// Starts the controller on `manifests` and waits until `ready_path` answers 200.
 ///
 /// # Errors
@@ -92,7 +97,9 @@ pub fn start(env: &Env, manifests: &Manifests, ready_path: &str) -> Result<Child
         ])
         .args(["--snapshot-address", &format!("127.0.0.1:{}", ports[2])])
         .env("TOKIO_WORKER_THREADS", "1")
-        .env("RUST_LOG", "warn")
+        // `TOLLGATE_BENCH_CONTROLLER_LOG` (a `RUST_LOG` filter) turns on the
+        // controller's timing lines when a change's time is taken apart.
+        .env("RUST_LOG", &log_filter())
         .cpu(PROXY_CPU);
     let log_dir: &Path = manifests.dir.parent().unwrap_or(&manifests.dir);
     let child = Child::spawn(&launch, log_dir, env.pin)?;

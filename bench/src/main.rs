@@ -221,7 +221,16 @@ fn manifest_changes(routes: usize, changes: usize, pin: bool) -> anyhow::Result<
     println!(
         "manifest change to traffic with {routes} routes, {} changes: {}",
         out.change_ms.len(),
-        percentiles(out.change_ms)
+        percentiles(out.change_ms.clone())
     );
+    // The first change is written as soon as the last route serves, while
+    // the controller still records every route's first status.
+    if let Some((first, rest)) = out.change_ms.split_first() {
+        println!(
+            "  first change {first:.0} ms; the {} after it: {}",
+            rest.len(),
+            percentiles(rest.to_vec())
+        );
+    }
     Ok(())
 }

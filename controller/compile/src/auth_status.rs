@@ -268,6 +268,11 @@ pub(crate) fn route_auth_condition(
     route: &CompiledRoute,
     stamp: &Stamp,
 ) -> Option<Condition> {
+    // Without AuthPolicies and ExternalAuth filters nothing can apply; the
+    // per-rule lookups below would build every rule's target keys to say so.
+    if auth.by_target.is_empty() && route.rules.iter().all(|r| r.ext_auth.is_none()) {
+        return None;
+    }
     let sources = |at: &RuleAt<'_>, rule: &crate::rules::CompiledRule| {
         let mut sources = auth.sources_of(&auth.winners(at));
         sources.extend(rule.ext_auth.iter().map(|x| x.source.clone()));

@@ -1,35 +1,34 @@
 //! The compile pass: classes, Gateways, routes, attachment, snapshots and
 //! statuses, in that order, over every object of a [`Resources`] view.
 
+use crate::attach_memo::AttachMemos;
 use crate::auth_policies::AuthPolicies;
-use crate::auth_status::{RouteParents, StatusInputs, compile_auth_status, route_auth_condition};
+use crate::auth_status::{StatusInputs, compile_auth_status};
 use crate::backend_tls_status::{ServicesByGateway, compile_backend_tls_status};
 use crate::conditions::Stamp;
 use crate::endpoints::EndpointIndex;
 use crate::gateway::{GatewayPlan, compile_gateway};
 use crate::gatewayclass::{ClassOutcome, compile_gateway_class};
 use crate::grpcroute::{compile_grpc_route, parent_ref};
-use crate::httproute::{CompiledRoute, attach, compile_http_route};
-use crate::kind_conflicts::{RouteOutcomes, settle_kind_conflicts};
+use crate::httproute::{CompiledRoute, compile_http_route};
 use crate::listeners::GATEWAY_GROUP;
 use crate::listenerset::{LISTENER_SET, SetPlan, allows_any, merge_listener_sets};
 use crate::memo::{Inputs, RouteMemos};
 use crate::options::CompileOptions;
-use crate::output::{Compiled, ObjectStatus, push_status};
-use crate::ratelimit_policies::{
-    RateLimitPolicies, compile_rate_limit_status, route_limits_condition,
-};
+use crate::output::{Compiled, push_status};
+use crate::ratelimit_policies::{RateLimitPolicies, compile_rate_limit_status};
 use crate::refill::{LastCompile, Recompiled};
 use crate::resources::Resources;
-use crate::rule_context::RouteKind;
+use crate::route_attach::{AttachInputs, Attachments, attach_routes};
 use crate::snapshot::{Attachment, Policies, build_snapshot};
 use crate::status_memo::RouteStatuses;
 use crate::tlsroute::compile_tls_routes;
 use crate::unserved;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
-use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatus};
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tollgate_snapshot::Snapshot;
 
@@ -61,12 +60,14 @@ pub struct Compiler {
     last: Option<LastCompile>,
 }
 
-/// The route memos of each kind, and the routes' last statuses.
+/// The route memos of each kind, the routes' last statuses and their
+/// last attachments.
 #[derive(Debug, Default)]
-struct Memos {
+pub(crate) struct Memos {
     http: RouteMemos<HttpRoute>,
     grpc: RouteMemos<GrpcRoute>,
-    statuses: RouteStatuses,
+    pub(crate) statuses: RouteStatuses,
+    pub(crate) attached: AttachMemos,
 }
 
 impl Compiler {
@@ -80,7 +81,7 @@ impl Compiler {
     /// times (and is the same shared value).
     pub fn compile(&mut self, resources: &Resources, options: &CompileOptions) -> Compiled {
         self.last = None;
-        compile_with(resources, options, &mut self.routes)
+        compile_with(resources, options, &mut self.routes, false)
     }
 
     /// Compiles `resources`, unless they differ from the view of the last
@@ -111,7 +112,13 @@ impl Compiler {
         {
             return Recompiled::Endpoints(snapshots);
         }
-        let compiled = self.compile(resources, options);
+        // Routes whose compiled form and Gateway side are the previous
+        // compile's keep their attachments (see `attach_memo`).
+        let unchanged = self
+            .last
+            .as_ref()
+            .is_some_and(|last| last.gateway_side_unchanged(resources, options));
+        let compiled = compile_with(resources, options, &mut self.routes, unchanged);
         self.last = Some(LastCompile::new(resources, options, &compiled));
         Recompiled::Full(compiled)
     }
@@ -123,7 +130,16 @@ impl Compiler {
     }
 }
 
-fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Memos) -> Compiled {
+/// `compile`, with `memos` from previous compiles; `gateway_side_unchanged`
+/// when everything but routes and EndpointSlices is the same objects as in
+/// the previous compile with these memos, and the options the same but for
+/// `now`.
+fn compile_with(
+    resources: &Resources,
+    options: &CompileOptions,
+    memos: &mut Memos,
+    gateway_side_unchanged: bool,
+) -> Compiled {
     let stamp = Stamp::new(&options.now, None);
     let mut out = Compiled::default();
     let classes: BTreeMap<&str, ClassOutcome> = resources
@@ -150,7 +166,10 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         gateways.insert(key.as_str(), plan);
     }
     let reachable = Parents {
-        gateways: &gateways,
+        gateways: gateways
+            .iter()
+            .filter_map(|(key, plan)| Some((key.split_once('/')?, (*key, plan))))
+            .collect(),
         sets: listener_sets
             .iter()
             .filter(|(_, s)| s.not_allowed.is_none())
@@ -166,80 +185,27 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
         auth: &auth,
         limits: &limits,
     };
-    let mut route_parents: RouteParents<'_> = BTreeMap::new();
-    let mut outcomes: Vec<RouteOutcomes<'_>> = Vec::with_capacity(routes.len());
-    for route in &routes {
-        // The time is stamped here, not in the memoized rules, so a new
-        // second does not make every route's rules new.
-        let route_stamp = stamp.for_generation(route.meta.generation);
-        let compiled = &route.compiled;
-        let mut parents = Vec::new();
-        for parent in &route.parent_refs {
-            let Some((key, plan)) = reachable.find(&compiled.namespace, parent) else {
-                continue;
-            };
-            let controller = &options.controller_name;
-            let outcome = attach(resources, compiled, parent, plan, controller, &route_stamp);
-            parents.push((key, outcome));
-        }
-        outcomes.push(parents);
-    }
     let compiled_routes: Vec<Arc<CompiledRoute>> =
         routes.iter().map(|r| Arc::clone(&r.compiled)).collect();
-    settle_kind_conflicts(&compiled_routes, &mut outcomes);
-    let mut attachments: BTreeMap<&str, Vec<Attachment>> = BTreeMap::new();
-    for (i, (route, parents)) in routes.iter().zip(outcomes).enumerate() {
-        let mut statuses = Vec::new();
-        let compiled = &route.compiled;
-        let route_stamp = stamp.for_generation(route.meta.generation);
-        for (key, mut outcome) in parents {
-            if let Some(plan) = gateways.get(key) {
-                let listeners: Vec<usize> = outcome.attachments.iter().map(|(l, _)| *l).collect();
-                let at = (plan, listeners.as_slice());
-                let conditions = [
-                    route_auth_condition(&auth, plan, &listeners, compiled, &route_stamp),
-                    route_limits_condition(&limits, at, compiled, &route_stamp),
-                ];
-                outcome
-                    .status
-                    .conditions
-                    .extend(conditions.into_iter().flatten());
-            }
-            let parents_of = route_parents.entry(compiled.policy_key()).or_default();
-            if !parents_of.contains(&key) {
-                parents_of.push(key);
-            }
-            let found = attachments.entry(key).or_default();
-            found.extend(
-                outcome
-                    .attachments
-                    .into_iter()
-                    .map(|(listener, hostnames)| Attachment {
-                        route: i,
-                        listener,
-                        hostnames,
-                    }),
-            );
-            statuses.push(outcome.status);
-        }
-        let status = HttpRouteStatus { parents: statuses };
-        let name = route.meta.name.as_deref().unwrap_or_default();
-        let kind = route.compiled.kind;
-        out.statuses.push(ObjectStatus {
-            kind: kind.name().to_string(),
-            namespace: Some(route.compiled.namespace.clone()),
-            name: name.to_string(),
-            status: memos.statuses.shared(kind, &route.compiled.key, status),
-        });
-    }
+    let inputs = AttachInputs {
+        resources,
+        options,
+        stamp: &stamp,
+        gateways: &gateways,
+        reachable: &reachable,
+        auth: &auth,
+        limits: &limits,
+        gateway_side_unchanged,
+    };
+    let Attachments {
+        by_gateway: attachments,
+        route_parents,
+    } = attach_routes(&inputs, &routes, &compiled_routes, memos, &mut out);
     // Memos of routes that are gone (or no longer Tollgate's) go too.
-    let keys: HashSet<(RouteKind, &str)> = compiled_routes
-        .iter()
-        .map(|c| (c.kind, c.key.as_str()))
-        .collect();
-    memos.http.retain(|k| keys.contains(&(RouteKind::Http, k)));
-    memos.grpc.retain(|k| keys.contains(&(RouteKind::Grpc, k)));
-    memos.statuses.retain(|kind, k| keys.contains(&(kind, k)));
+    memos.http.retain_used();
+    memos.grpc.retain_used();
+    memos.statuses.retain_used();
+    memos.attached.retain_used();
     let used: ServicesByGateway<'_> = attachments
         .iter()
         .map(|(key, found)| {
@@ -313,12 +279,12 @@ fn compile_with(resources: &Resources, options: &CompileOptions, memos: &mut Mem
 }
 
 /// A compiled route of either kind with what attachment reads of it.
-struct RouteEntry<'a> {
-    meta: &'a ObjectMeta,
+pub(crate) struct RouteEntry<'a> {
+    pub(crate) meta: &'a ObjectMeta,
     /// `spec.parentRefs` (a GRPCRoute's as the HTTPRoute schema, which is
-    /// the same).
-    parent_refs: Vec<HttpRouteParentRefs>,
-    compiled: Arc<CompiledRoute>,
+    /// the same; an HTTPRoute's borrowed, not copied, on every compile).
+    pub(crate) parent_refs: Cow<'a, [HttpRouteParentRefs]>,
+    pub(crate) compiled: Arc<CompiledRoute>,
 }
 
 /// Compiles the HTTPRoutes, then the GRPCRoutes, that name at least one of
@@ -335,7 +301,7 @@ fn compile_routes<'a>(
     };
     let mut out = Vec::new();
     for (key, r) in &resources.http_routes {
-        let refs = r.spec.parent_refs.clone().unwrap_or_default();
+        let refs = Cow::Borrowed(r.spec.parent_refs.as_deref().unwrap_or_default());
         if ours(&r.metadata, &refs) {
             out.push(RouteEntry {
                 meta: &r.metadata,
@@ -355,7 +321,7 @@ fn compile_routes<'a>(
         if ours(&r.metadata, &refs) {
             out.push(RouteEntry {
                 meta: &r.metadata,
-                parent_refs: refs,
+                parent_refs: Cow::Owned(refs),
                 compiled: memos.grpc.compile(&inputs, key, r, compile_grpc_route),
             });
         }
@@ -365,15 +331,18 @@ fn compile_routes<'a>(
 
 /// What a route's parentRef may name: a Tollgate Gateway, or a ListenerSet
 /// attached to one (which routes reach through that Gateway's plan).
-struct Parents<'g, 'k> {
-    gateways: &'g BTreeMap<&'k str, GatewayPlan>,
+pub(crate) struct Parents<'g, 'k> {
+    /// Tollgate's Gateways by their key `namespace/name` split in two:
+    /// every route's every parentRef is looked up twice per compile, and
+    /// this way without building a `namespace/name` string each time.
+    gateways: BTreeMap<(&'k str, &'k str), (&'k str, &'g GatewayPlan)>,
     /// Allowed ListenerSets by `namespace/name`, to their Gateway's key.
     sets: BTreeMap<String, &'k str>,
 }
 
 impl<'g, 'k> Parents<'g, 'k> {
     /// The Tollgate Gateway a parentRef reaches, if it reaches one.
-    fn find(
+    pub(crate) fn find(
         &self,
         route_ns: &str,
         parent: &HttpRouteParentRefs,
@@ -383,15 +352,14 @@ impl<'g, 'k> Parents<'g, 'k> {
             return None;
         }
         let ns = parent.namespace.as_deref().unwrap_or(route_ns);
-        let key = format!("{ns}/{}", parent.name);
-        let gateway = match parent.kind.as_deref().unwrap_or("Gateway") {
-            "Gateway" => key,
-            LISTENER_SET => self.sets.get(&key)?.to_string(),
-            _ => return None,
-        };
-        self.gateways
-            .get_key_value(gateway.as_str())
-            .map(|(k, g)| (*k, g))
+        match parent.kind.as_deref().unwrap_or("Gateway") {
+            "Gateway" => self.gateways.get(&(ns, parent.name.as_str())).copied(),
+            LISTENER_SET => {
+                let gateway = *self.sets.get(&format!("{ns}/{}", parent.name))?;
+                self.gateways.values().find(|(k, _)| *k == gateway).copied()
+            }
+            _ => None,
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use gateway_api::experimental::httproutes::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
+use std::borrow::Cow;
 use tollgate_snapshot::{HostMatch, PER_MILLION};
 
 /// An HTTPRoute or GRPCRoute with its rules compiled.
@@ -56,10 +57,10 @@ impl CompiledRoute {
     /// HTTPRoute, `grpcroute:namespace/name` for a GRPCRoute, so a policy
     /// targeting one kind never reaches a route of the other with the
     /// same name.
-    pub(crate) fn policy_key(&self) -> String {
+    pub(crate) fn policy_key(&self) -> Cow<'_, str> {
         match self.kind {
-            RouteKind::Http => self.key.clone(),
-            RouteKind::Grpc => format!("grpcroute:{}", self.key),
+            RouteKind::Http => Cow::Borrowed(&self.key),
+            RouteKind::Grpc => Cow::Owned(format!("grpcroute:{}", self.key)),
         }
     }
 }

@@ -26,12 +26,23 @@ use tollgate_snapshot::HostMatch;
 /// Every parent outcome of one route: `(gateway key, outcome)`.
 pub(crate) type RouteOutcomes<'k> = Vec<(&'k str, ParentOutcome)>;
 
+/// Whether `routes` are all of one kind, so that no conflict can arise.
+pub(crate) fn one_kind(routes: &[Arc<CompiledRoute>]) -> bool {
+    routes.iter().all(|r| r.kind == RouteKind::Http)
+        || routes.iter().all(|r| r.kind == RouteKind::Grpc)
+}
+
 /// Removes the attachments that lose the conflict from `outcomes`
 /// (indexed like `routes`) and marks parents left with none.
 pub(crate) fn settle_kind_conflicts(
     routes: &[Arc<CompiledRoute>],
     outcomes: &mut [RouteOutcomes<'_>],
 ) {
+    // A conflict needs both kinds; most gateways carry one, and then the
+    // claims below (a map entry per route) would only be built to be skipped.
+    if one_kind(routes) {
+        return;
+    }
     // (gateway, listener) -> route -> its effective hostnames there.
     let mut claims: BTreeMap<(&str, usize), BTreeMap<usize, Vec<&HostMatch>>> = BTreeMap::new();
     for (r, parents) in outcomes.iter().enumerate() {

@@ -8,6 +8,7 @@
 //! executes a resolved plan. A user mistake becomes a status condition on
 //! the object that holds it, never an error: the rest still compiles.
 
+mod attach_memo;
 mod auth_authz;
 mod auth_merge;
 mod auth_policies;
@@ -45,6 +46,7 @@ mod redis_settings;
 mod refill;
 pub mod resources;
 mod retries;
+mod route_attach;
 mod rule_context;
 mod rules;
 mod selector;

@@ -33,18 +33,24 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct RouteMemos<R> {
     entries: HashMap<String, Entry<R>>,
+    /// Counts compiles, so that the entries of routes a compile did not ask
+    /// for are found by a number rather than by looking up every key.
+    epoch: u64,
 }
 
 impl<R> Default for RouteMemos<R> {
     fn default() -> Self {
         RouteMemos {
             entries: HashMap::new(),
+            epoch: 0,
         }
     }
 }
 
 #[derive(Debug)]
 struct Entry<R> {
+    /// The `epoch` of the last compile that asked for this route.
+    used: u64,
     object: Arc<R>,
     reads: Vec<Read>,
     compiled: Arc<CompiledRoute>,
@@ -54,7 +60,9 @@ struct Entry<R> {
 #[derive(Debug)]
 struct Read {
     namespace: String,
-    name: String,
+    /// `namespace/name`, the Service's key, kept so that checking the read
+    /// on every compile builds no string.
+    key: String,
     service: Option<Arc<Service>>,
     grants: Vec<Arc<ReferenceGrant>>,
     policies: Vec<Arc<BackendTlsPolicy>>,
@@ -94,8 +102,8 @@ impl<'a> Inputs<'a> {
         }
     }
 
-    fn service(&self, ns: &str, name: &str) -> Option<&'a Arc<Service>> {
-        self.resources.services.get(&format!("{ns}/{name}"))
+    fn service(&self, key: &str) -> Option<&'a Arc<Service>> {
+        self.resources.services.get(key)
     }
 
     fn grants(&self, ns: &str) -> &[&'a Arc<ReferenceGrant>] {
@@ -128,8 +136,8 @@ impl<'a> Inputs<'a> {
 
     /// Whether what `read` saw is still what this view holds.
     fn unchanged(&self, read: &Read) -> bool {
-        let (ns, name) = (read.namespace.as_str(), read.name.as_str());
-        let service_same = match (&read.service, self.service(ns, name)) {
+        let ns = read.namespace.as_str();
+        let service_same = match (&read.service, self.service(&read.key)) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -148,10 +156,11 @@ impl<'a> Inputs<'a> {
     }
 
     fn capture(&self, ns: &str, name: &str) -> Read {
+        let key = format!("{ns}/{name}");
         Read {
             namespace: ns.to_string(),
-            name: name.to_string(),
-            service: self.service(ns, name).cloned(),
+            service: self.service(&key).cloned(),
+            key,
             grants: self.grants(ns).iter().map(|g| Arc::clone(g)).collect(),
             policies: self.policies(ns).iter().map(|p| Arc::clone(p)).collect(),
             ca_maps: self.ca_maps(ns),
@@ -178,10 +187,11 @@ impl<R> RouteMemos<R> {
         route: &Arc<R>,
         compile: fn(&Resources, &str, &R) -> CompiledRoute,
     ) -> Arc<CompiledRoute> {
-        if let Some(entry) = self.entries.get(key)
+        if let Some(entry) = self.entries.get_mut(key)
             && Arc::ptr_eq(&entry.object, route)
             && entry.reads.iter().all(|r| inputs.unchanged(r))
         {
+            entry.used = self.epoch;
             return Arc::clone(&entry.compiled);
         }
         let compiled = Arc::new(compile(inputs.resources, key, route));
@@ -193,6 +203,7 @@ impl<R> RouteMemos<R> {
         self.entries.insert(
             key.to_string(),
             Entry {
+                used: self.epoch,
                 object: Arc::clone(route),
                 reads,
                 compiled: Arc::clone(&compiled),
@@ -201,8 +212,11 @@ impl<R> RouteMemos<R> {
         compiled
     }
 
-    /// Forgets routes not in `keep` (deleted, or no longer Tollgate's).
-    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.entries.retain(|k, _| keep(k));
+    /// Ends a compile: forgets the routes it did not ask for (deleted, or
+    /// no longer Tollgate's).
+    pub(crate) fn retain_used(&mut self) {
+        let epoch = self.epoch;
+        self.entries.retain(|_, e| e.used == epoch);
+        self.epoch += 1;
     }
 }

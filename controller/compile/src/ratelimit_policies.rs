@@ -105,6 +105,11 @@ impl RateLimitPolicies {
 
     /// The limits of the rule `at`; `None` when none applies.
     pub(crate) fn effective(&self, at: &RuleAt<'_>) -> Option<RateLimits> {
+        // Most gateways have no RateLimitPolicy: then no rule of 10k needs
+        // the four target keys built to find out.
+        if self.by_target.is_empty() {
+            return None;
+        }
         let gateway = self.winner(&Target::Gateway(at.gateway.to_string()));
         let listener = at
             .listener
@@ -367,6 +372,9 @@ pub(crate) fn route_limits_condition(
     route: &CompiledRoute,
     stamp: &Stamp,
 ) -> Option<Condition> {
+    if limits.by_target.is_empty() {
+        return None;
+    }
     let sources = |at: &RuleAt<'_>, _: &crate::rules::CompiledRule| limits.sources(at);
     route_policy_condition(ROUTE_LIMITS, at, route, stamp, &sources)
 }

@@ -98,6 +98,29 @@ impl LastCompile {
     }
 }
 
+impl LastCompile {
+    /// Whether `resources` and `options` differ from the last compile's
+    /// (or refill's) at most in HTTPRoutes, GRPCRoutes, EndpointSlices and
+    /// `now`: what the attach memo needs to reuse route outcomes.
+    pub(crate) fn gateway_side_unchanged(
+        &self,
+        resources: &Resources,
+        options: &CompileOptions,
+    ) -> bool {
+        same_apart_from_now(&self.options, options)
+            && same_objects(&self.resources, resources, Routes::MayDiffer)
+    }
+}
+
+/// Whether a comparison of views looks at HTTPRoutes and GRPCRoutes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Routes {
+    /// They must be the same objects too.
+    Same,
+    /// They may differ.
+    MayDiffer,
+}
+
 /// Whether `a` and `b` differ at most in `now`.
 fn same_apart_from_now(a: &CompileOptions, b: &CompileOptions) -> bool {
     let CompileOptions {
@@ -117,6 +140,12 @@ fn same_apart_from_now(a: &CompileOptions, b: &CompileOptions) -> bool {
 /// EndpointSlices. The destructuring names every field, so a kind added to
 /// [`Resources`] cannot be forgotten here.
 fn only_endpoints_changed(before: &Resources, after: &Resources) -> bool {
+    same_objects(before, after, Routes::Same)
+}
+
+/// Whether `after` holds the same objects as `before` in every kind but
+/// EndpointSlices, and but the routes of `routes`.
+fn same_objects(before: &Resources, after: &Resources, routes: Routes) -> bool {
     if std::ptr::eq(before, after) {
         return true;
     }
@@ -142,8 +171,8 @@ fn only_endpoints_changed(before: &Resources, after: &Resources) -> bool {
     same(&before.gateway_classes, gateway_classes)
         && same(&before.gateways, gateways)
         && same(&before.listener_sets, listener_sets)
-        && same(&before.http_routes, http_routes)
-        && same(&before.grpc_routes, grpc_routes)
+        && (routes == Routes::MayDiffer
+            || same(&before.http_routes, http_routes) && same(&before.grpc_routes, grpc_routes))
         && same(&before.tls_routes, tls_routes)
         && same(&before.reference_grants, reference_grants)
         && same(&before.backend_tls_policies, backend_tls_policies)

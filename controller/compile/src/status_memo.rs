@@ -20,7 +20,19 @@ use std::sync::Arc;
 /// The last status of each route, typed and serialised.
 #[derive(Debug, Default)]
 pub(crate) struct RouteStatuses {
-    entries: HashMap<(RouteKind, String), (HttpRouteStatus, Arc<Value>)>,
+    /// By kind, then `namespace/name`: looked up by `&str`, so asking for
+    /// 10k unchanged statuses copies no key.
+    entries: HashMap<RouteKind, HashMap<String, Entry>>,
+    /// Counts compiles (see [`RouteStatuses::retain_used`]).
+    epoch: u64,
+}
+
+/// One route's last status, and the last compile that asked for it.
+#[derive(Debug)]
+struct Entry {
+    status: HttpRouteStatus,
+    value: Arc<Value>,
+    used: u64,
 }
 
 impl RouteStatuses {
@@ -33,22 +45,46 @@ impl RouteStatuses {
         key: &str,
         status: HttpRouteStatus,
     ) -> Arc<Value> {
-        if let Some((kept, value)) = self.entries.get(&(kind, key.to_string()))
-            && same_apart_from_times(kept, &status)
+        let entries = self.entries.entry(kind).or_default();
+        if let Some(kept) = entries.get_mut(key)
+            && same_apart_from_times(&kept.status, &status)
         {
-            return Arc::clone(value);
+            kept.used = self.epoch;
+            return Arc::clone(&kept.value);
         }
         // Serialising the generated status types cannot fail (string keys,
         // no non-finite floats); a null status would still name the object.
         let value = Arc::new(serde_json::to_value(&status).unwrap_or_default());
-        self.entries
-            .insert((kind, key.to_string()), (status, Arc::clone(&value)));
+        let used = self.epoch;
+        let entry = Entry {
+            status,
+            value: Arc::clone(&value),
+            used,
+        };
+        entries.insert(key.to_string(), entry);
         value
     }
 
-    /// Forgets routes `keep` rejects (deleted, or no longer Tollgate's).
-    pub(crate) fn retain(&mut self, keep: impl Fn(RouteKind, &str) -> bool) {
-        self.entries.retain(|(kind, key), _| keep(*kind, key));
+    /// Marks route `key`'s status as still wanted by this compile, which
+    /// took it from the attach memo rather than through
+    /// [`RouteStatuses::shared`]; whether there is one.
+    pub(crate) fn keep(&mut self, kind: RouteKind, key: &str) -> bool {
+        let epoch = self.epoch;
+        self.entries
+            .get_mut(&kind)
+            .and_then(|entries| entries.get_mut(key))
+            .map(|kept| kept.used = epoch)
+            .is_some()
+    }
+
+    /// Ends a compile: forgets the routes it did not ask a status for
+    /// (deleted, or no longer Tollgate's), without looking up every key.
+    pub(crate) fn retain_used(&mut self) {
+        let epoch = self.epoch;
+        for entries in self.entries.values_mut() {
+            entries.retain(|_, e| e.used == epoch);
+        }
+        self.epoch += 1;
     }
 }
 
@@ -127,7 +163,15 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&first, &changed));
         assert_eq!(changed["parents"][0]["conditions"][0]["status"], "False");
-        memo.retain(|kind, _| kind == RouteKind::Grpc);
+        memo.retain_used();
+        // A compile that asks only for the GRPCRoute's status forgets the
+        // HTTPRoute's.
+        memo.shared(
+            RouteKind::Grpc,
+            "ns/r",
+            status("True", "2026-01-01T00:00:09Z"),
+        );
+        memo.retain_used();
         let fresh = memo.shared(
             RouteKind::Http,
             "ns/r",

@@ -13,6 +13,7 @@ use super::prefix::PrefixIndex;
 use super::request::{Found, RequestView};
 use super::table::{Positions, StrMap, insert_position};
 use regex::{RegexSet, RegexSetBuilder};
+use std::borrow::Cow;
 use std::sync::Arc;
 use tollgate_snapshot::{PathMatch, REGEX_SIZE_LIMIT, RouteMatch, anchored_regex};
 
@@ -58,7 +59,16 @@ impl PathIndex {
         for (pos, m) in matches.iter().enumerate() {
             let pos = u32::try_from(pos)
                 .map_err(|_| RouterError::TooManyMatches { at: at.to_string() })?;
-            let at = format!("{at}: route {}", m.route);
+            // Only errors name the match, and only a regular expression
+            // can fail: 10k plain matches need not each format a name.
+            let can_fail = matches!(m.path, PathMatch::RegularExpression(_))
+                || !m.headers.is_empty()
+                || !m.query.is_empty();
+            let at: Cow<'_, str> = if can_fail {
+                Cow::Owned(format!("{at}: route {}", m.route))
+            } else {
+                Cow::Borrowed(at)
+            };
             let (template, is_prefix) = match &m.path {
                 PathMatch::Exact(p) | PathMatch::RegularExpression(p) => (p, false),
                 PathMatch::Prefix(p) => (p, true),

@@ -15,6 +15,7 @@
 use super::{RouteRuntime, SocketRuntime};
 use crate::stage::Stage;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use tollgate_snapshot::{Route, Snapshot, Socket};
 
@@ -36,9 +37,12 @@ struct Previous<'a> {
     snapshot: &'a Snapshot,
     routes: &'a [Arc<RouteRuntime>],
     stages: Option<&'a SharedStages>,
-    /// Positions in `routes` by rule name (names repeat when a rule is
-    /// served with different policies on different listeners).
-    by_name: HashMap<&'a str, Vec<usize>>,
+    /// The first position in `routes` of each rule name.
+    by_name: HashMap<&'a str, usize>,
+    /// The further positions of the few names that repeat (a rule served
+    /// with different policies on different listeners): apart, so that
+    /// 10k unique names cost no list each.
+    repeated: HashMap<&'a str, Vec<usize>>,
     sockets: Vec<(&'a Socket, &'a Arc<SocketRuntime>)>,
 }
 
@@ -63,9 +67,16 @@ impl<'a> Reuse<'a> {
         let stages_same = previous.auth == snapshot.auth
             && previous.rate_limits == snapshot.rate_limits
             && (snapshot.auth.is_empty() || previous.backends == snapshot.backends);
-        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(routes.len());
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(routes.len());
+        let mut repeated: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, route) in previous.routes.iter().enumerate() {
-            by_name.entry(route.name.as_str()).or_default().push(i);
+            let name = route.name.as_str();
+            match by_name.entry(name) {
+                Entry::Vacant(first) => {
+                    first.insert(i);
+                }
+                Entry::Occupied(_) => repeated.entry(name).or_default().push(i),
+            }
         }
         Reuse {
             previous: Some(Previous {
@@ -73,6 +84,7 @@ impl<'a> Reuse<'a> {
                 routes,
                 stages: stages_same.then_some(stages),
                 by_name,
+                repeated,
                 sockets,
             }),
         }
@@ -91,10 +103,11 @@ impl<'a> Reuse<'a> {
         if uses_stages && previous.stages.is_none() {
             return None;
         }
-        previous
-            .by_name
-            .get(route.name.as_str())?
-            .iter()
+        let name = route.name.as_str();
+        let first = previous.by_name.get(name)?;
+        let more = previous.repeated.get(name).map(Vec::as_slice);
+        std::iter::once(first)
+            .chain(more.unwrap_or_default())
             .find(|&&i| previous.snapshot.routes.get(i) == Some(route))
             .and_then(|&i| previous.routes.get(i))
             .cloned()

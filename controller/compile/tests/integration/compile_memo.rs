@@ -56,7 +56,7 @@ spec:
 "#;
 
 /// Route `apps/b`, to a Service in another namespace.
-const ROUTE_B: &str = r#"
+pub(crate) const ROUTE_B: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: b, namespace: apps}
@@ -151,7 +151,7 @@ pub(crate) fn edit(base: &Resources, yaml: &str) -> Resources {
 }
 
 /// API keys for the AuthPolicies.
-const KEYS: &str = r#"
+pub(crate) const KEYS: &str = r#"
 apiVersion: v1
 kind: Secret
 metadata: {name: keys, namespace: apps}
@@ -160,7 +160,7 @@ stringData: {ci: ci-key}
 
 /// An AuthPolicy on `kind` `name` in `apps` asking for API keys from
 /// Secret `secret`.
-fn auth_policy(kind: &str, name: &str, secret: &str) -> String {
+pub(crate) fn auth_policy(kind: &str, name: &str, secret: &str) -> String {
     let policy = format!("policy-{}-{name}", kind.to_ascii_lowercase());
     format!(
         "apiVersion: tollgate.dev/v1alpha1\nkind: AuthPolicy\n\
@@ -177,12 +177,12 @@ pub(crate) fn options(now: &str) -> CompileOptions {
     }
 }
 
-/// Each step is one edit; after each, the memoized compile must equal a
-/// compile from scratch, byte for byte once serialised.
-#[test]
-fn memoized_compile_equals_compile_from_scratch_after_each_edit() {
-    type Step = (&'static str, fn(&Resources) -> Resources);
-    let steps: &[Step] = &[
+/// One edit of the view, named.
+pub(crate) type Step = (&'static str, fn(&Resources) -> Resources);
+
+/// Edits of every kind a route's compile, attachment or status reads.
+pub(crate) fn steps() -> Vec<Step> {
+    vec![
         ("unchanged view", |r| r.clone()),
         ("route edit", |r| {
             edit(
@@ -289,7 +289,24 @@ spec:
             next.secrets.remove("apps/keys");
             next
         }),
-    ];
+    ]
+}
+
+/// The options of step `i`: the clock moves every fourth step, which
+/// restamps every route; in between, unchanged routes come from the memos.
+pub(crate) fn step_options(i: usize) -> CompileOptions {
+    options(if (i / 4).is_multiple_of(2) {
+        "2025-01-01T00:00:00Z"
+    } else {
+        "2025-01-01T00:00:01Z"
+    })
+}
+
+/// Each step is one edit; after each, the memoized compile must equal a
+/// compile from scratch, byte for byte once serialised.
+#[test]
+fn memoized_compile_equals_compile_from_scratch_after_each_edit() {
+    let steps = steps();
     let mut compiler = Compiler::default();
     let mut resources = edit(&Resources::default(), &base());
     let first = options("2025-01-01T00:00:00Z");
@@ -299,13 +316,7 @@ spec:
     );
     for (i, (name, step)) in steps.iter().enumerate() {
         resources = step(&resources);
-        // The clock moves every fourth step, which restamps every route;
-        // in between, unchanged routes come from the memos.
-        let opts = options(if i / 4 % 2 == 0 {
-            "2025-01-01T00:00:00Z"
-        } else {
-            "2025-01-01T00:00:01Z"
-        });
+        let opts = step_options(i);
         let memoized = compiler.compile(&resources, &opts);
         let scratch = compile(&resources, &opts);
         // A route status that did not change keeps the times of the

@@ -14,7 +14,7 @@ use tollgate_snapshot::Snapshot;
 /// The publisher's side of a controller: the current snapshot of each
 /// Gateway, stamped with a version as the real publisher stamps them.
 #[derive(Default)]
-struct Published(BTreeMap<String, Arc<Snapshot>>);
+pub(crate) struct Published(BTreeMap<String, Arc<Snapshot>>);
 
 impl Published {
     fn publish(&mut self, snapshots: &BTreeMap<String, Snapshot>) {
@@ -26,7 +26,7 @@ impl Published {
         }
     }
 
-    fn recompile(
+    pub(crate) fn recompile(
         &mut self,
         compiler: &mut Compiler,
         resources: &Resources,

@@ -26,7 +26,12 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::{debug, warn};
 
 /// How long the folder must be free of events before a change is read.
-const QUIET: Duration = Duration::from_millis(10);
+///
+/// Only long enough to gather the events of one save or one tool's burst of
+/// writes (they come microseconds apart); every millisecond here is a
+/// millisecond from save to traffic, and a burst that straddles it costs
+/// only a second, coalesced compile.
+const QUIET: Duration = Duration::from_millis(2);
 /// The longest a change waits for the folder to become quiet.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 /// How often the folder is rescanned while notifications are on.
