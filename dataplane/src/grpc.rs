@@ -56,14 +56,11 @@ pub mod code {
     pub const UNAUTHENTICATED: u16 = 16;
 }
 
-/// Whether `headers` are those of a gRPC call (`application/grpc`, with or
-/// without a `+proto`/`+json` suffix, and gRPC-Web's `application/grpc-web*`,
-/// whose trailers-only answers have the same shape).
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers.get(CONTENT_TYPE).is_some_and(is_grpc_type)
-}
-
-/// Whether a `Content-Type` value is gRPC's (see [`is_grpc`]).
+/// Whether a `Content-Type` value is a gRPC call's (`application/grpc`,
+/// with or without a `+proto`/`+json` suffix, and gRPC-Web's
+/// `application/grpc-web*`, whose trailers-only answers have the same
+/// shape). Requests are told by their first `Content-Type`, read in the
+/// one pass over their fields (`crate::head_facts`).
 pub fn is_grpc_type(value: &HeaderValue) -> bool {
     value.to_str().is_ok_and(|v| {
         let v = v.trim_start().as_bytes();
@@ -235,16 +232,11 @@ mod tests {
 
     #[test]
     fn content_types() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        assert!(is_grpc(&h("application/grpc")));
-        assert!(is_grpc(&h("application/grpc+proto")));
-        assert!(is_grpc(&h("Application/GRPC-web")));
-        assert!(!is_grpc(&h("application/json")));
-        assert!(!is_grpc(&HeaderMap::new()));
+        let h = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(is_grpc_type(&h("application/grpc")));
+        assert!(is_grpc_type(&h("application/grpc+proto")));
+        assert!(is_grpc_type(&h("Application/GRPC-web")));
+        assert!(!is_grpc_type(&h("application/json")));
     }
 
     /// Every unit parses; malformed values are ignored; the shorter of the

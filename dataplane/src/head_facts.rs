@@ -15,10 +15,8 @@
 
 use crate::h1_wire::has_control;
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, TRANSFER_ENCODING};
-
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
+use tollgate_telemetry::{TRACEPARENT, TRACESTATE};
 
 /// What one pass over a request's header fields found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,7 +26,7 @@ pub(crate) struct HeadFacts {
     /// The body length the first `Content-Length` declares (0 when absent
     /// or not a number): the request body size telemetry records.
     pub(crate) declared_length: u64,
-    /// Whether the first `Content-Type` is gRPC's ([`crate::grpc::is_grpc`]).
+    /// Whether the first `Content-Type` is gRPC's ([`crate::grpc::is_grpc_type`]).
     pub(crate) grpc: bool,
     /// Whether the client sent `traceparent` or `tracestate`.
     pub(crate) trace_context: bool,
@@ -169,6 +167,7 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(facts(&plain), HeadFacts::default());
+        assert!(!HeadFacts::read(&http::HeaderMap::new()).grpc);
         let parent = Request::get("/")
             .header("traceparent", "00-0-0-00")
             .body(())

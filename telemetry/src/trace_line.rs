@@ -83,8 +83,10 @@ impl<'a> Fields<'a> {
 }
 
 // Statics, not consts: `fields` hands out `'static` references to them.
-pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-pub(crate) static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+/// The W3C trace context's parent field.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C trace context's vendor state field.
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The 16 lowercase hex digits of `v`, most significant first, computed
 /// eight at a time in a word (this runs for every proxied request: a

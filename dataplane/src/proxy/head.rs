@@ -52,12 +52,7 @@ pub(crate) struct Target {
 /// when encoded slashes are not allowed).
 pub(crate) fn read(parts: Head<'_>, allow_encoded_slashes: bool) -> Result<Target, ProxyError> {
     let (host, host_header) = match authority(parts)? {
-        Some(Named::Target(authority)) => {
-            let header = HeaderValue::from_str(authority.as_str())
-                .map_err(|_| ProxyError::BadRequest("invalid host".into()))?;
-            (routing_host(authority.host()), Some(header))
-        }
-        Some(Named::Header(host, header)) => (routing_host(&host), Some(header)),
+        Some((host, header)) => (host, Some(header)),
         None => (String::new(), None),
     };
     let path = normalize_path(parts.uri.path(), allow_encoded_slashes)
@@ -76,59 +71,33 @@ fn routing_host(host: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Where the request names its authority.
-enum Named<'a> {
-    /// The request target's (absolute-form or HTTP/2 `:authority`).
-    Target(Authority),
-    /// The single `Host` header: its host part and the value itself.
-    Header(HostPart<'a>, HeaderValue),
-}
-
-/// The host part of a `Host` value: borrowed from it when the value is a
-/// plain name and port, else from the parsed authority.
-enum HostPart<'a> {
-    Plain(&'a str),
-    Parsed(Authority),
-}
-
-impl std::ops::Deref for HostPart<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            HostPart::Plain(host) => host,
-            HostPart::Parsed(authority) => authority.host(),
-        }
-    }
-}
-
-/// The authority the request is for: the request target's (absolute-form or
+/// The authority the request is for, as the host routing matches and the
+/// value sent upstream as `Host`: the request target's (absolute-form or
 /// HTTP/2 `:authority`), which overrides `Host` (RFC 9112 §3.2.2), else the
-/// single `Host` header — returned too, so it is forwarded without a copy.
-fn authority(parts: Head<'_>) -> Result<Option<Named<'_>>, ProxyError> {
+/// single `Host` header, forwarded without a copy.
+fn authority(parts: Head<'_>) -> Result<Option<(String, HeaderValue)>, ProxyError> {
     if let Some(authority) = parts.uri.authority() {
         if authority.as_str().contains('@') {
             return Err(ProxyError::BadRequest("userinfo in request target".into()));
         }
-        return Ok(Some(Named::Target(authority.clone())));
+        let header = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid host".into()))?;
+        return Ok(Some((routing_host(authority.host()), header)));
     }
+    let invalid = || ProxyError::BadRequest("invalid Host header".into());
     let mut hosts = parts.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Err(ProxyError::BadRequest("several Host headers".into())),
         (Some(value), None) => {
-            let text = value
-                .to_str()
-                .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))?;
+            let text = value.to_str().map_err(|_| invalid())?;
             if text.contains('@') || text.is_empty() {
-                return Err(ProxyError::BadRequest("invalid Host header".into()));
+                return Err(invalid());
             }
             let host = match plain_host(text) {
-                Some(host) => HostPart::Plain(host),
-                None => Authority::try_from(text)
-                    .map(HostPart::Parsed)
-                    .map_err(|_| ProxyError::BadRequest("invalid Host header".into()))?,
+                Some(host) => routing_host(host),
+                None => routing_host(Authority::try_from(text).map_err(|_| invalid())?.host()),
             };
-            Ok(Some(Named::Header(host, value.clone())))
+            Ok(Some((host, value.clone())))
         }
         (None, _) if parts.version == Version::HTTP_11 => {
             Err(ProxyError::BadRequest("missing Host header".into()))

@@ -34,13 +34,6 @@ fn protocol_error(error: h1::H1Error) -> UpstreamError {
     UpstreamError::Protocol(error.into())
 }
 
-/// [`protocol_error`] over an exchange's result.
-fn protocol(
-    result: Result<Response<ProxyBody>, h1::H1Error>,
-) -> Result<Response<ProxyBody>, UpstreamError> {
-    result.map_err(protocol_error)
-}
-
 /// How long an idle connection may wait in the pool.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -103,7 +96,10 @@ impl Http1Pool {
     ) -> impl Future<Output = Result<Response<ProxyBody>, UpstreamError>> + Send + 'a {
         let home = || Arc::clone(self) as Arc<dyn Home>;
         match self.idle_usable() {
-            Some(conn) => Either::Left(h1::exchange(conn, request, added, home()).map(protocol)),
+            Some(conn) => Either::Left(
+                h1::exchange(conn, request, added, home())
+                    .map(|result| result.map_err(protocol_error)),
+            ),
             None => Either::Right(Box::pin(async move {
                 let conn = self.connect().await?;
                 h1::exchange(conn, request, added, home())
