@@ -153,6 +153,11 @@ pub async fn run(
             }
             () = tokio::time::sleep_until(grace_over), if waiting => Update::GraceOver,
         };
+        // Whether the statuses about to be computed carry every data
+        // plane's report: taken before computing them, so a report that
+        // lands meanwhile cannot release statuses made without it (its
+        // own wake-up computes and releases them again).
+        let reported = every_gateway_reported(&admin);
         let store = admin.clone();
         let facts = infra.clone();
         // At background priority, like the data plane's runtime builds: on
@@ -173,8 +178,7 @@ pub async fn run(
         if statuses.is_closed() {
             continue;
         }
-        let release =
-            released || tokio::time::Instant::now() >= grace_over || every_gateway_reported(&admin);
+        let release = released || tokio::time::Instant::now() >= grace_over || reported;
         if release && (changed || !released) {
             if !released {
                 info!("first statuses complete: the status writer may write");
