@@ -46,9 +46,12 @@ impl PrefixIndex {
     /// Calls `visit` with the match positions of every prefix of `path`,
     /// shortest prefix first.
     pub(crate) fn for_each_prefix(&self, path: &str, mut visit: impl FnMut(&[u32])) {
+        // A byte scan: paths are short, and a `/` is never inside a
+        // multi-byte character, so every cut is a character boundary.
         let cuts = path
-            .match_indices('/')
-            .map(|(i, _)| i)
+            .bytes()
+            .enumerate()
+            .filter_map(|(i, b)| (b == b'/').then_some(i))
             .chain(std::iter::once(path.len()));
         for cut in cuts {
             if cut > self.longest {
