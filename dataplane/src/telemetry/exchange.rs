@@ -59,9 +59,10 @@ struct Upstream {
 pub(crate) struct Exchange {
     obs: Option<Arc<Observability>>,
     settings: Option<Arc<Runtime>>,
-    /// When the head arrived (the wall clock is read only for a sampled
-    /// span or a log line, at the end: [`wall_clock_at`]).
-    started: Instant,
+    /// When the head arrived, read only when there is something to record
+    /// (with telemetry off the clock is not read at all; the wall clock is
+    /// read only for a sampled span or a log line: [`wall_clock_at`]).
+    started: Option<Instant>,
     method: Method,
     version: Version,
     peer: Option<SocketAddr>,
@@ -106,7 +107,7 @@ impl Exchange {
         let mut exchange = Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
-            started: Instant::now(),
+            started: obs.is_some().then(Instant::now),
             method: req.method().clone(),
             version: req.version(),
             peer,
@@ -290,7 +291,8 @@ impl Exchange {
         let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
-        let took = self.started.elapsed();
+        let started = self.started.unwrap_or_else(Instant::now);
+        let took = started.elapsed();
         obs.active.add(self.method_index, self.scheme_index, -1);
         let key = RequestKey {
             route: self.routed.as_ref().map_or(u32::MAX, |r| r.route),
@@ -316,7 +318,7 @@ impl Exchange {
         if !sampled && !self.logged {
             return;
         }
-        let start = wall_clock_at(self.started);
+        let start = wall_clock_at(started);
         if sampled {
             self.write_span(obs, self.metric_attributes(), start, took);
         }

@@ -16,7 +16,8 @@ use tollgate_telemetry::TraceLine;
 /// One upstream attempt, while it runs.
 #[derive(Debug)]
 pub(crate) struct Attempt {
-    pub(super) started: Instant,
+    /// When it started; read only when there is something to record.
+    pub(super) started: Option<Instant>,
     /// Its client span, when the request is sampled.
     pub(super) span: Option<Planned>,
     /// How many times the request was sent before (`http.request.resend_count`).
@@ -56,7 +57,7 @@ impl Exchange {
             _ => None,
         };
         Attempt {
-            started: Instant::now(),
+            started: self.obs.is_some().then(Instant::now),
             span,
             resend_count: 0,
             trace,
@@ -72,11 +73,12 @@ impl Exchange {
         endpoint: SocketAddr,
         outcome: Result<u16, &'static str>,
     ) {
-        let took = attempt.started.elapsed();
         self.attempts += 1;
         let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
             return;
         };
+        let started = attempt.started.unwrap_or_else(Instant::now);
+        let took = started.elapsed();
         let attributes = || {
             let mut attrs = vec![
                 self.method_attribute(),
@@ -105,7 +107,7 @@ impl Exchange {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
         if let Some(span) = attempt.span.filter(Planned::sampled) {
-            let start = wall_clock_at(attempt.started);
+            let start = wall_clock_at(started);
             let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
