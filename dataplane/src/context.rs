@@ -92,7 +92,6 @@ impl Principal {
 }
 
 impl RequestContext<'_> {
-    /// The path and query to send upstream.
     /// The received target, when it is origin-form and the path and query
     /// routing saw (normalized) and the filters left are exactly its own:
     /// then the upstream request reuses it, shared, instead of a copy
@@ -103,6 +102,7 @@ impl RequestContext<'_> {
         (origin_form && t.path() == self.path && t.query() == self.query.as_deref()).then_some(t)
     }
 
+    /// The path and query to send upstream.
     pub(crate) fn path_and_query(&self) -> String {
         match &self.query {
             Some(query) => format!("{}?{query}", self.path),
