@@ -87,6 +87,12 @@ async fn a_restarted_data_plane_serves_from_disk_while_the_controller_is_down() 
     let live = dp.status().await.unwrap();
     assert_eq!(live["fromStateFile"], false, "{live:#}");
     let version = live["version"].clone();
+    // The snapshot is kept on disk just after it is applied, so it may
+    // be serving a moment before the file is there.
+    let kept = Instant::now();
+    while !state.join("snapshot.json").is_file() && kept.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         state.join("snapshot.json").is_file(),
         "nothing kept on disk"
