@@ -304,7 +304,13 @@ fn poll_read_into<T: Transport>(
     let mut buf = ReadBuf::uninit(&mut stack);
     ready!(Pin::new(io).poll_read(cx, &mut buf))?;
     let filled = buf.filled();
-    read.extend_from_slice(filled);
+    if read.capacity() == 0 {
+        // The first bytes after rest: one allocation of their size, not
+        // an empty buffer grown.
+        *read = BytesMut::from(filled);
+    } else {
+        read.extend_from_slice(filled);
+    }
     Poll::Ready(Ok(filled.len()))
 }
 

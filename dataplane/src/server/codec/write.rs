@@ -51,7 +51,14 @@ pub(super) async fn respond<T: Transport>(
         BodyLength::Known(n) if n <= COPY_MAX as u64 => n as usize,
         _ => 0,
     };
-    out.reserve(256 + parts.headers.len() * 32 + small_body);
+    let room = 256 + parts.headers.len() * 32 + small_body;
+    if out.capacity() == 0 {
+        // A connection at rest holds no buffer: allocate the room at once
+        // rather than grow an empty one (a growth path per response).
+        *out = BytesMut::with_capacity(room);
+    } else {
+        out.reserve(room);
+    }
     let encoded = response::write_head(&mut parts, length, req, out)
         .map_err(|_| io::Error::other("response head hyper would refuse"))?;
     drop(parts);
