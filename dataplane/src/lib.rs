@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 mod chain;
 mod client;
+mod clock;
 mod context;
 pub mod error;
 mod fast_hash;

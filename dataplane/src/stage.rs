@@ -127,7 +127,7 @@ pub(crate) fn completing(
     body: ProxyBody,
     head: &http::response::Parts,
     ctx: &mut RequestContext<'_>,
-    started: std::time::Instant,
+    started: crate::clock::Ticks,
 ) -> ProxyBody {
     if ctx.completions.is_empty() {
         return body;
@@ -151,7 +151,7 @@ struct Completing {
     inner: ProxyBody,
     hooks: Vec<CompletionHook>,
     done: Option<Completion>,
-    started: std::time::Instant,
+    started: crate::clock::Ticks,
 }
 
 impl Completing {
@@ -233,7 +233,7 @@ mod tests {
                 seen.lock().unwrap().push((done.sent, done.finished, cost));
             })
         };
-        let started = std::time::Instant::now();
+        let started = crate::clock::Ticks::now();
         let mut ctx = crate::auth::tests_support::context();
         ctx.completions.push(hook(&seen));
         let body = completing(full("hello".into()), &head(), &mut ctx, started);

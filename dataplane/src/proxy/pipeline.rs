@@ -49,6 +49,7 @@ use super::mirror::{self, Tee};
 use super::retry;
 use super::upgrade::Offer;
 use crate::body::{DownstreamBody, ProxyBody};
+use crate::clock::Ticks;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
 use crate::router::RequestView;
@@ -78,7 +79,8 @@ fn at<'s>(source: &'s str) -> impl FnOnce(ProxyError) -> Failure<'s> {
 pub(crate) struct Pipeline<'a> {
     runtime: &'a Runtime,
     conn: &'a ConnInfo,
-    started: Instant,
+    /// When the head arrived (the clock reading the exchange shares).
+    started: Ticks,
     /// A gRPC call's `grpc-timeout`, read before the request is taken apart.
     grpc_timeout: Option<Duration>,
     /// Whether routing chose a GRPCRoute rule, so a later failure is
@@ -92,7 +94,7 @@ impl<'a> Pipeline<'a> {
         Pipeline {
             runtime,
             conn,
-            started: Instant::now(),
+            started: Ticks::now(),
             grpc_timeout: None,
             grpc_route: AtomicBool::new(false),
         }
@@ -180,12 +182,11 @@ impl<'a> Pipeline<'a> {
             source: listener_name(socket, found.listener),
         })?;
         self.grpc_route.store(route.grpc, Ordering::Relaxed);
-        let listener = socket.listener_labels.get(found.listener);
         exchange.routed(
             &seen,
             found.route,
             route.sampler.as_ref(),
-            (found.listener, listener),
+            (self.conn.local, found.listener),
             found.path_template,
         );
         let cors_request = needs_request_headers(route).then(|| parts.headers.clone());
@@ -262,9 +263,10 @@ impl<'a> Pipeline<'a> {
         let headers = std::mem::take(&mut ctx.headers);
         let sent = match (&route.retry, &offer) {
             (Some(retry), None) => {
-                let deadline = self
-                    .request_ms(route)
-                    .map(|ms| self.started + Duration::from_millis(ms));
+                let deadline = self.request_ms(route).map(|ms| {
+                    Instant::now()
+                        + Duration::from_millis(ms).saturating_sub(self.started.elapsed())
+                });
                 let leg = Leg {
                     pipeline: self,
                     ctx: &ctx,

@@ -6,6 +6,7 @@
 //! finished or dropped) and remembers when the last one ended; the connection
 //! loop closes it gracefully once it has been idle for `idle_timeout_ms`.
 
+use crate::clock::Ticks;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -24,6 +25,9 @@ pub(crate) struct Activity {
     in_flight: AtomicUsize,
     /// When the connection was accepted; `last_end` counts from here.
     epoch: Instant,
+    /// The same moment on the request path's clock, which request ends
+    /// read (one read per poll: [`crate::clock`]).
+    epoch_ticks: Ticks,
     /// Nanoseconds from `epoch` to the end of the last request.
     last_end: AtomicU64,
 }
@@ -34,6 +38,7 @@ impl Activity {
         Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
             epoch: Instant::now(),
+            epoch_ticks: Ticks::now(),
             last_end: AtomicU64::new(0),
         })
     }
@@ -83,7 +88,7 @@ pub(crate) struct RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         let activity = &self.activity;
-        let since = Instant::now().saturating_duration_since(activity.epoch);
+        let since = Ticks::now().since(activity.epoch_ticks);
         let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
         activity.last_end.fetch_max(nanos, Ordering::AcqRel);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -8,10 +8,11 @@
 use super::lifecycle::drive;
 use super::service::{ConnCtx, Infallibly, dispatch};
 use super::tunnel;
+use crate::clock::FreshExecutor;
 use futures_util::future::Either;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::pin::pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,7 +23,7 @@ pub(crate) async fn serve_h2<T>(io: T, ctx: Arc<ConnCtx>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+    let mut builder = http2::Builder::new(FreshExecutor);
     builder.timer(TokioTimer::new());
     // Every stream may hold an upstream connection (HTTP/1.1 upstreams
     // carry one request at a time), so the stream limit is what bounds the

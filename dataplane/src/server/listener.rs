@@ -16,6 +16,7 @@ use super::passthrough;
 use super::proxy_protocol::{self, Header};
 use super::rest::Connections;
 use super::service::{ConnCtx, RuntimeCell};
+use crate::clock::Fresh;
 use crate::proxy::ConnInfo;
 use crate::telemetry::DataplaneTelemetry;
 use std::io;
@@ -145,16 +146,21 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, server: ServerCtx,
             open: server.connections.open(),
             telemetry: server.telemetry.clone(),
         };
+        // Each connection's polls share one clock read: `crate::clock`.
         if proxied {
-            tokio::spawn(serve_proxied(stream, ctx, relay, tls));
+            tokio::spawn(Fresh::new(serve_proxied(stream, ctx, relay, tls)));
             continue;
         }
         // TLS listeners (TLSRoute) relay; the others serve HTTP.
         match relay {
-            Some(TlsMode::Passthrough) => tokio::spawn(passthrough::serve_passthrough(stream, ctx)),
-            Some(TlsMode::Terminate) => tokio::spawn(passthrough::serve_terminate(stream, ctx)),
-            None if tls => tokio::spawn(conn::serve_tls(stream, ctx)),
-            None => tokio::spawn(conn::serve(stream, ctx)),
+            Some(TlsMode::Passthrough) => {
+                tokio::spawn(Fresh::new(passthrough::serve_passthrough(stream, ctx)))
+            }
+            Some(TlsMode::Terminate) => {
+                tokio::spawn(Fresh::new(passthrough::serve_terminate(stream, ctx)))
+            }
+            None if tls => tokio::spawn(Fresh::new(conn::serve_tls(stream, ctx))),
+            None => tokio::spawn(Fresh::new(conn::serve(stream, ctx))),
         };
     }
     tracing::info!(%addr, "stopped accepting");

@@ -24,6 +24,7 @@ use super::labels::{self, RouteLabels, push_opt};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
+use crate::clock::Ticks;
 use crate::error::ERROR_HEADER;
 use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
@@ -32,17 +33,28 @@ use http::{HeaderMap, Method, Request, Response, Version};
 use opentelemetry::{Context, KeyValue, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 /// What routing decided. The rule's labels stay in the runtime (found by
 /// `route`): a request copies none of them unless it is written out.
 #[derive(Debug)]
 struct Routed {
-    listener: Option<Value>,
     template: Arc<str>,
-    /// Indices for the metric cache key.
+    /// The socket the request came in on and its listener's index there
+    /// (the label stays in the runtime: [`Exchange::listener_label`]).
+    local: SocketAddr,
+    listener: u32,
+    /// The rule's index, for the metric cache key.
     route: u32,
-    listener_index: u32,
+}
+
+impl Routed {
+    /// The listener for the metric cache key: the socket's port beside
+    /// the listener's index on it, as the index alone repeats across
+    /// sockets.
+    fn listener_key(&self) -> u32 {
+        u32::from(self.local.port()) << 16 | (self.listener & 0xffff)
+    }
 }
 
 /// What the last upstream attempt went to and took.
@@ -59,10 +71,13 @@ struct Upstream {
 pub(crate) struct Exchange {
     obs: Option<Arc<Observability>>,
     settings: Option<Arc<Runtime>>,
-    /// When the head arrived, read only when there is something to record
-    /// (with telemetry off the clock is not read at all; the wall clock is
-    /// read only for a sampled span or a log line: [`wall_clock_at`]).
-    started: Option<Instant>,
+    /// When the head arrived (the poll's clock reading, shared with the
+    /// pipeline's: [`crate::clock`]; the wall clock is read only for a
+    /// sampled span or a log line: [`wall_clock_at`]).
+    started: Ticks,
+    /// The wall-clock time of `started`, converted once for all of the
+    /// request's spans so a child never seems to start before its parent.
+    wall: Option<SystemTime>,
     method: Method,
     version: Version,
     peer: Option<SocketAddr>,
@@ -107,7 +122,8 @@ impl Exchange {
         let mut exchange = Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
-            started: obs.is_some().then(Instant::now),
+            started: Ticks::now(),
+            wall: None,
             method: req.method().clone(),
             version: req.version(),
             peer,
@@ -175,17 +191,17 @@ impl Exchange {
         head: &RequestHead<'_>,
         route: usize,
         sampler: Option<&RatioSampler>,
-        (listener_index, listener): (usize, Option<&Value>),
+        (local, listener): (SocketAddr, usize),
         template: &Arc<str>,
     ) {
         if self.obs.is_none() {
             return;
         }
         self.routed = Some(Routed {
-            listener: listener.cloned(),
             template: Arc::clone(template),
+            local,
+            listener: u32::try_from(listener).unwrap_or(u32::MAX),
             route: u32::try_from(route).unwrap_or(u32::MAX),
-            listener_index: u32::try_from(listener_index).unwrap_or(u32::MAX),
         });
         self.plan_span(sampler, Some(head));
     }
@@ -291,7 +307,7 @@ impl Exchange {
         let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
-        let started = self.started.unwrap_or_else(Instant::now);
+        let started = self.started;
         let took = started.elapsed();
         obs.active.add(self.method_index, self.scheme_index, -1);
         let key = RequestKey {
@@ -300,7 +316,7 @@ impl Exchange {
                 .routed
                 .as_ref()
                 .map_or(0, |r| Arc::as_ptr(&r.template).cast::<u8>() as usize),
-            listener: self.routed.as_ref().map_or(u32::MAX, |r| r.listener_index),
+            listener: self.routed.as_ref().map_or(u32::MAX, Routed::listener_key),
             method: self.method_index,
             status: self.status,
             error: labels::error_index(self.error),
@@ -318,7 +334,7 @@ impl Exchange {
         if !sampled && !self.logged {
             return;
         }
-        let start = wall_clock_at(started);
+        let start = self.wall.unwrap_or_else(|| wall_clock_at(started));
         if sampled {
             self.write_span(obs, self.metric_attributes(), start, took);
         }
@@ -327,10 +343,22 @@ impl Exchange {
         }
     }
 
+    /// The wall-clock time the request started (converted once).
+    pub(super) fn wall_start(&mut self) -> SystemTime {
+        *self.wall.get_or_insert_with(|| wall_clock_at(self.started))
+    }
+
     /// The labels of the rule that took the request.
     fn route_labels(&self) -> Option<&RouteLabels> {
         let route = self.routed.as_ref()?.route;
         Some(&self.settings.as_ref()?.route(route as usize)?.labels)
+    }
+
+    /// The `tollgate.listener` label of the listener that took the request.
+    fn listener_label(&self) -> Option<&Value> {
+        let routed = self.routed.as_ref()?;
+        let socket = self.settings.as_ref()?.socket(&routed.local)?;
+        socket.listener_labels.get(routed.listener as usize)
     }
 
     /// The label of the backend of the last upstream attempt.
@@ -373,7 +401,7 @@ impl Exchange {
             if let Some(labels) = self.route_labels() {
                 attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
             }
-            push_opt(&mut attrs, "tollgate.listener", r.listener.as_ref());
+            push_opt(&mut attrs, "tollgate.listener", self.listener_label());
         }
         if let Some(call) = &self.grpc {
             call.push_metric_attributes(&mut attrs);

@@ -21,12 +21,13 @@ use super::added::Added;
 use super::error::UpstreamError;
 use super::h1::{self, Conn, Home};
 use crate::body::ProxyBody;
+use crate::clock::Ticks;
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use http::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// An exchange's failure before a response head, as the pool reports it.
@@ -51,7 +52,7 @@ pub(crate) struct Http1Pool {
 #[derive(Debug)]
 struct Idle {
     conn: Conn,
-    since: Instant,
+    since: Ticks,
 }
 
 impl Http1Pool {
@@ -163,7 +164,7 @@ impl Http1Pool {
 impl Home for Http1Pool {
     /// Takes a connection back after a complete exchange.
     fn put(&self, conn: Conn) {
-        let now = Instant::now();
+        let now = Ticks::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push(Idle { conn, since: now });

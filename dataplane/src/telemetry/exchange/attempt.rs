@@ -2,7 +2,8 @@
 //! trace context handed to the upstream client when it starts, its
 //! duration recorded (and its span written, when sampled) when it ends.
 
-use super::{Exchange, Upstream, wall_clock_at};
+use super::{Exchange, Upstream};
+use crate::clock::Ticks;
 use crate::telemetry::bound::ClientKey;
 use crate::telemetry::labels;
 use crate::telemetry::spans::{self, Finished, Planned};
@@ -10,14 +11,13 @@ use http::HeaderMap;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{KeyValue, Value};
 use std::net::SocketAddr;
-use std::time::Instant;
 use tollgate_telemetry::TraceLine;
 
 /// One upstream attempt, while it runs.
 #[derive(Debug)]
 pub(crate) struct Attempt {
-    /// When it started; read only when there is something to record.
-    pub(super) started: Option<Instant>,
+    /// When it started.
+    pub(super) started: Ticks,
     /// Its client span, when the request is sampled.
     pub(super) span: Option<Planned>,
     /// How many times the request was sent before (`http.request.resend_count`).
@@ -57,7 +57,7 @@ impl Exchange {
             _ => None,
         };
         Attempt {
-            started: self.obs.is_some().then(Instant::now),
+            started: Ticks::now(),
             span,
             resend_count: 0,
             trace,
@@ -74,10 +74,13 @@ impl Exchange {
         outcome: Result<u16, &'static str>,
     ) {
         self.attempts += 1;
+        // A sampled attempt's span starts on the server span's wall clock.
+        let sampled = attempt.span.as_ref().is_some_and(Planned::sampled);
+        let anchor = sampled.then(|| self.wall_start());
         let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
             return;
         };
-        let started = attempt.started.unwrap_or_else(Instant::now);
+        let started = attempt.started;
         let took = started.elapsed();
         let attributes = || {
             let mut attrs = vec![
@@ -106,8 +109,8 @@ impl Exchange {
         if outcome == Err("upstream-connect") {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
-        if let Some(span) = attempt.span.filter(Planned::sampled) {
-            let start = wall_clock_at(started);
+        if let (Some(span), Some(anchor)) = (attempt.span.filter(Planned::sampled), anchor) {
+            let start = anchor + started.since(self.started);
             let mut attrs = attributes();
             attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));

@@ -171,10 +171,7 @@ impl Exchange {
             request_headers: named(&t.request_headers, &detail.request_headers),
             response_headers: named(&t.response_headers, &detail.response_headers),
         };
-        let listener = self
-            .routed
-            .as_ref()
-            .and_then(|r| r.listener.as_ref().map(text));
+        let listener = self.listener_label().map(text);
         let template = self.routed.as_ref().map(|r| r.template.to_string());
         let backend = self.backend_label().map(text);
         let record = AccessRecord {

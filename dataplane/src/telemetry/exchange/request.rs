@@ -2,12 +2,13 @@
 //! copied for a sampled span or a log line, and the small conversions of
 //! request values into labels and cache keys.
 
+use crate::clock::Ticks;
 use crate::telemetry::runtime::{RuntimeTelemetry, recorded_value};
 use http::header::USER_AGENT;
 use http::{HeaderMap, Version};
 use opentelemetry::Value;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 /// What is copied from the request when a span or log line needs it.
 #[derive(Debug, Default)]
@@ -59,10 +60,12 @@ pub(crate) struct RequestHead<'a> {
 
 /// The wall-clock time of `at`, a moment in the past: read only for what
 /// is written out (a sampled span, a log line), so a request reads the
-/// wall clock once at most instead of at every start.
-pub(super) fn wall_clock_at(at: Instant) -> SystemTime {
+/// wall clock once at most instead of at every start. Both clocks are
+/// read here, not the poll's cached moment (`crate::clock`), so the two
+/// readings are taken together.
+pub(super) fn wall_clock_at(at: Ticks) -> SystemTime {
     let now = SystemTime::now();
-    now.checked_sub(at.elapsed()).unwrap_or(now)
+    now.checked_sub(Ticks::read().since(at)).unwrap_or(now)
 }
 
 /// A small number for an HTTP version, for cache keys.
