@@ -213,8 +213,9 @@ enum Head {
 }
 
 /// Reads until the buffer holds a plain request, something for hyper, or
-/// the connection must end. The header timeout runs from now: the head's
-/// first byte is here or has just become readable.
+/// the connection must end. The header timeout runs from the first wait
+/// for more of the head: its first byte is here or has just become
+/// readable.
 async fn read_head<T: Transport>(
     io: &mut Prefixed<T>,
     read: &mut BytesMut,
@@ -222,8 +223,7 @@ async fn read_head<T: Transport>(
     timeout: Option<std::time::Duration>,
     stop: &mut Pin<&mut impl Future<Output = Stop>>,
 ) -> Head {
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
-    let mut sleep = pin!(OptionalSleep::new(deadline));
+    let mut sleep = pin!(OptionalSleep::new(timeout));
     loop {
         if !read.is_empty() {
             match request::parse(read, limits) {
@@ -258,18 +258,21 @@ async fn read_head<T: Transport>(
 
 pin_project_lite::pin_project! {
     /// A sleep that is only made (and registered with the timer) once a
-    /// head needs a second read: most heads arrive whole in one.
+    /// head needs a second read: most heads arrive whole in one, and then
+    /// neither the timer nor the clock is touched. The deadline counts
+    /// from that first wait, which follows the head's first bytes within
+    /// the same poll.
     struct OptionalSleep {
-        deadline: Option<Instant>,
+        timeout: Option<std::time::Duration>,
         #[pin]
         sleep: Option<tokio::time::Sleep>,
     }
 }
 
 impl OptionalSleep {
-    fn new(deadline: Option<Instant>) -> OptionalSleep {
+    fn new(timeout: Option<std::time::Duration>) -> OptionalSleep {
         OptionalSleep {
-            deadline,
+            timeout,
             sleep: None,
         }
     }
@@ -280,11 +283,12 @@ impl Future for OptionalSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let Some(deadline) = *this.deadline else {
+        let Some(timeout) = *this.timeout else {
             return Poll::Pending;
         };
         if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep_until(deadline)));
+            this.sleep
+                .set(Some(tokio::time::sleep_until(Instant::now() + timeout)));
         }
         match this.sleep.as_pin_mut() {
             Some(sleep) => sleep.poll(cx),
