@@ -8,6 +8,7 @@
 mod admin;
 pub mod auth;
 pub mod body;
+mod boxed;
 mod chain;
 mod client;
 mod clock;

@@ -49,6 +49,7 @@ use super::mirror::{self, Tee};
 use super::retry;
 use super::upgrade::Offer;
 use crate::body::{DownstreamBody, ProxyBody};
+use crate::boxed::pin_in_place;
 use crate::clock::Ticks;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -274,10 +275,11 @@ impl<'a> Pipeline<'a> {
                     choice,
                     headers,
                 };
-                // Boxed, as the other cold paths: see `crate::server::h1`.
-                Box::pin(retry::send(
-                    retry, backend, endpoint, body, deadline, exchange, leg,
-                ))
+                // Boxed, as the other cold paths: see `crate::server::h1`
+                // (and built in its box: `crate::boxed`).
+                pin_in_place(|| {
+                    retry::send(retry, backend, endpoint, body, deadline, exchange, leg)
+                })
                 .await
             }
             _ => {

@@ -34,6 +34,7 @@ use super::service::{ConnCtx, Infallibly, bad_request, dispatch};
 use super::transport::Transport;
 use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
+use crate::boxed::pin_in_place;
 use crate::proxy::{head_is_valid, offers_websocket};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, Either, OptionFuture};
@@ -114,7 +115,7 @@ async fn serve_hyper<T: Transport>(io: Prefixed<T>, ctx: Arc<ConnCtx>) {
             // are trip rustc's `Send` inference for the connection task.
             let upgrades = Upgrades { pending, tunnel };
             let answer: BoxFuture<'static, _> =
-                Box::pin(Infallibly::new(h1_request(ctx, req, framing, upgrades)));
+                pin_in_place(|| Infallibly::new(h1_request(ctx, req, framing, upgrades)));
             answer
         })
     };

@@ -40,6 +40,7 @@ use super::lifecycle::{Stop, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::service::{ConnCtx, dispatch};
 use super::transport::Transport;
+use crate::boxed::pin_in_place;
 use bytes::BytesMut;
 use request::{Limits, Parsed, Plain};
 use response::Answering;
@@ -142,7 +143,8 @@ async fn exchange<T: Transport>(
     let method = request.method().clone();
     // Boxed, as the hyper path boxes it: inline, the whole pipeline's
     // future would be room in every connection's task, idle or not.
-    let mut answer = Box::pin(dispatch(Arc::clone(ctx), request));
+    // (Built in its box, not copied into it: `crate::boxed`.)
+    let mut answer = pin_in_place(|| dispatch(Arc::clone(ctx), request));
     // As hyper does, a client that closes its end with a request in
     // flight ends the connection and the request; bytes it sends meanwhile
     // (a pipelined request) wait in the buffer.
@@ -180,7 +182,7 @@ async fn exchange<T: Transport>(
     };
     // Boxed: inline, its room would stay in the task of every idle
     // connection (see the module docs of `h1.rs` on idle memory).
-    let mut write = Box::pin(respond(io, out, response, req, trailers));
+    let mut write = pin_in_place(|| respond(io, out, response, req, trailers));
     let written = match drain_by {
         Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
         None => tokio::select! {
