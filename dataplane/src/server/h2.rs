@@ -8,6 +8,7 @@
 use super::lifecycle::drive;
 use super::service::{ConnCtx, Infallibly, dispatch};
 use super::tunnel;
+use crate::boxed::pin_in_place;
 use crate::clock::FreshExecutor;
 use futures_util::future::Either;
 use hyper::server::conn::http2;
@@ -46,12 +47,13 @@ where
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        // Each stream's future is moved whole into its task: the common
-        // one is `dispatch`'s alone, the rare tunnel's is boxed.
+        // Each stream's future is moved into a task of its own, through
+        // several calls that each copy it whole: boxed (and built in its
+        // box, `crate::boxed`), what moves is a pointer, not 5 kB.
         let answer = if tunnel::is_extended_connect(&req) {
             Either::Left(Box::pin(tunnel::dispatch_h2(ctx, req)))
         } else {
-            Either::Right(dispatch(ctx, req))
+            Either::Right(pin_in_place(|| dispatch(ctx, req)))
         };
         Infallibly::new(answer)
     });
