@@ -16,9 +16,10 @@
 //! A moment is therefore the start of the poll it happened in, give or
 //! take the poll's own work (microseconds); only a duration that starts
 //! and ends in one poll (a gateway-made 404) reads the clock again at its
-//! end ([`Ticks::elapsed`]), so it does not come out as 0 s. HTTP/2 streams, each a task of its own,
-//! run inside `Fresh` too ([`FreshExecutor`]); outside a `Fresh` poll
-//! (timers, the sweeper) every call reads the clock.
+//! end ([`Ticks::elapsed`]), so it does not come out as 0 s. HTTP/2
+//! streams, each a task of its own, run inside `Fresh` too
+//! ([`FreshExecutor`]); outside a `Fresh` poll (timers, the sweeper)
+//! every call reads the clock.
 //!
 //! Timers stay on Tokio's `Instant`: [`Ticks`] measures, it never wakes.
 
