@@ -8,6 +8,7 @@
 //! drawn) is never copied out of the request.
 
 mod attempt;
+mod attributes;
 mod finish;
 mod grpc;
 mod identity;
@@ -20,7 +21,7 @@ use request::{Detail, shared_str, split_host, status_label, version_index, wall_
 
 use super::Observability;
 use super::bound::{RequestKey, SCHEMES};
-use super::labels::{self, RouteLabels, push_opt};
+use super::labels;
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
@@ -30,7 +31,7 @@ use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use http::header::HOST;
 use http::{HeaderMap, Method, Request, Response, Version};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -346,66 +347,5 @@ impl Exchange {
     /// The wall-clock time the request started (converted once).
     pub(super) fn wall_start(&mut self) -> SystemTime {
         *self.wall.get_or_insert_with(|| wall_clock_at(self.started))
-    }
-
-    /// The labels of the rule that took the request.
-    fn route_labels(&self) -> Option<&RouteLabels> {
-        let route = self.routed.as_ref()?.route;
-        Some(&self.settings.as_ref()?.route(route as usize)?.labels)
-    }
-
-    /// The `tollgate.listener` label of the listener that took the request.
-    fn listener_label(&self) -> Option<&Value> {
-        let routed = self.routed.as_ref()?;
-        let socket = self.settings.as_ref()?.socket(&routed.local)?;
-        socket.listener_labels.get(routed.listener as usize)
-    }
-
-    /// The label of the backend of the last upstream attempt.
-    fn backend_label(&self) -> Option<&Value> {
-        let backend = self.upstream.as_ref()?.backend;
-        self.settings.as_ref()?.backend_label(backend)
-    }
-
-    /// `http.request.method`, from the closed set.
-    fn method_attribute(&self) -> KeyValue {
-        let methods = &labels::METHODS;
-        let method = methods[usize::from(self.method_index) % methods.len()];
-        KeyValue::new("http.request.method", method)
-    }
-
-    /// The request's metric attributes (also the base of its span's).
-    fn metric_attributes(&self) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(10);
-        attrs.push(self.method_attribute());
-        attrs.push(KeyValue::new(
-            "url.scheme",
-            SCHEMES[usize::from(self.scheme_index) % SCHEMES.len()],
-        ));
-        attrs.push(KeyValue::new(
-            "http.response.status_code",
-            i64::from(self.status),
-        ));
-        attrs.push(KeyValue::new(
-            "network.protocol.version",
-            labels::protocol_version(self.version),
-        ));
-        if let Some(t) = self.telemetry() {
-            attrs.push(KeyValue::new("tollgate.gateway", t.gateway.clone()));
-        }
-        if let Some(error) = self.error {
-            attrs.push(KeyValue::new("error.type", error));
-        }
-        if let Some(r) = &self.routed {
-            attrs.push(KeyValue::new("http.route", shared_str(&r.template)));
-            if let Some(labels) = self.route_labels() {
-                attrs.push(KeyValue::new("tollgate.route", labels.route.clone()));
-            }
-            push_opt(&mut attrs, "tollgate.listener", self.listener_label());
-        }
-        if let Some(call) = &self.grpc {
-            call.push_metric_attributes(&mut attrs);
-        }
-        attrs
     }
 }
