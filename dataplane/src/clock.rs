@@ -77,9 +77,24 @@ impl Ticks {
         self.0.saturating_duration_since(earlier.0)
     }
 
-    /// The time from this moment to now. A moment read in this very poll
-    /// is measured against the clock itself, so what starts and ends
-    /// within one poll (a gateway-made 404) does not last 0 s.
+    /// The moment as an `Instant`, for a deadline counted from it.
+    #[inline]
+    pub(crate) fn instant(self) -> Instant {
+        self.0
+    }
+
+    /// How long ago this moment was, by this poll's reading: for checking
+    /// against a limit (an idle age, what is left of a timeout), where
+    /// the poll's own microseconds do not matter.
+    #[inline]
+    pub(crate) fn age(self) -> Duration {
+        Ticks::now().since(self)
+    }
+
+    /// The time from this moment to now, for a duration that is recorded.
+    /// A moment read in this very poll is measured against the clock
+    /// itself, so what starts and ends within one poll (a gateway-made
+    /// 404) does not last 0 s.
     #[inline]
     pub(crate) fn elapsed(self) -> Duration {
         let now = Ticks::now();

@@ -62,7 +62,7 @@ use attempt::{Leg, upstream_request};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A pipeline error with the configuration element that was serving the
 /// request, for the log line.
@@ -264,10 +264,9 @@ impl<'a> Pipeline<'a> {
         let headers = std::mem::take(&mut ctx.headers);
         let sent = match (&route.retry, &offer) {
             (Some(retry), None) => {
-                let deadline = self.request_ms(route).map(|ms| {
-                    Instant::now()
-                        + Duration::from_millis(ms).saturating_sub(self.started.elapsed())
-                });
+                let deadline = self
+                    .request_ms(route)
+                    .map(|ms| self.started.instant() + Duration::from_millis(ms));
                 let leg = Leg {
                     pipeline: self,
                     ctx: &ctx,

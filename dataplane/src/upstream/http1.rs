@@ -124,7 +124,7 @@ impl Http1Pool {
     fn pop_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT {
+            if entry.since.age() < IDLE_TIMEOUT {
                 return Some(entry.conn);
             }
         }
@@ -149,7 +149,10 @@ impl Http1Pool {
     /// closed; called periodically by the client registry's sweeper.
     pub(crate) fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain_mut(|entry| entry.since.elapsed() < IDLE_TIMEOUT && entry.conn.is_usable());
+        // One clock read for the sweep: outside a connection's poll every
+        // `Ticks::now` reads the clock.
+        let now = Ticks::now();
+        idle.retain_mut(|entry| now.since(entry.since) < IDLE_TIMEOUT && entry.conn.is_usable());
     }
 
     /// Idle connections now (for tests and the admin view).

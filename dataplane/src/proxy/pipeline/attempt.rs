@@ -83,7 +83,7 @@ impl Pipeline<'_> {
         };
         let request_left = self.request_ms(route).map(|ms| {
             (
-                Duration::from_millis(ms).saturating_sub(self.started.elapsed()),
+                Duration::from_millis(ms).saturating_sub(self.started.age()),
                 ms,
             )
         });
