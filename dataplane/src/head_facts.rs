@@ -23,9 +23,9 @@ use tollgate_telemetry::{TRACEPARENT, TRACESTATE};
 pub(crate) struct HeadFacts {
     /// Why the request must not reach an upstream, if it must not.
     pub(crate) refusal: Option<&'static str>,
-    /// The body length the first `Content-Length` declares (0 when absent
-    /// or not a number): the request body size telemetry records.
-    pub(crate) declared_length: u64,
+    /// The body length the first `Content-Length` declares (`None` when
+    /// absent or not a number): the request body size telemetry records.
+    pub(crate) declared_length: Option<u64>,
     /// Whether the first `Content-Type` is gRPC's ([`crate::grpc::is_grpc_type`]).
     pub(crate) grpc: bool,
     /// Whether the client sent `traceparent` or `tracestate`.
@@ -78,12 +78,8 @@ fn splits(bytes: &[u8]) -> bool {
     has_control(bytes) && bytes.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
 
-fn declared_length(value: &HeaderValue) -> u64 {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+fn declared_length(value: &HeaderValue) -> Option<u64> {
+    value.to_str().ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -155,7 +151,7 @@ mod tests {
             found,
             HeadFacts {
                 refusal: None,
-                declared_length: 12,
+                declared_length: Some(12),
                 grpc: true,
                 trace_context: true,
             }

@@ -16,12 +16,11 @@
 //! under the read lock instead of handed out as `Arc` clones.
 
 use super::instruments::Instruments;
-use super::labels::METHODS;
 use crate::fast_hash::FastMap;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, UpDownCounter};
+use opentelemetry::metrics::BoundHistogram;
 use std::hash::{Hash, Hasher};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock};
 
 /// What distinguishes one request's series: the route rule, the path
 /// template (by address: templates are shared within a runtime), listener,
@@ -153,48 +152,4 @@ where
     }
     let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
     record(map.entry(key).or_insert_with(make));
-}
-
-/// `http.server.active_requests` bound per method and scheme, each on
-/// first use (the attribute sets are a closed list of 20).
-#[derive(Debug)]
-pub(crate) struct ActiveRequests {
-    counter: UpDownCounter<i64>,
-    bound: Vec<OnceLock<BoundUpDownCounter<i64>>>,
-}
-
-/// The schemes a listener serves, in index order.
-pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
-
-impl ActiveRequests {
-    /// Series for every method × scheme, bound when first used.
-    pub(crate) fn new(instruments: &Instruments) -> ActiveRequests {
-        let slots = SCHEMES.len() * METHODS.len();
-        ActiveRequests {
-            counter: instruments.active_requests.clone(),
-            bound: (0..slots).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    /// Adds `delta` to the series of method `method` (an index into
-    /// [`METHODS`]) and scheme `scheme` (into [`SCHEMES`]).
-    #[inline]
-    pub(crate) fn add(&self, method: u8, scheme: u8, delta: i64) {
-        let (m, s) = (usize::from(method), usize::from(scheme));
-        let (Some(slot), Some(method), Some(scheme)) = (
-            self.bound.get(s * METHODS.len() + m),
-            METHODS.get(m),
-            SCHEMES.get(s),
-        ) else {
-            return;
-        };
-        slot.get_or_init(|| {
-            let attrs = [
-                KeyValue::new("http.request.method", *method),
-                KeyValue::new("url.scheme", *scheme),
-            ];
-            self.counter.bind(&attrs)
-        })
-        .add(delta);
-    }
 }

@@ -20,7 +20,8 @@ pub(crate) use request::RequestHead;
 use request::{Detail, shared_str, split_host, status_label, version_index, wall_clock_at};
 
 use super::Observability;
-use super::bound::{RequestKey, SCHEMES};
+use super::active::SCHEMES;
+use super::bound::RequestKey;
 use super::labels;
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
@@ -93,7 +94,15 @@ pub(crate) struct Exchange {
     upstream: Option<Upstream>,
     /// Upstream attempts made (retries included).
     attempts: u32,
+    /// Request body bytes: the declared `Content-Length`, plus what a
+    /// tunnel carried upstream.
     bytes_in: u64,
+    /// Whether the request body has a known size: a declared length, or a
+    /// tunnel's bytes. `http.server.request.body.size` records only these,
+    /// as OpenTelemetry's Java instrumentation does: a request without a
+    /// body (a plain GET) is no sample of body sizes, and skipping it
+    /// saves a histogram record on most requests.
+    sized: bool,
     status: u16,
     error: Option<&'static str>,
     /// Indices of the method and scheme labels ([`labels::METHODS`],
@@ -136,7 +145,8 @@ impl Exchange {
             routed: None,
             upstream: None,
             attempts: 0,
-            bytes_in: facts.declared_length,
+            bytes_in: facts.declared_length.unwrap_or(0),
+            sized: facts.declared_length.is_some(),
             status: 0,
             error: None,
             method_index,
@@ -300,6 +310,7 @@ impl Exchange {
     /// back (response body); the duration covers the tunnel's life.
     pub(crate) fn finish_tunnel(mut self, up: u64, down: u64) {
         self.bytes_in = self.bytes_in.saturating_add(up);
+        self.sized = true;
         self.finish(down);
     }
 
@@ -328,7 +339,9 @@ impl Exchange {
         let t = runtime.telemetry();
         t.bound.request(key, &obs.instruments, attributes, |bound| {
             bound.duration.record(took.as_secs_f64());
-            bound.request_size.record(self.bytes_in);
+            if self.sized {
+                bound.request_size.record(self.bytes_in);
+            }
             bound.response_size.record(sent);
         });
         let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);

@@ -8,7 +8,7 @@
 //! (methods, status codes, error kinds), never from the request itself, so
 //! the number of series is bounded by configuration, not traffic.
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 
 /// The bucket boundaries the HTTP semantic conventions give for durations.
 pub(crate) const DURATION_BUCKETS: [f64; 14] = [
@@ -22,7 +22,6 @@ const SIZE_BUCKETS: [f64; 8] = [0.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
 #[derive(Clone, Debug)]
 pub(crate) struct Instruments {
     pub(crate) request_duration: Histogram<f64>,
-    pub(crate) active_requests: UpDownCounter<i64>,
     pub(crate) request_body_size: Histogram<u64>,
     pub(crate) response_body_size: Histogram<u64>,
     pub(crate) client_duration: Histogram<f64>,
@@ -51,11 +50,6 @@ impl Instruments {
                     "Duration of HTTP server requests, until the response is complete",
                 )
                 .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            active_requests: meter
-                .i64_up_down_counter("http.server.active_requests")
-                .with_unit("{request}")
-                .with_description("Number of HTTP server requests in flight")
                 .build(),
             request_body_size: meter
                 .u64_histogram("http.server.request.body.size")

@@ -15,6 +15,7 @@
 //! ([`RuntimeTelemetry`]), so a snapshot swap never drops a pipeline.
 
 mod access_log;
+mod active;
 mod body;
 mod bound;
 mod exchange;
@@ -49,8 +50,8 @@ pub struct DataplaneTelemetry {
 #[derive(Debug)]
 pub(crate) struct Observability {
     pub(crate) instruments: Instruments,
-    /// `http.server.active_requests`, bound per method and scheme.
-    pub(crate) active: bound::ActiveRequests,
+    /// `http.server.active_requests`, per method and scheme.
+    pub(crate) active: active::ActiveRequests,
     pub(crate) traces: TracesPipeline,
     /// The environment's sampler, for Gateways and routes without a ratio.
     pub(crate) sampler: RatioSampler,
@@ -64,10 +65,11 @@ impl DataplaneTelemetry {
     /// Request telemetry reporting through `telemetry`'s pipelines; access
     /// log lines go to standard output.
     pub fn new(telemetry: &Telemetry) -> DataplaneTelemetry {
-        let instruments = Instruments::new(&telemetry.metrics.meter(SCOPE));
+        let meter = telemetry.metrics.meter(SCOPE);
+        let instruments = Instruments::new(&meter);
         DataplaneTelemetry {
             inner: Some(Arc::new(Observability {
-                active: bound::ActiveRequests::new(&instruments),
+                active: active::ActiveRequests::new(&meter),
                 instruments,
                 traces: telemetry.traces.clone(),
                 sampler: RatioSampler::from_spec(telemetry.traces.sampler),

@@ -133,6 +133,36 @@ async fn request_metrics_on_both_admin_ports() {
     let sizes = histogram_total(&after, "http_server_response_body_size_bytes", &[]);
     assert!(sizes >= 12.0, "response sizes recorded: {sizes}");
 
+    // Request body sizes count only requests with a declared body: the
+    // GETs above declared none; two POSTs of 5 bytes each are two samples.
+    const REQUEST_SIZE: &str = "http_server_request_body_size_bytes";
+    let posts = [("http_request_method", "POST")];
+    assert_eq!(histogram_total(&after, REQUEST_SIZE, &OK[..3]), 0.0);
+    for _ in 0..2 {
+        let post = http::Request::post(format!("{}/shop/cart", ctl.gateway))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"hello",
+            )))
+            .unwrap();
+        assert_eq!(client.send(post).await.unwrap().status, 200);
+    }
+    let posted = scrape_until(&ctl.dataplane_admin, "the 2 POSTs", |s| {
+        histogram_total(s, REQUEST_SIZE, &posts) >= 2.0
+    })
+    .await;
+    assert_eq!(histogram_total(&posted, REQUEST_SIZE, &posts), 2.0);
+    let sum: f64 = posted
+        .histograms(REQUEST_SIZE, &posts)
+        .iter()
+        .filter_map(|h| h.sum)
+        .sum();
+    assert_eq!(sum, 10.0, "5 bytes each");
+    assert_eq!(
+        histogram_total(&posted, REQUEST_SIZE, &[("http_request_method", "GET")]),
+        0.0,
+        "no body, no sample"
+    );
+
     // The controller's admin port serves the same process's metrics, with
     // the controller's own instruments.
     let controller = scrape_until(&ctl.admin, "the same counts", |s| counts(s) == want).await;
