@@ -202,8 +202,12 @@ fn phases_of_one_change_with_10k_routes() {
         all.push_str(&route(&format!("r{i}"), &format!("/svc-{i}")));
     }
     std::fs::write(dir.join("routes.yaml"), all).unwrap();
+    let changes: usize = std::env::var("CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut pipeline = Pipeline::start(&dir);
-    for k in 0..3 {
+    for k in 0..changes {
         std::fs::write(
             dir.join(format!("new-{k}.yaml")),
             route(&format!("new-{k}"), &format!("/new-{k}")),
