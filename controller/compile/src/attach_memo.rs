@@ -21,7 +21,6 @@
 
 use crate::httproute::CompiledRoute;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tollgate_snapshot::HostMatch;
 
@@ -45,7 +44,8 @@ pub(crate) struct Attached {
 /// `Arc`, so no other route can be compiled to the same address meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct AttachMemos {
-    entries: HashMap<usize, Entry>,
+    /// By address, hashed with foldhash: one lookup per route per compile.
+    entries: foldhash::HashMap<usize, Entry>,
     /// Counts compiles (see [`AttachMemos::retain_used`]).
     epoch: u64,
 }

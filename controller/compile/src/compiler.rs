@@ -28,7 +28,7 @@ use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tollgate_snapshot::Snapshot;
 
@@ -198,7 +198,7 @@ fn compile_with(
         gateway_side_unchanged,
     };
     let Attachments {
-        by_gateway: attachments,
+        by_gateway: mut attachments,
         route_parents,
     } = attach_routes(&inputs, &routes, &compiled_routes, memos, &mut out);
     // Memos of routes that are gone (or no longer Tollgate's) go too.
@@ -237,8 +237,11 @@ fn compile_with(
         &mut out,
     );
     for (key, plan) in &gateways {
-        let found = attachments.get(key).map(Vec::as_slice).unwrap_or_default();
-        let mut counts = attached_counts(plan, found);
+        let found = attachments
+            .get_mut(key)
+            .map(Vec::as_mut_slice)
+            .unwrap_or_default();
+        let mut counts = attached_counts(plan, &*found);
         tls.add_counts(key, &mut counts);
         let mut status = plan.status(&counts);
         let sets = listener_sets.iter().filter(|(gateway, _)| gateway == key);
@@ -364,15 +367,23 @@ impl<'g, 'k> Parents<'g, 'k> {
 }
 
 /// Routes attached per listener, each route counted once per listener.
+///
+/// Attachment records a route's attachments together, routes in order
+/// (`route_attach`), so a route seen again on a listener is the one seen
+/// last there: one counter per listener, no set of 10k routes.
 fn attached_counts(plan: &GatewayPlan, attachments: &[Attachment]) -> Vec<i32> {
-    let mut per_listener: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); plan.listeners.len()];
+    let mut per_listener: Vec<(i32, Option<usize>)> = vec![(0, None); plan.listeners.len()];
     for a in attachments {
-        if let Some(set) = per_listener.get_mut(a.listener) {
-            set.insert(a.route);
+        if let Some((count, last)) = per_listener.get_mut(a.listener)
+            && *last != Some(a.route)
+        {
+            debug_assert!(
+                last.is_none_or(|l| l < a.route),
+                "attachments in route order"
+            );
+            *count = count.saturating_add(1);
+            *last = Some(a.route);
         }
     }
-    per_listener
-        .iter()
-        .map(|s| i32::try_from(s.len()).unwrap_or(i32::MAX))
-        .collect()
+    per_listener.into_iter().map(|(count, _)| count).collect()
 }

@@ -167,20 +167,20 @@ fn reuse<'k>(
     let Some(attached) = memos.attached.get(compiled) else {
         return false;
     };
-    let keys: Option<Vec<&'k str>> = attached
+    let key_of = |key: &str| inputs.gateways.get_key_value(key).map(|(k, _)| *k);
+    // Both hold while the Gateway side is unchanged; if not, attach anew.
+    if !attached
         .parents
         .iter()
-        .map(|(key, _)| inputs.gateways.get_key_value(key.as_str()).map(|(k, _)| *k))
-        .collect();
-    // Both hold while the Gateway side is unchanged; if not, attach anew.
-    let Some(keys) = keys else {
-        return false;
-    };
-    if !memos.statuses.keep(compiled.kind, &compiled.key) {
+        .all(|(key, _)| key_of(key).is_some())
+        || !memos.statuses.keep(compiled.kind, &compiled.key)
+    {
         return false;
     }
-    for (key, (_, listeners)) in keys.into_iter().zip(&attached.parents) {
-        record(inputs, i, compiled, key, listeners, found);
+    for (key, listeners) in &attached.parents {
+        if let Some(key) = key_of(key) {
+            record(inputs, i, compiled, key, listeners, found);
+        }
     }
     out.statuses
         .push(route_status(route, Arc::clone(&attached.status)));

@@ -42,11 +42,12 @@ pub(crate) struct Attachment {
     pub(crate) hostnames: Vec<HostMatch>,
 }
 
-/// Builds the snapshot of `plan`, which must be programmed.
+/// Builds the snapshot of `plan`, which must be programmed. Takes the
+/// attachments' hostnames (the last use of them) instead of copying them.
 pub(crate) fn build_snapshot(
     plan: &GatewayPlan,
     routes: &[Arc<CompiledRoute>],
-    attachments: &[Attachment],
+    attachments: &mut [Attachment],
     port_offset: u16,
     policies: &Policies<'_>,
 ) -> Snapshot {
@@ -169,16 +170,16 @@ pub(crate) fn build_snapshot(
 /// route was most of the allocating (and freeing) of a snapshot build.
 fn by_listener(
     plan: &GatewayPlan,
-    attachments: &[Attachment],
+    attachments: &mut [Attachment],
 ) -> Vec<((usize, usize), Vec<HostMatch>)> {
     let mut found: Vec<((usize, usize), Vec<HostMatch>)> = attachments
-        .iter()
+        .iter_mut()
         .filter(|a| {
             plan.listeners
                 .get(a.listener)
                 .is_some_and(|l| l.not_programmed().is_none())
         })
-        .map(|a| ((a.listener, a.route), a.hostnames.clone()))
+        .map(|a| ((a.listener, a.route), std::mem::take(&mut a.hostnames)))
         .collect();
     found.sort_by_key(|(key, _)| *key);
     let mut merged: Vec<((usize, usize), Vec<HostMatch>)> = Vec::with_capacity(found.len());
@@ -218,9 +219,12 @@ struct Tables {
     auth: Vec<AuthConfig>,
     rate_limits: Vec<RateLimits>,
     /// (compiled route, rule index, stage indexes) -> index in `routes`.
-    route_index: HashMap<(usize, usize, StageIndexes), usize>,
+    /// The index maps are looked up once or twice per rule and match, so
+    /// they hash with foldhash (randomly seeded, a few instructions per
+    /// integer) rather than SipHash; their keys are indexes, not names.
+    route_index: foldhash::HashMap<(usize, usize, StageIndexes), usize>,
     /// (listener, compiled route, rule index) -> the rule's stages there.
-    rule_auth: HashMap<(usize, usize, usize), StageIndexes>,
+    rule_auth: foldhash::HashMap<(usize, usize, usize), StageIndexes>,
     /// Backend name -> index in `backends`.
     backend_index: HashMap<String, usize>,
     /// Serialised configuration -> index in `auth`.
