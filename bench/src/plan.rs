@@ -16,6 +16,9 @@ pub struct Plan {
     pub smoke: bool,
     /// Repetitions of every measurement; medians are reported.
     pub runs: usize,
+    /// Rounds of scenario 7's four modes: its goal is a 3% difference, so
+    /// it takes more rounds than `runs` (see `scenarios::telemetry`).
+    pub telemetry_rounds: usize,
     /// One `wrk` throughput run (whole seconds: wrk takes no less).
     pub throughput: Duration,
     /// Connections for the throughput scenario.
@@ -73,6 +76,7 @@ impl Plan {
         Plan {
             smoke: false,
             runs: 5,
+            telemetry_rounds: 10,
             throughput: Duration::from_secs(3),
             throughput_connections: 64,
             latency: Duration::from_secs(4),
@@ -114,6 +118,7 @@ impl Plan {
         Plan {
             smoke: true,
             runs: 1,
+            telemetry_rounds: 1,
             throughput: Duration::from_secs(1),
             throughput_connections: 8,
             latency: Duration::from_millis(400),

@@ -21,7 +21,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     );
     let _ = writeln!(
         out,
-        "| mode | median rps | / off | proxy CPU busy | runs | failures | requests | server spans received | spans dropped |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| mode | median rps | / off | / off, paired | proxy CPU busy | runs | failures | requests | server spans received | spans dropped |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let off = t.rps(Mode::Off).unwrap_or(0.0);
     for row in &t.rows {
@@ -42,9 +42,10 @@ pub(super) fn render(out: &mut String, r: &Results) {
             "-".into()
         };
         let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
+        let paired = t.paired(row.mode).unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
+            "| {} | {:.0} | {:.3} | {paired:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
             row.mode.name(),
             row.median,
             ratio(row.median, off),
@@ -54,6 +55,10 @@ pub(super) fn render(out: &mut String, r: &Results) {
             row.requests
         );
     }
+    let _ = writeln!(
+        out,
+        "\nRuns are listed by round; each round runs every mode once (forward on even rounds, backward on odd ones). \"/ off, paired\" is the median over rounds of the round's ratio to \"off\": the goal's figure, since a single run here moves by more than the 3% it judges."
+    );
     if let Some(full) = t.rps(Mode::Trace100) {
         let _ = writeln!(
             out,
