@@ -23,8 +23,9 @@ use tollgate_e2e::apiserver::ApiServer;
 /// How long one flip may take before the run fails.
 const FLIP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Times `flips` EndpointSlice changes with `routes` routes loaded; returns
-/// each flip's milliseconds.
+/// Times `flips` EndpointSlice changes with `routes` routes loaded, the
+/// first `settle` after the last route serves; returns each flip's
+/// milliseconds.
 ///
 /// # Errors
 ///
@@ -34,6 +35,7 @@ pub fn run(
     backend: SocketAddr,
     routes: usize,
     flips: usize,
+    settle: Duration,
 ) -> Result<Vec<f64>, BenchError> {
     let (_rt, server) = api_server()?;
     let dead = free_port()?;
@@ -49,6 +51,7 @@ pub fn run(
     if !probe::wait_status(addr, &last, 200, FLIP_TIMEOUT) {
         return Err(controller.not_ready(FLIP_TIMEOUT));
     }
+    std::thread::sleep(settle);
     let mut times = Vec::with_capacity(flips);
     for k in 0..flips {
         let (port, want) = if k % 2 == 0 {

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use tollgate_bench::peers::Env;
 use tollgate_bench::plan::Plan;
 use tollgate_bench::scenarios::routes::Routes;
@@ -57,6 +58,10 @@ enum Cmd {
         /// EndpointSlice changes to time.
         #[arg(long, default_value_t = 20)]
         flips: usize,
+        /// Wait this long after the last route serves before the first
+        /// change, to time it against a settled controller (0: at once).
+        #[arg(long, default_value_t = 0)]
+        settle_ms: u64,
         /// Do not pin processes to CPUs with taskset.
         #[arg(long)]
         no_pin: bool,
@@ -98,8 +103,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Endpoints {
             routes,
             flips,
+            settle_ms,
             no_pin,
-        } => endpoint_churn(routes.max(1), flips, !no_pin),
+        } => endpoint_churn(
+            routes.max(1),
+            flips,
+            Duration::from_millis(settle_ms),
+            !no_pin,
+        ),
         Cmd::Changes {
             routes,
             changes,
@@ -185,10 +196,10 @@ fn percentiles(mut ms: Vec<f64>) -> String {
 }
 
 /// Runs the endpoint-churn measurement and prints its percentiles.
-fn endpoint_churn(routes: usize, flips: usize, pin: bool) -> anyhow::Result<()> {
+fn endpoint_churn(routes: usize, flips: usize, settle: Duration, pin: bool) -> anyhow::Result<()> {
     let env = local_env(pin)?;
     let (_backend, backend) = peers::start_backend(&env)?;
-    let ms = endpoints::run(&env, backend, routes, flips)?;
+    let ms = endpoints::run(&env, backend, routes, flips, settle)?;
     println!(
         "endpoint change to traffic with {routes} routes, {} changes: {}",
         ms.len(),
