@@ -25,6 +25,8 @@
 //! counted under callgrind as well ([`crate::callgrind`]), with nginx's for
 //! scale: they do not move with the machine.
 
+mod sink;
+
 use super::{Bench, Goal};
 use crate::callgrind::{self, Count, Load};
 use crate::error::BenchError;
@@ -32,10 +34,8 @@ use crate::peers::{self, Running, Target, Tweaks};
 use crate::stats::{median, ratio};
 use crate::wrk;
 use serde::Serialize;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use sink::{Sink, dropped_spans};
 use std::time::Duration;
-use tollgate_e2e::otlp::{Receiver, SpanKind};
 
 /// How long spans of a finished run may take to arrive: the export queue
 /// sends at least every second (`OTEL_BSP_SCHEDULE_DELAY`).
@@ -177,45 +177,6 @@ impl TelemetryCost {
             .iter()
             .find(|i| i.name == name)
             .map(|i| i.count.per_request)
-    }
-}
-
-/// The OTLP receiver, on a runtime of its own (the harness is blocking).
-struct Sink {
-    receiver: Receiver,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Sink {
-    fn start() -> Result<Sink, BenchError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(BenchError::io("starting the OTLP receiver's runtime"))?;
-        let receiver = runtime
-            .block_on(Receiver::start())
-            .map_err(|e| BenchError::Http {
-                what: "starting the OTLP receiver".into(),
-                detail: e.to_string(),
-            })?;
-        Ok(Sink {
-            receiver,
-            _runtime: runtime,
-        })
-    }
-
-    /// Server spans (one per sampled request) received since the last
-    /// call; forgets them, so memory stays flat at 100%.
-    fn take_server_spans(&self) -> u64 {
-        let n = self
-            .receiver
-            .spans()
-            .iter()
-            .filter(|s| s.kind == SpanKind::Server)
-            .count();
-        self.receiver.clear();
-        n as u64
     }
 }
 
@@ -364,26 +325,6 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
         bench.note("telemetry: nginx is not installed; no instruction count to compare with");
     }
     Ok(out)
-}
-
-/// `tollgate_telemetry_dropped_total{signal="traces"}` from the admin
-/// server's `/metrics`; 0 when absent or unreadable.
-fn dropped_spans(admin: SocketAddr) -> u64 {
-    let Ok(mut stream) = TcpStream::connect_timeout(&admin, Duration::from_secs(2)) else {
-        return 0;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    let mut text = String::new();
-    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
-        return 0;
-    }
-    text.lines()
-        .filter(|l| l.starts_with("tollgate_telemetry_dropped_total{"))
-        .filter(|l| l.contains("signal=\"traces\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
 }
 
 /// The scenario's goal: metrics plus 1% tracing keeps ≥ 97% of the
