@@ -94,15 +94,12 @@ pub(crate) struct Exchange {
     upstream: Option<Upstream>,
     /// Upstream attempts made (retries included).
     attempts: u32,
-    /// Request body bytes: the declared `Content-Length`, plus what a
-    /// tunnel carried upstream.
-    bytes_in: u64,
-    /// Whether the request body has a known size: a declared length, or a
-    /// tunnel's bytes. `http.server.request.body.size` records only these,
-    /// as OpenTelemetry's Java instrumentation does: a request without a
-    /// body (a plain GET) is no sample of body sizes, and skipping it
-    /// saves a histogram record on most requests.
-    sized: bool,
+    /// Request body bytes, when known: the declared `Content-Length`, plus
+    /// what a tunnel carried upstream. `http.server.request.body.size`
+    /// records only known sizes, as OpenTelemetry's Java instrumentation
+    /// does: a request without a body (a plain GET) is no sample of body
+    /// sizes, and skipping it saves a histogram record on most requests.
+    bytes_in: Option<u64>,
     status: u16,
     error: Option<&'static str>,
     /// Indices of the method and scheme labels ([`labels::METHODS`],
@@ -145,8 +142,7 @@ impl Exchange {
             routed: None,
             upstream: None,
             attempts: 0,
-            bytes_in: facts.declared_length.unwrap_or(0),
-            sized: facts.declared_length.is_some(),
+            bytes_in: facts.declared_length,
             status: 0,
             error: None,
             method_index,
@@ -309,8 +305,7 @@ impl Exchange {
     /// from the client to the backend (counted as request body), `down`
     /// back (response body); the duration covers the tunnel's life.
     pub(crate) fn finish_tunnel(mut self, up: u64, down: u64) {
-        self.bytes_in = self.bytes_in.saturating_add(up);
-        self.sized = true;
+        self.bytes_in = Some(self.bytes_in.unwrap_or(0).saturating_add(up));
         self.finish(down);
     }
 
@@ -339,8 +334,8 @@ impl Exchange {
         let t = runtime.telemetry();
         t.bound.request(key, &obs.instruments, attributes, |bound| {
             bound.duration.record(took.as_secs_f64());
-            if self.sized {
-                bound.request_size.record(self.bytes_in);
+            if let Some(bytes) = self.bytes_in {
+                bound.request_size.record(bytes);
             }
             bound.response_size.record(sent);
         });
