@@ -9,14 +9,11 @@
 //! one locked add. The exported data is the same: a non-monotonic
 //! cumulative sum with the same name, unit and attributes.
 
-use super::labels::METHODS;
+use super::labels::{METHODS, SCHEMES};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Meter, ObservableUpDownCounter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-
-/// The schemes a listener serves, in index order.
-pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
 
 /// One method × scheme series.
 #[derive(Debug, Default)]

@@ -20,9 +20,8 @@ pub(crate) use request::RequestHead;
 use request::{Detail, shared_str, split_host, status_label, version_index, wall_clock_at};
 
 use super::Observability;
-use super::active::SCHEMES;
 use super::bound::RequestKey;
-use super::labels;
+use super::labels::{self, SCHEMES};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};

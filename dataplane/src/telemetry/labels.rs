@@ -50,6 +50,9 @@ pub(crate) const METHODS: [&str; 10] = [
     "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "_OTHER",
 ];
 
+/// The `url.scheme` values a listener serves, in index order.
+pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
+
 /// The index of `method`'s `http.request.method` label in [`METHODS`]:
 /// the method when it is a known one, else `_OTHER`, as the semantic
 /// conventions ask (a client cannot mint series).

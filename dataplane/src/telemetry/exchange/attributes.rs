@@ -3,8 +3,7 @@
 //! span, a log line), never copied per request.
 
 use super::{Exchange, shared_str};
-use crate::telemetry::active::SCHEMES;
-use crate::telemetry::labels::{self, RouteLabels, push_opt};
+use crate::telemetry::labels::{self, RouteLabels, SCHEMES, push_opt};
 use opentelemetry::{KeyValue, Value};
 
 impl Exchange {

@@ -5,8 +5,7 @@
 use super::{Detail, Exchange, split_host};
 use crate::telemetry::Observability;
 use crate::telemetry::access_log::AccessRecord;
-use crate::telemetry::active::SCHEMES;
-use crate::telemetry::labels::{self, push_opt};
+use crate::telemetry::labels::{self, SCHEMES, push_opt};
 use crate::telemetry::spans::{self, Finished};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
