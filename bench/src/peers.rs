@@ -160,18 +160,39 @@ impl Running {
     /// the proxy was the limit; well below, something else was (the load
     /// generator or the backend on the other core).
     pub fn busy_during<T>(&self, load: impl FnOnce() -> T) -> (T, Option<f64>) {
-        let before = self.child.as_ref().map(Child::cpu_seconds);
+        let (result, used) = self.cpu_during(load);
+        (result, used.map(|u| u.busy))
+    }
+
+    /// [`Running::busy_during`], with the share of that CPU time spent in
+    /// user space.
+    pub fn cpu_during<T>(&self, load: impl FnOnce() -> T) -> (T, Option<CpuUse>) {
+        let before = self.child.as_ref().map(Child::cpu_time);
         let started = std::time::Instant::now();
         let result = load();
         let wall = started.elapsed().as_secs_f64();
-        let busy = match (&self.child, before) {
+        let used = match (&self.child, before) {
             (Some(child), Some(before)) if wall > 0.0 => {
-                Some((child.cpu_seconds() - before) / wall)
+                let used = child.cpu_time().since(before);
+                Some(CpuUse {
+                    busy: used.total() / wall,
+                    user_share: used.user / used.total().max(f64::MIN_POSITIVE),
+                })
             }
             _ => None,
         };
-        (result, busy)
+        (result, used)
     }
+}
+
+/// How a proxy used its CPU during a load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuUse {
+    /// Share of one core it was busy.
+    pub busy: f64,
+    /// Share of that busy time spent in user space (the rest: the kernel,
+    /// on its behalf: sockets, epoll).
+    pub user_share: f64,
 }
 
 /// Starts the benchmark backend on a free port, pinned to the load CPU.

@@ -76,7 +76,7 @@ impl Plan {
         Plan {
             smoke: false,
             runs: 5,
-            telemetry_rounds: 10,
+            telemetry_rounds: 20,
             throughput: Duration::from_secs(3),
             throughput_connections: 64,
             latency: Duration::from_secs(4),

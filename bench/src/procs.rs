@@ -184,8 +184,21 @@ impl Child {
     /// CPU time (user + system) the process and its descendants have used,
     /// in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let ticks: u64 = tree(self.pid()).into_iter().map(cpu_ticks_of).sum();
-        ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+        self.cpu_time().total()
+    }
+
+    /// CPU time the process and its descendants have used, user and
+    /// system apart.
+    pub fn cpu_time(&self) -> CpuTime {
+        let (user, system) = tree(self.pid())
+            .into_iter()
+            .map(cpu_ticks_of)
+            .fold((0, 0), |(u, s), (du, ds)| (u + du, s + ds));
+        let hz = rustix::param::clock_ticks_per_second() as f64;
+        CpuTime {
+            user: user as f64 / hz,
+            system: system as f64 / hz,
+        }
     }
 
     /// Waits at most `timeout` for the process to exit; whether it did.
@@ -274,18 +287,50 @@ fn parent_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `utime + stime` of one process from `/proc/PID/stat`, in clock ticks.
-fn cpu_ticks_of(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
+/// `utime` and `stime` of one process from `/proc/PID/stat`, in clock
+/// ticks; zeros when it is gone.
+fn cpu_ticks_of(pid: u32) -> (u64, u64) {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or((0, 0), |stat| user_system(&stat))
+}
+
+/// `utime` and `stime` from the text of `/proc/PID/stat`.
+fn user_system(stat: &str) -> (u64, u64) {
     let Some(close) = stat.rfind(')') else {
-        return 0;
+        return (0, 0);
     };
     // After the name: state, ppid, ... with utime and stime 12th and 13th.
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    field(11).unwrap_or(0) + field(12).unwrap_or(0)
+    let mut fields = stat[close + 1..].split_whitespace().skip(11);
+    let mut next = || {
+        fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (next(), next())
+}
+
+/// CPU time in seconds, user space and kernel apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    /// In user space (`utime`).
+    pub user: f64,
+    /// In the kernel on the process's behalf (`stime`).
+    pub system: f64,
+}
+
+impl CpuTime {
+    /// User and system together.
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+
+    /// What was used after `earlier`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
 }
 
 /// `VmRSS` of one process in bytes; 0 when it is gone.
@@ -313,4 +358,35 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two fields are read after the last `)`, so a name holding
+    /// spaces and parentheses does not shift them.
+    #[test]
+    fn user_and_system_ticks_from_stat() {
+        let stat =
+            "4242 (tollgate (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 178 582 0 0 20 0 2 0";
+        assert_eq!(user_system(stat), (178, 582));
+        assert_eq!(user_system("garbage"), (0, 0));
+        let used = CpuTime {
+            user: 3.0,
+            system: 5.0,
+        }
+        .since(CpuTime {
+            user: 1.0,
+            system: 1.5,
+        });
+        assert_eq!(
+            used,
+            CpuTime {
+                user: 2.0,
+                system: 3.5
+            }
+        );
+        assert_eq!(used.total(), 5.5);
+    }
 }

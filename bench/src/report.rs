@@ -122,7 +122,7 @@ fn throughput(out: &mut String, r: &Results) {
     );
     let _ = writeln!(
         out,
-        "| target | body | median rps | Tollgate / target | proxy CPU busy | runs | failures |\n| --- | --- | --- | --- | --- | --- | --- |"
+        "| target | body | median rps | Tollgate / target | proxy CPU busy | in user space | runs | failures |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for row in &t.rows {
         let tollgate = t
@@ -133,12 +133,13 @@ fn throughput(out: &mut String, r: &Results) {
         let runs: Vec<String> = row.runs.iter().map(|v| format!("{v:.0}")).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.3} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.3} | {} | {} | {} | {} |",
             row.target.name(),
             row.body,
             row.median,
             ratio(tollgate, row.median),
             busy_cell(row.median_busy()),
+            busy_cell(row.median_user_share()),
             runs.join(", "),
             row.failures
         );

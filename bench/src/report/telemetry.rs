@@ -21,7 +21,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     );
     let _ = writeln!(
         out,
-        "| mode | median rps | / off | / off, paired | proxy CPU busy | runs | failures | requests | server spans received | spans dropped |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| mode | median rps | / off | / off, paired | proxy CPU busy | in user space | runs | failures | requests | server spans received | spans dropped |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let off = t.rps(Mode::Off).unwrap_or(0.0);
     for row in &t.rows {
@@ -42,14 +42,16 @@ pub(super) fn render(out: &mut String, r: &Results) {
             "-".into()
         };
         let busy = (!row.busy.is_empty()).then(|| median(&row.busy));
+        let user = (!row.user_share.is_empty()).then(|| median(&row.user_share));
         let paired = t.paired(row.mode).unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.3} | {paired:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
+            "| {} | {:.0} | {:.3} | {paired:.3} | {} | {} | {} | {} | {} | {spans} | {dropped} |",
             row.mode.name(),
             row.median,
             ratio(row.median, off),
             busy_cell(busy),
+            busy_cell(user),
             runs.join(", "),
             row.failures,
             row.requests
@@ -92,6 +94,17 @@ pub(super) fn render(out: &mut String, r: &Results) {
             ratio(i.count.per_request, base),
             i.count.loaded,
             i.count.idle
+        );
+    }
+    let modeled: Vec<String> = [Mode::Metrics, Mode::Trace1]
+        .into_iter()
+        .filter_map(|m| Some(format!("{} {:.1}%", m.name(), t.modeled_cost(m)? * 100.0)))
+        .collect();
+    if !modeled.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe same cost modeled from the instruction counts, which hardly move between runs: the instructions a mode adds over \"off\" (the table's \"/ off\" minus one) times the share of \"off\"'s CPU time spent in user space (the kernel's share, the sockets, is the same in every mode): {}. It assumes a user-space instruction takes the same time in every mode.",
+            modeled.join(", ")
         );
     }
     let _ = writeln!(

@@ -121,6 +121,8 @@ pub struct ModeRow {
     pub median: f64,
     /// Share of its core Tollgate was busy in each run.
     pub busy: Vec<f64>,
+    /// Share of that busy time Tollgate spent in user space, each run.
+    pub user_share: Vec<f64>,
     /// Non-2xx responses plus socket errors over all runs.
     pub failures: u64,
     /// Requests completed over all runs.
@@ -164,6 +166,22 @@ impl TelemetryCost {
             .map(|(&a, &b)| ratio(a, b))
             .collect();
         (!ratios.is_empty()).then(|| median(&ratios))
+    }
+
+    /// The share of CPU time `mode`'s telemetry adds by its instruction
+    /// count: its user-space instructions over "off"'s, minus one, times
+    /// the share of "off"'s CPU time spent in user space (the kernel's
+    /// share, the sockets, is the same whatever the telemetry). It
+    /// assumes a user-space instruction costs the same time in every mode;
+    /// unlike requests per second it hardly moves between runs. `None`
+    /// without the counts or the CPU split.
+    pub fn modeled_cost(&self, mode: Mode) -> Option<f64> {
+        let (count, off) = (
+            self.per_request(mode.name())?,
+            self.per_request(Mode::Off.name())?,
+        );
+        let shares = &self.rows.iter().find(|r| r.mode == Mode::Off)?.user_share;
+        (off > 0.0 && !shares.is_empty()).then(|| (count / off - 1.0) * median(shares))
     }
 
     /// Median requests per second of `mode`.
@@ -230,6 +248,7 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
             runs: vec![],
             median: 0.0,
             busy: vec![],
+            user_share: vec![],
             failures: 0,
             requests: 0,
             spans: 0,
@@ -243,7 +262,7 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
         }
         for i in order {
             let ((mode, r), row) = (&running[i], &mut rows[i]);
-            let (result, busy) = r.busy_during(|| {
+            let (result, cpu) = r.cpu_during(|| {
                 wrk::run(
                     r.addr,
                     "/",
@@ -254,7 +273,8 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
             });
             let result = result?;
             row.runs.push(result.rps);
-            row.busy.extend(busy);
+            row.busy.extend(cpu.map(|c| c.busy));
+            row.user_share.extend(cpu.map(|c| c.user_share));
             row.failures += result.non_2xx + result.socket_errors;
             row.requests += result.requests;
             if mode.ratio().is_some() {
@@ -356,6 +376,7 @@ mod tests {
             runs: runs.to_vec(),
             median: median(runs),
             busy: vec![],
+            user_share: vec![],
             failures: 0,
             requests: 0,
             spans: 0,
@@ -382,5 +403,39 @@ mod tests {
         assert_eq!(t.paired(Mode::Metrics), None);
         let goals = goals(&t);
         assert_eq!(goals.len(), 1);
+    }
+
+    fn counted(name: &str, per_request: f64) -> Instructions {
+        Instructions {
+            name: name.into(),
+            count: Count {
+                loaded: 0,
+                idle: 0,
+                requests: 1,
+                per_request,
+                seconds: 0.0,
+            },
+        }
+    }
+
+    /// The modeled cost scales the instructions added by the user-space
+    /// share of "off"'s CPU time, and needs both.
+    #[test]
+    fn modeled_cost_from_instructions_and_user_share() {
+        let mut off = row(Mode::Off, &[100.0, 100.0, 100.0]);
+        off.user_share = vec![0.2, 0.25, 0.3];
+        let mut t = TelemetryCost {
+            connections: 64,
+            rows: vec![off, row(Mode::Trace1, &[97.0])],
+            instructions: vec![
+                counted("off", 20_000.0),
+                counted("metrics + 1% tracing", 22_000.0),
+            ],
+        };
+        let cost = t.modeled_cost(Mode::Trace1).unwrap_or_default();
+        assert!((cost - 0.025).abs() < 1e-9, "{cost}");
+        assert_eq!(t.modeled_cost(Mode::Metrics), None);
+        t.rows[0].user_share.clear();
+        assert_eq!(t.modeled_cost(Mode::Trace1), None);
     }
 }

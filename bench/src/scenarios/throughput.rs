@@ -37,12 +37,21 @@ pub struct Row {
     pub failures: u64,
     /// Share of one core the proxy was busy in each run (empty for direct).
     pub busy: Vec<f64>,
+    /// Share of that busy time the proxy spent in user space, each run
+    /// (empty for direct); the rest is the kernel's, on its sockets.
+    pub user_share: Vec<f64>,
 }
 
 impl Row {
     /// Median share of one core the proxy was busy; `None` for direct.
     pub fn median_busy(&self) -> Option<f64> {
         (!self.busy.is_empty()).then(|| median(&self.busy))
+    }
+
+    /// Median share of the proxy's CPU time spent in user space; `None`
+    /// for direct.
+    pub fn median_user_share(&self) -> Option<f64> {
+        (!self.user_share.is_empty()).then(|| median(&self.user_share))
     }
 }
 
@@ -99,13 +108,14 @@ pub fn run(bench: &Bench) -> Result<Option<Throughput>, BenchError> {
                 median: 0.0,
                 failures: 0,
                 busy: vec![],
+                user_share: vec![],
             });
         }
     }
     for run in 0..bench.plan.runs {
         for (i, r) in running.iter().enumerate() {
             for (j, (_, path)) in BODIES.iter().enumerate() {
-                let (result, busy) = r.busy_during(|| {
+                let (result, cpu) = r.cpu_during(|| {
                     wrk::run(
                         r.addr,
                         path,
@@ -117,7 +127,8 @@ pub fn run(bench: &Bench) -> Result<Option<Throughput>, BenchError> {
                 let result = result?;
                 let row = &mut rows[i * BODIES.len() + j];
                 row.runs.push(result.rps);
-                row.busy.extend(busy);
+                row.busy.extend(cpu.map(|c| c.busy));
+                row.user_share.extend(cpu.map(|c| c.user_share));
                 row.failures += result.non_2xx + result.socket_errors;
                 bench.progress(format!(
                     "throughput run {run} {} {path}: {:.0} rps",
