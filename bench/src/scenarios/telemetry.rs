@@ -25,13 +25,16 @@
 //! counted under callgrind as well ([`crate::callgrind`]), with nginx's for
 //! scale: they do not move with the machine.
 
+mod cost;
 mod sink;
 
+pub use cost::{Instructions, ModeRow, TelemetryCost};
+
 use super::{Bench, Goal};
-use crate::callgrind::{self, Count, Load};
+use crate::callgrind::{self, Load};
 use crate::error::BenchError;
 use crate::peers::{self, Running, Target, Tweaks};
-use crate::stats::{median, ratio};
+use crate::stats::median;
 use crate::wrk;
 use serde::Serialize;
 use sink::{Sink, dropped_spans};
@@ -110,94 +113,6 @@ impl Mode {
     }
 }
 
-/// One mode's throughput runs.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModeRow {
-    /// The mode.
-    pub mode: Mode,
-    /// Requests per second of each run.
-    pub runs: Vec<f64>,
-    /// Their median.
-    pub median: f64,
-    /// Share of its core Tollgate was busy in each run.
-    pub busy: Vec<f64>,
-    /// Share of that busy time Tollgate spent in user space, each run.
-    pub user_share: Vec<f64>,
-    /// Non-2xx responses plus socket errors over all runs.
-    pub failures: u64,
-    /// Requests completed over all runs.
-    pub requests: u64,
-    /// Server spans the OTLP receiver got over all runs.
-    pub spans: u64,
-    /// Spans Tollgate dropped because its export queue was full.
-    pub dropped: u64,
-}
-
-/// One target's callgrind count.
-#[derive(Clone, Debug, Serialize)]
-pub struct Instructions {
-    /// `off`, `metrics`, ... or `nginx`.
-    pub name: String,
-    /// The count.
-    pub count: Count,
-}
-
-/// The scenario's outcome.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TelemetryCost {
-    /// Connections used by wrk.
-    pub connections: usize,
-    /// One row per mode.
-    pub rows: Vec<ModeRow>,
-    /// Instructions per request: the four modes, then nginx.
-    pub instructions: Vec<Instructions>,
-}
-
-impl TelemetryCost {
-    /// The median over rounds of `mode`'s requests per second over "off"'s
-    /// in the same round; `None` without both rows.
-    pub fn paired(&self, mode: Mode) -> Option<f64> {
-        let row = |m: Mode| self.rows.iter().find(|r| r.mode == m);
-        let (runs, off) = (row(mode)?, row(Mode::Off)?);
-        let ratios: Vec<f64> = runs
-            .runs
-            .iter()
-            .zip(&off.runs)
-            .map(|(&a, &b)| ratio(a, b))
-            .collect();
-        (!ratios.is_empty()).then(|| median(&ratios))
-    }
-
-    /// The share of CPU time `mode`'s telemetry adds by its instruction
-    /// count: its user-space instructions over "off"'s, minus one, times
-    /// the share of "off"'s CPU time spent in user space (the kernel's
-    /// share, the sockets, is the same whatever the telemetry). It
-    /// assumes a user-space instruction costs the same time in every mode;
-    /// unlike requests per second it hardly moves between runs. `None`
-    /// without the counts or the CPU split.
-    pub fn modeled_cost(&self, mode: Mode) -> Option<f64> {
-        let (count, off) = (
-            self.per_request(mode.name())?,
-            self.per_request(Mode::Off.name())?,
-        );
-        let shares = &self.rows.iter().find(|r| r.mode == Mode::Off)?.user_share;
-        (off > 0.0 && !shares.is_empty()).then(|| (count / off - 1.0) * median(shares))
-    }
-
-    /// Median requests per second of `mode`.
-    pub fn rps(&self, mode: Mode) -> Option<f64> {
-        self.rows.iter().find(|r| r.mode == mode).map(|r| r.median)
-    }
-
-    /// Callgrind instructions per request of `name`.
-    pub fn per_request(&self, name: &str) -> Option<f64> {
-        self.instructions
-            .iter()
-            .find(|i| i.name == name)
-            .map(|i| i.count.per_request)
-    }
-}
-
 /// Runs the scenario; `None` when `wrk` is missing.
 ///
 /// # Errors
@@ -241,20 +156,7 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
     // The readiness probes' spans.
     std::thread::sleep(SPAN_SETTLE);
     sink.take_server_spans();
-    let mut rows: Vec<ModeRow> = Mode::ALL
-        .iter()
-        .map(|&mode| ModeRow {
-            mode,
-            runs: vec![],
-            median: 0.0,
-            busy: vec![],
-            user_share: vec![],
-            failures: 0,
-            requests: 0,
-            spans: 0,
-            dropped: 0,
-        })
-        .collect();
+    let mut rows: Vec<ModeRow> = Mode::ALL.iter().map(|&m| ModeRow::new(m)).collect();
     for run in 0..bench.plan.telemetry_rounds {
         let mut order: Vec<usize> = (0..running.len()).collect();
         if run % 2 == 1 {
@@ -363,79 +265,5 @@ pub fn goals(t: &TelemetryCost) -> Vec<Goal> {
             "x",
         )],
         None => vec![],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(mode: Mode, runs: &[f64]) -> ModeRow {
-        ModeRow {
-            mode,
-            runs: runs.to_vec(),
-            median: median(runs),
-            busy: vec![],
-            user_share: vec![],
-            failures: 0,
-            requests: 0,
-            spans: 0,
-            dropped: 0,
-        }
-    }
-
-    /// The paired figure is the median of the rounds' ratios, which a
-    /// slow round lowers for both modes alike; the ratio of medians is
-    /// not paired.
-    #[test]
-    fn paired_rounds() {
-        let t = TelemetryCost {
-            connections: 64,
-            rows: vec![
-                row(Mode::Off, &[100.0, 50.0, 100.0]),
-                row(Mode::Trace1, &[98.0, 49.0, 60.0]),
-            ],
-            instructions: vec![],
-        };
-        let paired = t.paired(Mode::Trace1).unwrap_or_default();
-        assert!((paired - 0.98).abs() < 1e-9, "{paired}");
-        assert!((ratio(t.rps(Mode::Trace1).unwrap_or_default(), 100.0) - 0.6).abs() < 1e-9);
-        assert_eq!(t.paired(Mode::Metrics), None);
-        let goals = goals(&t);
-        assert_eq!(goals.len(), 1);
-    }
-
-    fn counted(name: &str, per_request: f64) -> Instructions {
-        Instructions {
-            name: name.into(),
-            count: Count {
-                loaded: 0,
-                idle: 0,
-                requests: 1,
-                per_request,
-                seconds: 0.0,
-            },
-        }
-    }
-
-    /// The modeled cost scales the instructions added by the user-space
-    /// share of "off"'s CPU time, and needs both.
-    #[test]
-    fn modeled_cost_from_instructions_and_user_share() {
-        let mut off = row(Mode::Off, &[100.0, 100.0, 100.0]);
-        off.user_share = vec![0.2, 0.25, 0.3];
-        let mut t = TelemetryCost {
-            connections: 64,
-            rows: vec![off, row(Mode::Trace1, &[97.0])],
-            instructions: vec![
-                counted("off", 20_000.0),
-                counted("metrics + 1% tracing", 22_000.0),
-            ],
-        };
-        let cost = t.modeled_cost(Mode::Trace1).unwrap_or_default();
-        assert!((cost - 0.025).abs() < 1e-9, "{cost}");
-        assert_eq!(t.modeled_cost(Mode::Metrics), None);
-        t.rows[0].user_share.clear();
-        assert_eq!(t.modeled_cost(Mode::Trace1), None);
     }
 }
