@@ -9,8 +9,13 @@
 use bytes::{BufMut, BytesMut};
 
 /// Appends `n` in decimal without going through `fmt`.
-pub(crate) fn put_decimal(dst: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub(crate) fn put_decimal(dst: &mut BytesMut, n: u64) {
+    dst.put_slice(decimal(n, &mut [0; 20]));
+}
+
+/// The decimal digits of `n`, without leading zeros, written at the end
+/// of `digits` (room for any `u64`).
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -20,7 +25,7 @@ pub(crate) fn put_decimal(dst: &mut BytesMut, mut n: u64) {
             break;
         }
     }
-    dst.put_slice(&digits[at..]);
+    &digits[at..]
 }
 
 /// Appends a chunk size line's hex digits.

@@ -19,6 +19,7 @@ pub mod filters;
 pub mod grpc;
 mod h1_wire;
 mod head_facts;
+mod ip_text;
 pub mod priority;
 pub mod proxy;
 mod ratelimit;

@@ -27,6 +27,7 @@ use super::ext_auth_grpc as grpc;
 use crate::body::full;
 use crate::context::RequestContext;
 use crate::error::ProxyError;
+use crate::ip_text::ip_string;
 use crate::proxy::remove_hop_by_hop;
 use crate::stage::Flow;
 use bytes::Bytes;
@@ -243,7 +244,7 @@ fn forwarding(ctx: &RequestContext<'_>, headers: &mut HeaderMap) {
         .clone()
         .or_else(|| HeaderValue::from_str(&ctx.host).ok());
     let values = [
-        HeaderValue::from_str(&ctx.client.to_string()).ok(),
+        HeaderValue::from_str(&ip_string(ctx.client)).ok(),
         Some(HeaderValue::from_static(ctx.scheme)),
         host,
         HeaderValue::from_str(&ctx.path_and_query()).ok(),

@@ -17,6 +17,7 @@
 //! headers and body. A gRPC error (a non-zero `grpc-status`) is a failed
 //! call, like a timeout.
 
+use crate::ip_text::ip_string;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use prost::Message;
@@ -193,7 +194,7 @@ pub(crate) fn encode(check: &Check<'_>) -> Bytes {
             source: Some(Peer {
                 address: Some(Address {
                     socket_address: Some(SocketAddress {
-                        address: check.client.to_string(),
+                        address: ip_string(check.client),
                         port_value: 0,
                     }),
                 }),

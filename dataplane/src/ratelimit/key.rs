@@ -7,6 +7,7 @@
 
 use crate::auth::under;
 use crate::context::RequestContext;
+use crate::ip_text::ip_string;
 use crate::proxy::parse_net;
 use crate::router::ValueMatcher;
 use ipnet::IpNet;
@@ -71,7 +72,7 @@ impl Selector {
         for part in &self.parts {
             hash.update([0u8]);
             match part {
-                KeyPart::ClientIp => hash.update(ctx.client.to_string()),
+                KeyPart::ClientIp => hash.update(ip_string(ctx.client)),
                 KeyPart::Header { name } => {
                     hash.update(
                         ctx.headers

@@ -4,6 +4,7 @@
 
 use super::{Exchange, Upstream};
 use crate::clock::Ticks;
+use crate::ip_text::ip_string;
 use crate::telemetry::bound::ClientKey;
 use crate::telemetry::labels;
 use crate::telemetry::spans::{self, Finished, Planned};
@@ -112,7 +113,7 @@ impl Exchange {
         if let (Some(span), Some(anchor)) = (attempt.span.filter(Planned::sampled), anchor) {
             let start = anchor + started.since(self.started);
             let mut attrs = attributes();
-            attrs.push(KeyValue::new("server.address", endpoint.ip().to_string()));
+            attrs.push(KeyValue::new("server.address", ip_string(endpoint.ip())));
             attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
             if attempt.resend_count > 0 {
                 attrs.push(KeyValue::new(

@@ -3,6 +3,7 @@
 //! span, a drawn log line).
 
 use super::{Detail, Exchange, split_host};
+use crate::ip_text::{ip_string, socket_string};
 use crate::telemetry::Observability;
 use crate::telemetry::access_log::AccessRecord;
 use crate::telemetry::labels::{self, SCHEMES, push_opt};
@@ -27,7 +28,7 @@ impl Exchange {
             self.push_detail(&mut attrs, detail);
         }
         if let Some(client) = self.client_address() {
-            attrs.push(KeyValue::new("client.address", client.to_string()));
+            attrs.push(KeyValue::new("client.address", ip_string(client)));
         }
         self.push_identity(&mut attrs);
         if let Some(labels) = self.route_labels() {
@@ -147,7 +148,7 @@ impl Exchange {
                 .and_then(|l| l.rule_name.as_ref().map(text)),
             http_route: None,
             backend: None,
-            endpoint: self.upstream.as_ref().map(|u| u.endpoint.to_string()),
+            endpoint: self.upstream.as_ref().map(|u| socket_string(u.endpoint)),
             status: self.status,
             grpc_status: self.grpc.as_ref().and_then(|c| c.status()),
             bytes_in: self.bytes_in.unwrap_or(0),
@@ -158,10 +159,7 @@ impl Exchange {
                 .upstream
                 .as_ref()
                 .map(|u| u.took.as_secs_f64() * 1000.0),
-            client_address: self
-                .client_address()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
+            client_address: self.client_address().map(ip_string).unwrap_or_default(),
             auth_method: self.identity.as_ref().and_then(|i| i.method),
             principal: self.identity.as_ref().and_then(|i| i.user.as_deref()),
             auth_reason: self.identity.as_ref().and_then(|i| i.reason),
