@@ -11,7 +11,8 @@
 //! metrics `none`), so the difference to "metrics" is the spans alone.
 //!
 //! Throughput is measured as in scenario 1 (`wrk`, 64 connections, empty
-//! bodies), the four modes alternated run by run. Goal: metrics plus 1%
+//! bodies), the four modes alternated run by run, each run on a Tollgate
+//! process started for it. Goal: metrics plus 1%
 //! tracing keeps ≥ 97% of the throughput with telemetry off.
 //!
 //! A 3% difference is smaller than the spread of single runs here (a run
@@ -33,7 +34,7 @@ pub use cost::{Instructions, ModeRow, TelemetryCost};
 use super::{Bench, Goal};
 use crate::callgrind::{self, Load};
 use crate::error::BenchError;
-use crate::peers::{self, Running, Target, Tweaks};
+use crate::peers::{self, Target, Tweaks};
 use crate::stats::median;
 use crate::wrk;
 use serde::Serialize;
@@ -138,32 +139,38 @@ pub fn run(bench: &Bench) -> Result<Option<TelemetryCost>, BenchError> {
     Ok(Some(out))
 }
 
-/// The four modes' wrk runs, alternated.
+/// The four modes' wrk runs, alternated. Each run gets a Tollgate of its
+/// own, started for it and stopped after it. A process can run slow for
+/// minutes for reasons outside its code (a profile once showed the
+/// kernel's copy of its sends several times slower than nginx's, then
+/// not, for the same binary), and with one long-lived process per mode
+/// that lands on one mode's every run: in `results/2026-12-07-telemetry-7/`
+/// the 1% tracing process read 0.68–0.85× of "off" in five rounds of
+/// twenty while its instructions said 2.3%. A fresh process per run
+/// spreads such a state over the modes instead of pinning it on one.
 fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, BenchError> {
-    let running: Vec<(Mode, Running)> = Mode::ALL
-        .iter()
-        .map(|&m| {
+    let mut rows: Vec<ModeRow> = Mode::ALL.iter().map(|&m| ModeRow::new(m)).collect();
+    for run in 0..bench.plan.telemetry_rounds {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        if run % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let row = &mut rows[i];
+            let mode = row.mode;
             let r = peers::start_tweaked(
                 &bench.env,
                 Target::Tollgate,
                 bench.backend,
                 0,
-                &m.tweaks(otlp),
-            );
-            r.map(|r| (m, r))
-        })
-        .collect::<Result<_, _>>()?;
-    // The readiness probes' spans.
-    std::thread::sleep(SPAN_SETTLE);
-    sink.take_server_spans();
-    let mut rows: Vec<ModeRow> = Mode::ALL.iter().map(|&m| ModeRow::new(m)).collect();
-    for run in 0..bench.plan.telemetry_rounds {
-        let mut order: Vec<usize> = (0..running.len()).collect();
-        if run % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let ((mode, r), row) = (&running[i], &mut rows[i]);
+                &mode.tweaks(otlp),
+            )?;
+            let traced = mode.ratio().is_some();
+            if traced {
+                // The readiness probes' spans are not the run's.
+                std::thread::sleep(SPAN_SETTLE);
+                sink.take_server_spans();
+            }
             let (result, cpu) = r.cpu_during(|| {
                 wrk::run(
                     r.addr,
@@ -179,10 +186,11 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
             row.user_share.extend(cpu.map(|c| c.user_share));
             row.failures += result.non_2xx + result.socket_errors;
             row.requests += result.requests;
-            if mode.ratio().is_some() {
-                // Let this run's spans arrive before the next run starts.
+            if traced {
+                // Let this run's spans arrive before the process stops.
                 std::thread::sleep(SPAN_SETTLE);
                 row.spans += sink.take_server_spans();
+                row.dropped += r.admin.map_or(0, dropped_spans);
             }
             bench.progress(format!(
                 "telemetry run {run} {}: {:.0} rps",
@@ -191,9 +199,8 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
             ));
         }
     }
-    for ((_, r), row) in running.iter().zip(rows.iter_mut()) {
+    for row in &mut rows {
         row.median = median(&row.runs);
-        row.dropped = r.admin.map_or(0, dropped_spans);
     }
     Ok(rows)
 }
