@@ -59,7 +59,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     }
     let _ = writeln!(
         out,
-        "\nRuns are listed by round; each round runs every mode once (forward on even rounds, backward on odd ones). \"/ off, paired\" is the median over rounds of the round's ratio to \"off\": the goal's figure, since a single run here moves by more than the 3% it judges."
+        "\nRuns are listed by round; each round runs every mode once (forward on even rounds, backward on odd ones), each run on a Tollgate started for it. \"/ off, paired\" is the median over rounds of the round's ratio to \"off\": the goal's figure, since a single run here moves by more than the 3% it judges."
     );
     if let Some(full) = t.rps(Mode::Trace100) {
         let _ = writeln!(
