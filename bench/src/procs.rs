@@ -181,12 +181,6 @@ impl Child {
         status_kib(self.pid(), "VmHWM:") * 1024
     }
 
-    /// CPU time (user + system) the process and its descendants have used,
-    /// in seconds.
-    pub fn cpu_seconds(&self) -> f64 {
-        self.cpu_time().total()
-    }
-
     /// CPU time the process and its descendants have used, user and
     /// system apart.
     pub fn cpu_time(&self) -> CpuTime {
