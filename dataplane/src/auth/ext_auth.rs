@@ -244,7 +244,7 @@ fn forwarding(ctx: &RequestContext<'_>, headers: &mut HeaderMap) {
         .clone()
         .or_else(|| HeaderValue::from_str(&ctx.host).ok());
     let values = [
-        HeaderValue::from_str(&ip_string(ctx.client)).ok(),
+        HeaderValue::try_from(ip_string(ctx.client)).ok(),
         Some(HeaderValue::from_static(ctx.scheme)),
         host,
         HeaderValue::from_str(&ctx.path_and_query()).ok(),
