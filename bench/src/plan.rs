@@ -16,9 +16,14 @@ pub struct Plan {
     pub smoke: bool,
     /// Repetitions of every measurement; medians are reported.
     pub runs: usize,
-    /// Rounds of scenario 7's four modes: its goal is a 3% difference, so
-    /// it takes more rounds than `runs` (see `scenarios::telemetry`).
+    /// Rounds of scenario 7's four modes run one after the other (their
+    /// requests per second, CPU split and spans, for information).
     pub telemetry_rounds: usize,
+    /// Rounds of scenario 7's side-by-side runs, each mode beside "off"
+    /// on one core: the goal's figure (see `scenarios::telemetry`).
+    pub telemetry_shared_rounds: usize,
+    /// One side-by-side run (whole seconds: wrk takes no less).
+    pub telemetry_shared: Duration,
     /// One `wrk` throughput run (whole seconds: wrk takes no less).
     pub throughput: Duration,
     /// Connections for the throughput scenario.
@@ -76,7 +81,9 @@ impl Plan {
         Plan {
             smoke: false,
             runs: 5,
-            telemetry_rounds: 20,
+            telemetry_rounds: 10,
+            telemetry_shared_rounds: 10,
+            telemetry_shared: Duration::from_secs(5),
             throughput: Duration::from_secs(3),
             throughput_connections: 64,
             latency: Duration::from_secs(4),
@@ -119,6 +126,8 @@ impl Plan {
             smoke: true,
             runs: 1,
             telemetry_rounds: 1,
+            telemetry_shared_rounds: 1,
+            telemetry_shared: Duration::from_secs(1),
             throughput: Duration::from_secs(1),
             throughput_connections: 8,
             latency: Duration::from_millis(400),

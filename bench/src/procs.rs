@@ -195,6 +195,16 @@ impl Child {
         }
     }
 
+    /// CPU time the process's threads and its descendants' have run, in
+    /// nanoseconds, from the scheduler's own accounting
+    /// (`/proc/PID/task/TID/schedstat`): [`Child::cpu_time`] counts clock
+    /// ticks (10 ms), too coarse to compare two processes sharing a core
+    /// for a few seconds within a percent. Threads that have exited are
+    /// not counted (Tollgate's live as long as the process).
+    pub fn run_nanos(&self) -> u64 {
+        tree(self.pid()).into_iter().map(run_nanos_of).sum()
+    }
+
     /// Waits at most `timeout` for the process to exit; whether it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -285,6 +295,27 @@ fn parent_of(pid: u32) -> Option<u32> {
 /// ticks; zeros when it is gone.
 fn cpu_ticks_of(pid: u32) -> (u64, u64) {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or((0, 0), |stat| user_system(&stat))
+}
+
+/// The nanoseconds on a CPU of every thread of `pid`; 0 when it is gone.
+fn run_nanos_of(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .map(|text| on_cpu_nanos(&text))
+        .sum()
+}
+
+/// The first field of a `schedstat` line: time spent on a CPU, in ns.
+fn on_cpu_nanos(schedstat: &str) -> u64 {
+    schedstat
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `utime` and `stime` from the text of `/proc/PID/stat`.
@@ -382,5 +413,18 @@ mod tests {
             }
         );
         assert_eq!(used.total(), 5.5);
+    }
+
+    /// `schedstat`'s first field is the time on a CPU; a process's own
+    /// threads add up to more than nothing.
+    #[test]
+    fn on_cpu_nanoseconds_from_schedstat() {
+        assert_eq!(on_cpu_nanos("1234567 89 10\n"), 1_234_567);
+        assert_eq!(on_cpu_nanos(""), 0);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(20) {
+            std::hint::black_box(0u64);
+        }
+        assert!(run_nanos_of(std::process::id()) >= 10_000_000);
     }
 }

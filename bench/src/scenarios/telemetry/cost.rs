@@ -2,7 +2,7 @@
 //! throughput ratio the goal judges and the cost modeled from the
 //! instruction counts.
 
-use super::Mode;
+use super::{Mode, SharedRow};
 use crate::callgrind::Count;
 use crate::stats::{median, ratio};
 use serde::Serialize;
@@ -61,8 +61,10 @@ pub struct Instructions {
 pub struct TelemetryCost {
     /// Connections used by wrk.
     pub connections: usize,
-    /// One row per mode.
+    /// One row per mode, run one after the other.
     pub rows: Vec<ModeRow>,
+    /// Each mode but "off" beside "off" on one core.
+    pub shared: Vec<SharedRow>,
     /// Instructions per request: the four modes, then nginx.
     pub instructions: Vec<Instructions>,
 }
@@ -80,6 +82,13 @@ impl TelemetryCost {
             .map(|(&a, &b)| ratio(a, b))
             .collect();
         (!ratios.is_empty()).then(|| median(&ratios))
+    }
+
+    /// The median over side-by-side rounds of `mode`'s requests per
+    /// CPU-second over "off"'s: the goal's figure. `None` without rounds.
+    pub fn side_by_side(&self, mode: Mode) -> Option<f64> {
+        let row = self.shared.iter().find(|r| r.mode == mode)?;
+        (!row.ratios.is_empty()).then(|| median(&row.ratios))
     }
 
     /// The share of CPU time `mode`'s telemetry adds by its instruction
@@ -136,14 +145,34 @@ mod tests {
                 row(Mode::Off, &[100.0, 50.0, 100.0]),
                 row(Mode::Trace1, &[98.0, 49.0, 60.0]),
             ],
+            shared: vec![],
             instructions: vec![],
         };
         let paired = t.paired(Mode::Trace1).unwrap_or_default();
         assert!((paired - 0.98).abs() < 1e-9, "{paired}");
         assert!((ratio(t.rps(Mode::Trace1).unwrap_or_default(), 100.0) - 0.6).abs() < 1e-9);
         assert_eq!(t.paired(Mode::Metrics), None);
+    }
+
+    /// The goal reads the side-by-side rounds' median, and only those.
+    #[test]
+    fn goal_from_side_by_side_rounds() {
+        let mut t = TelemetryCost {
+            connections: 64,
+            rows: vec![row(Mode::Off, &[100.0]), row(Mode::Trace1, &[50.0])],
+            shared: vec![],
+            instructions: vec![],
+        };
+        assert!(goals(&t).is_empty());
+        let mut side = SharedRow::new(Mode::Trace1);
+        side.ratios = vec![0.99, 0.95, 0.98];
+        t.shared.push(side);
+        assert_eq!(t.side_by_side(Mode::Trace1), Some(0.98));
+        assert_eq!(t.side_by_side(Mode::Metrics), None);
         let goals = goals(&t);
         assert_eq!(goals.len(), 1);
+        assert_eq!(goals[0].value, 0.98);
+        assert!(goals[0].pass);
     }
 
     fn counted(name: &str, per_request: f64) -> Instructions {
@@ -168,6 +197,7 @@ mod tests {
         let mut t = TelemetryCost {
             connections: 64,
             rows: vec![off, row(Mode::Trace1, &[97.0])],
+            shared: vec![],
             instructions: vec![
                 counted("off", 20_000.0),
                 counted("metrics + 1% tracing", 22_000.0),
