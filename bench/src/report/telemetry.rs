@@ -136,10 +136,14 @@ fn side_by_side(out: &mut String, t: &crate::scenarios::telemetry::TelemetryCost
         } else {
             ("-".into(), "-".into())
         };
+        let name = if row.mode == Mode::Off {
+            "off (control)"
+        } else {
+            row.mode.name()
+        };
         let _ = writeln!(
             out,
-            "| {} | **{:.3}** | {} | {:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
-            row.mode.name(),
+            "| {name} | **{:.3}** | {} | {:.3} | {} | {} | {} | {} | {spans} | {dropped} |",
             med(&row.ratios).unwrap_or(0.0),
             rounds.join(", "),
             med(&row.request_ratios).unwrap_or(0.0),
@@ -151,6 +155,6 @@ fn side_by_side(out: &mut String, t: &crate::scenarios::telemetry::TelemetryCost
     }
     let _ = writeln!(
         out,
-        "\nBoth processes see the same machine at the same moment, so what slows the core slows both; the scheduler gives each about half of it, and a request's cost is its process's CPU time over the requests it served. Which process starts first and which wrk starts first alternate by round.\n"
+        "\nBoth processes see the same machine at the same moment, so what slows the core slows both; the scheduler gives each about half of it, and a request's cost is its process's CPU time over the requests it served. Which process starts first and which wrk starts first alternate by round. The control row pairs \"off\" with another \"off\": its spread is the method's own, and a figure away from 1.000 would mean one side of a pair is favoured.\n"
     );
 }

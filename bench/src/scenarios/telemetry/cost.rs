@@ -63,7 +63,7 @@ pub struct TelemetryCost {
     pub connections: usize,
     /// One row per mode, run one after the other.
     pub rows: Vec<ModeRow>,
-    /// Each mode but "off" beside "off" on one core.
+    /// Each mode beside "off" on one core ("off" itself first, the control).
     pub shared: Vec<SharedRow>,
     /// Instructions per request: the four modes, then nginx.
     pub instructions: Vec<Instructions>,

@@ -14,12 +14,16 @@
 //! is the mode's throughput over "off"'s. Which one starts first and
 //! which one the first `wrk` loads alternate by round.
 //!
+//! The first row is a control: "off" beside another "off". Its rounds
+//! show the method's own spread and that neither side of a pair is
+//! favoured (a figure away from 1.000 would say the method is biased).
+//!
 //! [`Child::run_nanos`]: crate::procs::Child::run_nanos
 
 use super::sink::{Sink, dropped_spans};
 use super::{Mode, SPAN_SETTLE};
 use crate::error::BenchError;
-use crate::peers::{self, Running, Target};
+use crate::peers::{self, Running, Target, Tweaks};
 use crate::scenarios::Bench;
 use crate::stats::ratio;
 use crate::wrk::{self, WrkResult};
@@ -79,13 +83,14 @@ impl Served {
     }
 }
 
-/// Every mode but "off" beside "off", `telemetry_shared_rounds` times.
+/// Every mode beside "off" ("off" itself as the control),
+/// `telemetry_shared_rounds` times.
 pub(super) fn side_by_side(
     bench: &Bench,
     sink: &Sink,
     otlp: &str,
 ) -> Result<Vec<SharedRow>, BenchError> {
-    let modes = [Mode::Metrics, Mode::Trace1, Mode::Trace100];
+    let modes = [Mode::Off, Mode::Metrics, Mode::Trace1, Mode::Trace100];
     let mut rows: Vec<SharedRow> = modes.iter().map(|&m| SharedRow::new(m)).collect();
     for round in 0..bench.plan.telemetry_shared_rounds {
         for row in &mut rows {
@@ -124,21 +129,21 @@ fn pair(
     otlp: &str,
     flipped: bool,
 ) -> Result<(Running, Running), BenchError> {
-    let start = |m: Mode| {
-        peers::start_tweaked(
-            &bench.env,
-            Target::Tollgate,
-            bench.backend,
-            0,
-            &m.tweaks(otlp),
-        )
+    let start = |tweaks: &Tweaks| {
+        peers::start_tweaked(&bench.env, Target::Tollgate, bench.backend, 0, tweaks)
     };
+    let off = Mode::Off.tweaks(otlp);
+    let mut other = mode.tweaks(otlp);
+    if mode == Mode::Off {
+        // The control's second "off" needs a folder of its own.
+        other.label = Some("tollgate-telemetry-off-beside".into());
+    }
     Ok(if flipped {
-        let mode = start(mode)?;
-        (start(Mode::Off)?, mode)
+        let other = start(&other)?;
+        (start(&off)?, other)
     } else {
-        let off = start(Mode::Off)?;
-        (off, start(mode)?)
+        let off = start(&off)?;
+        (off, start(&other)?)
     })
 }
 
