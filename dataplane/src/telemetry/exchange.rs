@@ -224,10 +224,17 @@ impl Exchange {
     /// copied from `head` only when the span is sampled, so an unsampled
     /// request copies nothing. A request answered before routing (a bad
     /// head) has no `head`: its span carries what the exchange knows.
+    #[inline]
     fn plan_span(&mut self, route: Option<&RatioSampler>, head: Option<&RequestHead<'_>>) {
-        if !self.tracing || self.server_span.is_some() {
-            return;
+        // Checked here, inlined into both callers: most requests of a
+        // Gateway without tracing, and every response, stop at this test.
+        if self.tracing && self.server_span.is_none() {
+            self.plan_new_span(route, head);
         }
+    }
+
+    /// [`Exchange::plan_span`] once the span is known to be wanted.
+    fn plan_new_span(&mut self, route: Option<&RatioSampler>, head: Option<&RequestHead<'_>>) {
         let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
