@@ -43,7 +43,7 @@ use crate::peers::{self, Target, Tweaks};
 use crate::stats::median;
 use crate::wrk;
 use serde::Serialize;
-use sink::{Sink, dropped_spans};
+use sink::Sink;
 use std::time::Duration;
 
 /// How long spans of a finished run may take to arrive: the export queue
@@ -171,20 +171,16 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
                 0,
                 &mode.tweaks(otlp),
             )?;
-            let traced = mode.ratio().is_some();
-            if traced {
-                // The readiness probes' spans are not the run's.
-                std::thread::sleep(SPAN_SETTLE);
-                sink.take_server_spans();
-            }
-            let (result, cpu) = r.cpu_during(|| {
-                wrk::run(
-                    r.addr,
-                    "/",
-                    bench.plan.throughput_connections,
-                    bench.plan.throughput,
-                    bench.env.pin,
-                )
+            let ((result, cpu), spans) = sink.counting(&r, mode.ratio().is_some(), || {
+                r.cpu_during(|| {
+                    wrk::run(
+                        r.addr,
+                        "/",
+                        bench.plan.throughput_connections,
+                        bench.plan.throughput,
+                        bench.env.pin,
+                    )
+                })
             });
             let result = result?;
             row.runs.push(result.rps);
@@ -192,12 +188,8 @@ fn throughput(bench: &Bench, sink: &Sink, otlp: &str) -> Result<Vec<ModeRow>, Be
             row.user_share.extend(cpu.map(|c| c.user_share));
             row.failures += result.non_2xx + result.socket_errors;
             row.requests += result.requests;
-            if traced {
-                // Let this run's spans arrive before the process stops.
-                std::thread::sleep(SPAN_SETTLE);
-                row.spans += sink.take_server_spans();
-                row.dropped += r.admin.map_or(0, dropped_spans);
-            }
+            row.spans += spans.received;
+            row.dropped += spans.dropped;
             bench.progress(format!(
                 "telemetry run {run} {}: {:.0} rps",
                 mode.name(),

@@ -20,14 +20,15 @@
 //!
 //! [`Child::run_nanos`]: crate::procs::Child::run_nanos
 
-use super::sink::{Sink, dropped_spans};
-use super::{Mode, SPAN_SETTLE};
+use super::Mode;
+use super::sink::Sink;
 use crate::error::BenchError;
 use crate::peers::{self, Running, Target, Tweaks};
 use crate::scenarios::Bench;
 use crate::stats::ratio;
 use crate::wrk::{self, WrkResult};
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// One mode's side-by-side rounds with "off".
 #[derive(Clone, Debug, Serialize)]
@@ -96,19 +97,13 @@ pub(super) fn side_by_side(
         for row in &mut rows {
             let flipped = round % 2 == 1;
             let (off, mode) = pair(bench, row.mode, otlp, flipped)?;
-            let traced = row.mode.ratio().is_some();
-            if traced {
-                // The readiness probes' spans are not the run's.
-                std::thread::sleep(SPAN_SETTLE);
-                sink.take_server_spans();
-            }
-            let (off_served, mode_served) = serve_both(bench, &off, &mode, flipped)?;
-            if traced {
-                std::thread::sleep(SPAN_SETTLE);
-                row.spans += sink.take_server_spans();
-                row.dropped += mode.admin.map_or(0, dropped_spans);
-            }
-            record(row, &off_served, &mode_served, bench.plan.telemetry_shared);
+            let (served, spans) = sink.counting(&mode, row.mode.ratio().is_some(), || {
+                serve_both(bench, &off, &mode, flipped)
+            });
+            let (off_served, mode_served, wall) = served?;
+            row.spans += spans.received;
+            row.dropped += spans.dropped;
+            record(row, &off_served, &mode_served, wall);
             bench.progress(format!(
                 "telemetry side by side {round} {} / off: {:.3} per CPU-second ({} / {} requests)",
                 row.mode.name(),
@@ -148,15 +143,16 @@ fn pair(
 }
 
 /// Loads `off` and `mode` at once, a `wrk` each, and reads the CPU time
-/// each was given meanwhile.
+/// each was given meanwhile, and the wall-clock time it took.
 fn serve_both(
     bench: &Bench,
     off: &Running,
     mode: &Running,
     flipped: bool,
-) -> Result<(Served, Served), BenchError> {
+) -> Result<(Served, Served, Duration), BenchError> {
     let nanos = |r: &Running| r.child.as_ref().map_or(0, crate::procs::Child::run_nanos);
     let before = (nanos(off), nanos(mode));
+    let started = Instant::now();
     let load = |r: &Running| {
         wrk::run(
             r.addr,
@@ -177,6 +173,7 @@ fn serve_both(
         detail: "the thread running it panicked".into(),
     })??;
     let b = b?;
+    let wall = started.elapsed();
     let (off_load, mode_load) = if flipped { (b, a) } else { (a, b) };
     Ok((
         Served {
@@ -187,18 +184,19 @@ fn serve_both(
             load: mode_load,
             nanos: nanos(mode).saturating_sub(before.1),
         },
+        wall,
     ))
 }
 
-/// Adds one round's figures to `row`.
-fn record(row: &mut SharedRow, off: &Served, mode: &Served, run: std::time::Duration) {
+/// Adds one round's figures to `row`; the round took `wall`.
+fn record(row: &mut SharedRow, off: &Served, mode: &Served, wall: Duration) {
     row.ratios
         .push(ratio(mode.per_cpu_second(), off.per_cpu_second()));
     row.request_ratios
         .push(ratio(mode.load.requests as f64, off.load.requests as f64));
     let both = (mode.nanos + off.nanos) as f64;
     row.shares.push(ratio(mode.nanos as f64, both));
-    row.busy.push(ratio(both / 1e9, run.as_secs_f64()));
+    row.busy.push(ratio(both / 1e9, wall.as_secs_f64()));
     for s in [off, mode] {
         row.failures += s.load.non_2xx + s.load.socket_errors;
         row.requests += s.load.requests;
@@ -228,7 +226,7 @@ mod tests {
         let mut row = SharedRow::new(Mode::Trace1);
         let off = served(100_000, 2_500_000_000);
         let mode = served(90_000, 2_250_000_000);
-        record(&mut row, &off, &mode, std::time::Duration::from_secs(5));
+        record(&mut row, &off, &mode, Duration::from_secs(5));
         assert!((row.ratios[0] - 1.0).abs() < 1e-9, "{:?}", row.ratios);
         assert!((row.request_ratios[0] - 0.9).abs() < 1e-9);
         assert!((row.shares[0] - 2.25 / 4.75).abs() < 1e-9);

@@ -1,11 +1,21 @@
 //! Scenario 7's helpers: the OTLP receiver the tracing modes export to,
 //! and the span drops Tollgate reports on its admin port.
 
+use super::SPAN_SETTLE;
 use crate::error::BenchError;
+use crate::peers::Running;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use tollgate_e2e::otlp::{Receiver, SpanKind};
+
+/// What a traced process's run sent: server spans received, spans the
+/// process dropped with a full export queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RunSpans {
+    pub(super) received: u64,
+    pub(super) dropped: u64,
+}
 
 /// The OTLP receiver, on a runtime of its own (the harness is blocking).
 pub(super) struct Sink {
@@ -34,7 +44,7 @@ impl Sink {
 
     /// Server spans (one per sampled request) received since the last
     /// call; forgets them, so memory stays flat at 100%.
-    pub(super) fn take_server_spans(&self) -> u64 {
+    fn take_server_spans(&self) -> u64 {
         let n = self
             .receiver
             .spans()
@@ -44,11 +54,35 @@ impl Sink {
         self.receiver.clear();
         n as u64
     }
+
+    /// Runs `load` against `process`; when it is `traced`, first lets the
+    /// readiness probes' spans arrive and discards them (they are not the
+    /// run's), then lets the run's spans arrive before counting them, so
+    /// the process may be stopped after.
+    pub(super) fn counting<T>(
+        &self,
+        process: &Running,
+        traced: bool,
+        load: impl FnOnce() -> T,
+    ) -> (T, RunSpans) {
+        if !traced {
+            return (load(), RunSpans::default());
+        }
+        std::thread::sleep(SPAN_SETTLE);
+        self.take_server_spans();
+        let out = load();
+        std::thread::sleep(SPAN_SETTLE);
+        let spans = RunSpans {
+            received: self.take_server_spans(),
+            dropped: process.admin.map_or(0, dropped_spans),
+        };
+        (out, spans)
+    }
 }
 
 /// `tollgate_telemetry_dropped_total{signal="traces"}` from the admin
 /// server's `/metrics`; 0 when absent or unreadable.
-pub(super) fn dropped_spans(admin: SocketAddr) -> u64 {
+fn dropped_spans(admin: SocketAddr) -> u64 {
     let Ok(mut stream) = TcpStream::connect_timeout(&admin, Duration::from_secs(2)) else {
         return 0;
     };
