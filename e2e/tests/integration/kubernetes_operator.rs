@@ -375,10 +375,25 @@ spec:
     deployment: {replicas: 5}
     patches: {deployment: {spec: {replicas: many}}}
 ";
+    // The config goes first and alone, and the Gateway refers to it only
+    // once the controller has compiled with it: a Gateway whose
+    // parametersRef is missing is rightly not Accepted, and its data plane
+    // would go before the broken patch is ever seen.
+    let compiles = || ctl.log().matches("compiled elapsed_ms").count();
+    let before = compiles();
+    apply(&server, broken).await;
+    let start = Instant::now();
+    while compiles() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the controller never compiled with the GatewayConfig"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let infra = "  infrastructure:\n    parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: broken}\n";
     apply(
         &server,
-        &(manifest.replace("  addresses:", &format!("{infra}  addresses:")) + broken),
+        &manifest.replace("  addresses:", &format!("{infra}  addresses:")),
     )
     .await;
     let start = Instant::now();
