@@ -31,7 +31,7 @@ pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
-pub use trace_line::{Fields, TRACEPARENT, TRACESTATE, TraceLine};
+pub use trace_line::{TRACEPARENT, TRACESTATE, TraceIds, TraceLine};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 
 use opentelemetry::KeyValue;

@@ -8,14 +8,14 @@
 
 use crate::b3::{B3Form, B3Propagator};
 use crate::env::OtelEnv;
-use crate::trace_line::{TRACEPARENT, TRACESTATE, TraceLine};
+use crate::trace_line::{TRACEPARENT, TRACESTATE, TraceIds, TraceLine};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use std::sync::Arc;
 
@@ -126,12 +126,27 @@ impl Propagation {
         client: &Context,
         headers: &mut HeaderMap,
     ) -> Option<TraceLine> {
+        self.upstream_line(TraceIds::of(span), span.trace_state(), client, headers)
+    }
+
+    /// [`Propagation::take_for_upstream`] for the span of `ids` in a trace
+    /// whose vendor state is `state`, for a caller that keeps spans as
+    /// their ids: no `SpanContext` is made on the W3C path.
+    pub fn upstream_line(
+        &self,
+        ids: TraceIds,
+        state: &TraceState,
+        client: &Context,
+        headers: &mut HeaderMap,
+    ) -> Option<TraceLine> {
         if !self.w3c {
-            let cx = client.with_remote_span_context(span.clone());
+            let flags = TraceFlags::default().with_sampled(ids.sampled);
+            let span = SpanContext::new(ids.trace_id, ids.span_id, flags, false, state.clone());
+            let cx = client.with_remote_span_context(span);
             self.inject(&cx, headers);
             return None;
         }
-        let line = TraceLine::new(span);
+        let line = TraceLine::from_ids(ids, state);
         if line.is_none() {
             headers.remove(&TRACEPARENT);
             headers.remove(&TRACESTATE);
@@ -323,19 +338,8 @@ mod tests {
         let line = line.expect("a valid span gives fields");
         // The writer replaces them; the map is left as it was.
         assert_eq!(taken.len(), 3);
-        let fields: Vec<(&str, &[u8])> = line
-            .fields()
-            .as_slice()
-            .iter()
-            .map(|(name, value)| (name.as_str(), *value))
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                ("traceparent", TRACEPARENT.as_bytes()),
-                ("tracestate", &b"vendor=1"[..])
-            ]
-        );
+        assert_eq!(&line.ids().traceparent()[..], TRACEPARENT.as_bytes());
+        assert_eq!(line.state(), Some(&b"vendor=1"[..]));
         let mut inserted = HeaderMap::new();
         p.inject_span(&span, &client, &mut inserted);
         let mut from_line = HeaderMap::new();
@@ -347,9 +351,7 @@ mod tests {
         let bare_span = bare.span().span_context().clone();
         let line = p.take_for_upstream(&bare_span, &bare, &mut HeaderMap::new());
         let line = line.expect("valid");
-        let fields = line.fields();
-        let (name, value) = fields.as_slice()[1];
-        assert_eq!((name.as_str(), value), ("tracestate", &b""[..]));
+        assert_eq!(line.state(), None);
         let mut map = headers(&[("tracestate", "stale=1")]);
         line_into(&p, &bare, &mut map);
         assert!(map.get("tracestate").is_none());

@@ -10,12 +10,13 @@
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::metrics::Counter;
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::TraceFlags;
 use opentelemetry_sdk::logs::SdkLogger;
 use serde::Serialize;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::SystemTime;
+use tollgate_telemetry::TraceIds;
 
 /// Lines held for the writer at most.
 const QUEUE: usize = 8192;
@@ -117,7 +118,7 @@ impl AccessLog {
         &self,
         record: &AccessRecord<'_>,
         time: SystemTime,
-        span: Option<&SpanContext>,
+        span: Option<&TraceIds>,
         logger: Option<&SdkLogger>,
     ) {
         let Ok(line) = serde_json::to_string(record) else {
@@ -155,7 +156,7 @@ fn emit(
     logger: &SdkLogger,
     r: &AccessRecord<'_>,
     time: SystemTime,
-    span: Option<&SpanContext>,
+    span: Option<&TraceIds>,
     line: String,
 ) {
     let mut record = logger.create_log_record();
@@ -192,8 +193,9 @@ fn emit(
         attrs.push(("tollgate.route", route.clone().into()));
     }
     record.add_attributes(attrs);
-    if let Some(sc) = span.filter(|s| s.is_valid()) {
-        record.set_trace_context(sc.trace_id(), sc.span_id(), Some(sc.trace_flags()));
+    if let Some(ids) = span.filter(|s| s.is_valid()) {
+        let flags = TraceFlags::default().with_sampled(ids.sampled);
+        record.set_trace_context(ids.trace_id, ids.span_id, Some(flags));
     }
     logger.emit(record);
 }

@@ -97,8 +97,9 @@ type KeyMap<K, V> = RwLock<FastMap<K, V>>;
 /// series a runtime's traffic usually lands in.
 const FRONT_SLOTS: usize = 64;
 
-/// One slot of a [`Front`]: a key and its value, set once.
-type Slot<K, V> = OnceLock<Box<(K, V)>>;
+/// One slot of a [`Front`]: a key and its value, set once, held in the
+/// slot itself (a box would add a dependent load to every lookup).
+type Slot<K, V> = OnceLock<(K, V)>;
 
 /// The lock-free front of a cache: the slot of a key's hash holds the
 /// first key that hashed there, with its value, for the runtime's life.
@@ -144,9 +145,9 @@ impl<K: Eq, V> Front<K, V> {
         let Some(slot) = self.slot(hash) else {
             return Err(Some((key, value)));
         };
-        match slot.set(Box::new((key, value))) {
+        match slot.set((key, value)) {
             Ok(()) => slot.get().map(|entry| &entry.1).ok_or(None),
-            Err(entry) => Err(Some(*entry)),
+            Err(entry) => Err(Some(entry)),
         }
     }
 }

@@ -255,7 +255,7 @@ impl Exchange {
     pub(crate) fn inject(&self, headers: &mut HeaderMap) {
         if let (Some(obs), Some(span)) = (&self.obs, &self.server_span) {
             obs.propagation
-                .inject_span(&span.context, &self.parent, headers);
+                .inject_span(&span.context(&self.parent), &self.parent, headers);
         }
     }
 

@@ -20,13 +20,16 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::borrow::Cow;
 use std::time::SystemTime;
-use tollgate_telemetry::TracesPipeline;
+use tollgate_telemetry::{TraceIds, TracesPipeline};
 
-/// The trace position of one span before it is written.
-#[derive(Clone, Debug)]
+/// The trace position of one span before it is written: its ids, its
+/// parent's. Kept as ids, not as a `SpanContext` (whose vendor state
+/// would be cloned into every span and moved with every request): the
+/// state is the client's, read from its context when a span is written.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Planned {
-    /// The span's own context (ids, sampled flag).
-    pub(crate) context: SpanContext,
+    /// The span's own ids and sampled flag.
+    pub(crate) ids: TraceIds,
     /// Its parent's id, and whether the parent came from the client.
     pub(crate) parent: SpanId,
     pub(crate) parent_remote: bool,
@@ -36,7 +39,16 @@ impl Planned {
     /// Whether the span will be written.
     #[inline]
     pub(crate) fn sampled(&self) -> bool {
-        self.context.is_sampled()
+        self.ids.sampled
+    }
+
+    /// The span's context in the trace the client's context `client`
+    /// carries on (its vendor state comes along).
+    pub(crate) fn context(&self, client: &Context) -> SpanContext {
+        let flags = TraceFlags::default().with_sampled(self.ids.sampled);
+        let span = client.span();
+        let state = span.span_context().trace_state().clone();
+        SpanContext::new(self.ids.trace_id, self.ids.span_id, flags, false, state)
     }
 }
 
@@ -46,15 +58,12 @@ pub(crate) fn plan_server(sampler: &RatioSampler, parent: &Context) -> Planned {
     let span = parent.span();
     let remote = Some(span.span_context()).filter(|r| r.is_valid());
     let trace_id = remote.map_or_else(sampling::new_trace_id, SpanContext::trace_id);
-    let sampled = sampler.samples(trace_id, remote);
     Planned {
-        context: SpanContext::new(
+        ids: TraceIds {
             trace_id,
-            sampling::new_span_id(),
-            TraceFlags::default().with_sampled(sampled),
-            false,
-            remote.map(|r| r.trace_state().clone()).unwrap_or_default(),
-        ),
+            span_id: sampling::new_span_id(),
+            sampled: sampler.samples(trace_id, remote),
+        },
         parent: remote.map_or(SpanId::INVALID, SpanContext::span_id),
         parent_remote: remote.is_some(),
     }
@@ -62,16 +71,12 @@ pub(crate) fn plan_server(sampler: &RatioSampler, parent: &Context) -> Planned {
 
 /// Plans a child of `parent` (an upstream attempt), sampled as it is.
 pub(crate) fn plan_child(parent: &Planned) -> Planned {
-    let p = &parent.context;
     Planned {
-        context: SpanContext::new(
-            p.trace_id(),
-            sampling::new_span_id(),
-            p.trace_flags(),
-            false,
-            p.trace_state().clone(),
-        ),
-        parent: p.span_id(),
+        ids: TraceIds {
+            span_id: sampling::new_span_id(),
+            ..parent.ids
+        },
+        parent: parent.ids.span_id,
         parent_remote: false,
     }
 }
@@ -88,13 +93,14 @@ pub(crate) struct Finished {
     pub(crate) error: Option<String>,
 }
 
-/// Writes `span` to the export queue when it is sampled.
-pub(crate) fn write(traces: &TracesPipeline, span: Finished) {
+/// Writes `span`, of the trace the client's context `client` carries
+/// on, to the export queue when it is sampled.
+pub(crate) fn write(traces: &TracesPipeline, span: Finished, client: &Context) {
     if !span.planned.sampled() {
         return;
     }
     traces.export(SpanData {
-        span_context: span.planned.context,
+        span_context: span.planned.context(client),
         parent_span_id: span.planned.parent,
         parent_span_is_remote: span.planned.parent_remote,
         span_kind: span.kind,
@@ -141,19 +147,44 @@ mod tests {
         let followed = plan_server(&never, &remote(true));
         assert!(followed.sampled());
         assert_eq!(
-            followed.context.trace_id().to_string(),
+            followed.ids.trace_id.to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(followed.parent.to_string(), "00f067aa0ba902b7");
         assert!(followed.parent_remote);
         assert!(!plan_server(&RatioSampler::per_million(1_000_000), &remote(false)).sampled());
         let root = plan_server(&RatioSampler::per_million(1_000_000), &Context::new());
-        assert!(root.sampled() && is_valid(root.context.trace_id()));
+        assert!(root.sampled() && is_valid(root.ids.trace_id));
         assert_eq!(root.parent, SpanId::INVALID);
         assert!(!plan_server(&never, &Context::new()).sampled());
         let child = plan_child(&root);
-        assert_eq!(child.context.trace_id(), root.context.trace_id());
-        assert_eq!(child.parent, root.context.span_id());
-        assert_ne!(child.context.span_id(), root.context.span_id());
+        assert_eq!(child.ids.trace_id, root.ids.trace_id);
+        assert_eq!(child.parent, root.ids.span_id);
+        assert_ne!(child.ids.span_id, root.ids.span_id);
+    }
+
+    /// A span's context carries the client's vendor state, its own ids
+    /// and flags.
+    #[test]
+    fn context_carries_the_clients_state() {
+        let state = TraceState::from_key_value([("vendor", "1")]).unwrap_or_default();
+        let client = remote(true);
+        let sc = client.span().span_context().clone();
+        let client = Context::new().with_remote_span_context(SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags(),
+            true,
+            state,
+        ));
+        let planned = plan_server(&RatioSampler::per_million(0), &client);
+        let context = planned.context(&client);
+        assert_eq!(context.trace_state().header(), "vendor=1");
+        assert_eq!(context.span_id(), planned.ids.span_id);
+        assert!(context.is_sampled() && !context.is_remote());
+        let root = plan_server(&RatioSampler::per_million(0), &Context::new());
+        let context = root.context(&Context::new());
+        assert_eq!(context.trace_state().header(), "");
+        assert!(!context.is_sampled());
     }
 }

@@ -301,7 +301,7 @@ impl Endpoint {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        self.send_with(request, &[]).await
+        self.send_with(request, None).await
     }
 
     /// [`Endpoint::send`] with `added` header fields, which the HTTP/1.1

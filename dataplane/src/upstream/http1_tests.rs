@@ -53,7 +53,7 @@ fn request() -> Request<ProxyBody> {
 }
 
 async fn exchange(pool: &Arc<Http1Pool>) -> Bytes {
-    let response = pool.send(request(), &[]).await.unwrap();
+    let response = pool.send(request(), None).await.unwrap();
     response.into_body().collect().await.unwrap().to_bytes()
 }
 
@@ -80,7 +80,7 @@ async fn connections_are_reused_across_framings() {
         if body.is_empty() {
             // An empty body may never be polled: dropping it returns the
             // connection.
-            let response = pool.send(request(), &[]).await.unwrap();
+            let response = pool.send(request(), None).await.unwrap();
             drop(response);
             assert_eq!(exchange(&pool).await, body);
         }
@@ -111,13 +111,13 @@ async fn a_half_read_body_closes_its_connection() {
     let (addr, accepted) =
         upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", false).await;
     let pool = Arc::new(Http1Pool::new(addr, Duration::from_secs(1)));
-    let response = pool.send(request(), &[]).await.unwrap();
+    let response = pool.send(request(), None).await.unwrap();
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert_eq!(first.into_data().unwrap(), &b"hello"[..]);
     drop(body);
     assert_eq!(pool.idle_count(), 0);
-    let response = pool.send(request(), &[]).await.unwrap();
+    let response = pool.send(request(), None).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
@@ -129,7 +129,7 @@ async fn refused_connections_are_connect_errors() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let pool = Arc::new(Http1Pool::new(addr, Duration::from_secs(1)));
-    let error = pool.send(request(), &[]).await.unwrap_err();
+    let error = pool.send(request(), None).await.unwrap_err();
     assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
 }
 

@@ -17,7 +17,6 @@ use futures_util::future::Either;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri};
 use std::time::Duration;
-use tollgate_telemetry::{Fields, TraceLine};
 
 impl Pipeline<'_> {
     /// One upstream attempt to `leg` (rule, backend reference, endpoint)
@@ -37,8 +36,7 @@ impl Pipeline<'_> {
         if let Some((offer, backend)) = upgrade {
             offer.prepare(&mut upstream, endpoint.protocol, backend)?;
         }
-        let fields = attempt.trace().map(TraceLine::fields);
-        let added = fields.as_ref().map_or(&[][..], Fields::as_slice);
+        let added = attempt.trace();
         let sent = self
             .send(route, endpoint, upstream, upgrade.is_some(), added)
             .await;

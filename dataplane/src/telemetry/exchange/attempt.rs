@@ -9,7 +9,7 @@ use crate::telemetry::bound::ClientKey;
 use crate::telemetry::labels;
 use crate::telemetry::spans::{self, Finished, Planned};
 use http::HeaderMap;
-use opentelemetry::trace::SpanKind;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use std::net::SocketAddr;
 use tollgate_telemetry::TraceLine;
@@ -52,8 +52,10 @@ impl Exchange {
         let span = server.filter(|s| s.sampled()).map(spans::plan_child);
         let trace = match (&self.obs, span.as_ref().or(server)) {
             (Some(obs), Some(parent)) => {
+                let client = self.parent.span();
+                let state = client.span_context().trace_state();
                 obs.propagation
-                    .take_for_upstream(&parent.context, &self.parent, headers)
+                    .upstream_line(parent.ids, state, &self.parent, headers)
             }
             _ => None,
         };
@@ -132,6 +134,7 @@ impl Exchange {
                     attributes: attrs,
                     error: outcome.err().map(str::to_string),
                 },
+                &self.parent,
             );
         }
         self.upstream = Some(Upstream {

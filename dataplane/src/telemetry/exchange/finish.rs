@@ -7,7 +7,7 @@ use crate::ip_text::{ip_string, socket_string};
 use crate::telemetry::Observability;
 use crate::telemetry::access_log::AccessRecord;
 use crate::telemetry::labels::{self, SCHEMES, push_opt};
-use crate::telemetry::spans::{self, Finished};
+use crate::telemetry::spans::{self, Finished, Planned};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use std::time::{Duration, SystemTime};
@@ -20,7 +20,7 @@ impl Exchange {
         start: SystemTime,
         took: Duration,
     ) {
-        let Some(span) = self.server_span.clone().filter(|s| s.sampled()) else {
+        let Some(span) = self.server_span.filter(Planned::sampled) else {
             return;
         };
         // Absent only for a request answered before it was read (a bad head).
@@ -63,6 +63,7 @@ impl Exchange {
                 attributes: attrs,
                 error: failed.then(|| self.error.unwrap_or("error").to_string()),
             },
+            &self.parent,
         );
     }
 
@@ -117,13 +118,13 @@ impl Exchange {
         };
         let t = runtime.telemetry();
         let text = |v: &Value| v.as_str().into_owned();
-        let span = self.server_span.as_ref().map(|s| &s.context);
+        let span = self.server_span.as_ref().map(|s| &s.ids);
         // Without a span of its own (tracing off), the line still carries
         // the client's trace id, so logs and the client's traces meet.
         let parent = self.parent.span();
         let client = parent.span_context();
         let trace_id = match span {
-            Some(s) => Some(s.trace_id().to_string()),
+            Some(s) => Some(s.trace_id.to_string()),
             None => client.is_valid().then(|| client.trace_id().to_string()),
         };
         let gateway = runtime.snapshot().gateway.as_str();
@@ -133,7 +134,7 @@ impl Exchange {
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             trace_id,
-            span_id: span.map(|s| s.span_id().to_string()),
+            span_id: span.map(|s| s.span_id.to_string()),
             gateway,
             listener: None,
             protocol: labels::protocol_version(self.version),

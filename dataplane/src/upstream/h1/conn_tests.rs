@@ -99,7 +99,7 @@ async fn small_requests_are_written_at_once() {
             .unwrap();
         (chunk[..n].to_vec(), server)
     });
-    let response = exchange(conn, full("POST", b"hello"), &[], pool.clone())
+    let response = exchange(conn, full("POST", b"hello"), None, pool.clone())
         .await
         .unwrap();
     let (wire, _server) = sent.await.unwrap();
@@ -132,7 +132,7 @@ async fn the_request_body_streams_while_the_response_does() {
         server.write_all(b"0\r\n\r\n").await.unwrap();
         (head, rest, server)
     });
-    let response = exchange(conn, request, &[], pool.clone()).await.unwrap();
+    let response = exchange(conn, request, None, pool.clone()).await.unwrap();
     let mut body = response.into_body();
     assert_eq!(
         body.frame().await.unwrap().unwrap().into_data().unwrap(),
@@ -166,7 +166,7 @@ async fn an_early_answer_closes_the_connection() {
             .unwrap();
         server
     });
-    let response = exchange(conn, request, &[], pool.clone()).await.unwrap();
+    let response = exchange(conn, request, None, pool.clone()).await.unwrap();
     assert_eq!(response.status(), 413);
     let _server = upstream.await.unwrap();
     assert_eq!(
@@ -185,7 +185,7 @@ async fn a_failing_request_body_is_the_source() {
     let pool = Arc::new(Pool::default());
     let (request, frames) = streamed("POST");
     frames.send(Err("client went away".into())).await.unwrap();
-    let error = exchange(conn, request, &[], pool).await.unwrap_err();
+    let error = exchange(conn, request, None, pool).await.unwrap_err();
     assert!(matches!(error, H1Error::RequestBody(_)), "{error:?}");
     let source = std::error::Error::source(&error).unwrap();
     assert_eq!(source.to_string(), "client went away");
@@ -215,7 +215,7 @@ async fn close_delimited_bodies_and_short_bodies() {
             read_until(&mut server, b"\r\n\r\n").await;
             server.write_all(answer).await.unwrap();
         });
-        let response = exchange(conn, full("GET", b""), &[], pool.clone())
+        let response = exchange(conn, full("GET", b""), None, pool.clone())
             .await
             .unwrap();
         upstream.await.unwrap();
@@ -240,7 +240,7 @@ async fn no_or_invalid_answers_are_errors() {
             read_until(&mut server, b"\r\n\r\n").await;
             server.write_all(answer).await.unwrap();
         });
-        let result = exchange(conn, full("GET", b""), &[], Arc::new(Pool::default())).await;
+        let result = exchange(conn, full("GET", b""), None, Arc::new(Pool::default())).await;
         upstream.await.unwrap();
         assert!(result.is_err(), "{answer:?}");
     }
@@ -272,7 +272,7 @@ async fn bodiless_responses_return_the_connection() {
             server.write_all(answer).await.unwrap();
             server
         });
-        let response = exchange(conn, full(method, b""), &[], pool.clone())
+        let response = exchange(conn, full(method, b""), None, pool.clone())
             .await
             .unwrap();
         let _server = upstream.await.unwrap();

@@ -15,6 +15,7 @@ use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version, request};
 use std::mem::MaybeUninit;
+use tollgate_telemetry::{TRACEPARENT, TRACESTATE, TraceLine};
 
 /// The longest response head accepted, status line and fields together.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -51,9 +52,8 @@ pub(super) enum Framing {
 ///
 /// [`H1Error::InvalidRequestHeader`] when a value holds a control
 /// character other than tab (the `http` types never let one in; this is a
-/// cheap check that a header can never split the request). An added
-/// field replaces the request's fields of its name; one with an empty
-/// value or a control character in it is not written.
+/// cheap check that a header can never split the request). The added
+/// trace context replaces the request's `traceparent` and `tracestate`.
 pub(super) fn write_request(
     parts: &request::Parts,
     added: Added<'_>,
@@ -89,23 +89,20 @@ pub(super) fn write_request(
         .uri
         .path_and_query()
         .map_or("/", |target| target.as_str());
-    let added_len: usize = added
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
+    // `traceparent: ` and its 55 bytes, a trace state, line ends.
+    let added_len = added.map_or(0, |line| 72 + line.state().map_or(0, |s| s.len() + 14));
     dst.reserve(32 + target.len() + headers.len() * 32 + added_len);
     dst.put_slice(parts.method.as_str().as_bytes());
     dst.put_u8(b' ');
     dst.put_slice(target.as_bytes());
     dst.put_slice(b" HTTP/1.1\r\n");
     // The added fields replace the request's own of the same names: a
-    // tag or length comparison, mostly, per field (cheaper than removing
-    // them from the map by hash).
-    let replaced = |name: &HeaderName| added.iter().any(|(n, _)| name == *n);
+    // length comparison, mostly, per field (cheaper than removing them
+    // from the map by hash).
     for (name, value) in headers {
         if (drop_te && name == TRANSFER_ENCODING)
             || (drop_cl && name == CONTENT_LENGTH)
-            || (!added.is_empty() && replaced(name))
+            || (added.is_some() && TraceLine::replaces(name))
         {
             continue;
         }
@@ -115,9 +112,16 @@ pub(super) fn write_request(
         }
         put_field(dst, name.as_str().as_bytes(), value);
     }
-    for (name, value) in added {
-        if !value.is_empty() && !has_control(value) {
-            put_field(dst, name.as_str().as_bytes(), value);
+    // Hex digits and dashes, and a `HeaderValue`'s bytes: no control
+    // character to look for.
+    if let Some(line) = added {
+        put_field(
+            dst,
+            TRACEPARENT.as_str().as_bytes(),
+            &line.ids().traceparent(),
+        );
+        if let Some(state) = line.state() {
+            put_field(dst, TRACESTATE.as_str().as_bytes(), state);
         }
     }
     if add_chunked {

@@ -2,13 +2,15 @@
 
 use super::*;
 use http::Request;
+use opentelemetry::trace::{SpanId, TraceId, TraceState};
+use tollgate_telemetry::TraceIds;
 
 /// The head written for `request` with the body hints `empty` and
 /// `exact`, and the framing chosen.
 fn written(request: Request<()>, empty: bool, exact: Option<u64>) -> (String, Framing) {
     let (parts, ()) = request.into_parts();
     let mut dst = BytesMut::new();
-    let framing = write_request(&parts, &[], (empty, exact), &mut dst).unwrap();
+    let framing = write_request(&parts, None, (empty, exact), &mut dst).unwrap();
     (String::from_utf8(dst.to_vec()).unwrap(), framing)
 }
 
@@ -362,32 +364,39 @@ fn oversize_heads_are_refused() {
     assert_eq!(kind(&wire, Method::GET), Ok((BodyKind::Close, true)));
 }
 
-/// Added fields follow the request's own and replace those of the same
-/// names; an empty one only removes; one with a control character in its
-/// value is left out.
+/// The trace context follows the request's own fields and replaces its
+/// `traceparent` and `tracestate`: a line without a trace state removes
+/// the client's; one with a state writes it.
 #[test]
-fn added_fields_replace_the_request_fields() {
+fn the_trace_context_replaces_the_request_fields() {
     let fields = [
         ("host", "up"),
         ("traceparent", "client"),
         ("tracestate", "client=1"),
+        ("user-agent", "ua"),
         ("x-kept", "1"),
     ];
     let (parts, ()) = request("GET", &fields).into_parts();
+    let ids = TraceIds {
+        trace_id: TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        span_id: SpanId::from(0x00f0_67aa_0ba9_02b7),
+        sampled: true,
+    };
+    let parent = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n";
+    let bare = TraceLine::from_ids(ids, &TraceState::NONE).unwrap();
     let mut dst = BytesMut::new();
-    let names = ["traceparent", "tracestate", "x-bad", "x-ok"].map(HeaderName::from_static);
-    let added: Added<'_> = &[
-        (&names[0], b"00-abc-01"),
-        (&names[1], b""),
-        (&names[2], b"a=1\r\nx: y"),
-        (&names[3], b"tab\there"),
-    ];
-    write_request(&parts, added, (true, Some(0)), &mut dst).unwrap();
+    write_request(&parts, Some(&bare), (true, Some(0)), &mut dst).unwrap();
     assert_eq!(
         String::from_utf8(dst.to_vec()).unwrap(),
-        "GET /p?q=1 HTTP/1.1\r\nhost: up\r\nx-kept: 1\r\n\
-         traceparent: 00-abc-01\r\nx-ok: tab\there\r\n\r\n"
+        format!("GET /p?q=1 HTTP/1.1\r\nhost: up\r\nuser-agent: ua\r\nx-kept: 1\r\n{parent}\r\n")
     );
+    let state = TraceState::from_key_value([("vendor", "1")]).unwrap();
+    let stated = TraceLine::from_ids(ids, &state).unwrap();
+    let mut dst = BytesMut::new();
+    write_request(&parts, Some(&stated), (true, Some(0)), &mut dst).unwrap();
+    assert!(String::from_utf8(dst.to_vec()).unwrap().ends_with(&format!(
+        "x-kept: 1\r\n{parent}tracestate: vendor=1\r\n\r\n"
+    )));
 }
 
 /// The control-character test that keeps a field from splitting the
