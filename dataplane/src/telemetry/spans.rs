@@ -4,7 +4,8 @@
 //! Ids and the sampling decision are made when the request is routed, so
 //! the upstream request can carry the gateway's own span as parent
 //! (`traceparent`) while the span is still open; the span itself is
-//! written whole, as [`SpanData`], when the request completes.
+//! made whole, as [`SpanData`], by the span exporter once the request has
+//! completed (see `exchange/sampled.rs`).
 //!
 //! An unsampled request still gets a trace id and one span id, and its
 //! upstream gets them as an unsampled `traceparent` (flags `00`), as Envoy
@@ -16,11 +17,11 @@
 
 use super::sampling::{self, RatioSampler};
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::borrow::Cow;
 use std::time::SystemTime;
-use tollgate_telemetry::{TraceIds, TracesPipeline};
+use tollgate_telemetry::TraceIds;
 
 /// The trace position of one span before it is written: its ids, its
 /// parent's. Kept as ids, not as a `SpanContext` (whose vendor state
@@ -93,13 +94,10 @@ pub(crate) struct Finished {
     pub(crate) error: Option<String>,
 }
 
-/// Writes `span`, of the trace the client's context `client` carries
-/// on, to the export queue when it is sampled.
-pub(crate) fn write(traces: &TracesPipeline, span: Finished, client: &Context) {
-    if !span.planned.sampled() {
-        return;
-    }
-    traces.export(SpanData {
+/// The span data of `span`, of the trace the client's context `client`
+/// carries on, in `scope`.
+pub(crate) fn data(span: Finished, client: &Context, scope: &InstrumentationScope) -> SpanData {
+    SpanData {
         span_context: span.planned.context(client),
         parent_span_id: span.planned.parent,
         parent_span_is_remote: span.planned.parent_remote,
@@ -115,8 +113,8 @@ pub(crate) fn write(traces: &TracesPipeline, span: Finished, client: &Context) {
             Some(description) => Status::error(description),
             None => Status::Unset,
         },
-        instrumentation_scope: traces.scope().clone(),
-    });
+        instrumentation_scope: scope.clone(),
+    }
 }
 
 #[cfg(test)]

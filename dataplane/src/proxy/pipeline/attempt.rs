@@ -40,15 +40,15 @@ impl Pipeline<'_> {
         let sent = self
             .send(route, endpoint, upstream, upgrade.is_some(), added)
             .await;
-        if let Some((index, label)) = choice
+        if let Some(index) = choice
             .backend
-            .and_then(|i| Some((i, self.runtime.backend_label(i)?)))
+            .filter(|i| self.runtime.backend_label(*i).is_some())
         {
             let outcome = match &sent {
                 Ok(response) => Ok(response.status().as_u16()),
                 Err(error) => Err(error.kind().label()),
             };
-            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
+            exchange.attempted(attempt, index, endpoint.address(), outcome);
         }
         sent
     }
