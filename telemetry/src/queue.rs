@@ -83,8 +83,14 @@ impl<T: Send + 'static> Queue<T> {
     /// Hands `item` to the exporter, or drops and counts it when the queue
     /// is full or closed. Never waits.
     pub(crate) fn push(&self, item: T) {
+        self.push_counted(item, 1);
+    }
+
+    /// [`Queue::push`] for an item that stands for `count` of what the
+    /// drop counter counts (a request's spans).
+    pub(crate) fn push_counted(&self, item: T, count: u64) {
         if self.tx.try_send(Message::Item(item)).is_err() {
-            self.dropped.add(1, &self.signal);
+            self.dropped.add(count, &self.signal);
         }
     }
 

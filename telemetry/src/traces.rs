@@ -147,7 +147,8 @@ impl TracesPipeline {
     /// the queue is full. Never waits.
     pub fn export(&self, spans: Box<dyn DeferredSpans>) {
         if let Some(queue) = &self.queue {
-            queue.push(spans);
+            let count = spans.count();
+            queue.push_counted(spans, count);
         }
     }
 
@@ -170,6 +171,10 @@ impl TracesPipeline {
 /// once per batch. Built in the batch, that code runs warm, many spans
 /// at a time, on the export task.
 pub trait DeferredSpans: Send + 'static {
+    /// How many spans [`DeferredSpans::build`] makes: what a full queue
+    /// counts as dropped.
+    fn count(&self) -> u64;
+
     /// Appends the spans to `out`.
     fn build(self: Box<Self>, out: &mut Vec<SpanData>);
 }
@@ -181,6 +186,10 @@ impl std::fmt::Debug for dyn DeferredSpans {
 }
 
 impl DeferredSpans for SpanData {
+    fn count(&self) -> u64 {
+        1
+    }
+
     fn build(self: Box<Self>, out: &mut Vec<SpanData>) {
         out.push(*self);
     }
@@ -261,6 +270,10 @@ mod tests {
     struct Pair(u64);
 
     impl DeferredSpans for Pair {
+        fn count(&self) -> u64 {
+            2
+        }
+
         fn build(self: Box<Self>, out: &mut Vec<SpanData>) {
             out.push(span(self.0, true));
             out.push(span(self.0 + 1, false));

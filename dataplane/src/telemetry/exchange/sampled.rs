@@ -38,6 +38,11 @@ pub(super) struct Sampled {
 }
 
 impl DeferredSpans for Sampled {
+    fn count(&self) -> u64 {
+        let server = self.exchange.server_span.is_some_and(|s| s.sampled());
+        self.exchange.client_spans.len() as u64 + u64::from(server)
+    }
+
     fn build(self: Box<Self>, out: &mut Vec<SpanData>) {
         let Sampled {
             exchange,
