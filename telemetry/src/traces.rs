@@ -211,7 +211,10 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// `OTEL_BSP_*` sizing, as the batch span processor names it.
+/// `OTEL_BSP_*` sizing, as the batch span processor names it. An export
+/// holds about `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans, counted span by
+/// span; `OTEL_BSP_MAX_QUEUE_SIZE` bounds the requests waiting, each with
+/// its spans (a request's spans queue together, see [`DeferredSpans`]).
 fn queue_config(env: &OtelEnv) -> QueueConfig {
     let number = |name: &str, default: usize| {
         env.get(name)
