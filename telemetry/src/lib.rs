@@ -32,7 +32,7 @@ pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
 pub use trace_line::{TRACEPARENT, TRACESTATE, TraceIds, TraceLine};
-pub use traces::{DeferredSpans, SCOPE, SamplerSpec, TracesPipeline, attribute};
+pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;

@@ -17,9 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What travels through the queue.
 enum Message<T> {
-    /// An item, and how many of what `max_batch` counts it holds (a
-    /// request's spans).
-    Item(T, u64),
+    Item(T),
     /// Export what is queued, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -27,11 +25,9 @@ enum Message<T> {
 /// How a queue is sized and paced.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueConfig {
-    /// Items held at most; more are dropped (a request's spans are one
-    /// item).
+    /// Items held at most; more are dropped.
     pub(crate) capacity: usize,
-    /// What is exported together at most, counted as pushed (a request's
-    /// spans count one each): a batch ends at the item that reaches it.
+    /// Items exported together at most.
     pub(crate) max_batch: usize,
     /// Longest wait before a partial batch is exported.
     pub(crate) interval: Duration,
@@ -87,14 +83,8 @@ impl<T: Send + 'static> Queue<T> {
     /// Hands `item` to the exporter, or drops and counts it when the queue
     /// is full or closed. Never waits.
     pub(crate) fn push(&self, item: T) {
-        self.push_counted(item, 1);
-    }
-
-    /// [`Queue::push`] for an item that stands for `count` of what the
-    /// drop counter counts (a request's spans).
-    pub(crate) fn push_counted(&self, item: T, count: u64) {
-        if self.tx.try_send(Message::Item(item, count)).is_err() {
-            self.dropped.add(count, &self.signal);
+        if self.tx.try_send(Message::Item(item)).is_err() {
+            self.dropped.add(1, &self.signal);
         }
     }
 
@@ -116,8 +106,6 @@ where
     Fut: Future<Output = ()>,
 {
     let mut batch = Vec::with_capacity(config.max_batch);
-    // What the batch holds, counted as `push_counted` counted its items.
-    let mut filled = 0u64;
     loop {
         let deadline = tokio::time::sleep(config.interval);
         tokio::pin!(deadline);
@@ -125,10 +113,9 @@ where
         let open = loop {
             tokio::select! {
                 message = rx.recv() => match message {
-                    Some(Message::Item(item, count)) => {
+                    Some(Message::Item(item)) => {
                         batch.push(item);
-                        filled += count;
-                        if filled >= config.max_batch as u64 {
+                        if batch.len() >= config.max_batch {
                             break true;
                         }
                     }
@@ -141,7 +128,6 @@ where
                 () = &mut deadline => break true,
             }
         };
-        filled = 0;
         if !batch.is_empty() {
             export(std::mem::replace(
                 &mut batch,
@@ -198,14 +184,6 @@ mod tests {
         queue.flush(Duration::from_secs(5)).await;
         let batches = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3]]);
-        // Items that stand for two each fill a batch of three by the
-        // second.
-        for i in 4..8 {
-            queue.push_counted(i, 2);
-        }
-        queue.flush(Duration::from_secs(5)).await;
-        let batches = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(batches[2..], [vec![4, 5], vec![6, 7]]);
     }
 
     /// An exporter that never returns fills the queue; further items are

@@ -119,7 +119,7 @@ impl TraceLine {
     }
 }
 
-// Statics, not consts: `fields` hands out `'static` references to them.
+// Statics, not consts: one `HeaderName` each, not one built at every use.
 /// The W3C trace context's parent field.
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The W3C trace context's vendor state field.

@@ -81,7 +81,7 @@ impl SamplerSpec {
 /// allows neither (it draws ids and samples by itself).
 #[derive(Clone, Debug)]
 pub struct TracesPipeline {
-    queue: Option<Arc<Queue<Box<dyn DeferredSpans>>>>,
+    queue: Option<Arc<Queue<SpanData>>>,
     scope: InstrumentationScope,
     /// The environment's sampler.
     pub sampler: SamplerSpec,
@@ -109,9 +109,8 @@ impl TracesPipeline {
         let config = queue_config(env);
         let queue = Arc::new(Queue::start(config, dropped, "traces", move |batch| {
             let exporter = Arc::clone(&exporter);
-            let spans = build(batch);
             async move {
-                if let Err(error) = exporter.export(spans).await {
+                if let Err(error) = exporter.export(batch).await {
                     tracing::debug!(%error, "span export failed");
                 }
             }
@@ -142,13 +141,13 @@ impl TracesPipeline {
         &self.scope
     }
 
-    /// Queues what a batch's export makes spans of ([`DeferredSpans`]; a
-    /// boxed `SpanData` is one already made); drops (and counts) it when
-    /// the queue is full. Never waits.
-    pub fn export(&self, spans: Box<dyn DeferredSpans>) {
-        if let Some(queue) = &self.queue {
-            let count = spans.count();
-            queue.push_counted(spans, count);
+    /// Queues a finished, sampled span for export; drops (and counts) it
+    /// when the queue is full. Never waits.
+    pub fn export(&self, span: SpanData) {
+        if let Some(queue) = &self.queue
+            && span.span_context.is_sampled()
+        {
+            queue.push(span);
         }
     }
 
@@ -160,61 +159,13 @@ impl TracesPipeline {
     }
 }
 
-/// What a request leaves for the exporter to make spans of, when their
-/// batch is sent: the request path then only moves its record into the
-/// queue.
-///
-/// Building a span (its attributes, names and strings) is a few thousand
-/// instructions of code that a request at a 1% sampling ratio runs once
-/// in a hundred times, cold: measured side by side, building sampled
-/// spans on the request path cost more than exporting them, which runs
-/// once per batch. Built in the batch, that code runs warm, many spans
-/// at a time, on the export task.
-pub trait DeferredSpans: Send + 'static {
-    /// How many spans [`DeferredSpans::build`] makes: what a full queue
-    /// counts as dropped.
-    fn count(&self) -> u64;
-
-    /// Appends the spans to `out`.
-    fn build(self: Box<Self>, out: &mut Vec<SpanData>);
-}
-
-impl std::fmt::Debug for dyn DeferredSpans {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeferredSpans")
-    }
-}
-
-impl DeferredSpans for SpanData {
-    fn count(&self) -> u64 {
-        1
-    }
-
-    fn build(self: Box<Self>, out: &mut Vec<SpanData>) {
-        out.push(*self);
-    }
-}
-
-/// The spans of a batch, built now; only sampled ones go out.
-fn build(batch: Vec<Box<dyn DeferredSpans>>) -> Vec<SpanData> {
-    let mut spans = Vec::with_capacity(batch.len() * 2);
-    for deferred in batch {
-        deferred.build(&mut spans);
-    }
-    spans.retain(|span| span.span_context.is_sampled());
-    spans
-}
-
 fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE)
         .with_version(env!("CARGO_PKG_VERSION"))
         .build()
 }
 
-/// `OTEL_BSP_*` sizing, as the batch span processor names it. An export
-/// holds about `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans, counted span by
-/// span; `OTEL_BSP_MAX_QUEUE_SIZE` bounds the requests waiting, each with
-/// its spans (a request's spans queue together, see [`DeferredSpans`]).
+/// `OTEL_BSP_*` sizing, as the batch span processor names it.
 fn queue_config(env: &OtelEnv) -> QueueConfig {
     let number = |name: &str, default: usize| {
         env.get(name)
@@ -240,64 +191,6 @@ pub fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a opente
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::borrow::Cow;
-    use std::time::SystemTime;
-
-    fn span(id: u64, sampled: bool) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(1),
-                SpanId::from(id),
-                TraceFlags::default().with_sampled(sampled),
-                false,
-                Default::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Server,
-            name: Cow::Borrowed("s"),
-            start_time: SystemTime::UNIX_EPOCH,
-            end_time: SystemTime::UNIX_EPOCH,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: scope(),
-        }
-    }
-
-    /// Two spans, made when built.
-    struct Pair(u64);
-
-    impl DeferredSpans for Pair {
-        fn count(&self) -> u64 {
-            2
-        }
-
-        fn build(self: Box<Self>, out: &mut Vec<SpanData>) {
-            out.push(span(self.0, true));
-            out.push(span(self.0 + 1, false));
-        }
-    }
-
-    /// A batch's items are built in queue order, spans made beforehand as
-    /// they are, and only sampled spans go out.
-    #[test]
-    fn deferred_spans_are_built_with_their_batch() {
-        let batch: Vec<Box<dyn DeferredSpans>> = vec![
-            Box::new(span(1, true)),
-            Box::new(Pair(10)),
-            Box::new(span(2, true)),
-        ];
-        let ids: Vec<u64> = build(batch)
-            .iter()
-            .map(|s| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
-            .collect();
-        assert_eq!(ids, [1, 10, 2]);
-    }
 
     /// The standard sampler names map to specs; bad ratios fall back.
     #[test]

@@ -14,7 +14,6 @@ mod grpc;
 mod identity;
 mod request;
 mod retry;
-mod sampled;
 
 use attempt::Attempt;
 pub(crate) use request::RequestHead;
@@ -35,7 +34,7 @@ use http::{HeaderMap, Method, Request, Response, Version};
 use opentelemetry::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// What routing decided. The rule's labels stay in the runtime (found by
 /// `route`): a request copies none of them unless it is written out.
@@ -75,8 +74,11 @@ pub(crate) struct Exchange {
     settings: Option<Arc<Runtime>>,
     /// When the head arrived (the poll's clock reading, shared with the
     /// pipeline's: [`crate::clock`]; the wall clock is read only for a
-    /// sampled span or a log line, once: [`wall_clock_at`]).
+    /// sampled span or a log line: [`wall_clock_at`]).
     started: Ticks,
+    /// The wall-clock time of `started`, converted once for all of the
+    /// request's spans so a child never seems to start before its parent.
+    wall: Option<SystemTime>,
     method: Method,
     version: Version,
     peer: Option<SocketAddr>,
@@ -109,8 +111,6 @@ pub(crate) struct Exchange {
     identity: Option<Box<identity::Identity>>,
     /// What a gRPC call adds (`rpc.*`); `None` for other requests.
     grpc: Option<Box<grpc::GrpcCall>>,
-    /// The sampled upstream attempts, for their spans.
-    client_spans: Vec<sampled::ClientSpan>,
 }
 
 impl Exchange {
@@ -129,6 +129,7 @@ impl Exchange {
             obs: obs.cloned(),
             settings: runtime.cloned(),
             started: Ticks::now(),
+            wall: None,
             method: req.method().clone(),
             version: req.version(),
             peer,
@@ -148,7 +149,6 @@ impl Exchange {
             grpc_request: facts.grpc,
             identity: None,
             grpc: None,
-            client_spans: Vec::new(),
         };
         let (Some(obs), Some(runtime)) = (obs, runtime) else {
             return exchange;
@@ -349,16 +349,17 @@ impl Exchange {
         if !sampled && !self.logged {
             return;
         }
-        let start = wall_clock_at(started);
+        let start = self.wall.unwrap_or_else(|| wall_clock_at(started));
+        if sampled {
+            self.write_span(obs, self.metric_attributes(), start, took);
+        }
         if self.logged {
             self.write_log(obs, sent, start, took);
         }
-        if sampled && let Some(obs) = self.obs.clone() {
-            obs.traces.export(Box::new(sampled::Sampled {
-                exchange: self,
-                start,
-                took,
-            }));
-        }
+    }
+
+    /// The wall-clock time the request started (converted once).
+    pub(super) fn wall_start(&mut self) -> SystemTime {
+        *self.wall.get_or_insert_with(|| wall_clock_at(self.started))
     }
 }

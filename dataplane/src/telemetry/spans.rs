@@ -4,8 +4,7 @@
 //! Ids and the sampling decision are made when the request is routed, so
 //! the upstream request can carry the gateway's own span as parent
 //! (`traceparent`) while the span is still open; the span itself is
-//! made whole, as [`SpanData`], by the span exporter once the request has
-//! completed (see `exchange/sampled.rs`).
+//! written whole, as [`SpanData`], when the request completes.
 //!
 //! An unsampled request still gets a trace id and one span id, and its
 //! upstream gets them as an unsampled `traceparent` (flags `00`), as Envoy
@@ -17,11 +16,11 @@
 
 use super::sampling::{self, RatioSampler};
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags};
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::borrow::Cow;
 use std::time::SystemTime;
-use tollgate_telemetry::TraceIds;
+use tollgate_telemetry::{TraceIds, TracesPipeline};
 
 /// The trace position of one span before it is written: its ids, its
 /// parent's. Kept as ids, not as a `SpanContext` (whose vendor state
@@ -94,10 +93,13 @@ pub(crate) struct Finished {
     pub(crate) error: Option<String>,
 }
 
-/// The span data of `span`, of the trace the client's context `client`
-/// carries on, in `scope`.
-pub(crate) fn data(span: Finished, client: &Context, scope: &InstrumentationScope) -> SpanData {
-    SpanData {
+/// Writes `span`, of the trace the client's context `client` carries
+/// on, to the export queue when it is sampled.
+pub(crate) fn write(traces: &TracesPipeline, span: Finished, client: &Context) {
+    if !span.planned.sampled() {
+        return;
+    }
+    traces.export(SpanData {
         span_context: span.planned.context(client),
         parent_span_id: span.planned.parent,
         parent_span_is_remote: span.planned.parent_remote,
@@ -113,8 +115,8 @@ pub(crate) fn data(span: Finished, client: &Context, scope: &InstrumentationScop
             Some(description) => Status::error(description),
             None => Status::Unset,
         },
-        instrumentation_scope: scope.clone(),
-    }
+        instrumentation_scope: traces.scope().clone(),
+    });
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ async fn slow_then_dead_collector(protocol: &str) {
 
     // Slow: exports hang for 5 s; requests do not notice.
     quick_requests(&client, &ctl.gateway, "slow", 30).await;
-    // Two spans a request (queued together, one item) through a queue of
-    // 2 behind a stuck export: most are dropped, and counted by the span.
+    // Two spans a request through a queue of 2 behind a stuck export:
+    // most are dropped, and counted.
     let dropped = scrape_until(&ctl.dataplane_admin, "dropped spans", |s| {
         s.sum("tollgate_telemetry_dropped_total", &[("signal", "traces")]) > 0.0
     })

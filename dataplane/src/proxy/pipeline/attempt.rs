@@ -40,15 +40,15 @@ impl Pipeline<'_> {
         let sent = self
             .send(route, endpoint, upstream, upgrade.is_some(), added)
             .await;
-        if let Some(index) = choice
+        if let Some((index, label)) = choice
             .backend
-            .filter(|i| self.runtime.backend_label(*i).is_some())
+            .and_then(|i| Some((i, self.runtime.backend_label(i)?)))
         {
             let outcome = match &sent {
                 Ok(response) => Ok(response.status().as_u16()),
                 Err(error) => Err(error.kind().label()),
             };
-            exchange.attempted(attempt, index, endpoint.address(), outcome);
+            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
         }
         sent
     }

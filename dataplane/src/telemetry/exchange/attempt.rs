@@ -2,14 +2,14 @@
 //! trace context handed to the upstream client when it starts, its
 //! duration recorded (and its span written, when sampled) when it ends.
 
-use super::sampled::ClientSpan;
 use super::{Exchange, Upstream};
 use crate::clock::Ticks;
+use crate::ip_text::ip_string;
 use crate::telemetry::bound::ClientKey;
 use crate::telemetry::labels;
-use crate::telemetry::spans::{self, Planned};
+use crate::telemetry::spans::{self, Finished, Planned};
 use http::HeaderMap;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use std::net::SocketAddr;
 use tollgate_telemetry::TraceLine;
@@ -68,37 +68,37 @@ impl Exchange {
     }
 
     /// Records an upstream attempt to `endpoint` of `backend` that ended
-    /// with `status` (response headers) or failed with `error`. A sampled
-    /// attempt's span is kept as a [`ClientSpan`], made into a span by
-    /// the exporter ([`super::sampled`]).
+    /// with `status` (response headers) or failed with `error`.
     pub(crate) fn attempted(
         &mut self,
         attempt: Attempt,
-        backend_index: usize,
+        (backend_index, backend): (usize, &Value),
         endpoint: SocketAddr,
         outcome: Result<u16, &'static str>,
     ) {
         self.attempts += 1;
-        let started = attempt.started;
-        let took = started.elapsed();
-        if let Some(planned) = attempt.span.filter(Planned::sampled) {
-            self.client_spans.push(ClientSpan {
-                planned,
-                offset: started.since(self.started),
-                took,
-                endpoint,
-                resend_count: attempt.resend_count,
-                backend: backend_index,
-                outcome,
-            });
-        }
-        self.upstream = Some(Upstream {
-            backend: backend_index,
-            endpoint,
-            took,
-        });
+        // A sampled attempt's span starts on the server span's wall clock.
+        let sampled = attempt.span.as_ref().is_some_and(Planned::sampled);
+        let anchor = sampled.then(|| self.wall_start());
         let (Some(obs), Some(t)) = (&self.obs, self.telemetry()) else {
             return;
+        };
+        let started = attempt.started;
+        let took = started.elapsed();
+        let attributes = || {
+            let mut attrs = vec![
+                self.method_attribute(),
+                KeyValue::new("tollgate.backend", backend.clone()),
+                KeyValue::new("tollgate.gateway", t.gateway.clone()),
+            ];
+            match outcome {
+                Ok(status) => attrs.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                )),
+                Err(error) => attrs.push(KeyValue::new("error.type", error)),
+            }
+            attrs
         };
         let key = ClientKey {
             backend: u32::try_from(backend_index).unwrap_or(u32::MAX),
@@ -106,39 +106,41 @@ impl Exchange {
             status: outcome.unwrap_or(0),
             error: labels::error_index(outcome.err()),
         };
-        let attributes = || self.client_attributes(backend_index, outcome);
         t.bound.client(key, &obs.instruments, attributes, |h| {
             h.record(took.as_secs_f64());
         });
         if outcome == Err("upstream-connect") {
             obs.instruments.connect_errors.add(1, &attributes()[1..3]);
         }
-    }
-
-    /// The attributes of an attempt to `backend` (its index in the
-    /// runtime) that ended in `outcome`: `http.client.request.duration`'s,
-    /// and the base of the attempt's span. `tollgate.backend` and
-    /// `tollgate.gateway` come second and third (the connect-error
-    /// counter's).
-    pub(super) fn client_attributes(
-        &self,
-        backend: usize,
-        outcome: Result<u16, &'static str>,
-    ) -> Vec<KeyValue> {
-        let label = |value: Option<&Value>| value.cloned().unwrap_or_else(|| Value::from(""));
-        let backend = self
-            .settings
-            .as_ref()
-            .and_then(|r| r.backend_label(backend));
-        let gateway = self.telemetry().map(|t| &t.gateway);
-        let mut attrs = Vec::with_capacity(7);
-        attrs.push(self.method_attribute());
-        attrs.push(KeyValue::new("tollgate.backend", label(backend)));
-        attrs.push(KeyValue::new("tollgate.gateway", label(gateway)));
-        attrs.push(match outcome {
-            Ok(status) => KeyValue::new("http.response.status_code", i64::from(status)),
-            Err(error) => KeyValue::new("error.type", error),
+        if let (Some(span), Some(anchor)) = (attempt.span.filter(Planned::sampled), anchor) {
+            let start = anchor + started.since(self.started);
+            let mut attrs = attributes();
+            attrs.push(KeyValue::new("server.address", ip_string(endpoint.ip())));
+            attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+            if attempt.resend_count > 0 {
+                attrs.push(KeyValue::new(
+                    "http.request.resend_count",
+                    i64::from(attempt.resend_count),
+                ));
+            }
+            spans::write(
+                &obs.traces,
+                Finished {
+                    planned: span,
+                    kind: SpanKind::Client,
+                    name: self.method.to_string(),
+                    start,
+                    end: start + took,
+                    attributes: attrs,
+                    error: outcome.err().map(str::to_string),
+                },
+                &self.parent,
+            );
+        }
+        self.upstream = Some(Upstream {
+            backend: backend_index,
+            endpoint,
+            took,
         });
-        attrs
     }
 }

@@ -9,21 +9,20 @@ use crate::telemetry::access_log::AccessRecord;
 use crate::telemetry::labels::{self, SCHEMES, push_opt};
 use crate::telemetry::spans::{self, Finished, Planned};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
-use opentelemetry::{InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::{KeyValue, Value};
 use std::time::{Duration, SystemTime};
 
 impl Exchange {
-    /// The server span, planned as `span`, started at `start` (wall clock)
-    /// and lasting `took`; made by the span exporter ([`super::sampled`]).
-    pub(super) fn server_span(
+    pub(super) fn write_span(
         &self,
-        span: Planned,
+        obs: &Observability,
+        mut attrs: Vec<KeyValue>,
         start: SystemTime,
         took: Duration,
-        scope: &InstrumentationScope,
-    ) -> SpanData {
-        let mut attrs = self.metric_attributes();
+    ) {
+        let Some(span) = self.server_span.filter(Planned::sampled) else {
+            return;
+        };
         // Absent only for a request answered before it was read (a bad head).
         if let Some(detail) = &self.detail {
             self.push_detail(&mut attrs, detail);
@@ -53,16 +52,19 @@ impl Exchange {
         };
         let grpc_failed = self.grpc.as_ref().is_some_and(|c| c.server_error());
         let failed = self.error.is_some() || self.status >= 500 || grpc_failed;
-        let finished = Finished {
-            planned: span,
-            kind: SpanKind::Server,
-            name,
-            start,
-            end: start + took,
-            attributes: attrs,
-            error: failed.then(|| self.error.unwrap_or("error").to_string()),
-        };
-        spans::data(finished, &self.parent, scope)
+        spans::write(
+            &obs.traces,
+            Finished {
+                planned: span,
+                kind: SpanKind::Server,
+                name,
+                start,
+                end: start + took,
+                attributes: attrs,
+                error: failed.then(|| self.error.unwrap_or("error").to_string()),
+            },
+            &self.parent,
+        );
     }
 
     /// The span attributes of what was copied from the request.
