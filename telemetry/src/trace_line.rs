@@ -43,6 +43,26 @@ impl TraceIds {
     #[inline]
     pub fn traceparent(&self) -> [u8; 55] {
         let mut parent = [0u8; 55];
+        self.write_value(&mut parent);
+        parent
+    }
+
+    /// The whole `traceparent` field of an HTTP/1.1 head, name and line
+    /// end included, for a writer to append at once.
+    #[inline]
+    pub fn field_line(&self) -> [u8; FIELD_LINE] {
+        let mut line = [0u8; FIELD_LINE];
+        line[..13].copy_from_slice(b"traceparent: ");
+        let (value, end) = line[13..].split_at_mut(55);
+        if let Ok(value) = <&mut [u8; 55]>::try_from(value) {
+            self.write_value(value);
+        }
+        end.copy_from_slice(b"\r\n");
+        line
+    }
+
+    #[inline]
+    fn write_value(&self, parent: &mut [u8; 55]) {
         parent[..3].copy_from_slice(b"00-");
         let trace = u128::from_be_bytes(self.trace_id.to_bytes());
         parent[3..19].copy_from_slice(&hex16((trace >> 64) as u64));
@@ -51,9 +71,12 @@ impl TraceIds {
         parent[36..52].copy_from_slice(&hex16(u64::from_be_bytes(self.span_id.to_bytes())));
         parent[52] = b'-';
         parent[53..55].copy_from_slice(if self.sampled { b"01" } else { b"00" });
-        parent
     }
 }
+
+/// The length of [`TraceIds::field_line`]: `traceparent: `, the 55-byte
+/// value, CRLF.
+const FIELD_LINE: usize = 13 + 55 + 2;
 
 /// A span's W3C trace context as the header fields of an upstream
 /// request: its ids (`traceparent`), and `tracestate` when the trace
@@ -202,6 +225,10 @@ mod line_tests {
         assert_eq!(
             &ids.traceparent()[..],
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        );
+        assert_eq!(
+            &ids.field_line()[..],
+            b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\r\n"
         );
         let invalid = TraceIds {
             span_id: SpanId::INVALID,

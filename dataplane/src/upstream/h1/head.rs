@@ -15,7 +15,7 @@ use bytes::{BufMut, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version, request};
 use std::mem::MaybeUninit;
-use tollgate_telemetry::{TRACEPARENT, TRACESTATE, TraceLine};
+use tollgate_telemetry::{TRACESTATE, TraceLine};
 
 /// The longest response head accepted, status line and fields together.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -115,11 +115,7 @@ pub(super) fn write_request(
     // Hex digits and dashes, and a `HeaderValue`'s bytes: no control
     // character to look for.
     if let Some(line) = added {
-        put_field(
-            dst,
-            TRACEPARENT.as_str().as_bytes(),
-            &line.ids().traceparent(),
-        );
+        dst.put_slice(&line.ids().field_line());
         if let Some(state) = line.state() {
             put_field(dst, TRACESTATE.as_str().as_bytes(), state);
         }
