@@ -3,24 +3,25 @@
 //! Finished spans and access-log records are handed over with `try_send`:
 //! when the queue is full (the collector is slow or down), the item is
 //! dropped and counted in `tollgate.telemetry.dropped{signal}`, and the
-//! request goes on. A task drains the queue in batches (at most
-//! `max_batch`, at least every `interval`) and awaits the exporter, so a
-//! slow collector slows only that task. The SDK's own batch processors
-//! block a thread on a future instead, which needs an exporter that runs
-//! without a Tokio reactor; Tollgate's exporters (hyper, tonic) need one.
+//! request goes on. A task exports what is queued in batches (at most
+//! `max_batch`) and awaits the exporter, so a slow collector slows only
+//! that task. The SDK's own batch processors block a thread on a future
+//! instead, which needs an exporter that runs without a Tokio reactor;
+//! Tollgate's exporters (hyper, tonic) need one.
+//!
+//! Like the SDK's batch span processor, a pushed item does not wake the
+//! task: it wakes every `interval`, when a full batch is waiting, and for
+//! a flush. Waking it for each item cost a task switch into cold code
+//! per sampled span, on the request path's thread.
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-
-/// What travels through the queue.
-enum Message<T> {
-    Item(T),
-    /// Export what is queued, then answer.
-    Flush(oneshot::Sender<()>),
-}
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// How a queue is sized and paced.
 #[derive(Clone, Copy, Debug)]
@@ -33,10 +34,21 @@ pub(crate) struct QueueConfig {
     pub(crate) interval: Duration,
 }
 
+/// What wakes the export task early, shared by both sides.
+#[derive(Debug, Default)]
+struct Wake {
+    notify: Notify,
+    /// A full batch's wake is pending: later pushes need not send another.
+    batch_sent: AtomicBool,
+}
+
 /// The sending side, kept by a span or log processor.
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
-    tx: mpsc::Sender<Message<T>>,
+    items: mpsc::Sender<T>,
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    wake: Arc<Wake>,
+    max_batch: usize,
     dropped: Counter<u64>,
     signal: [KeyValue; 1],
 }
@@ -54,8 +66,10 @@ impl<T: Send + 'static> Queue<T> {
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        let task = drain(rx, config, export);
+        let (items, rx) = mpsc::channel(config.capacity.max(1));
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Wake::default());
+        let task = drain(rx, flush_rx, Arc::clone(&wake), config, export);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(task);
@@ -74,7 +88,10 @@ impl<T: Send + 'static> Queue<T> {
             }
         }
         Queue {
-            tx,
+            items,
+            flushes,
+            wake,
+            max_batch: config.max_batch.max(1),
             dropped,
             signal: [KeyValue::new("signal", signal)],
         }
@@ -83,8 +100,13 @@ impl<T: Send + 'static> Queue<T> {
     /// Hands `item` to the exporter, or drops and counts it when the queue
     /// is full or closed. Never waits.
     pub(crate) fn push(&self, item: T) {
-        if self.tx.try_send(Message::Item(item)).is_err() {
+        if self.items.try_send(item).is_err() {
             self.dropped.add(1, &self.signal);
+            return;
+        }
+        let queued = self.items.max_capacity() - self.items.capacity();
+        if queued >= self.max_batch && !self.wake.batch_sent.swap(true, Ordering::AcqRel) {
+            self.wake.notify.notify_one();
         }
     }
 
@@ -92,50 +114,67 @@ impl<T: Send + 'static> Queue<T> {
     /// after `timeout`.
     pub(crate) async fn flush(&self, timeout: Duration) {
         let (done, wait) = oneshot::channel();
-        let sent = tokio::time::timeout(timeout, self.tx.send(Message::Flush(done))).await;
-        if matches!(sent, Ok(Ok(()))) {
+        if self.flushes.send(done).is_ok() {
+            self.wake.notify.notify_one();
             let _ = tokio::time::timeout(timeout, wait).await;
         }
     }
 }
 
-/// Drains `rx` in batches into `export` until every sender is gone.
-async fn drain<T, F, Fut>(mut rx: mpsc::Receiver<Message<T>>, config: QueueConfig, mut export: F)
-where
+impl<T> Drop for Queue<T> {
+    /// Lets the task see the closed queue now, not at its next interval.
+    fn drop(&mut self) {
+        self.wake.notify.notify_one();
+    }
+}
+
+/// Exports what `items` holds, in batches, at every wake, until every
+/// sender is gone.
+async fn drain<T, F, Fut>(
+    mut items: mpsc::Receiver<T>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    wake: Arc<Wake>,
+    config: QueueConfig,
+    mut export: F,
+) where
     F: FnMut(Vec<T>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut batch = Vec::with_capacity(config.max_batch);
+    let max_batch = config.max_batch.max(1);
+    let mut answer = Vec::new();
     loop {
-        let deadline = tokio::time::sleep(config.interval);
-        tokio::pin!(deadline);
-        let mut flushed = None;
-        let open = loop {
-            tokio::select! {
-                message = rx.recv() => match message {
-                    Some(Message::Item(item)) => {
-                        batch.push(item);
-                        if batch.len() >= config.max_batch {
-                            break true;
-                        }
-                    }
-                    Some(Message::Flush(done)) => {
-                        flushed = Some(done);
-                        break true;
-                    }
-                    None => break false,
-                },
-                () = &mut deadline => break true,
-            }
-        };
-        if !batch.is_empty() {
-            export(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(config.max_batch),
-            ))
-            .await;
+        tokio::select! {
+            () = tokio::time::sleep(config.interval) => {}
+            () = wake.notify.notified() => {}
         }
-        if let Some(done) = flushed {
+        wake.batch_sent.store(false, Ordering::Release);
+        // The flushes asked for so far: every item pushed before them is
+        // queued already, and is exported below before they are answered.
+        while let Ok(done) = flushes.try_recv() {
+            answer.push(done);
+        }
+        let mut open = true;
+        loop {
+            let mut batch = Vec::with_capacity(max_batch.min(items.len()));
+            while batch.len() < max_batch {
+                match items.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            let full = batch.len() == max_batch;
+            if !batch.is_empty() {
+                export(batch).await;
+            }
+            if !full {
+                break;
+            }
+        }
+        for done in answer.drain(..) {
             let _ = done.send(());
         }
         if !open {
