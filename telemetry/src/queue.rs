@@ -225,6 +225,43 @@ mod tests {
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3]]);
     }
 
+    /// A full batch goes out without waiting for the interval or a flush;
+    /// a partial one waits; dropping the queue ends the task.
+    #[tokio::test]
+    async fn a_full_batch_wakes_the_task() {
+        let metrics = MetricsPipeline::prometheus_only();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let config = QueueConfig {
+            capacity: 100,
+            max_batch: 3,
+            interval: Duration::from_secs(3600),
+        };
+        let queue = Queue::start(
+            config,
+            counter(&metrics),
+            "traces",
+            move |batch: Vec<u32>| {
+                let _ = tx.send(batch);
+                async {}
+            },
+        );
+        queue.push(0);
+        queue.push(1);
+        let early = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
+        assert!(early.is_err(), "a partial batch went out early: {early:?}");
+        queue.push(2);
+        let full = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(full.ok().flatten(), Some(vec![0, 1, 2]));
+        queue.push(3);
+        drop(queue);
+        // The task sees the closed queue, exports what is left and ends,
+        // dropping the exporter (and its sender) with it.
+        let rest = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(rest.ok().flatten(), Some(vec![3]));
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(end.ok(), Some(None), "the export task is still running");
+    }
+
     /// An exporter that never returns fills the queue; further items are
     /// dropped and counted, and pushing never waits.
     #[tokio::test]
