@@ -187,7 +187,6 @@ async fn drain<T, F, Fut>(
 mod tests {
     use super::*;
     use crate::MetricsPipeline;
-    use std::sync::{Arc, Mutex};
 
     fn counter(metrics: &MetricsPipeline) -> Counter<u64> {
         metrics
@@ -196,13 +195,12 @@ mod tests {
             .build()
     }
 
-    /// Items arrive in order and in batches; a flush exports a partial batch
-    /// at once.
-    #[tokio::test]
-    async fn batches_and_flushes() {
-        let metrics = MetricsPipeline::prometheus_only();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&seen);
+    /// A queue of batches of three, paced by the hour (so only a full
+    /// batch, a flush or the end sends one), and the batches it exports.
+    fn batches_of_three(
+        metrics: &MetricsPipeline,
+    ) -> (Queue<u32>, mpsc::UnboundedReceiver<Vec<u32>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let config = QueueConfig {
             capacity: 100,
             max_batch: 3,
@@ -210,18 +208,30 @@ mod tests {
         };
         let queue = Queue::start(
             config,
-            counter(&metrics),
+            counter(metrics),
             "traces",
             move |batch: Vec<u32>| {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(batch);
+                let _ = tx.send(batch);
                 async {}
             },
         );
+        (queue, rx)
+    }
+
+    /// Items arrive in order and in batches; a flush exports a partial batch
+    /// at once.
+    #[tokio::test]
+    async fn batches_and_flushes() {
+        let metrics = MetricsPipeline::prometheus_only();
+        let (queue, mut rx) = batches_of_three(&metrics);
         for i in 0..4 {
             queue.push(i);
         }
         queue.flush(Duration::from_secs(5)).await;
-        let batches = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut batches = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            batches.push(batch);
+        }
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3]]);
     }
 
@@ -230,21 +240,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_batch_wakes_the_task() {
         let metrics = MetricsPipeline::prometheus_only();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let config = QueueConfig {
-            capacity: 100,
-            max_batch: 3,
-            interval: Duration::from_secs(3600),
-        };
-        let queue = Queue::start(
-            config,
-            counter(&metrics),
-            "traces",
-            move |batch: Vec<u32>| {
-                let _ = tx.send(batch);
-                async {}
-            },
-        );
+        let (queue, mut rx) = batches_of_three(&metrics);
         queue.push(0);
         queue.push(1);
         let early = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
