@@ -43,7 +43,14 @@ impl TraceIds {
     #[inline]
     pub fn traceparent(&self) -> [u8; 55] {
         let mut parent = [0u8; 55];
-        self.write_value(&mut parent);
+        parent[..3].copy_from_slice(b"00-");
+        let trace = u128::from_be_bytes(self.trace_id.to_bytes());
+        parent[3..19].copy_from_slice(&hex16((trace >> 64) as u64));
+        parent[19..35].copy_from_slice(&hex16(trace as u64));
+        parent[35] = b'-';
+        parent[36..52].copy_from_slice(&hex16(u64::from_be_bytes(self.span_id.to_bytes())));
+        parent[52] = b'-';
+        parent[53..55].copy_from_slice(if self.sampled { b"01" } else { b"00" });
         parent
     }
 
@@ -53,24 +60,9 @@ impl TraceIds {
     pub fn field_line(&self) -> [u8; FIELD_LINE] {
         let mut line = [0u8; FIELD_LINE];
         line[..13].copy_from_slice(b"traceparent: ");
-        let (value, end) = line[13..].split_at_mut(55);
-        if let Ok(value) = <&mut [u8; 55]>::try_from(value) {
-            self.write_value(value);
-        }
-        end.copy_from_slice(b"\r\n");
+        line[13..68].copy_from_slice(&self.traceparent());
+        line[68..].copy_from_slice(b"\r\n");
         line
-    }
-
-    #[inline]
-    fn write_value(&self, parent: &mut [u8; 55]) {
-        parent[..3].copy_from_slice(b"00-");
-        let trace = u128::from_be_bytes(self.trace_id.to_bytes());
-        parent[3..19].copy_from_slice(&hex16((trace >> 64) as u64));
-        parent[19..35].copy_from_slice(&hex16(trace as u64));
-        parent[35] = b'-';
-        parent[36..52].copy_from_slice(&hex16(u64::from_be_bytes(self.span_id.to_bytes())));
-        parent[52] = b'-';
-        parent[53..55].copy_from_slice(if self.sampled { b"01" } else { b"00" });
     }
 }
 
