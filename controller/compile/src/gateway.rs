@@ -11,6 +11,7 @@ use crate::backends::Referrer;
 use crate::certificates::resolve_certificates;
 use crate::conditions::{Problem, Stamp, reasons, types};
 use crate::frontend_tls::FrontendTls;
+use crate::gateway_parameters::gateway_settings;
 use crate::gatewayclass::ClassOutcome;
 use crate::listeners::{ListenerPlan, plan_listeners};
 use crate::options::CompileOptions;
@@ -36,10 +37,12 @@ pub(crate) struct GatewayPlan {
     pub(crate) stamp: Stamp,
     /// The class's problem when it is not accepted.
     pub(crate) class_problem: Option<Problem>,
-    /// A `spec.infrastructure.parametersRef` that does not resolve
+    /// A `spec.infrastructure.parametersRef` that does not resolve, or
+    /// whose GatewayConfig holds a value that cannot be served
     /// (`InvalidParameters`: Accepted False).
     pub(crate) parameters_problem: Option<Problem>,
-    /// Settings from the class.
+    /// Settings from the class, overridden by the Gateway's own
+    /// GatewayConfig (`gateway_parameters`).
     pub(crate) settings: Settings,
     /// IP addresses to bind, in manifest order without duplicates.
     pub(crate) addresses: Vec<String>,
@@ -76,6 +79,7 @@ pub(crate) fn compile_gateway(
     options: &CompileOptions,
     stamp: &Stamp,
 ) -> GatewayPlan {
+    let (settings, parameters_problem) = gateway_settings(resources, gateway, class);
     let mut plan = GatewayPlan {
         namespace: gateway.metadata.namespace.clone().unwrap_or_default(),
         name: gateway.metadata.name.clone().unwrap_or_default(),
@@ -86,8 +90,8 @@ pub(crate) fn compile_gateway(
                 format!("GatewayClass {class_name} is not accepted: {}", p.message),
             )
         }),
-        parameters_problem: infrastructure_parameters(resources, gateway),
-        settings: class.settings.clone(),
+        parameters_problem,
+        settings,
         addresses: Vec::new(),
         address_unsupported: None,
         address_unusable: None,
@@ -125,35 +129,6 @@ pub(crate) fn compile_gateway(
         plan.addresses = vec![options.bind_address.clone()];
     }
     plan
-}
-
-/// Checks a Gateway's own `spec.infrastructure.parametersRef`: it must
-/// name a `tollgate.dev` GatewayConfig in the Gateway's namespace that
-/// exists (the Gateway API asks for `Accepted: False`, reason
-/// `InvalidParameters`, otherwise). Its `kubernetes` settings are read by
-/// the operator.
-fn infrastructure_parameters(resources: &Resources, gateway: &Gateway) -> Option<Problem> {
-    let r = gateway
-        .spec
-        .infrastructure
-        .as_ref()?
-        .parameters_ref
-        .as_ref()?;
-    let invalid = |m: String| Some(Problem::new(reasons::INVALID_PARAMETERS, m));
-    if r.group != tollgate_crds::GROUP || r.kind != "GatewayConfig" {
-        return invalid(format!(
-            "infrastructure.parametersRef must name a GatewayConfig of group {}, not kind {} of group {:?}",
-            tollgate_crds::GROUP,
-            r.kind,
-            r.group
-        ));
-    }
-    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
-    let key = format!("{namespace}/{}", r.name);
-    match resources.gateway_configs.get(&key) {
-        Some(_) => None,
-        None => invalid(format!("GatewayConfig {key} does not exist")),
-    }
 }
 
 /// What `plan_tls` reads besides the listener.

@@ -13,7 +13,8 @@ use crate::tls_options::defaults_from;
 use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
 };
-use tollgate_crds::{GROUP, GatewayConfigSpec, RetryConfig, TelemetryConfig};
+use std::sync::Arc;
+use tollgate_crds::{GROUP, GatewayConfig, GatewayConfigSpec, RetryConfig, TelemetryConfig};
 use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings, TlsOptions};
 
 /// What compile knows about one of Tollgate's GatewayClasses.
@@ -21,8 +22,14 @@ use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings,
 pub(crate) struct ClassOutcome {
     /// Why the class is not accepted; `None` when it is.
     pub(crate) problem: Option<Problem>,
-    /// Settings for every Gateway of the class.
+    /// Settings for every Gateway of the class that names no GatewayConfig
+    /// of its own.
     pub(crate) settings: Settings,
+    /// The class's GatewayConfig when the class is accepted with one. A
+    /// Gateway's own GatewayConfig is laid over it field by field
+    /// (`gateway_parameters`); `settings` cannot serve for that, since they
+    /// no longer tell a default from a value that was set.
+    pub(crate) config: Option<Arc<GatewayConfig>>,
     /// TLS defaults for the HTTPS listeners of the class's Gateways.
     pub(crate) tls_defaults: TlsOptions,
     /// The class's status.
@@ -52,13 +59,14 @@ pub(crate) fn compile_gateway_class(
         reasons::SUPPORTED_VERSION,
         "Gateway API version is supported",
     );
-    let (problem, (settings, tls_defaults)) = match resolved {
+    let (problem, (settings, tls_defaults, config)) = match resolved {
         Ok(resolved) => (None, resolved),
-        Err(p) => (Some(p), (Settings::default(), TlsOptions::default())),
+        Err(p) => (Some(p), (Settings::default(), TlsOptions::default(), None)),
     };
     ClassOutcome {
         problem,
         settings,
+        config,
         tls_defaults,
         status: GatewayClassStatus {
             conditions: Some(vec![accepted, supported]),
@@ -133,12 +141,12 @@ pub(crate) const SUPPORTED_FEATURES: &[&str] = &[
     "TLSRoute",
 ];
 
-fn resolve_parameters(
-    resources: &Resources,
-    class: &GatewayClass,
-) -> Result<(Settings, TlsOptions), Problem> {
+/// The class's settings, TLS defaults and GatewayConfig.
+type Resolved = (Settings, TlsOptions, Option<Arc<GatewayConfig>>);
+
+fn resolve_parameters(resources: &Resources, class: &GatewayClass) -> Result<Resolved, Problem> {
     let Some(r) = &class.spec.parameters_ref else {
-        return Ok((Settings::default(), TlsOptions::default()));
+        return Ok((Settings::default(), TlsOptions::default(), None));
     };
     let invalid = |m: String| Problem::new(reasons::INVALID_PARAMETERS, m);
     if r.group != GROUP || r.kind != "GatewayConfig" {
@@ -166,7 +174,7 @@ fn resolve_parameters(
             settings.redis = redis
                 .map(|r| crate::redis_settings::redis_from(resources, ns, r))
                 .transpose()?;
-            Ok((settings, tls))
+            Ok((settings, tls, Some(Arc::clone(config))))
         }
         None => Err(invalid(format!("GatewayConfig {key} does not exist"))),
     }

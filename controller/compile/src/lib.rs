@@ -30,6 +30,7 @@ mod endpoints;
 mod filters;
 mod frontend_tls;
 mod gateway;
+mod gateway_parameters;
 mod gatewayclass;
 mod grpcroute;
 mod hostname;
