@@ -3,6 +3,7 @@
 //! Tollgate serves its metrics in the Prometheus text exposition format
 //! (version 0.0.4). Tests parse the page and ask for one series' value, a
 //! histogram's buckets, or how many series a prefix has (cardinality).
+//! [`promql`] checks that a dashboard query's labels are on its metrics.
 //!
 //! The parser is written here, strict, rather than taken from crates.io:
 //! `prometheus-parse` 0.2 splits label values at `,` and `=` and keeps
@@ -18,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 mod parse;
+pub mod promql;
 
 pub use parse::parse;
 use parse::parse_float;

@@ -1,12 +1,15 @@
-//! The Grafana dashboard in `deploy/grafana/` asks only for metrics
-//! Tollgate really exports.
+//! The Grafana dashboard in `deploy/grafana/` asks only for metrics and
+//! labels Tollgate really exports.
 //!
 //! A cluster is driven through everything the dashboard plots — traffic,
 //! a gateway-made 404, a backend refusing connections, an API server
 //! restart (watch restarts), a collector that is not there (dropped
 //! spans) — and both admin ports of the real controller (with its
-//! in-process data plane) are scraped; every metric named in a panel query
-//! must be among the samples.
+//! in-process data plane) are scraped. Every metric a panel query or a
+//! variable query selects must be among the samples, and every label the
+//! query filters or groups it on must be on at least one of its series:
+//! a label that is not there does not fail in Grafana, the panel is just
+//! empty (or one unlabelled line).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,89 +18,118 @@ use crate::common;
 use common::k8s::*;
 use common::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use tollgate_e2e::prometheus::promql::{self, Exported, Selector};
 use tollgate_e2e::{Echo, HttpClient, free_port, prometheus, workspace_dir};
 
-/// Every metric name the dashboard's queries use.
-fn dashboard_metrics() -> BTreeSet<String> {
-    let path = workspace_dir().join("deploy/grafana/tollgate.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut exprs = Vec::new();
-    collect_exprs(&dashboard, &mut exprs);
-    assert!(exprs.len() >= 15, "too few queries found: {exprs:?}");
-    exprs.iter().flat_map(|e| metric_names(e)).collect()
+/// One dashboard query: where it is (for the failure message) and what it
+/// selects.
+struct Query {
+    place: String,
+    selectors: Vec<Selector>,
 }
 
-fn collect_exprs(value: &Value, out: &mut Vec<String>) {
+/// Every query of the dashboard: panel targets (rows' nested panels
+/// included) and query variables.
+fn dashboard_queries() -> Vec<Query> {
+    let path = workspace_dir().join("deploy/grafana/tollgate.json");
+    let text = std::fs::read_to_string(path).expect("the dashboard is readable");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    panel_queries(&dashboard["panels"], &mut queries);
+    let targets = queries.len();
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if variable["type"] != "query" {
+            continue;
+        }
+        // Grafana writes the query as a string, or (newer) as an object.
+        let query = &variable["query"];
+        let query = query
+            .as_str()
+            .or(query["query"].as_str())
+            .unwrap_or_default();
+        let place = format!("variable ${}", variable["name"].as_str().unwrap_or("?"));
+        let selectors = promql::label_values(query).unwrap_or_else(|e| panic!("{place}: {e}"));
+        queries.push(Query { place, selectors });
+    }
+    // The walk above must not miss a query stored somewhere unexpected.
+    let mut exprs = 0;
+    count_exprs(&dashboard, &mut exprs);
+    assert_eq!(targets, exprs, "panel targets found vs `expr` fields");
+    assert!(targets >= 15, "too few queries found: {targets}");
+    assert!(queries.len() > targets, "no variable query found");
+    queries
+}
+
+fn panel_queries(panels: &Value, out: &mut Vec<Query>) {
+    for panel in panels.as_array().into_iter().flatten() {
+        panel_queries(&panel["panels"], out);
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let place = format!(
+                "panel {} {} target {}",
+                panel["id"], panel["title"], target["refId"]
+            );
+            let expr = target["expr"].as_str().unwrap_or_default();
+            let selectors = promql::selectors(expr).unwrap_or_else(|e| panic!("{place}: {e}"));
+            out.push(Query { place, selectors });
+        }
+    }
+}
+
+fn count_exprs(value: &Value, count: &mut usize) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
                 match (k.as_str(), v) {
-                    ("expr", Value::String(e)) => out.push(e.clone()),
-                    _ => collect_exprs(v, out),
+                    ("expr", Value::String(_)) => *count += 1,
+                    _ => count_exprs(v, count),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| count_exprs(v, count)),
         _ => {}
     }
 }
 
-/// The metric names in a PromQL expression: identifiers outside label
-/// matchers (`{...}`) and grouping clauses (`by (...)`) that name
-/// Tollgate's or the HTTP conventions' metrics.
-fn metric_names(expr: &str) -> Vec<String> {
-    let mut cleaned = String::new();
-    let mut depth = 0;
-    for c in expr.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            _ if depth > 0 => {}
-            _ => cleaned.push(c),
-        }
-    }
-    for clause in ["by (", "without ("] {
-        while let Some(start) = cleaned.find(clause) {
-            let end = cleaned[start..]
-                .find(')')
-                .map_or(cleaned.len(), |e| start + e + 1);
-            cleaned.replace_range(start..end, " ");
-        }
-    }
-    cleaned
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|t| t.starts_with("tollgate_") || t.starts_with("http_"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The sample names both admin ports serve now.
-async fn scraped(ctl: &Controller) -> BTreeSet<String> {
+/// What both admin ports export now.
+async fn scraped(ctl: &Controller) -> Exported {
     let client = HttpClient::http1();
-    let mut names = BTreeSet::new();
+    let mut scrapes = Vec::new();
     for admin in [&ctl.admin, &ctl.dataplane_admin] {
         let reply = client.get(&format!("{admin}/metrics")).await.unwrap();
         assert_eq!(reply.status, 200);
-        let scrape = prometheus::parse(&reply.text()).unwrap();
-        names.extend(scrape.names().into_iter().map(str::to_string));
+        scrapes.push(prometheus::parse(&reply.text()).unwrap());
     }
-    names
+    Exported::new(&scrapes)
 }
 
-/// The query names are parsed as metrics, not as labels or functions.
+/// Each way a query asks for what the scrape lacks, as `place: reason`.
+fn problems(queries: &[Query], exported: &Exported) -> Vec<String> {
+    queries
+        .iter()
+        .flat_map(|q| {
+            q.selectors
+                .iter()
+                .flat_map(|s| exported.check(s))
+                .map(|m| format!("{}: {m}", q.place))
+        })
+        .collect()
+}
+
+/// The committed dashboard parses: every query is one the check follows.
 #[test]
-fn query_names_are_metric_names() {
-    let names = metric_names(
-        "histogram_quantile(0.99, sum by (le, tollgate_route) (rate(http_server_request_duration_seconds_bucket{tollgate_gateway=~\"$gateway\"}[5m])))",
-    );
-    assert_eq!(names, ["http_server_request_duration_seconds_bucket"]);
+fn every_dashboard_query_is_checkable() {
+    let queries = dashboard_queries();
+    assert!(queries.iter().all(|q| !q.selectors.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_names_an_exported_metric() {
-    let wanted = dashboard_metrics();
+    let queries = dashboard_queries();
     let echo = Echo::start("echo-a").await.unwrap();
     let dead_port = free_port().unwrap();
     let server = cluster().await;
@@ -147,22 +179,16 @@ async fn every_dashboard_query_names_an_exported_metric() {
     .await;
 
     let start = Instant::now();
-    let missing = loop {
-        let have = scraped(&ctl).await;
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|name| !have.contains(name.as_str()))
-            .collect();
-        if missing.is_empty() {
-            break missing;
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            break missing;
+    let problems = loop {
+        let problems = problems(&queries, &scraped(&ctl).await);
+        if problems.is_empty() || start.elapsed() > Duration::from_secs(15) {
+            break problems;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(
-        missing.is_empty(),
-        "the dashboard asks for metrics Tollgate does not export: {missing:?}"
+        problems.is_empty(),
+        "the dashboard asks for what Tollgate does not export:\n  {}",
+        problems.join("\n  ")
     );
 }
