@@ -18,6 +18,14 @@ use thiserror::Error;
 /// Header naming the [`ErrorKind`] on every error the gateway answers itself.
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-tollgate-error");
 
+/// The response extension that marks an answer the gateway made itself,
+/// with its kind. Telemetry reads `error.type` from this, never from the
+/// `x-tollgate-error` header: a backend's response may carry that header
+/// too (its own, or another Tollgate's further in), and a backend's 404
+/// must not be counted as the gateway's `routing` error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatewayError(pub ErrorKind);
+
 const PLAIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 /// Which stage failed, and so which status the client gets.
@@ -382,6 +390,7 @@ pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
     let headers = response.headers_mut();
     headers.insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
     error.add_headers(headers);
+    response.extensions_mut().insert(GatewayError(kind));
     response
 }
 

@@ -101,7 +101,8 @@ pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
     // Everything the HTTP answer carries (`x-tollgate-error`, a
     // `WWW-Authenticate` challenge, `Retry-After`, rate-limit headers)
     // but its body's framing.
-    let mut headers = http.into_parts().0.headers;
+    let parts = http.into_parts().0;
+    let mut headers = parts.headers;
     headers.remove(http::header::CONTENT_LENGTH);
     headers.insert(CONTENT_TYPE, GRPC_CONTENT_TYPE);
     headers.insert(GRPC_STATUS, HeaderValue::from(code_for(error.kind())));
@@ -110,6 +111,7 @@ pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
         headers.insert(GRPC_MESSAGE, message);
     }
     *response.headers_mut() = headers;
+    *response.extensions_mut() = parts.extensions;
     response
 }
 

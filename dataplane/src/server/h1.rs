@@ -30,11 +30,12 @@ use super::headclock::HeadClock;
 use super::lifecycle::{finish, log_end, millis, stop_signal};
 use super::prefixed::Prefixed;
 use super::rest::{Rest, RestIo};
-use super::service::{ConnCtx, Infallibly, bad_request, dispatch};
+use super::service::{ConnCtx, Infallibly, dispatch, refuse};
 use super::transport::Transport;
 use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
 use crate::boxed::pin_in_place;
+use crate::head_facts::HeadFacts;
 use crate::proxy::{head_is_valid, offers_websocket};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, Either, OptionFuture};
@@ -286,12 +287,14 @@ fn h1_request(
     let rare = |future: BoxFuture<'static, Response<ProxyBody>>| Either::Left(future);
     match (framing, upgrades.pending) {
         (Framing::Ambiguous, _) => {
-            tracing::debug!(peer = %ctx.info.peer, "both Content-Length and Transfer-Encoding");
-            rare(Box::pin(ready(bad_request())))
+            let reason = "both Content-Length and Transfer-Encoding";
+            let facts = HeadFacts::read(req.headers());
+            rare(Box::pin(ready(refuse(&ctx, &req, &facts, reason))))
         }
         (Framing::Unfollowed, _) => {
-            tracing::debug!(peer = %ctx.info.peer, "request framing was not followed");
-            rare(Box::pin(ready(bad_request())))
+            let reason = "request framing was not followed";
+            let facts = HeadFacts::read(req.headers());
+            rare(Box::pin(ready(refuse(&ctx, &req, &facts, reason))))
         }
         // An offer is accepted only for a head plain HTTP/1.1 would serve;
         // otherwise it is declined and the pipeline answers as it would

@@ -10,6 +10,7 @@ use super::conn_settings::ConnSettings;
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{DownstreamBody, ProxyBody, empty};
+use crate::error::{ERROR_HEADER, ErrorKind, GatewayError};
 use crate::head_facts::HeadFacts;
 use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
@@ -90,8 +91,7 @@ pub(crate) async fn dispatch_with<B: Into<DownstreamBody>>(
     let mut exchange = {
         let facts = HeadFacts::read(req.headers());
         if let Some(reason) = facts.refusal {
-            tracing::debug!(peer = %info.peer, reason, "rejected request");
-            return bad_request();
+            return refuse(&ctx, &req, &facts, reason);
         }
         let obs = ctx.telemetry.observability();
         Exchange::begin(
@@ -138,12 +138,38 @@ impl<F: Future<Output = Response<ProxyBody>>> Future for Infallibly<F> {
     }
 }
 
+/// Answers a request refused before routing (`reason`: what is wrong with
+/// its head, `facts` read from it) with [`bad_request`], recorded like any
+/// other request: a client sending bad heads shows in the request metrics
+/// as `bad-request`.
+pub(crate) fn refuse<B>(
+    ctx: &ConnCtx,
+    req: &Request<B>,
+    facts: &HeadFacts,
+    reason: &str,
+) -> Response<ProxyBody> {
+    let info = &ctx.info;
+    tracing::debug!(peer = %info.peer, reason, "rejected request");
+    let runtime = ctx.runtime.load_full();
+    let obs = ctx.telemetry.observability();
+    let exchange = Exchange::begin(
+        obs,
+        Some(&runtime),
+        (req, facts),
+        info.scheme,
+        Some(info.peer),
+    );
+    exchange.answered(bad_request())
+}
+
 /// A `400 Bad Request` that also ends the connection.
 pub(crate) fn bad_request() -> Response<ProxyBody> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::BAD_REQUEST;
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let kind = ErrorKind::BadRequest;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
+    response.extensions_mut().insert(GatewayError(kind));
     response
 }

@@ -26,7 +26,7 @@ use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
 use crate::clock::Ticks;
-use crate::error::ERROR_HEADER;
+use crate::error::GatewayError;
 use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use http::header::HOST;
@@ -189,6 +189,12 @@ impl Exchange {
         self.settings.as_ref().map(|r| r.telemetry())
     }
 
+    /// Whether spans and log lines may carry query strings (`recordQuery`:
+    /// off by default, as queries carry tokens).
+    pub(crate) fn records_query(&self) -> bool {
+        self.telemetry().is_some_and(|t| t.record_query)
+    }
+
     /// Records what routing chose and plans the server span (the sampling
     /// decision uses the rule's ratio, else the Gateway's, else the
     /// environment's).
@@ -271,21 +277,15 @@ impl Exchange {
         // The gateway's own answers are all 4xx or 5xx, or gRPC failures
         // (200 with a non-zero `grpc-status`): a success or a redirect is
         // not looked up for its label.
-        let grpc_failed = self
-            .grpc
-            .as_ref()
-            .is_some_and(|c| c.status().unwrap_or(0) != 0);
-        let failed = self.status >= 400 || grpc_failed;
-        self.error = failed
-            .then(|| response.headers().get(ERROR_HEADER))
-            .flatten()
-            .and_then(|v| labels::error_label(v.as_bytes()))
-            .or_else(|| {
-                response
-                    .status()
-                    .is_server_error()
-                    .then(|| status_label(self.status))
-            });
+        // The gateway's own answers carry their kind as an extension; a
+        // backend's `x-tollgate-error` header is the backend's business.
+        self.error = match response.extensions().get::<GatewayError>() {
+            Some(GatewayError(kind)) => Some(kind.label()),
+            None => response
+                .status()
+                .is_server_error()
+                .then(|| status_label(self.status)),
+        };
         if let (Some(detail), Some(t)) = (
             &mut self.detail,
             self.settings.as_ref().map(|r| r.telemetry()),
@@ -316,7 +316,21 @@ impl Exchange {
     }
 
     /// Records the finished request: `sent` body bytes went out.
-    pub(crate) fn finish(self, sent: u64) {
+    pub(crate) fn finish(mut self, sent: u64) {
+        self.record(sent);
+        // Recorded: nothing is left for `drop` to do.
+        self.obs = None;
+    }
+
+    /// Records `response`, which the gateway made before the request was
+    /// served (a refused head), as the whole exchange, and returns it.
+    pub(crate) fn answered<B>(mut self, response: Response<B>) -> Response<B> {
+        self.respond(&response);
+        self.finish(0);
+        response
+    }
+
+    fn record(&self, sent: u64) {
         let (Some(obs), Some(runtime)) = (&self.obs, &self.settings) else {
             return;
         };
@@ -361,5 +375,22 @@ impl Exchange {
     /// The wall-clock time the request started (converted once).
     pub(super) fn wall_start(&mut self) -> SystemTime {
         *self.wall.get_or_insert_with(|| wall_clock_at(self.started))
+    }
+}
+
+/// `error.type` of a request whose client went away before its response
+/// was out (the connection closed or the stream was reset while it was
+/// being served, or a drain's deadline cut it): nginx's 499.
+pub(crate) const CLIENT_CLOSED: &str = "client-closed";
+
+impl Drop for Exchange {
+    /// A request dropped unfinished still leaves the in-flight count, and
+    /// is recorded (duration, span, log line) as [`CLIENT_CLOSED`]: with
+    /// no status when no response had been chosen yet.
+    fn drop(&mut self) {
+        if self.obs.is_some() {
+            self.error = Some(CLIENT_CLOSED);
+            self.record(0);
+        }
     }
 }

@@ -62,6 +62,7 @@ mod standalone_tunnels;
 mod standalone_websocket;
 mod telemetry_collector;
 mod telemetry_dataplane;
+mod telemetry_edges;
 mod telemetry_logs;
 mod telemetry_metrics;
 mod telemetry_support;

@@ -125,6 +125,11 @@ async fn traces_end_to_end(name: &str, protocol: Protocol) {
     );
     assert_eq!(upstream.int_attr("http.response.status_code"), Some(200));
     assert_eq!(upstream.str_attr("http.request.method"), Some("GET"));
+    // The URL sent: the endpoint and path, without the query (recordQuery
+    // is off).
+    let full = format!("http://127.0.0.1:{}/shop/cart", echo.port());
+    assert_eq!(upstream.str_attr("url.full"), Some(full.as_str()));
+    assert_eq!(upstream.status, StatusCode::Unset, "{upstream:#?}");
 
     // The backend saw the gateway's client span as its parent, and the baggage.
     let upstream_parent = seen.header("traceparent").unwrap_or_default().to_string();

@@ -31,7 +31,10 @@ impl Pipeline<'_> {
         upgrade: Option<(&Offer, &str)>,
         exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let attempt = exchange.attempt(&mut headers).resent(resends);
+        let mut attempt = exchange.attempt(&mut headers).resent(resends);
+        if attempt.sampled() {
+            attempt.set_url(url_full(ctx, endpoint, exchange.records_query()));
+        }
         let mut upstream = upstream_request(ctx, endpoint, headers, body)?;
         if let Some((offer, backend)) = upgrade {
             offer.prepare(&mut upstream, endpoint.protocol, backend)?;
@@ -151,6 +154,18 @@ impl retry::Attempt for Leg<'_, '_> {
 /// The request to send to `endpoint`: the context's method, path and query,
 /// `headers`, and `Host` as received or rewritten (the endpoint when the
 /// client named no host, since HTTP/1.1 requires one).
+/// The absolute URL an attempt sends to (`url.full` of its client span):
+/// the endpoint's address, the path as rewritten, and the query only when
+/// the Gateway records queries.
+fn url_full(ctx: &RequestContext<'_>, endpoint: &Endpoint, with_query: bool) -> String {
+    let scheme = endpoint.absolute_scheme();
+    let scheme = scheme.as_ref().map_or("http", |s| s.as_str());
+    match ctx.query.as_deref().filter(|_| with_query) {
+        Some(query) => format!("{scheme}://{}{}?{query}", endpoint.authority, ctx.path),
+        None => format!("{scheme}://{}{}", endpoint.authority, ctx.path),
+    }
+}
+
 pub(super) fn upstream_request(
     ctx: &RequestContext<'_>,
     endpoint: &Endpoint,

@@ -26,9 +26,22 @@ pub(crate) struct Attempt {
     /// The trace context fields the upstream request carries, when the
     /// client writes them itself.
     pub(super) trace: Option<TraceLine>,
+    /// `url.full` of the upstream request, set for a sampled span only.
+    pub(super) url: Option<String>,
 }
 
 impl Attempt {
+    /// Whether the attempt's client span will be written (then it wants
+    /// its [`Attempt::set_url`]).
+    pub(crate) fn sampled(&self) -> bool {
+        self.span.as_ref().is_some_and(Planned::sampled)
+    }
+
+    /// The upstream request's absolute URL, for the span's `url.full`.
+    pub(crate) fn set_url(&mut self, url: String) {
+        self.url = Some(url);
+    }
+
     /// The trace context fields for the upstream client to write into the
     /// request head (`None`: nothing to add, or already in the headers).
     pub(crate) fn trace(&self) -> Option<&TraceLine> {
@@ -64,6 +77,7 @@ impl Exchange {
             span,
             resend_count: 0,
             trace,
+            url: None,
         }
     }
 
@@ -92,10 +106,18 @@ impl Exchange {
                 KeyValue::new("tollgate.gateway", t.gateway.clone()),
             ];
             match outcome {
-                Ok(status) => attrs.push(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(status),
-                )),
+                Ok(status) => {
+                    attrs.push(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(status),
+                    ));
+                    // A client counts 4xx as failures too (the HTTP
+                    // conventions' client span status); the status is
+                    // the `error.type`.
+                    if status >= 400 {
+                        attrs.push(KeyValue::new("error.type", status.to_string()));
+                    }
+                }
                 Err(error) => attrs.push(KeyValue::new("error.type", error)),
             }
             attrs
@@ -123,6 +145,9 @@ impl Exchange {
                     i64::from(attempt.resend_count),
                 ));
             }
+            if let Some(url) = attempt.url {
+                attrs.push(KeyValue::new("url.full", url));
+            }
             spans::write(
                 &obs.traces,
                 Finished {
@@ -132,7 +157,10 @@ impl Exchange {
                     start,
                     end: start + took,
                     attributes: attrs,
-                    error: outcome.err().map(str::to_string),
+                    error: match outcome {
+                        Ok(status) => (status >= 400).then(|| status.to_string()),
+                        Err(error) => Some(error.to_string()),
+                    },
                 },
                 &self.parent,
             );

@@ -41,10 +41,13 @@ impl Exchange {
             "url.scheme",
             SCHEMES[usize::from(self.scheme_index) % SCHEMES.len()],
         ));
-        attrs.push(KeyValue::new(
-            "http.response.status_code",
-            i64::from(self.status),
-        ));
+        // Absent when no response was sent (the client went away first).
+        if self.status != 0 {
+            attrs.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(self.status),
+            ));
+        }
         attrs.push(KeyValue::new(
             "network.protocol.version",
             labels::protocol_version(self.version),
