@@ -81,7 +81,8 @@ pub struct GatewayConfigSpec {
     /// connections forever. 0 means no limit. Default 3600 (one hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_idle_timeout_seconds: Option<u32>,
-    /// Traces, access log and recorded headers for this class's Gateways.
+    /// Traces, access log and recorded headers for this class's Gateways
+    /// (a Gateway's own GatewayConfig overrides them field by field).
     /// Where the telemetry goes (the OTLP collector) is the data plane's
     /// OTEL_* environment; this says what is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,7 +202,9 @@ pub struct ClientAddressConfig {
     pub trusted_cidrs: Option<Vec<String>>,
 }
 
-/// The retry budget of this class's Gateways, and the body kept for retries.
+/// The retry budget of this class's Gateways (a Gateway's own
+/// GatewayConfig overrides it field by field), and the body kept for
+/// retries.
 ///
 /// Each route rule of each data-plane replica may retry at most
 /// budgetPercent of the requests it received over the last
