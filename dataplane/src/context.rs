@@ -52,6 +52,9 @@ pub(crate) struct RequestContext<'r> {
     pub(crate) response_headers: Option<Box<HeaderMap>>,
     /// Hooks to run once the response is complete.
     pub(crate) completions: Vec<crate::stage::CompletionHook>,
+    /// Where stages that call out put their spans; `Some` only when the
+    /// request is sampled (`crate::telemetry::StageTrace`).
+    pub(crate) trace: Option<crate::telemetry::StageTrace>,
 }
 
 /// An authenticated caller: what authorization, rate-limit keys, access
@@ -160,6 +163,7 @@ pub(crate) mod tests {
             rate_limit: None,
             response_headers: None,
             completions: Vec::new(),
+            trace: None,
         }
     }
 

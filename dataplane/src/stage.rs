@@ -19,7 +19,12 @@
 //!
 //! A stage that calls out (JWKS, introspection, external auth, Redis)
 //! declares its timeout and its failure mode itself and reports a failed
-//! dependency as [`ProxyError::Dependency`] when it fails closed.
+//! dependency as [`ProxyError::Dependency`] when it fails closed. A call
+//! made for this one request is traced through the context's
+//! `trace` (`crate::telemetry::StageTrace`, present only when the request
+//! is sampled): open a span, send its `traceparent` when the protocol
+//! carries one, close it with the call's attributes; the exchange writes
+//! it as a child of the server span.
 
 use crate::body::ProxyBody;
 use crate::context::RequestContext;

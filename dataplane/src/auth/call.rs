@@ -8,6 +8,10 @@
 //! closed). Responses are read whole up to [`MAX_RESPONSE_BYTES`]: auth
 //! answers are small, and a service that sends more is broken.
 
+mod span;
+
+pub(crate) use span::CallSpan;
+
 use super::BuildContext;
 use crate::body::{BoxError, ProxyBody, full};
 use crate::upstream::{RoundRobin, TlsClient, TlsKey, tls_client};

@@ -22,7 +22,7 @@
 //! taken here, because oauth2-proxy's `/oauth2/auth` answers `202`.
 
 use super::BuildContext;
-use super::call::Call;
+use super::call::{Call, CallSpan};
 use super::ext_auth_grpc as grpc;
 use crate::body::full;
 use crate::context::RequestContext;
@@ -131,7 +131,15 @@ impl ExtAuthCall {
             .map_err(|_| format!("invalid check path for {}", call.uri()))?;
         *request.headers_mut() = self.selected(ctx);
         forwarding(ctx, request.headers_mut());
-        let answer = call.send(request).await.map_err(|e| e.to_string())?;
+        let span = CallSpan {
+            name: None,
+            purpose: "external-auth",
+            attributes: Vec::new(),
+        };
+        let answer = call
+            .send_traced(request, ctx.trace.as_mut(), span)
+            .await
+            .map_err(|e| e.to_string())?;
         if answer.status().is_success() {
             copy_to_backend(&self.headers_to_backend, answer.headers(), &mut ctx.headers);
             return Ok(Flow::Continue);
@@ -164,7 +172,15 @@ impl ExtAuthCall {
         let sent = request.headers_mut();
         sent.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         sent.insert(TE, HeaderValue::from_static("trailers"));
-        let answer = call.send(request).await.map_err(|e| e.to_string())?;
+        let span = CallSpan {
+            name: Some(grpc::CHECK_PATH.trim_start_matches('/').to_string()),
+            purpose: "external-auth",
+            attributes: grpc::span_attributes(),
+        };
+        let answer = call
+            .send_traced(request, ctx.trace.as_mut(), span)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = answer
             .headers()
             .get("grpc-status")

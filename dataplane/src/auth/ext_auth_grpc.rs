@@ -26,6 +26,16 @@ use std::collections::HashMap;
 /// The method path of `Check`.
 pub(crate) const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
+/// The RPC conventions' attributes of a check's span.
+pub(crate) fn span_attributes() -> Vec<opentelemetry::KeyValue> {
+    use opentelemetry::KeyValue;
+    vec![
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", "envoy.service.auth.v3.Authorization"),
+        KeyValue::new("rpc.method", "Check"),
+    ]
+}
+
 #[derive(Clone, PartialEq, Message)]
 struct CheckRequest {
     #[prost(message, optional, tag = "1")]

@@ -214,6 +214,7 @@ impl<'a> Pipeline<'a> {
             rate_limit: None,
             response_headers: None,
             completions: Vec::new(),
+            trace: exchange.stage_trace(),
         };
         // 3 stages: a CORS preflight is answered before authentication (a
         // browser sends no credentials with one), then auth
@@ -222,6 +223,9 @@ impl<'a> Pipeline<'a> {
         }
         if !route.stages.is_empty() {
             let flow = route.stages.on_request(&mut ctx).await;
+            if let Some(trace) = ctx.trace.take() {
+                exchange.stage_spans(trace);
+            }
             exchange.identified(ctx.client, ctx.principal.as_ref());
             if let Some(decision) = ctx.rate_limit {
                 exchange.rate_limited(decision);

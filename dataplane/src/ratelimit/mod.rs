@@ -22,6 +22,7 @@ mod redis;
 mod redis_breaker;
 mod redis_conn;
 mod redis_sentinel;
+mod redis_span;
 
 use crate::context::RequestContext;
 use crate::error::ProxyError;
@@ -164,7 +165,7 @@ impl RateLimitStage {
                             shadow: b.limit.shadow,
                         })
                         .collect();
-                    global.decide(&batch).await
+                    global.decide(&batch, ctx.trace.as_mut()).await
                 }
                 None => Err(redis::GlobalError::NotConfigured),
             };

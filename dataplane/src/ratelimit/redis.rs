@@ -26,6 +26,8 @@
 use super::gcra::{self, Decision, Shape};
 use super::redis_breaker::Breaker;
 use super::redis_conn::{Conn, Pool};
+use super::redis_span;
+use crate::telemetry::StageTrace;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,7 +165,11 @@ impl GlobalCounters {
     ///
     /// [`GlobalError`] when Redis cannot decide; the caller applies each
     /// limit's failure mode.
-    pub(crate) async fn decide(&self, asks: &[Ask<'_>]) -> Result<Vec<Decision>, GlobalError> {
+    pub(crate) async fn decide(
+        &self,
+        asks: &[Ask<'_>],
+        trace: Option<&mut StageTrace>,
+    ) -> Result<Vec<Decision>, GlobalError> {
         let now = Instant::now();
         if let Some(local) = self.answer_locally(asks, now) {
             return Ok(local);
@@ -186,7 +192,7 @@ impl GlobalCounters {
             self.release(asks);
             return Ok(local);
         }
-        let decided = self.decide_remote(asks, now).await;
+        let decided = self.decide_remote(asks, now, trace).await;
         if gate.is_some() {
             self.release(asks);
         }
@@ -216,9 +222,15 @@ impl GlobalCounters {
         &self,
         asks: &[Ask<'_>],
         now: Instant,
+        trace: Option<&mut StageTrace>,
     ) -> Result<Vec<Decision>, GlobalError> {
         self.breaker.admit(now)?;
+        // A sampled request's round trip is a span of its own.
+        let span = trace.as_deref().map(StageTrace::open);
         let result = tokio::time::timeout(self.timeout, self.call(asks, false)).await;
+        if let (Some(trace), Some(span)) = (trace, span) {
+            trace.close(span, redis_span::end(&result, asks.len()));
+        }
         let answers = match result {
             Ok(Ok(answers)) => answers,
             Ok(Err(error)) => {

@@ -14,6 +14,7 @@ mod grpc;
 mod identity;
 mod request;
 mod retry;
+mod stages;
 
 use attempt::Attempt;
 pub(crate) use request::RequestHead;

@@ -24,12 +24,14 @@ mod labels;
 mod runtime;
 mod sampling;
 mod spans;
+mod stage_trace;
 
 pub(crate) use body::ObservedBody;
 pub(crate) use exchange::{Exchange, RequestHead};
 pub(crate) use labels::{RouteLabels, shared};
 pub(crate) use runtime::RuntimeTelemetry;
 pub(crate) use sampling::RatioSampler;
+pub(crate) use stage_trace::{SpanEnd, StageTrace};
 
 use access_log::AccessLog;
 use instruments::Instruments;

@@ -65,5 +65,6 @@ mod telemetry_dataplane;
 mod telemetry_edges;
 mod telemetry_logs;
 mod telemetry_metrics;
+mod telemetry_stages;
 mod telemetry_support;
 mod telemetry_traces;
