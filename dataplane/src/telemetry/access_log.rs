@@ -7,6 +7,7 @@
 //! never a slower request. Application logs stay on stderr, so stdout
 //! carries only access-log lines.
 
+use super::exchange::split_host;
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::metrics::Counter;
@@ -150,6 +151,11 @@ fn write_lines(rx: &Receiver<String>, out: Box<dyn Write + Send>) {
     }
 }
 
+/// A body size as an attribute value (sizes beyond `i64` saturate).
+fn body_size(bytes: u64) -> AnyValue {
+    i64::try_from(bytes).unwrap_or(i64::MAX).into()
+}
+
 /// Sends `record` as an OTLP log record: the JSON line as body, the
 /// fields under their semantic-convention names as attributes.
 fn emit(
@@ -169,12 +175,26 @@ fn emit(
     let mut attrs: Vec<(&'static str, AnyValue)> = vec![
         ("http.request.method", r.method.to_string().into()),
         ("url.path", r.path.to_string().into()),
-        ("server.address", r.host.to_string().into()),
-        ("http.response.status_code", i64::from(r.status).into()),
         ("client.address", r.client_address.clone().into()),
+        ("network.protocol.version", r.protocol.into()),
+        ("http.request.body.size", body_size(r.bytes_in)),
+        ("http.response.body.size", body_size(r.bytes_out)),
         ("tollgate.gateway", r.gateway.to_string().into()),
     ];
+    // `host` is the `Host` value: the conventions split name and port.
+    let (address, port) = split_host(r.host);
+    if !address.is_empty() {
+        attrs.push(("server.address", address.to_string().into()));
+    }
+    if let Some(port) = port {
+        attrs.push(("server.port", i64::from(port).into()));
+    }
+    // No status when the client went away before the response.
+    if r.status != 0 {
+        attrs.push(("http.response.status_code", i64::from(r.status).into()));
+    }
     let optional = [
+        ("url.query", r.query),
         ("http.route", r.http_route),
         ("user_agent.original", r.user_agent),
         ("error.type", r.error_type),

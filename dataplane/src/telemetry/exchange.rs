@@ -18,7 +18,8 @@ mod stages;
 
 use attempt::Attempt;
 pub(crate) use request::RequestHead;
-use request::{Detail, shared_str, split_host, status_label, version_index, wall_clock_at};
+pub(crate) use request::split_host;
+use request::{Detail, shared_str, status_label, version_index, wall_clock_at};
 
 use super::Observability;
 use super::bound::RequestKey;

@@ -156,6 +156,14 @@ async fn access_log_on_stdout_and_over_otlp() {
             Some(&serde_json::json!(status))
         );
         assert_eq!(record.str_attr("client.address"), Some("127.0.0.1"));
+        // The Host value split as the conventions ask, not `host:port`.
+        assert_eq!(record.str_attr("server.address"), Some("127.0.0.1"));
+        assert!(record.attributes.contains_key("server.port"), "{record:#?}");
+        assert_eq!(record.str_attr("network.protocol.version"), Some("1.1"));
+        assert_eq!(
+            record.attributes.get("http.response.body.size"),
+            Some(&line["bytes_out"])
+        );
         assert_eq!(record.str_attr("user_agent.original"), Some("logs-test/2"));
         assert_eq!(record.str_attr("tollgate.gateway"), Some("default/gw"));
         if routed {

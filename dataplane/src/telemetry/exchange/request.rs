@@ -86,7 +86,7 @@ pub(super) fn shared_str(text: &Arc<str>) -> Value {
 
 /// `server.address` and `server.port` of a `Host` value: the name (an
 /// IPv6 address without its brackets) and the port, when one is given.
-pub(super) fn split_host(host: &str) -> (&str, Option<u16>) {
+pub(crate) fn split_host(host: &str) -> (&str, Option<u16>) {
     if let Some(rest) = host.strip_prefix('[') {
         return match rest.split_once(']') {
             Some((ip, port)) => (ip, port.strip_prefix(':').and_then(|p| p.parse().ok())),
