@@ -253,6 +253,7 @@ impl<'a> Pipeline<'a> {
         // 5 mirror
         let limits = BodyLimits::from_settings(&runtime.snapshot().settings);
         let body = RequestBody::new(body, limits).boxed_unsync();
+        let body = exchange.count_request_body(body);
         let body = self.send_mirrors(&mut ctx, body, exchange);
         // 6 balance
         let (choice, backend) = self.select_backend(route).map_err(at(&route.name))?;

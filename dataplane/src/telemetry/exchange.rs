@@ -22,20 +22,25 @@ pub(crate) use request::split_host;
 use request::{Detail, shared_str, status_label, version_index, wall_clock_at};
 
 use super::Observability;
+use super::body::CountedBody;
 use super::bound::RequestKey;
 use super::labels::{self, SCHEMES};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
+use crate::body::ProxyBody;
 use crate::clock::Ticks;
 use crate::error::GatewayError;
 use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use http::header::HOST;
 use http::{HeaderMap, Method, Request, Response, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use opentelemetry::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// What routing decided. The rule's labels stay in the runtime (found by
@@ -101,6 +106,9 @@ pub(crate) struct Exchange {
     /// does: a request without a body (a plain GET) is no sample of body
     /// sizes, and skipping it saves a histogram record on most requests.
     bytes_in: Option<u64>,
+    /// The bytes of a request body of undeclared length, counted as it
+    /// goes upstream when a log line or span will carry them.
+    counted_in: Option<Arc<AtomicU64>>,
     status: u16,
     error: Option<&'static str>,
     /// Indices of the method and scheme labels ([`labels::METHODS`],
@@ -144,6 +152,7 @@ impl Exchange {
             upstream: None,
             attempts: 0,
             bytes_in: facts.declared_length,
+            counted_in: None,
             status: 0,
             error: None,
             method_index,
@@ -306,6 +315,29 @@ impl Exchange {
     pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(call) = &mut self.grpc {
             call.observe(trailers);
+        }
+    }
+
+    /// `body`, counted on its way upstream when its request declared no
+    /// length (chunked) and a log line or sampled span will say how many
+    /// bytes came in; any other body passes through as it is.
+    pub(crate) fn count_request_body(&mut self, body: ProxyBody) -> ProxyBody {
+        let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);
+        if self.bytes_in.is_some() || body.is_end_stream() || !(self.logged || sampled) {
+            return body;
+        }
+        let count = Arc::new(AtomicU64::new(0));
+        self.counted_in = Some(Arc::clone(&count));
+        CountedBody::new(body, count).boxed_unsync()
+    }
+
+    /// The request body bytes a log line or span reports: the declared
+    /// length (plus a tunnel's bytes), else what was counted.
+    pub(super) fn bytes_received(&self) -> u64 {
+        match (self.bytes_in, &self.counted_in) {
+            (Some(bytes), _) => bytes,
+            (None, Some(count)) => count.load(Ordering::Relaxed),
+            (None, None) => 0,
         }
     }
 

@@ -61,6 +61,7 @@ mod standalone_tlsroute;
 mod standalone_tunnels;
 mod standalone_websocket;
 mod telemetry_collector;
+mod telemetry_controller;
 mod telemetry_dataplane;
 mod telemetry_edges;
 mod telemetry_logs;

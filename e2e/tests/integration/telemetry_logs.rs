@@ -252,3 +252,38 @@ async fn log_level_changes_at_run_time() {
     assert_eq!(reply.status, 200);
     assert_eq!(level(ctl.dataplane_admin.clone()).await, "info");
 }
+
+/// A chunked upload declares no length: its line counts the body bytes
+/// that went upstream (a declared `Content-Length` is taken as it is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_logs_its_bytes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = Echo::start("echo").await.unwrap();
+    let settings = "{accessLog: {enabled: true}}";
+    let manifests = [
+        ("base.yaml", base_with_telemetry(&[&echo], settings)),
+        ("routes.yaml", SHOP_ROUTES.to_string()),
+    ];
+    let ctl = start("access-log-chunked", &manifests, &[]).await;
+    let address = ctl.gateway.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = "POST /shop/upload HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\
+                   transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = conn.read_to_end(&mut answer);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let lines = wait_lines(&ctl.proc, 1).await;
+    let (text, line) = lines
+        .iter()
+        .find(|(_, v)| v["path"] == "/shop/upload")
+        .unwrap_or_else(|| panic!("no line for the upload: {lines:#?}"));
+    assert_eq!(line["method"], "POST", "{text}");
+    assert_eq!(line["bytes_in"], 11, "{text}");
+}

@@ -152,7 +152,7 @@ impl Exchange {
             endpoint: self.upstream.as_ref().map(|u| socket_string(u.endpoint)),
             status: self.status,
             grpc_status: self.grpc.as_ref().and_then(|c| c.status()),
-            bytes_in: self.bytes_in.unwrap_or(0),
+            bytes_in: self.bytes_received(),
             bytes_out: sent,
             duration_ms: took.as_secs_f64() * 1000.0,
             attempts: self.attempts,
