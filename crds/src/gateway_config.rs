@@ -336,6 +336,23 @@ pub struct TracingConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub sampling_ratio: Option<f64>,
+    /// Whether a client's trace decision is followed, replacing the kind
+    /// OTEL_TRACES_SAMPLER names for this Gateway (and its routes'
+    /// ratios): `ParentBasedTraceIdRatio` follows a client that sent a
+    /// trace context, sampled or not, and samples new traces at the
+    /// ratio; `TraceIdRatio` samples every trace by its id at the ratio,
+    /// whatever the client decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<TracingSampler>,
+}
+
+/// How a Gateway's traces are sampled (OpenTelemetry's sampler names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TracingSampler {
+    /// `parentbased_traceidratio`: follow the client's decision.
+    ParentBasedTraceIdRatio,
+    /// `traceidratio`: decide by the trace id alone.
+    TraceIdRatio,
 }
 
 /// The access log of a Gateway.

@@ -21,7 +21,7 @@ pub use auth_policy::{
 pub use gateway_config::{
     AccessLogConfig, ClientAddressConfig, ClientCertificateHeaderConfig, GatewayConfig,
     GatewayConfigSpec, RateLimitConfig, RedisConfig, RetryConfig, TelemetryConfig, TlsConfig,
-    TracingConfig,
+    TracingConfig, TracingSampler,
 };
 pub use kubernetes_config::{
     AutoscalingConfig, DeploymentConfig, KubernetesConfig, PatchesConfig,

@@ -154,6 +154,7 @@ fn telemetry(own: &TelemetryConfig, class: &TelemetryConfig) -> TelemetryConfig 
         tracing: merge(&own.tracing, &class.tracing, |own, class| TracingConfig {
             enabled: own.enabled.or(class.enabled),
             sampling_ratio: own.sampling_ratio.or(class.sampling_ratio),
+            sampler: own.sampler.or(class.sampler),
         }),
         access_log: merge(&own.access_log, &class.access_log, |own, class| {
             AccessLogConfig {

@@ -14,7 +14,9 @@ use gateway_api::experimental::gatewayclasses::{
     GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
 };
 use std::sync::Arc;
-use tollgate_crds::{GROUP, GatewayConfig, GatewayConfigSpec, RetryConfig, TelemetryConfig};
+use tollgate_crds::{
+    GROUP, GatewayConfig, GatewayConfigSpec, RetryConfig, TelemetryConfig, TracingSampler,
+};
 use tollgate_snapshot::{PER_MILLION, RetrySettings, Settings, TelemetrySettings, TlsOptions};
 
 /// What compile knows about one of Tollgate's GatewayClasses.
@@ -330,6 +332,9 @@ fn telemetry_from(config: Option<&TelemetryConfig>) -> Result<TelemetrySettings,
             .sampling_ratio
             .map(|r| per_million(r, "tracing.samplingRatio"))
             .transpose()?,
+        sampling_parent_based: tracing
+            .sampler
+            .map(|s| s == TracingSampler::ParentBasedTraceIdRatio),
         access_log: access.enabled.unwrap_or(d.access_log),
         access_log_per_million: access
             .sample_ratio

@@ -154,6 +154,10 @@ pub struct TelemetrySettings {
     /// `OTEL_TRACES_SAMPLER_ARG`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling_per_million: Option<u32>,
+    /// Whether a client's trace decision is followed (`true`:
+    /// parent-based); `None`: the kind `OTEL_TRACES_SAMPLER` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_parent_based: Option<bool>,
     /// Whether requests are written to the access log.
     pub access_log: bool,
     /// Share of requests logged, per million.
@@ -175,6 +179,7 @@ impl Default for TelemetrySettings {
         TelemetrySettings {
             tracing: true,
             sampling_per_million: None,
+            sampling_parent_based: None,
             access_log: false,
             access_log_per_million: PER_MILLION,
             access_log_otlp: false,

@@ -256,8 +256,15 @@ impl Exchange {
             return;
         };
         let t = runtime.telemetry();
-        let sampler = route.or(t.sampler.as_ref()).unwrap_or(&obs.sampler);
-        let span = spans::plan_server(sampler, &self.parent);
+        // The ratio is the route's, the Gateway's or the environment's;
+        // the kind (follow the client or not) the Gateway's or the
+        // environment's.
+        let kind = t.parent_based.unwrap_or(obs.sampler.follows_parent());
+        let sampler = route
+            .or(t.sampler.as_ref())
+            .unwrap_or(&obs.sampler)
+            .parent_based(kind);
+        let span = spans::plan_server(&sampler, &self.parent);
         if span.sampled()
             && self.detail.is_none()
             && let Some(head) = head

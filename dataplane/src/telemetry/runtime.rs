@@ -29,6 +29,10 @@ pub(crate) struct RuntimeTelemetry {
     pub(crate) tracing: bool,
     /// The Gateway's sampler; `None`: the environment's.
     pub(crate) sampler: Option<RatioSampler>,
+    /// Whether this Gateway's samplers (its own, its routes', the
+    /// environment's ratio) follow a client's decision; `None`: as the
+    /// environment's sampler does.
+    pub(crate) parent_based: Option<bool>,
     /// Share of requests logged, per million; 0 when the log is off.
     pub(crate) access_log_per_million: u32,
     /// Also send access-log records over OTLP.
@@ -54,6 +58,7 @@ impl RuntimeTelemetry {
             gateway: shared(gateway.to_string()),
             tracing: settings.tracing,
             sampler: settings.sampling_per_million.map(RatioSampler::per_million),
+            parent_based: settings.sampling_parent_based,
             access_log_per_million: if settings.access_log {
                 settings.access_log_per_million.min(PER_MILLION)
             } else {

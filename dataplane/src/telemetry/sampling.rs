@@ -54,8 +54,25 @@ impl RatioSampler {
         }
     }
 
+    /// The same ratio, following the parent's decision or not (a
+    /// Gateway's sampler kind, else the environment's).
+    #[inline]
+    pub(crate) fn parent_based(self, parent_based: bool) -> RatioSampler {
+        RatioSampler {
+            parent_based,
+            ..self
+        }
+    }
+
+    /// Whether the parent's decision is followed.
+    #[inline]
+    pub(crate) fn follows_parent(&self) -> bool {
+        self.parent_based
+    }
+
     /// The parent-based sampler of a ratio in parts per million (a
-    /// Gateway's or a route's).
+    /// Gateway's or a route's; [`RatioSampler::parent_based`] sets the
+    /// kind).
     pub(crate) fn per_million(per_million: u32) -> RatioSampler {
         let ratio = f64::from(per_million) / f64::from(tollgate_snapshot::PER_MILLION);
         RatioSampler::new(ratio, true)
@@ -165,6 +182,14 @@ mod tests {
         let all = RatioSampler::per_million(1_000_000);
         assert!(all.samples(TraceId::from(u128::MAX), None));
         assert!(!RatioSampler::per_million(0).samples(TraceId::from(1), None));
+        // A Gateway's kind: the same ratio, the client followed or not.
+        let none = RatioSampler::per_million(0);
+        let sampled = parent(1, true);
+        assert!(none.samples(TraceId::from(1), Some(&sampled)));
+        let plain = none.parent_based(false);
+        assert!(!plain.follows_parent());
+        assert!(!plain.samples(TraceId::from(1), Some(&sampled)));
+        assert_eq!(plain.parent_based(true), none);
     }
 
     /// Ids are valid and differ.

@@ -196,3 +196,59 @@ async fn a_refused_head_is_counted() {
     })
     .await;
 }
+
+/// `tracing.sampler: TraceIdRatio` on a Gateway decides by the trace id
+/// alone: a client's sampled `traceparent` is not followed at ratio 0,
+/// while a route of the same Gateway at ratio 1 is traced (with the
+/// Gateway's kind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_sampler_kind_ignores_the_clients_decision() {
+    let receiver = Receiver::start().await.unwrap();
+    let echo = Echo::start("echo").await.unwrap();
+    let settings = "{tracing: {sampler: TraceIdRatio, samplingRatio: 0}}";
+    let always = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: always
+  namespace: default
+  annotations: {tollgate.dev/tracing-sampling-ratio: \"1\"}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /always}}]
+    backendRefs: [{name: echo, port: 80}]
+";
+    let manifests = [
+        ("base.yaml", base_with_telemetry(&[&echo], settings)),
+        ("routes.yaml", format!("{SHOP_ROUTES}{always}")),
+    ];
+    let env = otel_env(&receiver, "http/protobuf", "gw-edges-sampler");
+    let ctl = start("edges-sampler", &manifests, &env).await;
+    let client = HttpClient::http1();
+
+    let ignored = ClientTrace::new();
+    let header = ignored.traceparent(true);
+    let url = format!("{}/shop/x", ctl.gateway);
+    let reply = send(&client, &url, &[("traceparent", header.as_str())]).await;
+    assert_eq!(reply.status, 200);
+    // The backend still hears of the trace, as unsampled.
+    let seen = reply.echo().unwrap();
+    let upstream = seen.header("traceparent").unwrap_or_default();
+    assert!(
+        upstream.starts_with(&format!("00-{}-", ignored.trace_id)) && upstream.ends_with("-00"),
+        "{upstream}"
+    );
+
+    let traced = ClientTrace::new();
+    let header = traced.traceparent(false);
+    let url = format!("{}/always/y", ctl.gateway);
+    let reply = send(&client, &url, &[("traceparent", header.as_str())]).await;
+    assert_eq!(reply.status, 200);
+    // Sampled although the client said not: the route's ratio, by id.
+    wait_trace(&receiver, &traced.trace_id, 2).await;
+    assert!(
+        spans_of(&receiver, &ignored.trace_id).is_empty(),
+        "the client's decision was followed"
+    );
+}
