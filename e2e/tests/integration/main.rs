@@ -61,6 +61,8 @@ mod standalone_tlsroute;
 mod standalone_tunnels;
 mod standalone_websocket;
 mod telemetry_collector;
+mod telemetry_config;
+mod telemetry_config_export;
 mod telemetry_controller;
 mod telemetry_dataplane;
 mod telemetry_edges;
