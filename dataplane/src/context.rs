@@ -53,8 +53,9 @@ pub(crate) struct RequestContext<'r> {
     /// Hooks to run once the response is complete.
     pub(crate) completions: Vec<crate::stage::CompletionHook>,
     /// Where stages that call out put their spans; `Some` only when the
-    /// request is sampled (`crate::telemetry::StageTrace`).
-    pub(crate) trace: Option<crate::telemetry::StageTrace>,
+    /// request is sampled (`crate::telemetry::StageTrace`; boxed, as every
+    /// request's context moves with its future).
+    pub(crate) trace: Option<Box<crate::telemetry::StageTrace>>,
 }
 
 /// An authenticated caller: what authorization, rate-limit keys, access

@@ -137,7 +137,7 @@ impl ExtAuthCall {
             attributes: Vec::new(),
         };
         let answer = call
-            .send_traced(request, ctx.trace.as_mut(), span)
+            .send_traced(request, ctx.trace.as_deref_mut(), span)
             .await
             .map_err(|e| e.to_string())?;
         if answer.status().is_success() {
@@ -178,7 +178,7 @@ impl ExtAuthCall {
             attributes: grpc::span_attributes(),
         };
         let answer = call
-            .send_traced(request, ctx.trace.as_mut(), span)
+            .send_traced(request, ctx.trace.as_deref_mut(), span)
             .await
             .map_err(|e| e.to_string())?;
         let status = answer

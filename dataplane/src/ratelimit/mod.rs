@@ -165,7 +165,7 @@ impl RateLimitStage {
                             shadow: b.limit.shadow,
                         })
                         .collect();
-                    global.decide(&batch, ctx.trace.as_mut()).await
+                    global.decide(&batch, ctx.trace.as_deref_mut()).await
                 }
                 None => Err(redis::GlobalError::NotConfigured),
             };

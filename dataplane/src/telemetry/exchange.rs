@@ -106,9 +106,6 @@ pub(crate) struct Exchange {
     /// does: a request without a body (a plain GET) is no sample of body
     /// sizes, and skipping it saves a histogram record on most requests.
     bytes_in: Option<u64>,
-    /// The bytes of a request body of undeclared length, counted as it
-    /// goes upstream when a log line or span will carry them.
-    counted_in: Option<Arc<AtomicU64>>,
     status: u16,
     error: Option<&'static str>,
     /// Indices of the method and scheme labels ([`labels::METHODS`],
@@ -152,7 +149,6 @@ impl Exchange {
             upstream: None,
             attempts: 0,
             bytes_in: facts.declared_length,
-            counted_in: None,
             status: 0,
             error: None,
             method_index,
@@ -198,12 +194,6 @@ impl Exchange {
 
     fn telemetry(&self) -> Option<&RuntimeTelemetry> {
         self.settings.as_ref().map(|r| r.telemetry())
-    }
-
-    /// Whether spans and log lines may carry query strings (`recordQuery`:
-    /// off by default, as queries carry tokens).
-    pub(crate) fn records_query(&self) -> bool {
-        self.telemetry().is_some_and(|t| t.record_query)
     }
 
     /// Records what routing chose and plans the server span (the sampling
@@ -293,11 +283,17 @@ impl Exchange {
             call.observe(response.headers());
         }
         // The gateway's own answers are all 4xx or 5xx, or gRPC failures
-        // (200 with a non-zero `grpc-status`): a success or a redirect is
-        // not looked up for its label.
-        // The gateway's own answers carry their kind as an extension; a
-        // backend's `x-tollgate-error` header is the backend's business.
-        self.error = match response.extensions().get::<GatewayError>() {
+        // (200 with a non-zero `grpc-status`), and carry their kind as an
+        // extension: a success is not looked up, and a backend's
+        // `x-tollgate-error` header is the backend's business.
+        let grpc_failed = self
+            .grpc
+            .as_ref()
+            .is_some_and(|c| c.status().unwrap_or(0) != 0);
+        let made = (self.status >= 400 || grpc_failed)
+            .then(|| response.extensions().get::<GatewayError>())
+            .flatten();
+        self.error = match made {
             Some(GatewayError(kind)) => Some(kind.label()),
             None => response
                 .status()
@@ -328,20 +324,27 @@ impl Exchange {
     /// `body`, counted on its way upstream when its request declared no
     /// length (chunked) and a log line or sampled span will say how many
     /// bytes came in; any other body passes through as it is.
+    ///
+    /// The details are copied exactly when a log line or sampled span
+    /// wants them, so their presence is the test (and the count lives
+    /// there, costing other requests nothing).
+    #[inline]
     pub(crate) fn count_request_body(&mut self, body: ProxyBody) -> ProxyBody {
-        let sampled = self.server_span.as_ref().is_some_and(Planned::sampled);
-        if self.bytes_in.is_some() || body.is_end_stream() || !(self.logged || sampled) {
-            return body;
+        match &mut self.detail {
+            Some(detail) if self.bytes_in.is_none() && !body.is_end_stream() => {
+                let count = Arc::new(AtomicU64::new(0));
+                detail.counted_in = Some(Arc::clone(&count));
+                CountedBody::new(body, count).boxed_unsync()
+            }
+            _ => body,
         }
-        let count = Arc::new(AtomicU64::new(0));
-        self.counted_in = Some(Arc::clone(&count));
-        CountedBody::new(body, count).boxed_unsync()
     }
 
     /// The request body bytes a log line or span reports: the declared
     /// length (plus a tunnel's bytes), else what was counted.
     pub(super) fn bytes_received(&self) -> u64 {
-        match (self.bytes_in, &self.counted_in) {
+        let counted = self.detail.as_ref().and_then(|d| d.counted_in.as_ref());
+        match (self.bytes_in, counted) {
             (Some(bytes), _) => bytes,
             (None, Some(count)) => count.load(Ordering::Relaxed),
             (None, None) => 0,
@@ -357,10 +360,13 @@ impl Exchange {
     }
 
     /// Records the finished request: `sent` body bytes went out.
+    #[inline]
     pub(crate) fn finish(mut self, sent: u64) {
-        self.record(sent);
-        // Recorded: nothing is left for `drop` to do.
-        self.obs = None;
+        if self.obs.is_some() {
+            self.record(sent);
+            // Recorded: nothing is left for `drop` to do.
+            self.obs = None;
+        }
     }
 
     /// Records `response`, which the gateway made before the request was

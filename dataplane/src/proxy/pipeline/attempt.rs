@@ -31,10 +31,7 @@ impl Pipeline<'_> {
         upgrade: Option<(&Offer, &str)>,
         exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let mut attempt = exchange.attempt(&mut headers).resent(resends);
-        if attempt.sampled() {
-            attempt.set_url(url_full(ctx, endpoint, exchange.records_query()));
-        }
+        let attempt = exchange.attempt(&mut headers).resent(resends);
         let mut upstream = upstream_request(ctx, endpoint, headers, body)?;
         if let Some((offer, backend)) = upgrade {
             offer.prepare(&mut upstream, endpoint.protocol, backend)?;
@@ -51,7 +48,8 @@ impl Pipeline<'_> {
                 Ok(response) => Ok(response.status().as_u16()),
                 Err(error) => Err(error.kind().label()),
             };
-            exchange.attempted(attempt, (index, label), endpoint.address(), outcome);
+            let url = |with_query| url_full(ctx, endpoint, with_query);
+            exchange.attempted(attempt, (index, label), endpoint.address(), outcome, url);
         }
         sent
     }

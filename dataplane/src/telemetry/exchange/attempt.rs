@@ -26,22 +26,9 @@ pub(crate) struct Attempt {
     /// The trace context fields the upstream request carries, when the
     /// client writes them itself.
     pub(super) trace: Option<TraceLine>,
-    /// `url.full` of the upstream request, set for a sampled span only.
-    pub(super) url: Option<String>,
 }
 
 impl Attempt {
-    /// Whether the attempt's client span will be written (then it wants
-    /// its [`Attempt::set_url`]).
-    pub(crate) fn sampled(&self) -> bool {
-        self.span.as_ref().is_some_and(Planned::sampled)
-    }
-
-    /// The upstream request's absolute URL, for the span's `url.full`.
-    pub(crate) fn set_url(&mut self, url: String) {
-        self.url = Some(url);
-    }
-
     /// The trace context fields for the upstream client to write into the
     /// request head (`None`: nothing to add, or already in the headers).
     pub(crate) fn trace(&self) -> Option<&TraceLine> {
@@ -77,18 +64,20 @@ impl Exchange {
             span,
             resend_count: 0,
             trace,
-            url: None,
         }
     }
 
     /// Records an upstream attempt to `endpoint` of `backend` that ended
-    /// with `status` (response headers) or failed with `error`.
+    /// with `status` (response headers) or failed with `error`. `url`
+    /// makes the span's `url.full` (given whether the query may be
+    /// recorded), and is called only for a sampled attempt.
     pub(crate) fn attempted(
         &mut self,
         attempt: Attempt,
         (backend_index, backend): (usize, &Value),
         endpoint: SocketAddr,
         outcome: Result<u16, &'static str>,
+        url: impl FnOnce(bool) -> String,
     ) {
         self.attempts += 1;
         // A sampled attempt's span starts on the server span's wall clock.
@@ -145,9 +134,7 @@ impl Exchange {
                     i64::from(attempt.resend_count),
                 ));
             }
-            if let Some(url) = attempt.url {
-                attrs.push(KeyValue::new("url.full", url));
-            }
+            attrs.push(KeyValue::new("url.full", url(t.record_query)));
             spans::write(
                 &obs.traces,
                 Finished {

@@ -19,6 +19,9 @@ pub(super) struct Detail {
     pub(super) user_agent: Option<String>,
     pub(super) request_headers: Vec<(usize, String)>,
     pub(super) response_headers: Vec<(usize, String)>,
+    /// The bytes of a request body of undeclared length, counted as it
+    /// goes upstream (`Exchange::count_request_body`).
+    pub(super) counted_in: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Detail {
@@ -41,6 +44,7 @@ impl Detail {
             user_agent: head.headers.get(USER_AGENT).map(lossy),
             request_headers,
             response_headers: Vec::new(),
+            counted_in: None,
         }
     }
 }

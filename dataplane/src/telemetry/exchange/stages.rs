@@ -8,10 +8,11 @@ use crate::telemetry::stage_trace::StageTrace;
 impl Exchange {
     /// Where the request's stages put the spans of their calls: `Some`
     /// only when the server span is sampled.
-    pub(crate) fn stage_trace(&self) -> Option<StageTrace> {
+    #[inline]
+    pub(crate) fn stage_trace(&self) -> Option<Box<StageTrace>> {
         self.server_span
             .filter(Planned::sampled)
-            .map(|span| StageTrace::new(span.ids))
+            .map(|span| Box::new(StageTrace::new(span.ids)))
     }
 
     /// Writes the spans the stages closed, as children of the server span
@@ -24,14 +25,15 @@ impl Exchange {
         let Some(obs) = &self.obs else {
             return;
         };
-        for span in trace.spans {
+        let StageTrace { parent, spans } = trace;
+        for span in spans {
             let start = anchor + span.started.since(self.started);
             spans::write(
                 &obs.traces,
                 Finished {
                     planned: Planned {
                         ids: span.ids,
-                        parent: trace.parent.span_id,
+                        parent: parent.span_id,
                         parent_remote: false,
                     },
                     kind: span.kind,
