@@ -22,16 +22,18 @@ use super::token_cache::{Fetched, TokenCache};
 use super::{BuildContext, Method, MethodFuture, Outcome, challenge};
 use crate::context::{Principal, RequestContext};
 use crate::error::ProxyError;
+use crate::telemetry::{OpenSpan, SpanEnd, StageTrace};
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method as HttpMethod, Request};
+use http::{HeaderValue, Method as HttpMethod, Request};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate_snapshot::{CredentialSource, Introspection};
+use tollgate_telemetry::TRACEPARENT;
 
 /// What the authorization server said about a token.
 #[derive(Clone, Debug)]
@@ -92,14 +94,42 @@ impl IntrospectionAuth {
     }
 
     async fn check(&self, ctx: &mut RequestContext<'_>) -> Result<Outcome, ProxyError> {
+        const PURPOSE: &str = "token-introspection";
         let Some(found) = credential::find(&self.sources, ctx) else {
             return Ok(Outcome::NoCredential);
         };
         let Found { value: token, .. } = &found;
+        // A sampled request that makes the call (not one answered from the
+        // cache, or waiting on another request's call) gets its span.
+        let span = ctx.trace.as_deref().map(StageTrace::open);
+        let mut called = false;
         let verdict = match &self.call {
-            Ok(call) => self.cache.get(token, || self.fetch(call, token)).await,
+            Ok(call) => {
+                let parent = span.as_ref().map(OpenSpan::traceparent);
+                let fetch = || {
+                    called = true;
+                    self.fetch(call, token, parent)
+                };
+                self.cache.get(token, fetch).await
+            }
             Err(error) => Err(Arc::from(error.as_str())),
         };
+        if let (Some(trace), Some(span), Ok(call)) = (ctx.trace.as_deref_mut(), span, &self.call)
+            && called
+        {
+            let error = verdict.as_ref().err().map(|_| "introspection-failed");
+            let mut attributes = call.span_attributes("POST", call.path(), PURPOSE);
+            if let Some(kind) = error {
+                attributes.push(opentelemetry::KeyValue::new("error.type", kind));
+            }
+            let end = SpanEnd {
+                name: "POST".into(),
+                kind: opentelemetry::trace::SpanKind::Client,
+                attributes,
+                error: error.map(str::to_string),
+            };
+            trace.close(span, end);
+        }
         credential::remove(&found, ctx);
         match verdict {
             Ok(Verdict::Active(principal)) => Ok(Outcome::Authenticated((*principal).clone())),
@@ -127,6 +157,7 @@ impl IntrospectionAuth {
         &self,
         call: &Call,
         token: &str,
+        traceparent: Option<HeaderValue>,
     ) -> futures_util::future::BoxFuture<'static, Fetched<Verdict>> {
         let call = call.clone();
         let body = format!(
@@ -136,7 +167,7 @@ impl IntrospectionAuth {
         let authorization = self.client_authorization.clone();
         let (negative, max) = (self.negative_ttl, self.max_ttl);
         async move {
-            let request = Request::builder()
+            let mut request = Request::builder()
                 .method(HttpMethod::POST)
                 .uri(call.path())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -144,6 +175,9 @@ impl IntrospectionAuth {
                 .header(AUTHORIZATION, authorization.as_ref())
                 .body(Bytes::from(body))
                 .map_err(|e| Arc::from(e.to_string()))?;
+            if let Some(parent) = traceparent {
+                request.headers_mut().insert(TRACEPARENT.clone(), parent);
+            }
             let answer = call
                 .send(request)
                 .await

@@ -31,7 +31,7 @@ pub(crate) use exchange::{Exchange, RequestHead};
 pub(crate) use labels::{RouteLabels, shared};
 pub(crate) use runtime::RuntimeTelemetry;
 pub(crate) use sampling::RatioSampler;
-pub(crate) use stage_trace::{SpanEnd, StageTrace};
+pub(crate) use stage_trace::{OpenSpan, SpanEnd, StageTrace};
 
 use access_log::AccessLog;
 use instruments::Instruments;

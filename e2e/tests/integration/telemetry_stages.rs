@@ -14,8 +14,9 @@ use tollgate_e2e::otlp::{Receiver, Span, SpanKind, StatusCode};
 use tollgate_e2e::redis::RedisServer;
 use tollgate_e2e::{Echo, HttpClient};
 
-/// An auth service that allows everything and keeps the heads it got.
-async fn auth_stub() -> (u16, Arc<Mutex<Vec<String>>>) {
+/// An auth service that answers every call 200 with `body` (JSON) and
+/// keeps the heads it got.
+async fn auth_stub(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let heads = Arc::new(Mutex::new(Vec::new()));
@@ -35,8 +36,12 @@ async fn auth_stub() -> (u16, Arc<Mutex<Vec<String>>>) {
                 kept.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&head).to_lowercase());
-                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-                let _ = conn.write_all(ok).await;
+                let ok = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(ok.as_bytes()).await;
             });
         }
     });
@@ -88,7 +93,7 @@ async fn calling_stages_are_child_spans() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let redis = RedisServer::start().expect("redis-server (make test installs it)");
-    let (auth_port, heads) = auth_stub().await;
+    let (auth_port, heads) = auth_stub("").await;
     let settings = format!(
         "{{}}\n  rateLimit:\n    redis: {{url: \"{}\"}}",
         redis.url()
@@ -151,4 +156,91 @@ async fn calling_stages_are_child_spans() {
     assert_eq!(reply.status, 200);
     assert_eq!(heads.lock().unwrap().len(), 2);
     assert!(spans_of(&receiver, &quiet.trace_id).is_empty());
+}
+
+/// A route whose AuthPolicy introspects bearer tokens at `uri`.
+fn introspected(uri: &str) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: intro, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /intro}}}}]
+    backendRefs: [{{name: echo, port: 80}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: idp-client, namespace: default}}
+stringData: {{client-secret: s3cr3t}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: AuthPolicy
+metadata: {{name: intro, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: intro}}]
+  introspection:
+    uri: {uri}
+    clientID: gateway
+    clientSecret: {{name: idp-client}}
+"
+    )
+}
+
+/// A token introspected for a sampled request is a child span of it (and
+/// the identity provider gets that span's `traceparent`); the same token
+/// answered from the cache makes no call and no span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_introspection_call_is_a_child_span() {
+    let receiver = Receiver::start().await.unwrap();
+    let echo = Echo::start("echo").await.unwrap();
+    let (idp_port, heads) = auth_stub(r#"{"active":true,"sub":"alice"}"#).await;
+    let uri = format!("http://127.0.0.1:{idp_port}/introspect");
+    let manifests = [
+        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
+        ("routes.yaml", introspected(&uri)),
+    ];
+    let env = otel_env(&receiver, "http/protobuf", "gw-introspection");
+    let ctl = start("stages-introspection", &manifests, &env).await;
+    let url = format!("{}/intro/me", ctl.gateway);
+    let client = HttpClient::http1();
+
+    let first = ClientTrace::new();
+    let header = first.traceparent(true);
+    let headers = [
+        ("traceparent", header.as_str()),
+        ("authorization", "Bearer tok-1"),
+    ];
+    let reply = send(&client, &url, &headers).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let spans = wait_trace(&receiver, &first.trace_id, 3).await;
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
+    let call = call_span(&spans, "token-introspection");
+    assert!(call.is_child_of(server), "{call:#?}");
+    assert_eq!(call.name, "POST");
+    assert_eq!(call.str_attr("url.full"), Some(uri.as_str()));
+    assert_eq!(call.status, StatusCode::Unset, "{call:#?}");
+    let seen = heads.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let sent = format!("traceparent: 00-{}-{}-01", first.trace_id, call.span_id);
+    assert!(seen[0].contains(&sent), "{sent} not in {}", seen[0]);
+
+    // The cached answer: server and upstream spans only.
+    let second = ClientTrace::new();
+    let header = second.traceparent(true);
+    let headers = [
+        ("traceparent", header.as_str()),
+        ("authorization", "Bearer tok-1"),
+    ];
+    let reply = send(&client, &url, &headers).await;
+    assert_eq!(reply.status, 200);
+    let spans = wait_trace(&receiver, &second.trace_id, 2).await;
+    assert_eq!(heads.lock().unwrap().len(), 1, "the cache answered");
+    assert!(
+        spans.iter().all(|s| s.str_attr("tollgate.call").is_none()),
+        "{spans:#?}"
+    );
 }

@@ -48,20 +48,8 @@ impl Call {
             .map_or(self.inner.path.as_str(), |p| p.path())
             .to_string();
         let sent = self.send(request).await;
-        let inner = &self.inner;
         let mut attributes = described.attributes;
-        attributes.extend([
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new(
-                "url.full",
-                format!("{}://{}{path}", inner.scheme, inner.authority),
-            ),
-            KeyValue::new("server.address", inner.authority.host().to_string()),
-            KeyValue::new("tollgate.call", described.purpose),
-        ]);
-        if let Some(port) = inner.authority.port_u16() {
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
-        }
+        attributes.extend(self.span_attributes(&method, &path, described.purpose));
         let error = match &sent {
             Ok(answer) => {
                 let status = answer.status().as_u16();
@@ -84,6 +72,32 @@ impl Call {
         };
         trace.close(span, end);
         sent
+    }
+}
+
+impl Call {
+    /// The HTTP client conventions' attributes of a `method` call to
+    /// `path` of this target, made for `purpose` (`tollgate.call`).
+    pub(crate) fn span_attributes(
+        &self,
+        method: &str,
+        path: &str,
+        purpose: &'static str,
+    ) -> Vec<KeyValue> {
+        let inner = &self.inner;
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new(
+                "url.full",
+                format!("{}://{}{path}", inner.scheme, inner.authority),
+            ),
+            KeyValue::new("server.address", inner.authority.host().to_string()),
+            KeyValue::new("tollgate.call", purpose),
+        ];
+        if let Some(port) = inner.authority.port_u16() {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        attributes
     }
 }
 
