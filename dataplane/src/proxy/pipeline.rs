@@ -214,7 +214,13 @@ impl<'a> Pipeline<'a> {
             rate_limit: None,
             response_headers: None,
             completions: Vec::new(),
-            trace: exchange.stage_trace(),
+            // Only stages make spans of their own: a sampled request
+            // without any allocates nothing for them.
+            trace: if route.stages.is_empty() {
+                None
+            } else {
+                exchange.stage_trace()
+            },
         };
         // 3 stages: a CORS preflight is answered before authentication (a
         // browser sends no credentials with one), then auth

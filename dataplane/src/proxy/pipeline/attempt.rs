@@ -155,13 +155,24 @@ impl retry::Attempt for Leg<'_, '_> {
 /// The absolute URL an attempt sends to (`url.full` of its client span):
 /// the endpoint's address, the path as rewritten, and the query only when
 /// the Gateway records queries.
+///
+/// Built by appending to one allocation of the exact size: `format!`'s
+/// machinery cost about 700 instructions here, for every sampled request.
 fn url_full(ctx: &RequestContext<'_>, endpoint: &Endpoint, with_query: bool) -> String {
     let scheme = endpoint.absolute_scheme();
     let scheme = scheme.as_ref().map_or("http", |s| s.as_str());
-    match ctx.query.as_deref().filter(|_| with_query) {
-        Some(query) => format!("{scheme}://{}{}?{query}", endpoint.authority, ctx.path),
-        None => format!("{scheme}://{}{}", endpoint.authority, ctx.path),
+    let authority = endpoint.authority.as_str();
+    let query = ctx.query.as_deref().filter(|_| with_query);
+    let len = scheme.len() + 3 + authority.len() + ctx.path.len();
+    let mut url = String::with_capacity(len + query.map_or(0, |q| q.len() + 1));
+    for part in [scheme, "://", authority, &ctx.path] {
+        url.push_str(part);
     }
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
 }
 
 pub(super) fn upstream_request(
