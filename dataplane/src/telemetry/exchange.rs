@@ -12,6 +12,7 @@ mod attributes;
 mod finish;
 mod grpc;
 mod identity;
+mod received;
 mod request;
 mod retry;
 mod stages;
@@ -22,25 +23,20 @@ pub(crate) use request::split_host;
 use request::{Detail, shared_str, status_label, version_index, wall_clock_at};
 
 use super::Observability;
-use super::body::CountedBody;
 use super::bound::RequestKey;
 use super::labels::{self, SCHEMES};
 use super::runtime::{RuntimeTelemetry, recorded_value};
 use super::sampling::RatioSampler;
 use super::spans::{self, Planned};
-use crate::body::ProxyBody;
 use crate::clock::Ticks;
 use crate::error::GatewayError;
 use crate::head_facts::HeadFacts;
 use crate::runtime::Runtime;
 use http::header::HOST;
 use http::{HeaderMap, Method, Request, Response, Version};
-use http_body::Body as _;
-use http_body_util::BodyExt as _;
 use opentelemetry::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// What routing decided. The rule's labels stay in the runtime (found by
@@ -318,36 +314,6 @@ impl Exchange {
     pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(call) = &mut self.grpc {
             call.observe(trailers);
-        }
-    }
-
-    /// `body`, counted on its way upstream when its request declared no
-    /// length (chunked) and a log line or sampled span will say how many
-    /// bytes came in; any other body passes through as it is.
-    ///
-    /// The details are copied exactly when a log line or sampled span
-    /// wants them, so their presence is the test (and the count lives
-    /// there, costing other requests nothing).
-    #[inline]
-    pub(crate) fn count_request_body(&mut self, body: ProxyBody) -> ProxyBody {
-        match &mut self.detail {
-            Some(detail) if self.bytes_in.is_none() && !body.is_end_stream() => {
-                let count = Arc::new(AtomicU64::new(0));
-                detail.counted_in = Some(Arc::clone(&count));
-                CountedBody::new(body, count).boxed_unsync()
-            }
-            _ => body,
-        }
-    }
-
-    /// The request body bytes a log line or span reports: the declared
-    /// length (plus a tunnel's bytes), else what was counted.
-    pub(super) fn bytes_received(&self) -> u64 {
-        let counted = self.detail.as_ref().and_then(|d| d.counted_in.as_ref());
-        match (self.bytes_in, counted) {
-            (Some(bytes), _) => bytes,
-            (None, Some(count)) => count.load(Ordering::Relaxed),
-            (None, None) => 0,
         }
     }
 
