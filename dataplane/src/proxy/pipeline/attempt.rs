@@ -149,9 +149,6 @@ impl retry::Attempt for Leg<'_, '_> {
     }
 }
 
-/// The request to send to `endpoint`: the context's method, path and query,
-/// `headers`, and `Host` as received or rewritten (the endpoint when the
-/// client named no host, since HTTP/1.1 requires one).
 /// The absolute URL an attempt sends to (`url.full` of its client span):
 /// the endpoint's address, the path as rewritten, and the query only when
 /// the Gateway records queries.
@@ -175,6 +172,9 @@ fn url_full(ctx: &RequestContext<'_>, endpoint: &Endpoint, with_query: bool) -> 
     url
 }
 
+/// The request to send to `endpoint`: the context's method, path and query,
+/// `headers`, and `Host` as received or rewritten (the endpoint when the
+/// client named no host, since HTTP/1.1 requires one).
 pub(super) fn upstream_request(
     ctx: &RequestContext<'_>,
     endpoint: &Endpoint,
