@@ -387,11 +387,18 @@ pub fn respond(error: &ProxyError, source: &str) -> Response<ProxyBody> {
         }
     }
     let mut response = local_response(kind.status(), &error.public_message());
-    let headers = response.headers_mut();
-    headers.insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
-    error.add_headers(headers);
-    response.extensions_mut().insert(GatewayError(kind));
+    mark(&mut response, kind);
+    error.add_headers(response.headers_mut());
     response
+}
+
+/// Marks `response` as the gateway's own answer of `kind`: the
+/// `x-tollgate-error` header for the client, the [`GatewayError`]
+/// extension for telemetry.
+pub fn mark<B>(response: &mut Response<B>, kind: ErrorKind) {
+    let label = HeaderValue::from_static(kind.label());
+    response.headers_mut().insert(ERROR_HEADER, label);
+    response.extensions_mut().insert(GatewayError(kind));
 }
 
 /// A response the gateway makes itself (errors, redirects, CORS preflights):

@@ -35,7 +35,6 @@ use super::transport::Transport;
 use super::tunnel::{self, PendingTunnel};
 use crate::body::ProxyBody;
 use crate::boxed::pin_in_place;
-use crate::head_facts::HeadFacts;
 use crate::proxy::{head_is_valid, offers_websocket};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, Either, OptionFuture};
@@ -288,13 +287,11 @@ fn h1_request(
     match (framing, upgrades.pending) {
         (Framing::Ambiguous, _) => {
             let reason = "both Content-Length and Transfer-Encoding";
-            let facts = HeadFacts::read(req.headers());
-            rare(Box::pin(ready(refuse(&ctx, &req, &facts, reason))))
+            rare(Box::pin(ready(refuse(&ctx, &req, reason))))
         }
         (Framing::Unfollowed, _) => {
             let reason = "request framing was not followed";
-            let facts = HeadFacts::read(req.headers());
-            rare(Box::pin(ready(refuse(&ctx, &req, &facts, reason))))
+            rare(Box::pin(ready(refuse(&ctx, &req, reason))))
         }
         // An offer is accepted only for a head plain HTTP/1.1 would serve;
         // otherwise it is declined and the pipeline answers as it would

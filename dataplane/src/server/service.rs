@@ -10,7 +10,7 @@ use super::conn_settings::ConnSettings;
 use super::drain::{Drain, TrackGuard};
 use super::rest::OpenGuard;
 use crate::body::{DownstreamBody, ProxyBody, empty};
-use crate::error::{ERROR_HEADER, ErrorKind, GatewayError};
+use crate::error::ErrorKind;
 use crate::head_facts::HeadFacts;
 use crate::proxy::{BackendUpgrade, ConnInfo, handle_observed};
 use crate::runtime::Runtime;
@@ -91,7 +91,7 @@ pub(crate) async fn dispatch_with<B: Into<DownstreamBody>>(
     let mut exchange = {
         let facts = HeadFacts::read(req.headers());
         if let Some(reason) = facts.refusal {
-            return refuse(&ctx, &req, &facts, reason);
+            return refuse(&ctx, &req, reason);
         }
         let obs = ctx.telemetry.observability();
         Exchange::begin(
@@ -139,15 +139,9 @@ impl<F: Future<Output = Response<ProxyBody>>> Future for Infallibly<F> {
 }
 
 /// Answers a request refused before routing (`reason`: what is wrong with
-/// its head, `facts` read from it) with [`bad_request`], recorded like any
-/// other request: a client sending bad heads shows in the request metrics
-/// as `bad-request`.
-pub(crate) fn refuse<B>(
-    ctx: &ConnCtx,
-    req: &Request<B>,
-    facts: &HeadFacts,
-    reason: &str,
-) -> Response<ProxyBody> {
+/// its head) with [`bad_request`], recorded like any other request: a
+/// client sending bad heads shows in the request metrics as `bad-request`.
+pub(crate) fn refuse<B>(ctx: &ConnCtx, req: &Request<B>, reason: &str) -> Response<ProxyBody> {
     let info = &ctx.info;
     tracing::debug!(peer = %info.peer, reason, "rejected request");
     let runtime = ctx.runtime.load_full();
@@ -155,7 +149,7 @@ pub(crate) fn refuse<B>(
     let exchange = Exchange::begin(
         obs,
         Some(&runtime),
-        (req, facts),
+        (req, &HeadFacts::read(req.headers())),
         info.scheme,
         Some(info.peer),
     );
@@ -166,10 +160,9 @@ pub(crate) fn refuse<B>(
 pub(crate) fn bad_request() -> Response<ProxyBody> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::BAD_REQUEST;
-    let kind = ErrorKind::BadRequest;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    headers.insert(ERROR_HEADER, HeaderValue::from_static(kind.label()));
-    response.extensions_mut().insert(GatewayError(kind));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    crate::error::mark(&mut response, ErrorKind::BadRequest);
     response
 }
