@@ -117,16 +117,11 @@ impl IntrospectionAuth {
         if let (Some(trace), Some(span), Ok(call)) = (ctx.trace.as_deref_mut(), span, &self.call)
             && called
         {
-            let error = verdict.as_ref().err().map(|_| "introspection-failed");
-            let mut attributes = call.span_attributes("POST", call.path(), PURPOSE);
-            if let Some(kind) = error {
-                attributes.push(opentelemetry::KeyValue::new("error.type", kind));
-            }
             let end = SpanEnd {
                 name: "POST".into(),
                 kind: opentelemetry::trace::SpanKind::Client,
-                attributes,
-                error: error.map(str::to_string),
+                attributes: call.span_attributes("POST", call.path(), PURPOSE),
+                error: verdict.is_err().then(|| "introspection-failed".into()),
             };
             trace.close(span, end);
         }

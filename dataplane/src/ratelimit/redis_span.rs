@@ -22,15 +22,12 @@ pub(super) fn end<T>(
         Ok(Err(_)) => Some("redis-error"),
         Err(_) => Some("timeout"),
     };
-    let mut attributes = vec![
+    let attributes = vec![
         KeyValue::new("db.system.name", "redis"),
         KeyValue::new("db.operation.name", OPERATION),
         KeyValue::new("tollgate.call", "rate-limit"),
         KeyValue::new("tollgate.ratelimit.keys", keys as i64),
     ];
-    if let Some(kind) = error {
-        attributes.push(KeyValue::new("error.type", kind));
-    }
     SpanEnd {
         name: OPERATION.to_string(),
         kind: SpanKind::Client,

@@ -48,12 +48,14 @@ pub(crate) struct StageSpan {
 }
 
 /// How a closed span is described: its name, kind, attributes and, when
-/// the call failed, why.
+/// the call failed, its `error.type`.
 #[derive(Debug)]
 pub(crate) struct SpanEnd {
     pub(crate) name: String,
     pub(crate) kind: SpanKind,
     pub(crate) attributes: Vec<KeyValue>,
+    /// Set on a failed call: the span's `error.type` attribute and the
+    /// description of its Error status.
     pub(crate) error: Option<String>,
 }
 
@@ -79,13 +81,17 @@ impl StageTrace {
 
     /// Ends `span` now, described by `end`.
     pub(crate) fn close(&mut self, span: OpenSpan, end: SpanEnd) {
+        let mut attributes = end.attributes;
+        if let Some(kind) = &end.error {
+            attributes.push(KeyValue::new("error.type", kind.clone()));
+        }
         self.spans.push(StageSpan {
             ids: span.ids,
             name: end.name,
             kind: end.kind,
             started: span.started,
             took: span.started.elapsed(),
-            attributes: end.attributes,
+            attributes,
             error: end.error,
         });
     }
@@ -140,6 +146,26 @@ mod tests {
         );
         assert_eq!(trace.spans.len(), 1);
         assert_eq!(trace.spans[0].ids.span_id, id);
-        drop(second);
+        trace.close(
+            second,
+            SpanEnd {
+                name: "GET".into(),
+                kind: SpanKind::Client,
+                attributes: vec![],
+                error: Some("timeout".into()),
+            },
+        );
+        let failed = &trace.spans[1];
+        assert_eq!(failed.error.as_deref(), Some("timeout"));
+        let error_type = failed
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "error.type");
+        assert_eq!(
+            error_type
+                .map(|kv| kv.value.as_str().into_owned())
+                .as_deref(),
+            Some("timeout")
+        );
     }
 }

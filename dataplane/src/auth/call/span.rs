@@ -61,9 +61,6 @@ impl Call {
             }
             Err(error) => Some(error.kind().to_string()),
         };
-        if let Some(kind) = &error {
-            attributes.push(KeyValue::new("error.type", kind.clone()));
-        }
         let end = SpanEnd {
             name: described.name.unwrap_or(method),
             kind: SpanKind::Client,
@@ -73,9 +70,7 @@ impl Call {
         trace.close(span, end);
         sent
     }
-}
 
-impl Call {
     /// The HTTP client conventions' attributes of a `method` call to
     /// `path` of this target, made for `purpose` (`tollgate.call`).
     pub(crate) fn span_attributes(
