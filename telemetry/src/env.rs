@@ -27,7 +27,7 @@ pub enum Signal {
 
 impl Signal {
     /// The signal's name in variable names (`TRACES`).
-    fn upper(self) -> &'static str {
+    pub(crate) fn upper(self) -> &'static str {
         match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
@@ -76,6 +76,16 @@ impl OtelEnv {
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_{suffix}` when set, else
+    /// `OTEL_EXPORTER_OTLP_{suffix}`, with the name of the one that was.
+    pub(crate) fn for_signal(&self, signal: Signal, suffix: &str) -> Option<(String, &str)> {
+        let own = format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.upper());
+        let general = format!("OTEL_EXPORTER_OTLP_{suffix}");
+        [own, general]
+            .into_iter()
+            .find_map(|name| self.get(&name).map(|value| (name.clone(), value)))
     }
 
     /// Whether `signal` is exported over OTLP (see the module docs).

@@ -18,6 +18,7 @@
 
 mod b3;
 mod env;
+mod export_tls;
 mod logs;
 mod metrics;
 mod propagation;

@@ -8,7 +8,9 @@
 //! and `tollgate_<component>_*` with units and `_total` suffixes.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_tls::build_exporter;
 use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry_otlp::{WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
@@ -57,7 +59,22 @@ impl MetricsPipeline {
             .with_resource(resource)
             .with_reader(prometheus);
         if env.exports(Signal::Metrics) {
-            let exporter = opentelemetry_otlp::MetricExporter::builder().build()?;
+            let exporter = build_exporter(
+                env,
+                Signal::Metrics,
+                |tls| {
+                    opentelemetry_otlp::MetricExporter::builder()
+                        .with_tonic()
+                        .with_tls_config(tls)
+                        .build()
+                },
+                |client| {
+                    opentelemetry_otlp::MetricExporter::builder()
+                        .with_http()
+                        .with_http_client(client)
+                        .build()
+                },
+            )?;
             let interval = env
                 .get("OTEL_METRIC_EXPORT_INTERVAL")
                 .and_then(|v| v.parse().ok())

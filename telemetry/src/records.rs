@@ -6,10 +6,12 @@
 //! here, each carrying the request's trace and span id.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_tls::build_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::metrics::Counter;
+use opentelemetry_otlp::{WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
@@ -44,7 +46,22 @@ impl RecordsPipeline {
         if !env.exports(Signal::Logs) {
             return Ok(RecordsPipeline::off());
         }
-        let exporter = opentelemetry_otlp::LogExporter::builder().build()?;
+        let exporter = build_exporter(
+            env,
+            Signal::Logs,
+            |tls| {
+                opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(tls)
+                    .build()
+            },
+            |client| {
+                opentelemetry_otlp::LogExporter::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .build()
+            },
+        )?;
         let config = QueueConfig {
             capacity: 4096,
             max_batch: 512,

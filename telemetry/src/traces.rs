@@ -9,9 +9,11 @@
 //! sampler cannot vary by route.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_tls::build_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::metrics::Counter;
 use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SpanData, SpanExporter};
 use std::sync::Arc;
@@ -103,7 +105,22 @@ impl TracesPipeline {
         if !env.exports(Signal::Traces) {
             return Ok(TracesPipeline::off(sampler));
         }
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder().build()?;
+        let mut exporter = build_exporter(
+            env,
+            Signal::Traces,
+            |tls| {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(tls)
+                    .build()
+            },
+            |client| {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .build()
+            },
+        )?;
         exporter.set_resource(&resource);
         let exporter = Arc::new(exporter);
         let config = queue_config(env);

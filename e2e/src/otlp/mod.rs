@@ -14,6 +14,8 @@
 //! It speaks both OTLP/gRPC (the generated tonic services of
 //! `opentelemetry-proto`, in `grpc.rs`) and OTLP/HTTP with binary protobuf
 //! (`http.rs`), gzip or not; both feed one store (`store.rs`).
+//! [`Receiver::start_tls`] serves both over TLS, optionally requiring a
+//! client certificate, as a collector outside the cluster would.
 
 mod grpc;
 mod http;
@@ -27,10 +29,12 @@ mod wait;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 pub use logs::LogRecord;
 pub use metrics::{
@@ -42,6 +46,7 @@ pub use store::{Export, Payload};
 pub use value::{Attributes, Origin, Protocol, hex, to_json};
 
 use crate::HarnessError;
+use crate::tls::{self, Ca, Leaf};
 use store::Shared;
 
 /// A running OTLP receiver; see the [module docs](self).
@@ -52,6 +57,10 @@ pub struct Receiver {
     shared: Arc<Shared>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    /// `https` for a TLS receiver, else `http`.
+    scheme: &'static str,
+    /// TLS handshakes that failed.
+    refused: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -64,12 +73,39 @@ impl Receiver {
     ///
     /// [`HarnessError::Spawn`] when a port cannot be bound.
     pub async fn start() -> Result<Self, HarnessError> {
+        Self::serve(None).await
+    }
+
+    /// Starts a receiver serving both transports over TLS with the
+    /// certificate `leaf` (issued for `localhost`, which the endpoints
+    /// name), requiring a client certificate issued by `client_ca` when
+    /// given. A client that does not trust `leaf`'s issuer, or presents
+    /// no acceptable certificate, gets nothing through:
+    /// [`Receiver::refused_handshakes`] counts it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::start`], or the certificate does not parse.
+    pub async fn start_tls(leaf: &Leaf, client_ca: Option<&Ca>) -> Result<Self, HarnessError> {
+        let config = tls::server_config(leaf, &["h2", "http/1.1"], client_ca).map_err(|e| {
+            HarnessError::Spawn {
+                what: "the OTLP receiver's TLS".to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        Self::serve(Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<TlsAcceptor>) -> Result<Self, HarnessError> {
         let shared = Arc::new(Shared::new());
+        let refused = Arc::new(AtomicUsize::new(0));
         let (grpc_listener, grpc_addr) = bind("the OTLP/gRPC receiver").await?;
         let (http_listener, http_addr) = bind("the OTLP/HTTP receiver").await?;
         let grpc = tokio::spawn(serve::serve(
             grpc_listener,
             grpc::GrpcRouter::new(Arc::clone(&shared)),
+            tls.clone(),
+            Arc::clone(&refused),
         ));
         let http_shared = Arc::clone(&shared);
         let http = tokio::spawn(serve::serve(
@@ -77,25 +113,44 @@ impl Receiver {
             hyper::service::service_fn(move |request| {
                 http::handle(Arc::clone(&http_shared), request)
             }),
+            tls.clone(),
+            Arc::clone(&refused),
         ));
         Ok(Self {
             shared,
             grpc_addr,
             http_addr,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            refused,
             tasks: vec![grpc, http],
         })
     }
 
-    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT`.
-    pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+    /// TLS handshakes the receiver refused (an untrusted or missing
+    /// client certificate, or a client that did not trust it).
+    pub fn refused_handshakes(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
     }
 
-    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT`: exporters
-    /// append `/v1/traces`, `/v1/metrics` and `/v1/logs` to it, as they do
-    /// to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT`
+    /// (`https://localhost:PORT` for a TLS receiver).
+    pub fn grpc_endpoint(&self) -> String {
+        self.endpoint(self.grpc_addr)
+    }
+
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT`
+    /// (`https://localhost:PORT` for a TLS receiver): exporters append
+    /// `/v1/traces`, `/v1/metrics` and `/v1/logs` to it, as they do to
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        self.endpoint(self.http_addr)
+    }
+
+    fn endpoint(&self, addr: SocketAddr) -> String {
+        match self.scheme {
+            "https" => format!("https://localhost:{}", addr.port()),
+            _ => format!("http://{addr}"),
+        }
     }
 
     /// The OTLP/gRPC listening address.

@@ -66,6 +66,7 @@ mod telemetry_config_export;
 mod telemetry_controller;
 mod telemetry_dataplane;
 mod telemetry_edges;
+mod telemetry_export_tls;
 mod telemetry_logs;
 mod telemetry_metrics;
 mod telemetry_stages;
