@@ -227,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 admin.publisher.clone(),
                 IssuerConfig {
                     lifetime: Duration::from_secs(args.client_cert_validity_seconds),
+                    extra_files: tollgate_controller::operator::otlp_files()?,
                     ..IssuerConfig::default()
                 },
             );

@@ -257,8 +257,12 @@ fn env(ctx: &Context<'_>) -> Vec<EnvVar> {
     let mut otel = ctx.env.otel.clone();
     otel.sort();
     env.extend(otel.into_iter().map(|(name, value)| EnvVar {
+        // A file the controller's variable names is in the client Secret.
+        value: Some(match names::otlp_file_key(&name) {
+            Some(key) => format!("{}/{key}", crate::TLS_DIR),
+            None => value,
+        }),
         name,
-        value: Some(value),
         value_from: None,
     }));
     env

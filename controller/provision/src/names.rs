@@ -54,6 +54,37 @@ pub fn client_secret(gateway: &str) -> String {
     format!("{}-client", base(gateway))
 }
 
+/// The OpenTelemetry variables that name a file (a collector's CA, the
+/// exporter's client certificate and key), by the end of their name, with
+/// the file's name in the client Secret. `CLIENT_CERTIFICATE` comes before
+/// `CERTIFICATE`, which it ends with.
+const OTLP_FILES: [(&str, &str); 3] = [
+    ("CLIENT_CERTIFICATE", "client.crt"),
+    ("CLIENT_KEY", "client.key"),
+    ("CERTIFICATE", "ca.crt"),
+];
+
+/// The key under which the certificate issuer copies the file that the
+/// controller's variable `var` names into a data plane's client Secret
+/// ([`client_secret`], mounted at [`crate::TLS_DIR`]): `otlp-ca.crt` for
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `otlp-traces-client.key` for
+/// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`. `None` for a variable that does
+/// not name a file: the controller's paths mean nothing in a data plane's
+/// pod, so these files travel in the Secret and the variables are pointed
+/// at them.
+pub fn otlp_file_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("OTEL_EXPORTER_OTLP_")?;
+    OTLP_FILES.iter().find_map(|(end, file)| {
+        if rest == *end {
+            return Some(format!("otlp-{file}"));
+        }
+        let signal = rest.strip_suffix(end)?.strip_suffix('_')?;
+        ["TRACES", "METRICS", "LOGS"]
+            .contains(&signal)
+            .then(|| format!("otlp-{}-{file}", signal.to_ascii_lowercase()))
+    })
+}
+
 /// Longest label value Kubernetes accepts.
 const MAX_LABEL_VALUE: usize = 63;
 
@@ -90,6 +121,42 @@ pub fn selector(gateway: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file variables map to Secret keys, per signal too; the rest,
+    /// and look-alikes, do not.
+    #[test]
+    fn otlp_file_keys() {
+        let key = |v: &str| otlp_file_key(v);
+        assert_eq!(
+            key("OTEL_EXPORTER_OTLP_CERTIFICATE").as_deref(),
+            Some("otlp-ca.crt")
+        );
+        assert_eq!(
+            key("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE").as_deref(),
+            Some("otlp-client.crt")
+        );
+        assert_eq!(
+            key("OTEL_EXPORTER_OTLP_CLIENT_KEY").as_deref(),
+            Some("otlp-client.key")
+        );
+        assert_eq!(
+            key("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY").as_deref(),
+            Some("otlp-traces-client.key")
+        );
+        assert_eq!(
+            key("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE").as_deref(),
+            Some("otlp-metrics-ca.crt")
+        );
+        for other in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_SPANS_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACESCERTIFICATE",
+            "OTEL_SERVICE_NAME",
+        ] {
+            assert_eq!(key(other), None, "{other}");
+        }
+    }
 
     /// A Gateway name too long for a label value is labelled with its
     /// (unique, shortened) base name.

@@ -31,7 +31,12 @@ fn env() -> Env {
             ("OTEL_TRACES_SAMPLER_ARG".into(), "0.1".into()),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-                "http://collector:4317".into(),
+                "https://collector:4317".into(),
+            ),
+            // The controller's path; data planes get the Secret's copy.
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
+                "/etc/otel/ca.pem".into(),
             ),
         ],
         drain_timeout_seconds: 5,

@@ -1,7 +1,10 @@
 //! The controller's provisioning flags (the shared contract's names), and
 //! what they give data planes.
 
+use anyhow::Context;
+use std::collections::BTreeMap;
 use tollgate_provision::Env;
+use tollgate_provision::names::otlp_file_key;
 
 /// The controller's provisioning flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -53,6 +56,29 @@ impl ProvisionArgs {
             drain_timeout_seconds: 5,
         }
     }
+}
+
+/// The files this process's `OTEL_*` variables name (the OTLP
+/// exporter's CA, client certificate and key), by their key in a data
+/// plane's client Secret: paths of the controller's pod mean nothing in a
+/// data plane's, so the certificate issuer copies the files there and the
+/// data planes' variables point at the copies. Read once, at start.
+///
+/// # Errors
+///
+/// A named file cannot be read (the controller's own exporter would have
+/// refused it first).
+pub fn otlp_files() -> anyhow::Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    for (var, path) in std::env::vars() {
+        let Some(key) = otlp_file_key(&var) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{var}: reading {path} for the data planes"))?;
+        files.insert(key, text);
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

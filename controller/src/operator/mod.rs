@@ -27,7 +27,7 @@ mod plan;
 mod watch;
 
 pub use apply::FIELD_MANAGER;
-pub use args::ProvisionArgs;
+pub use args::{ProvisionArgs, otlp_files};
 pub use infra::Infrastructure;
 
 use crate::metrics::Metrics;

@@ -17,7 +17,7 @@ use gateway_api::experimental::gateways::Gateway;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -35,6 +35,12 @@ pub struct IssuerConfig {
     pub check_every: Duration,
     /// How long a Secret found fresh is trusted without reading it again.
     pub recheck: Duration,
+    /// Files every client Secret also carries, by key: the OTLP
+    /// exporter's CA and client certificate, which the controller's
+    /// `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` variables name and
+    /// data planes read from the Secret (see
+    /// [`tollgate_provision::names::otlp_file_key`]).
+    pub extra_files: BTreeMap<String, String>,
 }
 
 impl Default for IssuerConfig {
@@ -43,6 +49,7 @@ impl Default for IssuerConfig {
             lifetime: Duration::from_secs(30 * 24 * 3600),
             check_every: Duration::from_secs(2),
             recheck: Duration::from_secs(60),
+            extra_files: BTreeMap::new(),
         }
     }
 }
@@ -132,13 +139,14 @@ impl Issuer {
         let existing = secrets.get_opt(&secret_name).await?;
         let id = identity(namespace, name);
         let now = SystemTime::now();
-        if !needs_renewal(existing.as_ref(), &id, self.ca.cert_pem(), now) {
+        let extra = &self.config.extra_files;
+        if !needs_renewal(existing.as_ref(), &id, self.ca.cert_pem(), extra, now) {
             return Ok(true);
         }
         let issued = self
             .ca
             .issue_client(namespace, name, now, self.config.lifetime)?;
-        let mut secret = client_secret(&issued, self.ca.cert_pem(), &id);
+        let mut secret = client_secret(&issued, self.ca.cert_pem(), &id, extra);
         secret.metadata.name = Some(secret_name.clone());
         secret.metadata.namespace = Some(namespace.to_string());
         secret.metadata.labels = Some(tollgate_provision::names::labels(name));

@@ -89,9 +89,21 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The client-certificate Secret's content: the files and the
-/// annotations renewal reads (`identity`, validity).
-pub fn client_secret(issued: &Issued, ca_pem: &str, identity: &str) -> Secret {
+/// The client-certificate Secret's content: the files, the `extra` files
+/// data planes also read from it (the OTLP exporter's certificates, by
+/// key), and the annotations renewal reads (`identity`, validity).
+pub fn client_secret(
+    issued: &Issued,
+    ca_pem: &str,
+    identity: &str,
+    extra: &BTreeMap<String, String>,
+) -> Secret {
+    let mut data = files(&issued.cert_pem, &issued.key_pem, ca_pem);
+    data.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec()))),
+    );
     Secret {
         metadata: ObjectMeta {
             annotations: Some(BTreeMap::from([
@@ -108,19 +120,21 @@ pub fn client_secret(issued: &Issued, ca_pem: &str, identity: &str) -> Secret {
             ..ObjectMeta::default()
         },
         type_: Some(TLS_TYPE.to_string()),
-        data: Some(files(&issued.cert_pem, &issued.key_pem, ca_pem)),
+        data: Some(data),
         ..Secret::default()
     }
 }
 
 /// Whether `existing` must be (re)issued: missing, for another identity
-/// or CA, unreadable, or with less than a third of its life left.
+/// or CA, unreadable, with `extra` files other than these, or with less
+/// than a third of its life left.
 ///
-/// Pure: reads the annotations [`client_secret`] writes and `ca.crt`.
+/// Pure: reads the annotations [`client_secret`] writes and the files.
 pub fn needs_renewal(
     existing: Option<&Secret>,
     identity: &str,
     ca_pem: &str,
+    extra: &BTreeMap<String, String>,
     now: SystemTime,
 ) -> bool {
     let Some(secret) = existing else {
@@ -137,8 +151,16 @@ pub fn needs_renewal(
     let complete = ["tls.crt", "tls.key"]
         .iter()
         .all(|k| text(secret, k).is_some_and(|v| !v.is_empty()));
+    let others: BTreeMap<String, String> = secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !matches!(k.as_str(), "tls.crt" | "tls.key" | "ca.crt"))
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
     if annotations.get(IDENTITY_ANNOTATION).map(String::as_str) != Some(identity)
         || text(secret, "ca.crt").as_deref() != Some(ca_pem)
+        || others != *extra
         || !complete
         || to <= from
     {
@@ -168,16 +190,57 @@ mod tests {
     fn renewal_at_two_thirds_of_life() {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let life = Duration::from_secs(300);
-        let secret = client_secret(&issued(t0, life), "CA", "urn:a");
+        let none = BTreeMap::new();
+        let secret = client_secret(&issued(t0, life), "CA", "urn:a", &none);
         let at = |s: u64| t0 + Duration::from_secs(s);
-        assert!(needs_renewal(None, "urn:a", "CA", t0));
-        assert!(!needs_renewal(Some(&secret), "urn:a", "CA", at(0)));
-        assert!(!needs_renewal(Some(&secret), "urn:a", "CA", at(199)));
-        assert!(needs_renewal(Some(&secret), "urn:a", "CA", at(200)));
-        assert!(needs_renewal(Some(&secret), "urn:b", "CA", at(0)));
-        assert!(needs_renewal(Some(&secret), "urn:a", "OTHER CA", at(0)));
+        assert!(needs_renewal(None, "urn:a", "CA", &none, t0));
+        assert!(!needs_renewal(Some(&secret), "urn:a", "CA", &none, at(0)));
+        assert!(!needs_renewal(Some(&secret), "urn:a", "CA", &none, at(199)));
+        assert!(needs_renewal(Some(&secret), "urn:a", "CA", &none, at(200)));
+        assert!(needs_renewal(Some(&secret), "urn:b", "CA", &none, at(0)));
+        assert!(needs_renewal(
+            Some(&secret),
+            "urn:a",
+            "OTHER CA",
+            &none,
+            at(0)
+        ));
         let mut emptied = secret.clone();
         emptied.data = None;
-        assert!(needs_renewal(Some(&emptied), "urn:a", "CA", at(0)));
+        assert!(needs_renewal(Some(&emptied), "urn:a", "CA", &none, at(0)));
+    }
+
+    /// The OTLP files travel with the certificate: a Secret without them,
+    /// with other contents, or with one no longer configured is written
+    /// again; one that matches is kept.
+    #[test]
+    fn extra_files_are_kept_in_step() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let life = Duration::from_secs(300);
+        let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let otlp = files(&[("otlp-ca.crt", "COLLECTOR CA")]);
+        let secret = client_secret(&issued(t0, life), "CA", "urn:a", &otlp);
+        assert_eq!(
+            text(&secret, "otlp-ca.crt").as_deref(),
+            Some("COLLECTOR CA")
+        );
+        assert_eq!(text(&secret, "ca.crt").as_deref(), Some("CA"));
+        assert!(!needs_renewal(Some(&secret), "urn:a", "CA", &otlp, t0));
+        let rotated = files(&[("otlp-ca.crt", "NEW CA")]);
+        assert!(needs_renewal(Some(&secret), "urn:a", "CA", &rotated, t0));
+        let more = files(&[("otlp-ca.crt", "COLLECTOR CA"), ("otlp-client.key", "K")]);
+        assert!(needs_renewal(Some(&secret), "urn:a", "CA", &more, t0));
+        assert!(needs_renewal(
+            Some(&secret),
+            "urn:a",
+            "CA",
+            &BTreeMap::new(),
+            t0
+        ));
     }
 }

@@ -280,6 +280,8 @@ async fn the_leader_issues_and_renews_gateway_certificates() {
         lifetime: Duration::from_secs(6),
         check_every: Duration::from_millis(200),
         recheck: Duration::ZERO,
+        // What the controller's OTEL_EXPORTER_OTLP_CERTIFICATE names.
+        extra_files: BTreeMap::from([("otlp-ca.crt".to_string(), "COLLECTOR CA".to_string())]),
     };
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let issuer = Issuer::new(kube.clone(), Arc::new(one), publisher, config);
@@ -307,6 +309,10 @@ async fn the_leader_issues_and_renews_gateway_certificates() {
     for key in ["tls.crt", "tls.key", "ca.crt"] {
         assert!(!data[key].0.is_empty(), "{key}");
     }
+    assert_eq!(
+        data["otlp-ca.crt"].0, b"COLLECTOR CA",
+        "the OTLP CA travels along"
+    );
     assert_eq!(
         first.metadata.annotations.clone().unwrap()[IDENTITY_ANNOTATION],
         "urn:tollgate:gateway:default:a"

@@ -20,7 +20,7 @@ const NS: Option<&str> = Some("default");
 const PROGRAMMED: &str = "{.status.conditions[?(@.type==\"Programmed\")].message}";
 
 /// GatewayClass `tollgate` and Gateway `gw` listening on `port`.
-fn gateway(port: u16, extra: &str) -> String {
+pub(crate) fn gateway(port: u16, extra: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -42,6 +42,16 @@ spec:
 /// A controller in Kubernetes mode with `flags` (`--provision` or
 /// `--no-provision`), its listener ports shifted by `offset`.
 async fn controller(server: &ApiServer, flags: &[&str], offset: u16) -> (Proc, String) {
+    controller_with_env(server, flags, offset, &[]).await
+}
+
+/// [`controller`] with the variables `extra` too.
+pub(crate) async fn controller_with_env(
+    server: &ApiServer,
+    flags: &[&str],
+    offset: u16,
+    extra: &[(&str, &str)],
+) -> (Proc, String) {
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
     let snapshots = format!("127.0.0.1:{}", free_port().unwrap());
     let offset = offset.to_string();
@@ -65,13 +75,14 @@ async fn controller(server: &ApiServer, flags: &[&str], offset: u16) -> (Proc, S
     ];
     args.extend_from_slice(flags);
     let kubeconfig = server.kubeconfig().display().to_string();
-    let vars = [
+    let mut vars = vec![
         ("KUBECONFIG", kubeconfig.as_str()),
         ("POD_NAME", "operator-0"),
         ("POD_NAMESPACE", "default"),
         ("OTEL_SERVICE_NAME", "tollgate-test"),
         ("RUST_LOG", "info"),
     ];
+    vars.extend_from_slice(extra);
     let mut proc = Proc::spawn("tollgate-controller", args, vars).unwrap();
     if let Err(e) = wait_http_ok(&format!("http://{admin}/readyz"), Duration::from_secs(30)).await {
         proc.check_running().unwrap();
@@ -81,7 +92,7 @@ async fn controller(server: &ApiServer, flags: &[&str], offset: u16) -> (Proc, S
 }
 
 /// Polls `check` on the object (or its absence) until it holds.
-async fn wait_for(
+pub(crate) async fn wait_for(
     server: &ApiServer,
     api_version: &str,
     kind: &str,

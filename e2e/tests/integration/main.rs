@@ -36,6 +36,7 @@ mod kubernetes_backend_tls;
 mod kubernetes_cluster;
 mod kubernetes_listenerset;
 mod kubernetes_operator;
+mod kubernetes_otlp_tls;
 mod kubernetes_replicas;
 mod kubernetes_rollout;
 mod kubernetes_status;

@@ -1,0 +1,124 @@
+//! A controller that exports to a TLS collector gives its data planes the
+//! same trust: the files its `OTEL_EXPORTER_OTLP_*CERTIFICATE` and
+//! `*CLIENT_KEY` variables name go into each Gateway's client Secret, and
+//! the provisioned Deployment's variables point at the mounted copies
+//! (the controller's paths mean nothing in a data plane's pod).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common::k8s::*;
+use crate::common::manifest_dir;
+use crate::kubernetes_operator::{controller_with_env, gateway, wait_for};
+use serde_json::Value;
+use tollgate_e2e::free_port;
+use tollgate_e2e::tls::Ca;
+
+/// The value of variable `name` in the Deployment's data-plane container.
+fn env_value<'a>(deployment: &'a Value, name: &str) -> Option<&'a str> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_planes_get_the_controllers_collector_certificates() {
+    let ca = Ca::new("collector CA").unwrap();
+    let client = Ca::new("exporter CA")
+        .unwrap()
+        .client("exporter", 3)
+        .unwrap();
+    let dir = manifest_dir("otlp-tls-operator");
+    let write = |file: &str, text: &str| {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let ca_path = write("collector-ca.pem", &ca.pem());
+    let cert_path = write("exporter.pem", &client.chain_pem);
+    let key_path = write("exporter-key.pem", &client.key_pem);
+
+    let server = cluster().await;
+    apply(&server, &gateway(80, "")).await;
+    let offset = free_port().unwrap() - 80;
+    // Nothing listens at the endpoint: exports fail and are dropped,
+    // which costs the controller nothing else.
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://localhost:1"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_path.as_str()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            cert_path.as_str(),
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key_path.as_str()),
+    ];
+    let (mut ctl, _) = controller_with_env(&server, &["--provision"], offset, &vars).await;
+
+    let deployment = wait_for(&server, "apps/v1", "Deployment", "creation", |o| {
+        o.is_some()
+    })
+    .await
+    .unwrap();
+    let mounted = [
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "otlp-ca.crt", ca.pem()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "otlp-traces-client.crt",
+            client.chain_pem.clone(),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "otlp-traces-client.key",
+            client.key_pem.clone(),
+        ),
+    ];
+    for (var, key, _) in &mounted {
+        assert_eq!(
+            env_value(&deployment, var),
+            Some(format!("/etc/tollgate/client/{key}").as_str()),
+            "{var} points at the Secret's copy"
+        );
+    }
+    assert_eq!(
+        env_value(&deployment, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        Some("https://localhost:1")
+    );
+
+    // The certificate issuer copies the files into the client Secret.
+    let start = std::time::Instant::now();
+    let secret = loop {
+        let secret = server.get("v1", "Secret", Some("default"), "gw-tollgate-client");
+        if let Ok(secret) = secret {
+            if secret["data"].get("otlp-ca.crt").is_some() {
+                break secret;
+            }
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the client Secret never got the OTLP files\n{}",
+            ctl.tail(30)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for (_, key, text) in &mounted {
+        let encoded = secret["data"][key].as_str().unwrap_or_default();
+        assert_eq!(
+            base64_decode(encoded),
+            text.as_bytes(),
+            "{key} holds the controller's file"
+        );
+    }
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(secret["data"].get(key).is_some(), "{key}: {secret:#?}");
+    }
+    ctl.stop();
+}
+
+/// Standard base64, as Secret data is written.
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default()
+}
