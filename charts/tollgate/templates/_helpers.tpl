@@ -82,6 +82,29 @@ reason: each binary names itself.
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ include "tollgate.keyValues" . | quote }}
 {{- end }}
+{{- with .Values.telemetry.otlp.tls }}
+{{- if .secretName }}
+{{- if .ca }}
+- name: OTEL_EXPORTER_OTLP_CERTIFICATE
+  value: {{ include "tollgate.otlpTlsDir" $ }}/ca.crt
+{{- end }}
+{{- if .clientCertificate }}
+- name: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE
+  value: {{ include "tollgate.otlpTlsDir" $ }}/tls.crt
+- name: OTEL_EXPORTER_OTLP_CLIENT_KEY
+  value: {{ include "tollgate.otlpTlsDir" $ }}/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Where the controller reads the OTLP TLS Secret. The controller copies the
+files into each data plane's client Secret and points the data plane's
+variables there, so the path matters only in the controller's pod.
+*/}}
+{{- define "tollgate.otlpTlsDir" -}}
+/etc/tollgate/otlp-tls
 {{- end -}}
 
 {{/* A map as "k1=v1,k2=v2", keys sorted. */}}
