@@ -7,10 +7,13 @@
 //! `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`); `none` turns it off. Unlike
 //! the SDK default (export to `localhost:4318` always), nothing is sent
 //! anywhere unless asked: a gateway must not log export errors forever
-//! because no collector was ever meant to exist. Endpoint, protocol
-//! (`grpc` or `http/protobuf`), headers, timeouts, compression, service
-//! name and resource attributes are read by the OpenTelemetry crates
-//! themselves, as the specification names them.
+//! because no collector was ever meant to exist. `OTEL_SDK_DISABLED=true`
+//! turns every signal's export off whatever else is set (the Prometheus
+//! `/metrics` of the admin ports stays: it is the gateway's own endpoint,
+//! not an export). Endpoint, headers, compression, service name and
+//! resource attributes are read by the OpenTelemetry crates themselves,
+//! as the specification names them; the protocol, timeouts and TLS files
+//! by [`crate::export_tls`], which builds the transports.
 
 use std::collections::BTreeMap;
 
@@ -90,6 +93,12 @@ impl OtelEnv {
 
     /// Whether `signal` is exported over OTLP (see the module docs).
     pub fn exports(&self, signal: Signal) -> bool {
+        if self
+            .get("OTEL_SDK_DISABLED")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return false;
+        }
         let exporter = format!("OTEL_{}_EXPORTER", signal.upper());
         match self.get(&exporter).map(str::to_ascii_lowercase).as_deref() {
             Some(list) => list.split(',').any(|e| e.trim() == "otlp"),
@@ -162,6 +171,23 @@ mod tests {
                 &[("OTEL_EXPORTER_OTLP_ENDPOINT", "  ")],
                 Signal::Traces,
                 false,
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                    ("OTEL_TRACES_EXPORTER", "otlp"),
+                    ("OTEL_SDK_DISABLED", "TRUE"),
+                ],
+                Signal::Traces,
+                false,
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                    ("OTEL_SDK_DISABLED", "false"),
+                ],
+                Signal::Logs,
+                true,
             ),
         ];
         for (vars, signal, want) in cases {

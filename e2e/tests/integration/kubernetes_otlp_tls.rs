@@ -89,10 +89,10 @@ async fn data_planes_get_the_controllers_collector_certificates() {
     let start = std::time::Instant::now();
     let secret = loop {
         let secret = server.get("v1", "Secret", Some("default"), "gw-tollgate-client");
-        if let Ok(secret) = secret {
-            if secret["data"].get("otlp-ca.crt").is_some() {
-                break secret;
-            }
+        if let Ok(secret) = secret
+            && secret["data"].get("otlp-ca.crt").is_some()
+        {
+            break secret;
         }
         assert!(
             start.elapsed() < std::time::Duration::from_secs(15),

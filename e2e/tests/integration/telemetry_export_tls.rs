@@ -1,8 +1,9 @@
 //! OTLP export to a collector behind TLS: an `https://` endpoint verified
 //! against `OTEL_EXPORTER_OTLP_CERTIFICATE`, with a client certificate
-//! from `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`/`_CLIENT_KEY`, over both
-//! protocols; a collector whose certificate is not trusted gets nothing and
-//! slows nothing; a certificate file that cannot be read stops the start.
+//! from `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`/`_CLIENT_KEY`, gzipped as
+//! `OTEL_EXPORTER_OTLP_COMPRESSION` asks, over both protocols; a collector
+//! whose certificate is not trusted gets nothing and slows nothing; a
+//! certificate file that cannot be read stops the start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -59,8 +60,8 @@ fn tls_env(
 }
 
 /// A traced request's spans and its request-duration point arrive over
-/// TLS, the collector having checked the exporter's client certificate;
-/// no handshake was refused.
+/// TLS, gzipped, the collector having checked the exporter's client
+/// certificate; no handshake was refused.
 async fn over_mutual_tls(name: &str, protocol: Protocol) {
     let server_ca = Ca::new("collector CA").unwrap();
     let client_ca = Ca::new("exporter CA").unwrap();
@@ -86,6 +87,7 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
     let key = pem(&dir, "client-key.pem", &exporter.key_pem);
     env.push(("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".into(), chain));
     env.push(("OTEL_EXPORTER_OTLP_CLIENT_KEY".into(), key));
+    env.push(("OTEL_EXPORTER_OTLP_COMPRESSION".into(), "gzip".into()));
     let ctl = start(&service, &manifests, &env).await;
     let client = HttpClient::http1();
 
@@ -114,6 +116,19 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
         0,
         "every export connection presented the client certificate"
     );
+    let encoding = match protocol {
+        Protocol::Grpc => "grpc-encoding",
+        Protocol::HttpProtobuf => "content-encoding",
+    };
+    for export in receiver.exports() {
+        assert_eq!(
+            export.headers.get(encoding).map(String::as_str),
+            Some("gzip"),
+            "a {} export: {:#?}",
+            export.payload.signal(),
+            export.headers
+        );
+    }
 }
 
 /// A collector whose certificate the exporter does not trust gets no
