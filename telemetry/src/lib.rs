@@ -18,6 +18,7 @@
 
 mod b3;
 mod env;
+mod export_health;
 mod export_tls;
 mod logs;
 mod metrics;
@@ -28,6 +29,7 @@ mod trace_line;
 mod traces;
 
 pub use env::{OtelEnv, Signal};
+pub use export_health::ExportHealth;
 pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;
@@ -38,6 +40,7 @@ pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use opentelemetry_sdk::Resource;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -68,6 +71,9 @@ pub struct Telemetry {
     /// `tollgate.telemetry.dropped{signal}`: what any export queue of the
     /// process (spans, OTLP records, the access log) had to drop.
     pub dropped: Counter<u64>,
+    /// How export requests to the collector fared
+    /// (`tollgate.telemetry.exports{signal,result}`).
+    pub exports: Arc<ExportHealth>,
 }
 
 impl Telemetry {
@@ -94,10 +100,11 @@ impl Telemetry {
     /// As [`Telemetry::init`].
     pub fn from_env(service: &'static str, env: &OtelEnv) -> Result<Telemetry, TelemetryError> {
         let resource = resource(service, env);
-        let metrics = MetricsPipeline::new(env, resource.clone())?;
+        let exports = Arc::new(ExportHealth::default());
+        let metrics = MetricsPipeline::new(env, resource.clone(), &exports)?;
         let dropped = dropped_counter(&metrics);
-        let traces = TracesPipeline::new(env, resource.clone(), dropped.clone())?;
-        let records = RecordsPipeline::new(env, resource, dropped.clone())?;
+        let traces = TracesPipeline::new(env, resource.clone(), dropped.clone(), &exports)?;
+        let records = RecordsPipeline::new(env, resource, dropped.clone(), &exports)?;
         Ok(Telemetry {
             logs: LogControl::default(),
             metrics,
@@ -105,6 +112,7 @@ impl Telemetry {
             records,
             propagation: Propagation::from_env(env),
             dropped,
+            exports,
         })
     }
 
@@ -115,6 +123,7 @@ impl Telemetry {
         Telemetry {
             logs: LogControl::default(),
             dropped: dropped_counter(&metrics),
+            exports: Arc::new(ExportHealth::default()),
             metrics,
             traces: TracesPipeline::off(SamplerSpec::ParentBasedRatio(1.0)),
             records: RecordsPipeline::off(),

@@ -8,6 +8,7 @@
 //! and `tollgate_<component>_*` with units and `_total` suffixes.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_health::{ExportHealth, Observed};
 use crate::export_tls::build_exporter;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_otlp::{WithHttpConfig, WithTonicConfig};
@@ -16,6 +17,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
 use opentelemetry_sdk::runtime::Tokio;
 use prometheus::{Encoder, Registry, TextEncoder};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -48,7 +50,13 @@ impl MetricsPipeline {
     /// # Errors
     ///
     /// An exporter that cannot be built from the configuration.
-    pub fn new(env: &OtelEnv, resource: Resource) -> Result<MetricsPipeline, MetricsError> {
+    /// Export results go to `exports`, and its `tollgate.telemetry.exports`
+    /// instrument is registered here.
+    pub fn new(
+        env: &OtelEnv,
+        resource: Resource,
+        exports: &Arc<ExportHealth>,
+    ) -> Result<MetricsPipeline, MetricsError> {
         let registry = Registry::new();
         let prometheus = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
@@ -79,15 +87,21 @@ impl MetricsPipeline {
                 .get("OTEL_METRIC_EXPORT_INTERVAL")
                 .and_then(|v| v.parse().ok())
                 .map_or(EXPORT_INTERVAL, Duration::from_millis);
+            let exporter = Observed {
+                inner: exporter,
+                health: Arc::clone(exports),
+            };
             let reader = PeriodicReader::builder(exporter, Tokio)
                 .with_interval(interval)
                 .build();
             builder = builder.with_reader(reader);
         }
-        Ok(MetricsPipeline {
+        let pipeline = MetricsPipeline {
             provider: builder.build(),
             registry,
-        })
+        };
+        exports.register(&pipeline.meter("tollgate-telemetry"));
+        Ok(pipeline)
     }
 
     /// A pipeline with Prometheus only and an empty resource (tests,
@@ -95,12 +109,14 @@ impl MetricsPipeline {
     pub fn prometheus_only() -> MetricsPipeline {
         // Exports nothing, so only the Prometheus exporter could fail, and
         // with a fresh registry it does not; without it, `/metrics` is empty.
-        MetricsPipeline::new(&OtelEnv::default(), Resource::builder_empty().build()).unwrap_or_else(
-            |_| MetricsPipeline {
+        let exports = Arc::new(ExportHealth::default());
+        let resource = Resource::builder_empty().build();
+        MetricsPipeline::new(&OtelEnv::default(), resource, &exports).unwrap_or_else(|_| {
+            MetricsPipeline {
                 provider: SdkMeterProvider::builder().build(),
                 registry: Registry::new(),
-            },
-        )
+            }
+        })
     }
 
     /// The meter of instrumentation scope `scope`.

@@ -6,6 +6,7 @@
 //! here, each carrying the request's trace and span id.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_health::ExportHealth;
 use crate::export_tls::build_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::InstrumentationScope;
@@ -42,6 +43,7 @@ impl RecordsPipeline {
         env: &OtelEnv,
         resource: Resource,
         dropped: Counter<u64>,
+        exports: &Arc<ExportHealth>,
     ) -> Result<RecordsPipeline, opentelemetry_otlp::ExporterBuildError> {
         if !env.exports(Signal::Logs) {
             return Ok(RecordsPipeline::off());
@@ -68,7 +70,11 @@ impl RecordsPipeline {
             interval: Duration::from_secs(1),
         };
         Ok(RecordsPipeline::with_exporter(
-            exporter, resource, dropped, config,
+            exporter,
+            resource,
+            dropped,
+            config,
+            Arc::clone(exports),
         ))
     }
 
@@ -80,6 +86,7 @@ impl RecordsPipeline {
         resource: Resource,
         dropped: Counter<u64>,
         config: QueueConfig,
+        exports: Arc<ExportHealth>,
     ) -> RecordsPipeline {
         exporter.set_resource(&resource);
         let exporter = Arc::new(exporter);
@@ -89,12 +96,12 @@ impl RecordsPipeline {
             "logs",
             move |batch: Vec<Record>| {
                 let exporter = Arc::clone(&exporter);
+                let exports = Arc::clone(&exports);
                 async move {
                     let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                         batch.iter().map(|(r, s)| (r, s)).collect();
-                    if let Err(error) = exporter.export(LogBatch::new(&refs)).await {
-                        tracing::debug!(%error, "log record export failed");
-                    }
+                    let result = exporter.export(LogBatch::new(&refs)).await;
+                    exports.record(Signal::Logs, &result);
                 }
             },
         ));
@@ -203,7 +210,14 @@ mod tests {
             max_batch: 16,
             interval: Duration::from_secs(3600),
         };
-        let pipeline = RecordsPipeline::with_exporter(exporter, resource, dropped, config);
+        let exports = Arc::new(ExportHealth::default());
+        let pipeline = RecordsPipeline::with_exporter(
+            exporter,
+            resource,
+            dropped,
+            config,
+            Arc::clone(&exports),
+        );
         let logger = pipeline.access_logger().unwrap_or_else(|| unreachable!());
         let mut record = logger.create_log_record();
         record.set_body("line".into());
@@ -213,5 +227,6 @@ mod tests {
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].0.as_deref(), Some("edge"));
         assert!(seen[0].1.contains("line"), "{seen:?}");
+        assert_eq!(exports.counts(Signal::Logs), (1, 0), "one export, counted");
     }
 }

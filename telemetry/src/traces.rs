@@ -9,6 +9,7 @@
 //! sampler cannot vary by route.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_health::ExportHealth;
 use crate::export_tls::build_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::metrics::Counter;
@@ -100,6 +101,7 @@ impl TracesPipeline {
         env: &OtelEnv,
         resource: Resource,
         dropped: Counter<u64>,
+        exports: &Arc<ExportHealth>,
     ) -> Result<TracesPipeline, opentelemetry_otlp::ExporterBuildError> {
         let sampler = SamplerSpec::from_env(env);
         if !env.exports(Signal::Traces) {
@@ -124,12 +126,13 @@ impl TracesPipeline {
         exporter.set_resource(&resource);
         let exporter = Arc::new(exporter);
         let config = queue_config(env);
+        let exports = Arc::clone(exports);
         let queue = Arc::new(Queue::start(config, dropped, "traces", move |batch| {
             let exporter = Arc::clone(&exporter);
+            let exports = Arc::clone(&exports);
             async move {
-                if let Err(error) = exporter.export(batch).await {
-                    tracing::debug!(%error, "span export failed");
-                }
+                let result = exporter.export(batch).await;
+                exports.record(Signal::Traces, &result);
             }
         }));
         Ok(TracesPipeline {

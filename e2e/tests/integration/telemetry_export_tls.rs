@@ -132,9 +132,10 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
 }
 
 /// A collector whose certificate the exporter does not trust gets no
-/// data: the handshakes fail (the receiver counts them) and requests
-/// are answered as quickly as ever. The same collector, trusted, then
-/// gets the spans of a second gateway.
+/// data: the handshakes fail (the receiver counts them), requests are
+/// answered as quickly as ever, and the loss shows in
+/// `tollgate_telemetry_exports_total{result="failed"}` and one warning.
+/// The same collector, trusted, then gets the spans of a second gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_collector_gets_nothing() {
     let real_ca = Ca::new("collector CA").unwrap();
@@ -174,6 +175,20 @@ async fn an_untrusted_collector_gets_nothing() {
         "no span reached an untrusted collector: {:#?}",
         receiver.spans()
     );
+    // The loss is visible: counted, and logged once for the outage.
+    let failed = [("signal", "traces"), ("result", "failed")];
+    let scrape = scrape_until(&ctl.dataplane_admin, "failed span exports", |s| {
+        s.sum("tollgate_telemetry_exports_total", &failed) > 0.0
+    })
+    .await;
+    let ok = [("signal", "traces"), ("result", "ok")];
+    assert_eq!(scrape.sum("tollgate_telemetry_exports_total", &ok), 0.0);
+    let log = ctl.proc.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("OTLP export failed") && l.contains("traces"))
+        .count();
+    assert_eq!(warnings, 1, "one warning per outage:\n{log}");
 
     // The same collector, trusted this time, gets a trace.
     let right = pem(&dir, "ca.pem", &real_ca.pem());
@@ -183,6 +198,11 @@ async fn an_untrusted_collector_gets_nothing() {
     let (trace, reply) = get_in_trace(&client, &url, true).await;
     assert_eq!(reply.status, 200);
     wait_trace(&receiver, &trace.trace_id, 2).await;
+    let scrape = scrape_until(&trusted.dataplane_admin, "a span export", |s| {
+        s.sum("tollgate_telemetry_exports_total", &ok) > 0.0
+    })
+    .await;
+    assert_eq!(scrape.sum("tollgate_telemetry_exports_total", &failed), 0.0);
 }
 
 /// A certificate file that cannot be read stops the data plane at start,
