@@ -42,7 +42,7 @@ use tollgate_e2e::balancer::Balancer;
 use tollgate_e2e::{Echo, HttpClient, Proc, free_port, log_dir, wait_http_ok};
 
 /// The Gateway's listener port, as written in its manifest.
-const LISTENER_PORT: u16 = 80;
+pub(crate) const LISTENER_PORT: u16 = 80;
 /// Route changes measured.
 const CHANGES: usize = 20;
 /// The cluster IP the test gives the data planes' Service, as the API
@@ -53,7 +53,7 @@ const HEADER: &str = "x-tollgate-generation";
 
 /// The Gateway `gw` of the chart's default class, its echo backend's
 /// Service, and an HTTPRoute that sets [`HEADER`] to `generation`.
-fn manifests(echo: &Echo, generation: usize) -> String {
+pub(crate) fn manifests(echo: &Echo, generation: usize) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -82,13 +82,18 @@ spec:
 }
 
 /// A started pod: its process and its admin base URL.
-struct Running {
-    proc: Proc,
-    admin: String,
+pub(crate) struct Running {
+    pub(crate) proc: Proc,
+    pub(crate) admin: String,
 }
 
 /// The Deployment `ns/name` once `check` holds for it.
-async fn deployment(server: &ApiServer, ns: &str, name: &str, check: fn(&Value) -> bool) -> Value {
+pub(crate) async fn deployment(
+    server: &ApiServer,
+    ns: &str,
+    name: &str,
+    check: fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         if let Ok(d) = server.get("apps/v1", "Deployment", Some(ns), name)
@@ -106,7 +111,12 @@ async fn deployment(server: &ApiServer, ns: &str, name: &str, check: fn(&Value) 
 }
 
 /// Starts `binary` as `pod` and waits for its `/readyz`.
-async fn run(binary: &str, pod: &Pod, admin: &str, extra_env: &[(&str, &str)]) -> Running {
+pub(crate) async fn run(
+    binary: &str,
+    pod: &Pod,
+    admin: &str,
+    extra_env: &[(&str, &str)],
+) -> Running {
     let mut env: Vec<(String, String)> = pod.env.clone();
     env.extend(
         extra_env

@@ -29,6 +29,7 @@ mod grpc_tls;
 mod harness;
 mod helm_install;
 mod helm_kubelet;
+mod helm_kubelet_otlp;
 mod helm_support;
 mod helm_template;
 mod kubernetes_auth_policy;

@@ -5,8 +5,8 @@
 //! API (`metadata.name`, `metadata.namespace`); `$(VAR)` references in
 //! values and arguments expand as the kubelet expands them; Secret volumes
 //! become folders holding the Secret's keys as files, emptyDirs become
-//! fresh folders, and arguments naming a mount path are pointed at its
-//! folder. Anything else a pod template may use fails the test, so a
+//! fresh folders, and arguments and environment values naming a mount
+//! path (or a file under it) are pointed at its folder. Anything else a pod template may use fails the test, so a
 //! template that needs more than this never passes by accident.
 
 #![allow(dead_code, unreachable_pub, clippy::expect_used)]
@@ -25,7 +25,8 @@ pub struct Pod {
     pub name: String,
     /// The container's arguments, expanded, mount paths mapped to folders.
     pub args: Vec<String>,
-    /// The container's environment, resolved.
+    /// The container's environment, resolved, mount paths mapped to
+    /// folders.
     pub env: Vec<(String, String)>,
     /// Each volume mount: (mount path, the folder standing for it).
     pub mounts: Vec<(String, PathBuf)>,
@@ -55,6 +56,13 @@ impl Pod {
         let env = resolve_env(c, name, namespace);
         let dir = root.join(name);
         let mounts = mount_volumes(server, spec, c, namespace, &dir).await;
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| {
+                let v = map_mount_path(&v, &mounts);
+                (k, v)
+            })
+            .collect();
         let args = strings(&c["args"])
             .iter()
             .map(|a| map_mount_path(&expand(a, &env), &mounts))
