@@ -5,6 +5,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use tollgate_provision::Env;
 use tollgate_provision::names::otlp_file_key;
+use tollgate_telemetry::{OtelEnv, Signal};
 
 /// The controller's provisioning flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -70,6 +71,14 @@ impl ProvisionArgs {
 /// refused it first).
 pub fn otlp_files() -> anyhow::Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
+    let env = OtelEnv::from_process();
+    if ![Signal::Traces, Signal::Metrics, Signal::Logs]
+        .into_iter()
+        .any(|s| env.exports(s))
+    {
+        // Nothing is exported: the files are not used, here or there.
+        return Ok(files);
+    }
     for (var, path) in std::env::vars() {
         let Some(key) = otlp_file_key(&var) else {
             continue;
