@@ -228,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
                 IssuerConfig {
                     lifetime: Duration::from_secs(args.client_cert_validity_seconds),
                     extra_files: tollgate_controller::operator::otlp_files()?,
+                    reload_extra_files: Some(tollgate_controller::operator::otlp_files),
                     ..IssuerConfig::default()
                 },
             );

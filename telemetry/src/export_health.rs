@@ -10,6 +10,7 @@
 //! down for an hour does not fill the log.
 
 use crate::env::Signal;
+use crate::export_reload::Reloading;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -116,30 +117,32 @@ impl ExportHealth {
     }
 }
 
-/// A metric exporter whose results go to an [`ExportHealth`].
+/// A metric exporter, following its TLS files, whose results go to an
+/// [`ExportHealth`].
 #[derive(Debug)]
 pub(crate) struct Observed<E> {
-    pub(crate) inner: E,
+    pub(crate) inner: Reloading<E>,
     pub(crate) health: Arc<ExportHealth>,
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for Observed<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        let result = self.inner.export(metrics).await;
+        let current = self.inner.current();
+        let result = current.export(metrics).await;
         self.health.record(Signal::Metrics, &result);
         result
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        self.inner.current().force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+        self.inner.current().shutdown_with_timeout(timeout)
     }
 
     fn temporality(&self) -> Temporality {
-        self.inner.temporality()
+        self.inner.current().temporality()
     }
 }
 

@@ -222,6 +222,31 @@ pub(crate) fn build_exporter<E>(
     }
 }
 
+/// `signal`'s exporter of type `opentelemetry_otlp::$ty` (`SpanExporter`,
+/// `LogExporter`, `MetricExporter`) from `env`, through
+/// [`build_exporter`].
+macro_rules! otlp_exporter {
+    ($ty:ident, $env:expr, $signal:expr) => {
+        $crate::export_tls::build_exporter(
+            $env,
+            $signal,
+            |tls| {
+                opentelemetry_otlp::$ty::builder()
+                    .with_tonic()
+                    .with_tls_config(tls)
+                    .build()
+            },
+            |client| {
+                opentelemetry_otlp::$ty::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .build()
+            },
+        )
+    };
+}
+pub(crate) use otlp_exporter;
+
 fn read(name: &str, path: &str) -> Result<Vec<u8>, ExporterBuildError> {
     std::fs::read(path).map_err(|error| invalid(name, format!("cannot read {path}: {error}")))
 }

@@ -19,6 +19,7 @@
 mod b3;
 mod env;
 mod export_health;
+mod export_reload;
 mod export_tls;
 mod logs;
 mod metrics;

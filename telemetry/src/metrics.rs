@@ -9,7 +9,8 @@
 
 use crate::env::{OtelEnv, Signal};
 use crate::export_health::{ExportHealth, Observed};
-use crate::export_tls::build_exporter;
+use crate::export_reload::Reloading;
+use crate::export_tls::otlp_exporter;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_otlp::{WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
@@ -67,22 +68,9 @@ impl MetricsPipeline {
             .with_resource(resource)
             .with_reader(prometheus);
         if env.exports(Signal::Metrics) {
-            let exporter = build_exporter(
-                env,
-                Signal::Metrics,
-                |tls| {
-                    opentelemetry_otlp::MetricExporter::builder()
-                        .with_tonic()
-                        .with_tls_config(tls)
-                        .build()
-                },
-                |client| {
-                    opentelemetry_otlp::MetricExporter::builder()
-                        .with_http()
-                        .with_http_client(client)
-                        .build()
-                },
-            )?;
+            let exporter = Reloading::new(env, Signal::Metrics, |env| {
+                otlp_exporter!(MetricExporter, env, Signal::Metrics)
+            })?;
             let interval = env
                 .get("OTEL_METRIC_EXPORT_INTERVAL")
                 .and_then(|v| v.parse().ok())

@@ -7,7 +7,8 @@
 
 use crate::env::{OtelEnv, Signal};
 use crate::export_health::ExportHealth;
-use crate::export_tls::build_exporter;
+use crate::export_reload::Reloading;
+use crate::export_tls::otlp_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::LoggerProvider as _;
@@ -48,22 +49,12 @@ impl RecordsPipeline {
         if !env.exports(Signal::Logs) {
             return Ok(RecordsPipeline::off());
         }
-        let exporter = build_exporter(
-            env,
-            Signal::Logs,
-            |tls| {
-                opentelemetry_otlp::LogExporter::builder()
-                    .with_tonic()
-                    .with_tls_config(tls)
-                    .build()
-            },
-            |client| {
-                opentelemetry_otlp::LogExporter::builder()
-                    .with_http()
-                    .with_http_client(client)
-                    .build()
-            },
-        )?;
+        let own = resource.clone();
+        let exporter = Reloading::new(env, Signal::Logs, move |env| {
+            let mut exporter = otlp_exporter!(LogExporter, env, Signal::Logs)?;
+            exporter.set_resource(&own);
+            Ok(exporter)
+        })?;
         let config = QueueConfig {
             capacity: 4096,
             max_batch: 512,
@@ -78,17 +69,16 @@ impl RecordsPipeline {
         ))
     }
 
-    /// Records exported by `exporter`, which is given the `resource`
-    /// (records leave through the queue, not the provider's processors,
-    /// so the provider never hands it over).
+    /// Records exported by `exporter`, which has been given the process's
+    /// resource (records leave through the queue, not the provider's
+    /// processors, so the provider never hands it over).
     fn with_exporter<E: LogExporter + 'static>(
-        mut exporter: E,
+        exporter: Reloading<E>,
         resource: Resource,
         dropped: Counter<u64>,
         config: QueueConfig,
         exports: Arc<ExportHealth>,
     ) -> RecordsPipeline {
-        exporter.set_resource(&resource);
         let exporter = Arc::new(exporter);
         let queue = Arc::new(Queue::start(
             config,
@@ -100,7 +90,8 @@ impl RecordsPipeline {
                 async move {
                     let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                         batch.iter().map(|(r, s)| (r, s)).collect();
-                    let result = exporter.export(LogBatch::new(&refs)).await;
+                    let current = exporter.current();
+                    let result = current.export(LogBatch::new(&refs)).await;
                     exports.record(Signal::Logs, &result);
                 }
             },
@@ -196,11 +187,12 @@ mod tests {
     #[tokio::test]
     async fn records_carry_the_resource() {
         let seen = Seen::default();
-        let exporter = Capture {
+        let mut exporter = Capture {
             service: None,
             seen: Arc::clone(&seen),
         };
         let resource = Resource::builder().with_service_name("edge").build();
+        exporter.set_resource(&resource);
         let dropped = MetricsPipeline::prometheus_only()
             .meter("test")
             .u64_counter("dropped")
@@ -212,7 +204,7 @@ mod tests {
         };
         let exports = Arc::new(ExportHealth::default());
         let pipeline = RecordsPipeline::with_exporter(
-            exporter,
+            Reloading::fixed(exporter),
             resource,
             dropped,
             config,

@@ -10,7 +10,8 @@
 
 use crate::env::{OtelEnv, Signal};
 use crate::export_health::ExportHealth;
-use crate::export_tls::build_exporter;
+use crate::export_reload::Reloading;
+use crate::export_tls::otlp_exporter;
 use crate::queue::{Queue, QueueConfig};
 use opentelemetry::metrics::Counter;
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -107,31 +108,19 @@ impl TracesPipeline {
         if !env.exports(Signal::Traces) {
             return Ok(TracesPipeline::off(sampler));
         }
-        let mut exporter = build_exporter(
-            env,
-            Signal::Traces,
-            |tls| {
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_tls_config(tls)
-                    .build()
-            },
-            |client| {
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_http_client(client)
-                    .build()
-            },
-        )?;
-        exporter.set_resource(&resource);
-        let exporter = Arc::new(exporter);
+        let exporter = Arc::new(Reloading::new(env, Signal::Traces, move |env| {
+            let mut exporter = otlp_exporter!(SpanExporter, env, Signal::Traces)?;
+            exporter.set_resource(&resource);
+            Ok(exporter)
+        })?);
         let config = queue_config(env);
         let exports = Arc::clone(exports);
         let queue = Arc::new(Queue::start(config, dropped, "traces", move |batch| {
             let exporter = Arc::clone(&exporter);
             let exports = Arc::clone(&exports);
             async move {
-                let result = exporter.export(batch).await;
+                let current = exporter.current();
+                let result = current.export(batch).await;
                 exports.record(Signal::Traces, &result);
             }
         }));

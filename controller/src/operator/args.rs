@@ -63,7 +63,8 @@ impl ProvisionArgs {
 /// exporter's CA, client certificate and key), by their key in a data
 /// plane's client Secret: paths of the controller's pod mean nothing in a
 /// data plane's, so the certificate issuer copies the files there and the
-/// data planes' variables point at the copies. Read once, at start.
+/// data planes' variables point at the copies. Read at start, and again
+/// by the issuer each round, so a renewal reaches data planes.
 ///
 /// # Errors
 ///

@@ -25,6 +25,9 @@ use tokio::sync::watch;
 /// Field manager of the issuer's writes.
 const FIELD_MANAGER: &str = "tollgate.dev/certificate-issuer";
 
+/// Reads files, by their key in a client Secret.
+pub type ReadFiles = fn() -> anyhow::Result<BTreeMap<String, String>>;
+
 /// How the issuer runs.
 #[derive(Clone, Debug)]
 pub struct IssuerConfig {
@@ -41,6 +44,11 @@ pub struct IssuerConfig {
     /// data planes read from the Secret (see
     /// [`tollgate_provision::names::otlp_file_key`]).
     pub extra_files: BTreeMap<String, String>,
+    /// Reads [`IssuerConfig::extra_files`] again, each round: a renewed
+    /// file (cert-manager renewing the exporter's certificate, the kubelet
+    /// updating the controller's mounted Secret) reaches every data
+    /// plane's Secret within a round, without a restart.
+    pub reload_extra_files: Option<ReadFiles>,
 }
 
 impl Default for IssuerConfig {
@@ -50,6 +58,7 @@ impl Default for IssuerConfig {
             check_every: Duration::from_secs(2),
             recheck: Duration::from_secs(60),
             extra_files: BTreeMap::new(),
+            reload_extra_files: None,
         }
     }
 }
@@ -62,6 +71,8 @@ pub struct Issuer {
     config: IssuerConfig,
     /// Gateway → when its Secret was last found or made fresh.
     fresh: HashMap<String, Instant>,
+    /// Whether the last reading of the extra files failed (warned once).
+    reload_failing: bool,
 }
 
 impl Issuer {
@@ -78,6 +89,7 @@ impl Issuer {
             publisher,
             config,
             fresh: HashMap::new(),
+            reload_failing: false,
         }
     }
 
@@ -102,6 +114,7 @@ impl Issuer {
 
     /// One pass over the published Gateways.
     pub async fn round(&mut self) {
+        self.reload_extra_files();
         for gateway in self.publisher.gateways() {
             if self
                 .fresh
@@ -121,6 +134,33 @@ impl Issuer {
                     tracing::warn!(%gateway, %error, "cannot issue the data plane's client certificate; will retry");
                 }
             }
+        }
+    }
+
+    /// Reads the extra files again; when they changed, every Secret is
+    /// checked (and rewritten) this round. A file that cannot be read
+    /// keeps the last contents.
+    fn reload_extra_files(&mut self) {
+        let Some(reload) = self.config.reload_extra_files else {
+            return;
+        };
+        match reload() {
+            Ok(files) => {
+                self.reload_failing = false;
+                if files != self.config.extra_files {
+                    tracing::info!(
+                        files = ?files.keys().collect::<Vec<_>>(),
+                        "the OTLP files changed; copying them to every data plane's Secret"
+                    );
+                    self.config.extra_files = files;
+                    self.fresh.clear();
+                }
+            }
+            Err(error) if !self.reload_failing => {
+                self.reload_failing = true;
+                tracing::warn!(%error, "cannot read the OTLP files again; data planes keep the last copies");
+            }
+            Err(_) => {}
         }
     }
 

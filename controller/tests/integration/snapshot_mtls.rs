@@ -282,6 +282,7 @@ async fn the_leader_issues_and_renews_gateway_certificates() {
         recheck: Duration::ZERO,
         // What the controller's OTEL_EXPORTER_OTLP_CERTIFICATE names.
         extra_files: BTreeMap::from([("otlp-ca.crt".to_string(), "COLLECTOR CA".to_string())]),
+        reload_extra_files: None,
     };
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
     let issuer = Issuer::new(kube.clone(), Arc::new(one), publisher, config);

@@ -2,7 +2,8 @@
 //! same trust: the files its `OTEL_EXPORTER_OTLP_*CERTIFICATE` and
 //! `*CLIENT_KEY` variables name go into each Gateway's client Secret, and
 //! the provisioned Deployment's variables point at the mounted copies
-//! (the controller's paths mean nothing in a data plane's pod).
+//! (the controller's paths mean nothing in a data plane's pod). A renewed
+//! file reaches the Secret without a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -111,6 +112,31 @@ async fn data_planes_get_the_controllers_collector_certificates() {
     }
     for key in ["tls.crt", "tls.key", "ca.crt"] {
         assert!(secret["data"].get(key).is_some(), "{key}: {secret:#?}");
+    }
+
+    // The collector's CA renewed in the controller's file: the copy
+    // follows, without a restart.
+    let renewed = Ca::new("renewed collector CA").unwrap().pem();
+    write("collector-ca.pem", &renewed);
+    let start = std::time::Instant::now();
+    loop {
+        let secret = server.get("v1", "Secret", Some("default"), "gw-tollgate-client");
+        let copy = secret.ok().map(|s| {
+            let encoded = s["data"]["otlp-ca.crt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            base64_decode(&encoded)
+        });
+        if copy.as_deref() == Some(renewed.as_bytes()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the renewed CA never reached the data plane's Secret\n{}",
+            ctl.tail(30)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     ctl.stop();
 }

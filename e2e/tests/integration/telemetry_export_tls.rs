@@ -135,9 +135,11 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
 /// data: the handshakes fail (the receiver counts them), requests are
 /// answered as quickly as ever, and the loss shows in
 /// `tollgate_telemetry_exports_total{result="failed"}` and one warning.
-/// The same collector, trusted, then gets the spans of a second gateway.
+/// Then the CA file is renewed in place (the right CA written over it, as
+/// the kubelet updates a mounted Secret): without a restart the exporter
+/// is rebuilt from it, the spans arrive, and the log says it recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_untrusted_collector_gets_nothing() {
+async fn an_untrusted_collector_gets_nothing_until_the_ca_file_is_renewed() {
     let real_ca = Ca::new("collector CA").unwrap();
     let other_ca = Ca::new("someone else's CA").unwrap();
     let receiver = Receiver::start_tls(&collector_leaf(&real_ca), None)
@@ -190,19 +192,36 @@ async fn an_untrusted_collector_gets_nothing() {
         .count();
     assert_eq!(warnings, 1, "one warning per outage:\n{log}");
 
-    // The same collector, trusted this time, gets a trace.
-    let right = pem(&dir, "ca.pem", &real_ca.pem());
-    let env = tls_env(&receiver, "http/protobuf", "gw-tls-trusted", &right);
-    let trusted = start("gw-tls-trusted", &manifests, &env).await;
-    let url = format!("{}/shop/trusted", trusted.gateway);
-    let (trace, reply) = get_in_trace(&client, &url, true).await;
-    assert_eq!(reply.status, 200);
-    wait_trace(&receiver, &trace.trace_id, 2).await;
-    let scrape = scrape_until(&trusted.dataplane_admin, "a span export", |s| {
+    // The CA file renewed in place: the same gateway now trusts it.
+    let renewed = pem(&dir, "other-ca.pem", &real_ca.pem());
+    assert_eq!(renewed, wrong);
+    let start = Instant::now();
+    let mut sent = Vec::new();
+    let trace_id = loop {
+        let url = format!("{}/shop/renewed", ctl.gateway);
+        let (trace, reply) = get_in_trace(&client, &url, true).await;
+        assert_eq!(reply.status, 200);
+        sent.push(trace.trace_id);
+        let spans = receiver.spans();
+        if let Some(span) = spans.iter().find(|s| sent.contains(&s.trace_id)) {
+            break span.trace_id.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the renewed CA was never used\n{}",
+            ctl.proc.tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    wait_trace(&receiver, &trace_id, 2).await;
+    let scrape = scrape_until(&ctl.dataplane_admin, "a span export", |s| {
         s.sum("tollgate_telemetry_exports_total", &ok) > 0.0
     })
     .await;
-    assert_eq!(scrape.sum("tollgate_telemetry_exports_total", &failed), 0.0);
+    assert!(scrape.sum("tollgate_telemetry_exports_total", &failed) > 0.0);
+    let log = ctl.proc.log();
+    assert!(log.contains("exporter rebuilt"), "{log}");
+    assert!(log.contains("OTLP export recovered"), "{log}");
 }
 
 /// A certificate file that cannot be read stops the data plane at start,
