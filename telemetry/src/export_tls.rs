@@ -101,9 +101,12 @@ impl ExportTls {
                 ));
             }
         };
-        let timeout = env
-            .for_signal(signal, "TIMEOUT")
-            .and_then(|(_, ms)| ms.parse().ok())
+        // As the exporter reads it: a value that does not parse is passed
+        // over for the next.
+        let own = format!("OTEL_EXPORTER_OTLP_{}_TIMEOUT", signal.upper());
+        let timeout = [own.as_str(), "OTEL_EXPORTER_OTLP_TIMEOUT"]
+            .into_iter()
+            .find_map(|name| env.get(name)?.parse().ok())
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
         Ok(ExportTls {
             ca,
@@ -327,6 +330,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700"),
+            ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "soon"),
         ]);
         assert_eq!(vars.transport(Signal::Traces), Transport::Grpc);
         assert_eq!(vars.transport(Signal::Logs), Transport::HttpProtobuf);
@@ -334,6 +338,7 @@ mod tests {
         let timeout = |signal| ExportTls::from_env(&vars, signal).map(|t| t.timeout).ok();
         assert_eq!(timeout(Signal::Traces), Some(Duration::from_millis(2500)));
         assert_eq!(timeout(Signal::Metrics), Some(Duration::from_millis(700)));
+        assert_eq!(timeout(Signal::Logs), Some(Duration::from_millis(2500)));
         assert_eq!(
             ExportTls::from_env(&env(&[]), Signal::Logs)
                 .map(|t| t.timeout)
