@@ -17,8 +17,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, SleepAction, Sysctl, Volume, VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, SleepAction, Sysctl, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -256,14 +256,33 @@ fn env(ctx: &Context<'_>) -> Vec<EnvVar> {
     ];
     let mut otel = ctx.env.otel.clone();
     otel.sort();
-    env.extend(otel.into_iter().map(|(name, value)| EnvVar {
-        // A file the controller's variable names is in the client Secret.
-        value: Some(match names::otlp_file_key(&name) {
-            Some(key) => format!("{}/{key}", crate::TLS_DIR),
-            None => value,
-        }),
-        name,
-        value_from: None,
+    env.extend(otel.into_iter().map(|(name, value)| {
+        // A secret value (a collector's token) is read from the client
+        // Secret, not written here.
+        if let Some(key) = names::otlp_secret_key(&name) {
+            let from_secret = SecretKeySelector {
+                name: names::client_secret(&ctx.name),
+                key,
+                optional: None,
+            };
+            return EnvVar {
+                name,
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(from_secret),
+                    ..EnvVarSource::default()
+                }),
+            };
+        }
+        EnvVar {
+            // A file the controller's variable names is in the client Secret.
+            value: Some(match names::otlp_file_key(&name) {
+                Some(key) => format!("{}/{key}", crate::TLS_DIR),
+                None => value,
+            }),
+            name,
+            value_from: None,
+        }
     }));
     env
 }

@@ -85,6 +85,23 @@ pub fn otlp_file_key(var: &str) -> Option<String> {
     })
 }
 
+/// The key under which the *value* of the controller's variable `var`
+/// travels in a data plane's client Secret, for the variables that carry
+/// secrets: `OTEL_EXPORTER_OTLP_HEADERS` and its per-signal forms hold a
+/// collector's API key or token, which must not be written as plain text
+/// into a Deployment in every Gateway's namespace. The data plane reads
+/// the variable from the Secret (`secretKeyRef`). `None` for the rest.
+pub fn otlp_secret_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("OTEL_EXPORTER_OTLP_")?;
+    if rest == "HEADERS" {
+        return Some("otlp-headers".to_string());
+    }
+    let signal = rest.strip_suffix("_HEADERS")?;
+    ["TRACES", "METRICS", "LOGS"]
+        .contains(&signal)
+        .then(|| format!("otlp-{}-headers", signal.to_ascii_lowercase()))
+}
+
 /// Longest label value Kubernetes accepts.
 const MAX_LABEL_VALUE: usize = 63;
 
@@ -122,8 +139,8 @@ pub fn selector(gateway: &str) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
-    /// The file variables map to Secret keys, per signal too; the rest,
-    /// and look-alikes, do not.
+    /// The file and header variables map to Secret keys, per signal
+    /// too; the rest, and look-alikes, do not.
     #[test]
     fn otlp_file_keys() {
         let key = |v: &str| otlp_file_key(v);
@@ -147,6 +164,16 @@ mod tests {
             key("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE").as_deref(),
             Some("otlp-metrics-ca.crt")
         );
+        assert_eq!(
+            otlp_secret_key("OTEL_EXPORTER_OTLP_HEADERS").as_deref(),
+            Some("otlp-headers")
+        );
+        assert_eq!(
+            otlp_secret_key("OTEL_EXPORTER_OTLP_LOGS_HEADERS").as_deref(),
+            Some("otlp-logs-headers")
+        );
+        assert_eq!(otlp_secret_key("OTEL_EXPORTER_OTLP_CERTIFICATE"), None);
+        assert_eq!(otlp_secret_key("OTEL_EXPORTER_OTLP_SPANS_HEADERS"), None);
         for other in [
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",

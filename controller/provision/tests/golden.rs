@@ -38,6 +38,11 @@ fn env() -> Env {
                 "OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
                 "/etc/otel/ca.pem".into(),
             ),
+            // A token: read from the client Secret, never written here.
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS".into(),
+                "x-api-key=SECRET".into(),
+            ),
         ],
         drain_timeout_seconds: 5,
     }

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use std::collections::BTreeMap;
 use tollgate_provision::Env;
-use tollgate_provision::names::otlp_file_key;
+use tollgate_provision::names::{otlp_file_key, otlp_secret_key};
 use tollgate_telemetry::{OtelEnv, Signal};
 
 /// The controller's provisioning flags.
@@ -63,7 +63,9 @@ impl ProvisionArgs {
 /// exporter's CA, client certificate and key), by their key in a data
 /// plane's client Secret: paths of the controller's pod mean nothing in a
 /// data plane's, so the certificate issuer copies the files there and the
-/// data planes' variables point at the copies. Read at start, and again
+/// data planes' variables point at the copies. The export headers (a
+/// collector's token) go there too, as values, so that data planes read
+/// them from the Secret instead of from their Deployment's text. Read at start, and again
 /// by the issuer each round, so a renewal reaches data planes.
 ///
 /// # Errors
@@ -81,6 +83,11 @@ pub fn otlp_files() -> anyhow::Result<BTreeMap<String, String>> {
         return Ok(files);
     }
     for (var, path) in std::env::vars() {
+        if let Some(key) = otlp_secret_key(&var) {
+            // The value itself (a collector's token), not a path.
+            files.insert(key, path);
+            continue;
+        }
         let Some(key) = otlp_file_key(&var) else {
             continue;
         };

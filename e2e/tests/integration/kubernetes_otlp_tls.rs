@@ -3,7 +3,8 @@
 //! `*CLIENT_KEY` variables name go into each Gateway's client Secret, and
 //! the provisioned Deployment's variables point at the mounted copies
 //! (the controller's paths mean nothing in a data plane's pod). A renewed
-//! file reaches the Secret without a restart.
+//! file reaches the Secret without a restart. The export headers (a
+//! collector's token) travel in the Secret too, never in the Deployment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -53,6 +54,7 @@ async fn data_planes_get_the_controllers_collector_certificates() {
             cert_path.as_str(),
         ),
         ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key_path.as_str()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-token=tok-7f3a9"),
     ];
     let (mut ctl, _) = controller_with_env(&server, &["--provision"], offset, &vars).await;
 
@@ -85,6 +87,25 @@ async fn data_planes_get_the_controllers_collector_certificates() {
         env_value(&deployment, "OTEL_EXPORTER_OTLP_ENDPOINT"),
         Some("https://localhost:1")
     );
+    // The collector's token is read from the Secret, never written into
+    // the Deployment.
+    let headers = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_HEADERS")
+        })
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        headers["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "gw-tollgate-client", "key": "otlp-headers"}),
+        "{headers:#}"
+    );
+    assert!(
+        !deployment.to_string().contains("tok-7f3a9"),
+        "{deployment:#}"
+    );
 
     // The certificate issuer copies the files into the client Secret.
     let start = std::time::Instant::now();
@@ -113,6 +134,8 @@ async fn data_planes_get_the_controllers_collector_certificates() {
     for key in ["tls.crt", "tls.key", "ca.crt"] {
         assert!(secret["data"].get(key).is_some(), "{key}: {secret:#?}");
     }
+    let token = secret["data"]["otlp-headers"].as_str().unwrap_or_default();
+    assert_eq!(base64_decode(token), b"x-collector-token=tok-7f3a9");
 
     // The collector's CA renewed in the controller's file: the copy
     // follows, without a restart.
