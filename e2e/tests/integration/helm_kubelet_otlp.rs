@@ -2,7 +2,9 @@
 //! mutual TLS: the chart mounts the exporter's Secret into the controller,
 //! the controller copies its files into the data plane's client Secret,
 //! and both processes, started as the kubelet would start them (see
-//! `common::kubelet`), export over TLS with the client certificate.
+//! `common::kubelet`), export over TLS with the client certificate. The
+//! collector's token comes from a Secret too, and reaches the data plane
+//! through its client Secret, never through its Deployment.
 
 #![allow(clippy::expect_used)]
 
@@ -30,12 +32,27 @@ data:
   ca.crt: {}
   tls.crt: {}
   tls.key: {}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: otel-exporter-token, namespace: {NAMESPACE}}}
+data:
+  headers: {}
 ",
         b64(ca_pem),
         b64(chain_pem),
-        b64(key_pem)
+        b64(key_pem),
+        b64(&format!("x-collector-token={TOKEN}")),
     )
 }
+
+/// The collector's token, in the second Secret: the controller gets it
+/// through `controller.extraEnv` (`secretKeyRef`), data planes through
+/// their client Secret.
+const TOKEN: &str = "tok-kubelet-4d1";
+
+/// `controller.extraEnv`: the export headers from the token's Secret.
+const HEADERS_FROM_SECRET: &str = r#"controller.extraEnv=[{"name":"OTEL_EXPORTER_OTLP_HEADERS","valueFrom":{"secretKeyRef":{"name":"otel-exporter-token","key":"headers"}}}]"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_and_data_plane_export_to_a_mutual_tls_collector() {
@@ -73,6 +90,8 @@ async fn controller_and_data_plane_export_to_a_mutual_tls_collector() {
             "telemetry.otlp.tls.secretName=otel-exporter-tls",
             "--set",
             "telemetry.otlp.tls.clientCertificate=true",
+            "--set-json",
+            HEADERS_FROM_SECRET,
         ],
     )
     .await;
@@ -199,6 +218,18 @@ async fn controller_and_data_plane_export_to_a_mutual_tls_collector() {
         0,
         "every exporter was trusted"
     );
+    // Both processes sent the token; the data plane's Deployment never
+    // held it.
+    for export in receiver.exports() {
+        assert_eq!(
+            export.headers.get("x-collector-token").map(String::as_str),
+            Some(TOKEN),
+            "a {} export: {:#?}",
+            export.payload.signal(),
+            export.headers
+        );
+    }
+    assert!(!generated.to_string().contains(TOKEN), "{generated:#}");
 
     controller.proc.check_running().expect("controller running");
     dataplane.proc.check_running().expect("data plane running");

@@ -1,8 +1,9 @@
 //! Plays the kubelet for the Helm end-to-end test: a container of a
 //! Deployment's pod template, read from the API server, becomes the
 //! arguments and environment of a local process, the way the kubelet
-//! builds them. Environment values come from `value` or from the downward
-//! API (`metadata.name`, `metadata.namespace`); `$(VAR)` references in
+//! builds them. Environment values come from `value`, from the downward
+//! API (`metadata.name`, `metadata.namespace`) or from a Secret's key
+//! (`secretKeyRef`, once the Secret exists); `$(VAR)` references in
 //! values and arguments expand as the kubelet expands them; Secret volumes
 //! become folders holding the Secret's keys as files, emptyDirs become
 //! fresh folders, and arguments and environment values naming a mount
@@ -13,6 +14,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,7 +55,8 @@ impl Pod {
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["name"] == container))
             .unwrap_or_else(|| panic!("no container {container} in {spec:#}"));
-        let env = resolve_env(c, name, namespace);
+        let secrets = secret_refs(server, c, namespace).await;
+        let env = resolve_env(c, name, namespace, &secrets);
         let dir = root.join(name);
         let mounts = mount_volumes(server, spec, c, namespace, &dir).await;
         let env: Vec<(String, String)> = env
@@ -112,9 +115,41 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Values of a Secret's keys, by (Secret, key).
+type SecretValues = BTreeMap<(String, String), String>;
+
+/// The values the container's `secretKeyRef` variables name, each
+/// Secret waited for as a pod waits for it.
+async fn secret_refs(server: &ApiServer, container: &Value, namespace: &str) -> SecretValues {
+    let mut values = SecretValues::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let reference = &var["valueFrom"]["secretKeyRef"];
+        let (Some(name), Some(key)) = (reference["name"].as_str(), reference["key"].as_str())
+        else {
+            continue;
+        };
+        let secret = wait_secret(server, namespace, name).await;
+        let b64 = secret["data"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret {namespace}/{name} has no key {key}"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64 Secret data");
+        let text = String::from_utf8(bytes).expect("a UTF-8 Secret value");
+        values.insert((name.to_string(), key.to_string()), text);
+    }
+    values
+}
+
 /// The container's `env`, in order: `value` (expanded with the variables
-/// defined before it, as the kubelet does) or a downward-API `fieldRef`.
-pub fn resolve_env(container: &Value, pod: &str, namespace: &str) -> Vec<(String, String)> {
+/// defined before it, as the kubelet does), a downward-API `fieldRef`, or
+/// a `secretKeyRef` from `secrets`.
+pub fn resolve_env(
+    container: &Value,
+    pod: &str,
+    namespace: &str,
+    secrets: &SecretValues,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     for var in container["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().expect("env name").to_string();
@@ -126,6 +161,12 @@ pub fn resolve_env(container: &Value, pod: &str, namespace: &str) -> Vec<(String
                 "metadata.namespace" => namespace.to_string(),
                 other => panic!("the test kubelet does not resolve fieldRef {other}"),
             }
+        } else if let Some(reference) = var["valueFrom"].get("secretKeyRef") {
+            let at = |f: &str| reference[f].as_str().unwrap_or_default().to_string();
+            secrets
+                .get(&(at("name"), at("key")))
+                .cloned()
+                .unwrap_or_else(|| panic!("{var}: not read"))
         } else if var.get("valueFrom").is_some() {
             panic!("the test kubelet does not resolve {var}");
         } else {
