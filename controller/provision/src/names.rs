@@ -73,16 +73,7 @@ const OTLP_FILES: [(&str, &str); 3] = [
 /// pod, so these files travel in the Secret and the variables are pointed
 /// at them.
 pub fn otlp_file_key(var: &str) -> Option<String> {
-    let rest = var.strip_prefix("OTEL_EXPORTER_OTLP_")?;
-    OTLP_FILES.iter().find_map(|(end, file)| {
-        if rest == *end {
-            return Some(format!("otlp-{file}"));
-        }
-        let signal = rest.strip_suffix(end)?.strip_suffix('_')?;
-        ["TRACES", "METRICS", "LOGS"]
-            .contains(&signal)
-            .then(|| format!("otlp-{}-{file}", signal.to_ascii_lowercase()))
-    })
+    otlp_key(var, &OTLP_FILES)
 }
 
 /// The key under which the *value* of the controller's variable `var`
@@ -92,14 +83,23 @@ pub fn otlp_file_key(var: &str) -> Option<String> {
 /// into a Deployment in every Gateway's namespace. The data plane reads
 /// the variable from the Secret (`secretKeyRef`). `None` for the rest.
 pub fn otlp_secret_key(var: &str) -> Option<String> {
+    otlp_key(var, &[("HEADERS", "headers")])
+}
+
+/// `otlp-<name>` for `OTEL_EXPORTER_OTLP_<END>`, `otlp-<signal>-<name>`
+/// for its per-signal form, with the first `(END, name)` of `ends` that
+/// `var` is; `None` when it is none of them.
+fn otlp_key(var: &str, ends: &[(&str, &str)]) -> Option<String> {
     let rest = var.strip_prefix("OTEL_EXPORTER_OTLP_")?;
-    if rest == "HEADERS" {
-        return Some("otlp-headers".to_string());
-    }
-    let signal = rest.strip_suffix("_HEADERS")?;
-    ["TRACES", "METRICS", "LOGS"]
-        .contains(&signal)
-        .then(|| format!("otlp-{}-headers", signal.to_ascii_lowercase()))
+    ends.iter().find_map(|(end, name)| {
+        if rest == *end {
+            return Some(format!("otlp-{name}"));
+        }
+        let signal = rest.strip_suffix(end)?.strip_suffix('_')?;
+        ["TRACES", "METRICS", "LOGS"]
+            .contains(&signal)
+            .then(|| format!("otlp-{}-{name}", signal.to_ascii_lowercase()))
+    })
 }
 
 /// Longest label value Kubernetes accepts.
