@@ -28,7 +28,7 @@ use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, I
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The exporters' request timeout when no variable sets one (the
@@ -170,22 +170,31 @@ impl ExportTls {
 
     /// The certificates a collector's is verified against.
     fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(pem) => {
+                let mut roots = RootCertStore::empty();
                 let certs = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok);
                 roots.add_parsable_certificates(certs);
+                roots
             }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                for error in &found.errors {
-                    tracing::warn!(%error, "reading system CA certificates for OTLP export");
-                }
-                roots.add_parsable_certificates(found.certs);
-            }
+            None => system_roots().clone(),
         }
-        roots
     }
+}
+
+/// The system's CA certificates, read once per process: every signal's
+/// exporter, and each rebuild, would otherwise read the whole folder.
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!(%error, "reading system CA certificates for OTLP export");
+        }
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(found.certs);
+        roots
+    })
 }
 
 impl OtelEnv {
