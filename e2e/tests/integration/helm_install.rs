@@ -6,7 +6,7 @@
 #![allow(clippy::expect_used)]
 
 use super::common::k8s::{kubectl, try_kubectl};
-use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on};
+use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on, install_chart};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tollgate_e2e::apiserver::ApiServer;
@@ -42,19 +42,7 @@ async fn cluster_with_gateway_api() -> ApiServer {
 #[tokio::test]
 async fn helm_install_creates_the_release() {
     let server = cluster_with_gateway_api().await;
-    let chart = chart_dir().display().to_string();
-    helm_on(
-        &server,
-        &[
-            "install",
-            RELEASE,
-            &chart,
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-        ],
-    )
-    .await;
+    install_chart(&server, &[]).await;
 
     let deployment = get(
         &server,

@@ -34,7 +34,7 @@
 use super::common::k8s::{apply, wait_jsonpath};
 use super::common::kubelet::Pod;
 use super::common::service;
-use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on};
+use super::helm_support::{NAMESPACE, RELEASE, helm_on, install_chart};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tollgate_e2e::apiserver::ApiServer;
@@ -238,16 +238,9 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_then_the_kubelet_runs_controller_and_data_planes() {
     let server = ApiServer::start().await.expect("API server starts");
-    let chart = chart_dir().display().to_string();
-    helm_on(
+    install_chart(
         &server,
         &[
-            "install",
-            RELEASE,
-            &chart,
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
             "--set",
             "gatewayAPI.installCRDs=true",
             "--set",

@@ -11,7 +11,7 @@
 use super::common::k8s::apply;
 use super::common::kubelet::Pod;
 use super::helm_kubelet::{LISTENER_PORT, deployment, manifests, run};
-use super::helm_support::{NAMESPACE, RELEASE, chart_dir, helm_on};
+use super::helm_support::{NAMESPACE, RELEASE, helm_on, install_chart};
 use base64::Engine as _;
 use std::time::Duration;
 use tollgate_e2e::apiserver::ApiServer;
@@ -65,17 +65,10 @@ async fn controller_and_data_plane_export_to_a_mutual_tls_collector() {
         .expect("receiver");
 
     let server = ApiServer::start().await.expect("API server starts");
-    let chart = chart_dir().display().to_string();
     let endpoint = format!("telemetry.otlp.endpoint={}", receiver.http_endpoint());
-    helm_on(
+    install_chart(
         &server,
         &[
-            "install",
-            RELEASE,
-            &chart,
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
             "--set",
             "gatewayAPI.installCRDs=true",
             "--set",

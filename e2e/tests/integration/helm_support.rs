@@ -60,6 +60,22 @@ pub fn helm(args: &[&str]) -> String {
     stdout
 }
 
+/// `helm install` of the chart as [`RELEASE`] into [`NAMESPACE`] (created)
+/// on `server`, with `flags` after (`--set ...`); panics on failure.
+pub async fn install_chart(server: &ApiServer, flags: &[&str]) -> String {
+    let chart = chart_dir().display().to_string();
+    let mut args = vec![
+        "install",
+        RELEASE,
+        &chart,
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+    ];
+    args.extend_from_slice(flags);
+    helm_on(server, &args).await
+}
+
 /// Runs helm against `server`; panics with its output on failure.
 pub async fn helm_on(server: &ApiServer, args: &[&str]) -> String {
     let out = tokio::process::Command::new(helm_path())

@@ -47,10 +47,7 @@ async fn slow_then_dead_collector(protocol: &str) {
     receiver.set_delay(Duration::from_secs(5));
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{accessLog: {enabled: true, otlp: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let mut env = otel_env(&receiver, protocol, "gw-slow-collector");
     env.push(("OTEL_BSP_MAX_QUEUE_SIZE".into(), "2".into()));
     env.push(("OTEL_BSP_MAX_EXPORT_BATCH_SIZE".into(), "2".into()));
@@ -109,10 +106,7 @@ async fn shutdown_is_bounded_with_a_stuck_collector() {
     receiver.set_delay(Duration::from_secs(30));
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{accessLog: {enabled: true, otlp: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let env = otel_env(&receiver, "http/protobuf", "gw-stuck-collector");
     let mut ctl = start("collector-shutdown", &manifests, &env).await;
     let client = HttpClient::http1();

@@ -181,10 +181,7 @@ async fn recorded_headers_and_redacted_cookies() {
     let settings = "{requestHeaders: [Cookie, X-Tenant], \
                     responseHeaders: [X-Cache, Set-Cookie, X-Absent], \
                     accessLog: {enabled: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let env = otel_env(&receiver, "http/protobuf", "gw-headers");
     let ctl = start("recorded-headers", &manifests, &env).await;
     let client = HttpClient::http1();

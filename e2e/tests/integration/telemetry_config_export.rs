@@ -44,10 +44,7 @@ async fn every_signal(name: &str, protocol: Protocol) {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{accessLog: {enabled: true, otlp: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let service = format!("gw-export-{}", name.replace('/', "-"));
     let mut env = otel_env(&receiver, name, &service);
     env.push((

@@ -128,10 +128,7 @@ fn server_count(scrape: &Scrape, route: &[(&str, &str)], status: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_its_client_abandons_is_recorded() {
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let ctl = start("edges-abandoned", &manifests, &[]).await;
     let closed = [("error_type", "client-closed"), ("http_route", "/shop")];
     let before = histogram_total(&scrape(&ctl.dataplane_admin).await, SERVER, &closed);
@@ -166,10 +163,7 @@ async fn a_request_its_client_abandons_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_head_is_counted() {
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let ctl = start("edges-refused", &manifests, &[]).await;
     let refused = [
         ("error_type", "bad-request"),
@@ -206,22 +200,12 @@ async fn a_gateways_sampler_kind_ignores_the_clients_decision() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{tracing: {sampler: TraceIdRatio, samplingRatio: 0}}";
-    let always = "---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: always
-  namespace: default
-  annotations: {tollgate.dev/tracing-sampling-ratio: \"1\"}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /always}}]
-    backendRefs: [{name: echo, port: 80}]
-";
     let manifests = [
         ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", format!("{SHOP_ROUTES}{always}")),
+        (
+            "routes.yaml",
+            format!("{SHOP_ROUTES}{ALWAYS_SAMPLED_ROUTE}"),
+        ),
     ];
     let env = otel_env(&receiver, "http/protobuf", "gw-edges-sampler");
     let ctl = start("edges-sampler", &manifests, &env).await;

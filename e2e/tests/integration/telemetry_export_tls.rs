@@ -75,10 +75,7 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
         receiver.http_endpoint()
     );
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let service = format!("gw-tls-{}", name.replace('/', "-"));
     let dir = pem_dir(&service);
     let ca_path = pem(&dir, "ca.pem", &server_ca.pem());
@@ -146,10 +143,7 @@ async fn an_untrusted_collector_gets_nothing_until_the_ca_file_is_renewed() {
         .await
         .unwrap();
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let dir = pem_dir("gw-tls-untrusted");
     let wrong = pem(&dir, "other-ca.pem", &other_ca.pem());
     let env = tls_env(&receiver, "http/protobuf", "gw-tls-untrusted", &wrong);

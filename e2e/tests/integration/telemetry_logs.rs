@@ -45,10 +45,7 @@ async fn access_log_on_stdout_and_over_otlp() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{accessLog: {enabled: true, otlp: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let env = otel_env(&receiver, "http/protobuf", "gw-logs");
     let ctl = start("access-log", &manifests, &env).await;
     let client = HttpClient::http1();
@@ -182,10 +179,7 @@ async fn access_log_on_stdout_and_over_otlp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_level_changes_at_run_time() {
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let ctl = start("log-level", &manifests, &[]).await;
     let client = HttpClient::http1();
     let level = |admin: String| {
@@ -260,10 +254,7 @@ async fn a_chunked_upload_logs_its_bytes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{accessLog: {enabled: true}}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let ctl = start("access-log-chunked", &manifests, &[]).await;
     let address = ctl.gateway.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();

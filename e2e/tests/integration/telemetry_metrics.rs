@@ -47,10 +47,7 @@ fn counts(s: &Scrape) -> [f64; 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_metrics_on_both_admin_ports() {
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let ctl = start("metrics", &manifests, &[]).await;
     let client = HttpClient::http1();
     let before = scrape(&ctl.dataplane_admin).await;
@@ -184,10 +181,7 @@ async fn request_metrics_on_both_admin_ports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distinct_paths_add_no_series() {
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let ctl = start("cardinality", &manifests, &[]).await;
     let client = HttpClient::http1();
     // Every label combination this test makes, once.
@@ -249,10 +243,7 @@ async fn distinct_paths_add_no_series() {
 async fn metrics_pushed_over_otlp() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let env = otel_env(&receiver, "grpc", "gw-metrics");
     let ctl = start("otlp-metrics", &manifests, &env).await;
     let client = HttpClient::http1();

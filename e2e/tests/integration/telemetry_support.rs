@@ -34,6 +34,31 @@ spec:
   ports: [{name: http, port: 80}]
 ";
 
+/// The manifests most telemetry tests run: the base with `telemetry`
+/// settings for `echo`, and [`SHOP_ROUTES`].
+pub fn shop_manifests(echo: &Echo, telemetry: &str) -> [(&'static str, String); 2] {
+    [
+        ("base.yaml", base_with_telemetry(&[echo], telemetry)),
+        ("routes.yaml", SHOP_ROUTES.to_string()),
+    ]
+}
+
+/// A route `always` for `/always` that samples every trace (the route's
+/// ratio annotation at 1), whatever its Gateway says.
+pub const ALWAYS_SAMPLED_ROUTE: &str = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: always
+  namespace: default
+  annotations: {tollgate.dev/tracing-sampling-ratio: '1'}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /always}}]
+    backendRefs: [{name: echo, port: 80}]
+";
+
 /// The GatewayClass/Gateway of [`base`] with the class naming GatewayConfig
 /// `default/telemetry` whose `spec.telemetry` is `telemetry` (a YAML flow
 /// mapping, e.g. `{recordQuery: true}`), plus Services for `backends`.

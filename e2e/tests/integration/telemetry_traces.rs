@@ -30,10 +30,7 @@ async fn traces_end_to_end(name: &str, protocol: Protocol) {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{requestHeaders: [X-Tenant, Authorization]}";
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, settings);
     let service = format!("gw-traces-{}", name.replace('/', "-"));
     let env = otel_env(&receiver, name, &service);
     let ctl = start(&service, &manifests, &env).await;
@@ -180,22 +177,12 @@ async fn sampling_ratios_and_recorded_query() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
     let settings = "{tracing: {samplingRatio: 0}, recordQuery: true}";
-    let always = "---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: always
-  namespace: default
-  annotations: {tollgate.dev/tracing-sampling-ratio: '1'}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /always}}]
-    backendRefs: [{name: echo, port: 80}]
-";
     let manifests = [
         ("base.yaml", base_with_telemetry(&[&echo], settings)),
-        ("routes.yaml", format!("{SHOP_ROUTES}{always}")),
+        (
+            "routes.yaml",
+            format!("{SHOP_ROUTES}{ALWAYS_SAMPLED_ROUTE}"),
+        ),
     ];
     let env = otel_env(&receiver, "http/protobuf", "gw-sampling");
     let ctl = start("sampling", &manifests, &env).await;
@@ -260,10 +247,7 @@ spec:
 async fn b3_multi_header_propagation() {
     let receiver = Receiver::start().await.unwrap();
     let echo = Echo::start("echo").await.unwrap();
-    let manifests = [
-        ("base.yaml", base_with_telemetry(&[&echo], "{}")),
-        ("routes.yaml", SHOP_ROUTES.to_string()),
-    ];
+    let manifests = shop_manifests(&echo, "{}");
     let mut env = otel_env(&receiver, "http/protobuf", "gw-b3");
     env.push(("OTEL_PROPAGATORS".into(), "b3multi".into()));
     let ctl = start("b3", &manifests, &env).await;
