@@ -12,6 +12,10 @@
 //! plain; over gRPC, a scheme-less endpoint is TLS unless
 //! `OTEL_EXPORTER_OTLP_INSECURE` is true (the exporter's own rule).
 //!
+//! An `http://` endpoint (and the default one, `http://localhost:4318`
+//! or `:4317`) gets no TLS settings at all, so the system's CA
+//! certificates are not read for an exporter that never verifies one.
+//!
 //! The files are read once, when the exporters are built; a path that
 //! cannot be read, or holds no certificate or key, is a start-up error
 //! naming the variable, not a collector that silently never gets data.
@@ -129,18 +133,19 @@ impl ExportTls {
         }
     }
 
-    /// The HTTP client of an OTLP/HTTP exporter.
+    /// The HTTP client of an OTLP/HTTP exporter; `plain` when its
+    /// endpoint is `http://`, which needs no trusted certificates.
     ///
     /// # Errors
     ///
     /// rustls refuses the client certificate and key (a key that does
     /// not match the certificate's algorithm).
-    pub(crate) fn http(&self) -> Result<HttpClient, ExporterBuildError> {
+    pub(crate) fn http(&self, plain: bool) -> Result<HttpClient, ExporterBuildError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| internal(format!("TLS protocol versions: {error}")))?
-            .with_root_certificates(self.roots());
+            .with_root_certificates(self.roots(plain));
         let config = match &self.identity {
             Some((chain, key)) => {
                 let chain = CertificateDer::pem_slice_iter(chain)
@@ -168,9 +173,11 @@ impl ExportTls {
         Ok(HyperClient::new(connector, self.timeout, None))
     }
 
-    /// The certificates a collector's is verified against.
-    fn roots(&self) -> RootCertStore {
+    /// The certificates a collector's is verified against: none for a
+    /// `plain` endpoint.
+    fn roots(&self, plain: bool) -> RootCertStore {
         match &self.ca {
+            _ if plain => RootCertStore::empty(),
             Some(pem) => {
                 let mut roots = RootCertStore::empty();
                 let certs = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok);
@@ -213,10 +220,23 @@ impl OtelEnv {
             })
             .unwrap_or(Transport::HttpProtobuf)
     }
+
+    /// Whether `signal`'s endpoint is plain `http://`: its own variable,
+    /// then `OTEL_EXPORTER_OTLP_ENDPOINT`, else the exporter's default
+    /// (`http://localhost:4318`, or `:4317` for gRPC). A gRPC endpoint
+    /// without a scheme is not: the exporter takes it as TLS.
+    pub(crate) fn plain_endpoint(&self, signal: Signal) -> bool {
+        self.for_signal(signal, "ENDPOINT").is_none_or(|(_, url)| {
+            url.trim()
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        })
+    }
 }
 
 /// Builds `signal`'s exporter for the protocol `env` names: `grpc` with
-/// the gRPC channel's TLS settings, `http` with the HTTP client.
+/// the gRPC channel's TLS settings (none for a plain endpoint), `http`
+/// with the HTTP client.
 ///
 /// # Errors
 ///
@@ -224,13 +244,14 @@ impl OtelEnv {
 pub(crate) fn build_exporter<E>(
     env: &OtelEnv,
     signal: Signal,
-    grpc: impl FnOnce(ClientTlsConfig) -> Result<E, ExporterBuildError>,
+    grpc: impl FnOnce(Option<ClientTlsConfig>) -> Result<E, ExporterBuildError>,
     http: impl FnOnce(HttpClient) -> Result<E, ExporterBuildError>,
 ) -> Result<E, ExporterBuildError> {
     let tls = ExportTls::from_env(env, signal)?;
+    let plain = env.plain_endpoint(signal);
     match env.transport(signal) {
-        Transport::Grpc => grpc(tls.grpc()),
-        Transport::HttpProtobuf => http(tls.http()?),
+        Transport::Grpc => grpc((!plain).then(|| tls.grpc())),
+        Transport::HttpProtobuf => http(tls.http(plain)?),
     }
 }
 
@@ -243,10 +264,11 @@ macro_rules! otlp_exporter {
             $env,
             $signal,
             |tls| {
-                opentelemetry_otlp::$ty::builder()
-                    .with_tonic()
-                    .with_tls_config(tls)
-                    .build()
+                let builder = opentelemetry_otlp::$ty::builder().with_tonic();
+                match tls {
+                    Some(tls) => builder.with_tls_config(tls).build(),
+                    None => builder.build(),
+                }
             },
             |client| {
                 opentelemetry_otlp::$ty::builder()
@@ -328,6 +350,42 @@ mod tests {
             assert!(error.contains(want), "{vars:?}: {error:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Only `http://` endpoints and the default one are plain, and a
+    /// plain endpoint's client trusts nothing (the system's certificates
+    /// are not read for it).
+    #[test]
+    fn plain_endpoints_skip_the_roots() {
+        let plain = |pairs: &[(&str, &str)]| env(pairs).plain_endpoint(Signal::Traces);
+        assert!(plain(&[]));
+        assert!(plain(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "HTTP://collector:4318"
+        )]));
+        assert!(!plain(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector"
+        )]));
+        assert!(!plain(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]));
+        assert!(!plain(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://traces/v1/traces"
+            ),
+        ]));
+        let tls = ExportTls::from_env(&env(&[]), Signal::Traces);
+        assert!(tls.as_ref().is_ok_and(|t| t.roots(true).is_empty()));
+        let pem = rcgen::generate_simple_self_signed(vec!["collector".to_string()])
+            .map(|c| c.cert.pem())
+            .unwrap_or_default();
+        let with_ca = ExportTls {
+            ca: Some(pem.into_bytes()),
+            ..tls.unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(with_ca.roots(false).len(), 1);
+        assert!(with_ca.roots(true).is_empty());
     }
 
     /// The per-signal variables win over the general ones, and the
