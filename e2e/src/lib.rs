@@ -25,6 +25,8 @@
 pub mod apiserver;
 mod backend;
 pub mod balancer;
+mod connect_proxy;
+pub use connect_proxy::{ConnectProxy, TunnelRequest};
 mod client;
 pub mod controller;
 pub mod dataplane;

@@ -15,6 +15,7 @@
 //! as the specification names them; the protocol, timeouts and TLS files
 //! by [`crate::export_tls`], which builds the transports.
 
+use crate::export_proxy::PROXY_VARIABLES;
 use std::collections::BTreeMap;
 
 /// The three OpenTelemetry signals.
@@ -48,7 +49,9 @@ impl Signal {
     }
 }
 
-/// A snapshot of the environment's `OTEL_*` variables.
+/// A snapshot of the environment's `OTEL_*` variables, and of the proxy
+/// variables the OTLP exporters follow
+/// ([`crate::export_proxy::PROXY_VARIABLES`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OtelEnv {
     vars: BTreeMap<String, String>,
@@ -60,7 +63,8 @@ impl OtelEnv {
         OtelEnv::from_pairs(std::env::vars())
     }
 
-    /// Variables from `pairs` (tests); only `OTEL_*` ones are kept.
+    /// Variables from `pairs` (tests); only `OTEL_*` and proxy ones are
+    /// kept.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> OtelEnv {
@@ -68,7 +72,7 @@ impl OtelEnv {
             vars: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
-                .filter(|(k, _)| k.starts_with("OTEL_"))
+                .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
                 .collect(),
         }
     }

@@ -24,8 +24,8 @@
 //! exporter's hyper client for HTTP/protobuf.
 
 use crate::env::{OtelEnv, Signal};
+use crate::export_proxy::{self, ProxyConnector};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_otlp::ExporterBuildError;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
@@ -34,14 +34,25 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
 
 /// The exporters' request timeout when no variable sets one (the
 /// specification's 10 s).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The OTLP/HTTP client: hyper over a connector that speaks TLS to
-/// `https://` endpoints and plain TCP to `http://` ones.
-pub(crate) type HttpClient = HyperClient<HttpsConnector<HttpConnector>>;
+/// `https://` endpoints and plain TCP to `http://` ones, through a proxy
+/// when the proxy variables say so ([`crate::export_proxy`]).
+pub(crate) type HttpClient = HyperClient<HttpsConnector<ProxyConnector>>;
+
+/// How a gRPC exporter reaches its collector.
+pub(crate) enum GrpcTransport {
+    /// The exporter builds its channel, with these TLS settings (`None`
+    /// for a plain endpoint).
+    Direct(Option<ClientTlsConfig>),
+    /// Through a proxy: a channel built here over the tunnelling connector.
+    Channel(Channel),
+}
 
 /// One signal's transport settings, read from the environment.
 #[derive(Clone, Debug)]
@@ -140,7 +151,11 @@ impl ExportTls {
     ///
     /// rustls refuses the client certificate and key (a key that does
     /// not match the certificate's algorithm).
-    pub(crate) fn http(&self, plain: bool) -> Result<HttpClient, ExporterBuildError> {
+    pub(crate) fn http(
+        &self,
+        plain: bool,
+        connector: ProxyConnector,
+    ) -> Result<HttpClient, ExporterBuildError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -162,15 +177,42 @@ impl ExportTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
             // HTTP/1.1, as the exporter's plain client speaks (and ALPN says).
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(connector);
         Ok(HyperClient::new(connector, self.timeout, None))
+    }
+
+    /// A gRPC channel to `endpoint` over `connector` (tonic puts TLS over
+    /// the tunnel for an `https://` endpoint), with the exporter's timeout.
+    ///
+    /// # Errors
+    ///
+    /// The endpoint is not a URL, or tonic refuses the TLS settings.
+    fn grpc_channel(
+        &self,
+        endpoint: String,
+        connector: ProxyConnector,
+    ) -> Result<Channel, ExporterBuildError> {
+        let channel = Endpoint::from_shared(endpoint.clone()).map_err(|error| {
+            invalid(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("{endpoint}: {error}"),
+            )
+        })?;
+        let channel = if endpoint.starts_with("https://") {
+            channel
+                .tls_config(self.grpc())
+                .map_err(|error| internal(format!("gRPC TLS settings: {error}")))?
+        } else {
+            channel
+        };
+        Ok(channel
+            .timeout(self.timeout)
+            .connect_with_connector_lazy(connector))
     }
 
     /// The certificates a collector's is verified against: none for a
@@ -244,14 +286,20 @@ impl OtelEnv {
 pub(crate) fn build_exporter<E>(
     env: &OtelEnv,
     signal: Signal,
-    grpc: impl FnOnce(Option<ClientTlsConfig>) -> Result<E, ExporterBuildError>,
+    grpc: impl FnOnce(GrpcTransport) -> Result<E, ExporterBuildError>,
     http: impl FnOnce(HttpClient) -> Result<E, ExporterBuildError>,
 ) -> Result<E, ExporterBuildError> {
     let tls = ExportTls::from_env(env, signal)?;
     let plain = env.plain_endpoint(signal);
-    match env.transport(signal) {
-        Transport::Grpc => grpc((!plain).then(|| tls.grpc())),
-        Transport::HttpProtobuf => http(tls.http(plain)?),
+    let transport = env.transport(signal);
+    let endpoint = export_proxy::endpoint(env, signal, transport);
+    let connector = ProxyConnector::new(env, &endpoint)?;
+    match transport {
+        Transport::Grpc if connector.proxies(&endpoint) => grpc(GrpcTransport::Channel(
+            tls.grpc_channel(endpoint, connector)?,
+        )),
+        Transport::Grpc => grpc(GrpcTransport::Direct((!plain).then(|| tls.grpc()))),
+        Transport::HttpProtobuf => http(tls.http(plain, connector)?),
     }
 }
 
@@ -263,11 +311,13 @@ macro_rules! otlp_exporter {
         $crate::export_tls::build_exporter(
             $env,
             $signal,
-            |tls| {
+            |grpc| {
+                use $crate::export_tls::GrpcTransport;
                 let builder = opentelemetry_otlp::$ty::builder().with_tonic();
-                match tls {
-                    Some(tls) => builder.with_tls_config(tls).build(),
-                    None => builder.build(),
+                match grpc {
+                    GrpcTransport::Direct(Some(tls)) => builder.with_tls_config(tls).build(),
+                    GrpcTransport::Direct(None) => builder.build(),
+                    GrpcTransport::Channel(channel) => builder.with_channel(channel).build(),
                 }
             },
             |client| {

@@ -19,6 +19,7 @@
 mod b3;
 mod env;
 mod export_health;
+mod export_proxy;
 mod export_reload;
 mod export_tls;
 mod logs;
@@ -31,6 +32,7 @@ mod traces;
 
 pub use env::{OtelEnv, Signal};
 pub use export_health::ExportHealth;
+pub use export_proxy::PROXY_VARIABLES;
 pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;

@@ -68,6 +68,7 @@ mod telemetry_config_export;
 mod telemetry_controller;
 mod telemetry_dataplane;
 mod telemetry_edges;
+mod telemetry_export_proxy;
 mod telemetry_export_tls;
 mod telemetry_logs;
 mod telemetry_metrics;

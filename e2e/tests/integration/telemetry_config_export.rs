@@ -105,16 +105,7 @@ async fn every_signal(name: &str, protocol: Protocol) {
         ("tollgate.route", "default/shop"),
         ("http.request.method", "GET"),
     ];
-    let point = receiver
-        .wait_until(
-            "the request in http.server.request.duration",
-            Duration::from_secs(15),
-            |r| {
-                r.latest_metric("http.server.request.duration", &labels)
-                    .filter(|p| p.value.as_histogram().is_some_and(|h| h.count == 1))
-            },
-        )
-        .await;
+    let point = wait_first_request(&receiver, &labels).await;
     assert_origin(
         "http.server.request.duration",
         &point.origin,

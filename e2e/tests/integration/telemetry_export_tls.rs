@@ -28,14 +28,14 @@ async fn spans_and_metrics_over_http_protobuf_with_mutual_tls() {
 }
 
 /// A fresh folder for one test's PEM files.
-fn pem_dir(name: &str) -> PathBuf {
+pub(crate) fn pem_dir(name: &str) -> PathBuf {
     let dir = manifest_dir(&format!("{name}-pem"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// Writes `text` to `dir/file` and gives back the path.
-fn pem(dir: &Path, file: &str, text: &str) -> String {
+pub(crate) fn pem(dir: &Path, file: &str, text: &str) -> String {
     let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
@@ -97,16 +97,7 @@ async fn over_mutual_tls(name: &str, protocol: Protocol) {
     assert_eq!(server.name, "GET /shop");
     assert_eq!(server.origin.protocol, protocol);
     assert_eq!(server.origin.service_name(), Some(service.as_str()));
-    let point = receiver
-        .wait_until(
-            "the request in http.server.request.duration",
-            Duration::from_secs(15),
-            |r| {
-                r.latest_metric("http.server.request.duration", &[("http.route", "/shop")])
-                    .filter(|p| p.value.as_histogram().is_some_and(|h| h.count == 1))
-            },
-        )
-        .await;
+    let point = wait_first_request(&receiver, &[("http.route", "/shop")]).await;
     assert_eq!(point.origin.protocol, protocol);
     assert_eq!(
         receiver.refused_handshakes(),

@@ -9,7 +9,7 @@ use crate::common::*;
 use http::Method;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use tollgate_e2e::otlp::{Receiver, Span};
+use tollgate_e2e::otlp::{MetricPoint, Receiver, Span};
 use tollgate_e2e::prometheus::{Scrape, parse};
 use tollgate_e2e::{Echo, HttpClient, Reply};
 
@@ -175,6 +175,21 @@ pub async fn wait_trace(receiver: &Receiver, trace_id: &str, n: usize) -> Vec<Sp
             |r| {
                 let spans = spans_of(r, trace_id);
                 (spans.len() >= n).then_some(spans)
+            },
+        )
+        .await
+}
+
+/// The `http.server.request.duration` point with `labels` once it counts
+/// exactly one request (the test's first).
+pub async fn wait_first_request(receiver: &Receiver, labels: &[(&str, &str)]) -> MetricPoint {
+    receiver
+        .wait_until(
+            "the request in http.server.request.duration",
+            Duration::from_secs(15),
+            |r| {
+                r.latest_metric("http.server.request.duration", labels)
+                    .filter(|p| p.value.as_histogram().is_some_and(|h| h.count == 1))
             },
         )
         .await

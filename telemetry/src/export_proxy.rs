@@ -1,0 +1,306 @@
+//! Reaching a collector through an HTTP proxy, from the variables curl
+//! and the OpenTelemetry Collector read: `HTTPS_PROXY`, `HTTP_PROXY`,
+//! `ALL_PROXY` (or their lower-case forms) name the proxy for `https://`
+//! and `http://` endpoints, and `NO_PROXY` the hosts reached directly.
+//! Clusters whose egress goes through a proxy, the usual way to a hosted
+//! collector, need nothing else.
+//!
+//! Both protocols open a `CONNECT` tunnel through the proxy and speak to
+//! the collector inside it: TLS end to end for an `https://` collector
+//! (the proxy sees only the host and port), plain HTTP/1.1 or h2c for an
+//! `http://` one. A proxy URL's user and password go in
+//! `Proxy-Authorization` (Basic). Only `http://` proxies are spoken to;
+//! an `https://` or SOCKS proxy for an endpoint is a start-up error
+//! naming the variable, not a collector that silently never gets data.
+//!
+//! A collector on the loopback interface (`localhost`, `127.0.0.0/8`,
+//! `::1`: an agent beside the process) is always reached directly, as Go's
+//! `ProxyFromEnvironment` does for the collectors written in Go.
+//!
+//! Only the OTLP exporters read these variables: the data plane's own
+//! upstream connections never go through a proxy.
+
+use crate::env::{OtelEnv, Signal};
+use crate::export_tls::Transport;
+use http::Uri;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
+use hyper_util::rt::TokioIo;
+use opentelemetry_otlp::ExporterBuildError;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::net::TcpStream;
+use tower_service::Service;
+
+/// The proxy variables, in the order they are read (upper case first).
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The first of a variable's two forms that is set.
+fn first<'a>(env: &'a OtelEnv, upper: &str) -> Option<(&'a str, String)> {
+    [upper.to_string(), upper.to_ascii_lowercase()]
+        .into_iter()
+        .find_map(|name| Some((env.get(&name)?, name)))
+}
+
+/// The proxy rules of `env`; `None` when no proxy is named.
+fn matcher(env: &OtelEnv) -> Option<Matcher> {
+    let value = |upper| first(env, upper).map(|(v, _)| v).unwrap_or_default();
+    let (all, http, https) = (
+        value("ALL_PROXY"),
+        value("HTTP_PROXY"),
+        value("HTTPS_PROXY"),
+    );
+    if all.is_empty() && http.is_empty() && https.is_empty() {
+        return None;
+    }
+    let builder = Matcher::builder().all(all).http(http).https(https);
+    Some(builder.no(value("NO_PROXY")).build())
+}
+
+/// The URL `signal`'s exporter sends to, as the exporter resolves it
+/// (its own variable, `OTEL_EXPORTER_OTLP_ENDPOINT`, the default; a
+/// scheme-less gRPC endpoint is TLS unless `..._INSECURE` says true).
+/// Only its scheme and authority matter here, so the HTTP signal path is
+/// left off.
+pub(crate) fn endpoint(env: &OtelEnv, signal: Signal, transport: Transport) -> String {
+    let default = match transport {
+        Transport::Grpc => "http://localhost:4317",
+        Transport::HttpProtobuf => "http://localhost:4318",
+    };
+    let url = env
+        .for_signal(signal, "ENDPOINT")
+        .map_or(default, |(_, url)| url)
+        .to_string();
+    let has_scheme = url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    if has_scheme || transport == Transport::HttpProtobuf {
+        return url;
+    }
+    let insecure = env
+        .for_signal(signal, "INSECURE")
+        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
+    format!("{}://{url}", if insecure { "http" } else { "https" })
+}
+
+/// A connector that opens a `CONNECT` tunnel through the proxy the rules
+/// name for a destination, and connects directly otherwise.
+#[derive(Clone)]
+pub(crate) struct ProxyConnector {
+    http: HttpConnector,
+    rules: Option<Arc<Matcher>>,
+}
+
+impl std::fmt::Debug for ProxyConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The rules may hold a proxy password: never printed.
+        f.debug_struct("ProxyConnector")
+            .field("proxied", &self.rules.is_some())
+            .finish()
+    }
+}
+
+impl ProxyConnector {
+    /// The connector of an exporter sending to `endpoint`, with the proxy
+    /// rules of `env`.
+    ///
+    /// # Errors
+    ///
+    /// The proxy that `endpoint` would go through is not an `http://` one.
+    pub(crate) fn new(env: &OtelEnv, endpoint: &str) -> Result<ProxyConnector, ExporterBuildError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let rules = matcher(env);
+        if let (Some(rules), Ok(uri)) = (&rules, endpoint.parse::<Uri>())
+            && let Some(proxy) = rules.intercept(&uri)
+            && proxy.uri().scheme_str() != Some("http")
+        {
+            let name = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
+                .into_iter()
+                .find_map(|upper| first(env, upper).map(|(_, name)| name))
+                .unwrap_or_else(|| "HTTPS_PROXY".to_string());
+            return Err(ExporterBuildError::InvalidConfiguration(format!(
+                "{name}: the proxy for {endpoint} is {}; OTLP export speaks only to \
+                 http:// proxies (a CONNECT tunnel, TLS to the collector inside it)",
+                proxy.uri()
+            )));
+        }
+        Ok(ProxyConnector {
+            http,
+            rules: rules.map(Arc::new),
+        })
+    }
+
+    /// Whether `endpoint` goes through a proxy.
+    pub(crate) fn proxies(&self, endpoint: &str) -> bool {
+        endpoint
+            .parse::<Uri>()
+            .is_ok_and(|uri| self.proxy_for(&uri).is_some())
+    }
+
+    /// The proxy `dst` goes through, if any.
+    fn proxy_for(&self, dst: &Uri) -> Option<Intercept> {
+        if dst.host().is_none_or(is_loopback) {
+            return None;
+        }
+        self.rules.as_ref()?.intercept(dst)
+    }
+}
+
+/// Whether `host` (a URI's host, IPv6 in brackets) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `uri` with its scheme's port written out: a tunnel is opened to a
+/// host and port, and `http://` means 80, not the tunnel's default 443.
+fn with_port(uri: Uri) -> Uri {
+    let (Some(host), None) = (uri.host(), uri.port_u16()) else {
+        return uri;
+    };
+    let port = if uri.scheme_str() == Some("http") {
+        80
+    } else {
+        443
+    };
+    let authority = format!("{host}:{port}");
+    let mut parts = uri.clone().into_parts();
+    match authority.parse() {
+        Ok(authority) => {
+            parts.authority = Some(authority);
+            Uri::from_parts(parts).unwrap_or(uri)
+        }
+        Err(_) => uri,
+    }
+}
+
+impl Service<Uri> for ProxyConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let proxy = self.proxy_for(&dst);
+        let mut http = self.http.clone();
+        Box::pin(async move {
+            let Some(proxy) = proxy else {
+                return Ok(http.call(dst).await?);
+            };
+            let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
+            if let Some(auth) = proxy.basic_auth() {
+                tunnel = tunnel.with_auth(auth.clone());
+            }
+            std::future::poll_fn(|cx| tunnel.poll_ready(cx)).await?;
+            Ok(tunnel.call(with_port(dst)).await?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> OtelEnv {
+        OtelEnv::from_pairs(pairs.iter().copied())
+    }
+
+    /// Which endpoints go through which proxy: by scheme, `ALL_PROXY` as
+    /// the fallback, `NO_PROXY` hosts directly, nothing without a proxy.
+    #[test]
+    fn endpoints_follow_the_proxy_rules() {
+        let vars = env(&[
+            ("https_proxy", "http://user:secret@proxy:3128"),
+            ("ALL_PROXY", "http://other:8080"),
+            ("NO_PROXY", "collector.internal,10.0.0.0/8"),
+        ]);
+        let connector = ProxyConnector::new(&vars, "https://saas.example:443");
+        let connector = connector.unwrap_or_else(|e| panic!("{e}"));
+        assert!(connector.proxies("https://saas.example/v1/traces"));
+        assert!(connector.proxies("http://plain.example:4318"));
+        assert!(!connector.proxies("http://collector.internal:4318"));
+        assert!(!connector.proxies("http://10.1.2.3:4318"));
+        for local in [
+            "http://localhost:4318",
+            "https://127.0.0.2",
+            "http://[::1]:4317",
+        ] {
+            assert!(!connector.proxies(local), "{local} is reached directly");
+        }
+        let rules = matcher(&vars).map(|m| m.intercept(&Uri::from_static("https://a.b")));
+        let proxy = rules
+            .flatten()
+            .map(|p| (p.uri().to_string(), p.basic_auth().cloned()));
+        assert_eq!(
+            proxy.map(|(uri, auth)| (uri, auth.is_some())),
+            Some(("http://proxy:3128/".to_string(), true))
+        );
+        let direct = ProxyConnector::new(&env(&[]), "https://saas.example");
+        assert!(direct.is_ok_and(|c| !c.proxies("https://saas.example")));
+        assert!(format!("{:?}", connector).contains("proxied: true"));
+        assert!(!format!("{:?}", connector).contains("secret"));
+    }
+
+    /// A proxy that is not `http://` is refused at start, naming the
+    /// variable; one that does not apply to the endpoint is not.
+    #[test]
+    fn only_http_proxies() {
+        let socks = env(&[("HTTPS_PROXY", "socks5://proxy:1080")]);
+        let error = ProxyConnector::new(&socks, "https://saas.example").err();
+        let error = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("HTTPS_PROXY:"), "{error}");
+        assert!(error.contains("http:// proxies"), "{error}");
+        assert!(ProxyConnector::new(&socks, "http://plain.example:4318").is_ok());
+    }
+
+    /// The endpoint as each exporter resolves it, and ports written out
+    /// for the tunnel.
+    #[test]
+    fn endpoints_and_ports() {
+        let grpc = |pairs: &[(&str, &str)]| endpoint(&env(pairs), Signal::Traces, Transport::Grpc);
+        assert_eq!(grpc(&[]), "http://localhost:4317");
+        assert_eq!(
+            grpc(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]),
+            "https://collector:4317"
+        );
+        assert_eq!(
+            grpc(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
+            ]),
+            "http://collector:4317"
+        );
+        let http = endpoint(
+            &env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c/v1/traces")]),
+            Signal::Traces,
+            Transport::HttpProtobuf,
+        );
+        assert_eq!(http, "https://c/v1/traces");
+        let port = |uri: &'static str| with_port(Uri::from_static(uri)).to_string();
+        assert_eq!(port("http://c/v1/traces"), "http://c:80/v1/traces");
+        assert_eq!(port("https://c"), "https://c:443/");
+        assert_eq!(port("https://c:4318/x"), "https://c:4318/x");
+    }
+}
