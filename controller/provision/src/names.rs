@@ -82,7 +82,17 @@ pub fn otlp_file_key(var: &str) -> Option<String> {
 /// collector's API key or token, which must not be written as plain text
 /// into a Deployment in every Gateway's namespace. The data plane reads
 /// the variable from the Secret (`secretKeyRef`). `None` for the rest.
+///
+/// The proxy variables the exporters follow (`HTTPS_PROXY`, `no_proxy`:
+/// any name ending in `_PROXY` in either case) go the same way, under
+/// `env-<name>`: a proxy URL may hold a password.
 pub fn otlp_secret_key(var: &str) -> Option<String> {
+    let proxy = var
+        .strip_suffix("_PROXY")
+        .or_else(|| var.strip_suffix("_proxy"));
+    if proxy.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphabetic())) {
+        return Some(format!("env-{var}"));
+    }
     otlp_key(var, &[("HEADERS", "headers")])
 }
 
@@ -168,6 +178,11 @@ mod tests {
             otlp_secret_key("OTEL_EXPORTER_OTLP_HEADERS").as_deref(),
             Some("otlp-headers")
         );
+        for proxy in ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "all_proxy"] {
+            assert_eq!(otlp_secret_key(proxy), Some(format!("env-{proxy}")));
+        }
+        assert_eq!(otlp_secret_key("_PROXY"), None);
+        assert_eq!(otlp_secret_key("MY_HTTP_PROXY"), None);
         assert_eq!(
             otlp_secret_key("OTEL_EXPORTER_OTLP_LOGS_HEADERS").as_deref(),
             Some("otlp-logs-headers")

@@ -5,7 +5,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use tollgate_provision::Env;
 use tollgate_provision::names::{otlp_file_key, otlp_secret_key};
-use tollgate_telemetry::{OtelEnv, Signal};
+use tollgate_telemetry::{OtelEnv, PROXY_VARIABLES, Signal};
 
 /// The controller's provisioning flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -46,13 +46,14 @@ impl ProvisionArgs {
 
     /// What data planes are given: the image, the snapshot URL with
     /// `namespace` (the controller's) in it, and this process's `OTEL_*`
-    /// variables, so data planes export where the controller does.
+    /// and proxy variables, so data planes export where the controller
+    /// does, the same way.
     pub fn env(&self, namespace: &str) -> Env {
         Env {
             image: self.dataplane_image.clone(),
             controller_url: self.snapshot_url.replace("$(POD_NAMESPACE)", namespace),
             otel: std::env::vars()
-                .filter(|(k, _)| k.starts_with("OTEL_"))
+                .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
                 .collect(),
             drain_timeout_seconds: 5,
         }
@@ -83,6 +84,9 @@ pub fn otlp_files() -> anyhow::Result<BTreeMap<String, String>> {
         return Ok(files);
     }
     for (var, path) in std::env::vars() {
+        if !var.starts_with("OTEL_") && !PROXY_VARIABLES.contains(&var.as_str()) {
+            continue;
+        }
         if let Some(key) = otlp_secret_key(&var) {
             // The value itself (a collector's token), not a path.
             files.insert(key, path);

@@ -4,7 +4,8 @@
 //! the provisioned Deployment's variables point at the mounted copies
 //! (the controller's paths mean nothing in a data plane's pod). A renewed
 //! file reaches the Secret without a restart. The export headers (a
-//! collector's token) travel in the Secret too, never in the Deployment.
+//! collector's token) and the proxy variables (a proxy URL may hold a
+//! password) travel in the Secret too, never in the Deployment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,7 +56,11 @@ async fn data_planes_get_the_controllers_collector_certificates() {
         ),
         ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key_path.as_str()),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-token=tok-7f3a9"),
+        ("HTTP_PROXY", "http://gw:pr0xy-pass@proxy.internal:3128"),
+        ("no_proxy", "localhost,10.0.0.0/8"),
     ];
+    // Not HTTPS_PROXY: the controller's own kubeconfig client would take
+    // it for the API server, and this proxy does not exist.
     let (mut ctl, _) = controller_with_env(&server, &["--provision"], offset, &vars).await;
 
     let deployment = wait_for(&server, "apps/v1", "Deployment", "creation", |o| {
@@ -87,25 +92,28 @@ async fn data_planes_get_the_controllers_collector_certificates() {
         env_value(&deployment, "OTEL_EXPORTER_OTLP_ENDPOINT"),
         Some("https://localhost:1")
     );
-    // The collector's token is read from the Secret, never written into
-    // the Deployment.
-    let headers = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .and_then(|env| {
-            env.iter()
-                .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_HEADERS")
-        })
-        .cloned()
-        .unwrap();
-    assert_eq!(
-        headers["valueFrom"]["secretKeyRef"],
-        serde_json::json!({"name": "gw-tollgate-client", "key": "otlp-headers"}),
-        "{headers:#}"
-    );
-    assert!(
-        !deployment.to_string().contains("tok-7f3a9"),
-        "{deployment:#}"
-    );
+    // The collector's token and the proxy (with its password) are read
+    // from the Secret, never written into the Deployment.
+    let from_secret = [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "otlp-headers"),
+        ("HTTP_PROXY", "env-HTTP_PROXY"),
+        ("no_proxy", "env-no_proxy"),
+    ];
+    for (var, key) in from_secret {
+        let entry = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .and_then(|env| env.iter().find(|e| e["name"] == var))
+            .cloned()
+            .unwrap_or_else(|| panic!("{var} reaches the data plane: {deployment:#}"));
+        assert_eq!(
+            entry["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "gw-tollgate-client", "key": key}),
+            "{entry:#}"
+        );
+    }
+    for secret in ["tok-7f3a9", "pr0xy-pass"] {
+        assert!(!deployment.to_string().contains(secret), "{deployment:#}");
+    }
 
     // The certificate issuer copies the files into the client Secret.
     let start = std::time::Instant::now();
@@ -136,6 +144,13 @@ async fn data_planes_get_the_controllers_collector_certificates() {
     }
     let token = secret["data"]["otlp-headers"].as_str().unwrap_or_default();
     assert_eq!(base64_decode(token), b"x-collector-token=tok-7f3a9");
+    let proxy = secret["data"]["env-HTTP_PROXY"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        base64_decode(proxy),
+        b"http://gw:pr0xy-pass@proxy.internal:3128"
+    );
 
     // The collector's CA renewed in the controller's file: the copy
     // follows, without a restart.
@@ -170,4 +185,34 @@ fn base64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .unwrap_or_default()
+}
+
+/// A controller started from a kubeconfig with `HTTPS_PROXY` set (as a
+/// developer's shell often has) reaches its API server through that
+/// proxy, as kubectl does, instead of refusing to start: every
+/// connection is a `CONNECT` tunnel to the API server's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_controller_reaches_its_api_server_through_https_proxy() {
+    let server = cluster().await;
+    apply(&server, &gateway(80, "")).await;
+    let proxy = tollgate_e2e::ConnectProxy::start(&[], None).await.unwrap();
+    let url = proxy.url(None);
+    let offset = free_port().unwrap() - 80;
+    let vars = [("HTTPS_PROXY", url.as_str())];
+    let (_ctl, _) = controller_with_env(&server, &["--provision"], offset, &vars).await;
+    wait_for(&server, "apps/v1", "Deployment", "creation", |o| {
+        o.is_some()
+    })
+    .await
+    .unwrap();
+    let tunnels = proxy.tunnels();
+    let api = server.url();
+    assert!(
+        !tunnels.is_empty(),
+        "the API server was reached through the proxy"
+    );
+    for tunnel in &tunnels {
+        assert!(tunnel.opened, "{tunnels:#?}");
+        assert!(api.ends_with(&tunnel.target), "{api}: {tunnels:#?}");
+    }
 }
