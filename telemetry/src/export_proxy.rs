@@ -20,8 +20,7 @@
 //! Only the OTLP exporters read these variables: the data plane's own
 //! upstream connections never go through a proxy.
 
-use crate::env::{OtelEnv, Signal};
-use crate::export_tls::Transport;
+use crate::env::{OtelEnv, Signal, Transport};
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;

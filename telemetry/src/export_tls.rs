@@ -23,7 +23,7 @@
 //! (aws-lc-rs): tonic's TLS for gRPC, and `hyper-rustls` under the OTLP
 //! exporter's hyper client for HTTP/protobuf.
 
-use crate::env::{OtelEnv, Signal};
+use crate::env::{OtelEnv, Signal, Transport};
 use crate::export_proxy::{self, ProxyConnector};
 use hyper_rustls::HttpsConnector;
 use opentelemetry_http::hyper::HyperClient;
@@ -64,15 +64,6 @@ pub(crate) struct ExportTls {
     identity: Option<(Vec<u8>, Vec<u8>)>,
     /// How long one export request may take.
     timeout: Duration,
-}
-
-/// Which protocol a signal is exported with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Transport {
-    /// OTLP/gRPC.
-    Grpc,
-    /// OTLP/HTTP with binary protobuf.
-    HttpProtobuf,
 }
 
 impl ExportTls {
@@ -244,36 +235,6 @@ fn system_roots() -> &'static RootCertStore {
         roots.add_parsable_certificates(found.certs);
         roots
     })
-}
-
-impl OtelEnv {
-    /// The protocol `signal` is exported with: its own variable, then
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else the exporter's default,
-    /// HTTP/protobuf.
-    pub(crate) fn transport(&self, signal: Signal) -> Transport {
-        let own = format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", signal.upper());
-        // An unknown value is passed over, as the exporter itself does.
-        [own.as_str(), "OTEL_EXPORTER_OTLP_PROTOCOL"]
-            .into_iter()
-            .find_map(|name| match self.get(name)?.to_ascii_lowercase().as_str() {
-                "grpc" => Some(Transport::Grpc),
-                "http/protobuf" | "http/json" => Some(Transport::HttpProtobuf),
-                _ => None,
-            })
-            .unwrap_or(Transport::HttpProtobuf)
-    }
-
-    /// Whether `signal`'s endpoint is plain `http://`: its own variable,
-    /// then `OTEL_EXPORTER_OTLP_ENDPOINT`, else the exporter's default
-    /// (`http://localhost:4318`, or `:4317` for gRPC). A gRPC endpoint
-    /// without a scheme is not: the exporter takes it as TLS.
-    pub(crate) fn plain_endpoint(&self, signal: Signal) -> bool {
-        self.for_signal(signal, "ENDPOINT").is_none_or(|(_, url)| {
-            url.trim()
-                .get(..7)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
-        })
-    }
 }
 
 /// Builds `signal`'s exporter for the protocol `env` names: `grpc` with
