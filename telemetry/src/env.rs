@@ -12,8 +12,10 @@
 //! `/metrics` of the admin ports stays: it is the gateway's own endpoint,
 //! not an export). Endpoint, headers, compression, service name and
 //! resource attributes are read by the OpenTelemetry crates themselves,
-//! as the specification names them; the protocol, timeouts and TLS files
-//! by [`crate::export_tls`], which builds the transports.
+//! as the specification names them. The protocol and the endpoint are
+//! resolved here too, as the exporters resolve them, for
+//! [`crate::export_tls`], which builds the transports (and reads the
+//! timeouts and TLS files).
 
 use crate::export_proxy::PROXY_VARIABLES;
 use std::collections::BTreeMap;
@@ -153,17 +155,37 @@ impl OtelEnv {
             .unwrap_or(Transport::HttpProtobuf)
     }
 
-    /// Whether `signal`'s endpoint is plain `http://`: its own variable,
-    /// then `OTEL_EXPORTER_OTLP_ENDPOINT`, else the exporter's default
-    /// (`http://localhost:4318`, or `:4317` for gRPC). A gRPC endpoint
-    /// without a scheme is not: the exporter takes it as TLS.
-    pub(crate) fn plain_endpoint(&self, signal: Signal) -> bool {
-        self.for_signal(signal, "ENDPOINT").is_none_or(|(_, url)| {
-            url.trim()
-                .get(..7)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
-        })
+    /// The URL `signal`'s exporter sends to, as the exporter resolves it
+    /// (its own variable, `OTEL_EXPORTER_OTLP_ENDPOINT`, the default
+    /// `http://localhost:4318`, or `:4317` for gRPC; a scheme-less gRPC
+    /// endpoint is TLS unless `..._INSECURE` says true). The HTTP signal
+    /// path is left off: only the scheme and authority are read from it.
+    pub(crate) fn endpoint(&self, signal: Signal, transport: Transport) -> String {
+        let default = match transport {
+            Transport::Grpc => "http://localhost:4317",
+            Transport::HttpProtobuf => "http://localhost:4318",
+        };
+        let url = self
+            .for_signal(signal, "ENDPOINT")
+            .map_or(default, |(_, url)| url)
+            .to_string();
+        let has_scheme = url
+            .split_once("://")
+            .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+        if has_scheme || transport == Transport::HttpProtobuf {
+            return url;
+        }
+        let insecure = self
+            .for_signal(signal, "INSECURE")
+            .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
+        format!("{}://{url}", if insecure { "http" } else { "https" })
     }
+}
+
+/// Whether `url` is plain `http://`, which needs no TLS settings.
+pub(crate) fn is_plain(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 #[cfg(test)]
@@ -248,5 +270,27 @@ mod tests {
         );
         let env = OtelEnv::from_pairs([("OTEL_PROPAGATORS", "B3, tracecontext")]);
         assert_eq!(env.propagators(), ["b3", "tracecontext"]);
+    }
+
+    /// The endpoint as each exporter resolves it.
+    #[test]
+    fn endpoints_as_the_exporters_resolve_them() {
+        let env = |pairs: &[(&str, &str)]| OtelEnv::from_pairs(pairs.iter().copied());
+        let grpc = |pairs: &[(&str, &str)]| env(pairs).endpoint(Signal::Traces, Transport::Grpc);
+        assert_eq!(grpc(&[]), "http://localhost:4317");
+        assert_eq!(
+            grpc(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]),
+            "https://collector:4317"
+        );
+        assert_eq!(
+            grpc(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
+            ]),
+            "http://collector:4317"
+        );
+        let http = env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c/v1/traces")])
+            .endpoint(Signal::Traces, Transport::HttpProtobuf);
+        assert_eq!(http, "https://c/v1/traces");
     }
 }

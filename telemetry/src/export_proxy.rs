@@ -20,7 +20,7 @@
 //! Only the OTLP exporters read these variables: the data plane's own
 //! upstream connections never go through a proxy.
 
-use crate::env::{OtelEnv, Signal, Transport};
+use crate::env::OtelEnv;
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
@@ -71,32 +71,6 @@ fn matcher(env: &OtelEnv) -> Option<Matcher> {
     Some(builder.no(value("NO_PROXY")).build())
 }
 
-/// The URL `signal`'s exporter sends to, as the exporter resolves it
-/// (its own variable, `OTEL_EXPORTER_OTLP_ENDPOINT`, the default; a
-/// scheme-less gRPC endpoint is TLS unless `..._INSECURE` says true).
-/// Only its scheme and authority matter here, so the HTTP signal path is
-/// left off.
-pub(crate) fn endpoint(env: &OtelEnv, signal: Signal, transport: Transport) -> String {
-    let default = match transport {
-        Transport::Grpc => "http://localhost:4317",
-        Transport::HttpProtobuf => "http://localhost:4318",
-    };
-    let url = env
-        .for_signal(signal, "ENDPOINT")
-        .map_or(default, |(_, url)| url)
-        .to_string();
-    let has_scheme = url
-        .split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
-    if has_scheme || transport == Transport::HttpProtobuf {
-        return url;
-    }
-    let insecure = env
-        .for_signal(signal, "INSECURE")
-        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
-    format!("{}://{url}", if insecure { "http" } else { "https" })
-}
-
 /// A connector that opens a `CONNECT` tunnel through the proxy the rules
 /// name for a destination, and connects directly otherwise.
 #[derive(Clone)]
@@ -125,11 +99,15 @@ impl ProxyConnector {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let rules = matcher(env);
-        if let (Some(rules), Ok(uri)) = (&rules, endpoint.parse::<Uri>())
-            && let Some(proxy) = rules.intercept(&uri)
-            && proxy.uri().scheme_str() != Some("http")
-        {
+        let connector = ProxyConnector {
+            http,
+            rules: matcher(env).map(Arc::new),
+        };
+        let proxy = endpoint
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| connector.proxy_for(&uri));
+        if let Some(proxy) = proxy.filter(|p| p.uri().scheme_str() != Some("http")) {
             let name = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
                 .into_iter()
                 .find_map(|upper| first(env, upper).map(|(_, name)| name))
@@ -140,10 +118,7 @@ impl ProxyConnector {
                 proxy.uri()
             )));
         }
-        Ok(ProxyConnector {
-            http,
-            rules: rules.map(Arc::new),
-        })
+        Ok(connector)
     }
 
     /// Whether `endpoint` goes through a proxy.
@@ -272,31 +247,12 @@ mod tests {
         assert!(error.contains("HTTPS_PROXY:"), "{error}");
         assert!(error.contains("http:// proxies"), "{error}");
         assert!(ProxyConnector::new(&socks, "http://plain.example:4318").is_ok());
+        assert!(ProxyConnector::new(&socks, "https://localhost:4318").is_ok());
     }
 
-    /// The endpoint as each exporter resolves it, and ports written out
-    /// for the tunnel.
+    /// Ports are written out for the tunnel.
     #[test]
-    fn endpoints_and_ports() {
-        let grpc = |pairs: &[(&str, &str)]| endpoint(&env(pairs), Signal::Traces, Transport::Grpc);
-        assert_eq!(grpc(&[]), "http://localhost:4317");
-        assert_eq!(
-            grpc(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]),
-            "https://collector:4317"
-        );
-        assert_eq!(
-            grpc(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
-                ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
-            ]),
-            "http://collector:4317"
-        );
-        let http = endpoint(
-            &env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c/v1/traces")]),
-            Signal::Traces,
-            Transport::HttpProtobuf,
-        );
-        assert_eq!(http, "https://c/v1/traces");
+    fn tunnels_get_explicit_ports() {
         let port = |uri: &'static str| with_port(Uri::from_static(uri)).to_string();
         assert_eq!(port("http://c/v1/traces"), "http://c:80/v1/traces");
         assert_eq!(port("https://c"), "https://c:443/");

@@ -23,8 +23,8 @@
 //! (aws-lc-rs): tonic's TLS for gRPC, and `hyper-rustls` under the OTLP
 //! exporter's hyper client for HTTP/protobuf.
 
-use crate::env::{OtelEnv, Signal, Transport};
-use crate::export_proxy::{self, ProxyConnector};
+use crate::env::{self, OtelEnv, Signal, Transport};
+use crate::export_proxy::ProxyConnector;
 use hyper_rustls::HttpsConnector;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_otlp::ExporterBuildError;
@@ -177,35 +177,6 @@ impl ExportTls {
         Ok(HyperClient::new(connector, self.timeout, None))
     }
 
-    /// A gRPC channel to `endpoint` over `connector` (tonic puts TLS over
-    /// the tunnel for an `https://` endpoint), with the exporter's timeout.
-    ///
-    /// # Errors
-    ///
-    /// The endpoint is not a URL, or tonic refuses the TLS settings.
-    fn grpc_channel(
-        &self,
-        endpoint: String,
-        connector: ProxyConnector,
-    ) -> Result<Channel, ExporterBuildError> {
-        let channel = Endpoint::from_shared(endpoint.clone()).map_err(|error| {
-            invalid(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("{endpoint}: {error}"),
-            )
-        })?;
-        let channel = if endpoint.starts_with("https://") {
-            channel
-                .tls_config(self.grpc())
-                .map_err(|error| internal(format!("gRPC TLS settings: {error}")))?
-        } else {
-            channel
-        };
-        Ok(channel
-            .timeout(self.timeout)
-            .connect_with_connector_lazy(connector))
-    }
-
     /// The certificates a collector's is verified against: none for a
     /// `plain` endpoint.
     fn roots(&self, plain: bool) -> RootCertStore {
@@ -237,6 +208,36 @@ fn system_roots() -> &'static RootCertStore {
     })
 }
 
+/// A gRPC channel to `endpoint` over `connector`, with `tls` when the
+/// endpoint is TLS (tonic puts it over the tunnel) and the exporter's
+/// `timeout`.
+///
+/// # Errors
+///
+/// The endpoint is not a URL, or tonic refuses the TLS settings.
+fn grpc_channel(
+    endpoint: String,
+    tls: Option<ClientTlsConfig>,
+    timeout: Duration,
+    connector: ProxyConnector,
+) -> Result<Channel, ExporterBuildError> {
+    let channel = Endpoint::from_shared(endpoint.clone()).map_err(|error| {
+        invalid(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("{endpoint}: {error}"),
+        )
+    })?;
+    let channel = match tls {
+        Some(tls) => channel
+            .tls_config(tls)
+            .map_err(|error| internal(format!("gRPC TLS settings: {error}")))?,
+        None => channel,
+    };
+    Ok(channel
+        .timeout(timeout)
+        .connect_with_connector_lazy(connector))
+}
+
 /// Builds `signal`'s exporter for the protocol `env` names: `grpc` with
 /// the gRPC channel's TLS settings (none for a plain endpoint), `http`
 /// with the HTTP client.
@@ -251,15 +252,20 @@ pub(crate) fn build_exporter<E>(
     http: impl FnOnce(HttpClient) -> Result<E, ExporterBuildError>,
 ) -> Result<E, ExporterBuildError> {
     let tls = ExportTls::from_env(env, signal)?;
-    let plain = env.plain_endpoint(signal);
     let transport = env.transport(signal);
-    let endpoint = export_proxy::endpoint(env, signal, transport);
+    let endpoint = env.endpoint(signal, transport);
+    let plain = env::is_plain(&endpoint);
     let connector = ProxyConnector::new(env, &endpoint)?;
     match transport {
-        Transport::Grpc if connector.proxies(&endpoint) => grpc(GrpcTransport::Channel(
-            tls.grpc_channel(endpoint, connector)?,
-        )),
-        Transport::Grpc => grpc(GrpcTransport::Direct((!plain).then(|| tls.grpc()))),
+        Transport::Grpc => {
+            let settings = (!plain).then(|| tls.grpc());
+            grpc(if connector.proxies(&endpoint) {
+                let channel = grpc_channel(endpoint, settings, tls.timeout, connector)?;
+                GrpcTransport::Channel(channel)
+            } else {
+                GrpcTransport::Direct(settings)
+            })
+        }
         Transport::HttpProtobuf => http(tls.http(plain, connector)?),
     }
 }
@@ -368,7 +374,11 @@ mod tests {
     /// are not read for it).
     #[test]
     fn plain_endpoints_skip_the_roots() {
-        let plain = |pairs: &[(&str, &str)]| env(pairs).plain_endpoint(Signal::Traces);
+        let plain = |pairs: &[(&str, &str)]| {
+            env::is_plain(
+                &env(pairs).endpoint(Signal::Traces, env(pairs).transport(Signal::Traces)),
+            )
+        };
         assert!(plain(&[]));
         assert!(plain(&[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
