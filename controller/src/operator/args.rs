@@ -52,51 +52,54 @@ impl ProvisionArgs {
         Env {
             image: self.dataplane_image.clone(),
             controller_url: self.snapshot_url.replace("$(POD_NAMESPACE)", namespace),
-            otel: std::env::vars()
-                .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
-                .collect(),
+            otel: handed_over().collect(),
             drain_timeout_seconds: 5,
         }
     }
 }
 
-/// The files this process's `OTEL_*` variables name (the OTLP
-/// exporter's CA, client certificate and key), by their key in a data
-/// plane's client Secret: paths of the controller's pod mean nothing in a
-/// data plane's, so the certificate issuer copies the files there and the
-/// data planes' variables point at the copies. The export headers (a
-/// collector's token) go there too, as values, so that data planes read
-/// them from the Secret instead of from their Deployment's text. Read at start, and again
-/// by the issuer each round, so a renewal reaches data planes.
+/// This process's variables that data planes get: the `OTEL_*` ones and
+/// the proxy ones.
+fn handed_over() -> impl Iterator<Item = (String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
+}
+
+/// What data planes read from their client Secret instead of from their
+/// Deployment, by key:
+/// - the files this process's `OTEL_*` variables name (the OTLP
+///   exporter's CA, client certificate and key): paths of the controller's
+///   pod mean nothing in a data plane's, so the certificate issuer copies
+///   the files there and the data planes' variables point at the copies;
+/// - the values of the variables that may hold a secret (a collector's
+///   token in the export headers, a password in a proxy URL), which the
+///   data planes' Deployments reference with `secretKeyRef`: always, as
+///   a missing key would keep the data plane's pod from starting.
+///
+/// Read at start, and again by the issuer each round, so a renewal
+/// reaches data planes.
 ///
 /// # Errors
 ///
 /// A named file cannot be read (the controller's own exporter would have
 /// refused it first).
 pub fn otlp_files() -> anyhow::Result<BTreeMap<String, String>> {
-    let mut files = BTreeMap::new();
     let env = OtelEnv::from_process();
-    if ![Signal::Traces, Signal::Metrics, Signal::Logs]
+    // Nothing exported: the files are not used, here or there.
+    let exporting = [Signal::Traces, Signal::Metrics, Signal::Logs]
         .into_iter()
-        .any(|s| env.exports(s))
-    {
-        // Nothing is exported: the files are not used, here or there.
-        return Ok(files);
-    }
-    for (var, path) in std::env::vars() {
-        if !var.starts_with("OTEL_") && !PROXY_VARIABLES.contains(&var.as_str()) {
-            continue;
-        }
+        .any(|s| env.exports(s));
+    let mut files = BTreeMap::new();
+    for (var, value) in handed_over() {
         if let Some(key) = otlp_secret_key(&var) {
-            // The value itself (a collector's token), not a path.
-            files.insert(key, path);
+            files.insert(key, value);
             continue;
         }
-        let Some(key) = otlp_file_key(&var) else {
+        let Some(key) = otlp_file_key(&var).filter(|_| exporting) else {
             continue;
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{var}: reading {path} for the data planes"))?;
+        let text = std::fs::read_to_string(&value)
+            .with_context(|| format!("{var}: reading {value} for the data planes"))?;
         files.insert(key, text);
     }
     Ok(files)

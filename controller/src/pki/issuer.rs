@@ -40,9 +40,10 @@ pub struct IssuerConfig {
     pub recheck: Duration,
     /// Files every client Secret also carries, by key: the OTLP
     /// exporter's CA and client certificate, which the controller's
-    /// `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` variables name and
-    /// data planes read from the Secret (see
-    /// [`tollgate_provision::names::otlp_file_key`]).
+    /// `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` variables name, and
+    /// the values data planes read by `secretKeyRef` (export headers,
+    /// proxy URLs; see [`tollgate_provision::names::otlp_file_key`] and
+    /// `otlp_secret_key`).
     pub extra_files: BTreeMap<String, String>,
     /// Reads [`IssuerConfig::extra_files`] again, each round: a renewed
     /// file (cert-manager renewing the exporter's certificate, the kubelet
