@@ -22,7 +22,9 @@ use crate::admin::Admin;
 use crate::operator::Infrastructure;
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
+use opentelemetry::KeyValue;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,6 +32,9 @@ use tokio::sync::watch;
 use tollgate_compile::resources::Resources;
 use tollgate_compile::{CompileOptions, Compiler, ObjectStatus, Recompiled};
 use tollgate_dataplane::priority::in_background;
+use tollgate_snapshot::Snapshot;
+use tollgate_telemetry::WorkSpan;
+use tracing::field::display;
 use tracing::{debug, info, warn};
 
 /// The kind whose status depends on data-plane reports.
@@ -286,10 +291,12 @@ async fn compile_and_publish(
 ) -> Option<Compile> {
     let publisher = admin.publisher.clone();
     let metrics = admin.metrics.clone();
+    let traces = admin.telemetry.traces.clone();
     let shared = Arc::clone(compiler);
     // Background priority: with --with-dataplane, requests come first.
     let task = in_background(move || {
         let started = Instant::now();
+        let mut span = traces.root_span("compile");
         // Compiles run one at a time; a compile that panicked leaves
         // memos whose every entry is still a complete, valid result.
         let recompiled = shared
@@ -298,7 +305,7 @@ async fn compile_and_publish(
             .recompile(&resources, &options, |gateway| publisher.current(gateway));
         metrics.compiled(started.elapsed());
         let compiled_us = started.elapsed().as_micros() as u64;
-        let (snapshots, compile) = match recompiled {
+        let (mut snapshots, compile) = match recompiled {
             Recompiled::Full(compiled) => {
                 (compiled.snapshots, Compile::Statuses(compiled.statuses))
             }
@@ -306,7 +313,9 @@ async fn compile_and_publish(
         };
         let endpoints_only = matches!(compile, Compile::EndpointsOnly);
         let gateways = snapshots.len();
+        let mut publishing = trace_publication(span.as_ref(), &mut snapshots);
         let published = publisher.publish(snapshots);
+        let trace_id = span.as_ref().map(|s| display(s.trace_id()));
         debug!(
             compile_us = compiled_us,
             endpoints_only,
@@ -314,15 +323,33 @@ async fn compile_and_publish(
             "compiled and published"
         );
         for s in &published {
-            info!(gateway = %s.gateway, version = s.version, counts = ?s.counts(), "snapshot published");
+            info!(gateway = %s.gateway, version = s.version, counts = ?s.counts(), trace_id, "snapshot published");
+            if let Some(mut publish) = publishing.remove(&s.gateway) {
+                publish.set(KeyValue::new("tollgate.gateway", s.gateway.clone()));
+                publish.set(KeyValue::new("tollgate.snapshot.version", s.version as i64));
+                publish.end(&traces);
+            }
         }
         info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             gateways,
             published = published.len(),
             endpoints_only,
+            trace_id,
             "compiled"
         );
+        if let Some(mut span) = span.take() {
+            span.set(KeyValue::new(
+                "tollgate.compile.endpoints_only",
+                endpoints_only,
+            ));
+            span.set(KeyValue::new("tollgate.compile.gateways", gateways as i64));
+            span.set(KeyValue::new(
+                "tollgate.compile.published",
+                published.len() as i64,
+            ));
+            span.end(&traces);
+        }
         compile
     });
     match task.await {
@@ -338,6 +365,26 @@ async fn compile_and_publish(
             None
         }
     }
+}
+
+/// Stamps each of `snapshots` with the `traceparent` of a `publish` span,
+/// a child of the compile's `span`, so each data plane's apply joins the
+/// trace under its Gateway's publication; returns those spans by Gateway,
+/// for the ones really published to be ended. Without a span, any stamp
+/// a refilled snapshot kept from an earlier compile is cleared.
+fn trace_publication(
+    span: Option<&WorkSpan>,
+    snapshots: &mut BTreeMap<String, Snapshot>,
+) -> BTreeMap<String, WorkSpan> {
+    let mut publishing = BTreeMap::new();
+    for (gateway, snapshot) in snapshots {
+        let publish = span.map(|s| s.child("publish"));
+        snapshot.traceparent = publish.as_ref().map(WorkSpan::traceparent);
+        if let Some(publish) = publish {
+            publishing.insert(gateway.clone(), publish);
+        }
+    }
+    publishing
 }
 
 /// The current time as Kubernetes writes it (RFC 3339, whole seconds, UTC).

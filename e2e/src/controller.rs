@@ -53,6 +53,19 @@ pub async fn start_controller_at(
     dir: &Path,
     ports: &ControllerPorts,
 ) -> Result<Proc, HarnessError> {
+    start_controller_at_with_env(dir, ports, &[]).await
+}
+
+/// [`start_controller_at`] with `env` beside `RUST_LOG=info`.
+///
+/// # Errors
+///
+/// As [`start_controller_at`].
+pub async fn start_controller_at_with_env(
+    dir: &Path,
+    ports: &ControllerPorts,
+    env: &[(String, String)],
+) -> Result<Proc, HarnessError> {
     let args = [
         "--manifests".to_string(),
         dir.display().to_string(),
@@ -63,7 +76,10 @@ pub async fn start_controller_at(
         "--snapshot-address".into(),
         ports.snapshots.to_string(),
     ];
-    let mut proc = Proc::spawn("tollgate-controller", args, [("RUST_LOG", "info")])?;
+    let env = [("RUST_LOG", "info")]
+        .into_iter()
+        .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut proc = Proc::spawn("tollgate-controller", args, env)?;
     let ready = format!("http://{}/readyz", ports.admin);
     match wait_http_ok(&ready, START_TIMEOUT).await {
         Ok(()) => Ok(proc),

@@ -22,6 +22,8 @@ pub struct DataplaneArgs {
     pub state_dir: Option<PathBuf>,
     /// `--drain-delay-seconds`.
     pub drain_delay_seconds: u64,
+    /// Environment beside `RUST_LOG=info` (`OTEL_*`, say).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running data plane with its admin address; stopped on drop.
@@ -56,7 +58,10 @@ impl DataplaneProc {
             argv.push("--state-dir".into());
             argv.push(dir.display().to_string());
         }
-        let proc = Proc::spawn("tollgate-dataplane", argv, [("RUST_LOG", "info")])?;
+        let env = [("RUST_LOG", "info")]
+            .into_iter()
+            .chain(args.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let proc = Proc::spawn("tollgate-dataplane", argv, env)?;
         Ok(DataplaneProc { proc, admin })
     }
 
@@ -110,6 +115,34 @@ impl DataplaneProc {
     pub async fn status(&self) -> Result<serde_json::Value, HarnessError> {
         let reply = HttpClient::http1().get(&self.url("/status")).await?;
         serde_json::from_slice(&reply.body).map_err(|e| HarnessError::InvalidRequest(e.to_string()))
+    }
+
+    /// Polls `/status` until `check` holds, and returns that document;
+    /// after `timeout` fails with what it last read, saying it never was
+    /// `what`.
+    ///
+    /// # Errors
+    ///
+    /// When the admin server does not answer JSON, or `check` never held.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value, HarnessError> {
+        let start = Instant::now();
+        loop {
+            let status = self.status().await?;
+            if check(&status) {
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                return Err(HarnessError::InvalidRequest(format!(
+                    "data plane never {what}: {status:#}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGTERM (the start of a graceful shutdown) without waiting.

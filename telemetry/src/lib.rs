@@ -29,6 +29,7 @@ mod queue;
 mod records;
 mod trace_line;
 mod traces;
+mod work_span;
 
 pub use env::{OtelEnv, Signal};
 pub use export_health::ExportHealth;
@@ -39,6 +40,7 @@ pub use propagation::Propagation;
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
 pub use trace_line::{TRACEPARENT, TRACESTATE, TraceIds, TraceLine};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
+pub use work_span::WorkSpan;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;

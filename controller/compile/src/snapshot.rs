@@ -148,9 +148,10 @@ pub(crate) fn build_snapshot(
         }
     }
     Snapshot {
-        // Both stamped by the publisher.
+        // Stamped by the publisher.
         schema_version: String::new(),
         version: 0,
+        traceparent: None,
         gateway: plan.key(),
         settings: plan.settings.clone(),
         sockets,

@@ -59,6 +59,7 @@ pub(crate) fn content_hash(snapshot: &Snapshot) -> (String, u64) {
     let Snapshot {
         schema_version: _,
         version: _,
+        traceparent: _,
         gateway,
         settings,
         sockets,

@@ -99,6 +99,13 @@ pub struct Snapshot {
     /// It is not part of [`Snapshot::content_hash`].
     #[serde(default)]
     pub version: u64,
+    /// The W3C `traceparent` of the controller's compile that produced
+    /// this snapshot, when that compile was traced: a data plane's apply
+    /// span joins its trace, so one configuration change is one trace
+    /// across the controller and every data plane. Not part of
+    /// [`Snapshot::content_hash`]: it says when, not what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The Gateway this snapshot belongs to, as `namespace/name`.
     pub gateway: String,
     /// Data-plane settings (limits and timeouts) from the GatewayConfig.

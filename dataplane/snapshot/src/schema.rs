@@ -25,8 +25,9 @@ use std::fmt;
 pub const SCHEMA_MAJOR: u32 = 1;
 /// Minor version of the snapshot schema this crate writes (1.1: the
 /// sentinels' optional credentials in `RedisMode::Sentinel`; 1.2: a
-/// listener's `sessionResumption` in its TLS options).
-pub const SCHEMA_MINOR: u32 = 2;
+/// listener's `sessionResumption` in its TLS options; 1.3: the compile's
+/// `traceparent`).
+pub const SCHEMA_MINOR: u32 = 3;
 
 /// This crate's schema version as written in snapshots, `MAJOR.MINOR`.
 pub fn schema_version() -> String {

@@ -144,6 +144,8 @@ impl Dataplane {
         snapshot: Arc<Snapshot>,
         hash: Option<String>,
     ) -> Result<(), ApplyError> {
+        // From arrival: the span shows a wait behind an earlier apply too.
+        let span = self.inner.telemetry.apply_span(&snapshot);
         let mut listeners = self.inner.listeners.lock().await;
         let version = snapshot.version;
         let hash = match hash {
@@ -158,8 +160,12 @@ impl Dataplane {
         };
         let started = std::time::Instant::now();
         let result = self.swap_in(&mut listeners, snapshot).await;
-        let applied = result.is_ok().then(|| started.elapsed());
-        self.inner.telemetry.snapshot(&self.inner.gateway, applied);
+        let outcome = match &result {
+            Ok(_) => Ok(started.elapsed()),
+            Err(error) => Err(error as &dyn std::fmt::Display),
+        };
+        let telemetry = &self.inner.telemetry;
+        telemetry.snapshot(&self.inner.gateway, version, outcome, span);
         let mut status = self.lock_status();
         match &result {
             Ok(counts) => {

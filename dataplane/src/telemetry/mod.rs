@@ -35,9 +35,11 @@ pub(crate) use stage_trace::{OpenSpan, SpanEnd, StageTrace};
 
 use access_log::AccessLog;
 use instruments::Instruments;
+use opentelemetry::KeyValue;
 use opentelemetry_sdk::logs::SdkLogger;
 use std::sync::Arc;
-use tollgate_telemetry::{Propagation, Telemetry, TracesPipeline};
+use tollgate_snapshot::Snapshot;
+use tollgate_telemetry::{Propagation, Telemetry, TracesPipeline, WorkSpan};
 
 /// The instrumentation scope of the data plane's instruments.
 const SCOPE: &str = "tollgate-dataplane";
@@ -92,24 +94,49 @@ impl DataplaneTelemetry {
         self.inner.as_ref()
     }
 
-    /// Records a snapshot applied (`Some`: how long build and swap took)
-    /// or rejected (`None`).
-    pub(crate) fn snapshot(&self, gateway: &str, applied: Option<std::time::Duration>) {
+    /// Starts the span of applying `snapshot`, when the controller's
+    /// compile that made it was traced (`Snapshot::traceparent`) and this
+    /// process exports spans: it joins the compile's trace.
+    pub(crate) fn apply_span(&self, snapshot: &Snapshot) -> Option<WorkSpan> {
+        let obs = self.inner.as_ref()?;
+        let parent = snapshot.traceparent.as_deref()?;
+        obs.traces.remote_child("apply snapshot", parent, None)
+    }
+
+    /// Records snapshot `version` of `gateway` applied (`Ok`: how long
+    /// build and swap took) or rejected, and ends its apply `span`.
+    pub(crate) fn snapshot(
+        &self,
+        gateway: &str,
+        version: u64,
+        outcome: Result<std::time::Duration, &dyn std::fmt::Display>,
+        span: Option<WorkSpan>,
+    ) {
         let Some(obs) = &self.inner else {
             return;
         };
-        let gateway = opentelemetry::KeyValue::new("tollgate.gateway", gateway.to_string());
-        let outcome = if applied.is_some() {
+        let gateway = KeyValue::new("tollgate.gateway", gateway.to_string());
+        let result = if outcome.is_ok() {
             "applied"
         } else {
             "rejected"
         };
-        let attrs = [gateway, opentelemetry::KeyValue::new("result", outcome)];
+        let attrs = [gateway, KeyValue::new("result", result)];
         obs.instruments.snapshots.add(1, &attrs);
-        if let Some(took) = applied {
+        if let Ok(took) = outcome {
             obs.instruments
                 .snapshot_apply_duration
                 .record(took.as_secs_f64(), &attrs[..1]);
+        }
+        if let Some(mut span) = span {
+            let [gateway, _] = attrs;
+            span.set(gateway);
+            span.set(KeyValue::new("tollgate.snapshot.version", version as i64));
+            span.set(KeyValue::new("tollgate.snapshot.result", result));
+            if let Err(error) = outcome {
+                span.fail("snapshot-rejected", error.to_string());
+            }
+            span.end(&obs.traces);
         }
     }
 }

@@ -62,6 +62,7 @@ mod standalone_tls_streams;
 mod standalone_tlsroute;
 mod standalone_tunnels;
 mod standalone_websocket;
+mod telemetry_change_trace;
 mod telemetry_collector;
 mod telemetry_config;
 mod telemetry_config_export;

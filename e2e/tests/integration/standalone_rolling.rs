@@ -38,20 +38,7 @@ const FAN_OUT_LIMIT: Duration = Duration::from_secs(10);
 
 /// The route, tagging every answer with `x-edit: {edit}`.
 fn route(edit: usize) -> String {
-    format!(
-        "---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - backendRefs: [{{name: echo-a, port: 80}}]
-    filters:
-    - type: ResponseHeaderModifier
-      responseHeaderModifier: {{set: [{{name: x-edit, value: \"{edit}\"}}]}}
-"
-    )
+    tagged_route("echo-a", edit)
 }
 
 /// A data plane and the loopback port it serves the Gateway's listener on.
@@ -70,6 +57,7 @@ async fn replica(controller: &str) -> Replica {
         port_offset: port - MANIFEST_PORT,
         state_dir: None,
         drain_delay_seconds: 1,
+        env: Vec::new(),
     };
     let dp = DataplaneProc::start(&args, Duration::from_secs(20))
         .await

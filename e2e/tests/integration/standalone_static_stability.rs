@@ -42,18 +42,9 @@ async fn wait_dp_status(
     what: &str,
     check: impl Fn(&serde_json::Value) -> bool,
 ) {
-    let start = Instant::now();
-    loop {
-        let status = dp.status().await.unwrap();
-        if check(&status) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "data plane never {what}: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    dp.wait_status(what, Duration::from_secs(20), check)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,6 +67,7 @@ async fn a_restarted_data_plane_serves_from_disk_while_the_controller_is_down() 
         port_offset: 0,
         state_dir: Some(state.clone()),
         drain_delay_seconds: 0,
+        env: Vec::new(),
     };
     let mut dp = DataplaneProc::start(&args, Duration::from_secs(20))
         .await

@@ -56,6 +56,26 @@ spec:
     out
 }
 
+/// HTTPRoute `default/r` on `gw` sending everything to `backend`, and
+/// tagging every answer with `x-edit: {edit}`: which edit a data plane
+/// serves shows in each response.
+pub fn tagged_route(backend: &str, edit: usize) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs: [{{name: {backend}, port: 80}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{set: [{{name: x-edit, value: \"{edit}\"}}]}}
+"
+    )
+}
+
 /// A Service `name` (port 80) whose EndpointSlice lists 127.0.0.1 at `ports`
 /// (one endpoint per port is not expressible, so each port gets its own slice).
 pub fn service(name: &str, ports: &[u16]) -> String {
