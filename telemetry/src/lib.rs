@@ -8,7 +8,8 @@
 //! ```text
 //!  main ──► Telemetry::init(service) ──► logs     (tracing, stderr, PUT /log-level)
 //!                                   ├──► metrics  (Prometheus /metrics; OTLP when configured)
-//!                                   ├──► traces   (OTLP when configured; bounded queue)
+//!                                   ├──► traces   (OTLP when configured; bounded queue:
+//!                                   │              request spans, and `WorkSpan`s of a change)
 //!                                   ├──► records  (OTLP access-log records when configured)
 //!                                   └──► propagation (W3C by default, B3 on request)
 //! ```
