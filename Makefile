@@ -27,9 +27,10 @@ test: deps ## build the binaries, then run every test (nextest when installed)
 	  $(CARGO) test --workspace; \
 	fi
 
-lint: ## check formatting and run clippy with warnings as errors
+lint: ## check formatting, run clippy and check the API docs' links, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 fmt: ## format all code
 	$(CARGO) fmt --all

@@ -11,7 +11,7 @@
 /// The nice value configuration work runs at (0 is the default, 19 lowest).
 const BACKGROUND_NICE: i32 = 10;
 
-/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`].
+/// Lowers the calling thread's scheduling priority to `BACKGROUND_NICE`.
 ///
 /// Linux keeps a nice value per thread, so only the caller is affected
 /// (Tokio's blocking threads only ever run background work for Tollgate).

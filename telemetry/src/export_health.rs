@@ -33,7 +33,8 @@ struct SignalHealth {
     reported: AtomicBool,
 }
 
-/// Every signal's export results; see the [module docs](self).
+/// Every signal's export results: counted in `tollgate.telemetry.exports`,
+/// and a start or end of failures logged once.
 #[derive(Debug, Default)]
 pub struct ExportHealth {
     traces: SignalHealth,

@@ -13,7 +13,7 @@
 //! Goal: metrics plus 1% tracing keeps ≥ 97% of the throughput with
 //! telemetry off. Three measurements:
 //!
-//! - **Side by side** (the goal's figure, [`shared`]): each mode and "off"
+//! - **Side by side** (the goal's figure, `shared`): each mode and "off"
 //!   serve at once on the one proxy core, a `wrk` each, and the ratio of
 //!   their requests per CPU-second is taken, round after round. Both see
 //!   the same machine at the same moment, which runs one after the other

@@ -44,7 +44,7 @@ pub(crate) fn selects(selector: &Selector, labels: &BTreeMap<String, String>) ->
 }
 
 /// Whether `labels` satisfy a core `LabelSelector` (same rules as
-/// [`selects`]; a selector that cannot be read selects nothing). For
+/// `selects`; a selector that cannot be read selects nothing). For
 /// AuthPolicy `apiKeyAuth.selector`, in compile and in the provider that
 /// fetches the Secrets it picks.
 pub fn label_selector_matches(

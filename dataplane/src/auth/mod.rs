@@ -12,7 +12,7 @@
 //!   authorization rules (first match decides; default when none)
 //! ```
 //!
-//! Each method lives in its own module and implements [`Method`]; the
+//! Each method lives in its own module and implements `Method`; the
 //! process-wide state they share across snapshot swaps (JWKS caches, the
 //! HTTP client for auth calls, introspection caches) is in [`AuthClients`],
 //! owned by the upstream `Clients` and handed to `Runtime::build`.

@@ -2,7 +2,7 @@
 //!
 //! [`handle`] is what a listener calls for every request. It never fails:
 //! whatever goes wrong becomes a response in [`crate::error::respond`]. The
-//! stages and their order live in one place, [`pipeline::Pipeline`]; each
+//! stages and their order live in one place, `pipeline::Pipeline`; each
 //! stage's logic lives in its own module (`head`, `hygiene`, `mirror`, `retry` here,
 //! the rule filters in `crate::chain`), and the runtime it reads was built
 //! ahead of time.

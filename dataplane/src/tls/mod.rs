@@ -1,6 +1,6 @@
 //! TLS termination: what a snapshot's HTTPS listeners become at run time.
 //!
-//! `Runtime::build` turns each TLS socket of a snapshot into a [`SocketTls`]
+//! `Runtime::build` turns each TLS socket of a snapshot into a `SocketTls`
 //! (`config.rs`): one rustls `ServerConfig` per listener, with that
 //! listener's certificates, versions, cipher suites, groups and ALPN. A
 //! connection's ClientHello picks the listener by SNI (`select.rs`), and

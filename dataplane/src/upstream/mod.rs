@@ -5,13 +5,13 @@
 //! so connections survive snapshot swaps: a runtime build asks it for an
 //! [`Endpoint`] per backend address, and an endpoint whose address is in both
 //! the old and the new snapshot keeps its pool. HTTP/1.1 endpoints get a
-//! pool of their own ([`http1`]); h2c endpoints share one multiplexing
+//! pool of their own (`http1`); h2c endpoints share one multiplexing
 //! HTTP/2 client per connect timeout; TLS endpoints (BackendTLSPolicy) one
-//! HTTPS client per TLS setting ([`tls`]). [`BackendSet`] and [`Balancer`] are
+//! HTTPS client per TLS setting (`tls`). [`BackendSet`] and [`Balancer`] are
 //! the per-snapshot side: resolved endpoints and the weighted/round-robin
 //! selection built once in `Runtime::build`. [`RetryBudget`]s are
 //! process-wide like connections: a rule keeps its budget across swaps.
-//! An HTTP upgrade (WebSocket) gets a connection of its own, never pooled ([`upgrade`]).
+//! An HTTP upgrade (WebSocket) gets a connection of its own, never pooled (`upgrade`).
 
 mod added;
 mod backend;
