@@ -18,11 +18,12 @@ use tollgate_controller::metrics::Metrics;
 use tollgate_controller::operator::{Infrastructure, Operator, ProvisionArgs};
 use tollgate_controller::pki::{self, Issuer, IssuerConfig};
 use tollgate_controller::provider::file::FileProvider;
+use tollgate_controller::provider::kube::proxy::follow_no_proxy;
 use tollgate_controller::provider::kube::{KubeProvider, KubeProviderConfig};
 use tollgate_controller::serving::ServingGate;
 use tollgate_controller::writer::StatusWriter;
 use tollgate_controller::{controller, serve};
-use tollgate_telemetry::{LogFormat, Telemetry};
+use tollgate_telemetry::{LogFormat, OtelEnv, Telemetry};
 use tracing::info;
 
 /// mimalloc instead of the system allocator: compiling 10k routes, keeping
@@ -312,6 +313,10 @@ async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
     );
     if let Ok(value) = http::HeaderValue::from_str(&agent) {
         config.headers.push((http::header::USER_AGENT, value));
+    }
+    let kubeconfig = kube::config::Kubeconfig::read().ok();
+    if follow_no_proxy(&mut config, &OtelEnv::from_process(), kubeconfig.as_ref()) {
+        info!(server = %config.cluster_url, "API server reached directly (NO_PROXY or this machine), not through HTTPS_PROXY");
     }
     Ok(kube::Client::try_from(config)?)
 }

@@ -130,11 +130,24 @@ impl ProxyConnector {
 
     /// The proxy `dst` goes through, if any.
     fn proxy_for(&self, dst: &Uri) -> Option<Intercept> {
-        if dst.host().is_none_or(is_loopback) {
-            return None;
-        }
-        self.rules.as_ref()?.intercept(dst)
+        intercept(self.rules.as_deref(), dst)
     }
+}
+
+/// The proxy `rules` send `dst` through; never one for this machine.
+fn intercept(rules: Option<&Matcher>, dst: &Uri) -> Option<Intercept> {
+    if dst.host().is_none_or(is_loopback) {
+        return None;
+    }
+    rules?.intercept(dst)
+}
+
+/// Whether the proxy variables of `env` send requests to `url` through a
+/// proxy, by the rules the exporters follow (and Go's clients, kubectl
+/// among them): `NO_PROXY` hosts and this machine are reached directly.
+pub fn env_proxies(env: &OtelEnv, url: &str) -> bool {
+    url.parse::<Uri>()
+        .is_ok_and(|uri| intercept(matcher(env).as_ref(), &uri).is_some())
 }
 
 /// Whether `host` (a URI's host, IPv6 in brackets) is this machine.
@@ -248,6 +261,22 @@ mod tests {
         assert!(error.contains("http:// proxies"), "{error}");
         assert!(ProxyConnector::new(&socks, "http://plain.example:4318").is_ok());
         assert!(ProxyConnector::new(&socks, "https://localhost:4318").is_ok());
+    }
+
+    /// The rules as a question about any URL: the proxy's scheme, no
+    /// proxy for `NO_PROXY` hosts or this machine, none without variables.
+    #[test]
+    fn env_proxies_answers_for_any_url() {
+        let vars = env(&[
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("no_proxy", ".svc,10.0.0.0/8"),
+        ]);
+        assert!(env_proxies(&vars, "https://api.example:6443"));
+        assert!(!env_proxies(&vars, "https://kubernetes.default.svc"));
+        assert!(!env_proxies(&vars, "https://10.96.0.1:443"));
+        assert!(!env_proxies(&vars, "https://127.0.0.1:6443"));
+        assert!(!env_proxies(&vars, "https://localhost:6443"));
+        assert!(!env_proxies(&env(&[]), "https://api.example:6443"));
     }
 
     /// Ports are written out for the tunnel.

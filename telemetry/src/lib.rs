@@ -34,7 +34,7 @@ mod work_span;
 
 pub use env::{OtelEnv, Signal};
 pub use export_health::ExportHealth;
-pub use export_proxy::PROXY_VARIABLES;
+pub use export_proxy::{PROXY_VARIABLES, env_proxies};
 pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;

@@ -180,58 +180,9 @@ async fn data_planes_get_the_controllers_collector_certificates() {
 }
 
 /// Standard base64, as Secret data is written.
-fn base64_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .unwrap_or_default()
-}
-
-/// A controller started from a kubeconfig with `HTTPS_PROXY` set (as a
-/// developer's shell often has) reaches its API server through that
-/// proxy, as kubectl does, instead of refusing to start: every
-/// connection is a `CONNECT` tunnel to the API server's address. Nothing
-/// is exported, yet the data plane's Deployment reads the variable from
-/// its client Secret, so the Secret must hold it (a missing key would
-/// keep the pod from starting).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubeconfig_controller_reaches_its_api_server_through_https_proxy() {
-    let server = cluster().await;
-    apply(&server, &gateway(80, "")).await;
-    let proxy = tollgate_e2e::ConnectProxy::start(&[], None).await.unwrap();
-    let url = proxy.url(None);
-    let offset = free_port().unwrap() - 80;
-    let vars = [("HTTPS_PROXY", url.as_str())];
-    let (_ctl, _) = controller_with_env(&server, &["--provision"], offset, &vars).await;
-    wait_for(&server, "apps/v1", "Deployment", "creation", |o| {
-        o.is_some()
-    })
-    .await
-    .unwrap();
-    let tunnels = proxy.tunnels();
-    let api = server.url();
-    assert!(
-        !tunnels.is_empty(),
-        "the API server was reached through the proxy"
-    );
-    for tunnel in &tunnels {
-        assert!(tunnel.opened, "{tunnels:#?}");
-        assert!(api.ends_with(&tunnel.target), "{api}: {tunnels:#?}");
-    }
-    let start = std::time::Instant::now();
-    let held = loop {
-        let secret = server.get("v1", "Secret", Some("default"), "gw-tollgate-client");
-        if let Some(value) = secret
-            .ok()
-            .and_then(|s| s["data"]["env-HTTPS_PROXY"].as_str().map(str::to_string))
-        {
-            break value;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(15),
-            "the client Secret never got env-HTTPS_PROXY"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert_eq!(base64_decode(&held), url.as_bytes());
 }

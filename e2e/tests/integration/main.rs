@@ -32,6 +32,7 @@ mod helm_kubelet;
 mod helm_kubelet_otlp;
 mod helm_support;
 mod helm_template;
+mod kubernetes_api_proxy;
 mod kubernetes_auth_policy;
 mod kubernetes_backend_tls;
 mod kubernetes_cluster;

@@ -22,6 +22,7 @@
 mod fetch;
 mod fingerprint;
 mod lenient;
+pub mod proxy;
 pub mod referenced;
 mod share;
 mod stores;
