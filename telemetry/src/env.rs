@@ -18,6 +18,7 @@
 //! timeouts and TLS files).
 
 use crate::export_proxy::PROXY_VARIABLES;
+use crate::resource::POD_VARIABLES;
 use std::collections::BTreeMap;
 
 /// The three OpenTelemetry signals.
@@ -51,9 +52,10 @@ impl Signal {
     }
 }
 
-/// A snapshot of the environment's `OTEL_*` variables, and of the proxy
+/// A snapshot of the environment's `OTEL_*` variables, of the proxy
 /// variables the OTLP exporters follow
-/// ([`crate::export_proxy::PROXY_VARIABLES`]).
+/// ([`crate::export_proxy::PROXY_VARIABLES`]), and of the pod's name and
+/// namespace that name this instance ([`crate::resource::POD_VARIABLES`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OtelEnv {
     vars: BTreeMap<String, String>,
@@ -65,8 +67,8 @@ impl OtelEnv {
         OtelEnv::from_pairs(std::env::vars())
     }
 
-    /// Variables from `pairs` (tests); only `OTEL_*` and proxy ones are
-    /// kept.
+    /// Variables from `pairs` (tests); only `OTEL_*`, proxy and pod ones
+    /// are kept.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> OtelEnv {
@@ -74,7 +76,11 @@ impl OtelEnv {
             vars: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
-                .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    k.starts_with("OTEL_")
+                        || PROXY_VARIABLES.contains(&k.as_str())
+                        || POD_VARIABLES.contains(&k.as_str())
+                })
                 .collect(),
         }
     }

@@ -28,6 +28,7 @@ mod metrics;
 mod propagation;
 mod queue;
 mod records;
+mod resource;
 mod trace_line;
 mod traces;
 mod work_span;
@@ -39,13 +40,13 @@ pub use logs::{LogControl, LogFormat, LogLevelError, init_logs};
 pub use metrics::{MetricsError, MetricsPipeline};
 pub use propagation::Propagation;
 pub use records::{ACCESS_LOG_SCOPE, RecordsPipeline};
+pub use resource::POD_VARIABLES;
+use resource::resource;
 pub use trace_line::{TRACEPARENT, TRACESTATE, TraceIds, TraceLine};
 pub use traces::{SCOPE, SamplerSpec, TracesPipeline, attribute};
 pub use work_span::WorkSpan;
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
-use opentelemetry_sdk::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -179,18 +180,6 @@ fn dropped_counter(metrics: &MetricsPipeline) -> Counter<u64> {
         .with_description(
             "Spans, log records and access-log lines dropped because their queue was full (collector or log reader slow or down)",
         )
-        .build()
-}
-
-/// The resource: `service.name` (from `OTEL_SERVICE_NAME`, else
-/// `service`), `service.version`, and `OTEL_RESOURCE_ATTRIBUTES`.
-fn resource(service: &'static str, env: &OtelEnv) -> Resource {
-    let name = env
-        .get("OTEL_SERVICE_NAME")
-        .map_or_else(|| service.to_string(), str::to_string);
-    Resource::builder()
-        .with_service_name(name)
-        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build()
 }
 

@@ -61,8 +61,15 @@ impl ProvisionArgs {
 /// This process's variables that data planes get: the `OTEL_*` ones and
 /// the proxy ones.
 fn handed_over() -> impl Iterator<Item = (String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("OTEL_") || PROXY_VARIABLES.contains(&k.as_str()))
+    std::env::vars().filter(|(k, _)| handed(k))
+}
+
+/// Whether data planes get the variable `name`: the `OTEL_*` ones but the
+/// service's name (each binary names itself, and data planes named as
+/// their controller would merge with it in every backend), and the proxy
+/// ones.
+fn handed(name: &str) -> bool {
+    (name.starts_with("OTEL_") && name != "OTEL_SERVICE_NAME") || PROXY_VARIABLES.contains(&name)
 }
 
 /// What data planes read from their client Secret instead of from their
@@ -124,6 +131,23 @@ mod tests {
 
     /// On by default in a cluster only; off standalone and in-process;
     /// the flags win either way.
+    /// Data planes get the export settings and proxies, not the
+    /// controller's service name or anything else.
+    #[test]
+    fn what_data_planes_are_handed() {
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "HTTPS_PROXY",
+            "no_proxy",
+        ] {
+            assert!(handed(name), "{name}");
+        }
+        for name in ["OTEL_SERVICE_NAME", "POD_NAME", "KUBECONFIG", "RUST_LOG"] {
+            assert!(!handed(name), "{name}");
+        }
+    }
+
     #[test]
     fn provisioning_defaults_by_mode() {
         let none = parse(&[]);

@@ -198,14 +198,40 @@ async fn controller_and_data_plane_export_to_a_mutual_tls_collector() {
         server_span.origin.service_name(),
         Some("tollgate-dataplane")
     );
+    // Each pod names itself (its replicas' series stay apart in a
+    // backend), from the downward API the Deployment asks for.
+    let resource = |origin: &tollgate_e2e::otlp::Origin, key: &str| {
+        origin
+            .resource
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let dataplane_origin = &server_span.origin;
+    for key in ["service.instance.id", "k8s.pod.name"] {
+        assert_eq!(
+            resource(dataplane_origin, key).as_deref(),
+            Some("gw-otlp-0"),
+            "{key}"
+        );
+    }
+    assert!(resource(dataplane_origin, "k8s.namespace.name").is_some_and(|n| !n.is_empty()));
     // And the controller's metrics do too.
-    receiver
+    let point = receiver
         .wait_until("a metric of the controller", Duration::from_secs(15), |r| {
             r.metrics()
                 .into_iter()
                 .find(|p| p.origin.service_name() == Some("tollgate-controller"))
         })
         .await;
+    assert_eq!(
+        resource(&point.origin, "k8s.pod.name").as_deref(),
+        Some("ctl-otlp-0")
+    );
+    assert_eq!(
+        resource(&point.origin, "k8s.namespace.name").as_deref(),
+        Some(NAMESPACE)
+    );
     assert_eq!(
         receiver.refused_handshakes(),
         0,

@@ -152,6 +152,13 @@ async fn a_change_is_one_trace_from_compile_to_every_data_plane() {
     assert_eq!(compile.origin.service_name(), Some("tollgate-controller"));
     assert_eq!(compile.int_attr("tollgate.compile.published"), Some(1));
     assert_eq!(publish.str_attr("tollgate.gateway"), Some("default/gw"));
+    let instance = |s: &Span| s.origin.resource.get("service.instance.id").cloned();
+    assert!(instance(&applies[0]).is_some());
+    assert_ne!(
+        instance(&applies[0]),
+        instance(&applies[1]),
+        "each process names itself"
+    );
     for apply in &applies {
         assert!(apply.is_child_of(&publish), "{apply:#?} under {publish:#?}");
         assert_eq!(apply.str_attr("tollgate.gateway"), Some("default/gw"));
