@@ -80,6 +80,7 @@ pub(crate) async fn controller_with_env(
         ("POD_NAME", "operator-0"),
         ("POD_NAMESPACE", "default"),
         ("OTEL_SERVICE_NAME", "tollgate-test"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
         ("RUST_LOG", "info"),
     ];
     vars.extend_from_slice(extra);
@@ -158,7 +159,13 @@ async fn the_operator_provisions_repairs_and_removes_a_gateways_data_plane() {
         "https://tollgate-controller.default.svc:9903",
         "the snapshot URL names the controller's namespace"
     );
-    assert_eq!(var("OTEL_SERVICE_NAME").unwrap()["value"], "tollgate-test");
+    // The controller's export settings are handed over, its service
+    // name is not: each binary names itself.
+    assert_eq!(
+        var("OTEL_RESOURCE_ATTRIBUTES").unwrap()["value"],
+        "deployment.environment=test"
+    );
+    assert_eq!(var("OTEL_SERVICE_NAME"), None);
     let service = server.get("v1", "Service", NS, "gw-tollgate").unwrap();
     assert_eq!(service["spec"]["type"], "LoadBalancer");
     assert_eq!(service["spec"]["externalIPs"], json!(["127.0.0.1"]));

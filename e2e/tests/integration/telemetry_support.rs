@@ -13,6 +13,11 @@ use tollgate_e2e::otlp::{MetricPoint, Receiver, Span};
 use tollgate_e2e::prometheus::{Scrape, parse};
 use tollgate_e2e::{Echo, HttpClient, Reply};
 
+/// The spans of a configuration change (the controller's compile, its
+/// publication per Gateway, each data plane's apply), beside the
+/// requests' spans.
+pub const CHANGE_SPANS: [&str; 3] = ["compile", "publish", "apply snapshot"];
+
 /// The routes most telemetry tests use: `default/shop` sends `/shop...` to
 /// `echo`, `/empty...` to a Service without endpoints.
 pub const SHOP_ROUTES: &str = "---
