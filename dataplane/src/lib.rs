@@ -34,7 +34,8 @@ pub mod upstream;
 
 pub use client::{ClientTls, SubscribeOptions, TlsDirError, subscribe, subscribe_with};
 pub use server::{
-    ApplyError, ConnectionCounts, Dataplane, DataplaneOptions, DataplaneStatus, Rejected,
+    ApplyError, ConnectionCounts, ControllerLink, Dataplane, DataplaneOptions, DataplaneStatus,
+    Rejected,
 };
 pub use telemetry::{DataplaneTelemetry, GaugeReading, register_gauges};
 pub use tls::install_crypto_provider;

@@ -69,6 +69,22 @@ enum StreamError {
     Ended,
 }
 
+impl StreamError {
+    /// Its `error.type`, as counted in `tollgate.dataplane.controller.disconnects`.
+    fn kind(&self) -> &'static str {
+        match self {
+            StreamError::Url(_) => "url",
+            StreamError::Tls(_) => "tls",
+            StreamError::Request(_) => "connect",
+            StreamError::Status(_) => "status",
+            StreamError::Body(_) => "broken",
+            StreamError::Silent(_) => "silent",
+            StreamError::LineTooLong => "too-long",
+            StreamError::Ended => "ended",
+        }
+    }
+}
+
 /// How to follow the controller.
 #[derive(Clone, Debug)]
 pub struct SubscribeOptions {
@@ -102,6 +118,7 @@ pub async fn subscribe_with(options: SubscribeOptions, dataplane: Dataplane) {
     let reporter = Arc::new(Reporter::new(base, pod_name()));
     tokio::spawn(reporter.clone().run(dataplane.clone(), options.tls.clone()));
     let state = options.state_dir.map(StateDir::new);
+    dataplane.controller_link(|_| {});
     let mut restored = false;
     let mut ceiling = BACKOFF_MIN;
     loop {
@@ -118,6 +135,11 @@ pub async fn subscribe_with(options: SubscribeOptions, dataplane: Dataplane) {
             () = dataplane.shutdown_begun() => return,
             Err(error) = attempt => error,
         };
+        dataplane.controller_link(|link| {
+            link.connected = false;
+            *link.disconnects.entry(error.kind()).or_default() += 1;
+            link.last_error = Some(error.to_string());
+        });
         if received {
             ceiling = BACKOFF_MIN;
         }
@@ -185,6 +207,7 @@ async fn follow(
         return Err(StreamError::Status(response.status()));
     }
     tracing::info!(%url, "following snapshot stream");
+    dataplane.controller_link(|link| link.connected = true);
     reporter.report_to(
         response
             .headers()

@@ -10,7 +10,7 @@ use super::drain::{Signal, Tracker};
 use super::listener::{self, Bound, ServerCtx};
 use super::rest::Connections;
 use super::service::RuntimeCell;
-use super::status::{ConnectionCounts, DataplaneStatus, Rejected};
+use super::status::{ConnectionCounts, ControllerLink, DataplaneStatus, Rejected};
 use crate::runtime::{BuildError, Runtime};
 use crate::telemetry::DataplaneTelemetry;
 use crate::upstream::Clients;
@@ -339,6 +339,16 @@ impl Dataplane {
     /// The runtime serving now.
     pub(crate) fn runtime(&self) -> Arc<Runtime> {
         self.inner.runtime.load_full()
+    }
+
+    /// Updates the link to the controller that `update` changes (a link
+    /// is reported from the first call on).
+    pub(crate) fn controller_link(&self, update: impl FnOnce(&mut ControllerLink)) {
+        update(
+            self.lock_status()
+                .controller
+                .get_or_insert_with(ControllerLink::default),
+        );
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, DataplaneStatus> {

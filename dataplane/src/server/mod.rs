@@ -41,4 +41,4 @@ mod transport;
 mod tunnel;
 
 pub use handle::{ApplyError, Dataplane, DataplaneOptions};
-pub use status::{ConnectionCounts, DataplaneStatus, Rejected};
+pub use status::{ConnectionCounts, ControllerLink, DataplaneStatus, Rejected};

@@ -1,6 +1,7 @@
 //! What the data plane reports about itself on the admin `/status` endpoint.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use tollgate_snapshot::Counts;
 
 /// The data plane's state: what it serves and what it last refused.
@@ -30,6 +31,26 @@ pub struct DataplaneStatus {
     pub last_rejected: Option<Rejected>,
     /// Downstream connections now.
     pub connections: ConnectionCounts,
+    /// The snapshot stream from the controller, when this data plane
+    /// follows one (not when the controller runs it in-process or it
+    /// serves a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerLink>,
+}
+
+/// A data plane's link to its controller: the snapshot stream.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerLink {
+    /// The stream is open now: a new snapshot would arrive.
+    pub connected: bool,
+    /// Streams that ended or could not be opened, by why (`error.type`):
+    /// `connect`, `status` (the controller refused, e.g. a follower
+    /// replica), `broken`, `silent` (no heartbeat for 30 s), `ended`,
+    /// `tls` (the client certificate files), `too-long`, `url`.
+    pub disconnects: BTreeMap<&'static str, u64>,
+    /// Why the last one ended.
+    pub last_error: Option<String>,
 }
 
 /// Downstream connections of a data plane.

@@ -19,6 +19,7 @@ mod active;
 mod body;
 mod bound;
 mod exchange;
+mod gauges;
 mod instruments;
 mod labels;
 mod runtime;
@@ -28,6 +29,7 @@ mod stage_trace;
 
 pub(crate) use body::ObservedBody;
 pub(crate) use exchange::{Exchange, RequestHead};
+pub use gauges::{GaugeReading, register_gauges};
 pub(crate) use labels::{RouteLabels, shared};
 pub(crate) use runtime::RuntimeTelemetry;
 pub(crate) use sampling::RatioSampler;
@@ -177,92 +179,4 @@ impl Default for DataplaneTelemetry {
     fn default() -> Self {
         DataplaneTelemetry::disabled()
     }
-}
-
-/// Registers the data plane's observable gauges (open and parked
-/// connections, applied snapshot version) on `telemetry`'s meter, reading
-/// `read` at every collection. Call once per process, with a `read` that
-/// reports every data plane the process runs.
-pub fn register_gauges(
-    telemetry: &Telemetry,
-    read: impl Fn() -> Vec<GaugeReading> + Send + Sync + 'static,
-) {
-    let meter = telemetry.metrics.meter(SCOPE);
-    let read = Arc::new(read);
-    let connections = Arc::clone(&read);
-    meter
-        .u64_observable_gauge("tollgate.dataplane.connections")
-        .with_unit("{connection}")
-        .with_description(
-            "Open downstream connections, by state (open: all; parked: idle without buffers)",
-        )
-        .with_callback(move |gauge| {
-            for r in connections() {
-                let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway.clone());
-                gauge.observe(
-                    r.open,
-                    &[gw.clone(), opentelemetry::KeyValue::new("state", "open")],
-                );
-                gauge.observe(
-                    r.parked,
-                    &[gw, opentelemetry::KeyValue::new("state", "parked")],
-                );
-            }
-        })
-        .build();
-    let tunnels = Arc::clone(&read);
-    meter
-        .u64_observable_gauge("tollgate.dataplane.tunnels")
-        .with_unit("{tunnel}")
-        .with_description(
-            "Open relayed upgrades (WebSocket tunnels), over HTTP/1.1 or HTTP/2 extended CONNECT",
-        )
-        .with_callback(move |gauge| {
-            for r in tunnels() {
-                let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway);
-                gauge.observe(r.tunnels, &[gw]);
-            }
-        })
-        .build();
-    meter
-        .u64_observable_gauge("tollgate.dataplane.snapshot.version")
-        .with_description("Version of the snapshot each Gateway's data plane serves")
-        .with_callback(move |gauge| {
-            for r in read() {
-                if let Some(version) = r.version {
-                    let gw = opentelemetry::KeyValue::new("tollgate.gateway", r.gateway);
-                    gauge.observe(version, &[gw]);
-                }
-            }
-        })
-        .build();
-}
-
-impl GaugeReading {
-    /// What `dataplane` reports now.
-    pub fn of(dataplane: &crate::Dataplane) -> GaugeReading {
-        let status = dataplane.status();
-        GaugeReading {
-            gateway: status.gateway,
-            open: status.connections.open as u64,
-            parked: status.connections.parked as u64,
-            tunnels: status.connections.tunnels as u64,
-            version: status.version,
-        }
-    }
-}
-
-/// One data plane's state as the gauges read it.
-#[derive(Clone, Debug)]
-pub struct GaugeReading {
-    /// `namespace/name`.
-    pub gateway: String,
-    /// Open downstream connections.
-    pub open: u64,
-    /// Of which parked.
-    pub parked: u64,
-    /// Open relayed upgrades (WebSocket tunnels).
-    pub tunnels: u64,
-    /// The applied snapshot's version.
-    pub version: Option<u64>,
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
+use crate::telemetry_support::{scrape, scrape_until};
 
 use common::*;
 use rustix::process::Signal;
@@ -35,6 +36,11 @@ spec:
   - matches: [{path: {type: Exact, value: /teapot}}]
     filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /kettle}, statusCode: 307}}]
 ";
+
+/// The data plane's link to the controller: open (1) or not (0).
+const CONNECTED: &str = "tollgate_dataplane_controller_connected";
+/// Streams from the controller that failed, by `error_type`.
+const DISCONNECTS: &str = "tollgate_dataplane_controller_disconnects_total";
 
 /// Polls `check` on the data plane's `/status` until it holds.
 async fn wait_dp_status(
@@ -119,12 +125,41 @@ async fn a_restarted_data_plane_serves_from_disk_while_the_controller_is_down() 
     }
     let ready = client.get(&dp.url("/readyz")).await.unwrap();
     assert_eq!(ready.status, 200, "{}", ready.text());
+    // The lost controller shows: on /status, and as the gauge and the
+    // counter of failed streams an alert would read.
+    let down = dp
+        .wait_status(
+            "counted a failed connection",
+            Duration::from_secs(10),
+            |s| s["controller"]["disconnects"]["connect"].as_u64() > Some(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(down["controller"]["connected"], false, "{down:#}");
+    assert!(down["controller"]["lastError"].is_string(), "{down:#}");
+    let admin = dp.url("");
+    let gw = [("tollgate_gateway", "default/gw")];
+    let metrics = scrape(&admin).await;
+    assert_eq!(metrics.value(CONNECTED, &gw), Some(0.0));
+    let failed = [
+        ("tollgate_gateway", "default/gw"),
+        ("error_type", "connect"),
+    ];
+    assert!(
+        metrics.value(DISCONNECTS, &failed) >= Some(1.0),
+        "{:?}",
+        metrics.series(DISCONNECTS)
+    );
 
     // The controller comes back on the same snapshot port: the data plane
     // finds it again on its own and takes its snapshot.
     let _ctl = start_controller_at(&dir, &ports).await.unwrap();
     wait_dp_status(&dp, "reconnected", |s| {
         s["fromStateFile"] == false && s["version"].as_u64() > version.as_u64()
+    })
+    .await;
+    scrape_until(&admin, "the stream open again", |m| {
+        m.value(CONNECTED, &gw) == Some(1.0)
     })
     .await;
     write(&dir, "teapot.yaml", TEAPOT);
