@@ -168,6 +168,7 @@ fn every_rendered_object_is_typed_with_no_unknown_field() {
                 // The Prometheus Operator's kind has no Rust type here: its
                 // shape is checked field by field.
                 "ServiceMonitor" => service_monitor(&object),
+                "PodMonitor" => pod_monitor(&object),
                 other => panic!(
                     "{case}: {} is a kind this test does not know ({other})",
                     key(&object)
@@ -188,6 +189,7 @@ fn every_rendered_object_is_typed_with_no_unknown_field() {
         "GatewayConfig",
         "NetworkPolicy",
         "ServiceMonitor",
+        "PodMonitor",
     ] {
         assert!(kinds.contains(want), "no {want} rendered by any case");
     }
@@ -212,20 +214,56 @@ fn gateway_config(object: &mut Value) -> Value {
     round_trip::<tollgate_crds::GatewayConfig>(object)
 }
 
+/// The keys of a JSON object, in order (none for anything else).
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .into_iter()
+        .flat_map(|o| o.keys().cloned())
+        .collect()
+}
+
 /// The ServiceMonitor, with only the fields of `monitoring.coreos.com/v1`
 /// it is meant to have.
 fn service_monitor(object: &Value) -> Value {
-    let keys = |v: &Value| -> Vec<String> {
-        v.as_object()
-            .into_iter()
-            .flat_map(|o| o.keys().cloned())
-            .collect()
-    };
     assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(keys(object), ["apiVersion", "kind", "metadata", "spec"]);
     assert_eq!(keys(&object["spec"]), ["endpoints", "selector"]);
     for endpoint in object["spec"]["endpoints"].as_array().expect("endpoints") {
         assert_eq!(keys(endpoint), ["interval", "path", "port"]);
+    }
+    object.clone()
+}
+
+/// The PodMonitor of the data planes, with only the fields of
+/// `monitoring.coreos.com/v1` it is meant to have, selecting what every
+/// provisioned data-plane pod carries: its labels and its named admin port.
+fn pod_monitor(object: &Value) -> Value {
+    assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(keys(object), ["apiVersion", "kind", "metadata", "spec"]);
+    let spec = &object["spec"];
+    assert_eq!(
+        keys(spec),
+        ["namespaceSelector", "podMetricsEndpoints", "selector"]
+    );
+    assert_eq!(spec["namespaceSelector"], serde_json::json!({"any": true}));
+    let provisioned = tollgate_provision::names::labels("gw");
+    for (label, value) in spec["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            provisioned.get(label).map(String::as_str),
+            value.as_str(),
+            "{label}"
+        );
+    }
+    for endpoint in spec["podMetricsEndpoints"].as_array().expect("endpoints") {
+        assert_eq!(keys(endpoint), ["interval", "path", "port"]);
+        assert_eq!(
+            endpoint["port"], "admin",
+            "the data plane's admin port name"
+        );
+        assert_eq!(endpoint["path"], "/metrics");
     }
     object.clone()
 }
