@@ -5,11 +5,16 @@
 //! Clusters whose egress goes through a proxy, the usual way to a hosted
 //! collector, need nothing else.
 //!
-//! Both protocols open a `CONNECT` tunnel through the proxy and speak to
-//! the collector inside it: TLS end to end for an `https://` collector
-//! (the proxy sees only the host and port), plain HTTP/1.1 or h2c for an
-//! `http://` one. A proxy URL's user and password go in
-//! `Proxy-Authorization` (Basic). Only `http://` proxies are spoken to;
+//! For an `https://` collector both protocols open a `CONNECT` tunnel
+//! through the proxy and speak TLS to the collector inside it, end to end
+//! (the proxy sees only the host and port). An `http://` collector over
+//! HTTP/protobuf gets its requests through the proxy as a forward proxy
+//! serves plain HTTP, in absolute form (`POST http://collector:4318/v1/traces`),
+//! as curl and Go's clients send them: a proxy that allows `CONNECT` only
+//! to port 443 (squid's default) still serves them. gRPC to an `http://`
+//! collector needs HTTP/2 end to end, which only a tunnel carries. A proxy
+//! URL's user and password go in `Proxy-Authorization` (Basic): on the
+//! `CONNECT`, or on every forwarded request. Only `http://` proxies are spoken to;
 //! an `https://` or SOCKS proxy for an endpoint is a start-up error
 //! naming the variable, not a collector that silently never gets data.
 //!
@@ -22,11 +27,12 @@
 
 use crate::env::OtelEnv;
 use http::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use opentelemetry_otlp::ExporterBuildError;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -72,11 +78,16 @@ fn matcher(env: &OtelEnv) -> Option<Matcher> {
 }
 
 /// A connector that opens a `CONNECT` tunnel through the proxy the rules
-/// name for a destination, and connects directly otherwise.
+/// name for a destination (or, [`ProxyConnector::forwarding`], a
+/// connection to the proxy itself for plain HTTP), and connects directly
+/// otherwise.
 #[derive(Clone)]
 pub(crate) struct ProxyConnector {
     http: HttpConnector,
     rules: Option<Arc<Matcher>>,
+    /// `http://` destinations go to the proxy as requests in absolute
+    /// form, not through a tunnel (HTTP/1.1 clients only).
+    forward_plain: bool,
 }
 
 impl std::fmt::Debug for ProxyConnector {
@@ -102,6 +113,7 @@ impl ProxyConnector {
         let connector = ProxyConnector {
             http,
             rules: matcher(env).map(Arc::new),
+            forward_plain: false,
         };
         let proxy = endpoint
             .parse::<Uri>()
@@ -114,11 +126,37 @@ impl ProxyConnector {
                 .unwrap_or_else(|| "HTTPS_PROXY".to_string());
             return Err(ExporterBuildError::InvalidConfiguration(format!(
                 "{name}: the proxy for {endpoint} is {}; OTLP export speaks only to \
-                 http:// proxies (a CONNECT tunnel, TLS to the collector inside it)",
+                 http:// proxies (a CONNECT tunnel, or forwarded plain-HTTP requests)",
                 proxy.uri()
             )));
         }
         Ok(connector)
+    }
+
+    /// This connector for an HTTP/1.1 client: `http://` destinations are
+    /// forwarded by the proxy, not tunnelled.
+    pub(crate) fn forwarding(self) -> ProxyConnector {
+        ProxyConnector {
+            forward_plain: true,
+            ..self
+        }
+    }
+
+    /// The headers each request to `endpoint` must carry for the proxy:
+    /// its credentials, when the proxy forwards the requests (a tunnel
+    /// carries them on its `CONNECT` instead).
+    pub(crate) fn request_headers(&self, endpoint: &str) -> HashMap<String, String> {
+        let Ok(uri) = endpoint.parse::<Uri>() else {
+            return HashMap::new();
+        };
+        let forwarded = self.forward_plain && uri.scheme_str() == Some("http");
+        let proxy = self.proxy_for(&uri).filter(|_| forwarded);
+        proxy
+            .as_ref()
+            .and_then(Intercept::basic_auth)
+            .and_then(|auth| auth.to_str().ok())
+            .map(|auth| HashMap::from([("proxy-authorization".to_string(), auth.to_string())]))
+            .unwrap_or_default()
     }
 
     /// Whether `endpoint` goes through a proxy.
@@ -180,8 +218,63 @@ fn with_port(uri: Uri) -> Uri {
     }
 }
 
+/// A connection an exporter speaks over: to the collector (directly or
+/// through a tunnel), or to a proxy that forwards its requests, which
+/// hyper's client must then write in absolute form.
+#[derive(Debug)]
+pub(crate) struct ExportIo {
+    io: TokioIo<TcpStream>,
+    forwarded: bool,
+}
+
+impl Connection for ExportIo {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.forwarded)
+    }
+}
+
+impl hyper::rt::Read for ExportIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ExportIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
 impl Service<Uri> for ProxyConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = ExportIo;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -191,17 +284,29 @@ impl Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let proxy = self.proxy_for(&dst);
+        let forward = self.forward_plain && dst.scheme_str() == Some("http");
         let mut http = self.http.clone();
         Box::pin(async move {
-            let Some(proxy) = proxy else {
-                return Ok(http.call(dst).await?);
+            let direct = |io| ExportIo {
+                io,
+                forwarded: false,
             };
+            let Some(proxy) = proxy else {
+                return Ok(direct(http.call(dst).await?));
+            };
+            if forward {
+                let io = http.call(proxy.uri().clone()).await?;
+                return Ok(ExportIo {
+                    io,
+                    forwarded: true,
+                });
+            }
             let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
             if let Some(auth) = proxy.basic_auth() {
                 tunnel = tunnel.with_auth(auth.clone());
             }
             std::future::poll_fn(|cx| tunnel.poll_ready(cx)).await?;
-            Ok(tunnel.call(with_port(dst)).await?)
+            Ok(direct(tunnel.call(with_port(dst)).await?))
         })
     }
 }
@@ -277,6 +382,36 @@ mod tests {
         assert!(!env_proxies(&vars, "https://127.0.0.1:6443"));
         assert!(!env_proxies(&vars, "https://localhost:6443"));
         assert!(!env_proxies(&env(&[]), "https://api.example:6443"));
+    }
+
+    /// A forwarding connector sends the proxy's credentials with each
+    /// request to an `http://` collector; a tunnel (an `https://` one, or
+    /// a connector that does not forward) carries them on its `CONNECT`.
+    #[test]
+    fn forwarded_requests_carry_the_credentials() {
+        let vars = env(&[
+            ("HTTP_PROXY", "http://gw:s3cret@proxy:3128"),
+            ("HTTPS_PROXY", "http://gw:s3cret@proxy:3128"),
+        ]);
+        let plain = "http://collector.example:4318";
+        let connector = ProxyConnector::new(&vars, plain).unwrap_or_else(|e| panic!("{e}"));
+        assert!(connector.request_headers(plain).is_empty());
+        let forwarding = connector.forwarding();
+        let headers = forwarding.request_headers(plain);
+        assert_eq!(
+            headers.get("proxy-authorization").map(String::as_str),
+            Some("Basic Z3c6czNjcmV0")
+        );
+        assert!(
+            forwarding
+                .request_headers("https://collector.example")
+                .is_empty()
+        );
+        assert!(
+            forwarding
+                .request_headers("http://127.0.0.1:4318")
+                .is_empty()
+        );
     }
 
     /// Ports are written out for the tunnel.

@@ -32,6 +32,7 @@ use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, I
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -249,7 +250,7 @@ pub(crate) fn build_exporter<E>(
     env: &OtelEnv,
     signal: Signal,
     grpc: impl FnOnce(GrpcTransport) -> Result<E, ExporterBuildError>,
-    http: impl FnOnce(HttpClient) -> Result<E, ExporterBuildError>,
+    http: impl FnOnce(HttpClient, HashMap<String, String>) -> Result<E, ExporterBuildError>,
 ) -> Result<E, ExporterBuildError> {
     let tls = ExportTls::from_env(env, signal)?;
     let transport = env.transport(signal);
@@ -266,7 +267,11 @@ pub(crate) fn build_exporter<E>(
                 GrpcTransport::Direct(settings)
             })
         }
-        Transport::HttpProtobuf => http(tls.http(plain, connector)?),
+        Transport::HttpProtobuf => {
+            let connector = connector.forwarding();
+            let headers = connector.request_headers(&endpoint);
+            http(tls.http(plain, connector)?, headers)
+        }
     }
 }
 
@@ -287,10 +292,11 @@ macro_rules! otlp_exporter {
                     GrpcTransport::Channel(channel) => builder.with_channel(channel).build(),
                 }
             },
-            |client| {
+            |client, headers| {
                 opentelemetry_otlp::$ty::builder()
                     .with_http()
                     .with_http_client(client)
+                    .with_headers(headers)
                     .build()
             },
         )

@@ -2,8 +2,10 @@
 //! the collector's name resolves only at the proxy, as a hosted
 //! collector's does from a cluster whose egress goes through one. Spans
 //! and metrics arrive over both protocols, TLS to the collector inside a
-//! `CONNECT` tunnel; a proxy that refuses the credentials loses the
-//! telemetry visibly and slows no request.
+//! `CONNECT` tunnel; a plain-HTTP collector's exports are forwarded by a
+//! proxy that, like squid by default, tunnels only to port 443; a proxy
+//! that refuses the credentials loses the telemetry visibly and slows no
+//! request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -131,4 +133,47 @@ async fn a_proxy_that_refuses_the_credentials_loses_the_spans_visibly() {
     );
     assert!(tunnels.iter().all(|t| !t.opened), "{tunnels:#?}");
     assert!(receiver.spans().is_empty(), "{:#?}", receiver.spans());
+}
+
+/// A plain-HTTP collector behind a proxy that allows `CONNECT` only to
+/// port 443, as squid does by default: the HTTP/protobuf exports go to it
+/// as forwarded requests in absolute form, each with the credentials, and
+/// the spans arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_collector_gets_forwarded_requests_not_tunnels() {
+    let service = "gw-proxy-forwarded";
+    let receiver = Receiver::start().await.unwrap();
+    let proxy = ConnectProxy::start_with(&[(COLLECTOR, "127.0.0.1")], Some(BASIC), Some(&[443]))
+        .await
+        .unwrap();
+    let mut env = otel_env(&receiver, "http/protobuf", service);
+    for (name, value) in &mut env {
+        if name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+            *value = value
+                .replace("localhost", COLLECTOR)
+                .replace("127.0.0.1", COLLECTOR);
+        }
+    }
+    env.push(("HTTP_PROXY".into(), proxy.url(Some("gateway:s3cret"))));
+    let echo = Echo::start("echo").await.unwrap();
+    let ctl = start(service, &shop_manifests(&echo, "{}"), &env).await;
+
+    let url = format!("{}/shop/forwarded", ctl.gateway);
+    let (trace, reply) = get_in_trace(&HttpClient::http1(), &url, true).await;
+    assert_eq!(reply.status, 200);
+    let spans = wait_trace(&receiver, &trace.trace_id, 2).await;
+    assert!(spans.iter().any(|s| s.kind == SpanKind::Server));
+    let requests = proxy.tunnels();
+    assert!(!requests.is_empty(), "the exports went through the proxy");
+    let collector = format!("http://{COLLECTOR}:{}/v1/", receiver.http_addr().port());
+    for request in &requests {
+        assert_eq!(request.method, "POST", "{requests:#?}");
+        assert!(request.target.starts_with(&collector), "{requests:#?}");
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(BASIC),
+            "{requests:#?}"
+        );
+        assert!(request.opened, "{requests:#?}");
+    }
 }
