@@ -174,9 +174,11 @@ async fn restore(state: &StateDir, dataplane: &Dataplane, reporter: &Reporter) {
     if dataplane.status().version.is_some() {
         return;
     }
-    let Some(snapshot) = state.load(&dataplane.status().gateway).await else {
+    let Some(mut snapshot) = state.load(&dataplane.status().gateway).await else {
         return;
     };
+    // Served from disk, not part of the change that published it.
+    snapshot.traceparent = None;
     let version = snapshot.version;
     match dataplane.apply(snapshot).await {
         Ok(()) => {
