@@ -63,9 +63,9 @@ namespaceSelector:
 
 {{/*
 The standard OpenTelemetry variables of the controller. The controller
-copies every OTEL_* variable it has into the data planes it provisions, so
-one setting covers both. OTEL_SERVICE_NAME is left unset for the same
-reason: each binary names itself.
+copies every OTEL_* variable it has but OTEL_SERVICE_NAME into the data
+planes it provisions, so one setting covers both; each binary names
+itself.
 */}}
 {{- define "tollgate.otelEnv" -}}
 {{- with .Values.telemetry.otlp.endpoint }}
