@@ -256,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
                     operator,
                     issuer,
                     gate: admin.reports.gate.clone(),
+                    traces: admin.telemetry.traces.clone(),
                 },
             ));
         }
@@ -359,6 +360,8 @@ struct LeaderWork {
     issuer: Issuer,
     /// Serves data planes (snapshots, reports) only while leading.
     gate: ServingGate,
+    /// Where the status writer's rounds report their spans.
+    traces: tollgate_telemetry::TracesPipeline,
 }
 
 /// Starts the Kubernetes provider, leader election, the status writer and
@@ -376,6 +379,7 @@ fn start_kubernetes(
         operator,
         issuer,
         gate,
+        traces,
     } = leader_work;
     info!(%identity, "watching the Kubernetes API server");
     let provider = KubeProvider::new(client.clone(), KubeProviderConfig::default())
@@ -389,7 +393,9 @@ fn start_kubernetes(
     // Client certificates are issued by the leader only.
     let issuer = tokio::spawn(issuer.run(leader_rx.clone()));
     let gate = tokio::spawn(gate.follow(leader_rx.clone()));
-    let writer = StatusWriter::new(client, args.controller_name.clone()).with_metrics(metrics);
+    let writer = StatusWriter::new(client, args.controller_name.clone())
+        .with_metrics(metrics)
+        .with_traces(traces);
     let operator = operator.map(|o| tokio::spawn(o.run(leader_rx.clone())));
     KubernetesTasks {
         writer: tokio::spawn(writer.run(statuses, leader_rx)),

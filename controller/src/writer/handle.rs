@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use std::time::Duration;
+use tollgate_telemetry::TracesPipeline;
 
 /// Default period of re-reading every object.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -18,6 +19,7 @@ pub struct StatusWriter {
     pub(super) recorder: Recorder,
     pub(super) resync: Duration,
     pub(super) metrics: Metrics,
+    pub(super) traces: TracesPipeline,
 }
 
 impl StatusWriter {
@@ -34,12 +36,20 @@ impl StatusWriter {
             controller_name,
             resync: RESYNC,
             metrics: Metrics::default(),
+            traces: TracesPipeline::off(tollgate_telemetry::SamplerSpec::Ratio(0.0)),
         }
     }
 
     /// Counts writes in `metrics` (`tollgate.controller.status.writes`).
     pub fn with_metrics(mut self, metrics: Metrics) -> StatusWriter {
         self.metrics = metrics;
+        self
+    }
+
+    /// Writes each round that writes anything as a span (`write status`)
+    /// on `traces`.
+    pub fn with_traces(mut self, traces: TracesPipeline) -> StatusWriter {
+        self.traces = traces;
         self
     }
 

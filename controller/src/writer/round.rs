@@ -10,10 +10,12 @@ use super::write::{Outcome, Target, write_status};
 use futures_util::StreamExt;
 use kube::Client;
 use kube::api::ListParams;
+use opentelemetry::KeyValue;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tollgate_compile::ObjectStatus;
+use tollgate_telemetry::WorkSpan;
 use tracing::warn;
 
 /// Objects written at the same time.
@@ -68,6 +70,9 @@ impl StatusWriter {
             }
         }
         let jobs = jobs(term, desired);
+        let mut span = (!jobs.is_empty())
+            .then(|| self.traces.root_span("write status"))
+            .flatten();
         let target = Target {
             client: &self.client,
             recorder: &self.recorder,
@@ -85,6 +90,8 @@ impl StatusWriter {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        let mut counts = BTreeMap::<&str, i64>::new();
+        let objects = results.len();
         for (job, result) in results {
             let outcome = match &result {
                 Ok(Outcome::Written) => Some("written"),
@@ -94,10 +101,26 @@ impl StatusWriter {
             };
             if let Some(outcome) = outcome {
                 self.metrics.status_written(job.kind.kind, outcome);
+                *counts.entry(outcome).or_default() += 1;
             }
             ok &= record(term, job, result);
         }
+        if let Some(span) = span.take() {
+            self.end_round_span(span, objects, &counts);
+        }
         ok & self.finalize(term, desired).await
+    }
+
+    /// Ends a round's span (see [`round_summary`]).
+    fn end_round_span(&self, mut span: WorkSpan, objects: usize, counts: &BTreeMap<&str, i64>) {
+        let (attributes, failure) = round_summary(objects, counts);
+        for attribute in attributes {
+            span.set(attribute);
+        }
+        if let Some(description) = failure {
+            span.fail("status-write-failed", description);
+        }
+        span.end(&self.traces);
     }
 
     /// Brings the class finalizers in line when the set of classes and
@@ -127,6 +150,24 @@ impl StatusWriter {
             }
         }
     }
+}
+
+/// What a round's span says: how many objects it looked at and what
+/// became of their writes (by outcome, as `tollgate.controller.status.writes`
+/// counts them), and, when writes failed (they are retried later), why
+/// the span is an error.
+fn round_summary(objects: usize, counts: &BTreeMap<&str, i64>) -> (Vec<KeyValue>, Option<String>) {
+    let count = |outcome| counts.get(outcome).copied().unwrap_or(0);
+    let attributes = vec![
+        KeyValue::new("tollgate.status.objects", objects as i64),
+        KeyValue::new("tollgate.status.written", count("written")),
+        KeyValue::new("tollgate.status.conflicts", count("conflict")),
+        KeyValue::new("tollgate.status.errors", count("error")),
+    ];
+    let failed = count("conflict") + count("error");
+    let failure =
+        (failed > 0).then(|| format!("{failed} of {objects} status writes failed; retried later"));
+    (attributes, failure)
 }
 
 /// The writes a round needs: every desired status not confirmed yet, and
@@ -242,4 +283,43 @@ async fn discover(client: &Client, controller: &str) -> Result<BTreeSet<Key>, Wr
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A round's span counts each outcome; failures make it an error that
+    /// says how many of how many.
+    #[test]
+    fn a_round_summary_counts_and_fails() {
+        let value = |attrs: &[KeyValue], key: &str| {
+            tollgate_telemetry::attribute(attrs, key).map(|v| v.to_string())
+        };
+        let clean = BTreeMap::from([("written", 3)]);
+        let (attrs, failure) = round_summary(5, &clean);
+        assert_eq!(
+            value(&attrs, "tollgate.status.objects").as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            value(&attrs, "tollgate.status.written").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            value(&attrs, "tollgate.status.errors").as_deref(),
+            Some("0")
+        );
+        assert_eq!(failure, None);
+        let failed = BTreeMap::from([("written", 1), ("conflict", 1), ("error", 2)]);
+        let (attrs, failure) = round_summary(4, &failed);
+        assert_eq!(
+            value(&attrs, "tollgate.status.conflicts").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            failure.as_deref(),
+            Some("3 of 4 status writes failed; retried later")
+        );
+    }
 }

@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
-use crate::telemetry_support::scrape;
+use crate::kubernetes_operator::controller_with_env;
+use crate::telemetry_support::{env_refs, otel_env, scrape};
 
 use common::k8s::*;
 use common::*;
@@ -15,9 +16,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
-use tollgate_e2e::Echo;
 use tollgate_e2e::apiserver::ApiServer;
+use tollgate_e2e::otlp::Receiver;
 use tollgate_e2e::prometheus::Scrape;
+use tollgate_e2e::{Echo, free_port};
 
 const OBJECTS: &str = "tollgate_controller_objects";
 const CONDITIONS: &str = "tollgate_controller_conditions";
@@ -310,4 +312,52 @@ async fn leader_gauge_and_watch_restarts_across_replicas() {
     until_eq(&b.admin, "the new leader", &map([("", 1.0)]), leader).await;
     let s = scrape(&b.admin).await;
     assert_eq!(restarts(&s), once, "no more restarts on takeover");
+}
+
+/// Each status-write round that writes anything is a span of the
+/// controller's (`write status`), and the rounds' counts add up to
+/// exactly the status writes the API server accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_write_rounds_are_spans_that_count_the_writes() {
+    let receiver = Receiver::start().await.unwrap();
+    let (_echo, server) = two_route_cluster().await;
+    let env = otel_env(&receiver, "http/protobuf", "tollgate-controller");
+    let offset = free_port().unwrap() - 80;
+    let (_ctl, _) = controller_with_env(&server, &[], offset, &env_refs(&env)).await;
+    let broken = ["httproute", "broken"];
+    wait_jsonpath(&server, &broken, RESOLVED, "BackendNotFound").await;
+    settle(&server).await;
+    let accepted: f64 = accepted_status_writes(&server).values().sum();
+    let rounds = |r: &Receiver| -> Vec<_> {
+        r.spans()
+            .into_iter()
+            .filter(|s| s.name == "write status")
+            .collect()
+    };
+    let written = |spans: &[tollgate_e2e::otlp::Span]| -> i64 {
+        spans
+            .iter()
+            .filter_map(|s| s.int_attr("tollgate.status.written"))
+            .sum()
+    };
+    let spans = receiver
+        .wait_until(
+            "rounds counting every write",
+            Duration::from_secs(10),
+            |r| {
+                let spans = rounds(r);
+                (written(&spans) as f64 == accepted).then_some(spans)
+            },
+        )
+        .await;
+    assert!(accepted >= 4.0, "class, Gateway, two routes: {accepted}");
+    for round in &spans {
+        assert_eq!(round.parent_span_id, None, "a round starts its own trace");
+        assert_eq!(round.origin.service_name(), Some("tollgate-controller"));
+        assert_eq!(round.int_attr("tollgate.status.errors"), Some(0));
+        assert!(
+            round.int_attr("tollgate.status.objects") >= round.int_attr("tollgate.status.written")
+        );
+        assert_ne!(round.status, tollgate_e2e::otlp::StatusCode::Error);
+    }
 }
