@@ -14,6 +14,7 @@
 //! and the W3C propagator to read a parent. They are written as
 //! [`SpanData`] to the same bounded export queue as the request spans.
 
+use crate::trace_line::TraceIds;
 use crate::traces::TracesPipeline;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
@@ -39,7 +40,6 @@ pub struct WorkSpan {
     parent: SpanId,
     parent_remote: bool,
     name: Cow<'static, str>,
-    kind: SpanKind,
     start: SystemTime,
     attributes: Vec<KeyValue>,
     status: Status,
@@ -64,20 +64,18 @@ impl TracesPipeline {
     }
 
     /// Starts span `name` as the child of another process's span, given
-    /// as a W3C `traceparent` value (and `tracestate`, when one came). The
-    /// environment's sampler decides with that parent, so the default
+    /// as a W3C `traceparent` value. The environment's sampler decides with that parent, so the default
     /// (parent-based) follows the other process's decision. `None` when
     /// tracing is off, the parent does not parse, or it is not sampled.
     pub fn remote_child(
         &self,
         name: impl Into<Cow<'static, str>>,
         traceparent: &str,
-        tracestate: Option<&str>,
     ) -> Option<WorkSpan> {
         if !self.enabled() {
             return None;
         }
-        let parent = parse_parent(traceparent, tracestate)?;
+        let parent = parse_parent(traceparent)?;
         let remote = parent.span().span_context().clone();
         let name = name.into();
         let state = self.sample(Some(&parent), remote.trace_id(), &name)?;
@@ -109,12 +107,9 @@ impl TracesPipeline {
     }
 }
 
-/// A valid `traceparent` (and its `tracestate`) as a remote parent.
-fn parse_parent(traceparent: &str, tracestate: Option<&str>) -> Option<Context> {
-    let mut fields = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
-    if let Some(state) = tracestate {
-        fields.insert("tracestate".to_string(), state.to_string());
-    }
+/// A valid `traceparent` as a remote parent.
+fn parse_parent(traceparent: &str) -> Option<Context> {
+    let fields = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
     let context = TraceContextPropagator::new().extract(&fields);
     context.span().span_context().is_valid().then_some(context)
 }
@@ -132,7 +127,6 @@ impl WorkSpan {
             parent,
             parent_remote,
             name,
-            kind: SpanKind::Internal,
             start: SystemTime::now(),
             attributes: Vec::new(),
             status: Status::Unset,
@@ -152,24 +146,13 @@ impl WorkSpan {
     /// This span as a W3C `traceparent` value, for another process to
     /// continue the trace from.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-01",
-            self.context.trace_id(),
-            self.context.span_id()
-        )
+        String::from_utf8_lossy(&TraceIds::of(&self.context).traceparent()).into_owned()
     }
 
     /// The trace this span is part of (for log lines, so logs and traces
     /// meet).
     pub fn trace_id(&self) -> TraceId {
         self.context.trace_id()
-    }
-
-    /// Sets the span's kind (`Internal` unless set).
-    #[must_use]
-    pub fn with_kind(mut self, kind: SpanKind) -> WorkSpan {
-        self.kind = kind;
-        self
     }
 
     /// Adds an attribute.
@@ -191,7 +174,7 @@ impl WorkSpan {
             span_context: self.context,
             parent_span_id: self.parent,
             parent_span_is_remote: self.parent_remote,
-            span_kind: self.kind,
+            span_kind: SpanKind::Internal,
             name: self.name,
             start_time: self.start,
             end_time: SystemTime::now(),
@@ -247,7 +230,7 @@ mod tests {
         assert_eq!(child.trace_id(), root.trace_id());
         assert_eq!(child.parent, root.context.span_id());
         assert!(!child.parent_remote);
-        let Some(remote) = traces.remote_child("apply", &root.traceparent(), None) else {
+        let Some(remote) = traces.remote_child("apply", &root.traceparent()) else {
             panic!("sampled parent is followed");
         };
         assert_eq!(remote.trace_id(), root.trace_id());
@@ -263,33 +246,24 @@ mod tests {
     async fn sampling_follows_the_environment() {
         let never_roots = pipeline(SamplerSpec::ParentBasedRatio(0.0));
         assert!(never_roots.root_span("compile").is_none());
-        assert!(never_roots.remote_child("apply", PARENT, None).is_some());
+        assert!(never_roots.remote_child("apply", PARENT).is_some());
         let unsampled = PARENT.replace("-01", "-00");
-        assert!(
-            never_roots
-                .remote_child("apply", &unsampled, None)
-                .is_none()
-        );
-        assert!(
-            never_roots
-                .remote_child("apply", "00-zz-yy-01", None)
-                .is_none()
-        );
+        assert!(never_roots.remote_child("apply", &unsampled).is_none());
+        assert!(never_roots.remote_child("apply", "00-zz-yy-01").is_none());
         let off = TracesPipeline::off(SamplerSpec::ParentBasedRatio(1.0));
         assert!(off.root_span("compile").is_none());
-        assert!(off.remote_child("apply", PARENT, None).is_none());
+        assert!(off.remote_child("apply", PARENT).is_none());
         let ignores_parent = pipeline(SamplerSpec::Ratio(0.0));
-        assert!(ignores_parent.remote_child("apply", PARENT, None).is_none());
+        assert!(ignores_parent.remote_child("apply", PARENT).is_none());
     }
 
-    /// The vendor state of a remote parent is carried on.
+    /// `traceparent` names the trace, the span and the sampled flag.
     #[tokio::test]
-    async fn tracestate_is_carried() {
+    async fn traceparent_is_w3c() {
         let traces = pipeline(SamplerSpec::ParentBasedRatio(1.0));
-        let Some(span) = traces.remote_child("apply", PARENT, Some("vendor=1")) else {
+        let Some(span) = traces.remote_child("apply", PARENT) else {
             panic!("sampled parent is followed");
         };
-        assert_eq!(span.context.trace_state().header(), "vendor=1");
         assert_eq!(
             span.traceparent(),
             format!(

@@ -102,7 +102,7 @@ impl DataplaneTelemetry {
     pub(crate) fn apply_span(&self, snapshot: &Snapshot) -> Option<WorkSpan> {
         let obs = self.inner.as_ref()?;
         let parent = snapshot.traceparent.as_deref()?;
-        obs.traces.remote_child("apply snapshot", parent, None)
+        obs.traces.remote_child("apply snapshot", parent)
     }
 
     /// Records snapshot `version` of `gateway` applied (`Ok`: how long
