@@ -20,6 +20,7 @@ use crate::env::OtelEnv;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
+use percent_encoding::percent_decode_str;
 
 /// The variables naming the pod a process runs in, read for the resource.
 pub const POD_VARIABLES: [&str; 2] = ["POD_NAME", "POD_NAMESPACE"];
@@ -71,33 +72,16 @@ fn configured(env: &OtelEnv) -> Vec<KeyValue> {
         .filter_map(|pair| {
             let (key, value) = pair.split_once('=')?;
             let key = key.trim();
-            (!key.is_empty()).then(|| KeyValue::new(key.to_string(), percent_decoded(value.trim())))
+            (!key.is_empty()).then(|| {
+                KeyValue::new(
+                    key.to_string(),
+                    percent_decode_str(value.trim())
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            })
         })
         .collect()
-}
-
-/// `text` with each `%XX` replaced by its byte; anything else as it is.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// This process outside a pod: its host name and process id.
@@ -191,6 +175,5 @@ mod tests {
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
         ]);
         assert_eq!(attribute(&r, "service.name").as_deref(), Some("edge"));
-        assert_eq!(percent_decoded("a%zz%4"), "a%zz%4");
     }
 }
