@@ -149,14 +149,19 @@ impl ProxyConnector {
         let Ok(uri) = endpoint.parse::<Uri>() else {
             return HashMap::new();
         };
-        let forwarded = self.forward_plain && uri.scheme_str() == Some("http");
-        let proxy = self.proxy_for(&uri).filter(|_| forwarded);
+        let proxy = self.proxy_for(&uri).filter(|_| self.forwards(&uri));
         proxy
             .as_ref()
             .and_then(Intercept::basic_auth)
             .and_then(|auth| auth.to_str().ok())
             .map(|auth| HashMap::from([("proxy-authorization".to_string(), auth.to_string())]))
             .unwrap_or_default()
+    }
+
+    /// Whether requests to `dst`, when proxied, are forwarded by the
+    /// proxy rather than tunnelled.
+    fn forwards(&self, dst: &Uri) -> bool {
+        self.forward_plain && dst.scheme_str() == Some("http")
     }
 
     /// Whether `endpoint` goes through a proxy.
@@ -284,7 +289,7 @@ impl Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let proxy = self.proxy_for(&dst);
-        let forward = self.forward_plain && dst.scheme_str() == Some("http");
+        let forward = self.forwards(&dst);
         let mut http = self.http.clone();
         Box::pin(async move {
             let direct = |io| ExportIo {
