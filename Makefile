@@ -19,8 +19,11 @@ help: ## list the targets
 run: ## build and start the quickstart (echo backends + gateway on 127.0.0.1:8080)
 	scripts/quickstart.sh
 
+# The binaries are built together with the tests so that both resolve the
+# same features (dev-dependencies add some); built alone, every workspace
+# crate would be compiled twice, doubling the build's time and disk.
 test: deps ## build the binaries, then run every test (nextest when installed)
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --tests
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace; \
 	else \

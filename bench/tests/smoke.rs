@@ -5,7 +5,7 @@
 //! the report and JSON are written with every scenario present), never a
 //! performance figure. Peers that are not installed are skipped by the
 //! harness with a printed notice. Needs the debug binaries
-//! (`cargo build --workspace --bins`, which `make test` runs first).
+//! (`cargo build --workspace --bins --tests`, which `make test` runs first).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
