@@ -219,7 +219,10 @@ impl Context<'_> {
         let infra = self.gateway.spec.infrastructure.as_ref();
         let mut labels = infra.and_then(|i| i.labels.clone()).unwrap_or_default();
         labels.extend(extra.cloned().unwrap_or_default());
-        labels.extend(names::labels(&self.name));
+        labels.extend(names::labels(
+            &self.name,
+            &self.gateway.spec.gateway_class_name,
+        ));
         labels
     }
 

@@ -24,6 +24,10 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The Gateway API's label naming the Gateway an object serves.
 pub const GATEWAY_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+/// The Gateway API's label naming the GatewayClass of that Gateway
+/// (GEP-1762). It tells one controller's data planes from another's: a
+/// Helm release's PodMonitor selects its own classes by it.
+pub const GATEWAY_CLASS_LABEL: &str = "gateway.networking.k8s.io/gateway-class-name";
 /// Value of [`NAME_LABEL`].
 pub const DATAPLANE: &str = "tollgate-dataplane";
 /// Value of [`MANAGED_BY_LABEL`].
@@ -115,25 +119,28 @@ fn otlp_key(var: &str, ends: &[(&str, &str)]) -> Option<String> {
 /// Longest label value Kubernetes accepts.
 const MAX_LABEL_VALUE: usize = 63;
 
-/// The Gateway's name as a label value: whole when it fits in 63
-/// characters, else its [`base`] name (a Gateway name may be 253
-/// characters long; a label value may not).
-pub fn label_value(gateway: &str) -> String {
-    if gateway.len() <= MAX_LABEL_VALUE {
-        gateway.to_string()
+/// A Gateway's or GatewayClass's name as a label value: whole when it
+/// fits in 63 characters, else its [`base`] name (such a name may be 253
+/// characters long; a label value may not). The Helm chart's PodMonitor
+/// computes the same for the classes it selects.
+pub fn label_value(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        name.to_string()
     } else {
-        base(gateway)
+        base(name)
     }
 }
 
-/// The labels of every generated object of Gateway `gateway`.
-pub fn labels(gateway: &str) -> BTreeMap<String, String> {
+/// The labels of every generated object of Gateway `gateway`, of
+/// GatewayClass `class`.
+pub fn labels(gateway: &str, class: &str) -> BTreeMap<String, String> {
     let value = label_value(gateway);
     BTreeMap::from([
         (NAME_LABEL.to_string(), DATAPLANE.to_string()),
         (INSTANCE_LABEL.to_string(), value.clone()),
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (GATEWAY_LABEL.to_string(), value),
+        (GATEWAY_CLASS_LABEL.to_string(), label_value(class)),
     ])
 }
 
@@ -200,13 +207,15 @@ mod tests {
         }
     }
 
-    /// A Gateway name too long for a label value is labelled with its
-    /// (unique, shortened) base name.
+    /// A Gateway or class name too long for a label value is labelled
+    /// with its (unique, shortened) base name.
     #[test]
     fn label_values_fit() {
-        assert_eq!(labels("gw")[GATEWAY_LABEL], "gw");
+        assert_eq!(labels("gw", "tollgate")[GATEWAY_LABEL], "gw");
+        assert_eq!(labels("gw", "tollgate")[GATEWAY_CLASS_LABEL], "tollgate");
         let long = "g".repeat(100);
-        let value = &labels(&long)[GATEWAY_LABEL];
+        let value = &labels(&long, &long)[GATEWAY_LABEL];
+        assert_eq!(&labels("gw", &long)[GATEWAY_CLASS_LABEL], value);
         assert!(value.len() <= MAX_LABEL_VALUE, "{value}");
         assert_eq!(value, &base(&long));
         assert_eq!(&selector(&long)[GATEWAY_LABEL], value);

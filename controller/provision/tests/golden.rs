@@ -147,7 +147,7 @@ fn every_object_is_owned_and_labelled() {
         assert_eq!(owner["uid"], "1234");
         assert_eq!(owner["controller"], true);
         assert_eq!(owner["blockOwnerDeletion"], true);
-        for (k, v) in names::labels("gw") {
+        for (k, v) in names::labels("gw", "tollgate") {
             assert_eq!(meta["labels"][&k], v.as_str(), "{k} on {}", value["kind"]);
         }
     }

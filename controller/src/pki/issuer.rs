@@ -172,7 +172,7 @@ impl Issuer {
             return Ok(false);
         };
         let gateways: Api<Gateway> = Api::namespaced(self.client.clone(), namespace);
-        let Some(meta) = gateways.get_metadata_opt(name).await? else {
+        let Some(gw) = gateways.get_opt(name).await? else {
             return Ok(false);
         };
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
@@ -190,8 +190,9 @@ impl Issuer {
         let mut secret = client_secret(&issued, self.ca.cert_pem(), &id, extra);
         secret.metadata.name = Some(secret_name.clone());
         secret.metadata.namespace = Some(namespace.to_string());
-        secret.metadata.labels = Some(tollgate_provision::names::labels(name));
-        secret.metadata.owner_references = meta.metadata.uid.clone().map(|uid| {
+        let class = &gw.spec.gateway_class_name;
+        secret.metadata.labels = Some(tollgate_provision::names::labels(name, class));
+        secret.metadata.owner_references = gw.metadata.uid.clone().map(|uid| {
             vec![OwnerReference {
                 api_version: "gateway.networking.k8s.io/v1".into(),
                 kind: "Gateway".into(),

@@ -146,6 +146,10 @@ async fn the_operator_provisions_repairs_and_removes_a_gateways_data_plane() {
             meta["labels"]["gateway.networking.k8s.io/gateway-name"],
             "gw"
         );
+        assert_eq!(
+            meta["labels"]["gateway.networking.k8s.io/gateway-class-name"], "tollgate",
+            "{kind}: the class tells this controller's data planes from another's"
+        );
     }
     let deployment = server
         .get("apps/v1", "Deployment", NS, "gw-tollgate")

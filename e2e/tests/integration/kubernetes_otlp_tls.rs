@@ -131,6 +131,13 @@ async fn data_planes_get_the_controllers_collector_certificates() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    // Labelled as the objects provisioned beside it are.
+    let labels = &secret["metadata"]["labels"];
+    assert_eq!(labels["gateway.networking.k8s.io/gateway-name"], "gw");
+    assert_eq!(
+        labels["gateway.networking.k8s.io/gateway-class-name"],
+        "tollgate"
+    );
     for (_, key, text) in &mounted {
         let encoded = secret["data"][key].as_str().unwrap_or_default();
         assert_eq!(
