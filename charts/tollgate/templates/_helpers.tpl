@@ -127,3 +127,17 @@ place, never delete them (a GatewayClass in use must not go away).
 {{- define "tollgate.afterCrds" -}}
 helm.sh/hook: post-install,post-upgrade
 {{- end -}}
+
+{{/*
+A GatewayClass name as the provisioned objects' label value, as the
+controller writes it (tollgate_provision::names::label_value): whole up to
+63 characters, else its first 38, "-", the first 8 hex digits of its
+SHA-256 and "-tollgate".
+*/}}
+{{- define "tollgate.labelValue" -}}
+{{- if le (len .) 63 -}}
+{{- . -}}
+{{- else -}}
+{{- printf "%s-%s-tollgate" (trunc 38 .) (sha256sum . | trunc 8) -}}
+{{- end -}}
+{{- end -}}

@@ -18,6 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tollgate_e2e::workspace_dir;
 
@@ -246,7 +247,8 @@ fn pod_monitor(object: &Value) -> Value {
         ["namespaceSelector", "podMetricsEndpoints", "selector"]
     );
     assert_eq!(spec["namespaceSelector"], serde_json::json!({"any": true}));
-    let provisioned = tollgate_provision::names::labels("gw");
+    assert_eq!(keys(&spec["selector"]), ["matchExpressions", "matchLabels"]);
+    let provisioned = tollgate_provision::names::labels("gw", "tollgate");
     for (label, value) in spec["selector"]["matchLabels"]
         .as_object()
         .expect("matchLabels")
@@ -266,6 +268,62 @@ fn pod_monitor(object: &Value) -> Value {
         assert_eq!(endpoint["path"], "/metrics");
     }
     object.clone()
+}
+
+/// Whether `selector` (`matchLabels` and `In` expressions, what the
+/// chart writes) selects a pod labelled `labels`.
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let label = |key: &str| labels.get(key).map(String::as_str);
+    let plain = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| label(key) == value.as_str());
+    let expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            assert_eq!(e["operator"], "In", "{e}");
+            let values = e["values"].as_array().expect("values");
+            let key = e["key"].as_str().expect("key");
+            values.iter().any(|v| v.as_str() == label(key))
+        });
+    plain && expressions
+}
+
+/// The PodMonitor selects the data planes of this release's GatewayClasses
+/// and no others: the chart's class by default, else those listed, long
+/// names by the shortened label value the controller writes for them.
+#[test]
+fn the_pod_monitor_selects_only_its_classes() {
+    use tollgate_provision::names::labels;
+    let selector = |extra: &[&str]| {
+        let mut args = vec!["--set", "podMonitor.enabled=true"];
+        args.extend_from_slice(extra);
+        let monitor = documents(&render(&chart_dir(), &[], &args))
+            .into_iter()
+            .find(|o| o["kind"] == "PodMonitor")
+            .expect("a PodMonitor");
+        monitor["spec"]["selector"].clone()
+    };
+    let default = selector(&[]);
+    assert!(selects(&default, &labels("gw", "tollgate")));
+    assert!(!selects(&default, &labels("gw", "other")));
+    let renamed = selector(&["--set", "gatewayClass.name=edge"]);
+    assert!(selects(&renamed, &labels("gw", "edge")));
+    assert!(!selects(&renamed, &labels("gw", "tollgate")));
+    let long = "c".repeat(80);
+    let listed = format!("podMonitor.gatewayClasses={{internal,{long}}}");
+    let listed = selector(&["--set", &listed]);
+    for class in ["internal", long.as_str()] {
+        assert!(selects(&listed, &labels("gw", class)), "{class}");
+    }
+    assert!(!selects(&listed, &labels("gw", "tollgate")));
+    // A pod that is not a data plane is not selected, whatever its class.
+    let mut other = labels("gw", "tollgate");
+    other.insert("app.kubernetes.io/name".into(), "something-else".into());
+    assert!(!selects(&default, &other));
 }
 
 /// A bad value fails `helm template` and `helm lint` with the schema's
