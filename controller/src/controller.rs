@@ -23,6 +23,7 @@ use crate::operator::Infrastructure;
 use crate::provider::ResourcesRx;
 use crate::reports::apply_programmed;
 use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanContext;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -44,7 +45,24 @@ const GATEWAY: &str = "Gateway";
 /// (and its Gateways had their chance to be reported), then every status.
 /// A writer that saw `None` writes nothing: writing from an empty desired
 /// state would strip Tollgate's entries off every route.
-pub type Desired = Option<Vec<ObjectStatus>>;
+pub type Desired = Option<DesiredStatuses>;
+
+/// Every object's status, and the compile they come from.
+#[derive(Clone, Debug, Default)]
+pub struct DesiredStatuses {
+    /// Every status, data-plane reports applied.
+    pub all: Vec<ObjectStatus>,
+    /// The span of the last compile, when it was traced: the status
+    /// writer's spans link to it, so a change's trace leads to the writes
+    /// that report it.
+    pub cause: Option<SpanContext>,
+}
+
+impl From<Vec<ObjectStatus>> for DesiredStatuses {
+    fn from(all: Vec<ObjectStatus>) -> DesiredStatuses {
+        DesiredStatuses { all, cause: None }
+    }
+}
 
 /// How long after start-up the first statuses wait for data planes to
 /// report the snapshots they serve. Data planes report after every apply
@@ -103,6 +121,8 @@ pub async fn run(
     let compiler = Arc::new(Mutex::new(Compiler::default()));
     let grace_over = tokio::time::Instant::now() + report_grace;
     let mut released = false;
+    // The last compile's span, which the statuses sent next come from.
+    let mut cause = None;
     loop {
         let waiting = !released && compiled_gateways.is_some();
         let update = tokio::select! {
@@ -120,9 +140,10 @@ pub async fn run(
                 let mut options = options.clone();
                 options.now = now_rfc3339();
                 let view = Arc::clone(&resources);
-                let Some(compile) = compile_and_publish(resources, options, &compiler, &admin).await else {
+                let Some((compile, span)) = compile_and_publish(resources, options, &compiler, &admin).await else {
                     continue;
                 };
+                cause = span;
                 compiled_view = Some(view);
                 match compile {
                     Compile::Statuses(all) => {
@@ -192,7 +213,8 @@ pub async fn run(
             let store = admin.clone();
             let all = in_background(move || store.statuses.all()).await;
             if let Ok(all) = all {
-                let previous = statuses.send_replace(Some(all));
+                let cause = cause.clone();
+                let previous = statuses.send_replace(Some(DesiredStatuses { all, cause }));
                 // Freeing 10k statuses is not free either.
                 tokio::task::spawn_blocking(move || drop(previous));
             }
@@ -281,14 +303,14 @@ fn restamp(statuses: &mut [ObjectStatus], now: &str) {
 }
 
 /// Compiles one view (or only refills its endpoints) and publishes its
-/// snapshots; returns compile's statuses, or `None` when the compile task
-/// failed.
+/// snapshots; returns compile's statuses and its span's context (when
+/// traced), or `None` when the compile task failed.
 async fn compile_and_publish(
     resources: Arc<Resources>,
     options: CompileOptions,
     compiler: &Arc<Mutex<Compiler>>,
     admin: &Admin,
-) -> Option<Compile> {
+) -> Option<(Compile, Option<SpanContext>)> {
     let publisher = admin.publisher.clone();
     let metrics = admin.metrics.clone();
     let traces = admin.telemetry.traces.clone();
@@ -338,6 +360,7 @@ async fn compile_and_publish(
             trace_id,
             "compiled"
         );
+        let context = span.as_ref().map(|s| s.context().clone());
         if let Some(mut span) = span.take() {
             span.set(KeyValue::new(
                 "tollgate.compile.endpoints_only",
@@ -350,10 +373,10 @@ async fn compile_and_publish(
             ));
             span.end(&traces);
         }
-        compile
+        (compile, context)
     });
     match task.await {
-        Ok(compile) => Some(compile),
+        Ok(compiled) => Some(compiled),
         Err(e) => {
             warn!(error = %e, "compile task failed; keeping the previous snapshots");
             // Its output may not have been published, nor its statuses

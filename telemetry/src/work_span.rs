@@ -8,6 +8,11 @@
 //! operator who wonders why a route took seconds to reach traffic sees the
 //! compile, and each pod's build and swap, on one timeline.
 //!
+//! Work that follows a change without being part of its trace (the
+//! controller's status writes, a round at a time for whatever compiles
+//! came before) links to the compile it carries out ([`WorkSpan::link`]),
+//! as OpenTelemetry links a batch to the requests it serves.
+//!
 //! These spans are rare (one per change, not per request), so they use the
 //! SDK's own pieces as they come: its sampler (the environment's, so
 //! `OTEL_TRACES_SAMPLER=always_off` turns them off too), its random ids,
@@ -18,7 +23,7 @@ use crate::trace_line::TraceIds;
 use crate::traces::TracesPipeline;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -42,6 +47,7 @@ pub struct WorkSpan {
     name: Cow<'static, str>,
     start: SystemTime,
     attributes: Vec<KeyValue>,
+    links: Vec<Link>,
     status: Status,
 }
 
@@ -129,6 +135,7 @@ impl WorkSpan {
             name,
             start: SystemTime::now(),
             attributes: Vec::new(),
+            links: Vec::new(),
             status: Status::Unset,
         }
     }
@@ -155,6 +162,18 @@ impl WorkSpan {
         self.context.trace_id()
     }
 
+    /// This span's context, for later work in another trace to
+    /// [`link`](WorkSpan::link) to.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Links this span to `cause`, a span of another trace whose work this
+    /// one carries on (the compile whose statuses a status write writes).
+    pub fn link(&mut self, cause: SpanContext) {
+        self.links.push(Link::new(cause, Vec::new(), 0));
+    }
+
     /// Adds an attribute.
     pub fn set(&mut self, attribute: KeyValue) {
         self.attributes.push(attribute);
@@ -170,6 +189,8 @@ impl WorkSpan {
 
     /// Ends the span now and queues it for export on `traces`.
     pub fn end(self, traces: &TracesPipeline) {
+        let mut links = SpanLinks::default();
+        links.links = self.links;
         traces.export(SpanData {
             span_context: self.context,
             parent_span_id: self.parent,
@@ -181,7 +202,7 @@ impl WorkSpan {
             attributes: self.attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
-            links: SpanLinks::default(),
+            links,
             status: self.status,
             instrumentation_scope: traces.scope().clone(),
         });
@@ -271,6 +292,22 @@ mod tests {
                 span.context.span_id()
             )
         );
+    }
+
+    /// A link names the other trace's span.
+    #[tokio::test]
+    async fn links_name_the_cause() {
+        let traces = pipeline(SamplerSpec::ParentBasedRatio(1.0));
+        let (Some(compile), Some(mut write)) = (
+            traces.root_span("compile"),
+            traces.root_span("write status"),
+        ) else {
+            panic!("always sampled");
+        };
+        write.link(compile.context().clone());
+        assert_ne!(write.trace_id(), compile.trace_id());
+        assert_eq!(write.links.len(), 1);
+        assert_eq!(&write.links[0].span_context, compile.context());
     }
 
     /// A failed span has status Error and `error.type`.

@@ -28,7 +28,7 @@ pub use error::WriteError;
 pub use handle::StatusWriter;
 pub use write::FIELD_MANAGER;
 
-use crate::controller::Desired;
+use crate::controller::{Desired, DesiredStatuses};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -80,7 +80,7 @@ impl StatusWriter {
         loop {
             let desired = statuses.borrow_and_update().clone();
             let done = tokio::select! {
-                done = self.round_if_complete(&mut term, desired.as_deref()) => done,
+                done = self.round_if_complete(&mut term, desired.as_ref()) => done,
                 changed = is_leader.changed() => match leadership(changed, is_leader) {
                     Leadership::Leading => continue,
                     other => return other,
@@ -116,10 +116,10 @@ impl StatusWriter {
     async fn round_if_complete(
         &self,
         term: &mut round::Term,
-        desired: Option<&[tollgate_compile::ObjectStatus]>,
+        desired: Option<&DesiredStatuses>,
     ) -> bool {
         match desired {
-            Some(desired) => self.round(term, desired).await,
+            Some(desired) => self.round(term, &desired.all, desired.cause.as_ref()).await,
             None => true,
         }
     }

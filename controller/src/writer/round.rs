@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use kube::Client;
 use kube::api::ListParams;
 use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanContext;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -55,7 +56,12 @@ struct Job {
 impl StatusWriter {
     /// Writes what changed since the term's last round; returns whether
     /// everything succeeded (else the round is retried later).
-    pub(super) async fn round(&self, term: &mut Term, desired: &[ObjectStatus]) -> bool {
+    pub(super) async fn round(
+        &self,
+        term: &mut Term,
+        desired: &[ObjectStatus],
+        cause: Option<&SpanContext>,
+    ) -> bool {
         let mut ok = true;
         if !term.discovered {
             match discover(&self.client, &self.controller_name).await {
@@ -73,6 +79,9 @@ impl StatusWriter {
         let mut span = (!jobs.is_empty())
             .then(|| self.traces.root_span("write status"))
             .flatten();
+        if let (Some(span), Some(cause)) = (span.as_mut(), cause) {
+            span.link(cause.clone());
+        }
         let target = Target {
             client: &self.client,
             recorder: &self.recorder,

@@ -129,7 +129,7 @@ async fn status_writes_are_counted_by_result() {
     let mut term = Term::default();
 
     assert!(
-        !writer.round(&mut term, &statuses()).await,
+        !writer.round(&mut term, &statuses(), None).await,
         "failures retry"
     );
     let first = counts([
@@ -156,7 +156,7 @@ async fn status_writes_are_counted_by_result() {
         .unwrap();
     assert_eq!(busy["status"]["parents"][0]["controllerName"], US);
 
-    assert!(!writer.round(&mut term, &statuses()).await);
+    assert!(!writer.round(&mut term, &statuses(), None).await);
     let second = counts([
         ("Gateway error", 2.0),
         ("Gateway written", 1.0),

@@ -119,7 +119,7 @@ struct Statuses(watch::Sender<Desired>);
 
 impl Statuses {
     fn send_replace(&self, all: Vec<ObjectStatus>) {
-        self.0.send_replace(Some(all));
+        self.0.send_replace(Some(all.into()));
     }
 }
 
@@ -129,7 +129,7 @@ fn start_writer(
     initial: Vec<ObjectStatus>,
     leading: bool,
 ) -> (Statuses, watch::Sender<bool>) {
-    let (statuses, leader) = start_writer_with(client, Some(initial), leading);
+    let (statuses, leader) = start_writer_with(client, Some(initial.into()), leading);
     (Statuses(statuses), leader)
 }
 
@@ -405,7 +405,7 @@ async fn a_leader_before_the_first_compile_writes_nothing() {
     let same = parent("gw", US, RESOLVED, "2025-01-01T00:00:00Z");
     let mut all = desired(vec![same], "2025-01-01T00:00:00Z");
     all.retain(|s| s.kind == "HTTPRoute");
-    statuses.send_replace(Some(all));
+    statuses.send_replace(Some(all.into()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(writes(&server), 0, "rewrote an unchanged route status");
     assert_eq!(parents_of(&server, "route"), vec![ours]);

@@ -360,4 +360,27 @@ async fn status_write_rounds_are_spans_that_count_the_writes() {
         );
         assert_ne!(round.status, tollgate_e2e::otlp::StatusCode::Error);
     }
+    // Each round links to the compile whose statuses it wrote, so a
+    // change's trace leads to the writes that report it.
+    let compiles: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "compile")
+        .collect();
+    for round in &spans {
+        let [link] = round.links.as_slice() else {
+            panic!("one link per round: {:?}", round.links);
+        };
+        assert_ne!(link.trace_id, round.trace_id);
+        let compile = compiles
+            .iter()
+            .find(|c| c.span_id == link.span_id && c.trace_id == link.trace_id);
+        let Some(compile) = compile else {
+            panic!("the link names no compile span: {link:?}");
+        };
+        assert!(
+            compile.start_time_unix_nano <= round.start_time_unix_nano,
+            "a round links to an earlier compile"
+        );
+    }
 }
