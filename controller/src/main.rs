@@ -243,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
                     admin.metrics.clone(),
                     &args.controller_name,
                 )
+                .with_traces(admin.telemetry.traces.clone())
             });
             let metrics = admin.metrics.clone();
             kubernetes = Some(start_kubernetes(

@@ -19,11 +19,14 @@
 //! Gateway no longer accepted) are deleted; a deleted Gateway's objects go
 //! by garbage collection. Failures are logged, counted, recorded as a
 //! Warning Event on the Gateway and retried with exponential backoff.
+//! Each Gateway's pass is a `provision` span when tracing is on
+//! ([`Operator::with_traces`]).
 
 mod apply;
 mod args;
 pub mod infra;
 mod plan;
+mod trace;
 mod watch;
 
 pub use apply::FIELD_MANAGER;
@@ -43,6 +46,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch as channel};
 use tokio::time::Instant;
 use tollgate_provision::Env;
+use tollgate_telemetry::{SamplerSpec, TracesPipeline};
+use trace::Pass;
 use tracing::{debug, info, warn};
 use watch::{Fact, Observed};
 
@@ -71,6 +76,8 @@ pub struct Operator {
     failed: BTreeMap<String, (u32, Instant)>,
     /// The last problem reported per Gateway, so an Event is not repeated.
     reported: BTreeMap<String, String>,
+    /// Where each Gateway's pass is a `provision` span (off by default).
+    traces: TracesPipeline,
 }
 
 impl Operator {
@@ -99,7 +106,15 @@ impl Operator {
             dirty: BTreeSet::new(),
             failed: BTreeMap::new(),
             reported: BTreeMap::new(),
+            traces: TracesPipeline::off(SamplerSpec::Ratio(0.0)),
         }
+    }
+
+    /// Writes each Gateway's pass (its objects applied, the stale ones
+    /// deleted) as a `provision` span on `traces`.
+    pub fn with_traces(mut self, traces: TracesPipeline) -> Operator {
+        self.traces = traces;
+        self
     }
 
     /// Runs until the compile loop goes away, writing only while
@@ -226,13 +241,15 @@ impl Operator {
             .into_iter()
             .collect();
         for key in std::mem::take(&mut self.dirty) {
-            let result = match accepted.get(&key) {
+            let span = self.traces.root_span("provision");
+            let pass = match accepted.get(&key) {
                 Some(gateway) => match plan::objects(view, &self.statuses, gateway, &self.env) {
                     Ok(objects) => self.converge(&key, &objects).await,
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Pass::refused(e.to_string()),
                 },
                 None => self.converge(&key, &[]).await,
             };
+            let result = pass.end(span, &key, &self.traces);
             match result {
                 Ok(()) => {
                     self.failed.remove(&key);
@@ -247,12 +264,8 @@ impl Operator {
     }
 
     /// Applies `objects` of Gateway `key` and deletes its other live ones.
-    async fn converge(
-        &self,
-        key: &str,
-        objects: &[tollgate_provision::Desired],
-    ) -> Result<(), String> {
-        let mut errors = Vec::new();
+    async fn converge(&self, key: &str, objects: &[tollgate_provision::Desired]) -> Pass {
+        let mut pass = Pass::new(objects.len());
         let mut wanted = BTreeSet::new();
         for object in objects {
             let name = object_name(object);
@@ -261,8 +274,11 @@ impl Operator {
             let outcome = if result.is_ok() { "ok" } else { "error" };
             self.metrics
                 .provision_written(object.kind(), "apply", outcome);
-            if let Err(e) = result {
-                errors.push(format!("applying {} {name}: {e}", object.kind()));
+            match result {
+                Ok(()) => pass.applied += 1,
+                Err(e) => pass
+                    .errors
+                    .push(format!("applying {} {name}: {e}", object.kind())),
             }
         }
         let stale: Vec<_> = self
@@ -279,9 +295,10 @@ impl Operator {
             self.metrics.provision_written(kind, "delete", outcome);
             match result {
                 Ok(()) => {
+                    pass.deleted += 1;
                     info!(kind, %namespace, %name, "deleted a data-plane object no longer desired")
                 }
-                Err(e) => errors.push(format!("deleting {kind} {name}: {e}")),
+                Err(e) => pass.errors.push(format!("deleting {kind} {name}: {e}")),
             }
         }
         debug!(
@@ -289,10 +306,7 @@ impl Operator {
             objects = objects.len(),
             "data plane reconciled"
         );
-        match errors.is_empty() {
-            true => Ok(()),
-            false => Err(errors.join("; ")),
-        }
+        pass
     }
 
     /// Schedules a retry with backoff and reports a new problem once.

@@ -39,6 +39,25 @@ spec:
     )
 }
 
+/// GatewayConfig `broken`: its patch makes the Deployment invalid, so
+/// nothing of it may be applied, its typed `replicas: 5` included.
+pub(crate) const BROKEN_CONFIG: &str = "---
+apiVersion: tollgate.dev/v1alpha1
+kind: GatewayConfig
+metadata: {name: broken, namespace: default}
+spec:
+  kubernetes:
+    deployment: {replicas: 5}
+    patches: {deployment: {spec: {replicas: many}}}
+";
+
+/// Gateway `manifest` (from [`gateway`]) with its infrastructure pointed
+/// at [`BROKEN_CONFIG`].
+pub(crate) fn with_broken_config(manifest: &str) -> String {
+    let infra = "  infrastructure:\n    parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: broken}\n";
+    manifest.replace("  addresses:", &format!("{infra}  addresses:"))
+}
+
 /// A controller in Kubernetes mode with `flags` (`--provision` or
 /// `--no-provision`), its listener ports shifted by `offset`.
 async fn controller(server: &ApiServer, flags: &[&str], offset: u16) -> (Proc, String) {
@@ -388,22 +407,13 @@ spec:
     })
     .await;
 
-    let broken = "---
-apiVersion: tollgate.dev/v1alpha1
-kind: GatewayConfig
-metadata: {name: broken, namespace: default}
-spec:
-  kubernetes:
-    deployment: {replicas: 5}
-    patches: {deployment: {spec: {replicas: many}}}
-";
     // The config goes first and alone, and the Gateway refers to it only
     // once the controller has compiled with it: a Gateway whose
     // parametersRef is missing is rightly not Accepted, and its data plane
     // would go before the broken patch is ever seen.
     let compiles = || ctl.log().matches("compiled elapsed_ms").count();
     let before = compiles();
-    apply(&server, broken).await;
+    apply(&server, BROKEN_CONFIG).await;
     let start = Instant::now();
     while compiles() == before {
         assert!(
@@ -412,12 +422,7 @@ spec:
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let infra = "  infrastructure:\n    parametersRef: {group: tollgate.dev, kind: GatewayConfig, name: broken}\n";
-    apply(
-        &server,
-        &manifest.replace("  addresses:", &format!("{infra}  addresses:")),
-    )
-    .await;
+    apply(&server, &with_broken_config(&manifest)).await;
     let start = Instant::now();
     loop {
         let events = server.list("events.k8s.io/v1", "Event", NS).unwrap();

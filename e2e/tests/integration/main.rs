@@ -74,6 +74,7 @@ mod telemetry_export_proxy;
 mod telemetry_export_tls;
 mod telemetry_logs;
 mod telemetry_metrics;
+mod telemetry_provision;
 mod telemetry_stages;
 mod telemetry_support;
 mod telemetry_traces;
