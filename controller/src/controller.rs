@@ -199,7 +199,7 @@ pub async fn run(
         };
         admin.ready.store(true, Ordering::Release);
         if let (Some(infra), Some(view)) = (&infra, compiled_view.take()) {
-            infra.compiled(view);
+            infra.compiled(view, cause.clone());
         }
         if statuses.is_closed() {
             continue;

@@ -12,6 +12,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use opentelemetry::trace::SpanContext;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,7 +42,17 @@ pub struct Facts {
 pub struct Infrastructure {
     facts: Arc<Mutex<BTreeMap<String, Facts>>>,
     changed: watch::Sender<u64>,
-    view: watch::Sender<Option<Arc<Resources>>>,
+    view: watch::Sender<Option<CompiledView>>,
+}
+
+/// A view whose statuses were stored, and the compile that made them.
+#[derive(Clone, Debug)]
+pub struct CompiledView {
+    /// What the compile read.
+    pub resources: Arc<Resources>,
+    /// The compile's span, when it was traced: the provisioning passes
+    /// the view starts link to it.
+    pub cause: Option<SpanContext>,
 }
 
 impl Default for Infrastructure {
@@ -80,13 +91,15 @@ impl Infrastructure {
         map.get(key).cloned().unwrap_or_default()
     }
 
-    /// Hands the operator the view whose statuses were just stored.
-    pub fn compiled(&self, view: Arc<Resources>) {
-        self.view.send_replace(Some(view));
+    /// Hands the operator the view whose statuses were just stored, made
+    /// by the compile of span `cause` (when traced).
+    pub fn compiled(&self, resources: Arc<Resources>, cause: Option<SpanContext>) {
+        self.view
+            .send_replace(Some(CompiledView { resources, cause }));
     }
 
     /// The views [`Infrastructure::compiled`] hands over.
-    pub fn views(&self) -> watch::Receiver<Option<Arc<Resources>>> {
+    pub fn views(&self) -> watch::Receiver<Option<CompiledView>> {
         self.view.subscribe()
     }
 

@@ -41,7 +41,9 @@ use k8s_openapi::api::core::v1::{ObjectReference, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use opentelemetry::trace::SpanContext;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch as channel};
 use tokio::time::Instant;
@@ -143,11 +145,14 @@ impl Operator {
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             let retry_at = self.failed.values().map(|(_, at)| *at).min();
+            // The compile whose new view starts this round's passes.
+            let mut cause = None;
             tokio::select! {
                 changed = views.changed() => {
                     if changed.is_err() {
                         break;
                     }
+                    cause = views.borrow().as_ref().and_then(|v| v.cause.clone());
                     self.mark_all();
                 }
                 changed = leader.changed() => {
@@ -176,8 +181,8 @@ impl Operator {
             }
             let leading = *leader.borrow();
             if leading {
-                let view = views.borrow().clone();
-                self.reconcile(&view).await;
+                let view = views.borrow().as_ref().map(|v| Arc::clone(&v.resources));
+                self.reconcile(&view, cause.as_ref()).await;
             } else {
                 self.dirty.clear();
                 self.failed.clear();
@@ -191,7 +196,7 @@ impl Operator {
     /// Every known Gateway (in the view or owning live objects) is dirty.
     fn mark_all(&mut self) {
         if let Some(view) = self.infra.views().borrow().as_ref() {
-            self.dirty.extend(view.gateways.keys().cloned());
+            self.dirty.extend(view.resources.gateways.keys().cloned());
         }
         self.dirty
             .extend(self.live.values().map(|(g, _)| g.clone()));
@@ -226,10 +231,13 @@ impl Operator {
         self.dirty.insert(o.gateway);
     }
 
-    /// Brings every dirty Gateway's objects in line with `view`.
+    /// Brings every dirty Gateway's objects in line with `view`; the
+    /// passes' spans link to the compile span `cause` when a new view
+    /// started them.
     async fn reconcile(
         &mut self,
-        view: &Option<std::sync::Arc<tollgate_compile::resources::Resources>>,
+        view: &Option<Arc<tollgate_compile::resources::Resources>>,
+        cause: Option<&SpanContext>,
     ) {
         let Some(view) = view else {
             return;
@@ -241,7 +249,10 @@ impl Operator {
             .into_iter()
             .collect();
         for key in std::mem::take(&mut self.dirty) {
-            let span = self.traces.root_span("provision");
+            let mut span = self.traces.root_span("provision");
+            if let (Some(span), Some(cause)) = (span.as_mut(), cause) {
+                span.link(cause.clone());
+            }
             let pass = match accepted.get(&key) {
                 Some(gateway) => match plan::objects(view, &self.statuses, gateway, &self.env) {
                     Ok(objects) => self.converge(&key, &objects).await,

@@ -7,6 +7,7 @@
 //! `.applied`, `.deleted` and `.errors`. A pass whose configuration yields
 //! no objects (a patch that breaks the Deployment) fails with `error.type`
 //! `invalid-configuration`; one the API server refused, with `api-error`.
+//! A pass that a compile's new view started links to that compile's span.
 
 use opentelemetry::KeyValue;
 use tollgate_telemetry::{TracesPipeline, WorkSpan};

@@ -1,8 +1,9 @@
 //! The operator's provisioning passes as spans: the real controller, with
 //! an OTLP receiver, provisions a Gateway's data plane against the
 //! in-memory API server. Each pass is a `provision` span counting the
-//! objects it applied, and a configuration that yields no objects (a patch
-//! that breaks the Deployment) is an error span with its reason.
+//! objects it applied, the passes a compile starts link to its span, and a
+//! configuration that yields no objects (a patch that breaks the
+//! Deployment) is an error span with its reason.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,6 +49,31 @@ async fn each_provisioning_pass_is_a_span() {
     assert_eq!(applied.parent_span_id, None, "a pass starts its own trace");
     assert_ne!(applied.status, StatusCode::Error);
     assert_eq!(applied.origin.service_name(), Some("tollgate-controller"));
+
+    // A change to the Gateway is compiled into a new view, and the passes
+    // that view starts link to that compile.
+    let more = manifest.replace(
+        "  - {name: http, port: 80, protocol: HTTP}",
+        "  - {name: http, port: 80, protocol: HTTP}\n  - {name: more, port: 81, protocol: HTTP}",
+    );
+    assert_ne!(more, manifest);
+    apply(&server, &more).await;
+    let linked = receiver
+        .wait_until("a pass linked to a compile", Duration::from_secs(15), |r| {
+            let spans = r.spans();
+            let compile = |l: &tollgate_e2e::otlp::SpanLink| {
+                spans.iter().any(|c| {
+                    c.name == "compile" && c.trace_id == l.trace_id && c.span_id == l.span_id
+                })
+            };
+            spans
+                .iter()
+                .find(|s| s.name == "provision" && s.links.iter().any(compile))
+                .cloned()
+        })
+        .await;
+    assert_eq!(linked.links.len(), 1);
+    assert_ne!(linked.links[0].trace_id, linked.trace_id);
 
     // A patch that breaks the Deployment: nothing is applied, and the
     // pass fails with the reason.
