@@ -10,7 +10,8 @@
 //!
 //! Work that follows a change without being part of its trace (the
 //! controller's status writes, a round at a time for whatever compiles
-//! came before) links to the compile it carries out ([`WorkSpan::link`]),
+//! came before) links to the compile it carries out
+//! ([`TracesPipeline::root_span_linked`]),
 //! as OpenTelemetry links a batch to the requests it serves.
 //!
 //! These spans are rare (one per change, not per request), so they use the
@@ -55,24 +56,37 @@ impl TracesPipeline {
     /// Starts a new trace's root span `name`, when tracing is on and the
     /// environment's sampler samples it.
     pub fn root_span(&self, name: impl Into<Cow<'static, str>>) -> Option<WorkSpan> {
+        self.root_span_linked(name, None)
+    }
+
+    /// [`TracesPipeline::root_span`], linked to `cause` when given: a span
+    /// of another trace whose work this one carries on (the compile whose
+    /// statuses a status write writes).
+    pub fn root_span_linked(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        cause: Option<&SpanContext>,
+    ) -> Option<WorkSpan> {
         if !self.enabled() {
             return None;
         }
         let name = name.into();
         let trace_id = RandomIdGenerator::default().new_trace_id();
-        let state = self.sample(None, trace_id, &name)?;
-        Some(WorkSpan::new(
-            trace_id,
-            state,
-            (SpanId::INVALID, false),
-            name,
-        ))
+        let links: Vec<Link> = cause
+            .map(|c| Link::new(c.clone(), Vec::new(), 0))
+            .into_iter()
+            .collect();
+        let state = self.sample(None, trace_id, &name, &links)?;
+        let mut span = WorkSpan::new(trace_id, state, (SpanId::INVALID, false), name);
+        span.links = links;
+        Some(span)
     }
 
     /// Starts span `name` as the child of another process's span, given
-    /// as a W3C `traceparent` value. The environment's sampler decides with that parent, so the default
-    /// (parent-based) follows the other process's decision. `None` when
-    /// tracing is off, the parent does not parse, or it is not sampled.
+    /// as a W3C `traceparent` value. The environment's sampler decides with
+    /// that parent, so the default (parent-based) follows the other
+    /// process's decision. `None` when tracing is off, the parent does not
+    /// parse, or it is not sampled.
     pub fn remote_child(
         &self,
         name: impl Into<Cow<'static, str>>,
@@ -84,7 +98,7 @@ impl TracesPipeline {
         let parent = parse_parent(traceparent)?;
         let remote = parent.span().span_context().clone();
         let name = name.into();
-        let state = self.sample(Some(&parent), remote.trace_id(), &name)?;
+        let state = self.sample(Some(&parent), remote.trace_id(), &name, &[])?;
         Some(WorkSpan::new(
             remote.trace_id(),
             state,
@@ -94,12 +108,13 @@ impl TracesPipeline {
     }
 
     /// The environment sampler's decision for span `name` of `trace_id`
-    /// under `parent`: its trace state when sampled.
+    /// under `parent`, with `links`: its trace state when sampled.
     fn sample(
         &self,
         parent: Option<&Context>,
         trace_id: TraceId,
         name: &str,
+        links: &[Link],
     ) -> Option<TraceState> {
         let decision = self.sampler.sampler().should_sample(
             parent,
@@ -107,7 +122,7 @@ impl TracesPipeline {
             name,
             &SpanKind::Internal,
             &[],
-            &[],
+            links,
         );
         (decision.decision == SamplingDecision::RecordAndSample).then_some(decision.trace_state)
     }
@@ -162,16 +177,10 @@ impl WorkSpan {
         self.context.trace_id()
     }
 
-    /// This span's context, for later work in another trace to
-    /// [`link`](WorkSpan::link) to.
+    /// This span's context, for later work in another trace to link to
+    /// ([`TracesPipeline::root_span_linked`]).
     pub fn context(&self) -> &SpanContext {
         &self.context
-    }
-
-    /// Links this span to `cause`, a span of another trace whose work this
-    /// one carries on (the compile whose statuses a status write writes).
-    pub fn link(&mut self, cause: SpanContext) {
-        self.links.push(Link::new(cause, Vec::new(), 0));
     }
 
     /// Adds an attribute.
@@ -298,13 +307,14 @@ mod tests {
     #[tokio::test]
     async fn links_name_the_cause() {
         let traces = pipeline(SamplerSpec::ParentBasedRatio(1.0));
-        let (Some(compile), Some(mut write)) = (
-            traces.root_span("compile"),
-            traces.root_span("write status"),
-        ) else {
+        let Some(compile) = traces.root_span("compile") else {
             panic!("always sampled");
         };
-        write.link(compile.context().clone());
+        let Some(write) = traces.root_span_linked("write status", Some(compile.context())) else {
+            panic!("always sampled");
+        };
+        let unlinked = traces.root_span_linked("write status", None);
+        assert!(unlinked.is_some_and(|s| s.links.is_empty()));
         assert_ne!(write.trace_id(), compile.trace_id());
         assert_eq!(write.links.len(), 1);
         assert_eq!(&write.links[0].span_context, compile.context());

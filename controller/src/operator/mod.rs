@@ -249,10 +249,7 @@ impl Operator {
             .into_iter()
             .collect();
         for key in std::mem::take(&mut self.dirty) {
-            let mut span = self.traces.root_span("provision");
-            if let (Some(span), Some(cause)) = (span.as_mut(), cause) {
-                span.link(cause.clone());
-            }
+            let span = self.traces.root_span_linked("provision", cause);
             let pass = match accepted.get(&key) {
                 Some(gateway) => match plan::objects(view, &self.statuses, gateway, &self.env) {
                     Ok(objects) => self.converge(&key, &objects).await,

@@ -77,11 +77,8 @@ impl StatusWriter {
         }
         let jobs = jobs(term, desired);
         let mut span = (!jobs.is_empty())
-            .then(|| self.traces.root_span("write status"))
+            .then(|| self.traces.root_span_linked("write status", cause))
             .flatten();
-        if let (Some(span), Some(cause)) = (span.as_mut(), cause) {
-            span.link(cause.clone());
-        }
         let target = Target {
             client: &self.client,
             recorder: &self.recorder,
