@@ -77,7 +77,10 @@ impl Propagation {
 
     /// The context a client's `headers` carry (empty when none). With W3C
     /// propagation only, just the trace context is read: `baggage` is left
-    /// in the headers and passes through as it came.
+    /// in the headers and passes through as it came. Never inlined into
+    /// [`Propagation::extract_seen`], whose caller runs it for every
+    /// request and mostly returns at once.
+    #[inline(never)]
     pub fn extract(&self, headers: &HeaderMap) -> Context {
         if !self.w3c {
             return self.inner.extract(&HeaderExtractor(headers));
@@ -140,10 +143,7 @@ impl Propagation {
         headers: &mut HeaderMap,
     ) -> Option<TraceLine> {
         if !self.w3c {
-            let flags = TraceFlags::default().with_sampled(ids.sampled);
-            let span = SpanContext::new(ids.trace_id, ids.span_id, flags, false, state.clone());
-            let cx = client.with_remote_span_context(span);
-            self.inject(&cx, headers);
+            self.inject_ids(ids, state, client, headers);
             return None;
         }
         let line = TraceLine::from_ids(ids, state);
@@ -152,6 +152,23 @@ impl Propagation {
             headers.remove(&TRACESTATE);
         }
         line
+    }
+
+    /// [`Propagation::upstream_line`] with other propagators than W3C:
+    /// through the generic propagator, with a context. Out of line, so
+    /// the W3C path every proxied request takes stays small.
+    #[inline(never)]
+    fn inject_ids(
+        &self,
+        ids: TraceIds,
+        state: &TraceState,
+        client: &Context,
+        headers: &mut HeaderMap,
+    ) {
+        let flags = TraceFlags::default().with_sampled(ids.sampled);
+        let span = SpanContext::new(ids.trace_id, ids.span_id, flags, false, state.clone());
+        let cx = client.with_remote_span_context(span);
+        self.inject(&cx, headers);
     }
 
     /// Writes `cx` into `headers`, replacing what the client sent in the

@@ -66,6 +66,17 @@ impl TraceIds {
     }
 }
 
+/// `tracestate` as a header value (none when empty). Out of line: few
+/// clients send one, and the formatting would otherwise sit in the path
+/// every proxied request takes.
+#[cold]
+#[inline(never)]
+fn state_value(state: &TraceState) -> Option<HeaderValue> {
+    Some(state.header())
+        .filter(|s| !s.is_empty())
+        .and_then(|s| HeaderValue::from_str(&s).ok())
+}
+
 /// The length of [`TraceIds::field_line`]: `traceparent: `, the 55-byte
 /// value, CRLF.
 const FIELD_LINE: usize = 13 + 55 + 2;
@@ -88,10 +99,11 @@ impl TraceLine {
         }
         // An empty trace state allocates nothing; test it before
         // formatting.
-        let state = (*state != TraceState::NONE)
-            .then(|| state.header())
-            .filter(|s| !s.is_empty())
-            .and_then(|s| HeaderValue::from_str(&s).ok());
+        let state = if *state == TraceState::NONE {
+            None
+        } else {
+            state_value(state)
+        };
         Some(TraceLine { ids, state })
     }
 
@@ -143,7 +155,10 @@ pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The 16 lowercase hex digits of `v`, most significant first, computed
 /// eight at a time in a word (this runs for every proxied request: a
 /// digit-by-digit table loop cost about 150 instructions per line).
-#[inline]
+/// Never inlined: `traceparent` calls it three times, and one copy of its
+/// code is a few instruction-cache lines where three were a dozen, which
+/// a request's path (larger than the cache) pays for at every request.
+#[inline(never)]
 fn hex16(v: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&hex8((v >> 32) as u32));

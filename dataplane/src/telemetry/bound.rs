@@ -234,6 +234,24 @@ where
     if let Some(found) = cache.front.get(hash, &key) {
         return record(found);
     }
+    missed(cache, hash, key, make, record);
+}
+
+/// [`cached`] past the front: a series bound for the first time, or one
+/// whose slot another key holds. Kept out of line so the front's hit, which
+/// runs for every request, stays a few dense instructions in the caller
+/// (the binding, with the attribute list it builds, is kilobytes of code).
+#[cold]
+#[inline(never)]
+fn missed<K, V>(
+    cache: &Cache<K, V>,
+    hash: u64,
+    key: K,
+    make: impl FnOnce() -> V,
+    record: impl FnOnce(&V),
+) where
+    K: Hash + Eq,
+{
     if cache.front.is_free(hash) {
         return match cache.front.claim(hash, key, make()) {
             Ok(found) => record(found),

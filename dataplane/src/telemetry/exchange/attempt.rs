@@ -5,13 +5,16 @@
 use super::{Exchange, Upstream};
 use crate::clock::Ticks;
 use crate::ip_text::ip_string;
+use crate::telemetry::Observability;
 use crate::telemetry::bound::ClientKey;
+use crate::telemetry::instruments::Instruments;
 use crate::telemetry::labels;
 use crate::telemetry::spans::{self, Finished, Planned};
 use http::HeaderMap;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{KeyValue, Value};
 use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 use tollgate_telemetry::TraceLine;
 
 /// One upstream attempt, while it runs.
@@ -121,36 +124,19 @@ impl Exchange {
             h.record(took.as_secs_f64());
         });
         if outcome == Err("upstream-connect") {
-            obs.instruments.connect_errors.add(1, &attributes()[1..3]);
+            connect_error(&obs.instruments, attributes);
         }
         if let (Some(span), Some(anchor)) = (attempt.span.filter(Planned::sampled), anchor) {
             let start = anchor + started.since(self.started);
-            let mut attrs = attributes();
-            attrs.push(KeyValue::new("server.address", ip_string(endpoint.ip())));
-            attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
-            if attempt.resend_count > 0 {
-                attrs.push(KeyValue::new(
-                    "http.request.resend_count",
-                    i64::from(attempt.resend_count),
-                ));
-            }
-            attrs.push(KeyValue::new("url.full", url(t.record_query)));
-            spans::write(
-                &obs.traces,
-                Finished {
-                    planned: span,
-                    kind: SpanKind::Client,
-                    name: self.method.to_string(),
-                    start,
-                    end: start + took,
-                    attributes: attrs,
-                    error: match outcome {
-                        Ok(status) => (status >= 400).then(|| status.to_string()),
-                        Err(error) => Some(error.to_string()),
-                    },
-                },
-                &self.parent,
-            );
+            let sent = SentAttempt {
+                span,
+                start,
+                took,
+                endpoint,
+                resend_count: attempt.resend_count,
+                outcome,
+            };
+            self.write_attempt(obs, sent, attributes, || url(t.record_query));
         }
         self.upstream = Some(Upstream {
             backend: backend_index,
@@ -158,4 +144,74 @@ impl Exchange {
             took,
         });
     }
+
+    /// Writes a sampled attempt's client span: its metric `attributes`,
+    /// the endpoint and the `url`. Out of line and cold for the same
+    /// reason as the server span's (`Exchange::write_records`); the
+    /// attributes are built in here, not in the caller, for that reason.
+    #[cold]
+    #[inline(never)]
+    fn write_attempt(
+        &self,
+        obs: &Observability,
+        sent: SentAttempt,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+        url: impl FnOnce() -> String,
+    ) {
+        let SentAttempt {
+            span,
+            start,
+            took,
+            endpoint,
+            resend_count,
+            outcome,
+        } = sent;
+        let mut attrs = attributes();
+        attrs.push(KeyValue::new("server.address", ip_string(endpoint.ip())));
+        attrs.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+        if resend_count > 0 {
+            attrs.push(KeyValue::new(
+                "http.request.resend_count",
+                i64::from(resend_count),
+            ));
+        }
+        attrs.push(KeyValue::new("url.full", url()));
+        spans::write(
+            &obs.traces,
+            Finished {
+                planned: span,
+                kind: SpanKind::Client,
+                name: self.method.to_string(),
+                start,
+                end: start + took,
+                attributes: attrs,
+                error: match outcome {
+                    Ok(status) => (status >= 400).then(|| status.to_string()),
+                    Err(error) => Some(error.to_string()),
+                },
+            },
+            &self.parent,
+        );
+    }
+}
+
+/// What a sampled attempt's span is written from.
+struct SentAttempt {
+    span: Planned,
+    start: SystemTime,
+    took: Duration,
+    endpoint: SocketAddr,
+    resend_count: u32,
+    outcome: Result<u16, &'static str>,
+}
+
+/// Counts a failed connection to an upstream endpoint, by the backend and
+/// gateway of the attempt's `attributes` (rare, so out of line with them).
+#[cold]
+#[inline(never)]
+fn connect_error(instruments: &Instruments, attributes: impl FnOnce() -> Vec<KeyValue>) {
+    let attributes = attributes();
+    instruments
+        .connect_errors
+        .add(1, attributes.get(1..3).unwrap_or_default());
 }

@@ -25,8 +25,29 @@ pub(super) struct Detail {
 }
 
 impl Detail {
-    /// What span and log line record of `head`, under settings `t`.
-    pub(super) fn new(head: &RequestHead<'_>, t: &RuntimeTelemetry) -> Detail {
+    /// What span and log line record of `head`, under settings `t`, boxed.
+    /// Out of line and cold: only sampled or logged requests copy it, and
+    /// its code would otherwise sit in the path every request runs.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn boxed(head: &RequestHead<'_>, t: &RuntimeTelemetry) -> Box<Detail> {
+        Box::new(Detail::new(head, t))
+    }
+
+    /// Copies the response `headers` the settings `t` record. Cold, as
+    /// [`Detail::boxed`].
+    #[cold]
+    #[inline(never)]
+    pub(super) fn record_response_headers(&mut self, t: &RuntimeTelemetry, headers: &HeaderMap) {
+        self.response_headers = t
+            .response_headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, recorded_value(n, headers)?)))
+            .collect();
+    }
+
+    fn new(head: &RequestHead<'_>, t: &RuntimeTelemetry) -> Detail {
         let request_headers = t
             .request_headers
             .iter()
