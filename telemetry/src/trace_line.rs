@@ -153,31 +153,32 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The 16 lowercase hex digits of `v`, most significant first, computed
-/// eight at a time in a word (this runs for every proxied request: a
-/// digit-by-digit table loop cost about 150 instructions per line).
-/// Never inlined: `traceparent` calls it three times, and one copy of its
-/// code is a few instruction-cache lines where three were a dozen, which
-/// a request's path (larger than the cache) pays for at every request.
+/// all at once in a 128-bit word: each nibble spread into a byte of its
+/// own, then every byte turned into its digit (this runs three times for
+/// every proxied request: a digit-by-digit table loop cost about 150
+/// instructions per line).
+///
+/// The word is a `u128`, not two `u64` halves, because the compiler
+/// turned the halves into SSE code whose ten mask constants sat on as
+/// many read-only data lines, each a data-cache miss at every request;
+/// a `u128`'s masks are immediates in the instructions. Never inlined:
+/// one copy is a few instruction-cache lines where three were a dozen,
+/// which a request's path (larger than the cache) pays for at every
+/// request.
 #[inline(never)]
 fn hex16(v: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&hex8((v >> 32) as u32));
-    out[8..].copy_from_slice(&hex8(v as u32));
-    out
-}
-
-/// The eight hex digits of `v`: each nibble spread into a byte of its
-/// own, then every byte turned into its digit at once.
-#[inline]
-fn hex8(v: u32) -> [u8; 8] {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut x = u64::from(v);
-    x = ((x & 0xffff_0000) << 16) | (x & 0xffff);
-    x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
-    x = ((x & 0x00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f);
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let mut x = u128::from(v);
+    x = ((x & 0xffff_ffff_0000_0000) << 32) | (x & 0xffff_ffff);
+    x = ((x & 0x0000_0000_ffff_0000_0000_0000_ffff_0000) << 16)
+        | (x & 0x0000_0000_0000_ffff_0000_0000_0000_ffff);
+    x = ((x & 0x0000_ff00_0000_ff00_0000_ff00_0000_ff00) << 8)
+        | (x & 0x0000_00ff_0000_00ff_0000_00ff_0000_00ff);
+    x = ((x & 0x00f0_00f0_00f0_00f0_00f0_00f0_00f0_00f0) << 4)
+        | (x & 0x000f_000f_000f_000f_000f_000f_000f_000f);
     // 1 in each byte whose nibble is 10 or more: it becomes a letter.
     let letters = ((x + 6 * ONES) >> 4) & ONES;
-    (x + b'0' as u64 * ONES + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+    (x + u128::from(b'0') * ONES + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 #[cfg(test)]
