@@ -52,6 +52,26 @@ pub struct Count {
     pub per_request: f64,
     /// Seconds the loaded run took to send its requests under valgrind.
     pub seconds: f64,
+    /// Simulated cache misses per request, when the runs simulated the
+    /// caches ([`count_with_caches`]); idle run subtracted as for `Ir`.
+    pub misses: Option<Misses>,
+}
+
+/// Simulated first-level cache misses per request (callgrind's
+/// `--cache-sim=yes`: `I1mr`, and `D1mr` + `D1mw`).
+///
+/// A request's code and data are re-fetched into the first-level caches
+/// at every request when they do not fit them, so these say how many
+/// lines a change adds to what every request touches, which instruction
+/// counts cannot. They move with the binary's layout (a change in one
+/// function shifts which others share cache sets) by about ten a
+/// request, so a small change is judged by running it, not by them.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Misses {
+    /// Instruction-cache misses per request.
+    pub instructions: f64,
+    /// Data-cache misses (reads and writes) per request.
+    pub data: f64,
 }
 
 /// Whether valgrind is installed.
@@ -74,36 +94,81 @@ pub fn count(
     tweaks: &Tweaks,
     load: Load,
 ) -> Result<Count, BenchError> {
+    counted(env, target, backend, tweaks, load, false)
+}
+
+/// [`count`] with callgrind simulating the caches too, which gives
+/// [`Count::misses`] (the runs take about twice as long).
+///
+/// # Errors
+///
+/// As [`count`].
+pub fn count_with_caches(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+    tweaks: &Tweaks,
+    load: Load,
+) -> Result<Count, BenchError> {
+    counted(env, target, backend, tweaks, load, true)
+}
+
+fn counted(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+    tweaks: &Tweaks,
+    load: Load,
+    caches: bool,
+) -> Result<Count, BenchError> {
     let label = tweaks.label.as_deref().unwrap_or(target.name());
-    let loaded_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind"))?;
+    let loaded_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind"), caches)?;
     let (loaded, seconds) = one_run(env, target, backend, &loaded_tweaks, load)?;
-    let idle_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind-idle"))?;
+    let idle_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind-idle"), caches)?;
     let wait = Duration::from_secs_f64(seconds);
     let (idle, _) = one_run(env, target, backend, &idle_tweaks, Load::Wait(wait))?;
     let requests = match load {
         Load::Requests(n) | Load::Handshakes(n) => n,
         Load::Wait(_) => 0,
     };
-    let per_request = loaded.saturating_sub(idle) as f64 / requests.max(1) as f64;
+    let per = |loaded: u64, idle: u64| loaded.saturating_sub(idle) as f64 / requests.max(1) as f64;
+    let misses = match (loaded.misses, idle.misses) {
+        (Some(l), Some(i)) => Some(Misses {
+            instructions: per(l.instructions, i.instructions),
+            data: per(l.data, i.data),
+        }),
+        _ => None,
+    };
     Ok(Count {
-        loaded,
-        idle,
+        loaded: loaded.ir,
+        idle: idle.ir,
         requests,
-        per_request,
+        per_request: per(loaded.ir, idle.ir),
         seconds,
+        misses,
     })
 }
 
-/// `tweaks` with valgrind in front, writing into a fresh folder `label`.
-fn under_callgrind(env: &Env, tweaks: &Tweaks, label: &str) -> Result<Tweaks, BenchError> {
+/// `tweaks` with valgrind in front, writing into a fresh folder `label`,
+/// simulating the caches when `caches` is set.
+fn under_callgrind(
+    env: &Env,
+    tweaks: &Tweaks,
+    label: &str,
+    caches: bool,
+) -> Result<Tweaks, BenchError> {
     let dir = env.dir(&format!("{label}-out"))?;
     let program = find_program("valgrind").unwrap_or_else(|| "valgrind".into());
     let out = dir.join("callgrind.out");
     let mut file = OsString::from("--callgrind-out-file=");
     file.push(out.as_os_str());
+    let mut wrapper = vec![program.into_os_string(), "--tool=callgrind".into(), file];
+    if caches {
+        wrapper.push("--cache-sim=yes".into());
+    }
     Ok(Tweaks {
         label: Some(label.to_string()),
-        wrapper: vec![program.into_os_string(), "--tool=callgrind".into(), file],
+        wrapper,
         ..tweaks.clone()
     })
 }
@@ -119,15 +184,15 @@ pub enum Load {
     Wait(Duration),
 }
 
-/// Starts, warms up, loads (or waits), stops; the run's total instructions
-/// and how many seconds the load took.
+/// Starts, warms up, loads (or waits), stops; the run's totals and how
+/// many seconds the load took.
 fn one_run(
     env: &Env,
     target: Target,
     backend: SocketAddr,
     tweaks: &Tweaks,
     load: Load,
-) -> Result<(u64, f64), BenchError> {
+) -> Result<(Totals, f64), BenchError> {
     let mut running = peers::start_tweaked(env, target, backend, 0, tweaks)?;
     let client = tweaks
         .tls
@@ -163,7 +228,7 @@ fn one_run(
             tool: "callgrind".into(),
             detail: "no output file named".into(),
         })?;
-    Ok((total(out)?, seconds))
+    Ok((totals(out)?, seconds))
 }
 
 /// SIGTERM, then waits for the process (and callgrind's file) to finish.
@@ -338,37 +403,107 @@ fn request(stream: &mut Conn, head: &[u8]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// The total `Ir` of a callgrind output file (its `summary:` or
-/// `totals:` line).
-///
-/// # Errors
-///
-/// When the file cannot be read or has neither line.
-pub fn total(path: &Path) -> Result<u64, BenchError> {
+/// A callgrind file's totals (its `summary:` or `totals:` line):
+/// instructions, and the simulated misses when the caches were simulated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Totals {
+    ir: u64,
+    misses: Option<RunMisses>,
+}
+
+/// A run's simulated first-level misses: `I1mr`, and `D1mr` + `D1mw`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RunMisses {
+    instructions: u64,
+    data: u64,
+}
+
+fn totals(path: &Path) -> Result<Totals, BenchError> {
     let text = std::fs::read_to_string(path)
         .map_err(BenchError::io(format!("reading {}", path.display())))?;
-    parse_total(&text).ok_or_else(|| BenchError::ToolOutput {
+    parse_totals(&text).ok_or_else(|| BenchError::ToolOutput {
         tool: "callgrind".into(),
-        detail: format!("no summary or totals line in {}", path.display()),
+        detail: format!(
+            "no events line, or no summary or totals line, in {}",
+            path.display()
+        ),
     })
 }
 
-fn parse_total(text: &str) -> Option<u64> {
-    text.lines()
+/// The last `summary:` or `totals:` line, its values named by the
+/// `events:` line (`Ir` first; `I1mr`, `D1mr`, `D1mw` with the caches
+/// simulated).
+fn parse_totals(text: &str) -> Option<Totals> {
+    let events: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))?
+        .split_whitespace()
+        .collect();
+    let values: Vec<u64> = text
+        .lines()
         .rev()
-        .find_map(|l| l.strip_prefix("summary:").or(l.strip_prefix("totals:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .find_map(|l| l.strip_prefix("summary:").or(l.strip_prefix("totals:")))?
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let event = |name: &str| {
+        let at = events.iter().position(|e| *e == name)?;
+        // A trailing zero may be left out of a cost line.
+        Some(values.get(at).copied().unwrap_or(0))
+    };
+    let misses = match (event("I1mr"), event("D1mr"), event("D1mw")) {
+        (Some(i), Some(r), Some(w)) => Some(RunMisses {
+            instructions: i,
+            data: r + w,
+        }),
+        _ => None,
+    };
+    Some(Totals {
+        ir: event("Ir")?,
+        misses,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_total;
+    use super::{RunMisses, Totals, parse_totals};
 
-    /// The first event (Ir) of the summary line is the total.
+    /// The first event (Ir) of the summary line is the total; without the
+    /// cache events there are no misses.
     #[test]
     fn reads_the_summary() {
         let text = "version: 1\nevents: Ir\nfn=main\n3 10\nsummary: 123456\ntotals: 123456\n";
-        assert_eq!(parse_total(text), Some(123_456));
-        assert_eq!(parse_total("events: Ir\n"), None);
+        let totals = parse_totals(text).expect("totals");
+        assert_eq!(totals.ir, 123_456);
+        assert_eq!(totals.misses, None);
+        assert_eq!(parse_totals("events: Ir\n"), None);
+        assert_eq!(parse_totals("summary: 12\n"), None);
+    }
+
+    /// With the caches simulated, the misses are read by their event
+    /// names, data reads and writes together.
+    #[test]
+    fn reads_the_simulated_misses() {
+        let text = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=main\n3 10\nsummary: 1000 300 200 40 7 5 1 2 3\n";
+        assert_eq!(
+            parse_totals(text),
+            Some(Totals {
+                ir: 1000,
+                misses: Some(RunMisses {
+                    instructions: 40,
+                    data: 12,
+                }),
+            })
+        );
+        // A cost line may leave its trailing zeros out.
+        let short = "events: Ir Dr Dw I1mr D1mr D1mw\nsummary: 1000 300 200 40\n";
+        let totals = parse_totals(short).expect("totals");
+        assert_eq!(
+            totals.misses,
+            Some(RunMisses {
+                instructions: 40,
+                data: 0,
+            })
+        );
     }
 }

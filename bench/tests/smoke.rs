@@ -155,7 +155,13 @@ fn telemetry_ran(json: &serde_json::Value, report: &str) {
         assert!(!counts.is_empty(), "{counts:?}");
         for c in counts {
             assert!(c["count"]["loaded"].as_u64().unwrap() > 0, "{c}");
+            // The telemetry runs simulate the caches: every request
+            // fetches code lines into the first-level caches.
+            let misses = &c["count"]["misses"];
+            assert!(misses["instructions"].as_f64().unwrap() > 0.0, "{c}");
+            assert!(misses["data"].as_f64().unwrap() > 0.0, "{c}");
         }
+        assert!(report.contains("L1i misses / request"), "{report}");
     }
 }
 

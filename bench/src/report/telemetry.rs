@@ -74,7 +74,7 @@ pub(super) fn render(out: &mut String, r: &Results) {
     let first = t.instructions.first().map_or(0, |i| i.count.requests);
     let _ = writeln!(
         out,
-        "\nUser-space instructions per proxied request (callgrind, {first} keep-alive requests over {} connections, idle run subtracted):\n\n| target | instructions / request | / off | / nginx | loaded run Ir | idle run Ir |\n| --- | --- | --- | --- | --- | --- |",
+        "\nUser-space instructions per proxied request (callgrind, {first} keep-alive requests over {} connections, idle run subtracted), and the first-level cache misses callgrind simulates for them (32 KiB caches; a request's code does not fit the instruction cache, so each line a mode adds is fetched again at every request, which instructions do not show; the misses move by about ten a request with the binary's layout alone):\n\n| target | instructions / request | / off | / nginx | L1i misses / request | L1d misses / request | loaded run Ir | idle run Ir |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
         crate::callgrind::CONNECTIONS
     );
     let base = t.per_request(Mode::Off.name()).unwrap_or(0.0);
@@ -85,9 +85,12 @@ pub(super) fn render(out: &mut String, r: &Results) {
         } else {
             "-".into()
         };
+        let (code, data) = i.count.misses.map_or(("-".into(), "-".into()), |m| {
+            (format!("{:.0}", m.instructions), format!("{:.0}", m.data))
+        });
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.3} | {of_nginx} | {} | {} |",
+            "| {} | {:.0} | {:.3} | {of_nginx} | {code} | {data} | {} | {} |",
             i.name,
             i.count.per_request,
             ratio(i.count.per_request, base),

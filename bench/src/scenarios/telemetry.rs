@@ -27,7 +27,11 @@
 //!   ([`TelemetryCost::paired`]) is for information.
 //! - **Instructions**: each mode's user-space instructions per request
 //!   under callgrind ([`crate::callgrind`]), with nginx's for scale; they
-//!   do not move with the machine.
+//!   do not move with the machine. The caches are simulated in those runs
+//!   too, because the telemetry costs more time than its instructions: a
+//!   request's code does not fit the first-level instruction cache, so
+//!   every line the telemetry adds is fetched again at every request
+//!   ([`crate::callgrind::Misses`]).
 
 mod cost;
 mod shared;
@@ -215,7 +219,7 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
     };
     let mut out = Vec::new();
     for &mode in modes {
-        let count = callgrind::count(
+        let count = callgrind::count_with_caches(
             &bench.env,
             Target::Tollgate,
             bench.backend,
@@ -233,7 +237,7 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
         });
     }
     if Target::Nginx.available() {
-        let count = callgrind::count(
+        let count = callgrind::count_with_caches(
             &bench.env,
             Target::Nginx,
             bench.backend,

@@ -184,6 +184,7 @@ mod tests {
                 requests: 1,
                 per_request,
                 seconds: 0.0,
+                misses: None,
             },
         }
     }
