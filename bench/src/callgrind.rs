@@ -53,7 +53,7 @@ pub struct Count {
     /// Seconds the loaded run took to send its requests under valgrind.
     pub seconds: f64,
     /// Simulated cache misses per request, when the runs simulated the
-    /// caches ([`count_with_caches`]); idle run subtracted as for `Ir`.
+    /// caches ([`Caches::Simulated`]); idle run subtracted as for `Ir`.
     pub misses: Option<Misses>,
 }
 
@@ -79,9 +79,20 @@ pub fn available() -> bool {
     find_program("valgrind").is_some()
 }
 
+/// Whether callgrind simulates the caches too, which gives
+/// [`Count::misses`] and makes the runs about twice as long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caches {
+    /// Instructions only.
+    Off,
+    /// Instructions and simulated first-level cache misses.
+    Simulated,
+}
+
 /// Counts the instructions `target` (started with `tweaks`) executes per
 /// unit of `load` (a request to `/` over [`CONNECTIONS`] keep-alive
-/// connections, or a full TLS handshake with its one request).
+/// connections, or a full TLS handshake with its one request), and the
+/// cache misses when `caches` asks for them.
 ///
 /// # Errors
 ///
@@ -93,34 +104,9 @@ pub fn count(
     backend: SocketAddr,
     tweaks: &Tweaks,
     load: Load,
+    caches: Caches,
 ) -> Result<Count, BenchError> {
-    counted(env, target, backend, tweaks, load, false)
-}
-
-/// [`count`] with callgrind simulating the caches too, which gives
-/// [`Count::misses`] (the runs take about twice as long).
-///
-/// # Errors
-///
-/// As [`count`].
-pub fn count_with_caches(
-    env: &Env,
-    target: Target,
-    backend: SocketAddr,
-    tweaks: &Tweaks,
-    load: Load,
-) -> Result<Count, BenchError> {
-    counted(env, target, backend, tweaks, load, true)
-}
-
-fn counted(
-    env: &Env,
-    target: Target,
-    backend: SocketAddr,
-    tweaks: &Tweaks,
-    load: Load,
-    caches: bool,
-) -> Result<Count, BenchError> {
+    let caches = caches == Caches::Simulated;
     let label = tweaks.label.as_deref().unwrap_or(target.name());
     let loaded_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind"), caches)?;
     let (loaded, seconds) = one_run(env, target, backend, &loaded_tweaks, load)?;

@@ -11,7 +11,7 @@
 
 use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind::{self, Load};
+use crate::callgrind::{self, Caches, Load};
 use crate::error::BenchError;
 use crate::jwt::Signer;
 use crate::peers::{self, Running, Target, Tweaks};
@@ -181,6 +181,7 @@ pub fn run(bench: &Bench) -> Result<Option<AuthCost>, BenchError> {
                 bench.backend,
                 tweaks,
                 Load::Requests(bench.plan.callgrind_requests),
+                Caches::Off,
             )?;
             bench.progress(format!(
                 "auth callgrind {}: {:.0} instructions per request",

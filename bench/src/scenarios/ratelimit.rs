@@ -20,7 +20,7 @@
 
 use super::modes::{self, Instructions, ModeRow};
 use super::{Bench, Goal};
-use crate::callgrind::{self, Load};
+use crate::callgrind::{self, Caches, Load};
 use crate::error::BenchError;
 use crate::openloop::{self, OpenLoop};
 use crate::peers::{self, Running, Target, Tweaks};
@@ -228,6 +228,7 @@ pub fn run(bench: &Bench) -> Result<Option<RateLimitCost>, BenchError> {
                 bench.backend,
                 &mode.tweaks(&redis),
                 Load::Requests(bench.plan.callgrind_requests),
+                Caches::Off,
             )?;
             bench.progress(format!(
                 "ratelimit callgrind {}: {:.0} instructions per request",

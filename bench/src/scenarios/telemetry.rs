@@ -41,7 +41,7 @@ pub use cost::{Instructions, ModeRow, TelemetryCost};
 pub use shared::SharedRow;
 
 use super::{Bench, Goal};
-use crate::callgrind::{self, Load};
+use crate::callgrind::{self, Caches, Load};
 use crate::error::BenchError;
 use crate::peers::{self, Target, Tweaks};
 use crate::stats::median;
@@ -219,12 +219,13 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
     };
     let mut out = Vec::new();
     for &mode in modes {
-        let count = callgrind::count_with_caches(
+        let count = callgrind::count(
             &bench.env,
             Target::Tollgate,
             bench.backend,
             &mode.tweaks(otlp),
             Load::Requests(n),
+            Caches::Simulated,
         )?;
         bench.progress(format!(
             "telemetry callgrind {}: {:.0} instructions per request",
@@ -237,12 +238,13 @@ fn instructions(bench: &Bench, otlp: &str) -> Result<Vec<Instructions>, BenchErr
         });
     }
     if Target::Nginx.available() {
-        let count = callgrind::count_with_caches(
+        let count = callgrind::count(
             &bench.env,
             Target::Nginx,
             bench.backend,
             &Tweaks::default(),
             Load::Requests(n),
+            Caches::Simulated,
         )?;
         bench.progress(format!(
             "telemetry callgrind nginx: {:.0} instructions per request",

@@ -12,7 +12,7 @@
 use super::modes::{self, Instructions};
 use super::{Bench, Goal};
 use crate::backend::ONE_KIB_SUFFIX;
-use crate::callgrind::{self, Load};
+use crate::callgrind::{self, Caches, Load};
 use crate::error::BenchError;
 use crate::peers::{self, Running, Target, Tweaks};
 use crate::stats::{median, ratio};
@@ -174,6 +174,7 @@ fn instructions(
             bench.backend,
             &Tweaks::default(),
             Load::Requests(n),
+            Caches::Off,
         )?;
         bench.progress(format!(
             "throughput callgrind {}: {:.0} instructions per request",

@@ -25,7 +25,7 @@
 //! full handshake are counted under callgrind (not in a smoke run).
 
 use super::{Bench, Goal};
-use crate::callgrind::{self, Count, Load};
+use crate::callgrind::{self, Caches, Count, Load};
 use crate::error::BenchError;
 use crate::handshakes;
 use crate::peers::{self, Running, Target, Tweaks};
@@ -202,13 +202,21 @@ fn instructions(
     let mut out = Vec::new();
     for &target in targets {
         let tweaks = tweaks(target, files);
-        let request = callgrind::count(env, target, backend, &tweaks, Load::Requests(requests))?;
+        let request = callgrind::count(
+            env,
+            target,
+            backend,
+            &tweaks,
+            Load::Requests(requests),
+            Caches::Off,
+        )?;
         let handshake = callgrind::count(
             env,
             target,
             backend,
             &tweaks,
             Load::Handshakes(requests / 20),
+            Caches::Off,
         )?;
         bench.progress(format!(
             "tls callgrind {}: {:.0} instructions per HTTPS request, {:.0} per handshake",
