@@ -66,7 +66,7 @@ pub struct Count {
 /// counts cannot. They move with the binary's layout (a change in one
 /// function shifts which others share cache sets) by about ten a
 /// request, so a small change is judged by running it, not by them.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Misses {
     /// Instruction-cache misses per request.
     pub instructions: f64,
@@ -106,7 +106,6 @@ pub fn count(
     load: Load,
     caches: Caches,
 ) -> Result<Count, BenchError> {
-    let caches = caches == Caches::Simulated;
     let label = tweaks.label.as_deref().unwrap_or(target.name());
     let loaded_tweaks = under_callgrind(env, tweaks, &format!("{label}-callgrind"), caches)?;
     let (loaded, seconds) = one_run(env, target, backend, &loaded_tweaks, load)?;
@@ -136,12 +135,12 @@ pub fn count(
 }
 
 /// `tweaks` with valgrind in front, writing into a fresh folder `label`,
-/// simulating the caches when `caches` is set.
+/// simulating the caches as `caches` asks.
 fn under_callgrind(
     env: &Env,
     tweaks: &Tweaks,
     label: &str,
-    caches: bool,
+    caches: Caches,
 ) -> Result<Tweaks, BenchError> {
     let dir = env.dir(&format!("{label}-out"))?;
     let program = find_program("valgrind").unwrap_or_else(|| "valgrind".into());
@@ -149,7 +148,7 @@ fn under_callgrind(
     let mut file = OsString::from("--callgrind-out-file=");
     file.push(out.as_os_str());
     let mut wrapper = vec![program.into_os_string(), "--tool=callgrind".into(), file];
-    if caches {
+    if caches == Caches::Simulated {
         wrapper.push("--cache-sim=yes".into());
     }
     Ok(Tweaks {
